@@ -1,0 +1,52 @@
+import { InvalidValueError } from './errors.js';
+import type { Codec } from './types.js';
+
+// JSON.stringify silently drops functions and symbols and turns NaN into null; a cache that
+// returned something other than what was written would be a silent corruption, so refuse them.
+function strictReplacer(this: unknown, key: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'function':
+    case 'symbol':
+      throw new InvalidValueError(`${describe(key)} is a ${typeof value}, which JSON cannot represent`);
+    case 'bigint':
+      throw new InvalidValueError(`${describe(key)} is a BigInt; pass a codec that encodes BigInt`);
+    case 'number':
+      if (!Number.isFinite(value)) throw new InvalidValueError(`${describe(key)} is ${value}, which JSON cannot represent`);
+      return value;
+    case 'undefined':
+      if (key === '') throw new InvalidValueError('undefined cannot be written; use delete() to remove a key');
+      if (Array.isArray(this)) throw new InvalidValueError(`array element ${key} is undefined, which JSON turns into null`);
+      return value; // an undefined object property is dropped, as everywhere in JavaScript
+    default:
+      return value;
+  }
+}
+
+function describe(key: string): string {
+  return key === '' ? 'the value' : `property ${JSON.stringify(key)}`;
+}
+
+/** The default codec: JSON, refusing what JSON would silently change. */
+export const jsonCodec: Codec = Object.freeze({
+  encode(value: unknown): string {
+    try {
+      return JSON.stringify(value, strictReplacer);
+    } catch (error) {
+      if (error instanceof InvalidValueError) throw error;
+      // cycles ("Converting circular structure to JSON") and throwing toJSON methods
+      throw new InvalidValueError(`the value cannot be serialized: ${(error as Error).message}`, { cause: error });
+    }
+  },
+  decode(payload: string): unknown {
+    return JSON.parse(payload);
+  },
+});
+
+/** Freezes a decoded value all the way down, so that no caller can change what the cache holds. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,74 @@
+// The public face of one write-through instance (one namespace over one store and one cache).
+import type { Duration } from '../duration.js';
+import type { CacheRecordView, Version } from '../types.js';
+import type { EngineCounters, EngineEventMap } from './events.js';
+
+/** Where a read's answer came from. */
+export type ReadSource =
+  /** served by the cache */
+  | 'hit'
+  /** the cache missed: read from the store (and filled, when this reader held the fill lease) */
+  | 'miss'
+  /** a write held the key: read from the store, not filled */
+  | 'bypass'
+  /** the cache failed: read from the store */
+  | 'store-fallback';
+
+export interface ReadEntry<T> {
+  readonly found: boolean;
+  /** The value, or undefined when not found. Values served from an in-process cache are deep-frozen. */
+  readonly value: T | undefined;
+  /** The store version the answer reflects (0 when the key was never written). */
+  readonly version: Version;
+  readonly source: ReadSource;
+}
+
+export interface WriteOptions {
+  /** Cache TTL for this value. @default the instance's `ttl` */
+  ttl?: Duration;
+}
+
+export interface WriteResult {
+  readonly version: Version;
+}
+
+export interface DeleteResult {
+  readonly version: Version;
+  readonly existed: boolean;
+}
+
+/**
+ * The seed's key states: A empty (neither side), B store only, C synchronized (same version),
+ * D inconsistent (both, different versions), E cache only. `lease` when a fill or write is in flight.
+ */
+export type KeyState = 'A' | 'B' | 'C' | 'D' | 'E' | 'lease';
+
+export interface KeyInspection {
+  readonly namespace: string;
+  readonly key: string;
+  readonly state: KeyState;
+  readonly description: string;
+  readonly store: { readonly version: Version; readonly value: unknown } | null;
+  readonly cache: CacheRecordView | null;
+}
+
+export interface WriteThrough<T = unknown> {
+  readonly namespace: string;
+  /** Store first, then cache; resolves once the write is safe. */
+  write(key: string, value: T, options?: WriteOptions): Promise<WriteResult>;
+  /** The value, or undefined when the key does not exist. */
+  read(key: string): Promise<T | undefined>;
+  readEntry(key: string): Promise<ReadEntry<T>>;
+  /** Deletes from the store, then leaves a tombstone in the cache. */
+  delete(key: string): Promise<DeleteResult>;
+  /** Both sides of a key and its A–E state, without changing anything. */
+  inspect(key: string): Promise<KeyInspection>;
+  /** Replays pending journal rows into the cache now; returns how many were applied. */
+  drainJournal(): Promise<number>;
+  /** Live counters (read-only view). */
+  readonly counters: Readonly<EngineCounters>;
+  on<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
+  off<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
+  /** Stops the journal poller. Adapters belong to the caller and stay open. */
+  close(): Promise<void>;
+}

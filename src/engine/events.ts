@@ -1,0 +1,72 @@
+// What the engine tells the world. Metrics, logs and the dashboard subscribe; the engine knows none of them.
+
+export type WriteOperation = 'write' | 'delete';
+
+/**
+ * How a write ended: `ok`; `db-failure` (the store refused, nothing changed); `cache-failure`
+ * (committed, but a cache step failed: still acknowledged under `pragmatic`); `refused` (`strict`
+ * and the cache could not be leased: nothing written); `unknown` (the store did not say).
+ */
+export type WriteOutcome = 'ok' | 'db-failure' | 'cache-failure' | 'refused' | 'unknown';
+
+export interface WriteEvent {
+  readonly namespace: string;
+  readonly key: string;
+  readonly operation: WriteOperation;
+  readonly outcome: WriteOutcome;
+  /** Store step latency in ms, when the store was called. */
+  readonly dbMs: number | undefined;
+  /** Cache steps (begin + complete) latency in ms, when the cache was called. */
+  readonly cacheMs: number | undefined;
+  readonly totalMs: number;
+}
+
+export interface AlertEvent {
+  readonly namespace: string;
+  /** true when the cache-failure rate crossed the threshold, false when it fell back below. */
+  readonly firing: boolean;
+  readonly rate: number;
+  readonly threshold: number;
+  readonly windowMs: number;
+  readonly samples: number;
+}
+
+export interface EngineEventMap {
+  write: [WriteEvent];
+  alert: [AlertEvent];
+}
+
+/** Plain counters the engine bumps in place: cheap enough for the read hit path. */
+export interface EngineCounters {
+  cacheHits: number;
+  cacheMisses: number;
+  /** Reads sent to the store because a write held the key. */
+  cacheBypasses: number;
+  /** Reads served by the store because the cache failed. */
+  cacheReadFailures: number;
+  fillsRejected: number;
+  writes: number;
+  deletes: number;
+  dbFailures: number;
+  cacheFailures: number;
+  /** Writes that did not end `ok` (db or cache failure, refused, unknown). */
+  failures: number;
+  /** Keys invalidated from the journal (bypass writes and repairs). */
+  journalRepairs: number;
+}
+
+export function createCounters(): EngineCounters {
+  return {
+    cacheHits: 0,
+    cacheMisses: 0,
+    cacheBypasses: 0,
+    cacheReadFailures: 0,
+    fillsRejected: 0,
+    writes: 0,
+    deletes: 0,
+    dbFailures: 0,
+    cacheFailures: 0,
+    failures: 0,
+    journalRepairs: 0,
+  };
+}

@@ -1,0 +1,103 @@
+// Every error Lockstep throws, each with a stable `code`, the key it concerns and the original
+// cause kept intact (a database's SQLSTATE or SQLite code stays readable on `cause`).
+
+export interface LockstepErrorDetails {
+  readonly key?: string | undefined;
+  readonly namespace?: string | undefined;
+  readonly cause?: unknown;
+}
+
+export class LockstepError extends Error {
+  static readonly code: string = 'E_LOCKSTEP';
+  readonly code: string;
+  readonly key: string | undefined;
+  readonly namespace: string | undefined;
+
+  constructor(message: string, details: LockstepErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.code = (new.target as typeof LockstepError).code;
+    this.key = details.key;
+    this.namespace = details.namespace;
+  }
+}
+
+/** The key is empty, not well-formed UTF-16, or longer than the limit. */
+export class InvalidKeyError extends LockstepError {
+  static override readonly code = 'E_INVALID_KEY';
+}
+
+/** The namespace does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */
+export class InvalidNamespaceError extends LockstepError {
+  static override readonly code = 'E_INVALID_NAMESPACE';
+}
+
+/** The value cannot be serialized by the codec (a function, a cycle, a BigInt without a codec, undefined …). */
+export class InvalidValueError extends LockstepError {
+  static override readonly code = 'E_INVALID_VALUE';
+}
+
+/** The encoded value is larger than `maxValueBytes`. */
+export class ValueTooLargeError extends LockstepError {
+  static override readonly code = 'E_VALUE_TOO_LARGE';
+  constructor(
+    message: string,
+    readonly sizeBytes: number,
+    readonly limitBytes: number,
+    details: LockstepErrorDetails = {},
+  ) {
+    super(message, details);
+  }
+}
+
+/** An option passed to a factory is invalid. */
+export class InvalidOptionError extends LockstepError {
+  static override readonly code = 'E_INVALID_OPTION';
+}
+
+/** The store refused or failed the write; nothing was committed and the cache is as it was. */
+export class StoreWriteError extends LockstepError {
+  static override readonly code = 'E_STORE_WRITE';
+}
+
+/** The store failed a read. */
+export class StoreReadError extends LockstepError {
+  static override readonly code = 'E_STORE_READ';
+}
+
+/**
+ * The store did not say whether the write committed (timeout, lost connection). Adapters throw it;
+ * the engine leaves the write lease to expire so that no reader fills around the unknown outcome.
+ */
+export class StoreOutcomeUnknownError extends LockstepError {
+  static override readonly code = 'E_STORE_OUTCOME_UNKNOWN';
+}
+
+/** The cache could not be leased and the failure policy is `strict`: nothing was written. */
+export class CacheUnavailableError extends LockstepError {
+  static override readonly code = 'E_CACHE_UNAVAILABLE';
+}
+
+/**
+ * Policy `strict`: the store committed `committedVersion`, but the cache step failed. The write is
+ * durable; readers are kept on the store until the lease expires, so no stale value is served.
+ */
+export class CacheWriteError extends LockstepError {
+  static override readonly code = 'E_CACHE_WRITE';
+  constructor(
+    message: string,
+    readonly committedVersion: number,
+    details: LockstepErrorDetails = {},
+  ) {
+    super(message, details);
+  }
+}
+
+/** The instance was closed. */
+export class ClosedError extends LockstepError {
+  static override readonly code = 'E_CLOSED';
+}
+
+export function isLockstepError(error: unknown): error is LockstepError {
+  return error instanceof LockstepError;
+}

@@ -1,0 +1,37 @@
+import { InvalidKeyError, InvalidNamespaceError } from './errors.js';
+
+const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function validateNamespace(namespace: unknown): string {
+  if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
+    throw new InvalidNamespaceError(
+      `namespace must be 1-64 characters of [A-Za-z0-9_.-] starting with a letter or digit (got ${JSON.stringify(namespace)})`,
+    );
+  }
+  return namespace;
+}
+
+/** Checks a key: a non-empty, well-formed string of at most `maxBytes` UTF-8 bytes. */
+export function validateKey(key: unknown, maxBytes: number, namespace?: string): string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new InvalidKeyError('key must be a non-empty string', { key: typeof key === 'string' ? key : undefined, namespace });
+  }
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys skip the byte count (the read hit path runs this).
+  if (key.length * 3 > maxBytes && Buffer.byteLength(key, 'utf8') > maxBytes) {
+    throw new InvalidKeyError(`key is longer than ${maxBytes} bytes of UTF-8`, { key: key.slice(0, 64), namespace });
+  }
+  if (!key.isWellFormed()) {
+    throw new InvalidKeyError('key contains a lone surrogate and is not valid Unicode', { key, namespace });
+  }
+  return key;
+}
+
+/** The cache key of a namespaced key. Namespaces cannot contain ':', so the first ':' splits it back. */
+export function cacheKeyOf(namespace: string, key: string): string {
+  return `${namespace}:${key}`;
+}
+
+export function splitCacheKey(cacheKey: string): { namespace: string; key: string } {
+  const at = cacheKey.indexOf(':');
+  return { namespace: cacheKey.slice(0, at), key: cacheKey.slice(at + 1) };
+}

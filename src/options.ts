@@ -1,0 +1,143 @@
+// Engine options: typed, documented with their defaults, resolved and validated once, then frozen.
+import { jsonCodec } from './codec.js';
+import { systemClock } from './clock.js';
+import { toMs, type Duration } from './duration.js';
+import { InvalidOptionError } from './errors.js';
+import { validateNamespace } from './keys.js';
+import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
+
+export type FailurePolicy = 'pragmatic' | 'strict';
+
+export interface JournalOptions {
+  /** How often the journal is polled for keys to invalidate. @default '100ms' */
+  pollInterval?: Duration;
+  /** Rows read per poll. @default 500 */
+  batchSize?: number;
+  /** Journal rows older than this are pruned. @default '1h' */
+  retention?: Duration;
+}
+
+export interface AlertOptions {
+  /** Fraction of writes whose cache step failed, over the window, that fires the alert. @default 0.05 */
+  cacheFailureRate?: number;
+  /** Sliding window the rate is measured over. @default '1m' */
+  window?: Duration;
+  /** Writes the window must hold before the alert can fire. @default 20 */
+  minSamples?: number;
+}
+
+export interface WriteThroughOptions {
+  /** The source of truth. */
+  store: StoreAdapter;
+  /** The cache in front of it. */
+  cache: CacheAdapter;
+  /** Keys live in a namespace: [A-Za-z0-9_.-], up to 64 characters. @default 'default' */
+  namespace?: string;
+  /** How long a value stays in the cache. @default '1h' */
+  ttl?: Duration;
+  /** How long a tombstone ("not found") stays in the cache; at least `leaseTtl`. @default '1m' */
+  tombstoneTtl?: Duration;
+  /** Lifetime of a write or fill lease: how long readers keep off a key whose writer went silent. @default '5s' */
+  leaseTtl?: Duration;
+  /** What a write does when the cache fails: `pragmatic` acknowledges and repairs, `strict` refuses or reports. @default 'pragmatic' */
+  failurePolicy?: FailurePolicy;
+  /** Longest key, in UTF-8 bytes. @default 512 */
+  maxKeyBytes?: number;
+  /** Largest encoded value, in bytes. @default 1048576 (1 MiB) */
+  maxValueBytes?: number;
+  /** Serialization of values. @default strict JSON */
+  codec?: Codec;
+  /** Time source for lease budgets and the alert window. @default monotonic performance.now() */
+  clock?: Clock;
+  /** Replay of the store's journal into the cache (bypass writes, repairs); `false` when another component drains it. @default {} */
+  journal?: JournalOptions | false;
+  /** The cache-failure-rate alert. @default {} */
+  alert?: AlertOptions;
+}
+
+export interface ResolvedJournalOptions {
+  readonly pollIntervalMs: number;
+  readonly batchSize: number;
+  readonly retentionMs: number;
+}
+
+export interface ResolvedOptions {
+  readonly store: StoreAdapter;
+  readonly cache: CacheAdapter;
+  readonly namespace: string;
+  readonly ttlMs: number;
+  readonly tombstoneTtlMs: number;
+  readonly leaseTtlMs: number;
+  readonly failurePolicy: FailurePolicy;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly codec: Codec;
+  readonly clock: Clock;
+  readonly journal: ResolvedJournalOptions | false;
+  readonly alert: { readonly cacheFailureRate: number; readonly windowMs: number; readonly minSamples: number };
+}
+
+function positiveInteger(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidOptionError(`${option} must be a positive integer (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+function requirePort(value: unknown, option: string, methods: readonly string[]): void {
+  const missing = methods.filter((m) => typeof (value as Record<string, unknown> | undefined)?.[m] !== 'function');
+  if (missing.length > 0) throw new InvalidOptionError(`${option} must be an adapter with ${missing.join(', ')}()`);
+}
+
+export function resolveJournalOptions(journal: JournalOptions): ResolvedJournalOptions {
+  return Object.freeze({
+    pollIntervalMs: toMs(journal.pollInterval ?? '100ms', 'journal.pollInterval'),
+    batchSize: positiveInteger(journal.batchSize ?? 500, 'journal.batchSize'),
+    retentionMs: toMs(journal.retention ?? '1h', 'journal.retention'),
+  });
+}
+
+export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options must be an object');
+  requirePort(options.store, 'store', ['read', 'write', 'delete', 'readJournal']);
+  requirePort(options.cache, 'cache', ['get', 'fill', 'beginWrite', 'completeWrite', 'abortWrite', 'invalidateOlder']);
+
+  const leaseTtlMs = toMs(options.leaseTtl ?? '5s', 'leaseTtl');
+  const tombstoneTtlMs = toMs(options.tombstoneTtl ?? '1m', 'tombstoneTtl');
+  // A tombstone must outlive any lease, or a slow fill of the pre-delete value could land after it.
+  if (tombstoneTtlMs < leaseTtlMs) {
+    throw new InvalidOptionError(`tombstoneTtl (${tombstoneTtlMs} ms) must be at least leaseTtl (${leaseTtlMs} ms)`);
+  }
+  const failurePolicy = options.failurePolicy ?? 'pragmatic';
+  if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
+    throw new InvalidOptionError(`failurePolicy must be 'pragmatic' or 'strict' (got ${JSON.stringify(failurePolicy)})`);
+  }
+  const rate = options.alert?.cacheFailureRate ?? 0.05;
+  if (typeof rate !== 'number' || !(rate > 0 && rate <= 1)) {
+    throw new InvalidOptionError(`alert.cacheFailureRate must be a number in (0, 1] (got ${JSON.stringify(rate)})`);
+  }
+  const codec = options.codec ?? jsonCodec;
+  requirePort(codec, 'codec', ['encode', 'decode']);
+  const clock = options.clock ?? systemClock;
+  requirePort(clock, 'clock', ['now']);
+
+  return Object.freeze({
+    store: options.store,
+    cache: options.cache,
+    namespace: validateNamespace(options.namespace ?? 'default'),
+    ttlMs: toMs(options.ttl ?? '1h', 'ttl'),
+    tombstoneTtlMs,
+    leaseTtlMs,
+    failurePolicy,
+    maxKeyBytes: positiveInteger(options.maxKeyBytes ?? 512, 'maxKeyBytes'),
+    maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
+    codec,
+    clock,
+    journal: options.journal === false ? false : resolveJournalOptions(options.journal ?? {}),
+    alert: Object.freeze({
+      cacheFailureRate: rate,
+      windowMs: toMs(options.alert?.window ?? '1m', 'alert.window'),
+      minSamples: positiveInteger(options.alert?.minSamples ?? 20, 'alert.minSamples'),
+    }),
+  });
+}

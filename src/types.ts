@@ -1,0 +1,167 @@
+// The ports: the small, dumb interfaces that the engine drives and the adapters implement.
+// Adapters move strings (or, as a declared capability, frozen decoded values); the engine owns
+// serialization, versions and policy. See ../shared/design/consistency-protocol.md.
+
+/** A version assigned by the store. Per key it increases in commit order, across delete and re-create. */
+export type Version = number;
+
+/** Opaque token naming one lease holder (a writer, or the reader allowed to fill). */
+export type LeaseToken = string;
+
+/** A value or a promise of it: in-process adapters answer synchronously, so a memory hit costs no promise. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Milliseconds on a monotonic time line. Injected so that TTL and lease tests never sleep. */
+export interface Clock {
+  now(): number;
+}
+
+/** Turns user values into the string the store keeps, and back. */
+export interface Codec {
+  /** Throws when the value cannot be represented. */
+  encode(value: unknown): string;
+  decode(payload: string): unknown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache port: every operation is one atomic transition of the per-key record.
+
+/** What the engine hands the cache to publish: a value or a tombstone, with the store's version. */
+export interface CacheEntry {
+  readonly version: Version;
+  /** The encoded payload, or the deep-frozen decoded value when the adapter holds decoded values. Undefined for a tombstone. */
+  readonly payload: unknown;
+  readonly tombstone: boolean;
+  /** Size of the encoded payload in bytes, for byte-bounded caches. */
+  readonly sizeBytes: number;
+}
+
+/** A servable record. Adapters may return the stored object itself: treat it as read-only. */
+export interface ValueRecord {
+  readonly kind: 'value';
+  readonly version: Version;
+  readonly payload: unknown;
+  readonly tombstone: boolean;
+}
+
+/** A miss. With a token the caller holds the fill lease; without one another reader is filling. */
+export interface MissResult {
+  readonly kind: 'miss';
+  readonly token: LeaseToken | undefined;
+}
+
+/** A write is in flight: read the store and do not fill. */
+export interface BypassResult {
+  readonly kind: 'bypass';
+}
+
+export type CacheGetResult = ValueRecord | MissResult | BypassResult;
+
+/**
+ * What completeWrite did: `published` (last writer, value now servable), `pending` (other writers
+ * still hold the record), `cleared` (last writer, but the record was dirty: left empty),
+ * `fenced` (the token held no lease: only invalidateOlder was applied).
+ */
+export type CompleteOutcome = 'published' | 'pending' | 'cleared' | 'fenced';
+
+/** A record as the auditor and `inspect` see it, without changing it. */
+export type CacheRecordView =
+  | { readonly key: string; readonly kind: 'value'; readonly version: Version; readonly payload: unknown; readonly tombstone: boolean; readonly expiresAt: number }
+  | { readonly key: string; readonly kind: 'fill'; readonly expiresAt: number }
+  | { readonly key: string; readonly kind: 'write'; readonly writers: number; readonly maxVersion: Version; readonly dirty: boolean; readonly expiresAt: number };
+
+export interface CacheCapabilities {
+  /** The adapter keeps decoded, deep-frozen values: the engine passes and receives those instead of strings. */
+  readonly decodedValues: boolean;
+}
+
+export interface CacheStats {
+  /** Leases dropped because their holder did not finish in time. */
+  readonly leasesExpired: number;
+}
+
+export interface CacheAdapter {
+  readonly name: string;
+  readonly capabilities: CacheCapabilities;
+  /** value → the record; nothing or an expired lease → a fill lease for the caller (miss with token); live fill → miss without token; live write → bypass. */
+  get(key: string, fillLeaseMs: number): MaybePromise<CacheGetResult>;
+  /** Publishes the entry only if `token` still holds the fill lease. Returns whether it was accepted. */
+  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): MaybePromise<boolean>;
+  /** Adds a write lease for `token`, whatever the record holds (keeping the highest version seen). */
+  beginWrite(key: string, token: LeaseToken, leaseMs: number): MaybePromise<void>;
+  /** Drops `token`'s lease; the last writer publishes the highest version (or clears a dirty record). Without a lease: invalidateOlder only. */
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): MaybePromise<CompleteOutcome>;
+  /** Drops `token`'s lease after a clean store failure; the last writer leaves the record empty. */
+  abortWrite(key: string, token: LeaseToken): MaybePromise<void>;
+  /** Version fencing: removes a value older than `version`, voids a fill, marks an older write record dirty. */
+  invalidateOlder(key: string, version: Version): MaybePromise<void>;
+  /** The record as it is, without creating a lease. */
+  peek(key: string): MaybePromise<CacheRecordView | undefined>;
+  /** Every record whose key starts with `prefix`, for the auditor. */
+  scan(prefix: string): AsyncIterable<CacheRecordView>;
+  ping(): MaybePromise<void>;
+  stats(): CacheStats;
+  close(): MaybePromise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store port: the source of truth, versioned, with a journal of keys to invalidate.
+
+export interface StoredValue {
+  readonly version: Version;
+  readonly payload: string;
+}
+
+export interface StoreWriteOptions {
+  /** Also append the key to the repair journal in the same transaction (the cache could not be leased). */
+  readonly journal: boolean;
+  /** Time the store may take before giving up (lock waits, statement timeout), in ms. */
+  readonly deadlineMs: number;
+}
+
+export interface StoreWriteResult {
+  readonly version: Version;
+}
+
+export interface StoreDeleteResult {
+  readonly version: Version;
+  readonly existed: boolean;
+}
+
+/** Why a key is in the journal: `trigger` (a write seen by the store's triggers, e.g. plain SQL) or `repair` (Lockstep could not reach the cache). */
+export type JournalReason = 'trigger' | 'repair';
+
+export interface JournalEntry {
+  readonly id: number;
+  readonly namespace: string;
+  readonly key: string;
+  readonly version: Version;
+  readonly reason: JournalReason;
+  /** Wall-clock ms since the epoch when the row was written. */
+  readonly createdAt: number;
+}
+
+export interface StoreScanRow {
+  readonly key: string;
+  readonly version: Version;
+  readonly payload: string;
+}
+
+export interface StoreAdapter {
+  readonly name: string;
+  read(namespace: string, key: string): Promise<StoredValue | undefined>;
+  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
+  /** Deleting a missing key still commits a new version (a tombstone the cache can be fenced with). */
+  delete(namespace: string, key: string, options: StoreWriteOptions): Promise<StoreDeleteResult>;
+  appendJournal(namespace: string, key: string, version: Version, reason: JournalReason): Promise<void>;
+  /** Journal rows with id > afterId, in id order. Ids are assigned in commit order. */
+  readJournal(afterId: number, limit: number): Promise<JournalEntry[]>;
+  /** The highest journal id so far (0 when empty). */
+  journalHead(): Promise<number>;
+  /** Deletes journal rows written before `beforeEpochMs`; returns how many. */
+  pruneJournal(beforeEpochMs: number): Promise<number>;
+  /** Live keys of a namespace in key order, after `afterKey` (exclusive). */
+  scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
