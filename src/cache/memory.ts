@@ -1,0 +1,281 @@
+// The in-process cache: servable values in a bounded LRU, leases beside it in a plain Map so that
+// they are never evicted for space. Every operation is one synchronous step, which makes each
+// protocol transition atomic without locks.
+import { LRUCache } from 'lru-cache';
+import { systemClock } from '../clock.js';
+import { InvalidOptionError } from '../errors.js';
+import { createTokenSource } from '../tokens.js';
+import type {
+  CacheAdapter,
+  CacheEntry,
+  CacheGetResult,
+  CacheRecordView,
+  CacheStats,
+  Clock,
+  CompleteOutcome,
+  LeaseToken,
+  MissResult,
+  ValueRecord,
+  Version,
+} from '../types.js';
+
+interface MemoryCacheCommon {
+  /** Time source for TTLs and leases. @default monotonic performance.now() */
+  clock?: Clock;
+  /** Keep decoded, frozen values so that a hit costs no parse. @default true */
+  decodedValues?: boolean;
+}
+
+/** A memory cache must be bounded: by entry count, by bytes of encoded payload, or both. */
+export type MemoryCacheOptions = MemoryCacheCommon &
+  ({ maxEntries: number; maxBytes?: number } | { maxEntries?: number; maxBytes: number });
+
+interface FillLease {
+  readonly kind: 'fill';
+  readonly token: LeaseToken;
+  readonly expiresAt: number;
+}
+
+interface WriteLease {
+  readonly kind: 'write';
+  /** writer token → lease deadline */
+  readonly tokens: Map<LeaseToken, number>;
+  maxVersion: Version;
+  /** The record to publish when the last writer completes: the highest version seen. */
+  max: StoredValue | undefined;
+  /** A writer's lease expired: its outcome is unknown, so nothing may be published. */
+  dirty: boolean;
+}
+
+type Lease = FillLease | WriteLease;
+
+interface StoredValue extends ValueRecord {
+  readonly ttlMs: number;
+  readonly sizeBytes: number;
+}
+
+const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
+const BYPASS = Object.freeze({ kind: 'bypass' as const });
+const SWEEP_EVERY = 1024;
+
+function bound(value: number | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidOptionError(`${option} must be a positive integer (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+export function createMemoryCache(options: MemoryCacheOptions): CacheAdapter {
+  return new MemoryCache(options);
+}
+
+class MemoryCache implements CacheAdapter {
+  readonly name = 'memory';
+  readonly capabilities;
+  private readonly clock: Clock;
+  private readonly values: LRUCache<string, StoredValue>;
+  private readonly leases = new Map<string, Lease>();
+  private readonly nextToken = createTokenSource('fill');
+  private leasesExpired = 0;
+  private opsSinceSweep = 0;
+
+  constructor(options: MemoryCacheOptions) {
+    const maxEntries = bound(options?.maxEntries, 'maxEntries');
+    const maxBytes = bound(options?.maxBytes, 'maxBytes');
+    if (maxEntries === undefined && maxBytes === undefined) {
+      throw new InvalidOptionError('a memory cache must be bounded: set maxEntries, maxBytes, or both');
+    }
+    this.clock = options.clock ?? systemClock;
+    this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true });
+    const limits = {
+      ...(maxEntries === undefined ? {} : { max: maxEntries }),
+      ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (v: StoredValue) => v.sizeBytes }),
+    } as { max: number } | { maxSize: number };
+    this.values = new LRUCache<string, StoredValue>({
+      ...limits,
+      perf: this.clock,
+      // lru-cache caches `now` for ttlResolution ms on a timer; an injected clock must be read every time.
+      ttlResolution: 0,
+      ttl: 0,
+      allowStale: false,
+      updateAgeOnGet: false,
+    });
+  }
+
+  get(key: string, fillLeaseMs: number): CacheGetResult {
+    const value = this.values.get(key);
+    if (value !== undefined) return value;
+    const lease = this.liveLease(key);
+    if (lease === undefined) {
+      const token = this.nextToken();
+      this.setLease(key, { kind: 'fill', token, expiresAt: this.clock.now() + fillLeaseMs });
+      return { kind: 'miss', token };
+    }
+    return lease.kind === 'fill' ? MISS_WITHOUT_TOKEN : BYPASS;
+  }
+
+  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): boolean {
+    const lease = this.liveLease(key);
+    if (lease?.kind !== 'fill' || lease.token !== token) return false;
+    this.leases.delete(key);
+    this.publish(key, toStored(entry, ttlMs));
+    return true;
+  }
+
+  beginWrite(key: string, token: LeaseToken, leaseMs: number): void {
+    const deadline = this.clock.now() + leaseMs;
+    const lease = this.liveLease(key);
+    if (lease?.kind === 'write') {
+      lease.tokens.set(token, deadline);
+      return;
+    }
+    // From a value, a fill (which this voids) or nothing: the value, if any, is the highest version seen.
+    const current = this.values.get(key);
+    const carried = current === undefined ? undefined : { ...current, ttlMs: Math.max(1, this.values.getRemainingTTL(key)) };
+    this.values.delete(key);
+    this.setLease(key, {
+      kind: 'write',
+      tokens: new Map([[token, deadline]]),
+      maxVersion: carried?.version ?? 0,
+      max: carried,
+      dirty: false,
+    });
+  }
+
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): CompleteOutcome {
+    const lease = this.liveLease(key);
+    if (lease?.kind !== 'write' || !lease.tokens.delete(token)) {
+      // No lease held (beginWrite failed, or it expired): a newer version may have been committed
+      // and evicted meanwhile, so this writer may only invalidate, never publish.
+      this.invalidateOlder(key, entry.version);
+      return 'fenced';
+    }
+    if (entry.version > lease.maxVersion) {
+      lease.maxVersion = entry.version;
+      lease.max = toStored(entry, ttlMs);
+    }
+    if (lease.tokens.size > 0) return 'pending';
+    this.leases.delete(key);
+    if (lease.dirty || lease.max === undefined) return 'cleared';
+    this.publish(key, lease.max);
+    return 'published';
+  }
+
+  abortWrite(key: string, token: LeaseToken): void {
+    const lease = this.liveLease(key);
+    if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);
+  }
+
+  invalidateOlder(key: string, version: Version): void {
+    const value = this.values.peek(key);
+    if (value !== undefined && value.version < version) this.values.delete(key);
+    const lease = this.liveLease(key);
+    if (lease?.kind === 'fill') this.leases.delete(key);
+    else if (lease?.kind === 'write' && lease.maxVersion < version) lease.dirty = true;
+  }
+
+  peek(key: string): CacheRecordView | undefined {
+    const value = this.values.peek(key);
+    if (value !== undefined) return this.valueView(key, value);
+    const lease = this.liveLease(key);
+    return lease === undefined ? undefined : leaseView(key, lease);
+  }
+
+  async *scan(prefix: string): AsyncIterable<CacheRecordView> {
+    for (const [key, value] of [...this.values.entries()]) {
+      if (key.startsWith(prefix) && this.values.getRemainingTTL(key) > 0) yield this.valueView(key, value);
+    }
+    for (const key of [...this.leases.keys()]) {
+      if (!key.startsWith(prefix)) continue;
+      const lease = this.liveLease(key);
+      if (lease !== undefined) yield leaseView(key, lease);
+    }
+  }
+
+  ping(): void {}
+
+  stats(): CacheStats {
+    return { leasesExpired: this.leasesExpired };
+  }
+
+  close(): void {
+    this.values.clear();
+    this.leases.clear();
+  }
+
+  /** Number of values and leases held, for tests and diagnostics. */
+  get size(): { values: number; leases: number } {
+    return { values: this.values.size, leases: this.leases.size };
+  }
+
+  private publish(key: string, value: StoredValue): void {
+    this.values.set(key, value, { ttl: value.ttlMs });
+  }
+
+  private setLease(key: string, lease: Lease): void {
+    this.leases.set(key, lease);
+    // Leases of crashed holders are otherwise only dropped when their key is touched again.
+    if (++this.opsSinceSweep >= SWEEP_EVERY) {
+      this.opsSinceSweep = 0;
+      for (const leaseKey of [...this.leases.keys()]) this.liveLease(leaseKey);
+    }
+  }
+
+  /** The key's lease after dropping what has expired (an expired writer marks the record dirty). */
+  private liveLease(key: string): Lease | undefined {
+    const lease = this.leases.get(key);
+    if (lease === undefined) return undefined;
+    const now = this.clock.now();
+    if (lease.kind === 'fill') {
+      if (lease.expiresAt > now) return lease;
+      this.leases.delete(key);
+      this.leasesExpired++;
+      return undefined;
+    }
+    for (const [token, deadline] of lease.tokens) {
+      if (deadline > now) continue;
+      lease.tokens.delete(token);
+      lease.dirty = true;
+      this.leasesExpired++;
+    }
+    if (lease.tokens.size > 0) return lease;
+    this.leases.delete(key);
+    return undefined;
+  }
+
+  private valueView(key: string, value: StoredValue): CacheRecordView {
+    const remaining = this.values.getRemainingTTL(key);
+    return {
+      key,
+      kind: 'value',
+      version: value.version,
+      payload: value.payload,
+      tombstone: value.tombstone,
+      expiresAt: Number.isFinite(remaining) ? this.clock.now() + remaining : Number.POSITIVE_INFINITY,
+    };
+  }
+}
+
+function toStored(entry: CacheEntry, ttlMs: number): StoredValue {
+  return Object.freeze({
+    kind: 'value',
+    version: entry.version,
+    payload: entry.payload,
+    tombstone: entry.tombstone,
+    ttlMs,
+    sizeBytes: Math.max(1, entry.sizeBytes),
+  });
+}
+
+function leaseView(key: string, lease: Lease): CacheRecordView {
+  if (lease.kind === 'fill') return { key, kind: 'fill', expiresAt: lease.expiresAt };
+  return {
+    key,
+    kind: 'write',
+    writers: lease.tokens.size,
+    maxVersion: lease.maxVersion,
+    dirty: lease.dirty,
+    expiresAt: Math.max(...lease.tokens.values()),
+  };
+}
