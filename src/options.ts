@@ -49,10 +49,20 @@ export interface WriteThroughOptions {
   codec?: Codec;
   /** Time source for lease budgets and the alert window. @default monotonic performance.now() */
   clock?: Clock;
-  /** Replay of the store's journal into the cache (bypass writes, repairs); `false` when another component drains it. @default {} */
-  journal?: JournalOptions | false;
+  /**
+   * Replay of the store's journal into the cache (bypass writes, repairs): options for this
+   * instance's own poller, a drainer shared by several instances over the same store and cache
+   * (see createJournalDrainer), or `false` when something else drains it. @default {}
+   */
+  journal?: JournalOptions | JournalDrainerLike | false;
   /** The cache-failure-rate alert. @default {} */
   alert?: AlertOptions;
+}
+
+/** A journal drainer created elsewhere and shared (structural, to keep options free of the engine). */
+export interface JournalDrainerLike {
+  readonly ready: Promise<void>;
+  drain(): Promise<number>;
 }
 
 export interface ResolvedJournalOptions {
@@ -133,7 +143,10 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
     codec,
     clock,
-    journal: options.journal === false ? false : resolveJournalOptions(options.journal ?? {}),
+    journal:
+      options.journal === false || typeof (options.journal as JournalDrainerLike | undefined)?.drain === 'function'
+        ? false
+        : resolveJournalOptions((options.journal ?? {}) as JournalOptions),
     alert: Object.freeze({
       cacheFailureRate: rate,
       windowMs: toMs(options.alert?.window ?? '1m', 'alert.window'),

@@ -38,10 +38,11 @@ export interface DeleteResult {
 }
 
 /**
- * The seed's key states: A empty (neither side), B store only, C synchronized (same version),
- * D inconsistent (both, different versions), E cache only. `lease` when a fill or write is in flight.
+ * The seed's key states, judged on what the cache would serve: A empty (neither side), B store
+ * only, C synchronized (same version), D inconsistent (both, different versions, or a tombstone
+ * over a live row), E cache only. A lease serves nothing, so a key under a lease is A or B.
  */
-export type KeyState = 'A' | 'B' | 'C' | 'D' | 'E' | 'lease';
+export type KeyState = 'A' | 'B' | 'C' | 'D' | 'E';
 
 export interface KeyInspection {
   readonly namespace: string;

@@ -1,0 +1,24 @@
+// What the read and write paths share: the resolved options, adapters, counters and event bus of
+// one engine. Built once by createWriteThrough.
+import type { EventEmitter } from 'node:events';
+import type { ResolvedOptions } from '../options.js';
+import type { CacheAdapter, StoreAdapter } from '../types.js';
+import type { EntryCodec } from './entries.js';
+import type { EngineCounters } from './events.js';
+import type { FailureRateMonitor } from './failure-rate.js';
+
+export interface EngineContext {
+  readonly options: ResolvedOptions;
+  readonly namespace: string;
+  readonly store: StoreAdapter;
+  readonly cache: CacheAdapter;
+  readonly entries: EntryCodec;
+  readonly counters: EngineCounters;
+  readonly events: EventEmitter;
+  readonly monitor: FailureRateMonitor;
+  readonly nextWriterToken: () => string;
+  /** Resolves once a journal row written now is sure to be replayed. */
+  readonly journalReady: Promise<void>;
+  /** Single-flight: the in-process store read + fill of a key whose fill lease this process holds. */
+  readonly flights: Map<string, Promise<unknown>>;
+}

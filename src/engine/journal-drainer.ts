@@ -1,0 +1,102 @@
+// Replays the store's journal into the cache: keys written by plain SQL (the triggers journal them)
+// and keys Lockstep wrote while the cache could not be leased (the repair journal). Each row is
+// applied as invalidateOlder(version), which is idempotent, so replaying a row twice is harmless.
+import { cacheKeyOf } from '../keys.js';
+import { resolveJournalOptions, type JournalOptions, type ResolvedJournalOptions } from '../options.js';
+import type { CacheAdapter, JournalEntry, StoreAdapter } from '../types.js';
+
+export interface JournalDrainerOptions {
+  store: StoreAdapter;
+  cache: CacheAdapter;
+  journal?: JournalOptions | ResolvedJournalOptions;
+  /** Called for every row applied to the cache. */
+  onRepaired?: (entry: JournalEntry) => void;
+  /** Called when a poll fails (the cache or store is down); the rows are retried on the next poll. */
+  onError?: (error: unknown) => void;
+}
+
+export interface JournalDrainer {
+  /** Resolves once the drainer knows where the journal ends; rows written after that are replayed. */
+  readonly ready: Promise<void>;
+  /** Polls every `pollInterval` until stop(). */
+  start(): void;
+  stop(): Promise<void>;
+  /** Applies every pending row now; returns how many. Concurrent calls share one pass. */
+  drain(): Promise<number>;
+}
+
+export function isJournalDrainer(value: unknown): value is JournalDrainer {
+  return typeof (value as JournalDrainer | undefined)?.drain === 'function';
+}
+
+export function createJournalDrainer(options: JournalDrainerOptions): JournalDrainer {
+  const { store, cache, onRepaired, onError } = options;
+  const journal = 'pollIntervalMs' in (options.journal ?? {}) ? (options.journal as ResolvedJournalOptions) : resolveJournalOptions((options.journal ?? {}) as JournalOptions);
+  // An in-process cache starts empty, so rows committed before this instance existed cannot
+  // concern it: start at the journal's end. (A shared cache needs a persistent cursor instead.)
+  let cursor = 0;
+  const ready = store.journalHead().then(
+    (head) => {
+      cursor = head;
+    },
+    (error: unknown) => {
+      onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
+    },
+  );
+  let pass: Promise<number> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let lastPrune = Date.now();
+
+  async function applyPending(): Promise<number> {
+    await ready;
+    let applied = 0;
+    for (;;) {
+      const rows = await store.readJournal(cursor, journal.batchSize);
+      for (const row of rows) {
+        await cache.invalidateOlder(cacheKeyOf(row.namespace, row.key), row.version);
+        cursor = row.id; // advance only past rows the cache took: a failure retries from here
+        applied++;
+        onRepaired?.(row);
+      }
+      if (rows.length < journal.batchSize) break;
+    }
+    if (Date.now() - lastPrune >= journal.retentionMs / 10) {
+      lastPrune = Date.now();
+      await store.pruneJournal(lastPrune - journal.retentionMs);
+    }
+    return applied;
+  }
+
+  function drain(): Promise<number> {
+    pass ??= applyPending().finally(() => {
+      pass = undefined;
+    });
+    return pass;
+  }
+
+  function schedule(): void {
+    if (!running) return;
+    timer = setTimeout(() => {
+      drain()
+        .catch((error: unknown) => onError?.(error))
+        .finally(schedule);
+    }, journal.pollIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    ready,
+    drain,
+    start() {
+      if (running) return;
+      running = true;
+      schedule();
+    },
+    async stop() {
+      running = false;
+      if (timer !== undefined) clearTimeout(timer);
+      await pass?.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+// The read protocol after a cache answer that is not a plain hit: misses fill under a lease,
+// bypasses read the store without filling, cache errors fall back to the store (fail open).
+import { StoreReadError } from '../errors.js';
+import type { CacheGetResult, StoredValue } from '../types.js';
+import type { ReadEntry, ReadSource } from './api.js';
+import type { EngineContext } from './context.js';
+
+/** How often a reader waits for this process's in-flight fill of the key before reading the store itself. */
+const MAX_FLIGHT_WAITS = 3;
+
+export async function readAfterCache<T>(
+  ctx: EngineContext,
+  key: string,
+  cacheKey: string,
+  first: CacheGetResult | Promise<CacheGetResult>,
+): Promise<ReadEntry<T>> {
+  let pending: CacheGetResult | Promise<CacheGetResult> = first;
+  for (let waits = 0; ; waits++) {
+    let answer: CacheGetResult;
+    try {
+      answer = await pending;
+    } catch {
+      ctx.counters.cacheReadFailures++;
+      return readStore<T>(ctx, key, 'store-fallback');
+    }
+    switch (answer.kind) {
+      case 'value':
+        ctx.counters.cacheHits++;
+        return { found: !answer.tombstone, value: ctx.entries.valueOf(answer) as T | undefined, version: answer.version, source: 'hit' };
+      case 'bypass':
+        ctx.counters.cacheBypasses++;
+        return readStore<T>(ctx, key, 'bypass');
+      case 'miss': {
+        if (answer.token !== undefined) {
+          ctx.counters.cacheMisses++;
+          return loadAndFill<T>(ctx, key, cacheKey, answer.token);
+        }
+        // Another reader holds the fill lease. If it is in this process, wait for its fill and ask
+        // the cache again: its store read began after ours was invoked or it is already in the
+        // cache, where the protocol keeps it no older than any acknowledged write.
+        const flight = ctx.flights.get(cacheKey);
+        if (flight === undefined || waits >= MAX_FLIGHT_WAITS) {
+          ctx.counters.cacheMisses++;
+          return readStore<T>(ctx, key, 'miss');
+        }
+        await flight.catch(() => undefined);
+        try {
+          pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);
+        } catch (error) {
+          pending = Promise.reject(error);
+        }
+        continue;
+      }
+    }
+  }
+}
+
+async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
+  try {
+    return await ctx.store.read(ctx.namespace, key);
+  } catch (error) {
+    throw new StoreReadError(`the store failed the read: ${(error as Error)?.message ?? String(error)}`, {
+      key,
+      namespace: ctx.namespace,
+      cause: error,
+    });
+  }
+}
+
+async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource): Promise<ReadEntry<T>> {
+  const stored = await readStoreValue(ctx, key);
+  if (stored === undefined) return { found: false, value: undefined, version: 0, source };
+  return { found: true, value: ctx.options.codec.decode(stored.payload) as T, version: stored.version, source };
+}
+
+function loadAndFill<T>(ctx: EngineContext, key: string, cacheKey: string, token: string): Promise<ReadEntry<T>> {
+  const flight = (async (): Promise<ReadEntry<T>> => {
+    const stored = await readStoreValue(ctx, key);
+    const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
+    const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
+    try {
+      // Accepted only if no write or invalidation touched the key since our get: version fencing.
+      if (!(await ctx.cache.fill(cacheKey, token, entry, ttlMs))) ctx.counters.fillsRejected++;
+    } catch {
+      ctx.counters.cacheReadFailures++; // the fill lease expires; the answer itself is still good
+    }
+    return { found: stored !== undefined, value: ctx.entries.valueOf(entry) as T | undefined, version: entry.version, source: 'miss' };
+  })();
+  ctx.flights.set(cacheKey, flight);
+  return flight.finally(() => {
+    if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
+  });
+}

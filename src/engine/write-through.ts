@@ -1,0 +1,183 @@
+// createWriteThrough: one namespace over one store and one cache, speaking the consistency
+// protocol. The read hit path stays in this file and does as little as possible.
+import { EventEmitter } from 'node:events';
+import { toMs } from '../duration.js';
+import { ClosedError } from '../errors.js';
+import { cacheKeyOf, validateKey } from '../keys.js';
+import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
+import { createTokenSource } from '../tokens.js';
+import type { CacheGetResult } from '../types.js';
+import type { DeleteResult, KeyInspection, ReadEntry, WriteOptions, WriteResult, WriteThrough } from './api.js';
+import { classifyKey } from './classify.js';
+import type { EngineContext } from './context.js';
+import { EntryCodec } from './entries.js';
+import { createCounters, type EngineCounters, type EngineEventMap } from './events.js';
+import { FailureRateMonitor } from './failure-rate.js';
+import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
+import { readAfterCache } from './read-path.js';
+import { writeThrough } from './write-path.js';
+
+export function createWriteThrough<T = unknown>(options: WriteThroughOptions): WriteThrough<T> {
+  return new WriteThroughEngine<T>(options);
+}
+
+class WriteThroughEngine<T> implements WriteThrough<T> {
+  readonly namespace: string;
+  readonly options: ResolvedOptions;
+  private readonly ctx: EngineContext;
+  private readonly events = new EventEmitter();
+  private readonly ownDrainer: JournalDrainer | undefined;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly keyPrefix: string;
+  private closed = false;
+
+  constructor(options: WriteThroughOptions) {
+    this.options = resolveOptions(options);
+    const { store, cache, namespace } = this.options;
+    this.namespace = namespace;
+    this.keyPrefix = cacheKeyOf(namespace, '');
+    const counters = createCounters();
+    const sharedDrainer = isJournalDrainer(options.journal) ? options.journal : undefined;
+    this.ownDrainer =
+      sharedDrainer === undefined && this.options.journal !== false
+        ? createJournalDrainer({
+            store,
+            cache,
+            journal: this.options.journal,
+            onRepaired: () => counters.journalRepairs++,
+          })
+        : undefined;
+    this.ownDrainer?.start();
+    this.ctx = {
+      options: this.options,
+      namespace,
+      store,
+      cache,
+      entries: new EntryCodec(this.options.codec, this.options.maxValueBytes, cache.capabilities.decodedValues),
+      counters,
+      events: this.events,
+      monitor: new FailureRateMonitor({
+        threshold: this.options.alert.cacheFailureRate,
+        windowMs: this.options.alert.windowMs,
+        minSamples: this.options.alert.minSamples,
+        clock: this.options.clock,
+      }),
+      nextWriterToken: createTokenSource('write'),
+      journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
+      flights: new Map(),
+    };
+  }
+
+  get counters(): Readonly<EngineCounters> {
+    return this.ctx.counters;
+  }
+
+  read(key: string): Promise<T | undefined> {
+    const answer = this.askCache(key);
+    // The hit path: one cache lookup, no allocation beyond the promise.
+    if (!(answer instanceof Promise) && answer.kind === 'value') {
+      this.ctx.counters.cacheHits++;
+      return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
+    }
+    return readAfterCache<T>(this.ctx, key, this.keyPrefix + key, answer).then((entry) => entry.value);
+  }
+
+  readEntry(key: string): Promise<ReadEntry<T>> {
+    return readAfterCache<T>(this.ctx, key, this.keyPrefix + key, this.askCache(key));
+  }
+
+  write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
+    return this.track(async () => {
+      this.checkKey(key);
+      const encoded = this.ctx.entries.encode(value, key, this.namespace);
+      const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
+      const { version } = await writeThrough(this.ctx, {
+        operation: 'write',
+        key,
+        cacheKey: this.keyPrefix + key,
+        ttlMs,
+        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
+        entryFor: (committed) => this.ctx.entries.entry(encoded, committed),
+      });
+      return { version };
+    });
+  }
+
+  delete(key: string): Promise<DeleteResult> {
+    return this.track(async () => {
+      this.checkKey(key);
+      const { version, existed } = await writeThrough(this.ctx, {
+        operation: 'delete',
+        key,
+        cacheKey: this.keyPrefix + key,
+        ttlMs: this.options.tombstoneTtlMs,
+        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs }),
+        entryFor: (committed) => this.ctx.entries.tombstone(committed),
+      });
+      return { version, existed };
+    });
+  }
+
+  async inspect(key: string): Promise<KeyInspection> {
+    this.checkKey(key);
+    const [stored, cached] = await Promise.all([
+      this.options.store.read(this.namespace, key),
+      this.options.cache.peek(this.keyPrefix + key),
+    ]);
+    const { state, description } = classifyKey(stored, cached);
+    return {
+      namespace: this.namespace,
+      key,
+      state,
+      description,
+      store: stored === undefined ? null : { version: stored.version, value: this.options.codec.decode(stored.payload) },
+      cache: cached ?? null,
+    };
+  }
+
+  drainJournal(): Promise<number> {
+    return this.ownDrainer?.drain() ?? Promise.resolve(0);
+  }
+
+  on<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this {
+    this.events.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this {
+    this.events.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Stops accepting work, waits for writes in flight, stops the journal poller. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+    await this.ownDrainer?.stop();
+  }
+
+  private checkKey(key: string): void {
+    if (this.closed) throw new ClosedError('this Lockstep instance is closed', { key, namespace: this.namespace });
+    validateKey(key, this.options.maxKeyBytes, this.namespace);
+  }
+
+  /** The cache's first answer for a key; a cache that throws synchronously becomes a rejected answer. */
+  private askCache(key: string): CacheGetResult | Promise<CacheGetResult> {
+    this.checkKey(key);
+    try {
+      return this.options.cache.get(this.keyPrefix + key, this.options.leaseTtlMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private track<R>(work: () => Promise<R>): Promise<R> {
+    const promise = work();
+    this.inFlight.add(promise);
+    const forget = (): void => {
+      this.inFlight.delete(promise);
+    };
+    promise.then(forget, forget);
+    return promise;
+  }
+}

@@ -1,0 +1,15 @@
+// The public entry. Adapters with heavy drivers have their own subpaths (lockstep/sqlite); the
+// in-memory cache is light and exported here too.
+export { createWriteThrough } from './engine/write-through.js';
+export { createJournalDrainer, type JournalDrainer, type JournalDrainerOptions } from './engine/journal-drainer.js';
+export { createMemoryCache, type MemoryCacheOptions } from './cache/memory.js';
+export { classifyKey } from './engine/classify.js';
+export { jsonCodec, deepFreeze } from './codec.js';
+export { systemClock, createManualClock, type ManualClock } from './clock.js';
+export { validateKey, validateNamespace, cacheKeyOf } from './keys.js';
+export type { Duration } from './duration.js';
+export * from './errors.js';
+export type * from './types.js';
+export type * from './engine/api.js';
+export type * from './engine/events.js';
+export type { WriteThroughOptions, FailurePolicy, JournalOptions, AlertOptions } from './options.js';
