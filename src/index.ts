@@ -1,9 +1,13 @@
 // The public entry. Adapters with heavy drivers have their own subpaths (lockstep/sqlite); the
 // in-memory cache is light and exported here too.
 export { createWriteThrough } from './engine/write-through.js';
+export { createMetrics, type LockstepMetrics, type MetricsSnapshot, type MetricsSource } from './metrics/recorder.js';
 export { createJournalDrainer, type JournalDrainer, type JournalDrainerOptions } from './engine/journal-drainer.js';
 export { createMemoryCache, type MemoryCacheOptions } from './cache/memory.js';
 export { classifyKey } from './engine/classify.js';
+export { ChaosCache, type CacheOperation } from './chaos/chaos-cache.js';
+export { ChaosStore, type StoreOperation } from './chaos/chaos-store.js';
+export { createGate, FaultPlan, InjectedFault, type Fault, type Gate } from './chaos/faults.js';
 export { jsonCodec, deepFreeze } from './codec.js';
 export { systemClock, createManualClock, type ManualClock } from './clock.js';
 export { validateKey, validateNamespace, cacheKeyOf } from './keys.js';

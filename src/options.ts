@@ -4,6 +4,7 @@ import { systemClock } from './clock.js';
 import { toMs, type Duration } from './duration.js';
 import { InvalidOptionError } from './errors.js';
 import { validateNamespace } from './keys.js';
+import type { LockstepMetrics } from './metrics/recorder.js';
 import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
 
 export type FailurePolicy = 'pragmatic' | 'strict';
@@ -57,6 +58,8 @@ export interface WriteThroughOptions {
   journal?: JournalOptions | JournalDrainerLike | false;
   /** The cache-failure-rate alert. @default {} */
   alert?: AlertOptions;
+  /** Where metrics are recorded: a registry shared by several instances, or `false` for none. @default a new createMetrics() */
+  metrics?: LockstepMetrics | false;
 }
 
 /** A journal drainer created elsewhere and shared (structural, to keep options free of the engine). */

@@ -1,6 +1,7 @@
 // The public face of one write-through instance (one namespace over one store and one cache).
 import type { Duration } from '../duration.js';
-import type { CacheRecordView, Version } from '../types.js';
+import type { MetricsSnapshot } from '../metrics/recorder.js';
+import type { CacheRecordView, CacheStats, Version } from '../types.js';
 import type { EngineCounters, EngineEventMap } from './events.js';
 
 /** Where a read's answer came from. */
@@ -68,6 +69,14 @@ export interface WriteThrough<T = unknown> {
   drainJournal(): Promise<number>;
   /** Live counters (read-only view). */
   readonly counters: Readonly<EngineCounters>;
+  /** The cache adapter's own counters (leases expired). */
+  cacheStats(): CacheStats;
+  /** Share of recent writes whose cache step failed (the alert's window). */
+  failureRate(): number;
+  /** The metrics of this namespace as plain data: the same numbers as the Prometheus text. */
+  metrics(): Promise<MetricsSnapshot>;
+  /** The Prometheus exposition of the registry this instance records into. */
+  metricsText(): Promise<string>;
   on<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
   off<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
   /** Stops the journal poller. Adapters belong to the caller and stay open. */

@@ -8,7 +8,8 @@ import {
 } from '../errors.js';
 import type { CacheEntry, Version } from '../types.js';
 import type { EngineContext } from './context.js';
-import type { WriteEvent, WriteOperation, WriteOutcome } from './events.js';
+import type { AlertEvent, WriteEvent, WriteOperation, WriteOutcome } from './events.js';
+import type { AlertTransition } from './failure-rate.js';
 
 export interface WriteStep<R extends { version: Version }> {
   readonly operation: WriteOperation;
@@ -19,6 +20,16 @@ export interface WriteStep<R extends { version: Version }> {
   commit(journal: boolean, deadlineMs: number): Promise<R>;
   /** What the cache publishes once `version` is committed. */
   entryFor(version: Version): CacheEntry;
+}
+
+export function emitAlert(ctx: EngineContext, transition: AlertTransition): void {
+  const event: AlertEvent = {
+    namespace: ctx.namespace,
+    ...transition,
+    threshold: ctx.monitor.threshold,
+    windowMs: ctx.monitor.windowMs,
+  };
+  ctx.events.emit('alert', event);
 }
 
 export async function writeThrough<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>): Promise<R> {
@@ -41,14 +52,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   const recordCacheStep = (failed: boolean): void => {
     if (failed) ctx.counters.cacheFailures++;
     const transition = ctx.monitor.record(failed);
-    if (transition !== undefined) {
-      ctx.events.emit('alert', {
-        namespace: ctx.namespace,
-        ...transition,
-        threshold: ctx.monitor.threshold,
-        windowMs: ctx.monitor.windowMs,
-      });
-    }
+    if (transition !== undefined) emitAlert(ctx, transition);
   };
   if (step.operation === 'write') ctx.counters.writes++;
   else ctx.counters.deletes++;

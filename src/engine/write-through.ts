@@ -2,7 +2,7 @@
 // protocol. The read hit path stays in this file and does as little as possible.
 import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
-import { ClosedError } from '../errors.js';
+import { ClosedError, InvalidOptionError } from '../errors.js';
 import { cacheKeyOf, validateKey } from '../keys.js';
 import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
@@ -12,10 +12,12 @@ import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
 import { createCounters, type EngineCounters, type EngineEventMap } from './events.js';
-import { FailureRateMonitor } from './failure-rate.js';
+import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
+import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
+import type { CacheStats } from '../types.js';
 import { readAfterCache } from './read-path.js';
-import { writeThrough } from './write-path.js';
+import { emitAlert, writeThrough } from './write-path.js';
 
 export function createWriteThrough<T = unknown>(options: WriteThroughOptions): WriteThrough<T> {
   return new WriteThroughEngine<T>(options);
@@ -29,6 +31,8 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   private readonly ownDrainer: JournalDrainer | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly keyPrefix: string;
+  private readonly recorder: LockstepMetrics | undefined;
+  private readonly detachMetrics: () => void;
   private closed = false;
 
   constructor(options: WriteThroughOptions) {
@@ -66,6 +70,8 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
       flights: new Map(),
     };
+    this.recorder = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
+    this.detachMetrics = this.recorder?.attach(this) ?? (() => undefined);
   }
 
   get counters(): Readonly<EngineCounters> {
@@ -73,6 +79,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   }
 
   read(key: string): Promise<T | undefined> {
+    try {
+      this.checkKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const answer = this.askCache(key);
     // The hit path: one cache lookup, no allocation beyond the promise.
     if (!(answer instanceof Promise) && answer.kind === 'value') {
@@ -83,6 +94,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   }
 
   readEntry(key: string): Promise<ReadEntry<T>> {
+    try {
+      this.checkKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return readAfterCache<T>(this.ctx, key, this.keyPrefix + key, this.askCache(key));
   }
 
@@ -135,6 +151,27 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     };
   }
 
+  cacheStats(): CacheStats {
+    return this.options.cache.stats();
+  }
+
+  failureRate(): number {
+    // Time only moves for the window when asked: a scrape lets a firing alert clear during silence.
+    const transition = this.ctx.monitor.poll();
+    if (transition !== undefined) this.emitAlert(transition);
+    return this.ctx.monitor.rate;
+  }
+
+  async metrics(): Promise<MetricsSnapshot> {
+    if (this.recorder === undefined) throw new InvalidOptionError('metrics are off for this instance (metrics: false)');
+    return this.recorder.snapshot(this.namespace);
+  }
+
+  async metricsText(): Promise<string> {
+    if (this.recorder === undefined) throw new InvalidOptionError('metrics are off for this instance (metrics: false)');
+    return this.recorder.text();
+  }
+
   drainJournal(): Promise<number> {
     return this.ownDrainer?.drain() ?? Promise.resolve(0);
   }
@@ -154,6 +191,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
     await this.ownDrainer?.stop();
+    this.detachMetrics();
+  }
+
+  private emitAlert(transition: AlertTransition): void {
+    emitAlert(this.ctx, transition);
   }
 
   private checkKey(key: string): void {
@@ -161,9 +203,8 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     validateKey(key, this.options.maxKeyBytes, this.namespace);
   }
 
-  /** The cache's first answer for a key; a cache that throws synchronously becomes a rejected answer. */
+  /** The cache's first answer for a checked key; a cache that throws synchronously becomes a rejected answer. */
   private askCache(key: string): CacheGetResult | Promise<CacheGetResult> {
-    this.checkKey(key);
     try {
       return this.options.cache.get(this.keyPrefix + key, this.options.leaseTtlMs);
     } catch (error) {

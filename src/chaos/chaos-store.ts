@@ -1,0 +1,55 @@
+// A StoreAdapter that delegates to a real one, with faults injected per operation.
+import type {
+  JournalEntry,
+  JournalReason,
+  StoreAdapter,
+  StoreDeleteResult,
+  StoredValue,
+  StoreScanRow,
+  StoreWriteOptions,
+  StoreWriteResult,
+  Version,
+} from '../types.js';
+import { FaultPlan } from './faults.js';
+
+export type StoreOperation = 'read' | 'write' | 'delete' | 'appendJournal' | 'readJournal' | 'ping';
+
+export class ChaosStore implements StoreAdapter {
+  readonly name: string;
+  readonly faults = new FaultPlan<StoreOperation>();
+
+  constructor(readonly inner: StoreAdapter) {
+    this.name = `chaos(${inner.name})`;
+  }
+
+  read(namespace: string, key: string): Promise<StoredValue | undefined> {
+    return this.faults.run('read', () => this.inner.read(namespace, key));
+  }
+  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult> {
+    return this.faults.run('write', () => this.inner.write(namespace, key, payload, options));
+  }
+  delete(namespace: string, key: string, options: StoreWriteOptions): Promise<StoreDeleteResult> {
+    return this.faults.run('delete', () => this.inner.delete(namespace, key, options));
+  }
+  appendJournal(namespace: string, key: string, version: Version, reason: JournalReason): Promise<void> {
+    return this.faults.run('appendJournal', () => this.inner.appendJournal(namespace, key, version, reason));
+  }
+  readJournal(afterId: number, limit: number): Promise<JournalEntry[]> {
+    return this.faults.run('readJournal', () => this.inner.readJournal(afterId, limit));
+  }
+  journalHead(): Promise<number> {
+    return this.inner.journalHead();
+  }
+  pruneJournal(beforeEpochMs: number): Promise<number> {
+    return this.inner.pruneJournal(beforeEpochMs);
+  }
+  scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]> {
+    return this.inner.scan(namespace, afterKey, limit);
+  }
+  ping(): Promise<void> {
+    return this.faults.run('ping', () => this.inner.ping());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
