@@ -94,7 +94,8 @@ class MemoryCache implements CacheAdapter {
     } as { max: number } | { maxSize: number };
     this.values = new LRUCache<string, StoredValue>({
       ...limits,
-      perf: this.clock,
+      // lru-cache reads a start time of 0 as "no TTL"; shift the clock so that 0 is a valid reading.
+      perf: { now: () => this.clock.now() + 1 },
       // lru-cache caches `now` for ttlResolution ms on a timer; an injected clock must be read every time.
       ttlResolution: 0,
       ttl: 0,
