@@ -1,0 +1,112 @@
+// Error → HTTP status. Every error response is JSON `{"error":{"code","message"}}`; bad input is a
+// 4xx with the error's stable code, an unavailable dependency a 503, and anything unexpected a
+// 500 `E_INTERNAL` that carries no message or stack from inside the process.
+import {
+  CacheUnavailableError,
+  CacheWriteError,
+  ClosedError,
+  InvalidKeyError,
+  InvalidNamespaceError,
+  InvalidOptionError,
+  InvalidValueError,
+  LockstepError,
+  StoreOutcomeUnknownError,
+  StoreReadError,
+  StoreWriteError,
+  ValueTooLargeError,
+} from '../errors.js';
+
+/** A status code this service answers with. */
+export type ErrorStatus = 400 | 401 | 404 | 405 | 413 | 500 | 503;
+
+/** An error that belongs to HTTP itself (bad JSON, unknown route, missing token …), not to the engine. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: ErrorStatus,
+    readonly code: string,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export interface ErrorBody {
+  readonly error: { readonly code: string; readonly message: string; readonly committedVersion?: number };
+}
+
+export interface ErrorResponse {
+  readonly status: ErrorStatus;
+  readonly body: ErrorBody;
+  readonly headers: Readonly<Record<string, string>>;
+  /** True when the error was not one we expected: the caller should log it. */
+  readonly unexpected: boolean;
+}
+
+type LockstepErrorClass = abstract new (...args: never[]) => LockstepError;
+
+/** Engine errors by status, most specific first. Errors not listed here are unexpected (500). */
+const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
+  [InvalidKeyError, 400],
+  [InvalidNamespaceError, 400],
+  [InvalidValueError, 400],
+  // Per-request options (X-TTL-Ms); the service's own options are validated when it is created.
+  [InvalidOptionError, 400],
+  [ValueTooLargeError, 413],
+  [StoreWriteError, 503],
+  [StoreReadError, 503],
+  [StoreOutcomeUnknownError, 503],
+  [CacheUnavailableError, 503],
+  [CacheWriteError, 503],
+  // The service is shutting down.
+  [ClosedError, 503],
+];
+
+export function toErrorResponse(error: unknown): ErrorResponse {
+  if (error instanceof HttpError) {
+    return { status: error.status, body: { error: { code: error.code, message: error.message } }, headers: error.headers, unexpected: false };
+  }
+  if (error instanceof LockstepError) {
+    const status = STATUS_OF.find(([type]) => error instanceof type)?.[1];
+    if (status !== undefined) {
+      const body: ErrorBody =
+        error instanceof CacheWriteError
+          ? // The write is durable: the client must learn the version it committed.
+            { error: { code: error.code, message: error.message, committedVersion: error.committedVersion } }
+          : { error: { code: error.code, message: error.message } };
+      // A 503 is worth retrying, except a committed write: retrying it would write again.
+      const retry = status === 503 && !(error instanceof CacheWriteError);
+      return { status, body, headers: retry ? { 'Retry-After': '1' } : {}, unexpected: false };
+    }
+  }
+  return {
+    status: 500,
+    body: { error: { code: 'E_INTERNAL', message: 'internal error' } },
+    headers: {},
+    unexpected: true,
+  };
+}
+
+export function notFound(message: string): HttpError {
+  return new HttpError(404, 'E_NOT_FOUND', message);
+}
+
+export function badJson(message: string): HttpError {
+  return new HttpError(400, 'E_BAD_JSON', message);
+}
+
+export function valueTooLarge(limitBytes: number): HttpError {
+  // The rest of the body is still on its way: close the connection rather than read it to the end.
+  return new HttpError(413, 'E_VALUE_TOO_LARGE', `request body is larger than ${limitBytes} bytes`, { Connection: 'close' });
+}
+
+export function methodNotAllowed(method: string, allow: readonly string[]): HttpError {
+  return new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${allow.join(', ')}`, {
+    Allow: allow.join(', '),
+  });
+}
+
+export function unauthorized(message: string): HttpError {
+  return new HttpError(401, 'E_UNAUTHORIZED', message, { 'WWW-Authenticate': 'Bearer realm="lockstep"' });
+}

@@ -1,0 +1,95 @@
+// Puts an app on a socket with @hono/node-server. A non-loopback address needs a token: without
+// one, anyone who can reach the port could read and write every key.
+import { createAdaptorServer } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isIP } from 'node:net';
+import { InvalidOptionError } from '../errors.js';
+import { isProtectedBy } from './app.js';
+
+export interface ListenOptions {
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** 0 picks a free port (read it back from `port` or `url`). @default 8080 */
+  port?: number;
+  /** The token the app was created with; required for a non-loopback host. */
+  token?: string;
+  /** How long close() lets in-flight requests finish before cutting their connections, in ms. @default 5000 */
+  closeGraceMs?: number;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** Stops accepting connections, lets in-flight requests finish (up to the grace period), then resolves. */
+  close(): Promise<void>;
+}
+
+interface FetchApp {
+  fetch(request: Request, ...rest: never[]): Response | Promise<Response>;
+}
+
+/** 127.0.0.0/8, ::1 (also as an IPv4-mapped or bracketed address) and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const name = bare.toLowerCase();
+  if (name === 'localhost') return true;
+  if (name === '::1' || name === '0:0:0:0:0:0:0:1') return true;
+  const v4 = name.startsWith('::ffff:') ? name.slice('::ffff:'.length) : name;
+  return isIP(v4) === 4 && v4.split('.')[0] === '127';
+}
+
+/** Throws unless `host` is loopback or a token is set. Call it before opening anything. */
+export function assertListenAllowed(host: string, token: string | undefined): void {
+  if (token === undefined && !isLoopbackHost(host)) {
+    throw new InvalidOptionError(
+      `refusing to listen on ${host} without a token: a non-loopback address exposes every key to the network. ` +
+        'Set a token (--token or LOCKSTEP_TOKEN) or listen on 127.0.0.1.',
+    );
+  }
+}
+
+export async function listen(app: FetchApp, options: ListenOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8080;
+  const closeGraceMs = options.closeGraceMs ?? 5000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidOptionError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
+  }
+  assertListenAllowed(host, options.token);
+  if (options.token !== undefined && !isProtectedBy(app, options.token)) {
+    throw new InvalidOptionError('the app was not created with this token: pass the same token to createApp() and listen()');
+  }
+
+  const server = createAdaptorServer({ fetch: app.fetch.bind(app) as never, hostname: host }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, host.startsWith('[') ? host.slice(1, -1) : host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    host: address.address,
+    port: address.port,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Keep-alive connections with no request in flight would hold close() open: end them now,
+        // and cut whatever is still running once the grace period is over. The timer is not
+        // unref'd: a half-read upload may hold no ref'd handle, and close() must still resolve.
+        server.closeIdleConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), closeGraceMs);
+        server.once('close', () => clearTimeout(cut));
+      });
+      return closing;
+    },
+  };
+}
