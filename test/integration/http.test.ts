@@ -167,6 +167,8 @@ async function setup(options: { engine?: EngineSettings; app?: AppOptions; healt
   return fixture;
 }
 
+type RequestBody = NonNullable<RequestInit['body']>;
+
 interface Reply {
   readonly status: number;
   readonly headers: Headers;
@@ -178,7 +180,7 @@ async function call(
   app: Fixture['app'],
   method: string,
   path: string,
-  init: { body?: BodyInit; json?: unknown; headers?: Record<string, string> } = {},
+  init: { body?: RequestBody; json?: unknown; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...init.headers };
   let body = init.body;
@@ -345,7 +347,7 @@ describe('GET /v1/kv/{namespace}/{key}/state', () => {
 describe('bad input is a 4xx, never a 500', () => {
   it('400 E_BAD_JSON for malformed, empty, non-UTF-8 or non-JSON bodies', async () => {
     const { app, sqlite, unexpected } = await setup();
-    const cases: Array<{ body: BodyInit; headers?: Record<string, string> }> = [
+    const cases: Array<{ body: RequestBody; headers?: Record<string, string> }> = [
       { body: '{"unterminated": ', headers: { 'Content-Type': 'application/json' } },
       { body: '', headers: { 'Content-Type': 'application/json' } },
       { body: '   ', headers: { 'Content-Type': 'application/json' } },
