@@ -1,0 +1,159 @@
+// npm run bench [-- --json] [-- --quick] [-- --suite NAME]
+// Runs each suite's subjects in one process with tinybench, one subject at a time (warmup, then the
+// timed run) in rotating rounds, and prints per-operation figures with each subject's ratio to the case's baseline.
+// With --json only the JSON array goes to stdout; the table and progress go to stderr.
+import { statfsSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Bench } from 'tinybench';
+import type { BenchSubject, PreparedCase, RunOptions, SuiteDefinition } from './fixtures.js';
+import { buildRows, formatTable, perOperation, summarize, type Measurement, type Row } from './report.js';
+import { memoryHit } from './suites/memory-hit.js';
+import { missFill } from './suites/miss-fill.js';
+import { write } from './suites/write.js';
+
+const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill];
+
+// Each subject's budget is split into rounds run in rotation with the other subjects of its case,
+// so load that drifts during the run (other processes, disk flushes) falls on all of them alike.
+const TIMING = {
+  full: { rounds: 3, time: 1000, warmupTime: 250, iterations: 32, warmupIterations: 8 },
+  quick: { rounds: 1, time: 200, warmupTime: 50, iterations: 16, warmupIterations: 4 },
+} as const;
+
+function usage(): string {
+  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${SUITES.map((s) => s.name).join(', ')}`;
+}
+
+/** A full collection between subjects, so one subject's garbage is not collected on another's clock. */
+const collectGarbage: () => void = (() => {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (exposed !== undefined) return exposed;
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return () => {};
+  }
+})();
+
+/** One round of one subject: tinybench warmup, then the timed run; returns the iteration latencies (ms). */
+async function sampleRound(subject: BenchSubject, options: RunOptions): Promise<number[]> {
+  const { rounds: _, ...timing } = options.quick ? TIMING.quick : TIMING.full;
+  collectGarbage();
+  const bench = new Bench({ ...timing, warmup: true, throws: true, retainSamples: true });
+  bench.add(subject.name, subject.fn, {
+    async: subject.async,
+    ...(subject.beforeEach === undefined ? {} : { beforeEach: subject.beforeEach }),
+  });
+  const [task] = await bench.run();
+  const result = task?.result;
+  if (result === undefined || (result.state !== 'completed' && result.state !== 'aborted-with-statistics')) {
+    const error = result?.state === 'errored' ? result.error : undefined;
+    throw new Error(`${subject.name}: the benchmark did not complete (${result?.state ?? 'no task'})`, { cause: error });
+  }
+  if (result.latency.samples === undefined) throw new Error(`${subject.name}: tinybench kept no samples`);
+  return Array.from(result.latency.samples);
+}
+
+async function runSuite(suite: SuiteDefinition, options: RunOptions, log: (line: string) => void): Promise<Row[]> {
+  const { rounds } = options.quick ? TIMING.quick : TIMING.full;
+  const prepared: PreparedCase = await suite.prepare(options);
+  try {
+    const { subjects } = prepared;
+    const samples = new Map<BenchSubject, number[][]>(subjects.map((s) => [s, []]));
+    for (let round = 0; round < rounds; round++) {
+      log(`  ${suite.name}: round ${round + 1}/${rounds}`);
+      // Rotate the order each round, so no subject always runs right after the same one.
+      for (let i = 0; i < subjects.length; i++) {
+        const subject = subjects[(i + round) % subjects.length]!;
+        samples.get(subject)!.push(await sampleRound(subject, options));
+      }
+    }
+    const measurements: Measurement[] = [];
+    for (const subject of subjects) {
+      const warning = await subject.verify?.();
+      if (warning !== undefined) throw new Error(`the subject did not measure what it claims: ${warning}`);
+      measurements.push(perOperation(subject.name, summarize(samples.get(subject)!.flat()), subject.batch));
+    }
+    return buildRows(prepared.suite, prepared.case, prepared.baseline, measurements);
+  } finally {
+    await prepared.close();
+  }
+}
+
+function describeMachine(): string {
+  const dir = process.env.LOCKSTEP_BENCH_DIR ?? tmpdir();
+  let fs = '';
+  try {
+    fs = `, temp dir ${dir} (statfs type 0x${statfsSync(dir).type.toString(16)})`;
+  } catch {
+    fs = `, temp dir ${dir}`;
+  }
+  return `node ${process.version}, ${availableParallelism()} CPUs${fs}`;
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        json: { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        suite: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${usage()}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const wanted = args.suite ?? [];
+  const unknown = wanted.filter((name) => !SUITES.some((s) => s.name === name));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown suite: ${unknown.join(', ')}\n${usage()}\n`);
+    return 2;
+  }
+  const suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
+  const options: RunOptions = { quick: args.quick };
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+
+  log(`lockstep bench${options.quick ? ' (quick)' : ''}: ${describeMachine()}`);
+  const rows: Row[] = [];
+  for (const suite of suites) rows.push(...(await runSuite(suite, options, log)));
+
+  const table = formatTable(rows);
+  const cases = [...new Map(rows.map((r) => [r.suite, r.case])).entries()].map(([suite, c]) => `  ${suite}: ${c}`);
+  const notes = [
+    'ratio = subject mean latency / baseline mean latency (per operation; above 1 is slower).',
+    'Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.',
+    ...cases,
+  ].join('\n');
+  if (args.json) {
+    log(`\n${table}\n\n${notes}`);
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${table}\n\n${notes}\n`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    if (error instanceof Error && error.cause !== undefined) process.stderr.write(`cause: ${String(error.cause)}\n`);
+    process.exitCode = 1;
+  },
+);
