@@ -9,8 +9,8 @@ import { BentoCache, bentostore } from 'bentocache';
 import { memoryDriver } from 'bentocache/drivers/memory';
 import { createCache } from 'cache-manager';
 import { LRUCache } from 'lru-cache';
-import { createMemoryCache, createWriteThrough } from '../../src/index.js';
-import { createSqliteStore } from '../../src/store/sqlite.js';
+import { createMemoryCache, createWriteThrough } from 'lockstep';
+import { createSqliteStore } from 'lockstep/sqlite';
 import { BATCH, createTempDir, cycle, decodedCopy, makeKeys, makeValue, type BenchSubject, type BenchValue, type SuiteDefinition } from '../fixtures.js';
 
 const KEYS = 1000;

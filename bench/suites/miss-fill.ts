@@ -5,8 +5,8 @@
 // JSON.parse, lru-cache set. Each subject reads its own database file holding the same rows.
 import Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import { createMemoryCache, createWriteThrough, jsonCodec, type WriteThrough } from '../../src/index.js';
-import { createSqliteStore } from '../../src/store/sqlite.js';
+import { createMemoryCache, createWriteThrough, jsonCodec, type WriteThrough } from 'lockstep';
+import { createSqliteStore } from 'lockstep/sqlite';
 import { BATCH, createTempDir, makeKeys, makeValue, type BenchValue, type SuiteDefinition } from '../fixtures.js';
 
 export const LOCKSTEP = 'lockstep read';

@@ -5,8 +5,8 @@
 // LRUCache. Each subject has its own database file.
 import Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import { createMemoryCache, createWriteThrough } from '../../src/index.js';
-import { createSqliteStore } from '../../src/store/sqlite.js';
+import { createMemoryCache, createWriteThrough } from 'lockstep';
+import { createSqliteStore } from 'lockstep/sqlite';
 import { createTempDir, cycle, makeKeys, makeValue, type BenchValue, type SuiteDefinition } from '../fixtures.js';
 
 const KEYS = 1000;

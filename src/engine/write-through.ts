@@ -3,11 +3,12 @@
 import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
-import { cacheKeyOf, validateKey } from '../keys.js';
+import { validateKey } from '../keys.js';
 import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type { DeleteResult, KeyInspection, ReadEntry, WriteOptions, WriteResult, WriteThrough } from './api.js';
+import { CacheKeys } from './cache-keys.js';
 import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
@@ -30,7 +31,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   private readonly events = new EventEmitter();
   private readonly ownDrainer: JournalDrainer | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly keyPrefix: string;
+  private readonly cacheKeys: CacheKeys;
   private readonly recorder: LockstepMetrics | undefined;
   private readonly detachMetrics: () => void;
   private closed = false;
@@ -39,7 +40,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     this.options = resolveOptions(options);
     const { store, cache, namespace } = this.options;
     this.namespace = namespace;
-    this.keyPrefix = cacheKeyOf(namespace, '');
+    this.cacheKeys = new CacheKeys(namespace);
     const counters = createCounters();
     const sharedDrainer = isJournalDrainer(options.journal) ? options.journal : undefined;
     this.ownDrainer =
@@ -90,7 +91,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       this.ctx.counters.cacheHits++;
       return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
     }
-    return readAfterCache<T>(this.ctx, key, this.keyPrefix + key, answer).then((entry) => entry.value);
+    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer).then((entry) => entry.value);
   }
 
   readEntry(key: string): Promise<ReadEntry<T>> {
@@ -99,7 +100,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return readAfterCache<T>(this.ctx, key, this.keyPrefix + key, this.askCache(key));
+    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key));
   }
 
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
@@ -110,7 +111,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       const { version } = await writeThrough(this.ctx, {
         operation: 'write',
         key,
-        cacheKey: this.keyPrefix + key,
+        cacheKey: this.cacheKeys.of(key),
         ttlMs,
         commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
         entryFor: (committed) => this.ctx.entries.entry(encoded, committed),
@@ -125,7 +126,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       const { version, existed } = await writeThrough(this.ctx, {
         operation: 'delete',
         key,
-        cacheKey: this.keyPrefix + key,
+        cacheKey: this.cacheKeys.of(key),
         ttlMs: this.options.tombstoneTtlMs,
         commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs }),
         entryFor: (committed) => this.ctx.entries.tombstone(committed),
@@ -138,7 +139,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     this.checkKey(key);
     const [stored, cached] = await Promise.all([
       this.options.store.read(this.namespace, key),
-      this.options.cache.peek(this.keyPrefix + key),
+      this.options.cache.peek(this.cacheKeys.of(key)),
     ]);
     const { state, description } = classifyKey(stored, cached);
     return {
@@ -206,7 +207,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   /** The cache's first answer for a checked key; a cache that throws synchronously becomes a rejected answer. */
   private askCache(key: string): CacheGetResult | Promise<CacheGetResult> {
     try {
-      return this.options.cache.get(this.keyPrefix + key, this.options.leaseTtlMs);
+      return this.options.cache.get(this.cacheKeys.of(key), this.options.leaseTtlMs);
     } catch (error) {
       return Promise.reject(error);
     }
