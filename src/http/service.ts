@@ -12,7 +12,7 @@ import { resolveJournalOptions, resolveOptions, type JournalOptions, type WriteT
 import type { CacheAdapter, StoreAdapter } from '../types.js';
 
 /** Engine options shared by every namespace. */
-export type EngineSettings = Omit<WriteThroughOptions, 'store' | 'cache' | 'namespace' | 'journal'>;
+export type EngineSettings = Omit<WriteThroughOptions, 'store' | 'cache' | 'namespace' | 'journal' | 'metrics'>;
 
 export interface ServiceOptions {
   store: StoreAdapter;
@@ -75,11 +75,13 @@ export function createService(options: ServiceOptions): LockstepService {
     validateNamespace(namespace);
     // Handing the engines the shared drainer (not `false`) lets a write that must be journaled wait
     // until the drainer knows where the journal ends, so that its row cannot be skipped.
-    const created = createWriteThrough<unknown>({ ...settings, store, cache, namespace, journal: drainer ?? false });
+    // The service attaches every engine to its one registry itself (below), so engines keep none of their own.
+    const created = createWriteThrough<unknown>({ ...settings, store, cache, namespace, journal: drainer ?? false, metrics: false });
     const source: MetricsSource = {
       namespace: created.namespace,
       counters: withRepairs(created.counters, () => repairs.get(namespace) ?? 0),
       cacheStats: () => cache.stats(),
+      failureRate: () => created.failureRate(),
       on: created.on.bind(created),
       off: created.off.bind(created),
     };
