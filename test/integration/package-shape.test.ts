@@ -1,0 +1,38 @@
+// The published shape: the package's own exports (as users import them, from the build), the bin,
+// and that the core entry does not load a database driver.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { it } from 'node:test';
+
+const run = (code: string) => execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+
+it('every subpath export resolves to built code with the documented factories', () => {
+  const out = run(`
+    const core = await import('lockstep');
+    const memory = await import('lockstep/memory');
+    const sqlite = await import('lockstep/sqlite');
+    const http = await import('lockstep/http');
+    console.log(JSON.stringify([typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
+      typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
+      typeof http.createApp, typeof http.createService, typeof http.listen]));
+  `);
+  assert.deepEqual(JSON.parse(out), Array(9).fill('function'));
+});
+
+it('importing the core does not load better-sqlite3', () => {
+  const out = run(`
+    import { createRequire } from 'node:module';
+    await import('lockstep');
+    const require = createRequire(import.meta.url);
+    console.log(Object.keys(require.cache).some((p) => p.includes('better-sqlite3')));
+  `);
+  assert.equal(out.trim(), 'false');
+});
+
+it('the bin is the built CLI, with a shebang, and answers --help', () => {
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> };
+  const bin = pkg.bin.lockstep!;
+  assert.match(readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node/);
+  assert.match(execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' }), /lockstep <command>/);
+});
