@@ -7,8 +7,8 @@ export type FaultTiming = 'before' | 'after';
 export type Fault =
   /** Throw `error` (a generic one by default). */
   | { readonly kind: 'throw'; readonly when: FaultTiming; readonly error?: Error }
-  /** Wait `ms` of real time. */
-  | { readonly kind: 'delay'; readonly when: FaultTiming; readonly ms: number }
+  /** Wait `ms` of real time (a function draws a new delay for every call). */
+  | { readonly kind: 'delay'; readonly when: FaultTiming; readonly ms: number | (() => number) }
   /** Wait until the gate is released: for exact interleavings in tests. */
   | { readonly kind: 'pause'; readonly when: FaultTiming; readonly gate: Gate }
   /** Never settle: the caller is stuck as if its process died at this step. */
@@ -92,7 +92,7 @@ async function act(fault: Fault, operation: string): Promise<void> {
     case 'throw':
       throw fault.error ?? new InjectedFault(operation, fault.when);
     case 'delay':
-      await new Promise((resolve) => setTimeout(resolve, fault.ms));
+      await new Promise((resolve) => setTimeout(resolve, typeof fault.ms === 'function' ? fault.ms() : fault.ms));
       return;
     case 'pause':
       await fault.gate.wait();
