@@ -2,6 +2,7 @@
 // with explicit gates in the chaos wrappers, plus the counterexample shapes that model.mjs prints.
 // Each test names its race; each would fail against the seed's naive design.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
@@ -99,6 +100,22 @@ describe('races a–f', () => {
       assert.ok(Date.now() < deadline, 'the bypass insert was not invalidated within 5 s');
       await sleep(5);
     }
+  });
+
+  it('race f, from another process: a write made by a separate program to the SQLite file is invalidated', async () => {
+    f = await createEngineFixture<string>({ engine: { journal: { pollInterval: 10 } } });
+    await f.engine.write('k', 'lockstep');
+    assert.equal((await f.engine.readEntry('k')).source, 'hit');
+    const program = `const Database = require('better-sqlite3'); const db = new Database(process.argv[1]);
+      db.pragma('busy_timeout = 2000');
+      db.prepare("UPDATE lockstep_kv SET value = ? WHERE namespace = 'test' AND key = 'k'").run('"other process"');`;
+    execFileSync(process.execPath, ['-e', program, f.dbPath], { timeout: 10_000 });
+    const deadline = Date.now() + 5_000;
+    while ((await f.engine.read('k')) !== 'other process') {
+      assert.ok(Date.now() < deadline, 'the other process\'s write was not invalidated within 5 s');
+      await sleep(5);
+    }
+    assert.equal((await f.engine.inspect('k')).state, 'C');
   });
 });
 
