@@ -73,6 +73,12 @@ export type CacheRecordView =
 export interface CacheCapabilities {
   /** The adapter keeps decoded, deep-frozen values: the engine passes and receives those instead of strings. */
   readonly decodedValues: boolean;
+  /**
+   * Several processes see the same records (Redis), so the journal cursor is kept in the cache: rows
+   * committed while no instance ran are still replayed. A private cache (memory) starts empty and
+   * starts at the journal's end.
+   */
+  readonly shared: boolean;
 }
 
 export interface CacheStats {
@@ -101,6 +107,10 @@ export interface CacheAdapter {
   scan(prefix: string): AsyncIterable<CacheRecordView>;
   ping(): MaybePromise<void>;
   stats(): CacheStats;
+  /** The last journal id replayed into this cache, or undefined when unknown (a new or emptied cache). */
+  loadJournalCursor(): MaybePromise<number | undefined>;
+  /** Records that journal rows up to `id` are replayed; never moves the cursor backwards. */
+  saveJournalCursor(id: number): MaybePromise<void>;
   close(): MaybePromise<void>;
 }
 
@@ -163,5 +173,11 @@ export interface StoreAdapter {
   /** Live keys of a namespace in key order, after `afterKey` (exclusive). */
   scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]>;
   ping(): Promise<void>;
+  /**
+   * Calls `listener` when journal rows may have been appended (PostgreSQL LISTEN/NOTIFY), so the
+   * drainer need not wait for its next poll. Returns the unsubscribe function. Stores without push
+   * notifications leave it out; polling covers them.
+   */
+  onJournal?(listener: () => void): () => void;
   close(): Promise<void>;
 }

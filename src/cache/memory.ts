@@ -87,7 +87,7 @@ class MemoryCache implements CacheAdapter {
       throw new InvalidOptionError('a memory cache must be bounded: set maxEntries, maxBytes, or both');
     }
     this.clock = options.clock ?? systemClock;
-    this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true });
+    this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true, shared: false });
     const limits = {
       ...(maxEntries === undefined ? {} : { max: maxEntries }),
       ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (v: StoredValue) => v.sizeBytes }),
@@ -200,6 +200,13 @@ class MemoryCache implements CacheAdapter {
   stats(): CacheStats {
     return { leasesExpired: this.leasesExpired };
   }
+
+  /** A private cache starts empty, so it has no cursor: the drainer starts at the journal's end. */
+  loadJournalCursor(): undefined {
+    return undefined;
+  }
+
+  saveJournalCursor(): void {}
 
   close(): void {
     this.values.clear();

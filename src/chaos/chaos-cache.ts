@@ -44,6 +44,12 @@ export class ChaosCache implements CacheAdapter {
   stats() {
     return this.inner.stats();
   }
+  loadJournalCursor() {
+    return this.inner.loadJournalCursor();
+  }
+  saveJournalCursor(id: number) {
+    return this.inner.saveJournalCursor(id);
+  }
   close() {
     return this.inner.close();
   }

@@ -49,6 +49,9 @@ export class ChaosStore implements StoreAdapter {
   ping(): Promise<void> {
     return this.faults.run('ping', () => this.inner.ping());
   }
+  onJournal(listener: () => void): () => void {
+    return this.inner.onJournal?.(listener) ?? (() => undefined);
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

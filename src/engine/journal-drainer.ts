@@ -32,17 +32,16 @@ export function isJournalDrainer(value: unknown): value is JournalDrainer {
 export function createJournalDrainer(options: JournalDrainerOptions): JournalDrainer {
   const { store, cache, onRepaired, onError } = options;
   const journal = 'pollIntervalMs' in (options.journal ?? {}) ? (options.journal as ResolvedJournalOptions) : resolveJournalOptions((options.journal ?? {}) as JournalOptions);
-  // An in-process cache starts empty, so rows committed before this instance existed cannot
-  // concern it: start at the journal's end. (A shared cache needs a persistent cursor instead.)
+  // Where to start: a shared cache remembers how far it was repaired, so rows committed while no
+  // instance ran are still replayed. A cache without a cursor (in-process, or new, or emptied by a
+  // restart) holds nothing those rows could make stale: start at the journal's end.
   let cursor = 0;
-  const ready = store.journalHead().then(
-    (head) => {
-      cursor = head;
-    },
-    (error: unknown) => {
-      onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
-    },
-  );
+  const ready = (async () => {
+    const [saved, head] = await Promise.all([cache.loadJournalCursor(), store.journalHead()]);
+    cursor = saved === undefined || saved > head ? head : saved;
+  })().catch((error: unknown) => {
+    onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
+  });
   let pass: Promise<number> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -59,6 +58,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
         applied++;
         onRepaired?.(row);
       }
+      if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(cursor);
       if (rows.length < journal.batchSize) break;
     }
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {
@@ -74,6 +74,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     });
     return pass;
   }
+
+  let unsubscribe: (() => void) | undefined;
 
   function schedule(): void {
     if (!running) return;
@@ -91,10 +93,15 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     start() {
       if (running) return;
       running = true;
+      // Stores that push (LISTEN/NOTIFY) wake the drainer at once; the poll stays as the fallback.
+      unsubscribe = store.onJournal?.(() => {
+        if (running) drain().catch((error: unknown) => onError?.(error));
+      });
       schedule();
     },
     async stop() {
       running = false;
+      unsubscribe?.();
       if (timer !== undefined) clearTimeout(timer);
       await pass?.catch(() => undefined);
     },

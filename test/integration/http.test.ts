@@ -1,5 +1,5 @@
 // The REST service through app.request(): a real SQLite file and a real memory cache, each behind
-// a small wrapper (same port, delegating) that can be told to fail, for the 503 and health cases.
+// a chaos wrapper (same port, delegating) that can be told to fail, for the 503 and health cases.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,107 +11,8 @@ import { createApp, type AppOptions } from '../../src/http/app.js';
 import { isLoopbackHost, listen } from '../../src/http/server.js';
 import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
-import type {
-  CacheAdapter,
-  CacheEntry,
-  CacheRecordView,
-  JournalEntry,
-  JournalReason,
-  LeaseToken,
-  StoreAdapter,
-  StoreWriteOptions,
-  Version,
-} from '../../src/types.js';
-
-// ---------------------------------------------------------------------------------------------
-// Wrappers that implement the ports by delegating, and throw (or hang) for the operations named.
-
-type Failure = 'throw' | 'hang' | StoreOutcomeUnknownError;
-
-function fault(failure: Failure | undefined, operation: string): Promise<never> | undefined {
-  if (failure === undefined) return undefined;
-  if (failure === 'hang') return new Promise<never>(() => undefined);
-  if (failure === 'throw') return Promise.reject(new Error(`${operation} is down (test fault)`));
-  return Promise.reject(failure);
-}
-
-class FaultyStore implements StoreAdapter {
-  readonly name = 'faulty-sqlite';
-  readonly failing = new Map<'read' | 'write' | 'delete' | 'ping', Failure>();
-  constructor(readonly inner: StoreAdapter) {}
-  read(namespace: string, key: string) {
-    return fault(this.failing.get('read'), 'store.read') ?? this.inner.read(namespace, key);
-  }
-  write(namespace: string, key: string, payload: string, options: StoreWriteOptions) {
-    return fault(this.failing.get('write'), 'store.write') ?? this.inner.write(namespace, key, payload, options);
-  }
-  delete(namespace: string, key: string, options: StoreWriteOptions) {
-    return fault(this.failing.get('delete'), 'store.delete') ?? this.inner.delete(namespace, key, options);
-  }
-  appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
-    return this.inner.appendJournal(namespace, key, version, reason);
-  }
-  readJournal(afterId: number, limit: number): Promise<JournalEntry[]> {
-    return this.inner.readJournal(afterId, limit);
-  }
-  journalHead() {
-    return this.inner.journalHead();
-  }
-  pruneJournal(beforeEpochMs: number) {
-    return this.inner.pruneJournal(beforeEpochMs);
-  }
-  scan(namespace: string, afterKey: string | undefined, limit: number) {
-    return this.inner.scan(namespace, afterKey, limit);
-  }
-  ping() {
-    return fault(this.failing.get('ping'), 'store.ping') ?? this.inner.ping();
-  }
-  close() {
-    return this.inner.close();
-  }
-}
-
-class FaultyCache implements CacheAdapter {
-  readonly name = 'faulty-memory';
-  readonly capabilities;
-  readonly failing = new Map<'beginWrite' | 'completeWrite' | 'ping', Failure>();
-  constructor(readonly inner: CacheAdapter) {
-    this.capabilities = inner.capabilities;
-  }
-  get(key: string, fillLeaseMs: number) {
-    return this.inner.get(key, fillLeaseMs);
-  }
-  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number) {
-    return this.inner.fill(key, token, entry, ttlMs);
-  }
-  beginWrite(key: string, token: LeaseToken, leaseMs: number) {
-    return fault(this.failing.get('beginWrite'), 'cache.beginWrite') ?? this.inner.beginWrite(key, token, leaseMs);
-  }
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number) {
-    return fault(this.failing.get('completeWrite'), 'cache.completeWrite') ?? this.inner.completeWrite(key, token, entry, ttlMs);
-  }
-  abortWrite(key: string, token: LeaseToken) {
-    return this.inner.abortWrite(key, token);
-  }
-  invalidateOlder(key: string, version: Version) {
-    return this.inner.invalidateOlder(key, version);
-  }
-  peek(key: string): ReturnType<CacheAdapter['peek']> {
-    return this.inner.peek(key) as CacheRecordView | undefined | Promise<CacheRecordView | undefined>;
-  }
-  scan(prefix: string) {
-    return this.inner.scan(prefix);
-  }
-  ping() {
-    return fault(this.failing.get('ping'), 'cache.ping') ?? this.inner.ping();
-  }
-  stats() {
-    return this.inner.stats();
-  }
-  close() {
-    return this.inner.close();
-  }
-}
+import { ChaosCache } from '../../src/chaos/chaos-cache.js';
+import { ChaosStore } from '../../src/chaos/chaos-store.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: one service over a fresh SQLite file and memory cache, and an app over it.
@@ -119,8 +20,8 @@ class FaultyCache implements CacheAdapter {
 interface Fixture {
   readonly app: ReturnType<typeof createApp>;
   readonly service: LockstepService;
-  readonly store: FaultyStore;
-  readonly cache: FaultyCache;
+  readonly store: ChaosStore;
+  readonly cache: ChaosCache;
   readonly sqlite: SqliteStore;
   readonly unexpected: unknown[];
   close(): Promise<void>;
@@ -135,8 +36,8 @@ async function setup(options: { engine?: EngineSettings; app?: AppOptions; healt
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-http-'));
   const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
   const memory = createMemoryCache({ maxEntries: 1_000 });
-  const store = new FaultyStore(sqlite);
-  const cache = new FaultyCache(memory);
+  const store = new ChaosStore(sqlite);
+  const cache = new ChaosCache(memory);
   const service = createService({
     store,
     cache,
@@ -448,32 +349,32 @@ describe('413: body or value too large', () => {
 describe('503 when a dependency fails', () => {
   it('E_STORE_WRITE and E_STORE_READ when the store fails, with Retry-After', async () => {
     const { app, store } = await setup();
-    store.failing.set('write', 'throw');
+    store.faults.always('write', { kind: 'throw', when: 'before' });
     const put = await call(app, 'PUT', '/v1/kv/ns/k', { json: 1 });
     assertError(put, 503, 'E_STORE_WRITE');
     assert.equal(put.headers.get('retry-after'), '1');
-    store.failing.set('delete', 'throw');
+    store.faults.always('delete', { kind: 'throw', when: 'before' });
     assertError(await call(app, 'DELETE', '/v1/kv/ns/k'), 503, 'E_STORE_WRITE');
-    store.failing.set('read', 'throw');
+    store.faults.always('read', { kind: 'throw', when: 'before' });
     assertError(await call(app, 'GET', '/v1/kv/ns/unread'), 503, 'E_STORE_READ');
   });
 
   it('E_STORE_OUTCOME_UNKNOWN when the store cannot say whether it committed', async () => {
     const { app, store } = await setup();
-    store.failing.set('write', new StoreOutcomeUnknownError('connection lost mid-commit (test fault)'));
+    store.faults.always('write', { kind: 'throw', when: 'before', error: new StoreOutcomeUnknownError('connection lost mid-commit (test fault)') });
     assertError(await call(app, 'PUT', '/v1/kv/ns/k', { json: 1 }), 503, 'E_STORE_OUTCOME_UNKNOWN');
   });
 
   it('strict: E_CACHE_UNAVAILABLE when the cache cannot be leased (nothing written)', async () => {
     const { app, cache, sqlite } = await setup({ engine: { failurePolicy: 'strict' } });
-    cache.failing.set('beginWrite', 'throw');
+    cache.faults.always('beginWrite', { kind: 'throw', when: 'before' });
     assertError(await call(app, 'PUT', '/v1/kv/ns/k', { json: 1 }), 503, 'E_CACHE_UNAVAILABLE');
     assert.equal(await sqlite.read('ns', 'k'), undefined);
   });
 
   it('strict: E_CACHE_WRITE carries the committed version', async () => {
     const { app, cache, sqlite } = await setup({ engine: { failurePolicy: 'strict' } });
-    cache.failing.set('completeWrite', 'throw');
+    cache.faults.always('completeWrite', { kind: 'throw', when: 'before' });
     const reply = await call(app, 'PUT', '/v1/kv/ns/k', { json: 'durable' });
     assertError(reply, 503, 'E_CACHE_WRITE');
     const stored = await sqlite.read('ns', 'k');
@@ -484,10 +385,10 @@ describe('503 when a dependency fails', () => {
   it('pragmatic: a write the cache refused is acknowledged and repaired by the shared drainer', async () => {
     const { app, cache } = await setup();
     await call(app, 'PUT', '/v1/kv/repair/k', { json: 1 });
-    cache.failing.set('beginWrite', 'throw');
+    cache.faults.always('beginWrite', { kind: 'throw', when: 'before' });
     const put = await call(app, 'PUT', '/v1/kv/repair/k', { json: 2 });
     assert.equal(put.status, 200, put.text);
-    cache.failing.delete('beginWrite');
+    cache.faults.clear('beginWrite');
     await eventually(async () => /lockstep_journal_repairs_total\{namespace="repair"\} [1-9]/.test((await call(app, 'GET', '/metrics')).text));
     const got = await call(app, 'GET', '/v1/kv/repair/k');
     assert.equal(got.json.value, 2);
@@ -524,7 +425,7 @@ describe('/metrics and /healthz', () => {
 
   it('/healthz is 503 naming the store when its ping throws, without the error detail', async () => {
     const { app, store } = await setup();
-    store.failing.set('ping', 'throw');
+    store.faults.always('ping', { kind: 'throw', when: 'before' });
     const reply = await call(app, 'GET', '/healthz');
     assert.equal(reply.status, 503);
     assert.deepEqual(reply.json, { status: 'unavailable', store: 'down', cache: 'up' });
@@ -541,7 +442,7 @@ describe('/metrics and /healthz', () => {
 
   it('/healthz is 503 naming the cache when its ping hangs past the deadline', async () => {
     const { app, cache } = await setup({ healthTimeoutMs: 50 });
-    cache.failing.set('ping', 'hang');
+    cache.faults.always('ping', { kind: 'hang', when: 'before' });
     const started = Date.now();
     const reply = await call(app, 'GET', '/healthz');
     assert.ok(Date.now() - started < 2_000);
