@@ -45,12 +45,13 @@ function brief(rows: readonly JournalEntry[]): Array<[string, string, Version, J
   return rows.map((r) => [r.namespace, r.key, r.version, r.reason]);
 }
 
-/** Asserts that versions keep rising in the order they were returned. */
+/** Asserts that each key's versions keep rising in the order they were returned (versions are per key). */
 function rising() {
-  let last = 0;
-  return (version: Version, what: string): Version => {
-    assert.ok(Number.isSafeInteger(version) && version > last, `${what}: version ${version} must be above ${last}`);
-    last = version;
+  const last = new Map<string, Version>();
+  return (key: string, version: Version, what: string): Version => {
+    const before = last.get(key) ?? 0;
+    assert.ok(Number.isSafeInteger(version) && version > before, `${what}: version ${version} of ${key} must be above ${before}`);
+    last.set(key, version);
     return version;
   };
 }
@@ -85,17 +86,36 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           assert.deepEqual(await store.read('ns', 'a'), { version: second.version, payload: '[2]' });
         }));
 
-      it('raises versions per key across overwrite, delete and re-create, and across keys', () =>
+      it('raises versions per key across overwrite, delete and re-create', () =>
         withStore(async ({ store }) => {
           const next = rising();
-          next((await store.write('ns', 'a', '1', PLAIN)).version, 'create a');
-          next((await store.write('ns', 'a', '2', PLAIN)).version, 'overwrite a');
-          next((await store.write('ns', 'b', '1', PLAIN)).version, 'create b');
-          next((await store.delete('ns', 'a', PLAIN)).version, 'delete a');
-          const recreated = next((await store.write('ns', 'a', '3', PLAIN)).version, 're-create a');
+          next('a', (await store.write('ns', 'a', '1', PLAIN)).version, 'create a');
+          next('a', (await store.write('ns', 'a', '2', PLAIN)).version, 'overwrite a');
+          next('b', (await store.write('ns', 'b', '1', PLAIN)).version, 'create b');
+          next('a', (await store.delete('ns', 'a', PLAIN)).version, 'delete a');
+          const recreated = next('a', (await store.write('ns', 'a', '3', PLAIN)).version, 're-create a');
           assert.equal((await store.read('ns', 'a'))?.version, recreated);
-          next((await store.delete('ns', 'b', PLAIN)).version, 'delete b');
-          next((await store.write('other', 'a', '1', PLAIN)).version, 'create a in another namespace');
+          next('b', (await store.delete('ns', 'b', PLAIN)).version, 'delete b');
+          next('other/a', (await store.write('other', 'a', '1', PLAIN)).version, 'create a in another namespace');
+          next('b', (await store.delete('ns', 'b', PLAIN)).version, 'delete b again');
+          next('b', (await store.write('ns', 'b', '2', PLAIN)).version, 're-create b after two deletes');
+        }));
+
+      it('continues a re-created key above the version of its delete, however many deletes came between', () =>
+        withStore(async ({ store }) => {
+          for (let i = 0; i < 5; i++) await store.write('ns', 'k', String(i), PLAIN);
+          const deleted = await store.delete('ns', 'k', PLAIN);
+          assert.equal(deleted.existed, true);
+          const recreated = await store.write('ns', 'k', '"again"', PLAIN);
+          assert.ok(recreated.version > deleted.version, `re-create ${recreated.version} above the delete ${deleted.version}`);
+          assert.deepEqual(await store.read('ns', 'k'), { version: recreated.version, payload: '"again"' });
+          const overwritten = await store.write('ns', 'k', '"more"', PLAIN);
+          assert.ok(overwritten.version > recreated.version);
+          // A delete of a missing key also counts: the next create goes above it.
+          const missing = await store.delete('ns', 'fresh', PLAIN);
+          assert.equal(missing.existed, false);
+          const created = await store.write('ns', 'fresh', '1', PLAIN);
+          assert.ok(created.version > missing.version, 'a create after a delete of the missing key goes above it');
         }));
 
       it('deletes: existed true then false, each with a new version, the row gone', () =>
@@ -110,7 +130,9 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           assert.ok(again.version > first.version, 'a delete of a missing key still commits a new version');
           const never = await store.delete('ns', 'never-written', PLAIN);
           assert.equal(never.existed, false);
-          assert.ok(never.version > again.version);
+          assert.ok(Number.isSafeInteger(never.version) && never.version > 0);
+          const neverAgain = await store.delete('ns', 'never-written', PLAIN);
+          assert.ok(neverAgain.version > never.version, 'each delete of a missing key commits a higher version');
           assert.equal(await store.read('ns', 'never-written'), undefined);
         }));
 
@@ -168,17 +190,17 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           assert.deepEqual([...seen].sort(), [...keys].sort());
         }));
 
-      it('keeps versions unique and rising over many sequential writes and deletes', () =>
+      it('keeps versions rising per key over many sequential writes and deletes', () =>
         withStore(async ({ store }) => {
           const next = rising();
           const last = new Map<string, { version: Version; payload: string | undefined }>();
           for (let i = 0; i < 400; i++) {
             const key = `k${i % 13}`;
             if (i % 7 === 3) {
-              last.set(key, { version: next((await store.delete('seq', key, PLAIN)).version, `delete #${i}`), payload: undefined });
+              last.set(key, { version: next(key, (await store.delete('seq', key, PLAIN)).version, `delete #${i}`), payload: undefined });
             } else {
               const payload = String(i);
-              last.set(key, { version: next((await store.write('seq', key, payload, PLAIN)).version, `write #${i}`), payload });
+              last.set(key, { version: next(key, (await store.write('seq', key, payload, PLAIN)).version, `write #${i}`), payload });
             }
           }
           for (const [key, expected] of last) {
@@ -187,11 +209,14 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           }
         }));
 
-      it('gives concurrent writes distinct versions and keeps the highest per key', () =>
+      it('gives concurrent writes of a key distinct versions and keeps the highest', () =>
         withStore(async ({ store }) => {
           const writes = Array.from({ length: 60 }, (_, i) => ({ key: `k${i % 5}`, payload: String(i) }));
           const results = await Promise.all(writes.map((w) => store.write('conc', w.key, w.payload, PLAIN)));
-          assert.equal(new Set(results.map((r) => r.version)).size, writes.length);
+          for (const key of new Set(writes.map((w) => w.key))) {
+            const versions = results.filter((_, i) => writes[i]!.key === key).map((r) => r.version);
+            assert.equal(new Set(versions).size, versions.length, `distinct versions for ${key}`);
+          }
           for (const key of new Set(writes.map((w) => w.key))) {
             let best = { version: 0, payload: '' };
             writes.forEach((w, i) => {
@@ -277,7 +302,7 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
     });
 
     describe('writes that bypass Lockstep (plain SQL on a second connection)', () => {
-      /** The one journal row a bypass write must add: reason 'trigger', the version the row now has. */
+      /** The one journal row a bypass write must add: reason 'trigger', above every earlier version of the key (`floor`). */
       async function expectTriggerRow(store: StoreAdapter, afterId: number, namespace: string, key: string, floor: Version) {
         const rows = await journalAfter(store, afterId);
         assert.deepEqual(
@@ -286,18 +311,37 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           'one trigger row for the bypass write',
         );
         const version = rows[0]!.version;
-        assert.ok(version > floor, `the bypass write's version ${version} must be above every earlier version (${floor})`);
+        assert.ok(version > floor, `the bypass write's version ${version} must be above every earlier version of ${key} (${floor})`);
         return { version, id: rows[0]!.id };
       }
 
       it('versions and journals an INSERT', () =>
         withStore(async ({ store, bypass }) => {
-          const earlier = (await store.write('ns', 'other', '1', PLAIN)).version;
+          await store.write('ns', 'other', '1', PLAIN);
           await bypass.upsert('ns', 'new', '{"by":"sql"}');
-          const { version } = await expectTriggerRow(store, 0, 'ns', 'new', earlier);
+          const { version } = await expectTriggerRow(store, 0, 'ns', 'new', 0);
           assert.deepEqual(await store.read('ns', 'new'), { version, payload: '{"by":"sql"}' });
           const after = await store.write('ns', 'new', '2', PLAIN);
           assert.ok(after.version > version, 'a Lockstep write after it goes higher still');
+        }));
+
+      it('continues an INSERT of a deleted key above the version of its delete', () =>
+        withStore(async ({ store, bypass }) => {
+          await store.write('ns', 'k', '1', PLAIN);
+          await store.write('ns', 'k', '2', PLAIN);
+          const deleted = (await store.delete('ns', 'k', PLAIN)).version;
+          await bypass.upsert('ns', 'k', '"back"');
+          const first = await expectTriggerRow(store, 0, 'ns', 'k', deleted);
+          assert.deepEqual(await store.read('ns', 'k'), { version: first.version, payload: '"back"' });
+          // The same after a delete made with plain SQL, and after a delete of a key never written.
+          await bypass.remove('ns', 'k');
+          const removed = await expectTriggerRow(store, first.id, 'ns', 'k', first.version);
+          await bypass.upsert('ns', 'k', '"again"');
+          const second = await expectTriggerRow(store, removed.id, 'ns', 'k', removed.version);
+          assert.deepEqual(await store.read('ns', 'k'), { version: second.version, payload: '"again"' });
+          const missing = (await store.delete('ns', 'never', PLAIN)).version;
+          await bypass.upsert('ns', 'never', '1');
+          await expectTriggerRow(store, second.id, 'ns', 'never', missing);
         }));
 
       it('versions and journals an UPDATE of the row Lockstep wrote last', () =>
@@ -310,13 +354,13 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
 
       it('versions and journals an UPDATE of an older row, and an upsert of an existing key', () =>
         withStore(async ({ store, bypass }) => {
-          await store.write('ns', 'old', '1', PLAIN);
+          const old = (await store.write('ns', 'old', '1', PLAIN)).version;
           const latest = (await store.write('ns', 'latest', '1', PLAIN)).version;
           await bypass.update('ns', 'old', '2');
-          const first = await expectTriggerRow(store, 0, 'ns', 'old', latest);
+          const first = await expectTriggerRow(store, 0, 'ns', 'old', old);
           assert.deepEqual(await store.read('ns', 'old'), { version: first.version, payload: '2' });
           await bypass.upsert('ns', 'latest', '3');
-          const second = await expectTriggerRow(store, first.id, 'ns', 'latest', first.version);
+          const second = await expectTriggerRow(store, first.id, 'ns', 'latest', latest);
           assert.deepEqual(await store.read('ns', 'latest'), { version: second.version, payload: '3' });
         }));
 
