@@ -1,6 +1,7 @@
-// The SQLite store: a versioned key-value table, one global version sequence and a change journal,
-// on better-sqlite3. Every Lockstep write or delete is one BEGIN IMMEDIATE transaction; writes made
-// with plain SQL from anywhere else are versioned and journaled by triggers (see sqlite-schema.ts).
+// The SQLite store: a versioned key-value table with versions per key, the tombstones of deleted keys
+// and a change journal, on better-sqlite3. Every Lockstep write or delete is one BEGIN IMMEDIATE
+// transaction; writes made with plain SQL from anywhere else are versioned and journaled by triggers
+// (see sqlite-schema.ts). A write of an existing key writes the row's page and nothing else.
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
@@ -15,7 +16,7 @@ import type {
   StoreWriteResult,
   Version,
 } from '../types.js';
-import { SQLITE_SCHEMA } from './sqlite-schema.js';
+import { DELETE_MARKER, FLIP_WRITER, INSERT_MARKER, SQLITE_SCHEMA } from './sqlite-schema.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL' | 'OFF';
 
@@ -79,20 +80,54 @@ function resolve(options: SqliteStoreOptions): Resolved {
   return { database: new Database(path, { timeout: busyTimeoutMs }), owned: true, synchronous, busyTimeoutMs };
 }
 
+/** Why the file cannot be used: it holds Lockstep tables of an earlier, incompatible schema. */
+function outdatedSchema(db: Database.Database): string | undefined {
+  const tables = new Set(
+    db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'lockstep%'").pluck().all() as string[],
+  );
+  if (tables.has('lockstep_sequence')) return 'it has a lockstep_sequence table (one global version sequence)';
+  if (!tables.has('lockstep_kv')) return undefined;
+  const columns = (db.pragma('table_info(lockstep_kv)') as Array<{ name: string }>).map((c) => c.name);
+  if (!columns.includes('writer')) return 'its lockstep_kv table has no writer column';
+  if (!tables.has('lockstep_tombstones')) return 'it has lockstep_kv but no lockstep_tombstones table';
+  return undefined;
+}
+
 /**
  * A StoreAdapter on SQLite. Opens (or sets up) the connection in WAL mode and creates the schema if
- * it is missing. Versions come from one global sequence; other processes may write `lockstep_kv`
- * with plain SQL (leaving `version` alone or not) and the triggers version and journal it.
+ * it is missing; a file created by an earlier, incompatible schema is refused with
+ * InvalidOptionError. Versions are per key and rise across delete and re-create (a delete keeps a
+ * versioned tombstone); other processes may write `lockstep_kv` with plain SQL (leaving `version`
+ * alone or not, but never the `writer` column) and the triggers version and journal it.
+ *
+ * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time. A key whose
+ * tombstone is gone starts again at version 1, so the cutoff must lie further back than any cache
+ * record can still hold a version of the key: the engine prunes at `now - journal.retention`, and
+ * the retention (default 1 h) must exceed its `tombstoneTtl` (default 1 min) and `leaseTtl`
+ * (default 5 s), as the defaults do.
  */
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const { database: db, owned, synchronous, busyTimeoutMs } = resolve(options);
+  const refuseOutdated = () => {
+    const outdated = outdatedSchema(db);
+    if (outdated === undefined) return;
+    throw new InvalidOptionError(
+      `the SQLite file ${JSON.stringify(db.name)} was created by an earlier Lockstep schema: ${outdated}. ` +
+        'This version keeps versions per key and cannot use it, and there is no migration from that unreleased ' +
+        'schema: use a new file, or drop the lockstep_* tables and triggers.',
+    );
+  };
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    refuseOutdated(); // before switching an old file to WAL
     // WAL: readers never block the writer, and one fsync per commit under synchronous=FULL.
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     // One immediate transaction, so processes opening a new file at once create the schema once.
-    db.transaction(() => db.exec(SQLITE_SCHEMA)).immediate();
+    db.transaction(() => {
+      refuseOutdated();
+      db.exec(SQLITE_SCHEMA);
+    }).immediate();
   } catch (error) {
     if (owned) db.close();
     throw error;
@@ -100,14 +135,26 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   // Versions and ids are numbers even on a connection opened with defaultSafeIntegers(true).
   const prepare = (sql: string) => db.prepare(sql).safeIntegers(false);
-  // Raises the flag that makes the triggers stand aside for this transaction (see sqlite-schema.ts).
-  const claim = prepare('UPDATE lockstep_sequence SET version = version + 1, in_write = 1 WHERE id = 1 RETURNING version').pluck();
-  const release = prepare('UPDATE lockstep_sequence SET in_write = 0 WHERE id = 1');
-  const upsert = prepare(
-    `INSERT INTO lockstep_kv (namespace, key, value, version, updated_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at`,
+  // An existing key: one statement, the row's page only. Flipping `writer` keeps the triggers out.
+  const bump = prepare(
+    `UPDATE lockstep_kv SET value = ?, version = coalesce(version, 0) + 1, updated_at = ?, writer = ${FLIP_WRITER}
+     WHERE namespace = ? AND key = ? RETURNING version`,
+  ).pluck();
+  // A new key: 1 + its tombstone; inserted with the marker, then settled (same page) so no committed row holds it.
+  const tombstoneOf = prepare('SELECT version FROM lockstep_tombstones WHERE namespace = ? AND key = ?').pluck();
+  const insert = prepare(
+    `INSERT INTO lockstep_kv (namespace, key, value, version, updated_at, writer) VALUES (?, ?, ?, ?, ?, '${INSERT_MARKER}')`,
   );
+  const settle = prepare('UPDATE lockstep_kv SET writer = 0 WHERE namespace = ? AND key = ?');
+  const unbury = prepare('DELETE FROM lockstep_tombstones WHERE namespace = ? AND key = ?');
+  // A delete: mark the row (same page) so the DELETE trigger stands aside, delete it, record the tombstone.
+  const mark = prepare(`UPDATE lockstep_kv SET writer = '${DELETE_MARKER}' WHERE namespace = ? AND key = ? RETURNING version`).pluck();
   const remove = prepare('DELETE FROM lockstep_kv WHERE namespace = ? AND key = ?');
+  const bury = prepare(
+    `INSERT INTO lockstep_tombstones (namespace, key, version, deleted_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (namespace, key) DO UPDATE SET version = max(lockstep_tombstones.version + 1, excluded.version), deleted_at = excluded.deleted_at
+     RETURNING version`,
+  ).pluck();
   const select = prepare('SELECT version, value AS payload FROM lockstep_kv WHERE namespace = ? AND key = ?');
   const append = prepare('INSERT INTO lockstep_journal (namespace, key, version, reason, created_at) VALUES (?, ?, ?, ?, ?)');
   const journalAfter = prepare(
@@ -119,28 +166,40 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
                 coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'lockstep_journal'), 0))`,
   ).pluck();
   const prune = prepare('DELETE FROM lockstep_journal WHERE created_at < ?');
+  // No index on deleted_at (it would cost deletes a page): the table holds one retention of deletes.
+  const pruneTombstones = prepare('DELETE FROM lockstep_tombstones WHERE deleted_at < ?');
   const scanFirst = prepare('SELECT key, version, value AS payload FROM lockstep_kv WHERE namespace = ? ORDER BY key LIMIT ?');
   const scanAfter = prepare(
     'SELECT key, version, value AS payload FROM lockstep_kv WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?',
   );
   const ping = prepare('SELECT 1').pluck();
 
-  /** Bumps the sequence and runs `change` with the triggers standing aside; the caller's transaction makes it atomic. */
-  function versioned<T>(namespace: string, key: string, journal: boolean, change: (version: Version) => T): { version: Version; result: T } {
-    const version = claim.get() as Version | undefined;
-    if (version === undefined) throw new Error('lockstep_sequence has no row: the schema was altered outside Lockstep');
-    const result = change(version);
-    if (journal) append.run(namespace, key, version, 'repair', Date.now());
-    release.run();
-    return { version, result };
-  }
-
-  const writeTx = db.transaction((namespace: string, key: string, payload: string, journal: boolean) =>
-    versioned(namespace, key, journal, (version) => upsert.run(namespace, key, payload, version, Date.now())).version,
-  );
+  const writeTx = db.transaction((namespace: string, key: string, payload: string, journal: boolean): Version => {
+    const now = Date.now();
+    let version = bump.get(payload, now, namespace, key) as Version | undefined;
+    if (version === undefined) {
+      const tombstone = tombstoneOf.get(namespace, key) as Version | undefined;
+      version = (tombstone ?? 0) + 1;
+      insert.run(namespace, key, payload, version, now);
+      settle.run(namespace, key);
+      if (tombstone !== undefined) unbury.run(namespace, key);
+    }
+    if (journal) append.run(namespace, key, version, 'repair', now);
+    return version;
+  });
   const deleteTx = db.transaction((namespace: string, key: string, journal: boolean): StoreDeleteResult => {
-    const { version, result } = versioned(namespace, key, journal, () => remove.run(namespace, key).changes > 0);
-    return { version, existed: result };
+    const now = Date.now();
+    const old = mark.get(namespace, key) as Version | null | undefined;
+    const existed = old !== undefined;
+    if (existed) remove.run(namespace, key);
+    const version = bury.get(namespace, key, (old ?? 0) + 1, now) as Version;
+    if (journal) append.run(namespace, key, version, 'repair', now);
+    return { version, existed };
+  });
+  const pruneTx = db.transaction((beforeEpochMs: number): number => {
+    const pruned = prune.run(beforeEpochMs).changes;
+    pruneTombstones.run(beforeEpochMs);
+    return pruned;
   });
 
   /** A deadline shorter than the busy timeout caps the lock wait of this write only. */
@@ -190,7 +249,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async pruneJournal(beforeEpochMs) {
       live();
-      return prune.run(beforeEpochMs).changes;
+      return pruneTx.immediate(beforeEpochMs);
     },
     async scan(namespace, afterKey, limit) {
       live();
