@@ -134,6 +134,16 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
   const clock = options.clock ?? systemClock;
   requirePort(clock, 'clock', ['now']);
 
+  const journal =
+    options.journal === false || typeof (options.journal as JournalDrainerLike | undefined)?.drain === 'function'
+      ? false
+      : resolveJournalOptions((options.journal ?? {}) as JournalOptions);
+  // Pruning a key's tombstone restarts its versions at 1: only safe once no cache can still hold a
+  // tombstone or lease of that key with a higher version.
+  if (journal !== false && journal.retentionMs <= tombstoneTtlMs) {
+    throw new InvalidOptionError(`journal.retention (${journal.retentionMs} ms) must be longer than tombstoneTtl (${tombstoneTtlMs} ms)`);
+  }
+
   return Object.freeze({
     store: options.store,
     cache: options.cache,
@@ -146,10 +156,7 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
     codec,
     clock,
-    journal:
-      options.journal === false || typeof (options.journal as JournalDrainerLike | undefined)?.drain === 'function'
-        ? false
-        : resolveJournalOptions((options.journal ?? {}) as JournalOptions),
+    journal,
     alert: Object.freeze({
       cacheFailureRate: rate,
       windowMs: toMs(options.alert?.window ?? '1m', 'alert.window'),

@@ -193,3 +193,17 @@ describe('engine: bad input gets a clear error and changes nothing', () => {
     assert.throws(() => createMemoryCache({} as never), InvalidOptionError);
   });
 });
+
+describe('engine: journal retention', () => {
+  it('must outlive tombstones: pruning a tombstone restarts its key at version 1', async () => {
+    const f = await createEngineFixture();
+    try {
+      assert.throws(
+        () => createWriteThrough({ store: f.sqlite, cache: createMemoryCache({ maxEntries: 1 }), tombstoneTtl: '1m', journal: { retention: '30s' } }),
+        (e: unknown) => e instanceof InvalidOptionError && /journal.retention/.test((e as Error).message),
+      );
+    } finally {
+      await f.close();
+    }
+  });
+});
