@@ -1,0 +1,278 @@
+// The Lua side of the Redis cache adapter: one script per transition of the per-key record in
+// ../shared/design/consistency-protocol.md, so that each transition is ONE atomic step on the
+// server. Every script reads the record of exactly one key (KEYS[1]), so it runs on one slot of a
+// Redis Cluster. Lease deadlines are measured on the Redis server's clock (TIME), never a client's.
+//
+// The record of a key (see redis-records.ts for the JavaScript side):
+//   value  'v<version>:<0|1>:<payload>'   servable; 1 = tombstone (empty payload). Stored WITH a
+//                                         PEXPIRE: its TTL. The read hit path is one plain GET.
+//   fill   'f<deadline>:<token>'           a reader's fill lease. Stored WITHOUT a Redis TTL.
+//   write  'w<header json>\n<pending>'     writers in flight. Stored WITHOUT a Redis TTL. The header is
+//                                         {"t":{token:deadline,…},"m":"<maxVersion>","d":0|1,"x":ttl}:
+//                                         t the writers' lease deadlines, m the highest version seen
+//                                         (a string: Lua's tostring keeps only 14 digits), d dirty (a
+//                                         writer's lease expired or a newer version was fenced in),
+//                                         x the TTL to publish `pending` with (-1: none).
+//                                         `pending` is the value record of maxVersion, in the value
+//                                         encoding above, or empty when none is known.
+// Leases carry no Redis TTL so that a volatile-* maxmemory-policy can never evict them for space;
+// their deadlines are checked here when the key is touched, and an expired lease is then dropped
+// exactly as the protocol says (a write record that loses a writer becomes dirty).
+//
+// Every script replies with an array whose first element is the number of leases it found expired
+// and dropped (the adapter adds it to stats().leasesExpired); the rest is the transition's answer.
+import { createHash } from 'node:crypto';
+
+/**
+ * Helpers shared by the transition scripts: the server's clock, and `load()`, which reads KEYS[1]
+ * and applies lease expiry (the protocol's "lease of w expires" row) before the transition looks
+ * at the record. Returns nil (nothing), or a table with `kind` = 'value' | 'fill' | 'write'.
+ */
+const PRELUDE = `
+local key = KEYS[1]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local expired = 0
+
+-- A write record back to its key: a plain SET, which also leaves the key without a TTL.
+local function save_write(rec)
+  local header = cjson.encode({ t = rec.tokens, m = rec.max, d = rec.dirty and 1 or 0, x = rec.ttl })
+  redis.call('SET', key, 'w' .. header .. '\\n' .. rec.pending)
+end
+
+-- A servable value with its TTL in ms (a TTL below 1 publishes without one).
+local function publish(value, ttl)
+  if ttl > 0 then
+    redis.call('SET', key, value, 'PX', ttl)
+  else
+    redis.call('SET', key, value)
+  end
+end
+
+local function load()
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local tag = string.byte(raw, 1)
+  if tag == 118 then -- 'v': a value (its TTL is Redis's own: an expired value is already gone)
+    return { kind = 'value', raw = raw, version = string.match(raw, '^v(%d+):') }
+  elseif tag == 102 then -- 'f': a fill lease
+    local sep = string.find(raw, ':', 2, true)
+    local deadline = tonumber(string.sub(raw, 2, sep - 1))
+    if deadline > now then
+      return { kind = 'fill', deadline = deadline, token = string.sub(raw, sep + 1) }
+    end
+    redis.call('DEL', key)
+    expired = expired + 1
+    return nil
+  elseif tag == 119 then -- 'w': a write record
+    local nl = string.find(raw, '\\n', 2, true)
+    local header = cjson.decode(string.sub(raw, 2, nl - 1))
+    local rec = { kind = 'write', tokens = header.t, max = header.m, dirty = header.d == 1,
+                  ttl = header.x, pending = string.sub(raw, nl + 1), count = 0 }
+    local dropped = 0
+    for token, deadline in pairs(rec.tokens) do
+      if deadline > now then
+        rec.count = rec.count + 1
+      else
+        -- the writer's outcome is unknown (it may have committed): nothing may be published
+        rec.tokens[token] = nil
+        dropped = dropped + 1
+      end
+    end
+    if dropped > 0 then
+      expired = expired + dropped
+      rec.dirty = true
+    end
+    if rec.count == 0 then
+      redis.call('DEL', key)
+      return nil
+    end
+    if dropped > 0 then save_write(rec) end
+    return rec
+  end
+  error({ err = 'ERR lockstep: ' .. key .. ' does not hold a Lockstep cache record' })
+end
+
+-- Version fencing: a value older than v goes, a fill is voided, an older write record turns dirty.
+local function invalidate_older(rec, v)
+  if rec == nil then return end
+  local version = tonumber(v)
+  if rec.kind == 'value' then
+    if tonumber(rec.version) < version then redis.call('DEL', key) end
+  elseif rec.kind == 'fill' then
+    redis.call('DEL', key)
+  elseif tonumber(rec.max) < version and not rec.dirty then
+    rec.dirty = true
+    save_write(rec)
+  end
+end
+`;
+
+/**
+ * get, after the plain GET found no value (the second round trip of a miss).
+ * ARGV: fillLeaseMs, token (minted by the caller, used only if the lease is granted).
+ * Reply: {expired, 'v', raw} a value appeared meanwhile | {expired, 'm'} miss, the caller holds the
+ * fill lease | {expired, 'n'} miss, another reader fills | {expired, 'b'} bypass (live write).
+ */
+const GET_OR_LEASE = `${PRELUDE}
+local rec = load()
+if rec == nil then
+  redis.call('SET', key, 'f' .. string.format('%d', now + tonumber(ARGV[1])) .. ':' .. ARGV[2])
+  return { expired, 'm' }
+elseif rec.kind == 'value' then
+  return { expired, 'v', rec.raw }
+elseif rec.kind == 'fill' then
+  return { expired, 'n' }
+end
+return { expired, 'b' }
+`;
+
+/**
+ * fill(t, v, payload): publishes only while t holds a live fill lease; anything else: no change.
+ * ARGV: token, value record, ttlMs. Reply: {expired, 1 accepted | 0 rejected}.
+ */
+const FILL = `${PRELUDE}
+local rec = load()
+if rec ~= nil and rec.kind == 'fill' and rec.token == ARGV[1] then
+  publish(ARGV[2], tonumber(ARGV[3]))
+  return { expired, 1 }
+end
+return { expired, 0 }
+`;
+
+/**
+ * beginWrite(w): from anything, a write record holding w. A value becomes the pending value with
+ * its remaining TTL (the highest version seen); a fill is voided. ARGV: token, leaseMs.
+ * Reply: {expired}.
+ */
+const BEGIN_WRITE = `${PRELUDE}
+local rec = load()
+local deadline = now + tonumber(ARGV[2])
+if rec ~= nil and rec.kind == 'write' then
+  rec.tokens[ARGV[1]] = deadline
+  save_write(rec)
+  return { expired }
+end
+local w = { tokens = { [ARGV[1]] = deadline }, max = '0', dirty = false, ttl = -1, pending = '' }
+if rec ~= nil and rec.kind == 'value' then
+  w.max = rec.version
+  w.pending = rec.raw
+  w.ttl = redis.call('PTTL', key) -- before the SET in save_write clears it
+end
+save_write(w)
+return { expired }
+`;
+
+/**
+ * completeWrite(w, v, payload): with w's lease, drop w and keep the highest version; the last
+ * writer publishes it, or clears a dirty record. Without a lease: invalidateOlder(v) only.
+ * ARGV: token, version, value record, ttlMs. Reply: {expired, 'published'|'pending'|'cleared'|'fenced'}.
+ */
+const COMPLETE_WRITE = `${PRELUDE}
+local rec = load()
+if rec ~= nil and rec.kind == 'write' and rec.tokens[ARGV[1]] ~= nil then
+  rec.tokens[ARGV[1]] = nil
+  rec.count = rec.count - 1
+  if tonumber(ARGV[2]) > tonumber(rec.max) then
+    rec.max = ARGV[2]
+    rec.pending = ARGV[3]
+    rec.ttl = tonumber(ARGV[4])
+  end
+  if rec.count > 0 then
+    save_write(rec)
+    return { expired, 'pending' }
+  end
+  if rec.dirty or rec.pending == '' then
+    redis.call('DEL', key)
+    return { expired, 'cleared' }
+  end
+  publish(rec.pending, rec.ttl)
+  return { expired, 'published' }
+end
+-- no lease (beginWrite failed, or it expired): a newer version may have been committed and
+-- evicted meanwhile, so this writer may only invalidate, never publish
+invalidate_older(rec, ARGV[2])
+return { expired, 'fenced' }
+`;
+
+/**
+ * abortWrite(w): drop w's lease; the last writer leaves nothing. Without a lease: no change.
+ * ARGV: token. Reply: {expired}.
+ */
+const ABORT_WRITE = `${PRELUDE}
+local rec = load()
+if rec ~= nil and rec.kind == 'write' and rec.tokens[ARGV[1]] ~= nil then
+  rec.tokens[ARGV[1]] = nil
+  rec.count = rec.count - 1
+  if rec.count == 0 then
+    redis.call('DEL', key)
+  else
+    save_write(rec)
+  end
+end
+return { expired }
+`;
+
+/** invalidateOlder(v). ARGV: version. Reply: {expired}. */
+const INVALIDATE_OLDER = `${PRELUDE}
+invalidate_older(load(), ARGV[1])
+return { expired }
+`;
+
+/**
+ * peek: the record as it is, without creating a lease (expired leases are dropped first, as any
+ * touch of the key does). Reply: {expired, '-'} nothing | {expired, 'v', now, pttl, raw} |
+ * {expired, 'f', deadline} | {expired, 'w', writers, maxVersion, dirty 0|1, last deadline}.
+ */
+const PEEK = `${PRELUDE}
+local rec = load()
+if rec == nil then
+  return { expired, '-' }
+elseif rec.kind == 'value' then
+  return { expired, 'v', now, redis.call('PTTL', key), rec.raw }
+elseif rec.kind == 'fill' then
+  return { expired, 'f', rec.deadline }
+end
+local last = 0
+for _, deadline in pairs(rec.tokens) do
+  if deadline > last then last = deadline end
+end
+return { expired, 'w', rec.count, rec.max, rec.dirty and 1 or 0, last }
+`;
+
+/**
+ * saveJournalCursor(id): set if greater, so the cursor never moves backwards; no TTL.
+ * ARGV: id. Reply: the cursor after the call (a string).
+ */
+const SAVE_CURSOR = `
+local current = redis.call('GET', KEYS[1])
+if not current or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return current
+`;
+
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  /** SHA1 of the source: the name EVALSHA calls it by. */
+  readonly sha: string;
+}
+
+function define(name: string, source: string): LuaScript {
+  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex') });
+}
+
+export const SCRIPTS = Object.freeze({
+  getOrLease: define('getOrLease', GET_OR_LEASE),
+  fill: define('fill', FILL),
+  beginWrite: define('beginWrite', BEGIN_WRITE),
+  completeWrite: define('completeWrite', COMPLETE_WRITE),
+  abortWrite: define('abortWrite', ABORT_WRITE),
+  invalidateOlder: define('invalidateOlder', INVALIDATE_OLDER),
+  peek: define('peek', PEEK),
+  saveCursor: define('saveCursor', SAVE_CURSOR),
+});
+
+export type ScriptName = keyof typeof SCRIPTS;
