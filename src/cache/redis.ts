@@ -1,0 +1,604 @@
+// The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
+// every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
+// called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline.
+import { createClient, createCluster } from 'redis';
+import type { Duration } from '../duration.js';
+import { toMs } from '../duration.js';
+import { ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
+import { createTokenSource } from '../tokens.js';
+import type {
+  CacheAdapter,
+  CacheEntry,
+  CacheGetResult,
+  CacheRecordView,
+  CacheStats,
+  CompleteOutcome,
+  LeaseToken,
+  MissResult,
+  Version,
+} from '../types.js';
+import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
+import { SCRIPTS, type ScriptName } from './redis-scripts.js';
+
+/** The per-command options the adapter passes to node-redis. */
+interface CommandOptionsSlice {
+  readonly typeMapping?: object;
+}
+
+/** The slice of a node-redis client (`createClient()`) that the adapter calls. */
+export interface RedisClientLike {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  sendCommand(args: string[], options?: CommandOptionsSlice): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+}
+
+/** The slice of a node-redis cluster client (`createCluster()`) that the adapter calls. */
+export interface RedisClusterLike {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: CommandOptionsSlice): Promise<unknown>;
+  readonly masters: ReadonlyArray<unknown>;
+  nodeClient(node: never): Promise<RedisClientLike>;
+  close(): Promise<unknown>;
+  destroy(): void;
+}
+
+interface RedisCacheCommon {
+  /** Prepended to every key (and the journal cursor key), so several apps can share a Redis. @default 'lockstep:' */
+  keyPrefix?: string;
+  /**
+   * Deadline of every call (a hit, a transition, a scan page, ping): past it the call rejects with
+   * an error naming the operation, whatever the connection does. @default '500ms'
+   */
+  commandTimeout?: Duration;
+  /** How long `connect()` waits for the first connection; also the socket connect timeout. @default '5s' */
+  connectTimeout?: Duration;
+  /** Cap of the reconnect backoff (50 ms doubling, with jitter) of a client the adapter creates. @default '2s' */
+  maxReconnectDelay?: Duration;
+  /** Bound of node-redis's command queue (sent + waiting) of a client the adapter creates. @default 50000 */
+  maxQueuedCommands?: number;
+  /** Receives warnings, e.g. an `allkeys-*` maxmemory-policy. @default process.emitWarning */
+  onWarning?: (message: string) => void;
+  /** Receives connection errors of a client the adapter creates (failed calls also carry them as `cause`). @default ignored */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Where the Redis is: a url (`redis://…`, `rediss://…`, or `redis+cluster://host:port,host:port`
+ * for a cluster), cluster root nodes, or a node-redis client / cluster client you created.
+ */
+export type RedisCacheOptions = RedisCacheCommon &
+  (
+    | { url?: string; cluster?: undefined; client?: undefined }
+    | { cluster: { rootNodes: readonly string[] }; url?: undefined; client?: undefined }
+    | { client: RedisClientLike | RedisClusterLike; url?: undefined; cluster?: undefined }
+  );
+
+/** The Redis cache adapter: a CacheAdapter plus an explicit, optional `connect()`. */
+export interface RedisCacheAdapter extends CacheAdapter {
+  /** The prefix of every key this adapter writes. */
+  readonly keyPrefix: string;
+  /**
+   * Opens the connection now and waits for it (at most `connectTimeout`). Optional: the first call
+   * connects lazily. Useful at start-up to fail fast on a wrong url.
+   */
+  connect(): Promise<void>;
+  // Every call goes to Redis: each returns a promise, with a deadline.
+  get(key: string, fillLeaseMs: number): Promise<CacheGetResult>;
+  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean>;
+  beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void>;
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome>;
+  abortWrite(key: string, token: LeaseToken): Promise<void>;
+  invalidateOlder(key: string, version: Version): Promise<void>;
+  peek(key: string): Promise<CacheRecordView | undefined>;
+  ping(): Promise<void>;
+  loadJournalCursor(): Promise<number | undefined>;
+  saveJournalCursor(id: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the Redis cache. It connects lazily (the first call opens the connection and waits for it
+ * within its deadline) or when you `await cache.connect()`. `close()` closes only a client the
+ * adapter created; a client you pass stays yours (the adapter connects it if it is not open).
+ *
+ * Redis configuration it needs: **`maxmemory-policy` must be `noeviction` or a `volatile-*` policy
+ * (`volatile-lru`, `volatile-lfu`, `volatile-ttl`, `volatile-random`), never `allkeys-*`.** Values
+ * carry a TTL (PEXPIRE) and may be evicted; leases carry none, so a volatile policy never evicts
+ * them for space (evicting a write lease would let a reader fill a stale value). Under `noeviction`
+ * a full Redis refuses new leases and the engine falls back to the store. The policy is checked
+ * after connecting (tolerating a disabled CONFIG) and an `allkeys-*` policy is reported to `onWarning`.
+ *
+ * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
+ * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
+ * the adapter created reconnects in the background with backoff. Errors are LockstepErrors whose
+ * `cause` is the node-redis error. A node-redis `keyPrefix` on a client you pass is not used by
+ * the raw commands the adapter sends: use the adapter's `keyPrefix`.
+ */
+export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAdapter {
+  return new RedisCache(options ?? {});
+}
+
+const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
+const BYPASS = Object.freeze({ kind: 'bypass' as const });
+/** Plain JavaScript types whatever the client's own type mapping (strings, not Buffers). */
+const COMMAND_OPTIONS: CommandOptionsSlice = Object.freeze({ typeMapping: {} });
+const SCAN_COUNT = '1000';
+const DEFAULT_URL = 'redis://127.0.0.1:6379';
+
+interface Transport {
+  readonly kind: 'redis' | 'redis-cluster';
+  readonly client: RedisClientLike | RedisClusterLike;
+  /** One command, routed by `key` in a cluster. */
+  send(key: string | undefined, readonly: boolean, args: string[]): Promise<unknown>;
+  /** Every master (one client for a single Redis). */
+  nodes(): Promise<RedisClientLike[]>;
+}
+
+class RedisCache implements RedisCacheAdapter {
+  readonly name: string;
+  readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
+  readonly keyPrefix: string;
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly cursorKey: string;
+  private readonly transport: Transport;
+  private readonly owned: boolean;
+  private readonly onWarning: (message: string) => void;
+  private readonly nextToken = createTokenSource('fill');
+  private leasesExpired = 0;
+  private closed = false;
+  /** The first connection succeeded: from then on calls go straight to the client (and fail fast while it is offline). */
+  private connected = false;
+  private opening: Promise<void> | undefined;
+  private lastError: unknown;
+
+  constructor(options: RedisCacheOptions) {
+    this.keyPrefix = options.keyPrefix ?? 'lockstep:';
+    if (typeof this.keyPrefix !== 'string') throw new InvalidOptionError('keyPrefix must be a string');
+    this.timeoutMs = toMs(options.commandTimeout ?? '500ms', 'commandTimeout');
+    this.connectTimeoutMs = toMs(options.connectTimeout ?? '5s', 'connectTimeout');
+    const maxReconnectDelayMs = toMs(options.maxReconnectDelay ?? '2s', 'maxReconnectDelay');
+    const maxQueued = options.maxQueuedCommands ?? 50_000;
+    if (!Number.isSafeInteger(maxQueued) || maxQueued <= 0) {
+      throw new InvalidOptionError(`maxQueuedCommands must be a positive integer (got ${JSON.stringify(maxQueued)})`);
+    }
+    this.cursorKey = `${this.keyPrefix}journal-cursor`;
+    this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'LockstepWarning'));
+    const onError = (error: unknown): void => {
+      this.lastError = error;
+      options.onError?.(error);
+    };
+    const settings: ClientSettings = { connectTimeoutMs: this.connectTimeoutMs, maxReconnectDelayMs, maxQueued, onError };
+
+    if (options.client !== undefined) {
+      if (options.url !== undefined || options.cluster !== undefined) {
+        throw new InvalidOptionError('pass either a client, or a url / cluster root nodes, not both');
+      }
+      this.owned = false;
+      this.transport = isCluster(options.client) ? clusterTransport(options.client) : clientTransport(options.client);
+    } else {
+      this.owned = true;
+      const cluster = options.cluster !== undefined ? clusterNodes(options.cluster.rootNodes) : parseClusterUrl(options.url);
+      if (options.cluster !== undefined && options.url !== undefined) {
+        throw new InvalidOptionError('pass either url or cluster.rootNodes, not both');
+      }
+      this.transport =
+        cluster === undefined
+          ? clientTransport(ownedClient(options.url ?? DEFAULT_URL, settings))
+          : clusterTransport(ownedCluster(cluster, settings));
+    }
+    this.name = this.transport.kind;
+  }
+
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError('the Redis cache is closed'));
+    return this.deadline('connect', undefined, this.whenOpen(), this.connectTimeoutMs);
+  }
+
+  get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
+    const full = this.keyPrefix + key;
+    return this.run('get', key, async () => {
+      // The hit path: one GET, decoded here. Only nothing or a lease needs the script.
+      const raw = await this.transport.send(full, true, ['GET', full]);
+      if (typeof raw === 'string') {
+        const value = decodeValue(raw);
+        if (value !== undefined) return value;
+      }
+      const token = this.nextToken();
+      const reply = await this.transition('getOrLease', full, [durationArg(fillLeaseMs, 'fillLeaseMs'), token]);
+      switch (reply[1]) {
+        case 'm':
+          return { kind: 'miss', token };
+        case 'n':
+          return MISS_WITHOUT_TOKEN;
+        case 'b':
+          return BYPASS;
+        case 'v': {
+          const value = decodeValue(String(reply[2]));
+          if (value !== undefined) return value;
+        }
+      }
+      throw unexpected('getOrLease', reply);
+    });
+  }
+
+  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {
+    return this.run('fill', key, async () => {
+      const reply = await this.transition('fill', this.keyPrefix + key, [token, encodeValue(entry, key), durationArg(ttlMs, 'ttlMs')]);
+      return reply[1] === 1;
+    });
+  }
+
+  beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
+    return this.run('beginWrite', key, async () => {
+      await this.transition('beginWrite', this.keyPrefix + key, [token, durationArg(leaseMs, 'leaseMs')]);
+    });
+  }
+
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
+    return this.run('completeWrite', key, async () => {
+      const args = [token, String(checkVersion(entry.version, key)), encodeValue(entry, key), durationArg(ttlMs, 'ttlMs')];
+      const reply = await this.transition('completeWrite', this.keyPrefix + key, args);
+      const outcome = reply[1];
+      if (outcome === 'published' || outcome === 'pending' || outcome === 'cleared' || outcome === 'fenced') return outcome;
+      throw unexpected('completeWrite', reply);
+    });
+  }
+
+  abortWrite(key: string, token: LeaseToken): Promise<void> {
+    return this.run('abortWrite', key, async () => {
+      await this.transition('abortWrite', this.keyPrefix + key, [token]);
+    });
+  }
+
+  invalidateOlder(key: string, version: Version): Promise<void> {
+    return this.run('invalidateOlder', key, async () => {
+      await this.transition('invalidateOlder', this.keyPrefix + key, [String(checkVersion(version, key))]);
+    });
+  }
+
+  peek(key: string): Promise<CacheRecordView | undefined> {
+    return this.run('peek', key, async () => toView(key, await this.transition('peek', this.keyPrefix + key, [])));
+  }
+
+  /**
+   * SCAN with MATCH (the prefix's glob characters escaped) on every master, then a peek of each
+   * key found (which drops expired leases, like any touch). Each page and each peek has its own
+   * deadline. Keys are de-duplicated (SCAN may return a key twice), which holds the matched keys in
+   * memory for the duration of the scan. Records under the prefix that are not Lockstep's are skipped.
+   */
+  async *scan(prefix: string): AsyncIterable<CacheRecordView> {
+    const match = `${escapeGlob(this.keyPrefix + prefix)}*`;
+    const nodes = await this.run('scan', undefined, () => this.transport.nodes());
+    const seen = new Set<string>();
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], COMMAND_OPTIONS));
+        if (!Array.isArray(page) || !Array.isArray(page[1])) throw unexpected('SCAN', page);
+        cursor = String(page[0]);
+        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && full !== this.cursorKey);
+        for (const full of fresh) seen.add(full);
+        const views = await Promise.all(fresh.map((full) => this.peekForScan(full)));
+        for (const view of views) if (view !== undefined) yield view;
+      } while (cursor !== '0');
+    }
+  }
+
+  ping(): Promise<void> {
+    return this.run('ping', undefined, async () => {
+      const nodes = await this.transport.nodes();
+      await Promise.all(nodes.map((node) => node.sendCommand(['PING'], COMMAND_OPTIONS)));
+    });
+  }
+
+  stats(): CacheStats {
+    return { leasesExpired: this.leasesExpired };
+  }
+
+  loadJournalCursor(): Promise<number | undefined> {
+    return this.run('loadJournalCursor', undefined, async () => {
+      const raw = await this.transport.send(this.cursorKey, true, ['GET', this.cursorKey]);
+      if (raw === null || raw === undefined) return undefined;
+      const id = Number(raw);
+      if (!Number.isSafeInteger(id) || id < 0) throw unexpected('loadJournalCursor', raw);
+      return id;
+    });
+  }
+
+  saveJournalCursor(id: number): Promise<void> {
+    return this.run('saveJournalCursor', undefined, async () => {
+      if (!Number.isSafeInteger(id) || id < 0) throw new LockstepError(`a journal cursor must be a non-negative safe integer (got ${String(id)})`);
+      await this.script('saveCursor', this.cursorKey, [String(id)]);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.owned) return;
+    const { client } = this.transport;
+    if (client.isReady) {
+      try {
+        await this.deadline('close', undefined, client.close());
+        return;
+      } catch {
+        // a stalled server does not answer the close: drop the socket instead
+      }
+    }
+    try {
+      client.destroy();
+    } catch {
+      // never opened, or already closed
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Runs one adapter call: waits for the first connection if there has been none, within the deadline. */
+  private run<T>(op: string, key: string | undefined, body: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new ClosedError(`the Redis cache is closed (${op})`, { key }));
+    const work = this.connected ? body() : this.whenOpen().then(body);
+    return this.deadline(op, key, work);
+  }
+
+  private deadline<T>(op: string, key: string | undefined, work: Promise<T>, ms = this.timeoutMs): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.timeoutError(op, key, ms)), ms);
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(this.failure(op, key, error));
+        },
+      );
+    });
+  }
+
+  private whenOpen(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.opening === undefined) {
+      const opening = this.open();
+      opening.catch(() => undefined); // a caller that gave up (deadline) must not leave it unhandled
+      this.opening = opening;
+    }
+    return this.opening;
+  }
+
+  private async open(): Promise<void> {
+    const { client } = this.transport;
+    try {
+      // A standalone client's connect() resolves once it is ready, retrying with backoff meanwhile.
+      if (!client.isOpen) await client.connect();
+    } catch (error) {
+      this.opening = undefined; // the next call tries again
+      throw error;
+    }
+    this.connected = true;
+    void this.checkMaxmemoryPolicy();
+  }
+
+  /** Warns when a master evicts keys without a TTL (`allkeys-*`): leases could then be evicted. */
+  private async checkMaxmemoryPolicy(): Promise<void> {
+    try {
+      const nodes = await this.transport.nodes();
+      const replies = await Promise.all(
+        nodes.map((node) => this.deadline('CONFIG GET', undefined, node.sendCommand(['CONFIG', 'GET', 'maxmemory-policy'], COMMAND_OPTIONS))),
+      );
+      for (const reply of replies) {
+        const policy = configValue(reply, 'maxmemory-policy');
+        if (policy?.startsWith('allkeys-')) {
+          this.onWarning(
+            `Lockstep's Redis cache needs maxmemory-policy noeviction or volatile-* (got ${policy}): ` +
+              'an allkeys-* policy may evict write leases and let a stale value be served',
+          );
+          return;
+        }
+      }
+    } catch {
+      // CONFIG is often disabled on managed Redis: nothing to check then
+    }
+  }
+
+  /** A transition script: adds the leases it found expired to the stats and returns its reply. */
+  private async transition(name: ScriptName, key: string, args: string[]): Promise<unknown[]> {
+    const reply = await this.script(name, key, args);
+    if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw unexpected(name, reply);
+    if (reply[0] > 0) this.leasesExpired += reply[0];
+    return reply;
+  }
+
+  /** EVALSHA, and on NOSCRIPT (a restarted or flushed server, a new cluster node) EVAL, which also loads it. */
+  private async script(name: ScriptName, key: string, args: string[]): Promise<unknown> {
+    const script = SCRIPTS[name];
+    try {
+      return await this.transport.send(key, false, ['EVALSHA', script.sha, '1', key, ...args]);
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
+      return await this.transport.send(key, false, ['EVAL', script.source, '1', key, ...args]);
+    }
+  }
+
+  private async peekForScan(full: string): Promise<CacheRecordView | undefined> {
+    const key = full.slice(this.keyPrefix.length);
+    try {
+      return await this.run('scan', key, async () => toView(key, await this.transition('peek', full, [])));
+    } catch (error) {
+      if (error instanceof LockstepError && error.cause instanceof Error && /does not hold a Lockstep cache record|^WRONGTYPE/.test(error.cause.message)) {
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  private failure(op: string, key: string | undefined, error: unknown): unknown {
+    if (error instanceof LockstepError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new LockstepError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
+  }
+
+  private timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
+    const offline = !this.transport.client.isReady && this.lastError !== undefined;
+    const why = offline ? ` (not connected: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)})` : '';
+    return new LockstepError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+function toView(key: string, reply: unknown[]): CacheRecordView | undefined {
+  switch (reply[1]) {
+    case '-':
+      return undefined;
+    case 'v': {
+      const value = decodeValue(String(reply[4]));
+      if (value === undefined) break;
+      const now = Number(reply[2]);
+      const pttl = Number(reply[3]);
+      return {
+        key,
+        kind: 'value',
+        version: value.version,
+        payload: value.payload,
+        tombstone: value.tombstone,
+        expiresAt: pttl >= 0 ? now + pttl : Number.POSITIVE_INFINITY,
+      };
+    }
+    case 'f':
+      return { key, kind: 'fill', expiresAt: Number(reply[2]) };
+    case 'w':
+      return { key, kind: 'write', writers: Number(reply[2]), maxVersion: Number(reply[3]), dirty: reply[4] === 1, expiresAt: Number(reply[5]) };
+  }
+  throw unexpected('peek', reply);
+}
+
+/** CONFIG GET's reply: a flat array (RESP2), or a map / object (RESP3). */
+function configValue(reply: unknown, name: string): string | undefined {
+  if (Array.isArray(reply)) {
+    const at = reply.indexOf(name);
+    return at >= 0 ? String(reply[at + 1]) : undefined;
+  }
+  if (reply instanceof Map) return reply.has(name) ? String(reply.get(name)) : undefined;
+  if (reply !== null && typeof reply === 'object' && name in reply) return String((reply as Record<string, unknown>)[name]);
+  return undefined;
+}
+
+function unexpected(what: string, reply: unknown): LockstepError {
+  return new LockstepError(`unexpected reply from Redis to ${what}: ${JSON.stringify(reply)?.slice(0, 200)}`);
+}
+
+/** Lease and TTL durations go to Lua as whole milliseconds, at least 1. */
+function durationArg(ms: number, name: string): string {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+    throw new LockstepError(`${name} must be a positive, finite number of ms (got ${String(ms)})`);
+  }
+  return String(Math.max(1, Math.ceil(ms)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients and transports
+
+interface ClientSettings {
+  readonly connectTimeoutMs: number;
+  readonly maxReconnectDelayMs: number;
+  readonly maxQueued: number;
+  readonly onError: (error: unknown) => void;
+}
+
+function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisClusterLike {
+  return 'masters' in client && typeof (client as RedisClusterLike).nodeClient === 'function';
+}
+
+function clientTransport(client: RedisClientLike): Transport {
+  const nodes = Promise.resolve([client]);
+  return {
+    kind: 'redis',
+    client,
+    send: (_key, _readonly, args) => client.sendCommand(args, COMMAND_OPTIONS),
+    nodes: () => nodes,
+  };
+}
+
+function clusterTransport(cluster: RedisClusterLike): Transport {
+  return {
+    kind: 'redis-cluster',
+    client: cluster,
+    send: (key, readonly, args) => cluster.sendCommand(key, readonly, args, COMMAND_OPTIONS),
+    nodes: () => Promise.all(cluster.masters.map((master) => cluster.nodeClient(master as never))),
+  };
+}
+
+/** 50 ms doubling up to the cap, with up to 100 ms of jitter so that many clients do not reconnect in step. */
+function backoff(maxMs: number): (retries: number) => number {
+  return (retries) => Math.min(50 * 2 ** Math.min(retries, 16), maxMs) + Math.floor(Math.random() * 100);
+}
+
+function socketOptions(settings: ClientSettings) {
+  return { connectTimeout: settings.connectTimeoutMs, reconnectStrategy: backoff(settings.maxReconnectDelayMs) };
+}
+
+function ownedClient(url: string, settings: ClientSettings): RedisClientLike {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: settings.maxQueued,
+    socket: socketOptions(settings),
+  });
+  client.on('error', settings.onError);
+  return client;
+}
+
+interface ClusterAddress {
+  readonly rootNodes: readonly string[];
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+}
+
+function ownedCluster(address: ClusterAddress, settings: ClientSettings): RedisClusterLike {
+  const cluster = createCluster({
+    rootNodes: address.rootNodes.map((url) => ({ url })),
+    defaults: {
+      ...(address.username === undefined ? {} : { username: address.username }),
+      ...(address.password === undefined ? {} : { password: address.password }),
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: settings.maxQueued,
+      socket: socketOptions(settings),
+    },
+  });
+  cluster.on('error', settings.onError);
+  return cluster;
+}
+
+function clusterNodes(rootNodes: readonly string[]): ClusterAddress {
+  if (!Array.isArray(rootNodes) || rootNodes.length === 0 || !rootNodes.every((node) => typeof node === 'string' && node !== '')) {
+    throw new InvalidOptionError('cluster.rootNodes must be a non-empty array of "host:port" or "redis://host:port" strings');
+  }
+  return { rootNodes: rootNodes.map((node) => (node.includes('://') ? node : `redis://${node}`)) };
+}
+
+/** `redis+cluster://[user:pass@]host:port,host:port[/]` (or `rediss+cluster://`) → root node urls; undefined for other urls. */
+export function parseClusterUrl(url: string | undefined): ClusterAddress | undefined {
+  if (url === undefined) return undefined;
+  if (typeof url !== 'string') throw new InvalidOptionError(`url must be a string (got ${JSON.stringify(url)})`);
+  const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/.exec(url);
+  if (match === null) {
+    if (url.includes('+cluster:')) throw new InvalidOptionError(`malformed cluster url ${JSON.stringify(url)}: expected redis+cluster://host:port,host:port`);
+    return undefined;
+  }
+  const [, scheme, auth, hosts] = match as unknown as [string, string, string | undefined, string];
+  const colon = auth?.indexOf(':') ?? -1;
+  const username = auth === undefined ? undefined : decodeURIComponent(colon >= 0 ? auth.slice(0, colon) : auth) || undefined;
+  const password = auth === undefined || colon < 0 ? undefined : decodeURIComponent(auth.slice(colon + 1));
+  const rootNodes = hosts.split(',').map((host) => host.trim());
+  if (rootNodes.some((host) => host === '')) throw new InvalidOptionError(`malformed cluster url ${JSON.stringify(url)}: empty host`);
+  return { rootNodes: rootNodes.map((host) => `${scheme}://${auth === undefined ? '' : `${auth}@`}${host}`), username, password };
+}
