@@ -37,12 +37,18 @@ export class EntryCodec {
 
   /** The cache entry for a committed payload, and the value a reader of it gets. */
   entry(encoded: EncodedValue, version: Version): CacheEntry {
-    return {
-      version,
-      payload: this.decodedValues ? deepFreeze(this.codec.decode(encoded.payload)) : encoded.payload,
-      tombstone: false,
-      sizeBytes: encoded.sizeBytes,
-    };
+    return this.prepare(encoded)(version);
+  }
+
+  /**
+   * Does the work of building a cache entry ahead (a decoded, frozen copy for in-process caches),
+   * so that only the version is left once the store has committed: the write path runs it before
+   * the commit, keeping the step between commit and acknowledgement short.
+   */
+  prepare(encoded: EncodedValue): (version: Version) => CacheEntry {
+    const payload = this.decodedValues ? deepFreeze(this.codec.decode(encoded.payload)) : encoded.payload;
+    const sizeBytes = encoded.sizeBytes;
+    return (version) => ({ version, payload, tombstone: false, sizeBytes });
   }
 
   fromStore(stored: StoredValue): CacheEntry {

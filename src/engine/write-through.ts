@@ -107,6 +107,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     return this.track(async () => {
       this.checkKey(key);
       const encoded = this.ctx.entries.encode(value, key, this.namespace);
+      const entryFor = this.ctx.entries.prepare(encoded);
       const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
       const { version } = await writeThrough(this.ctx, {
         operation: 'write',
@@ -114,7 +115,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
         cacheKey: this.cacheKeys.of(key),
         ttlMs,
         commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
-        entryFor: (committed) => this.ctx.entries.entry(encoded, committed),
+        entryFor,
       });
       return { version };
     });
