@@ -1,0 +1,321 @@
+// The PostgreSQL schema: the versioned key-value table, the tombstones of deleted keys and the change
+// journal, Lockstep's write and delete functions, and the triggers that version and journal writes
+// made with plain SQL outside Lockstep. Same data model and rules as sqlite-schema.ts.
+//
+// Versions are per key: a write of an existing row takes `version + 1`; a new key takes 1 + the
+// version of its tombstone (0 without one); a delete records a tombstone at 1 + max(row, tombstone).
+//
+// Concurrency. SQLite runs one writer at a time; PostgreSQL does not, so every path that creates or
+// removes a key first holds the key's entry in lockstep_kv's primary key, then touches its tombstone:
+// - an existing row: its row lock (INSERT … ON CONFLICT DO UPDATE, UPDATE, DELETE all take it);
+// - a new key: its uncommitted index entry (any other inserter of the key waits for this one);
+// - Lockstep's delete of a missing key inserts a placeholder row and deletes it in the same
+//   transaction, only so that a concurrent insert of the key commits wholly before or after it.
+// One order everywhere (key entry, then tombstone) means no deadlock between single-key writes. A
+// writer that waited for the key entry reads the tombstone in a later statement (a fresh snapshot in
+// READ COMMITTED) and, if a delete committed meanwhile, continues above it. That is why Lockstep's
+// write is a function: one statement per call, but the tombstone is read after the key is held. A
+// single INSERT … ON CONFLICT with the tombstone in a CTE reads it in the statement's snapshot, taken
+// before the wait, and a delete committed during the wait would be missed (re-create below its
+// delete). The session must be READ COMMITTED: the adapter sets default_transaction_isolation.
+//
+// How the triggers tell Lockstep's writes from everyone else's: by the `writer` column, which is
+// Lockstep's alone (plain SQL must leave it alone, as in SQLite). Every Lockstep write sets it to a
+// token minted from the current transaction id, `lockstep:<xid>:` + a letter, that no committed row
+// of another transaction can carry:
+// - INSERT is Lockstep's when NEW.writer is this transaction's 'w' (write) or 'd' (delete placeholder).
+// - UPDATE is Lockstep's when it changed `writer` to a token of this transaction. A plain UPDATE
+//   leaves `writer` as it was (a token of an older transaction, or NULL), so it is a bypass whatever
+//   else it changed: `SET version = version + 1`, a rename, nothing at all.
+// - DELETE is Lockstep's when the row holds this transaction's 'd' mark (set just before, as SQLite).
+// The checks are trigger WHEN clauses, so Lockstep's own writes run no PL/pgSQL trigger at all.
+//
+// Bypass writes get: INSERT → 1 + tombstone; UPDATE → 1 + old version (a rename: above the new key's
+// tombstone too), DELETE → a tombstone at 1 + max(row, tombstone). Each appends the key to the journal
+// with reason 'trigger'. A rename also deletes the old key: tombstone and journal it with the new
+// row's version. TRUNCATE fires no row trigger: a statement trigger tombstones and journals every row
+// first. Triggers do not fire under session_replication_role = replica (pg_restore
+// --disable-triggers, logical replication apply): such writes are not versioned or journaled.
+//
+// Journal ids in commit order: a BIGSERIAL id is drawn at INSERT time, so a transaction that drew a
+// lower id can commit after one that drew a higher id, and a drainer reading `id > cursor` would
+// already have moved past it. Here a journal row is inserted with a negative placeholder id, and a
+// deferred constraint trigger stamps its real id just before COMMIT, under a transaction-scoped
+// advisory lock that is released only after the commit is visible. Ids are therefore drawn in commit
+// order: when a reader sees id n, every id below n is committed and visible (or rolled back). The
+// lock is held only from the stamp to the end of COMMIT, never across a long migration, and only by
+// transactions that journal (bypass writes and cache-outage repairs). A safety window instead
+// (read only rows older than t) would lose rows of any transaction that runs longer than t.
+// journalHead takes the same lock, so the head it reports never hides a row still committing.
+
+/** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:1';
+
+/** The channel every journal append notifies; the payload is the schema name. */
+export const JOURNAL_CHANNEL = 'lockstep_journal';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export function isIdentifier(value: unknown): value is string {
+  return typeof value === 'string' && IDENTIFIER.test(value);
+}
+
+/** A validated identifier, quoted. Throws on anything else: identifiers cannot be parameters. */
+export function quoteIdentifier(name: string): string {
+  if (!isIdentifier(name)) throw new Error(`not a valid identifier: ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}
+
+/** FNV-1a 64 of a string, as a signed bigint literal: an advisory-lock key that names its purpose. */
+export function advisoryKey(purpose: string): string {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(purpose, 'utf8')) {
+    hash ^= BigInt(byte);
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return BigInt.asIntN(64, hash).toString();
+}
+
+export interface PostgresSchemaSql {
+  readonly ddlLockKey: string;
+  readonly journalLockKey: string;
+  /** Idempotent DDL for one transaction that already holds the DDL advisory lock. */
+  readonly ddl: string;
+}
+
+/** The DDL of one schema. `schema` must be a valid identifier (checked). */
+export function postgresSchemaSql(schema: string): PostgresSchemaSql {
+  const s = quoteIdentifier(schema);
+  const kv = `${s}.lockstep_kv`;
+  const tomb = `${s}.lockstep_tombstones`;
+  const journal = `${s}.lockstep_journal`;
+  const ddlLockKey = advisoryKey(`lockstep:ddl:${schema}`);
+  const journalLockKey = advisoryKey(`lockstep:journal:${schema}`);
+  const token = `('lockstep:' || pg_catalog.pg_current_xact_id()::text || ':')`;
+  const oursInsert = `NEW.writer IN (${token} || 'w', ${token} || 'd')`;
+  const oursUpdate = `NEW.writer IS DISTINCT FROM OLD.writer AND pg_catalog.starts_with(NEW.writer, ${token})`;
+  const oursDelete = `OLD.writer = ${token} || 'd'`;
+  // The trigger's own fix-up of a row: a token of this transaction, different from the row's.
+  const fixup = (column: string) => `CASE WHEN ${column} = ${token} || 'f' THEN ${token} || 'g' ELSE ${token} || 'f' END`;
+  const renamed = `(NEW.namespace, NEW.key) IS DISTINCT FROM (OLD.namespace, OLD.key)`;
+  const bury = (ns: string, key: string, version: string) =>
+    `INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at) VALUES (${ns}, ${key}, ${version}, pg_catalog.now())
+      ON CONFLICT (namespace, key) DO UPDATE
+        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.version`;
+  const appendJournal = (ns: string, key: string, version: string, reason: 'trigger' | 'repair') =>
+    `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (${ns}, ${key}, ${version}, '${reason}')`;
+  /** After a new key entry is held: take its tombstone (fresh snapshot) and continue above it. */
+  const settleNewKey = (ns: string, key: string) => `
+    DELETE FROM ${tomb} ts WHERE ts.namespace = ${ns} AND ts.key = ${key} RETURNING ts.version INTO t;
+    IF t >= v THEN
+      UPDATE ${kv} kv SET version = t + 1, writer = ${fixup('kv.writer')}
+        WHERE kv.namespace = ${ns} AND kv.key = ${key} RETURNING kv.version INTO v;
+    END IF;`;
+
+  const ddl = `
+CREATE TABLE IF NOT EXISTS ${kv} (
+  namespace text COLLATE "C" NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  value text NOT NULL,
+  version bigint,
+  writer text,
+  updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (namespace, key)
+) WITH (fillfactor = 90);
+
+CREATE TABLE IF NOT EXISTS ${tomb} (
+  namespace text COLLATE "C" NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  version bigint NOT NULL,
+  deleted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (namespace, key)
+);
+
+CREATE SEQUENCE IF NOT EXISTS ${s}.lockstep_journal_id_seq;
+CREATE SEQUENCE IF NOT EXISTS ${s}.lockstep_journal_pending_seq;
+CREATE TABLE IF NOT EXISTS ${journal} (
+  id bigint PRIMARY KEY DEFAULT -pg_catalog.nextval('${s}.lockstep_journal_pending_seq'),
+  namespace text NOT NULL,
+  key text NOT NULL,
+  version bigint NOT NULL,
+  reason text NOT NULL CHECK (reason IN ('trigger', 'repair')),
+  created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+ALTER SEQUENCE ${s}.lockstep_journal_id_seq OWNED BY ${journal}.id;
+ALTER SEQUENCE ${s}.lockstep_journal_pending_seq OWNED BY ${journal}.id;
+CREATE INDEX IF NOT EXISTS lockstep_journal_created_at ON ${journal} (created_at);
+
+-- Stamps a journal row's real id just before COMMIT, in commit order (see postgres-schema.ts).
+CREATE OR REPLACE FUNCTION ${s}.lockstep_journal_stamp() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_catalog.pg_advisory_xact_lock(${journalLockKey});
+  UPDATE ${journal} SET id = pg_catalog.nextval('${s}.lockstep_journal_id_seq'), created_at = pg_catalog.clock_timestamp()
+    WHERE id = NEW.id;
+  PERFORM pg_catalog.pg_notify('${JOURNAL_CHANNEL}', '${schema}');
+  RETURN NULL;
+END $fn$;
+DROP TRIGGER IF EXISTS lockstep_journal_stamp ON ${journal};
+CREATE CONSTRAINT TRIGGER lockstep_journal_stamp AFTER INSERT ON ${journal}
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${s}.lockstep_journal_stamp();
+ALTER TABLE ${journal} ENABLE ALWAYS TRIGGER lockstep_journal_stamp;
+
+-- The highest journal id whose row is visible (or rolled back): waits for a commit being stamped.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_journal_head() RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE head bigint;
+BEGIN
+  PERFORM pg_catalog.pg_advisory_xact_lock(${journalLockKey});
+  SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO head FROM ${s}.lockstep_journal_id_seq;
+  RETURN head;
+END $fn$;
+
+-- Lockstep's write: one call, one round trip. Returns the version committed.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_write(p_namespace text, p_key text, p_value text, p_journal boolean)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  v bigint;
+  t bigint;
+BEGIN
+  -- An existing row: version + 1 under its row lock. A new key: 1 + its tombstone as this snapshot sees it.
+  INSERT INTO ${kv} AS kv (namespace, key, value, version, writer, updated_at)
+    VALUES (p_namespace, p_key, p_value,
+            1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = p_namespace AND ts.key = p_key), 0),
+            ${token} || 'w', pg_catalog.now())
+    ON CONFLICT (namespace, key) DO UPDATE
+      SET value = excluded.value, version = coalesce(kv.version, 0) + 1, writer = excluded.writer, updated_at = excluded.updated_at
+    RETURNING kv.version INTO v;
+  -- Nothing to delete for an existing row (it has no tombstone) but an index probe; for a new key,
+  -- a delete that committed while the insert waited for the key is seen here.
+  ${settleNewKey('p_namespace', 'p_key')}
+  IF p_journal THEN
+    ${appendJournal('p_namespace', 'p_key', 'v', 'repair')};
+  END IF;
+  RETURN v;
+END $fn$;
+
+-- Lockstep's delete: one call, one round trip. A delete of a missing key also commits a version.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_delete(p_namespace text, p_key text, p_journal boolean,
+  OUT out_version bigint, OUT out_existed boolean) LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  old_version bigint;
+BEGIN
+  LOOP
+    -- Mark the row (its row lock) so the DELETE trigger stands aside.
+    UPDATE ${kv} kv SET writer = ${token} || 'd'
+      WHERE kv.namespace = p_namespace AND kv.key = p_key RETURNING kv.version INTO old_version;
+    out_existed := FOUND;
+    EXIT WHEN out_existed;
+    -- Missing: hold the key's entry with a placeholder (deleted below), so that an insert of the key
+    -- running now commits wholly before this delete (then it is deleted) or after it (above it).
+    INSERT INTO ${kv} (namespace, key, value, version, writer) VALUES (p_namespace, p_key, '', 0, ${token} || 'd')
+      ON CONFLICT DO NOTHING;
+    EXIT WHEN FOUND;
+    -- A row was committed meanwhile: delete it.
+  END LOOP;
+  DELETE FROM ${kv} kv WHERE kv.namespace = p_namespace AND kv.key = p_key;
+  ${bury('p_namespace', 'p_key', 'coalesce(old_version, 0) + 1')} INTO out_version;
+  IF p_journal THEN
+    ${appendJournal('p_namespace', 'p_key', 'out_version', 'repair')};
+  END IF;
+END $fn$;
+
+-- Bypass INSERT, before: a first version from the tombstone; the writer column is Lockstep's.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_before_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  NEW.writer := NULL;
+  NEW.version := 1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key), 0);
+  NEW.updated_at := pg_catalog.now();
+  RETURN NEW;
+END $fn$;
+
+-- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := NEW.version;
+  t bigint;
+BEGIN
+  ${settleNewKey('NEW.namespace', 'NEW.key')}
+  ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+  RETURN NULL;
+END $fn$;
+
+-- Bypass UPDATE, before: version + 1 (a rename: above the new key's tombstone too); writer unchanged.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_before_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  NEW.writer := OLD.writer;
+  NEW.version := 1 + coalesce(OLD.version, 0);
+  IF ${renamed} THEN
+    NEW.version := GREATEST(NEW.version,
+      1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key), 0));
+  END IF;
+  NEW.updated_at := pg_catalog.now();
+  RETURN NEW;
+END $fn$;
+
+-- Bypass UPDATE, after: journal; a rename also settles the new key and tombstones the old one.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := NEW.version;
+  t bigint;
+  gone bigint;
+BEGIN
+  IF ${renamed} THEN
+    ${settleNewKey('NEW.namespace', 'NEW.key')}
+    ${bury('OLD.namespace', 'OLD.key', 'v')} INTO gone;
+    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+    ${appendJournal('OLD.namespace', 'OLD.key', 'gone', 'trigger')};
+  ELSE
+    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+  END IF;
+  RETURN NULL;
+END $fn$;
+
+-- Bypass DELETE: a tombstone above the row and any earlier tombstone; journal.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint;
+BEGIN
+  ${bury('OLD.namespace', 'OLD.key', 'coalesce(OLD.version, 0) + 1')} INTO v;
+  ${appendJournal('OLD.namespace', 'OLD.key', 'v', 'trigger')};
+  RETURN NULL;
+END $fn$;
+
+-- TRUNCATE fires no row trigger: tombstone and journal every row before it goes.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  WITH buried AS (
+    INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
+      SELECT namespace, key, coalesce(version, 0) + 1, pg_catalog.now() FROM ${kv}
+      ON CONFLICT (namespace, key) DO UPDATE
+        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.namespace, ts.key, ts.version
+  )
+  INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried;
+  RETURN NULL;
+END $fn$;
+
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_insert ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_before_insert BEFORE INSERT ON ${kv}
+  FOR EACH ROW WHEN (NOT coalesce(${oursInsert}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_before_insert();
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_after_insert ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_after_insert AFTER INSERT ON ${kv}
+  FOR EACH ROW WHEN (NOT coalesce(${oursInsert}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_after_insert();
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_before_update BEFORE UPDATE ON ${kv}
+  FOR EACH ROW WHEN (NOT coalesce(${oursUpdate}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_before_update();
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_after_update ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_after_update AFTER UPDATE ON ${kv}
+  FOR EACH ROW WHEN (NOT coalesce(${oursUpdate}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_after_update();
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_delete ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_delete AFTER DELETE ON ${kv}
+  FOR EACH ROW WHEN (NOT coalesce(${oursDelete}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_delete();
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_truncate ON ${kv};
+CREATE TRIGGER lockstep_kv_bypass_truncate BEFORE TRUNCATE ON ${kv}
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lockstep_kv_bypass_truncate();
+
+COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
+`;
+  return { ddlLockKey, journalLockKey, ddl };
+}

@@ -1,0 +1,548 @@
+// The PostgreSQL store: per-key versions, tombstones and a change journal in one schema, on `pg`.
+// Every Lockstep write or delete is one call of a PL/pgSQL function (one statement, one round trip,
+// autocommit, a named prepared statement); writes made with plain SQL from anywhere else are
+// versioned and journaled by triggers, and every journal append notifies LISTENers. The rules, and
+// how journal ids follow commit order, are in postgres-schema.ts.
+import pg from 'pg';
+import { toMs, type Duration } from '../duration.js';
+import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError } from '../errors.js';
+import type {
+  JournalEntry,
+  JournalReason,
+  StoreAdapter,
+  StoreDeleteResult,
+  StoreScanRow,
+  StoredValue,
+  StoreWriteOptions,
+  StoreWriteResult,
+  Version,
+} from '../types.js';
+import { advisoryKey, isIdentifier, JOURNAL_CHANNEL, POSTGRES_SCHEMA_VERSION, postgresSchemaSql, quoteIdentifier } from './postgres-schema.js';
+
+// ---------------------------------------------------------------------------------------------
+// The slice of `pg` the store calls: a pg.Pool satisfies PostgresPool.
+
+export interface PostgresQueryConfig {
+  readonly text: string;
+  readonly values?: unknown[];
+  /** A named prepared statement: parsed once per connection. */
+  readonly name?: string;
+}
+
+export interface PostgresQueryResult {
+  readonly rows: Array<Record<string, unknown>>;
+}
+
+export interface PostgresNotification {
+  readonly channel: string;
+  readonly payload?: string | undefined;
+}
+
+export interface PostgresClient {
+  query(config: PostgresQueryConfig): Promise<PostgresQueryResult>;
+  /** Back to the pool; `true` or an error destroys the connection instead. */
+  release(destroy?: boolean | Error): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  on(event: 'notification', listener: (message: PostgresNotification) => void): unknown;
+}
+
+export interface PostgresPool {
+  connect(): Promise<PostgresClient>;
+  end(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface PostgresStoreCommon {
+  /**
+   * The schema that holds Lockstep's tables, functions and triggers (created if missing). An
+   * identifier of [A-Za-z_][A-Za-z0-9_]* up to 63 characters; used quoted, so case is kept.
+   * @default 'public'
+   */
+  schema?: string;
+  /**
+   * `statement_timeout` of every connection the store uses. It must stay shorter than the engine's
+   * `leaseTtl` (default 5 s), so a write that is still running can never commit after its lease
+   * expired and readers stopped bypassing the cache. A write whose `deadlineMs` is shorter runs
+   * with that timeout instead (in a transaction: three more round trips).
+   * @default '2s'
+   */
+  statementTimeout?: Duration;
+  /**
+   * LISTEN for journal appends (`onJournal`), so the engine's drainer wakes at once after a plain-SQL
+   * write instead of at its next poll. Holds one more connection while someone listens.
+   * @default true
+   */
+  notify?: boolean;
+}
+
+/**
+ * Connect with a connection string (the store owns the pool and ends it on close()), or use an
+ * existing pool (close() leaves it open). The store sets `statement_timeout` and
+ * `default_transaction_isolation = 'read committed'` on every connection it checks out of the pool:
+ * give it a pool of its own if other code needs other session settings.
+ */
+export type PostgresStoreOptions = PostgresStoreCommon &
+  (
+    | {
+        connectionString: string;
+        /** Connections in the pool the store creates (the LISTEN connection is extra). @default 10 */
+        poolSize?: number;
+        pool?: never;
+      }
+    | { pool: PostgresPool; connectionString?: never; poolSize?: never }
+  );
+
+export interface PostgresStore extends StoreAdapter {
+  readonly name: 'postgres';
+  readonly schema: string;
+  /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
+  readonly statementTimeoutMs: number;
+  /** The pool the store queries. */
+  readonly pool: PostgresPool;
+  /** Creates the schema if it is missing (every operation does this first); resolves when ready. */
+  ready(): Promise<void>;
+  onJournal?(listener: () => void): () => void;
+}
+
+interface Resolved {
+  readonly schema: string;
+  readonly statementTimeoutMs: number;
+  readonly notify: boolean;
+  readonly pool: PostgresPool;
+  /** Set when the store created the pool: it ends it on close() and uses a pool of one to LISTEN. */
+  readonly connectionString: string | undefined;
+}
+
+function resolve(options: PostgresStoreOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('postgres store options must be an object');
+  const { connectionString, pool, poolSize, schema = 'public', notify = true } = options as unknown as Record<string, unknown>;
+  if (!isIdentifier(schema)) {
+    throw new InvalidOptionError(
+      `schema must be an identifier of [A-Za-z_][A-Za-z0-9_]*, at most 63 characters (got ${JSON.stringify(schema)})`,
+    );
+  }
+  if (typeof notify !== 'boolean') throw new InvalidOptionError(`notify must be a boolean (got ${JSON.stringify(notify)})`);
+  const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
+  if (statementTimeoutMs > 2_147_483_647) throw new InvalidOptionError('statementTimeout must be below 2^31 ms');
+  if ((connectionString === undefined) === (pool === undefined)) {
+    throw new InvalidOptionError('postgres store needs exactly one of `connectionString` or `pool` (an existing pg.Pool)');
+  }
+  if (pool !== undefined) {
+    const candidate = pool as Partial<PostgresPool> | null;
+    if (typeof candidate !== 'object' || candidate === null || typeof candidate.connect !== 'function' || typeof candidate.end !== 'function') {
+      throw new InvalidOptionError('pool must be a pg.Pool (an object with connect() and end())');
+    }
+    if (poolSize !== undefined) throw new InvalidOptionError('poolSize applies only with connectionString (size the pool you pass yourself)');
+    return { schema, statementTimeoutMs, notify, pool: candidate as PostgresPool, connectionString: undefined };
+  }
+  if (typeof connectionString !== 'string' || connectionString.length === 0) {
+    throw new InvalidOptionError(`connectionString must be a non-empty string (got ${JSON.stringify(connectionString)})`);
+  }
+  const size = poolSize ?? 10;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 1000) {
+    throw new InvalidOptionError(`poolSize must be an integer from 1 to 1000 (got ${JSON.stringify(poolSize)})`);
+  }
+  return { schema, statementTimeoutMs, notify, pool: quietPool(new pg.Pool({ connectionString, max: size })), connectionString };
+}
+
+/** An idle connection that dies emits 'error' on its pool: without a listener the process would exit. */
+function quietPool(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+interface DatabaseErrorLike {
+  readonly code: string;
+  readonly severity?: string;
+}
+
+/** An error the server sent (pg's DatabaseError), recognised by shape so another copy of pg works too. */
+function isDatabaseError(error: unknown): error is DatabaseErrorLike {
+  const e = error as Partial<DatabaseErrorLike> | null;
+  return typeof e === 'object' && e !== null && typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && 'severity' in e;
+}
+
+/**
+ * Whether a statement's outcome is unknown after this error: the connection was lost (no answer, or
+ * a FATAL answer such as 57P01 after which the server may still have committed). Any other error the
+ * server sent (a constraint, a deadlock, 57014 statement timeout …) rolled the transaction back.
+ */
+function outcomeUnknown(error: unknown): boolean {
+  if (!isDatabaseError(error)) return true;
+  if (error.severity === 'FATAL' || error.severity === 'PANIC') return true;
+  return error.code.startsWith('08') || (error.code.startsWith('57P') && error.code !== '57014');
+}
+
+const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
+
+// ---------------------------------------------------------------------------------------------
+// LISTEN: one dedicated connection, reconnecting with backoff.
+
+const RECONNECT_MIN_MS = 50;
+const RECONNECT_MAX_MS = 5_000;
+
+function createListener(pool: PostgresPool, schema: string, deliver: () => void) {
+  let running = false;
+  /** Ends the current connection (once), if there is one. */
+  let dropCurrent: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let delayMs = RECONNECT_MIN_MS;
+
+  function retry(): void {
+    if (!running || timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void connect();
+    }, delayMs);
+    timer.unref();
+    delayMs = Math.min(delayMs * 2, RECONNECT_MAX_MS);
+  }
+
+  async function connect(): Promise<void> {
+    if (!running) return;
+    let client: PostgresClient;
+    try {
+      client = await pool.connect();
+    } catch {
+      return retry();
+    }
+    let released = false;
+    // Destroyed, never returned: the pool must not hand out a connection that still LISTENs.
+    const drop = () => {
+      if (released) return;
+      released = true;
+      if (dropCurrent === drop) dropCurrent = undefined;
+      client.release(true);
+      retry();
+    };
+    if (!running) return drop();
+    dropCurrent = drop;
+    client.on('error', drop);
+    client.on('end', drop);
+    client.on('notification', (message) => {
+      // One channel for every schema: the payload names the schema whose journal grew.
+      if (message.channel === JOURNAL_CHANNEL && message.payload === schema) deliver();
+    });
+    try {
+      await client.query({ text: `LISTEN ${JOURNAL_CHANNEL}` });
+    } catch {
+      return drop();
+    }
+    if (released || !running) return;
+    delayMs = RECONNECT_MIN_MS;
+    // Rows may have been appended while no connection listened.
+    deliver();
+  }
+
+  return {
+    start(): void {
+      if (running) return;
+      running = true;
+      void connect();
+    },
+    stop(): void {
+      running = false;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      dropCurrent?.();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+/**
+ * A StoreAdapter on PostgreSQL (13 or later). The schema is created on first use, under an advisory
+ * lock so that processes starting at once create it once. Versions are per key and rise across delete
+ * and re-create; other code may write `lockstep_kv` with plain SQL (leaving the `writer` column alone)
+ * and the triggers version, journal and notify it.
+ *
+ * Round trips: read, write, delete, appendJournal, readJournal, journalHead, pruneJournal, scan: one
+ * each (plus one per new connection, to set its session). A write or delete whose `deadlineMs` is
+ * below the statement timeout runs in a transaction with that timeout: four.
+ *
+ * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time (see the SQLite
+ * store: the journal retention must exceed the engine's tombstone TTL and lease TTL).
+ */
+export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
+  const { schema, statementTimeoutMs, notify, pool, connectionString } = resolve(options);
+  const owned = connectionString !== undefined;
+  const s = quoteIdentifier(schema);
+  const sql = postgresSchemaSql(schema);
+  // Statement names are per connection; a pool shared by stores of two schemas needs distinct ones.
+  const tag = `lockstep_${BigInt.asUintN(64, BigInt(advisoryKey(schema))).toString(36)}`;
+  const statement = (name: string, text: string) => (values: unknown[]): PostgresQueryConfig => ({ name: `${tag}_${name}`, text, values });
+
+  const writeSql = statement('write', `SELECT ${s}.lockstep_write($1, $2, $3, $4) AS version`);
+  const deleteSql = statement('delete', `SELECT out_version AS version, out_existed AS existed FROM ${s}.lockstep_delete($1, $2, $3)`);
+  const readSql = statement('read', `SELECT version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key = $2`);
+  const appendSql = statement('append', `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, $4)`);
+  const journalSql = statement(
+    'journal',
+    `SELECT id, namespace, key, version, reason, floor(extract(epoch FROM created_at) * 1000)::float8 AS created_at
+       FROM ${s}.lockstep_journal WHERE id > $1 ORDER BY id LIMIT $2`,
+  );
+  const headSql = statement('head', `SELECT ${s}.lockstep_journal_head() AS head`);
+  const pruneSql = statement(
+    'prune',
+    `WITH journal AS (DELETE FROM ${s}.lockstep_journal WHERE created_at < to_timestamp($1::float8 / 1000) RETURNING 1),
+          tombstones AS (DELETE FROM ${s}.lockstep_tombstones WHERE deleted_at < to_timestamp($1::float8 / 1000) RETURNING 1)
+     SELECT count(*)::int AS pruned FROM journal`,
+  );
+  const scanFirstSql = statement(
+    'scan_first',
+    `SELECT key, version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 ORDER BY key LIMIT $2`,
+  );
+  const scanAfterSql = statement(
+    'scan_after',
+    `SELECT key, version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key > $2 ORDER BY key LIMIT $3`,
+  );
+  const sessionSql = statement(
+    'session',
+    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false)`,
+  );
+  const localTimeoutSql = statement('local_timeout', `SELECT set_config('statement_timeout', $1, true)`);
+
+  // Connections whose session this store has set up (statement timeout, isolation, error listener).
+  const prepared = new WeakSet<PostgresClient>();
+  let closed = false;
+
+  function live(): void {
+    if (closed) throw new ClosedError('the postgres store was closed');
+  }
+
+  async function acquire(): Promise<PostgresClient> {
+    const client = await pool.connect();
+    if (prepared.has(client)) return client;
+    try {
+      // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
+      client.on('error', () => undefined);
+      await client.query(sessionSql([String(statementTimeoutMs)]));
+      prepared.add(client);
+      return client;
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+  }
+
+  /** Runs one autocommit statement, or reads; releases (or destroys) the connection. */
+  async function run(config: PostgresQueryConfig, { writes = false } = {}): Promise<PostgresQueryResult> {
+    await ensureSchema();
+    const client = await acquire();
+    try {
+      const result = await client.query(config);
+      client.release();
+      return result;
+    } catch (error) {
+      const lost = outcomeUnknown(error);
+      client.release(lost ? true : undefined);
+      if (writes && lost) {
+        throw new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** One write statement, in its own transaction when its deadline is below the statement timeout. */
+  async function runWrite(config: PostgresQueryConfig, deadlineMs: number): Promise<PostgresQueryResult> {
+    if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true });
+    await ensureSchema();
+    const client = await acquire();
+    let committing = false;
+    try {
+      await client.query({ text: 'BEGIN' });
+      await client.query(localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))]));
+      const result = await client.query(config);
+      committing = true;
+      await client.query({ text: 'COMMIT' });
+      client.release();
+      return result;
+    } catch (error) {
+      const lost = outcomeUnknown(error);
+      if (!committing && !lost) {
+        // A clean failure before COMMIT: roll back and keep the connection.
+        try {
+          await client.query({ text: 'ROLLBACK' });
+          client.release();
+        } catch {
+          client.release(true);
+        }
+        throw error;
+      }
+      client.release(lost ? true : undefined);
+      // Before COMMIT was sent, a lost connection means the server rolled back: a clean failure.
+      if (committing && lost) {
+        throw new StoreOutcomeUnknownError('the connection was lost during COMMIT: the write may or may not have committed', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  let schemaReady: Promise<void> | undefined;
+  function ensureSchema(): Promise<void> {
+    schemaReady ??= createSchema().catch((error: unknown) => {
+      schemaReady = undefined; // the next operation tries again
+      throw error;
+    });
+    return schemaReady;
+  }
+
+  async function createSchema(): Promise<void> {
+    const client = await acquire();
+    const marker = async () =>
+      (await client.query({ text: `SELECT obj_description(to_regclass($1), 'pg_class') AS marker`, values: [`${s}.lockstep_kv`] })).rows[0]
+        ?.marker;
+    let inTransaction = false;
+    try {
+      if ((await marker()) === POSTGRES_SCHEMA_VERSION) return client.release();
+      await client.query({ text: 'BEGIN' });
+      inTransaction = true;
+      // DDL may wait for locks longer than a write should; processes starting at once queue here.
+      await client.query({ text: `SELECT set_config('statement_timeout', '60000', true)` });
+      await client.query({ text: 'SELECT pg_advisory_xact_lock($1::bigint)', values: [sql.ddlLockKey] });
+      const found = await client.query({ text: 'SELECT 1 FROM pg_namespace WHERE nspname = $1', values: [schema] });
+      if (found.rows.length === 0) await client.query({ text: `CREATE SCHEMA ${s}` });
+      const current = await marker();
+      if (current !== POSTGRES_SCHEMA_VERSION) {
+        await refuseForeignTable(client, current);
+        await client.query({ text: sql.ddl });
+      }
+      await client.query({ text: 'COMMIT' });
+      inTransaction = false;
+      client.release();
+    } catch (error) {
+      if (inTransaction) await client.query({ text: 'ROLLBACK' }).catch(() => undefined);
+      client.release(true);
+      throw error;
+    }
+  }
+
+  /** A lockstep_kv table that this DDL did not create must at least have the columns it needs. */
+  async function refuseForeignTable(client: PostgresClient, marker: unknown): Promise<void> {
+    const { rows } = await client.query({
+      text: `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
+      values: [`${s}.lockstep_kv`],
+    });
+    if (rows.length === 0) return;
+    const columns = new Set(rows.map((r) => r.attname as string));
+    const missing = ['namespace', 'key', 'value', 'version', 'writer', 'updated_at'].filter((c) => !columns.has(c));
+    if (missing.length > 0) {
+      throw new InvalidOptionError(
+        `schema ${JSON.stringify(schema)} has a lockstep_kv table that Lockstep did not create (comment ${JSON.stringify(marker)}) ` +
+          `and that lacks ${missing.join(', ')}: use another schema, or drop the lockstep_* objects`,
+      );
+    }
+  }
+
+  const listeners = new Set<() => void>();
+  let listenPool: PostgresPool | undefined;
+  let listener: ReturnType<typeof createListener> | undefined;
+  function deliver(): void {
+    for (const l of [...listeners]) {
+      try {
+        l();
+      } catch {
+        // a listener's own failure is not the store's
+      }
+    }
+  }
+
+  const store: PostgresStore = {
+    name: 'postgres',
+    schema,
+    statementTimeoutMs,
+    pool,
+    async ready() {
+      live();
+      await ensureSchema();
+    },
+    async read(namespace, key): Promise<StoredValue | undefined> {
+      live();
+      const row = (await run(readSql([namespace, key]))).rows[0];
+      return row === undefined ? undefined : { version: int(row.version), payload: row.payload as string };
+    },
+    async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
+      live();
+      const { rows } = await runWrite(writeSql([namespace, key, payload, options.journal]), options.deadlineMs);
+      return { version: int(rows[0]!.version) };
+    },
+    async delete(namespace, key, options: StoreWriteOptions): Promise<StoreDeleteResult> {
+      live();
+      const { rows } = await runWrite(deleteSql([namespace, key, options.journal]), options.deadlineMs);
+      return { version: int(rows[0]!.version), existed: rows[0]!.existed === true };
+    },
+    async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
+      live();
+      await run(appendSql([namespace, key, version, reason]), { writes: true });
+    },
+    async readJournal(afterId, limit): Promise<JournalEntry[]> {
+      live();
+      const { rows } = await run(journalSql([afterId, limit]));
+      return rows.map((r) => ({
+        id: int(r.id),
+        namespace: r.namespace as string,
+        key: r.key as string,
+        version: int(r.version),
+        reason: r.reason as JournalReason,
+        createdAt: int(r.created_at),
+      }));
+    },
+    async journalHead() {
+      live();
+      return int((await run(headSql([]))).rows[0]!.head);
+    },
+    async pruneJournal(beforeEpochMs) {
+      live();
+      return int((await run(pruneSql([beforeEpochMs]))).rows[0]!.pruned);
+    },
+    async scan(namespace, afterKey, limit): Promise<StoreScanRow[]> {
+      live();
+      const config = afterKey === undefined ? scanFirstSql([namespace, limit]) : scanAfterSql([namespace, afterKey, limit]);
+      return (await run(config)).rows.map((r) => ({ key: r.key as string, version: int(r.version), payload: r.payload as string }));
+    },
+    async ping() {
+      live();
+      await run({ text: 'SELECT 1' });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      listeners.clear();
+      listener?.stop();
+      listener = undefined;
+      if (owned) await Promise.all([listenPool?.end(), pool.end()]);
+    },
+  };
+
+  if (notify) {
+    store.onJournal = (callback: () => void) => {
+      live();
+      listeners.add(callback);
+      if (listener === undefined) {
+        // A pool of our own: a connection that LISTENs for ever, outside the pool that serves queries.
+        listenPool ??= owned ? quietPool(new pg.Pool({ connectionString, max: 1 })) : pool;
+        listener = createListener(listenPool, schema, deliver);
+        listener.start();
+      }
+      return () => {
+        listeners.delete(callback);
+        if (listeners.size === 0 && listener !== undefined) {
+          listener.stop();
+          listener = undefined;
+        }
+      };
+    };
+  }
+
+  return store;
+}
