@@ -1,0 +1,1020 @@
+// The PostgreSQL store against a real server: the shared conformance suite, then what is PostgreSQL's
+// own (options, schema creation, pools, round trips, concurrency, plain-SQL edge cases, psql, journal
+// commit order, LISTEN/NOTIFY, timeouts, lost connections, driver errors). Every test works in a
+// schema of its own (lockstep_test_<random>), dropped afterwards: other engineers share the server.
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError } from '../../src/errors.js';
+import {
+  createPostgresStore,
+  type PostgresClient,
+  type PostgresPool,
+  type PostgresQueryConfig,
+  type PostgresStore,
+  type PostgresStoreOptions,
+} from '../../src/store/postgres.js';
+import type { JournalEntry, StoreWriteOptions } from '../../src/types.js';
+import { runStoreAdapterSuite, type BypassSql } from '../conformance/store-adapter.suite.js';
+import { DATABASE_URL, needService } from '../helpers/services.js';
+
+const service = await needService('PostgreSQL', DATABASE_URL);
+const PLAIN: StoreWriteOptions = Object.freeze({ journal: false, deadlineMs: 10_000 });
+const JOURNALED: StoreWriteOptions = Object.freeze({ journal: true, deadlineMs: 10_000 });
+
+// One admin connection pool for DDL the tests do themselves and for dropping schemas.
+const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 3 });
+admin.on('error', () => undefined);
+const schemas = new Set<string>();
+after(async () => {
+  for (const schema of schemas) await dropSchema(schema).catch(() => undefined);
+  await admin.end();
+});
+
+function freshSchema(): string {
+  const schema = `lockstep_test_${randomBytes(6).toString('hex')}`;
+  schemas.add(schema);
+  return schema;
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  schemas.delete(schema);
+}
+
+/** A client on its own connection, for plain SQL as another service would write it. */
+async function connectClient(applicationName?: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: DATABASE_URL, application_name: applicationName });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+function bypassOn(client: pg.Client, schema: string): BypassSql {
+  const kv = `"${schema}".lockstep_kv`;
+  return {
+    async upsert(namespace, key, jsonText) {
+      await client.query(
+        `INSERT INTO ${kv} (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value`,
+        [namespace, key, jsonText],
+      );
+    },
+    async update(namespace, key, jsonText) {
+      const { rowCount } = await client.query(`UPDATE ${kv} SET value = $3 WHERE namespace = $1 AND key = $2`, [namespace, key, jsonText]);
+      assert.equal(rowCount, 1, 'bypass update of an existing row');
+    },
+    async remove(namespace, key) {
+      await client.query(`DELETE FROM ${kv} WHERE namespace = $1 AND key = $2`, [namespace, key]);
+    },
+  };
+}
+
+interface Fixture {
+  store: PostgresStore;
+  /** A second connection: plain SQL. */
+  sql: pg.Client;
+  schema: string;
+  kv: string;
+  journal: (afterId?: number) => Promise<Array<Pick<JournalEntry, 'namespace' | 'key' | 'version' | 'reason'> & { id: number }>>;
+  versionOf: (key: string, namespace?: string) => Promise<number | undefined>;
+  tombstoneOf: (key: string, namespace?: string) => Promise<number | undefined>;
+}
+
+/** A store on a fresh schema and a second connection to it; closes both and drops the schema afterwards. */
+async function withStore(run: (f: Fixture) => Promise<void>, options: Partial<PostgresStoreOptions> = {}): Promise<void> {
+  const schema = freshSchema();
+  const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 4, ...options } as PostgresStoreOptions);
+  const sql = await connectClient();
+  const kv = `"${schema}".lockstep_kv`;
+  const fixture: Fixture = {
+    store,
+    sql,
+    schema,
+    kv,
+    async journal(afterId = 0) {
+      const { rows } = await sql.query(
+        `SELECT id::int, namespace, key, version::int, reason FROM "${schema}".lockstep_journal WHERE id > $1 ORDER BY id`,
+        [afterId],
+      );
+      return rows;
+    },
+    async versionOf(key, namespace = 'ns') {
+      const { rows } = await sql.query(`SELECT version::int FROM ${kv} WHERE namespace = $1 AND key = $2`, [namespace, key]);
+      return rows[0]?.version;
+    },
+    async tombstoneOf(key, namespace = 'ns') {
+      const { rows } = await sql.query(`SELECT version::int FROM "${schema}".lockstep_tombstones WHERE namespace = $1 AND key = $2`, [namespace, key]);
+      return rows[0]?.version;
+    },
+  };
+  try {
+    await store.ready();
+    await run(fixture);
+  } finally {
+    await sql.end().catch(() => undefined);
+    await store.close();
+    await dropSchema(schema);
+  }
+}
+
+/**
+ * Wraps a pg.Pool to log every query text the store sends, and to let a test act on a query before
+ * it is sent (e.g. cut the connection). One wrapper per connection, so the store sees the same client.
+ */
+function loggingPool(inner: pg.Pool, before?: (config: PostgresQueryConfig, client: pg.PoolClient) => void): { pool: PostgresPool; log: string[] } {
+  const log: string[] = [];
+  const wrappers = new WeakMap<pg.PoolClient, PostgresClient>();
+  const pool: PostgresPool = {
+    async connect() {
+      const client = await inner.connect();
+      let wrapper = wrappers.get(client);
+      if (wrapper === undefined) {
+        wrapper = {
+          async query(config) {
+            log.push(config.text.trim().split(/\s+/).slice(0, 3).join(' '));
+            before?.(config, client);
+            return client.query(config as pg.QueryConfig);
+          },
+          release: (destroy) => client.release(destroy),
+          on: (event: string, listener: (...args: never[]) => void) => client.on(event as 'error', listener as () => void),
+        };
+        wrappers.set(client, wrapper);
+      }
+      return wrapper;
+    },
+    end: () => inner.end(),
+  };
+  return { pool, log };
+}
+
+/** Cuts a pg client's socket, as a network failure would. */
+function cut(client: pg.PoolClient): void {
+  (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+}
+
+function pgErrorOf(error: unknown): pg.DatabaseError {
+  assert.ok(error instanceof pg.DatabaseError, `expected pg's DatabaseError, got ${String(error)}`);
+  return error;
+}
+
+describe('PostgreSQL store', { skip: service.skip }, () => {
+  runStoreAdapterSuite('postgres', async () => {
+    const schema = freshSchema();
+    const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 4 });
+    await store.ready(); // the tables exist before the first plain-SQL write
+    const other = await connectClient();
+    return {
+      store,
+      bypass: bypassOn(other, schema),
+      async close() {
+        await other.end();
+        await store.close();
+        await dropSchema(schema);
+      },
+    };
+  });
+
+  describe('options', () => {
+    it('defaults: schema public, a 2 s statement timeout, notify on; nothing connects before first use', async () => {
+      const store = createPostgresStore({ connectionString: 'postgres://nobody@127.0.0.1:1/none' });
+      assert.equal(store.name, 'postgres');
+      assert.equal(store.schema, 'public');
+      assert.equal(store.statementTimeoutMs, 2_000);
+      assert.equal(typeof store.onJournal, 'function');
+      await store.close();
+      const quiet = createPostgresStore({ connectionString: DATABASE_URL, notify: false, statementTimeout: '750ms' });
+      assert.equal(quiet.onJournal, undefined, 'notify: false leaves onJournal out (the drainer polls)');
+      assert.equal(quiet.statementTimeoutMs, 750);
+      await quiet.close();
+    });
+
+    it('sets statement_timeout and READ COMMITTED on the connections it uses', () =>
+      withStore(
+        async ({ store }) => {
+          await store.write('ns', 'k', '1', PLAIN);
+          const client = await store.pool.connect(); // the pool's only connection, set up by the store
+          try {
+            const { rows } = await client.query({ text: 'SELECT current_setting($1) AS t, current_setting($2) AS i', values: ['statement_timeout', 'default_transaction_isolation'] });
+            assert.deepEqual(rows[0], { t: '1500ms', i: 'read committed' });
+          } finally {
+            client.release();
+          }
+        },
+        { poolSize: 1, statementTimeout: '1.5s' },
+      ));
+
+    it('rejects invalid options with InvalidOptionError', () => {
+      const pool = new pg.Pool({ connectionString: DATABASE_URL });
+      const bad: unknown[] = [
+        undefined,
+        null,
+        'postgres://x',
+        {},
+        { connectionString: '' },
+        { connectionString: 42 },
+        { connectionString: DATABASE_URL, pool },
+        { pool: {} },
+        { pool: { connect: () => undefined } },
+        { pool, poolSize: 3 },
+        { connectionString: DATABASE_URL, poolSize: 0 },
+        { connectionString: DATABASE_URL, poolSize: 2.5 },
+        { connectionString: DATABASE_URL, poolSize: '4' },
+        { connectionString: DATABASE_URL, schema: '' },
+        { connectionString: DATABASE_URL, schema: 'has-dash' },
+        { connectionString: DATABASE_URL, schema: '1starts_with_digit' },
+        { connectionString: DATABASE_URL, schema: 'quote"d' },
+        { connectionString: DATABASE_URL, schema: 'x'.repeat(64) },
+        { connectionString: DATABASE_URL, schema: 'public; DROP TABLE x' },
+        { connectionString: DATABASE_URL, statementTimeout: 0 },
+        { connectionString: DATABASE_URL, statementTimeout: -5 },
+        { connectionString: DATABASE_URL, statementTimeout: 'soon' },
+        { connectionString: DATABASE_URL, notify: 'yes' },
+      ];
+      for (const options of bad) {
+        assert.throws(() => createPostgresStore(options as PostgresStoreOptions), InvalidOptionError, JSON.stringify(options, (_, v) => (v === pool ? '[pool]' : v)));
+      }
+      // The longest valid identifier, and mixed case, are accepted.
+      for (const schema of ['x'.repeat(63), 'Mixed_Case_1', '_under']) {
+        assert.equal(createPostgresStore({ pool, schema }).schema, schema);
+      }
+      return pool.end();
+    });
+  });
+
+  describe('schema and pools', () => {
+    it('creates the schema once when several pools start at once, and marks its version', async () => {
+      const schema = freshSchema();
+      const stores = Array.from({ length: 4 }, () => createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 }));
+      try {
+        const versions = await Promise.all(stores.map((store, i) => store.write('ns', `k${i}`, String(i), PLAIN)));
+        assert.deepEqual(versions, [{ version: 1 }, { version: 1 }, { version: 1 }, { version: 1 }]);
+        const { rows } = await admin.query(
+          `SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relkind IN ('r', 'S') ORDER BY c.relname`,
+          [schema],
+        );
+        assert.deepEqual(rows, [
+          { relname: 'lockstep_journal', relkind: 'r' },
+          { relname: 'lockstep_journal_id_seq', relkind: 'S' },
+          { relname: 'lockstep_journal_pending_seq', relkind: 'S' },
+          { relname: 'lockstep_kv', relkind: 'r' },
+          { relname: 'lockstep_tombstones', relkind: 'r' },
+        ]);
+        const triggers = await admin.query(
+          `SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (to_regclass($1), to_regclass($2)) ORDER BY tgname`,
+          [`"${schema}".lockstep_kv`, `"${schema}".lockstep_journal`],
+        );
+        assert.deepEqual(
+          triggers.rows.map((r) => r.tgname),
+          [
+            'lockstep_journal_stamp',
+            'lockstep_kv_bypass_after_insert',
+            'lockstep_kv_bypass_after_update',
+            'lockstep_kv_bypass_before_insert',
+            'lockstep_kv_bypass_before_update',
+            'lockstep_kv_bypass_delete',
+            'lockstep_kv_bypass_truncate',
+          ],
+        );
+        const marker = await admin.query(`SELECT obj_description(to_regclass($1), 'pg_class') AS m`, [`"${schema}".lockstep_kv`]);
+        assert.match(marker.rows[0].m, /^lockstep:postgres-schema:\d+$/);
+        // A later store finds the marker and runs no DDL: its first operation is one query after the check.
+        const { pool, log } = loggingPool(new pg.Pool({ connectionString: DATABASE_URL, max: 1 }));
+        const late = createPostgresStore({ pool, schema });
+        assert.deepEqual(await late.read('ns', 'k0'), { version: 1, payload: '0' });
+        assert.deepEqual(log, ['SELECT set_config(\'statement_timeout\', $1,', "SELECT obj_description(to_regclass($1), 'pg_class')", 'SELECT version, value']);
+        await late.close();
+        await pool.end();
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+        await dropSchema(schema);
+      }
+    });
+
+    it('creates a schema whose name needs quoting, and keeps stores of two schemas on one pool apart', async () => {
+      const upper = `Lockstep_Test_${randomBytes(4).toString('hex')}`;
+      const lower = freshSchema();
+      schemas.add(upper);
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+      const a = createPostgresStore({ pool, schema: upper });
+      const b = createPostgresStore({ pool, schema: lower });
+      try {
+        // Same named statements, different schemas, one connection: the names must differ.
+        await a.write('ns', 'k', '"a"', PLAIN);
+        await b.write('ns', 'k', '"b"', PLAIN);
+        await b.write('ns', 'k', '"b2"', PLAIN);
+        assert.deepEqual(await a.read('ns', 'k'), { version: 1, payload: '"a"' });
+        assert.deepEqual(await b.read('ns', 'k'), { version: 2, payload: '"b2"' });
+        const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [upper]);
+        assert.equal(rows[0].n, 1, 'the mixed-case name is kept as given');
+      } finally {
+        await a.close();
+        await b.close();
+        await pool.end();
+        await dropSchema(upper);
+        await dropSchema(lower);
+      }
+    });
+
+    it('leaves an existing pool open on close(), ends a pool it created, and refuses calls after close()', async () => {
+      const schema = freshSchema();
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+      const store = createPostgresStore({ pool, schema });
+      await store.write('ns', 'k', '1', PLAIN);
+      await store.close();
+      await store.close(); // idempotent
+      assert.equal(pool.ended, false);
+      assert.deepEqual((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+      await assert.rejects(store.read('ns', 'k'), ClosedError);
+      await assert.rejects(store.write('ns', 'k', '2', PLAIN), ClosedError);
+      await pool.end();
+
+      const own = createPostgresStore({ connectionString: DATABASE_URL, schema });
+      assert.equal((await own.read('ns', 'k'))?.payload, '1');
+      await own.close();
+      assert.equal((own.pool as pg.Pool).ended, true);
+      await dropSchema(schema);
+    });
+  });
+
+  describe('round trips', () => {
+    it('a plain or journaled write, a delete and a read are one query each; a shorter deadline adds a transaction', async () => {
+      const schema = freshSchema();
+      const inner = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+      const { pool, log } = loggingPool(inner);
+      const store = createPostgresStore({ pool, schema, statementTimeout: '2s' });
+      try {
+        await store.ready();
+        const count = async (step: () => Promise<unknown>) => {
+          log.length = 0;
+          await step();
+          return [...log];
+        };
+        assert.deepEqual(await count(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT "' + schema + '".lockstep_write($1, $2,']);
+        assert.deepEqual(await count(() => store.write('ns', 'k', '2', PLAIN)), ['SELECT "' + schema + '".lockstep_write($1, $2,']);
+        assert.equal((await count(() => store.write('ns', 'new', '1', JOURNALED))).length, 1);
+        assert.equal((await count(() => store.delete('ns', 'k', PLAIN))).length, 1);
+        assert.equal((await count(() => store.delete('ns', 'missing', JOURNALED))).length, 1);
+        assert.equal((await count(() => store.read('ns', 'new'))).length, 1);
+        assert.equal((await count(() => store.write('ns', 'k', '3', { journal: false, deadlineMs: 2_000 }))).length, 1, 'a deadline not below the timeout');
+        assert.deepEqual(await count(() => store.write('ns', 'k', '4', { journal: false, deadlineMs: 500 })), [
+          'BEGIN',
+          "SELECT set_config('statement_timeout', $1,",
+          'SELECT "' + schema + '".lockstep_write($1, $2,',
+          'COMMIT',
+        ]);
+        assert.equal((await count(() => store.delete('ns', 'k', { journal: true, deadlineMs: 500 }))).length, 4);
+        // The local timeout ended with its transaction.
+        const client = await inner.connect();
+        try {
+          assert.equal((await client.query('SHOW statement_timeout')).rows[0].statement_timeout, '2s');
+        } finally {
+          client.release();
+        }
+        const journal = await store.readJournal(0, 10);
+        assert.deepEqual(journal.map((r) => [r.key, r.reason]), [['new', 'repair'], ['missing', 'repair'], ['k', 'repair']]);
+      } finally {
+        await store.close();
+        await inner.end();
+        await dropSchema(schema);
+      }
+    });
+  });
+
+  describe('versions under concurrency', () => {
+    it('200 concurrent writes of one key over 8 connections: versions 1..200, in commit order', () =>
+      withStore(
+        async ({ store, sql, kv }) => {
+          const seen: Array<{ version: number; value: string }> = [];
+          let writing = true;
+          const reader = (async () => {
+            while (writing) {
+              const { rows } = await sql.query(`SELECT version::int, value FROM ${kv} WHERE namespace = 'ns' AND key = 'hot'`);
+              if (rows[0]) seen.push(rows[0]);
+            }
+          })();
+          const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.write('ns', 'hot', `"w${i}"`, PLAIN)));
+          writing = false;
+          await reader;
+          const versions = results.map((r) => r.version);
+          assert.deepEqual([...versions].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i + 1), 'distinct versions 1..200');
+          const payloadOf = new Map(results.map((r, i) => [r.version, `"w${i}"`]));
+          assert.deepEqual(await store.read('ns', 'hot'), { version: 200, payload: payloadOf.get(200) });
+          // Readers see versions only rise, each with the value the write of that version committed.
+          assert.ok(seen.length > 0);
+          seen.forEach((row, i) => {
+            assert.equal(row.value, payloadOf.get(row.version), `the value read with version ${row.version}`);
+            if (i > 0) assert.ok(row.version >= seen[i - 1]!.version, 'versions never go back');
+          });
+        },
+        { poolSize: 8 },
+      ));
+
+    it('creates, deletes and deletes of a missing key racing on new keys: distinct versions, last one wins', () =>
+      withStore(
+        async ({ store }) => {
+          for (let round = 0; round < 25; round++) {
+            const key = `race${round}`;
+            if (round % 5 === 0) await store.delete('ns', key, PLAIN); // some keys start with a tombstone
+            const ops = Array.from({ length: 6 }, (_, i) =>
+              i % 2 === 0
+                ? store.write('ns', key, `"${round}.${i}"`, PLAIN).then((r) => ({ version: r.version, payload: `"${round}.${i}"` as string | undefined }))
+                : store.delete('ns', key, PLAIN).then((r) => ({ version: r.version, payload: undefined as string | undefined })),
+            );
+            const results = await Promise.all(ops);
+            const versions = results.map((r) => r.version);
+            assert.equal(new Set(versions).size, versions.length, `distinct versions in round ${round}: ${versions}`);
+            const last = results.reduce((a, b) => (b.version > a.version ? b : a));
+            const read = await store.read('ns', key);
+            assert.deepEqual(read, last.payload === undefined ? undefined : { version: last.version, payload: last.payload }, `round ${round}`);
+            const next = await store.write('ns', key, '"after"', PLAIN);
+            assert.ok(next.version > last.version, 'the next write goes above every version of the race');
+          }
+        },
+        { poolSize: 6 },
+      ));
+
+    it('a bypass INSERT racing a delete of the missing key: both versions distinct, the later one above', () =>
+      withStore(
+        async ({ store, sql, kv }) => {
+          for (let round = 0; round < 20; round++) {
+            const key = `b${round}`;
+            await store.delete('ns', key, PLAIN);
+            const [inserted, deleted] = await Promise.all([
+              sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', $1, '1') RETURNING version::int`, [key]).then(
+                async () => (await store.readJournal(0, 10_000)).filter((r) => r.key === key && r.reason === 'trigger').at(-1)!.version,
+              ),
+              store.delete('ns', key, PLAIN),
+            ]);
+            assert.notEqual(inserted, deleted.version);
+            const row = await store.read('ns', key);
+            if (deleted.existed) {
+              assert.equal(row, undefined);
+              assert.ok(deleted.version > inserted);
+            } else {
+              assert.equal(row?.version, inserted);
+              assert.ok(inserted > deleted.version);
+            }
+          }
+        },
+        { poolSize: 2 },
+      ));
+    /** Resolves once a connection of application `app` waits for a lock. */
+    async function waitingOn(app: string): Promise<void> {
+      for (let i = 0; ; i++) {
+        const { rows } = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app]);
+        if (rows.length > 0) return;
+        assert.ok(i < 300, `${app} waits for a lock`);
+        await sleep(10);
+      }
+    }
+
+    /** Runs `step` while `sql` holds an open transaction, and commits it once `step` waits on it. */
+    async function commitWhileWaiting<T>(sql: pg.Client, app: string, step: () => Promise<T>): Promise<T> {
+      const pending = step();
+      pending.catch(() => undefined);
+      await waitingOn(app);
+      await sql.query('COMMIT');
+      return pending;
+    }
+
+    it('a write that waited for a delete to commit continues above that delete (a fresh snapshot after the wait)', async () => {
+      const schema = freshSchema();
+      const app = `lockstep_wait_${randomBytes(4).toString('hex')}`;
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, application_name: app });
+      const store = createPostgresStore({ pool, schema });
+      const sql = await connectClient();
+      const kv = `"${schema}".lockstep_kv`;
+      try {
+        for (let i = 0; i < 3; i++) await store.write('ns', 'k', String(i), PLAIN);
+        await sql.query('BEGIN');
+        await sql.query(`DELETE FROM ${kv} WHERE key = 'k'`); // tombstone 4, not committed yet
+        const written = await commitWhileWaiting(sql, app, () => store.write('ns', 'k', '"after"', PLAIN));
+        assert.equal(written.version, 5, 'above the tombstone that committed while the write waited');
+        assert.deepEqual(await store.read('ns', 'k'), { version: 5, payload: '"after"' });
+        const settled = await admin.query(`SELECT writer FROM ${kv} WHERE key = 'k'`);
+        assert.match(settled.rows[0].writer, /^lockstep:\d+:f$/, 'settled by the fresh read of the tombstone after the wait');
+        // A Lockstep delete that waited for a plain INSERT of the missing key deletes it, above it.
+        await store.delete('ns', 'k', PLAIN); // 6
+        await sql.query('BEGIN');
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '"sql"')`); // 7
+        const deleted = await commitWhileWaiting(sql, app, () => store.delete('ns', 'k', PLAIN));
+        assert.deepEqual(deleted, { version: 8, existed: true });
+        assert.equal(await store.read('ns', 'k'), undefined);
+        // A plain INSERT that waited for Lockstep's delete of the missing key (held by its placeholder)
+        // continues above that delete: its trigger reads the tombstone after the wait.
+        const first = await store.delete('ns', 'fresh', PLAIN); // tombstone 1
+        const locker = await connectClient();
+        const inserter = await connectClient(`${app}_insert`);
+        try {
+          await locker.query('BEGIN');
+          await locker.query(`SELECT 1 FROM "${schema}".lockstep_tombstones WHERE key = 'fresh' FOR UPDATE`);
+          const second = store.delete('ns', 'fresh', PLAIN); // placeholder held, waits for the tombstone lock
+          await waitingOn(app);
+          const insert = inserter.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'fresh', '"sql"')`);
+          await waitingOn(`${app}_insert`); // for the placeholder's transaction
+          await locker.query('COMMIT');
+          await insert;
+          assert.deepEqual(await second, { version: first.version + 1, existed: false });
+          assert.deepEqual(await store.read('ns', 'fresh'), { version: first.version + 2, payload: '"sql"' });
+          const { rows } = await admin.query(`SELECT writer FROM ${kv} WHERE key = 'fresh'`);
+          assert.match(rows[0].writer, /^lockstep:\d+:f$/, "the trigger's fix-up after the wait set the version");
+        } finally {
+          await locker.end();
+          await inserter.end();
+        }
+      } finally {
+        await sql.end();
+        await store.close();
+        await pool.end();
+        await dropSchema(schema);
+      }
+    });
+  });
+
+  describe('plain-SQL writes the triggers must catch', () => {
+    it('an UPDATE that bumps version itself, or sets it back or to NULL, still goes up by exactly one', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        const { version } = await store.write('ns', 'k', '1', PLAIN);
+        await sql.query(`UPDATE ${kv} SET version = version + 1, value = '2' WHERE key = 'k'`);
+        await sql.query(`UPDATE ${kv} SET version = 1 WHERE key = 'k'`);
+        await sql.query(`UPDATE ${kv} SET version = NULL WHERE key = 'k'`);
+        await sql.query(`UPDATE ${kv} SET writer = 'forged' WHERE key = 'k'`);
+        assert.deepEqual(
+          (await journal()).map((r) => [r.key, r.version, r.reason]),
+          [1, 2, 3, 4].map((n) => ['k', version + n, 'trigger']),
+        );
+        assert.deepEqual(await store.read('ns', 'k'), { version: version + 4, payload: '2' });
+        assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, version + 5);
+        assert.equal((await journal()).length, 4, "Lockstep's write after them journals nothing");
+      }));
+
+    it('an INSERT with a version or a writer copied from a row still gets 1 + tombstone, and is journaled', () =>
+      withStore(async ({ store, sql, kv, journal, tombstoneOf }) => {
+        await store.write('ns', 'src', '"s"', PLAIN);
+        await store.write('ns', 'src', '"s2"', PLAIN);
+        await store.write('ns', 'dead', '1', PLAIN);
+        const buried = (await store.delete('ns', 'dead', PLAIN)).version;
+        // A copy of the whole row, writer and version included, to a new key and onto the deleted key.
+        await sql.query(`INSERT INTO ${kv} SELECT namespace, 'copy', value, version, writer, updated_at FROM ${kv} WHERE key = 'src'`);
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value, version, writer) SELECT namespace, 'dead', value, 99, writer FROM ${kv} WHERE key = 'src'`);
+        assert.deepEqual(
+          (await journal()).map((r) => [r.key, r.version, r.reason]),
+          [
+            ['copy', 1, 'trigger'],
+            ['dead', buried + 1, 'trigger'],
+          ],
+        );
+        assert.equal(await tombstoneOf('dead'), undefined, 'the re-created key took its tombstone');
+      }));
+
+    it('INSERT … ON CONFLICT DO NOTHING on a live key changes nothing and journals nothing', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        const { version } = await store.write('ns', 'k', '1', PLAIN);
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '2') ON CONFLICT DO NOTHING`);
+        assert.deepEqual(await journal(), []);
+        assert.deepEqual(await store.read('ns', 'k'), { version, payload: '1' });
+      }));
+
+    it('a multi-row UPDATE in a transaction: each row its own version and journal row', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        const a = (await store.write('ns', 'a', '1', PLAIN)).version;
+        const b = (await store.write('ns', 'b', '1', PLAIN)).version;
+        await store.write('ns', 'b', '2', PLAIN);
+        await sql.query('BEGIN');
+        await sql.query(`UPDATE ${kv} SET value = '9' WHERE namespace = 'ns'`);
+        await sql.query(`UPDATE ${kv} SET value = '10' WHERE key = 'a'`);
+        await sql.query('COMMIT');
+        const rows = (await journal()).map((r) => [r.key, r.version]);
+        assert.deepEqual(rows.sort(), [['a', a + 1], ['a', a + 2], ['b', b + 2]].sort());
+        assert.deepEqual(await store.read('ns', 'a'), { version: a + 2, payload: '10' });
+      }));
+
+    it('a rename journals both keys, continues above the new key\'s tombstone and tombstones the old key', () =>
+      withStore(async ({ store, sql, kv, journal, versionOf, tombstoneOf }) => {
+        await store.write('ns', 'from', '1', PLAIN);
+        for (let i = 0; i < 5; i++) await store.write('ns', 'to', String(i), PLAIN);
+        const toDeleted = (await store.delete('ns', 'to', PLAIN)).version; // 6
+        await sql.query(`UPDATE ${kv} SET key = 'to' WHERE key = 'from'`);
+        const rows = await journal();
+        assert.deepEqual(rows.map((r) => [r.key, r.version]), [['to', toDeleted + 1], ['from', toDeleted + 1]]);
+        assert.equal(await versionOf('to'), toDeleted + 1);
+        assert.equal(await tombstoneOf('to'), undefined);
+        assert.equal(await tombstoneOf('from'), toDeleted + 1);
+        assert.ok((await store.write('ns', 'from', '"back"', PLAIN)).version > toDeleted + 1, 're-create of the old key goes above');
+        // Across namespaces, and onto a live key (refused by the primary key, nothing journaled).
+        await sql.query(`UPDATE ${kv} SET namespace = 'other' WHERE key = 'to'`);
+        assert.deepEqual((await journal(rows.at(-1)!.id)).map((r) => [r.namespace, r.key]), [['other', 'to'], ['ns', 'to']]);
+        const head = (await journal()).at(-1)!.id;
+        await assert.rejects(sql.query(`UPDATE ${kv} SET namespace = 'ns', key = 'from' WHERE namespace = 'other'`), (e: unknown) => pgErrorOf(e).code === '23505');
+        assert.deepEqual(await journal(head), []);
+      }));
+
+    it('an INSERT then an UPDATE then a DELETE of one key in one transaction: each journaled, the tombstone kept', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        await store.write('ns', 'k', '1', PLAIN);
+        const gone = (await store.delete('ns', 'k', PLAIN)).version;
+        await sql.query('BEGIN');
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '2')`);
+        await sql.query(`UPDATE ${kv} SET value = '3' WHERE key = 'k'`);
+        await sql.query(`DELETE FROM ${kv} WHERE key = 'k'`);
+        await sql.query('COMMIT');
+        assert.deepEqual((await journal()).map((r) => r.version), [gone + 1, gone + 2, gone + 3]);
+        assert.equal((await store.write('ns', 'k', '4', PLAIN)).version, gone + 4);
+      }));
+
+    it('TRUNCATE tombstones and journals every row first', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        const a = (await store.write('ns', 'a', '1', PLAIN)).version;
+        const b = (await store.write('other', 'b', '1', PLAIN)).version;
+        await sql.query(`TRUNCATE ${kv}`);
+        assert.deepEqual(
+          (await journal()).map((r) => [r.namespace, r.key, r.version, r.reason]).sort(),
+          [['ns', 'a', a + 1, 'trigger'], ['other', 'b', b + 1, 'trigger']].sort(),
+        );
+        assert.equal((await store.write('ns', 'a', '2', PLAIN)).version, a + 2);
+      }));
+
+    it('keeps scan order in bytes (COLLATE "C"), whatever the database collation', () =>
+      withStore(async ({ store }) => {
+        const keys = ['b', 'B', 'a', 'Z', '_', '~', 'é', 'e\u0301', 'ÿ', '鍵', '😀', 'a b', 'ab'];
+        for (const key of keys) await store.write('ns', key, '1', PLAIN);
+        const expected = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+        assert.deepEqual((await store.scan('ns', undefined, 100)).map((r) => r.key), expected);
+        assert.deepEqual((await store.scan('ns', 'Z', 3)).map((r) => r.key), expected.slice(expected.indexOf('Z') + 1, expected.indexOf('Z') + 4));
+      }));
+
+    it('pruneJournal also prunes old tombstones, and keeps newer ones', () =>
+      withStore(async ({ store, tombstoneOf }) => {
+        await store.write('ns', 'a', '1', PLAIN);
+        await store.delete('ns', 'a', PLAIN);
+        assert.equal(await tombstoneOf('a'), 2);
+        assert.equal(await store.pruneJournal(Date.now() - 60_000), 0);
+        assert.equal(await tombstoneOf('a'), 2);
+        await store.pruneJournal(Date.now() + 60_000);
+        assert.equal(await tombstoneOf('a'), undefined);
+        assert.equal((await store.write('ns', 'a', '1', PLAIN)).version, 1, 'a key whose tombstone is pruned starts again');
+      }));
+
+    const psql = spawnSync('psql', ['--version'], { encoding: 'utf8' });
+    it('writes from psql, another process: INSERT, UPDATE, SET version = version + 1, rename, DELETE', { skip: psql.status !== 0 && 'psql is not on PATH' }, () =>
+      withStore(async ({ store, schema, journal }) => {
+        const w = (await store.write('ns', 'k', '"lockstep"', PLAIN)).version;
+        const kv = `"${schema}".lockstep_kv`;
+        await promisify(execFile)('psql', [
+          '-d', DATABASE_URL, '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+          '-c', `INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'new', '"psql"')`,
+          '-c', `UPDATE ${kv} SET value = '"psql"' WHERE key = 'k'`,
+          '-c', `UPDATE ${kv} SET version = version + 1 WHERE key = 'k'`,
+          '-c', `UPDATE ${kv} SET key = 'renamed' WHERE key = 'new'`,
+          '-c', `DELETE FROM ${kv} WHERE key = 'renamed'`,
+        ]);
+        assert.deepEqual(
+          (await journal()).map((r) => [r.key, r.version, r.reason]),
+          [
+            ['new', 1, 'trigger'],
+            ['k', w + 1, 'trigger'],
+            ['k', w + 2, 'trigger'],
+            ['renamed', 2, 'trigger'],
+            ['new', 2, 'trigger'],
+            ['renamed', 3, 'trigger'],
+          ],
+        );
+        assert.deepEqual(await store.read('ns', 'k'), { version: w + 2, payload: '"psql"' });
+        assert.equal(await store.read('ns', 'renamed'), undefined);
+      }));
+  });
+
+  describe('journal ids in commit order', () => {
+    it('a transaction that journals first but commits last is read after the one that committed first', () =>
+      withStore(async ({ store, kv }) => {
+        await store.write('ns', 'early', '1', PLAIN);
+        await store.write('ns', 'late', '1', PLAIN);
+        const t1 = await connectClient();
+        const t2 = await connectClient();
+        try {
+          await t1.query('BEGIN');
+          await t1.query(`UPDATE ${kv} SET value = '2' WHERE key = 'early'`); // journals first (a BIGSERIAL would give it the lower id)
+          await t2.query('BEGIN');
+          await t2.query(`UPDATE ${kv} SET value = '2' WHERE key = 'late'`);
+          await t2.query('COMMIT');
+          // A drainer reads what is committed and moves its cursor past it.
+          const first = await store.readJournal(0, 100);
+          assert.deepEqual(first.map((r) => r.key), ['late']);
+          const cursor = first.at(-1)!.id;
+          await t1.query('COMMIT');
+          const next = await store.readJournal(cursor, 100);
+          assert.deepEqual(next.map((r) => r.key), ['early'], 'the row that committed later is above the cursor');
+          assert.ok(next[0]!.id > cursor);
+          assert.equal(await store.journalHead(), next[0]!.id);
+        } finally {
+          await t1.end();
+          await t2.end();
+        }
+      }));
+
+    it('teeth: with ids drawn at INSERT (a plain BIGSERIAL), the same drainer skips the row', () =>
+      withStore(async ({ store, kv, schema, sql }) => {
+        const journal = `"${schema}".lockstep_journal`;
+        await sql.query(`ALTER TABLE ${journal} DISABLE TRIGGER lockstep_journal_stamp`);
+        await sql.query(`ALTER TABLE ${journal} ALTER COLUMN id SET DEFAULT nextval('"${schema}".lockstep_journal_id_seq')`);
+        await store.write('ns', 'early', '1', PLAIN);
+        await store.write('ns', 'late', '1', PLAIN);
+        const t1 = await connectClient();
+        try {
+          await t1.query('BEGIN');
+          await t1.query(`UPDATE ${kv} SET value = '2' WHERE key = 'early'`);
+          await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'late'`);
+          const cursor = (await store.readJournal(0, 100)).at(-1)!.id;
+          await t1.query('COMMIT');
+          assert.deepEqual(await store.readJournal(cursor, 100), [], 'the row committed later sits below the cursor: skipped');
+          assert.equal((await store.readJournal(0, 100)).length, 2);
+        } finally {
+          await t1.end();
+        }
+      }));
+
+    it('a drainer polling during many concurrent journaling transactions never skips a row', () =>
+      withStore(async ({ store, kv }) => {
+        const writers = 6;
+        const each = 12;
+        for (let i = 0; i < writers; i++) await store.write('ns', `k${i}`, '0', PLAIN);
+        const clients = await Promise.all(Array.from({ length: writers }, () => connectClient()));
+        const seen: number[] = [];
+        let cursor = await store.journalHead();
+        let running = true;
+        const drainer = (async () => {
+          while (running) {
+            const rows = await store.readJournal(cursor, 7);
+            for (const row of rows) seen.push(row.id);
+            if (rows.length > 0) cursor = rows.at(-1)!.id;
+            else await sleep(1);
+          }
+        })();
+        try {
+          await Promise.all(
+            clients.map(async (client, i) => {
+              for (let n = 0; n < each; n++) {
+                await client.query('BEGIN');
+                await client.query(`UPDATE ${kv} SET value = $1 WHERE key = $2`, [String(n), `k${i}`]);
+                await client.query('SELECT pg_sleep($1)', [Math.random() * 0.015]);
+                await client.query('COMMIT');
+              }
+            }),
+          );
+        } finally {
+          running = false;
+          await drainer;
+          await Promise.all(clients.map((c) => c.end()));
+        }
+        for (;;) {
+          const rows = await store.readJournal(cursor, 100);
+          if (rows.length === 0) break;
+          seen.push(...rows.map((r) => r.id));
+          cursor = rows.at(-1)!.id;
+        }
+        const all = (await store.readJournal(0, 10_000)).map((r) => r.id);
+        assert.equal(all.length, writers * each);
+        assert.deepEqual(seen, all, 'the drainer saw every row, once, in id order');
+      }));
+  });
+
+  describe('LISTEN/NOTIFY', () => {
+    it('calls the listener soon after a bypass write or a repair row, not for another schema, and stops after unsubscribe', () =>
+      withStore(async ({ store, sql, kv }) => {
+        let calls = 0;
+        const wake: Array<() => void> = [];
+        const unsubscribe = store.onJournal!(() => {
+          calls++;
+          wake.splice(0).forEach((w) => w());
+        });
+        const nextCall = (ms = 2_000) =>
+          new Promise<number>((resolve, reject) => {
+            const started = Date.now();
+            const timer = setTimeout(() => reject(new Error(`no notification within ${ms} ms`)), ms);
+            wake.push(() => {
+              clearTimeout(timer);
+              resolve(Date.now() - started);
+            });
+          });
+        // The LISTEN connection is up once it called the listener (it does so on connect).
+        for (let i = 0; calls === 0 && i < 200; i++) await sleep(10);
+        assert.equal(calls, 1);
+        const before = calls;
+        const bypass = nextCall();
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '1')`);
+        assert.ok((await bypass) < 2_000);
+        const repair = nextCall();
+        await store.write('ns', 'r', '1', JOURNALED);
+        await repair;
+        assert.equal(calls, before + 2);
+        // Another schema's journal does not wake this store.
+        await withStore(async (other) => {
+          await other.sql.query(`INSERT INTO ${other.kv} (namespace, key, value) VALUES ('ns', 'k', '1')`);
+          await sleep(200);
+        });
+        assert.equal(calls, before + 2);
+        // Plain Lockstep writes journal nothing and notify nothing.
+        await store.write('ns', 'k', '2', PLAIN);
+        await sleep(200);
+        assert.equal(calls, before + 2);
+        unsubscribe();
+        await sql.query(`UPDATE ${kv} SET value = '3' WHERE key = 'k'`);
+        await sleep(200);
+        assert.equal(calls, before + 2);
+      }));
+
+    it('reconnects the LISTEN connection after it is killed, and calls the listener on reconnect', async () => {
+      const schema = freshSchema();
+      const app = `lockstep_listen_${randomBytes(4).toString('hex')}`;
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 3, application_name: app });
+      pool.on('error', () => undefined);
+      const store = createPostgresStore({ pool, schema });
+      const sql = await connectClient();
+      let calls = 0;
+      const unsubscribe = store.onJournal!(() => calls++);
+      try {
+        await store.ready();
+        const listening = async () => {
+          for (let i = 0; i < 100; i++) {
+            const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = 'LISTEN lockstep_journal'`, [app]);
+            if (rows.length === 1) return rows[0].pid as number;
+            await sleep(20);
+          }
+          throw new Error('no LISTEN connection');
+        };
+        const pid = await listening();
+        const afterConnect = calls;
+        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        for (let i = 0; (await listening()) === pid; i++) {
+          assert.ok(i < 200, 'the killed backend goes away');
+          await sleep(20);
+        }
+        for (let i = 0; calls === afterConnect && i < 100; i++) await sleep(20);
+        assert.ok(calls > afterConnect, 'called once on reconnect: rows may have been appended meanwhile');
+        const before = calls;
+        await sql.query(`INSERT INTO "${schema}".lockstep_kv (namespace, key, value) VALUES ('ns', 'k', '1')`);
+        for (let i = 0; calls === before && i < 100; i++) await sleep(20);
+        assert.equal(calls, before + 1);
+      } finally {
+        unsubscribe();
+        await sql.end();
+        await store.close();
+        await pool.end();
+        await dropSchema(schema);
+      }
+    });
+  });
+
+  describe('timeouts, lost connections and driver errors', () => {
+    /** Holds the row lock of ns/k on another connection while `run` runs. */
+    async function whileLocked(kv: string, run: () => Promise<void>): Promise<void> {
+      const locker = await connectClient();
+      try {
+        await locker.query('BEGIN');
+        await locker.query(`SELECT 1 FROM ${kv} WHERE namespace = 'ns' AND key = 'k' FOR UPDATE`);
+        await run();
+      } finally {
+        await locker.query('ROLLBACK').catch(() => undefined);
+        await locker.end();
+      }
+    }
+
+    it('a statement timeout fails cleanly with SQLSTATE 57014, and nothing is committed', () =>
+      withStore(
+        async ({ store, kv, journal }) => {
+          const { version } = await store.write('ns', 'k', '"old"', PLAIN);
+          await whileLocked(kv, async () => {
+            const started = Date.now();
+            await assert.rejects(store.write('ns', 'k', '"new"', JOURNALED), (error: unknown) => {
+              assert.ok(!(error instanceof StoreOutcomeUnknownError), 'a timeout rolls back: the outcome is known');
+              assert.equal(pgErrorOf(error).code, '57014');
+              return true;
+            });
+            const waited = Date.now() - started;
+            assert.ok(waited >= 250 && waited < 2_000, `waited ${waited} ms for a 300 ms timeout`);
+            await assert.rejects(store.delete('ns', 'k', PLAIN), (error: unknown) => pgErrorOf(error).code === '57014');
+          });
+          assert.deepEqual(await store.read('ns', 'k'), { version, payload: '"old"' });
+          assert.deepEqual(await journal(), []);
+        },
+        { statementTimeout: '300ms' },
+      ));
+
+    it('a deadline below the statement timeout caps that write only', () =>
+      withStore(
+        async ({ store, kv }) => {
+          const { version } = await store.write('ns', 'k', '"old"', PLAIN);
+          await whileLocked(kv, async () => {
+            const started = Date.now();
+            await assert.rejects(store.write('ns', 'k', '"new"', { journal: false, deadlineMs: 200 }), (e: unknown) => pgErrorOf(e).code === '57014');
+            const waited = Date.now() - started;
+            assert.ok(waited >= 150 && waited < 2_000, `waited ${waited} ms for a 200 ms deadline`);
+            await assert.rejects(store.delete('ns', 'k', { journal: true, deadlineMs: 200 }), (e: unknown) => pgErrorOf(e).code === '57014');
+          });
+          assert.deepEqual(await store.read('ns', 'k'), { version, payload: '"old"' });
+          assert.equal((await store.write('ns', 'k', '"next"', { journal: false, deadlineMs: 200 })).version, version + 1);
+        },
+        { statementTimeout: '10s', poolSize: 1 },
+      ));
+
+    it('a connection killed during an autocommit write: StoreOutcomeUnknownError with the pg error as cause', async () => {
+      const schema = freshSchema();
+      const app = `lockstep_kill_${randomBytes(4).toString('hex')}`;
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, application_name: app });
+      pool.on('error', () => undefined);
+      const store = createPostgresStore({ pool, schema });
+      try {
+        await store.write('ns', 'k', '1', PLAIN);
+        await whileLocked(`"${schema}".lockstep_kv`, async () => {
+          const write = store.write('ns', 'k', '2', PLAIN);
+          const outcome = assert.rejects(write, (error: unknown) => {
+            assert.ok(error instanceof StoreOutcomeUnknownError, String(error));
+            assert.equal((error.cause as { code?: string }).code, '57P01');
+            return true;
+          });
+          for (let i = 0; ; i++) {
+            const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app]);
+            if (rows[0]) {
+              await admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+              break;
+            }
+            assert.ok(i < 200, 'the write waits for the row lock');
+            await sleep(10);
+          }
+          await outcome;
+        });
+        assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, 2, 'the store goes on with a new connection');
+      } finally {
+        await store.close();
+        await pool.end();
+        await dropSchema(schema);
+      }
+    });
+
+    it('a connection lost during COMMIT is an unknown outcome; lost before COMMIT is a clean failure', async () => {
+      const schema = freshSchema();
+      const inner = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+      inner.on('error', () => undefined);
+      let cutAt: string | undefined;
+      const { pool } = loggingPool(inner, (config, client) => {
+        if (cutAt !== undefined && config.text.includes(cutAt)) {
+          cutAt = undefined;
+          cut(client);
+        }
+      });
+      const store = createPostgresStore({ pool, schema, statementTimeout: '5s' });
+      const SHORT: StoreWriteOptions = { journal: false, deadlineMs: 1_000 };
+      try {
+        await store.write('ns', 'k', '1', PLAIN);
+        cutAt = 'COMMIT';
+        await assert.rejects(store.write('ns', 'k', '2', SHORT), (error: unknown) => {
+          assert.ok(error instanceof StoreOutcomeUnknownError, String(error));
+          assert.ok(error.cause instanceof Error);
+          return true;
+        });
+        cutAt = `"${schema}".lockstep_write(`;
+        await assert.rejects(store.write('ns', 'k', '3', SHORT), (error: unknown) => {
+          assert.ok(!(error instanceof StoreOutcomeUnknownError), 'COMMIT was never sent: the server rolled back');
+          return true;
+        });
+        assert.deepEqual(await store.read('ns', 'k'), { version: 1, payload: '1' }, 'neither write committed');
+        // The autocommit path: a cut while the statement is sent is unknown.
+        cutAt = `"${schema}".lockstep_delete(`;
+        await assert.rejects(store.delete('ns', 'k', PLAIN), StoreOutcomeUnknownError);
+      } finally {
+        await store.close();
+        await inner.end();
+        await dropSchema(schema);
+      }
+    });
+
+    it("keeps the database's error intact: SQLSTATE, constraint, detail, table", () =>
+      withStore(async ({ store, sql, kv, schema, journal }) => {
+        await sql.query(`ALTER TABLE ${kv} ADD CONSTRAINT lockstep_test_small CHECK (length(value) < 10)`);
+        await store.write('ns', 'k', '"ok"', PLAIN);
+        await assert.rejects(store.write('ns', 'k', '"far too long"', JOURNALED), (error: unknown) => {
+          const e = pgErrorOf(error);
+          assert.equal(e.code, '23514');
+          assert.equal(e.constraint, 'lockstep_test_small');
+          assert.equal(e.table, 'lockstep_kv');
+          assert.equal(e.schema, schema);
+          assert.match(e.detail ?? '', /Failing row contains/);
+          return true;
+        });
+        assert.deepEqual(await journal(), [], 'the journaled write rolled back with its journal row');
+        await assert.rejects(store.write('ns', 'nul', '"a\u0000b"', PLAIN), (error: unknown) => pgErrorOf(error).code === '22021');
+        assert.equal((await store.read('ns', 'k'))?.payload, '"ok"');
+      }));
+
+    it('an unreachable server fails cleanly (nothing was sent), not as an unknown outcome', async () => {
+      const store = createPostgresStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test', schema: freshSchema() });
+      await assert.rejects(store.write('ns', 'k', '1', PLAIN), (error: unknown) => !(error instanceof StoreOutcomeUnknownError));
+      await store.close();
+    });
+  });
+});
