@@ -72,7 +72,8 @@ interface PostgresStoreCommon {
   statementTimeout?: Duration;
   /**
    * LISTEN for journal appends (`onJournal`), so the engine's drainer wakes at once after a plain-SQL
-   * write instead of at its next poll. Holds one more connection while someone listens.
+   * write instead of at its next poll. While someone listens, one connection is held for it: an extra
+   * one beside a pool the store created, or one of the pool you passed.
    * @default true
    */
   notify?: boolean;
@@ -410,6 +411,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       // DDL may wait for locks longer than a write should; processes starting at once queue here.
       await client.query({ text: `SELECT set_config('statement_timeout', '60000', true)` });
       await client.query({ text: 'SELECT pg_advisory_xact_lock($1::bigint)', values: [sql.ddlLockKey] });
+      const server = await client.query({ text: `SELECT current_setting('server_version_num')::int AS v, current_setting('server_version') AS name` });
+      if (int(server.rows[0]!.v) < 130000) {
+        throw new InvalidOptionError(`the postgres store needs PostgreSQL 13 or later (the server is ${String(server.rows[0]!.name)})`);
+      }
       const found = await client.query({ text: 'SELECT 1 FROM pg_namespace WHERE nspname = $1', values: [schema] });
       if (found.rows.length === 0) await client.query({ text: `CREATE SCHEMA ${s}` });
       const current = await marker();
