@@ -4,16 +4,17 @@
 import { InvalidOptionError } from '../errors.js';
 import type { CacheAdapter, StoreAdapter } from '../types.js';
 
-export interface StoreSpec {
-  readonly kind: 'sqlite';
-  /** As given on the command line, for messages. */
-  readonly spec: string;
-  readonly path: string;
-}
+export type StoreSpec =
+  /** `spec`: as given, for messages (passwords redacted). */
+  | { readonly kind: 'sqlite'; readonly spec: string; readonly path: string }
+  | { readonly kind: 'postgres'; readonly spec: string; readonly connectionString: string; readonly schema: string | undefined }
+  | { readonly kind: 'mysql'; readonly spec: string; readonly uri: string };
 
-export interface CacheSpec {
-  readonly kind: 'memory';
-  readonly spec: string;
+export type CacheSpec = { readonly kind: 'memory'; readonly spec: string } | { readonly kind: 'redis'; readonly spec: string; readonly url: string };
+
+/** A url for messages: the password replaced. */
+function redact(text: string): string {
+  return text.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }
 
 export interface CacheOpenOptions {
@@ -41,8 +42,33 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
       return { kind: 'sqlite', spec: text, path };
     },
     async open(spec) {
+      if (spec.kind !== 'sqlite') throw new InvalidOptionError(`not a sqlite store: ${spec.spec}`);
       const { createSqliteStore } = await import('../store/sqlite.js');
       return createSqliteStore({ path: spec.path });
+    },
+  },
+  {
+    name: 'postgres',
+    syntax: 'postgres://USER@HOST:PORT/DB[?schema=NAME]',
+    parse(text) {
+      if (!/^postgres(ql)?:\/\//.test(text)) return undefined;
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw new InvalidOptionError(`--store ${redact(text)} is not a valid url`);
+      }
+      // `schema` is Lockstep's, not libpq's: take it off before pg sees the url.
+      const schema = url.searchParams.get('schema') ?? undefined;
+      url.searchParams.delete('schema');
+      return { kind: 'postgres', spec: redact(text), connectionString: url.toString(), schema };
+    },
+    async open(spec) {
+      if (spec.kind !== 'postgres') throw new InvalidOptionError(`not a postgres store: ${spec.spec}`);
+      const { createPostgresStore } = await import('../store/postgres.js');
+      const store = createPostgresStore({ connectionString: spec.connectionString, ...(spec.schema === undefined ? {} : { schema: spec.schema }) });
+      await store.ready(); // fail at start-up, not on the first request
+      return store;
     },
   },
 ];
@@ -57,6 +83,26 @@ const cacheKinds: ReadonlyArray<Kind<CacheSpec, CacheAdapter, CacheOpenOptions>>
     async open(_spec, options) {
       const { createMemoryCache } = await import('../cache/memory.js');
       return createMemoryCache({ maxEntries: options.maxEntries ?? 100_000 });
+    },
+  },
+  {
+    name: 'redis',
+    syntax: 'redis://HOST:PORT | redis+cluster://HOST:PORT,HOST:PORT',
+    parse(text) {
+      if (!/^rediss?(\+cluster)?:\/\//.test(text)) return undefined;
+      return { kind: 'redis', spec: redact(text), url: text };
+    },
+    async open(spec) {
+      if (spec.kind !== 'redis') throw new InvalidOptionError(`not a redis cache: ${spec.spec}`);
+      const { createRedisCache } = await import('../cache/redis.js');
+      const cache = createRedisCache({ url: spec.url });
+      try {
+        await cache.connect(); // fail at start-up, not on the first request
+      } catch (error) {
+        await cache.close();
+        throw error;
+      }
+      return cache;
     },
   },
 ];
