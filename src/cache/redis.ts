@@ -23,6 +23,7 @@ import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 /** The per-command options the adapter passes to node-redis. */
 interface CommandOptionsSlice {
   readonly typeMapping?: object;
+  readonly timeout?: number;
 }
 
 /** The slice of a node-redis client (`createClient()`) that the adapter calls. */
@@ -125,14 +126,25 @@ export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAda
 
 const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
 const BYPASS = Object.freeze({ kind: 'bypass' as const });
-/** Plain JavaScript types whatever the client's own type mapping (strings, not Buffers). */
-const COMMAND_OPTIONS: CommandOptionsSlice = Object.freeze({ typeMapping: {} });
+/**
+ * Per-command options. No node-redis command timeout: ours is the deadline of each adapter call,
+ * while node-redis's (5 s by default) covers only commands not yet written and costs an AbortSignal
+ * with a timer per command, which took a third of the client's CPU time on the hit path.
+ */
+const OWNED_OPTIONS: CommandOptionsSlice = Object.freeze({ timeout: 0 });
+/**
+ * A client you pass may map replies to Buffers: ask for plain strings. (Not for the adapter's own
+ * clients: any typeMapping, even an empty one, halves node-redis's throughput at concurrency 64.)
+ */
+const PASSED_OPTIONS: CommandOptionsSlice = Object.freeze({ timeout: 0, typeMapping: {} });
 const SCAN_COUNT = '1000';
 const DEFAULT_URL = 'redis://127.0.0.1:6379';
 
 interface Transport {
   readonly kind: 'redis' | 'redis-cluster';
   readonly client: RedisClientLike | RedisClusterLike;
+  /** Options of every command sent through this transport. */
+  readonly options: CommandOptionsSlice;
   /** One command, routed by `key` in a cluster. */
   send(key: string | undefined, readonly: boolean, args: string[]): Promise<unknown>;
   /** Every master (one client for a single Redis). */
@@ -180,7 +192,8 @@ class RedisCache implements RedisCacheAdapter {
         throw new InvalidOptionError('pass either a client, or a url / cluster root nodes, not both');
       }
       this.owned = false;
-      this.transport = isCluster(options.client) ? clusterTransport(options.client) : clientTransport(options.client);
+      const client = options.client;
+      this.transport = isCluster(client) ? clusterTransport(client, PASSED_OPTIONS) : clientTransport(client, PASSED_OPTIONS);
     } else {
       this.owned = true;
       const cluster = options.cluster !== undefined ? clusterNodes(options.cluster.rootNodes) : parseClusterUrl(options.url);
@@ -189,8 +202,8 @@ class RedisCache implements RedisCacheAdapter {
       }
       this.transport =
         cluster === undefined
-          ? clientTransport(ownedClient(options.url ?? DEFAULT_URL, settings))
-          : clusterTransport(ownedCluster(cluster, settings));
+          ? clientTransport(ownedClient(options.url ?? DEFAULT_URL, settings), OWNED_OPTIONS)
+          : clusterTransport(ownedCluster(cluster, settings), OWNED_OPTIONS);
     }
     this.name = this.transport.kind;
   }
@@ -279,7 +292,7 @@ class RedisCache implements RedisCacheAdapter {
     for (const node of nodes) {
       let cursor = '0';
       do {
-        const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], COMMAND_OPTIONS));
+        const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], this.transport.options));
         if (!Array.isArray(page) || !Array.isArray(page[1])) throw unexpected('SCAN', page);
         cursor = String(page[0]);
         const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && full !== this.cursorKey);
@@ -293,7 +306,7 @@ class RedisCache implements RedisCacheAdapter {
   ping(): Promise<void> {
     return this.run('ping', undefined, async () => {
       const nodes = await this.transport.nodes();
-      await Promise.all(nodes.map((node) => node.sendCommand(['PING'], COMMAND_OPTIONS)));
+      await Promise.all(nodes.map((node) => node.sendCommand(['PING'], this.transport.options)));
     });
   }
 
@@ -391,7 +404,7 @@ class RedisCache implements RedisCacheAdapter {
     try {
       const nodes = await this.transport.nodes();
       const replies = await Promise.all(
-        nodes.map((node) => this.deadline('CONFIG GET', undefined, node.sendCommand(['CONFIG', 'GET', 'maxmemory-policy'], COMMAND_OPTIONS))),
+        nodes.map((node) => this.deadline('CONFIG GET', undefined, node.sendCommand(['CONFIG', 'GET', 'maxmemory-policy'], this.transport.options))),
       );
       for (const reply of replies) {
         const policy = configValue(reply, 'maxmemory-policy');
@@ -518,21 +531,23 @@ function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisC
   return 'masters' in client && typeof (client as RedisClusterLike).nodeClient === 'function';
 }
 
-function clientTransport(client: RedisClientLike): Transport {
+function clientTransport(client: RedisClientLike, options: CommandOptionsSlice): Transport {
   const nodes = Promise.resolve([client]);
   return {
     kind: 'redis',
     client,
-    send: (_key, _readonly, args) => client.sendCommand(args, COMMAND_OPTIONS),
+    options,
+    send: (_key, _readonly, args) => client.sendCommand(args, options),
     nodes: () => nodes,
   };
 }
 
-function clusterTransport(cluster: RedisClusterLike): Transport {
+function clusterTransport(cluster: RedisClusterLike, options: CommandOptionsSlice): Transport {
   return {
     kind: 'redis-cluster',
     client: cluster,
-    send: (key, readonly, args) => cluster.sendCommand(key, readonly, args, COMMAND_OPTIONS),
+    options,
+    send: (key, readonly, args) => cluster.sendCommand(key, readonly, args, options),
     nodes: () => Promise.all(cluster.masters.map((master) => cluster.nodeClient(master as never))),
   };
 }
