@@ -113,6 +113,15 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * them for space (evicting a write lease would let a reader fill a stale value). Under `noeviction`
  * a full Redis refuses new leases and the engine falls back to the store. The policy is checked
  * after connecting (tolerating a disabled CONFIG) and an `allkeys-*` policy is reported to `onWarning`.
+ * A lease whose holder crashed stays as a small key (no TTL) until its key is touched again or
+ * `scan()` (the auditor) passes over it: both drop it once its deadline has passed.
+ *
+ * Records: a value is the plain string `v<version>:<0|1>:<payload>` with a PEXPIRE, so a hit is one
+ * GET decoded here, no script; a miss or a lease costs a second round trip (the get-or-lease script).
+ * Leases are one record per key with the value (`f…` fill, `w…` write: tokens and deadlines,
+ * maxVersion, the pending highest value and its TTL, dirty), so every call touches one key: one slot
+ * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
+ * deadlines are on the server's clock (TIME), and a hit in a cluster is always read from the master.
  *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
  * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
@@ -145,8 +154,11 @@ interface Transport {
   readonly client: RedisClientLike | RedisClusterLike;
   /** Options of every command sent through this transport. */
   readonly options: CommandOptionsSlice;
-  /** One command, routed by `key` in a cluster. */
-  send(key: string | undefined, readonly: boolean, args: string[]): Promise<unknown>;
+  /**
+   * One command, routed by `key` in a cluster, always to the key's master (never a replica, even
+   * for a GET): leases live on the master, and a replica may still serve a value they replaced.
+   */
+  send(key: string, args: string[]): Promise<unknown>;
   /** Every master (one client for a single Redis). */
   nodes(): Promise<RedisClientLike[]>;
 }
@@ -217,7 +229,7 @@ class RedisCache implements RedisCacheAdapter {
     const full = this.keyPrefix + key;
     return this.run('get', key, async () => {
       // The hit path: one GET, decoded here. Only nothing or a lease needs the script.
-      const raw = await this.transport.send(full, true, ['GET', full]);
+      const raw = await this.transport.send(full, ['GET', full]);
       if (typeof raw === 'string') {
         const value = decodeValue(raw);
         if (value !== undefined) return value;
@@ -316,7 +328,7 @@ class RedisCache implements RedisCacheAdapter {
 
   loadJournalCursor(): Promise<number | undefined> {
     return this.run('loadJournalCursor', undefined, async () => {
-      const raw = await this.transport.send(this.cursorKey, true, ['GET', this.cursorKey]);
+      const raw = await this.transport.send(this.cursorKey, ['GET', this.cursorKey]);
       if (raw === null || raw === undefined) return undefined;
       const id = Number(raw);
       if (!Number.isSafeInteger(id) || id < 0) throw unexpected('loadJournalCursor', raw);
@@ -433,10 +445,10 @@ class RedisCache implements RedisCacheAdapter {
   private async script(name: ScriptName, key: string, args: string[]): Promise<unknown> {
     const script = SCRIPTS[name];
     try {
-      return await this.transport.send(key, false, ['EVALSHA', script.sha, '1', key, ...args]);
+      return await this.transport.send(key, ['EVALSHA', script.sha, '1', key, ...args]);
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-      return await this.transport.send(key, false, ['EVAL', script.source, '1', key, ...args]);
+      return await this.transport.send(key, ['EVAL', script.source, '1', key, ...args]);
     }
   }
 
@@ -537,7 +549,7 @@ function clientTransport(client: RedisClientLike, options: CommandOptionsSlice):
     kind: 'redis',
     client,
     options,
-    send: (_key, _readonly, args) => client.sendCommand(args, options),
+    send: (_key, args) => client.sendCommand(args, options),
     nodes: () => nodes,
   };
 }
@@ -547,7 +559,7 @@ function clusterTransport(cluster: RedisClusterLike, options: CommandOptionsSlic
     kind: 'redis-cluster',
     client: cluster,
     options,
-    send: (key, readonly, args) => cluster.sendCommand(key, readonly, args, options),
+    send: (key, args) => cluster.sendCommand(key, false, args, options),
     nodes: () => Promise.all(cluster.masters.map((master) => cluster.nodeClient(master as never))),
   };
 }

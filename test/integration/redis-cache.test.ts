@@ -265,6 +265,19 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
       }
     });
 
+    it('leases of crashed holders have no TTL but are dropped by scan (the auditor) once expired', async () => {
+      await missToken(cache, 'abandoned:fill');
+      await cache.beginWrite('abandoned:write', 'w-crashed', 100);
+      const fillToken = await cache.get('abandoned:live', 5000);
+      assert.equal(fillToken.kind, 'miss');
+      await sleep(LEASE + 100);
+      const before = cache.stats().leasesExpired;
+      const views = await collect(cache.scan('abandoned:'));
+      assert.deepEqual(views.map((v) => [v.key, v.kind]), [['abandoned:live', 'fill']]);
+      assert.equal(await admin.exists([`${prefix}abandoned:fill`, `${prefix}abandoned:write`]), 0, 'the expired leases are gone');
+      assert.equal(cache.stats().leasesExpired, before + 2);
+    });
+
     it('a client you pass is used as is and left open by close(); a closed adapter refuses calls', async () => {
       const client = await rawClient(REDIS_URL);
       const mine = createRedisCache({ client, keyPrefix: `${prefix}passed:` });
@@ -275,6 +288,18 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
       assert.equal(client.isOpen, true, 'the caller still owns the client');
       assert.equal(await client.get(`${prefix}passed:k`), 'v1:0:one');
       await assert.rejects(async () => mine.get('k', LEASE), ClosedError);
+      client.destroy();
+    });
+
+    it('a client you pass that is not open yet is connected by the first call', async () => {
+      const client = createClient({ url: REDIS_URL });
+      client.on('error', () => undefined);
+      const mine = createRedisCache({ client, keyPrefix: `${prefix}unopened:` });
+      assert.equal(client.isOpen, false);
+      await missToken(mine, 'k');
+      assert.equal(client.isReady, true);
+      await mine.close();
+      assert.equal(client.isOpen, true);
       client.destroy();
     });
   });
