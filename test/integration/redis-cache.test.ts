@@ -8,7 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, type RedisClientType } from 'redis';
+import { createMemoryCache } from '../../src/cache/memory.js';
 import { createRedisCache, parseClusterUrl, type RedisCacheAdapter } from '../../src/cache/redis.js';
+import { createManualClock } from '../../src/clock.js';
 import { ClosedError, InvalidOptionError, LockstepError } from '../../src/errors.js';
 import type { CacheAdapter, CacheRecordView, LeaseToken } from '../../src/types.js';
 import { runCacheAdapterSuite, stringEntry, tombstoneEntry } from '../conformance/cache-adapter.suite.js';
@@ -262,6 +264,100 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
       } finally {
         await a.close();
         await b.close();
+      }
+    });
+
+    it('agrees with the memory adapter (the reference) on random transition sequences, expiries included', async () => {
+      // A seeded walk over 3 keys and 4 writers; every answer and every record view (without
+      // expiresAt) must match. Short leases (2 ms) are followed by a 5 ms pause on both clocks, so
+      // they have expired by the next step on Redis's real clock as on memory's manual one.
+      const initialSeed = Number(process.env.LOCKSTEP_SEED ?? 20_251_129);
+      let seed = initialSeed;
+      const random = (n: number) => {
+        // mulberry32
+        seed = (seed + 0x6d2b79f5) | 0;
+        let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4_294_967_296) * n);
+      };
+      const clock = createManualClock();
+      const memory = createMemoryCache({ maxEntries: 1000, clock, decodedValues: false });
+      const redis = createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}differential:` });
+      const both: Array<{ cache: CacheAdapter; tokens: Map<string, string | undefined> }> = [
+        { cache: memory, tokens: new Map() },
+        { cache: redis, tokens: new Map() },
+      ];
+      const strip = (view: CacheRecordView | undefined) => {
+        if (view === undefined) return undefined;
+        const { expiresAt: _ignored, ...rest } = view;
+        return rest;
+      };
+      let version = 0;
+      try {
+        for (let step = 0; step < 600; step++) {
+          const key = `k${random(3)}`;
+          const writer = `w${random(3)}`;
+          // 0-2 get, 3-4 fill, 5 beginWrite, 6-7 completeWrite, 8 abortWrite, 9 invalidateOlder
+          const op = random(10);
+          const short = random(5) === 0;
+          const lease = short ? 2 : 60_000;
+          // mostly a new highest version; sometimes an older one (completions out of order)
+          const v = random(4) === 0 ? Math.max(1, version - random(3)) : ++version;
+          const entry = random(6) === 0 ? tombstoneEntry(v) : stringEntry(v, `p${v}`);
+          const staleVersion = Math.max(0, version - random(4));
+          const ownToken = random(4) !== 0; // fill with the token this side was granted, or a wrong one
+          const answers: unknown[] = [];
+          for (const side of both) {
+            const { cache, tokens } = side;
+            switch (op) {
+              case 0:
+              case 1:
+              case 2: {
+                const got = await cache.get(key, lease);
+                if (got.kind === 'miss' && got.token !== undefined) tokens.set(key, got.token);
+                // memory hands back its stored object (with its own extra fields): compare the record
+                const { kind } = got;
+                answers.push(
+                  kind === 'miss'
+                    ? { kind, granted: got.token !== undefined }
+                    : kind === 'value'
+                      ? { kind, version: got.version, payload: got.payload, tombstone: got.tombstone }
+                      : { kind },
+                );
+                break;
+              }
+              case 3:
+              case 4: {
+                answers.push(await cache.fill(key, (ownToken ? tokens.get(key) : undefined) ?? 'not-a-token', entry, 60_000));
+                break;
+              }
+              case 5:
+                answers.push(await cache.beginWrite(key, writer, lease));
+                break;
+              case 6:
+              case 7:
+                answers.push(await cache.completeWrite(key, writer, entry, 60_000));
+                break;
+              case 8:
+                answers.push(await cache.abortWrite(key, writer));
+                break;
+              default:
+                answers.push(await cache.invalidateOlder(key, staleVersion));
+            }
+          }
+          assert.deepEqual(answers[1], answers[0], `seed ${initialSeed} step ${step}: op ${op} on ${key} by ${writer} (short lease: ${short})`);
+          if (short && (op <= 2 || op === 5)) {
+            clock.advance(5);
+            await sleep(5);
+          }
+          for (const k of ['k0', 'k1', 'k2']) {
+            assert.deepEqual(strip(await redis.peek(k)), strip(await memory.peek(k)), `seed ${initialSeed} step ${step}: record of ${k}`);
+          }
+        }
+        assert.equal(redis.stats().leasesExpired, memory.stats().leasesExpired, 'the same leases expired');
+        assert.ok(redis.stats().leasesExpired > 0, 'the walk expired some leases');
+      } finally {
+        await redis.close();
       }
     });
 
