@@ -13,21 +13,25 @@ it('every subpath export resolves to built code with the documented factories', 
     const memory = await import('lockstep/memory');
     const sqlite = await import('lockstep/sqlite');
     const http = await import('lockstep/http');
+    const redis = await import('lockstep/redis');
+    const postgres = await import('lockstep/postgres');
     console.log(JSON.stringify([typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
       typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
-      typeof http.createApp, typeof http.createService, typeof http.listen]));
+      typeof http.createApp, typeof http.createService, typeof http.listen,
+      typeof redis.createRedisCache, typeof postgres.createPostgresStore]));
   `);
-  assert.deepEqual(JSON.parse(out), Array(9).fill('function'));
+  assert.deepEqual(JSON.parse(out), Array(11).fill('function'));
 });
 
-it('importing the core does not load better-sqlite3', () => {
+it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () => {
   const out = run(`
     import { createRequire } from 'node:module';
     await import('lockstep');
     const require = createRequire(import.meta.url);
-    console.log(Object.keys(require.cache).some((p) => p.includes('better-sqlite3')));
+    const loaded = Object.keys(require.cache);
+    console.log(JSON.stringify(['better-sqlite3', '/pg/', 'mysql2', '@redis'].filter((d) => loaded.some((p) => p.includes(d)))));
   `);
-  assert.equal(out.trim(), 'false');
+  assert.deepEqual(JSON.parse(out), []);
 });
 
 it('the bin is the built CLI, with a shebang, and answers --help', () => {
