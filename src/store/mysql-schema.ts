@@ -1,0 +1,300 @@
+// The MariaDB schema: the versioned key-value table, the tombstones of deleted keys, the change
+// journal and its lock row, Lockstep's write and delete functions, and the triggers that version and
+// journal writes made with plain SQL outside Lockstep. Same data model and rules as sqlite-schema.ts.
+//
+// Versions are per key: a write of an existing row takes `version + 1`; a new key takes 1 + the
+// version of its tombstone (0 without one); a delete records a tombstone at 1 + max(row, tombstone).
+// Keys and namespaces are VARBINARY: exact bytes, no collation, no PAD SPACE, scan order = byte order.
+//
+// Concurrency: the tombstone row is the key's anchor. Every statement that creates or removes a
+// key's row first upserts (and so locks) the key's tombstone row, then touches `lockstep_kv`: an
+// INSERT in its BEFORE INSERT trigger, Lockstep's delete in its function, a rename for its new key.
+// While one transaction holds the anchor, no one else can create or remove the row, so it reads
+// the tombstone with a locking read (the latest committed version, not its snapshot) and a new row
+// continues above it. An overwrite of an existing row takes only the row lock: while a row exists,
+// its tombstone (a leftover anchor, if any) is never above the row's version. Two paths lock the row
+// first and the anchor second, because the row is locked by the statement before any trigger runs:
+// a plain-SQL DELETE and a plain-SQL rename. Racing a create of the same key, they can deadlock;
+// InnoDB then rolls one back (errno 1213), and Lockstep retries its own statements.
+// Why not `INSERT … ON DUPLICATE KEY UPDATE` for Lockstep's write: BEFORE INSERT triggers fire for
+// every such statement, so every overwrite would take (and leave) an anchor; and MariaDB does not
+// report LAST_INSERT_ID(expr) in the OK packet of a statement on a table with triggers (measured on
+// 10.11: insertId 0), so the version would cost a second round trip. A function does it in one.
+//
+// How the triggers tell Lockstep's writes from everyone else's: Lockstep's statements set `writer`
+// to a marker ('lockstep:insert', 'lockstep:update') that the BEFORE trigger recognises and replaces
+// with 'lockstep', so no committed row holds a marker; plain SQL that leaves `writer` alone (or sets
+// anything else) is a bypass write and gets `writer` NULL. The AFTER triggers journal rows whose
+// `writer` is NULL. A DELETE has no NEW row: Lockstep's delete marks the key's anchor
+// ('lockstep:delete') before it deletes the row and clears the mark in the same statement.
+// Plain SQL must leave `writer` alone, as in the SQLite store.
+//
+// Bypass writes get: INSERT → 1 + tombstone (a REPLACE: above the row it replaced, and its delete);
+// UPDATE → 1 + old version (a rename: above the new key's tombstone too, and the old key gets a
+// tombstone at the new row's version and its own journal row); DELETE → a tombstone at
+// 1 + max(row, tombstone). Each appends a journal row with reason 'trigger'. A trigger's read of the
+// table its statement writes is a current read, not the transaction's snapshot (measured: a REPLACE
+// in a REPEATABLE READ transaction that read the row long before still lands above its latest
+// version). The AFTER INSERT trigger also refuses (SQLSTATE 45000) any row at or below its key's
+// tombstone: the invariant the rules above keep, checked where it is cheap (the anchor is read anyway).
+// Not seen by any trigger: TRUNCATE, DROP, and writes with triggers disabled (e.g. replication with
+// slave_run_triggers_for_rbr=NO applying row events is fine: the primary's triggers ran there).
+//
+// Journal ids in commit order. An AUTO_INCREMENT id is drawn when the row is inserted, so under
+// concurrency a transaction holding a lower id can commit after one holding a higher id, and a
+// drainer reading `id > cursor` would already have moved past the lower one. Here the journal's
+// BEFORE INSERT trigger takes the id from `lockstep_journal_lock` (one row) with a locking read and
+// updates it, so every journal-writing transaction holds that row's lock from its first journal
+// row until it commits: ids are handed out in commit order, and when a reader sees id n, every
+// lower id is committed and visible, or was rolled back and is handed out again (never seen). The
+// row's `head` is the highest committed id, so journalHead needs no lock and never moves back when
+// rows are pruned. The cost: journal-writing transactions run one at a time. Lockstep journals only
+// during a cache outage; a long plain-SQL transaction that journals early (a migration) holds the
+// lock until it commits, and a Lockstep write journaled meanwhile waits up to its statement timeout.
+// (PostgreSQL stamps ids in a deferred trigger at COMMIT; MariaDB has no deferred triggers. A
+// safety window when reading instead would lose the rows of any transaction longer than the window.)
+
+/** Version of this DDL, kept as the comment of the write function, created last. */
+export const MYSQL_SCHEMA_VERSION = 'lockstep:mysql-schema:1';
+
+/** `writer` of a row Lockstep inserts, replaced by the BEFORE INSERT trigger. */
+export const INSERT_MARKER = 'lockstep:insert';
+/** `writer` Lockstep sets on UPDATE, replaced by the BEFORE UPDATE trigger. */
+export const UPDATE_MARKER = 'lockstep:update';
+/** `writer` of a key's tombstone while Lockstep's delete of the key runs. */
+export const DELETE_MARKER = 'lockstep:delete';
+/** `writer` of a committed row that Lockstep wrote last (NULL: plain SQL did). */
+export const LOCKSTEP_WRITER = 'lockstep';
+
+/** Wall-clock ms since the epoch, from the statement's start time (no time zone involved). */
+const NOW_MS = 'CAST(FLOOR(@@timestamp * 1000) AS SIGNED)';
+
+const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+const DATABASE = /^[A-Za-z0-9_$-]{1,64}$/;
+
+export function isTablePrefix(value: unknown): value is string {
+  return typeof value === 'string' && PREFIX.test(value);
+}
+
+export function isDatabaseName(value: unknown): value is string {
+  return typeof value === 'string' && DATABASE.test(value);
+}
+
+/** A validated name, quoted with backticks. Identifiers cannot be parameters. */
+function quote(name: string, valid: (value: string) => boolean): string {
+  if (!valid(name)) throw new Error(`not a valid identifier: ${JSON.stringify(name)}`);
+  return `\`${name}\``;
+}
+
+export type TriggerName = 'kv_before_insert' | 'kv_after_insert' | 'kv_before_update' | 'kv_after_update' | 'kv_after_delete' | 'journal_before_insert';
+export type RoutineName = 'write' | 'delete';
+
+export interface MysqlSchema {
+  readonly database: string;
+  readonly prefix: string;
+  /** Qualified, quoted table names. */
+  readonly kv: string;
+  readonly tombstones: string;
+  readonly journal: string;
+  readonly journalLock: string;
+  /** Qualified, quoted function names. */
+  readonly writeFunction: string;
+  readonly deleteFunction: string;
+  /** Unquoted names, for information_schema. */
+  readonly tableNames: readonly string[];
+  readonly triggerNames: readonly string[];
+  readonly routineNames: readonly string[];
+  /** Idempotent DDL, one statement each, tables first and the write function last. */
+  readonly ddl: readonly string[];
+}
+
+export function mysqlSchema(database: string, prefix: string): MysqlSchema {
+  const db = quote(database, isDatabaseName);
+  quote(prefix, isTablePrefix);
+  const name = (suffix: string) => `${db}.\`${prefix}${suffix}\``;
+  const KV = name('kv');
+  const T = name('tombstones');
+  const J = name('journal');
+  const L = name('journal_lock');
+  const triggers: TriggerName[] = ['kv_before_insert', 'kv_after_insert', 'kv_before_update', 'kv_after_update', 'kv_after_delete', 'journal_before_insert'];
+  const routines: RoutineName[] = ['delete', 'write'];
+
+  const at = (row: string) => `namespace = ${row}.namespace AND \`key\` = ${row}.\`key\``;
+  const atArgs = 'namespace = p_namespace AND `key` = p_key';
+  const renamed = 'NOT (NEW.namespace <=> OLD.namespace AND NEW.`key` <=> OLD.`key`)';
+  /** Creates or locks the key's anchor (its tombstone row), leaving its version as it was. */
+  const anchor = (row: string) =>
+    `INSERT INTO ${T} (namespace, \`key\`, version, deleted_at, writer) VALUES (${row}.namespace, ${row}.\`key\`, 0, ${NOW_MS}, NULL)
+      ON DUPLICATE KEY UPDATE version = version;`;
+  /** Records a delete of the key: a tombstone above the row's version and above its earlier tombstone. */
+  const bury = (row: string, version: string) =>
+    `INSERT INTO ${T} (namespace, \`key\`, version, deleted_at, writer) VALUES (${row}.namespace, ${row}.\`key\`, ${version}, ${NOW_MS}, NULL)
+      ON DUPLICATE KEY UPDATE version = GREATEST(version + 1, VALUES(version)), deleted_at = VALUES(deleted_at);`;
+  const journalTombstone = (row: string) =>
+    `INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at)
+      SELECT ${row}.namespace, ${row}.\`key\`, version, 'trigger', ${NOW_MS} FROM ${T} WHERE ${at(row)};`;
+  const journalRow = `INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (NEW.namespace, NEW.\`key\`, NEW.version, 'trigger', ${NOW_MS});`;
+  const trigger = (suffix: TriggerName, timing: string, table: string, body: string) =>
+    `CREATE TRIGGER IF NOT EXISTS ${name(suffix)} ${timing} ON ${table} FOR EACH ROW\nBEGIN\n${body}\nEND`;
+
+  const tables = [
+    `CREATE TABLE IF NOT EXISTS ${KV} (
+      namespace VARBINARY(64) NOT NULL,
+      \`key\` VARBINARY(512) NOT NULL,
+      value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+      version BIGINT NOT NULL DEFAULT 0,
+      writer VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL DEFAULT NULL,
+      updated_at BIGINT NULL DEFAULT NULL,
+      PRIMARY KEY (namespace, \`key\`)
+    ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC`,
+    `CREATE TABLE IF NOT EXISTS ${T} (
+      namespace VARBINARY(64) NOT NULL,
+      \`key\` VARBINARY(512) NOT NULL,
+      version BIGINT NOT NULL,
+      deleted_at BIGINT NOT NULL,
+      writer VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL DEFAULT NULL,
+      PRIMARY KEY (namespace, \`key\`)
+    ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC`,
+    `CREATE TABLE IF NOT EXISTS ${J} (
+      id BIGINT NOT NULL AUTO_INCREMENT,
+      namespace VARBINARY(64) NOT NULL,
+      \`key\` VARBINARY(512) NOT NULL,
+      version BIGINT NOT NULL,
+      reason ENUM('trigger', 'repair') NOT NULL,
+      created_at BIGINT NOT NULL,
+      PRIMARY KEY (id),
+      KEY ${'`'}${prefix}journal_created_at${'`'} (created_at)
+    ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC`,
+    `CREATE TABLE IF NOT EXISTS ${L} (
+      id TINYINT UNSIGNED NOT NULL,
+      head BIGINT NOT NULL,
+      PRIMARY KEY (id)
+    ) ENGINE = InnoDB`,
+    `INSERT IGNORE INTO ${L} (id, head) VALUES (1, 0)`,
+  ];
+
+  const triggerDdl = [
+    trigger('journal_before_insert', 'BEFORE INSERT', J, `
+  DECLARE next_id BIGINT DEFAULT NULL;
+  -- Held until this transaction ends: journal ids are handed out in commit order.
+  SET next_id = (SELECT head + 1 FROM ${L} WHERE id = 1 FOR UPDATE);
+  IF next_id IS NULL THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lockstep: the journal lock row is missing (${prefix}journal_lock id 1)';
+  END IF;
+  UPDATE ${L} SET head = next_id WHERE id = 1;
+  SET NEW.id = next_id;`),
+    trigger('kv_before_insert', 'BEFORE INSERT', KV, `
+  DECLARE below BIGINT DEFAULT 0;
+  DECLARE existing BIGINT DEFAULT NULL;
+  ${anchor('NEW')}
+  SET below = COALESCE((SELECT version FROM ${T} WHERE ${at('NEW')} FOR UPDATE), 0);
+  -- A row that is already there is updated instead (ON DUPLICATE KEY UPDATE), or kept (IGNORE), or
+  -- replaced (REPLACE: its delete leaves a tombstone at 1 + max(below, existing), the new row goes above).
+  SET existing = (SELECT version FROM ${KV} WHERE ${at('NEW')});
+  SET NEW.version = 1 + IF(existing IS NULL, below, GREATEST(below, existing) + 1);
+  IF NEW.writer <=> '${INSERT_MARKER}' THEN
+    SET NEW.writer = '${LOCKSTEP_WRITER}';
+  ELSE
+    SET NEW.writer = NULL, NEW.updated_at = ${NOW_MS};
+  END IF;`),
+    trigger('kv_after_insert', 'AFTER INSERT', KV, `
+  IF (SELECT version FROM ${T} WHERE ${at('NEW')} FOR UPDATE) >= NEW.version THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'lockstep: this INSERT would commit a row at or below its key''s tombstone: were the lockstep triggers or tombstones changed by hand?';
+  END IF;
+  DELETE FROM ${T} WHERE ${at('NEW')};
+  IF NEW.writer IS NULL THEN
+    ${journalRow}
+  END IF;`),
+    trigger('kv_before_update', 'BEFORE UPDATE', KV, `
+  DECLARE below BIGINT DEFAULT 0;
+  IF NEW.writer <=> '${UPDATE_MARKER}' THEN
+    SET NEW.writer = '${LOCKSTEP_WRITER}';
+  ELSE
+    IF ${renamed} THEN
+      ${anchor('NEW')}
+      SET below = COALESCE((SELECT version FROM ${T} WHERE ${at('NEW')} FOR UPDATE), 0);
+    END IF;
+    SET NEW.version = 1 + GREATEST(OLD.version, below), NEW.writer = NULL, NEW.updated_at = ${NOW_MS};
+  END IF;`),
+    trigger('kv_after_update', 'AFTER UPDATE', KV, `
+  IF NEW.writer IS NULL THEN
+    IF ${renamed} THEN
+      DELETE FROM ${T} WHERE ${at('NEW')};
+    END IF;
+    ${journalRow}
+    -- A rename also deletes the old key: tombstone and journal it with the new row's version.
+    IF ${renamed} THEN
+      ${bury('OLD', 'NEW.version')}
+      ${journalTombstone('OLD')}
+    END IF;
+  END IF;`),
+    trigger('kv_after_delete', 'AFTER DELETE', KV, `
+  DECLARE mark VARCHAR(32) DEFAULT NULL;
+  SET mark = (SELECT writer FROM ${T} WHERE ${at('OLD')} FOR UPDATE);
+  ${bury('OLD', 'OLD.version + 1')}
+  IF NOT (mark <=> '${DELETE_MARKER}') THEN
+    ${journalTombstone('OLD')}
+  END IF;`),
+  ];
+
+  // One statement per call: atomic in autocommit, the version read back in the same round trip.
+  const functionDdl = [
+    `CREATE FUNCTION IF NOT EXISTS ${name('delete')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT)
+    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, negated if the key did not exist'
+    BEGIN
+      DECLARE existed BOOLEAN DEFAULT FALSE;
+      DECLARE v BIGINT DEFAULT NULL;
+      -- The anchor first, marked so that the DELETE trigger does not journal this delete.
+      INSERT INTO ${T} (namespace, \`key\`, version, deleted_at, writer) VALUES (p_namespace, p_key, 0, ${NOW_MS}, '${DELETE_MARKER}')
+        ON DUPLICATE KEY UPDATE writer = VALUES(writer), deleted_at = VALUES(deleted_at);
+      -- Holding the anchor, nobody can create or remove the row: this snapshot read is current.
+      IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
+        DELETE FROM ${KV} WHERE ${atArgs};
+        SET existed = ROW_COUNT() > 0;
+      END IF;
+      -- The DELETE trigger already raised the tombstone above the row; a missing key goes one up.
+      UPDATE ${T} SET version = IF(existed, version, version + 1), writer = NULL WHERE ${atArgs};
+      SET v = (SELECT version FROM ${T} WHERE ${atArgs});
+      IF p_journal THEN
+        INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (p_namespace, p_key, v, 'repair', ${NOW_MS});
+      END IF;
+      RETURN IF(existed, v, -v);
+    END`,
+    `CREATE FUNCTION IF NOT EXISTS ${name('write')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, p_journal TINYINT)
+    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, or 0 when the caller must retry'
+    BEGIN
+      DECLARE v BIGINT DEFAULT NULL;
+      -- A snapshot read first: an UPDATE that finds no row would take a gap lock, and two such
+      -- statements inserting into one gap deadlock.
+      IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
+        UPDATE ${KV} SET value = p_value, version = version + 1, writer = '${UPDATE_MARKER}', updated_at = ${NOW_MS} WHERE ${atArgs};
+        IF ROW_COUNT() = 0 THEN
+          RETURN 0; -- deleted meanwhile: the caller retries (as an insert above the delete)
+        END IF;
+      ELSE
+        -- The BEFORE INSERT trigger takes the anchor and the version; a duplicate (errno 1062) is retried.
+        INSERT INTO ${KV} (namespace, \`key\`, value, writer, updated_at) VALUES (p_namespace, p_key, p_value, '${INSERT_MARKER}', ${NOW_MS});
+      END IF;
+      SET v = (SELECT version FROM ${KV} WHERE ${atArgs});
+      IF p_journal THEN
+        INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (p_namespace, p_key, v, 'repair', ${NOW_MS});
+      END IF;
+      RETURN v;
+    END`,
+  ];
+
+  return {
+    database,
+    prefix,
+    kv: KV,
+    tombstones: T,
+    journal: J,
+    journalLock: L,
+    writeFunction: name('write'),
+    deleteFunction: name('delete'),
+    tableNames: ['kv', 'tombstones', 'journal', 'journal_lock'].map((t) => `${prefix}${t}`),
+    triggerNames: triggers.map((t) => `${prefix}${t}`),
+    routineNames: routines.map((r) => `${prefix}${r}`),
+    ddl: [...tables, ...triggerDdl, ...functionDdl],
+  };
+}

@@ -1,0 +1,473 @@
+// The MariaDB store: per-key versions, tombstones and a change journal, on mysql2. Every Lockstep
+// write or delete is one call of a stored function (one autocommit statement, one round trip, a
+// prepared statement); writes made with plain SQL from anywhere else are versioned and journaled by
+// triggers. The rules, and how journal ids follow commit order, are in mysql-schema.ts.
+//
+// Built for MariaDB 10.6 or later (tested on 10.11): it relies on `SET STATEMENT … FOR` and
+// `max_statement_time`, which MySQL does not have. The user needs CREATE, TRIGGER and CREATE ROUTINE
+// on the database the first time (then SELECT, INSERT, UPDATE, DELETE and EXECUTE); with binary
+// logging on, creating triggers and functions also needs SUPER or log_bin_trust_function_creators=1.
+import { createHash } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { toMs, type Duration } from '../duration.js';
+import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError, StoreWriteError } from '../errors.js';
+import type {
+  JournalEntry,
+  JournalReason,
+  StoreAdapter,
+  StoreDeleteResult,
+  StoreScanRow,
+  StoredValue,
+  StoreWriteOptions,
+  StoreWriteResult,
+  Version,
+} from '../types.js';
+import { isDatabaseName, isTablePrefix, MYSQL_SCHEMA_VERSION, mysqlSchema, type MysqlSchema } from './mysql-schema.js';
+
+// ---------------------------------------------------------------------------------------------
+// The slice of mysql2 the store calls: a mysql2/promise Pool satisfies MysqlPool.
+
+export type MysqlValue = string | number | Buffer | null;
+
+export interface MysqlQueryOptions {
+  readonly sql: string;
+  readonly rowsAsArray?: boolean;
+  readonly namedPlaceholders?: boolean;
+}
+
+export interface MysqlConnection {
+  /** A prepared statement (binary protocol): values never pass through SQL text. */
+  execute(options: MysqlQueryOptions, values?: MysqlValue[]): Promise<[unknown, unknown]>;
+  /** Text protocol, used without values for DDL (CREATE TRIGGER and CREATE FUNCTION cannot be prepared). */
+  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
+  release(): void;
+  destroy(): void;
+}
+
+export interface MysqlPool {
+  getConnection(): Promise<MysqlConnection>;
+  end(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface MysqlStoreCommon {
+  /**
+   * The database that holds Lockstep's tables, triggers and functions (it must exist). Names are
+   * qualified with it, so the pool's default database does not matter.
+   * @default the current database of the pool's connections (the path of `uri`)
+   */
+  database?: string;
+  /** Prefix of every table, trigger and function name: [A-Za-z_][A-Za-z0-9_]{0,31}. @default 'lockstep_' */
+  tablePrefix?: string;
+  /**
+   * The longest a statement may run, lock waits included: MariaDB's `max_statement_time`, set on each
+   * statement with `SET STATEMENT … FOR` (no session state, so a shared pool is left as it was). It
+   * must stay shorter than the engine's `leaseTtl` (default 5 s), so a write that is still running can
+   * never commit after its lease expired and readers stopped bypassing the cache. A write whose
+   * `deadlineMs` is shorter runs with that (rounded down to 250 ms steps, then 100, 50, 25, 10 ms).
+   * A timeout rolls the statement back and fails with ER_STATEMENT_TIMEOUT (errno 1969, SQLSTATE
+   * 70100), a lock wait included: `max_statement_time` interrupts it with sub-second precision,
+   * where `innodb_lock_wait_timeout` counts whole seconds, so the store leaves the latter alone.
+   * @default '2s'
+   */
+  statementTimeout?: Duration;
+}
+
+/**
+ * Connect with a URI (`mysql://user:password@host:port/database`; the store owns the pool and ends
+ * it on close()), or use an existing mysql2/promise pool (close() leaves it open). The pool's
+ * connections must be in autocommit mode and use utf8mb4 (mysql2's defaults).
+ */
+export type MysqlStoreOptions = MysqlStoreCommon &
+  (
+    | {
+        uri: string;
+        /** Connections in the pool the store creates. @default 10 */
+        poolSize?: number;
+        pool?: never;
+      }
+    | { pool: MysqlPool; uri?: never; poolSize?: never }
+  );
+
+export interface MysqlStore extends StoreAdapter {
+  readonly name: 'mysql';
+  readonly tablePrefix: string;
+  /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
+  readonly statementTimeoutMs: number;
+  /** The pool the store queries. */
+  readonly pool: MysqlPool;
+  /** Creates the schema if it is missing (every operation does this first); resolves when ready. */
+  ready(): Promise<void>;
+}
+
+interface Resolved {
+  readonly database: string | undefined;
+  readonly prefix: string;
+  readonly statementTimeoutMs: number;
+  readonly pool: MysqlPool;
+  readonly owned: boolean;
+}
+
+const MAX_STATEMENT_TIMEOUT_MS = 86_400_000;
+
+function resolve(options: MysqlStoreOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('mysql store options must be an object');
+  const { uri, pool, poolSize, database, tablePrefix = 'lockstep_' } = options as unknown as Record<string, unknown>;
+  if (database !== undefined && !isDatabaseName(database)) {
+    throw new InvalidOptionError(`database must be 1-64 characters of [A-Za-z0-9_$-] (got ${JSON.stringify(database)})`);
+  }
+  if (!isTablePrefix(tablePrefix)) {
+    throw new InvalidOptionError(`tablePrefix must match [A-Za-z_][A-Za-z0-9_]{0,31} (got ${JSON.stringify(tablePrefix)})`);
+  }
+  const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
+  if (statementTimeoutMs < 10 || statementTimeoutMs > MAX_STATEMENT_TIMEOUT_MS) {
+    throw new InvalidOptionError(`statementTimeout must be from 10 ms to 24 h (got ${statementTimeoutMs} ms)`);
+  }
+  const common = { database: database as string | undefined, prefix: tablePrefix, statementTimeoutMs };
+  if ((uri === undefined) === (pool === undefined)) {
+    throw new InvalidOptionError('mysql store needs exactly one of `uri` or `pool` (an existing mysql2/promise pool)');
+  }
+  if (pool !== undefined) {
+    const candidate = pool as Partial<MysqlPool> | null;
+    if (typeof candidate !== 'object' || candidate === null || typeof candidate.getConnection !== 'function' || typeof candidate.end !== 'function') {
+      throw new InvalidOptionError('pool must be a mysql2/promise Pool (an object with getConnection() and end())');
+    }
+    if (poolSize !== undefined) throw new InvalidOptionError('poolSize applies only with uri (size the pool you pass yourself)');
+    return { ...common, pool: candidate as MysqlPool, owned: false };
+  }
+  if (typeof uri !== 'string' || !/^(mysql|mariadb):\/\//.test(uri)) {
+    throw new InvalidOptionError('uri must be a mysql:// URI such as mysql://user@127.0.0.1:3306/database');
+  }
+  const size = poolSize ?? 10;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 1000) {
+    throw new InvalidOptionError(`poolSize must be an integer from 1 to 1000 (got ${JSON.stringify(poolSize)})`);
+  }
+  // mysql2 parses only mysql:// URIs; mariadb:// is the same protocol.
+  const created = mysql.createPool({ uri: uri.replace(/^mariadb:/, 'mysql:'), connectionLimit: size, supportBigNumbers: true });
+  return { ...common, pool: created as unknown as MysqlPool, owned: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+interface ServerErrorLike {
+  readonly errno: number;
+  readonly sqlState: string;
+  readonly fatal?: boolean;
+}
+
+/** An error packet the server sent (mysql2 keeps code, errno, sqlState and sqlMessage on it). */
+function isServerError(error: unknown): error is ServerErrorLike {
+  const e = error as Partial<ServerErrorLike> | null;
+  return typeof e === 'object' && e !== null && typeof e.errno === 'number' && typeof e.sqlState === 'string';
+}
+
+/** ER_CONNECTION_KILLED, ER_SERVER_SHUTDOWN: the server ended the connection or is going away. */
+const CONNECTION_ENDED = new Set([1927, 1053]);
+
+/**
+ * Whether a statement's outcome is unknown after this error: the connection was lost (no answer, a
+ * fatal error) or the server is ending it. Any other error the server sent (a duplicate key, a
+ * deadlock, a statement timeout …) rolled the statement, and so its autocommit transaction, back.
+ */
+function outcomeUnknown(error: unknown): boolean {
+  if (!isServerError(error)) return true;
+  return error.fatal === true || CONNECTION_ENDED.has(error.errno);
+}
+
+/** Errors after which Lockstep's statement is simply run again: nothing of it was committed. */
+const ER_DUP_ENTRY = 1062;
+const ER_LOCK_DEADLOCK = 1213;
+const retryable = (error: unknown) => isServerError(error) && !error.fatal && (error.errno === ER_DUP_ENTRY || error.errno === ER_LOCK_DEADLOCK);
+const MAX_ATTEMPTS = 8;
+
+const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
+const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
+const bytes = (value: string): Buffer => Buffer.from(value, 'utf8');
+
+/** A statement's time budget in ms, from a few fixed steps so that prepared statements are reused. */
+export function budgetMs(remainingMs: number, statementTimeoutMs: number): number | undefined {
+  if (remainingMs >= statementTimeoutMs) return statementTimeoutMs;
+  if (remainingMs >= 250) return Math.floor(remainingMs / 250) * 250;
+  return [100, 50, 25, 10].find((step) => step <= remainingMs);
+}
+
+const timed = (sql: string, ms: number) => `SET STATEMENT max_statement_time = ${(ms / 1000).toFixed(3)} FOR ${sql}`;
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+/**
+ * A StoreAdapter on MariaDB. The schema is created on first use, under GET_LOCK so that processes
+ * starting at once create it once. Versions are per key and rise across delete and re-create; other
+ * code may write the kv table with plain SQL (leaving the `writer` column alone; not TRUNCATE) and
+ * the triggers version and journal it. Deadlocks and duplicate-key races of Lockstep's own
+ * statements are retried within the deadline.
+ *
+ * Round trips: read, write, delete (journaled or not), appendJournal, readJournal, journalHead, scan:
+ * one each, plus one to prepare each statement text once per connection. pruneJournal: five.
+ *
+ * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time (see the SQLite
+ * store: the journal retention must exceed the engine's tombstone TTL and lease TTL).
+ */
+export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
+  const resolved = resolve(options);
+  const { prefix, statementTimeoutMs, pool, owned } = resolved;
+  let schema: MysqlSchema | undefined;
+  let closed = false;
+
+  function live(): void {
+    if (closed) throw new ClosedError('the mysql store was closed');
+  }
+
+  async function execute(connection: MysqlConnection, sql: string, values: MysqlValue[] = []): Promise<unknown> {
+    const [result] = await connection.execute({ sql, rowsAsArray: true, namedPlaceholders: false }, values);
+    return result;
+  }
+
+  /** Runs one autocommit statement; releases (or, when the connection broke, destroys) the connection. */
+  async function run(sql: (s: MysqlSchema) => string, values: MysqlValue[], { writes = false } = {}): Promise<unknown> {
+    const s = await ensureSchema();
+    const connection = await pool.getConnection();
+    try {
+      const result = await execute(connection, sql(s), values);
+      connection.release();
+      return result;
+    } catch (error) {
+      const unknown = outcomeUnknown(error);
+      if (unknown) connection.destroy();
+      else connection.release();
+      if (writes && unknown) {
+        throw new StoreOutcomeUnknownError('the connection was lost before MariaDB confirmed the write: it may or may not have committed', {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  const rowsOf = (result: unknown) => result as unknown[][];
+
+  /** Calls a write function within the deadline, again after a deadlock, a duplicate-key race or a 0 (retry). */
+  async function callWrite(namespace: string, key: string, deadlineMs: number, sql: (s: MysqlSchema) => string, values: MysqlValue[]): Promise<number> {
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const budget = budgetMs(deadlineMs - (performance.now() - started), statementTimeoutMs);
+      if (budget === undefined) {
+        throw new StoreWriteError(`the write's deadline (${deadlineMs} ms) ran out before MariaDB could run it; nothing was committed`, {
+          key,
+          namespace,
+        });
+      }
+      try {
+        const returned = int(rowsOf(await run((s) => timed(sql(s), budget), values, { writes: true }))[0]![0]);
+        if (returned !== 0) return returned;
+      } catch (error) {
+        if (!retryable(error) || attempt >= MAX_ATTEMPTS) throw error;
+        continue;
+      }
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new StoreWriteError(`the key was deleted and re-created under the write ${attempt} times; nothing was committed`, { key, namespace });
+      }
+    }
+  }
+
+  let schemaReady: Promise<MysqlSchema> | undefined;
+  function ensureSchema(): Promise<MysqlSchema> {
+    if (schema !== undefined) return Promise.resolve(schema);
+    schemaReady ??= createSchema().catch((error: unknown) => {
+      schemaReady = undefined; // the next operation tries again
+      throw error;
+    });
+    return schemaReady;
+  }
+
+  async function createSchema(): Promise<MysqlSchema> {
+    const connection = await pool.getConnection();
+    try {
+      let database = resolved.database;
+      if (database === undefined) {
+        const current = rowsOf(await execute(connection, 'SELECT DATABASE()'))[0]?.[0];
+        if (current === null || current === undefined) {
+          throw new InvalidOptionError('the connection has no current database: pass `database`, or a uri that names one');
+        }
+        database = text(current);
+        if (!isDatabaseName(database)) {
+          throw new InvalidOptionError(`the current database ${JSON.stringify(database)} is not 1-64 characters of [A-Za-z0-9_$-]: pass \`database\``);
+        }
+      }
+      const s = mysqlSchema(database, prefix);
+      if (!(await isComplete(connection, s))) {
+        // DDL may wait for metadata locks; processes starting at once queue on the named lock.
+        await connection.query({ sql: 'SET SESSION lock_wait_timeout = 60' });
+        const lockName = `lockstep:schema:${createHash('sha1').update(`${database}.${prefix}`).digest('hex')}`;
+        const [got] = rowsOf(await execute(connection, 'SELECT GET_LOCK(?, 60)', [lockName]))[0] ?? [];
+        if (int(got) !== 1) throw new Error(`could not take the schema lock ${lockName} within 60 s`);
+        if (!(await isComplete(connection, s))) {
+          await refuseForeignTable(connection, s);
+          for (const statement of s.ddl) await connection.query({ sql: statement });
+          if (!(await isComplete(connection, s))) throw new Error(`the Lockstep schema in ${database} is still incomplete after its DDL ran`);
+        }
+      }
+      schema = s;
+      return s;
+    } finally {
+      // Never back to the pool: this connection changed its session and may hold the named lock.
+      connection.destroy();
+    }
+  }
+
+  /** Whether every table, trigger and function exists, the functions of this schema version. */
+  async function isComplete(connection: MysqlConnection, s: MysqlSchema): Promise<boolean> {
+    const marks = (names: readonly string[]) => names.map(() => '?').join(', ');
+    const [row] = rowsOf(
+      await execute(
+        connection,
+        `SELECT
+          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (${marks(s.tableNames)})),
+          (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME IN (${marks(s.triggerNames)})),
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME IN (${marks(s.routineNames)})),
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME IN (${marks(s.routineNames)})
+             AND ROUTINE_COMMENT LIKE ?)`,
+        [s.database, ...s.tableNames, s.database, ...s.triggerNames, s.database, ...s.routineNames, s.database, ...s.routineNames, `${MYSQL_SCHEMA_VERSION}:%`],
+      ),
+    );
+    const [tables, triggers, routines, current] = (row ?? []).map(int);
+    if (routines !== current) {
+      throw new InvalidOptionError(
+        `database ${s.database} has Lockstep functions (${s.routineNames.join(', ')}) of another schema version than ${MYSQL_SCHEMA_VERSION}: ` +
+          'there is no migration from it; use another database or tablePrefix, or drop the objects',
+      );
+    }
+    return tables === s.tableNames.length && triggers === s.triggerNames.length && current === s.routineNames.length;
+  }
+
+  /** A kv table that this DDL did not create must at least have the columns it needs. */
+  async function refuseForeignTable(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
+    const rows = rowsOf(
+      await execute(connection, 'SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
+        s.database,
+        `${s.prefix}kv`,
+      ]),
+    );
+    if (rows.length === 0) return;
+    const columns = new Set(rows.map((r) => text(r[0]).toLowerCase()));
+    const missing = ['namespace', 'key', 'value', 'version', 'writer', 'updated_at'].filter((c) => !columns.has(c));
+    if (missing.length > 0) {
+      throw new InvalidOptionError(
+        `database ${s.database} has a ${s.prefix}kv table that Lockstep did not create and that lacks ${missing.join(', ')}: ` +
+          'use another database or tablePrefix, or drop the table',
+      );
+    }
+  }
+
+  const reads = (sql: string) => timed(sql, statementTimeoutMs);
+
+  return {
+    name: 'mysql',
+    tablePrefix: prefix,
+    statementTimeoutMs,
+    pool,
+    async ready() {
+      live();
+      await ensureSchema();
+    },
+    async read(namespace, key): Promise<StoredValue | undefined> {
+      live();
+      const [row] = rowsOf(
+        await run((s) => reads(`SELECT version, value FROM ${s.kv} WHERE namespace = ? AND \`key\` = ?`), [bytes(namespace), bytes(key)]),
+      );
+      return row === undefined ? undefined : { version: int(row[0]), payload: text(row[1]) };
+    },
+    async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
+      live();
+      const values = [bytes(namespace), bytes(key), payload, options.journal ? 1 : 0];
+      return { version: await callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.writeFunction}(?, ?, ?, ?)`, values) };
+    },
+    async delete(namespace, key, options: StoreWriteOptions): Promise<StoreDeleteResult> {
+      live();
+      const values = [bytes(namespace), bytes(key), options.journal ? 1 : 0];
+      const signed = await callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.deleteFunction}(?, ?, ?)`, values);
+      return { version: Math.abs(signed), existed: signed > 0 };
+    },
+    async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
+      live();
+      await run(
+        (s) => reads(`INSERT INTO ${s.journal} (namespace, \`key\`, version, reason, created_at) VALUES (?, ?, ?, ?, CAST(FLOOR(@@timestamp * 1000) AS SIGNED))`),
+        [bytes(namespace), bytes(key), version, reason],
+        { writes: true },
+      );
+    },
+    async readJournal(afterId, limit): Promise<JournalEntry[]> {
+      live();
+      const rows = rowsOf(
+        await run(
+          (s) => reads(`SELECT id, namespace, \`key\`, version, reason, created_at FROM ${s.journal} WHERE id > ? ORDER BY id LIMIT ?`),
+          [afterId, limit],
+        ),
+      );
+      return rows.map((r) => ({
+        id: int(r[0]),
+        namespace: text(r[1]),
+        key: text(r[2]),
+        version: int(r[3]),
+        reason: text(r[4]) as JournalReason,
+        createdAt: int(r[5]),
+      }));
+    },
+    async journalHead() {
+      live();
+      const [row] = rowsOf(await run((s) => reads(`SELECT head FROM ${s.journalLock} WHERE id = 1`), []));
+      return row === undefined ? 0 : int(row[0]);
+    },
+    async pruneJournal(beforeEpochMs) {
+      live();
+      const s = await ensureSchema();
+      const connection = await pool.getConnection();
+      let open = false;
+      try {
+        // READ COMMITTED: the unindexed tombstone scan then keeps no locks on the rows it skips.
+        await connection.query({ sql: 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED' });
+        await connection.query({ sql: 'START TRANSACTION' });
+        open = true;
+        const cutoff = Math.floor(beforeEpochMs);
+        const pruned = (await execute(connection, reads(`DELETE FROM ${s.journal} WHERE created_at < ?`), [cutoff])) as { affectedRows: number };
+        await execute(connection, reads(`DELETE FROM ${s.tombstones} WHERE deleted_at < ?`), [cutoff]);
+        await connection.query({ sql: 'COMMIT' });
+        open = false;
+        connection.release();
+        return pruned.affectedRows;
+      } catch (error) {
+        // Whatever state the session is in (a pending isolation level, an open transaction): drop it.
+        if (open) await connection.query({ sql: 'ROLLBACK' }).catch(() => undefined);
+        connection.destroy();
+        throw error;
+      }
+    },
+    async scan(namespace, afterKey, limit): Promise<StoreScanRow[]> {
+      live();
+      const columns = 'SELECT `key`, version, value FROM';
+      const rows = rowsOf(
+        afterKey === undefined
+          ? await run((s) => reads(`${columns} ${s.kv} WHERE namespace = ? ORDER BY \`key\` LIMIT ?`), [bytes(namespace), limit])
+          : await run((s) => reads(`${columns} ${s.kv} WHERE namespace = ? AND \`key\` > ? ORDER BY \`key\` LIMIT ?`), [
+              bytes(namespace),
+              bytes(afterKey),
+              limit,
+            ]),
+      );
+      return rows.map((r) => ({ key: text(r[0]), version: int(r[1]), payload: text(r[2]) }));
+    },
+    async ping() {
+      live();
+      await run(() => reads('SELECT 1'), []);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (owned) await pool.end();
+    },
+  };
+}
