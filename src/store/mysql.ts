@@ -363,7 +363,8 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     }
   }
 
-  const reads = (sql: string) => timed(sql, statementTimeoutMs);
+  // Everything but the write functions runs with the full statement timeout (no deadline of its own).
+  const limited = (sql: string) => timed(sql, statementTimeoutMs);
 
   return {
     name: 'mysql',
@@ -377,7 +378,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async read(namespace, key): Promise<StoredValue | undefined> {
       live();
       const [row] = rowsOf(
-        await run((s) => reads(`SELECT version, value FROM ${s.kv} WHERE namespace = ? AND \`key\` = ?`), [bytes(namespace), bytes(key)]),
+        await run((s) => limited(`SELECT version, value FROM ${s.kv} WHERE namespace = ? AND \`key\` = ?`), [bytes(namespace), bytes(key)]),
       );
       return row === undefined ? undefined : { version: int(row[0]), payload: text(row[1]) };
     },
@@ -395,7 +396,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
       live();
       await run(
-        (s) => reads(`INSERT INTO ${s.journal} (namespace, \`key\`, version, reason, created_at) VALUES (?, ?, ?, ?, CAST(FLOOR(@@timestamp * 1000) AS SIGNED))`),
+        (s) => limited(`INSERT INTO ${s.journal} (namespace, \`key\`, version, reason, created_at) VALUES (?, ?, ?, ?, CAST(FLOOR(@@timestamp * 1000) AS SIGNED))`),
         [bytes(namespace), bytes(key), version, reason],
         { writes: true },
       );
@@ -404,7 +405,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       live();
       const rows = rowsOf(
         await run(
-          (s) => reads(`SELECT id, namespace, \`key\`, version, reason, created_at FROM ${s.journal} WHERE id > ? ORDER BY id LIMIT ?`),
+          (s) => limited(`SELECT id, namespace, \`key\`, version, reason, created_at FROM ${s.journal} WHERE id > ? ORDER BY id LIMIT ?`),
           [afterId, limit],
         ),
       );
@@ -419,7 +420,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async journalHead() {
       live();
-      const [row] = rowsOf(await run((s) => reads(`SELECT head FROM ${s.journalLock} WHERE id = 1`), []));
+      const [row] = rowsOf(await run((s) => limited(`SELECT head FROM ${s.journalLock} WHERE id = 1`), []));
       return row === undefined ? 0 : int(row[0]);
     },
     async pruneJournal(beforeEpochMs) {
@@ -433,8 +434,8 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         await connection.query({ sql: 'START TRANSACTION' });
         open = true;
         const cutoff = Math.floor(beforeEpochMs);
-        const pruned = (await execute(connection, reads(`DELETE FROM ${s.journal} WHERE created_at < ?`), [cutoff])) as { affectedRows: number };
-        await execute(connection, reads(`DELETE FROM ${s.tombstones} WHERE deleted_at < ?`), [cutoff]);
+        const pruned = (await execute(connection, limited(`DELETE FROM ${s.journal} WHERE created_at < ?`), [cutoff])) as { affectedRows: number };
+        await execute(connection, limited(`DELETE FROM ${s.tombstones} WHERE deleted_at < ?`), [cutoff]);
         await connection.query({ sql: 'COMMIT' });
         open = false;
         connection.release();
@@ -451,8 +452,8 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       const columns = 'SELECT `key`, version, value FROM';
       const rows = rowsOf(
         afterKey === undefined
-          ? await run((s) => reads(`${columns} ${s.kv} WHERE namespace = ? ORDER BY \`key\` LIMIT ?`), [bytes(namespace), limit])
-          : await run((s) => reads(`${columns} ${s.kv} WHERE namespace = ? AND \`key\` > ? ORDER BY \`key\` LIMIT ?`), [
+          ? await run((s) => limited(`${columns} ${s.kv} WHERE namespace = ? ORDER BY \`key\` LIMIT ?`), [bytes(namespace), limit])
+          : await run((s) => limited(`${columns} ${s.kv} WHERE namespace = ? AND \`key\` > ? ORDER BY \`key\` LIMIT ?`), [
               bytes(namespace),
               bytes(afterKey),
               limit,
@@ -462,7 +463,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async ping() {
       live();
-      await run(() => reads('SELECT 1'), []);
+      await run(() => limited('SELECT 1'), []);
     },
     async close() {
       if (closed) return;
