@@ -107,10 +107,13 @@ export interface CacheAdapter {
   scan(prefix: string): AsyncIterable<CacheRecordView>;
   ping(): MaybePromise<void>;
   stats(): CacheStats;
-  /** The last journal id replayed into this cache, or undefined when unknown (a new or emptied cache). */
-  loadJournalCursor(): MaybePromise<number | undefined>;
-  /** Records that journal rows up to `id` are replayed; never moves the cursor backwards. */
-  saveJournalCursor(id: number): MaybePromise<void>;
+  /**
+   * The last id of the journal `journalId` (see StoreAdapter.journalId) replayed into this cache, or
+   * undefined when unknown (a new or emptied cache). One cache may front several stores.
+   */
+  loadJournalCursor(journalId: string): MaybePromise<number | undefined>;
+  /** Records that rows of journal `journalId` up to `id` are replayed; never moves the cursor backwards. */
+  saveJournalCursor(journalId: string, id: number): MaybePromise<void>;
   close(): MaybePromise<void>;
 }
 
@@ -173,6 +176,11 @@ export interface StoreAdapter {
   /** Live keys of a namespace in key order, after `afterKey` (exclusive). */
   scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]>;
   ping(): Promise<void>;
+  /**
+   * Names this store's journal (database, schema or file), so that a shared cache keeps one
+   * replay cursor per journal: two stores behind one Redis never share a cursor.
+   */
+  journalId(): Promise<string>;
   /**
    * Calls `listener` when journal rows may have been appended (PostgreSQL LISTEN/NOTIFY), so the
    * drainer need not wait for its next poll. Returns the unsubscribe function. Stores without push

@@ -201,7 +201,7 @@ class MemoryCache implements CacheAdapter {
     return { leasesExpired: this.leasesExpired };
   }
 
-  /** A private cache starts empty, so it has no cursor: the drainer starts at the journal's end. */
+  /** A private cache starts empty, so it has no cursors: the drainer starts at the journal's end. */
   loadJournalCursor(): undefined {
     return undefined;
   }

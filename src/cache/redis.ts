@@ -97,8 +97,8 @@ export interface RedisCacheAdapter extends CacheAdapter {
   invalidateOlder(key: string, version: Version): Promise<void>;
   peek(key: string): Promise<CacheRecordView | undefined>;
   ping(): Promise<void>;
-  loadJournalCursor(): Promise<number | undefined>;
-  saveJournalCursor(id: number): Promise<void>;
+  loadJournalCursor(journalId: string): Promise<number | undefined>;
+  saveJournalCursor(journalId: string, id: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -169,7 +169,8 @@ class RedisCache implements RedisCacheAdapter {
   readonly keyPrefix: string;
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
-  private readonly cursorKey: string;
+  /** Cursor keys start with '#', which no namespace can, so no cache key is ever one. */
+  private readonly cursorPrefix: string;
   private readonly transport: Transport;
   private readonly owned: boolean;
   private readonly onWarning: (message: string) => void;
@@ -191,7 +192,7 @@ class RedisCache implements RedisCacheAdapter {
     if (!Number.isSafeInteger(maxQueued) || maxQueued <= 0) {
       throw new InvalidOptionError(`maxQueuedCommands must be a positive integer (got ${JSON.stringify(maxQueued)})`);
     }
-    this.cursorKey = `${this.keyPrefix}journal-cursor`;
+    this.cursorPrefix = `${this.keyPrefix}#journal-cursor:`;
     this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'LockstepWarning'));
     const onError = (error: unknown): void => {
       this.lastError = error;
@@ -307,7 +308,7 @@ class RedisCache implements RedisCacheAdapter {
         const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], this.transport.options));
         if (!Array.isArray(page) || !Array.isArray(page[1])) throw unexpected('SCAN', page);
         cursor = String(page[0]);
-        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && full !== this.cursorKey);
+        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && !full.startsWith(this.cursorPrefix));
         for (const full of fresh) seen.add(full);
         const views = await Promise.all(fresh.map((full) => this.peekForScan(full)));
         for (const view of views) if (view !== undefined) yield view;
@@ -326,9 +327,10 @@ class RedisCache implements RedisCacheAdapter {
     return { leasesExpired: this.leasesExpired };
   }
 
-  loadJournalCursor(): Promise<number | undefined> {
+  loadJournalCursor(journalId: string): Promise<number | undefined> {
+    const cursorKey = this.cursorPrefix + journalId;
     return this.run('loadJournalCursor', undefined, async () => {
-      const raw = await this.transport.send(this.cursorKey, ['GET', this.cursorKey]);
+      const raw = await this.transport.send(cursorKey, ['GET', cursorKey]);
       if (raw === null || raw === undefined) return undefined;
       const id = Number(raw);
       if (!Number.isSafeInteger(id) || id < 0) throw unexpected('loadJournalCursor', raw);
@@ -336,10 +338,11 @@ class RedisCache implements RedisCacheAdapter {
     });
   }
 
-  saveJournalCursor(id: number): Promise<void> {
+  saveJournalCursor(journalId: string, id: number): Promise<void> {
+    const cursorKey = this.cursorPrefix + journalId;
     return this.run('saveJournalCursor', undefined, async () => {
       if (!Number.isSafeInteger(id) || id < 0) throw new LockstepError(`a journal cursor must be a non-negative safe integer (got ${String(id)})`);
-      await this.script('saveCursor', this.cursorKey, [String(id)]);
+      await this.script('saveCursor', cursorKey, [String(id)]);
     });
   }
 

@@ -44,11 +44,11 @@ export class ChaosCache implements CacheAdapter {
   stats() {
     return this.inner.stats();
   }
-  loadJournalCursor() {
-    return this.inner.loadJournalCursor();
+  loadJournalCursor(journalId: string) {
+    return this.inner.loadJournalCursor(journalId);
   }
-  saveJournalCursor(id: number) {
-    return this.inner.saveJournalCursor(id);
+  saveJournalCursor(journalId: string, id: number) {
+    return this.inner.saveJournalCursor(journalId, id);
   }
   close() {
     return this.inner.close();

@@ -49,6 +49,9 @@ export class ChaosStore implements StoreAdapter {
   ping(): Promise<void> {
     return this.faults.run('ping', () => this.inner.ping());
   }
+  journalId(): Promise<string> {
+    return this.inner.journalId();
+  }
   onJournal(listener: () => void): () => void {
     return this.inner.onJournal?.(listener) ?? (() => undefined);
   }

@@ -36,8 +36,10 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   // instance ran are still replayed. A cache without a cursor (in-process, or new, or emptied by a
   // restart) holds nothing those rows could make stale: start at the journal's end.
   let cursor = 0;
+  let journalId = '';
   const ready = (async () => {
-    const [saved, head] = await Promise.all([cache.loadJournalCursor(), store.journalHead()]);
+    journalId = await store.journalId();
+    const [saved, head] = await Promise.all([cache.loadJournalCursor(journalId), store.journalHead()]);
     cursor = saved === undefined || saved > head ? head : saved;
   })().catch((error: unknown) => {
     onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
@@ -58,7 +60,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
         applied++;
         onRepaired?.(row);
       }
-      if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(cursor);
+      if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(journalId, cursor);
       if (rows.length < journal.batchSize) break;
     }
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {

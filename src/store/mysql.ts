@@ -465,6 +465,11 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       live();
       await run(() => limited('SELECT 1'), []);
     },
+    async journalId() {
+      live();
+      const [row] = (await run(() => limited('SELECT @@hostname, @@port, DATABASE()'), [])) as unknown[][];
+      return `mysql:${text(row![0])}:${text(row![1])}/${text(row![2])}/${prefix}`;
+    },
     async close() {
       if (closed) return;
       closed = true;

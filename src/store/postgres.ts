@@ -519,6 +519,11 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       live();
       await run({ text: 'SELECT 1' });
     },
+    async journalId() {
+      live();
+      const row = (await run({ text: "SELECT current_database() AS db, coalesce(inet_server_addr()::text, 'local') AS host, coalesce(inet_server_port(), 0) AS port" })).rows[0]!;
+      return `postgres:${String(row.host)}:${String(row.port)}/${String(row.db)}/${schema}`;
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -3,6 +3,8 @@
 // transaction; writes made with plain SQL from anywhere else are versioned and journaled by triggers
 // (see sqlite-schema.ts). A write of an existing key writes the row's page and nothing else.
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import type {
@@ -219,6 +221,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (closed) throw new ClosedError('the sqlite store was closed');
   }
 
+  // An in-memory database has no path: a fresh id per store keeps its journal's cursor its own.
+  const memoryId = randomUUID();
   return {
     name: 'sqlite',
     database: db,
@@ -259,6 +263,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     async ping() {
       live();
       ping.get();
+    },
+    async journalId() {
+      live();
+      // The file, wherever it is opened from: one journal, one cursor.
+      return `sqlite:${db.memory ? `memory:${memoryId}` : realpathSync(db.name)}`;
     },
     async close() {
       if (closed) return;

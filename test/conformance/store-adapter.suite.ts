@@ -228,6 +228,15 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
     });
 
     describe('repair journal', () => {
+      it('names its journal: the same id every time, another for another store', () =>
+        withStore(async ({ store }) => {
+          const id = await store.journalId();
+          assert.equal(typeof id, 'string');
+          assert.ok(id.length > 0);
+          assert.equal(await store.journalId(), id);
+          await withStore(async ({ store: other }) => assert.notEqual(await other.journalId(), id));
+        }));
+
       it('starts empty: head 0, nothing to read', () =>
         withStore(async ({ store }) => {
           assert.equal(await store.journalHead(), 0);

@@ -189,20 +189,22 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
     it('the journal cursor is absent at first, never moves backwards, and has no TTL', async () => {
       const other = createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}cursor:` });
       try {
-        assert.equal(await other.loadJournalCursor(), undefined);
-        await other.saveJournalCursor(10);
-        await other.saveJournalCursor(5);
-        assert.equal(await other.loadJournalCursor(), 10);
-        await other.saveJournalCursor(11);
-        assert.equal(await other.loadJournalCursor(), 11);
-        assert.equal(await admin.pTTL(`${prefix}cursor:journal-cursor`), -1);
+        assert.equal(await other.loadJournalCursor('j1'), undefined);
+        await other.saveJournalCursor('j1', 10);
+        await other.saveJournalCursor('j1', 5);
+        assert.equal(await other.loadJournalCursor('j1'), 10);
+        await other.saveJournalCursor('j1', 11);
+        assert.equal(await other.loadJournalCursor('j1'), 11);
+        assert.equal(await admin.pTTL(`${prefix}cursor:#journal-cursor:j1`), -1);
+        // one cursor per journal: another store's journal behind the same cache starts unknown
+        assert.equal(await other.loadJournalCursor('j2'), undefined);
         // concurrent savers from several adapters: the cursor ends at the maximum
         const peers = [other, createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}cursor:` })];
         const ids = Array.from({ length: 200 }, (_, i) => 12 + ((i * 37) % 200));
-        await Promise.all(ids.map((id, i) => peers[i % 2]!.saveJournalCursor(id)));
-        assert.equal(await other.loadJournalCursor(), Math.max(...ids));
+        await Promise.all(ids.map((id, i) => peers[i % 2]!.saveJournalCursor('j1', id)));
+        assert.equal(await other.loadJournalCursor('j1'), Math.max(...ids));
         await peers[1]!.close();
-        await assert.rejects(async () => other.saveJournalCursor(-1), LockstepError);
+        await assert.rejects(async () => other.saveJournalCursor('j1', -1), LockstepError);
       } finally {
         await other.close();
       }
@@ -216,7 +218,7 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
           const token = await missToken(c, 'ns:a');
           assert.equal(await c.fill('ns:a', token, stringEntry(1, c === globbed ? 'mine' : 'other'), TTL), true);
         }
-        await globbed.saveJournalCursor(3);
+        await globbed.saveJournalCursor('j1', 3);
         const views = await collect(globbed.scan(''));
         assert.deepEqual(views.map((v) => [v.key, v.kind === 'value' && v.payload]), [['ns:a', 'mine']]);
         assert.deepEqual((await collect(globbed.scan('ns:'))).length, 1);
@@ -584,8 +586,8 @@ describe('Redis cache against a test-owned redis-server', { skip: ownServer.skip
         ['peek', cache.peek('k')],
         ['scan', collect(cache.scan(''))],
         ['ping', Promise.resolve(cache.ping())],
-        ['loadJournalCursor', Promise.resolve(cache.loadJournalCursor())],
-        ['saveJournalCursor', Promise.resolve(cache.saveJournalCursor(4))],
+        ['loadJournalCursor', Promise.resolve(cache.loadJournalCursor('j1'))],
+        ['saveJournalCursor', Promise.resolve(cache.saveJournalCursor('j1', 4))],
       ];
     }
 

@@ -39,7 +39,7 @@ describe('Redis cache (3-master Redis Cluster)', { skip: installed.skip }, () =>
         assert.equal(await cache.fill(key, got.token as LeaseToken, stringEntry(i + 1, `v${i}`), TTL), true);
       }
       await cache.beginWrite('ns:writing', 'w', LEASE);
-      await cache.saveJournalCursor(7);
+      await cache.saveJournalCursor('j1', 7);
       const otherPrefix = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: `${cache.keyPrefix}x` });
       await otherPrefix.beginWrite('ns:k1', 'w', LEASE);
       await otherPrefix.close();
@@ -91,10 +91,10 @@ describe('Redis cache (3-master Redis Cluster)', { skip: installed.skip }, () =>
   it('the journal cursor works in cluster mode and never moves backwards', async () => {
     const cache = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: 'cursor:' });
     try {
-      assert.equal(await cache.loadJournalCursor(), undefined);
-      await cache.saveJournalCursor(9);
-      await cache.saveJournalCursor(2);
-      assert.equal(await cache.loadJournalCursor(), 9);
+      assert.equal(await cache.loadJournalCursor('j1'), undefined);
+      await cache.saveJournalCursor('j1', 9);
+      await cache.saveJournalCursor('j1', 2);
+      assert.equal(await cache.loadJournalCursor('j1'), 9);
     } finally {
       await cache.close();
     }
