@@ -71,6 +71,26 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
       return store;
     },
   },
+  {
+    name: 'mysql',
+    syntax: 'mysql://USER@HOST:PORT/DB (MariaDB 10.6+)',
+    parse(text) {
+      if (!/^(mysql|mariadb):\/\//.test(text)) return undefined;
+      try {
+        new URL(text);
+      } catch {
+        throw new InvalidOptionError(`--store ${redact(text)} is not a valid url`);
+      }
+      return { kind: 'mysql', spec: redact(text), uri: text.replace(/^mariadb:/, 'mysql:') };
+    },
+    async open(spec) {
+      if (spec.kind !== 'mysql') throw new InvalidOptionError(`not a mysql store: ${spec.spec}`);
+      const { createMysqlStore } = await import('../store/mysql.js');
+      const store = createMysqlStore({ uri: spec.uri });
+      await store.ready(); // fail at start-up, not on the first request
+      return store;
+    },
+  },
 ];
 
 const cacheKinds: ReadonlyArray<Kind<CacheSpec, CacheAdapter, CacheOpenOptions>> = [

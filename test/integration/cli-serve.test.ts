@@ -9,9 +9,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { DATABASE_URL, MYSQL_URL, needService, REDIS_URL } from '../helpers/services.js';
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // Resolved here: the child runs in a temporary directory where `tsx` is not resolvable by name.
 const TSX = import.meta.resolve('tsx');
@@ -267,5 +270,72 @@ describe('lockstep', () => {
     const none = cli([], cwd);
     assert.equal((await none.exited()).code, 2);
     assert.match(none.stderr(), /Usage: lockstep <command>/);
+  });
+});
+
+describe('lockstep serve on the production backends', () => {
+  const scratch = `lockstep_cli_${process.pid}`;
+  const mysqlUrl = new URL(MYSQL_URL);
+  mysqlUrl.pathname = `/${scratch}`;
+  const backends = [
+    { name: 'PostgreSQL + Redis', store: `${DATABASE_URL}?schema=${scratch}`, cache: REDIS_URL, needs: [['PostgreSQL', DATABASE_URL], ['Redis', REDIS_URL]] },
+    { name: 'MariaDB + memory', store: mysqlUrl.toString(), cache: 'memory', needs: [['MariaDB', MYSQL_URL]] },
+  ] as const;
+  // Each backend gets a scratch schema / database of its own, removed afterwards.
+  before(async () => {
+    if (!(await needService('MariaDB', MYSQL_URL)).skip) {
+      const admin = await mysql.createConnection(MYSQL_URL);
+      await admin.query(`CREATE DATABASE IF NOT EXISTS ${scratch}`);
+      await admin.end();
+    }
+  });
+  after(async () => {
+    if (!(await needService('PostgreSQL', DATABASE_URL)).skip) {
+      const admin = new pg.Client({ connectionString: DATABASE_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${scratch} CASCADE`);
+      await admin.end();
+    }
+    if (!(await needService('MariaDB', MYSQL_URL)).skip) {
+      const admin = await mysql.createConnection(MYSQL_URL);
+      await admin.query(`DROP DATABASE IF EXISTS ${scratch}`);
+      await admin.end();
+    }
+  });
+  for (const backend of backends) {
+    it(`serves PUT/GET/DELETE over ${backend.name}, with /healthz naming both parts`, async (t) => {
+      for (const [service, url] of backend.needs) {
+        const { skip } = await needService(service, url);
+        if (skip) return t.skip(skip);
+      }
+      const namespace = `cli${process.pid}${Date.now().toString(36)}`;
+      const server = cli(['serve', '--port', '0', '--store', backend.store, '--cache', backend.cache], await tempDir());
+      const [, url, , store, cache] = await server.waitFor(LISTENING);
+      assert.equal(store, backend.store);
+      assert.equal(cache, backend.cache);
+      try {
+        const put = await fetch(`${url}/v1/kv/${namespace}/k`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"n":1}' });
+        assert.equal(put.status, 200, await put.clone().text());
+        const first = await fetch(`${url}/v1/kv/${namespace}/k`);
+        assert.deepEqual(((await first.json()) as { value: unknown }).value, { n: 1 });
+        const state = (await (await fetch(`${url}/v1/kv/${namespace}/k/state`)).json()) as { state: string };
+        assert.equal(state.state, 'C');
+        assert.equal((await fetch(`${url}/v1/kv/${namespace}/k`, { method: 'DELETE' })).status, 200);
+        const gone = await fetch(`${url}/v1/kv/${namespace}/k`);
+        assert.equal(gone.status, 404);
+        await gone.body?.cancel();
+        assert.deepEqual(await (await fetch(`${url}/healthz`)).json(), { status: 'ok', store: 'up', cache: 'up' });
+      } finally {
+        server.child.kill('SIGTERM');
+        assert.equal((await server.exited()).code, 0, server.stderr());
+      }
+    });
+  }
+
+  it('refuses a store url it cannot reach before listening, naming it without the password', async () => {
+    const server = cli(['serve', '--port', '0', '--store', 'postgres://someone:secret@127.0.0.1:1/test'], await tempDir());
+    const { code } = await server.exited(30_000);
+    assert.notEqual(code, 0);
+    assert.doesNotMatch(server.stderr() + server.stdout(), /secret/);
   });
 });

@@ -15,12 +15,13 @@ it('every subpath export resolves to built code with the documented factories', 
     const http = await import('lockstep/http');
     const redis = await import('lockstep/redis');
     const postgres = await import('lockstep/postgres');
+    const mysql = await import('lockstep/mysql');
     console.log(JSON.stringify([typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
       typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
       typeof http.createApp, typeof http.createService, typeof http.listen,
-      typeof redis.createRedisCache, typeof postgres.createPostgresStore]));
+      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore]));
   `);
-  assert.deepEqual(JSON.parse(out), Array(11).fill('function'));
+  assert.deepEqual(JSON.parse(out), Array(12).fill('function'));
 });
 
 it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () => {
