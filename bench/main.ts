@@ -12,9 +12,16 @@ import type { BenchSubject, PreparedCase, RunOptions, SuiteDefinition } from './
 import { buildRows, formatTable, perOperation, summarize, type Measurement, type Row } from './report.js';
 import { memoryHit } from './suites/memory-hit.js';
 import { missFill } from './suites/miss-fill.js';
+import { processes } from './suites/processes.js';
+import { redisHit, redisHitConcurrent } from './suites/redis-hit.js';
+import { redisWrite, redisWriteConcurrent } from './suites/redis-write.js';
 import { write } from './suites/write.js';
+import { DATABASE_URL, needService, REDIS_URL } from '../test/helpers/services.js';
 
-const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill];
+// A suite may have several definitions under one name (a case each): `--suite NAME` runs them all.
+const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes];
+/** Suites on the shared Redis and PostgreSQL: skipped, with a note, when either is unreachable. */
+const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes]);
 
 // Each subject's budget is split into rounds run in rotation with the other subjects of its case,
 // so load that drifts during the run (other processes, disk flushes) falls on all of them alike.
@@ -24,7 +31,7 @@ const TIMING = {
 } as const;
 
 function usage(): string {
-  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${SUITES.map((s) => s.name).join(', ')}`;
+  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${[...new Set(SUITES.map((s) => s.name))].join(', ')}`;
 }
 
 /** A full collection between subjects, so one subject's garbage is not collected on another's clock. */
@@ -121,11 +128,18 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown suite: ${unknown.join(', ')}\n${usage()}\n`);
     return 2;
   }
-  const suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
+  let suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
   const options: RunOptions = { quick: args.quick };
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
+  if (suites.some((s) => SERVICE_SUITES.has(s))) {
+    const down = [await needService('Redis', REDIS_URL), await needService('PostgreSQL', DATABASE_URL)].flatMap((r) => (r.skip === false ? [] : [r.skip]));
+    if (down.length > 0) {
+      log(`skipping ${[...new Set(suites.filter((s) => SERVICE_SUITES.has(s)).map((s) => s.name))].join(', ')}: ${down.join('; ')}`);
+      suites = suites.filter((s) => !SERVICE_SUITES.has(s));
+    }
+  }
 
   log(`lockstep bench${options.quick ? ' (quick)' : ''}: ${describeMachine()}`);
   const rows: Row[] = [];
