@@ -1,6 +1,7 @@
 // The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
 // called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline.
+import { Deadlines } from './deadlines.js';
 import { createClient, createCluster } from 'redis';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
@@ -170,6 +171,7 @@ class RedisCache implements RedisCacheAdapter {
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
   /** Cursor keys start with '#', which no namespace can, so no cache key is ever one. */
+  private readonly deadlines: Deadlines;
   private readonly cursorPrefix: string;
   private readonly transport: Transport;
   private readonly owned: boolean;
@@ -186,6 +188,8 @@ class RedisCache implements RedisCacheAdapter {
     this.keyPrefix = options.keyPrefix ?? 'lockstep:';
     if (typeof this.keyPrefix !== 'string') throw new InvalidOptionError('keyPrefix must be a string');
     this.timeoutMs = toMs(options.commandTimeout ?? '500ms', 'commandTimeout');
+    // Deadlines fire at most a tenth of the command timeout late (and never coarser than 50 ms).
+    this.deadlines = new Deadlines(Math.max(5, Math.min(50, Math.floor(this.timeoutMs / 10))));
     this.connectTimeoutMs = toMs(options.connectTimeout ?? '5s', 'connectTimeout');
     const maxReconnectDelayMs = toMs(options.maxReconnectDelay ?? '2s', 'maxReconnectDelay');
     const maxQueued = options.maxQueuedCommands ?? 50_000;
@@ -376,19 +380,12 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   private deadline<T>(op: string, key: string | undefined, work: Promise<T>, ms = this.timeoutMs): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.timeoutError(op, key, ms)), ms);
-      work.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(this.failure(op, key, error));
-        },
-      );
-    });
+    return this.deadlines.race(
+      work,
+      ms,
+      () => this.timeoutError(op, key, ms),
+      (error) => this.failure(op, key, error),
+    );
   }
 
   private whenOpen(): Promise<void> {

@@ -86,11 +86,21 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       return Promise.reject(error);
     }
     const answer = this.askCache(key);
-    // The hit path: one cache lookup, no allocation beyond the promise.
-    if (!(answer instanceof Promise) && answer.kind === 'value') {
-      this.ctx.counters.cacheHits++;
-      return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
-    }
+    // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
+    // ReadEntry either).
+    if (answer instanceof Promise) return answer.then((got) => this.valueOrSlowPath(key, got), (error: unknown) => this.slowValue(key, Promise.reject(error)));
+    if (answer.kind !== 'value') return this.slowValue(key, answer);
+    this.ctx.counters.cacheHits++;
+    return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
+  }
+
+  private valueOrSlowPath(key: string, answer: CacheGetResult): T | undefined | Promise<T | undefined> {
+    if (answer.kind !== 'value') return this.slowValue(key, answer);
+    this.ctx.counters.cacheHits++;
+    return this.ctx.entries.valueOf(answer) as T | undefined;
+  }
+
+  private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>): Promise<T | undefined> {
     return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer).then((entry) => entry.value);
   }
 
