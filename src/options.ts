@@ -27,6 +27,22 @@ export interface AlertOptions {
   minSamples?: number;
 }
 
+export interface ConsistencySamplingOptions {
+  /**
+   * Fraction of cache hits re-checked against the store in the background (never delaying the
+   * read), counted as `consistencyChecks` / `consistencyViolations`. @default 0 (off)
+   */
+  rate: number;
+  /**
+   * How long a hit that a later write may explain is given before it is looked at again: an
+   * inconsistency repaired within this delay (a plain-SQL write until the journal replays it) is
+   * not counted. @default '1s'
+   */
+  recheckDelay?: Duration;
+  /** Checks in flight at most; hits sampled beyond it are not checked. @default 64 */
+  maxPending?: number;
+}
+
 export interface WriteThroughOptions {
   /** The source of truth. */
   store: StoreAdapter;
@@ -60,6 +76,8 @@ export interface WriteThroughOptions {
   alert?: AlertOptions;
   /** Where metrics are recorded: a registry shared by several instances, or `false` for none. @default a new createMetrics() */
   metrics?: LockstepMetrics | false;
+  /** Online consistency sampling of cache hits (see src/audit/sampler.ts). @default { rate: 0 } (off) */
+  consistencySampling?: ConsistencySamplingOptions;
 }
 
 /** A journal drainer created elsewhere and shared (structural, to keep options free of the engine). */
@@ -88,6 +106,7 @@ export interface ResolvedOptions {
   readonly clock: Clock;
   readonly journal: ResolvedJournalOptions | false;
   readonly alert: { readonly cacheFailureRate: number; readonly windowMs: number; readonly minSamples: number };
+  readonly consistencySampling: { readonly rate: number; readonly recheckDelayMs: number; readonly maxPending: number };
 }
 
 function positiveInteger(value: unknown, option: string): number {
@@ -144,6 +163,11 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
     throw new InvalidOptionError(`journal.retention (${journal.retentionMs} ms) must be longer than tombstoneTtl (${tombstoneTtlMs} ms)`);
   }
 
+  const sampling = options.consistencySampling ?? { rate: 0 };
+  if (typeof sampling !== 'object' || sampling === null || typeof sampling.rate !== 'number' || !(sampling.rate >= 0 && sampling.rate <= 1)) {
+    throw new InvalidOptionError(`consistencySampling.rate must be a number in [0, 1] (got ${JSON.stringify((sampling as { rate?: unknown } | null)?.rate)})`);
+  }
+
   return Object.freeze({
     store: options.store,
     cache: options.cache,
@@ -161,6 +185,11 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
       cacheFailureRate: rate,
       windowMs: toMs(options.alert?.window ?? '1m', 'alert.window'),
       minSamples: positiveInteger(options.alert?.minSamples ?? 20, 'alert.minSamples'),
+    }),
+    consistencySampling: Object.freeze({
+      rate: sampling.rate,
+      recheckDelayMs: toMs(sampling.recheckDelay ?? '1s', 'consistencySampling.recheckDelay', { allowZero: true }),
+      maxPending: positiveInteger(sampling.maxPending ?? 64, 'consistencySampling.maxPending'),
     }),
   });
 }

@@ -53,6 +53,10 @@ export interface EngineCounters {
   failures: number;
   /** Keys invalidated from the journal (bypass writes and repairs). */
   journalRepairs: number;
+  /** Sampled cache hits re-checked against the store (consistencySampling) that reached a verdict. */
+  consistencyChecks: number;
+  /** Of those, the hits the check proved inconsistent with the store (see src/audit/sampler.ts). */
+  consistencyViolations: number;
 }
 
 export function createCounters(): EngineCounters {
@@ -68,5 +72,7 @@ export function createCounters(): EngineCounters {
     cacheFailures: 0,
     failures: 0,
     journalRepairs: 0,
+    consistencyChecks: 0,
+    consistencyViolations: 0,
   };
 }

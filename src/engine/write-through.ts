@@ -16,6 +16,7 @@ import { createCounters, type EngineCounters, type EngineEventMap } from './even
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
 import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
+import { createConsistencySampler, type ConsistencySampler } from '../audit/sampler.js';
 import type { CacheStats } from '../types.js';
 import { readAfterCache } from './read-path.js';
 import { emitAlert, writeThrough } from './write-path.js';
@@ -34,6 +35,9 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   private readonly cacheKeys: CacheKeys;
   private readonly recorder: LockstepMetrics | undefined;
   private readonly detachMetrics: () => void;
+  /** consistencySampling.rate: 0 keeps the hit path to one compare; otherwise one random draw per hit. */
+  private readonly sampleRate: number;
+  private readonly sampler: ConsistencySampler | undefined;
   private closed = false;
 
   constructor(options: WriteThroughOptions) {
@@ -73,6 +77,12 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     };
     this.recorder = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
     this.detachMetrics = this.recorder?.attach(this) ?? (() => undefined);
+    const sampling = this.options.consistencySampling;
+    this.sampleRate = sampling.rate;
+    this.sampler =
+      sampling.rate === 0
+        ? undefined
+        : createConsistencySampler({ store, cache, namespace, counters, recheckDelayMs: sampling.recheckDelayMs, maxPending: sampling.maxPending });
   }
 
   get counters(): Readonly<EngineCounters> {
@@ -91,17 +101,27 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     if (answer instanceof Promise) return answer.then((got) => this.valueOrSlowPath(key, got), (error: unknown) => this.slowValue(key, Promise.reject(error)));
     if (answer.kind !== 'value') return this.slowValue(key, answer);
     this.ctx.counters.cacheHits++;
+    if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
   private valueOrSlowPath(key: string, answer: CacheGetResult): T | undefined | Promise<T | undefined> {
     if (answer.kind !== 'value') return this.slowValue(key, answer);
     this.ctx.counters.cacheHits++;
+    if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
   private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>): Promise<T | undefined> {
-    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer).then((entry) => entry.value);
+    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer).then((entry) => {
+      if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
+      return entry.value;
+    });
+  }
+
+  /** Consistency sampling: one random draw; a sampled hit is checked in the background (src/audit/sampler.ts). */
+  private sampleHit(key: string, version: number, live: boolean): void {
+    if (Math.random() < this.sampleRate) this.sampler?.sample(key, this.cacheKeys.of(key), version, live);
   }
 
   readEntry(key: string): Promise<ReadEntry<T>> {
@@ -110,7 +130,12 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key));
+    const entry = readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key));
+    if (this.sampleRate === 0) return entry;
+    return entry.then((e) => {
+      if (e.source === 'hit') this.sampleHit(key, e.version, e.found);
+      return e;
+    });
   }
 
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
@@ -202,6 +227,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
+    await this.sampler?.close();
     await this.ownDrainer?.stop();
     this.detachMetrics();
   }

@@ -38,7 +38,9 @@ export type CounterName =
   | 'journal_repairs'
   | 'writes'
   | 'deletes'
-  | 'leases_expired';
+  | 'leases_expired'
+  | 'consistency_checks'
+  | 'consistency_violations';
 
 export interface CounterSpec {
   readonly name: CounterName;
@@ -90,6 +92,16 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'leases_expired',
     help: 'Cache leases dropped because their holder did not finish in time (the cache adapter total).',
     read: (s) => s.cacheStats().leasesExpired,
+  },
+  {
+    name: 'consistency_checks',
+    help: 'Sampled cache hits re-checked against the store (consistencySampling.rate).',
+    read: (s) => s.counters.consistencyChecks,
+  },
+  {
+    name: 'consistency_violations',
+    help: 'Sampled cache hits proved inconsistent with the store; 1 - violations/checks is the consistency in nines.',
+    read: (s) => s.counters.consistencyViolations,
   },
 ] satisfies CounterSpec[]);
 
