@@ -12,6 +12,10 @@ const commands: Readonly<Record<string, Command>> = {
     summary: 'serve the REST API (/v1/kv/{namespace}/{key}, /metrics, /healthz)',
     run: async (argv) => (await import('./commands/serve.js')).run(argv),
   },
+  audit: {
+    summary: 'classify every key of a namespace A–E from the store and the cache; --repair fixes D and E',
+    run: async (argv) => (await import('./commands/audit.js')).run(argv),
+  },
 };
 
 function usage(): string {
