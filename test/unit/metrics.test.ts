@@ -65,6 +65,8 @@ const COUNTER_FIELDS = {
   journal_repairs: 'journalRepairs',
   writes: 'writes',
   deletes: 'deletes',
+  consistency_checks: 'consistencyChecks',
+  consistency_violations: 'consistencyViolations',
 } as const;
 
 describe('createMetrics', () => {
