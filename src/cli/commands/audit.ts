@@ -31,7 +31,7 @@ With --repair, D and E keys are invalidated with version fencing (a value at or 
 version is never removed), then read again: what is still D or E is reported.
 
 Options:
-${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(17)}${what.padEnd(70)}${source === '' ? '' : `[${source}]`}`.trimEnd()).join('\n')}
+${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(17)}${what}${source === '' ? '' : `\n  ${' '.repeat(17)}[${source}]`}`).join('\n')}
 
 Audit the cache your Lockstep instances share (--cache redis://…). With --cache memory the audit
 opens a new, empty in-process cache of its own: every key is then A or B and there is nothing to

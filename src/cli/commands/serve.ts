@@ -34,7 +34,7 @@ export const usage = `Usage: lockstep serve [options]
 Serves the REST API over a store and a cache.
 
 Options:
-${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what.padEnd(40)}${source === '' ? '' : `[${source}]`}`.trimEnd()).join('\n')}
+${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
 
 A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without a token; the token
 protects every route but /healthz. SIGINT or SIGTERM closes the server, then the service, then
