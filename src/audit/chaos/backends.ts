@@ -1,0 +1,51 @@
+// Store and cache specs → adapters for chaos runs: the same specs as `lockstep serve`
+// (cli/backends.ts parses them), opened with the timeouts a chaos run needs (the store's statement
+// or busy timeout below the lease TTL, as the protocol requires) and, for the naive implementation,
+// a raw cache of its own on the same backend.
+import { openCache, parseCacheSpec, parseStoreSpec } from '../../cli/backends.js';
+import { InvalidOptionError } from '../../errors.js';
+import type { CacheAdapter, StoreAdapter } from '../../types.js';
+import { createMemoryNaiveCache, createRedisNaiveCache, type NaiveCache } from '../naive.js';
+
+/** Key prefix of the naive implementation's records in a shared Redis (the engine's are under `lockstep:`). */
+export const NAIVE_KEY_PREFIX = 'lockstep-naive:';
+
+/** Opens the store of `spec` with `timeoutMs` as its statement (PostgreSQL, MariaDB) or busy (SQLite) timeout. */
+export async function openStoreWithTimeout(spec: string, timeoutMs: number, poolSize = 10): Promise<StoreAdapter> {
+  const parsed = parseStoreSpec(spec);
+  switch (parsed.kind) {
+    case 'sqlite': {
+      const { createSqliteStore } = await import('../../store/sqlite.js');
+      // NORMAL: a commit survives a process crash (kill -9), which is what the harness does to it.
+      return createSqliteStore({ path: parsed.path, busyTimeout: timeoutMs, synchronous: 'NORMAL' });
+    }
+    case 'postgres': {
+      const { createPostgresStore } = await import('../../store/postgres.js');
+      const store = createPostgresStore({
+        connectionString: parsed.connectionString,
+        statementTimeout: timeoutMs,
+        poolSize,
+        ...(parsed.schema === undefined ? {} : { schema: parsed.schema }),
+      });
+      await store.ready();
+      return store;
+    }
+    case 'mysql': {
+      const { createMysqlStore } = await import('../../store/mysql.js');
+      const store = createMysqlStore({ uri: parsed.uri, statementTimeout: timeoutMs, poolSize });
+      await store.ready();
+      return store;
+    }
+  }
+}
+
+export function openEngineCache(spec: string): Promise<CacheAdapter> {
+  return openCache(parseCacheSpec(spec));
+}
+
+export async function openNaiveCache(spec: string): Promise<NaiveCache> {
+  const parsed = parseCacheSpec(spec);
+  if (parsed.kind === 'memory') return createMemoryNaiveCache();
+  if (parsed.url.includes('+cluster://')) throw new InvalidOptionError('the naive implementation runs on a single Redis, not a cluster');
+  return createRedisNaiveCache({ url: parsed.url, keyPrefix: NAIVE_KEY_PREFIX });
+}

@@ -1,0 +1,215 @@
+// The oracle over a chaos run's history (consistency-protocol.md, "The test oracle"):
+// 1. reads that overlap the documented window of a write invalidated through the journal are set
+//    aside: plain-SQL writes (the triggers journal them) and writes acknowledged without a lease
+//    (policy pragmatic journals them). The journal invalidates those within a bound, not at once,
+//    and the protocol allows stale reads of their key until then;
+// 2. the fast check (`checkVersions`): no read older than a write acknowledged before it began,
+//    no value never written, no "not found" after an acknowledged write without a delete;
+// 3. per-key linearizability (`checkLinearizable`, Wing–Gong–Lowe) with a time budget.
+// checkVersions compares every read with every mutation of its key: quadratic, fine for tens of
+// thousands of operations. Longer histories use an equivalent sweep (sorted once), and wherever
+// both run they must agree, or the harness stops with an error.
+import { checkVersions, type HistoryEntry, type Violation } from '../history.js';
+import { checkLinearizable, type LinearizabilityResult } from '../linearizability.js';
+import { BYPASS_PROCESS } from './bypass.js';
+import { JOURNALED, type NotedEntry } from './lines.js';
+
+export interface CheckOptions {
+  /** How long after a journaled write returned its key may still read stale, in ns. */
+  readonly journalWindowNs: number;
+  readonly linearizabilityDeadlineMs: number;
+  /** Per key, the linearizability search runs on at most this many operations (a prefix). */
+  readonly linearizabilityMaxOps: number;
+}
+
+export interface LinearizabilityVerdict {
+  readonly result: LinearizabilityResult;
+  /** Keys with a violation, and keys whose search ran out of time. */
+  readonly violatingKeys: readonly string[];
+  readonly unknownKeys: readonly string[];
+  /** Operations searched, of all operations of the history (less when a prefix was checked). */
+  readonly checkedOps: number;
+  readonly totalOps: number;
+  readonly ms: number;
+  /** The search's own explanation of the first violation. */
+  readonly counterexample?: { readonly key: string; readonly reason: string; readonly failed: HistoryEntry; readonly lastLinearized: readonly HistoryEntry[] };
+}
+
+export interface CheckResult {
+  readonly checked: readonly HistoryEntry[];
+  readonly excludedReads: number;
+  readonly journaledWrites: number;
+  readonly fast: readonly Violation[];
+  readonly fastMs: number;
+  readonly linearizability: LinearizabilityVerdict;
+}
+
+/** Whether the journal, not the writer, invalidates this write in the cache. */
+export function journaled(e: HistoryEntry): boolean {
+  return e.kind !== 'read' && (e.process === BYPASS_PROCESS || (e as NotedEntry).note === JOURNALED);
+}
+
+/** Reads that overlap [invoke, return + window] of a journaled write of their key. */
+export function excludeJournalWindows(history: readonly HistoryEntry[], windowNs: number): { kept: HistoryEntry[]; excluded: number } {
+  const windows = new Map<string, Array<[number, number]>>();
+  for (const e of history) {
+    if (!journaled(e) || e.outcome === 'fail') continue;
+    const list = windows.get(e.key) ?? [];
+    list.push([e.invokedAt, e.returnedAt + windowNs]);
+    windows.set(e.key, list);
+  }
+  if (windows.size === 0) return { kept: [...history], excluded: 0 };
+  for (const list of windows.values()) list.sort((a, b) => a[0] - b[0]);
+  const kept: HistoryEntry[] = [];
+  let excluded = 0;
+  for (const e of history) {
+    const list = e.kind === 'read' ? windows.get(e.key) : undefined;
+    if (list !== undefined && overlaps(list, e.invokedAt, e.returnedAt)) excluded++;
+    else kept.push(e);
+  }
+  return { kept, excluded };
+}
+
+/** Whether [from, to] overlaps one of `windows` (sorted by start; windows may nest or overlap). */
+function overlaps(windows: ReadonlyArray<readonly [number, number]>, from: number, to: number): boolean {
+  // the windows starting at or before `to`: the last of them first, back while one could still reach `from`
+  let lo = 0;
+  let hi = windows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (windows[mid]![0] <= to) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo - 1; i >= 0 && lo - i <= 64; i--) if (windows[i]![1] >= from) return true;
+  // past 64 windows back, only a very long one could still reach: check them all
+  for (let i = lo - 65; i >= 0; i--) if (windows[i]![1] >= from) return true;
+  return false;
+}
+
+/** checkVersions' rules in O(n log n): the same violations, for histories too long for the quadratic check. */
+export function checkVersionsSweep(history: readonly HistoryEntry[]): Violation[] {
+  const violations: Violation[] = [];
+  const byKey = new Map<string, HistoryEntry[]>();
+  for (const entry of history) {
+    const list = byKey.get(entry.key);
+    if (list === undefined) byKey.set(entry.key, [entry]);
+    else list.push(entry);
+  }
+  for (const [key, entries] of byKey) {
+    const mutations = entries.filter((e) => e.kind !== 'read' && e.outcome !== 'fail');
+    const writtenBy = new Map(mutations.filter((e) => e.kind === 'write' && e.value !== undefined).map((e) => [e.value!, e]));
+    // Acknowledged mutations by return time, with the running maximum of their versions.
+    const acked = mutations.filter((e) => e.outcome === 'ok' && e.version !== undefined).sort((a, b) => a.returnedAt - b.returnedAt);
+    const floors: HistoryEntry[] = [];
+    for (const m of acked) floors.push(floors.length > 0 && floors[floors.length - 1]!.version! >= m.version! ? floors[floors.length - 1]! : m);
+    // Deletes by invoke time, with the running maximum of their versions (an unknown version counts as infinite).
+    const deletes = mutations.filter((e) => e.kind === 'delete').sort((a, b) => a.invokedAt - b.invokedAt);
+    const deleteMax: number[] = [];
+    for (const d of deletes) deleteMax.push(Math.max(deleteMax[deleteMax.length - 1] ?? -Infinity, d.version ?? Infinity));
+    /** Entries of `sorted` with time(e) < t: how many. */
+    const countBefore = <T>(sorted: readonly T[], time: (e: T) => number, t: number): number => {
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (time(sorted[mid]!) < t) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    for (const read of entries) {
+      if (read.kind !== 'read' || read.outcome !== 'ok') continue;
+      const n = countBefore(acked, (m) => m.returnedAt, read.invokedAt);
+      const floor = n > 0 ? floors[n - 1] : undefined;
+      if (read.value !== undefined) {
+        const writer = writtenBy.get(read.value);
+        if (writer === undefined || writer.invokedAt > read.returnedAt) {
+          violations.push({ key, read, reason: `returned ${JSON.stringify(read.value)}, which no write had begun to write` });
+        } else if (floor !== undefined && read.version !== undefined && read.version < floor.version!) {
+          violations.push({ key, read, reason: `returned version ${read.version} after version ${floor.version} was acknowledged` });
+        }
+      } else if (floor?.kind === 'write') {
+        const d = countBefore(deletes, (m) => m.invokedAt, read.returnedAt);
+        const explained = d > 0 && deleteMax[d - 1]! > floor.version!;
+        if (!explained) violations.push({ key, read, reason: `returned not found after version ${floor.version} was acknowledged` });
+      }
+    }
+  }
+  return violations;
+}
+
+/** Above this many entries the quadratic checkVersions is left to the sweep alone. */
+const QUADRATIC_LIMIT = 60_000;
+
+function fastCheck(history: readonly HistoryEntry[]): Violation[] {
+  const sweep = checkVersionsSweep(history);
+  if (history.length > QUADRATIC_LIMIT) return sweep;
+  const reference = checkVersions(history);
+  const id = (v: Violation) => `${v.read.process}|${v.read.invokedAt}|${v.reason}`;
+  const a = new Set(reference.map(id));
+  if (a.size !== new Set(sweep.map(id)).size || !sweep.every((v) => a.has(id(v)))) {
+    throw new Error(`chaos harness bug: checkVersions found ${reference.length} violations, its sweep ${sweep.length}`);
+  }
+  return reference;
+}
+
+/**
+ * The operations invoked before the cut time of at most `maxOps` per key, with operations that had
+ * not returned by then turned open (unknown writes and deletes, dropped reads). Any linearization of
+ * the whole history restricted to them is one of this prefix, so a violation here is a violation.
+ */
+export function linearizablePrefix(history: readonly HistoryEntry[], maxOps: number): HistoryEntry[] {
+  const byKey = new Map<string, HistoryEntry[]>();
+  for (const e of history) {
+    const list = byKey.get(e.key);
+    if (list === undefined) byKey.set(e.key, [e]);
+    else list.push(e);
+  }
+  const out: HistoryEntry[] = [];
+  for (const entries of byKey.values()) {
+    if (entries.length <= maxOps) {
+      out.push(...entries);
+      continue;
+    }
+    entries.sort((a, b) => a.invokedAt - b.invokedAt);
+    const cut = entries[maxOps]!.invokedAt;
+    for (const e of entries) {
+      if (e.invokedAt >= cut) break;
+      if (e.outcome !== 'ok' || e.returnedAt < cut) out.push(e);
+      else if (e.kind !== 'read') out.push({ ...e, outcome: 'unknown', version: undefined });
+    }
+  }
+  return out;
+}
+
+export function checkHistory(history: readonly HistoryEntry[], options: CheckOptions): CheckResult {
+  const { kept, excluded } = excludeJournalWindows(history, options.journalWindowNs);
+  let started = performance.now();
+  const fast = fastCheck(kept);
+  const fastMs = performance.now() - started;
+
+  started = performance.now();
+  const searched = linearizablePrefix(kept, options.linearizabilityMaxOps);
+  const report = checkLinearizable(searched, { deadlineMs: options.linearizabilityDeadlineMs });
+  const first = report.keys.find((k) => k.result === 'violation');
+  const linearizability: LinearizabilityVerdict = {
+    result: report.result,
+    violatingKeys: report.keys.filter((k) => k.result === 'violation').map((k) => k.key),
+    unknownKeys: report.keys.filter((k) => k.result === 'unknown').map((k) => k.key),
+    checkedOps: searched.length,
+    totalOps: kept.length,
+    ms: Math.round(performance.now() - started),
+    ...(first?.counterexample === undefined
+      ? {}
+      : {
+          counterexample: {
+            key: first.key,
+            reason: first.counterexample.reason,
+            failed: first.counterexample.failed,
+            lastLinearized: first.counterexample.linearized.slice(-6),
+          },
+        }),
+  };
+  const journaledWrites = history.filter((e) => journaled(e) && e.process !== BYPASS_PROCESS && e.outcome !== 'fail').length;
+  return { checked: kept, excludedReads: excluded, journaledWrites, fast, fastMs: Math.round(fastMs), linearizability };
+}

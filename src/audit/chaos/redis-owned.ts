@@ -1,0 +1,93 @@
+// A redis-server owned by the harness (`--cache redis-owned`): started on a spare local port without
+// persistence, so that a restart (kill -9, start again on the same port) loses every record and
+// lease, as a crashed cache node does. Removed with its temp dir on stop() or process exit.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface OwnedRedis {
+  readonly url: string;
+  /** SIGKILL, then a fresh process on the same port: every key is gone. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'PING'], { timeout: 1000 }, (error, stdout) => resolve(!error && stdout.trim() === 'PONG'));
+  });
+}
+
+export async function startOwnedRedis(): Promise<OwnedRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-chaos-redis-'));
+  let child: ChildProcess | undefined;
+  let port = 0;
+  const cleanup = () => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', cleanup);
+
+  const launch = async (): Promise<void> => {
+    const started = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', join(dir, 'redis.log'), '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
+    child = started;
+    let failed: Error | undefined;
+    started.once('error', (error) => (failed = error));
+    started.once('exit', () => (failed ??= new Error(`redis-server on port ${port} exited (see ${dir}/redis.log)`)));
+    for (const until = Date.now() + 5000; Date.now() < until; await sleep(20)) {
+      if (failed) throw failed;
+      if (await ping(port)) return;
+    }
+    throw new Error(`redis-server on port ${port} did not answer PING within 5 s`);
+  };
+  const kill = async (): Promise<void> => {
+    const current = child;
+    if (current === undefined || current.exitCode !== null || current.signalCode !== null) return;
+    const exited = new Promise((resolve) => current.once('exit', resolve));
+    current.kill('SIGKILL');
+    await exited;
+  };
+
+  for (let attempt = 0; ; attempt++) {
+    port = 20_000 + Math.floor(Math.random() * 10_000);
+    if (!(await portFree(port))) continue;
+    try {
+      await launch();
+      break;
+    } catch (error) {
+      await kill();
+      if (attempt >= 3) {
+        cleanup();
+        throw error;
+      }
+    }
+  }
+
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async restart() {
+      await kill();
+      await launch();
+    },
+    async stop() {
+      await kill();
+      process.off('exit', cleanup);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

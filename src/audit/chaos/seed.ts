@@ -1,0 +1,250 @@
+// One seed of a chaos run: the worker processes of every slot (restarted with their remaining
+// operations after a kill), the parent's faults, then convergence and the checks, and the report.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createWriteThrough } from '../../engine/write-through.js';
+import type { CacheAdapter, StoreAdapter } from '../../types.js';
+import { historyNow, type HistoryEntry } from '../history.js';
+import type { NaiveCache } from '../naive.js';
+import { BYPASS_PROCESS, type BypassWriter } from './bypass.js';
+import { checkHistory } from './check.js';
+import { awaitConvergence, naiveInspector, type ConvergenceResult } from './converge.js';
+import { IncarnationLog } from './lines.js';
+import { FaultCounts, ParentFaults } from './parent-faults.js';
+import { parentSchedule, type ChaosImpl, type ResolvedChaosOptions, type WorkerPlan } from './plan.js';
+import type { WorkerPool } from './pool.js';
+import type { OwnedRedis } from './redis-owned.js';
+import { describeEntry, passed, violationExample, type ChaosReport, type ViolationExample } from './report.js';
+
+/** What a session holds open for its seeds. */
+export interface SeedContext {
+  readonly options: ResolvedChaosOptions;
+  readonly storeSpec: string;
+  readonly cacheSpec: string;
+  /** The cache is shared by processes (Redis): the parent checks convergence; else the worker does. */
+  readonly shared: boolean;
+  readonly store: StoreAdapter;
+  readonly engineCache: CacheAdapter | undefined;
+  readonly naiveCache: NaiveCache | undefined;
+  readonly bypass: BypassWriter | undefined;
+  readonly pool: WorkerPool;
+  readonly owned: OwnedRedis | undefined;
+  readonly linearizabilityMaxOps: number;
+  /** Removes the run's records from the shared cache. */
+  readonly dropNamespace: (namespace: string) => Promise<void>;
+}
+
+/** Redacts a password in a spec for the report. */
+const redact = (spec: string) => spec.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+
+export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): Promise<ChaosReport> {
+  const { options, pool } = ctx;
+  const namespace = `chaos-${impl}-${seed}-${randomBytes(3).toString('hex')}`;
+  const keys = Array.from({ length: options.keys }, (_, i) => `k${i}`);
+  const startNs = historyNow();
+  const startedAt = performance.now();
+  const settleMs = options.leaseTtlMs + 250;
+  const timeoutMs = 2 * options.leaseTtlMs + 5000;
+  const counts = new FaultCounts();
+  const parent = new ParentFaults({
+    seed,
+    schedule: parentSchedule(seed, options, ctx.owned !== undefined),
+    namespace,
+    keys,
+    bypass: ctx.bypass,
+    redis: ctx.owned,
+    counts,
+  });
+  const counters: Record<string, number> = {};
+  const logs: IncarnationLog[] = [];
+  let workerConvergence: ConvergenceResult | undefined;
+
+  const share = (slot: number) => Math.floor(options.ops / options.processes) + (slot < options.ops % options.processes ? 1 : 0);
+  const runSlot = async (slot: number): Promise<void> => {
+    let remaining = share(slot);
+    for (let incarnation = 0; ; incarnation++) {
+      const worker = await pool.acquire();
+      const log = new IncarnationLog(`p${slot}.${incarnation}`);
+      logs.push(log);
+      const plan: WorkerPlan = {
+        impl,
+        name: log.process,
+        seed,
+        slot,
+        incarnation,
+        store: ctx.storeSpec,
+        cache: ctx.cacheSpec,
+        namespace,
+        keys,
+        operations: remaining,
+        clients: options.clients,
+        faults: options.faults,
+        mix: options.mix,
+        valueTtlMs: options.valueTtlMs,
+        longTtlShare: options.longTtlShare,
+        longTtlMs: options.longTtlMs,
+        leaseTtlMs: options.leaseTtlMs,
+        storeTimeoutMs: options.storeTimeoutMs,
+        jitterMs: options.jitterMs,
+        converge: ctx.shared ? undefined : { settleMs, timeoutMs },
+      };
+      let done = false;
+      let killed = false;
+      let failure: string | undefined;
+      await new Promise<void>((resolve) => {
+        worker.listen((line) => {
+          switch (line.t) {
+            case 'i':
+              log.add(line);
+              parent.onInvoke();
+              // kill -9 in the middle of writes: right after this process announced one
+              if (!killed && parent.killNow(slot, line.op !== 'r')) {
+                killed = true;
+                counts.event(`kill -9 ${log.process}`);
+                worker.kill();
+              }
+              return;
+            case 'r':
+              log.add(line);
+              return;
+            case 'f':
+              counts.bump(line.f);
+              return;
+            case 'converge':
+              workerConvergence = line.result;
+              return;
+            case 'done':
+              done = true;
+              for (const [name, n] of Object.entries(line.counters)) counters[name] = (counters[name] ?? 0) + n;
+              resolve();
+              return;
+            case 'error':
+              failure = line.message;
+              resolve();
+              return;
+            default:
+              return;
+          }
+        });
+        void worker.exited.then(() => resolve());
+        worker.run(plan);
+      });
+      if (failure !== undefined) throw new Error(`chaos worker ${log.process} failed: ${failure}`);
+      if (done) {
+        if (!killed) pool.release(worker);
+        return;
+      }
+      const exit = await worker.exited;
+      if (!killed) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
+      remaining = Math.max(0, remaining - log.invokes);
+      counts.bump('worker-restart');
+      counts.event(`${log.process} exited; restarting p${slot}.${incarnation + 1} with ${remaining} operations`);
+    }
+  };
+  await Promise.all(Array.from({ length: options.processes }, (_, slot) => runSlot(slot)));
+  const endedAt = performance.now();
+  const endNs = historyNow();
+  await parent.settle();
+
+  // Faults are off now: the workers are gone and the parent's are done.
+  let convergence: ConvergenceResult;
+  if (!ctx.shared) {
+    if (workerConvergence === undefined) throw new Error('the worker of an in-process cache did not report convergence');
+    convergence = workerConvergence;
+  } else if (impl === 'lockstep') {
+    // A fresh instance: it replays what the workers left in the journal (from the cursor they saved).
+    const engine = createWriteThrough({
+      store: ctx.store,
+      cache: ctx.engineCache!,
+      namespace,
+      leaseTtl: options.leaseTtlMs,
+      tombstoneTtl: options.leaseTtlMs,
+      journal: { pollInterval: 20 },
+      metrics: false,
+    });
+    try {
+      convergence = await awaitConvergence({ keys, inspect: (key) => engine.inspect(key), drain: () => engine.drainJournal(), endedAt, settleMs, timeoutMs });
+    } finally {
+      await engine.close();
+    }
+  } else {
+    convergence = await awaitConvergence({ keys, inspect: naiveInspector(ctx.store, ctx.naiveCache!, namespace), endedAt, settleMs, timeoutMs });
+  }
+  if (ctx.shared) await ctx.dropNamespace(namespace).catch(() => undefined);
+
+  const history = [...logs.flatMap((log) => log.close(endNs)), ...parent.sqlEntries];
+  const checkStarted = performance.now();
+  const result = checkHistory(history, {
+    journalWindowNs: options.journalWindowMs * 1e6,
+    linearizabilityDeadlineMs: options.linearizabilityDeadlineMs,
+    linearizabilityMaxOps: ctx.linearizabilityMaxOps,
+  });
+  const checkMs = Math.round(performance.now() - checkStarted);
+
+  const examples: ViolationExample[] = result.fast.slice(0, 3).map((v) => violationExample(v, result.checked, startNs));
+  const counter = result.linearizability.counterexample;
+  if (counter !== undefined) {
+    const inMs = (ns: string) => ((Number(ns) - startNs) / 1e6).toFixed(3);
+    examples.push({
+      key: counter.key,
+      reason: `not linearizable: ${counter.reason.replace(/\[(\d+), (\d+)\]/, (_, a: string, b: string) => `[${inMs(a)}, ${inMs(b)}] ms`)}`,
+      excerpt: [...counter.lastLinearized.map((e) => `linearized: ${describeEntry(e, startNs)}`), `cannot follow: ${describeEntry(counter.failed, startNs)}`],
+    });
+  }
+
+  const byKind: Record<string, Record<string, number>> = {};
+  for (const e of history) {
+    const kind = e.process === BYPASS_PROCESS ? 'sql-write' : e.kind;
+    const outcomes = (byKind[kind] ??= {});
+    outcomes[e.outcome] = (outcomes[e.outcome] ?? 0) + 1;
+  }
+  const readSources: Record<string, number> = {};
+  for (const log of logs) for (const [source, n] of log.sources) readSources[source] = (readSources[source] ?? 0) + n;
+  const ops = logs.reduce((n, log) => n + log.invokes, 0);
+  const durationMs = Math.round(endedAt - startedAt);
+  const { linearizability } = result;
+  const { result: linearizable, counterexample: _, ...linearizabilityDetail } = linearizability;
+  const report: ChaosReport = {
+    impl,
+    seed,
+    store: redact(ctx.storeSpec),
+    cache: redact(ctx.cacheSpec) + (ctx.owned !== undefined ? ' (owned)' : ''),
+    processes: options.processes,
+    clients: options.clients,
+    keys: options.keys,
+    ops,
+    durationMs,
+    opsPerSecond: Math.round(ops / Math.max(0.001, durationMs / 1000)),
+    byKind,
+    readSources,
+    faults: counts.counts,
+    excludedReads: result.excludedReads,
+    journaledWrites: result.journaledWrites,
+    violations: { fast: result.fast.length, linearizability: linearizable, linearizabilityDetail, examples },
+    converged: convergence.converged,
+    convergeMs: convergence.convergeMs,
+    nonConvergedKeys: convergence.nonConvergedKeys,
+    finalStates: convergence.states,
+    counters,
+    caught: result.fast.length > 0 || linearizable === 'violation' || !convergence.converged,
+    checkMs,
+  };
+  if (options.saveHistory !== undefined && !passed(report)) {
+    mkdirSync(options.saveHistory, { recursive: true });
+    const file = join(options.saveHistory, `history-${namespace}.jsonl`);
+    const lines = [
+      ...history.map((e) => JSON.stringify({ ...e, invokedAt: e.invokedAt - startNs, returnedAt: e.returnedAt - startNs })),
+      ...counts.events.map((e) => JSON.stringify({ process: 'parent', event: e.event, at: e.at - startNs })),
+    ];
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    options.log(`seed ${seed} (${impl}): history written to ${file} (times in ns from the run's start)`);
+  }
+  options.log(
+    `seed ${seed} (${impl}): ${ops} ops in ${durationMs} ms, fast ${report.violations.fast}, linearizable ${linearizable}, ` +
+      `converged ${convergence.converged ? `in ${convergence.convergeMs} ms` : 'NO'}, checks ${checkMs} ms`,
+  );
+  return report;
+}
+
+export type { HistoryEntry };
