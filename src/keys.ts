@@ -30,8 +30,3 @@ export function validateKey(key: unknown, maxBytes: number, namespace?: string):
 export function cacheKeyOf(namespace: string, key: string): string {
   return `${namespace}:${key}`;
 }
-
-export function splitCacheKey(cacheKey: string): { namespace: string; key: string } {
-  const at = cacheKey.indexOf(':');
-  return { namespace: cacheKey.slice(0, at), key: cacheKey.slice(at + 1) };
-}
