@@ -33,7 +33,8 @@ export function emitAlert(ctx: EngineContext, transition: AlertTransition): void
 }
 
 export async function writeThrough<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>): Promise<R> {
-  const { cache, clock, options } = { cache: ctx.cache, clock: ctx.options.clock, options: ctx.options };
+  const { cache, options } = ctx;
+  const { clock } = options;
   const started = performance.now();
   let cacheMs = 0;
   const report = (outcome: WriteOutcome, dbMs: number | undefined): void => {
