@@ -26,9 +26,11 @@ export type WorkerFaultKind =
   | 'cache-throw-after'
   | 'cache-timeout'
   | 'cache-delay'
+  | 'cache-stall'
   | 'store-throw-before'
   | 'store-unknown-after'
-  | 'store-delay';
+  | 'store-delay'
+  | 'store-stall';
 
 export interface FaultRates {
   /** The cache call fails before it applies. */
@@ -39,27 +41,45 @@ export interface FaultRates {
   readonly cacheTimeout: number;
   /** 0–5 ms before or after the call applies: between protocol steps. */
   readonly cacheDelay: number;
+  /** The call waits 1–2 lease TTLs before it applies, as a process stalled by a GC pause or a frozen VM: leases expire under it. */
+  readonly cacheStall: number;
   /** A store read, write or delete fails before it applies (nothing committed). */
   readonly storeThrowBefore: number;
   /** A store write or delete commits, then the caller gets StoreOutcomeUnknownError. */
   readonly storeUnknownAfter: number;
   /** 0–10 ms before or after a store call. */
   readonly storeDelay: number;
+  /** The store call waits 1–2 lease TTLs before it starts (the statement timeout does not cover that wait). */
+  readonly storeStall: number;
   /** Failures (not delays) hit only `stormOps` of every `periodOps` operations of a worker. */
   readonly periodOps: number;
   readonly stormOps: number;
 }
 
 export const FAULT_PROFILES: Readonly<Record<FaultProfile, FaultRates>> = Object.freeze({
-  none: { cacheThrowBefore: 0, cacheThrowAfter: 0, cacheTimeout: 0, cacheDelay: 0, storeThrowBefore: 0, storeUnknownAfter: 0, storeDelay: 0, periodOps: 1, stormOps: 0 },
+  none: {
+    cacheThrowBefore: 0,
+    cacheThrowAfter: 0,
+    cacheTimeout: 0,
+    cacheDelay: 0,
+    cacheStall: 0,
+    storeThrowBefore: 0,
+    storeUnknownAfter: 0,
+    storeDelay: 0,
+    storeStall: 0,
+    periodOps: 1,
+    stormOps: 0,
+  },
   standard: {
     cacheThrowBefore: 0.02,
     cacheThrowAfter: 0.02,
     cacheTimeout: 0.01,
     cacheDelay: 0.05,
+    cacheStall: 0.002,
     storeThrowBefore: 0.02,
     storeUnknownAfter: 0.02,
     storeDelay: 0.03,
+    storeStall: 0.002,
     periodOps: 1500,
     stormOps: 300,
   },
@@ -75,6 +95,8 @@ export class FaultSchedule {
   constructor(
     private readonly rnd: Random,
     private readonly rates: FaultRates,
+    /** Stalls last 1–2 of these. */
+    private readonly leaseTtlMs: number,
     private readonly onFault: (kind: WorkerFaultKind) => void,
   ) {
     // a seeded phase, so that processes do not storm in step
@@ -105,6 +127,7 @@ export class FaultSchedule {
       const timeoutMs = between(this.rnd, 5, 30);
       return this.count({ kind: 'cache-timeout', timeoutMs, applyAfterMs: between(this.rnd, 0, 2 * timeoutMs) });
     }
+    if (this.storm && (roll -= r.cacheStall) < 0) return this.count({ kind: 'cache-stall', fault: { kind: 'delay', when: 'before', ms: this.stallMs() } });
     if ((roll -= r.cacheDelay) < 0) return this.count({ kind: 'cache-delay', fault: { kind: 'delay', when: when(), ms: between(this.rnd, 0, 5) } });
     return undefined;
   }
@@ -118,10 +141,15 @@ export class FaultSchedule {
       const error = new StoreOutcomeUnknownError(`injected fault: the store applied the ${operation}, then the connection was lost`);
       return this.count({ kind: 'store-unknown-after', fault: { kind: 'throw', when: 'after', error } });
     }
+    if (this.storm && (roll -= r.storeStall) < 0) return this.count({ kind: 'store-stall', fault: { kind: 'delay', when: 'before', ms: this.stallMs() } });
     if ((roll -= r.storeDelay) < 0) {
       return this.count({ kind: 'store-delay', fault: { kind: 'delay', when: this.rnd() < 0.5 ? 'before' : 'after', ms: between(this.rnd, 0, 10) } });
     }
     return undefined;
+  }
+
+  private stallMs(): number {
+    return between(this.rnd, this.leaseTtlMs, 2 * this.leaseTtlMs);
   }
 
   private count(drawn: Drawn): Drawn {

@@ -1,7 +1,7 @@
 // The parent's process-level faults during one seed, fired when the operation count (over all
 // workers) reaches the seeded points of its schedule: kill -9 of a worker right after it announces
-// a write, plain-SQL writes of hot keys through the parent's own connection, and kill -9 and
-// restart of the Redis the harness owns. Counted by kind, and logged as events for saved histories.
+// a write, a worker frozen (SIGSTOP) for longer than a lease, plain-SQL writes of hot keys through
+// the parent's own connection, and kill -9 and restart of the Redis the harness owns. Counted by kind, and logged as events for saved histories.
 import { historyNow, type HistoryEntry } from '../history.js';
 import { BYPASS_PROCESS, type BypassWriter } from './bypass.js';
 import type { ParentSchedule } from './plan.js';
@@ -30,6 +30,8 @@ export interface ParentFaultsOptions {
   readonly bypass: BypassWriter | undefined;
   readonly redis: OwnedRedis | undefined;
   readonly counts: FaultCounts;
+  /** Freezes the current worker of a slot for `ms`. */
+  readonly freeze: (slot: number, ms: number) => Promise<void>;
 }
 
 export class ParentFaults {
@@ -37,6 +39,7 @@ export class ParentFaults {
   readonly sqlEntries: HistoryEntry[] = [];
   private invoked = 0;
   private readonly kills: Array<{ at: number; slot: number }>;
+  private readonly pauses: Array<{ at: number; slot: number; ms: number }>;
   private readonly bypassAt: number[];
   private readonly restartAt: number[];
   private readonly armed = new Set<number>();
@@ -48,6 +51,7 @@ export class ParentFaults {
 
   constructor(private readonly options: ParentFaultsOptions) {
     this.kills = [...options.schedule.kills];
+    this.pauses = [...options.schedule.pauses];
     this.bypassAt = [...options.schedule.bypassWrites];
     this.restartAt = [...options.schedule.redisRestarts];
     this.rnd = randomStream('bypass', options.seed);
@@ -58,6 +62,12 @@ export class ParentFaults {
     this.invoked++;
     const { counts } = this.options;
     while (this.kills.length > 0 && this.kills[0]!.at <= this.invoked) this.armed.add(this.kills.shift()!.slot);
+    while (this.pauses.length > 0 && this.pauses[0]!.at <= this.invoked) {
+      const { slot, ms } = this.pauses.shift()!;
+      counts.bump('pause');
+      counts.event(`SIGSTOP p${slot} for ${ms} ms`);
+      this.background.push(this.options.freeze(slot, ms).then(() => counts.event(`SIGCONT p${slot}`)));
+    }
     while (this.bypassAt.length > 0 && this.bypassAt[0]! <= this.invoked) {
       this.bypassAt.shift();
       const writer = this.options.bypass;

@@ -151,6 +151,8 @@ export interface WorkerPlan {
 export interface ParentSchedule {
   /** At each count, kill -9 the worker of slot `slot` as soon as it has a write in flight. */
   readonly kills: ReadonlyArray<{ readonly at: number; readonly slot: number }>;
+  /** At each count, freeze the worker of slot `slot` (SIGSTOP) for `ms`, 1–2 lease TTLs, then let it go on (SIGCONT). */
+  readonly pauses: ReadonlyArray<{ readonly at: number; readonly slot: number; readonly ms: number }>;
   /** At each count, one plain-SQL UPDATE of a hot key, through a connection of the parent's own. */
   readonly bypassWrites: readonly number[];
   /** At each count, kill and restart the harness-owned redis-server. */
@@ -158,7 +160,7 @@ export interface ParentSchedule {
 }
 
 export function parentSchedule(seed: number, options: ResolvedChaosOptions, ownsRedis: boolean): ParentSchedule {
-  if (options.faults === 'none') return { kills: [], bypassWrites: [], redisRestarts: [] };
+  if (options.faults === 'none') return { kills: [], pauses: [], bypassWrites: [], redisRestarts: [] };
   const rnd = randomStream('parent', seed);
   const { ops, processes } = options;
   const points = (first: number, gapMin: number, gapMax: number): number[] => {
@@ -169,5 +171,10 @@ export function parentSchedule(seed: number, options: ResolvedChaosOptions, owns
   const kills = points(Math.floor(ops * (0.2 + 0.4 * rnd())), 50_000, 150_000).map((at) => ({ at, slot: between(rnd, 0, processes - 1) }));
   const bypassWrites = points(between(rnd, 500, 2000), 1500, 3500);
   const redisRestarts = ownsRedis ? points(Math.floor(ops * (0.3 + 0.4 * rnd())), 100_000, 200_000) : [];
-  return { kills, bypassWrites, redisRestarts };
+  const pauses = points(Math.floor(ops * (0.1 + 0.8 * rnd())), 25_000, 75_000).map((at) => ({
+    at,
+    slot: between(rnd, 0, processes - 1),
+    ms: between(rnd, options.leaseTtlMs, 2 * options.leaseTtlMs),
+  }));
+  return { kills, pauses, bypassWrites, redisRestarts };
 }

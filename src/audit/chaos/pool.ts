@@ -16,6 +16,8 @@ export interface WorkerProcess {
   run(plan: WorkerPlan): void;
   /** SIGKILL. */
   kill(): void;
+  /** SIGSTOP, and SIGCONT `ms` later: the process freezes mid-operation, as in a long GC pause. */
+  freeze(ms: number): Promise<void>;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
   readonly alive: boolean;
 }
@@ -64,6 +66,12 @@ function start(preload: readonly string[]): Promise<WorkerProcess> {
     },
     kill: () => {
       child.kill('SIGKILL');
+    },
+    freeze: async (ms) => {
+      if (!alive) return;
+      child.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (alive) child.kill('SIGCONT');
     },
     exited,
     get alive() {

@@ -105,6 +105,7 @@ export function formatTable(reports: readonly ChaosReport[]): string {
       `${pad(r.seed, 6)} ${pad(r.ops, 9)} ${pad(r.opsPerSecond, 7)} ${pad(faults, 7)} ${pad(r.excludedReads, 6)} ${pad(r.violations.fast, 6)} ${pad(r.violations.linearizability, 13)} ${pad(r.converged ? 'yes' : 'NO', 10)} ${pad(r.convergeMs, 6)}  ${verdict}`,
     );
   }
+  lines.push('(excl: reads left out, within a journal window; fast: fast-check violations; ms: time to converge)');
   const totals = new Map<string, number>();
   for (const r of reports) for (const [kind, n] of Object.entries(r.faults)) totals.set(kind, (totals.get(kind) ?? 0) + n);
   lines.push('');

@@ -13,7 +13,7 @@ import { awaitConvergence, naiveInspector, type ConvergenceResult } from './conv
 import { IncarnationLog } from './lines.js';
 import { FaultCounts, ParentFaults } from './parent-faults.js';
 import { parentSchedule, type ChaosImpl, type ResolvedChaosOptions, type WorkerPlan } from './plan.js';
-import type { WorkerPool } from './pool.js';
+import type { WorkerPool, WorkerProcess } from './pool.js';
 import type { OwnedRedis } from './redis-owned.js';
 import { describeEntry, passed, violationExample, type ChaosReport, type ViolationExample } from './report.js';
 
@@ -47,6 +47,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   const settleMs = options.leaseTtlMs + 250;
   const timeoutMs = 2 * options.leaseTtlMs + 5000;
   const counts = new FaultCounts();
+  const current = new Map<number, WorkerProcess>();
   const parent = new ParentFaults({
     seed,
     schedule: parentSchedule(seed, options, ctx.owned !== undefined),
@@ -55,6 +56,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     bypass: ctx.bypass,
     redis: ctx.owned,
     counts,
+    freeze: async (slot, ms) => current.get(slot)?.freeze(ms),
   });
   const counters: Record<string, number> = {};
   const logs: IncarnationLog[] = [];
@@ -65,6 +67,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     let remaining = share(slot);
     for (let incarnation = 0; ; incarnation++) {
       const worker = await pool.acquire();
+      current.set(slot, worker);
       const log = new IncarnationLog(`p${slot}.${incarnation}`);
       logs.push(log);
       const plan: WorkerPlan = {
@@ -142,7 +145,15 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
       counts.event(`${log.process} exited; restarting p${slot}.${incarnation + 1} with ${remaining} operations`);
     }
   };
-  await Promise.all(Array.from({ length: options.processes }, (_, slot) => runSlot(slot)));
+  const progress = setInterval(() => {
+    const done = logs.reduce((n, log) => n + log.invokes, 0);
+    options.log(`seed ${seed} (${impl}): ${done} of ${options.ops} operations, ${Math.round(done / ((performance.now() - startedAt) / 1000))} ops/s`);
+  }, 30_000).unref();
+  try {
+    await Promise.all(Array.from({ length: options.processes }, (_, slot) => runSlot(slot)));
+  } finally {
+    clearInterval(progress);
+  }
   const endedAt = performance.now();
   const endNs = historyNow();
   await parent.settle();

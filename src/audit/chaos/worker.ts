@@ -39,7 +39,7 @@ function mutationOutcome(error: unknown): { o: Outcome; s: string } {
 async function runPlan(plan: WorkerPlan): Promise<void> {
   const stream = (purpose: string) => randomStream(purpose, plan.seed, plan.slot, plan.incarnation);
   const rnd = stream('ops');
-  const schedule = new FaultSchedule(stream('faults'), FAULT_PROFILES[plan.faults], (f) => out({ t: 'f', f }));
+  const schedule = new FaultSchedule(stream('faults'), FAULT_PROFILES[plan.faults], plan.leaseTtlMs, (f) => out({ t: 'f', f }));
   const jitterRnd = stream('jitter');
   const store = new ScheduledChaosStore(await openStoreWithTimeout(plan.store, plan.storeTimeoutMs, plan.clients + 2), schedule, jitterRnd, plan.jitterMs);
   const closers: Array<() => Promise<unknown> | unknown> = [() => store.inner.close()];

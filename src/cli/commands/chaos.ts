@@ -4,8 +4,7 @@
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.js';
 import { exitCode, formatTable } from '../../audit/chaos/report.js';
-import { runChaos } from '../../audit/chaos/runner.js';
-import type { ChaosOptions } from '../../audit/chaos/plan.js';
+import { runChaos, type ChaosSessionOptions } from '../../audit/chaos/runner.js';
 import { supportedStores } from '../backends.js';
 
 const OPTIONS: ReadonlyArray<readonly [flag: string, what: string]> = [
@@ -22,6 +21,7 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string]> = [
   ['--lease-ttl MS', 'lease and tombstone TTL (default 500); the store timeout is 60% of it'],
   ['--journal-window MS', 'how long after a journaled write its key may read stale (default 100)'],
   ['--lin-deadline MS', 'linearizability search budget per key (default 20000)'],
+  ['--lin-ops N', 'per key, search a prefix of at most N operations (default 20000; the fast check covers all)'],
   ['--save-history DIR', 'write the history of every failed run there (JSON lines)'],
   ['--json', 'print the reports as a JSON array instead of a table'],
   ['-h, --help', 'show this help'],
@@ -32,11 +32,12 @@ export const usage = `Usage: lockstep chaos [options]
 Runs a seeded random mix (45% reads, 40% writes, 15% deletes) of --ops operations on a few hot keys
 from --processes worker processes × --clients clients, with short value TTLs (3 ms, and 30 s for a
 tenth of the writes) so readers keep filling, and random delays before fills. With --faults
-standard: cache errors before and after a call applies and timeouts (ChaosCache), store errors
-before and unknown outcomes after a write applied (ChaosStore), in storms of 300 of every 1500
-operations per process, delays between protocol steps throughout; kill -9 of a worker while it
-writes and a restart with its remaining operations; plain-SQL UPDATEs of hot keys through a
-connection of the harness's own; and Redis kill -9 and restart when the harness owns the Redis.
+standard: cache errors before and after a call applies, timeouts and stalls past the lease TTL
+(ChaosCache); store errors before, unknown outcomes after a write applied, and stalls (ChaosStore);
+in storms of 300 of every 1500 operations per process, with delays between protocol steps
+throughout; kill -9 of a worker while it writes, and a restart with its remaining operations; a
+worker frozen (SIGSTOP) for 1-2 lease TTLs; plain-SQL writes of hot keys through a connection of
+the harness's own; and kill -9 and restart of the Redis when the harness owns it (redis-owned).
 
 Then faults stop, leases expire, the journal drains, and the harness checks the whole history of
 every process: the fast check (no read older than an acknowledged write, no value never written)
@@ -58,7 +59,7 @@ Exit status:
   2 bad input; 3 the run itself failed (a backend could not be opened, a worker crashed).
 `;
 
-export interface ChaosCliConfig extends ChaosOptions {
+export interface ChaosCliConfig extends ChaosSessionOptions {
   readonly help: boolean;
   readonly json: boolean;
 }
@@ -100,6 +101,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
       'lease-ttl': { type: 'string' },
       'journal-window': { type: 'string' },
       'lin-deadline': { type: 'string' },
+      'lin-ops': { type: 'string' },
       'save-history': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -125,6 +127,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
     leaseTtlMs,
     journalWindowMs: integer(values['journal-window'], '--journal-window', 0, 60_000),
     linearizabilityDeadlineMs: integer(values['lin-deadline'], '--lin-deadline', 1, 3_600_000),
+    linearizabilityMaxOps: integer(values['lin-ops'], '--lin-ops', 1, 10_000_000),
     saveHistory: values['save-history'],
   };
   return config;

@@ -1,0 +1,120 @@
+// The chaos harness (src/audit/chaos) end to end, with teeth: the same seeds that find no violation
+// in Lockstep must catch the naive write-through.
+// - SQLite + an in-process cache, one worker process: fast, no services needed.
+// - The CI profile: PostgreSQL + Redis, 2 worker processes, standard faults (cache and store errors,
+//   timeouts, stalls, unknown outcomes, kill -9 of a worker mid-write, a worker frozen past its
+//   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 20 seeds × 10,000
+//   operations, for Lockstep and for the naive one.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createClient } from 'redis';
+import { formatTable, type ChaosReport } from '../../src/audit/chaos/report.js';
+import { createChaosSession, runChaos, type ChaosSession } from '../../src/audit/chaos/runner.js';
+import { redisServerInstalled } from '../helpers/redis-server.js';
+import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
+
+const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
+
+function summary(reports: readonly ChaosReport[]): string {
+  return reports.map((r) => `seed ${r.seed}: fast ${r.violations.fast}, linearizable ${r.violations.linearizability}, converged ${r.converged}`).join('\n');
+}
+
+describe('chaos: SQLite + in-process cache, one process', () => {
+  const common = { processes: 1, clients: 8, keys: 4, ops: 3000, seeds: [1, 2, 3], faults: 'standard' } as const;
+
+  it('Lockstep: no violation, every key in A, B or C', async () => {
+    const reports = await runChaos({ ...common, impl: 'lockstep' });
+    assert.equal(reports.length, 3);
+    for (const r of reports) {
+      assert.equal(r.ops, 3000);
+      assert.equal(r.violations.fast, 0, formatTable(reports));
+      assert.notEqual(r.violations.linearizability, 'violation', formatTable(reports));
+      assert.ok(r.converged, formatTable(reports));
+      assert.equal(r.faults['kill-9'], 1, 'one worker killed mid-write per seed');
+      assert.ok((r.faults['cache-throw-before'] ?? 0) + (r.faults['cache-throw-after'] ?? 0) > 0, 'cache faults injected');
+      assert.ok((r.byKind.write?.ok ?? 0) > 500 && (r.byKind.read?.ok ?? 0) > 500, 'reads and writes completed');
+    }
+  });
+
+  it('naive write-through: caught on the same seeds', async () => {
+    const reports = await runChaos({ ...common, impl: 'naive' });
+    assert.deepEqual(
+      reports.filter((r) => !r.caught).map((r) => r.seed),
+      [],
+      formatTable(reports),
+    );
+  });
+});
+
+const postgres = await needService('PostgreSQL', DATABASE_URL);
+const redis = await needService('Redis', REDIS_URL);
+const ownRedis = redisServerInstalled();
+
+describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 operations', { skip: postgres.skip || redis.skip }, () => {
+  const schema = `chaos_ci_${randomBytes(4).toString('hex')}`;
+  let session: ChaosSession;
+  const started = performance.now();
+
+  before(async () => {
+    session = await createChaosSession({
+      store: `${DATABASE_URL}?schema=${schema}`,
+      // A redis-server of the harness's own, so that it can also be killed and restarted.
+      cache: ownRedis ? 'redis-owned' : REDIS_URL,
+      processes: 2,
+      clients: 6,
+      keys: 8,
+      ops: 10_000,
+      faults: 'standard',
+      linearizabilityDeadlineMs: 10_000,
+    });
+  });
+
+  after(async () => {
+    await session?.close();
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+    if (!ownRedis) {
+      // the journal cursor of the scratch schema, kept in the shared Redis
+      const redisClient = createClient({ url: REDIS_URL });
+      await redisClient.connect();
+      for await (const keys of redisClient.scanIterator({ MATCH: `lockstep:#journal-cursor:*/${schema}`, COUNT: 1000 })) {
+        if (keys.length > 0) await redisClient.del(keys);
+      }
+      await redisClient.close();
+    }
+    console.log(`chaos CI profile: ${((performance.now() - started) / 1000).toFixed(1)} s in all`);
+  });
+
+  it('Lockstep: 0 violations, every key in A, B or C', async (t) => {
+    const begun = performance.now();
+    const reports: ChaosReport[] = [];
+    for (const seed of SEEDS) reports.push(await session.run(seed, { impl: 'lockstep' }));
+    t.diagnostic(`Lockstep, 20 seeds × 10,000 operations: ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    console.log(formatTable(reports));
+    for (const r of reports) {
+      assert.equal(r.ops, 10_000);
+      assert.ok(r.faults['kill-9'] === 1 && r.faults.pause === 1 && (r.faults['sql-write'] ?? 0) > 0, `seed ${r.seed}: a kill, a pause and plain-SQL writes`);
+      if (ownRedis) assert.equal(r.faults['redis-restart'], 1, `seed ${r.seed}: a Redis restart`);
+    }
+    assert.deepEqual(
+      reports.filter((r) => r.caught).map((r) => r.seed),
+      [],
+      `Lockstep failed on some seeds:\n${formatTable(reports.filter((r) => r.caught))}`,
+    );
+    assert.ok(reports.every((r) => r.violations.linearizability === 'ok'), `a linearizability search ran out of time:\n${summary(reports)}`);
+  });
+
+  it('naive write-through: caught on a clear majority of the same seeds', async (t) => {
+    const begun = performance.now();
+    const reports: ChaosReport[] = [];
+    for (const seed of SEEDS) reports.push(await session.run(seed, { impl: 'naive' }));
+    const caught = reports.filter((r) => r.caught).length;
+    t.diagnostic(`naive, 20 seeds × 10,000 operations: caught on ${caught} of 20, ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    console.log(formatTable(reports));
+    assert.ok(caught >= 16, `the naive write-through was caught on only ${caught} of 20 seeds:\n${summary(reports)}`);
+  });
+});
