@@ -39,6 +39,12 @@ export interface CheckResult {
   readonly checked: readonly HistoryEntry[];
   readonly excludedReads: number;
   readonly journaledWrites: number;
+  /**
+   * What the windows hid: fast-check violations among the excluded reads, and the longest time from
+   * the acknowledgement of the newer write to the end of a read that still returned older (the
+   * observed length of the documented stale window).
+   */
+  readonly inWindows: { readonly violations: number; readonly maxLagMs: number };
   readonly fast: readonly Violation[];
   readonly fastMs: number;
   readonly linearizability: LinearizabilityVerdict;
@@ -138,6 +144,23 @@ export function checkVersionsSweep(history: readonly HistoryEntry[]): Violation[
   return violations;
 }
 
+/** The fast check over the whole history, windows included: how stale the excluded reads were. */
+function windowLag(history: readonly HistoryEntry[], outside: number): { violations: number; maxLagMs: number } {
+  const all = checkVersionsSweep(history);
+  let maxLagNs = 0;
+  for (const { read, key } of all) {
+    let floor: HistoryEntry | undefined;
+    for (const m of history) {
+      if (m.key !== key || m.kind === 'read' || m.outcome !== 'ok' || m.version === undefined || m.returnedAt >= read.invokedAt) continue;
+      if (read.version !== undefined && m.version <= read.version) continue;
+      // the earliest acknowledgement the read should have seen
+      if (floor === undefined || m.returnedAt < floor.returnedAt) floor = m;
+    }
+    if (floor !== undefined) maxLagNs = Math.max(maxLagNs, read.returnedAt - floor.returnedAt);
+  }
+  return { violations: Math.max(0, all.length - outside), maxLagMs: Math.round(maxLagNs / 1e4) / 100 };
+}
+
 /** Above this many entries the quadratic checkVersions is left to the sweep alone. */
 const QUADRATIC_LIMIT = 60_000;
 
@@ -211,5 +234,5 @@ export function checkHistory(history: readonly HistoryEntry[], options: CheckOpt
         }),
   };
   const journaledWrites = history.filter((e) => journaled(e) && e.process !== BYPASS_PROCESS && e.outcome !== 'fail').length;
-  return { checked: kept, excludedReads: excluded, journaledWrites, fast, fastMs: Math.round(fastMs), linearizability };
+  return { checked: kept, excludedReads: excluded, journaledWrites, inWindows: windowLag(history, fast.length), fast, fastMs: Math.round(fastMs), linearizability };
 }

@@ -168,10 +168,12 @@ export function parentSchedule(seed: number, options: ResolvedChaosOptions, owns
     for (let at = first; at < ops * 0.95; at += between(rnd, gapMin, gapMax)) out.push(at);
     return out;
   };
-  const kills = points(Math.floor(ops * (0.2 + 0.4 * rnd())), 50_000, 150_000).map((at) => ({ at, slot: between(rnd, 0, processes - 1) }));
+  // The first point of each kind falls within its first period (or the run, if shorter), then one every period.
+  const first = (period: number, from: number, to: number) => Math.floor(Math.min(ops, period) * (from + (to - from) * rnd()));
+  const kills = points(first(100_000, 0.2, 0.6), 50_000, 150_000).map((at) => ({ at, slot: between(rnd, 0, processes - 1) }));
   const bypassWrites = points(between(rnd, 500, 2000), 1500, 3500);
-  const redisRestarts = ownsRedis ? points(Math.floor(ops * (0.3 + 0.4 * rnd())), 100_000, 200_000) : [];
-  const pauses = points(Math.floor(ops * (0.1 + 0.8 * rnd())), 25_000, 75_000).map((at) => ({
+  const redisRestarts = ownsRedis ? points(first(150_000, 0.3, 0.7), 100_000, 200_000) : [];
+  const pauses = points(first(50_000, 0.1, 0.9), 25_000, 75_000).map((at) => ({
     at,
     slot: between(rnd, 0, processes - 1),
     ms: between(rnd, options.leaseTtlMs, 2 * options.leaseTtlMs),

@@ -31,8 +31,10 @@ export interface ChaosReport {
   readonly faults: Readonly<Record<string, number>>;
   /** Reads set aside because they overlapped the documented window of a journaled write (plain SQL, or acknowledged without a lease). */
   readonly excludedReads: number;
-  /** Writes and deletes acknowledged without a cache lease (journaled for replay, policy pragmatic). */
+  /** Writes and deletes acknowledged without a cache lease whose fencing failed too (journaled for replay, policy pragmatic). */
   readonly journaledWrites: number;
+  /** Stale reads among those left out, and the longest a read still returned older after the newer write's acknowledgement. */
+  readonly staleInWindows: { readonly violations: number; readonly maxLagMs: number };
   readonly violations: {
     readonly fast: number;
     readonly linearizability: LinearizabilityVerdict['result'];
@@ -106,6 +108,12 @@ export function formatTable(reports: readonly ChaosReport[]): string {
     );
   }
   lines.push('(excl: reads left out, within a journal window; fast: fast-check violations; ms: time to converge)');
+  const sum = (f: (r: ChaosReport) => number) => reports.reduce((n, r) => n + f(r), 0);
+  lines.push(
+    `journal windows: ${sum((r) => r.faults['sql-write'] ?? 0)} plain-SQL writes, ${sum((r) => r.journaledWrites)} writes acknowledged unleased and unfenced; ` +
+      `${sum((r) => r.excludedReads)} reads left out, ${sum((r) => r.staleInWindows.violations)} of them stale, ` +
+      `at most ${Math.max(...reports.map((r) => r.staleInWindows.maxLagMs))} ms after the newer write was acknowledged`,
+  );
   const totals = new Map<string, number>();
   for (const r of reports) for (const [kind, n] of Object.entries(r.faults)) totals.set(kind, (totals.get(kind) ?? 0) + n);
   lines.push('');

@@ -232,6 +232,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     faults: counts.counts,
     excludedReads: result.excludedReads,
     journaledWrites: result.journaledWrites,
+    staleInWindows: result.inWindows,
     violations: { fast: result.fast.length, linearizability: linearizable, linearizabilityDetail, examples },
     converged: convergence.converged,
     convergeMs: convergence.convergeMs,
