@@ -18,8 +18,8 @@ import { DATABASE_URL, MYSQL_URL, needService, REDIS_URL } from '../helpers/serv
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // Resolved here: the child runs in a temporary directory where `tsx` is not resolvable by name.
 const TSX = import.meta.resolve('tsx');
-const START_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 10_000;
+const START_TIMEOUT_MS = 40_000;
+const STOP_TIMEOUT_MS = 30_000;
 
 interface Cli {
   readonly child: ChildProcess;
