@@ -1,6 +1,7 @@
 // `lockstep audit`: every key of the given namespaces, from the store and the cache, classified A–E
 // (see src/audit/auditor.ts), optionally repaired with version fencing. Exit status: 0 when no key is
 // left D or E, 1 when some are, 2 on bad input, 3 when the store or the cache failed.
+import { defaultIo, type CommandIo, type Env } from '../io.js';
 import { parseArgs } from 'node:util';
 import { auditNamespace, KEY_STATES, type AuditExample, type AuditProgress, type AuditReport } from '../../audit/auditor.js';
 import { InvalidOptionError } from '../../errors.js';
@@ -41,7 +42,6 @@ Exit status: 0 no key is left D or E; 1 some key is (after repair, with --repair
 3 the store or the cache failed.
 `;
 
-type Env = Readonly<Record<string, string | undefined>>;
 
 export interface AuditConfig {
   readonly store: StoreSpec;
@@ -82,13 +82,6 @@ export function parseAuditArgs(argv: readonly string[], env: Env): AuditConfig &
   };
 }
 
-export interface CommandIo {
-  readonly env: Env;
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
-
-const defaultIo: CommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr };
 
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
   let config: ReturnType<typeof parseAuditArgs>;

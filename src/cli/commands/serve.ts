@@ -1,5 +1,6 @@
 // `lockstep serve`: the REST service over a store and a cache. Flags win over LOCKSTEP_* variables,
 // which win over the embedded defaults (SQLite file ./lockstep.db, in-memory cache, 127.0.0.1:8080).
+import { defaultIo, type CommandIo, type Env } from '../io.js';
 import { parseArgs } from 'node:util';
 import { createApp } from '../../http/app.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
@@ -51,7 +52,6 @@ export interface ServeConfig {
   readonly failurePolicy: FailurePolicy;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
 
 /** Flags, then environment, then defaults. Throws InvalidOptionError (or parseArgs' TypeError) on bad input. */
 export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig & { readonly help: boolean } {
@@ -145,13 +145,6 @@ export async function startServe(config: ServeConfig): Promise<ServeHandle> {
   }
 }
 
-export interface CommandIo {
-  readonly env: Env;
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
-
-const defaultIo: CommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr };
 
 /** Runs until SIGINT or SIGTERM; resolves with the exit code. */
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
