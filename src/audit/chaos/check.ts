@@ -44,7 +44,7 @@ export interface CheckResult {
    * the acknowledgement of the newer write to the end of a read that still returned older (the
    * observed length of the documented stale window).
    */
-  readonly inWindows: { readonly violations: number; readonly maxLagMs: number };
+  readonly inWindows: { readonly violations: number; readonly maxLagMs: number; readonly worst?: Violation | undefined };
   readonly fast: readonly Violation[];
   readonly fastMs: number;
   readonly linearizability: LinearizabilityVerdict;
@@ -145,20 +145,32 @@ export function checkVersionsSweep(history: readonly HistoryEntry[]): Violation[
 }
 
 /** The fast check over the whole history, windows included: how stale the excluded reads were. */
-function windowLag(history: readonly HistoryEntry[], outside: number): { violations: number; maxLagMs: number } {
+function windowLag(history: readonly HistoryEntry[], outside: number): CheckResult['inWindows'] {
   const all = checkVersionsSweep(history);
   let maxLagNs = 0;
+  let worst: Violation | undefined;
   for (const { read, key } of all) {
+    // The version the read reflects. "Not found" says only that some delete was the last mutation it saw
+    // (a fill from a store without the row caches version 0): take the newest delete begun before it returned.
+    let seen = read.version ?? 0;
+    if (read.value === undefined) {
+      for (const d of history) {
+        if (d.key === key && d.kind === 'delete' && d.outcome === 'ok' && d.invokedAt < read.returnedAt) seen = Math.max(seen, d.version ?? 0);
+      }
+    }
     let floor: HistoryEntry | undefined;
     for (const m of history) {
       if (m.key !== key || m.kind === 'read' || m.outcome !== 'ok' || m.version === undefined || m.returnedAt >= read.invokedAt) continue;
-      if (read.version !== undefined && m.version <= read.version) continue;
+      if (m.version <= seen) continue;
       // the earliest acknowledgement the read should have seen
       if (floor === undefined || m.returnedAt < floor.returnedAt) floor = m;
     }
-    if (floor !== undefined) maxLagNs = Math.max(maxLagNs, read.returnedAt - floor.returnedAt);
+    if (floor !== undefined && read.returnedAt - floor.returnedAt > maxLagNs) {
+      maxLagNs = read.returnedAt - floor.returnedAt;
+      worst = all.find((v) => v.read === read);
+    }
   }
-  return { violations: Math.max(0, all.length - outside), maxLagMs: Math.round(maxLagNs / 1e4) / 100 };
+  return { violations: Math.max(0, all.length - outside), maxLagMs: Math.round(maxLagNs / 1e4) / 100, worst };
 }
 
 /** Above this many entries the quadratic checkVersions is left to the sweep alone. */

@@ -34,7 +34,7 @@ export interface ChaosReport {
   /** Writes and deletes acknowledged without a cache lease whose fencing failed too (journaled for replay, policy pragmatic). */
   readonly journaledWrites: number;
   /** Stale reads among those left out, and the longest a read still returned older after the newer write's acknowledgement. */
-  readonly staleInWindows: { readonly violations: number; readonly maxLagMs: number };
+  readonly staleInWindows: { readonly violations: number; readonly maxLagMs: number; readonly worst?: ViolationExample | undefined };
   readonly violations: {
     readonly fast: number;
     readonly linearizability: LinearizabilityVerdict['result'];
@@ -134,6 +134,12 @@ export function formatTable(reports: readonly ChaosReport[]): string {
         `seed ${r.seed}: linearizability searched a prefix of ${r.violations.linearizabilityDetail.checkedOps} of ${r.violations.linearizabilityDetail.totalOps} operations`,
       );
     }
+  }
+  const worst = [...reports].sort((a, b) => b.staleInWindows.maxLagMs - a.staleInWindows.maxLagMs)[0];
+  if (worst?.staleInWindows.worst !== undefined) {
+    lines.push('');
+    lines.push(`the stalest read in a journal window (seed ${worst.seed}, left out of the checks): ${worst.staleInWindows.worst.reason}`);
+    for (const line of worst.staleInWindows.worst.excerpt) lines.push(`  ${line}`);
   }
   const withExamples = reports.filter((r) => r.violations.examples.length > 0);
   for (const r of withExamples.slice(0, 3)) {

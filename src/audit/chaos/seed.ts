@@ -232,7 +232,11 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     faults: counts.counts,
     excludedReads: result.excludedReads,
     journaledWrites: result.journaledWrites,
-    staleInWindows: result.inWindows,
+    staleInWindows: {
+      violations: result.inWindows.violations,
+      maxLagMs: result.inWindows.maxLagMs,
+      worst: result.inWindows.worst === undefined ? undefined : violationExample(result.inWindows.worst, history, startNs),
+    },
     violations: { fast: result.fast.length, linearizability: linearizable, linearizabilityDetail, examples },
     converged: convergence.converged,
     convergeMs: convergence.convergeMs,

@@ -51,9 +51,10 @@ async function runPlan(plan: WorkerPlan): Promise<void> {
   // The engine's outcome of the write that just returned ('ok', 'cache-failure', …): a note in the history.
   let lastWrite: { key: string; outcome: string } | undefined;
   const noteOf = (key: string, context: OperationContext): string | undefined => {
-    const note = context.unleased && !context.fenced ? JOURNALED : context.unleased ? 'journaled, fenced' : lastWrite?.key === key ? lastWrite.outcome : undefined;
+    const engineOutcome = lastWrite?.key === key ? lastWrite.outcome : undefined;
     lastWrite = undefined;
-    return note;
+    if (!context.unleased) return engineOutcome;
+    return context.fenced ? 'journaled, fenced' : JOURNALED;
   };
   try {
     if (plan.impl === 'lockstep') {
