@@ -84,7 +84,15 @@ export function violationExample(violation: Violation, history: readonly History
   for (const m of onKey) {
     if (m.kind !== 'read' && m.outcome === 'ok' && m.version !== undefined && m.returnedAt < read.invokedAt && (floor === undefined || m.version > floor.version!)) floor = m;
   }
-  const near = onKey.filter((e) => e.kind !== 'read' && e.outcome !== 'fail' && e.returnedAt >= read.invokedAt - 2e6 && e.invokedAt <= read.returnedAt);
+  // mutations overlapping the read or just before it; open ones (killed mid-write) only if recent
+  const near = onKey.filter(
+    (e) =>
+      e.kind !== 'read' &&
+      e.outcome !== 'fail' &&
+      e.returnedAt >= read.invokedAt - 2e6 &&
+      e.invokedAt <= read.returnedAt &&
+      (e.outcome !== 'unknown' || e.invokedAt >= read.invokedAt - 50e6),
+  );
   const shown = [...new Set([writer, floor, ...near.slice(-8), read].filter((e): e is HistoryEntry => e !== undefined))].sort((a, b) => a.invokedAt - b.invokedAt);
   return { key, reason: violation.reason, excerpt: shown.map((e) => (e === read ? `→ ${describeEntry(e, startNs)}` : `  ${describeEntry(e, startNs)}`)) };
 }
