@@ -16,12 +16,13 @@ it('every subpath export resolves to built code with the documented factories', 
     const redis = await import('lockstep/redis');
     const postgres = await import('lockstep/postgres');
     const mysql = await import('lockstep/mysql');
+    const keyv = await import('lockstep/keyv');
     console.log(JSON.stringify([typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
       typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
       typeof http.createApp, typeof http.createService, typeof http.listen,
-      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore]));
+      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore, typeof keyv.KeyvLockstep]));
   `);
-  assert.deepEqual(JSON.parse(out), Array(12).fill('function'));
+  assert.deepEqual(JSON.parse(out), Array(13).fill('function'));
 });
 
 it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () => {
@@ -33,6 +34,26 @@ it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () =
     console.log(JSON.stringify(['better-sqlite3', '/pg/', 'mysql2', '@redis'].filter((d) => loaded.some((p) => p.includes(d)))));
   `);
   assert.deepEqual(JSON.parse(out), []);
+});
+
+it('keyv is an optional peer: neither the core nor lockstep/keyv loads it', () => {
+  // A resolve hook that refuses 'keyv': any import of it, however deep, fails the import.
+  const hook = `export async function resolve(specifier, context, next) {
+    if (specifier === 'keyv' || specifier.startsWith('keyv/')) throw new Error('keyv was imported');
+    return next(specifier, context);
+  }`;
+  const out = run(`
+    import { register } from 'node:module';
+    register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
+    await import('lockstep');
+    const { KeyvLockstep } = await import('lockstep/keyv');
+    let refused = false;
+    await import('keyv').catch(() => { refused = true; });
+    console.log(JSON.stringify([typeof KeyvLockstep, refused]));
+  `);
+  assert.deepEqual(JSON.parse(out), ['function', true]);
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { peerDependenciesMeta: Record<string, { optional: boolean }> };
+  assert.equal(pkg.peerDependenciesMeta.keyv?.optional, true);
 });
 
 it('the bin is the built CLI, with a shebang, and answers --help', () => {

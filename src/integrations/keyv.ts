@@ -1,0 +1,239 @@
+// A Keyv storage adapter that writes through to SQL: `new Keyv({ store: new KeyvLockstep({ store, cache }) })`.
+// Keyv, cache-manager and NestJS users swap their store and get the consistency protocol: every
+// set, delete and clear goes through a Lockstep engine (lease, store commit, versioned publish).
+// keyv is only a type here (an optional peer dependency): nothing of it is loaded at run time.
+import { EventEmitter } from 'node:events';
+import type { KeyvStoreAdapter, StoredData } from 'keyv';
+import { jsonCodec } from '../codec.js';
+import type { WriteThrough } from '../engine/api.js';
+import { createJournalDrainer, type JournalDrainer } from '../engine/journal-drainer.js';
+import { createWriteThrough } from '../engine/write-through.js';
+import { ClosedError, InvalidOptionError } from '../errors.js';
+import { createMetrics, type LockstepMetrics } from '../metrics/recorder.js';
+import { resolveOptions, type JournalDrainerLike, type JournalOptions, type WriteThroughOptions } from '../options.js';
+import { KeyvNamespaces, type RoutedKey } from './keyv-namespaces.js';
+import { asKeyvRow, hasTtl, isLive, keyvRowOf, type KeyvRow } from './keyv-row.js';
+
+export type { KeyvRow } from './keyv-row.js';
+
+export interface KeyvLockstepOptions extends Omit<WriteThroughOptions, 'namespace' | 'codec'> {
+  /**
+   * Keys Keyv sends without a namespace live in the Lockstep namespace `<namespacePrefix>`; keys of
+   * Keyv namespace `users` in `<namespacePrefix>.users` (Keyv's default namespace `keyv` → `keyv.keyv`).
+   * @default 'keyv'
+   */
+  namespacePrefix?: string;
+  /**
+   * Journal replay (plain-SQL writes, repairs): options for one poller shared by every namespace of
+   * this adapter (started on first use, stopped by disconnect()), a drainer shared with other
+   * instances, or `false` when something else drains it. @default {}
+   */
+  journal?: JournalOptions | JournalDrainerLike | false;
+  /** Wall clock for expiry timestamps, in ms since the epoch (rows are shared by processes, so not monotonic time). @default Date.now */
+  wallClock?: () => number;
+  /** Rows read per batch by clear() and iterator(). @default 500 */
+  scanBatchSize?: number;
+}
+
+/** Keyv's store options object: Keyv wires `keyv.iterator()` only for adapters whose `dialect` or `url` names an SQL or Redis family it knows. */
+export interface KeyvLockstepOpts {
+  /** The Lockstep store's name (`sqlite`, `postgres`, `mysql` …). */
+  dialect: string;
+  url: string;
+  [option: string]: unknown;
+}
+
+type Engine = WriteThrough<KeyvRow>;
+
+/**
+ * Keyv's adapter contract, except that setMany resolves to one boolean per entry (which Keyv's
+ * setMany hands its caller, as its documentation promises) where the type says void.
+ */
+export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter, 'setMany'> {
+  readonly opts: KeyvLockstepOpts;
+  private readonly engineOptions: Omit<WriteThroughOptions, 'namespace' | 'journal' | 'metrics'>;
+  private readonly journalOption: JournalOptions | JournalDrainerLike | false;
+  private readonly metricsOption: LockstepMetrics | false | undefined;
+  private readonly namespaces: KeyvNamespaces;
+  private readonly engines = new Map<string, Engine>();
+  private readonly cacheTtlMs: number;
+  private readonly scanBatchSize: number;
+  private readonly now: () => number;
+  private currentNamespace: string | undefined;
+  private ownDrainer: JournalDrainer | undefined;
+  private sharedMetrics: LockstepMetrics | undefined;
+  private disconnected = false;
+
+  constructor(options: KeyvLockstepOptions) {
+    super();
+    const { namespacePrefix = 'keyv', journal = {}, metrics, wallClock, scanBatchSize = 500, ...engineOptions } = options;
+    // Resolve once so that a bad option fails here, not at the first set().
+    const resolved = resolveOptions({ ...engineOptions, namespace: namespacePrefix, journal, metrics });
+    if (!Number.isSafeInteger(scanBatchSize) || scanBatchSize <= 0) {
+      throw new InvalidOptionError(`scanBatchSize must be a positive integer (got ${JSON.stringify(scanBatchSize)})`);
+    }
+    if (wallClock !== undefined && typeof wallClock !== 'function') throw new InvalidOptionError('wallClock must be a function returning ms since the epoch');
+    this.namespaces = new KeyvNamespaces(namespacePrefix);
+    this.engineOptions = engineOptions;
+    this.journalOption = journal;
+    this.metricsOption = metrics;
+    this.cacheTtlMs = resolved.ttlMs;
+    this.scanBatchSize = scanBatchSize;
+    this.now = wallClock ?? (() => Date.now());
+    this.opts = { dialect: resolved.store.name, url: `lockstep://${resolved.store.name}`, namespacePrefix };
+  }
+
+  /** The Keyv namespace; Keyv assigns it when the store is handed to it. */
+  get namespace(): string | undefined {
+    return this.currentNamespace;
+  }
+
+  set namespace(keyvNamespace: string | undefined) {
+    this.namespaces.remember(keyvNamespace); // throws InvalidNamespaceError for a namespace Lockstep cannot name
+    this.currentNamespace = keyvNamespace;
+  }
+
+  /** The Lockstep instance behind a Keyv namespace (undefined: keys without a prefix), for inspect(), counters and metrics. */
+  writeThrough(keyvNamespace: string | undefined = this.currentNamespace): Engine {
+    return this.engineFor(this.namespaces.lockstepNamespaceOf(keyvNamespace));
+  }
+
+  /** Keyv's serialized string, or undefined when missing or expired. */
+  async get<Value = string>(key: string): Promise<StoredData<Value> | undefined> {
+    try {
+      return (await this.read(key)) as Value | undefined;
+    } catch (error) {
+      // Keyv.get swallows a store's rejection without a word: say it on the error channel too.
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      throw error;
+    }
+  }
+
+  getMany<Value = string>(keys: string[]): Promise<Array<StoredData<Value | undefined>>> {
+    return Promise.all(keys.map((key) => this.read(key) as Promise<Value | undefined>));
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.read(key)) !== undefined;
+  }
+
+  hasMany(keys: string[]): Promise<boolean[]> {
+    return Promise.all(keys.map((key) => this.has(key)));
+  }
+
+  /** Store first, then cache. A ttl (ms) expires the entry on both sides; the cache keeps it at most min(ttl, the `ttl` option). */
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const target = this.route(key);
+    const row = keyvRowOf(value, ttl, this.now(), target);
+    const cacheTtl = hasTtl(ttl) ? Math.max(1, Math.min(Math.ceil(ttl), this.cacheTtlMs)) : undefined;
+    await this.engineFor(target.namespace).write(target.key, row, cacheTtl === undefined ? undefined : { ttl: cacheTtl });
+    return true;
+  }
+
+  async setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<boolean[]> {
+    return Promise.all(entries.map((entry) => this.set(entry.key, entry.value, entry.ttl)));
+  }
+
+  /** Whether a row was there (an expired one counts: it was still stored). */
+  async delete(key: string): Promise<boolean> {
+    const target = this.route(key);
+    return (await this.engineFor(target.namespace).delete(target.key)).existed;
+  }
+
+  /** True when at least one of the keys was there. */
+  async deleteMany(keys: string[]): Promise<boolean> {
+    const existed = await Promise.all(keys.map((key) => this.delete(key)));
+    return existed.some(Boolean);
+  }
+
+  /**
+   * Deletes every key of the current Keyv namespace, one protocol delete per key found by the
+   * store's scan, so each leaves a versioned tombstone that fences a slow fill of the old value.
+   * A key written while clear() runs may survive it (as with any delete that races a write).
+   */
+  async clear(): Promise<void> {
+    const namespace = this.namespaces.lockstepNamespaceOf(this.currentNamespace);
+    const engine = this.engineFor(namespace);
+    for await (const batch of this.scanBatches(namespace)) {
+      await Promise.all(batch.map((row) => engine.delete(row.key)));
+    }
+  }
+
+  /** Live entries of a Keyv namespace as `[prefixed key, Keyv's string]`, read from the store (the source of truth) in key order. */
+  async *iterator(keyvNamespace?: string): AsyncGenerator<[string, string], void> {
+    const namespace = this.namespaces.lockstepNamespaceOf(keyvNamespace);
+    for await (const batch of this.scanBatches(namespace)) {
+      const now = this.now();
+      for (const stored of batch) {
+        const row = asKeyvRow(jsonCodec.decode(stored.payload), { key: stored.key, namespace });
+        if (isLive(row, now)) yield [this.namespaces.keyvKeyOf(keyvNamespace, stored.key), row.value];
+      }
+    }
+  }
+
+  /** Closes this adapter's engines and journal poller. The store and cache belong to the caller and stay open. */
+  async disconnect(): Promise<void> {
+    if (this.disconnected) return;
+    this.disconnected = true;
+    await Promise.all([...this.engines.values()].map((engine) => engine.close()));
+    await this.ownDrainer?.stop();
+  }
+
+  private async read(keyvKey: string): Promise<string | undefined> {
+    const target = this.route(keyvKey);
+    const stored = await this.engineFor(target.namespace).read(target.key);
+    if (stored === undefined) return undefined;
+    const row = asKeyvRow(stored, target);
+    return isLive(row, this.now()) ? row.value : undefined;
+  }
+
+  private route(keyvKey: string): RoutedKey {
+    return this.namespaces.route(keyvKey, this.currentNamespace);
+  }
+
+  private async *scanBatches(namespace: string) {
+    const { store } = this.engineOptions;
+    let after: string | undefined;
+    for (;;) {
+      const batch = await store.scan(namespace, after, this.scanBatchSize);
+      if (batch.length > 0) yield batch;
+      if (batch.length < this.scanBatchSize) return;
+      after = batch[batch.length - 1]!.key;
+    }
+  }
+
+  /** One engine per Lockstep namespace, made on first use; all share this adapter's journal drainer and metrics. */
+  private engineFor(namespace: string): Engine {
+    let engine = this.engines.get(namespace);
+    if (engine === undefined) {
+      if (this.disconnected) throw new ClosedError('this Keyv adapter is disconnected', { namespace });
+      engine = createWriteThrough<KeyvRow>({ ...this.engineOptions, namespace, journal: this.drainer(), metrics: this.metrics() });
+      this.engines.set(namespace, engine);
+    }
+    return engine;
+  }
+
+  private drainer(): JournalDrainerLike | false {
+    const journal = this.journalOption;
+    if (journal === false || typeof (journal as JournalDrainerLike).drain === 'function') return journal as JournalDrainerLike | false;
+    if (this.ownDrainer === undefined) {
+      const { store, cache } = this.engineOptions;
+      this.ownDrainer = createJournalDrainer({
+        store,
+        cache,
+        journal: journal as JournalOptions,
+        onError: (error) => {
+          if (this.listenerCount('error') > 0) this.emit('error', error);
+        },
+      });
+      if (!this.disconnected) this.ownDrainer.start();
+    }
+    return this.ownDrainer;
+  }
+
+  private metrics(): LockstepMetrics | false {
+    if (this.metricsOption !== undefined) return this.metricsOption;
+    this.sharedMetrics ??= createMetrics();
+    return this.sharedMetrics;
+  }
+}
