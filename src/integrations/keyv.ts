@@ -171,6 +171,12 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
     }
   }
 
+  /** Replays pending journal rows (plain-SQL writes, repairs) into the cache now; returns how many. */
+  drainJournal(): Promise<number> {
+    const drainer = this.drainer();
+    return drainer === false ? Promise.resolve(0) : drainer.drain();
+  }
+
   /** Closes this adapter's engines and journal poller. The store and cache belong to the caller and stay open. */
   async disconnect(): Promise<void> {
     if (this.disconnected) return;
