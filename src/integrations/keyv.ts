@@ -93,7 +93,7 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
     this.currentNamespace = keyvNamespace;
   }
 
-  /** The Lockstep instance behind a Keyv namespace (undefined: keys without a prefix), for inspect(), counters and metrics. */
+  /** The Lockstep instance behind a Keyv namespace (by default the current one), for inspect(), counters and metrics. */
   writeThrough(keyvNamespace: string | undefined = this.currentNamespace): Engine {
     return this.engineFor(this.namespaces.lockstepNamespaceOf(keyvNamespace));
   }
