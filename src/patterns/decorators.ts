@@ -27,9 +27,12 @@ type MethodDecorator<This, Args extends unknown[], R> = (
   context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, R>>,
 ) => AsyncMethod<This, Args, R>;
 
+/** A function of the method's arguments. `Args & {}` keeps TypeScript from inferring Args from it (a key may take fewer). */
+type KeyFunction<Args extends unknown[]> = (...args: Args & {}) => string;
+
 interface KeyedOptions<Args extends unknown[]> {
-  /** The cache key of a call, from the method's own arguments (their types are the method's). */
-  key: (...args: Args) => string;
+  /** The cache key of a call, from the method's own arguments (typed as the method's; it may take fewer). */
+  key: KeyFunction<Args>;
 }
 
 export interface WritesThroughOptions<Args extends unknown[], R> extends KeyedOptions<Args> {
