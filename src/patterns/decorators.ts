@@ -65,8 +65,8 @@ function lockstepOf<This>(self: This, locate: ((self: This) => InlineLockstep) |
 }
 
 /** The method writes one row in its own transaction; it runs under a write lease and its result is published, fenced by `version`. */
-export function writesThrough<This extends HasLockstep, Args extends unknown[], R>(options: WritesThroughOptions<Args, R>): MethodDecorator<This, Args, R>;
 export function writesThrough<This, Args extends unknown[], R>(options: WritesThroughOptions<Args, R> & LocateLockstep<This>): MethodDecorator<This, Args, R>;
+export function writesThrough<This extends HasLockstep, Args extends unknown[], R>(options: WritesThroughOptions<Args, R>): MethodDecorator<This, Args, R>;
 export function writesThrough<This, Args extends unknown[], R>(
   options: WritesThroughOptions<Args, R> & Partial<LocateLockstep<This>>,
 ): MethodDecorator<This, Args, R> {
@@ -86,8 +86,8 @@ export function writesThrough<This, Args extends unknown[], R>(
 }
 
 /** The method deletes one row in its own transaction; a tombstone at the delete's `version` is left in the cache. */
-export function deletesThrough<This extends HasLockstep, Args extends unknown[], R>(options: DeletesThroughOptions<Args, R>): MethodDecorator<This, Args, R>;
 export function deletesThrough<This, Args extends unknown[], R>(options: DeletesThroughOptions<Args, R> & LocateLockstep<This>): MethodDecorator<This, Args, R>;
+export function deletesThrough<This extends HasLockstep, Args extends unknown[], R>(options: DeletesThroughOptions<Args, R>): MethodDecorator<This, Args, R>;
 export function deletesThrough<This, Args extends unknown[], R>(
   options: DeletesThroughOptions<Args, R> & Partial<LocateLockstep<This>>,
 ): MethodDecorator<This, Args, R> {
@@ -107,8 +107,8 @@ export function deletesThrough<This, Args extends unknown[], R>(
  * process), its answer filled under a read lease. Hits skip it. Values served from an in-process
  * cache are deep-frozen copies.
  */
-export function cachedRead<This extends HasLockstep, Args extends unknown[], V>(options: CachedReadOptions<Args, V>): MethodDecorator<This, Args, V | undefined>;
 export function cachedRead<This, Args extends unknown[], V>(options: CachedReadOptions<Args, V> & LocateLockstep<This>): MethodDecorator<This, Args, V | undefined>;
+export function cachedRead<This extends HasLockstep, Args extends unknown[], V>(options: CachedReadOptions<Args, V>): MethodDecorator<This, Args, V | undefined>;
 export function cachedRead<This, Args extends unknown[], V>(
   options: CachedReadOptions<Args, V> & Partial<LocateLockstep<This>>,
 ): MethodDecorator<This, Args, V | undefined> {
