@@ -39,7 +39,7 @@ export interface WriteStep<R extends { version: Version }> {
 export function checkVersion(version: unknown, key: string, namespace: string): Version {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw new InvalidVersionError(
-      `a version must be a positive safe integer that increases per key in commit order (got ${typeof version === 'number' ? version : JSON.stringify(version) ?? typeof version})`,
+      `a version must be a positive safe integer that increases per key in commit order (got ${typeof version === 'string' ? JSON.stringify(version) : String(version)})`,
       { key, namespace },
     );
   }

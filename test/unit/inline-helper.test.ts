@@ -120,22 +120,22 @@ describe('inline helper: the protocol around the caller\'s own step', () => {
     assert.deepEqual(await find('u1'), { name: 'Grace' });
   });
 
-  for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 53, '3', undefined]) {
-    it(`a version of ${typeof bad === 'string' ? JSON.stringify(bad) : String(bad)} is refused with E_INVALID_VERSION, and nothing is published`, async () => {
+  for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 53, '3', 3n, undefined]) {
+    it(`a version of ${typeof bad === 'string' ? JSON.stringify(bad) : typeof bad === 'bigint' ? `${bad}n` : String(bad)} is refused with E_INVALID_VERSION, and nothing is published`, async () => {
       await setup();
       await save('u1', 'Ada');
       const seen = events();
       await assert.rejects(
         f.engine.writeThrough('u1', async () => {
           users.save('u1', 'Grace');
-          return { value: { name: 'Grace' }, version: bad as number };
+          return { value: { name: 'Grace' }, version: bad as unknown as number };
         }),
         (error: unknown) => error instanceof InvalidVersionError && error.code === 'E_INVALID_VERSION' && error.key === 'u1',
       );
       assert.equal(seen[0]?.outcome, 'unknown');
       assert.equal((await f.cache.peek('test:u1'))?.kind, 'write'); // left to expire, as an unknown outcome
       assert.deepEqual(await find('u1'), { name: 'Grace' });
-      const loader = f.engine.readThrough('u2', async () => ({ value: 'x', version: bad as number }));
+      const loader = f.engine.readThrough('u2', async () => ({ value: 'x', version: bad as unknown as number }));
       await assert.rejects(loader, InvalidVersionError);
     });
   }
