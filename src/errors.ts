@@ -93,6 +93,14 @@ export class CacheWriteError extends LockstepError {
   }
 }
 
+/**
+ * An inline write step, decorated method or loader gave a version that is not a positive safe
+ * integer. Versions fence the cache: without a valid one nothing can be published for the key.
+ */
+export class InvalidVersionError extends LockstepError {
+  static override readonly code = 'E_INVALID_VERSION';
+}
+
 /** The instance was closed. */
 export class ClosedError extends LockstepError {
   static override readonly code = 'E_CLOSED';

@@ -3,6 +3,17 @@
 export { createWriteThrough } from './engine/write-through.js';
 export { createMetrics, type LockstepMetrics, type MetricsSnapshot, type MetricsSource } from './metrics/recorder.js';
 export { createJournalDrainer, type JournalDrainer, type JournalDrainerOptions } from './engine/journal-drainer.js';
+export {
+  writesThrough,
+  deletesThrough,
+  cachedRead,
+  type InlineLockstep,
+  type HasLockstep,
+  type LocateLockstep,
+  type WritesThroughOptions,
+  type DeletesThroughOptions,
+  type CachedReadOptions,
+} from './patterns/decorators.js';
 export { createMemoryCache, type MemoryCacheOptions } from './cache/memory.js';
 export { classifyKey } from './engine/classify.js';
 export { ChaosCache, type CacheOperation } from './chaos/chaos-cache.js';

@@ -38,6 +38,42 @@ export interface DeleteResult {
   readonly existed: boolean;
 }
 
+/** A value with the version its commit got: what an inline write step or loader returns. */
+export interface Versioned<V> {
+  readonly value: V;
+  /**
+   * The version the same commit gave this row: a positive safe integer that, per key, increases in
+   * commit order, across delete and re-create and for writes made outside Lockstep (a version column
+   * bumped in the same UPDATE, or a sequence). The cache is fenced by it; a version that can go
+   * backwards lets an older value win.
+   */
+  readonly version: Version;
+}
+
+/** What an inline write or delete step receives. */
+export interface InlineStepContext {
+  readonly key: string;
+  /**
+   * Milliseconds left on the write lease. Readers keep off the key only while it lives: make the
+   * step's statement / lock timeout shorter than this, so that a late commit cannot land after it.
+   */
+  readonly deadlineMs: number;
+}
+
+/**
+ * The caller's own database write, run inside the protocol. Resolve only once the transaction has
+ * committed; throw only when nothing was committed (it was rolled back); throw
+ * StoreOutcomeUnknownError when the outcome is not known (a timeout, a lost connection), so the
+ * lease is left to expire instead of being released.
+ */
+export type InlineWriteStep<R extends Versioned<unknown>> = (step: InlineStepContext) => Promise<R>;
+
+/** The caller's own delete, with the same promises; `version` is the delete's own, newer than the row's. */
+export type InlineDeleteStep<R extends { readonly version: Version }> = (step: InlineStepContext) => Promise<R>;
+
+/** The caller's own read: the committed value with its version, or undefined when not found. */
+export type InlineLoader<V> = () => Promise<Versioned<V> | undefined>;
+
 /**
  * The seed's key states, judged on what the cache would serve: A empty (neither side), B store
  * only, C synchronized (same version), D inconsistent (both, different versions, or a tombstone
@@ -63,6 +99,17 @@ export interface WriteThrough<T = unknown> {
   readEntry(key: string): Promise<ReadEntry<T>>;
   /** Deletes from the store, then leaves a tombstone in the cache. */
   delete(key: string): Promise<DeleteResult>;
+  /**
+   * Inline helper: runs the caller's own database write inside the protocol: write lease, `step`,
+   * the version from its result, then publish fenced by that version. Resolves with the step's
+   * result. The same failure policies as write(); see README "Inline helper" for the one repair
+   * window it has that write() does not.
+   */
+  writeThrough<R extends Versioned<unknown>>(key: string, step: InlineWriteStep<R>, options?: WriteOptions): Promise<R>;
+  /** Inline helper: cache-aside over the caller's loader, filled under a read lease (fenced by version), single-flight per key. */
+  readThrough<V>(key: string, load: InlineLoader<V>): Promise<V | undefined>;
+  /** Inline helper: the caller's own delete inside the protocol; leaves a tombstone at the delete's version. */
+  deleteThrough<R extends { readonly version: Version }>(key: string, step: InlineDeleteStep<R>): Promise<R>;
   /** Both sides of a key and its A–E state, without changing anything. */
   inspect(key: string): Promise<KeyInspection>;
   /** Replays pending journal rows into the cache now; returns how many were applied. */

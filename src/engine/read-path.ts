@@ -8,11 +8,16 @@ import type { EngineContext } from './context.js';
 /** How often a reader waits for this process's in-flight fill of the key before reading the store itself. */
 const MAX_FLIGHT_WAITS = 3;
 
+/** What a miss or bypass reads: the key's committed payload and version, or undefined when not found. */
+export type LoadCommitted = (ctx: EngineContext, key: string) => Promise<StoredValue | undefined>;
+
+/** `load` is Lockstep's store by default; the inline helpers pass the caller's loader (inline.ts). */
 export async function readAfterCache<T>(
   ctx: EngineContext,
   key: string,
   cacheKey: string,
   first: CacheGetResult | Promise<CacheGetResult>,
+  load: LoadCommitted = readStoreValue,
 ): Promise<ReadEntry<T>> {
   let pending: CacheGetResult | Promise<CacheGetResult> = first;
   for (let waits = 0; ; waits++) {
@@ -21,7 +26,7 @@ export async function readAfterCache<T>(
       answer = await pending;
     } catch {
       ctx.counters.cacheReadFailures++;
-      return readStore<T>(ctx, key, 'store-fallback');
+      return readStore<T>(ctx, key, 'store-fallback', load);
     }
     switch (answer.kind) {
       case 'value':
@@ -29,11 +34,11 @@ export async function readAfterCache<T>(
         return { found: !answer.tombstone, value: ctx.entries.valueOf(answer) as T | undefined, version: answer.version, source: 'hit' };
       case 'bypass':
         ctx.counters.cacheBypasses++;
-        return readStore<T>(ctx, key, 'bypass');
+        return readStore<T>(ctx, key, 'bypass', load);
       case 'miss': {
         if (answer.token !== undefined) {
           ctx.counters.cacheMisses++;
-          return loadAndFill<T>(ctx, key, cacheKey, answer.token);
+          return loadAndFill<T>(ctx, key, cacheKey, answer.token, load);
         }
         // Another reader holds the fill lease. If it is in this process, wait for its fill and ask
         // the cache again: its store read began after ours was invoked or it is already in the
@@ -41,7 +46,7 @@ export async function readAfterCache<T>(
         const flight = ctx.flights.get(cacheKey);
         if (flight === undefined || waits >= MAX_FLIGHT_WAITS) {
           ctx.counters.cacheMisses++;
-          return readStore<T>(ctx, key, 'miss');
+          return readStore<T>(ctx, key, 'miss', load);
         }
         await flight.catch(() => undefined);
         try {
@@ -67,15 +72,15 @@ async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredVa
   }
 }
 
-async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource): Promise<ReadEntry<T>> {
-  const stored = await readStoreValue(ctx, key);
+async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load: LoadCommitted): Promise<ReadEntry<T>> {
+  const stored = await load(ctx, key);
   if (stored === undefined) return { found: false, value: undefined, version: 0, source };
   return { found: true, value: ctx.options.codec.decode(stored.payload) as T, version: stored.version, source };
 }
 
-function loadAndFill<T>(ctx: EngineContext, key: string, cacheKey: string, token: string): Promise<ReadEntry<T>> {
+function loadAndFill<T>(ctx: EngineContext, key: string, cacheKey: string, token: string, load: LoadCommitted): Promise<ReadEntry<T>> {
   const flight = (async (): Promise<ReadEntry<T>> => {
-    const stored = await readStoreValue(ctx, key);
+    const stored = await load(ctx, key);
     const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
     const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
     try {

@@ -1,8 +1,11 @@
 // The write protocol: beginWrite (lease) → store commit → completeWrite, with the failure
-// policies of consistency-protocol.md. A delete is a write whose payload is a tombstone.
+// policies of consistency-protocol.md. A delete is a write whose payload is a tombstone. The
+// store step is a function, so engine.write / delete and the inline helpers (the caller's own
+// database write, see inline.ts) run this one implementation.
 import {
   CacheUnavailableError,
   CacheWriteError,
+  InvalidVersionError,
   StoreOutcomeUnknownError,
   StoreWriteError,
 } from '../errors.js';
@@ -11,15 +14,36 @@ import type { EngineContext } from './context.js';
 import type { AlertEvent, WriteEvent, WriteOperation, WriteOutcome } from './events.js';
 import type { AlertTransition } from './failure-rate.js';
 
+/** invalidateOlder(ANY_VERSION) removes whatever the key holds: the fence when a committed version is not known. */
+const ANY_VERSION = Number.MAX_SAFE_INTEGER;
+
 export interface WriteStep<R extends { version: Version }> {
   readonly operation: WriteOperation;
   readonly key: string;
   readonly cacheKey: string;
   readonly ttlMs: number;
-  /** Commits in one store transaction; `journal` also records the key for repair in it. */
+  /**
+   * Commits in one store transaction. With `journal`, also records the key for repair in it, unless
+   * `journalAfterCommit` says the step cannot (the caller's own database step).
+   */
   commit(journal: boolean, deadlineMs: number): Promise<R>;
-  /** What the cache publishes once `version` is committed. */
-  entryFor(version: Version): CacheEntry;
+  /** What the cache publishes for a committed result; throws when the result cannot be published. */
+  entryFor(result: R): CacheEntry;
+  /** The step cannot journal in its own transaction: the path appends the repair row right after the commit. */
+  readonly journalAfterCommit?: boolean;
+  /** The step is the caller's code: its errors reach the caller unchanged, not wrapped in StoreWriteError. */
+  readonly callerStep?: boolean;
+}
+
+/** Versions fence the cache, so every one must be a positive safe integer. */
+export function checkVersion(version: unknown, key: string, namespace: string): Version {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new InvalidVersionError(
+      `a version must be a positive safe integer that increases per key in commit order (got ${typeof version === 'string' ? JSON.stringify(version) : String(version)})`,
+      { key, namespace },
+    );
+  }
+  return version;
 }
 
 export function emitAlert(ctx: EngineContext, transition: AlertTransition): void {
@@ -101,6 +125,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     ctx.counters.dbFailures++;
     if (error instanceof StoreOutcomeUnknownError) {
       // It may have committed: keep readers off the cache until the lease expires (dirty).
+      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);
       report('unknown', dbMs);
       throw error;
     }
@@ -110,6 +135,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
         .catch(() => undefined); // the lease expires instead; nothing was committed either way
     }
     report('db-failure', dbMs);
+    if (step.callerStep) throw error;
     throw new StoreWriteError(`the store failed the ${step.operation}: ${(error as Error)?.message ?? String(error)}`, {
       key: step.key,
       namespace: ctx.namespace,
@@ -117,21 +143,44 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     });
   }
   const dbMs = performance.now() - dbStart;
+  let entry: CacheEntry;
+  try {
+    checkVersion(result?.version, step.key, ctx.namespace);
+    entry = step.entryFor(result);
+  } catch (error) {
+    // Committed, but nothing can be published (a caller's step gave a bad version or value): as
+    // with an unknown outcome, the lease keeps readers on the store until it expires (dirty).
+    if (!leased) await fenceUnknownVersion(ctx, step);
+    report('unknown', dbMs);
+    throw error;
+  }
 
   // 3. Publish (or, without a lease, only fence out older values).
   cacheStart = performance.now();
   if (!leased) {
+    // The engine's own steps journaled the key in the commit's transaction; a caller's step could
+    // not, so its row is appended now (a crash between the two is the documented window).
+    const journaled = !step.journalAfterCommit || (await appendRepair(ctx, step.key, result.version));
+    let fenced = false;
     try {
       await cache.invalidateOlder(step.cacheKey, result.version);
+      fenced = true;
     } catch {
-      // the journal row written with the commit replays this when the cache answers again
+      // the journal row replays this when the cache answers again
     }
     cacheMs += performance.now() - cacheStart;
     report('cache-failure', dbMs);
+    if (!journaled && !fenced) {
+      throw new CacheWriteError(
+        `the ${step.operation} committed version ${result.version}, but neither the cache nor the repair journal could be reached: the old value may be served until its TTL`,
+        result.version,
+        { key: step.key, namespace: ctx.namespace },
+      );
+    }
     return result;
   }
   try {
-    await cache.completeWrite(step.cacheKey, token, step.entryFor(result.version), step.ttlMs);
+    await cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
     cacheMs += performance.now() - cacheStart;
     recordCacheStep(false);
     report('ok', dbMs);
@@ -141,7 +190,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     recordCacheStep(true);
     // The lease keeps readers on the store until it expires. If the commit landed after the lease
     // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
-    await ctx.store.appendJournal(ctx.namespace, step.key, result.version, 'repair').catch(() => undefined);
+    await appendRepair(ctx, step.key, result.version);
     report('cache-failure', dbMs);
     if (options.failurePolicy === 'strict') {
       throw new CacheWriteError(
@@ -152,4 +201,23 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     return result;
   }
+}
+
+/** Appends a repair row for the key; false when the store could not take it. */
+function appendRepair(ctx: EngineContext, key: string, version: Version): Promise<boolean> {
+  return ctx.store.appendJournal(ctx.namespace, key, version, 'repair').then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * A caller's step without a lease may have committed a version we cannot know: remove whatever the
+ * key holds, now and again when the journal is replayed (best effort: the cache is failing already).
+ */
+async function fenceUnknownVersion<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>): Promise<void> {
+  await appendRepair(ctx, step.key, ANY_VERSION);
+  await Promise.resolve()
+    .then(() => ctx.cache.invalidateOlder(step.cacheKey, ANY_VERSION))
+    .catch(() => undefined);
 }

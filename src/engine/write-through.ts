@@ -7,7 +7,18 @@ import { validateKey } from '../keys.js';
 import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
-import type { DeleteResult, KeyInspection, ReadEntry, WriteOptions, WriteResult, WriteThrough } from './api.js';
+import type {
+  DeleteResult,
+  InlineDeleteStep,
+  InlineLoader,
+  InlineWriteStep,
+  KeyInspection,
+  ReadEntry,
+  Versioned,
+  WriteOptions,
+  WriteResult,
+  WriteThrough,
+} from './api.js';
 import { CacheKeys } from './cache-keys.js';
 import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
@@ -18,6 +29,7 @@ import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './j
 import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
 import { createConsistencySampler, type ConsistencySampler } from '../audit/sampler.js';
 import type { CacheStats } from '../types.js';
+import { inlineDeleteStep, inlineLoad, inlineWriteStep } from './inline.js';
 import { readAfterCache } from './read-path.js';
 import { emitAlert, writeThrough } from './write-path.js';
 
@@ -142,7 +154,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     return this.track(async () => {
       this.checkKey(key);
       const encoded = this.ctx.entries.encode(value, key, this.namespace);
-      const entryFor = this.ctx.entries.prepare(encoded);
+      const entryOf = this.ctx.entries.prepare(encoded);
       const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
       const { version } = await writeThrough(this.ctx, {
         operation: 'write',
@@ -150,7 +162,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
         cacheKey: this.cacheKeys.of(key),
         ttlMs,
         commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
-        entryFor,
+        entryFor: (committed) => entryOf(committed.version),
       });
       return { version };
     });
@@ -165,10 +177,35 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
         cacheKey: this.cacheKeys.of(key),
         ttlMs: this.options.tombstoneTtlMs,
         commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs }),
-        entryFor: (committed) => this.ctx.entries.tombstone(committed),
+        entryFor: (committed) => this.ctx.entries.tombstone(committed.version),
       });
       return { version, existed };
     });
+  }
+
+  writeThrough<R extends Versioned<unknown>>(key: string, step: InlineWriteStep<R>, options?: WriteOptions): Promise<R> {
+    return this.track(async () => {
+      this.checkKey(key);
+      const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
+      return writeThrough(this.ctx, inlineWriteStep(this.ctx, key, this.cacheKeys.of(key), ttlMs, step));
+    });
+  }
+
+  deleteThrough<R extends { readonly version: number }>(key: string, step: InlineDeleteStep<R>): Promise<R> {
+    return this.track(async () => {
+      this.checkKey(key);
+      return writeThrough(this.ctx, inlineDeleteStep(this.ctx, key, this.cacheKeys.of(key), step));
+    });
+  }
+
+  /** Not sampled by consistencySampling: the sampler compares hits with Lockstep's store, not the caller's table. */
+  readThrough<V>(key: string, load: InlineLoader<V>): Promise<V | undefined> {
+    try {
+      this.checkKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return readAfterCache<V>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key), inlineLoad(load)).then((entry) => entry.value);
   }
 
   async inspect(key: string): Promise<KeyInspection> {

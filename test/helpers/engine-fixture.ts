@@ -11,6 +11,7 @@ import { createManualClock, type ManualClock } from '../../src/clock.js';
 import type { WriteThrough } from '../../src/engine/api.js';
 import { createWriteThrough } from '../../src/engine/write-through.js';
 import type { WriteThroughOptions } from '../../src/options.js';
+import type { CacheAdapter } from '../../src/types.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 
 export const LEASE_MS = 5_000;
@@ -32,6 +33,8 @@ export interface EngineFixture<T = unknown> {
 export interface FixtureOptions {
   engine?: Partial<WriteThroughOptions>;
   cache?: Partial<MemoryCacheOptions>;
+  /** Replaces or wraps the memory cache inside the ChaosCache (teeth tests: a naive or mutated cache). */
+  wrapCache?: (memory: CacheAdapter) => CacheAdapter;
 }
 
 export async function createEngineFixture<T = unknown>(options: FixtureOptions = {}): Promise<EngineFixture<T>> {
@@ -40,7 +43,8 @@ export async function createEngineFixture<T = unknown>(options: FixtureOptions =
   const clock = createManualClock(1_000);
   const sqlite = createSqliteStore({ path: dbPath });
   const store = new ChaosStore(sqlite);
-  const cache = new ChaosCache(createMemoryCache({ maxEntries: 1_000, clock, ...options.cache } as MemoryCacheOptions));
+  const memory = createMemoryCache({ maxEntries: 1_000, clock, ...options.cache } as MemoryCacheOptions);
+  const cache = new ChaosCache(options.wrapCache?.(memory) ?? memory);
   const engines: WriteThrough<T>[] = [];
   const connections: Database.Database[] = [];
   const make = (overrides: Partial<WriteThroughOptions> = {}): WriteThrough<T> => {

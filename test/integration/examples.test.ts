@@ -5,21 +5,42 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 
-it('examples/basic.ts runs and prints the seed write, read and delete', () => {
+/** Runs an example on a fresh SQLite file and returns what it printed. */
+function runExample(file: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-example-'));
   try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/basic.ts'], {
+    return execFileSync(process.execPath, ['--import', 'tsx', file], {
       env: { ...process.env, LOCKSTEP_EXAMPLE_DB: join(dir, 'example.db') },
       encoding: 'utf8',
       timeout: 60_000,
     });
-    assert.match(out, /written at version 1/);
-    assert.match(out, /read \{ name: 'Ada', email: 'ada@example.com' \} from hit/);
-    assert.match(out, /state C/);
-    assert.match(out, /after delete undefined/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+it('examples/basic.ts runs and prints the seed write, read and delete', () => {
+  const out = runExample('examples/basic.ts');
+  assert.match(out, /written at version 1/);
+  assert.match(out, /read \{ name: 'Ada', email: 'ada@example.com' \} from hit/);
+  assert.match(out, /state C/);
+  assert.match(out, /after delete undefined/);
+});
+
+it('examples/inline.ts writes, reads (a hit: the loader never runs) and deletes through the app\'s own table', () => {
+  const out = runExample('examples/inline.ts');
+  assert.match(out, /written at version 1\n/);
+  assert.match(out, /read \{ id: '42', name: 'Ada', email: 'ada@example.com', version: 1 \} loader calls 0\n/);
+  assert.match(out, /deleted at version 2 then read undefined loader calls 0\n/);
+});
+
+it('examples/decorator.ts: decorated writes publish, decorated reads run their body only on a miss', () => {
+  const out = runExample('examples/decorator.ts');
+  assert.match(out, /renamed at version 1\n/);
+  assert.match(out, /find \{ id: '7', name: 'Ada', version: 1 \} method ran 0 times\n/);
+  assert.match(out, /find after rename Ada Lovelace method ran 0 times\n/);
+  assert.match(out, /find a user never written undefined method ran 1 times\n/);
+  assert.match(out, /removed at version 3 then find undefined method ran 1 times\n/);
 });
 
 it('examples/keyv.ts runs Keyv and cache-manager through to SQL and sees a plain-SQL update', () => {
