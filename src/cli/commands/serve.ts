@@ -117,7 +117,8 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
       Number.MAX_SAFE_INTEGER,
     ),
     token,
-    tokens: loadTokenFile({ file: tokensFile, inline: tokensFile === undefined ? fromEnv('LOCKSTEP_TOKENS') : undefined }),
+    // The flag wins over both variables; the two variables together are ambiguous (an error).
+    tokens: loadTokenFile({ file: tokensFile, inline: values['tokens-file'] === undefined ? fromEnv('LOCKSTEP_TOKENS') : undefined }),
     failurePolicy,
     bodyLimitBytes: optionalInteger(values['body-limit'] ?? fromEnv('LOCKSTEP_BODY_LIMIT'), '--body-limit'),
     maxKeyBytes: optionalInteger(values['max-key-bytes'] ?? fromEnv('LOCKSTEP_MAX_KEY_BYTES'), '--max-key-bytes'),
