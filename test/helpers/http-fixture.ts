@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMemoryCache, type MemoryCache } from '../../src/cache/memory.js';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import type { CacheAdapter } from '../../src/types.js';
 import { createApp, type AppOptions } from '../../src/http/app.js';
 import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
@@ -13,7 +14,7 @@ export interface HttpFixture {
   readonly app: ReturnType<typeof createApp>;
   readonly service: LockstepService;
   readonly sqlite: SqliteStore;
-  readonly memory: MemoryCache;
+  readonly memory: CacheAdapter;
   /** Errors the app mapped to a 500. */
   readonly unexpected: unknown[];
   close(): Promise<void>;

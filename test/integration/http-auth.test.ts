@@ -47,7 +47,7 @@ const KV_ROUTES = [
 describe('401 E_UNAUTHORIZED', () => {
   it('without a token or with a wrong one, on every route but /healthz, and nothing is written', async () => {
     for (const [method, path] of [...KV_ROUTES, ['GET', '/metrics'], ['GET', '/'], ['GET', '/nope']] as const) {
-      for (const headers of [{}, { Authorization: 'Bearer tok-orders-x' }, { Authorization: 'Basic tok-orders' }, { Authorization: 'Bearer' }]) {
+      for (const headers of [{} as Record<string, string>, { Authorization: 'Bearer tok-orders-x' }, { Authorization: 'Basic tok-orders' }, { Authorization: 'Bearer' }]) {
         const reply = await call(app, method, path, { headers, ...(method === 'PUT' ? { json: 1 } : {}) });
         assertError(reply, 401, 'E_UNAUTHORIZED');
         assert.match(reply.headers.get('www-authenticate') ?? '', /^Bearer/);
