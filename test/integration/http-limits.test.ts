@@ -2,11 +2,13 @@
 // body size, key length, namespace charset, JSON depth, and per-token rate limits (driven by a
 // manual clock, so no test waits for a bucket to refill).
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createManualClock } from '../../src/clock.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { exceedsJsonDepth } from '../../src/http/json-depth.js';
+import { listen } from '../../src/http/server.js';
 import { sha256 } from '../../src/http/token-set.js';
 import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
@@ -139,6 +141,29 @@ describe('429 E_RATE_LIMITED per token', () => {
     assertError(await call(guarded, 'GET', '/v1/kv/rl/k', { token: 'guess-2' }), 429, 'E_RATE_LIMITED');
     // The real token has its own bucket.
     assert.equal((await call(guarded, 'GET', '/v1/kv/rl/k', { token: 'right' })).status, 404);
+  });
+
+  it('on a socket, anonymous buckets are per remote address', async () => {
+    const clock = createManualClock(0);
+    const server = await listen(createApp(f.service, { clock, rateLimit: { perSecond: 1, burst: 1 } }), { host: '127.0.0.1', port: 0 });
+    // Linux routes all of 127.0.0.0/8 to loopback, so a client can pick its source address.
+    const statusFrom = (localAddress: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${server.url}/v1/kv/rl/k`, { localAddress, agent: false }, (res) => {
+          res.resume();
+          res.once('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.once('error', reject);
+        req.end();
+      });
+    try {
+      assert.equal(await statusFrom('127.0.0.1'), 404);
+      assert.equal(await statusFrom('127.0.0.1'), 429);
+      assert.equal(await statusFrom('127.0.0.2'), 404, 'another address has its own bucket');
+      assert.equal(await statusFrom('127.0.0.2'), 429);
+    } finally {
+      await server.close();
+    }
   });
 
   it('keeps at most rateLimitBuckets buckets; an evicted one comes back full', async () => {
