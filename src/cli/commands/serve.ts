@@ -46,8 +46,8 @@ Options:
 ${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
 
 A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz and /readyz. SIGINT or SIGTERM closes the server, then the service, then
-the cache and the store.
+protect every route but /healthz and /readyz. SIGINT or SIGTERM closes the server, then the
+service, then the cache and the store.
 `;
 
 export interface ServeConfig {
