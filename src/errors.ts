@@ -22,9 +22,15 @@ export class LockstepError extends Error {
   }
 }
 
-/** The key is empty, not well-formed UTF-16, or longer than the limit. */
+/** The key is empty or not well-formed UTF-16 (and, as its subclass KeyTooLongError, longer than the limit). */
 export class InvalidKeyError extends LockstepError {
-  static override readonly code = 'E_INVALID_KEY';
+  // Typed as string: a subclass narrows it to its own code.
+  static override readonly code: string = 'E_INVALID_KEY';
+}
+
+/** The key is longer than `maxKeyBytes` of UTF-8. An InvalidKeyError, with its own code. */
+export class KeyTooLongError extends InvalidKeyError {
+  static override readonly code = 'E_KEY_TOO_LONG';
 }
 
 /** The namespace does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}. */

@@ -1,4 +1,4 @@
-import { InvalidKeyError, InvalidNamespaceError } from './errors.js';
+import { InvalidKeyError, InvalidNamespaceError, KeyTooLongError } from './errors.js';
 
 const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -18,7 +18,7 @@ export function validateKey(key: unknown, maxBytes: number, namespace?: string):
   }
   // A UTF-16 unit is at most 3 UTF-8 bytes: short keys skip the byte count (the read hit path runs this).
   if (key.length * 3 > maxBytes && Buffer.byteLength(key, 'utf8') > maxBytes) {
-    throw new InvalidKeyError(`key is longer than ${maxBytes} bytes of UTF-8`, { key: key.slice(0, 64), namespace });
+    throw new KeyTooLongError(`key is longer than ${maxBytes} bytes of UTF-8`, { key: key.slice(0, 64), namespace });
   }
   if (!key.isWellFormed()) {
     throw new InvalidKeyError('key contains a lone surrogate and is not valid Unicode', { key, namespace });

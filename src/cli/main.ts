@@ -16,6 +16,10 @@ const commands: Readonly<Record<string, Command>> = {
     summary: 'classify every key of a namespace A–E from the store and the cache; --repair fixes D and E',
     run: async (argv) => (await import('./commands/audit.js')).run(argv),
   },
+  token: {
+    summary: 'token create: a new API token with read/write scopes per namespace, and its token-file entry',
+    run: async (argv) => (await import('./commands/token.js')).run(argv),
+  },
   chaos: {
     summary: 'the chaos harness: many processes, seeded faults, the history checked (--impl naive shows its teeth)',
     run: async (argv) => (await import('./commands/chaos.js')).run(argv),

@@ -1,37 +1,26 @@
 // The REST face of a LockstepService as a Hono app, with no listen(): tests drive it through
 // app.request(), and server.ts puts it on a socket.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { Hono, type Context } from 'hono';
-import { InvalidOptionError } from '../errors.js';
-import { notFound, toErrorResponse, unauthorized } from './errors.js';
+import { timingSafeEqual } from 'node:crypto';
+import { Hono } from 'hono';
+import { accessMiddleware } from './access.js';
+import { resolveAppOptions, type AppOptions } from './app-options.js';
+import { notFound, toErrorResponse } from './errors.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from './service.js';
+import { sha256, type Principal } from './token-set.js';
 
-export interface AppOptions {
-  /** When set, every route but /healthz needs `Authorization: Bearer <token>`. */
-  token?: string;
-  /** Largest request body, in bytes. @default the service's maxValueBytes + 64 KiB (room for JSON whitespace and escapes) */
-  bodyLimitBytes?: number;
-  /** Called with errors that map to a 500. @default logs the stack to stderr */
-  onUnexpectedError?: (error: unknown, request: Request) => void;
-}
+export type { AppOptions } from './app-options.js';
 
-const BODY_SLACK_BYTES = 64 * 1024;
-
-/** The token digest each app was created with, so that server.ts can tell whether an app is protected. */
-const tokenDigests = new WeakMap<object, Buffer>();
+/** The tokens each app was created with, so that server.ts can tell whether an app is protected. */
+const appPrincipals = new WeakMap<object, readonly Principal[]>();
 
 export function createApp(service: LockstepService, options: AppOptions = {}): Hono {
-  const { token } = options;
-  if (token !== undefined && token.length === 0) throw new InvalidOptionError('token must not be empty');
-  const bodyLimitBytes = options.bodyLimitBytes ?? service.maxValueBytes + BODY_SLACK_BYTES;
-  if (!Number.isSafeInteger(bodyLimitBytes) || bodyLimitBytes <= 0) {
-    throw new InvalidOptionError(`bodyLimitBytes must be a positive integer (got ${JSON.stringify(bodyLimitBytes)})`);
-  }
-  const onUnexpectedError = options.onUnexpectedError ?? logUnexpected;
+  const resolved = resolveAppOptions(options, service.maxValueBytes);
+  const { onUnexpectedError } = resolved;
 
   const app = new Hono();
+  appPrincipals.set(app, resolved.principals);
   app.onError((error, c) => {
     const response = toErrorResponse(error);
     if (response.unexpected) onUnexpectedError(error, c.req.raw);
@@ -42,42 +31,20 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
     return c.json(body, status, headers);
   });
 
-  if (token !== undefined) {
-    const expected = digest(token);
-    tokenDigests.set(app, expected);
-    app.use('*', async (c, next) => {
-      // Health probes (load balancers, orchestrators) carry no credentials and learn only up/down.
-      if (c.req.path !== '/healthz') checkBearer(c, expected);
-      await next();
-    });
-  }
-
+  // Before every route: who is calling, their rate limit, and admin for service-wide routes.
+  app.use('*', accessMiddleware(resolved));
   app.route('/', opsRoutes(service));
-  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes }));
+  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes: resolved.bodyLimitBytes, maxJsonDepth: resolved.maxJsonDepth }));
   return app;
 }
 
-/** Whether `app` was created by createApp with exactly this token. */
+/** Whether `app` was created by createApp with at least one token (a token set or `token`). */
+export function requiresToken(app: object): boolean {
+  return (appPrincipals.get(app)?.length ?? 0) > 0;
+}
+
+/** Whether `app` was created by createApp with this token among its tokens. */
 export function isProtectedBy(app: object, token: string): boolean {
-  const expected = tokenDigests.get(app);
-  return expected !== undefined && timingSafeEqual(expected, digest(token));
-}
-
-function checkBearer(c: Context, expected: Buffer): void {
-  const header = c.req.header('Authorization');
-  if (header === undefined) throw unauthorized('this route needs an Authorization: Bearer <token> header');
-  const match = /^Bearer +(\S+) *$/i.exec(header);
-  // Digests have equal lengths, so the comparison time does not depend on the token sent.
-  if (match?.[1] === undefined || !timingSafeEqual(digest(match[1]), expected)) {
-    throw unauthorized('the bearer token is not valid');
-  }
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
-}
-
-function logUnexpected(error: unknown, request: Request): void {
-  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  console.error(`lockstep: unexpected error on ${request.method} ${new URL(request.url).pathname}: ${detail}`);
+  const digest = sha256(token);
+  return (appPrincipals.get(app) ?? []).some((principal) => timingSafeEqual(principal.digest, digest));
 }

@@ -9,6 +9,7 @@ import {
   InvalidNamespaceError,
   InvalidOptionError,
   InvalidValueError,
+  KeyTooLongError,
   LockstepError,
   StoreOutcomeUnknownError,
   StoreReadError,
@@ -17,7 +18,7 @@ import {
 } from '../errors.js';
 
 /** A status code this service answers with. */
-export type ErrorStatus = 400 | 401 | 404 | 405 | 413 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 413 | 429 | 500 | 503;
 
 /** An error that belongs to HTTP itself (bad JSON, unknown route, missing token …), not to the engine. */
 export class HttpError extends Error {
@@ -48,6 +49,7 @@ type LockstepErrorClass = abstract new (...args: never[]) => LockstepError;
 
 /** Engine errors by status, most specific first. Errors not listed here are unexpected (500). */
 const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
+  [KeyTooLongError, 400],
   [InvalidKeyError, 400],
   [InvalidNamespaceError, 400],
   [InvalidValueError, 400],
@@ -96,9 +98,13 @@ export function badJson(message: string): HttpError {
   return new HttpError(400, 'E_BAD_JSON', message);
 }
 
-export function valueTooLarge(limitBytes: number): HttpError {
+export function bodyTooLarge(limitBytes: number): HttpError {
   // The rest of the body is still on its way: close the connection rather than read it to the end.
-  return new HttpError(413, 'E_VALUE_TOO_LARGE', `request body is larger than ${limitBytes} bytes`, { Connection: 'close' });
+  return new HttpError(413, 'E_BODY_TOO_LARGE', `request body is larger than ${limitBytes} bytes`, { Connection: 'close' });
+}
+
+export function jsonTooDeep(maxDepth: number): HttpError {
+  return new HttpError(400, 'E_JSON_TOO_DEEP', `the body nests arrays and objects more than ${maxDepth} levels deep`);
 }
 
 export function methodNotAllowed(method: string, allow: readonly string[]): HttpError {
@@ -109,4 +115,14 @@ export function methodNotAllowed(method: string, allow: readonly string[]): Http
 
 export function unauthorized(message: string): HttpError {
   return new HttpError(401, 'E_UNAUTHORIZED', message, { 'WWW-Authenticate': 'Bearer realm="lockstep"' });
+}
+
+export function forbidden(message: string): HttpError {
+  return new HttpError(403, 'E_FORBIDDEN', message);
+}
+
+export function rateLimited(retryAfterMs: number): HttpError {
+  // Retry-After counts whole seconds: round up, so that a client that waits that long gets through.
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new HttpError(429, 'E_RATE_LIMITED', `too many requests; retry in ${seconds} s`, { 'Retry-After': String(seconds) });
 }

@@ -2,3 +2,6 @@
 export { createApp, type AppOptions } from './app.js';
 export { createService, type LockstepService, type ServiceOptions, type HealthReport } from './service.js';
 export { listen, isLoopbackHost, type ListenOptions, type RunningServer } from './server.js';
+export { authorize, authorizeAdmin, PUBLIC_PATHS } from './access.js';
+export type { TokenEntry, TokenFile, Action } from './token-set.js';
+export type { RateLimit } from './rate-limit.js';

@@ -1,18 +1,21 @@
-// Puts an app on a socket with @hono/node-server. A non-loopback address needs a token: without
-// one, anyone who can reach the port could read and write every key.
+// Puts an app on a socket with @hono/node-server. A non-loopback address needs tokens: without
+// them, anyone who can reach the port could read and write every key.
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
-import { isProtectedBy } from './app.js';
+import { isProtectedBy, requiresToken } from './app.js';
 
 export interface ListenOptions {
   /** @default '127.0.0.1' */
   host?: string;
   /** 0 picks a free port (read it back from `port` or `url`). @default 8080 */
   port?: number;
-  /** The token the app was created with; required for a non-loopback host. */
+  /**
+   * A token the app was created with, checked against it (a guard against passing the wrong app).
+   * Optional: a non-loopback host needs an app created with `token` or `tokens`, whichever is passed here.
+   */
   token?: string;
   /** How long close() lets in-flight requests finish before cutting their connections, in ms. @default 5000 */
   closeGraceMs?: number;
@@ -40,12 +43,12 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(v4) === 4 && v4.split('.')[0] === '127';
 }
 
-/** Throws unless `host` is loopback or a token is set. Call it before opening anything. */
-export function assertListenAllowed(host: string, token: string | undefined): void {
-  if (token === undefined && !isLoopbackHost(host)) {
+/** Throws unless `host` is loopback or tokens are configured. Call it before opening anything. */
+export function assertListenAllowed(host: string, tokensConfigured: boolean): void {
+  if (!tokensConfigured && !isLoopbackHost(host)) {
     throw new InvalidOptionError(
       `refusing to listen on ${host} without a token: a non-loopback address exposes every key to the network. ` +
-        'Set a token (--token or LOCKSTEP_TOKEN) or listen on 127.0.0.1.',
+        'Configure tokens (--tokens-file or LOCKSTEP_TOKENS, or one full-access token with --token or LOCKSTEP_TOKEN) or listen on 127.0.0.1.',
     );
   }
 }
@@ -57,10 +60,10 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidOptionError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
   }
-  assertListenAllowed(host, options.token);
   if (options.token !== undefined && !isProtectedBy(app, options.token)) {
     throw new InvalidOptionError('the app was not created with this token: pass the same token to createApp() and listen()');
   }
+  assertListenAllowed(host, requiresToken(app));
 
   const server = createAdaptorServer({ fetch: app.fetch.bind(app) as never, hostname: host }) as Server;
   await new Promise<void>((resolve, reject) => {

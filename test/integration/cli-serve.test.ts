@@ -256,11 +256,14 @@ describe('lockstep', () => {
     assert.equal((await help.exited()).code, 0);
     assert.match(help.stdout(), /Usage: lockstep <command>/);
     assert.match(help.stdout(), /serve/);
+    assert.match(help.stdout(), /token create/);
 
     const serveHelp = cli(['serve', '--help'], cwd);
     assert.equal((await serveHelp.exited()).code, 0);
     assert.match(serveHelp.stdout(), /--cache-max-entries/);
     assert.match(serveHelp.stdout(), /LOCKSTEP_TOKEN/);
+    assert.match(serveHelp.stdout(), /--tokens-file PATH/);
+    assert.match(serveHelp.stdout(), /--rate-limit/);
 
     const unknown = cli(['frobnicate'], cwd);
     assert.equal((await unknown.exited()).code, 2);

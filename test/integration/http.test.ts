@@ -263,13 +263,13 @@ describe('bad input is a 4xx, never a 500', () => {
     assert.deepEqual(unexpected, []);
   });
 
-  it('400 E_INVALID_KEY for a key over 512 bytes or a malformed escape', async () => {
+  it('400 E_KEY_TOO_LONG for a key over 512 bytes, E_INVALID_KEY for a malformed escape', async () => {
     const { app, unexpected } = await setup();
     const long = 'k'.repeat(513);
-    assertError(await call(app, 'PUT', `/v1/kv/ns/${long}`, { json: 1 }), 400, 'E_INVALID_KEY');
-    assertError(await call(app, 'GET', `/v1/kv/ns/${long}`), 400, 'E_INVALID_KEY');
-    assertError(await call(app, 'DELETE', `/v1/kv/ns/${long}`), 400, 'E_INVALID_KEY');
-    assertError(await call(app, 'GET', `/v1/kv/ns/${long}/state`), 400, 'E_INVALID_KEY');
+    assertError(await call(app, 'PUT', `/v1/kv/ns/${long}`, { json: 1 }), 400, 'E_KEY_TOO_LONG');
+    assertError(await call(app, 'GET', `/v1/kv/ns/${long}`), 400, 'E_KEY_TOO_LONG');
+    assertError(await call(app, 'DELETE', `/v1/kv/ns/${long}`), 400, 'E_KEY_TOO_LONG');
+    assertError(await call(app, 'GET', `/v1/kv/ns/${long}/state`), 400, 'E_KEY_TOO_LONG');
     assert.equal((await call(app, 'PUT', `/v1/kv/ns/${'k'.repeat(512)}`, { json: 1 })).status, 200);
     for (const bad of ['%E0%A4%A', '%ZZ', '%ED%A0%80' /* a lone surrogate in UTF-8 */, '%']) {
       assertError(await call(app, 'GET', `/v1/kv/ns/${bad}`), 400, 'E_INVALID_KEY');
@@ -298,15 +298,15 @@ describe('bad input is a 4xx, never a 500', () => {
 describe('413: body or value too large', () => {
   const engine = { maxValueBytes: 1_024 };
 
-  it('refuses a body over the limit and writes nothing', async () => {
+  it('E_BODY_TOO_LARGE for a body over the limit, and nothing written', async () => {
     const { app, sqlite } = await setup({ engine, app: { bodyLimitBytes: 2_048 } });
     const huge = JSON.stringify('x'.repeat(10_000));
-    assertError(await call(app, 'PUT', '/v1/kv/big/k', { json: undefined, body: huge, headers: { 'Content-Type': 'application/json' } }), 413, 'E_VALUE_TOO_LARGE');
+    assertError(await call(app, 'PUT', '/v1/kv/big/k', { json: undefined, body: huge, headers: { 'Content-Type': 'application/json' } }), 413, 'E_BODY_TOO_LARGE');
     // Declared by Content-Length: refused before reading.
     assertError(
       await call(app, 'PUT', '/v1/kv/big/k', { body: huge, headers: { 'Content-Type': 'application/json', 'Content-Length': String(huge.length) } }),
       413,
-      'E_VALUE_TOO_LARGE',
+      'E_BODY_TOO_LARGE',
     );
     assert.equal(await sqlite.read('big', 'k'), undefined);
   });
@@ -323,7 +323,7 @@ describe('413: body or value too large', () => {
       },
     });
     const reply = await call(app, 'PUT', '/v1/kv/big/stream', { body: endless, headers: { 'Content-Type': 'application/json' } });
-    assertError(reply, 413, 'E_VALUE_TOO_LARGE');
+    assertError(reply, 413, 'E_BODY_TOO_LARGE');
     assert.ok(pulled <= 4 * chunk.byteLength, `read ${pulled} bytes of an endless body`);
     assert.equal(await sqlite.read('big', 'stream'), undefined);
   });
@@ -340,7 +340,7 @@ describe('413: body or value too large', () => {
     const { app } = await setup({ engine });
     // 1 KiB + 64 KiB of slack: 100 KiB of whitespace is refused by the body limit itself.
     const padded = `${' '.repeat(100 * 1024)}1`;
-    assertError(await call(app, 'PUT', '/v1/kv/big/pad', { body: padded, headers: { 'Content-Type': 'application/json' } }), 413, 'E_VALUE_TOO_LARGE');
+    assertError(await call(app, 'PUT', '/v1/kv/big/pad', { body: padded, headers: { 'Content-Type': 'application/json' } }), 413, 'E_BODY_TOO_LARGE');
     const fits = `${' '.repeat(32 * 1024)}1`;
     assert.equal((await call(app, 'PUT', '/v1/kv/big/pad', { body: fits, headers: { 'Content-Type': 'application/json' } })).status, 200);
   });

@@ -3,6 +3,9 @@
 import { defaultIo, type CommandIo, type Env } from '../io.js';
 import { parseArgs } from 'node:util';
 import { createApp } from '../../http/app.js';
+import type { RateLimit } from '../../http/rate-limit.js';
+import type { TokenFile } from '../../http/token-set.js';
+import { appOptionsOf, loadTokenFile, parseRateLimit } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
 import { createService, type LockstepService } from '../../http/service.js';
 import { InvalidOptionError } from '../../errors.js';
@@ -25,7 +28,12 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: strin
   ['--store SPEC', `one of: ${supportedStores.join(', ')}`, 'LOCKSTEP_STORE, default sqlite:./lockstep.db'],
   ['--cache SPEC', `one of: ${supportedCaches.join(', ')}`, 'LOCKSTEP_CACHE, default memory'],
   ['--cache-max-entries N', 'entries the memory cache keeps', 'LOCKSTEP_CACHE_MAX_ENTRIES, default 100000'],
-  ['--token T', 'require Authorization: Bearer T', 'LOCKSTEP_TOKEN (prefer it: flags show in ps)'],
+  ['--tokens-file PATH', 'scoped tokens (JSON; see lockstep token create)', 'LOCKSTEP_TOKENS_FILE, or the JSON itself in LOCKSTEP_TOKENS'],
+  ['--token T', 'one full-access token: Authorization: Bearer T', 'LOCKSTEP_TOKEN (prefer it: flags show in ps)'],
+  ['--body-limit BYTES', 'largest request body', 'LOCKSTEP_BODY_LIMIT, default max value size + 64 KiB'],
+  ['--max-key-bytes N', 'longest key, in UTF-8 bytes', 'LOCKSTEP_MAX_KEY_BYTES, default 512'],
+  ['--max-json-depth N', 'deepest nesting of a JSON body', 'LOCKSTEP_MAX_JSON_DEPTH, default 32'],
+  ['--rate-limit R[:B]', 'requests/s (burst B) per token or address', 'LOCKSTEP_RATE_LIMIT, default off'],
   ['--failure-policy P', 'pragmatic | strict', 'LOCKSTEP_FAILURE_POLICY, default pragmatic'],
   ['-h, --help', 'show this help', ''],
 ];
@@ -37,9 +45,9 @@ Serves the REST API over a store and a cache.
 Options:
 ${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
 
-A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without a token; the token
-protects every route but /healthz. SIGINT or SIGTERM closes the server, then the service, then
-the cache and the store.
+A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
+protect every route but /healthz and /readyz. SIGINT or SIGTERM closes the server, then the
+service, then the cache and the store.
 `;
 
 export interface ServeConfig {
@@ -49,7 +57,13 @@ export interface ServeConfig {
   readonly cache: CacheSpec;
   readonly cacheMaxEntries: number;
   readonly token: string | undefined;
+  /** The token file's value (from --tokens-file, LOCKSTEP_TOKENS_FILE or LOCKSTEP_TOKENS), validated. */
+  readonly tokens: TokenFile | undefined;
   readonly failurePolicy: FailurePolicy;
+  readonly bodyLimitBytes: number | undefined;
+  readonly maxKeyBytes: number | undefined;
+  readonly maxJsonDepth: number | undefined;
+  readonly rateLimit: RateLimit | false;
 }
 
 
@@ -66,6 +80,11 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
       cache: { type: 'string' },
       'cache-max-entries': { type: 'string' },
       token: { type: 'string' },
+      'tokens-file': { type: 'string' },
+      'body-limit': { type: 'string' },
+      'max-key-bytes': { type: 'string' },
+      'max-json-depth': { type: 'string' },
+      'rate-limit': { type: 'string' },
       'failure-policy': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -78,6 +97,11 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
   if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
     throw new InvalidOptionError(`--failure-policy must be pragmatic or strict (got ${JSON.stringify(failurePolicy)})`);
   }
+  const tokensFile = values['tokens-file'] ?? fromEnv('LOCKSTEP_TOKENS_FILE');
+  if (tokensFile !== undefined && tokensFile.length === 0) throw new InvalidOptionError('--tokens-file must not be empty');
+  const optionalInteger = (text: string | undefined, flag: string): number | undefined =>
+    text === undefined ? undefined : integer(text, flag, 1, Number.MAX_SAFE_INTEGER);
+  const rateLimit = values['rate-limit'] ?? fromEnv('LOCKSTEP_RATE_LIMIT');
   const host = values.host ?? fromEnv('LOCKSTEP_HOST') ?? '127.0.0.1';
   if (host.length === 0) throw new InvalidOptionError('--host must not be empty');
   return {
@@ -93,7 +117,13 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
       Number.MAX_SAFE_INTEGER,
     ),
     token,
+    // The flag wins over both variables; the two variables together are ambiguous (an error).
+    tokens: loadTokenFile({ file: tokensFile, inline: values['tokens-file'] === undefined ? fromEnv('LOCKSTEP_TOKENS') : undefined }),
     failurePolicy,
+    bodyLimitBytes: optionalInteger(values['body-limit'] ?? fromEnv('LOCKSTEP_BODY_LIMIT'), '--body-limit'),
+    maxKeyBytes: optionalInteger(values['max-key-bytes'] ?? fromEnv('LOCKSTEP_MAX_KEY_BYTES'), '--max-key-bytes'),
+    maxJsonDepth: optionalInteger(values['max-json-depth'] ?? fromEnv('LOCKSTEP_MAX_JSON_DEPTH'), '--max-json-depth'),
+    rateLimit: rateLimit === undefined ? false : parseRateLimit(rateLimit),
   };
 }
 
@@ -114,7 +144,7 @@ export interface ServeHandle {
 /** Opens the backends, the service and the socket; whatever was opened is closed again if a step fails. */
 export async function startServe(config: ServeConfig): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
-  assertListenAllowed(config.host, config.token);
+  assertListenAllowed(config.host, hasTokens(config));
   const opened: Array<() => Promise<void> | void> = [];
   const closeOpened = async (): Promise<void> => {
     const errors: unknown[] = [];
@@ -132,10 +162,11 @@ export async function startServe(config: ServeConfig): Promise<ServeHandle> {
     opened.push(() => store.close());
     const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
     opened.push(() => cache.close());
-    const service: LockstepService = createService({ store, cache, engine: { failurePolicy: config.failurePolicy } });
+    const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
+    const service: LockstepService = createService({ store, cache, engine });
     opened.push(() => service.close());
-    const app = createApp(service, config.token === undefined ? {} : { token: config.token });
-    const server: RunningServer = await listen(app, { host: config.host, port: config.port, token: config.token });
+    const app = createApp(service, appOptionsOf(config));
+    const server: RunningServer = await listen(app, { host: config.host, port: config.port });
     opened.push(() => server.close());
     let closing: Promise<void> | undefined;
     return { url: server.url, close: () => (closing ??= closeOpened()) };
@@ -146,12 +177,16 @@ export async function startServe(config: ServeConfig): Promise<ServeHandle> {
 }
 
 
+function hasTokens(config: Pick<ServeConfig, 'token' | 'tokens'>): boolean {
+  return config.token !== undefined || config.tokens !== undefined;
+}
+
 /** Runs until SIGINT or SIGTERM; resolves with the exit code. */
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
   let config: ReturnType<typeof parseServeArgs>;
   try {
     config = parseServeArgs(argv, io.env);
-    if (!config.help) assertListenAllowed(config.host, config.token);
+    if (!config.help) assertListenAllowed(config.host, hasTokens(config));
   } catch (error) {
     io.stderr.write(`lockstep serve: ${(error as Error).message}\nRun 'lockstep serve --help' for the options.\n`);
     return 2;

@@ -1,16 +1,20 @@
 // /v1/kv/{namespace}/{key}: PUT, GET, DELETE, and GET …/state. Keys are one path segment,
 // percent-decoded here (a key holding '/' arrives as %2F); malformed escapes are a 400, never a
-// silently different key.
+// silently different key. Every route authorizes its namespace before touching it.
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { InvalidKeyError, InvalidNamespaceError, InvalidOptionError } from '../../errors.js';
 import type { WriteOptions } from '../../engine/api.js';
-import { badJson, methodNotAllowed, valueTooLarge } from '../errors.js';
+import { authorize } from '../access.js';
+import { badJson, bodyTooLarge, jsonTooDeep, methodNotAllowed } from '../errors.js';
+import { exceedsJsonDepth } from '../json-depth.js';
 import type { LockstepService } from '../service.js';
 
 export interface KvRouteOptions {
   /** Largest request body read, in bytes; larger bodies are refused (413) before being buffered whole. */
   readonly bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body. */
+  readonly maxJsonDepth: number;
 }
 
 const KEY_PATH = '/:namespace/:key';
@@ -18,17 +22,18 @@ const STATE_PATH = '/:namespace/:key/state';
 const TTL_HEADER = 'X-TTL-Ms';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function kvRoutes(service: LockstepService, { bodyLimitBytes }: KvRouteOptions): Hono {
+export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDepth }: KvRouteOptions): Hono {
   const kv = new Hono();
 
   kv.put(
     KEY_PATH,
-    bodyLimit({ maxSize: bodyLimitBytes, onError: () => { throw valueTooLarge(bodyLimitBytes); } }),
+    bodyLimit({ maxSize: bodyLimitBytes, onError: () => { throw bodyTooLarge(bodyLimitBytes); } }),
     async (c) => {
       const { namespace, key } = target(c, 1);
+      authorize(c, namespace, 'write');
       const engine = service.engine(namespace);
       const options = writeOptions(c.req.header(TTL_HEADER));
-      const value = await jsonBody(c);
+      const value = await jsonBody(c, maxJsonDepth);
       const { version } = await engine.write(key, value, options);
       return c.json({ namespace, key, version }, 200, NO_STORE);
     },
@@ -36,6 +41,7 @@ export function kvRoutes(service: LockstepService, { bodyLimitBytes }: KvRouteOp
 
   kv.get(KEY_PATH, async (c) => {
     const { namespace, key } = target(c, 1);
+    authorize(c, namespace, 'read');
     const entry = await service.engine(namespace).readEntry(key);
     const headers = { ...NO_STORE, 'X-Cache': entry.source };
     if (!entry.found) {
@@ -46,12 +52,15 @@ export function kvRoutes(service: LockstepService, { bodyLimitBytes }: KvRouteOp
 
   kv.delete(KEY_PATH, async (c) => {
     const { namespace, key } = target(c, 1);
+    authorize(c, namespace, 'write');
     const { version, existed } = await service.engine(namespace).delete(key);
     return c.json({ namespace, key, version, existed }, 200, NO_STORE);
   });
 
   kv.get(STATE_PATH, async (c) => {
     const { namespace, key } = target(c, 2);
+    // The state shows the stored and cached values: reading it is a read.
+    authorize(c, namespace, 'read');
     return c.json(await service.engine(namespace).inspect(key), 200, NO_STORE);
   });
 
@@ -96,7 +105,7 @@ function writeOptions(ttlHeader: string | undefined): WriteOptions | undefined {
  * The body as one JSON value. A Content-Type, when sent, must be JSON (application/json or a
  * +json type) or text/plain, which is what fetch() sends for a string body.
  */
-async function jsonBody(c: Context): Promise<unknown> {
+async function jsonBody(c: Context, maxDepth: number): Promise<unknown> {
   const contentType = c.req.header('Content-Type');
   if (contentType !== undefined) {
     const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
@@ -111,6 +120,7 @@ async function jsonBody(c: Context): Promise<unknown> {
     throw badJson('the body is not valid UTF-8');
   }
   if (text.trim() === '') throw badJson('the body is empty; send a JSON value (to remove a key, use DELETE)');
+  if (exceedsJsonDepth(text, maxDepth)) throw jsonTooDeep(maxDepth);
   try {
     return JSON.parse(text);
   } catch (error) {

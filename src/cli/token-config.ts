@@ -1,0 +1,73 @@
+// Where `lockstep serve` finds its tokens and limits: --tokens-file / LOCKSTEP_TOKENS_FILE (a
+// JSON file) or LOCKSTEP_TOKENS (the same JSON inline), and the limit flags. Checked here, before
+// anything is opened, so that a bad file is exit 2 with a message and never a half-started server.
+import { readFileSync } from 'node:fs';
+import { InvalidOptionError } from '../errors.js';
+import type { AppOptions } from '../http/app-options.js';
+import { resolveRateLimit, type RateLimit } from '../http/rate-limit.js';
+import { resolveTokenFile, type TokenFile } from '../http/token-set.js';
+
+export interface TokenSources {
+  /** --tokens-file, else LOCKSTEP_TOKENS_FILE */
+  readonly file: string | undefined;
+  /** LOCKSTEP_TOKENS */
+  readonly inline: string | undefined;
+}
+
+/** The token file's value, validated; undefined when no token set is configured. */
+export function loadTokenFile({ file, inline }: TokenSources): TokenFile | undefined {
+  if (file !== undefined && inline !== undefined) {
+    throw new InvalidOptionError('set either a tokens file (--tokens-file / LOCKSTEP_TOKENS_FILE) or LOCKSTEP_TOKENS, not both');
+  }
+  let text: string;
+  let source: string;
+  if (file !== undefined) {
+    source = file;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new InvalidOptionError(`cannot read the tokens file ${file}: ${(error as Error).message}`);
+    }
+  } else if (inline !== undefined) {
+    source = 'LOCKSTEP_TOKENS';
+    text = inline;
+  } else {
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidOptionError(`${source} is not valid JSON: ${(error as Error).message}`);
+  }
+  resolveTokenFile(value, source);
+  return value as TokenFile;
+}
+
+/** `--rate-limit 50` or `50:200` (per second, then burst); `off` for none. */
+export function parseRateLimit(text: string): RateLimit | false {
+  if (text === 'off') return false;
+  const match = /^([0-9]+(?:\.[0-9]+)?)(?::([0-9]+))?$/.exec(text);
+  if (match === null) {
+    throw new InvalidOptionError(`--rate-limit must be PER_SECOND or PER_SECOND:BURST, e.g. 100:200, or off (got ${JSON.stringify(text)})`);
+  }
+  const limit = { perSecond: Number(match[1]), ...(match[2] === undefined ? {} : { burst: Number(match[2]) }) };
+  return resolveRateLimit(limit, '--rate-limit');
+}
+
+/** The AppOptions a serve configuration produces. */
+export function appOptionsOf(config: {
+  readonly token: string | undefined;
+  readonly tokens: TokenFile | undefined;
+  readonly bodyLimitBytes: number | undefined;
+  readonly maxJsonDepth: number | undefined;
+  readonly rateLimit: RateLimit | false;
+}): AppOptions {
+  return {
+    ...(config.token === undefined ? {} : { token: config.token }),
+    ...(config.tokens === undefined ? {} : { tokens: config.tokens }),
+    ...(config.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: config.bodyLimitBytes }),
+    ...(config.maxJsonDepth === undefined ? {} : { maxJsonDepth: config.maxJsonDepth }),
+    rateLimit: config.rateLimit,
+  };
+}
