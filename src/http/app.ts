@@ -4,12 +4,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { InvalidOptionError } from '../errors.js';
 import { notFound, toErrorResponse, unauthorized } from './errors.js';
+import { DASHBOARD_PATHS, dashboardRoutes } from './routes/dashboard.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from './service.js';
 
 export interface AppOptions {
-  /** When set, every route but /healthz needs `Authorization: Bearer <token>`. */
+  /** When set, every route but /healthz and the dashboard's static files needs `Authorization: Bearer <token>`. */
   token?: string;
   /** Largest request body, in bytes. @default the service's maxValueBytes + 64 KiB (room for JSON whitespace and escapes) */
   bodyLimitBytes?: number;
@@ -47,12 +48,15 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
     tokenDigests.set(app, expected);
     app.use('*', async (c, next) => {
       // Health probes (load balancers, orchestrators) carry no credentials and learn only up/down.
-      if (c.req.path !== '/healthz') checkBearer(c, expected);
+      // The dashboard's files hold no data (a browser cannot send a token on navigation); the
+      // page reads /v1/stats, guarded with /metrics, and asks for the token on a 401.
+      if (c.req.path !== '/healthz' && !DASHBOARD_PATHS.has(c.req.path)) checkBearer(c, expected);
       await next();
     });
   }
 
   app.route('/', opsRoutes(service));
+  app.route('/', dashboardRoutes());
   app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes }));
   return app;
 }
