@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { createApp } from '../../http/app.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
 import { createService, type LockstepService } from '../../http/service.js';
+import { toMs } from '../../duration.js';
 import { InvalidOptionError } from '../../errors.js';
 import type { FailurePolicy } from '../../options.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
@@ -27,6 +28,7 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: strin
   ['--cache-max-entries N', 'entries the memory cache keeps', 'LOCKSTEP_CACHE_MAX_ENTRIES, default 100000'],
   ['--token T', 'require Authorization: Bearer T', 'LOCKSTEP_TOKEN (prefer it: flags show in ps)'],
   ['--failure-policy P', 'pragmatic | strict', 'LOCKSTEP_FAILURE_POLICY, default pragmatic'],
+  ['--audit-interval D', 'pause between background audits (30s, 5m); 0 = off', 'LOCKSTEP_AUDIT_INTERVAL, default 60s'],
   ['-h, --help', 'show this help', ''],
 ];
 
@@ -38,7 +40,8 @@ Options:
 ${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
 
 A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without a token; the token
-protects every route but /healthz. SIGINT or SIGTERM closes the server, then the service, then
+protects every route but /healthz and the dashboard's page (open / in a browser: it asks for
+the token). SIGINT or SIGTERM closes the server, then the service, then
 the cache and the store.
 `;
 
@@ -50,6 +53,8 @@ export interface ServeConfig {
   readonly cacheMaxEntries: number;
   readonly token: string | undefined;
   readonly failurePolicy: FailurePolicy;
+  /** Pause between the dashboard's background audits, in ms; 0 turns them off. */
+  readonly auditIntervalMs: number;
 }
 
 
@@ -67,6 +72,7 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
       'cache-max-entries': { type: 'string' },
       token: { type: 'string' },
       'failure-policy': { type: 'string' },
+      'audit-interval': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -94,7 +100,13 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
     ),
     token,
     failurePolicy,
+    auditIntervalMs: toMs(durationArg(values['audit-interval'] ?? fromEnv('LOCKSTEP_AUDIT_INTERVAL') ?? '60s'), '--audit-interval', { allowZero: true }),
   };
+}
+
+/** A plain number is milliseconds, as everywhere in Lockstep's options; anything else is a '30s'-style string. */
+function durationArg(text: string): number | string {
+  return /^[0-9]{1,16}$/.test(text) ? Number(text) : text;
 }
 
 function integer(text: string, flag: string, min: number, max: number): number {
@@ -132,7 +144,12 @@ export async function startServe(config: ServeConfig): Promise<ServeHandle> {
     opened.push(() => store.close());
     const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
     opened.push(() => cache.close());
-    const service: LockstepService = createService({ store, cache, engine: { failurePolicy: config.failurePolicy } });
+    const service: LockstepService = createService({
+      store,
+      cache,
+      engine: { failurePolicy: config.failurePolicy },
+      audit: { interval: config.auditIntervalMs },
+    });
     opened.push(() => service.close());
     const app = createApp(service, config.token === undefined ? {} : { token: config.token });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, token: config.token });
