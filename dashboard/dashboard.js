@@ -90,7 +90,7 @@
     throughput: chart('chart-throughput', ['reads', 'writes']),
     hitRatio: chart('chart-hit-ratio', ['hit ratio'], { range: [0, 100] }),
     // Log scale: a memory-cache read (µs) and a store write (ms) on one chart.
-    p99: chart('chart-p99', ['read', 'write', 'store step', 'cache step'], { distr: 3 }),
+    p99: chart('chart-p99', ['read', 'write', 'store', 'cache'], { distr: 3 }),
   };
 
   function append(c, t, values) {
