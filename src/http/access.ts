@@ -9,10 +9,13 @@ import { validateNamespace } from '../keys.js';
 import type { ResolvedAppOptions } from './app-options.js';
 import { forbidden, rateLimited, unauthorized } from './errors.js';
 import { createRateLimiter, type RateLimit } from './rate-limit.js';
+import { DASHBOARD_PATHS } from './routes/dashboard.js';
 import { sha256, type Action, type Principal } from './token-set.js';
 
 /** Liveness and readiness probes: orchestrators call them without credentials, and they are never rate limited. */
 export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+// The dashboard's files (DASHBOARD_PATHS) are public too: they hold no data, and a browser cannot
+// send a bearer token when it navigates; the page reads /v1/stats (admin) and asks for a token on a 401.
 /** Routes under this prefix are per namespace: each must call authorize(). */
 export const NAMESPACED_PREFIX = '/v1/kv/';
 
@@ -58,7 +61,7 @@ export function accessMiddleware(options: ResolvedAppOptions): MiddlewareHandler
   const limiter = createRateLimiter({ maxBuckets: options.rateLimitBuckets, clock: options.clock });
 
   return async (c, next) => {
-    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    if (PUBLIC_PATHS.has(c.req.path) || DASHBOARD_PATHS.has(c.req.path)) return next();
     const header = c.req.header('Authorization');
     const principal = required && header !== undefined ? identify(header, principals) : undefined;
 

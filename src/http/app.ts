@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import { accessMiddleware } from './access.js';
 import { resolveAppOptions, type AppOptions } from './app-options.js';
 import { notFound, toErrorResponse } from './errors.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from './service.js';
@@ -34,6 +35,7 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
   // Before every route: who is calling, their rate limit, and admin for service-wide routes.
   app.use('*', accessMiddleware(resolved));
   app.route('/', opsRoutes(service));
+  app.route('/', dashboardRoutes());
   app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes: resolved.bodyLimitBytes, maxJsonDepth: resolved.maxJsonDepth }));
   return app;
 }

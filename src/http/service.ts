@@ -2,14 +2,17 @@
 // first use, sharing ONE journal drainer (it replays the store's journal for every namespace) and
 // ONE metrics registry every engine reports to. Adapters belong to whoever opened them.
 import type { WriteThrough } from '../engine/api.js';
+import { toMs, type Duration } from '../duration.js';
 import { createJournalDrainer } from '../engine/journal-drainer.js';
 import { createWriteThrough } from '../engine/write-through.js';
-import { ClosedError } from '../errors.js';
+import { ClosedError, InvalidOptionError } from '../errors.js';
 import { validateNamespace } from '../keys.js';
 import type { EngineCounters } from '../engine/events.js';
 import { createMetrics, type MetricsSource } from '../metrics/recorder.js';
 import { resolveJournalOptions, resolveOptions, type JournalOptions, type WriteThroughOptions } from '../options.js';
 import type { CacheAdapter, StoreAdapter } from '../types.js';
+import { createAuditRunner, type AuditSummary } from './audit-runner.js';
+import { createStatsTracker, type ServiceStats } from './stats.js';
 
 /** Engine options shared by every namespace. */
 export type EngineSettings = Omit<WriteThroughOptions, 'store' | 'cache' | 'namespace' | 'journal' | 'metrics'>;
@@ -22,6 +25,15 @@ export interface ServiceOptions {
   journal?: JournalOptions | false;
   /** Deadline of each health probe (store ping, cache ping), in ms. @default 1000 */
   healthTimeoutMs?: number;
+  /** The background audit of the namespaces served (A–E counts for the dashboard). @default {} */
+  audit?: ServiceAuditOptions;
+}
+
+export interface ServiceAuditOptions {
+  /** Pause between the end of one audit and the start of the next; 0 turns the timer off (POST /v1/audit still runs one). @default '60s' */
+  interval?: Duration;
+  /** Namespaces one run audits at most; the next run continues with the rest. @default 64 */
+  maxNamespaces?: number;
 }
 
 export type PartState = 'up' | 'down';
@@ -41,7 +53,11 @@ export interface LockstepService {
   metricsText(): Promise<string>;
   readonly metricsContentType: string;
   health(): Promise<HealthReport>;
-  /** Closes the engines and stops the drainer. The adapters stay open. */
+  /** The dashboard's numbers (GET /v1/stats). */
+  stats(): Promise<ServiceStats>;
+  /** Audits the namespaces served so far now, or joins the audit running; stats() shows the latest. */
+  audit(): Promise<AuditSummary>;
+  /** Closes the engines and stops the drainer and the audit timer. The adapters stay open. */
   close(): Promise<void>;
 }
 
@@ -51,7 +67,9 @@ export function createService(options: ServiceOptions): LockstepService {
   // Validate the shared settings now, so that a bad option fails at start-up and not on a request.
   const resolved = resolveOptions({ ...settings, store, cache, journal: false });
   const healthTimeoutMs = options.healthTimeoutMs ?? 1000;
+  const auditSettings = resolveAudit(options.audit);
   const metrics = createMetrics();
+  const tracker = createStatsTracker();
   const engines = new Map<string, { engine: WriteThrough<unknown>; detach: () => void }>();
   // Journal rows applied by the shared drainer, per namespace: the engines do not drain, so their
   // own journalRepairs counters stay 0 and the metrics read this instead.
@@ -67,6 +85,7 @@ export function createService(options: ServiceOptions): LockstepService {
         });
   let closed = false;
   drainer?.start();
+  const auditor = createAuditRunner({ store, cache, namespaces: () => [...engines.keys()], ...auditSettings });
 
   function engine(namespace: string): WriteThrough<unknown> {
     const existing = engines.get(namespace);
@@ -85,8 +104,14 @@ export function createService(options: ServiceOptions): LockstepService {
       on: created.on.bind(created),
       off: created.off.bind(created),
     };
-    engines.set(namespace, { engine: created, detach: metrics.attach(source) });
-    return created;
+    const detachMetrics = metrics.attach(source);
+    const instrumented = tracker.instrument(created);
+    const detach = (): void => {
+      detachMetrics();
+      instrumented.detach();
+    };
+    engines.set(namespace, { engine: instrumented.engine, detach });
+    return instrumented.engine;
   }
 
   async function health(): Promise<HealthReport> {
@@ -107,9 +132,27 @@ export function createService(options: ServiceOptions): LockstepService {
     };
   }
 
+  async function stats(): Promise<ServiceStats> {
+    // Reading the rate moves the alert window: a firing alert clears during silence.
+    for (const { engine: e } of engines.values()) e.failureRate();
+    return tracker.assemble(await metrics.snapshot(), {
+      namespaces: engines.size,
+      alert: resolved.alert,
+      audit: auditor.latest(),
+      leasesExpired: cache.stats().leasesExpired,
+    });
+  }
+
+  function audit(): Promise<AuditSummary> {
+    if (closed) return Promise.reject(new ClosedError('the service is closed'));
+    return auditor.run('request');
+  }
+
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
+    // The audit reads the adapters, which the caller closes once this resolves.
+    await auditor.stop();
     const open = [...engines.values()];
     engines.clear();
     for (const { detach } of open) detach();
@@ -124,8 +167,19 @@ export function createService(options: ServiceOptions): LockstepService {
     metricsText: () => metrics.text(),
     metricsContentType: metrics.contentType,
     health,
+    stats,
+    audit,
     close,
   };
+}
+
+function resolveAudit(options: ServiceAuditOptions = {}): { intervalMs: number; maxNamespaces: number } {
+  const intervalMs = toMs(options.interval ?? '60s', 'audit.interval', { allowZero: true });
+  const maxNamespaces = options.maxNamespaces ?? 64;
+  if (!Number.isSafeInteger(maxNamespaces) || maxNamespaces <= 0) {
+    throw new InvalidOptionError(`audit.maxNamespaces must be a positive integer (got ${JSON.stringify(maxNamespaces)})`);
+  }
+  return { intervalMs, maxNamespaces };
 }
 
 /** A live view of an engine's counters whose journalRepairs also counts the shared drainer's rows. */

@@ -454,7 +454,7 @@ describe('/metrics and /healthz', () => {
 describe('routing', () => {
   it('404 E_NOT_FOUND for unknown routes', async () => {
     const { app } = await setup();
-    for (const path of ['/', '/nope', '/v1', '/v1/kv', '/v1/kv/ns', '/v1/kv/ns/k/other', '/v2/kv/ns/k']) {
+    for (const path of ['/nope', '/v1', '/v1/kv', '/v1/kv/ns', '/v1/kv/ns/k/other', '/v2/kv/ns/k', '/dashboard/nope.js']) {
       assertError(await call(app, 'GET', path), 404, 'E_NOT_FOUND');
     }
   });
@@ -500,6 +500,8 @@ describe('bearer token', () => {
       ['DELETE', '/v1/kv/ns/k'],
       ['GET', '/v1/kv/ns/k/state'],
       ['GET', '/metrics'],
+      ['GET', '/v1/stats'],
+      ['POST', '/v1/audit'],
       ['GET', '/unknown'],
     ] as const) {
       const reply = await call(app, method, path, method === 'PUT' ? { json: 1 } : {});
@@ -507,6 +509,8 @@ describe('bearer token', () => {
       assert.match(reply.headers.get('www-authenticate') ?? '', /^Bearer/);
     }
     assert.equal((await call(app, 'GET', '/healthz')).status, 200);
+    // The dashboard's files hold no data; the page asks for the token when /v1/stats answers 401.
+    for (const path of ['/', '/dashboard/dashboard.js', '/dashboard/uPlot.iife.min.js']) assert.equal((await call(app, 'GET', path)).status, 200, path);
   });
 
   it('refuses a wrong or malformed token and accepts the right one', async () => {

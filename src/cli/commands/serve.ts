@@ -8,6 +8,7 @@ import type { TokenFile } from '../../http/token-set.js';
 import { appOptionsOf, loadTokenFile, parseRateLimit } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
 import { createService, type LockstepService } from '../../http/service.js';
+import { toMs } from '../../duration.js';
 import { InvalidOptionError } from '../../errors.js';
 import type { FailurePolicy } from '../../options.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
@@ -35,6 +36,7 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: strin
   ['--max-json-depth N', 'deepest nesting of a JSON body', 'LOCKSTEP_MAX_JSON_DEPTH, default 32'],
   ['--rate-limit R[:B]', 'requests/s (burst B) per token or address', 'LOCKSTEP_RATE_LIMIT, default off'],
   ['--failure-policy P', 'pragmatic | strict', 'LOCKSTEP_FAILURE_POLICY, default pragmatic'],
+  ['--audit-interval D', 'pause between background audits (30s, 5m); 0 = off', 'LOCKSTEP_AUDIT_INTERVAL, default 60s'],
   ['-h, --help', 'show this help', ''],
 ];
 
@@ -46,8 +48,9 @@ Options:
 ${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
 
 A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz and /readyz. SIGINT or SIGTERM closes the server, then the
-service, then the cache and the store.
+protect every route but /healthz, /readyz and the dashboard's page (open / in a browser: it asks
+for an admin token). SIGINT or SIGTERM closes the server, then the service, then the cache and
+the store.
 `;
 
 export interface ServeConfig {
@@ -64,6 +67,8 @@ export interface ServeConfig {
   readonly maxKeyBytes: number | undefined;
   readonly maxJsonDepth: number | undefined;
   readonly rateLimit: RateLimit | false;
+  /** Pause between the dashboard's background audits, in ms; 0 turns them off. */
+  readonly auditIntervalMs: number;
 }
 
 
@@ -86,6 +91,7 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
       'max-json-depth': { type: 'string' },
       'rate-limit': { type: 'string' },
       'failure-policy': { type: 'string' },
+      'audit-interval': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -124,7 +130,13 @@ export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig &
     maxKeyBytes: optionalInteger(values['max-key-bytes'] ?? fromEnv('LOCKSTEP_MAX_KEY_BYTES'), '--max-key-bytes'),
     maxJsonDepth: optionalInteger(values['max-json-depth'] ?? fromEnv('LOCKSTEP_MAX_JSON_DEPTH'), '--max-json-depth'),
     rateLimit: rateLimit === undefined ? false : parseRateLimit(rateLimit),
+    auditIntervalMs: toMs(durationArg(values['audit-interval'] ?? fromEnv('LOCKSTEP_AUDIT_INTERVAL') ?? '60s'), '--audit-interval', { allowZero: true }),
   };
+}
+
+/** A plain number is milliseconds, as everywhere in Lockstep's options; anything else is a '30s'-style string. */
+function durationArg(text: string): number | string {
+  return /^[0-9]{1,16}$/.test(text) ? Number(text) : text;
 }
 
 function integer(text: string, flag: string, min: number, max: number): number {
@@ -163,7 +175,7 @@ export async function startServe(config: ServeConfig): Promise<ServeHandle> {
     const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
     opened.push(() => cache.close());
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
-    const service: LockstepService = createService({ store, cache, engine });
+    const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditIntervalMs } });
     opened.push(() => service.close());
     const app = createApp(service, appOptionsOf(config));
     const server: RunningServer = await listen(app, { host: config.host, port: config.port });

@@ -1,4 +1,6 @@
-// Operations: GET /metrics (Prometheus text) and GET /healthz (store and cache reachability).
+// Operations: GET /metrics (Prometheus text), GET /healthz (store and cache reachability), and the
+// dashboard's data: GET /v1/stats and POST /v1/audit. Stats and audit sit here, beside /metrics,
+// so that whatever guards /metrics (the token, an admin scope) guards them too.
 import { Hono } from 'hono';
 import { methodNotAllowed } from '../errors.js';
 import type { LockstepService } from '../service.js';
@@ -19,8 +21,14 @@ export function opsRoutes(service: LockstepService): Hono {
     });
   });
 
-  for (const path of ['/metrics', '/healthz']) {
+  ops.get('/v1/stats', async (c) => c.json(await service.stats(), 200, { 'Cache-Control': 'no-store' }));
+
+  // Runs the audit now and answers with its summary (a request during a run waits for that run).
+  ops.post('/v1/audit', async (c) => c.json(await service.audit(), 200, { 'Cache-Control': 'no-store' }));
+
+  for (const path of ['/metrics', '/healthz', '/v1/stats']) {
     ops.all(path, (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD']); });
   }
+  ops.all('/v1/audit', (c) => { throw methodNotAllowed(c.req.method, ['POST']); });
   return ops;
 }
