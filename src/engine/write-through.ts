@@ -7,7 +7,7 @@ import { validateKey } from '../keys.js';
 import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
-import type { DeleteResult, KeyInspection, ReadEntry, WriteOptions, WriteResult, WriteThrough } from './api.js';
+import type { DeleteOptions, DeleteResult, KeyInspection, ReadEntry, WriteOptions, WriteResult, WriteThrough } from './api.js';
 import { CacheKeys } from './cache-keys.js';
 import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
@@ -15,6 +15,7 @@ import { EntryCodec } from './entries.js';
 import { createCounters, type EngineCounters, type EngineEventMap } from './events.js';
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
+import { preconditionOf } from './preconditions.js';
 import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
 import { createConsistencySampler, type ConsistencySampler } from '../audit/sampler.js';
 import type { CacheStats } from '../types.js';
@@ -141,6 +142,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
     return this.track(async () => {
       this.checkKey(key);
+      const precondition = preconditionOf(options, 'write');
       const encoded = this.ctx.entries.encode(value, key, this.namespace);
       const entryFor = this.ctx.entries.prepare(encoded);
       const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
@@ -149,22 +151,23 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
         key,
         cacheKey: this.cacheKeys.of(key),
         ttlMs,
-        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
+        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition }),
         entryFor,
       });
       return { version };
     });
   }
 
-  delete(key: string): Promise<DeleteResult> {
+  delete(key: string, options?: DeleteOptions): Promise<DeleteResult> {
     return this.track(async () => {
       this.checkKey(key);
+      const precondition = preconditionOf(options, 'delete');
       const { version, existed } = await writeThrough(this.ctx, {
         operation: 'delete',
         key,
         cacheKey: this.cacheKeys.of(key),
         ttlMs: this.options.tombstoneTtlMs,
-        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs }),
+        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs, precondition }),
         entryFor: (committed) => this.ctx.entries.tombstone(committed),
       });
       return { version, existed };
