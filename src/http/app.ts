@@ -3,7 +3,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { InvalidOptionError } from '../errors.js';
-import { notFound, toErrorResponse, unauthorized } from './errors.js';
+import { methodNotAllowed, notFound, toErrorResponse, unauthorized } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from './service.js';
@@ -13,11 +15,14 @@ export interface AppOptions {
   token?: string;
   /** Largest request body, in bytes. @default the service's maxValueBytes + 64 KiB (room for JSON whitespace and escapes) */
   bodyLimitBytes?: number;
-  /** Called with errors that map to a 500. @default logs the stack to stderr */
+  /** Called with errors that map to a 500 (or to an E_INTERNAL batch item). @default logs the stack to stderr */
   onUnexpectedError?: (error: unknown, request: Request) => void;
+  /** Most items in one :batchGet or :batchPut request; more is a 413 E_BATCH_TOO_LARGE. @default 100 */
+  maxBatchItems?: number;
 }
 
 const BODY_SLACK_BYTES = 64 * 1024;
+const DEFAULT_MAX_BATCH_ITEMS = 100;
 
 /** The token digest each app was created with, so that server.ts can tell whether an app is protected. */
 const tokenDigests = new WeakMap<object, Buffer>();
@@ -30,6 +35,10 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
     throw new InvalidOptionError(`bodyLimitBytes must be a positive integer (got ${JSON.stringify(bodyLimitBytes)})`);
   }
   const onUnexpectedError = options.onUnexpectedError ?? logUnexpected;
+  const maxBatchItems = options.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS;
+  if (!Number.isSafeInteger(maxBatchItems) || maxBatchItems <= 0) {
+    throw new InvalidOptionError(`maxBatchItems must be a positive integer (got ${JSON.stringify(maxBatchItems)})`);
+  }
 
   const app = new Hono();
   app.onError((error, c) => {
@@ -52,7 +61,10 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
     });
   }
 
+  app.get('/openapi.json', (c) => c.json(openApiDocument, 200, { 'Cache-Control': 'no-cache' }));
+  app.all('/openapi.json', (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD']); });
   app.route('/', opsRoutes(service));
+  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxBatchItems, onUnexpectedError }));
   app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes }));
   return app;
 }
