@@ -1,6 +1,6 @@
 // The seed's write, read and delete on embedded defaults: a SQLite file and an in-memory cache.
 // Run: node --import tsx examples/basic.ts
-import { createMemoryCache, createWriteThrough } from '../src/index.js';
+import { createMemoryCache, createWriteThrough, type PreconditionFailedError } from '../src/index.js';
 import { createSqliteStore } from '../src/store/sqlite.js';
 
 interface User {
@@ -22,6 +22,13 @@ console.log('read', entry.value, 'from', entry.source);
 
 // Both sides of the key and its state (C: synchronized).
 console.log('state', (await users.inspect('42')).state);
+
+// Conditional writes, checked in the store's own transaction: compare-and-set, create-only.
+const updated = await users.write('42', { name: 'Ada L.', email: 'ada@example.com' }, { ifVersion: version });
+console.log('compare-and-set wrote version', updated.version);
+await users.write('42', { name: 'Eve', email: 'eve@example.com' }, { ifAbsent: true }).catch((error: PreconditionFailedError) => {
+  console.log('create-only refused:', error.code, 'current version', error.currentVersion);
+});
 
 // Delete: from the store, then a tombstone in the cache ("not found" without a store read).
 await users.delete('42');

@@ -66,6 +66,22 @@ export class StoreWriteError extends LockstepError {
   static override readonly code = 'E_STORE_WRITE';
 }
 
+/**
+ * A conditional write or delete (`ifVersion`, `ifAbsent`, `ifExists`) found the key in another state.
+ * The store committed nothing; `currentVersion` is the key's live version, or 0 when it is not live.
+ * The caller's condition, not an outage: it is not counted as a store failure.
+ */
+export class PreconditionFailedError extends LockstepError {
+  static override readonly code = 'E_PRECONDITION_FAILED';
+  constructor(
+    message: string,
+    readonly currentVersion: number,
+    details: LockstepErrorDetails = {},
+  ) {
+    super(message, details);
+  }
+}
+
 /** The store failed a read. */
 export class StoreReadError extends LockstepError {
   static override readonly code = 'E_STORE_READ';

@@ -125,11 +125,26 @@ export interface StoredValue {
   readonly payload: string;
 }
 
+/**
+ * A condition on the key's live version, checked inside the write's own transaction (so no other
+ * write can slip between the check and the commit): `version` (the live version equals it),
+ * `absent` (the key is not live: create-only), `present` (the key is live).
+ */
+export type StorePrecondition =
+  | { readonly kind: 'version'; readonly version: Version }
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'present' };
+
 export interface StoreWriteOptions {
   /** Also append the key to the repair journal in the same transaction (the cache could not be leased). */
   readonly journal: boolean;
   /** Time the store may take before giving up (lock waits, statement timeout), in ms. */
   readonly deadlineMs: number;
+  /**
+   * When set and it does not hold, the store commits nothing and throws PreconditionFailedError
+   * with the key's live version (0 when not live).
+   */
+  readonly precondition?: StorePrecondition | undefined;
 }
 
 export interface StoreWriteResult {

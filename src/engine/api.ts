@@ -24,10 +24,27 @@ export interface ReadEntry<T> {
   readonly source: ReadSource;
 }
 
-export interface WriteOptions {
+/**
+ * Conditions on the key's live version, checked atomically in the store's write transaction. At
+ * most one may be given. When it does not hold, nothing is written and the call rejects with
+ * PreconditionFailedError (`currentVersion`: the live version, 0 when the key is not live).
+ */
+export interface ConditionOptions {
+  /** Write only if the key's live version is exactly this (compare-and-set; a positive integer). */
+  ifVersion?: Version;
+  /** Write only if the key exists (HTTP `If-Match: *`). */
+  ifExists?: true;
+}
+
+export interface WriteOptions extends ConditionOptions {
   /** Cache TTL for this value. @default the instance's `ttl` */
   ttl?: Duration;
+  /** Write only if the key does not exist (create-only; HTTP `If-None-Match: *`). */
+  ifAbsent?: true;
 }
+
+/** A delete's conditions: `ifVersion` or `ifExists`. */
+export type DeleteOptions = ConditionOptions;
 
 export interface WriteResult {
   readonly version: Version;
@@ -98,7 +115,7 @@ export interface WriteThrough<T = unknown> {
   read(key: string): Promise<T | undefined>;
   readEntry(key: string): Promise<ReadEntry<T>>;
   /** Deletes from the store, then leaves a tombstone in the cache. */
-  delete(key: string): Promise<DeleteResult>;
+  delete(key: string, options?: DeleteOptions): Promise<DeleteResult>;
   /**
    * Inline helper: runs the caller's own database write inside the protocol: write lease, `step`,
    * the version from its result, then publish fenced by that version. Resolves with the step's

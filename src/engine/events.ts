@@ -5,9 +5,11 @@ export type WriteOperation = 'write' | 'delete';
 /**
  * How a write ended: `ok`; `db-failure` (the store refused, nothing changed); `cache-failure`
  * (committed, but a cache step failed: still acknowledged under `pragmatic`); `refused` (`strict`
- * and the cache could not be leased: nothing written); `unknown` (the store did not say).
+ * and the cache could not be leased: nothing written); `unknown` (the store did not say);
+ * `precondition-failed` (the caller's ifVersion / ifAbsent / ifExists did not hold: nothing
+ * written, and not a failure of anything).
  */
-export type WriteOutcome = 'ok' | 'db-failure' | 'cache-failure' | 'refused' | 'unknown';
+export type WriteOutcome = 'ok' | 'db-failure' | 'cache-failure' | 'refused' | 'unknown' | 'precondition-failed';
 
 export interface WriteEvent {
   readonly namespace: string;
@@ -49,8 +51,10 @@ export interface EngineCounters {
   deletes: number;
   dbFailures: number;
   cacheFailures: number;
-  /** Writes that did not end `ok` (db or cache failure, refused, unknown). */
+  /** Writes that did not end `ok` (db or cache failure, refused, unknown); a failed precondition is not one. */
   failures: number;
+  /** Conditional writes and deletes refused because their condition did not hold (nothing written). */
+  preconditionFailures: number;
   /** Keys invalidated from the journal (bypass writes and repairs). */
   journalRepairs: number;
   /** Sampled cache hits re-checked against the store (consistencySampling) that reached a verdict. */
@@ -71,6 +75,7 @@ export function createCounters(): EngineCounters {
     dbFailures: 0,
     cacheFailures: 0,
     failures: 0,
+    preconditionFailures: 0,
     journalRepairs: 0,
     consistencyChecks: 0,
     consistencyViolations: 0,

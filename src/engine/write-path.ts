@@ -6,6 +6,7 @@ import {
   CacheUnavailableError,
   CacheWriteError,
   InvalidVersionError,
+  PreconditionFailedError,
   StoreOutcomeUnknownError,
   StoreWriteError,
 } from '../errors.js';
@@ -62,7 +63,8 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   const started = performance.now();
   let cacheMs = 0;
   const report = (outcome: WriteOutcome, dbMs: number | undefined): void => {
-    if (outcome !== 'ok') ctx.counters.failures++;
+    if (outcome === 'precondition-failed') ctx.counters.preconditionFailures++;
+    else if (outcome !== 'ok') ctx.counters.failures++;
     const event: WriteEvent = {
       namespace: ctx.namespace,
       key: step.key,
@@ -122,6 +124,18 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     result = await step.commit(!leased, deadlineMs);
   } catch (error) {
     const dbMs = performance.now() - dbStart;
+    const release = async (): Promise<void> => {
+      if (!leased) return;
+      await Promise.resolve()
+        .then(() => cache.abortWrite(step.cacheKey, token))
+        .catch(() => undefined); // the lease expires instead; nothing was committed either way
+    };
+    if (error instanceof PreconditionFailedError) {
+      // The caller's condition, not an outage: a clean refusal, counted apart from db failures.
+      await release();
+      report('precondition-failed', dbMs);
+      throw error;
+    }
     ctx.counters.dbFailures++;
     if (error instanceof StoreOutcomeUnknownError) {
       // It may have committed: keep readers off the cache until the lease expires (dirty).
@@ -129,11 +143,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
       report('unknown', dbMs);
       throw error;
     }
-    if (leased) {
-      await Promise.resolve()
-        .then(() => cache.abortWrite(step.cacheKey, token))
-        .catch(() => undefined); // the lease expires instead; nothing was committed either way
-    }
+    await release();
     report('db-failure', dbMs);
     if (step.callerStep) throw error;
     throw new StoreWriteError(`the store failed the ${step.operation}: ${(error as Error)?.message ?? String(error)}`, {

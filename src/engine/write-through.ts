@@ -8,6 +8,7 @@ import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type {
+  DeleteOptions,
   DeleteResult,
   InlineDeleteStep,
   InlineLoader,
@@ -26,6 +27,7 @@ import { EntryCodec } from './entries.js';
 import { createCounters, type EngineCounters, type EngineEventMap } from './events.js';
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
+import { preconditionOf } from './preconditions.js';
 import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
 import { createConsistencySampler, type ConsistencySampler } from '../audit/sampler.js';
 import type { CacheStats } from '../types.js';
@@ -153,6 +155,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
     return this.track(async () => {
       this.checkKey(key);
+      const precondition = preconditionOf(options, 'write');
       const encoded = this.ctx.entries.encode(value, key, this.namespace);
       const entryOf = this.ctx.entries.prepare(encoded);
       const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
@@ -161,22 +164,23 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
         key,
         cacheKey: this.cacheKeys.of(key),
         ttlMs,
-        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs }),
+        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition }),
         entryFor: (committed) => entryOf(committed.version),
       });
       return { version };
     });
   }
 
-  delete(key: string): Promise<DeleteResult> {
+  delete(key: string, options?: DeleteOptions): Promise<DeleteResult> {
     return this.track(async () => {
       this.checkKey(key);
+      const precondition = preconditionOf(options, 'delete');
       const { version, existed } = await writeThrough(this.ctx, {
         operation: 'delete',
         key,
         cacheKey: this.cacheKeys.of(key),
         ttlMs: this.options.tombstoneTtlMs,
-        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs }),
+        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs, precondition }),
         entryFor: (committed) => this.ctx.entries.tombstone(committed.version),
       });
       return { version, existed };

@@ -12,8 +12,8 @@ import { createRateLimiter, type RateLimit } from './rate-limit.js';
 import { DASHBOARD_PATHS } from './routes/dashboard.js';
 import { sha256, type Action, type Principal } from './token-set.js';
 
-/** Liveness and readiness probes: orchestrators call them without credentials, and they are never rate limited. */
-export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+/** Liveness and readiness probes (orchestrators call them without credentials) and the API document: never rate limited. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/openapi.json']);
 // The dashboard's files (DASHBOARD_PATHS) are public too: they hold no data, and a browser cannot
 // send a bearer token when it navigates; the page reads /v1/stats (admin) and asks for a token on a 401.
 /** Routes under this prefix are per namespace: each must call authorize(). */

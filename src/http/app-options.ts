@@ -20,6 +20,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Deepest nesting of arrays and objects in a JSON body (400 E_JSON_TOO_DEEP). @default 32 */
   maxJsonDepth?: number;
+  /** Most items in one :batchGet or :batchPut request; more is a 413 E_BATCH_TOO_LARGE. @default 100 */
+  maxBatchItems?: number;
   /**
    * Requests per token (anonymous callers: per remote address), for tokens without their own
    * `rateLimit` (429 E_RATE_LIMITED with Retry-After). @default false (no limit)
@@ -38,6 +40,7 @@ export interface ResolvedAppOptions {
   readonly principals: readonly Principal[];
   readonly bodyLimitBytes: number;
   readonly maxJsonDepth: number;
+  readonly maxBatchItems: number;
   readonly rateLimit: RateLimit | false;
   readonly rateLimitBuckets: number;
   readonly clock: Clock;
@@ -55,6 +58,7 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
     principals: Object.freeze(principals),
     bodyLimitBytes: positiveInteger(options.bodyLimitBytes ?? maxValueBytes + BODY_SLACK_BYTES, 'bodyLimitBytes'),
     maxJsonDepth: positiveInteger(options.maxJsonDepth ?? 32, 'maxJsonDepth'),
+    maxBatchItems: positiveInteger(options.maxBatchItems ?? 100, 'maxBatchItems'),
     rateLimit: resolveRateLimit(options.rateLimit ?? false, 'rateLimit'),
     rateLimitBuckets: positiveInteger(options.rateLimitBuckets ?? 10_000, 'rateLimitBuckets'),
     clock: options.clock ?? systemClock,

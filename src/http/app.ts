@@ -4,7 +4,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { accessMiddleware } from './access.js';
 import { resolveAppOptions, type AppOptions } from './app-options.js';
-import { notFound, toErrorResponse } from './errors.js';
+import { methodNotAllowed, notFound, toErrorResponse } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { batchRoutes } from './routes/batch.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
@@ -34,9 +36,13 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
 
   // Before every route: who is calling, their rate limit, and admin for service-wide routes.
   app.use('*', accessMiddleware(resolved));
+  app.get('/openapi.json', (c) => c.json(openApiDocument, 200, { 'Cache-Control': 'no-cache' }));
+  app.all('/openapi.json', (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD']); });
   app.route('/', opsRoutes(service));
   app.route('/', dashboardRoutes());
-  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes: resolved.bodyLimitBytes, maxJsonDepth: resolved.maxJsonDepth }));
+  const { bodyLimitBytes, maxJsonDepth, maxBatchItems } = resolved;
+  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError }));
+  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes, maxJsonDepth }));
   return app;
 }
 

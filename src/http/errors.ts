@@ -11,6 +11,7 @@ import {
   InvalidValueError,
   KeyTooLongError,
   LockstepError,
+  PreconditionFailedError,
   StoreOutcomeUnknownError,
   StoreReadError,
   StoreWriteError,
@@ -18,7 +19,7 @@ import {
 } from '../errors.js';
 
 /** A status code this service answers with. */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 413 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 412 | 413 | 429 | 500 | 503;
 
 /** An error that belongs to HTTP itself (bad JSON, unknown route, missing token …), not to the engine. */
 export class HttpError extends Error {
@@ -34,7 +35,14 @@ export class HttpError extends Error {
 }
 
 export interface ErrorBody {
-  readonly error: { readonly code: string; readonly message: string; readonly committedVersion?: number };
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    /** E_CACHE_WRITE: the version the store committed. */
+    readonly committedVersion?: number;
+    /** E_PRECONDITION_FAILED: the key's live version (0 when it does not exist). */
+    readonly currentVersion?: number;
+  };
 }
 
 export interface ErrorResponse {
@@ -56,6 +64,8 @@ const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
   // Per-request options (X-TTL-Ms); the service's own options are validated when it is created.
   [InvalidOptionError, 400],
   [ValueTooLargeError, 413],
+  // The caller's If-Match / If-None-Match (or ifVersion / ifAbsent in a batch) did not hold.
+  [PreconditionFailedError, 412],
   [StoreWriteError, 503],
   [StoreReadError, 503],
   [StoreOutcomeUnknownError, 503],
@@ -76,10 +86,15 @@ export function toErrorResponse(error: unknown): ErrorResponse {
         error instanceof CacheWriteError
           ? // The write is durable: the client must learn the version it committed.
             { error: { code: error.code, message: error.message, committedVersion: error.committedVersion } }
-          : { error: { code: error.code, message: error.message } };
+          : error instanceof PreconditionFailedError
+            ? // What the client needs to retry its compare-and-set.
+              { error: { code: error.code, message: error.message, currentVersion: error.currentVersion } }
+            : { error: { code: error.code, message: error.message } };
       // A 503 is worth retrying, except a committed write: retrying it would write again.
       const retry = status === 503 && !(error instanceof CacheWriteError);
-      return { status, body, headers: retry ? { 'Retry-After': '1' } : {}, unexpected: false };
+      const headers: Record<string, string> = retry ? { 'Retry-After': '1' } : {};
+      if (error instanceof PreconditionFailedError && error.currentVersion > 0) headers.ETag = `"${error.currentVersion}"`;
+      return { status, body, headers, unexpected: false };
     }
   }
   return {

@@ -2,6 +2,7 @@
 // flight counted for the dashboard. The engine emits no read events (its hit path stays one cache
 // lookup), so reads are timed here, as the HTTP layer sees them.
 import type {
+  DeleteOptions,
   DeleteResult,
   InlineDeleteStep,
   InlineLoader,
@@ -46,8 +47,8 @@ export class TimedEngine<T> implements WriteThrough<T> {
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
     return this.countWrite(() => this.inner.write(key, value, options));
   }
-  delete(key: string): Promise<DeleteResult> {
-    return this.countWrite(() => this.inner.delete(key));
+  delete(key: string, options?: DeleteOptions): Promise<DeleteResult> {
+    return this.countWrite(() => this.inner.delete(key, options));
   }
 
   writeThrough<R extends Versioned<unknown>>(key: string, step: InlineWriteStep<R>, options?: WriteOptions): Promise<R> {

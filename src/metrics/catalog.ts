@@ -35,6 +35,7 @@ export type CounterName =
   | 'write_through_db_failures'
   | 'write_through_cache_failures'
   | 'write_through_failures'
+  | 'write_through_precondition_failures'
   | 'journal_repairs'
   | 'writes'
   | 'deletes'
@@ -80,6 +81,11 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'write_through_failures',
     help: 'Writes and deletes that did not end ok (store or cache failure, refused, unknown).',
     read: (s) => s.counters.failures,
+  },
+  {
+    name: 'write_through_precondition_failures',
+    help: 'Conditional writes and deletes refused because their condition (ifVersion, ifAbsent, ifExists) did not hold; not failures.',
+    read: (s) => s.counters.preconditionFailures,
   },
   {
     name: 'journal_repairs',

@@ -54,8 +54,19 @@
 // (PostgreSQL stamps ids in a deferred trigger at COMMIT; MariaDB has no deferred triggers. A
 // safety window when reading instead would lose the rows of any transaction longer than the window.)
 
+import { PRECONDITION_FAILED_MARKER } from './precondition.js';
+
 /** Version of this DDL, kept as the comment of the write function, created last. */
-export const MYSQL_SCHEMA_VERSION = 'lockstep:mysql-schema:1';
+export const MYSQL_SCHEMA_VERSION = 'lockstep:mysql-schema:2';
+/** Earlier versions whose functions are replaced in place (their tables and triggers are the same). */
+export const REPLACEABLE_SCHEMA_VERSIONS: readonly string[] = ['lockstep:mysql-schema:1'];
+
+/**
+ * SQLSTATE of the error Lockstep's write and delete functions SIGNAL when a precondition fails; the
+ * message ends with PRECONDITION_FAILED_MARKER and the key's live version (0 when not live). The
+ * statement, and so its autocommit transaction, rolls back.
+ */
+export const PRECONDITION_SQLSTATE = '45412';
 
 /** `writer` of a row Lockstep inserts, replaced by the BEFORE INSERT trigger. */
 export const INSERT_MARKER = 'lockstep:insert';
@@ -134,6 +145,13 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
     `INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at)
       SELECT ${row}.namespace, ${row}.\`key\`, version, 'trigger', ${NOW_MS} FROM ${T} WHERE ${at(row)};`;
   const journalRow = `INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (NEW.namespace, NEW.\`key\`, NEW.version, 'trigger', ${NOW_MS});`;
+  /** Whether the precondition (p_expect, p_expect_version) fails for live version `live` (0: not live). */
+  const fails = (live: string) =>
+    `(p_expect = 'absent' AND ${live} <> 0) OR (p_expect = 'present' AND ${live} = 0) OR (p_expect = 'version' AND NOT (${live} <=> p_expect_version))`;
+  /** SIGNAL takes a variable, not an expression, as its message. */
+  const refuse = (live: string) =>
+    `SET msg = CONCAT('${PRECONDITION_FAILED_MARKER}', ${live});
+        SIGNAL SQLSTATE '${PRECONDITION_SQLSTATE}' SET MESSAGE_TEXT = msg;`;
   const trigger = (suffix: TriggerName, timing: string, table: string, body: string) =>
     `CREATE TRIGGER IF NOT EXISTS ${name(suffix)} ${timing} ON ${table} FOR EACH ROW\nBEGIN\n${body}\nEND`;
 
@@ -239,14 +257,28 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
 
   // One statement per call: atomic in autocommit, the version read back in the same round trip.
   const functionDdl = [
-    `CREATE FUNCTION IF NOT EXISTS ${name('delete')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT)
+    `CREATE OR REPLACE FUNCTION ${name('delete')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT,
+      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT)
     RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, negated if the key did not exist'
     BEGIN
       DECLARE existed BOOLEAN DEFAULT FALSE;
       DECLARE v BIGINT DEFAULT NULL;
+      DECLARE live BIGINT DEFAULT 0;
+      DECLARE msg VARCHAR(128) DEFAULT NULL;
       -- The anchor first, marked so that the DELETE trigger does not journal this delete.
       INSERT INTO ${T} (namespace, \`key\`, version, deleted_at, writer) VALUES (p_namespace, p_key, 0, ${NOW_MS}, '${DELETE_MARKER}')
         ON DUPLICATE KEY UPDATE writer = VALUES(writer), deleted_at = VALUES(deleted_at);
+      -- A precondition: the anchor keeps the row from being created or removed (so the snapshot read
+      -- of its existence is current, and takes no gap lock); the locking read sees the latest
+      -- overwrite and keeps others out until this statement ends.
+      IF p_expect IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
+          SET live = COALESCE((SELECT version FROM ${KV} WHERE ${atArgs} FOR UPDATE), 0);
+        END IF;
+        IF ${fails('live')} THEN
+          ${refuse('live')}
+        END IF;
+      END IF;
       -- Holding the anchor, nobody can create or remove the row: this snapshot read is current.
       IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
         DELETE FROM ${KV} WHERE ${atArgs};
@@ -260,18 +292,36 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
       END IF;
       RETURN IF(existed, v, -v);
     END`,
-    `CREATE FUNCTION IF NOT EXISTS ${name('write')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, p_journal TINYINT)
+    `CREATE OR REPLACE FUNCTION ${name('write')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, p_journal TINYINT,
+      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT)
     RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, or 0 when the caller must retry'
     BEGIN
       DECLARE v BIGINT DEFAULT NULL;
+      DECLARE live BIGINT DEFAULT NULL;
+      DECLARE msg VARCHAR(128) DEFAULT NULL;
       -- A snapshot read first: an UPDATE that finds no row would take a gap lock, and two such
       -- statements inserting into one gap deadlock.
       IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
+        IF p_expect IS NOT NULL THEN
+          -- The row lock, and the latest version: no other write of the row until this statement ends.
+          SET live = (SELECT version FROM ${KV} WHERE ${atArgs} FOR UPDATE);
+          IF live IS NULL THEN
+            RETURN 0; -- deleted meanwhile: the caller retries (and sees the key as not live)
+          END IF;
+          IF ${fails('live')} THEN
+            ${refuse('live')}
+          END IF;
+        END IF;
         UPDATE ${KV} SET value = p_value, version = version + 1, writer = '${UPDATE_MARKER}', updated_at = ${NOW_MS} WHERE ${atArgs};
         IF ROW_COUNT() = 0 THEN
           RETURN 0; -- deleted meanwhile: the caller retries (as an insert above the delete)
         END IF;
       ELSE
+        -- Not live as of this snapshot: a create committed since then makes the INSERT below fail
+        -- with a duplicate key, retried by the caller, so a refusal here never hides a live row.
+        IF p_expect IS NOT NULL AND (${fails('0')}) THEN
+          ${refuse('0')}
+        END IF;
         -- The BEFORE INSERT trigger takes the anchor and the version; a duplicate (errno 1062) is retried.
         INSERT INTO ${KV} (namespace, \`key\`, value, writer, updated_at) VALUES (p_namespace, p_key, p_value, '${INSERT_MARKER}', ${NOW_MS});
       END IF;

@@ -22,7 +22,16 @@ import type {
   StoreWriteResult,
   Version,
 } from '../types.js';
-import { isDatabaseName, isTablePrefix, MYSQL_SCHEMA_VERSION, mysqlSchema, type MysqlSchema } from './mysql-schema.js';
+import {
+  isDatabaseName,
+  isTablePrefix,
+  MYSQL_SCHEMA_VERSION,
+  mysqlSchema,
+  PRECONDITION_SQLSTATE,
+  REPLACEABLE_SCHEMA_VERSIONS,
+  type MysqlSchema,
+} from './mysql-schema.js';
+import { liveVersionIn, preconditionFailed, preconditionParams } from './precondition.js';
 
 // ---------------------------------------------------------------------------------------------
 // The slice of mysql2 the store calls: a mysql2/promise Pool satisfies MysqlPool.
@@ -274,6 +283,18 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     }
   }
 
+  /** Runs a write; the functions' precondition SIGNAL (rolled back, nothing committed) becomes PreconditionFailedError. */
+  async function conditional<R>(namespace: string, key: string, options: StoreWriteOptions, write: () => Promise<R>): Promise<R> {
+    try {
+      return await write();
+    } catch (error) {
+      const precondition = options.precondition;
+      if (precondition === undefined || !isServerError(error) || error.sqlState !== PRECONDITION_SQLSTATE) throw error;
+      const live = liveVersionIn((error as { sqlMessage?: unknown }).sqlMessage);
+      throw preconditionFailed(namespace, key, precondition, live ?? 0, error);
+    }
+  }
+
   let schemaReady: Promise<MysqlSchema> | undefined;
   function ensureSchema(): Promise<MysqlSchema> {
     if (schema !== undefined) return Promise.resolve(schema);
@@ -330,11 +351,28 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
           (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME IN (${marks(s.triggerNames)})),
           (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME IN (${marks(s.routineNames)})),
           (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME IN (${marks(s.routineNames)})
-             AND ROUTINE_COMMENT LIKE ?)`,
-        [s.database, ...s.tableNames, s.database, ...s.triggerNames, s.database, ...s.routineNames, s.database, ...s.routineNames, `${MYSQL_SCHEMA_VERSION}:%`],
+             AND ROUTINE_COMMENT LIKE ?),
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME IN (${marks(s.routineNames)})
+             AND SUBSTRING_INDEX(ROUTINE_COMMENT, ':', 3) IN (${marks(REPLACEABLE_SCHEMA_VERSIONS)}))`,
+        [
+          s.database,
+          ...s.tableNames,
+          s.database,
+          ...s.triggerNames,
+          s.database,
+          ...s.routineNames,
+          s.database,
+          ...s.routineNames,
+          `${MYSQL_SCHEMA_VERSION}:%`,
+          s.database,
+          ...s.routineNames,
+          ...REPLACEABLE_SCHEMA_VERSIONS,
+        ],
       ),
     );
-    const [tables, triggers, routines, current] = (row ?? []).map(int);
+    const [tables, triggers, routines, current, replaceable] = (row ?? []).map(int);
+    // Functions of an earlier version this DDL knows are replaced (CREATE OR REPLACE), under the schema lock.
+    if (replaceable! > 0 && routines === current! + replaceable!) return false;
     if (routines !== current) {
       throw new InvalidOptionError(
         `database ${s.database} has Lockstep functions (${s.routineNames.join(', ')}) of another schema version than ${MYSQL_SCHEMA_VERSION}: ` +
@@ -384,13 +422,18 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
-      const values = [bytes(namespace), bytes(key), payload, options.journal ? 1 : 0];
-      return { version: await callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.writeFunction}(?, ?, ?, ?)`, values) };
+      const values = [bytes(namespace), bytes(key), payload, options.journal ? 1 : 0, ...preconditionParams(options.precondition)];
+      const version = await conditional(namespace, key, options, () =>
+        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.writeFunction}(?, ?, ?, ?, ?, ?)`, values),
+      );
+      return { version };
     },
     async delete(namespace, key, options: StoreWriteOptions): Promise<StoreDeleteResult> {
       live();
-      const values = [bytes(namespace), bytes(key), options.journal ? 1 : 0];
-      const signed = await callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.deleteFunction}(?, ?, ?)`, values);
+      const values = [bytes(namespace), bytes(key), options.journal ? 1 : 0, ...preconditionParams(options.precondition)];
+      const signed = await conditional(namespace, key, options, () =>
+        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.deleteFunction}(?, ?, ?, ?, ?)`, values),
+      );
       return { version: Math.abs(signed), existed: signed > 0 };
     },
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {

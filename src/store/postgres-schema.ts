@@ -49,7 +49,13 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:1';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:2';
+
+/**
+ * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
+ * DETAIL is the key's live version (0 when not live). The statement, and so its transaction, rolls back.
+ */
+export const PRECONDITION_SQLSTATE = 'LS412';
 
 /** The channel every journal append notifies; the payload is the schema name. */
 export const JOURNAL_CHANNEL = 'lockstep_journal';
@@ -103,6 +109,11 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
       ON CONFLICT (namespace, key) DO UPDATE
         SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
       RETURNING ts.version`;
+  const refuse = (live: string) =>
+    `RAISE EXCEPTION USING ERRCODE = '${PRECONDITION_SQLSTATE}', MESSAGE = 'lockstep: precondition failed', DETAIL = (${live})::text`;
+  /** Whether the precondition (p_expect, p_expect_version) fails for live version `live` (0: not live). */
+  const fails = (live: string) =>
+    `(p_expect = 'absent' AND ${live} <> 0) OR (p_expect = 'present' AND ${live} = 0) OR (p_expect = 'version' AND ${live} IS DISTINCT FROM p_expect_version)`;
   const appendJournal = (ns: string, key: string, version: string, reason: 'trigger' | 'repair') =>
     `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (${ns}, ${key}, ${version}, '${reason}')`;
   /** After a new key entry is held: take its tombstone (fresh snapshot) and continue above it. */
@@ -169,14 +180,46 @@ BEGIN
   RETURN head;
 END $fn$;
 
--- Lockstep's write: one call, one round trip. Returns the version committed.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_write(p_namespace text, p_key text, p_value text, p_journal boolean)
+-- Lockstep's write: one call, one round trip. Returns the version committed. With a precondition
+-- (p_expect 'version' | 'absent' | 'present'), the key is held first (its row lock, or for a create
+-- its new key entry) and checked while held; a failure raises ${PRECONDITION_SQLSTATE} before anything is written.
+DROP FUNCTION IF EXISTS ${s}.lockstep_write(text, text, text, boolean);
+CREATE OR REPLACE FUNCTION ${s}.lockstep_write(p_namespace text, p_key text, p_value text, p_journal boolean,
+  p_expect text, p_expect_version bigint)
 RETURNS bigint LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
   v bigint;
   t bigint;
+  live bigint;
 BEGIN
+  IF p_expect IS NOT NULL THEN
+    LOOP
+      SELECT coalesce(kv.version, 0) INTO live FROM ${kv} kv WHERE kv.namespace = p_namespace AND kv.key = p_key FOR UPDATE;
+      IF NOT FOUND THEN
+        live := 0;
+      END IF;
+      IF ${fails('live')} THEN
+        ${refuse('live')};
+      END IF;
+      -- A live row is locked now: the upsert below updates it.
+      EXIT WHEN live <> 0 OR p_expect <> 'absent';
+      -- Create-only: insert the key, or find that a create committed meanwhile (then check again).
+      INSERT INTO ${kv} AS kv (namespace, key, value, version, writer, updated_at)
+        VALUES (p_namespace, p_key, p_value,
+                1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = p_namespace AND ts.key = p_key), 0),
+                ${token} || 'w', pg_catalog.now())
+        ON CONFLICT DO NOTHING
+        RETURNING kv.version INTO v;
+      IF FOUND THEN
+        ${settleNewKey('p_namespace', 'p_key')}
+        IF p_journal THEN
+          ${appendJournal('p_namespace', 'p_key', 'v', 'repair')};
+        END IF;
+        RETURN v;
+      END IF;
+    END LOOP;
+  END IF;
   -- An existing row: version + 1 under its row lock. A new key: 1 + its tombstone as this snapshot sees it.
   INSERT INTO ${kv} AS kv (namespace, key, value, version, writer, updated_at)
     VALUES (p_namespace, p_key, p_value,
@@ -195,7 +238,10 @@ BEGIN
 END $fn$;
 
 -- Lockstep's delete: one call, one round trip. A delete of a missing key also commits a version.
+-- A precondition is checked once the key is held (the row marked, or the placeholder inserted).
+DROP FUNCTION IF EXISTS ${s}.lockstep_delete(text, text, boolean);
 CREATE OR REPLACE FUNCTION ${s}.lockstep_delete(p_namespace text, p_key text, p_journal boolean,
+  p_expect text, p_expect_version bigint,
   OUT out_version bigint, OUT out_existed boolean) LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -206,6 +252,9 @@ BEGIN
     UPDATE ${kv} kv SET writer = ${token} || 'd'
       WHERE kv.namespace = p_namespace AND kv.key = p_key RETURNING kv.version INTO old_version;
     out_existed := FOUND;
+    IF p_expect IS NOT NULL AND (${fails("CASE WHEN out_existed THEN coalesce(old_version, 0) ELSE 0 END")}) THEN
+      ${refuse("CASE WHEN out_existed THEN coalesce(old_version, 0) ELSE 0 END")};
+    END IF;
     EXIT WHEN out_existed;
     -- Missing: hold the key's entry with a placeholder (deleted below), so that an insert of the key
     -- running now commits wholly before this delete (then it is deleted) or after it (above it).

@@ -17,7 +17,16 @@ import type {
   StoreWriteResult,
   Version,
 } from '../types.js';
-import { advisoryKey, isIdentifier, JOURNAL_CHANNEL, POSTGRES_SCHEMA_VERSION, postgresSchemaSql, quoteIdentifier } from './postgres-schema.js';
+import {
+  advisoryKey,
+  isIdentifier,
+  JOURNAL_CHANNEL,
+  POSTGRES_SCHEMA_VERSION,
+  postgresSchemaSql,
+  PRECONDITION_SQLSTATE,
+  quoteIdentifier,
+} from './postgres-schema.js';
+import { preconditionFailed, preconditionParams } from './precondition.js';
 
 // ---------------------------------------------------------------------------------------------
 // The slice of `pg` the store calls: a pg.Pool satisfies PostgresPool.
@@ -281,8 +290,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const tag = `lockstep_${BigInt.asUintN(64, BigInt(advisoryKey(schema))).toString(36)}`;
   const statement = (name: string, text: string) => (values: unknown[]): PostgresQueryConfig => ({ name: `${tag}_${name}`, text, values });
 
-  const writeSql = statement('write', `SELECT ${s}.lockstep_write($1, $2, $3, $4) AS version`);
-  const deleteSql = statement('delete', `SELECT out_version AS version, out_existed AS existed FROM ${s}.lockstep_delete($1, $2, $3)`);
+  const writeSql = statement('write', `SELECT ${s}.lockstep_write($1, $2, $3, $4, $5, $6) AS version`);
+  const deleteSql = statement('delete', `SELECT out_version AS version, out_existed AS existed FROM ${s}.lockstep_delete($1, $2, $3, $4, $5)`);
   const readSql = statement('read', `SELECT version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key = $2`);
   const appendSql = statement('append', `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, $4)`);
   const journalSql = statement(
@@ -389,6 +398,18 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     }
   }
 
+  /** Runs a write; the functions' precondition error (rolled back, nothing committed) becomes PreconditionFailedError. */
+  async function conditional<R>(namespace: string, key: string, options: StoreWriteOptions, write: () => Promise<R>): Promise<R> {
+    try {
+      return await write();
+    } catch (error) {
+      const precondition = options.precondition;
+      if (precondition === undefined || !isDatabaseError(error) || error.code !== PRECONDITION_SQLSTATE) throw error;
+      const live = Number((error as { detail?: unknown }).detail);
+      throw preconditionFailed(namespace, key, precondition, Number.isSafeInteger(live) ? live : 0, error);
+    }
+  }
+
   let schemaReady: Promise<void> | undefined;
   function ensureSchema(): Promise<void> {
     schemaReady ??= createSchema().catch((error: unknown) => {
@@ -478,12 +499,16 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
-      const { rows } = await runWrite(writeSql([namespace, key, payload, options.journal]), options.deadlineMs);
+      const { rows } = await conditional(namespace, key, options, () =>
+        runWrite(writeSql([namespace, key, payload, options.journal, ...preconditionParams(options.precondition)]), options.deadlineMs),
+      );
       return { version: int(rows[0]!.version) };
     },
     async delete(namespace, key, options: StoreWriteOptions): Promise<StoreDeleteResult> {
       live();
-      const { rows } = await runWrite(deleteSql([namespace, key, options.journal]), options.deadlineMs);
+      const { rows } = await conditional(namespace, key, options, () =>
+        runWrite(deleteSql([namespace, key, options.journal, ...preconditionParams(options.precondition)]), options.deadlineMs),
+      );
       return { version: int(rows[0]!.version), existed: rows[0]!.existed === true };
     },
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {

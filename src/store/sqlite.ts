@@ -12,12 +12,14 @@ import type {
   JournalReason,
   StoreAdapter,
   StoreDeleteResult,
+  StorePrecondition,
   StoreScanRow,
   StoredValue,
   StoreWriteOptions,
   StoreWriteResult,
   Version,
 } from '../types.js';
+import { preconditionFailed, preconditionHolds } from './precondition.js';
 import { DELETE_MARKER, FLIP_WRITER, INSERT_MARKER, SQLITE_SCHEMA } from './sqlite-schema.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL' | 'OFF';
@@ -158,6 +160,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
      RETURNING version`,
   ).pluck();
   const select = prepare('SELECT version, value AS payload FROM lockstep_kv WHERE namespace = ? AND key = ?');
+  const liveVersion = prepare('SELECT coalesce(version, 0) FROM lockstep_kv WHERE namespace = ? AND key = ?').pluck();
+  /** Inside the write transaction (BEGIN IMMEDIATE: no other writer), so the check and the commit are one step. */
+  const check = (namespace: string, key: string, precondition: StorePrecondition | undefined): void => {
+    if (precondition === undefined) return;
+    const live = (liveVersion.get(namespace, key) as Version | undefined) ?? 0;
+    if (!preconditionHolds(precondition, live)) throw preconditionFailed(namespace, key, precondition, live);
+  };
   const append = prepare('INSERT INTO lockstep_journal (namespace, key, version, reason, created_at) VALUES (?, ?, ?, ?, ?)');
   const journalAfter = prepare(
     'SELECT id, namespace, key, version, reason, created_at AS createdAt FROM lockstep_journal WHERE id > ? ORDER BY id LIMIT ?',
@@ -176,7 +185,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   );
   const ping = prepare('SELECT 1').pluck();
 
-  const writeTx = db.transaction((namespace: string, key: string, payload: string, journal: boolean): Version => {
+  const writeTx = db.transaction((namespace: string, key: string, payload: string, journal: boolean, precondition?: StorePrecondition): Version => {
+    check(namespace, key, precondition);
     const now = Date.now();
     let version = bump.get(payload, now, namespace, key) as Version | undefined;
     if (version === undefined) {
@@ -189,7 +199,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (journal) append.run(namespace, key, version, 'repair', now);
     return version;
   });
-  const deleteTx = db.transaction((namespace: string, key: string, journal: boolean): StoreDeleteResult => {
+  const deleteTx = db.transaction((namespace: string, key: string, journal: boolean, precondition?: StorePrecondition): StoreDeleteResult => {
+    check(namespace, key, precondition);
     const now = Date.now();
     const old = mark.get(namespace, key) as Version | null | undefined;
     const existed = old !== undefined;
@@ -233,11 +244,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
-      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(namespace, key, payload, options.journal)) };
+      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(namespace, key, payload, options.journal, options.precondition)) };
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live();
-      return withDeadline(options.deadlineMs, () => deleteTx.immediate(namespace, key, options.journal));
+      return withDeadline(options.deadlineMs, () => deleteTx.immediate(namespace, key, options.journal, options.precondition));
     },
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
       live();

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JournalEntry, JournalReason, StoreAdapter, StoreWriteOptions, Version } from '../../src/types.js';
+import { describePreconditions } from './store-preconditions.suite.js';
 
 /**
  * Plain-SQL writes that bypass Lockstep, made on a second connection, as a migration, an admin
@@ -429,6 +430,8 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
           assert.deepEqual(await store.scan('empty', undefined, 5), []);
         }));
     });
+
+    describePreconditions(withStore);
 
     it('answers ping', () =>
       withStore(async ({ store }) => {

@@ -46,7 +46,7 @@ const KV_ROUTES = [
 
 describe('401 E_UNAUTHORIZED', () => {
   it('without a token or with a wrong one, on every route but /healthz, and nothing is written', async () => {
-    for (const [method, path] of [...KV_ROUTES, ['GET', '/metrics'], ['GET', '/'], ['GET', '/nope']] as const) {
+    for (const [method, path] of [...KV_ROUTES, ['GET', '/metrics'], ['GET', '/nope']] as const) {
       for (const headers of [{} as Record<string, string>, { Authorization: 'Bearer tok-orders-x' }, { Authorization: 'Basic tok-orders' }, { Authorization: 'Bearer' }]) {
         const reply = await call(app, method, path, { headers, ...(method === 'PUT' ? { json: 1 } : {}) });
         assertError(reply, 401, 'E_UNAUTHORIZED');
@@ -108,7 +108,7 @@ describe('403 E_FORBIDDEN', () => {
   });
 
   it('service-wide routes need admin, and admin grants no namespace', async () => {
-    for (const path of ['/metrics', '/', '/dashboard', '/stats', '/nope']) {
+    for (const path of ['/metrics', '/v1/stats', '/dashboard', '/stats', '/nope']) {
       assertError(await call(app, 'GET', path, { token: 'tok-orders' }), 403, 'E_FORBIDDEN');
       assertError(await call(app, 'GET', path, { token: 'tok-reader' }), 403, 'E_FORBIDDEN');
     }

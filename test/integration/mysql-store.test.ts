@@ -13,6 +13,7 @@ import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError } from '../..
 import { budgetMs, createMysqlStore, type MysqlPool, type MysqlStore, type MysqlStoreOptions } from '../../src/store/mysql.js';
 import type { StoreWriteOptions } from '../../src/types.js';
 import { runStoreAdapterSuite, type BypassSql } from '../conformance/store-adapter.suite.js';
+import { MYSQL_SCHEMA_VERSION } from '../../src/store/mysql-schema.js';
 import { MYSQL_URL, needService } from '../helpers/services.js';
 
 const service = await needService('MariaDB', MYSQL_URL);
@@ -365,6 +366,30 @@ describe('MariaDB store', { skip: service.skip }, () => {
         await assert.rejects(again.ready(), (e: unknown) => e instanceof InvalidOptionError && /another schema version/.test(e.message));
         await again.close();
         await other.close();
+      } finally {
+        await dropDatabase(database);
+      }
+    });
+
+    it('replaces the functions of schema version 1 (before conditional writes) in place', async () => {
+      const database = await freshDatabase();
+      try {
+        const first = createMysqlStore({ uri: uriOf(database), poolSize: 1, tablePrefix: 'u_' });
+        await first.write('ns', 'k', '"kept"', PLAIN);
+        await first.close();
+        for (const fn of ['u_write', 'u_delete']) {
+          await rows(admin!, `ALTER FUNCTION \`${database}\`.${fn} COMMENT 'lockstep:mysql-schema:1: before preconditions'`);
+        }
+        const upgraded = createMysqlStore({ uri: uriOf(database), poolSize: 1, tablePrefix: 'u_' });
+        try {
+          await upgraded.ready();
+          const comments = await rows<{ c: string }>(admin!, 'SELECT ROUTINE_COMMENT AS c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1', [database]);
+          assert.deepEqual(comments.map((r) => r.c.split(':').slice(0, 3).join(':')), [MYSQL_SCHEMA_VERSION, MYSQL_SCHEMA_VERSION]);
+          assert.deepEqual(await upgraded.read('ns', 'k'), { version: 1, payload: '"kept"' });
+          assert.equal((await upgraded.write('ns', 'k', '"next"', { ...PLAIN, precondition: { kind: 'version', version: 1 } })).version, 2);
+        } finally {
+          await upgraded.close();
+        }
       } finally {
         await dropDatabase(database);
       }

@@ -368,6 +368,10 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           'COMMIT',
         ]);
         assert.equal((await count(() => store.delete('ns', 'k', { journal: true, deadlineMs: 500 }))).length, 4);
+        // A conditional write is still one call, whether its precondition holds or not.
+        const ifAbsent = { journal: false, deadlineMs: 5_000, precondition: { kind: 'absent' } } as const;
+        assert.equal((await count(() => store.write('ns', 'cond', '1', ifAbsent))).length, 1);
+        assert.equal((await count(() => store.write('ns', 'cond', '2', ifAbsent).catch(() => undefined))).length, 1);
         // The local timeout ended with its transaction.
         const client = await inner.connect();
         try {

@@ -62,6 +62,7 @@ const COUNTER_FIELDS = {
   write_through_db_failures: 'dbFailures',
   write_through_cache_failures: 'cacheFailures',
   write_through_failures: 'failures',
+  write_through_precondition_failures: 'preconditionFailures',
   journal_repairs: 'journalRepairs',
   writes: 'writes',
   deletes: 'deletes',

@@ -1,0 +1,336 @@
+// The OpenAPI 3.1 document of the REST service, served at GET /openapi.json. A plain typed object,
+// no generator: test/integration/openapi.test.ts checks it against the routes the app registers
+// (both ways) and sends a real request for every operation. To document a new route, add one entry
+// to `paths` with operation(): its parameters, body, and responses by status (error codes included).
+
+/** A JSON Schema (2020-12, as OpenAPI 3.1 uses it), or a reference into components. */
+export type Schema = { readonly $ref: string } | { readonly [keyword: string]: unknown };
+
+export interface Parameter {
+  readonly name: string;
+  readonly in: 'path' | 'header' | 'query';
+  readonly required?: boolean;
+  readonly description: string;
+  readonly schema: Schema;
+}
+
+export interface MediaType {
+  readonly schema: Schema;
+}
+
+export interface Header {
+  readonly description: string;
+  readonly schema: Schema;
+}
+
+export interface Response {
+  readonly description: string;
+  readonly headers?: Readonly<Record<string, Header | { readonly $ref: string }>>;
+  readonly content?: Readonly<Record<string, MediaType>>;
+}
+
+export interface Operation {
+  readonly operationId: string;
+  readonly summary: string;
+  readonly tags: readonly string[];
+  readonly parameters?: ReadonlyArray<Parameter | { readonly $ref: string }>;
+  readonly requestBody?: { readonly required: boolean; readonly content: Readonly<Record<string, MediaType>> };
+  readonly responses: Readonly<Record<string, Response>>;
+  readonly security?: ReadonlyArray<Readonly<Record<string, readonly string[]>>>;
+}
+
+export type Method = 'get' | 'put' | 'post' | 'delete';
+export type PathItem = Partial<Readonly<Record<Method, Operation>>>;
+
+export interface OpenApiDocument {
+  readonly openapi: '3.1.0';
+  readonly info: { readonly title: string; readonly version: string; readonly description: string };
+  readonly paths: Readonly<Record<string, PathItem>>;
+  readonly components: {
+    readonly schemas: Readonly<Record<string, Schema>>;
+    readonly parameters: Readonly<Record<string, Parameter>>;
+    readonly headers: Readonly<Record<string, Header>>;
+    readonly securitySchemes: Readonly<Record<string, unknown>>;
+  };
+  readonly security: ReadonlyArray<Readonly<Record<string, readonly string[]>>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const ref = (kind: 'schemas' | 'parameters' | 'headers', name: string) => ({ $ref: `#/components/${kind}/${name}` });
+const json = (schema: Schema): Readonly<Record<string, MediaType>> => ({ 'application/json': { schema } });
+const object = (required: readonly string[], properties: Record<string, Schema>, extra: Record<string, unknown> = {}): Schema => ({
+  type: 'object',
+  required,
+  properties,
+  ...extra,
+});
+const VERSION: Schema = { type: 'integer', minimum: 0, description: "The store's version of the key (0: never written)." };
+const ANY_JSON: Schema = { description: 'Any JSON value, null included.' };
+
+/** A JSON error response whose `error.code` is one of `codes`. */
+function errors(description: string, codes: readonly string[]): Response {
+  return {
+    description: `${description}: ${codes.join(', ')}`,
+    content: json({
+      type: 'object',
+      required: ['error'],
+      properties: {
+        error: object(['code', 'message'], {
+          code: { type: 'string', enum: codes },
+          message: { type: 'string' },
+          currentVersion: { ...VERSION, description: 'E_PRECONDITION_FAILED: the live version (0 when the key does not exist).' },
+          committedVersion: { ...VERSION, description: 'E_CACHE_WRITE: the version the store committed.' },
+        }),
+      },
+    }),
+  };
+}
+
+const ok = (description: string, schema: Schema, headers: Response['headers'] = {}): Response => ({ description, headers, content: json(schema) });
+
+/** Every operation may answer these. */
+const COMMON: Readonly<Record<string, Response>> = {
+  '401': errors('No or a wrong bearer token (only when the server has tokens)', ['E_UNAUTHORIZED']),
+  '500': errors('An unexpected error (logged by the server; no detail is sent)', ['E_INTERNAL']),
+};
+
+function operation(spec: Omit<Operation, 'responses'> & { readonly responses: Readonly<Record<string, Response>> }): Operation {
+  return { ...spec, responses: { ...spec.responses, ...COMMON } };
+}
+
+const READ_UNAVAILABLE = ['E_STORE_READ', 'E_CLOSED'];
+const WRITE_UNAVAILABLE = ['E_STORE_WRITE', 'E_STORE_OUTCOME_UNKNOWN', 'E_CACHE_UNAVAILABLE', 'E_CACHE_WRITE', 'E_CLOSED'];
+const BAD_TARGET = ['E_INVALID_NAMESPACE', 'E_INVALID_KEY'];
+const BATCH_ENVELOPE = ['E_BAD_JSON', 'E_INVALID_BATCH', 'E_INVALID_NAMESPACE'];
+const TOO_LARGE = errors('The body or the batch is too large', ['E_VALUE_TOO_LARGE', 'E_BATCH_TOO_LARGE']);
+
+// ---------------------------------------------------------------------------------------------
+// The document
+
+export const openApiDocument: OpenApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Lockstep caching service',
+    version: '1',
+    description:
+      'A write-through cache in front of a database: every write goes to the store first, then the cache. ' +
+      'Versions come from the store; GET and PUT answer them as ETag, and PUT / DELETE take If-Match. ' +
+      'Every error is JSON {"error":{"code","message"}}; unknown routes answer 404 E_NOT_FOUND and other ' +
+      'methods 405 E_METHOD_NOT_ALLOWED with Allow.',
+  },
+  security: [{ bearer: [] }],
+  paths: {
+    '/healthz': {
+      get: operation({
+        operationId: 'health',
+        summary: 'Liveness: whether the store and the cache answer (no token needed).',
+        tags: ['operations'],
+        security: [],
+        responses: {
+          '200': ok('Both parts answer', ref('schemas', 'Health')),
+          '503': ok('A part does not answer', ref('schemas', 'Health')),
+        },
+      }),
+    },
+    '/metrics': {
+      get: operation({
+        operationId: 'metrics',
+        summary: 'Prometheus metrics of every namespace.',
+        tags: ['operations'],
+        responses: { '200': { description: 'The Prometheus text exposition', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      }),
+    },
+    '/openapi.json': {
+      get: operation({
+        operationId: 'openapi',
+        summary: 'This document.',
+        tags: ['operations'],
+        responses: { '200': ok('The OpenAPI 3.1 document', object(['openapi', 'info', 'paths'], {})) },
+      }),
+    },
+    '/v1/kv/{namespace}/{key}': {
+      get: operation({
+        operationId: 'getKey',
+        summary: 'Read a key (from the cache when it can).',
+        tags: ['kv'],
+        parameters: [ref('parameters', 'Namespace'), ref('parameters', 'Key')],
+        responses: {
+          '200': ok('The value', ref('schemas', 'Entry'), { ETag: ref('headers', 'ETag'), 'X-Cache': ref('headers', 'XCache') }),
+          '400': errors('A malformed namespace or key', BAD_TARGET),
+          '404': errors('The key does not exist', ['E_NOT_FOUND']),
+          '503': errors('The store failed, or the service is closing', READ_UNAVAILABLE),
+        },
+      }),
+      put: operation({
+        operationId: 'putKey',
+        summary: 'Write a key: store first, then cache. Conditional with If-Match or If-None-Match: *.',
+        tags: ['kv'],
+        parameters: [
+          ref('parameters', 'Namespace'),
+          ref('parameters', 'Key'),
+          ref('parameters', 'TtlMs'),
+          ref('parameters', 'IfMatch'),
+          ref('parameters', 'IfNoneMatch'),
+        ],
+        requestBody: { required: true, content: json(ANY_JSON) },
+        responses: {
+          '200': ok('Written', ref('schemas', 'WriteResult'), { ETag: ref('headers', 'ETag') }),
+          '400': errors('Bad input', ['E_BAD_JSON', ...BAD_TARGET, 'E_INVALID_VALUE', 'E_INVALID_OPTION', 'E_INVALID_IF_MATCH', 'E_INVALID_IF_NONE_MATCH']),
+          '412': errors('If-Match or If-None-Match did not hold; nothing was written (ETag: the live version)', ['E_PRECONDITION_FAILED']),
+          '413': errors('The body or the encoded value is too large', ['E_VALUE_TOO_LARGE']),
+          '503': errors('A dependency failed (E_CACHE_WRITE: committed, carries committedVersion)', WRITE_UNAVAILABLE),
+        },
+      }),
+      delete: operation({
+        operationId: 'deleteKey',
+        summary: 'Delete a key (a versioned tombstone). Conditional with If-Match.',
+        tags: ['kv'],
+        parameters: [ref('parameters', 'Namespace'), ref('parameters', 'Key'), ref('parameters', 'IfMatch')],
+        responses: {
+          '200': ok('Deleted (existed: whether the key was live)', ref('schemas', 'DeleteResult')),
+          '400': errors('Bad input', [...BAD_TARGET, 'E_INVALID_IF_MATCH', 'E_INVALID_IF_NONE_MATCH']),
+          '412': errors('If-Match did not hold; nothing was deleted', ['E_PRECONDITION_FAILED']),
+          '503': errors('A dependency failed', WRITE_UNAVAILABLE),
+        },
+      }),
+    },
+    '/v1/kv/{namespace}/{key}/state': {
+      get: operation({
+        operationId: 'keyState',
+        summary: "Both sides of a key and its A–E state, without changing anything.",
+        tags: ['kv'],
+        parameters: [ref('parameters', 'Namespace'), ref('parameters', 'Key')],
+        responses: {
+          '200': ok('The inspection', ref('schemas', 'KeyInspection')),
+          '400': errors('A malformed namespace or key', BAD_TARGET),
+          '503': errors('The service is closing', ['E_CLOSED']),
+        },
+      }),
+    },
+    '/v1/kv/{namespace}:batchGet': {
+      post: operation({
+        operationId: 'batchGet',
+        summary: 'Read many keys; one result per key, in request order.',
+        tags: ['batch'],
+        parameters: [ref('parameters', 'Namespace')],
+        requestBody: { required: true, content: json(ref('schemas', 'BatchGetRequest')) },
+        responses: {
+          '200': ok('Per-key results (an item that failed carries its error)', ref('schemas', 'BatchGetResponse')),
+          '400': errors('A malformed envelope; nothing was read', BATCH_ENVELOPE),
+          '413': TOO_LARGE,
+          '503': errors('The service is closing', ['E_CLOSED']),
+        },
+      }),
+    },
+    '/v1/kv/{namespace}:batchPut': {
+      post: operation({
+        operationId: 'batchPut',
+        summary: 'Write many keys, each written through on its own; one result per item, in request order.',
+        tags: ['batch'],
+        parameters: [ref('parameters', 'Namespace')],
+        requestBody: { required: true, content: json(ref('schemas', 'BatchPutRequest')) },
+        responses: {
+          '200': ok('Per-item results (an item that failed carries its error; the others are written)', ref('schemas', 'BatchPutResponse')),
+          '400': errors('A malformed envelope or a key named twice; nothing was written', [...BATCH_ENVELOPE, 'E_DUPLICATE_KEYS']),
+          '413': TOO_LARGE,
+          '503': errors('The service is closing', ['E_CLOSED']),
+        },
+      }),
+    },
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <token>, when the server has tokens.' } },
+    parameters: {
+      Namespace: {
+        name: 'namespace',
+        in: 'path',
+        required: true,
+        description: 'The namespace: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.',
+        schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+      },
+      Key: {
+        name: 'key',
+        in: 'path',
+        required: true,
+        description: 'The key: one path segment, percent-encoded (a / inside a key is %2F); at most 512 UTF-8 bytes.',
+        schema: { type: 'string', minLength: 1 },
+      },
+      TtlMs: { name: 'X-TTL-Ms', in: 'header', description: "The value's cache TTL in ms (default: the service's ttl).", schema: { type: 'string', pattern: '^[1-9][0-9]*$' } },
+      IfMatch: {
+        name: 'If-Match',
+        in: 'header',
+        description: 'Write only if the live version is this one ("7" or 7), or with * only if the key exists; else 412.',
+        schema: { type: 'string', pattern: '^(\\*|"[1-9][0-9]*"|[1-9][0-9]*)$' },
+      },
+      IfNoneMatch: { name: 'If-None-Match', in: 'header', description: 'Only *: create-only (412 when the key exists).', schema: { const: '*' } },
+    },
+    headers: {
+      ETag: { description: 'The version of the value, quoted: "7".', schema: { type: 'string', pattern: '^"[0-9]+"$' } },
+      XCache: { description: 'Where the answer came from.', schema: { enum: ['hit', 'miss', 'bypass', 'store-fallback'] } },
+    },
+    schemas: {
+      Health: object(['status', 'store', 'cache'], {
+        status: { enum: ['ok', 'unavailable'] },
+        store: { enum: ['up', 'down'] },
+        cache: { enum: ['up', 'down'] },
+      }),
+      Entry: object(['namespace', 'key', 'value', 'version'], { namespace: { type: 'string' }, key: { type: 'string' }, value: ANY_JSON, version: VERSION }),
+      WriteResult: object(['namespace', 'key', 'version'], { namespace: { type: 'string' }, key: { type: 'string' }, version: VERSION }),
+      DeleteResult: object(['namespace', 'key', 'version', 'existed'], {
+        namespace: { type: 'string' },
+        key: { type: 'string' },
+        version: VERSION,
+        existed: { type: 'boolean' },
+      }),
+      KeyInspection: object(['namespace', 'key', 'state', 'description', 'store', 'cache'], {
+        namespace: { type: 'string' },
+        key: { type: 'string' },
+        state: { enum: ['A', 'B', 'C', 'D', 'E'] },
+        description: { type: 'string' },
+        store: { type: ['object', 'null'] },
+        cache: { type: ['object', 'null'] },
+      }),
+      ItemError: object(['key', 'error'], {
+        key: { type: ['string', 'null'], description: 'The item\'s key, or null when it had no string key.' },
+        error: object(['code', 'message'], { code: { type: 'string' }, message: { type: 'string' }, currentVersion: VERSION, committedVersion: VERSION }),
+      }),
+      BatchGetRequest: object(['keys'], { keys: { type: 'array', items: { type: 'string' }, description: 'At most maxBatchItems (default 100).' } }),
+      BatchGetResponse: object(['items'], {
+        items: {
+          type: 'array',
+          items: {
+            oneOf: [
+              object(['key', 'found', 'version'], { key: { type: 'string' }, found: { type: 'boolean' }, value: ANY_JSON, version: VERSION }),
+              ref('schemas', 'ItemError'),
+            ],
+          },
+        },
+      }),
+      BatchPutRequest: object(['items'], {
+        items: {
+          type: 'array',
+          description: 'At most maxBatchItems (default 100); each key at most once.',
+          items: object(
+            ['key', 'value'],
+            {
+              key: { type: 'string' },
+              value: ANY_JSON,
+              ttlMs: { type: 'integer', minimum: 1 },
+              ifVersion: { type: 'integer', minimum: 1, description: 'Write only if the live version is this one.' },
+              ifAbsent: { const: true, description: 'Write only if the key does not exist.' },
+            },
+            { additionalProperties: false },
+          ),
+        },
+      }),
+      BatchPutResponse: object(['items'], {
+        items: {
+          type: 'array',
+          items: { oneOf: [object(['key', 'version'], { key: { type: 'string' }, version: VERSION }), ref('schemas', 'ItemError')] },
+        },
+      }),
+    },
+  },
+};

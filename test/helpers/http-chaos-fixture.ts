@@ -1,0 +1,86 @@
+// The REST app over a fresh SQLite file and memory cache, each behind a chaos wrapper (for faults),
+// driven through app.request(): no socket. (http-fixture.ts is the plain one, for auth, limits, fuzz.)
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { ChaosCache } from '../../src/chaos/chaos-cache.js';
+import { ChaosStore } from '../../src/chaos/chaos-store.js';
+import { createApp, type AppOptions } from '../../src/http/app.js';
+import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
+import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+
+export interface HttpFixture {
+  readonly app: ReturnType<typeof createApp>;
+  readonly service: LockstepService;
+  readonly store: ChaosStore;
+  readonly cache: ChaosCache;
+  readonly sqlite: SqliteStore;
+  readonly unexpected: unknown[];
+  close(): Promise<void>;
+}
+
+export async function createHttpFixture(options: { engine?: EngineSettings; app?: AppOptions } = {}): Promise<HttpFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-http-'));
+  const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
+  const memory = createMemoryCache({ maxEntries: 1_000 });
+  const store = new ChaosStore(sqlite);
+  const cache = new ChaosCache(memory);
+  const service = createService({ store, cache, engine: { leaseTtl: '1s', ...options.engine }, journal: { pollInterval: '20ms' }, healthTimeoutMs: 200 });
+  const unexpected: unknown[] = [];
+  const app = createApp(service, { onUnexpectedError: (error) => unexpected.push(error), ...options.app });
+  let closed = false;
+  return {
+    app,
+    service,
+    store,
+    cache,
+    sqlite,
+    unexpected,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await service.close();
+      await memory.close();
+      await sqlite.close().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  readonly json: any;
+}
+
+export async function call(
+  app: HttpFixture['app'],
+  method: string,
+  path: string,
+  init: { body?: string; json?: unknown; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...init.headers };
+  let body = init.body;
+  if (init.json !== undefined) {
+    body = JSON.stringify(init.json);
+    headers['Content-Type'] ??= 'application/json';
+  }
+  const response = await app.request(new Request(`http://lockstep.test${path}`, { method, headers, ...(body === undefined ? {} : { body }) }));
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json };
+}
+
+export function assertError(reply: Reply, status: number, code: string): void {
+  assert.equal(reply.status, status, `expected ${status} ${code}, got ${reply.status} ${reply.text}`);
+  assert.equal(reply.json?.error?.code, code, reply.text);
+  assert.equal(typeof reply.json.error.message, 'string');
+}
