@@ -1,4 +1,5 @@
-// npm run bench:load [-- --duration 30 --connections 64 --keys 1000 --backends sqlite+memory,postgres+redis --json]
+// npm run bench:load [-- --duration 30 --connections 64 --keys 1000 --backends sqlite+memory,postgres+redis
+//                      --servers baseline,lockstep --log-level info --json]
 // A bounded load test on loopback: for each backend pair, the raw baseline (bare Hono on the store,
 // no cache) and then `lockstep serve`, each as a child process (the autocannon load generator runs
 // in this process, on its own event loop), under a 90/10 read/write mix over a pre-populated key
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     keys: { type: 'string', default: '1000' },
     backends: { type: 'string', default: BACKENDS.join(',') },
+    servers: { type: 'string', default: 'baseline,lockstep' },
     'log-level': { type: 'string', default: 'info' },
     json: { type: 'boolean', default: false },
   },
@@ -31,6 +33,10 @@ const backends = values.backends.split(',').map((name) => {
   if (!(BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: use ${BACKENDS.join(', ')}`);
   return name as BackendName;
 });
+const servers = values.servers.split(',').map((name) => {
+  if (name !== 'baseline' && name !== 'lockstep') throw new Error(`unknown server ${name}: use baseline, lockstep`);
+  return name;
+});
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 const results: ScenarioResult[] = [];
@@ -42,7 +48,7 @@ for (const backend of backends) {
       continue;
     }
   }
-  for (const server of ['baseline', 'lockstep'] as const) {
+  for (const server of servers) {
     log(`${backend} / ${server}: ${keys} keys, c${connections}, ${durationSeconds} s …`);
     results.push(await runScenario({ backend, server, connections, durationSeconds, keys, logLevel: values['log-level'] }));
   }
