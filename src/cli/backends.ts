@@ -38,7 +38,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
     parse(text) {
       if (!text.startsWith('sqlite:')) return undefined;
       const path = text.slice('sqlite:'.length);
-      if (path.length === 0) throw new InvalidOptionError('--store sqlite: needs a file path, e.g. sqlite:./lockstep.db');
+      if (path.length === 0) throw new InvalidOptionError('a sqlite store needs a file path, e.g. sqlite:./lockstep.db');
       return { kind: 'sqlite', spec: text, path };
     },
     async open(spec) {
@@ -56,7 +56,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
       try {
         url = new URL(text);
       } catch {
-        throw new InvalidOptionError(`--store ${redact(text)} is not a valid url`);
+        throw new InvalidOptionError(`${redact(text)} is not a valid url`);
       }
       // `schema` is Lockstep's, not libpq's: take it off before pg sees the url.
       const schema = url.searchParams.get('schema') ?? undefined;
@@ -79,7 +79,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
       try {
         new URL(text);
       } catch {
-        throw new InvalidOptionError(`--store ${redact(text)} is not a valid url`);
+        throw new InvalidOptionError(`${redact(text)} is not a valid url`);
       }
       return { kind: 'mysql', spec: redact(text), uri: text.replace(/^mariadb:/, 'mysql:') };
     },

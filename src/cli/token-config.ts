@@ -44,6 +44,20 @@ export function loadTokenFile({ file, inline }: TokenSources): TokenFile | undef
   return value as TokenFile;
 }
 
+/** LOCKSTEP_TOKENS / --tokens (the JSON text) or "tokens" in a config file (the object), validated. */
+export function parseTokens(raw: unknown): TokenFile {
+  let value = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch (error) {
+      throw new InvalidOptionError(`must be valid JSON: ${(error as Error).message}`);
+    }
+  }
+  resolveTokenFile(value, 'the token set');
+  return value as TokenFile;
+}
+
 /** `--rate-limit 50` or `50:200` (per second, then burst); `off` for none. */
 export function parseRateLimit(text: string): RateLimit | false {
   if (text === 'off') return false;

@@ -1,7 +1,9 @@
 // createApp's options: access (tokens) and limits, resolved, validated and frozen once.
+import { pino, type Logger } from 'pino';
 import { systemClock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../types.js';
+import { createLifecycle, type Lifecycle } from './lifecycle.js';
 import { resolveRateLimit, type RateLimit } from './rate-limit.js';
 import { assertDistinct, fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from './token-set.js';
 
@@ -31,9 +33,18 @@ export interface AppOptions {
   rateLimitBuckets?: number;
   /** Time for the rate limiter, in ms. @default systemClock */
   clock?: Clock;
-  /** Called with errors that map to a 500. @default logs the stack to stderr */
-  onUnexpectedError?: (error: unknown, request: Request) => void;
+  /**
+   * Called with errors that map to a 500 (or an E_INTERNAL batch item), and the request's id.
+   * @default logs the error with the request id: to `logger` when one is given, else to stderr
+   */
+  onUnexpectedError?: UnexpectedErrorHandler;
+  /** Where the one-line-per-request JSON logs go (a pino logger). @default silent */
+  logger?: Logger;
+  /** Shutdown state: `beginDrain()` turns /readyz to 503 `draining`. @default a fresh one */
+  lifecycle?: Lifecycle;
 }
+
+export type UnexpectedErrorHandler = (error: unknown, request: Request, requestId: string) => void;
 
 export interface ResolvedAppOptions {
   /** Empty: no tokens configured, every route is open (loopback only, server.ts sees to it). */
@@ -44,7 +55,9 @@ export interface ResolvedAppOptions {
   readonly rateLimit: RateLimit | false;
   readonly rateLimitBuckets: number;
   readonly clock: Clock;
-  readonly onUnexpectedError: (error: unknown, request: Request) => void;
+  readonly onUnexpectedError: UnexpectedErrorHandler;
+  readonly logger: Logger;
+  readonly lifecycle: Lifecycle;
 }
 
 const BODY_SLACK_BYTES = 64 * 1024;
@@ -62,7 +75,9 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
     rateLimit: resolveRateLimit(options.rateLimit ?? false, 'rateLimit'),
     rateLimitBuckets: positiveInteger(options.rateLimitBuckets ?? 10_000, 'rateLimitBuckets'),
     clock: options.clock ?? systemClock,
-    onUnexpectedError: options.onUnexpectedError ?? logUnexpected,
+    onUnexpectedError: options.onUnexpectedError ?? (options.logger === undefined ? logUnexpected : logUnexpectedTo(options.logger)),
+    logger: options.logger ?? pino({ level: 'silent' }),
+    lifecycle: options.lifecycle ?? createLifecycle(),
   });
 }
 
@@ -73,7 +88,13 @@ function positiveInteger(value: number, name: string): number {
   return value;
 }
 
-function logUnexpected(error: unknown, request: Request): void {
+function logUnexpected(error: unknown, request: Request, requestId: string): void {
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  console.error(`lockstep: unexpected error on ${request.method} ${new URL(request.url).pathname}: ${detail}`);
+  console.error(`lockstep: unexpected error on ${request.method} ${new URL(request.url).pathname} (request ${requestId}): ${detail}`);
+}
+
+function logUnexpectedTo(logger: Logger): UnexpectedErrorHandler {
+  return (error, request, requestId) => {
+    logger.error({ reqId: requestId, method: request.method, path: new URL(request.url).pathname, err: error }, 'unexpected error');
+  };
 }

@@ -8,6 +8,7 @@ import { methodNotAllowed, notFound, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { batchRoutes } from './routes/batch.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { requestLog } from './request-log.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from './service.js';
@@ -24,9 +25,11 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
 
   const app = new Hono();
   appPrincipals.set(app, resolved.principals);
+  // First, so that every answer (401s and 404s included) carries an id and is logged.
+  app.use('*', requestLog(resolved.logger, resolved.lifecycle));
   app.onError((error, c) => {
     const response = toErrorResponse(error);
-    if (response.unexpected) onUnexpectedError(error, c.req.raw);
+    if (response.unexpected) onUnexpectedError(error, c.req.raw, c.get('requestId'));
     return c.json(response.body, response.status, response.headers);
   });
   app.notFound((c) => {
@@ -38,7 +41,7 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
   app.use('*', accessMiddleware(resolved));
   app.get('/openapi.json', (c) => c.json(openApiDocument, 200, { 'Cache-Control': 'no-cache' }));
   app.all('/openapi.json', (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD']); });
-  app.route('/', opsRoutes(service));
+  app.route('/', opsRoutes(service, resolved.lifecycle));
   app.route('/', dashboardRoutes());
   const { bodyLimitBytes, maxJsonDepth, maxBatchItems } = resolved;
   app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError }));

@@ -7,3 +7,5 @@ export { listen, isLoopbackHost, type ListenOptions, type RunningServer } from '
 export { authorize, authorizeAdmin, PUBLIC_PATHS } from './access.js';
 export type { TokenEntry, TokenFile, Action } from './token-set.js';
 export type { RateLimit } from './rate-limit.js';
+export { createLifecycle, type Lifecycle } from './lifecycle.js';
+export { REQUEST_ID_HEADER } from './request-log.js';

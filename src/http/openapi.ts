@@ -93,6 +93,8 @@ const ok = (description: string, schema: Schema, headers: Response['headers'] = 
 /** Every operation may answer these. */
 const COMMON: Readonly<Record<string, Response>> = {
   '401': errors('No or a wrong bearer token (only when the server has tokens)', ['E_UNAUTHORIZED']),
+  '403': errors("A valid token outside its scopes (read:NS, write:NS, admin)", ['E_FORBIDDEN']),
+  '429': errors("The token's (or, without one, the address's) rate limit; see Retry-After", ['E_RATE_LIMITED']),
   '500': errors('An unexpected error (logged by the server; no detail is sent)', ['E_INTERNAL']),
 };
 
@@ -102,9 +104,37 @@ function operation(spec: Omit<Operation, 'responses'> & { readonly responses: Re
 
 const READ_UNAVAILABLE = ['E_STORE_READ', 'E_CLOSED'];
 const WRITE_UNAVAILABLE = ['E_STORE_WRITE', 'E_STORE_OUTCOME_UNKNOWN', 'E_CACHE_UNAVAILABLE', 'E_CACHE_WRITE', 'E_CLOSED'];
-const BAD_TARGET = ['E_INVALID_NAMESPACE', 'E_INVALID_KEY'];
-const BATCH_ENVELOPE = ['E_BAD_JSON', 'E_INVALID_BATCH', 'E_INVALID_NAMESPACE'];
-const TOO_LARGE = errors('The body or the batch is too large', ['E_VALUE_TOO_LARGE', 'E_BATCH_TOO_LARGE']);
+const BAD_TARGET = ['E_INVALID_NAMESPACE', 'E_INVALID_KEY', 'E_KEY_TOO_LONG'];
+const BATCH_ENVELOPE = ['E_BAD_JSON', 'E_JSON_TOO_DEEP', 'E_INVALID_BATCH', 'E_INVALID_NAMESPACE'];
+const TOO_LARGE = errors('The body, the value or the batch is too large', ['E_BODY_TOO_LARGE', 'E_VALUE_TOO_LARGE', 'E_BATCH_TOO_LARGE']);
+
+/** The dashboard's static files: no token needed, no data inside. */
+function dashboardFiles(): Record<string, PathItem> {
+  const files: Array<[path: string, type: string, what: string]> = [
+    ['/', 'text/html', 'The dashboard page'],
+    ['/dashboard/dashboard.js', 'text/javascript', "The dashboard's script"],
+    ['/dashboard/dashboard.css', 'text/css', "The dashboard's style sheet"],
+    ['/dashboard/uPlot.iife.min.js', 'text/javascript', 'uPlot, the chart library'],
+    ['/dashboard/uPlot.min.css', 'text/css', "uPlot's style sheet"],
+  ];
+  return Object.fromEntries(
+    files.map(([path, type, what], index) => [
+      path,
+      {
+        get: operation({
+          operationId: `dashboardFile${index}`,
+          summary: `${what} (static; no token needed).`,
+          tags: ['dashboard'],
+          security: [],
+          responses: {
+            '200': { description: what, content: { [type]: { schema: { type: 'string' } } } },
+            '304': { description: 'Not modified (If-None-Match matched the ETag)' },
+          },
+        }),
+      },
+    ]),
+  );
+}
 
 // ---------------------------------------------------------------------------------------------
 // The document
@@ -124,16 +154,45 @@ export const openApiDocument: OpenApiDocument = {
   paths: {
     '/healthz': {
       get: operation({
-        operationId: 'health',
-        summary: 'Liveness: whether the store and the cache answer (no token needed).',
+        operationId: 'liveness',
+        summary: 'Liveness: the process answers (no dependency is checked; no token needed).',
+        tags: ['operations'],
+        security: [],
+        responses: { '200': ok('The process answers', object(['status'], { status: { const: 'ok' } })) },
+      }),
+    },
+    '/readyz': {
+      get: operation({
+        operationId: 'readiness',
+        summary: 'Readiness: the store and the cache answer, and the server is not shutting down (no token needed).',
         tags: ['operations'],
         security: [],
         responses: {
           '200': ok('Both parts answer', ref('schemas', 'Health')),
-          '503': ok('A part does not answer', ref('schemas', 'Health')),
+          '503': ok('A part does not answer ("unavailable"), or the server is draining ("draining")', object(['status'], { status: { enum: ['unavailable', 'draining'] } })),
         },
       }),
     },
+    '/v1/stats': {
+      get: operation({
+        operationId: 'stats',
+        summary: "The dashboard's numbers: hit ratio, recent p50/p99, failure counters, the alert, leases, repairs, the latest audit (admin).",
+        tags: ['operations'],
+        responses: { '200': ok('Service-wide statistics', ref('schemas', 'Stats')) },
+      }),
+    },
+    '/v1/audit': {
+      post: operation({
+        operationId: 'audit',
+        summary: 'Runs the A–E audit over the namespaces served now and answers its summary (admin).',
+        tags: ['operations'],
+        responses: {
+          '200': ok('The audit summary', ref('schemas', 'AuditSummary')),
+          '503': errors('The service is closing', ['E_CLOSED']),
+        },
+      }),
+    },
+    ...dashboardFiles(),
     '/metrics': {
       get: operation({
         operationId: 'metrics',
@@ -177,7 +236,7 @@ export const openApiDocument: OpenApiDocument = {
         requestBody: { required: true, content: json(ANY_JSON) },
         responses: {
           '200': ok('Written', ref('schemas', 'WriteResult'), { ETag: ref('headers', 'ETag') }),
-          '400': errors('Bad input', ['E_BAD_JSON', ...BAD_TARGET, 'E_INVALID_VALUE', 'E_INVALID_OPTION', 'E_INVALID_IF_MATCH', 'E_INVALID_IF_NONE_MATCH']),
+          '400': errors('Bad input', ['E_BAD_JSON', 'E_JSON_TOO_DEEP', ...BAD_TARGET, 'E_INVALID_VALUE', 'E_INVALID_OPTION', 'E_INVALID_IF_MATCH', 'E_INVALID_IF_NONE_MATCH']),
           '412': errors('If-Match or If-None-Match did not hold; nothing was written (ETag: the live version)', ['E_PRECONDITION_FAILED']),
           '413': errors('The body or the encoded value is too large', ['E_VALUE_TOO_LARGE']),
           '503': errors('A dependency failed (E_CACHE_WRITE: committed, carries committedVersion)', WRITE_UNAVAILABLE),
@@ -271,6 +330,33 @@ export const openApiDocument: OpenApiDocument = {
       XCache: { description: 'Where the answer came from.', schema: { enum: ['hit', 'miss', 'bypass', 'store-fallback'] } },
     },
     schemas: {
+      Stats: object(['now', 'namespaces', 'reads', 'writes', 'hitRatio', 'counters', 'latencyMs', 'failures', 'alert', 'leases', 'journal', 'audit'], {
+        now: { type: 'integer', description: 'Server time, ms since the epoch.' },
+        namespaces: { type: 'integer' },
+        reads: { type: 'integer' },
+        writes: { type: 'integer' },
+        hitRatio: { type: ['number', 'null'] },
+        counters: { type: 'object', description: "Every counter, summed over namespaces, by the seed's names." },
+        latencyMs: { type: 'object', description: 'p50/p99 over the most recent operations: read.total, write.total, write.store, write.cache.' },
+        failures: object(['write_through_db_failures', 'write_through_cache_failures', 'write_through_failures'], {
+          write_through_db_failures: { type: 'integer' },
+          write_through_cache_failures: { type: 'integer' },
+          write_through_failures: { type: 'integer' },
+        }),
+        alert: object(['firing', 'rate', 'threshold'], { firing: { type: 'boolean' }, rate: { type: 'number' }, threshold: { type: 'number' } }),
+        leases: object(['expired', 'writesInFlight'], { expired: { type: 'integer' }, writesInFlight: { type: 'integer' } }),
+        journal: object(['repairs'], { repairs: { type: 'integer' } }),
+        audit: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/AuditSummary' }] },
+      }),
+      AuditSummary: object(['startedAt', 'finishedAt', 'durationMs', 'trigger', 'namespaces', 'keys', 'counts'], {
+        startedAt: { type: 'string', format: 'date-time' },
+        finishedAt: { type: 'string', format: 'date-time' },
+        durationMs: { type: 'number' },
+        trigger: { type: 'string' },
+        namespaces: { type: 'integer' },
+        keys: { type: 'integer' },
+        counts: object(['A', 'B', 'C', 'D', 'E'], { A: { type: 'integer' }, B: { type: 'integer' }, C: { type: 'integer' }, D: { type: 'integer' }, E: { type: 'integer' } }),
+      }),
       Health: object(['status', 'store', 'cache'], {
         status: { enum: ['ok', 'unavailable'] },
         store: { enum: ['up', 'down'] },

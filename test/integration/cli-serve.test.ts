@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,8 +130,9 @@ describe('lockstep serve', () => {
     await gone.body?.cancel();
     const kept = await fetch(`${url}/v1/kv/users/bob`, { method: 'PUT', headers: json, body: '"kept"' });
     assert.equal(kept.status, 200);
-    const health = await fetch(`${url}/healthz`);
-    assert.deepEqual(await health.json(), { status: 'ok', store: 'up', cache: 'up' });
+    const ready = await fetch(`${url}/readyz`);
+    assert.deepEqual(await ready.json(), { status: 'ok', store: 'up', cache: 'up' });
+    assert.deepEqual(await (await fetch(`${url}/healthz`)).json(), { status: 'ok' });
 
     server.child.kill('SIGTERM');
     const { code, signal } = await server.exited();
@@ -180,6 +181,9 @@ describe('lockstep serve', () => {
     const health = await fetch(`${url}/healthz`);
     assert.equal(health.status, 200, '/healthz needs no token');
     await health.body?.cancel();
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 200, '/readyz needs no token');
+    await ready.body?.cancel();
 
     server.child.kill('SIGINT');
     assert.deepEqual(await server.exited(), { code: 0, signal: null });
@@ -195,6 +199,22 @@ describe('lockstep serve', () => {
     server.child.kill('SIGTERM');
     const result = await server.exited();
     assert.deepEqual(result, { code: 0, signal: null }, server.stderr());
+  });
+
+  it('reads a --config file, below the environment and the flags, and refuses an unknown key naming the file', async () => {
+    const cwd = await tempDir();
+    await writeFile(join(cwd, 'lockstep.json'), JSON.stringify({ port: 1, store: 'sqlite:file.db', failurePolicy: 'strict', logLevel: 'silent' }));
+    const server = cli(['serve', '--config', 'lockstep.json', '--port', '0'], cwd, { LOCKSTEP_STORE: 'sqlite:env.db' });
+    const [, , , store] = await server.waitFor(LISTENING);
+    assert.equal(store, 'sqlite:env.db', 'the environment wins over the file');
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exited(), { code: 0, signal: null }, server.stderr());
+    assert.doesNotMatch(server.stdout(), /"level"/, 'logLevel: silent from the file');
+
+    await writeFile(join(cwd, 'bad.json'), JSON.stringify({ prot: 8080 }));
+    const refused = cli(['serve'], cwd, { LOCKSTEP_CONFIG: 'bad.json' });
+    assert.equal((await refused.exited()).code, 2);
+    assert.match(refused.stderr(), /unknown key "prot" in config file bad\.json/);
   });
 
   it('refuses --host 0.0.0.0 without a token, before creating anything', async () => {
@@ -306,7 +326,7 @@ describe('lockstep serve on the production backends', () => {
     }
   });
   for (const backend of backends) {
-    it(`serves PUT/GET/DELETE over ${backend.name}, with /healthz naming both parts`, async (t) => {
+    it(`serves PUT/GET/DELETE over ${backend.name}, with /readyz naming both parts`, async (t) => {
       for (const [service, url] of backend.needs) {
         const { skip } = await needService(service, url);
         if (skip) return t.skip(skip);
@@ -327,7 +347,7 @@ describe('lockstep serve on the production backends', () => {
         const gone = await fetch(`${url}/v1/kv/${namespace}/k`);
         assert.equal(gone.status, 404);
         await gone.body?.cancel();
-        assert.deepEqual(await (await fetch(`${url}/healthz`)).json(), { status: 'ok', store: 'up', cache: 'up' });
+        assert.deepEqual(await (await fetch(`${url}/readyz`)).json(), { status: 'ok', store: 'up', cache: 'up' });
       } finally {
         server.child.kill('SIGTERM');
         assert.equal((await server.exited()).code, 0, server.stderr());

@@ -90,17 +90,17 @@ describe('lockstep serve: tokens and limits', () => {
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [['--tokens-file', bad], {}, /bad\.json: tokens\[0\] \(x\): "sha256" must be 64 hex digits/],
       [['--tokens-file', join(dir, 'missing.json')], {}, /cannot read the tokens file/],
-      [[], { LOCKSTEP_TOKENS: '{"tokens": [' }, /LOCKSTEP_TOKENS is not valid JSON/],
+      [[], { LOCKSTEP_TOKENS: '{"tokens": [' }, /LOCKSTEP_TOKENS must be valid JSON/],
       [[], { LOCKSTEP_TOKENS_FILE: file, LOCKSTEP_TOKENS: tokensJson }, /not both/],
       [['--rate-limit', '0'], {}, /perSecond must be a number above 0/],
       [['--max-json-depth', '0'], {}, /--max-json-depth must be an integer/],
       [['--body-limit', 'lots'], {}, /--body-limit must be an integer/],
     ];
     for (const [argv, env, message] of cases) assert.throws(() => parseServeArgs(argv, env), message);
-    // The flag names the file to use; the variable's inline set is then ignored, not merged.
-    assert.deepEqual(parseServeArgs(['--tokens-file', file], { LOCKSTEP_TOKENS: '{}' }).tokens, JSON.parse(tokensJson));
+    // A file and an inline set are never merged: naming both, from any source, is an error.
+    assert.throws(() => parseServeArgs(['--tokens-file', file], { LOCKSTEP_TOKENS: tokensJson }), /not both/);
     const limits = parseServeArgs(['--rate-limit', '20:40', '--max-json-depth', '8', '--body-limit', '4096', '--max-key-bytes', '64'], {});
-    assert.deepEqual([limits.rateLimit, limits.maxJsonDepth, limits.bodyLimitBytes, limits.maxKeyBytes], [{ perSecond: 20, burst: 40 }, 8, 4096, 64]);
+    assert.deepEqual([limits.rateLimit, limits.maxJsonDepth, limits.bodyLimit, limits.maxKeyBytes], [{ perSecond: 20, burst: 40 }, 8, 4096, 64]);
   });
 
   it('refuses a non-loopback host unless tokens are configured', async () => {

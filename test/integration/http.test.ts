@@ -403,7 +403,7 @@ describe('503 when a dependency fails', () => {
   });
 });
 
-describe('/metrics and /healthz', () => {
+describe('/metrics, /healthz and /readyz', () => {
   it('/metrics is Prometheus text with the registry content type', async () => {
     const { app, service } = await setup();
     await call(app, 'PUT', '/v1/kv/m/k', { json: 1 });
@@ -416,35 +416,45 @@ describe('/metrics and /healthz', () => {
     assert.match(reply.text, /lockstep_writes_total\{namespace="m"\} 1/);
   });
 
-  it('/healthz is 200 when both parts answer', async () => {
-    const { app } = await setup();
+  it('/healthz is liveness only: 200 while the process answers, even with the store down', async () => {
+    const { app, sqlite } = await setup();
+    assert.deepEqual((await call(app, 'GET', '/healthz')).json, { status: 'ok' });
+    await sqlite.close();
     const reply = await call(app, 'GET', '/healthz');
+    assert.equal(reply.status, 200);
+    assert.deepEqual(reply.json, { status: 'ok' });
+    assert.equal((await call(app, 'GET', '/readyz')).status, 503);
+  });
+
+  it('/readyz is 200 when both parts answer', async () => {
+    const { app } = await setup();
+    const reply = await call(app, 'GET', '/readyz');
     assert.equal(reply.status, 200);
     assert.deepEqual(reply.json, { status: 'ok', store: 'up', cache: 'up' });
   });
 
-  it('/healthz is 503 naming the store when its ping throws, without the error detail', async () => {
+  it('/readyz is 503 naming the store when its ping throws, without the error detail', async () => {
     const { app, store } = await setup();
     store.faults.always('ping', { kind: 'throw', when: 'before' });
-    const reply = await call(app, 'GET', '/healthz');
+    const reply = await call(app, 'GET', '/readyz');
     assert.equal(reply.status, 503);
     assert.deepEqual(reply.json, { status: 'unavailable', store: 'down', cache: 'up' });
     assert.doesNotMatch(reply.text, /test fault/);
   });
 
-  it('/healthz is 503 when the store is closed', async () => {
+  it('/readyz is 503 when the store is closed', async () => {
     const { app, sqlite } = await setup();
     await sqlite.close();
-    const reply = await call(app, 'GET', '/healthz');
+    const reply = await call(app, 'GET', '/readyz');
     assert.equal(reply.status, 503);
     assert.equal(reply.json.store, 'down');
   });
 
-  it('/healthz is 503 naming the cache when its ping hangs past the deadline', async () => {
+  it('/readyz is 503 naming the cache when its ping hangs past the deadline', async () => {
     const { app, cache } = await setup({ healthTimeoutMs: 50 });
     cache.faults.always('ping', { kind: 'hang', when: 'before' });
     const started = Date.now();
-    const reply = await call(app, 'GET', '/healthz');
+    const reply = await call(app, 'GET', '/readyz');
     assert.ok(Date.now() - started < 2_000);
     assert.equal(reply.status, 503);
     assert.deepEqual(reply.json, { status: 'unavailable', store: 'up', cache: 'down' });
@@ -470,6 +480,7 @@ describe('routing', () => {
     assert.equal(state.headers.get('allow'), 'GET, HEAD');
     assertError(await call(app, 'POST', '/metrics'), 405, 'E_METHOD_NOT_ALLOWED');
     assertError(await call(app, 'DELETE', '/healthz'), 405, 'E_METHOD_NOT_ALLOWED');
+    assertError(await call(app, 'POST', '/readyz'), 405, 'E_METHOD_NOT_ALLOWED');
   });
 
   it('500 E_INTERNAL for an unexpected error, reported to the hook and not leaked', async () => {
@@ -492,7 +503,7 @@ describe('routing', () => {
 describe('bearer token', () => {
   const token = 's3cret-token';
 
-  it('is required on every route but /healthz', async () => {
+  it('is required on every route but /healthz and /readyz', async () => {
     const { app } = await setup({ app: { token } });
     for (const [method, path] of [
       ['GET', '/v1/kv/ns/k'],
@@ -511,6 +522,7 @@ describe('bearer token', () => {
     assert.equal((await call(app, 'GET', '/healthz')).status, 200);
     // The dashboard's files hold no data; the page asks for the token when /v1/stats answers 401.
     for (const path of ['/', '/dashboard/dashboard.js', '/dashboard/uPlot.iife.min.js']) assert.equal((await call(app, 'GET', path)).status, 200, path);
+    assert.equal((await call(app, 'GET', '/readyz')).status, 200);
   });
 
   it('refuses a wrong or malformed token and accepts the right one', async () => {

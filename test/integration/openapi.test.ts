@@ -28,6 +28,14 @@ function documentedOperations(): Array<{ method: Method; path: string; operation
 /** A real request for each operation: method and path template → what to send. */
 const EXAMPLES: Record<string, { path: string; json?: unknown; headers?: Record<string, string> }[]> = {
   'get /healthz': [{ path: '/healthz' }],
+  'get /readyz': [{ path: '/readyz' }],
+  'get /v1/stats': [{ path: '/v1/stats' }],
+  'post /v1/audit': [{ path: '/v1/audit' }],
+  'get /': [{ path: '/' }],
+  'get /dashboard/dashboard.js': [{ path: '/dashboard/dashboard.js' }],
+  'get /dashboard/dashboard.css': [{ path: '/dashboard/dashboard.css' }],
+  'get /dashboard/uPlot.iife.min.js': [{ path: '/dashboard/uPlot.iife.min.js' }],
+  'get /dashboard/uPlot.min.css': [{ path: '/dashboard/uPlot.min.css' }],
   'get /metrics': [{ path: '/metrics' }],
   'get /openapi.json': [{ path: '/openapi.json' }],
   'put /v1/kv/{namespace}/{key}': [

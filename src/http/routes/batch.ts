@@ -7,6 +7,7 @@ import type { WriteThrough } from '../../engine/api.js';
 import { InvalidKeyError, InvalidNamespaceError } from '../../errors.js';
 import { duplicateKeys, envelopeArray, mapBounded, parsePutItem, repeatedKeys } from '../batch-items.js';
 import { authorize } from '../access.js';
+import type { UnexpectedErrorHandler } from '../app-options.js';
 import { bodyTooLarge, methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
 import type { LockstepService } from '../service.js';
@@ -19,7 +20,7 @@ export interface BatchRouteOptions {
   /** Most items in one batch; more is a 413 E_BATCH_TOO_LARGE. */
   readonly maxBatchItems: number;
   /** Told about item errors that map to E_INTERNAL. */
-  readonly onUnexpectedError: (error: unknown, request: Request) => void;
+  readonly onUnexpectedError: UnexpectedErrorHandler;
 }
 
 /** Items of one batch in flight at once: enough to overlap store round trips, few enough to share the pool. */
@@ -39,7 +40,7 @@ export function batchRoutes(service: LockstepService, options: BatchRouteOptions
 
   const failed = (c: Context, key: string | null, error: unknown): ItemError => {
     const response = toErrorResponse(error);
-    if (response.unexpected) onUnexpectedError(error, c.req.raw);
+    if (response.unexpected) onUnexpectedError(error, c.req.raw, c.get('requestId'));
     return { key, ...response.body };
   };
 

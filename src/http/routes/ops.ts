@@ -1,32 +1,38 @@
-// Operations: GET /metrics (Prometheus text), GET /healthz (store and cache reachability), and the
-// dashboard's data: GET /v1/stats and POST /v1/audit. Stats and audit sit here, beside /metrics,
-// so that whatever guards /metrics (the token, an admin scope) guards them too.
+// Operations: GET /metrics (Prometheus text), GET /healthz (liveness: the process answers),
+// GET /readyz (readiness: store and cache reachable, and not shutting down), and the dashboard's
+// data: GET /v1/stats and POST /v1/audit. Stats and audit sit beside /metrics and, like it, need
+// the admin scope when tokens are configured (access.ts).
 import { Hono } from 'hono';
 import { methodNotAllowed } from '../errors.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { LockstepService } from '../service.js';
 
-export function opsRoutes(service: LockstepService): Hono {
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
+export function opsRoutes(service: LockstepService, lifecycle: Lifecycle): Hono {
   const ops = new Hono();
 
   ops.get('/metrics', async (c) => {
     const text = await service.metricsText();
-    return c.body(text, 200, { 'Content-Type': service.metricsContentType, 'Cache-Control': 'no-store' });
+    return c.body(text, 200, { 'Content-Type': service.metricsContentType, ...NO_STORE });
   });
 
-  ops.get('/healthz', async (c) => {
+  // Liveness checks nothing outside the process: a database outage must not get it restarted.
+  ops.get('/healthz', (c) => c.json({ status: 'ok' }, 200, NO_STORE));
+
+  ops.get('/readyz', async (c) => {
+    if (lifecycle.draining) return c.json({ status: 'draining' }, 503, NO_STORE);
     const { ok, parts } = await service.health();
-    // Why a part is down stays in the process: /healthz answers without a token.
-    return c.json({ status: ok ? 'ok' : 'unavailable', store: parts.store, cache: parts.cache }, ok ? 200 : 503, {
-      'Cache-Control': 'no-store',
-    });
+    // Why a part is down stays in the process: /readyz answers without a token.
+    return c.json({ status: ok ? 'ok' : 'unavailable', store: parts.store, cache: parts.cache }, ok ? 200 : 503, NO_STORE);
   });
 
-  ops.get('/v1/stats', async (c) => c.json(await service.stats(), 200, { 'Cache-Control': 'no-store' }));
+  ops.get('/v1/stats', async (c) => c.json(await service.stats(), 200, NO_STORE));
 
   // Runs the audit now and answers with its summary (a request during a run waits for that run).
-  ops.post('/v1/audit', async (c) => c.json(await service.audit(), 200, { 'Cache-Control': 'no-store' }));
+  ops.post('/v1/audit', async (c) => c.json(await service.audit(), 200, NO_STORE));
 
-  for (const path of ['/metrics', '/healthz', '/v1/stats']) {
+  for (const path of ['/metrics', '/healthz', '/readyz', '/v1/stats']) {
     ops.all(path, (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD']); });
   }
   ops.all('/v1/audit', (c) => { throw methodNotAllowed(c.req.method, ['POST']); });

@@ -1,0 +1,86 @@
+// The settings of `lockstep serve`: one entry each. The flag, the LOCKSTEP_* variable and the
+// config file key all come from the entry's name (see config.ts), so adding a setting is adding
+// an entry here and reading it in commands/serve.ts.
+import type { FailurePolicy } from '../options.js';
+import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from './backends.js';
+import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Setting } from './config.js';
+import { toMs } from '../duration.js';
+import type { RateLimit } from '../http/rate-limit.js';
+import type { TokenFile } from '../http/token-set.js';
+import { parseRateLimit, parseTokens } from './token-config.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const serveSettings = {
+  port: { arg: 'N', help: 'port to listen on; 0 picks a free one', default: 8080, parse: integerIn(0, 65535) } satisfies Setting<number>,
+  host: { arg: 'HOST', help: 'address to listen on', default: '127.0.0.1', parse: nonEmptyString } satisfies Setting<string>,
+  store: {
+    arg: 'SPEC',
+    help: `one of: ${supportedStores.join(', ')}`,
+    default: parseStoreSpec('sqlite:./lockstep.db'),
+    note: 'default sqlite:./lockstep.db',
+    parse: parsedString(parseStoreSpec),
+  } satisfies Setting<StoreSpec>,
+  cache: {
+    arg: 'SPEC',
+    help: `one of: ${supportedCaches.join(', ')}`,
+    default: parseCacheSpec('memory'),
+    note: 'default memory',
+    parse: parsedString(parseCacheSpec),
+  } satisfies Setting<CacheSpec>,
+  cacheMaxEntries: { arg: 'N', help: 'entries the memory cache keeps', default: 100_000, parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number>,
+  token: {
+    arg: 'T',
+    help: 'one full-access token: Authorization: Bearer T',
+    default: undefined,
+    note: 'prefer the variable: flags show in ps',
+    parse: nonEmptyString,
+  } satisfies Setting<string | undefined>,
+  tokensFile: {
+    arg: 'PATH',
+    help: 'scoped tokens, a JSON file (see lockstep token create)',
+    default: undefined,
+    parse: nonEmptyString,
+  } satisfies Setting<string | undefined>,
+  tokens: {
+    arg: 'JSON',
+    help: 'scoped tokens inline: the tokens file\'s JSON (in the config file: the object itself)',
+    default: undefined,
+    parse: parseTokens,
+  } satisfies Setting<TokenFile | undefined>,
+  bodyLimit: { arg: 'BYTES', help: 'largest request body', default: undefined, note: 'default max value size + 64 KiB', parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number | undefined>,
+  maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes', default: undefined, note: 'default 512', parse: integerIn(1, 1_048_576) } satisfies Setting<number | undefined>,
+  maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,
+  rateLimit: {
+    arg: 'R[:B]',
+    help: 'requests/s (burst B) per token or address; off for none',
+    default: false,
+    note: 'default off',
+    parse: parsedString(parseRateLimit),
+  } satisfies Setting<RateLimit | false>,
+  auditInterval: {
+    arg: 'D',
+    help: "pause between the dashboard's background audits (30s, 5m); 0 = off",
+    default: 60_000,
+    note: 'default 60s',
+    parse: parsedDuration,
+  } satisfies Setting<number>,
+  failurePolicy: { arg: 'P', help: 'pragmatic | strict', default: 'pragmatic', parse: oneOf<FailurePolicy>(['pragmatic', 'strict']) } satisfies Setting<FailurePolicy>,
+  logLevel: { arg: 'L', help: `JSON logs on stdout: ${LOG_LEVELS.join(' | ')}`, default: 'info', parse: oneOf(LOG_LEVELS) } satisfies Setting<LogLevel>,
+  shutdownGraceMs: {
+    arg: 'MS',
+    help: 'how long a stop waits for requests in flight before cutting them',
+    default: 10_000,
+    parse: integerIn(0, 600_000),
+  } satisfies Setting<number>,
+} as const;
+
+export type ServeConfig = ConfigOf<typeof serveSettings>;
+
+/** A duration: a number of ms (a plain number in a flag, too) or a '30s'-style string; 0 allowed. */
+function parsedDuration(raw: unknown): number {
+  const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : raw;
+  if (typeof value !== 'number' && typeof value !== 'string') throw new Error(`must be a duration such as 30s or 60000 (got ${JSON.stringify(raw)})`);
+  return toMs(value, 'the duration', { allowZero: true });
+}
