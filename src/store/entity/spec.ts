@@ -5,6 +5,7 @@
 import { InvalidOptionError, InvalidValueError } from '../../errors.js';
 import { validateNamespace } from '../../keys.js';
 import { isIdentifier } from '../postgres-schema.js';
+import type { StoreAdapter } from '../../types.js';
 
 export interface EntityTableOptions {
   /** The user's table. An identifier of [A-Za-z_][A-Za-z0-9_]*, at most 63 characters. */
@@ -26,6 +27,13 @@ export interface EntitySpec {
   readonly idColumn: string;
   readonly versionColumn: string;
   readonly entity: string;
+}
+
+/** A StoreAdapter over one entity table. */
+export interface EntityStore extends StoreAdapter {
+  readonly spec: EntitySpec;
+  /** Batched read queries issued so far (concurrent misses share one). */
+  readonly readBatches: number;
 }
 
 /** A row as the driver returns it, keyed by column name, without the version column. */
@@ -54,9 +62,10 @@ export function resolveEntitySpec(options: EntityTableOptions): EntitySpec {
 }
 
 /**
- * The row a write payload names: a JSON object of the table's columns (never the version column,
- * which the store assigns), whose id column, if present, is the key. Unknown columns are refused
- * with the list of known ones, so a typo never becomes SQL.
+ * The row a write payload names: a JSON object of every column of the table (the version column
+ * left out: the store assigns it), whose id column, if present, is the key. Unknown columns are
+ * refused with the list of known ones, so a typo never becomes SQL; missing ones are refused too,
+ * since a database default would leave the cached row different from the stored one.
  */
 export function rowOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key: string, payload: string): EntityRow {
   const row = JSON.parse(payload) as unknown;
@@ -73,6 +82,11 @@ export function rowOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key
       });
     }
     out[column] = value;
+  }
+  // The cache publishes this payload as the row: a column left out would be in the store but not in the cache.
+  const missing = [...columns].filter((c) => !(c in out) && c !== spec.idColumn);
+  if (missing.length > 0) {
+    throw new InvalidValueError(`an entity of ${spec.table} must give every column; missing: ${missing.join(', ')}`, { key, namespace: spec.entity });
   }
   const id = out[spec.idColumn];
   if (id === undefined || id === null) out[spec.idColumn] = key;

@@ -7,13 +7,15 @@
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, VersionConflictError } from '../../errors.js';
-import type { StoreAdapter, StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
+import type { StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { expectedVersion } from './expected-version.js';
 import { createReadBatcher } from './read-batcher.js';
 import { installEntityTriggers, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityTableOptions } from './spec.js';
+import { checkNamespace, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+
+export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
 
 export interface SqliteEntityStoreOptions extends EntityTableOptions {
@@ -32,12 +34,6 @@ export interface SqliteEntityStoreOptions extends EntityTableOptions {
   synchronous?: SqliteSynchronous;
 }
 
-/** A StoreAdapter over one entity table. */
-export interface EntityStore extends StoreAdapter {
-  readonly spec: EntitySpec;
-  /** Batched read queries issued so far (concurrent misses share one). */
-  readonly readBatches: number;
-}
 
 /** An entity store on SQLite whose table statements are plain SQL. */
 export function createSqliteEntityStore(options: SqliteEntityStoreOptions): EntityStore {
