@@ -3,7 +3,7 @@
 // namespace is the entity name, so cache keys are `<entity>:<id>`, and it has its own TTL) over an
 // entity store (createSqliteEntityStore / createPostgresEntityStore), which keeps versions in the
 // table's own optimistic-lock column.
-import { StoreWriteError, VersionConflictError } from '../errors.js';
+import { InvalidValueError, StoreWriteError, VersionConflictError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
 import type { WriteThroughOptions } from '../options.js';
 import type { DeleteResult, WriteThrough } from '../engine/api.js';
@@ -87,8 +87,11 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
         const { version } = await withExpectedVersion(saveOptions?.expectedVersion, () => engine.write(key, row));
         return mapper.fromRow(row, version);
       } catch (error) {
-        // The engine reports a store failure as StoreWriteError; a version conflict is the caller's to see as such.
-        if (error instanceof StoreWriteError && error.cause instanceof VersionConflictError) throw error.cause;
+        // The engine reports a store failure as StoreWriteError; a version conflict or an entity the
+        // table cannot take (unknown or missing columns) is the caller's to see as such.
+        if (error instanceof StoreWriteError && (error.cause instanceof VersionConflictError || error.cause instanceof InvalidValueError)) {
+          throw error.cause;
+        }
         throw error;
       }
     },
