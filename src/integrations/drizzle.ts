@@ -112,7 +112,7 @@ export async function drizzleTable<TTable extends Table>(db: DrizzleDbLike, tabl
   return {
     repository,
     entities,
-    insert: (values) => save(completeInsert(columns, values as Record<string, unknown>), { expectedVersion: 0 }),
+    insert: async (values) => save(completeInsert(columns, values as Record<string, unknown>), { expectedVersion: 0 }),
     async update(id, changes, updateOptions) {
       for (let attempt = 1; ; attempt++) {
         const current = await repository.findById(id);
