@@ -83,6 +83,20 @@ for (const { dialect, via, skip } of variants) {
       assert.equal(await f.state(1), 'A');
     });
 
+    it('cache down for a write (pragmatic): the repair-journal row committed with the row is replayed', async () => {
+      f = await open();
+      await f.subject.engine.drainJournal(); // the drainer knows where the journal ends
+      await f.subject.save(1, 'one');
+      f.cache.faults.next('beginWrite', { kind: 'throw', when: 'before' }); // no lease
+      f.cache.faults.next('invalidateOlder', { kind: 'throw', when: 'before' }); // nor the immediate fence
+      const two = await f.subject.save(1, 'two'); // acknowledged: the table has it, with a journal row
+      assert.equal((await f.subject.find(1))?.name, 'one', 'the documented window: until the journal row is replayed');
+      assert.equal(await f.subject.engine.drainJournal(), 1);
+      const entry = await f.readEntry(1);
+      assert.deepEqual([entry.value?.name, entry.version], ['two', two.version]);
+      assert.equal(await f.state(1), 'C');
+    });
+
     it('race f: plain-SQL UPDATE, DELETE and INSERT of the table are versioned, journaled and invalidated', async () => {
       f = await open();
       await f.subject.engine.drainJournal(); // the drainer knows where the journal ends
