@@ -123,6 +123,23 @@ export class InvalidVersionError extends LockstepError {
   static override readonly code = 'E_INVALID_VERSION';
 }
 
+/**
+ * A repository save or delete named the version it expected the entity to have (optimistic locking),
+ * and the store holds another one: nothing was written. `actualVersion` is undefined when the row
+ * does not exist.
+ */
+export class VersionConflictError extends LockstepError {
+  static override readonly code = 'E_VERSION_CONFLICT';
+  constructor(
+    message: string,
+    readonly expectedVersion: number,
+    readonly actualVersion: number | undefined,
+    details: LockstepErrorDetails = {},
+  ) {
+    super(message, details);
+  }
+}
+
 /** The instance was closed. */
 export class ClosedError extends LockstepError {
   static override readonly code = 'E_CLOSED';

@@ -28,3 +28,5 @@ export type * from './types.js';
 export type * from './engine/api.js';
 export type * from './engine/events.js';
 export type { WriteThroughOptions, FailurePolicy, JournalOptions, AlertOptions } from './options.js';
+export { createRepository, rowMapper, type Repository, type RepositoryOptions, type EntityMapper, type EntityStoreLike, type EntityId, type SaveOptions } from './patterns/repository.js';
+export type { EntitySpec, EntityStore, EntityTableOptions, EntityRow } from './store/entity/spec.js';

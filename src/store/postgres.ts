@@ -183,7 +183,7 @@ function isDatabaseError(error: unknown): error is DatabaseErrorLike {
  * a FATAL answer such as 57P01 after which the server may still have committed). Any other error the
  * server sent (a constraint, a deadlock, 57014 statement timeout …) rolled the transaction back.
  */
-function outcomeUnknown(error: unknown): boolean {
+export function outcomeUnknown(error: unknown): boolean {
   if (!isDatabaseError(error)) return true;
   if (error.severity === 'FATAL' || error.severity === 'PANIC') return true;
   return error.code.startsWith('08') || (error.code.startsWith('57P') && error.code !== '57014');

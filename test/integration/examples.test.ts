@@ -64,3 +64,22 @@ it('examples/keyv.ts runs Keyv and cache-manager through to SQL and sees a plain
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('examples/repository.ts runs: save, find, a version conflict, a plain-SQL write invalidated, findMany, delete', () => {
+  const out = runExample('examples/repository.ts');
+  assert.match(out, /saved users:1 at version 1/);
+  assert.match(out, /found \{ id: 1, name: 'Ada', email: 'ada@example.com', version: 1 \}/);
+  assert.match(out, /conflict: expected 1 but the table has 2/);
+  assert.match(out, /after plain SQL ada@lovelace.org version 3 > 2/);
+  assert.match(out, /findMany \[ 'Ada Lovelace', 'Grace', null \]/);
+  assert.match(out, /after delete undefined/);
+});
+
+it('examples/drizzle.ts runs: insert, update, a cache hit, a direct Drizzle write invalidated, delete', () => {
+  const out = runExample('examples/drizzle.ts');
+  assert.match(out, /inserted \{ id: 1, title: 'write the README', done: false, version: 1 \}/);
+  assert.match(out, /updated \{ id: 1, title: 'write the README', done: true, version: 2 \}/);
+  assert.match(out, /read from hit/);
+  assert.match(out, /after a direct db.update edited with plain Drizzle/);
+  assert.match(out, /after delete undefined/);
+});

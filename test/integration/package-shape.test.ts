@@ -62,3 +62,42 @@ it('the bin is the built CLI, with a shebang, and answers --help', () => {
   assert.match(readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node/);
   assert.match(execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' }), /lockstep <command>/);
 });
+
+/** The bare specifiers a built module loads statically, following its relative imports. */
+function staticPackages(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    // Static imports and re-exports only: `import(...)` expressions load on demand.
+    for (const [, specifier] of text.matchAll(/^(?:import|export)\b[^'";]*?from\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]/gm)) {
+      if (specifier === undefined) continue;
+      if (specifier.startsWith('.')) visit(new URL(specifier, `file://${file}`).pathname);
+      else packages.add(specifier);
+    }
+  };
+  visit(entry);
+  return packages;
+}
+
+it('the repository is in the core; entity stores and Drizzle have their own subpaths; the core loads no Drizzle', () => {
+  const out = run(`
+    const core = await import('lockstep');
+    const sqliteEntity = await import('lockstep/sqlite-entity');
+    const postgresEntity = await import('lockstep/postgres-entity');
+    const drizzle = await import('lockstep/drizzle');
+    console.log(JSON.stringify([typeof core.createRepository, typeof core.VersionConflictError, typeof sqliteEntity.createSqliteEntityStore,
+      typeof sqliteEntity.addVersionColumn, typeof postgresEntity.createPostgresEntityStore, typeof postgresEntity.addVersionColumn,
+      typeof drizzle.drizzleTable]));
+  `);
+  assert.deepEqual(JSON.parse(out), Array(7).fill('function'));
+  const core = [...staticPackages(`${process.cwd()}/dist/index.js`)];
+  assert.ok(core.length > 0, 'the walk finds the core\'s packages');
+  assert.deepEqual(core.filter((p) => /drizzle|^pg$|better-sqlite3/.test(p)), []);
+  // The integration loads the dialect it is given on demand: neither driver statically.
+  const integration = [...staticPackages(`${process.cwd()}/dist/integrations/drizzle.js`)];
+  assert.ok(integration.includes('drizzle-orm'));
+  assert.deepEqual(integration.filter((p) => p === 'pg' || p === 'better-sqlite3'), []);
+});

@@ -1,0 +1,109 @@
+// Repository<T>: save / findById / findMany / delete of the user's own entities, written through to
+// their table and the cache with the full protocol. One write-through engine per repository (its
+// namespace is the entity name, so cache keys are `<entity>:<id>`, and it has its own TTL) over an
+// entity store (createSqliteEntityStore / createPostgresEntityStore), which keeps versions in the
+// table's own optimistic-lock column.
+import { InvalidValueError, StoreWriteError, VersionConflictError } from '../errors.js';
+import { cacheKeyOf } from '../keys.js';
+import type { WriteThroughOptions } from '../options.js';
+import type { DeleteResult, WriteThrough } from '../engine/api.js';
+import { createWriteThrough } from '../engine/write-through.js';
+import { withExpectedVersion } from '../store/entity/expected-version.js';
+import type { EntityRow, EntitySpec } from '../store/entity/spec.js';
+import type { StoreAdapter } from '../types.js';
+
+/** What a repository needs of an entity store: a StoreAdapter that knows its table. */
+export interface EntityStoreLike extends StoreAdapter {
+  readonly spec: EntitySpec;
+}
+
+export type EntityId = string | number;
+
+/** Between the entities callers see and the rows the store keeps (the version column left out). */
+export interface EntityMapper<T> {
+  idOf(entity: T): EntityId;
+  toRow(entity: T): EntityRow;
+  fromRow(row: EntityRow, version: number): T;
+}
+
+export interface RepositoryOptions<T> extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
+  /** The entity store over the table. */
+  entities: EntityStoreLike;
+  /** What the engine calls instead of `entities` (a wrapper of it, e.g. a ChaosStore in tests). @default entities */
+  store?: StoreAdapter;
+  /** @default the row itself, with the version column set from the store */
+  mapper?: EntityMapper<T>;
+}
+
+export interface SaveOptions {
+  /**
+   * Optimistic locking: the version the caller read. The UPDATE then also requires it (`AND version
+   * = ?`) and a mismatch throws VersionConflictError with nothing written. 0 means "create only".
+   */
+  expectedVersion?: number;
+}
+
+export interface Repository<T> {
+  /** The entity name: the namespace of the cache keys. */
+  readonly entity: string;
+  /** The engine underneath (inspect, drainJournal, counters, metrics). */
+  readonly engine: WriteThrough<EntityRow>;
+  /** The cache key of an id: `<entity>:<id>`. */
+  keyOf(id: EntityId): string;
+  /** INSERT or UPDATE by id; resolves with the entity as written, its version column set to the committed version. */
+  save(entity: T, options?: SaveOptions): Promise<T>;
+  findById(id: EntityId): Promise<T | undefined>;
+  /** In the order of `ids`, undefined where missing. One cache lookup per id; the misses share one store query. */
+  findMany(ids: readonly EntityId[]): Promise<Array<T | undefined>>;
+  delete(id: EntityId): Promise<DeleteResult>;
+  /** Closes the engine (the stores and cache stay open: they are the caller's). */
+  close(): Promise<void>;
+}
+
+/** The default mapper: entities are the table's rows, keyed by column name. */
+export function rowMapper<T extends Record<string, unknown>>(spec: EntitySpec): EntityMapper<T> {
+  return {
+    idOf: (entity) => entity[spec.idColumn] as EntityId,
+    toRow: ({ [spec.versionColumn]: _version, ...row }) => row,
+    fromRow: (row, version) => ({ ...row, [spec.versionColumn]: version }) as T,
+  };
+}
+
+export function createRepository<T = Record<string, unknown>>(options: RepositoryOptions<T>): Repository<T> {
+  const { entities, store, mapper: given, ...engineOptions } = options;
+  const spec = entities.spec;
+  const mapper = given ?? (rowMapper(spec) as unknown as EntityMapper<T>);
+  const engine = createWriteThrough<EntityRow>({ ...engineOptions, store: store ?? entities, namespace: spec.entity });
+  const keyOf = (id: EntityId) => String(id);
+
+  return {
+    entity: spec.entity,
+    engine,
+    keyOf: (id) => cacheKeyOf(spec.entity, keyOf(id)),
+    async save(entity, saveOptions) {
+      const row = mapper.toRow(entity);
+      const key = keyOf(mapper.idOf(entity));
+      try {
+        const { version } = await withExpectedVersion(saveOptions?.expectedVersion, () => engine.write(key, row));
+        return mapper.fromRow(row, version);
+      } catch (error) {
+        // The engine reports a store failure as StoreWriteError; a version conflict or an entity the
+        // table cannot take (unknown or missing columns) is the caller's to see as such.
+        if (error instanceof StoreWriteError && (error.cause instanceof VersionConflictError || error.cause instanceof InvalidValueError)) {
+          throw error.cause;
+        }
+        throw error;
+      }
+    },
+    async findById(id) {
+      const entry = await engine.readEntry(keyOf(id));
+      return entry.found ? mapper.fromRow(entry.value!, entry.version) : undefined;
+    },
+    async findMany(ids) {
+      const entries = await Promise.all(ids.map((id) => engine.readEntry(keyOf(id))));
+      return entries.map((entry) => (entry.found ? mapper.fromRow(entry.value!, entry.version) : undefined));
+    },
+    delete: (id) => engine.delete(keyOf(id)),
+    close: () => engine.close(),
+  };
+}

@@ -1,0 +1,176 @@
+// PostgreSQL DDL for an entity table: the migration helper that adds a version column, and the
+// triggers that version and journal writes made to the table outside Lockstep. They reuse the
+// key/value store's lockstep_tombstones and lockstep_journal of the same schema (namespace = the
+// entity name, key = the id as text), so journal ids keep commit order and appends notify LISTENers.
+//
+// How the triggers tell Lockstep's writes from others: Lockstep's transaction sets the
+// transaction-local setting `lockstep.writing` to 'on'; the triggers' WHEN clauses skip such rows, so
+// Lockstep's own writes run no trigger function. No other session can see that setting.
+//
+// Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
+// a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
+// rename triggers take too; after taking it, each reads the tombstone in a later statement (a fresh
+// snapshot in READ COMMITTED), so a re-created id continues above a delete that committed during the
+// wait. Updates of an existing row are ordered by its row lock.
+//
+// Bypass writes get: INSERT → max(its version, 1 + tombstone); UPDATE → max(its version, old + 1)
+// (a rename: above the new id's tombstone too, and the old id is tombstoned); DELETE → a tombstone at
+// 1 + max(row, tombstone); TRUNCATE → every row tombstoned first. The functions are shared by every
+// entity table of the schema; each table's triggers pass (entity, id column, version column).
+import type { PostgresClient, PostgresPool } from '../postgres.js';
+import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
+import { identifier, type EntitySpec } from './spec.js';
+
+/** The transaction-local setting that marks Lockstep's own writes. */
+export const WRITING_SETTING = 'lockstep.writing';
+
+/** The functions of one schema (CREATE OR REPLACE: idempotent). */
+export function postgresEntityFunctionsSql(schema: string): string {
+  const s = quoteIdentifier(schema);
+  const tomb = `${s}.lockstep_tombstones`;
+  const journal = `${s}.lockstep_journal`;
+  // Dynamic columns: the trigger arguments name them; to_jsonb reads them, jsonb_populate_record sets the version.
+  const idOf = (row: string) => `(pg_catalog.to_jsonb(${row}) ->> TG_ARGV[1])`;
+  const versionOf = (row: string) => `coalesce((pg_catalog.to_jsonb(${row}) ->> TG_ARGV[2])::bigint, 0)`;
+  const tombOf = (key: string) => `(SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = TG_ARGV[0] AND ts.key = ${key})`;
+  const bury = (key: string, version: string) => `INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
+      VALUES (TG_ARGV[0], ${key}, ${version}, pg_catalog.now())
+      ON CONFLICT (namespace, key) DO UPDATE SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.version`;
+  const append = (key: string, version: string) =>
+    `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (TG_ARGV[0], ${key}, ${version}, 'trigger')`;
+  return `
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_lock(p_entity text, p_key text) RETURNS void LANGUAGE sql AS $fn$
+  SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(${literal(`lockstep:entity:${schema}:`)} || p_entity || ':' || p_key, 0))
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_before_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM ${s}.lockstep_entity_lock(TG_ARGV[0], ${idOf('NEW')});
+  NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[2],
+    GREATEST(${versionOf('NEW')}, 1 + coalesce(${tombOf(idOf('NEW'))}, 0))));
+  RETURN NEW;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  DELETE FROM ${tomb} ts WHERE ts.namespace = TG_ARGV[0] AND ts.key = ${idOf('NEW')};
+  ${append(idOf('NEW'), versionOf('NEW'))};
+  RETURN NULL;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_before_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := GREATEST(${versionOf('NEW')}, ${versionOf('OLD')} + 1);
+BEGIN
+  IF ${idOf('NEW')} IS DISTINCT FROM ${idOf('OLD')} THEN
+    PERFORM ${s}.lockstep_entity_lock(TG_ARGV[0], ${idOf('NEW')});
+    v := GREATEST(v, 1 + coalesce(${tombOf(idOf('NEW'))}, 0));
+  END IF;
+  NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[2], v));
+  RETURN NEW;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_after_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  gone bigint;
+BEGIN
+  IF ${idOf('NEW')} IS DISTINCT FROM ${idOf('OLD')} THEN
+    DELETE FROM ${tomb} ts WHERE ts.namespace = TG_ARGV[0] AND ts.key = ${idOf('NEW')};
+    ${bury(idOf('OLD'), versionOf('NEW'))} INTO gone;
+    ${append(idOf('OLD'), 'gone')};
+  END IF;
+  ${append(idOf('NEW'), versionOf('NEW'))};
+  RETURN NULL;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_after_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint;
+BEGIN
+  ${bury(idOf('OLD'), `${versionOf('OLD')} + 1`)} INTO v;
+  ${append(idOf('OLD'), 'v')};
+  RETURN NULL;
+END $fn$;
+
+-- TRUNCATE fires no row trigger: tombstone and journal every row before it goes.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_before_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE pg_catalog.format($q$
+    WITH buried AS (
+      INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
+        SELECT %L, t.%I::text, coalesce(t.%I, 0) + 1, pg_catalog.now() FROM %I.%I t
+        ON CONFLICT (namespace, key) DO UPDATE SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+        RETURNING ts.namespace, ts.key, ts.version)
+    INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried$q$,
+    TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], TG_TABLE_SCHEMA, TG_TABLE_NAME);
+  RETURN NULL;
+END $fn$;
+`;
+}
+
+/** A SQL string literal of a value that holds no quote (schema and entity names are validated). */
+function literal(value: string): string {
+  if (value.includes("'")) throw new Error('unexpected quote in a literal');
+  return `'${value}'`;
+}
+
+/** The triggers of one table (DROP IF EXISTS + CREATE: idempotent). */
+export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): string {
+  const s = quoteIdentifier(schema);
+  const t = `${s}.${quoteIdentifier(spec.table)}`;
+  const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
+  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM 'on')`;
+  const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT') => `
+DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
+CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOurs}
+  EXECUTE FUNCTION ${s}.lockstep_entity_${name}(${args});`;
+  return [
+    trigger('before_insert', 'BEFORE INSERT', 'ROW'),
+    trigger('after_insert', 'AFTER INSERT', 'ROW'),
+    trigger('before_update', 'BEFORE UPDATE', 'ROW'),
+    trigger('after_update', 'AFTER UPDATE', 'ROW'),
+    trigger('after_delete', 'AFTER DELETE', 'ROW'),
+    trigger('before_truncate', 'BEFORE TRUNCATE', 'STATEMENT'),
+  ].join('\n');
+}
+
+/** Runs `sql` in one transaction under the schema's DDL advisory lock. */
+async function ddl(pool: PostgresPool, schema: string, sql: string): Promise<void> {
+  const client: PostgresClient = await pool.connect();
+  try {
+    await client.query({ text: 'BEGIN' });
+    await client.query({ text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)', values: [advisoryKey(`lockstep:ddl:${schema}`)] });
+    await client.query({ text: sql });
+    await client.query({ text: 'COMMIT' });
+    client.release();
+  } catch (error) {
+    await client.query({ text: 'ROLLBACK' }).catch(() => undefined);
+    client.release(true);
+    throw error;
+  }
+}
+
+/**
+ * Adds a bigint version column (default 1: every existing row counts as written once) unless the
+ * table has it. Idempotent (ADD COLUMN IF NOT EXISTS): run it from a migration or at start-up.
+ */
+export async function addVersionColumn(pool: PostgresPool, table: string, options: { schema?: string; column?: string } = {}): Promise<void> {
+  const schema = identifier(options.schema ?? 'public', 'schema');
+  const column = identifier(options.column ?? 'version', 'column');
+  const t = `${quoteIdentifier(schema)}.${quoteIdentifier(identifier(table, 'table'))}`;
+  await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`);
+}
+
+/** Installs the bypass triggers of one entity table (and the schema's shared functions). Idempotent. */
+export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<void> {
+  identifier(schema, 'schema');
+  await ddl(pool, schema, postgresEntityFunctionsSql(schema) + postgresEntityTriggersSql(schema, spec));
+}
+
+/** Removes them (a table that no longer goes through Lockstep). */
+export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string): Promise<void> {
+  const t = `${quoteIdentifier(identifier(schema, 'schema'))}.${quoteIdentifier(identifier(table, 'table'))}`;
+  const names = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
+  await ddl(pool, schema, names.map((n) => `DROP TRIGGER IF EXISTS lockstep_${n} ON ${t};`).join('\n'));
+}

@@ -1,0 +1,208 @@
+// A StoreAdapter over one of the user's own tables on PostgreSQL: namespace = the entity name, key =
+// the id, payload = the row as a JSON object (the version column left out: the store assigns it).
+// Each write is one READ COMMITTED transaction that bumps the row's version column in its UPDATE (or
+// INSERTs above the id's tombstone), records a tombstone on delete, and writes repair-journal rows
+// in the same transaction. Tombstones, the journal, its commit-order ids, LISTEN/NOTIFY and journal
+// reads are the key/value store's (createPostgresStore on the same pool and schema). Rules and
+// concurrency: postgres-entity-schema.ts.
+import { toMs, type Duration } from '../../duration.js';
+import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError, VersionConflictError } from '../../errors.js';
+import type { StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
+import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
+import { quoteIdentifier } from '../postgres-schema.js';
+import { expectedVersion } from './expected-version.js';
+import { installEntityTriggers, WRITING_SETTING } from './postgres-entity-schema.js';
+import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
+import { createReadBatcher } from './read-batcher.js';
+import { checkNamespace, identifier, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import type { PostgresTableOps } from './table-ops.js';
+
+export interface PostgresEntityStoreOptions extends EntityTableOptions {
+  /** A pg.Pool (close() leaves it open). */
+  pool: PostgresPool;
+  /** The schema of the table, and of Lockstep's tombstones and journal (created if missing). @default 'public' */
+  schema?: string;
+  /** Statement timeout of Lockstep's writes: shorter than the engine's lease. @default '2s' */
+  statementTimeout?: Duration;
+  /** Install the triggers that version and journal writes made outside Lockstep. Idempotent. @default true */
+  bypassTriggers?: boolean;
+  /** LISTEN for journal appends (as createPostgresStore's `notify`). @default true */
+  notify?: boolean;
+}
+
+export type PostgresEntityStore = EntityStore & { readonly schema: string };
+
+/** An entity store on PostgreSQL whose table statements are plain SQL. Checks the table and installs the triggers first. */
+export async function createPostgresEntityStore(options: PostgresEntityStoreOptions): Promise<PostgresEntityStore> {
+  const spec = resolveEntitySpec(options);
+  const schema = identifier(options.schema ?? 'public', 'schema');
+  const columns = await postgresTableColumns(options.pool, schema, spec);
+  return createPostgresEntityStoreWith(options, spec, createPostgresTableOps(schema, spec, columns));
+}
+
+/** The same over table ops of your own (the Drizzle integration runs ORM statements on the transaction's client). */
+export async function createPostgresEntityStoreWith(
+  options: Omit<PostgresEntityStoreOptions, keyof EntityTableOptions>,
+  spec: EntitySpec,
+  table: PostgresTableOps<PostgresClient>,
+): Promise<PostgresEntityStore> {
+  const { pool } = options;
+  if (typeof pool?.connect !== 'function') throw new InvalidOptionError('pool must be a pg.Pool');
+  const schema = identifier(options.schema ?? 'public', 'schema');
+  const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
+  const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
+  await kv.ready();
+  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec);
+  const s = quoteIdentifier(schema);
+  const { entity } = spec;
+  const sql = {
+    begin: (timeoutMs: number) =>
+      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', 'on', true)`,
+    lock: `SELECT ${s}.lockstep_entity_lock($1, $2)`,
+    unbury: `DELETE FROM ${s}.lockstep_tombstones WHERE namespace = $1 AND key = $2 RETURNING version`,
+    bury: `INSERT INTO ${s}.lockstep_tombstones AS ts (namespace, key, version, deleted_at) VALUES ($1, $2, $3, pg_catalog.now())
+      ON CONFLICT (namespace, key) DO UPDATE SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.version`,
+    append: `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, 'repair')`,
+  };
+
+  const quiet = new WeakSet<PostgresClient>();
+  async function checkout(): Promise<PostgresClient> {
+    const client = await pool.connect();
+    if (!quiet.has(client)) {
+      client.on('error', () => undefined); // a dropped checked-out connection must not crash the process
+      quiet.add(client);
+    }
+    return client;
+  }
+
+  /** One transaction with Lockstep's mark set; a lost connection during COMMIT is an unknown outcome. */
+  async function transaction<R>(deadlineMs: number, work: (client: PostgresClient) => Promise<R>): Promise<R> {
+    const client = await checkout();
+    let committing = false;
+    try {
+      await client.query({ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) });
+      const result = await work(client);
+      committing = true;
+      await client.query({ text: 'COMMIT' });
+      client.release();
+      return result;
+    } catch (error) {
+      // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
+      const lost = !isLockstepError(error) && outcomeUnknown(error);
+      if (!committing && !lost) {
+        try {
+          await client.query({ text: 'ROLLBACK' });
+          client.release();
+        } catch {
+          client.release(true);
+        }
+        throw error;
+      }
+      client.release(lost ? true : undefined);
+      if (committing && lost) {
+        throw new StoreOutcomeUnknownError('the connection was lost during COMMIT: the write may or may not have committed', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
+
+  async function write(client: PostgresClient, key: string, payload: string, expected: number | undefined, journal: boolean) {
+    const row = rowOfPayload(spec, table.columns, key, payload);
+    let version = await table.update(client, key, row, expected);
+    if (version === undefined) {
+      // No row: hold the id (creators and deleters of a missing row queue here), then look again.
+      await one(client, sql.lock, [entity, key]);
+      version = await table.update(client, key, row, expected);
+    }
+    if (version === undefined) {
+      if (expected !== undefined) {
+        const actual = await table.versionOf(client, key);
+        if (actual !== undefined || expected !== 0) {
+          const has = actual === undefined ? 'no row' : `version ${actual}`;
+          throw new VersionConflictError(`${entity} ${key}: expected version ${expected}, the store has ${has}`, expected, actual, { key, namespace: entity });
+        }
+      }
+      const tombstone = await one(client, sql.unbury, [entity, key]);
+      version = Number(tombstone?.version ?? 0) + 1;
+      await table.insert(client, row, version);
+    }
+    if (journal) await one(client, sql.append, [entity, key, version]);
+    return version;
+  }
+
+  async function remove(client: PostgresClient, key: string, journal: boolean): Promise<StoreDeleteResult> {
+    await one(client, sql.lock, [entity, key]);
+    const old = await table.remove(client, key);
+    const version = Number((await one(client, sql.bury, [entity, key, (old ?? 0) + 1]))!.version);
+    if (journal) await one(client, sql.append, [entity, key, version]);
+    return { version, existed: old !== undefined };
+  }
+
+  let closed = false;
+  const live = (namespace?: string) => {
+    if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
+    if (namespace !== undefined) checkNamespace(spec, namespace);
+  };
+  const withClient = async <R>(work: (client: PostgresClient) => Promise<R>): Promise<R> => {
+    const client = await checkout();
+    try {
+      const result = await work(client);
+      client.release();
+      return result;
+    } catch (error) {
+      client.release(outcomeUnknown(error) ? true : undefined);
+      throw error;
+    }
+  };
+  const batcher = createReadBatcher<StoredValue>((keys) =>
+    withClient(async (client) => {
+      const found = new Map<string, StoredValue>();
+      for (const { key, version, row } of await table.selectMany(client, keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
+      return found;
+    }),
+  );
+
+  const store: PostgresEntityStore = {
+    name: `postgres-entity(${spec.table})`,
+    spec,
+    schema,
+    get readBatches() {
+      return batcher.batches;
+    },
+    async read(namespace, key) {
+      live(namespace);
+      return batcher.load(key);
+    },
+    async write(namespace, key, payload, options: StoreWriteOptions) {
+      live(namespace);
+      const expected = expectedVersion();
+      return { version: await transaction(options.deadlineMs, (client) => write(client, key, payload, expected, options.journal)) };
+    },
+    async delete(namespace, key, options: StoreWriteOptions) {
+      live(namespace);
+      return transaction(options.deadlineMs, (client) => remove(client, key, options.journal));
+    },
+    async scan(namespace, afterKey, limit) {
+      live(namespace);
+      const rows = await withClient((client) => table.scan(client, afterKey, limit));
+      return rows.map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
+    },
+    appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
+    readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
+    journalHead: () => (live(), kv.journalHead()),
+    pruneJournal: (before) => (live(), kv.pruneJournal(before)),
+    journalId: () => (live(), kv.journalId()),
+    ping: () => (live(), kv.ping()),
+    async close() {
+      closed = true;
+      await kv.close();
+    },
+  };
+  if (kv.onJournal !== undefined) store.onJournal = kv.onJournal.bind(kv);
+  return store;
+}
+
+export type { EntitySpec };

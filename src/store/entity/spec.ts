@@ -1,0 +1,113 @@
+// What an entity store needs to know about the user's table: its name, the primary-key column, the
+// optimistic-lock (version) column, and the namespace its rows are cached under. Resolved once,
+// validated, frozen. Identifiers are interpolated into SQL (they cannot be parameters), so only
+// plain identifiers are accepted, and they are always used quoted.
+import { InvalidOptionError, InvalidValueError } from '../../errors.js';
+import { validateNamespace } from '../../keys.js';
+import { isIdentifier } from '../postgres-schema.js';
+import type { StoreAdapter } from '../../types.js';
+
+export interface EntityTableOptions {
+  /** The user's table. An identifier of [A-Za-z_][A-Za-z0-9_]*, at most 63 characters. */
+  table: string;
+  /** The single-column primary key. @default 'id' */
+  idColumn?: string;
+  /**
+   * The optimistic-lock column: an integer that Lockstep's writes (and, with the triggers, every
+   * other write) raise by at least one. `addVersionColumn` adds one to a table that has none.
+   * @default 'version'
+   */
+  versionColumn?: string;
+  /** The namespace rows are cached under: cache key `<entity>:<id>`. @default the table name */
+  entity?: string;
+}
+
+export interface EntitySpec {
+  readonly table: string;
+  readonly idColumn: string;
+  readonly versionColumn: string;
+  readonly entity: string;
+}
+
+/** A StoreAdapter over one entity table. */
+export interface EntityStore extends StoreAdapter {
+  readonly spec: EntitySpec;
+  /** Batched read queries issued so far (concurrent misses share one). */
+  readonly readBatches: number;
+}
+
+/** A row as the driver returns it, keyed by column name, without the version column. */
+export type EntityRow = Record<string, unknown>;
+
+export function identifier(value: unknown, option: string): string {
+  if (!isIdentifier(value)) {
+    throw new InvalidOptionError(`${option} must be an identifier of [A-Za-z_][A-Za-z0-9_]*, at most 63 characters (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+export function resolveEntitySpec(options: EntityTableOptions): EntitySpec {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('entity table options must be an object');
+  const table = identifier(options.table, 'table');
+  const idColumn = identifier(options.idColumn ?? 'id', 'idColumn');
+  const versionColumn = identifier(options.versionColumn ?? 'version', 'versionColumn');
+  if (idColumn === versionColumn) throw new InvalidOptionError('idColumn and versionColumn must be different columns');
+  let entity: string;
+  try {
+    entity = validateNamespace(options.entity ?? table);
+  } catch (error) {
+    throw new InvalidOptionError(`entity: ${(error as Error).message}`);
+  }
+  return Object.freeze({ table, idColumn, versionColumn, entity });
+}
+
+/**
+ * The row a write payload names: a JSON object of every column of the table (the version column
+ * left out: the store assigns it), whose id column, if present, is the key. Unknown columns are
+ * refused with the list of known ones, so a typo never becomes SQL; missing ones are refused too,
+ * since a database default would leave the cached row different from the stored one.
+ */
+export function rowOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key: string, payload: string): EntityRow {
+  const row = JSON.parse(payload) as unknown;
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+    throw new InvalidValueError(`an entity of ${spec.table} must be an object of its columns`, { key, namespace: spec.entity });
+  }
+  const out: EntityRow = {};
+  for (const [column, value] of Object.entries(row)) {
+    if (column === spec.versionColumn) continue;
+    if (!columns.has(column)) {
+      throw new InvalidValueError(`${spec.table} has no column ${JSON.stringify(column)} (columns: ${[...columns].join(', ')})`, {
+        key,
+        namespace: spec.entity,
+      });
+    }
+    out[column] = value;
+  }
+  // The cache publishes this payload as the row: a column left out would be in the store but not in the cache.
+  const missing = [...columns].filter((c) => !(c in out) && c !== spec.idColumn);
+  if (missing.length > 0) {
+    throw new InvalidValueError(`an entity of ${spec.table} must give every column; missing: ${missing.join(', ')}`, { key, namespace: spec.entity });
+  }
+  const id = out[spec.idColumn];
+  if (id === undefined || id === null) out[spec.idColumn] = key;
+  else if (String(id) !== key) {
+    throw new InvalidValueError(`the entity's ${spec.idColumn} (${JSON.stringify(id)}) is not its key ${JSON.stringify(key)}`, {
+      key,
+      namespace: spec.entity,
+    });
+  }
+  return out;
+}
+
+/** The payload a stored row is read as: the same JSON object shape a write takes. */
+export function payloadOfRow(spec: EntitySpec, row: EntityRow): string {
+  const { [spec.versionColumn]: _version, ...columns } = row;
+  return JSON.stringify(columns);
+}
+
+/** The entity store serves one namespace: its entity name. */
+export function checkNamespace(spec: EntitySpec, namespace: string): void {
+  if (namespace !== spec.entity) {
+    throw new InvalidOptionError(`this entity store serves the namespace ${JSON.stringify(spec.entity)} only (got ${JSON.stringify(namespace)})`);
+  }
+}

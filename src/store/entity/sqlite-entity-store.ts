@@ -1,0 +1,168 @@
+// A StoreAdapter over one of the user's own tables on SQLite: namespace = the entity name, key = the
+// id, payload = the row as a JSON object (the version column left out: the store assigns it). Each
+// write bumps the row's version column in the same statement; a delete records a tombstone so a
+// re-created id continues above it; repair-journal rows are written in the same transaction. The
+// journal, tombstones and the reading of the journal are the key/value store's (createSqliteStore on
+// the same connection): one journal per database file.
+import Database from 'better-sqlite3';
+import { toMs, type Duration } from '../../duration.js';
+import { ClosedError, InvalidOptionError, VersionConflictError } from '../../errors.js';
+import type { StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
+import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
+import { expectedVersion } from './expected-version.js';
+import { createReadBatcher } from './read-batcher.js';
+import { installEntityTriggers, WRITING_TABLE } from './sqlite-entity-schema.js';
+import { createSqliteTableOps } from './sqlite-table.js';
+import { checkNamespace, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+
+export type { EntityStore };
+import type { SqliteTableOps } from './table-ops.js';
+
+export interface SqliteEntityStoreOptions extends EntityTableOptions {
+  /** The connection that holds the table (WAL mode and busy_timeout are set on it; close() leaves it open). */
+  database: Database.Database;
+  /**
+   * Install the triggers that version and journal writes made to the table outside Lockstep (plain
+   * SQL, other programs), so the journal drainer invalidates them. Idempotent. Without them such
+   * writes are not seen by the cache until its TTL.
+   * @default true
+   */
+  bypassTriggers?: boolean;
+  /** As createSqliteStore's `busyTimeout`: shorter than the engine's lease. @default '2s' */
+  busyTimeout?: Duration;
+  /** As createSqliteStore's `synchronous`. @default 'FULL' */
+  synchronous?: SqliteSynchronous;
+}
+
+
+/** An entity store on SQLite whose table statements are plain SQL. */
+export function createSqliteEntityStore(options: SqliteEntityStoreOptions): EntityStore {
+  const spec = resolveEntitySpec(options);
+  if (!(options.database instanceof Database)) throw new InvalidOptionError('database must be a better-sqlite3 Database');
+  return createSqliteEntityStoreWith(options, spec, createSqliteTableOps(options.database, spec));
+}
+
+/** The same over table ops of your own (the Drizzle integration runs ORM statements). */
+export function createSqliteEntityStoreWith(
+  options: Omit<SqliteEntityStoreOptions, keyof EntityTableOptions>,
+  spec: EntitySpec,
+  table: SqliteTableOps,
+): EntityStore {
+  const db = options.database;
+  // The key/value store on the same connection: schema (tombstones, journal), pragmas, journal reads.
+  const kv = createSqliteStore({ database: db, busyTimeout: options.busyTimeout ?? '2s', synchronous: options.synchronous ?? 'FULL' });
+  const busyTimeoutMs = toMs(options.busyTimeout ?? '2s', 'busyTimeout', { allowZero: true });
+  db.exec(`CREATE TABLE IF NOT EXISTS ${WRITING_TABLE} (id INTEGER PRIMARY KEY)`);
+  if (options.bypassTriggers ?? true) installEntityTriggers(db, spec);
+
+  const prepare = (sql: string) => db.prepare(sql).safeIntegers(false);
+  const markOn = prepare(`INSERT INTO ${WRITING_TABLE} (id) VALUES (1)`);
+  const markOff = prepare(`DELETE FROM ${WRITING_TABLE}`);
+  const tombstoneOf = prepare('SELECT version FROM lockstep_tombstones WHERE namespace = ? AND key = ?').pluck();
+  const unbury = prepare('DELETE FROM lockstep_tombstones WHERE namespace = ? AND key = ?');
+  const bury = prepare(
+    `INSERT INTO lockstep_tombstones (namespace, key, version, deleted_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (namespace, key) DO UPDATE SET version = max(lockstep_tombstones.version + 1, excluded.version), deleted_at = excluded.deleted_at
+     RETURNING version`,
+  ).pluck();
+  const append = prepare("INSERT INTO lockstep_journal (namespace, key, version, reason, created_at) VALUES (?, ?, ?, 'repair', ?)");
+  const { entity } = spec;
+
+  /** Runs `work` with the bypass mark held: the table's triggers stand aside for Lockstep's own statements. */
+  const marked = <R>(work: () => R): R => {
+    markOn.run();
+    const result = work();
+    markOff.run();
+    return result;
+  };
+  const writeTx = db.transaction((key: string, payload: string, expected: number | undefined, journal: boolean): number =>
+    marked(() => {
+      const row = rowOfPayload(spec, table.columns, key, payload);
+      let version = table.update(key, row, expected);
+      if (version === undefined) {
+        if (expected !== undefined) {
+          const actual = table.versionOf(key);
+          if (actual !== undefined || expected !== 0) {
+            throw new VersionConflictError(
+              `${entity} ${key}: expected version ${expected}, the store has ${actual === undefined ? 'no row' : `version ${actual}`}`,
+              expected,
+              actual,
+              { key, namespace: entity },
+            );
+          }
+        }
+        const tombstone = tombstoneOf.get(entity, key) as number | undefined;
+        version = (tombstone ?? 0) + 1;
+        table.insert(row, version);
+        if (tombstone !== undefined) unbury.run(entity, key);
+      }
+      if (journal) append.run(entity, key, version, Date.now());
+      return version;
+    }),
+  );
+  const deleteTx = db.transaction((key: string, journal: boolean): StoreDeleteResult =>
+    marked(() => {
+      const old = table.remove(key);
+      const version = bury.get(entity, key, (old ?? 0) + 1, Date.now()) as number;
+      if (journal) append.run(entity, key, version, Date.now());
+      return { version, existed: old !== undefined };
+    }),
+  );
+
+  /** A deadline shorter than the busy timeout caps this write's lock wait (as the key/value store does). */
+  function withDeadline<T>(deadlineMs: number, run: () => T): T {
+    if (!(deadlineMs < busyTimeoutMs)) return run();
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(deadlineMs))}`);
+    try {
+      return run();
+    } finally {
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    }
+  }
+
+  let closed = false;
+  const live = (namespace?: string) => {
+    if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
+    if (namespace !== undefined) checkNamespace(spec, namespace);
+  };
+  const batcher = createReadBatcher<StoredValue>(async (keys) => {
+    const found = new Map<string, StoredValue>();
+    for (const { key, version, row } of table.selectMany(keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
+    return found;
+  });
+
+  return {
+    name: `sqlite-entity(${spec.table})`,
+    spec,
+    get readBatches() {
+      return batcher.batches;
+    },
+    async read(namespace, key) {
+      live(namespace);
+      return batcher.load(key);
+    },
+    async write(namespace, key, payload, options: StoreWriteOptions) {
+      live(namespace);
+      const expected = expectedVersion();
+      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(key, payload, expected, options.journal)) };
+    },
+    async delete(namespace, key, options: StoreWriteOptions) {
+      live(namespace);
+      return withDeadline(options.deadlineMs, () => deleteTx.immediate(key, options.journal));
+    },
+    async scan(namespace, afterKey, limit) {
+      live(namespace);
+      return table.scan(afterKey, limit).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
+    },
+    appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
+    readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
+    journalHead: () => (live(), kv.journalHead()),
+    pruneJournal: (before) => (live(), kv.pruneJournal(before)),
+    journalId: () => (live(), kv.journalId()),
+    ping: () => (live(), kv.ping()),
+    async close() {
+      closed = true;
+      await kv.close();
+    },
+  };
+}
