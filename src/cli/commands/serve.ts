@@ -1,11 +1,11 @@
 // `lockstep serve`: the REST service over a store and a cache. Flags win over LOCKSTEP_* variables,
 // which win over the embedded defaults (SQLite file ./lockstep.db, in-memory cache, 127.0.0.1:8080).
 import { defaultIo, type CommandIo, type Env } from '../io.js';
-import { parseArgs } from 'node:util';
 import { createApp } from '../../http/app.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
 import { createService, type LockstepService } from '../../http/service.js';
 import { InvalidOptionError } from '../../errors.js';
+import { EXIT, formatHelp, HELP_OPTION, parseCommandArgs, reportUsageError, type OptionHelp } from '../args.js';
 import type { FailurePolicy } from '../../options.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import {
@@ -19,7 +19,7 @@ import {
   type StoreSpec,
 } from '../backends.js';
 
-const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: string]> = [
+const OPTIONS: readonly OptionHelp[] = [
   ['--port N', 'port to listen on; 0 picks a free one', 'LOCKSTEP_PORT, default 8080'],
   ['--host HOST', 'address to listen on', 'LOCKSTEP_HOST, default 127.0.0.1'],
   ['--store SPEC', `one of: ${supportedStores.join(', ')}`, 'LOCKSTEP_STORE, default sqlite:./lockstep.db'],
@@ -30,17 +30,20 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: strin
   ['-h, --help', 'show this help', ''],
 ];
 
-export const usage = `Usage: lockstep serve [options]
-
-Serves the REST API over a store and a cache.
-
-Options:
-${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(23)}${what}${source === '' ? '' : `\n  ${' '.repeat(23)}[${source}]`}`).join('\n')}
-
-A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without a token; the token
+export const usage = formatHelp({
+  usage: 'serve [options]',
+  description: 'Serves the REST API over a store and a cache.',
+  options: OPTIONS,
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without a token; the token
 protects every route but /healthz. SIGINT or SIGTERM closes the server, then the service, then
-the cache and the store.
-`;
+the cache and the store.`,
+  examples: [
+    'lockstep serve',
+    'lockstep serve --port 0 --store sqlite:/var/lib/lockstep/data.db',
+    'LOCKSTEP_TOKEN=s3cret lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
+  ],
+  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start or stop cleanly; 2 bad input.',
+});
 
 export interface ServeConfig {
   readonly host: string;
@@ -55,20 +58,15 @@ export interface ServeConfig {
 
 /** Flags, then environment, then defaults. Throws InvalidOptionError (or parseArgs' TypeError) on bad input. */
 export function parseServeArgs(argv: readonly string[], env: Env): ServeConfig & { readonly help: boolean } {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      store: { type: 'string' },
-      cache: { type: 'string' },
-      'cache-max-entries': { type: 'string' },
-      token: { type: 'string' },
-      'failure-policy': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values } = parseCommandArgs(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    store: { type: 'string' },
+    cache: { type: 'string' },
+    'cache-max-entries': { type: 'string' },
+    token: { type: 'string' },
+    'failure-policy': { type: 'string' },
+    ...HELP_OPTION,
   });
   // An empty variable counts as unset (`LOCKSTEP_TOKEN= lockstep serve`); an empty flag is an error.
   const fromEnv = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
@@ -153,12 +151,11 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     config = parseServeArgs(argv, io.env);
     if (!config.help) assertListenAllowed(config.host, config.token);
   } catch (error) {
-    io.stderr.write(`lockstep serve: ${(error as Error).message}\nRun 'lockstep serve --help' for the options.\n`);
-    return 2;
+    return reportUsageError(io.stderr, 'serve', error);
   }
   if (config.help) {
     io.stdout.write(usage);
-    return 0;
+    return EXIT.ok;
   }
 
   // Listen for the stop signals before anything is opened: a signal that arrives while starting,
