@@ -1,12 +1,11 @@
 // The four key commands (get, put, del, inspect) speak to a KvClient: the engine in this process
 // over `--store/--cache` (a real write-through), or a running service over `--url` (HTTP). Which
-// one is chosen here, from the flags and the environment, so every command reads them alike.
+// one is chosen here, from the flags and the environment, so every command reads them alike
+// (run.ts opens it).
 import type { KeyInspection, ReadSource } from '../../engine/api.js';
 import { fromEnv, UsageError, type OptionHelp } from '../args.js';
 import { BACKEND_HELP, BACKEND_OPTIONS, resolveBackends, type Backends } from '../backend-flags.js';
 import type { Env } from '../io.js';
-import { openLocalClient } from './local.js';
-import { createRemoteClient } from './remote.js';
 
 export interface KvGetResult {
   readonly found: boolean;
@@ -66,8 +65,4 @@ export function resolveTarget(
   const token = values.token ?? fromEnv(env, 'LOCKSTEP_TOKEN');
   if (token !== undefined && token.length === 0) throw new UsageError('--token must not be empty');
   return { kind: 'remote', url: parsed, token };
-}
-
-export async function openKvClient(target: KvTarget, namespace: string): Promise<KvClient> {
-  return target.kind === 'remote' ? createRemoteClient(target.url, target.token, namespace) : openLocalClient(target, namespace);
 }

@@ -4,8 +4,9 @@ import { InvalidKeyError, InvalidNamespaceError, InvalidOptionError, InvalidValu
 import { validateNamespace } from '../../keys.js';
 import { EXIT, HELP_OPTION, parseCommandArgs, UsageError } from '../args.js';
 import type { CommandIo } from '../io.js';
-import { openKvClient, resolveTarget, TARGET_OPTIONS, type KvClient, type KvTarget } from './client.js';
-import { ServiceError } from './remote.js';
+import { resolveTarget, TARGET_OPTIONS, type KvClient, type KvTarget } from './client.js';
+import { openLocalClient } from './local.js';
+import { createRemoteClient, ServiceError } from './remote.js';
 
 export const KEY_COMMAND_OPTIONS = { ...TARGET_OPTIONS, json: { type: 'boolean' }, ...HELP_OPTION } as const;
 
@@ -56,6 +57,10 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof ServiceError) return error.rejectedInput ? EXIT.usage : EXIT.failed;
   const input = [UsageError, InvalidOptionError, InvalidKeyError, InvalidNamespaceError, InvalidValueError, ValueTooLargeError];
   return input.some((type) => error instanceof type) ? EXIT.usage : EXIT.failed;
+}
+
+export async function openKvClient(target: KvTarget, namespace: string): Promise<KvClient> {
+  return target.kind === 'remote' ? createRemoteClient(target.url, target.token, namespace) : openLocalClient(target, namespace);
 }
 
 /** Opens the client, runs `action`, closes the client; errors are printed and become exit codes. */
