@@ -57,11 +57,10 @@ point --store at a scratch schema or database (postgres://…?schema=chaos_scrat
     'lockstep chaos --store postgres://postgres@127.0.0.1/test?schema=chaos_scratch --cache redis-owned --seeds 1..5',
     'lockstep chaos --impl naive --ops 5000 --json',
   ],
-  exit: `
+  exit: `2 bad input; 3 the run itself failed (a backend could not be opened, a worker crashed); else
   --impl lockstep  0 when every seed has no violation and every key converged to A, B or C; 1 otherwise.
   --impl naive     0 when violations ARE found on every seed (the harness has teeth); 1 when the naive
-                   write-through passes a seed (the harness failed to catch it).
-  2 bad input; 3 the run itself failed (a backend could not be opened, a worker crashed).`,
+                   write-through passes a seed (the harness failed to catch it).`,
 });
 
 export interface ChaosCliConfig extends ChaosSessionOptions {

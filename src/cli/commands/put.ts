@@ -19,7 +19,7 @@ version }.`,
     ['--json', 'print one JSON document'],
     ['-h, --help', 'show this help'],
   ],
-  notes: 'A negative number looks like a flag: put it after --, as in  lockstep put stats t -- -5',
+  notes: 'A negative number looks like a flag: put it last, after --, as in  lockstep put stats t --json -- -5',
   examples: [
     `lockstep put orders 42 '{"total":3}'`,
     `lockstep put sessions abc '"alice"' --ttl 30s`,
