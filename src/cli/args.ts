@@ -34,8 +34,8 @@ export function parseCommandArgs<const O extends Options>(argv: readonly string[
     throw new UsageError(parseErrorMessage(error as Error & { code?: string }));
   }
   if (parsed.positionals.length > maxPositionals) {
-    const extra = parsed.positionals.slice(maxPositionals).map((p) => JSON.stringify(p)).join(' ');
-    throw new UsageError(maxPositionals === 0 ? `takes no arguments (got ${extra})` : `too many arguments: ${extra}`);
+    const extra = parsed.positionals[maxPositionals]!;
+    throw new UsageError(`unexpected argument '${extra}' (${maxPositionals === 0 ? 'this command takes none' : 'too many arguments'})`);
   }
   return parsed;
 }
