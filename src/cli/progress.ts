@@ -46,6 +46,8 @@ export function createProgress(stderr: NodeJS.WritableStream, { enabled, delayMs
       etaBuffer: 50,
       fps: 10,
       barsize: 30,
+      // Before the rate is known the ETA is 'NULL' or 'INF', which the default format cuts to 'LL'.
+      formatTime: (t) => eta(t),
       formatValue: (value: number, _options: unknown, type: string) => (type === 'value' || type === 'total' ? value.toLocaleString('en-US') : String(value)),
     });
 
@@ -77,4 +79,14 @@ export function createProgress(stderr: NodeJS.WritableStream, { enabled, delayMs
       firstShownAt = undefined;
     },
   };
+}
+
+/** Seconds left as 7s, 3m04s or 1h02m; '?' while the rate is unknown. */
+function eta(seconds: unknown): string {
+  // cli-progress passes a number, '0' before the first estimate, or 'NULL' / 'INF'.
+  const s = Math.round(typeof seconds === 'number' || typeof seconds === 'string' ? Number(seconds) : Number.NaN);
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
