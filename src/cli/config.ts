@@ -4,8 +4,8 @@
 // (LOCKSTEP_CACHE_MAX_ENTRIES) and file key (cacheMaxEntries) are derived from its name, and every
 // message names where the bad value came from.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
+import { parseCommandArgs } from './args.js';
 import type { Env } from './io.js';
 
 export interface Setting<T> {
@@ -47,16 +47,11 @@ export const CONFIG_ENV = 'LOCKSTEP_CONFIG';
 export const flagOf = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 export const envOf = (name: string): string => `LOCKSTEP_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 
-/** Throws InvalidOptionError (or parseArgs' TypeError for an unknown flag) naming the bad source. */
+/** Throws InvalidOptionError naming the bad source, or a UsageError for an unknown flag. */
 export function resolveConfig<S extends Settings>(settings: S, input: ResolveInput): Resolved<S> {
   const names = Object.keys(settings);
   const options = Object.fromEntries(names.map((name) => [flagOf(name), { type: 'string' as const }]));
-  const { values } = parseArgs({
-    args: [...input.argv],
-    strict: true,
-    allowPositionals: false,
-    options: { ...options, [CONFIG_FLAG]: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const { values } = parseCommandArgs(input.argv, { ...options, [CONFIG_FLAG]: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   const flags = values as Record<string, string | boolean | undefined>;
   // An empty variable counts as unset (`LOCKSTEP_TOKEN= lockstep serve`); an empty flag is a value.
   const fromEnv = (name: string): string | undefined => (input.env[name] === '' ? undefined : input.env[name]);

@@ -254,7 +254,7 @@ describe('lockstep serve', () => {
       [['serve', '--cache-max-entries', '0'], /--cache-max-entries must be an integer/],
       [['serve', '--failure-policy', 'yolo'], /--failure-policy must be pragmatic or strict/],
       [['serve', '--token', ''], /--token must not be empty/],
-      [['serve', '--bogus'], /Unknown option '--bogus'/],
+      [['serve', '--bogus'], /unknown option --bogus\nRun 'lockstep serve --help'/],
       [['serve', 'extra'], /Unexpected argument 'extra'|positional/i],
     ];
     await Promise.all(

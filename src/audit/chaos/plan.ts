@@ -57,13 +57,28 @@ export interface ChaosOptions {
   readonly saveHistory?: string;
   /** Progress and per-seed lines go here. */
   readonly log?: (line: string) => void;
+  /**
+   * Operations done so far in the running seed, a few times a second (a progress bar). Given, it
+   * replaces the progress line logged every 30 s; per-seed lines still go to `log`.
+   */
+  readonly onProgress?: (progress: ChaosProgress) => void;
 }
 
-export type ResolvedChaosOptions = Required<Omit<ChaosOptions, 'store' | 'cache' | 'log' | 'saveHistory'>> & {
+export interface ChaosProgress {
+  readonly seed: number;
+  readonly impl: ChaosImpl;
+  /** Operations invoked so far in this seed, over all processes. */
+  readonly done: number;
+  /** The seed's operations in all (--ops). */
+  readonly ops: number;
+}
+
+export type ResolvedChaosOptions = Required<Omit<ChaosOptions, 'store' | 'cache' | 'log' | 'onProgress' | 'saveHistory'>> & {
   readonly store: string | undefined;
   readonly saveHistory: string | undefined;
   readonly cache: string;
   readonly log: (line: string) => void;
+  readonly onProgress: ((progress: ChaosProgress) => void) | undefined;
 };
 
 function count(value: number, name: string, min: number, max: number): number {
@@ -118,6 +133,7 @@ export function resolveChaosOptions(options: ChaosOptions): ResolvedChaosOptions
     linearizabilityDeadlineMs: count(options.linearizabilityDeadlineMs ?? 20_000, 'linearizabilityDeadlineMs', 1, 3_600_000),
     saveHistory: options.saveHistory,
     log: options.log ?? (() => undefined),
+    onProgress: options.onProgress,
   };
 }
 

@@ -145,10 +145,15 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
       counts.event(`${log.process} exited; restarting p${slot}.${incarnation + 1} with ${remaining} operations`);
     }
   };
-  const progress = setInterval(() => {
-    const done = logs.reduce((n, log) => n + log.invokes, 0);
-    options.log(`seed ${seed} (${impl}): ${done} of ${options.ops} operations, ${Math.round(done / ((performance.now() - startedAt) / 1000))} ops/s`);
-  }, 30_000).unref();
+  const invoked = () => logs.reduce((n, log) => n + log.invokes, 0);
+  const { onProgress } = options;
+  const progress =
+    onProgress === undefined
+      ? setInterval(() => {
+          const done = invoked();
+          options.log(`seed ${seed} (${impl}): ${done} of ${options.ops} operations, ${Math.round(done / ((performance.now() - startedAt) / 1000))} ops/s`);
+        }, 30_000).unref()
+      : setInterval(() => onProgress({ seed, impl, done: invoked(), ops: options.ops }), 200).unref();
   try {
     await Promise.all(Array.from({ length: options.processes }, (_, slot) => runSlot(slot)));
   } finally {

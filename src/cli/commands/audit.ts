@@ -2,46 +2,46 @@
 // (see src/audit/auditor.ts), optionally repaired with version fencing. Exit status: 0 when no key is
 // left D or E, 1 when some are, 2 on bad input, 3 when the store or the cache failed.
 import { defaultIo, type CommandIo, type Env } from '../io.js';
-import { parseArgs } from 'node:util';
-import { auditNamespace, KEY_STATES, type AuditExample, type AuditProgress, type AuditReport } from '../../audit/auditor.js';
-import { InvalidOptionError } from '../../errors.js';
+import { auditNamespace, KEY_STATES, type AuditExample, type AuditReport } from '../../audit/auditor.js';
 import { validateNamespace } from '../../keys.js';
-import type { CacheAdapter, CacheRecordView, StoreAdapter } from '../../types.js';
-import { openCache, openStore, parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backends.js';
+import type { CacheAdapter, StoreAdapter } from '../../types.js';
+import { EXIT, formatHelp, HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
+import { BACKEND_HELP, BACKEND_OPTIONS, resolveBackends } from '../backend-flags.js';
+import { openCache, openStore, type CacheSpec, type StoreSpec } from '../backends.js';
+import { createProgress, progressWanted } from '../progress.js';
+import { jsonDocument, renderCached, renderStored } from '../render.js';
 
-export const EXIT_CLEAN = 0;
+export const EXIT_CLEAN = EXIT.ok;
 export const EXIT_DEFECTS = 1;
-export const EXIT_BAD_INPUT = 2;
-export const EXIT_FAILED = 3;
+export const EXIT_BAD_INPUT = EXIT.usage;
+export const EXIT_FAILED = EXIT.failed;
 
-const OPTIONS: ReadonlyArray<readonly [flag: string, what: string, source: string]> = [
-  ['--store SPEC', `one of: ${supportedStores.join(', ')}`, 'LOCKSTEP_STORE, default sqlite:./lockstep.db'],
-  ['--cache SPEC', `one of: ${supportedCaches.join(', ')}`, 'LOCKSTEP_CACHE, default memory'],
-  ['--namespace NS', 'a namespace to audit; repeat for several (required)', ''],
-  ['--repair', 'invalidate D and E keys with version fencing, then check them again', ''],
-  ['--json', 'print one JSON document on stdout instead of text', ''],
-  ['-h, --help', 'show this help', ''],
-];
-
-export const usage = `Usage: lockstep audit --namespace NS [--namespace NS ...] [options]
-
-Reads every key of each namespace from the store and the cache and classifies it: A empty,
+export const usage = formatHelp({
+  usage: 'audit --namespace NS [--namespace NS ...] [options]',
+  description: `Reads every key of each namespace from the store and the cache and classifies it: A empty,
 B store only, C synchronized, D inconsistent (the cache serves another version than the store),
 E cache only. Prints the counts per state and up to 5 examples of D and E with both sides.
 With --repair, D and E keys are invalidated with version fencing (a value at or above the store's
-version is never removed), then read again: what is still D or E is reported.
-
-Options:
-${OPTIONS.map(([flag, what, source]) => `  ${flag.padEnd(17)}${what}${source === '' ? '' : `\n  ${' '.repeat(17)}[${source}]`}`).join('\n')}
-
-Audit the cache your Lockstep instances share (--cache redis://…). With --cache memory the audit
+version is never removed), then read again: what is still D or E is reported. A progress bar
+shows on a terminal (never with --json).`,
+  options: [
+    ...BACKEND_HELP,
+    ['--namespace NS', 'a namespace to audit; repeat for several (required)'],
+    ['--repair', 'invalidate D and E keys with version fencing, then check them again'],
+    ['--json', 'print one JSON document on stdout instead of text'],
+    ['-h, --help', 'show this help'],
+  ],
+  notes: `Audit the cache your Lockstep instances share (--cache redis://…). With --cache memory the audit
 opens a new, empty in-process cache of its own: every key is then A or B and there is nothing to
-repair. Namespaces must be named: the store does not list them.
-
-Exit status: 0 no key is left D or E; 1 some key is (after repair, with --repair); 2 bad input;
-3 the store or the cache failed.
-`;
-
+repair. Namespaces must be named: the store does not list them.`,
+  examples: [
+    'lockstep audit --store postgres://app@db/app --cache redis://127.0.0.1:6379 --namespace orders',
+    'lockstep audit --namespace orders --namespace users --repair',
+    'lockstep audit --namespace orders --json | jq .remaining',
+  ],
+  exit: `0 no key is left D or E; 1 some key is (after repair, with --repair); 2 bad input;
+3 the store or the cache failed.`,
+});
 
 export interface AuditConfig {
   readonly store: StoreSpec;
@@ -51,45 +51,29 @@ export interface AuditConfig {
   readonly json: boolean;
 }
 
-/** Flags, then environment, then defaults. Throws InvalidOptionError (or parseArgs' TypeError) on bad input. */
+/** Flags, then environment, then defaults. Throws UsageError (or another InvalidOptionError) on bad input. */
 export function parseAuditArgs(argv: readonly string[], env: Env): AuditConfig & { readonly help: boolean } {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      store: { type: 'string' },
-      cache: { type: 'string' },
-      namespace: { type: 'string', multiple: true },
-      repair: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values } = parseCommandArgs(argv, {
+    ...BACKEND_OPTIONS,
+    namespace: { type: 'string', multiple: true },
+    repair: { type: 'boolean' },
+    json: { type: 'boolean' },
+    ...HELP_OPTION,
   });
-  const fromEnv = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
   const help = values.help ?? false;
   const namespaces = [...new Set(values.namespace ?? [])].map((ns) => validateNamespace(ns));
   if (!help && namespaces.length === 0) {
-    throw new InvalidOptionError('name at least one --namespace to audit (the store does not list its namespaces)');
+    throw new UsageError('name at least one --namespace to audit (the store does not list its namespaces)');
   }
-  return {
-    help,
-    store: parseStoreSpec(values.store ?? fromEnv('LOCKSTEP_STORE') ?? 'sqlite:./lockstep.db'),
-    cache: parseCacheSpec(values.cache ?? fromEnv('LOCKSTEP_CACHE') ?? 'memory'),
-    namespaces,
-    repair: values.repair ?? false,
-    json: values.json ?? false,
-  };
+  return { help, ...resolveBackends(values, env), namespaces, repair: values.repair ?? false, json: values.json ?? false };
 }
-
 
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
   let config: ReturnType<typeof parseAuditArgs>;
   try {
     config = parseAuditArgs(argv, io.env);
   } catch (error) {
-    io.stderr.write(`lockstep audit: ${(error as Error).message}\nRun 'lockstep audit --help' for the options.\n`);
-    return EXIT_BAD_INPUT;
+    return reportUsageError(io.stderr, 'audit', error);
   }
   if (config.help) {
     io.stdout.write(usage);
@@ -99,7 +83,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     io.stderr.write('lockstep audit: note: --cache memory is a new, empty cache of this process: audit a shared cache (redis://…)\n');
   }
 
-  const progress = progressPrinter(io.stderr);
+  const progress = createProgress(io.stderr, { enabled: progressWanted(io.stderr, config.json) });
   const reports: AuditReport[] = [];
   let store: StoreAdapter | undefined;
   let cache: CacheAdapter | undefined;
@@ -107,13 +91,19 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     store = await openStore(config.store);
     cache = await openCache(config.cache);
     for (const namespace of config.namespaces) {
-      const report = await auditNamespace({ store, cache, namespace, repair: config.repair, onProgress: progress.update });
-      progress.clear();
+      const report = await auditNamespace({
+        store,
+        cache,
+        namespace,
+        repair: config.repair,
+        onProgress: (p) => progress.show(`audit ${p.namespace}: ${p.phase}`, p.scanned, p.total),
+      });
+      progress.stop();
       reports.push(report);
       if (!config.json) io.stdout.write(renderReport(report));
     }
   } catch (error) {
-    progress.clear();
+    progress.stop();
     io.stderr.write(`lockstep audit: ${(error as Error)?.message ?? String(error)}\n`);
     return EXIT_FAILED;
   } finally {
@@ -128,16 +118,11 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   }
   const clean = remaining.D === 0 && remaining.E === 0;
   if (config.json) {
-    io.stdout.write(`${JSON.stringify({ ok: clean, store: config.store.spec, cache: config.cache.spec, remaining, namespaces: reports }, jsonSafe, 2)}\n`);
+    io.stdout.write(jsonDocument({ ok: clean, store: config.store.spec, cache: config.cache.spec, remaining, namespaces: reports }));
   } else if (reports.length > 1) {
     io.stdout.write(`total: ${clean ? 'no key is D or E' : `${remaining.D} D and ${remaining.E} E remain`}\n`);
   }
   return clean ? EXIT_CLEAN : EXIT_DEFECTS;
-}
-
-/** Infinity (a record without expiry) has no JSON form: written as null. */
-function jsonSafe(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
 }
 
 export function renderReport(report: AuditReport): string {
@@ -170,56 +155,5 @@ export function renderReport(report: AuditReport): string {
 }
 
 function renderExample(ex: AuditExample): string {
-  const store = ex.store === null ? 'store: no row' : `store: v${ex.store.version} ${preview(ex.store.payload)}`;
-  return `${ex.state} ${JSON.stringify(ex.key)}  ${store} | cache: ${renderCached(ex.cache)}`;
-}
-
-function renderCached(view: CacheRecordView | null): string {
-  if (view === null) return 'nothing';
-  switch (view.kind) {
-    case 'value':
-      return view.tombstone ? `v${view.version} tombstone` : `v${view.version} ${preview(view.payload)}`;
-    case 'fill':
-      return 'fill lease';
-    case 'write':
-      return `write lease (${view.writers} writer${view.writers === 1 ? '' : 's'}, max v${view.maxVersion}${view.dirty ? ', dirty' : ''})`;
-  }
-}
-
-/** A short form of a payload: the encoded string as stored, or the JSON of a decoded value. */
-function preview(payload: unknown, max = 60): string {
-  let text: string;
-  try {
-    text = typeof payload === 'string' ? payload : (JSON.stringify(payload) ?? String(payload));
-  } catch {
-    text = String(payload);
-  }
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-/** A one-line `\r` progress printer on stderr, only when stderr is a terminal; throttled, and silent for short scans. */
-function progressPrinter(stderr: NodeJS.WritableStream): { update: (progress: AuditProgress) => void; clear: () => void } {
-  const tty = (stderr as { isTTY?: boolean }).isTTY === true;
-  let shown = false;
-  let startedAt = 0;
-  let lastAt = 0;
-  return {
-    update(progress) {
-      if (!tty) return;
-      const now = performance.now();
-      if (startedAt === 0) startedAt = now;
-      if (now - startedAt < 300 || now - lastAt < 100) return;
-      lastAt = now;
-      const of = progress.total === undefined ? '' : `/${progress.total}`;
-      stderr.write(`\r\x1b[Kaudit ${progress.namespace}: ${progress.phase} ${progress.scanned}${of} keys…`);
-      shown = true;
-    },
-    clear() {
-      startedAt = 0;
-      lastAt = 0;
-      if (!shown) return;
-      shown = false;
-      stderr.write('\r\x1b[K');
-    },
-  };
+  return `${ex.state} ${JSON.stringify(ex.key)}  store: ${renderStored(ex.store)} | cache: ${renderCached(ex.cache)}`;
 }

@@ -1,13 +1,16 @@
 // `lockstep chaos`: the chaos harness (src/audit/chaos). Worker processes hammer a few hot keys
 // through Lockstep, or through the naive write-through kept as a control, under seeded faults; the
 // whole history is checked for stale reads and linearizability, and every key for convergence.
-import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.js';
 import { exitCode, formatTable } from '../../audit/chaos/report.js';
 import { runChaos, type ChaosSessionOptions } from '../../audit/chaos/runner.js';
+import { EXIT, formatHelp, HELP_OPTION, integerOption, parseCommandArgs, reportUsageError, UsageError, type OptionHelp } from '../args.js';
 import { supportedStores } from '../backends.js';
+import { defaultIo, type CommandIo } from '../io.js';
+import { createProgress, progressWanted } from '../progress.js';
+import { jsonDocument } from '../render.js';
 
-const OPTIONS: ReadonlyArray<readonly [flag: string, what: string]> = [
+const OPTIONS: readonly OptionHelp[] = [
   ['--store SPEC', `one of: ${supportedStores.join(', ')}; default: an SQLite file in a temp dir`],
   ['--cache SPEC', 'memory (one process only) | redis://HOST:PORT | redis-owned (a redis-server the harness starts and, with faults, restarts); default: memory for --processes 1, else $REDIS_URL or redis://127.0.0.1:6379'],
   ['--impl I', 'lockstep (default) | naive: the seed\'s naive write-through, to show the harness catches it'],
@@ -27,9 +30,9 @@ const OPTIONS: ReadonlyArray<readonly [flag: string, what: string]> = [
   ['-h, --help', 'show this help'],
 ];
 
-export const usage = `Usage: lockstep chaos [options]
-
-Runs a seeded random mix (45% reads, 40% writes, 15% deletes) of --ops operations on a few hot keys
+export const usage = formatHelp({
+  usage: 'chaos [options]',
+  description: `Runs a seeded random mix (45% reads, 40% writes, 15% deletes) of --ops operations on a few hot keys
 from --processes worker processes × --clients clients, with short value TTLs (3 ms, and 30 s for a
 tenth of the writes) so readers keep filling, and random delays before fills. With --faults
 standard: cache errors before and after a call applies, timeouts and stalls past the lease TTL
@@ -45,19 +48,20 @@ and per-key linearizability (Wing-Gong-Lowe search); and that every key ends in 
 Reads within --journal-window of a write invalidated through the journal (plain SQL, or
 acknowledged without a cache lease under policy pragmatic) are left out: the protocol's documented
 windows.
-
-Options:
-${OPTIONS.map(([flag, what]) => `  ${flag.padEnd(21)}${what}`).join('\n')}
-
-Runs write to namespaces named chaos-<impl>-<seed>-<random> and remove their Redis keys afterwards;
-point --store at a scratch schema or database (postgres://…?schema=chaos_scratch).
-
-Exit status:
+A progress bar shows on a terminal (never with --json).`,
+  options: OPTIONS,
+  notes: `Runs write to namespaces named chaos-<impl>-<seed>-<random> and remove their Redis keys afterwards;
+point --store at a scratch schema or database (postgres://…?schema=chaos_scratch).`,
+  examples: [
+    'lockstep chaos --processes 1 --ops 2000',
+    'lockstep chaos --store postgres://postgres@127.0.0.1/test?schema=chaos_scratch --cache redis-owned --seeds 1..5',
+    'lockstep chaos --impl naive --ops 5000 --json',
+  ],
+  exit: `2 bad input; 3 the run itself failed (a backend could not be opened, a worker crashed); else
   --impl lockstep  0 when every seed has no violation and every key converged to A, B or C; 1 otherwise.
   --impl naive     0 when violations ARE found on every seed (the harness has teeth); 1 when the naive
-                   write-through passes a seed (the harness failed to catch it).
-  2 bad input; 3 the run itself failed (a backend could not be opened, a worker crashed).
-`;
+                   write-through passes a seed (the harness failed to catch it).`,
+});
 
 export interface ChaosCliConfig extends ChaosSessionOptions {
   readonly help: boolean;
@@ -65,29 +69,22 @@ export interface ChaosCliConfig extends ChaosSessionOptions {
 }
 
 function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const value = /^[0-9]{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(value >= min && value <= max)) throw new InvalidOptionError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
-  return value;
+  return text === undefined ? undefined : integerOption(text, flag, min, max);
 }
 
 function seedsOf(seed: string | undefined, seeds: string | undefined): number[] | undefined {
-  if (seed !== undefined && seeds !== undefined) throw new InvalidOptionError('give --seed or --seeds, not both');
+  if (seed !== undefined && seeds !== undefined) throw new UsageError('give --seed or --seeds, not both');
   if (seed !== undefined) return [integer(seed, '--seed', 0, 2 ** 31)!];
   if (seeds === undefined) return undefined;
   const match = /^([0-9]{1,10})\.\.([0-9]{1,10})$/.exec(seeds);
-  if (match === null) throw new InvalidOptionError(`--seeds must look like 1..20 (got ${JSON.stringify(seeds)})`);
+  if (match === null) throw new UsageError(`--seeds must look like 1..20 (got ${JSON.stringify(seeds)})`);
   const [from, to] = [Number(match[1]), Number(match[2])];
-  if (to < from || to - from >= 10_000) throw new InvalidOptionError(`--seeds ${seeds}: give a range of 1 to 10000 seeds, low..high`);
+  if (to < from || to - from >= 10_000) throw new UsageError(`--seeds ${seeds}: give a range of 1 to 10000 seeds, low..high`);
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
+  const { values } = parseCommandArgs(argv, {
       store: { type: 'string' },
       cache: { type: 'string' },
       impl: { type: 'string' },
@@ -104,13 +101,12 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
       'lin-ops': { type: 'string' },
       'save-history': { type: 'string' },
       json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+      ...HELP_OPTION,
   });
   const impl = values.impl ?? 'lockstep';
-  if (impl !== 'lockstep' && impl !== 'naive') throw new InvalidOptionError(`--impl must be lockstep or naive (got ${JSON.stringify(impl)})`);
+  if (impl !== 'lockstep' && impl !== 'naive') throw new UsageError(`--impl must be lockstep or naive (got ${JSON.stringify(impl)})`);
   const faults = values.faults ?? 'standard';
-  if (faults !== 'standard' && faults !== 'none') throw new InvalidOptionError(`--faults must be standard or none (got ${JSON.stringify(faults)})`);
+  if (faults !== 'standard' && faults !== 'none') throw new UsageError(`--faults must be standard or none (got ${JSON.stringify(faults)})`);
   const leaseTtlMs = integer(values['lease-ttl'], '--lease-ttl', 50, 60_000);
   const config: ChaosCliConfig = {
     help: values.help ?? false,
@@ -133,34 +129,34 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
   return config;
 }
 
-export interface CommandIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
-}
-
-const defaultIo: CommandIo = { stdout: process.stdout, stderr: process.stderr };
-
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
   let config: ChaosCliConfig;
   try {
     config = parseChaosArgs(argv);
   } catch (error) {
-    io.stderr.write(`lockstep chaos: ${(error as Error).message}\nRun 'lockstep chaos --help' for the options.\n`);
-    return 2;
+    return reportUsageError(io.stderr, 'chaos', error);
   }
   if (config.help) {
     io.stdout.write(usage);
-    return 0;
+    return EXIT.ok;
   }
   const { help: _help, json, ...options } = config;
+  const progress = createProgress(io.stderr, { enabled: progressWanted(io.stderr, json) });
+  const bar = progressWanted(io.stderr, json);
   let reports;
   try {
-    reports = await runChaos({ ...options, log: (line) => io.stderr.write(`${line}\n`) });
+    reports = await runChaos({
+      ...options,
+      log: (line) => progress.log(line),
+      ...(bar ? { onProgress: (p) => progress.show(`seed ${p.seed} (${p.impl})`, p.done, p.ops) } : {}),
+    });
   } catch (error) {
-    const message = (error as Error)?.message ?? String(error);
-    io.stderr.write(`lockstep chaos: ${message}\n`);
-    return error instanceof InvalidOptionError ? 2 : 3;
+    progress.stop();
+    io.stderr.write(`lockstep chaos: ${(error as Error)?.message ?? String(error)}\n`);
+    return error instanceof InvalidOptionError ? EXIT.usage : EXIT.failed;
+  } finally {
+    progress.stop();
   }
-  io.stdout.write(json ? `${JSON.stringify(reports, null, 2)}\n` : formatTable(reports));
+  io.stdout.write(json ? jsonDocument(reports) : formatTable(reports));
   return exitCode(reports);
 }

@@ -11,6 +11,7 @@ import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
 import { createService, type LockstepService } from '../../http/service.js';
+import { EXIT, formatHelp, reportUsageError } from '../args.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../backends.js';
 import { resolveConfig, settingsHelp } from '../config.js';
@@ -18,22 +19,25 @@ import { serveSettings, type ServeConfig } from '../serve-settings.js';
 
 export type { ServeConfig } from '../serve-settings.js';
 
-export const usage = `Usage: lockstep serve [options]
-
-Serves the REST API over a store and a cache. Each setting comes from its flag, else its
-variable, else the config file, else its default.
-
-Options:
-${settingsHelp(serveSettings)}
-
-A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
+export const usage = formatHelp({
+  usage: 'serve [options]',
+  description: 'Serves the REST API over a store and a cache. Each setting comes from its flag, else its\nvariable, else the config file, else its default.',
+  options: settingsHelp(serveSettings),
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
 protect every route but /healthz, /readyz, /openapi.json and the dashboard's page (open / in a
 browser: it asks for an admin token). SIGINT or SIGTERM drains: /readyz answers 503,
 new connections are refused, requests in flight finish, then the service, the cache and the
-store close. A second signal exits at once.
-`;
+store close. A second signal exits at once.`,
+  examples: [
+    'lockstep serve',
+    'lockstep serve --port 0 --store sqlite:/var/lib/lockstep/data.db',
+    'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
+    'lockstep serve --config lockstep.json --log-level warn',
+  ],
+  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start or stop cleanly; 2 bad input.',
+});
 
-/** Flags, then environment, then the config file, then defaults. Throws InvalidOptionError (or parseArgs' TypeError). */
+/** Flags, then environment, then the config file, then defaults. Throws InvalidOptionError or UsageError. */
 export function parseServeArgs(argv: readonly string[], env: CommandIo['env']): ServeConfig & { readonly help: boolean } {
   const { config, help } = resolveConfig(serveSettings, { argv, env });
   // The tokens file is read and checked now, so that a bad one is a usage error before anything opens.
@@ -120,12 +124,11 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     config = parseServeArgs(argv, io.env);
     if (!config.help) assertListenAllowed(config.host, hasTokens(config));
   } catch (error) {
-    io.stderr.write(`lockstep serve: ${(error as Error).message}\nRun 'lockstep serve --help' for the options.\n`);
-    return 2;
+    return reportUsageError(io.stderr, 'serve', error);
   }
   if (config.help) {
     io.stdout.write(usage);
-    return 0;
+    return EXIT.ok;
   }
 
   // Listen for the stop signals before anything is opened: a signal that arrives while starting,

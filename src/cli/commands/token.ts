@@ -1,10 +1,10 @@
 // `lockstep token create`: a new random token, and the token-file entry that holds only its
 // SHA-256. The token itself is printed once and stored nowhere.
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.js';
 import { resolveTokenFile, sha256, type TokenEntry } from '../../http/token-set.js';
 import { parseRateLimit } from '../token-config.js';
+import { EXIT, parseCommandArgs, reportUsageError } from '../args.js';
 import { defaultIo, type CommandIo } from '../io.js';
 
 export const usage = `Usage: lockstep token create --name NAME [--read NS,...] [--write NS,...] [--admin]
@@ -23,8 +23,11 @@ Options:
   --json               print {"token", "entry"} as JSON
   -h, --help           show this help
 
-Example:
+Examples:
   lockstep token create --name orders-svc --read 'orders,orders-*' --write orders
+  lockstep token create --name ops --admin --rate-limit 5:10 --json
+
+Exit status: 0 printed a token; 2 bad input.
 `;
 
 /** The token prefix makes a leaked token recognizable to secret scanners. */
@@ -62,22 +65,17 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     const [sub, ...rest] = argv;
     if (sub === '--help' || sub === '-h' || sub === undefined) {
       (sub === undefined ? io.stderr : io.stdout).write(usage);
-      return sub === undefined ? 2 : 0;
+      return sub === undefined ? EXIT.usage : EXIT.ok;
     }
     if (sub !== 'create') throw new InvalidOptionError(`unknown subcommand ${JSON.stringify(sub)}; the one there is: create`);
-    const { values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        name: { type: 'string' },
-        read: { type: 'string', multiple: true },
-        write: { type: 'string', multiple: true },
-        admin: { type: 'boolean' },
-        'rate-limit': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
+    const { values } = parseCommandArgs(rest, {
+      name: { type: 'string' },
+      read: { type: 'string', multiple: true },
+      write: { type: 'string', multiple: true },
+      admin: { type: 'boolean' },
+      'rate-limit': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
       io.stdout.write(usage);
@@ -95,8 +93,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     });
     json = values.json ?? false;
   } catch (error) {
-    io.stderr.write(`lockstep token: ${(error as Error).message}\nRun 'lockstep token --help' for the options.\n`);
-    return 2;
+    return reportUsageError(io.stderr, 'token', error);
   }
   if (json) {
     io.stdout.write(`${JSON.stringify(created)}\n`);
