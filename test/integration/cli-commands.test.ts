@@ -257,7 +257,7 @@ describe('lockstep put/get/inspect/del against a running service (--url)', () =>
     assert.match(denied.stderr, /^lockstep get: 401 E_UNAUTHORIZED: /);
     const tooLong = await lockstep(['put', 'carts', 'k'.repeat(600), '1', '--url', url, '--token', TOKEN]);
     assert.equal(tooLong.code, 2, show(tooLong));
-    assert.match(tooLong.stderr, /400 E_INVALID_KEY/);
+    assert.match(tooLong.stderr, /400 E_KEY_TOO_LONG/);
     const unreachable = await lockstep(['get', 'carts', 'c1', '--url', 'http://127.0.0.1:9']);
     assert.equal(unreachable.code, 3, show(unreachable));
     assert.match(unreachable.stderr, /cannot reach http:\/\/127\.0\.0\.1:9/);
