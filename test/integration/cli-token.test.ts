@@ -60,7 +60,7 @@ describe('lockstep token create', () => {
       [['create', '--name', 'bad name', '--read', 'a'], /"name" must be/],
       [['create', '--name', 'n', '--read', 'a', '--rate-limit', 'fast'], /--rate-limit must be/],
       [['revoke'], /unknown subcommand "revoke"/],
-      [['create', '--bogus'], /Unknown option '--bogus'/],
+      [['create', '--bogus'], /unknown option --bogus/],
     ];
     for (const [argv, message] of cases) {
       const { code, stderr } = await runIo(runToken, argv);
