@@ -196,11 +196,19 @@ describe('listen() with a token set', () => {
 // The property: whatever the grants and the requests, a token reads and writes only the
 // namespaces its scopes name, and every row in the store was written by a token allowed to.
 
-type Op = 'GET' | 'PUT' | 'DELETE' | 'STATE';
+type Op = 'GET' | 'PUT' | 'DELETE' | 'STATE' | 'BATCH_GET' | 'BATCH_PUT';
 
 interface Grant {
   readonly read: readonly string[];
   readonly write: readonly string[];
+}
+
+/** One request of the property: a per-key route, or a batch route naming the same key. */
+function send(scopedApp: HttpFixture['app'], kind: Op, namespace: string, key: string, t: { name: string; token: string }) {
+  if (kind === 'BATCH_GET') return call(scopedApp, 'POST', `/v1/kv/${namespace}:batchGet`, { token: t.token, json: { keys: [key] } });
+  if (kind === 'BATCH_PUT') return call(scopedApp, 'POST', `/v1/kv/${namespace}:batchPut`, { token: t.token, json: { items: [{ key, value: { by: t.name } }] } });
+  const path = `/v1/kv/${namespace}/${key}${kind === 'STATE' ? '/state' : ''}`;
+  return call(scopedApp, kind === 'STATE' ? 'GET' : kind, path, { token: t.token, ...(kind === 'PUT' ? { json: { by: t.name } } : {}) });
 }
 
 /** The test's own reading of a pattern list, independent of src/http/token-set.ts. */
@@ -208,7 +216,7 @@ function granted(patterns: readonly string[], namespace: string): boolean {
   return patterns.some((p) => p === '*' || p === namespace || (p.endsWith('*') && namespace.startsWith(p.slice(0, -1))));
 }
 
-describe('a token never reads or writes another namespace (property)', () => {
+describe('a token never reads or writes another namespace, batch routes included (property)', () => {
   it('holds over generated namespaces, grants and requests', async () => {
     // Small alphabets, so that names share prefixes and prefix patterns bite.
     const suffix = fc.stringMatching(/^[ab][ab-]{0,3}$/);
@@ -217,7 +225,7 @@ describe('a token never reads or writes another namespace (property)', () => {
     const op = fc.record({
       token: fc.nat(),
       namespace: suffix,
-      op: fc.constantFrom<Op>('GET', 'PUT', 'DELETE', 'STATE'),
+      op: fc.constantFrom<Op>('GET', 'PUT', 'DELETE', 'STATE', 'BATCH_GET', 'BATCH_PUT'),
       key: fc.constantFrom('k1', 'k2'),
     });
     let run = 0;
@@ -246,14 +254,10 @@ describe('a token never reads or writes another namespace (property)', () => {
           const t = withScopes[which % withScopes.length]!;
           const namespace = `${prefix}${suffixNs}`;
           touched.add(namespace);
-          const action = kind === 'PUT' || kind === 'DELETE' ? 'write' : 'read';
+          const action = kind === 'PUT' || kind === 'DELETE' || kind === 'BATCH_PUT' ? 'write' : 'read';
           const allowed = granted(action === 'read' ? t.grant.read : t.grant.write, namespace);
           const before = await f.sqlite.read(namespace, key);
-          const path = `/v1/kv/${namespace}/${key}${kind === 'STATE' ? '/state' : ''}`;
-          const reply = await call(scopedApp, kind === 'STATE' ? 'GET' : kind, path, {
-            token: t.token,
-            ...(kind === 'PUT' ? { json: { by: t.name } } : {}),
-          });
+          const reply = await send(scopedApp, kind, namespace, key, t);
           if (allowed) {
             assert.ok([200, 404].includes(reply.status), `${t.name} ${kind} ${namespace}: ${reply.status} ${reply.text}`);
           } else {
