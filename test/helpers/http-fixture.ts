@@ -1,10 +1,13 @@
-// An app over a real SQLite file and a real memory cache, driven through app.request(), for the
-// auth, limits and fuzz tests. Each fixture owns a temporary directory, removed by close().
+// The REST app over a real SQLite file and a real memory cache, each behind a chaos wrapper (so
+// tests can inject faults), driven through app.request(): no socket. Each fixture owns a
+// temporary directory, removed by close().
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryCache } from '../../src/cache/memory.js';
+import { ChaosCache } from '../../src/chaos/chaos-cache.js';
+import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import type { CacheAdapter } from '../../src/types.js';
 import { createApp, type AppOptions } from '../../src/http/app.js';
 import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
@@ -15,6 +18,9 @@ export interface HttpFixture {
   readonly service: LockstepService;
   readonly sqlite: SqliteStore;
   readonly memory: CacheAdapter;
+  /** The wrappers the service uses, for faults. */
+  readonly store: ChaosStore;
+  readonly cache: ChaosCache;
   /** Errors the app mapped to a 500. */
   readonly unexpected: unknown[];
   close(): Promise<void>;
@@ -24,7 +30,9 @@ export async function httpFixture(options: { engine?: EngineSettings; app?: AppO
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-http-'));
   const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
   const memory = createMemoryCache({ maxEntries: 10_000 });
-  const service = createService({ store: sqlite, cache: memory, engine: { leaseTtl: '1s', ...options.engine }, journal: { pollInterval: '20ms' } });
+  const store = new ChaosStore(sqlite);
+  const cache = new ChaosCache(memory);
+  const service = createService({ store, cache, engine: { leaseTtl: '1s', ...options.engine }, journal: { pollInterval: '20ms' }, healthTimeoutMs: 200 });
   const unexpected: unknown[] = [];
   const app = createApp(service, { onUnexpectedError: (error) => unexpected.push(error), ...options.app });
   let closed = false;
@@ -33,6 +41,8 @@ export async function httpFixture(options: { engine?: EngineSettings; app?: AppO
     service,
     sqlite,
     memory,
+    store,
+    cache,
     unexpected,
     async close() {
       if (closed) return;

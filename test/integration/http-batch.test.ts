@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { InjectedFault } from '../../src/chaos/faults.js';
-import { assertError, call, createHttpFixture, type HttpFixture } from '../helpers/http-chaos-fixture.js';
+import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const fixtures: HttpFixture[] = [];
 after(() => Promise.all(fixtures.map((f) => f.close())));
-async function setup(options: Parameters<typeof createHttpFixture>[0] = {}): Promise<HttpFixture> {
-  const f = await createHttpFixture(options);
+async function setup(options: Parameters<typeof httpFixture>[0] = {}): Promise<HttpFixture> {
+  const f = await httpFixture(options);
   fixtures.push(f);
   return f;
 }

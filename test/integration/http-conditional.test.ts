@@ -2,12 +2,12 @@
 // on PUT and DELETE, If-None-Match: * (create-only) on PUT, 412 with the live version.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { assertError, call, createHttpFixture, type HttpFixture } from '../helpers/http-chaos-fixture.js';
+import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const fixtures: HttpFixture[] = [];
 after(() => Promise.all(fixtures.map((f) => f.close())));
 async function setup(): Promise<HttpFixture> {
-  const f = await createHttpFixture();
+  const f = await httpFixture();
   fixtures.push(f);
   return f;
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { openApiDocument, type Method, type Operation, type Schema } from '../../src/http/openapi.js';
-import { call, createHttpFixture, type HttpFixture, type Reply } from '../helpers/http-chaos-fixture.js';
+import { call, httpFixture, type HttpFixture, type Reply } from '../helpers/http-fixture.js';
 
 const fixtures: HttpFixture[] = [];
 after(() => Promise.all(fixtures.map((f) => f.close())));
@@ -87,7 +87,7 @@ function problems(value: unknown, schema: Schema, at: string): string[] {
 
 describe('GET /openapi.json', () => {
   it('is the OpenAPI 3.1 document, served as JSON', async () => {
-    const f = await createHttpFixture();
+    const f = await httpFixture();
     fixtures.push(f);
     const reply = await call(f.app, 'GET', '/openapi.json');
     assert.equal(reply.status, 200);
@@ -96,7 +96,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('documents exactly the routes the app registers, both ways', async () => {
-    const f = await createHttpFixture();
+    const f = await httpFixture();
     fixtures.push(f);
     // Method ALL: middleware and the 405 fallbacks, not operations.
     const registered = new Set(f.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method.toLowerCase()} ${normalise(r.path)}`));
@@ -117,7 +117,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('answers every documented operation with a documented status and the documented required properties', async () => {
-    const f = await createHttpFixture();
+    const f = await httpFixture();
     fixtures.push(f);
     const seen = new Map<string, Set<string>>();
     for (const { method, path, operation } of documentedOperations()) {
