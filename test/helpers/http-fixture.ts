@@ -26,13 +26,13 @@ export interface HttpFixture {
   close(): Promise<void>;
 }
 
-export async function httpFixture(options: { engine?: EngineSettings; app?: AppOptions } = {}): Promise<HttpFixture> {
+export async function httpFixture(options: { engine?: EngineSettings; app?: AppOptions; healthTimeoutMs?: number } = {}): Promise<HttpFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-http-'));
   const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
   const memory = createMemoryCache({ maxEntries: 10_000 });
   const store = new ChaosStore(sqlite);
   const cache = new ChaosCache(memory);
-  const service = createService({ store, cache, engine: { leaseTtl: '1s', ...options.engine }, journal: { pollInterval: '20ms' }, healthTimeoutMs: 200 });
+  const service = createService({ store, cache, engine: { leaseTtl: '1s', ...options.engine }, journal: { pollInterval: '20ms' }, healthTimeoutMs: options.healthTimeoutMs ?? 200 });
   const unexpected: unknown[] = [];
   const app = createApp(service, { onUnexpectedError: (error) => unexpected.push(error), ...options.app });
   let closed = false;

@@ -1,115 +1,32 @@
 // The REST service through app.request(): a real SQLite file and a real memory cache, each behind
 // a chaos wrapper (same port, delegating) that can be told to fail, for the 503 and health cases.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { createMemoryCache } from '../../src/cache/memory.js';
 import { InvalidOptionError, StoreOutcomeUnknownError } from '../../src/errors.js';
-import { createApp, type AppOptions } from '../../src/http/app.js';
+import { createApp } from '../../src/http/app.js';
+import type { LockstepService } from '../../src/http/service.js';
 import { isLoopbackHost, listen } from '../../src/http/server.js';
-import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
-import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
-import { ChaosCache } from '../../src/chaos/chaos-cache.js';
-import { ChaosStore } from '../../src/chaos/chaos-store.js';
+import { assertError as assertErrorReply, call, httpFixture, type HttpFixture, type Reply } from '../helpers/http-fixture.js';
 
 // ---------------------------------------------------------------------------------------------
-// Fixture: one service over a fresh SQLite file and memory cache, and an app over it.
+// Fixture: one service over a fresh SQLite file and memory cache (test/helpers/http-fixture.ts),
+// closed after the file.
 
-interface Fixture {
-  readonly app: ReturnType<typeof createApp>;
-  readonly service: LockstepService;
-  readonly store: ChaosStore;
-  readonly cache: ChaosCache;
-  readonly sqlite: SqliteStore;
-  readonly unexpected: unknown[];
-  close(): Promise<void>;
-}
-
-const fixtures: Fixture[] = [];
+const fixtures: HttpFixture[] = [];
 after(async () => {
   await Promise.all(fixtures.splice(0).map((f) => f.close()));
 });
 
-async function setup(options: { engine?: EngineSettings; app?: AppOptions; healthTimeoutMs?: number } = {}): Promise<Fixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'lockstep-http-'));
-  const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
-  const memory = createMemoryCache({ maxEntries: 1_000 });
-  const store = new ChaosStore(sqlite);
-  const cache = new ChaosCache(memory);
-  const service = createService({
-    store,
-    cache,
-    engine: { leaseTtl: '1s', ...options.engine },
-    journal: { pollInterval: '20ms' },
-    healthTimeoutMs: options.healthTimeoutMs ?? 200,
-  });
-  const unexpected: unknown[] = [];
-  const app = createApp(service, { onUnexpectedError: (error) => unexpected.push(error), ...options.app });
-  let closed = false;
-  const fixture: Fixture = {
-    app,
-    service,
-    store,
-    cache,
-    sqlite,
-    unexpected,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await service.close();
-      await memory.close();
-      await sqlite.close().catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+async function setup(options: Parameters<typeof httpFixture>[0] = {}): Promise<HttpFixture> {
+  const fixture = await httpFixture(options);
   fixtures.push(fixture);
   return fixture;
 }
 
-type RequestBody = NonNullable<RequestInit['body']>;
-
-interface Reply {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly text: string;
-  readonly json: any;
-}
-
-async function call(
-  app: Fixture['app'],
-  method: string,
-  path: string,
-  init: { body?: RequestBody; json?: unknown; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...init.headers };
-  let body = init.body;
-  if (init.json !== undefined) {
-    body = JSON.stringify(init.json);
-    headers['Content-Type'] ??= 'application/json';
-  }
-  const request = new Request(`http://lockstep.test${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body, duplex: 'half' }),
-  } as RequestInit);
-  const response = await app.request(request);
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json };
-}
-
+/** The shared check, plus: an error is JSON and never carries a stack trace. */
 function assertError(reply: Reply, status: number, code: string): void {
-  assert.equal(reply.status, status, `expected ${status} ${code}, got ${reply.status} ${reply.text}`);
+  assertErrorReply(reply, status, code);
   assert.equal(reply.headers.get('content-type')?.startsWith('application/json'), true);
-  assert.equal(reply.json?.error?.code, code, reply.text);
-  assert.equal(typeof reply.json.error.message, 'string');
   assert.doesNotMatch(reply.text, /\n\s+at /, 'no stack trace in an error body');
 }
 
@@ -248,7 +165,7 @@ describe('GET /v1/kv/{namespace}/{key}/state', () => {
 describe('bad input is a 4xx, never a 500', () => {
   it('400 E_BAD_JSON for malformed, empty, non-UTF-8 or non-JSON bodies', async () => {
     const { app, sqlite, unexpected } = await setup();
-    const cases: Array<{ body: RequestBody; headers?: Record<string, string> }> = [
+    const cases: Array<{ body: NonNullable<RequestInit['body']>; headers?: Record<string, string> }> = [
       { body: '{"unterminated": ', headers: { 'Content-Type': 'application/json' } },
       { body: '', headers: { 'Content-Type': 'application/json' } },
       { body: '   ', headers: { 'Content-Type': 'application/json' } },
