@@ -1,4 +1,4 @@
-// Fuzzing the REST API with fast-check: malformed paths (bad percent-escapes, dots, unicode with
+// Fuzzing the REST API with fast-check (batch routes included; a refused batch item must write nothing): malformed paths (bad percent-escapes, dots, unicode with
 // lone surrogates, huge segments), headers (Authorization garbage, Content-Type, X-TTL-Ms,
 // If-Match) and bodies (invalid UTF-8, huge, deep, NaN-like, unicode), thrown at the app through
 // app.request() over a real SQLite store and a memory cache. The properties: never a 500, every
@@ -53,6 +53,7 @@ const path: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.array(segment, { maxLength: 6 }).map((parts) => `/v1/kv/${parts.join('/')}`) },
   { weight: 1, arbitrary: fc.array(segment, { maxLength: 4 }).map((parts) => `/${parts.join('/')}`) },
   { weight: 1, arbitrary: fc.constantFrom('/', '/metrics', '/healthz', '/v1', '/v1/kv', '/v1/kv/', '//v1//kv//ns//k', '/v1/kv/ns/k?x=%', '/v1/kv/ns/k#frag') },
+  { weight: 3, arbitrary: fc.tuple(segment, fc.constantFrom(':batchGet', ':batchPut', ':batchput', ':', ':batchGet:batchPut')).map(([ns, verb]) => `/v1/kv/${ns}${verb}`) },
 );
 
 /** The usual value (first), other listed values, absent, or ASCII noise. */
@@ -73,6 +74,7 @@ const headers = fc.record({
   'Content-Type': headerValue(['application/json', undefined, 'text/plain', 'application/merge-patch+json', 'application/json; charset=latin1', 'application/xml', 'multipart/form-data; boundary=x', '']),
   'X-TTL-Ms': headerValue([undefined, '1000', '0', '-1', '1e3', 'NaN', 'Infinity', '99999999999999999999', ' 50 ', '1.5', '0x10']),
   'If-Match': headerValue([undefined, '1', '"1"', '*', 'W/"1"', '-1', '']),
+  'If-None-Match': headerValue([undefined, '*', '"1"', '']),
   'Content-Length': headerValue([undefined, '0', '1', '99999999', '-1', 'abc']),
 });
 
@@ -82,24 +84,52 @@ const bodyText: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 60 }) },
   { weight: 1, arbitrary: fc.constantFrom(...LONE_SURROGATES).map((s) => JSON.stringify(s)) },
   { weight: 1, arbitrary: fc.constantFrom(...LONE_SURROGATES) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)) },
+  { weight: 2, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)) },
   { weight: 1, arbitrary: fc.constantFrom(JSON.stringify('x'.repeat(5_000)), JSON.stringify('x'.repeat(20_000)), ' '.repeat(15_000) + '1', '['.repeat(1_000_000)) },
 );
 
+/** Batch envelopes (one over the 100-item limit among them), well-formed or not, whose items mix good and bad keys, values and conditions. */
+const batchItem = fc.record(
+  {
+    key: fc.oneof(fc.constantFrom('k', 'key-1', 'b'), fc.constantFrom('', 'k'.repeat(600), 7, null)),
+    value: fc.oneof(fc.json({ maxDepth: 3 }).map((text) => JSON.parse(text) as unknown), fc.constant(undefined)),
+    ttlMs: fc.constantFrom(undefined, 1000, 0, -1, 'x'),
+    ifVersion: fc.constantFrom(undefined, 0, 1, 2, -1, 'x'),
+    ifAbsent: fc.constantFrom(undefined, true, false),
+  },
+  { requiredKeys: ['key'] },
+);
+const batchText: fc.Arbitrary<string> = fc.oneof(
+  fc.array(batchItem, { maxLength: 6 }).map((items) => JSON.stringify({ items })),
+  fc.array(fc.oneof(fc.constantFrom('k', 'key-1', 'nope'), fc.constantFrom('', 7)), { maxLength: 6 }).map((keys) => JSON.stringify({ keys })),
+  fc.constantFrom('{"items": {}}', '{"keys": "k"}', '[]', '{"items": [1, 2]}', JSON.stringify({ keys: Array.from({ length: 101 }, (_, i) => `k${i}`) })),
+);
+
 const body: fc.Arbitrary<Uint8Array | string | undefined> = fc.oneof(
   { weight: 6, arbitrary: bodyText },
+  { weight: 3, arbitrary: batchText },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
   { weight: 1, arbitrary: fc.constantFrom(new Uint8Array([0x22, 0xff, 0x22]), new Uint8Array([0x22, 0xed, 0xa0, 0x80, 0x22]), new Uint8Array([0xef, 0xbb, 0xbf, 0x31])) },
   { weight: 1, arbitrary: fc.constant(undefined) },
 );
 
-const request = fc.record({
-  method: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('PUT', 'GET', 'DELETE') }, { weight: 1, arbitrary: fc.constantFrom('POST', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE') }),
+const anyRequest = fc.record({
+  method: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('PUT', 'GET', 'DELETE', 'POST') }, { weight: 1, arbitrary: fc.constantFrom('PATCH', 'HEAD', 'OPTIONS', 'TRACE') }),
   path,
   headers,
   body,
 });
+
+/** Batch calls: a batch route, mostly well-formed headers, and a batch-shaped body most of the time. */
+const batchRequest = fc.record({
+  method: fc.constantFrom('POST', 'POST', 'POST', 'GET'),
+  path: fc.tuple(fc.constantFrom('ns', 'ns-a', 'other', '%ZZ', 'a:b'), fc.constantFrom(':batchGet', ':batchPut')).map(([ns, verb]) => `/v1/kv/${ns}${verb}`),
+  headers,
+  body: fc.oneof({ weight: 4, arbitrary: batchText }, { weight: 1, arbitrary: bodyText }),
+});
+
+const request = fc.oneof({ weight: 3, arbitrary: anyRequest }, { weight: 1, arbitrary: batchRequest });
 
 type FuzzRequest = typeof request extends fc.Arbitrary<infer R> ? R : never;
 
@@ -152,7 +182,23 @@ async function checkOne(fixture: HttpFixture, app: { request(r: Request): Respon
       assert.equal(typeof code, 'string', `an error body with a code: ${what}`);
     }
     assert.equal(storeSnapshot(fixture), before, `a failed request changed the store: ${what}`);
+  } else if (/:batchPut$/.test(input.path) && response.status === 200) {
+    // Items are written each on its own: an item answered with an error must have written nothing.
+    const namespace = decodeURIComponent(input.path.slice('/v1/kv/'.length, -':batchPut'.length));
+    const { items } = JSON.parse(text) as { items: Array<{ key: unknown; error?: unknown }> };
+    for (const item of items) {
+      if (item.error === undefined || typeof item.key !== 'string') continue;
+      assert.equal(rowOf(snapshotNow(fixture), namespace, item.key), rowOf(JSON.parse(before) as Snapshot, namespace, item.key), `a refused batch item changed the store: ${what}`);
+    }
   }
+}
+
+type Snapshot = [live: unknown[][], tombstones: unknown[][]];
+const snapshotNow = (fixture: HttpFixture): Snapshot => JSON.parse(storeSnapshot(fixture)) as Snapshot;
+/** One key's live row and tombstone, as text. */
+function rowOf([live, tombstones]: Snapshot, namespace: string, key: string): string {
+  const mine = (row: unknown[]) => row[0] === namespace && row[1] === key;
+  return JSON.stringify([live.find(mine), tombstones.find(mine)]);
 }
 
 const property = (fixture: HttpFixture, app: { request(r: Request): Response | Promise<Response> }) =>
@@ -191,7 +237,7 @@ describe('fuzzing the REST API', () => {
     // The runs reached every layer: writes succeeded, and each kind of refusal was met.
     const rows = f.sqlite.database.prepare('SELECT count(*) FROM lockstep_kv').pluck().get() as number;
     assert.ok(rows > 0, 'some writes succeeded');
-    const expected = ['200', '400 E_BAD_JSON', '400 E_INVALID_KEY', '400 E_INVALID_NAMESPACE', '400 E_KEY_TOO_LONG', '400 E_JSON_TOO_DEEP', '401 E_UNAUTHORIZED', '403 E_FORBIDDEN', '404 E_NOT_FOUND', '405 E_METHOD_NOT_ALLOWED', '413 E_BODY_TOO_LARGE'];
+    const expected = ['200', '400 E_INVALID_BATCH', '413 E_BATCH_TOO_LARGE', '412 E_PRECONDITION_FAILED', '400 E_BAD_JSON', '400 E_INVALID_KEY', '400 E_INVALID_NAMESPACE', '400 E_KEY_TOO_LONG', '400 E_JSON_TOO_DEEP', '401 E_UNAUTHORIZED', '403 E_FORBIDDEN', '404 E_NOT_FOUND', '405 E_METHOD_NOT_ALLOWED', '413 E_BODY_TOO_LARGE'];
     const missing = expected.filter((tag) => !seen.has(tag));
     assert.deepEqual(missing, [], `answers met: ${JSON.stringify(Object.fromEntries(seen))}`);
   });
@@ -207,6 +253,6 @@ describe('fuzzing the REST API', () => {
     const partial = createApp(breakWrites(f.service, () => new InvalidValueError('refused after the commit')), { token: ROOT });
     const result = await fc.check(property(f, partial), { numRuns: RUNS, seed: 1 });
     assert.equal(result.failed, true, 'the property must fail against a partial write');
-    assert.match(String(result.errorInstance), /a failed request changed the store/);
+    assert.match(String(result.errorInstance), /a failed request changed the store|a refused batch item changed the store/);
   });
 });
