@@ -12,7 +12,7 @@ import type {
 } from '../types.js';
 import { FaultPlan } from './faults.js';
 
-export type StoreOperation = 'read' | 'write' | 'delete' | 'appendJournal' | 'readJournal' | 'ping';
+export type StoreOperation = 'read' | 'write' | 'delete' | 'appendJournal' | 'readJournal' | 'journalHead' | 'ping';
 
 export class ChaosStore implements StoreAdapter {
   readonly name: string;
@@ -38,7 +38,7 @@ export class ChaosStore implements StoreAdapter {
     return this.faults.run('readJournal', () => this.inner.readJournal(afterId, limit));
   }
   journalHead(): Promise<number> {
-    return this.inner.journalHead();
+    return this.faults.run('journalHead', () => this.inner.journalHead());
   }
   pruneJournal(beforeEpochMs: number): Promise<number> {
     return this.inner.pruneJournal(beforeEpochMs);

@@ -17,7 +17,7 @@ export interface EngineContext {
   readonly events: EventEmitter;
   readonly monitor: FailureRateMonitor;
   readonly nextWriterToken: () => string;
-  /** Resolves once a journal row written now is sure to be replayed. */
+  /** Resolves once a journal row written now is sure to be replayed: writes and fills wait for it. */
   readonly journalReady: Promise<void>;
   /** Single-flight: the in-process store read + fill of a key whose fill lease this process holds. */
   readonly flights: Map<string, Promise<unknown>>;

@@ -80,6 +80,9 @@ async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource,
 
 function loadAndFill<T>(ctx: EngineContext, key: string, cacheKey: string, token: string, load: LoadCommitted): Promise<ReadEntry<T>> {
   const flight = (async (): Promise<ReadEntry<T>> => {
+    // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
+    // a bypass write after our read is then behind the cursor, and is replayed over our fill.
+    await ctx.journalReady;
     const stored = await load(ctx, key);
     const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
     const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;

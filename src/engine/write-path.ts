@@ -84,6 +84,10 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   if (step.operation === 'write') ctx.counters.writes++;
   else ctx.counters.deletes++;
 
+  // 0. A drainer that starts at the journal's end must know where that is before we commit: a
+  // bypass write committed after our publish but before that point would never be replayed.
+  await ctx.journalReady;
+
   // 1. Lease the key: readers bypass the cache and fills are voided until the write completes.
   const token = ctx.nextWriterToken();
   const leaseStart = clock.now();
@@ -112,8 +116,8 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
         namespace: ctx.namespace,
       });
     }
-    // pragmatic: write anyway, journaling the key in the same transaction for replay.
-    await ctx.journalReady;
+    // pragmatic: write anyway, journaling the key in the same transaction for replay (the drainer
+    // is ready, step 0, so the row cannot fall behind its starting point).
   }
 
   // 2. Commit to the store, within what is left of the lease.

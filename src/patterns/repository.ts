@@ -3,12 +3,11 @@
 // namespace is the entity name, so cache keys are `<entity>:<id>`, and it has its own TTL) over an
 // entity store (createSqliteEntityStore / createPostgresEntityStore), which keeps versions in the
 // table's own optimistic-lock column.
-import { InvalidValueError, StoreWriteError, VersionConflictError } from '../errors.js';
+import { InvalidValueError, PreconditionFailedError, StoreWriteError, VersionConflictError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
 import type { WriteThroughOptions } from '../options.js';
-import type { DeleteResult, WriteThrough } from '../engine/api.js';
+import type { DeleteResult, WriteOptions, WriteThrough } from '../engine/api.js';
 import { createWriteThrough } from '../engine/write-through.js';
-import { withExpectedVersion } from '../store/entity/expected-version.js';
 import type { EntityRow, EntitySpec } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 
@@ -84,9 +83,14 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
       const row = mapper.toRow(entity);
       const key = keyOf(mapper.idOf(entity));
       try {
-        const { version } = await withExpectedVersion(saveOptions?.expectedVersion, () => engine.write(key, row));
+        const { version } = await engine.write(key, row, conditionOf(saveOptions?.expectedVersion));
         return mapper.fromRow(row, version);
       } catch (error) {
+        if (error instanceof PreconditionFailedError) {
+          const expected = saveOptions!.expectedVersion!;
+          const actual = error.currentVersion === 0 ? undefined : error.currentVersion;
+          throw new VersionConflictError(error.message, expected, actual, { key, namespace: spec.entity, cause: error });
+        }
         // The engine reports a store failure as StoreWriteError; a version conflict or an entity the
         // table cannot take (unknown or missing columns) is the caller's to see as such.
         if (error instanceof StoreWriteError && (error.cause instanceof VersionConflictError || error.cause instanceof InvalidValueError)) {
@@ -106,4 +110,10 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
     delete: (id) => engine.delete(keyOf(id)),
     close: () => engine.close(),
   };
+}
+
+/** Optimistic locking as the engine's write condition: 0 means create-only. */
+function conditionOf(expectedVersion: number | undefined): WriteOptions | undefined {
+  if (expectedVersion === undefined) return undefined;
+  return expectedVersion === 0 ? { ifAbsent: true } : { ifVersion: expectedVersion };
 }

@@ -188,6 +188,49 @@ describe('counterexample shapes from model.mjs', () => {
   });
 });
 
+describe('a journal drainer that is still starting', () => {
+  // A cache without a replay cursor starts replaying at the journal's end. Found by the shell-bypass
+  // test under load: if a read filled (or a write published) before the drainer had read where the
+  // journal ends, a bypass write committed in between was behind the cursor and never replayed.
+  it('a fill waits until the drainer knows where the journal ends: a bypass write in between is replayed', async () => {
+    f = await createEngineFixture<string>();
+    const raw = f.rawConnection();
+    raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"v1\"')").run();
+    const { gate, fault } = pauseBefore();
+    f.store.faults.next('journalHead', fault);
+    const engine = f.another({ journal: { pollInterval: '1h' } });
+    await gate.reached;
+    const read = engine.readEntry('k');
+    await flush();
+    // The bypass commits while the new engine's drainer has not read the journal's end yet.
+    raw.prepare("UPDATE lockstep_kv SET value = '\"v2\"' WHERE namespace = 'test' AND key = 'k'").run();
+    gate.release();
+    await read;
+    await engine.drainJournal();
+    assert.equal(await engine.read('k'), 'v2', 'the bypass write must not stay hidden behind an early fill');
+    assert.equal((await engine.inspect('k')).state, 'C');
+  });
+
+  it('a write waits too: the value it publishes is never older than a bypass write the drainer skipped', async () => {
+    f = await createEngineFixture<string>();
+    const raw = f.rawConnection();
+    const { gate, fault } = pauseBefore();
+    f.store.faults.next('journalHead', fault);
+    const engine = f.another({ journal: { pollInterval: '1h' } });
+    await gate.reached;
+    const write = engine.write('k', 'through lockstep');
+    await flush();
+    raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"bypass\"') ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value").run();
+    gate.release();
+    await write;
+    await engine.drainJournal();
+    // Whichever committed last is what every later read sees, from the cache or the store.
+    const stored = await f.sqlite.read('test', 'k');
+    assert.equal(await engine.read('k'), JSON.parse(stored!.payload));
+    assert.equal((await engine.inspect('k')).state, 'C');
+  });
+});
+
 describe('single-flight', () => {
   it('concurrent misses of one key in one process cost one store read', async () => {
     f = await createEngineFixture<string>();

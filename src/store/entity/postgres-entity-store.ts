@@ -6,11 +6,11 @@
 // reads are the key/value store's (createPostgresStore on the same pool and schema). Rules and
 // concurrency: postgres-entity-schema.ts.
 import { toMs, type Duration } from '../../duration.js';
-import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError, VersionConflictError } from '../../errors.js';
-import type { StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
+import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
+import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { quoteIdentifier } from '../postgres-schema.js';
-import { expectedVersion } from './expected-version.js';
+import { checkPrecondition, expectedOf } from './precondition.js';
 import { installEntityTriggers, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
@@ -109,8 +109,9 @@ export async function createPostgresEntityStoreWith(
 
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
 
-  async function write(client: PostgresClient, key: string, payload: string, expected: number | undefined, journal: boolean) {
+  async function write(client: PostgresClient, key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean) {
     const row = rowOfPayload(spec, table.columns, key, payload);
+    const expected = expectedOf(precondition);
     let version = await table.update(client, key, row, expected);
     if (version === undefined) {
       // No row: hold the id (creators and deleters of a missing row queue here), then look again.
@@ -118,13 +119,8 @@ export async function createPostgresEntityStoreWith(
       version = await table.update(client, key, row, expected);
     }
     if (version === undefined) {
-      if (expected !== undefined) {
-        const actual = await table.versionOf(client, key);
-        if (actual !== undefined || expected !== 0) {
-          const has = actual === undefined ? 'no row' : `version ${actual}`;
-          throw new VersionConflictError(`${entity} ${key}: expected version ${expected}, the store has ${has}`, expected, actual, { key, namespace: entity });
-        }
-      }
+      // Nothing updated: either no row (create it, unless the caller wanted one) or a guard refused.
+      if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key), entity, key);
       const tombstone = await one(client, sql.unbury, [entity, key]);
       version = Number(tombstone?.version ?? 0) + 1;
       await table.insert(client, row, version);
@@ -133,8 +129,10 @@ export async function createPostgresEntityStoreWith(
     return version;
   }
 
-  async function remove(client: PostgresClient, key: string, journal: boolean): Promise<StoreDeleteResult> {
+  async function remove(client: PostgresClient, key: string, precondition: StorePrecondition | undefined, journal: boolean): Promise<StoreDeleteResult> {
     await one(client, sql.lock, [entity, key]);
+    // Under the id's lock (and, for a live row, the row lock the check takes): no writer slips in between.
+    if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key, { lock: true }), entity, key);
     const old = await table.remove(client, key);
     const version = Number((await one(client, sql.bury, [entity, key, (old ?? 0) + 1]))!.version);
     if (journal) await one(client, sql.append, [entity, key, version]);
@@ -178,12 +176,11 @@ export async function createPostgresEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      const expected = expectedVersion();
-      return { version: await transaction(options.deadlineMs, (client) => write(client, key, payload, expected, options.journal)) };
+      return { version: await transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal)) };
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      return transaction(options.deadlineMs, (client) => remove(client, key, options.journal));
+      return transaction(options.deadlineMs, (client) => remove(client, key, options.precondition, options.journal));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);

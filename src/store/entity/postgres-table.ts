@@ -60,8 +60,9 @@ export function createPostgresTableOps(schema: string, spec: EntitySpec, allColu
       const [hit] = await rows(on, `DELETE FROM ${t} WHERE ${id} = $1 RETURNING coalesce(${v}, 0) AS version`, [key]);
       return hit === undefined ? undefined : Number(hit.version);
     },
-    async versionOf(on, key) {
-      const [hit] = await rows(on, `SELECT coalesce(${v}, 0) AS version FROM ${t} WHERE ${id} = $1`, [key]);
+    async versionOf(on, key, options) {
+      const lock = options?.lock === true ? ' FOR UPDATE' : '';
+      const [hit] = await rows(on, `SELECT coalesce(${v}, 0) AS version FROM ${t} WHERE ${id} = $1${lock}`, [key]);
       return hit === undefined ? undefined : Number(hit.version);
     },
     async selectMany(on, keys) {

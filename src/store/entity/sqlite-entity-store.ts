@@ -6,10 +6,10 @@
 // the same connection): one journal per database file.
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
-import { ClosedError, InvalidOptionError, VersionConflictError } from '../../errors.js';
-import type { StoreDeleteResult, StoredValue, StoreWriteOptions } from '../../types.js';
+import { ClosedError, InvalidOptionError } from '../../errors.js';
+import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
-import { expectedVersion } from './expected-version.js';
+import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
 import { installEntityTriggers, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
@@ -75,22 +75,13 @@ export function createSqliteEntityStoreWith(
     markOff.run();
     return result;
   };
-  const writeTx = db.transaction((key: string, payload: string, expected: number | undefined, journal: boolean): number =>
+  const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): number =>
     marked(() => {
       const row = rowOfPayload(spec, table.columns, key, payload);
-      let version = table.update(key, row, expected);
+      let version = table.update(key, row, expectedOf(precondition));
       if (version === undefined) {
-        if (expected !== undefined) {
-          const actual = table.versionOf(key);
-          if (actual !== undefined || expected !== 0) {
-            throw new VersionConflictError(
-              `${entity} ${key}: expected version ${expected}, the store has ${actual === undefined ? 'no row' : `version ${actual}`}`,
-              expected,
-              actual,
-              { key, namespace: entity },
-            );
-          }
-        }
+        // Nothing updated: either no row (create it, unless the caller wanted one) or a guard refused.
+        if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);
         const tombstone = tombstoneOf.get(entity, key) as number | undefined;
         version = (tombstone ?? 0) + 1;
         table.insert(row, version);
@@ -100,8 +91,9 @@ export function createSqliteEntityStoreWith(
       return version;
     }),
   );
-  const deleteTx = db.transaction((key: string, journal: boolean): StoreDeleteResult =>
+  const deleteTx = db.transaction((key: string, precondition: StorePrecondition | undefined, journal: boolean): StoreDeleteResult =>
     marked(() => {
+      if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);
       const old = table.remove(key);
       const version = bury.get(entity, key, (old ?? 0) + 1, Date.now()) as number;
       if (journal) append.run(entity, key, version, Date.now());
@@ -143,12 +135,11 @@ export function createSqliteEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      const expected = expectedVersion();
-      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(key, payload, expected, options.journal)) };
+      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(key, payload, options.precondition, options.journal)) };
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      return withDeadline(options.deadlineMs, () => deleteTx.immediate(key, options.journal));
+      return withDeadline(options.deadlineMs, () => deleteTx.immediate(key, options.precondition, options.journal));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);

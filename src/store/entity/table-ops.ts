@@ -33,7 +33,8 @@ export interface PostgresTableOps<Client> {
   update(on: Client, key: string, row: EntityRow, expected: number | undefined): Promise<number | undefined>;
   insert(on: Client, row: EntityRow, version: number): Promise<void>;
   remove(on: Client, key: string): Promise<number | undefined>;
-  versionOf(on: Client, key: string): Promise<number | undefined>;
+  /** With `lock`, the row stays locked until the transaction ends (a guarded delete checks, then deletes). */
+  versionOf(on: Client, key: string, options?: { readonly lock: boolean }): Promise<number | undefined>;
   selectMany(on: Client, keys: readonly string[]): Promise<StoredRow[]>;
   scan(on: Client, afterKey: string | undefined, limit: number): Promise<StoredRow[]>;
 }
