@@ -233,6 +233,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     return this.options.cache.stats();
   }
 
+  /** For a shared metrics registry: engines over one cache report its totals once (MetricsSource). */
+  get cacheIdentity(): object {
+    return this.options.cache;
+  }
+
   failureRate(): number {
     // Time only moves for the window when asked: a scrape lets a firing alert clear during silence.
     const transition = this.ctx.monitor.poll();

@@ -100,6 +100,7 @@ export function createService(options: ServiceOptions): LockstepService {
       namespace: created.namespace,
       counters: withRepairs(created.counters, () => repairs.get(namespace) ?? 0),
       cacheStats: () => cache.stats(),
+      cacheIdentity: cache,
       failureRate: () => created.failureRate(),
       on: created.on.bind(created),
       off: created.off.bind(created),

@@ -11,6 +11,12 @@ export interface MetricsSource {
   readonly counters: Readonly<EngineCounters>;
   cacheStats(): CacheStats;
   /**
+   * The cache adapter behind cacheStats(). Several namespaces over one cache see the same totals,
+   * so per-cache series are reported once per cache (under the first namespace attached).
+   * @default the source itself (its cache is its own)
+   */
+  readonly cacheIdentity?: object;
+  /**
    * The live cache-failure rate over the alert window, read at scrape time. When absent, the
    * `cache_failure_rate` gauge shows the rate carried by the last `alert` event.
    */
@@ -47,6 +53,8 @@ export interface CounterSpec {
   readonly name: CounterName;
   readonly help: string;
   read(source: MetricsSource): number;
+  /** A total of the cache adapter, not of the namespace: counted once per cache. */
+  readonly perCache?: true;
 }
 
 export const COUNTERS: readonly CounterSpec[] = Object.freeze([
@@ -96,8 +104,9 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
   { name: 'deletes', help: 'Delete calls.', read: (s) => s.counters.deletes },
   {
     name: 'leases_expired',
-    help: 'Cache leases dropped because their holder did not finish in time (the cache adapter total).',
+    help: 'Cache leases dropped because their holder did not finish in time (the cache adapter total, under the first namespace attached to that cache).',
     read: (s) => s.cacheStats().leasesExpired,
+    perCache: true,
   },
   {
     name: 'consistency_checks',

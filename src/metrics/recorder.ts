@@ -67,7 +67,15 @@ export function createMetrics(options: MetricsOptions = {}): LockstepMetrics {
       registers,
       collect() {
         this.reset();
-        for (const { source } of attached.values()) this.inc({ namespace: source.namespace }, spec.read(source));
+        const caches = new Set<object>();
+        for (const { source } of attached.values()) {
+          if (spec.perCache) {
+            const cache = source.cacheIdentity ?? source;
+            if (caches.has(cache)) continue; // the same cache's total, already counted
+            caches.add(cache);
+          }
+          this.inc({ namespace: source.namespace }, spec.read(source));
+        }
       },
     });
     counters.set(spec.name, counter);

@@ -173,6 +173,24 @@ describe('createMetrics', () => {
     assert.deepEqual(snapshot.alert, { firing: false, rate: 0 });
   });
 
+  it('a cache-wide total (leases expired) counts once per cache, not once per namespace over it', async () => {
+    const metrics = createMetrics();
+    const shared = { leasesExpired: 7 };
+    const cache = {};
+    const a = createSource('orders');
+    const b = createSource('users');
+    const other = createSource('billing');
+    metrics.attach({ ...a.source, on: a.source.on.bind(a.source), off: a.source.off.bind(a.source), cacheStats: () => shared, cacheIdentity: cache });
+    metrics.attach({ ...b.source, on: b.source.on.bind(b.source), off: b.source.off.bind(b.source), cacheStats: () => shared, cacheIdentity: cache });
+    other.stats.leasesExpired = 2; // a cache of its own
+    metrics.attach(other.source);
+    const all = await metrics.snapshot();
+    assert.equal(all.counters.leases_expired, 9, 'the shared cache once (7) plus the other cache (2)');
+    const s = await scrape(metrics);
+    assert.equal(s.get(key('lockstep_leases_expired_total', { namespace: 'orders' })), 7);
+    assert.equal(s.get(key('lockstep_leases_expired_total', { namespace: 'users' })), undefined);
+  });
+
   it('labels two namespaces separately and sums them in the unfiltered snapshot', async () => {
     const metrics = createMetrics();
     const a = createSource('orders');
