@@ -33,23 +33,47 @@ export function historyNow(): number {
   return Number(process.hrtime.bigint());
 }
 
+/**
+ * The fast check: no read returns a value no write had begun, or a version older than a mutation
+ * acknowledged before the read began, or "not found" after an acknowledged write that no delete
+ * begun before the read returned can explain. O(n log n) per key: mutations sorted by return time
+ * with the running maximum of their versions, deletes by invoke time likewise, binary-searched per
+ * read. (test/unit/history-check.test.ts checks it against the plain quadratic reading.)
+ */
 export function checkVersions(history: readonly HistoryEntry[]): Violation[] {
   const violations: Violation[] = [];
   const byKey = new Map<string, HistoryEntry[]>();
   for (const entry of history) {
-    const list = byKey.get(entry.key) ?? [];
-    list.push(entry);
-    byKey.set(entry.key, list);
+    const list = byKey.get(entry.key);
+    if (list === undefined) byKey.set(entry.key, [entry]);
+    else list.push(entry);
   }
   for (const [key, entries] of byKey) {
     const mutations = entries.filter((e) => e.kind !== 'read' && e.outcome !== 'fail');
-    const acked = mutations.filter((e) => e.outcome === 'ok' && e.version !== undefined);
     const writtenBy = new Map(mutations.filter((e) => e.kind === 'write' && e.value !== undefined).map((e) => [e.value!, e]));
+    // Acknowledged mutations by return time, with the running maximum of their versions.
+    const acked = mutations.filter((e) => e.outcome === 'ok' && e.version !== undefined).sort((a, b) => a.returnedAt - b.returnedAt);
+    const floors: HistoryEntry[] = [];
+    for (const m of acked) floors.push(floors.length > 0 && floors[floors.length - 1]!.version! >= m.version! ? floors[floors.length - 1]! : m);
+    // Deletes by invoke time, with the running maximum of their versions (an unknown version counts as infinite).
+    const deletes = mutations.filter((e) => e.kind === 'delete').sort((a, b) => a.invokedAt - b.invokedAt);
+    const deleteMax: number[] = [];
+    for (const d of deletes) deleteMax.push(Math.max(deleteMax[deleteMax.length - 1] ?? -Infinity, d.version ?? Infinity));
+    /** Entries of `sorted` with time(e) < t: how many. */
+    const countBefore = <T>(sorted: readonly T[], time: (e: T) => number, t: number): number => {
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (time(sorted[mid]!) < t) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
     for (const read of entries) {
       if (read.kind !== 'read' || read.outcome !== 'ok') continue;
-      // The newest mutation acknowledged before this read began.
-      let floor: HistoryEntry | undefined;
-      for (const m of acked) if (m.returnedAt < read.invokedAt && (floor === undefined || m.version! > floor.version!)) floor = m;
+      const n = countBefore(acked, (m) => m.returnedAt, read.invokedAt);
+      const floor = n > 0 ? floors[n - 1] : undefined;
       if (read.value !== undefined) {
         const writer = writtenBy.get(read.value);
         if (writer === undefined || writer.invokedAt > read.returnedAt) {
@@ -58,8 +82,8 @@ export function checkVersions(history: readonly HistoryEntry[]): Violation[] {
           violations.push({ key, read, reason: `returned version ${read.version} after version ${floor.version} was acknowledged` });
         }
       } else if (floor?.kind === 'write') {
-        // Not found after an acknowledged write: only a delete that began before the read returned can explain it.
-        const explained = mutations.some((m) => m.kind === 'delete' && m.invokedAt < read.returnedAt && (m.version === undefined || m.version > floor.version!));
+        const d = countBefore(deletes, (m) => m.invokedAt, read.returnedAt);
+        const explained = d > 0 && deleteMax[d - 1]! > floor.version!;
         if (!explained) violations.push({ key, read, reason: `returned not found after version ${floor.version} was acknowledged` });
       }
     }

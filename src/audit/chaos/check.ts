@@ -6,9 +6,6 @@
 // 2. the fast check (`checkVersions`): no read older than a write acknowledged before it began,
 //    no value never written, no "not found" after an acknowledged write without a delete;
 // 3. per-key linearizability (`checkLinearizable`, Wing–Gong–Lowe) with a time budget.
-// checkVersions compares every read with every mutation of its key: quadratic, fine for tens of
-// thousands of operations. Longer histories use an equivalent sweep (sorted once), and wherever
-// both run they must agree, or the harness stops with an error.
 import { checkVersions, type HistoryEntry, type Violation } from '../history.js';
 import { checkLinearizable, type LinearizabilityResult } from '../linearizability.js';
 import { BYPASS_PROCESS } from './bypass.js';
@@ -92,61 +89,9 @@ function overlaps(windows: ReadonlyArray<readonly [number, number]>, from: numbe
   return false;
 }
 
-/** checkVersions' rules in O(n log n): the same violations, for histories too long for the quadratic check. */
-export function checkVersionsSweep(history: readonly HistoryEntry[]): Violation[] {
-  const violations: Violation[] = [];
-  const byKey = new Map<string, HistoryEntry[]>();
-  for (const entry of history) {
-    const list = byKey.get(entry.key);
-    if (list === undefined) byKey.set(entry.key, [entry]);
-    else list.push(entry);
-  }
-  for (const [key, entries] of byKey) {
-    const mutations = entries.filter((e) => e.kind !== 'read' && e.outcome !== 'fail');
-    const writtenBy = new Map(mutations.filter((e) => e.kind === 'write' && e.value !== undefined).map((e) => [e.value!, e]));
-    // Acknowledged mutations by return time, with the running maximum of their versions.
-    const acked = mutations.filter((e) => e.outcome === 'ok' && e.version !== undefined).sort((a, b) => a.returnedAt - b.returnedAt);
-    const floors: HistoryEntry[] = [];
-    for (const m of acked) floors.push(floors.length > 0 && floors[floors.length - 1]!.version! >= m.version! ? floors[floors.length - 1]! : m);
-    // Deletes by invoke time, with the running maximum of their versions (an unknown version counts as infinite).
-    const deletes = mutations.filter((e) => e.kind === 'delete').sort((a, b) => a.invokedAt - b.invokedAt);
-    const deleteMax: number[] = [];
-    for (const d of deletes) deleteMax.push(Math.max(deleteMax[deleteMax.length - 1] ?? -Infinity, d.version ?? Infinity));
-    /** Entries of `sorted` with time(e) < t: how many. */
-    const countBefore = <T>(sorted: readonly T[], time: (e: T) => number, t: number): number => {
-      let lo = 0;
-      let hi = sorted.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (time(sorted[mid]!) < t) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    for (const read of entries) {
-      if (read.kind !== 'read' || read.outcome !== 'ok') continue;
-      const n = countBefore(acked, (m) => m.returnedAt, read.invokedAt);
-      const floor = n > 0 ? floors[n - 1] : undefined;
-      if (read.value !== undefined) {
-        const writer = writtenBy.get(read.value);
-        if (writer === undefined || writer.invokedAt > read.returnedAt) {
-          violations.push({ key, read, reason: `returned ${JSON.stringify(read.value)}, which no write had begun to write` });
-        } else if (floor !== undefined && read.version !== undefined && read.version < floor.version!) {
-          violations.push({ key, read, reason: `returned version ${read.version} after version ${floor.version} was acknowledged` });
-        }
-      } else if (floor?.kind === 'write') {
-        const d = countBefore(deletes, (m) => m.invokedAt, read.returnedAt);
-        const explained = d > 0 && deleteMax[d - 1]! > floor.version!;
-        if (!explained) violations.push({ key, read, reason: `returned not found after version ${floor.version} was acknowledged` });
-      }
-    }
-  }
-  return violations;
-}
-
 /** The fast check over the whole history, windows included: how stale the excluded reads were. */
 function windowLag(history: readonly HistoryEntry[], outside: number): CheckResult['inWindows'] {
-  const all = checkVersionsSweep(history);
+  const all = checkVersions(history);
   let maxLagNs = 0;
   let worst: Violation | undefined;
   for (const { read, key } of all) {
@@ -171,21 +116,6 @@ function windowLag(history: readonly HistoryEntry[], outside: number): CheckResu
     }
   }
   return { violations: Math.max(0, all.length - outside), maxLagMs: Math.round(maxLagNs / 1e4) / 100, worst };
-}
-
-/** Above this many entries the quadratic checkVersions is left to the sweep alone. */
-const QUADRATIC_LIMIT = 60_000;
-
-function fastCheck(history: readonly HistoryEntry[]): Violation[] {
-  const sweep = checkVersionsSweep(history);
-  if (history.length > QUADRATIC_LIMIT) return sweep;
-  const reference = checkVersions(history);
-  const id = (v: Violation) => `${v.read.process}|${v.read.invokedAt}|${v.reason}`;
-  const a = new Set(reference.map(id));
-  if (a.size !== new Set(sweep.map(id)).size || !sweep.every((v) => a.has(id(v)))) {
-    throw new Error(`chaos harness bug: checkVersions found ${reference.length} violations, its sweep ${sweep.length}`);
-  }
-  return reference;
 }
 
 /**
@@ -220,7 +150,7 @@ export function linearizablePrefix(history: readonly HistoryEntry[], maxOps: num
 export function checkHistory(history: readonly HistoryEntry[], options: CheckOptions): CheckResult {
   const { kept, excluded } = excludeJournalWindows(history, options.journalWindowNs);
   let started = performance.now();
-  const fast = fastCheck(kept);
+  const fast = checkVersions(kept);
   const fastMs = performance.now() - started;
 
   started = performance.now();
