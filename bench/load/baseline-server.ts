@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { openStore, parseStoreSpec } from '../../src/cli/backends.js';
+import { openStore, parseStoreSpec } from '../../src/backend-specs.js';
 
 const { values } = parseArgs({ options: { store: { type: 'string' } } });
 if (values.store === undefined) throw new Error('--store SPEC is required');

@@ -1,7 +1,7 @@
 // `--store SPEC --cache SPEC`, as every command that opens the backends reads them: the flag, then
 // LOCKSTEP_STORE / LOCKSTEP_CACHE, then the embedded defaults (an SQLite file and a memory cache).
 import { fromEnv, type OptionHelp } from './args.js';
-import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from './backends.js';
+import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backend-specs.js';
 import type { Env } from './io.js';
 
 export const DEFAULT_STORE = 'sqlite:./lockstep.db';

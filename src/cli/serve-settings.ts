@@ -2,7 +2,7 @@
 // config file key all come from the entry's name (see config.ts), so adding a setting is adding
 // an entry here and reading it in commands/serve.ts.
 import type { FailurePolicy } from '../options.js';
-import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from './backends.js';
+import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backend-specs.js';
 import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Setting } from './config.js';
 import { toMs } from '../duration.js';
 import type { RateLimit } from '../http/rate-limit.js';

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { checkVersions, type HistoryEntry } from '../../src/audit/history.js';
-import { openCache, openStore, parseCacheSpec, parseStoreSpec } from '../../src/cli/backends.js';
+import { openCache, openStore, parseCacheSpec, parseStoreSpec } from '../../src/backend-specs.js';
 import { createWriteThrough } from '../../src/engine/write-through.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
 import type { WorkerPlan } from '../helpers/instance-worker.js';

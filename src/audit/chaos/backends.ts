@@ -2,7 +2,7 @@
 // (cli/backends.ts parses them), opened with the timeouts a chaos run needs (the store's statement
 // or busy timeout below the lease TTL, as the protocol requires) and, for the naive implementation,
 // a raw cache of its own on the same backend.
-import { openCache, parseCacheSpec, parseStoreSpec } from '../../cli/backends.js';
+import { openCache, parseCacheSpec, parseStoreSpec } from '../../backend-specs.js';
 import { InvalidOptionError } from '../../errors.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { createMemoryNaiveCache, createRedisNaiveCache, type NaiveCache } from '../naive.js';

@@ -3,7 +3,7 @@
 // is deleted at that moment). The store's triggers version
 // and journal it; Lockstep learns of it only through the journal. Each becomes a history entry:
 // a write with outcome ok and the version the statement committed, read back in its transaction.
-import { parseStoreSpec } from '../../cli/backends.js';
+import { parseStoreSpec } from '../../backend-specs.js';
 import { historyNow, type HistoryEntry } from '../history.js';
 
 export interface BypassWriter {

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCacheSpec, parseStoreSpec } from '../../cli/backends.js';
+import { parseCacheSpec, parseStoreSpec } from '../../backend-specs.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import type { NaiveCache } from '../naive.js';
 import { NAIVE_KEY_PREFIX, openEngineCache, openNaiveCache, openStoreWithTimeout } from './backends.js';

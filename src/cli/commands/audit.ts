@@ -7,7 +7,7 @@ import { validateNamespace } from '../../keys.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { EXIT, formatHelp, HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
 import { BACKEND_HELP, BACKEND_OPTIONS, resolveBackends } from '../backend-flags.js';
-import { openCache, openStore, type CacheSpec, type StoreSpec } from '../backends.js';
+import { openCache, openStore, type CacheSpec, type StoreSpec } from '../../backend-specs.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { jsonDocument, renderCached, renderStored } from '../render.js';
 

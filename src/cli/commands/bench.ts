@@ -10,7 +10,7 @@ import type { ReadSource } from '../../engine/api.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { EXIT, formatHelp, fromEnv, HELP_OPTION, integerOption, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
 import { BACKEND_HELP, BACKEND_OPTIONS, DEFAULT_CACHE, type Backends } from '../backend-flags.js';
-import { openCache, openStore, parseCacheSpec, parseStoreSpec, type CacheSpec, type StoreSpec } from '../backends.js';
+import { openCache, openStore, parseCacheSpec, parseStoreSpec, type CacheSpec, type StoreSpec } from '../../backend-specs.js';
 import { formatBenchReport, type BenchReport } from '../bench/report.js';
 import { keyName, planMix, runMix, type BenchSubject } from '../bench/workload.js';
 import { defaultIo, type CommandIo, type Env } from '../io.js';

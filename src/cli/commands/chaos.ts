@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../../errors.js';
 import { exitCode, formatTable } from '../../audit/chaos/report.js';
 import { runChaos, type ChaosSessionOptions } from '../../audit/chaos/runner.js';
 import { EXIT, formatHelp, HELP_OPTION, integerOption, parseCommandArgs, reportUsageError, UsageError, type OptionHelp } from '../args.js';
-import { supportedStores } from '../backends.js';
+import { supportedStores } from '../../backend-specs.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { jsonDocument } from '../render.js';

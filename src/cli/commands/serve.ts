@@ -13,7 +13,7 @@ import { assertListenAllowed, listen, type RunningServer } from '../../http/serv
 import { createService, type LockstepService } from '../../http/service.js';
 import { EXIT, formatHelp, reportUsageError } from '../args.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
-import { openCache, openStore } from '../backends.js';
+import { openCache, openStore } from '../../backend-specs.js';
 import { resolveConfig, settingsHelp } from '../config.js';
 import { serveSettings, type ServeConfig } from '../serve-settings.js';
 

@@ -4,7 +4,7 @@
 import { createWriteThrough } from '../../engine/write-through.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import type { Backends } from '../backend-flags.js';
-import { openCache, openStore } from '../backends.js';
+import { openCache, openStore } from '../../backend-specs.js';
 import type { KvClient } from './client.js';
 
 export async function openLocalClient(backends: Backends, namespace: string): Promise<KvClient> {

@@ -1,8 +1,8 @@
 // `--store` and `--cache` specs → adapters. Each kind is one entry in a table (a prefix, a parser
 // and an opener that imports its adapter lazily), so adding `redis://…` or `postgres://…` is one
 // more entry and loading the CLI never loads a driver it does not use.
-import { InvalidOptionError } from '../errors.js';
-import type { CacheAdapter, StoreAdapter } from '../types.js';
+import { InvalidOptionError } from './errors.js';
+import type { CacheAdapter, StoreAdapter } from './types.js';
 
 export type StoreSpec =
   /** `spec`: as given, for messages (passwords redacted). */
@@ -43,7 +43,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
     },
     async open(spec) {
       if (spec.kind !== 'sqlite') throw new InvalidOptionError(`not a sqlite store: ${spec.spec}`);
-      const { createSqliteStore } = await import('../store/sqlite.js');
+      const { createSqliteStore } = await import('./store/sqlite.js');
       return createSqliteStore({ path: spec.path });
     },
   },
@@ -65,7 +65,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
     },
     async open(spec) {
       if (spec.kind !== 'postgres') throw new InvalidOptionError(`not a postgres store: ${spec.spec}`);
-      const { createPostgresStore } = await import('../store/postgres.js');
+      const { createPostgresStore } = await import('./store/postgres.js');
       const store = createPostgresStore({ connectionString: spec.connectionString, ...(spec.schema === undefined ? {} : { schema: spec.schema }) });
       await store.ready(); // fail at start-up, not on the first request
       return store;
@@ -85,7 +85,7 @@ const storeKinds: ReadonlyArray<Kind<StoreSpec, StoreAdapter, Record<string, nev
     },
     async open(spec) {
       if (spec.kind !== 'mysql') throw new InvalidOptionError(`not a mysql store: ${spec.spec}`);
-      const { createMysqlStore } = await import('../store/mysql.js');
+      const { createMysqlStore } = await import('./store/mysql.js');
       const store = createMysqlStore({ uri: spec.uri });
       await store.ready(); // fail at start-up, not on the first request
       return store;
@@ -101,7 +101,7 @@ const cacheKinds: ReadonlyArray<Kind<CacheSpec, CacheAdapter, CacheOpenOptions>>
       return text === 'memory' ? { kind: 'memory', spec: text } : undefined;
     },
     async open(_spec, options) {
-      const { createMemoryCache } = await import('../cache/memory.js');
+      const { createMemoryCache } = await import('./cache/memory.js');
       return createMemoryCache({ maxEntries: options.maxEntries ?? 100_000 });
     },
   },
@@ -114,7 +114,7 @@ const cacheKinds: ReadonlyArray<Kind<CacheSpec, CacheAdapter, CacheOpenOptions>>
     },
     async open(spec) {
       if (spec.kind !== 'redis') throw new InvalidOptionError(`not a redis cache: ${spec.spec}`);
-      const { createRedisCache } = await import('../cache/redis.js');
+      const { createRedisCache } = await import('./cache/redis.js');
       const cache = createRedisCache({ url: spec.url });
       try {
         await cache.connect(); // fail at start-up, not on the first request
