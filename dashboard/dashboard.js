@@ -121,7 +121,11 @@
     setText('leases-expired', count(s.leases.expired));
     setText('writes-in-flight', count(s.leases.writesInFlight));
     setText('journal-repairs', count(s.journal.repairs));
-    for (const [row, q] of [['read', lat.read.total], ['write', lat.write.total], ['store', lat.write.store], ['cache', lat.write.cache]]) {
+    const rows = [
+      ['read', lat.read.total], ['read-cache', lat.read.cache], ['read-store', lat.read.store],
+      ['write', lat.write.total], ['store', lat.write.store], ['cache', lat.write.cache],
+    ];
+    for (const [row, q] of rows) {
       setText(`${row}-p50`, ms(q.p50));
       setText(`${row}-p99`, ms(q.p99));
     }

@@ -2,7 +2,7 @@
 // the alert come from the shared metrics registry (the same series /metrics renders); latencies
 // are exact p50/p99 over the last 1024 operations of each kind, kept in ring buffers
 // (LatencyReservoir), because the registry's histograms only say "since start, within a bucket".
-import type { WriteThrough } from '../engine/api.js';
+import type { ReadSource, WriteThrough } from '../engine/api.js';
 import type { WriteEvent } from '../engine/events.js';
 import type { CounterName } from '../metrics/catalog.js';
 import { LatencyReservoir, type RecentQuantiles } from '../metrics/reservoir.js';
@@ -25,7 +25,8 @@ export interface ServiceStats {
   readonly counters: Readonly<Record<CounterName, number>>;
   /** Recent latencies in ms. Reads are timed whole (the engine does not split a read into steps). */
   readonly latencyMs: {
-    readonly read: { readonly total: RecentQuantiles };
+    /** Reads whole; `cache` those the cache answered (hits), `store` those the store answered (miss, bypass, fallback). */
+    readonly read: { readonly total: RecentQuantiles; readonly cache: RecentQuantiles; readonly store: RecentQuantiles };
     readonly write: { readonly total: RecentQuantiles; readonly store: RecentQuantiles; readonly cache: RecentQuantiles };
   };
   /** The seed's failure counters. */
@@ -61,17 +62,6 @@ export interface StatsContext {
   readonly leasesExpired: number;
 }
 
-export interface StatsContext {
-  readonly namespaces: number;
-  readonly alert: AlertSettings;
-  readonly audit: AuditSummary | undefined;
-  /**
-   * The cache adapter's own total. Not the registry's sum: every namespace's series reports the
-   * one shared adapter's total, so summing them would count each lease once per namespace.
-   */
-  readonly leasesExpired: number;
-}
-
 /** Recent latencies and writes in flight, fed by every engine the service hands out. */
 export interface StatsTracker {
   /** Wraps an engine (reads timed, writes counted) and listens to its write events; detach stops listening. */
@@ -82,10 +72,14 @@ export interface StatsTracker {
 
 export function createStatsTracker(): StatsTracker {
   const read = new LatencyReservoir();
+  const readBy = { cache: new LatencyReservoir(), store: new LatencyReservoir() };
   const write = { total: new LatencyReservoir(), store: new LatencyReservoir(), cache: new LatencyReservoir() };
   let writesInFlight = 0;
   const probe = {
-    readSettled: (ms: number) => read.record(ms),
+    readSettled: (ms: number, source: ReadSource | undefined) => {
+      read.record(ms);
+      if (source !== undefined) (source === 'hit' ? readBy.cache : readBy.store).record(ms);
+    },
     writesInFlight: (delta: 1 | -1) => {
       writesInFlight += delta;
     },
@@ -112,7 +106,7 @@ export function createStatsTracker(): StatsTracker {
         hitRatio: looked === 0 ? null : c.cache_hits / looked,
         counters: { ...c, leases_expired: leasesExpired },
         latencyMs: {
-          read: { total: read.quantiles() },
+          read: { total: read.quantiles(), cache: readBy.cache.quantiles(), store: readBy.store.quantiles() },
           write: { total: write.total.quantiles(), store: write.store.quantiles(), cache: write.cache.quantiles() },
         },
         failures: {

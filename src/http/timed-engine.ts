@@ -9,6 +9,7 @@ import type {
   InlineWriteStep,
   KeyInspection,
   ReadEntry,
+  ReadSource,
   Versioned,
   WriteOptions,
   WriteResult,
@@ -19,8 +20,8 @@ import type { MetricsSnapshot } from '../metrics/recorder.js';
 import type { CacheStats, Version } from '../types.js';
 
 export interface EngineProbe {
-  /** A read (read or readEntry) settled after `ms`. */
-  readSettled(ms: number): void;
+  /** A read settled after `ms`; `source` says who answered it, when known (readEntry), else undefined. */
+  readSettled(ms: number, source: ReadSource | undefined): void;
   /** A write or delete started (+1) or settled (-1). */
   writesInFlight(delta: 1 | -1): void;
 }
@@ -39,10 +40,10 @@ export class TimedEngine<T> implements WriteThrough<T> {
   }
 
   read(key: string): Promise<T | undefined> {
-    return this.timeRead(() => this.inner.read(key));
+    return this.timeRead(() => this.inner.read(key), () => undefined);
   }
   readEntry(key: string): Promise<ReadEntry<T>> {
-    return this.timeRead(() => this.inner.readEntry(key));
+    return this.timeRead(() => this.inner.readEntry(key), (entry) => entry.source);
   }
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult> {
     return this.countWrite(() => this.inner.write(key, value, options));
@@ -55,7 +56,7 @@ export class TimedEngine<T> implements WriteThrough<T> {
     return this.countWrite(() => this.inner.writeThrough(key, step, options));
   }
   readThrough<V>(key: string, load: InlineLoader<V>): Promise<V | undefined> {
-    return this.timeRead(() => this.inner.readThrough(key, load));
+    return this.timeRead(() => this.inner.readThrough(key, load), () => undefined);
   }
   deleteThrough<R extends { readonly version: Version }>(key: string, step: InlineDeleteStep<R>): Promise<R> {
     return this.countWrite(() => this.inner.deleteThrough(key, step));
@@ -92,11 +93,13 @@ export class TimedEngine<T> implements WriteThrough<T> {
   }
 
   /** Starts the clock before the call: a memory-cache hit does all its work synchronously. */
-  private timeRead<R>(start: () => Promise<R>): Promise<R> {
+  private timeRead<R>(start: () => Promise<R>, sourceOf: (result: R) => ReadSource | undefined): Promise<R> {
     const started = performance.now();
     const pending = start();
-    const settled = (): void => this.probe.readSettled(performance.now() - started);
-    pending.then(settled, settled);
+    pending.then(
+      (result) => this.probe.readSettled(performance.now() - started, sourceOf(result)),
+      () => this.probe.readSettled(performance.now() - started, undefined),
+    );
     return pending;
   }
 

@@ -81,7 +81,7 @@ describe('dashboard in Chromium', needProgram('Chromium', CHROMIUM_PATH), () => 
     assert.equal(stats.reads, 80);
     assert.ok(stats.hitRatio > 0 && stats.hitRatio < 1, `hit ratio ${stats.hitRatio}: hits on written keys, misses on absent ones`);
     await waitForText(page, 'hit-ratio', (t) => t === `${(stats.hitRatio * 100).toFixed(1)} %`);
-    for (const id of ['read-p50', 'read-p99', 'write-p50', 'write-p99', 'store-p50', 'store-p99', 'cache-p50', 'cache-p99']) {
+    for (const id of ['read-p50', 'read-p99', 'read-cache-p50', 'read-cache-p99', 'read-store-p50', 'read-store-p99', 'write-p50', 'write-p99', 'store-p50', 'store-p99', 'cache-p50', 'cache-p99']) {
       assert.match(await text(page, id), /^\d+\.\d+$/, id);
     }
     assert.equal(await text(page, 'failures'), '0');

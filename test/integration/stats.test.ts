@@ -89,10 +89,13 @@ describe('GET /v1/stats', () => {
     assert.equal(s.counters.cache_hits + s.counters.cache_misses, 40);
     assert.equal(s.hitRatio, s.counters.cache_hits / 40);
     assert.ok(s.counters.cache_misses >= 10, 'the absent keys missed');
-    for (const q of [s.latencyMs.read.total, s.latencyMs.write.total, s.latencyMs.write.store, s.latencyMs.write.cache]) {
+    for (const q of [s.latencyMs.read.total, s.latencyMs.read.cache, s.latencyMs.read.store, s.latencyMs.write.total, s.latencyMs.write.store, s.latencyMs.write.cache]) {
       assert.ok(q.p50 !== null && q.p99 !== null && q.p50 >= 0 && q.p50 <= q.p99, JSON.stringify(q));
     }
     assert.equal(s.latencyMs.read.total.samples, 40);
+    // Every read is split by who answered it: hits from the cache, the rest from the store.
+    assert.equal(s.latencyMs.read.cache.samples, s.counters.cache_hits);
+    assert.equal(s.latencyMs.read.cache.samples + s.latencyMs.read.store.samples, 40);
     assert.equal(s.latencyMs.write.total.samples, 11);
     assert.ok(s.latencyMs.write.total.p99! >= s.latencyMs.write.store.p50!, 'a whole write takes at least its store step');
     assert.deepEqual(s.failures, { write_through_db_failures: 0, write_through_cache_failures: 0, write_through_failures: 0 });
