@@ -2,7 +2,6 @@
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
 // called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline.
 import { Deadlines } from './deadlines.js';
-import { createClient, createCluster } from 'redis';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
 import { ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
@@ -20,34 +19,25 @@ import type {
 } from '../types.js';
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
+import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
+import {
+  clientTransport,
+  clusterNodes,
+  clusterTransport,
+  DEFAULT_URL,
+  isCluster,
+  OWNED_OPTIONS,
+  ownedClient,
+  ownedCluster,
+  parseClusterUrl,
+  PASSED_OPTIONS,
+  type ClientSettings,
+  type RedisClientLike,
+  type RedisClusterLike,
+  type Transport,
+} from './redis-transport.js';
 
-/** The per-command options the adapter passes to node-redis. */
-interface CommandOptionsSlice {
-  readonly typeMapping?: object;
-  readonly timeout?: number;
-}
-
-/** The slice of a node-redis client (`createClient()`) that the adapter calls. */
-export interface RedisClientLike {
-  readonly isOpen: boolean;
-  readonly isReady: boolean;
-  connect(): Promise<unknown>;
-  sendCommand(args: string[], options?: CommandOptionsSlice): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): void;
-}
-
-/** The slice of a node-redis cluster client (`createCluster()`) that the adapter calls. */
-export interface RedisClusterLike {
-  readonly isOpen: boolean;
-  readonly isReady: boolean;
-  connect(): Promise<unknown>;
-  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: CommandOptionsSlice): Promise<unknown>;
-  readonly masters: ReadonlyArray<unknown>;
-  nodeClient(node: never): Promise<RedisClientLike>;
-  close(): Promise<unknown>;
-  destroy(): void;
-}
+export { parseClusterUrl, type RedisClientLike, type RedisClusterLike } from './redis-transport.js';
 
 interface RedisCacheCommon {
   /** Prepended to every key (and the journal cursor key), so several apps can share a Redis. @default 'lockstep:' */
@@ -136,34 +126,7 @@ export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAda
 
 const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
 const BYPASS = Object.freeze({ kind: 'bypass' as const });
-/**
- * Per-command options. No node-redis command timeout: ours is the deadline of each adapter call,
- * while node-redis's (5 s by default) covers only commands not yet written and costs an AbortSignal
- * with a timer per command, which took a third of the client's CPU time on the hit path.
- */
-const OWNED_OPTIONS: CommandOptionsSlice = Object.freeze({ timeout: 0 });
-/**
- * A client you pass may map replies to Buffers: ask for plain strings. (Not for the adapter's own
- * clients: any typeMapping, even an empty one, halves node-redis's throughput at concurrency 64.)
- */
-const PASSED_OPTIONS: CommandOptionsSlice = Object.freeze({ timeout: 0, typeMapping: {} });
 const SCAN_COUNT = '1000';
-const DEFAULT_URL = 'redis://127.0.0.1:6379';
-
-interface Transport {
-  readonly kind: 'redis' | 'redis-cluster';
-  readonly client: RedisClientLike | RedisClusterLike;
-  /** Options of every command sent through this transport. */
-  readonly options: CommandOptionsSlice;
-  /**
-   * One command, routed by `key` in a cluster, always to the key's master (never a replica, even
-   * for a GET): leases live on the master, and a replica may still serve a value they replaced.
-   */
-  send(key: string, args: string[]): Promise<unknown>;
-  /** Every master (one client for a single Redis). */
-  nodes(): Promise<RedisClientLike[]>;
-}
-
 class RedisCache implements RedisCacheAdapter {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
@@ -479,153 +442,3 @@ class RedisCache implements RedisCacheAdapter {
 
 // ---------------------------------------------------------------------------------------------
 // Replies
-
-function toView(key: string, reply: unknown[]): CacheRecordView | undefined {
-  switch (reply[1]) {
-    case '-':
-      return undefined;
-    case 'v': {
-      const value = decodeValue(String(reply[4]));
-      if (value === undefined) break;
-      const now = Number(reply[2]);
-      const pttl = Number(reply[3]);
-      return {
-        key,
-        kind: 'value',
-        version: value.version,
-        payload: value.payload,
-        tombstone: value.tombstone,
-        expiresAt: pttl >= 0 ? now + pttl : Number.POSITIVE_INFINITY,
-      };
-    }
-    case 'f':
-      return { key, kind: 'fill', expiresAt: Number(reply[2]) };
-    case 'w':
-      return { key, kind: 'write', writers: Number(reply[2]), maxVersion: Number(reply[3]), dirty: reply[4] === 1, expiresAt: Number(reply[5]) };
-  }
-  throw unexpected('peek', reply);
-}
-
-/** CONFIG GET's reply: a flat array (RESP2), or a map / object (RESP3). */
-function configValue(reply: unknown, name: string): string | undefined {
-  if (Array.isArray(reply)) {
-    const at = reply.indexOf(name);
-    return at >= 0 ? String(reply[at + 1]) : undefined;
-  }
-  if (reply instanceof Map) return reply.has(name) ? String(reply.get(name)) : undefined;
-  if (reply !== null && typeof reply === 'object' && name in reply) return String((reply as Record<string, unknown>)[name]);
-  return undefined;
-}
-
-function unexpected(what: string, reply: unknown): LockstepError {
-  return new LockstepError(`unexpected reply from Redis to ${what}: ${JSON.stringify(reply)?.slice(0, 200)}`);
-}
-
-/** Lease and TTL durations go to Lua as whole milliseconds, at least 1. */
-function durationArg(ms: number, name: string): string {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
-    throw new LockstepError(`${name} must be a positive, finite number of ms (got ${String(ms)})`);
-  }
-  return String(Math.max(1, Math.ceil(ms)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Clients and transports
-
-interface ClientSettings {
-  readonly connectTimeoutMs: number;
-  readonly maxReconnectDelayMs: number;
-  readonly maxQueued: number;
-  readonly onError: (error: unknown) => void;
-}
-
-function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisClusterLike {
-  return 'masters' in client && typeof (client as RedisClusterLike).nodeClient === 'function';
-}
-
-function clientTransport(client: RedisClientLike, options: CommandOptionsSlice): Transport {
-  const nodes = Promise.resolve([client]);
-  return {
-    kind: 'redis',
-    client,
-    options,
-    send: (_key, args) => client.sendCommand(args, options),
-    nodes: () => nodes,
-  };
-}
-
-function clusterTransport(cluster: RedisClusterLike, options: CommandOptionsSlice): Transport {
-  return {
-    kind: 'redis-cluster',
-    client: cluster,
-    options,
-    send: (key, args) => cluster.sendCommand(key, false, args, options),
-    nodes: () => Promise.all(cluster.masters.map((master) => cluster.nodeClient(master as never))),
-  };
-}
-
-/** 50 ms doubling up to the cap, with up to 100 ms of jitter so that many clients do not reconnect in step. */
-function backoff(maxMs: number): (retries: number) => number {
-  return (retries) => Math.min(50 * 2 ** Math.min(retries, 16), maxMs) + Math.floor(Math.random() * 100);
-}
-
-function socketOptions(settings: ClientSettings) {
-  return { connectTimeout: settings.connectTimeoutMs, reconnectStrategy: backoff(settings.maxReconnectDelayMs) };
-}
-
-function ownedClient(url: string, settings: ClientSettings): RedisClientLike {
-  const client = createClient({
-    url,
-    disableOfflineQueue: true,
-    commandsQueueMaxLength: settings.maxQueued,
-    socket: socketOptions(settings),
-  });
-  client.on('error', settings.onError);
-  return client;
-}
-
-interface ClusterAddress {
-  readonly rootNodes: readonly string[];
-  readonly username?: string | undefined;
-  readonly password?: string | undefined;
-}
-
-function ownedCluster(address: ClusterAddress, settings: ClientSettings): RedisClusterLike {
-  const cluster = createCluster({
-    rootNodes: address.rootNodes.map((url) => ({ url })),
-    defaults: {
-      ...(address.username === undefined ? {} : { username: address.username }),
-      ...(address.password === undefined ? {} : { password: address.password }),
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: settings.maxQueued,
-      socket: socketOptions(settings),
-    },
-  });
-  cluster.on('error', settings.onError);
-  return cluster;
-}
-
-function clusterNodes(rootNodes: readonly string[]): ClusterAddress {
-  if (!Array.isArray(rootNodes) || rootNodes.length === 0 || !rootNodes.every((node) => typeof node === 'string' && node !== '')) {
-    throw new InvalidOptionError('cluster.rootNodes must be a non-empty array of "host:port" or "redis://host:port" strings');
-  }
-  return { rootNodes: rootNodes.map((node) => (node.includes('://') ? node : `redis://${node}`)) };
-}
-
-/** `redis+cluster://[user:pass@]host:port,host:port[/]` (or `rediss+cluster://`) → root node urls; undefined for other urls. */
-export function parseClusterUrl(url: string | undefined): ClusterAddress | undefined {
-  if (url === undefined) return undefined;
-  if (typeof url !== 'string') throw new InvalidOptionError(`url must be a string (got ${JSON.stringify(url)})`);
-  const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/.exec(url);
-  if (match === null) {
-    if (url.includes('+cluster:')) throw new InvalidOptionError(`malformed cluster url ${JSON.stringify(url)}: expected redis+cluster://host:port,host:port`);
-    return undefined;
-  }
-  const [, scheme, auth, hosts] = match as unknown as [string, string, string | undefined, string];
-  const colon = auth?.indexOf(':') ?? -1;
-  const username = auth === undefined ? undefined : decodeURIComponent(colon >= 0 ? auth.slice(0, colon) : auth) || undefined;
-  const password = auth === undefined || colon < 0 ? undefined : decodeURIComponent(auth.slice(colon + 1));
-  const rootNodes = hosts.split(',').map((host) => host.trim());
-  if (rootNodes.some((host) => host === '')) throw new InvalidOptionError(`malformed cluster url ${JSON.stringify(url)}: empty host`);
-  return { rootNodes: rootNodes.map((host) => `${scheme}://${auth === undefined ? '' : `${auth}@`}${host}`), username, password };
-}
