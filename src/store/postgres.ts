@@ -27,39 +27,12 @@ import {
   quoteIdentifier,
 } from './postgres-schema.js';
 import { preconditionFailed, preconditionParams } from './precondition.js';
+import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
+import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
+import { createListener } from './postgres-listener.js';
 
-// ---------------------------------------------------------------------------------------------
-// The slice of `pg` the store calls: a pg.Pool satisfies PostgresPool.
-
-export interface PostgresQueryConfig {
-  readonly text: string;
-  readonly values?: unknown[];
-  /** A named prepared statement: parsed once per connection. */
-  readonly name?: string;
-}
-
-export interface PostgresQueryResult {
-  readonly rows: Array<Record<string, unknown>>;
-}
-
-export interface PostgresNotification {
-  readonly channel: string;
-  readonly payload?: string | undefined;
-}
-
-export interface PostgresClient {
-  query(config: PostgresQueryConfig): Promise<PostgresQueryResult>;
-  /** Back to the pool; `true` or an error destroys the connection instead. */
-  release(destroy?: boolean | Error): void;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  on(event: 'end', listener: () => void): unknown;
-  on(event: 'notification', listener: (message: PostgresNotification) => void): unknown;
-}
-
-export interface PostgresPool {
-  connect(): Promise<PostgresClient>;
-  end(): Promise<void>;
-}
+export type { PostgresClient, PostgresNotification, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
+export { outcomeUnknown } from './postgres-errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -164,109 +137,7 @@ function quietPool(pool: pg.Pool): pg.Pool {
   return pool;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-interface DatabaseErrorLike {
-  readonly code: string;
-  readonly severity?: string;
-}
-
-/** An error the server sent (pg's DatabaseError), recognised by shape so another copy of pg works too. */
-function isDatabaseError(error: unknown): error is DatabaseErrorLike {
-  const e = error as Partial<DatabaseErrorLike> | null;
-  return typeof e === 'object' && e !== null && typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && 'severity' in e;
-}
-
-/**
- * Whether a statement's outcome is unknown after this error: the connection was lost (no answer, or
- * a FATAL answer such as 57P01 after which the server may still have committed). Any other error the
- * server sent (a constraint, a deadlock, 57014 statement timeout …) rolled the transaction back.
- */
-export function outcomeUnknown(error: unknown): boolean {
-  if (!isDatabaseError(error)) return true;
-  if (error.severity === 'FATAL' || error.severity === 'PANIC') return true;
-  return error.code.startsWith('08') || (error.code.startsWith('57P') && error.code !== '57014');
-}
-
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
-
-// ---------------------------------------------------------------------------------------------
-// LISTEN: one dedicated connection, reconnecting with backoff.
-
-const RECONNECT_MIN_MS = 50;
-const RECONNECT_MAX_MS = 5_000;
-
-function createListener(pool: PostgresPool, schema: string, deliver: () => void) {
-  let running = false;
-  /** Ends the current connection (once), if there is one. */
-  let dropCurrent: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let delayMs = RECONNECT_MIN_MS;
-
-  function retry(): void {
-    if (!running || timer !== undefined) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void connect();
-    }, delayMs);
-    timer.unref();
-    delayMs = Math.min(delayMs * 2, RECONNECT_MAX_MS);
-  }
-
-  async function connect(): Promise<void> {
-    if (!running) return;
-    let client: PostgresClient;
-    try {
-      client = await pool.connect();
-    } catch {
-      return retry();
-    }
-    let released = false;
-    // Destroyed, never returned: the pool must not hand out a connection that still LISTENs.
-    const drop = () => {
-      if (released) return;
-      released = true;
-      if (dropCurrent === drop) dropCurrent = undefined;
-      client.release(true);
-      retry();
-    };
-    if (!running) return drop();
-    dropCurrent = drop;
-    client.on('error', drop);
-    client.on('end', drop);
-    client.on('notification', (message) => {
-      // One channel for every schema: the payload names the schema whose journal grew.
-      if (message.channel === JOURNAL_CHANNEL && message.payload === schema) deliver();
-    });
-    try {
-      await client.query({ text: `LISTEN ${JOURNAL_CHANNEL}` });
-    } catch {
-      return drop();
-    }
-    if (released || !running) return;
-    delayMs = RECONNECT_MIN_MS;
-    // Rows may have been appended while no connection listened.
-    deliver();
-  }
-
-  return {
-    start(): void {
-      if (running) return;
-      running = true;
-      void connect();
-    },
-    stop(): void {
-      running = false;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      dropCurrent?.();
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The store
 
 /**
  * A StoreAdapter on PostgreSQL (13 or later). The schema is created on first use, under an advisory
