@@ -32,31 +32,10 @@ import {
   type MysqlSchema,
 } from './mysql-schema.js';
 import { liveVersionIn, preconditionFailed, preconditionParams } from './precondition.js';
+import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
+import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
 
-// ---------------------------------------------------------------------------------------------
-// The slice of mysql2 the store calls: a mysql2/promise Pool satisfies MysqlPool.
-
-export type MysqlValue = string | number | Buffer | null;
-
-export interface MysqlQueryOptions {
-  readonly sql: string;
-  readonly rowsAsArray?: boolean;
-  readonly namedPlaceholders?: boolean;
-}
-
-export interface MysqlConnection {
-  /** A prepared statement (binary protocol): values never pass through SQL text. */
-  execute(options: MysqlQueryOptions, values?: MysqlValue[]): Promise<[unknown, unknown]>;
-  /** Text protocol, used without values for DDL (CREATE TRIGGER and CREATE FUNCTION cannot be prepared). */
-  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
-  release(): void;
-  destroy(): void;
-}
-
-export interface MysqlPool {
-  getConnection(): Promise<MysqlConnection>;
-  end(): Promise<void>;
-}
+export type { MysqlConnection, MysqlPool, MysqlQueryOptions, MysqlValue } from './mysql-client.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -157,40 +136,6 @@ function resolve(options: MysqlStoreOptions): Resolved {
   const created = mysql.createPool({ uri: uri.replace(/^mariadb:/, 'mysql:'), connectionLimit: size, supportBigNumbers: true });
   return { ...common, pool: created as unknown as MysqlPool, owned: true };
 }
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-interface ServerErrorLike {
-  readonly errno: number;
-  readonly sqlState: string;
-  readonly fatal?: boolean;
-}
-
-/** An error packet the server sent (mysql2 keeps code, errno, sqlState and sqlMessage on it). */
-function isServerError(error: unknown): error is ServerErrorLike {
-  const e = error as Partial<ServerErrorLike> | null;
-  return typeof e === 'object' && e !== null && typeof e.errno === 'number' && typeof e.sqlState === 'string';
-}
-
-/** ER_CONNECTION_KILLED, ER_SERVER_SHUTDOWN: the server ended the connection or is going away. */
-const CONNECTION_ENDED = new Set([1927, 1053]);
-
-/**
- * Whether a statement's outcome is unknown after this error: the connection was lost (no answer, a
- * fatal error) or the server is ending it. Any other error the server sent (a duplicate key, a
- * deadlock, a statement timeout …) rolled the statement, and so its autocommit transaction, back.
- */
-function outcomeUnknown(error: unknown): boolean {
-  if (!isServerError(error)) return true;
-  return error.fatal === true || CONNECTION_ENDED.has(error.errno);
-}
-
-/** Errors after which Lockstep's statement is simply run again: nothing of it was committed. */
-const ER_DUP_ENTRY = 1062;
-const ER_LOCK_DEADLOCK = 1213;
-const retryable = (error: unknown) => isServerError(error) && !error.fatal && (error.errno === ER_DUP_ENTRY || error.errno === ER_LOCK_DEADLOCK);
-const MAX_ATTEMPTS = 8;
 
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString('utf8') : String(value));

@@ -1,0 +1,22 @@
+// The slice of mysql2 the MariaDB store calls: a mysql2/promise Pool satisfies MysqlPool.
+export type MysqlValue = string | number | Buffer | null;
+
+export interface MysqlQueryOptions {
+  readonly sql: string;
+  readonly rowsAsArray?: boolean;
+  readonly namedPlaceholders?: boolean;
+}
+
+export interface MysqlConnection {
+  /** A prepared statement (binary protocol): values never pass through SQL text. */
+  execute(options: MysqlQueryOptions, values?: MysqlValue[]): Promise<[unknown, unknown]>;
+  /** Text protocol, used without values for DDL (CREATE TRIGGER and CREATE FUNCTION cannot be prepared). */
+  query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
+  release(): void;
+  destroy(): void;
+}
+
+export interface MysqlPool {
+  getConnection(): Promise<MysqlConnection>;
+  end(): Promise<void>;
+}
