@@ -8,7 +8,7 @@ import { jsonCodec } from '../codec.js';
 import type { WriteThrough } from '../engine/api.js';
 import { createJournalDrainer, type JournalDrainer } from '../engine/journal-drainer.js';
 import { createWriteThrough } from '../engine/write-through.js';
-import { ClosedError, InvalidOptionError } from '../errors.js';
+import { ClosedError, InvalidOptionError, PreconditionFailedError } from '../errors.js';
 import { createMetrics, type LockstepMetrics } from '../metrics/recorder.js';
 import { resolveOptions, type JournalDrainerLike, type JournalOptions, type WriteThroughOptions } from '../options.js';
 import { KeyvNamespaces, type RoutedKey } from './keyv-namespaces.js';
@@ -187,10 +187,25 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
 
   private async read(keyvKey: string): Promise<string | undefined> {
     const target = this.route(keyvKey);
-    const stored = await this.engineFor(target.namespace).read(target.key);
-    if (stored === undefined) return undefined;
-    const row = asKeyvRow(stored, target);
-    return isLive(row, this.now()) ? row.value : undefined;
+    const engine = this.engineFor(target.namespace);
+    const entry = await engine.readEntry(target.key);
+    if (!entry.found) return undefined;
+    const row = asKeyvRow(entry.value, target);
+    if (isLive(row, this.now())) return row.value;
+    await this.purge(engine, target.key, entry.version);
+    return undefined;
+  }
+
+  /**
+   * Deletes an expired row, but only the version that was read: a set() that landed since wins (the
+   * store refuses the delete with E_PRECONDITION_FAILED). Best effort: the row reads as missing anyway.
+   */
+  private async purge(engine: Engine, key: string, version: number): Promise<void> {
+    try {
+      await engine.delete(key, { ifVersion: version });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError) && this.listenerCount('error') > 0) this.emit('error', error);
+    }
   }
 
   private route(keyvKey: string): RoutedKey {

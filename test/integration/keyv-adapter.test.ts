@@ -12,6 +12,8 @@ import Database from 'better-sqlite3';
 import { createCache } from 'cache-manager';
 import Keyv from 'keyv';
 import { createMemoryCache } from '../../src/cache/memory.js';
+import { ChaosStore } from '../../src/chaos/chaos-store.js';
+import { createGate } from '../../src/chaos/faults.js';
 import { createManualClock, type ManualClock } from '../../src/clock.js';
 import { ClosedError, InvalidNamespaceError, InvalidOptionError, InvalidValueError } from '../../src/errors.js';
 import { KeyvLockstep, type KeyvLockstepOptions } from '../../src/integrations/keyv.js';
@@ -82,16 +84,36 @@ describe('expiry kept beside the value', () => {
     s.wall.now += 10_001;
     assert.equal((await adapter.writeThrough().readEntry('session')).source, 'hit'); // still cached ...
     assert.equal(await adapter.get('keyv:session'), undefined); // ... but expired
+    // Reading it expired purged the row: a delete of exactly the version read.
+    assert.equal(await s.store.read('keyv.keyv', 'session'), undefined);
     assert.equal(await adapter.has('keyv:session'), false); // Keyv.has() trusts the store's answer
     assert.deepEqual(await adapter.getMany(['keyv:session']), [undefined]);
 
     // The same from the store, after the cache let go of the value.
-    s.clock.advance(10_001);
-    assert.notEqual((await adapter.writeThrough().readEntry('session')).source, 'hit');
-    assert.equal(await adapter.has('keyv:session'), false);
-    // The row stays until it is overwritten, deleted or cleared (no delete on read: it could race a newer set).
-    assert.ok((await s.store.read('keyv.keyv', 'session')) !== undefined);
-    assert.equal(await adapter.delete('keyv:session'), true);
+    await keyv.set('token', 'alive', 10_000);
+    s.wall.now += 10_001;
+    s.clock.advance(60 * 60_000);
+    assert.notEqual((await adapter.writeThrough().readEntry('token')).source, 'hit');
+    assert.equal(await adapter.has('keyv:token'), false);
+    assert.equal(await s.store.read('keyv.keyv', 'token'), undefined);
+  });
+
+  it('purging an expired row never removes a newer set() that landed meanwhile (delete if version)', async () => {
+    const s = setup();
+    const store = new ChaosStore(s.store);
+    const adapter = s.adapter({ store });
+    const keyv = new Keyv({ store: adapter });
+    await keyv.set('session', 'old', 1_000);
+    s.wall.now += 1_001;
+    const gate = createGate();
+    store.faults.next('delete', { kind: 'pause', when: 'before', gate });
+    const read = adapter.get('keyv:session'); // expired: its purge stops at the gate
+    await gate.reached;
+    await keyv.set('session', 'new'); // a newer version lands first
+    gate.release();
+    assert.equal(await read, undefined);
+    assert.equal(await keyv.get('session'), 'new', 'the purge of the old version was refused');
+    assert.equal(JSON.parse(JSON.parse((await s.store.read('keyv.keyv', 'session'))!.payload).value).value, 'new');
   });
 
   it('the cache keeps an entry for min(ttl, the ttl option); no Keyv ttl → the ttl option', async () => {
