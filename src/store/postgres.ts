@@ -30,6 +30,7 @@ import { preconditionFailed, preconditionParams } from './precondition.js';
 import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
 import { createListener } from './postgres-listener.js';
+import { inTransaction } from './postgres-transaction.js';
 
 export type { PostgresClient, PostgresNotification, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 export { outcomeUnknown } from './postgres-errors.js';
@@ -239,34 +240,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true });
     await ensureSchema();
     const client = await acquire();
-    let committing = false;
-    try {
-      await client.query({ text: 'BEGIN' });
-      await client.query(localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))]));
-      const result = await client.query(config);
-      committing = true;
-      await client.query({ text: 'COMMIT' });
-      client.release();
-      return result;
-    } catch (error) {
-      const lost = outcomeUnknown(error);
-      if (!committing && !lost) {
-        // A clean failure before COMMIT: roll back and keep the connection.
-        try {
-          await client.query({ text: 'ROLLBACK' });
-          client.release();
-        } catch {
-          client.release(true);
-        }
-        throw error;
-      }
-      client.release(lost ? true : undefined);
-      // Before COMMIT was sent, a lost connection means the server rolled back: a clean failure.
-      if (committing && lost) {
-        throw new StoreOutcomeUnknownError('the connection was lost during COMMIT: the write may or may not have committed', { cause: error });
-      }
-      throw error;
-    }
+    const begin = [{ text: 'BEGIN' }, localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))])];
+    return inTransaction(client, begin, () => client.query(config));
   }
 
   /** Runs a write; the functions' precondition error (rolled back, nothing committed) becomes PreconditionFailedError. */

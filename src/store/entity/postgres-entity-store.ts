@@ -9,6 +9,7 @@ import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
+import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { installEntityTriggers, WRITING_SETTING } from './postgres-entity-schema.js';
@@ -79,32 +80,9 @@ export async function createPostgresEntityStoreWith(
   /** One transaction with Lockstep's mark set; a lost connection during COMMIT is an unknown outcome. */
   async function transaction<R>(deadlineMs: number, work: (client: PostgresClient) => Promise<R>): Promise<R> {
     const client = await checkout();
-    let committing = false;
-    try {
-      await client.query({ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) });
-      const result = await work(client);
-      committing = true;
-      await client.query({ text: 'COMMIT' });
-      client.release();
-      return result;
-    } catch (error) {
-      // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
-      const lost = !isLockstepError(error) && outcomeUnknown(error);
-      if (!committing && !lost) {
-        try {
-          await client.query({ text: 'ROLLBACK' });
-          client.release();
-        } catch {
-          client.release(true);
-        }
-        throw error;
-      }
-      client.release(lost ? true : undefined);
-      if (committing && lost) {
-        throw new StoreOutcomeUnknownError('the connection was lost during COMMIT: the write may or may not have committed', { cause: error });
-      }
-      throw error;
-    }
+    const begin = [{ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) }];
+    // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
+    return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
   }
 
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
