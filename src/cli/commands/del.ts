@@ -1,8 +1,8 @@
 // `lockstep del NS KEY`: a delete through Lockstep (store first, then a versioned tombstone in the cache).
-import { EXIT, formatHelp, reportUsageError } from '../args.js';
+import { EXIT, formatHelp } from '../args.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { TARGET_HELP } from '../kv/client.js';
-import { KEY_EXIT_STATUS, parseKeyCommand, withKvClient, type KeyCommandArgs } from '../kv/run.js';
+import { KEY_EXIT_STATUS, runKeyCommand } from '../kv/run.js';
 import { jsonDocument, keyLabel } from '../render.js';
 
 export const usage = formatHelp({
@@ -16,18 +16,8 @@ existed }. Deleting a missing key is not an error.`,
   exit: KEY_EXIT_STATUS,
 });
 
-export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
-  let args: KeyCommandArgs;
-  try {
-    args = parseKeyCommand(argv, io.env, {}, ['NS', 'KEY']);
-  } catch (error) {
-    return reportUsageError(io.stderr, 'del', error);
-  }
-  if (args.help) {
-    io.stdout.write(usage);
-    return EXIT.ok;
-  }
-  return withKvClient('del', args, io, async (client) => {
+export function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
+  return runKeyCommand('del', usage, argv, io, async (client, args) => {
     const { version, existed } = await client.del(args.key);
     const { namespace, key } = args;
     const label = keyLabel(namespace, key);

@@ -1,8 +1,8 @@
 // `lockstep get NS KEY`: one read through Lockstep (the cache, else the store) or a running service.
-import { EXIT, formatHelp, reportUsageError } from '../args.js';
+import { EXIT, formatHelp } from '../args.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { TARGET_HELP } from '../kv/client.js';
-import { KEY_EXIT_STATUS, parseKeyCommand, withKvClient, type KeyCommandArgs } from '../kv/run.js';
+import { KEY_EXIT_STATUS, runKeyCommand } from '../kv/run.js';
 import { jsonDocument, keyLabel } from '../render.js';
 
 export const usage = formatHelp({
@@ -19,18 +19,8 @@ version, source } instead (source: hit, miss, bypass or store-fallback).`,
   exit: KEY_EXIT_STATUS,
 });
 
-export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
-  let args: KeyCommandArgs;
-  try {
-    args = parseKeyCommand(argv, io.env, {}, ['NS', 'KEY']);
-  } catch (error) {
-    return reportUsageError(io.stderr, 'get', error);
-  }
-  if (args.help) {
-    io.stdout.write(usage);
-    return EXIT.ok;
-  }
-  return withKvClient('get', args, io, async (client) => {
+export function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
+  return runKeyCommand('get', usage, argv, io, async (client, args) => {
     const entry = await client.get(args.key);
     const { namespace, key } = args;
     if (args.json) {

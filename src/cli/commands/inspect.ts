@@ -1,9 +1,9 @@
 // `lockstep inspect NS KEY`: both sides of one key and its A–E state, changing nothing.
 import type { KeyInspection } from '../../engine/api.js';
-import { EXIT, formatHelp, reportUsageError } from '../args.js';
+import { EXIT, formatHelp } from '../args.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { TARGET_HELP } from '../kv/client.js';
-import { KEY_EXIT_STATUS, parseKeyCommand, withKvClient, type KeyCommandArgs } from '../kv/run.js';
+import { KEY_EXIT_STATUS, runKeyCommand } from '../kv/run.js';
 import { jsonDocument, keyLabel, renderCached, renderStored } from '../render.js';
 
 export const usage = formatHelp({
@@ -21,21 +21,11 @@ empty cache of this process, so its side is always empty.`,
   exit: `${KEY_EXIT_STATUS.replace(' (get)', ' (get only: inspect reports A)')}`,
 });
 
-export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
-  let args: KeyCommandArgs;
-  try {
-    args = parseKeyCommand(argv, io.env, {}, ['NS', 'KEY']);
-  } catch (error) {
-    return reportUsageError(io.stderr, 'inspect', error);
-  }
-  if (args.help) {
-    io.stdout.write(usage);
-    return EXIT.ok;
-  }
-  if (!args.json && args.target.kind === 'local' && args.target.cache.kind === 'memory') {
-    io.stderr.write("lockstep inspect: note: --cache memory is this process's own empty cache: inspect a shared cache (redis://…, or --url)\n");
-  }
-  return withKvClient('inspect', args, io, async (client) => {
+export function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
+  return runKeyCommand('inspect', usage, argv, io, async (client, args) => {
+    if (!args.json && args.target.kind === 'local' && args.target.cache.kind === 'memory') {
+      io.stderr.write("lockstep inspect: note: --cache memory is this process's own empty cache: inspect a shared cache (redis://…, or --url)\n");
+    }
     const inspection = await client.inspect(args.key);
     io.stdout.write(args.json ? jsonDocument(inspection) : renderInspection(inspection));
     return EXIT.ok;

@@ -2,7 +2,7 @@
 // opened and always closed, and one mapping from errors to exit codes (documented in each --help).
 import { InvalidKeyError, InvalidNamespaceError, InvalidOptionError, InvalidValueError, ValueTooLargeError } from '../../errors.js';
 import { validateNamespace } from '../../keys.js';
-import { EXIT, HELP_OPTION, parseCommandArgs, UsageError } from '../args.js';
+import { EXIT, HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
 import type { CommandIo } from '../io.js';
 import { resolveTarget, TARGET_OPTIONS, type KvClient, type KvTarget } from './client.js';
 import { openLocalClient } from './local.js';
@@ -80,4 +80,25 @@ export async function withKvClient(
   } finally {
     await client?.close().catch(() => undefined);
   }
+}
+
+/** A plain `NS KEY` command (get, del, inspect): parse, answer --help, report bad input, then run `action`. */
+export async function runKeyCommand(
+  command: string,
+  usage: string,
+  argv: readonly string[],
+  io: CommandIo,
+  action: (client: KvClient, args: KeyCommandArgs) => Promise<number>,
+): Promise<number> {
+  let args: KeyCommandArgs;
+  try {
+    args = parseKeyCommand(argv, io.env, {}, ['NS', 'KEY']);
+  } catch (error) {
+    return reportUsageError(io.stderr, command, error);
+  }
+  if (args.help) {
+    io.stdout.write(usage);
+    return EXIT.ok;
+  }
+  return withKvClient(command, args, io, (client) => action(client, args));
 }
