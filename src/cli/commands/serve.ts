@@ -10,7 +10,7 @@ import type { TokenFile } from '../../http/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
-import { createService, type LockstepService } from '../../http/service.js';
+import { createService, type LockstepService } from '../../service/service.js';
 import { EXIT, formatHelp, reportUsageError } from '../args.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../../backend-specs.js';

@@ -10,7 +10,7 @@ import { authorize } from '../access.js';
 import type { UnexpectedErrorHandler } from '../app-options.js';
 import { bodyTooLarge, methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
-import type { LockstepService } from '../service.js';
+import type { LockstepService } from '../../service/service.js';
 
 export interface BatchRouteOptions {
   /** Largest request body read, in bytes (the whole batch). */
