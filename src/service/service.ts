@@ -1,28 +1,36 @@
 // What the HTTP layer serves: one engine per namespace over one store and one cache, created on
 // first use, sharing ONE journal drainer (it replays the store's journal for every namespace) and
 // ONE metrics registry every engine reports to. Adapters belong to whoever opened them.
-import type { WriteThrough } from '../engine/api.js';
+import type { Engine } from '../engine/api.js';
 import { toMs, type Duration } from '../duration.js';
-import { createJournalDrainer } from '../engine/journal-drainer.js';
-import { createWriteThrough } from '../engine/write-through.js';
+import { createJournalDrainer, isJournalDrainer } from '../engine/journal-drainer.js';
+import { createEngine } from '../engine/write-through.js';
+import { samplingWiring } from '../compose/write-through.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import { validateNamespace } from '../keys.js';
-import type { EngineCounters } from '../engine/events.js';
-import { createMetrics, type MetricsSource } from '../metrics/recorder.js';
-import { resolveJournalOptions, resolveOptions, type JournalOptions, type WriteThroughOptions } from '../options.js';
+import { createMetrics, type LockstepMetrics, type MetricsSource } from '../metrics/recorder.js';
+import { resolveJournalOptions, resolveOptions, type EngineOptions, type JournalDrainerLike, type JournalOptions } from '../options.js';
 import type { CacheAdapter, StoreAdapter } from '../types.js';
 import { createAuditRunner, type AuditSummary } from './audit-runner.js';
 import { createStatsTracker, type ServiceStats } from './stats.js';
 
 /** Engine options shared by every namespace. */
-export type EngineSettings = Omit<WriteThroughOptions, 'store' | 'cache' | 'namespace' | 'journal' | 'metrics'>;
+export type EngineSettings = Omit<EngineOptions, 'store' | 'cache' | 'namespace' | 'journal'>;
 
 export interface ServiceOptions {
   store: StoreAdapter;
   cache: CacheAdapter;
   engine?: EngineSettings;
-  /** The shared journal drainer; `false` when another component drains the journal. @default {} */
-  journal?: JournalOptions | false;
+  /**
+   * The journal drainer: options for the service's own one (shared by every namespace), a drainer
+   * shared with other components (they own it: the service neither starts nor stops it), or `false`
+   * when another component drains the journal. @default {}
+   */
+  journal?: JournalOptions | JournalDrainerLike | false;
+  /** Called when the service's own drainer fails a poll (the rows are retried). */
+  onJournalError?: (error: unknown) => void;
+  /** The registry every engine reports to, or `false` for none (metricsText() is then empty). @default a new createMetrics() */
+  metrics?: LockstepMetrics | false;
   /** Deadline of each health probe (store ping, cache ping), in ms. @default 1000 */
   healthTimeoutMs?: number;
   /** The background audit of the namespaces served (A–E counts for the dashboard). @default {} */
@@ -49,7 +57,7 @@ export interface LockstepService {
   /** Largest encoded value the engines accept, in bytes (the HTTP body limit is derived from it). */
   readonly maxValueBytes: number;
   /** The engine of a namespace, created on first use. Throws InvalidNamespaceError or ClosedError. */
-  engine(namespace: string): WriteThrough<unknown>;
+  engine(namespace: string): Engine<unknown>;
   metricsText(): Promise<string>;
   readonly metricsContentType: string;
   health(): Promise<HealthReport>;
@@ -57,6 +65,8 @@ export interface LockstepService {
   stats(): Promise<ServiceStats>;
   /** Audits the namespaces served so far now, or joins the audit running; stats() shows the latest. */
   audit(): Promise<AuditSummary>;
+  /** Replays pending journal rows into the cache now (the service's drainer, or the shared one); returns how many. */
+  drainJournal(): Promise<number>;
   /** Closes the engines and stops the drainer and the audit timer. The adapters stay open. */
   close(): Promise<void>;
 }
@@ -68,26 +78,24 @@ export function createService(options: ServiceOptions): LockstepService {
   const resolved = resolveOptions({ ...settings, store, cache, journal: false });
   const healthTimeoutMs = options.healthTimeoutMs ?? 1000;
   const auditSettings = resolveAudit(options.audit);
-  const metrics = createMetrics();
+  const metrics = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
   const tracker = createStatsTracker();
-  const engines = new Map<string, { engine: WriteThrough<unknown>; detach: () => void }>();
-  // Journal rows applied by the shared drainer, per namespace: the engines do not drain, so their
-  // own journalRepairs counters stay 0 and the metrics read this instead.
-  const repairs = new Map<string, number>();
+  const engines = new Map<string, { engine: Engine<unknown>; detach: () => void }>();
+  const shared = isJournalDrainer(options.journal) ? options.journal : undefined;
   const drainer =
-    options.journal === false
+    options.journal === false || shared !== undefined
       ? undefined
       : createJournalDrainer({
           store,
           cache,
-          journal: resolveJournalOptions(options.journal ?? {}),
-          onRepaired: (row) => repairs.set(row.namespace, (repairs.get(row.namespace) ?? 0) + 1),
+          journal: resolveJournalOptions((options.journal ?? {}) as JournalOptions),
+          ...(options.onJournalError === undefined ? {} : { onError: options.onJournalError }),
         });
   let closed = false;
   drainer?.start();
   const auditor = createAuditRunner({ store, cache, namespaces: () => [...engines.keys()], ...auditSettings });
 
-  function engine(namespace: string): WriteThrough<unknown> {
+  function engine(namespace: string): Engine<unknown> {
     const existing = engines.get(namespace);
     if (existing !== undefined) return existing.engine;
     if (closed) throw new ClosedError('the service is closed', { namespace });
@@ -95,24 +103,25 @@ export function createService(options: ServiceOptions): LockstepService {
     // Handing the engines the shared drainer (not `false`) lets a write that must be journaled wait
     // until the drainer knows where the journal ends, so that its row cannot be skipped.
     // The service attaches every engine to its one registry itself (below), so engines keep none of their own.
-    const created = createWriteThrough<unknown>({ ...settings, store, cache, namespace, journal: drainer ?? false, metrics: false });
+    // The drainer counts the repairs it applies per namespace; each engine reports its own namespace's.
+    const created = createEngine<unknown>({ ...settings, store, cache, namespace, journal: drainer ?? shared ?? false }, samplingWiring());
     const source: MetricsSource = {
       namespace: created.namespace,
-      counters: withRepairs(created.counters, () => repairs.get(namespace) ?? 0),
+      counters: created.counters,
       cacheStats: () => cache.stats(),
       cacheIdentity: cache,
       failureRate: () => created.failureRate(),
       on: created.on.bind(created),
       off: created.off.bind(created),
     };
-    const detachMetrics = metrics.attach(source);
-    const instrumented = tracker.instrument(created);
+    const detachMetrics = metrics?.attach(source) ?? (() => undefined);
+    const detachStats = tracker.instrument(created);
     const detach = (): void => {
       detachMetrics();
-      instrumented.detach();
+      detachStats();
     };
-    engines.set(namespace, { engine: instrumented.engine, detach });
-    return instrumented.engine;
+    engines.set(namespace, { engine: created, detach });
+    return created;
   }
 
   async function health(): Promise<HealthReport> {
@@ -136,11 +145,12 @@ export function createService(options: ServiceOptions): LockstepService {
   async function stats(): Promise<ServiceStats> {
     // Reading the rate moves the alert window: a firing alert clears during silence.
     for (const { engine: e } of engines.values()) e.failureRate();
-    return tracker.assemble(await metrics.snapshot(), {
+    return tracker.assemble(await (metrics ?? createMetrics()).snapshot(), {
       namespaces: engines.size,
       alert: resolved.alert,
       audit: auditor.latest(),
       leasesExpired: cache.stats().leasesExpired,
+      writesInFlight: [...engines.values()].reduce((sum, { engine: e }) => sum + e.writesInFlight, 0),
     });
   }
 
@@ -165,8 +175,9 @@ export function createService(options: ServiceOptions): LockstepService {
   return {
     maxValueBytes: resolved.maxValueBytes,
     engine,
-    metricsText: () => metrics.text(),
-    metricsContentType: metrics.contentType,
+    metricsText: async () => (metrics === undefined ? '' : metrics.text()),
+    metricsContentType: metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
+    drainJournal: () => (drainer ?? shared)?.drain() ?? Promise.resolve(0),
     health,
     stats,
     audit,
@@ -181,18 +192,6 @@ function resolveAudit(options: ServiceAuditOptions = {}): { intervalMs: number; 
     throw new InvalidOptionError(`audit.maxNamespaces must be a positive integer (got ${JSON.stringify(maxNamespaces)})`);
   }
   return { intervalMs, maxNamespaces };
-}
-
-/** A live view of an engine's counters whose journalRepairs also counts the shared drainer's rows. */
-function withRepairs(counters: Readonly<EngineCounters>, drained: () => number): Readonly<EngineCounters> {
-  const view = {} as EngineCounters;
-  for (const name of Object.keys(counters) as Array<keyof EngineCounters>) {
-    Object.defineProperty(view, name, {
-      enumerable: true,
-      get: name === 'journalRepairs' ? () => counters.journalRepairs + drained() : () => counters[name],
-    });
-  }
-  return view;
 }
 
 /** Runs one health probe under a deadline; resolves with why it failed, or undefined when it passed. */
