@@ -151,4 +151,9 @@ export interface EngineWiring {
   readonly counters?: EngineCounters;
   /** Built once the options are resolved and the counters exist (it bumps consistencyChecks); used when consistencySampling.rate > 0. */
   readonly sampler?: (counters: EngineCounters, options: ResolvedOptions) => HitSampler;
+  /**
+   * Called once, before the first write or delete is counted. Counters it returns are bumped from
+   * then on, that write included (the service gives a namespace its own series once it is written).
+   */
+  readonly onFirstWrite?: () => EngineCounters | undefined;
 }

@@ -58,6 +58,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   private readListeners = 0;
   /** Reads that have not settled (a memory-cache hit settles before read() returns, so is never counted). */
   private readsPending = 0;
+  private onFirstWrite: (() => EngineCounters | undefined) | undefined;
   private closed = false;
 
   constructor(options: EngineOptions, wiring: EngineWiring = {}) {
@@ -101,6 +102,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
       flights: new Map(),
     };
+    this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
     this.sampleRate = this.sampler === undefined ? 0 : this.options.consistencySampling.rate;
   }
@@ -323,6 +325,13 @@ export class WriteThroughEngine<T> implements Engine<T> {
     this.repairWatch?.stop();
   }
 
+  /** Runs the wiring's onFirstWrite once; counters it returns take over from here (this write included). */
+  private firstWrite(): void {
+    const next = this.onFirstWrite?.();
+    this.onFirstWrite = undefined;
+    if (next !== undefined) this.ctx.counters = next;
+  }
+
   private emitAlert(transition: AlertTransition): void {
     emitAlert(this.ctx, transition);
   }
@@ -342,6 +351,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   }
 
   private track<R>(work: () => Promise<R>): Promise<R> {
+    if (this.onFirstWrite !== undefined) this.firstWrite();
     const promise = work();
     this.pendingWrites.add(promise);
     const forget = (): void => {

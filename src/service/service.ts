@@ -1,6 +1,8 @@
-// What the HTTP layer serves: one engine per namespace over one store and one cache, created on
-// first use, sharing ONE journal drainer (it replays the store's journal for every namespace) and
-// ONE metrics registry every engine reports to. Adapters belong to whoever opened them.
+// The service host, used by every front (HTTP, CLI) and by the Keyv adapter: engines per namespace
+// over one store and one cache, made on first use and dropped when idle or beyond `maxEngines`
+// (engine-pool.ts), sharing ONE journal drainer (it replays the store's journal for every
+// namespace) and ONE metrics registry, whose namespace label is capped (series-groups.ts).
+// Adapters belong to whoever opened them.
 import type { Engine } from '../engine/api.js';
 import { toMs, type Duration } from '../duration.js';
 import { createJournalDrainer, isJournalDrainer } from '../engine/journal-drainer.js';
@@ -8,10 +10,13 @@ import { createEngine } from '../engine/write-through.js';
 import { samplingWiring } from '../compose/write-through.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import { validateNamespace } from '../keys.js';
-import { createMetrics, type LockstepMetrics, type MetricsSource } from '../metrics/recorder.js';
+import type { EngineCounters, ReadEvent } from '../engine/events.js';
+import { createMetrics, type LockstepMetrics } from '../metrics/recorder.js';
 import { resolveJournalOptions, resolveOptions, type EngineOptions, type JournalDrainerLike, type JournalOptions } from '../options.js';
 import type { CacheAdapter, StoreAdapter } from '../types.js';
 import { createAuditRunner, type AuditSummary } from './audit-runner.js';
+import { createEnginePool, type PooledEngine } from './engine-pool.js';
+import { createSeriesGroups } from './series-groups.js';
 import { createStatsTracker, type ServiceStats } from './stats.js';
 
 /** Engine options shared by every namespace. */
@@ -35,6 +40,12 @@ export interface ServiceOptions {
   healthTimeoutMs?: number;
   /** The background audit of the namespaces served (A–E counts for the dashboard). @default {} */
   audit?: ServiceAuditOptions;
+  /** Engines kept at most; idle ones beyond it are dropped, least recently used first (not the audit's maxNamespaces). @default 1000 */
+  maxEngines?: number;
+  /** An engine unused this long is dropped (its counters stay in its series). @default '5m' */
+  engineIdle?: Duration;
+  /** Namespaces with their own metric series (the first written or found); the rest report as namespace="_other". @default 100 */
+  metricsNamespaces?: number;
 }
 
 export interface ServiceAuditOptions {
@@ -80,7 +91,8 @@ export function createService(options: ServiceOptions): LockstepService {
   const auditSettings = resolveAudit(options.audit);
   const metrics = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
   const tracker = createStatsTracker();
-  const engines = new Map<string, { engine: Engine<unknown>; detach: () => void }>();
+  const bounds = resolveBounds(options);
+  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics });
   const shared = isJournalDrainer(options.journal) ? options.journal : undefined;
   const drainer =
     options.journal === false || shared !== undefined
@@ -89,39 +101,55 @@ export function createService(options: ServiceOptions): LockstepService {
           store,
           cache,
           journal: resolveJournalOptions((options.journal ?? {}) as JournalOptions),
+          // The one owner of this drainer counts its repairs, into the namespace's series.
+          onRepaired: (row) => groups.groupOf(row.namespace).counters.journalRepairs++,
           ...(options.onJournalError === undefined ? {} : { onError: options.onJournalError }),
         });
   let closed = false;
   drainer?.start();
-  const auditor = createAuditRunner({ store, cache, namespaces: () => [...engines.keys()], ...auditSettings });
+  const pool = createEnginePool({ create: createPooled, maxEngines: bounds.maxEngines, idleMs: bounds.engineIdleMs });
+  // Namespaces with a series of their own were written or found; the pool adds those in use now.
+  const served = (): string[] => [...new Set([...groups.labelledNamespaces(), ...pool.namespaces()])];
+  const auditor = createAuditRunner({ store, cache, namespaces: served, ...auditSettings });
 
   function engine(namespace: string): Engine<unknown> {
-    const existing = engines.get(namespace);
-    if (existing !== undefined) return existing.engine;
     if (closed) throw new ClosedError('the service is closed', { namespace });
     validateNamespace(namespace);
+    return pool.get(namespace);
+  }
+
+  function createPooled(namespace: string): PooledEngine {
+    let group = groups.groupOf(namespace);
+    const provisional = !groups.labelled(namespace);
+    // Until written (or found), a namespace is provisional: its engine reports under _other and the
+    // next sweep drops it. Its first write confirms it and, while a slot is free, gives it its own
+    // series from that write on.
+    const onFirstWrite = (): EngineCounters | undefined => {
+      pool.confirm(namespace);
+      if (!provisional || !groups.promote(namespace)) return undefined;
+      group.leave(created);
+      group = groups.groupOf(namespace);
+      group.join(created);
+      return group.counters;
+    };
     // Handing the engines the shared drainer (not `false`) lets a write that must be journaled wait
-    // until the drainer knows where the journal ends, so that its row cannot be skipped.
-    // The service attaches every engine to its one registry itself (below), so engines keep none of their own.
-    // The drainer counts the repairs it applies per namespace; each engine reports its own namespace's.
-    const created = createEngine<unknown>({ ...settings, store, cache, namespace, journal: drainer ?? shared ?? false }, samplingWiring());
-    const source: MetricsSource = {
-      namespace: created.namespace,
-      counters: created.counters,
-      cacheStats: () => cache.stats(),
-      cacheIdentity: cache,
-      failureRate: () => created.failureRate(),
-      on: created.on.bind(created),
-      off: created.off.bind(created),
-    };
-    const detachMetrics = metrics?.attach(source) ?? (() => undefined);
-    const detachStats = tracker.instrument(created);
-    const detach = (): void => {
-      detachMetrics();
-      detachStats();
-    };
-    engines.set(namespace, { engine: created, detach });
-    return created;
+    // until the drainer knows where the journal ends, so that its row cannot be skipped. Engines
+    // bump their group's counters: an evicted engine's counts stay in its series.
+    const created = createEngine<unknown>(
+      { ...settings, store, cache, namespace, journal: drainer ?? shared ?? false },
+      { ...samplingWiring(group.counters), onFirstWrite },
+    );
+    group.join(created);
+    tracker.instrument(created);
+    if (provisional) {
+      const onFound = (event: ReadEvent): void => {
+        if (!event.found) return;
+        created.off('read', onFound);
+        pool.confirm(namespace);
+      };
+      created.on('read', onFound);
+    }
+    return { engine: created, provisional, dropped: () => group.leave(created) };
   }
 
   async function health(): Promise<HealthReport> {
@@ -144,13 +172,13 @@ export function createService(options: ServiceOptions): LockstepService {
 
   async function stats(): Promise<ServiceStats> {
     // Reading the rate moves the alert window: a firing alert clears during silence.
-    for (const { engine: e } of engines.values()) e.failureRate();
+    for (const group of groups.groups()) group.failureRate();
     return tracker.assemble(await (metrics ?? createMetrics()).snapshot(), {
-      namespaces: engines.size,
+      namespaces: pool.size,
       alert: resolved.alert,
       audit: auditor.latest(),
       leasesExpired: cache.stats().leasesExpired,
-      writesInFlight: [...engines.values()].reduce((sum, { engine: e }) => sum + e.writesInFlight, 0),
+      writesInFlight: [...pool.engines()].reduce((sum, e) => sum + e.writesInFlight, 0),
     });
   }
 
@@ -164,10 +192,8 @@ export function createService(options: ServiceOptions): LockstepService {
     closed = true;
     // The audit reads the adapters, which the caller closes once this resolves.
     await auditor.stop();
-    const open = [...engines.values()];
-    engines.clear();
-    for (const { detach } of open) detach();
-    const results = await Promise.allSettled([...open.map(({ engine: e }) => e.close()), drainer?.stop()]);
+    const open = pool.drain();
+    const results = await Promise.allSettled([...open.map((e) => e.close()), drainer?.stop()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   }
@@ -183,6 +209,25 @@ export function createService(options: ServiceOptions): LockstepService {
     audit,
     close,
   };
+}
+
+interface Bounds {
+  readonly maxEngines: number;
+  readonly engineIdleMs: number;
+  readonly metricsNamespaces: number;
+}
+
+function resolveBounds(options: ServiceOptions): Bounds {
+  return {
+    maxEngines: positiveInteger(options.maxEngines ?? 1000, 'maxEngines'),
+    engineIdleMs: toMs(options.engineIdle ?? '5m', 'engineIdle'),
+    metricsNamespaces: positiveInteger(options.metricsNamespaces ?? 100, 'metricsNamespaces'),
+  };
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidOptionError(`${name} must be a positive integer (got ${JSON.stringify(value)})`);
+  return value;
 }
 
 function resolveAudit(options: ServiceAuditOptions = {}): { intervalMs: number; maxNamespaces: number } {
