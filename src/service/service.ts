@@ -76,6 +76,8 @@ export interface LockstepService {
   stats(): Promise<ServiceStats>;
   /** Audits the namespaces served so far now, or joins the audit running; stats() shows the latest. */
   audit(): Promise<AuditSummary>;
+  /** Drops idle and provisional engines now (a sweep also runs every second); returns how many. */
+  sweepEngines(): number;
   /** Replays pending journal rows into the cache now (the service's drainer, or the shared one); returns how many. */
   drainJournal(): Promise<number>;
   /** Closes the engines and stops the drainer and the audit timer. The adapters stay open. */
@@ -203,6 +205,7 @@ export function createService(options: ServiceOptions): LockstepService {
     engine,
     metricsText: async () => (metrics === undefined ? '' : metrics.text()),
     metricsContentType: metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
+    sweepEngines: () => pool.sweep(),
     drainJournal: () => (drainer ?? shared)?.drain() ?? Promise.resolve(0),
     health,
     stats,

@@ -78,7 +78,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
     opened.push({ what: 'cache', close: () => cache.close() });
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
-    const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval } });
+    const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
     const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
