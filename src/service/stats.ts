@@ -22,7 +22,11 @@ export interface ServiceStats {
   readonly hitRatio: number | null;
   /** Every counter of the registry, summed over namespaces, by the seed's names. */
   readonly counters: Readonly<Record<CounterName, number>>;
-  /** Recent latencies in ms. Reads are timed whole (the engine does not split a read into steps). */
+  /**
+   * Recent latencies, EXACT, in MILLISECONDS, over the last 1024 operations of each kind. Reads are
+   * timed whole (read events). metrics() and /metrics give bucket bounds in seconds since start,
+   * ranked the same way (see HistogramSnapshot.p99).
+   */
   readonly latencyMs: {
     /** Reads whole; `cache` those the cache answered (hits), `store` those the store answered (miss, bypass, fallback). */
     readonly read: { readonly total: RecentQuantiles; readonly cache: RecentQuantiles; readonly store: RecentQuantiles };

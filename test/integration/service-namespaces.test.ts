@@ -8,6 +8,8 @@ import { after, describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
 import { parseServeArgs } from '../../src/cli/commands/serve.js';
 import { InvalidOptionError } from '../../src/errors.js';
+import { LATENCY_BUCKETS_SECONDS } from '../../src/metrics/catalog.js';
+import { createMetrics } from '../../src/metrics/recorder.js';
 import { createService, type LockstepService, type ServiceOptions } from '../../src/service/service.js';
 import { createEngineFixture } from '../helpers/engine-fixture.js';
 
@@ -117,5 +119,23 @@ describe('bounded namespaces', () => {
     assert.equal(parseServeArgs(['--max-engines', '7'], {}).maxEngines, 7);
     assert.equal(parseServeArgs([], { LOCKSTEP_MAX_ENGINES: '9' }).maxEngines, 9);
     assert.equal(parseServeArgs([], {}).maxEngines, 1000);
+  });
+});
+
+describe('p99: metrics() and /v1/stats agree', () => {
+  it('metrics() gives the bucket (seconds) that holds the exact p99 (ms) /v1/stats gives, both ranked the same way', async () => {
+    const registry = createMetrics();
+    const { service } = await host({ metrics: registry });
+    const engine = service.engine('lat');
+    for (let i = 0; i < 200; i++) await engine.write(`k${i % 20}`, i);
+    const exact = (await service.stats()).latencyMs.write.total;
+    const bucketed = (await registry.snapshot()).histograms.write_through_total_latency;
+    assert.equal(exact.samples, 200);
+    assert.equal(bucketed.count, 200);
+    for (const q of ['p50', 'p99'] as const) {
+      const ms = exact[q]!;
+      const holding = LATENCY_BUCKETS_SECONDS.find((bound) => ms / 1000 <= bound) ?? Number.POSITIVE_INFINITY;
+      assert.equal(bucketed[q], holding, `${q}: exact ${ms} ms lies in the bucket le=${bucketed[q]} s`);
+    }
   });
 });
