@@ -10,11 +10,11 @@ import { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Duration } from '../duration.js';
 import type { DeleteResult } from '../engine/api.js';
 import { InvalidOptionError, VersionConflictError } from '../errors.js';
-import type { WriteThroughOptions } from '../options.js';
 import { createRepository, type EntityId, type Repository, type SaveOptions } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { completeInsert, drizzleMapper, resolveDrizzleColumns, withUpdateDefaults } from './drizzle-columns.js';
+import { type WriteThroughOptions } from '../compose/write-through.js';
 
 export interface DrizzleTableOptions extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
   /** The table's version column (an integer the integration raises on every write). */
