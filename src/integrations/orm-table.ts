@@ -48,7 +48,7 @@ export function createOrmTable<Row, Insert, Changes>(parts: OrmTableParts<Row>):
   return {
     repository,
     entities,
-    insert: (values) => save(parts.completeInsert(values as Record<string, unknown>), 0),
+    insert: async (values) => save(parts.completeInsert(values as Record<string, unknown>), 0),
     async update(id, changes, options) {
       for (let attempt = 1; ; attempt++) {
         const current = (await repository.findById(id)) as Record<string, unknown> | undefined;
