@@ -158,3 +158,26 @@ describe('TypeORM integration options', () => {
     }
   });
 });
+
+describe("TypeORM's own query result cache, for contrast (README: TypeORM)", () => {
+  it("serves the pre-update row after TypeORM's own update until its duration ends; the integration serves the new row", async () => {
+    const entity = noteSchema();
+    const dataSource = new DataSource({ type: 'better-sqlite3', database: join(dir, 'contrast.db'), entities: [entity], synchronize: true, cache: true });
+    await dataSource.initialize();
+    const cached = await typeormTable<Note>(dataSource, entity, { cache: createMemoryCache({ maxEntries: 10 }), journal: { pollInterval: '1h' } });
+    try {
+      await cached.repository.engine.drainJournal();
+      await cached.insert({ id: 1, title: 'before' });
+      const notes = dataSource.getRepository(entity);
+      const find = () => notes.findOne({ where: { id: 1 }, cache: 60_000 });
+      assert.equal((await find())?.title, 'before'); // stored in TypeORM's query-result-cache table
+      await notes.update({ id: 1 }, { title: 'after' }); // TypeORM's own write, in the same process, on the same DataSource
+      assert.equal((await find())?.title, 'before', 'no write path calls queryResultCache.remove(): it stays until time + duration');
+      await cached.repository.engine.drainJournal(); // the poller does this every 100 ms
+      assert.equal((await cached.findById(1))?.title, 'after');
+    } finally {
+      await cached.close();
+      await dataSource.destroy();
+    }
+  });
+});
