@@ -14,6 +14,7 @@ interface OtelSpan {
   setStatus(status: { code: number; message?: string }): unknown;
   recordException(exception: Error): unknown;
   updateName(name: string): unknown;
+  isRecording(): boolean;
   end(endTime?: number): void;
 }
 interface OtelTracer {
@@ -30,6 +31,12 @@ export interface OtelTracingOptions {
   tracerName?: string;
   /** Record the cache key (`lockstep.key`) on spans; keys may carry user data. @default false (the namespace only) */
   recordKeys?: boolean;
+  /**
+   * A span for every cache hit. With an SDK recording spans a hit span costs microseconds (see
+   * docs/observability.md); false traces only misses and bypasses, and the hit path does nothing
+   * but a type check on the answer. @default true
+   */
+  hitSpans?: boolean;
   /** @default true (false: every wrapper is the identity, as without the package) */
   enabled?: boolean;
 }
@@ -66,10 +73,10 @@ export async function createOtelTracing(options: OtelTracingOptions = {}): Promi
   }
   const provider = options.tracerProvider ?? api.trace.getTracerProvider();
   const tracer = provider.getTracer(options.tracerName ?? 'lockstep') as OtelTracer;
-  return tracingWith(tracer, options.recordKeys ?? false);
+  return tracingWith(tracer, options.recordKeys ?? false, options.hitSpans ?? true);
 }
 
-function tracingWith(tracer: OtelTracer, recordKeys: boolean): LockstepTracing {
+function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean): LockstepTracing {
   const keyAttributes = (cacheKey: string): Attributes => {
     const colon = cacheKey.indexOf(':');
     const attributes: Attributes = { 'lockstep.namespace': colon < 0 ? cacheKey : cacheKey.slice(0, colon) };
@@ -78,8 +85,21 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean): LockstepTracing {
   };
 
   /** Runs `call` in a span; the span ends when the result settles (sync results stay sync). */
-  function traced<R>(name: string, attributes: Attributes, call: () => R, done?: (span: OtelSpan, result: Awaited<R>, ms: number) => void): R {
-    const span = tracer.startSpan(name, { attributes });
+  function traced<R>(name: string, attributes: () => Attributes, call: () => R, done?: (span: OtelSpan, result: Awaited<R>, ms: number) => void): R {
+    const span = tracer.startSpan(name);
+    // A span nobody records (no SDK, or not sampled) costs no attributes and no clock reads.
+    if (!span.isRecording()) {
+      try {
+        const result = call();
+        if (result instanceof Promise) return result.finally(() => span.end()) as R;
+        span.end();
+        return result;
+      } catch (error) {
+        span.end();
+        throw error;
+      }
+    }
+    span.setAttributes(attributes());
     const started = performance.now();
     const fail = (error: unknown): never => {
       span.recordException(error as Error);
@@ -102,15 +122,28 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean): LockstepTracing {
     return finish(result as Awaited<R>);
   }
 
+  function describeRead(span: OtelSpan, result: CacheGetResult): void {
+    if (result.kind === 'value') span.setAttributes({ 'lockstep.read.result': 'hit', cache_hits: 1 });
+    else if (result.kind === 'miss') span.setAttributes({ 'lockstep.read.result': 'miss', cache_misses: 1, 'lockstep.fill_lease': result.token !== undefined });
+    else span.setAttributes({ 'lockstep.read.result': 'bypass', cache_bypasses: 1 });
+    span.updateName(result.kind === 'value' ? spanNames.hit : result.kind === 'miss' ? spanNames.miss : spanNames.bypass);
+  }
+
   type Hook = (original: (...args: any[]) => any, args: any[]) => unknown;
+  /** The target with `methods` hooked; every other member as it is. Functions are bound once, not per access. */
   function wrap<T extends object>(target: T, methods: Record<string, Hook>): T {
+    const bound = new Map<PropertyKey, { from: unknown; fn: unknown }>();
     return new Proxy(target, {
       get(t, property, receiver) {
         const value: unknown = Reflect.get(t, property, receiver);
         if (typeof value !== 'function') return value;
+        const memo = bound.get(property);
+        if (memo !== undefined && memo.from === value) return memo.fn;
         const original = (value as (...args: unknown[]) => unknown).bind(t);
         const hook = typeof property === 'string' && Object.hasOwn(methods, property) ? methods[property] : undefined;
-        return hook === undefined ? original : (...args: unknown[]) => hook(original, args);
+        const fn = hook === undefined ? original : (...args: unknown[]) => hook(original, args);
+        bound.set(property, { from: value, fn });
+        return fn;
       },
     });
   }
@@ -119,38 +152,46 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean): LockstepTracing {
     enabled: true,
     cache: (cache) =>
       wrap(cache, {
-        get: (original, [key, fillLeaseMs]) =>
-          traced(spanNames.read, keyAttributes(key), () => original(key, fillLeaseMs), (span, result: CacheGetResult) => {
-            if (result.kind === 'value') span.setAttributes({ 'lockstep.read.result': 'hit', cache_hits: 1 });
-            else if (result.kind === 'miss') span.setAttributes({ 'lockstep.read.result': 'miss', cache_misses: 1, 'lockstep.fill_lease': result.token !== undefined });
-            else span.setAttributes({ 'lockstep.read.result': 'bypass', cache_bypasses: 1 });
-            span.updateName(result.kind === 'value' ? spanNames.hit : result.kind === 'miss' ? spanNames.miss : spanNames.bypass);
-          }),
+        get: (original, [key, fillLeaseMs]) => {
+          if (hitSpans) return traced(spanNames.read, () => keyAttributes(key), () => original(key, fillLeaseMs), describeRead);
+          // Hits pass untouched; a miss or a bypass gets its span after the fact, from the call's start.
+          const startTime = Date.now();
+          const after = (result: CacheGetResult) => {
+            if (result.kind !== 'value') {
+              const span = tracer.startSpan(spanNames.read, { startTime, attributes: keyAttributes(key) });
+              describeRead(span, result);
+              span.end();
+            }
+            return result;
+          };
+          const result = original(key, fillLeaseMs) as CacheGetResult | Promise<CacheGetResult>;
+          return result instanceof Promise ? result.then(after) : after(result);
+        },
         fill: (original, [key, token, entry, ttlMs]) =>
-          traced(spanNames.fill, { ...keyAttributes(key), 'lockstep.version': entry.version }, () => original(key, token, entry, ttlMs), (span, accepted: boolean) => {
+          traced(spanNames.fill, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, accepted: boolean) => {
             span.setAttribute('lockstep.fill.accepted', accepted);
             if (!accepted) span.setAttribute('fills_rejected', 1);
           }),
-        beginWrite: (original, [key, token, leaseMs]) => traced(spanNames.lease, { ...keyAttributes(key), 'lockstep.lease_ms': leaseMs }, () => original(key, token, leaseMs)),
+        beginWrite: (original, [key, token, leaseMs]) => traced(spanNames.lease, () => ({ ...keyAttributes(key), 'lockstep.lease_ms': leaseMs }), () => original(key, token, leaseMs)),
         completeWrite: (original, [key, token, entry, ttlMs]) =>
-          traced(spanNames.publish, { ...keyAttributes(key), 'lockstep.version': entry.version }, () => original(key, token, entry, ttlMs), (span, outcome: string, ms) =>
+          traced(spanNames.publish, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, outcome: string, ms) =>
             span.setAttributes({ 'lockstep.publish.outcome': outcome, cache_write_latency: ms }),
           ),
-        abortWrite: (original, [key, token]) => traced(spanNames.abort, keyAttributes(key), () => original(key, token)),
-        invalidateOlder: (original, [key, version]) => traced(spanNames.invalidate, { ...keyAttributes(key), 'lockstep.version': version }, () => original(key, version)),
+        abortWrite: (original, [key, token]) => traced(spanNames.abort, () => keyAttributes(key), () => original(key, token)),
+        invalidateOlder: (original, [key, version]) => traced(spanNames.invalidate, () => ({ ...keyAttributes(key), 'lockstep.version': version }), () => original(key, version)),
       }),
     store: (store) =>
       wrap(store, {
         write: (original, [namespace, key, payload, writeOptions]) =>
-          traced(spanNames.commit, storeAttributes(namespace, key, 'write'), () => original(namespace, key, payload, writeOptions), (span, result: { version: number }, ms) =>
+          traced(spanNames.commit, () => storeAttributes(namespace, key, 'write'), () => original(namespace, key, payload, writeOptions), (span, result: { version: number }, ms) =>
             span.setAttributes({ 'lockstep.version': result.version, db_write_latency: ms }),
           ),
         delete: (original, [namespace, key, writeOptions]) =>
-          traced(spanNames.commit, storeAttributes(namespace, key, 'delete'), () => original(namespace, key, writeOptions), (span, result: { version: number }, ms) =>
+          traced(spanNames.commit, () => storeAttributes(namespace, key, 'delete'), () => original(namespace, key, writeOptions), (span, result: { version: number }, ms) =>
             span.setAttributes({ 'lockstep.version': result.version, db_write_latency: ms }),
           ),
         read: (original, [namespace, key]) =>
-          traced(spanNames.storeRead, storeAttributes(namespace, key, 'read'), () => original(namespace, key), (span, found: unknown, ms) =>
+          traced(spanNames.storeRead, () => storeAttributes(namespace, key, 'read'), () => original(namespace, key), (span, found: unknown, ms) =>
             span.setAttributes({ 'lockstep.found': found !== undefined, db_read_latency: ms }),
           ),
       }),

@@ -21,8 +21,8 @@ const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 let files = 0;
 
-async function open() {
-  const tracing = await createOtelTracing({ tracerProvider: provider });
+async function open(options: { hitSpans?: boolean } = {}) {
+  const tracing = await createOtelTracing({ tracerProvider: provider, ...options });
   const sqlite = createSqliteStore({ path: join(dir, `otel-${++files}.db`) });
   const chaos = new ChaosStore(sqlite);
   const engine = createWriteThrough<{ name: string }>({
@@ -88,6 +88,21 @@ describe('OpenTelemetry spans', () => {
       assert.equal(named('lockstep.miss')[0]!.attributes.cache_misses, 1);
       assert.equal(named('lockstep.store.read')[0]!.attributes['lockstep.found'], true);
       assert.equal(named('lockstep.fill')[0]!.attributes['lockstep.fill.accepted'], true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('with hitSpans: false a hit records nothing, and a miss still has its span', async () => {
+    const t = await open({ hitSpans: false });
+    try {
+      await t.engine.write('1', { name: 'Ada' });
+      exporter.reset();
+      await t.engine.read('1');
+      assert.deepEqual(spans(), []);
+      await t.engine.read('2');
+      assert.deepEqual(spans().map((s) => s.name), ['lockstep.miss', 'lockstep.store.read', 'lockstep.fill']);
+      assert.equal(named('lockstep.miss')[0]!.attributes.cache_misses, 1);
     } finally {
       await t.close();
     }
