@@ -45,6 +45,33 @@ describe('read events', () => {
     assert.equal(f.engine.writesInFlight, 0);
   });
 
+  it('costs no clock read on the hit path while nobody listens', async () => {
+    const f = await createEngineFixture<number>();
+    after(() => f.close());
+    await f.engine.write('k', 1);
+    await f.engine.read('k');
+    const original = performance.now.bind(performance);
+    let calls = 0;
+    performance.now = () => {
+      calls++;
+      return original();
+    };
+    try {
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 0, 'no listener: no clock read');
+      const listener = (): void => undefined;
+      f.engine.on('read', listener);
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 200, 'a listener: start and end of each read');
+      f.engine.off('read', listener);
+      calls = 0;
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 0, 'listener gone: no clock read again');
+    } finally {
+      performance.now = original;
+    }
+  });
+
   it('reports a failed read with no source', async () => {
     const f = await createEngineFixture<number>();
     after(() => f.close());
