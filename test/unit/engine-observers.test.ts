@@ -122,6 +122,26 @@ describe('journal repairs are counted by the drainer that applies them', () => {
   });
 });
 
+describe('journal repairs with a drainer the service does not own', () => {
+  it('are counted by that drainer, per labelled namespace and under _other', async () => {
+    const f = await createEngineFixture<number>();
+    after(() => f.close());
+    const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
+    after(() => drainer.stop());
+    const service = createService({ store: f.store, cache: f.cache, journal: drainer, metricsNamespaces: 1, audit: { interval: 0 } });
+    after(() => service.close());
+    await drainer.ready;
+    await service.engine('sa').write('x', 1); // gets the one labelled slot
+    await service.engine('sb').write('y', 1); // reports under _other
+    const db = f.rawConnection();
+    db.prepare("UPDATE lockstep_kv SET value = '5' WHERE namespace IN ('sa', 'sb')").run();
+    assert.equal(await service.drainJournal(), 2);
+    const text = await service.metricsText();
+    assert.equal(seriesValue(text, 'lockstep_journal_repairs_total', 'sa'), 1);
+    assert.equal(seriesValue(text, 'lockstep_journal_repairs_total', '_other'), 1);
+  });
+});
+
 describe('the service host', () => {
   it('hands out the engine itself (no wrapper) and times its reads through read events', async () => {
     const f = await createEngineFixture<number>();
