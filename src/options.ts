@@ -83,7 +83,7 @@ export interface JournalDrainerLike {
   readonly ready: Promise<void>;
   drain(): Promise<number>;
   /** Counts the rows applied to one namespace (createJournalDrainer has it); the engine reports it as journalRepairs. */
-  watchRepairs?(namespace: string): { readonly count: number; stop(): void };
+  watchRepairs?(namespace?: string): { readonly count: number; stop(): void };
 }
 
 export interface ResolvedJournalOptions {

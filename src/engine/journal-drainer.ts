@@ -26,9 +26,10 @@ export interface JournalDrainer {
   /**
    * Counts the rows this drainer applies to one namespace from now until stop(): the drainer applies
    * them, so it counts them, and every engine sharing it reports its own namespace's count. Only
-   * watched namespaces are counted (memory stays bounded by the engines alive).
+   * watched namespaces are counted (memory stays bounded by the engines alive). Without a
+   * namespace, counts the rows of every namespace.
    */
-  watchRepairs(namespace: string): RepairWatch;
+  watchRepairs(namespace?: string): RepairWatch;
 }
 
 export interface RepairWatch {
@@ -56,6 +57,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
   });
   const watched = new Map<string, { count: number; watchers: number }>();
+  let everyNamespace: { count: number; watchers: number } | undefined;
   let pass: Promise<number> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -72,6 +74,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
         applied++;
         const watch = watched.get(row.namespace);
         if (watch !== undefined) watch.count++;
+        if (everyNamespace !== undefined) everyNamespace.count++;
         onRepaired?.(row);
       }
       if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(journalId, cursor);
@@ -103,9 +106,13 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     timer.unref();
   }
 
-  function watchRepairs(namespace: string): RepairWatch {
-    let watch = watched.get(namespace);
-    if (watch === undefined) watched.set(namespace, (watch = { count: 0, watchers: 0 }));
+  function watchRepairs(namespace?: string): RepairWatch {
+    let watch = namespace === undefined ? everyNamespace : watched.get(namespace);
+    if (watch === undefined) {
+      watch = { count: 0, watchers: 0 };
+      if (namespace === undefined) everyNamespace = watch;
+      else watched.set(namespace, watch);
+    }
     watch.watchers++;
     const counted = watch;
     let stopped = false;
@@ -116,7 +123,10 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       stop() {
         if (stopped) return;
         stopped = true;
-        if (--counted.watchers === 0 && watched.get(namespace) === counted) watched.delete(namespace);
+        if (--counted.watchers > 0) return;
+        if (namespace === undefined) {
+          if (everyNamespace === counted) everyNamespace = undefined;
+        } else if (watched.get(namespace) === counted) watched.delete(namespace);
       },
     };
   }

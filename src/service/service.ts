@@ -94,8 +94,11 @@ export function createService(options: ServiceOptions): LockstepService {
   const metrics = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
   const tracker = createStatsTracker();
   const bounds = resolveBounds(options);
-  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics });
   const shared = isJournalDrainer(options.journal) ? options.journal : undefined;
+  // Repairs are counted by the drainer's owner: this service for its own drainer (onRepaired
+  // below), else the shared drainer itself, when it counts them (watchRepairs).
+  const repairs = shared?.watchRepairs?.bind(shared);
+  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics, repairs });
   const drainer =
     options.journal === false || shared !== undefined
       ? undefined
@@ -195,6 +198,7 @@ export function createService(options: ServiceOptions): LockstepService {
     // The audit reads the adapters, which the caller closes once this resolves.
     await auditor.stop();
     const open = pool.drain();
+    groups.close();
     const results = await Promise.allSettled([...open.map((e) => e.close()), drainer?.stop()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
