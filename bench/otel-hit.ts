@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { createMemoryCache } from '../src/cache/memory.js';
-import { createWriteThrough } from '../src/engine/write-through.js';
+import { createWriteThrough } from '../src/compose/write-through.js';
 import { createOtelTracing, type LockstepTracing } from '../src/observability/otel.js';
 import { createSqliteStore } from '../src/store/sqlite.js';
 

@@ -9,7 +9,7 @@ import { PgTable } from 'drizzle-orm/pg-core';
 import { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Duration } from '../duration.js';
 import { InvalidOptionError } from '../errors.js';
-import type { WriteThroughOptions } from '../options.js';
+import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type SaveOptions } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';

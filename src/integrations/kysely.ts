@@ -9,7 +9,7 @@ import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Duration } from '../duration.js';
 import { InvalidOptionError } from '../errors.js';
-import type { WriteThroughOptions } from '../options.js';
+import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type EntityMapper } from '../patterns/repository.js';
 import type { PostgresPool } from '../store/postgres.js';
 import { identifier, resolveEntitySpec, type EntityRow, type EntitySpec, type EntityStore } from '../store/entity/spec.js';

@@ -8,7 +8,7 @@
 import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
 import type { Duration } from '../duration.js';
 import { InvalidOptionError } from '../errors.js';
-import type { WriteThroughOptions } from '../options.js';
+import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId } from '../patterns/repository.js';
 import type { PostgresPool } from '../store/postgres.js';
 import type { EntityStore } from '../store/entity/spec.js';

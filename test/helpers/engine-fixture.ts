@@ -8,9 +8,7 @@ import { createMemoryCache, type MemoryCacheOptions } from '../../src/cache/memo
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { createManualClock, type ManualClock } from '../../src/clock.js';
-import type { WriteThrough } from '../../src/engine/api.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
-import type { WriteThroughOptions } from '../../src/options.js';
+import { type WriteThrough, type WriteThroughOptions, createWriteThrough } from '../../src/compose/write-through.js';
 import type { CacheAdapter, StoreAdapter } from '../../src/types.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 

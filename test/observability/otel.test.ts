@@ -11,7 +11,7 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createOtelTracing } from '../../src/observability/otel.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 
