@@ -1,0 +1,61 @@
+// A session's main loop: one batch at a time (messages up to Sync, Query, FunctionCall, Flush or
+// Terminate), so that the proxy's own statements never interleave with a client's transaction.
+import { build, type Message } from './framing.js';
+import { planExtended, planQuery, type Plan } from './batch.js';
+import { readPoint } from './read-path.js';
+import { relay } from './relay.js';
+import type { PassReason } from './context.js';
+import type { SessionState } from './state.js';
+
+const ENDS_BATCH = new Set(['S', 'Q', 'F', 'H', 'X']);
+const MAX_BATCH_MESSAGES = 100_000;
+
+async function nextBatch(state: SessionState): Promise<Message[]> {
+  const batch: Message[] = [];
+  state.idle = batch.length === 0 && state.client.pending === 0;
+  try {
+    for (;;) {
+      const m = await state.client.next();
+      state.idle = false;
+      batch.push(m);
+      if (ENDS_BATCH.has(m.type) || batch.length >= MAX_BATCH_MESSAGES) return batch;
+    }
+  } finally {
+    state.idle = false;
+  }
+}
+
+function planOf(state: SessionState, batch: readonly Message[]): Plan {
+  const last = batch[batch.length - 1]!;
+  if (last.type === 'Q' && batch.length === 1) return planQuery(last.body.toString('utf8', 0, last.body.length - 1), state.ctx.tables);
+  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables);
+  return { kind: 'pass', reason: 'not-cacheable' };
+}
+
+export async function runBatches(state: SessionState): Promise<void> {
+  const { ctx } = state;
+  for (;;) {
+    if (state.draining && state.status === 'I' && state.client.pending === 0) {
+      state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
+      return;
+    }
+    const batch = await nextBatch(state);
+    const last = batch[batch.length - 1]!;
+    if (last.type === 'X') {
+      state.upstream.socket.end(Buffer.concat(batch.map((m) => m.raw)));
+      return;
+    }
+    let reason: PassReason = 'not-cacheable';
+    const plan = planOf(state, batch);
+    if (plan.kind === 'read') {
+      if (state.status !== 'I') reason = 'in-transaction';
+      else {
+        const passed = await readPoint(state, batch, plan.read);
+        if (passed === undefined) continue;
+        reason = passed;
+      }
+    } else reason = plan.reason;
+    ctx.metrics.passThrough[reason]++;
+    await relay(state, batch);
+  }
+}
