@@ -10,18 +10,35 @@ import type { SessionState } from './state.js';
 const ENDS_BATCH = new Set(['S', 'Q', 'F', 'H', 'X']);
 const MAX_BATCH_MESSAGES = 100_000;
 
+/** While no batch is in flight, whatever the server sends (notifications, notices, a FATAL) goes straight to the client. */
+function relayUnsolicited(state: SessionState, on: boolean): void {
+  const { upstream, client } = state;
+  if (!on) {
+    upstream.onMessage = undefined;
+    return;
+  }
+  for (const m of upstream.drain()) client.socket.write(m.raw);
+  upstream.onMessage = (m) => {
+    client.socket.write(m.raw);
+    return true;
+  };
+}
+
 async function nextBatch(state: SessionState): Promise<Message[]> {
   const batch: Message[] = [];
-  state.idle = batch.length === 0 && state.client.pending === 0;
+  state.idle = state.client.pending === 0;
+  if (state.idle) relayUnsolicited(state, true);
   try {
     for (;;) {
       const m = await state.client.next();
       state.idle = false;
+      relayUnsolicited(state, false);
       batch.push(m);
       if (ENDS_BATCH.has(m.type) || batch.length >= MAX_BATCH_MESSAGES) return batch;
     }
   } finally {
     state.idle = false;
+    relayUnsolicited(state, false);
   }
 }
 
