@@ -33,13 +33,24 @@ export interface OtherStatement {
   readonly dropsStatements: boolean;
 }
 
+// Parsing costs about a millisecond: clients repeat the same texts, so results are kept by text (bounded).
+const MAX_REMEMBERED = 2_000;
+const parsed = new Map<string, Node[] | undefined>();
+
 function parse(sql: string): Node[] | undefined {
+  if (parsed.has(sql)) return parsed.get(sql);
+  let stmts: Node[] | undefined;
   try {
     const result = parseSync(sql) as { stmts?: { stmt: Node }[] };
-    return (result.stmts ?? []).map((s) => s.stmt);
+    stmts = (result.stmts ?? []).map((s) => s.stmt);
   } catch {
-    return undefined; // PostgreSQL will answer the syntax error itself
+    stmts = undefined; // PostgreSQL will answer the syntax error itself
   }
+  if (sql.length <= 4_096) {
+    if (parsed.size >= MAX_REMEMBERED) parsed.delete(parsed.keys().next().value!);
+    parsed.set(sql, stmts);
+  }
+  return stmts;
 }
 
 const FORBIDDEN_SELECT_PARTS = ['distinctClause', 'intoClause', 'groupClause', 'havingClause', 'windowClause', 'valuesLists', 'sortClause', 'limitOffset', 'limitCount', 'lockingClause', 'withClause', 'larg', 'rarg'];
