@@ -96,6 +96,8 @@ function answerHit(state: SessionState, read: PlannedRead, bytes: Buffer): void 
 export async function readPoint(state: SessionState, batch: readonly Message[], read: PlannedRead): Promise<PassReason | undefined> {
   const { ctx } = state;
   if (state.parameters.get('client_encoding') !== 'UTF8') return 'encoding';
+  // The parser reads string literals as standard_conforming_strings = on does.
+  if (read.shape.startsWith('Q|') && state.parameters.get('standard_conforming_strings') !== 'on') return 'key-form';
   if (state.unnamedStale !== undefined && read.unnamedParse === undefined && !read.shape.startsWith('Q|')) return 'not-cacheable';
   const cacheKey = rowCacheKey(ctx, read.point.table.qualified, read.key);
   let got;

@@ -30,13 +30,15 @@ export function parseTableName(text: string): { schema: string; name: string } {
 }
 
 export async function describeTable(client: pg.ClientBase, schema: string, name: string): Promise<CachedTable> {
-  const rel = await client.query<{ oid: number }>(
-    `SELECT c.oid::int AS oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  const rel = await client.query<{ oid: number; rls: boolean }>(
+    `SELECT c.oid::int AS oid, c.relrowsecurity AS rls FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'`,
     [schema, name],
   );
   if (rel.rows.length === 0) throw new Error(`table ${schema}.${name} not found (an ordinary table is required)`);
   const oid = rel.rows[0]!.oid;
+  // Row-level security can depend on anything (custom settings, functions): one session's answer is not another's.
+  if (rel.rows[0]!.rls) throw new Error(`table ${schema}.${name} has row-level security enabled: its answers cannot be shared between sessions`);
   const pk = await client.query<{ attname: string; atttypid: number }>(
     `SELECT a.attname, a.atttypid::int AS atttypid FROM pg_catalog.pg_index i
      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
