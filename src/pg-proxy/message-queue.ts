@@ -22,6 +22,7 @@ export class MessageQueue {
     socket.on('close', () => this.fail(new ConnectionClosedError(`${label} closed the connection`)));
     socket.on('error', (error) => this.fail(new ConnectionClosedError(`${label}: ${error.message}`)));
     if (initial !== undefined && initial.length > 0) this.push(initial);
+    socket.resume(); // the startup reader left it paused
   }
 
   private push(chunk: Buffer): void {

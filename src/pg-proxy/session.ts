@@ -81,8 +81,9 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       unregister();
       ctx.metrics.sessions--;
     }
-  } catch {
+  } catch (error) {
     // A closed or broken connection ends the session; PostgreSQL rolls back what was open.
+    if (process.env.LOCKSTEP_PGPROXY_DEBUG === '1') process.stderr.write(`pg-proxy session ended: ${(error as Error).stack}\n`);
   } finally {
     socket.destroy();
     upstreamSocket?.destroy();
