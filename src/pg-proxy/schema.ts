@@ -88,6 +88,42 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
   SELECT coalesce((SELECT version FROM ${s}.versions WHERE tbl = p_tbl AND key = p_key), 0)
 $fn$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${s} TO PUBLIC;
+
+-- DDL made anywhere (not only through the proxy): an event trigger journals a whole-table flush for
+-- every cached table a command touched, and for every GRANT/REVOKE. Event triggers need a
+-- superuser: without one the proxy still detects DDL it relays, and says so at start.
+CREATE TABLE IF NOT EXISTS ${s}.tables (relid oid PRIMARY KEY, name text NOT NULL);
+CREATE OR REPLACE FUNCTION ${s}.on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE t record;
+BEGIN
+  IF tg_tag IN ('GRANT', 'REVOKE') THEN
+    FOR t IN SELECT name FROM ${s}.tables LOOP PERFORM ${s}.flush(t.name); END LOOP;
+    RETURN;
+  END IF;
+  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_ddl_commands() c JOIN ${s}.tables ct ON ct.relid = c.objid LOOP
+    PERFORM ${s}.flush(t.name);
+  END LOOP;
+END $fn$;
+CREATE OR REPLACE FUNCTION ${s}.on_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_dropped_objects() d JOIN ${s}.tables ct ON ct.relid = d.objid LOOP
+    PERFORM ${s}.flush(t.name);
+  END LOOP;
+END $fn$;
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'lockstep_proxy_${schema}_ddl') THEN
+    CREATE EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ON ddl_command_end EXECUTE FUNCTION ${s}.on_ddl();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'lockstep_proxy_${schema}_drop') THEN
+    CREATE EVENT TRIGGER "lockstep_proxy_${schema}_drop" ON sql_drop EXECUTE FUNCTION ${s}.on_drop();
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE WARNING 'lockstep pg-proxy: no event trigger (needs a superuser): DDL made straight on PostgreSQL is not detected';
+END $do$;
 `;
 }
 
@@ -99,6 +135,8 @@ export function proxyTriggersSql(schema: string, table: { schema: string; name: 
   const args = `'${table.pkColumn}', '${table.schema}.${table.name}'`;
   const trig = `lockstep_proxy_${schema}`;
   return `
+INSERT INTO ${s}.tables (relid, name) VALUES ('${t}'::regclass, '${table.schema}.${table.name}')
+  ON CONFLICT (relid) DO UPDATE SET name = excluded.name;
 DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_row`)} ON ${t};
 CREATE TRIGGER ${quoteIdentifier(`${trig}_row`)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
   FOR EACH ROW EXECUTE FUNCTION ${s}.on_row(${args});

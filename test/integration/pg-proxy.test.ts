@@ -164,7 +164,7 @@ describe('pg-proxy', { skip: service.skip, timeout: 120_000 }, () => {
     assert.ok(ms < 5_000);
   });
 
-  it('DDL and TRUNCATE flush the table: SELECT * shows the new column; truncated rows are gone', async () => {
+  it('DDL (through the proxy or straight) and TRUNCATE flush the table: SELECT * shows the new column; truncated rows are gone', async () => {
     const c = await client();
     const direct = await client(db.url);
     await c.query('SELECT * FROM items WHERE id = $1', [12]);
@@ -174,6 +174,12 @@ describe('pg-proxy', { skip: service.skip, timeout: 120_000 }, () => {
     assert.equal(after.rows[0].extra, 7);
     await c.query('ALTER TABLE items DROP COLUMN extra');
     assert.equal((await c.query('SELECT * FROM items WHERE id = $1', [12])).rows[0].extra, undefined);
+    // DDL straight on PostgreSQL: the event trigger journals a flush.
+    await c.query('SELECT * FROM items WHERE id = $1', [12]);
+    await direct.query('ALTER TABLE items ADD COLUMN bypass_col int NOT NULL DEFAULT 9');
+    await waitFor('bypass DDL to flush', async () => (await c.query('SELECT * FROM items WHERE id = $1', [12])).rows[0].bypass_col === 9, 5_000);
+    await direct.query('ALTER TABLE items DROP COLUMN bypass_col');
+    await waitFor('bypass DDL to flush again', async () => !('bypass_col' in (await c.query('SELECT * FROM items WHERE id = $1', [12])).rows[0]), 5_000);
     await c.query('SELECT * FROM items WHERE id = $1', [13]);
     await direct.query('CREATE TABLE IF NOT EXISTS scratch_copy AS SELECT * FROM items');
     await direct.query('TRUNCATE items');
