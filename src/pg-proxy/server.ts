@@ -6,6 +6,7 @@ import { loadParser } from './classify.js';
 import { createMetrics, tablePrefix, type ProxyContext, type ProxyMetrics } from './context.js';
 import { createDrainer, type BypassDrainer } from './drainer.js';
 import { FLUSH_VERSION } from './fence.js';
+import { build } from './framing.js';
 import { startHttp } from './http.js';
 import { handleConnection } from './session.js';
 import type { SessionState } from './state.js';
@@ -113,7 +114,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
       for (const state of sessions) {
         state.draining = true;
         // An idle session between transactions can end now; the others end at their next idle point.
-        if (state.idle && state.status === 'I') state.client.socket.end();
+        if (state.idle && state.status === 'I') state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
       }
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
