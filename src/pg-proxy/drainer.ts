@@ -45,6 +45,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   let pass: Promise<number> | undefined;
   let again = false;
   let lastPrune = Date.now();
+  /** Ids applied by the last pass (the next pass may read them again). */
+  const applied = new Set<number>();
 
   async function connection(): Promise<pg.Client> {
     if (client !== undefined) return client;
@@ -77,9 +79,13 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, rows } = result.rows[0]!;
+    const { x, rows: all } = result.rows[0]!;
+    // A long transaction holds xmin back, so the same rows come again: apply each once.
+    const rows = all.filter((r) => !applied.has(r.id));
     const started = performance.now();
     await applyWrites(ctx, rows.map((r) => ({ id: r.id, table: r.tbl, key: r.key, version: Number(r.version) })));
+    applied.clear();
+    for (const r of all) applied.add(r.id);
     const applyMs = performance.now() - started;
     // Rows already fenced by their session count too (harmless); the lag is commit → invalidated here.
     for (const row of rows) {

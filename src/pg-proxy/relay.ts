@@ -74,7 +74,8 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   upstream.socket.write(Buffer.concat(out));
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
   // messages go up as they come, up to and including the next Sync (or Query).
-  let raw = batch[batch.length - 1]!.type === 'H';
+  // (Also a batch cut at the message cap without a terminator.)
+  let raw = !TERMINATORS.has(batch[batch.length - 1]!.type);
   let copying = false;
   client.onMessage = (m: Message): boolean => {
     if (copying && (m.type === 'd' || m.type === 'c' || m.type === 'f')) {

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { checkVersions, historyNow, type HistoryEntry } from '../../src/audit/history.js';
 import { createProxyDatabase, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { freePort, spawnProxy, type ProxyProcess } from '../helpers/pg-proxy-process.js';
-import { DATABASE_URL, needService } from '../helpers/services.js';
+import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 const KEYS = [1, 2, 3];
@@ -23,9 +23,9 @@ interface RunResult {
   kills: number;
 }
 
-async function run(db: ProxyDatabase, skipFence: boolean): Promise<RunResult> {
+async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Promise<RunResult> {
   const port = await freePort();
-  const args = ['--listen', `127.0.0.1:${port}`, '--upstream', db.url, '--table', 'items', '--grace', '0'];
+  const args = ['--listen', `127.0.0.1:${port}`, '--upstream', db.url, '--table', 'items', '--grace', '0', '--cache', cache];
   // A slow bypass drainer (1 s poll, no NOTIFY): only the fence can keep reads fresh.
   const env = { LOCKSTEP_PGPROXY_TEST_DRAIN_POLL_MS: '1000', ...(skipFence ? { LOCKSTEP_PGPROXY_TEST_SKIP_FENCE: '1' } : {}) };
   let proxy: ProxyProcess = await spawnProxy(args, env);
@@ -151,6 +151,16 @@ describe('pg-proxy consistency', { skip: service.skip, timeout: 180_000 }, () =>
     // Sized for a loaded 2-core machine: the point is the check, not the volume.
     assert.ok(result.reads > 30 && proxied > 10, `enough traffic: ${result.reads} reads, ${proxied} acknowledged writes through the proxy`);
     assert.ok(result.kills >= 1, 'the proxy was killed and restarted');
+    assert.deepEqual(violations.slice(0, 3), [], `${violations.length} violations in ${result.reads} reads`);
+  });
+
+  it('with a Redis cache that survives the kills (keys under this test database only): 0 stale reads, 0 phantoms', async (t) => {
+    const redis = await needService('Redis', REDIS_URL);
+    if (redis.skip) return t.skip(redis.skip);
+    const result = await run(db, false, REDIS_URL);
+    const violations = checkVersions(result.history);
+    t.diagnostic(`${result.reads} reads, ${result.writes} writes, ${result.kills} kills, ${violations.length} violations`);
+    assert.ok(result.reads > 30, `enough reads: ${result.reads}`);
     assert.deepEqual(violations.slice(0, 3), [], `${violations.length} violations in ${result.reads} reads`);
   });
 
