@@ -17,7 +17,7 @@ function asPostgres(args: string[]): void {
   execFileSync('runuser', ['-u', 'postgres', '--', ...args], { stdio: 'pipe', timeout: 60_000 });
 }
 
-export function startCluster(port: number, hba: string): Cluster {
+export function startCluster(port: number, hba: string, settings = ''): Cluster {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-pgcluster-'));
   const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
   const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
@@ -25,7 +25,7 @@ export function startCluster(port: number, hba: string): Cluster {
   const data = join(dir, 'data');
   asPostgres([join(BIN, 'initdb'), '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   writeFileSync(join(data, 'pg_hba.conf'), hba);
-  asPostgres([join(BIN, 'pg_ctl'), '-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  asPostgres([join(BIN, 'pg_ctl'), '-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off ${settings}`, 'start']);
   return {
     port,
     dir,

@@ -12,14 +12,14 @@ export interface ProxyDatabase {
 }
 
 /** CREATE DATABASE lockstep_pgproxy_<tag>_<pid> with `items (id int primary key, val text, n int)` and rows 1..rows. */
-export async function createProxyDatabase(tag: string, rows = 10): Promise<ProxyDatabase> {
+export async function createProxyDatabase(tag: string, rows = 10, adminUrl = DATABASE_URL): Promise<ProxyDatabase> {
   const name = `lockstep_pgproxy_${tag}_${process.pid}`;
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const url = new URL(DATABASE_URL);
+  const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const db = new pg.Client({ connectionString: url.toString() });
   await db.connect();
@@ -30,7 +30,7 @@ export async function createProxyDatabase(tag: string, rows = 10): Promise<Proxy
     name,
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: DATABASE_URL });
+      const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
