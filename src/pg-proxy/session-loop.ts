@@ -5,7 +5,7 @@ import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
 import { relay } from './relay.js';
 import type { PassReason } from './context.js';
-import type { SessionState } from './state.js';
+import { recordParameter, type SessionState } from './state.js';
 
 const ENDS_BATCH = new Set(['S', 'Q', 'F', 'H', 'X']);
 const MAX_BATCH_MESSAGES = 100_000;
@@ -17,11 +17,13 @@ function relayUnsolicited(state: SessionState, on: boolean): void {
     upstream.onMessage = undefined;
     return;
   }
-  for (const m of upstream.drain()) client.socket.write(m.raw);
-  upstream.onMessage = (m) => {
+  const pass = (m: Message): boolean => {
+    if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
     client.socket.write(m.raw);
     return true;
   };
+  for (const m of upstream.drain()) pass(m);
+  upstream.onMessage = pass;
 }
 
 async function nextBatch(state: SessionState): Promise<Message[]> {
