@@ -2,6 +2,7 @@
 // 4xx with the error's stable code, an unavailable dependency a 503, and anything unexpected a
 // 500 `E_INTERNAL` that carries no message or stack from inside the process.
 import {
+  CacheError,
   CacheUnavailableError,
   CacheWriteError,
   ClosedError,
@@ -71,6 +72,8 @@ const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
   [StoreOutcomeUnknownError, 503],
   [CacheUnavailableError, 503],
   [CacheWriteError, 503],
+  // A cache call failed or timed out where the engine does not fall back to the store (inspect).
+  [CacheError, 503],
   // The service is shutting down.
   [ClosedError, 503],
 ];
