@@ -181,7 +181,17 @@ class MemoryCache implements CacheAdapter {
     const value = this.values.peek(key);
     if (value !== undefined) return this.valueView(key, value);
     const lease = this.liveLease(key);
-    return lease === undefined ? undefined : leaseView(key, lease);
+    return lease === undefined ? undefined : this.leaseView(key, lease);
+  }
+
+  /** A view's expiresAt is epoch ms, as the Redis adapter's: the clock's reading becomes wall time. */
+  private epochOf(clockMs: number): number {
+    return Number.isFinite(clockMs) ? Math.round(Date.now() + (clockMs - this.clock.now())) : clockMs;
+  }
+
+  private leaseView(key: string, lease: Lease): CacheRecordView {
+    const view = leaseView(key, lease);
+    return { ...view, expiresAt: this.epochOf(view.expiresAt) };
   }
 
   async *scan(prefix: string): AsyncIterable<CacheRecordView> {
@@ -191,7 +201,7 @@ class MemoryCache implements CacheAdapter {
     for (const key of [...this.leases.keys()]) {
       if (!key.startsWith(prefix)) continue;
       const lease = this.liveLease(key);
-      if (lease !== undefined) yield leaseView(key, lease);
+      if (lease !== undefined) yield this.leaseView(key, lease);
     }
   }
 
@@ -261,7 +271,7 @@ class MemoryCache implements CacheAdapter {
       version: value.version,
       payload: value.payload,
       tombstone: value.tombstone,
-      expiresAt: Number.isFinite(remaining) ? this.clock.now() + remaining : Number.POSITIVE_INFINITY,
+      expiresAt: Number.isFinite(remaining) ? this.epochOf(this.clock.now() + remaining) : Number.POSITIVE_INFINITY,
     };
   }
 }
