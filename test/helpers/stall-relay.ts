@@ -1,0 +1,80 @@
+// A TCP relay in front of a real server (PostgreSQL, MariaDB, Redis) that can stop forwarding:
+// while stalled it still accepts connections and reads what both sides send, but delivers nothing,
+// as a database behind a partition, a failover or a full disk does. `refuse()` closes the port
+// instead (connection refused). Everything it opened is destroyed by close().
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+
+export interface StallRelay {
+  /** host:port of the relay. */
+  readonly port: number;
+  /** `url` with its host and port replaced by the relay's. */
+  urlFor(url: string): string;
+  /** Stop forwarding in both directions (new connections are accepted, then hang too). */
+  stall(): void;
+  /** Forward again, delivering what was held back. */
+  resume(): void;
+  /** Connections the relay holds open now. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+export async function startStallRelay(target: string): Promise<StallRelay> {
+  const { hostname, port: targetPort } = new URL(target);
+  let stalled = false;
+  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]> }>();
+
+  const server: Server = createServer((client) => {
+    const upstream = new Socket();
+    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]> };
+    pairs.add(pair);
+    const forward = (to: Socket) => (chunk: Buffer) => {
+      if (stalled) pair.held.push([to, chunk]);
+      else if (!to.destroyed) to.write(chunk);
+    };
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', forward(upstream));
+    upstream.on('data', forward(client));
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    upstream.connect(Number(targetPort), hostname);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    port,
+    urlFor(url) {
+      const u = new URL(url);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
+    stall() {
+      stalled = true;
+    },
+    resume() {
+      stalled = false;
+      for (const pair of pairs) {
+        for (const [to, chunk] of pair.held.splice(0)) if (!to.destroyed) to.write(chunk);
+      }
+    },
+    get connections() {
+      return pairs.size;
+    },
+    async close() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
