@@ -15,6 +15,8 @@ export interface StallRelay {
   resume(): void;
   /** Connections the relay holds open now. */
   readonly connections: number;
+  /** Chunks held back since the stall began (something was sent to a stalled peer). */
+  readonly held: number;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,11 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
     },
     get connections() {
       return pairs.size;
+    },
+    get held() {
+      let chunks = 0;
+      for (const pair of pairs) chunks += pair.held.length;
+      return chunks;
     },
     async close() {
       for (const { client, upstream } of pairs) {
