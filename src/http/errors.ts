@@ -78,7 +78,19 @@ const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
   [ClosedError, 503],
 ];
 
+/**
+ * The client went away while its body was still arriving (node's `aborted` ECONNRESET, as read by a
+ * chunked upload's body limit): its own doing, not ours. Nobody is left to read the answer.
+ */
+export function isClientAbort(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.code === 'ECONNRESET' && e.message === 'aborted';
+}
+
 export function toErrorResponse(error: unknown): ErrorResponse {
+  if (isClientAbort(error)) {
+    return { status: 400, body: { error: { code: 'E_REQUEST_ABORTED', message: 'the client closed the connection before the body arrived' } }, headers: {}, unexpected: false };
+  }
   if (error instanceof HttpError) {
     return { status: error.status, body: { error: { code: error.code, message: error.message } }, headers: error.headers, unexpected: false };
   }
