@@ -1,7 +1,7 @@
 // A TCP relay in front of a real server (PostgreSQL, MariaDB, Redis) that can stop forwarding:
 // while stalled it still accepts connections and reads what both sides send, but delivers nothing,
-// as a database behind a partition, a failover or a full disk does. `refuse()` closes the port
-// instead (connection refused). Everything it opened is destroyed by close().
+// as a database behind a partition, a failover or a full disk does. `down()` cuts every connection
+// and closes the port (connection refused). Everything it opened is destroyed by close().
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 
 export interface StallRelay {
@@ -13,6 +13,10 @@ export interface StallRelay {
   stall(): void;
   /** Forward again, delivering what was held back. */
   resume(): void;
+  /** The backend is down: every connection is cut and the port refuses new ones. */
+  down(): Promise<void>;
+  /** Listen again on the same port (after down()). */
+  up(): Promise<void>;
   /** Connections the relay holds open now. */
   readonly connections: number;
   /** Chunks held back since the stall began (something was sent to a stalled peer). */
@@ -49,6 +53,13 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  const cut = (): void => {
+    for (const { client, upstream } of pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
 
   return {
     port,
@@ -67,6 +78,19 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
         for (const [to, chunk] of pair.held.splice(0)) if (!to.destroyed) to.write(chunk);
       }
     },
+    async down() {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async up() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    },
     get connections() {
       return pairs.size;
     },
@@ -76,12 +100,8 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
       return chunks;
     },
     async close() {
-      for (const { client, upstream } of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pairs.clear();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      cut();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
