@@ -56,6 +56,8 @@ async function rig(backend: Backend): Promise<Rig> {
     backend === 'redis'
       ? createRedisCache({ url: relay.urlFor(REDIS_URL), keyPrefix: `${tag}:`, commandTimeout: `${CACHE_TIMEOUT_MS}ms` })
       : createMemoryCache({ maxEntries: 1_000 });
+  // The schema is created before any request, as `lockstep serve` does: DDL may take longer than a lease.
+  await (store as { ready?: () => Promise<void> }).ready?.();
   const service = createService({ store, cache, engine: { leaseTtl: `${LEASE_MS}ms` }, journal: { pollInterval: '50ms' }, audit: { interval: 0 } });
   const app = createApp(service);
   return {
