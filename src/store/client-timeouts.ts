@@ -40,6 +40,29 @@ export function connectWithin<C>(store: string, acquire: () => Promise<C>, ms: n
   });
 }
 
+/**
+ * Settles like `work`, or after `ms` calls `destroy` (the connection may be mid-statement) and
+ * rejects with a PROTOCOL_SEQUENCE_TIMEOUT error, as mysql2's own statement timeout does.
+ */
+export function connectionDeadline<T>(work: Promise<T>, ms: number, destroy: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      destroy();
+      reject(Object.assign(new Error('Query inactivity timeout'), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' }));
+    }, ms + 50); // mysql2's own timer, when it runs, fires first
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Whether an error is a client-side timeout: ours, pg's query_timeout, mysql2's query or connect timeout. */
 export function isClientTimeout(error: unknown): boolean {
   if (error instanceof ConnectTimeoutError) return true;

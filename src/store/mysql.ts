@@ -34,7 +34,7 @@ import {
 import { liveVersionIn, preconditionFailed, preconditionParams } from './precondition.js';
 import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
-import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
+import { CLIENT_MARGIN_MS, connectionDeadline, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 
 export type { MysqlConnection, MysqlPool, MysqlQueryOptions, MysqlValue } from './mysql-client.js';
 
@@ -189,7 +189,11 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
   const connect = (): Promise<MysqlConnection> => connectWithin('MariaDB', () => pool.getConnection(), clientMs, (late) => late.destroy());
 
   async function execute(connection: MysqlConnection, sql: string, values: MysqlValue[] = [], timeout = clientMs): Promise<unknown> {
-    const [result] = await connection.execute({ sql, rowsAsArray: true, namedPlaceholders: false, timeout }, values);
+    // mysql2's timeout counts from the statement's start: a PREPARE stuck before it is not covered,
+    // so the deadline is also kept here, and a connection past it is destroyed.
+    const [result] = await connectionDeadline(connection.execute({ sql, rowsAsArray: true, namedPlaceholders: false, timeout }, values), timeout, () =>
+      connection.destroy(),
+    );
     return result;
   }
 
