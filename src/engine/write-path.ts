@@ -135,11 +135,12 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   const deadlineMs = Math.max(1, Math.min(leaseLeftMs, deadline.remaining()));
   const dbStart = performance.now();
   let result: R;
+  const committing = Promise.resolve().then(() => step.commit(!leased, deadlineMs));
   try {
     // The client-side deadline: a commit not confirmed by then may still land, so its outcome is unknown.
     result = await within(
       deadline,
-      () => step.commit(!leased, deadlineMs),
+      () => committing,
       () =>
         new StoreOutcomeUnknownError(
           `the store did not confirm the ${step.operation} within ${Math.round(deadlineMs)} ms: it may or may not have committed`,
@@ -165,6 +166,9 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     if (error instanceof StoreOutcomeUnknownError) {
       // It may have committed: keep readers off the cache until the lease expires (dirty).
       if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step, deadline);
+      // A commit confirmed after we gave up may land after the lease expired and a reader filled the
+      // older value: fence it out then, as the protocol asks of any late confirmation.
+      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);
       report('unknown', dbMs);
       throw error;
     }
@@ -249,6 +253,15 @@ function appendRepair(ctx: EngineContext, key: string, version: Version, deadlin
     () => true,
     () => false,
   );
+}
+
+/** A commit abandoned at the deadline was confirmed after all: invalidate older values, journal the key. */
+function fenceLateCommit<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>, version: unknown): void {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return;
+  void ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair').catch(() => undefined);
+  void Promise.resolve()
+    .then(() => ctx.cache.invalidateOlder(step.cacheKey, version))
+    .catch(() => undefined); // the repair row replays it
 }
 
 /**
