@@ -74,6 +74,7 @@ class MemoryCache implements CacheAdapter {
   readonly name = 'memory';
   readonly capabilities;
   private readonly clock: Clock;
+  private readonly epochOffsetMs: number;
   private readonly values: LRUCache<string, StoredValue>;
   private readonly leases = new Map<string, Lease>();
   private readonly nextToken = createTokenSource('fill');
@@ -87,6 +88,7 @@ class MemoryCache implements CacheAdapter {
       throw new InvalidOptionError('a memory cache must be bounded: set maxEntries, maxBytes, or both');
     }
     this.clock = options.clock ?? systemClock;
+    this.epochOffsetMs = Date.now() - this.clock.now();
     this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true, shared: false });
     const limits = {
       ...(maxEntries === undefined ? {} : { max: maxEntries }),
@@ -184,9 +186,12 @@ class MemoryCache implements CacheAdapter {
     return lease === undefined ? undefined : this.leaseView(key, lease);
   }
 
-  /** A view's expiresAt is epoch ms, as the Redis adapter's: the clock's reading becomes wall time. */
+  /**
+   * A view's expiresAt is epoch ms, as the Redis adapter's: the clock's reading plus the wall time
+   * at which the clock read 0, fixed when the cache was created (so two views of one record agree).
+   */
   private epochOf(clockMs: number): number {
-    return Number.isFinite(clockMs) ? Math.round(Date.now() + (clockMs - this.clock.now())) : clockMs;
+    return Number.isFinite(clockMs) ? Math.round(clockMs + this.epochOffsetMs) : clockMs;
   }
 
   private leaseView(key: string, lease: Lease): CacheRecordView {

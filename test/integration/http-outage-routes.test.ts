@@ -61,6 +61,7 @@ describe('every route with each backend down or stalled: never a 500', async () 
     cache = createRedisCache({ url: cacheRelay.urlFor(REDIS_URL), keyPrefix: `${schema}:`, commandTimeout: `${CACHE_TIMEOUT_MS}ms` });
     service = createService({ store, cache, engine: { leaseTtl: `${LEASE_MS}ms` }, journal: { pollInterval: '50ms' }, audit: { interval: 0 }, healthTimeoutMs: 300 });
     app = createApp(service, { onUnexpectedError: (error) => unexpected.push(error) });
+    await store.ready(); // DDL may take longer than a lease on a loaded machine (serve does this at start-up)
     assert.equal((await call(app, 'PUT', '/v1/kv/ns/k', { json: 'v' })).status, 200);
     assert.equal((await call(app, 'GET', '/v1/kv/ns/k')).status, 200);
   });
