@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createRedisCache } from '../../src/cache/redis.js';
 import { createApp } from '../../src/http/app.js';
-import { createService } from '../../src/http/service.js';
+import { createService } from '../../src/service/service.js';
 import { createMysqlStore } from '../../src/store/mysql.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import type { CacheAdapter, StoreAdapter } from '../../src/types.js';

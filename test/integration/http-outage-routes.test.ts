@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { createApp } from '../../src/http/app.js';
 import { openApiDocument } from '../../src/http/openapi.js';
-import { createService, type LockstepService } from '../../src/http/service.js';
+import { createService, type LockstepService } from '../../src/service/service.js';
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { call } from '../helpers/http-fixture.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';

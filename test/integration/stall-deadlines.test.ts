@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createRedisCache } from '../../src/cache/redis.js';
 import { createApp } from '../../src/http/app.js';
-import { createService, type LockstepService } from '../../src/http/service.js';
+import { createService, type LockstepService } from '../../src/service/service.js';
 import { createMysqlStore } from '../../src/store/mysql.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
