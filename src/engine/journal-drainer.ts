@@ -192,7 +192,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       unsubscribe = store.onJournal?.(() => {
         if (running) drain().catch((error: unknown) => onError?.(error));
       });
-      schedule(0); // the replay of what the start found pending begins at once, not after a poll
+      // A replay the start found pending begins at once, not after a poll.
+      void ready.then(() => schedule(replayDone ? journal.pollIntervalMs : 0));
     },
     async stop() {
       running = false;
