@@ -77,6 +77,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     }
     cursor = start.cursor;
     startReason = start.reason;
+    // An empty cache starts at the head: record it, so a resync after a failed pass finds it.
+    if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
     resync = false;
     if (cursor >= replayHead!) finishReplay();
     onStart?.(start);

@@ -106,7 +106,7 @@ describe('the journal drainer', () => {
     bypassUpdate('v3');
     const applying = createGate();
     f.cache.faults.next('invalidateOlder', { kind: 'pause', when: 'before', gate: applying });
-    // A second drainer of this (non-empty, cursor-less) cache: it must replay everything retained.
+    // A second drainer of this non-empty cache: it must replay what its first drainer never applied.
     const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
     await drainer.ready;
     assert.equal(drainer.status().state, 'replaying');
@@ -117,9 +117,24 @@ describe('the journal drainer', () => {
     assert.deepEqual((await engine.readEntry('k')).source, 'bypass', 'a cached value is not served during the replay');
     applying.release();
     await pass;
-    assert.deepEqual(drainer.status(), { state: 'ready', rowsLeft: 0, start: 'no-cursor' });
+    assert.deepEqual({ ...drainer.status(), start: undefined }, { state: 'ready', rowsLeft: 0, start: undefined });
     const read = await engine.readEntry('k');
     assert.deepEqual([read.value, read.version], ['v3', 3]);
     await drainer.stop();
+  });
+});
+
+describe('the journal drainer of an in-process cache', () => {
+  it('a failed pass does not make a fresh cache replay the whole journal again: it resumes where it was', async () => {
+    f = await createEngineFixture<string>();
+    await f.engine.write('k', 'v1');
+    for (let i = 0; i < 5; i++) bypassUpdate(`old${i}`);
+    await f.engine.drainJournal();
+    await f.engine.write('j', 'x'); // the cache holds something: the empty-cache start does not apply
+    f.store.faults.next('readJournal', { kind: 'throw', when: 'before' });
+    await assert.rejects(f.engine.drainJournal());
+    bypassUpdate('v2');
+    assert.equal(await f.engine.drainJournal(), 1, 'only the new row: the cursor was not lost');
+    assert.equal(await f.engine.read('k'), 'v2');
   });
 });
