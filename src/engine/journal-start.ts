@@ -5,15 +5,16 @@ import type { CacheAdapter, StoreAdapter } from '../types.js';
 
 /** Every invalidateOlder below this version clears a record, whatever it holds (the flush). */
 const FLUSH_VERSION = Number.MAX_SAFE_INTEGER;
+const FLUSH_CONCURRENCY = 64;
 
 export type JournalStartReason =
   /** The cache's saved cursor is within the retained journal: replay what follows it. */
   | 'cursor'
   /** The cache holds nothing at all (an in-process cache, checked after the head was read). */
   | 'empty-cache'
-  /** No cursor (never saved, lost, another journal name): replay every retained row. */
+  /** No cursor (never saved, lost, another journal name): replay every retained row (flush first if any was pruned). */
   | 'no-cursor'
-  /** The cursor is past the journal's head (a journal recreated or restored): replay every retained row. */
+  /** The cursor is past the journal's head (a journal recreated or restored): replay every retained row (flush first if any was pruned). */
   | 'cursor-ahead'
   /** Rows after the cursor were pruned unseen (an outage longer than the retention): flush, then replay. */
   | 'cursor-behind-retention';
@@ -44,8 +45,14 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   const retainedFrom = oldest === undefined ? head : oldest.id - 1;
   // Replaying "everything retained" starts just before the oldest row (as from 0, but the rows
   // left to replay can then be counted from the ids).
-  if (saved === undefined) return { cursor: retainedFrom, head, reason: 'no-cursor', flushed: 0 };
-  if (saved > head) return { cursor: retainedFrom, head, reason: 'cursor-ahead', flushed: 0 };
+  if (saved === undefined || saved > head) {
+    const reason = saved === undefined ? 'no-cursor' : 'cursor-ahead';
+    // Replaying what is retained covers every row only if none was ever pruned. Otherwise a
+    // pruned row (pruned by the drainer of another cache over this store) may stand for a write
+    // this cache never saw: nothing here can prove otherwise, so the cache is flushed first.
+    const flushed = retainedFrom > 0 ? await flushCache(cache) : 0;
+    return { cursor: retainedFrom, head, reason, flushed };
+  }
   if (saved < retainedFrom) {
     // What the pruned rows invalidated is unknown: clear every record, never trust it. (Id gaps
     // from rolled-back appends can land here too: a needless flush, which is safe.)
@@ -58,9 +65,16 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
 /** Clears every record of the cache with version fencing: values go, fills are voided, writes turn dirty. */
 async function flushCache(cache: CacheAdapter): Promise<number> {
   let flushed = 0;
+  let chunk: Promise<unknown>[] = [];
   for await (const record of cache.scan('')) {
-    await cache.invalidateOlder(record.key, FLUSH_VERSION);
+    chunk.push(Promise.resolve(cache.invalidateOlder(record.key, FLUSH_VERSION)));
     flushed++;
+    // invalidateOlder calls commute: run them FLUSH_CONCURRENCY at a time instead of one by one.
+    if (chunk.length >= FLUSH_CONCURRENCY) {
+      await Promise.all(chunk);
+      chunk = [];
+    }
   }
+  await Promise.all(chunk);
   return flushed;
 }

@@ -193,6 +193,16 @@ for (const kind of kinds) {
       await assertServesV2AfterRestart(redis, ns);
     });
 
+    it('no cursor after rows were pruned (by another deployment\'s drainer) flushes the cache instead of replaying only what is retained', { skip }, async () => {
+      const redis = await redisFor('nocursorpruned');
+      const ns = `nocursorpruned${id}`;
+      await ackDuringOutageThenDie(redis, ns);
+      await store.pruneJournal(Date.now() + 60_000); // the v2 row pruned by another deployment's drainer
+      assert.equal((await store.readJournal(0, 10)).length, 0);
+      await loseCursor(redis);
+      await assertServesV2AfterRestart(redis, ns);
+    });
+
     it('a cursor behind the retained journal (rows pruned unseen: an outage longer than the retention) flushes the cache instead of trusting it', { skip }, async () => {
       const redis = await redisFor('behind');
       const ns = `behind${id}`;
