@@ -3,8 +3,7 @@ import { jsonCodec } from './codec.js';
 import { systemClock } from './clock.js';
 import { toMs, type Duration } from './duration.js';
 import { InvalidOptionError } from './errors.js';
-import { validateNamespace } from './keys.js';
-import type { LockstepMetrics } from './metrics/recorder.js';
+import { KEY_MAX_BYTES, validateNamespace } from './keys.js';
 import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
 
 export type FailurePolicy = 'pragmatic' | 'strict';
@@ -43,7 +42,8 @@ export interface ConsistencySamplingOptions {
   maxPending?: number;
 }
 
-export interface WriteThroughOptions {
+/** The engine's options; the public WriteThroughOptions (src/compose/) adds where metrics go. */
+export interface EngineOptions {
   /** The source of truth. */
   store: StoreAdapter;
   /** The cache in front of it. */
@@ -58,7 +58,7 @@ export interface WriteThroughOptions {
   leaseTtl?: Duration;
   /** What a write does when the cache fails: `pragmatic` acknowledges and repairs, `strict` refuses or reports. @default 'pragmatic' */
   failurePolicy?: FailurePolicy;
-  /** Longest key, in UTF-8 bytes. @default 512 */
+  /** Longest key, in UTF-8 bytes, at most 512 (the longest every backend stores). @default 512 */
   maxKeyBytes?: number;
   /** Largest encoded value, in bytes. @default 1048576 (1 MiB) */
   maxValueBytes?: number;
@@ -74,8 +74,6 @@ export interface WriteThroughOptions {
   journal?: JournalOptions | JournalDrainerLike | false;
   /** The cache-failure-rate alert. @default {} */
   alert?: AlertOptions;
-  /** Where metrics are recorded: a registry shared by several instances, or `false` for none. @default a new createMetrics() */
-  metrics?: LockstepMetrics | false;
   /** Online consistency sampling of cache hits (see src/audit/sampler.ts). @default { rate: 0 } (off) */
   consistencySampling?: ConsistencySamplingOptions;
 }
@@ -84,6 +82,8 @@ export interface WriteThroughOptions {
 export interface JournalDrainerLike {
   readonly ready: Promise<void>;
   drain(): Promise<number>;
+  /** Counts the rows applied to one namespace (createJournalDrainer has it); the engine reports it as journalRepairs. */
+  watchRepairs?(namespace?: string): { readonly count: number; stop(): void };
 }
 
 export interface ResolvedJournalOptions {
@@ -116,6 +116,14 @@ function positiveInteger(value: unknown, option: string): number {
   return value;
 }
 
+function maxKeyBytesOf(value: unknown): number {
+  const bytes = positiveInteger(value ?? KEY_MAX_BYTES, 'maxKeyBytes');
+  if (bytes > KEY_MAX_BYTES) {
+    throw new InvalidOptionError(`maxKeyBytes must be at most ${KEY_MAX_BYTES}, the longest key every store can hold (got ${bytes})`);
+  }
+  return bytes;
+}
+
 function requirePort(value: unknown, option: string, methods: readonly string[]): void {
   const missing = methods.filter((m) => typeof (value as Record<string, unknown> | undefined)?.[m] !== 'function');
   if (missing.length > 0) throw new InvalidOptionError(`${option} must be an adapter with ${missing.join(', ')}()`);
@@ -129,7 +137,7 @@ export function resolveJournalOptions(journal: JournalOptions): ResolvedJournalO
   });
 }
 
-export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
+export function resolveOptions(options: EngineOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options must be an object');
   requirePort(options.store, 'store', ['read', 'write', 'delete', 'readJournal']);
   requirePort(options.cache, 'cache', ['get', 'fill', 'beginWrite', 'completeWrite', 'abortWrite', 'invalidateOlder']);
@@ -176,7 +184,7 @@ export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
     tombstoneTtlMs,
     leaseTtlMs,
     failurePolicy,
-    maxKeyBytes: positiveInteger(options.maxKeyBytes ?? 512, 'maxKeyBytes'),
+    maxKeyBytes: maxKeyBytesOf(options.maxKeyBytes),
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
     codec,
     clock,

@@ -50,7 +50,7 @@ export const serveSettings = {
     parse: parseTokens,
   } satisfies Setting<TokenFile | undefined>,
   bodyLimit: { arg: 'BYTES', help: 'largest request body', default: undefined, note: 'default max value size + 64 KiB', parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number | undefined>,
-  maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes', default: undefined, note: 'default 512', parse: integerIn(1, 1_048_576) } satisfies Setting<number | undefined>,
+  maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes (at most 512)', default: undefined, note: 'default 512', parse: integerIn(1, 512) } satisfies Setting<number | undefined>,
   maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,
   rateLimit: {
     arg: 'R[:B]',
@@ -66,6 +66,7 @@ export const serveSettings = {
     note: 'default 60s',
     parse: parsedDuration,
   } satisfies Setting<number>,
+  maxEngines: { arg: 'N', help: 'namespace engines kept at most (idle ones beyond it are dropped; not the audit cap)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
   failurePolicy: { arg: 'P', help: 'pragmatic | strict', default: 'pragmatic', parse: oneOf<FailurePolicy>(['pragmatic', 'strict']) } satisfies Setting<FailurePolicy>,
   logLevel: { arg: 'L', help: `JSON logs on stdout: ${LOG_LEVELS.join(' | ')}`, default: 'info', parse: oneOf(LOG_LEVELS) } satisfies Setting<LogLevel>,
   shutdownGraceMs: {
