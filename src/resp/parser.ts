@@ -81,7 +81,7 @@ export class RequestParser {
       if (this.buf[at] !== 0x24 /* '$' */) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[at]!)}'`);
       const size = this.line(at + 1, 'bulk length');
       if (size === undefined) return this.incomplete(start, 0);
-      const length = parseCount(size.text, 'invalid bulk length');
+      const length = parseCount(size.text, 'invalid bulk length', false);
       if (length > this.limits.maxBulkBytes) throw new ProtocolError(`invalid bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
       const end = size.next + length;
       if (end + 2 > this.buf.length) return this.incomplete(start, end + 2);
@@ -134,8 +134,9 @@ export class RequestParser {
   }
 }
 
-function parseCount(text: string, message: string): number {
-  if (!/^-?[0-9]{1,18}$/.test(text)) throw new ProtocolError(message);
+/** A header's count; a negative multibulk count is an empty command (skipped), a negative bulk length an error. */
+function parseCount(text: string, message: string, negativeAllowed = true): number {
+  if (!(negativeAllowed ? /^-?[0-9]{1,18}$/ : /^[0-9]{1,18}$/).test(text)) throw new ProtocolError(message);
   const n = Number(text);
   return n < 0 ? 0 : n;
 }
