@@ -9,7 +9,9 @@ import { parseRespAddress } from '../../src/cli/serve-settings.js';
 const limits = { maxBulkBytes: 1024, maxArgs: 16, maxInlineBytes: 256 };
 
 function multibulk(args: readonly Buffer[]): Buffer {
-  return Buffer.concat(args.flatMap((a) => [Buffer.from(`$${a.length}\r\n`), a, Buffer.from('\r\n')]).reduce((acc, b) => [...acc, b], [Buffer.from(`*${args.length}\r\n`)]));
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) parts.push(Buffer.from(`$${a.length}\r\n`), a, Buffer.from('\r\n'));
+  return Buffer.concat(parts);
 }
 
 function drain(parser: RequestParser): string[][] {
