@@ -27,6 +27,8 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   const session = createSession(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, `${socket.localAddress ?? '?'}:${socket.localPort ?? 0}`);
   const ctx: CommandContext = { service, options, session, front, now: Date.now };
   const parser = new RequestParser(options);
+  const mustAuth = options.principals.length > 0;
+  parser.unauthenticated = mustAuth;
   let running = false;
   let draining = false;
 
@@ -55,7 +57,8 @@ export function serveConnection(socket: Socket, service: LockstepService, option
     running = true;
     const out: Array<string | Buffer> = [];
     try {
-      while (!socket.destroyed) {
+      // Once draining (shutdown), the command running finishes and answers; queued ones do not start.
+      while (!socket.destroyed && !draining) {
         let args: Buffer[] | undefined;
         try {
           args = parser.next();
@@ -80,6 +83,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
           reply = errorReply(caught, options.onUnexpectedError);
         }
         encode(reply, session.protocol, out);
+        parser.unauthenticated = mustAuth && session.principal === undefined;
         if (session.closing) {
           write(out);
           socket.end();

@@ -24,7 +24,12 @@ const CR = 13;
 const LF = 10;
 const EMPTY = Buffer.alloc(0);
 
+/** Before AUTH (when tokens are configured), as Redis 7: a stranger may not make us buffer much. */
+export const UNAUTHENTICATED_LIMITS: ParserLimits = Object.freeze({ maxBulkBytes: 16_384, maxArgs: 10, maxInlineBytes: 16_384 });
+
 export class RequestParser {
+  /** Set while the connection has not authenticated and must: the tighter limits apply. */
+  unauthenticated = false;
   private buf: Buffer = EMPTY;
   private pos = 0;
   /** Chunks not yet joined to `buf`, while a known number of bytes (`need`) is still missing. */
@@ -32,7 +37,11 @@ export class RequestParser {
   private pendingBytes = 0;
   private need = 0;
 
-  constructor(private readonly limits: ParserLimits) {}
+  constructor(private readonly configured: ParserLimits) {}
+
+  private get limits(): ParserLimits {
+    return this.unauthenticated ? UNAUTHENTICATED_LIMITS : this.configured;
+  }
 
   /** Bytes received and not yet consumed by a complete command. */
   get buffered(): number {
@@ -73,7 +82,7 @@ export class RequestParser {
     const header = this.line(start + 1, 'multibulk count');
     if (header === undefined) return undefined;
     const count = parseCount(header.text, 'invalid multibulk length');
-    if (count > this.limits.maxArgs) throw new ProtocolError(`invalid multibulk length (more than ${this.limits.maxArgs} arguments)`);
+    if (count > this.limits.maxArgs) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} multibulk length (more than ${this.limits.maxArgs} arguments)`);
     let at = header.next;
     const args: Buffer[] = [];
     for (let i = 0; i < count; i++) {
@@ -82,7 +91,7 @@ export class RequestParser {
       const size = this.line(at + 1, 'bulk length');
       if (size === undefined) return this.incomplete(start, 0);
       const length = parseCount(size.text, 'invalid bulk length', false);
-      if (length > this.limits.maxBulkBytes) throw new ProtocolError(`invalid bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
+      if (length > this.limits.maxBulkBytes) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
       const end = size.next + length;
       if (end + 2 > this.buf.length) return this.incomplete(start, end + 2);
       if (this.buf[end] !== CR || this.buf[end + 1] !== LF) throw new ProtocolError('bulk string not terminated by CRLF');

@@ -128,6 +128,18 @@ describe('RESP AUTH with the service tokens and scopes', () => {
     assert.deepEqual(lines.slice(8, 11), ['+OK', '+OK', '-NOPERM token "app" may not write namespace "other"']);
   });
 
+  it('before AUTH a connection may send only small requests (as Redis 7); after AUTH the configured limits apply', async () => {
+    const f = await setup({ resp: { tokens } });
+    const many = await exchange(f.port, c('GET', ...Array.from({ length: 11 }, (_, i) => `k${i}`)), () => false);
+    assert.equal(many.data, '-ERR Protocol error: unauthenticated multibulk length (more than 10 arguments)\r\n');
+    assert.ok(many.closed);
+    const big = await exchange(f.port, c('AUTH', 'x'.repeat(20_000)), () => false);
+    assert.equal(big.data, '-ERR Protocol error: unauthenticated bulk length (larger than 16384 bytes)\r\n');
+    assert.ok(big.closed);
+    const after = await exchange(f.port, pipeline(c('AUTH', 'app-secret'), c('SET', 'app-big:k', 'v'.repeat(20_000)), c('STRLEN', 'x')), (d) => d.includes('STRLEN'));
+    assert.match(after.data, /^\+OK\r\n\+OK\r\n-ERR unknown command 'STRLEN'/);
+  });
+
   it('node-redis (HELLO 3 AUTH) and ioredis (AUTH) log in with a token', async () => {
     const f = await setup({ resp: { tokens } });
     const nodeRedis = createClient({ url: `redis://app:app-secret@127.0.0.1:${f.port}`, RESP: 3 });
