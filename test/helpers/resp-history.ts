@@ -1,5 +1,5 @@
-// The consistency harness for the RESP front: a server in a child process (`lockstep serve --resp`
-// or a mutant), many ioredis clients on a few keys writing unique values, deleting and reading,
+// The consistency harness for the RESP front: servers in child processes (`lockstep serve --resp`
+// or a mutant; several instances over one store and one cache), many ioredis clients on a few keys writing unique values, deleting and reading,
 // and a kill -9 + restart of the server in the middle. Every operation is recorded as the client
 // saw it (src/audit/history.ts): +OK is `ok`; a write whose reply never came is `unknown` (it may
 // or may not have committed); a read without a reply tells nothing. The caller checks the history.
@@ -56,21 +56,22 @@ export async function freePort(): Promise<number> {
 }
 
 export interface Workload {
-  readonly port: number;
+  /** The servers (instances over one store and one cache); clients are spread over them. */
+  readonly ports: readonly number[];
   readonly namespace: string;
   readonly keys: readonly string[];
   readonly clients: number;
   /** Operations (all clients together) before the kill, and after the restart. */
   readonly before: number;
   readonly after: number;
-  /** Kills the server and starts it again (between the two phases; clients keep running). */
+  /** Kills a server and starts it again (between the two phases; clients keep running). */
   restart(): Promise<void>;
 }
 
 export async function runWorkload(w: Workload): Promise<HistoryEntry[]> {
   const history: HistoryEntry[] = [];
-  const clients = Array.from({ length: w.clients }, () => new IORedis({
-    port: w.port,
+  const clients = Array.from({ length: w.clients }, (_, i) => new IORedis({
+    port: w.ports[i % w.ports.length]!,
     host: '127.0.0.1',
     // A command in flight when the connection drops fails (its outcome is unknown); none is replayed.
     maxRetriesPerRequest: 0,

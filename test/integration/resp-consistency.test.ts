@@ -1,6 +1,6 @@
-// The consistency test of the HTTP service, against the RESP front: `lockstep serve --resp` over
-// PostgreSQL and Redis in a child process, many ioredis clients on three keys, a kill -9 and a
-// restart of the server in the middle. Then the protocol's checks over what the clients saw: no
+// The consistency test of the HTTP service, against the RESP front: two `lockstep serve --resp`
+// instances over one PostgreSQL and one Redis (child processes), 8 ioredis clients spread over them
+// on three keys, a kill -9 and a restart of one instance in the middle. Then the protocol's checks over what the clients saw: no
 // phantom value (a read of something never written) and per-key linearizability (no stale read,
 // no lost acknowledged write). Teeth: the same harness against a front that acknowledges a SET
 // before its write ran (test/helpers/resp-mutant-server.ts) must find violations.
@@ -24,24 +24,25 @@ const serveArgs = (port: number): string[] => [
 ];
 const mutantArgs = (port: number): string[] => ['test/helpers/resp-mutant-server.ts', storeSpec, REDIS_URL, String(port)];
 
+/** Two instances over one PostgreSQL and one Redis; instance 0 is killed with SIGKILL and restarted mid-run. */
 async function killedAndRestarted(args: (port: number) => string[], namespace: string): Promise<HistoryEntry[]> {
-  const port = await freePort();
-  let server: ServerProcess = await startServer(args(port));
+  const ports = [await freePort(), await freePort()];
+  const servers: ServerProcess[] = await Promise.all(ports.map((port) => startServer(args(port))));
   try {
     return await runWorkload({
-      port,
+      ports,
       namespace,
       keys,
       clients: 8,
       before: 500,
       after: 500,
       restart: async () => {
-        await server.kill9();
-        server = await startServer(args(port));
+        await servers[0]!.kill9();
+        servers[0] = await startServer(args(ports[0]!));
       },
     });
   } finally {
-    await server.stop();
+    await Promise.all(servers.map((server) => server.stop()));
   }
 }
 
@@ -50,7 +51,7 @@ function summary(history: readonly HistoryEntry[]): string {
   return `writes ok ${count('write', 'ok')}, unknown ${count('write', 'unknown')}; reads ok ${count('read', 'ok')}, failed ${count('read', 'fail')}; deletes ok ${count('delete', 'ok')}`;
 }
 
-describe('RESP front: many clients, few keys, kill -9 and restart', { skip: redis.skip || postgres.skip }, () => {
+describe('RESP front: two instances, many clients, few keys, kill -9 and restart', { skip: redis.skip || postgres.skip }, () => {
   before(async () => {
     const client = new pg.Client({ connectionString: DATABASE_URL });
     await client.connect();
