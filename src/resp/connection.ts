@@ -75,12 +75,14 @@ export function serveConnection(socket: Socket, service: LockstepService, option
           return;
         }
         if (args === undefined) break;
-        let reply;
-        try {
-          const pending = dispatch(ctx, args);
-          reply = pending instanceof Promise ? await pending : pending;
-        } catch (caught) {
-          reply = errorReply(caught, options.onUnexpectedError);
+        let reply = front.throttle(session, socket.remoteAddress ?? '');
+        if (reply === undefined) {
+          try {
+            const pending = dispatch(ctx, args);
+            reply = pending instanceof Promise ? await pending : pending;
+          } catch (caught) {
+            reply = errorReply(caught, options.onUnexpectedError);
+          }
         }
         encode(reply, session.protocol, out);
         parser.unauthenticated = mustAuth && session.principal === undefined;

@@ -2,7 +2,7 @@
 import { toMs, type Duration } from '../duration.js';
 import { InvalidOptionError } from '../errors.js';
 import { validateNamespace } from '../keys.js';
-import { fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from './service-port.js';
+import { fullAccessPrincipal, resolveRateLimit, resolveTokenFile, type Principal, type RateLimit, type TokenFile } from './service-port.js';
 
 export interface RespOptions {
   /** @default '127.0.0.1' */
@@ -13,6 +13,11 @@ export interface RespOptions {
   token?: string;
   /** Scoped tokens (the HTTP service's token file): `AUTH <name> <token>` or `AUTH <token>`. */
   tokens?: TokenFile;
+  /**
+   * Commands per second (burst B) per token, or per client address before AUTH; a token's own
+   * `rateLimit` wins. Over it: `-LOCKSTEP_E_RATE_LIMITED`. @default false (no limit)
+   */
+  rateLimit?: RateLimit | false;
   /** Namespace of a key without a valid `ns:` prefix. @default 'default' */
   defaultNamespace?: string;
   /** Open connections at most; one more is answered `-ERR max number of clients reached` and closed. @default 1000 */
@@ -37,6 +42,7 @@ export interface ResolvedRespOptions {
   readonly host: string;
   readonly port: number;
   readonly principals: readonly Principal[];
+  readonly rateLimit: RateLimit | false;
   readonly defaultNamespace: string;
   readonly maxConnections: number;
   readonly idleTimeoutMs: number;
@@ -59,6 +65,7 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
     host: options.host ?? '127.0.0.1',
     port,
     principals: Object.freeze(principals),
+    rateLimit: resolveRateLimit(options.rateLimit ?? false, 'rateLimit'),
     defaultNamespace: validateNamespace(options.defaultNamespace ?? 'default'),
     maxConnections: positive(options.maxConnections ?? 1000, 'maxConnections'),
     idleTimeoutMs: toMs(options.idleTimeout ?? '5m', 'idleTimeout', { allowZero: true }),

@@ -5,6 +5,7 @@ import type { FrontInfo } from './commands/context.js';
 import { serveConnection, type Connection } from './connection.js';
 import { resolveRespOptions, type RespOptions } from './options.js';
 import { assertListenAllowed, type LockstepService } from './service-port.js';
+import { createThrottle } from './throttle.js';
 
 export interface RespServer {
   /** `redis://host:port`, for clients. */
@@ -21,7 +22,7 @@ export async function listenResp(service: LockstepService, options: RespOptions 
   const resolved = resolveRespOptions(options, service.maxValueBytes);
   assertListenAllowed(resolved.host, resolved.principals.length > 0);
   const open = new Set<Connection>();
-  const front: FrontInfo = { startedAt: Date.now(), port: resolved.port, connectedClients: () => open.size };
+  const front: FrontInfo = { startedAt: Date.now(), port: resolved.port, connectedClients: () => open.size, throttle: createThrottle(resolved) };
   const server: Server = createServer((socket: Socket) => {
     if (open.size >= resolved.maxConnections) {
       socket.on('error', () => undefined);

@@ -83,6 +83,20 @@ describe('RESP limits', () => {
     assert.ok(Date.now() - started < 9000);
   });
 
+  it('the rate limit: per address before AUTH, per token after; a token\'s own limit wins', async () => {
+    const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+    const tokens = { tokens: [{ name: 'fast', sha256: sha('fast-secret'), scopes: ['read:*'], rateLimit: false as const }] };
+    const f = await setup({ resp: { rateLimit: { perSecond: 0.01, burst: 3 }, tokens } });
+    const { data } = await exchange(f.port, pipeline(c('PING'), c('PING'), c('PING'), c('PING')), (d) => d.split('\r\n').length >= 5);
+    assert.match(data, /^(-NOAUTH[^\r]*\r\n){3}-LOCKSTEP_E_RATE_LIMITED too many commands; retry in \d+ s\r\n$/);
+    // Another connection from the same address shares the bucket; a token without a limit is not throttled.
+    const other = await exchange(f.port, pipeline(c('AUTH', 'fast-secret'), c('PING')), (d) => d.split('\r\n').length >= 3);
+    assert.match(other.data, /^-LOCKSTEP_E_RATE_LIMITED/);
+    const g = await setup({ resp: { rateLimit: { perSecond: 0.01, burst: 1 }, tokens } });
+    const unlimited = await exchange(g.port, pipeline(c('AUTH', 'fast-secret'), c('PING'), c('PING'), c('PING')), (d) => d.split('\r\n').length >= 5);
+    assert.equal(unlimited.data, '+OK\r\n+PONG\r\n+PONG\r\n+PONG\r\n');
+  });
+
   it('a non-loopback address is refused without tokens', async () => {
     const f = await setup();
     await assert.rejects(listenResp(f.service, { host: '0.0.0.0', port: 0 }), InvalidOptionError);

@@ -95,6 +95,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
           ...config.resp,
           token: config.token,
           tokens: config.tokens,
+          rateLimit: config.rateLimit,
           defaultNamespace: config.respNamespace,
           maxConnections: config.respMaxConnections,
           idleTimeout: config.respIdleTimeout,

@@ -7,6 +7,8 @@ import type { Session } from '../session.js';
 
 export interface FrontInfo {
   readonly startedAt: number;
+  /** Takes one command from the session's rate limit; an error reply when over it. */
+  readonly throttle: (session: Session, remoteHost: string) => Reply | undefined;
   readonly port: number;
   connectedClients(): number;
 }
