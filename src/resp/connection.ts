@@ -31,11 +31,13 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   parser.unauthenticated = mustAuth;
   let running = false;
   let draining = false;
+  let broken = false;
 
   socket.setNoDelay(true);
   if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
   socket.on('error', () => undefined); // a reset by the peer; 'close' follows
   socket.on('data', (chunk: Buffer) => {
+    if (broken) return; // a protocol error was answered: nothing more is read
     parser.push(chunk);
     if (parser.buffered > options.maxQueryBufferBytes) socket.pause();
     void pump();
@@ -62,7 +64,12 @@ export function serveConnection(socket: Socket, service: LockstepService, option
         let args: Buffer[] | undefined;
         try {
           args = parser.next();
+          // One command that does not fit the query buffer would wait for bytes that never come (reading is paused).
+          if (args === undefined && parser.buffered > options.maxQueryBufferBytes) {
+            throw new ProtocolError(`query buffer over the limit (${options.maxQueryBufferBytes} bytes)`);
+          }
         } catch (caught) {
+          broken = true;
           if (caught instanceof ProtocolError) {
             encode(error(`ERR Protocol error: ${caught.message}`), session.protocol, out);
             write(out);

@@ -30,7 +30,7 @@ export interface RespOptions {
   maxArgs?: number;
   /** Longest inline command or header line. @default 65536 (Redis' own) */
   maxInlineBytes?: number;
-  /** Unread request bytes a connection may hold before it stops reading (pipelining backpressure). @default maxBulkBytes + 1 MiB */
+  /** Unread request bytes a connection may hold: past it, reading pauses until the pipeline is worked off; one command larger than it is a protocol error. @default 2 x maxBulkBytes + 1 MiB */
   maxQueryBufferBytes?: number;
   /** How long close() lets commands in flight finish before cutting connections, in ms. @default 5000 */
   closeGraceMs?: number;
@@ -72,7 +72,7 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
     maxBulkBytes,
     maxArgs: positive(options.maxArgs ?? 4096, 'maxArgs'),
     maxInlineBytes: positive(options.maxInlineBytes ?? 65_536, 'maxInlineBytes'),
-    maxQueryBufferBytes: positive(options.maxQueryBufferBytes ?? maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes'),
+    maxQueryBufferBytes: positive(options.maxQueryBufferBytes ?? 2 * maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes'),
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
     onUnexpectedError: options.onUnexpectedError ?? (() => undefined),
   });

@@ -44,6 +44,17 @@ describe('RESP limits', () => {
     for (const r of [bulk, args, inline, broken]) assert.ok(r.closed, 'the server closed the connection');
   });
 
+  it('a pipeline larger than the query buffer is worked off (reading pauses, nothing lost); one command larger than it is refused', async () => {
+    const f = await setup({ resp: { maxBulkBytes: 1000, maxQueryBufferBytes: 4000 } });
+    const sets = Array.from({ length: 200 }, (_, i) => c('SET', `${f.ns}:p${i}`, 'v'.repeat(900)));
+    const { data } = await exchange(f.port, pipeline(...sets, c('GET', `${f.ns}:p199`)), (d) => d.endsWith('v\r\n'));
+    assert.equal(data, '+OK\r\n'.repeat(200) + `$900\r\n${'v'.repeat(900)}\r\n`);
+    // The first 5000 bytes of a 9000-byte command: it cannot complete without reading past the limit.
+    const huge = await exchange(f.port, c('MGET', ...Array.from({ length: 10 }, () => 'k'.repeat(900))).subarray(0, 5000), () => false);
+    assert.equal(huge.data, '-ERR Protocol error: query buffer over the limit (4000 bytes)\r\n');
+    assert.ok(huge.closed);
+  });
+
   it("a value larger than the engine's maxValueBytes is refused and not stored", async () => {
     const f = await setup({ engine: { maxValueBytes: 1000 } });
     const { data } = await exchange(f.port, pipeline(c('SET', `${f.ns}:big`, 'x'.repeat(2000)), c('GET', `${f.ns}:big`)), (d) => d.endsWith('$-1\r\n'));
