@@ -137,6 +137,13 @@ async function httpLoad(url: string, method: 'PUT' | 'GET', requests: number): P
   return { opsPerSec: result.requests.total / result.duration, p50Us: result.latency.p50 * 1000, p99Us: result.latency.p99 * 1000 };
 }
 
+/** The service's cache hit and miss counters of namespace `key`, from /metrics. */
+async function cacheCounters(url: string): Promise<{ hits: number; misses: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string): number => Number(new RegExp(`^lockstep_${name}_total\\{namespace="key"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { hits: read('cache_hits'), misses: read('cache_misses') };
+}
+
 function rows(suite: string, caseName: string, measured: Record<string, Measured>): Row[] {
   const baseline = measured[HTTP]!.opsPerSec;
   return Object.entries(measured).map(([subject, m]) => ({
@@ -184,7 +191,13 @@ export const respFront: ExternalSuite = {
       redisBenchmark(respPort, 'get', Math.ceil(gets / 5));
       redisBenchmark(redisPort, 'get', Math.ceil(gets / 5));
       log(`  resp-front: cached GET x ${gets}: redis-server, RESP front (redis-benchmark), HTTP (autocannon)`);
+      const before = await cacheCounters(url);
       const get = { [HTTP]: await httpLoad(url, 'GET', gets), [RESP]: redisBenchmark(respPort, 'get', gets), [REDIS]: redisBenchmark(redisPort, 'get', gets) };
+      const counted = await cacheCounters(url);
+      const [hits, misses] = [counted.hits - before.hits, counted.misses - before.misses];
+      // Both Lockstep fronts did 2 x gets reads: they must have been cache hits, or the case measures something else.
+      if (hits < 2 * gets * 0.99 || misses > 2 * gets * 0.01) throw new Error(`the GET case was not served from the cache: ${hits} hits, ${misses} misses`);
+      log(`  resp-front: ${hits} cache hits, ${misses} misses during the GET case`);
       log(`  resp-front: SET x ${sets}: redis-server, RESP front (redis-benchmark), HTTP PUT (autocannon)`);
       const set = { [HTTP]: await httpLoad(url, 'PUT', sets), [RESP]: redisBenchmark(respPort, 'set', sets), [REDIS]: redisBenchmark(redisPort, 'set', sets) };
 
