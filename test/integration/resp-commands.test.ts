@@ -135,6 +135,13 @@ describe('RESP commands: reply shapes', () => {
     assert.match(data, /^%7\r\n\$6\r\nserver\r\n\$5\r\nredis\r\n\$7\r\nversion\r\n\$5\r\n7\.2\.0\r\n\$5\r\nproto\r\n:3\r\n\$2\r\nid\r\n:\d+\r\n/);
     assert.ok(data.includes('\r\n_\r\n*1\r\n_\r\n*14\r\n'), data);
     assert.ok(data.endsWith('$-1\r\n-NOPROTO sorry, this protocol version is not supported.\r\n'), data);
+    // RESP3 types elsewhere: INFO is a verbatim string, COMMAND DOCS a map, flags sets; errors unchanged.
+    const typed = await exchange(f.port, pipeline(c('HELLO', '3'), c('INFO'), c('COMMAND', 'DOCS', 'get'), c('COMMAND', 'INFO', 'get'), c('SET', k('t'), 'v', 'EX', '0')), (d) => d.includes('invalid expire'));
+    const afterHello = typed.data.slice(typed.data.indexOf('modules\r\n*0\r\n') + 'modules\r\n*0\r\n'.length);
+    assert.match(afterHello, /^=\d+\r\ntxt:# Server\r\n/);
+    assert.ok(afterHello.includes('%1\r\n$3\r\nget\r\n%4\r\n$7\r\nsummary\r\n'), afterHello);
+    assert.ok(afterHello.includes('*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n'), afterHello);
+    assert.ok(afterHello.endsWith("-ERR invalid expire time in 'set' command\r\n"), afterHello);
   });
 
   it('unknown commands answer as Redis does; inline commands work', async () => {
