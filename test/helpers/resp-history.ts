@@ -29,9 +29,10 @@ export async function startServer(args: readonly string[], deadlineMs = 60_000):
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`the server exited (${code}) before listening: ${output}`));
+      if (signal !== 'SIGKILL') process.stderr.write(`a RESP server exited (${code ?? signal}): ${output.slice(-2000)}\n`);
     });
   });
   const exited = (): Promise<unknown> => (child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit'));
@@ -92,7 +93,7 @@ export async function runWorkload(w: Workload): Promise<HistoryEntry[]> {
     const deadline = Date.now() + 60_000;
     while (client.status !== 'ready') {
       if (Date.now() > deadline) throw new Error('a client did not reconnect within 60 s');
-      await once(client, 'ready').catch(() => undefined);
+      await once(client, 'ready', { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
     }
   };
 

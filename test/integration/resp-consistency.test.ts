@@ -2,8 +2,9 @@
 // instances over one PostgreSQL and one Redis (child processes), 8 ioredis clients spread over them
 // on three keys, a kill -9 and a restart of one instance in the middle. Then the protocol's checks over what the clients saw: no
 // phantom value (a read of something never written) and per-key linearizability (no stale read,
-// no lost acknowledged write). Teeth: the same harness against a front that acknowledges a SET
-// before its write ran (test/helpers/resp-mutant-server.ts) must find violations.
+// no lost acknowledged write), also with store reads delayed to widen the fill races. Teeth: the
+// same harness must find violations in the naive write-through behind the same front, and in a
+// front that acknowledges a SET before its write ran (test/helpers/resp-mutant-server.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -22,7 +23,8 @@ const keys = ['hot-1', 'hot-2', 'hot-3'];
 const serveArgs = (port: number): string[] => [
   'src/cli/main.ts', 'serve', '--port', '0', '--resp', `127.0.0.1:${port}`, '--store', storeSpec, '--cache', REDIS_URL, '--log-level', 'warn', '--audit-interval', '0',
 ];
-const mutantArgs = (port: number): string[] => ['test/helpers/resp-mutant-server.ts', storeSpec, REDIS_URL, String(port)];
+const tag = randomBytes(3).toString('hex');
+const mutantArgs = (mode: string) => (port: number): string[] => ['test/helpers/resp-mutant-server.ts', mode, storeSpec, REDIS_URL, String(port), tag];
 
 /** Two instances over one PostgreSQL and one Redis; instance 0 is killed with SIGKILL and restarted mid-run. */
 async function killedAndRestarted(args: (port: number) => string[], namespace: string): Promise<HistoryEntry[]> {
@@ -76,8 +78,23 @@ describe('RESP front: two instances, many clients, few keys, kill -9 and restart
     assert.equal(report.result, 'ok', `${info}\n${JSON.stringify(report.keys.find((k) => k.result !== 'ok')?.counterexample?.reason)}`);
   });
 
+  it('the same with up to 5 ms of delay after every store read (wider fill races): still 0 stale reads', { timeout: 240_000 }, async (t) => {
+    const history = await killedAndRestarted(mutantArgs('jitter'), `respj-${randomBytes(3).toString('hex')}`);
+    t.diagnostic(summary(history));
+    assert.deepEqual(checkVersions(history), []);
+    const report = checkLinearizable(history, { deadlineMs: 30_000 });
+    assert.equal(report.result, 'ok', `${summary(history)}\n${JSON.stringify(report.keys.find((k) => k.result !== 'ok')?.counterexample?.reason)}`);
+  });
+
+  it('teeth: the naive write-through behind the same front, with the same delays, is caught', { timeout: 240_000 }, async (t) => {
+    const history = await killedAndRestarted(mutantArgs('naive'), `respn-${randomBytes(3).toString('hex')}`);
+    const report = checkLinearizable(history, { deadlineMs: 30_000 });
+    t.diagnostic(`${summary(history)}; ${report.keys.filter((k) => k.result === 'violation').length} of ${keys.length} keys violate: ${report.keys.find((k) => k.counterexample)?.counterexample?.reason ?? ''}`);
+    assert.equal(report.result, 'violation', `the harness missed the naive write-through (${summary(history)})`);
+  });
+
   it('teeth: a front that acknowledges SET before the write ran is caught', { timeout: 240_000 }, async (t) => {
-    const history = await killedAndRestarted(mutantArgs, `respm-${randomBytes(3).toString('hex')}`);
+    const history = await killedAndRestarted(mutantArgs('ack-before-write'), `respm-${randomBytes(3).toString('hex')}`);
     const report = checkLinearizable(history, { deadlineMs: 30_000 });
     t.diagnostic(`${summary(history)}; ${report.keys.filter((k) => k.result === 'violation').length} of ${keys.length} keys violate: ${report.keys.find((k) => k.counterexample)?.counterexample?.reason ?? ''}`);
     assert.equal(report.result, 'violation', `the harness missed the broken front (${summary(history)})`);
