@@ -10,7 +10,7 @@
 //   ack-before-write  the real engine, but every SET is acknowledged before its write has run (the
 //                     write goes on in the background, and is lost if the process dies): must be caught.
 // Usage: node --import tsx test/helpers/resp-mutant-server.ts MODE STORE_SPEC CACHE_SPEC PORT TAG
-import type { WriteThrough } from '../../src/engine/api.js';
+import type { Engine } from '../../src/engine/api.js';
 import { createNaiveWriteThrough, createRedisNaiveCache, type NaiveCache } from '../../src/audit/naive.js';
 import { openCache, openStore, parseCacheSpec, parseStoreSpec } from '../../src/backend-specs.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
@@ -21,8 +21,8 @@ import { createService, type LockstepService } from '../../src/resp/service-port
 export type MutantMode = 'jitter' | 'naive' | 'ack-before-write';
 
 /** The same service with each namespace's engine replaced (made once per namespace). */
-function replacingEngines(service: LockstepService, make: (namespace: string) => WriteThrough<unknown>): LockstepService {
-  const made = new Map<string, WriteThrough<unknown>>();
+function replacingEngines(service: LockstepService, make: (namespace: string) => Engine<unknown>): LockstepService {
+  const made = new Map<string, Engine<unknown>>();
   return {
     ...service,
     engine(namespace) {
@@ -39,7 +39,7 @@ function replacingEngines(service: LockstepService, make: (namespace: string) =>
 function ackBeforeWrite(service: LockstepService): LockstepService {
   return replacingEngines(service, (namespace) => {
     const inner = service.engine(namespace);
-    const engine = Object.create(inner) as WriteThrough<unknown>;
+    const engine = Object.create(inner) as Engine<unknown>;
     engine.write = (key, value, options) => {
       inner.write(key, value, options).catch(() => undefined);
       return Promise.resolve({ version: 0 });
@@ -50,7 +50,7 @@ function ackBeforeWrite(service: LockstepService): LockstepService {
 
 function naive(service: LockstepService, store: ChaosStore, cache: NaiveCache): LockstepService {
   // The front calls write, readEntry and delete only (plain SET, GET, DEL in the consistency run).
-  return replacingEngines(service, (namespace) => createNaiveWriteThrough({ store, cache, namespace }) as unknown as WriteThrough<unknown>);
+  return replacingEngines(service, (namespace) => createNaiveWriteThrough({ store, cache, namespace }) as unknown as Engine<unknown>);
 }
 
 /** 0-5 ms, at random. */

@@ -1,6 +1,6 @@
 // A key command's first step: the Redis key mapped to its namespace, the caller's scopes checked,
 // the namespace's engine fetched; and a read with the data expiry applied.
-import type { ReadEntry, WriteThrough } from '../../engine/api.js';
+import type { Engine, ReadEntry } from '../../engine/api.js';
 import { authorize } from '../access.js';
 import { mapKey, type MappedKey } from '../key-mapping.js';
 import type { Action } from '../service-port.js';
@@ -8,7 +8,7 @@ import { liveString, type LiveString } from '../values.js';
 import type { CommandContext } from './context.js';
 
 export interface Target extends MappedKey {
-  readonly engine: WriteThrough<unknown>;
+  readonly engine: Engine<unknown>;
 }
 
 export function target(ctx: CommandContext, raw: Buffer, ...actions: Action[]): Target {
