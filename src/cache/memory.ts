@@ -74,6 +74,7 @@ class MemoryCache implements CacheAdapter {
   readonly name = 'memory';
   readonly capabilities;
   private readonly clock: Clock;
+  private readonly epochOffsetMs: number;
   private readonly values: LRUCache<string, StoredValue>;
   private readonly leases = new Map<string, Lease>();
   private readonly nextToken = createTokenSource('fill');
@@ -87,6 +88,7 @@ class MemoryCache implements CacheAdapter {
       throw new InvalidOptionError('a memory cache must be bounded: set maxEntries, maxBytes, or both');
     }
     this.clock = options.clock ?? systemClock;
+    this.epochOffsetMs = Date.now() - this.clock.now();
     this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true, shared: false });
     const limits = {
       ...(maxEntries === undefined ? {} : { max: maxEntries }),
@@ -181,7 +183,20 @@ class MemoryCache implements CacheAdapter {
     const value = this.values.peek(key);
     if (value !== undefined) return this.valueView(key, value);
     const lease = this.liveLease(key);
-    return lease === undefined ? undefined : leaseView(key, lease);
+    return lease === undefined ? undefined : this.leaseView(key, lease);
+  }
+
+  /**
+   * A view's expiresAt is epoch ms, as the Redis adapter's: the clock's reading plus the wall time
+   * at which the clock read 0, fixed when the cache was created (so two views of one record agree).
+   */
+  private epochOf(clockMs: number): number {
+    return Number.isFinite(clockMs) ? Math.round(clockMs + this.epochOffsetMs) : clockMs;
+  }
+
+  private leaseView(key: string, lease: Lease): CacheRecordView {
+    const view = leaseView(key, lease);
+    return { ...view, expiresAt: this.epochOf(view.expiresAt) };
   }
 
   async *scan(prefix: string): AsyncIterable<CacheRecordView> {
@@ -191,7 +206,7 @@ class MemoryCache implements CacheAdapter {
     for (const key of [...this.leases.keys()]) {
       if (!key.startsWith(prefix)) continue;
       const lease = this.liveLease(key);
-      if (lease !== undefined) yield leaseView(key, lease);
+      if (lease !== undefined) yield this.leaseView(key, lease);
     }
   }
 
@@ -261,7 +276,7 @@ class MemoryCache implements CacheAdapter {
       version: value.version,
       payload: value.payload,
       tombstone: value.tombstone,
-      expiresAt: Number.isFinite(remaining) ? this.clock.now() + remaining : Number.POSITIVE_INFINITY,
+      expiresAt: Number.isFinite(remaining) ? this.epochOf(this.clock.now() + remaining) : Number.POSITIVE_INFINITY,
     };
   }
 }

@@ -33,6 +33,7 @@ import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './j
 import { preconditionOf } from './preconditions.js';
 import type { CacheStats } from '../types.js';
 import { inlineDeleteStep, inlineLoad, inlineWriteStep } from './inline.js';
+import { inspectBoth } from './inspect.js';
 import { readAfterCache } from './read-path.js';
 import { emitAlert, writeThrough } from './write-path.js';
 
@@ -270,10 +271,8 @@ export class WriteThroughEngine<T> implements Engine<T> {
 
   async inspect(key: string): Promise<KeyInspection> {
     this.checkKey(key);
-    const [stored, cached] = await Promise.all([
-      this.options.store.read(this.namespace, key),
-      this.options.cache.peek(this.cacheKeys.of(key)),
-    ]);
+    // Both sides within the lease budget; a failure names its backend (inspect.ts).
+    const [stored, cached] = await inspectBoth(this.ctx, key, this.cacheKeys.of(key));
     const { state, description } = classifyKey(stored, cached);
     return {
       namespace: this.namespace,

@@ -7,7 +7,7 @@
 // >= the previous pass's snapshot xmin, and that snapshot's own xmin. A transaction that commits after
 // a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
-import pg from 'pg';
+import { pg, type PgClient } from './pg-driver.js';
 import { PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
@@ -37,8 +37,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   const pollMs = options.pollMs ?? 50;
   const retentionMs = options.retentionMs ?? 600_000;
   const journalId = `pg-proxy:${ctx.upstream.database}:${ctx.schema}`;
-  let client: pg.Client | undefined;
-  let listener: pg.Client | undefined;
+  let client: PgClient | undefined;
+  let listener: PgClient | undefined;
   let xmin: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -48,7 +48,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   /** Ids applied by the last pass (the next pass may read them again). */
   const applied = new Set<number>();
 
-  async function connection(): Promise<pg.Client> {
+  async function connection(): Promise<PgClient> {
     if (client !== undefined) return client;
     const c = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy drainer' });
     c.on('error', () => {
