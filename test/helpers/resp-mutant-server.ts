@@ -1,6 +1,6 @@
 // RESP fronts for the consistency test's control runs, each over the same store and cache specs as
 // `lockstep serve`:
-//   jitter            the real front and engine, with up to 5 ms of delay after every store read
+//   jitter            the real front and engine, with up to 15 ms of delay after every store read
 //                     and before every cache publish (fills, completed writes): this widens the
 //                     races the protocol must win: must pass;
 //   naive             the same delays (before its cache SET), but each namespace served by the
@@ -53,8 +53,8 @@ function naive(service: LockstepService, store: ChaosStore, cache: NaiveCache): 
   return replacingEngines(service, (namespace) => createNaiveWriteThrough({ store, cache, namespace }) as unknown as Engine<unknown>);
 }
 
-/** 0-5 ms, at random. */
-const jitter = (): number => Math.floor(Math.random() * 6);
+/** 0-15 ms, at random. */
+const jitter = (): number => Math.floor(Math.random() * 16);
 
 /** The naive cache with the same delay before each SET as the engine's publishes get. */
 function delayedSets(cache: NaiveCache): NaiveCache {
