@@ -66,6 +66,22 @@ export const serveSettings = {
     note: 'default 60s',
     parse: parsedDuration,
   } satisfies Setting<number>,
+  resp: {
+    arg: 'HOST:PORT',
+    help: 'also serve the Redis protocol (RESP2/RESP3) here, e.g. 127.0.0.1:6380',
+    default: undefined,
+    note: 'default off; see docs/resp.md',
+    parse: parsedString(parseRespAddress),
+  } satisfies Setting<RespAddress | undefined>,
+  respNamespace: { arg: 'NS', help: 'namespace of a RESP key without a valid "ns:" prefix', default: 'default', parse: nonEmptyString } satisfies Setting<string>,
+  respMaxConnections: { arg: 'N', help: 'open RESP connections at most', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
+  respIdleTimeout: {
+    arg: 'D',
+    help: 'close a RESP connection idle this long (30s, 5m); 0 = never',
+    default: 300_000,
+    note: 'default 5m',
+    parse: parsedDuration,
+  } satisfies Setting<number>,
   maxEngines: { arg: 'N', help: 'namespace engines kept at most (idle ones beyond it are dropped; not the audit cap)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
   failurePolicy: { arg: 'P', help: 'pragmatic | strict', default: 'pragmatic', parse: oneOf<FailurePolicy>(['pragmatic', 'strict']) } satisfies Setting<FailurePolicy>,
   logLevel: { arg: 'L', help: `JSON logs on stdout: ${LOG_LEVELS.join(' | ')}`, default: 'info', parse: oneOf(LOG_LEVELS) } satisfies Setting<LogLevel>,
@@ -84,4 +100,20 @@ function parsedDuration(raw: unknown): number {
   const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : raw;
   if (typeof value !== 'number' && typeof value !== 'string') throw new Error(`must be a duration such as 30s or 60000 (got ${JSON.stringify(raw)})`);
   return toMs(value, 'the duration', { allowZero: true });
+}
+
+export interface RespAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `HOST:PORT` (`[::1]:6380` for IPv6) or a bare port (host 127.0.0.1). */
+export function parseRespAddress(text: string): RespAddress {
+  const bare = /^[0-9]{1,5}$/.test(text) ? `127.0.0.1:${text}` : text;
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:\s]+):([0-9]{1,5})$/.exec(bare);
+  const port = Number(match?.[2]);
+  if (match === null || !Number.isInteger(port) || port > 65535) {
+    throw new Error(`must be HOST:PORT such as 127.0.0.1:6380 (got ${JSON.stringify(text)})`);
+  }
+  return { host: match[1]!, port };
 }

@@ -17,6 +17,7 @@ import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../../backend-specs.js';
 import { resolveConfig, settingsHelp } from '../config.js';
 import { serveSettings, type ServeConfig } from '../serve-settings.js';
+import { listenResp } from '../../resp/server.js';
 
 export type { ServeConfig } from '../serve-settings.js';
 
@@ -34,6 +35,7 @@ store close. A second signal exits at once.`,
     'lockstep serve --port 0 --store sqlite:/var/lib/lockstep/data.db',
     'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
     'lockstep serve --config lockstep.json --log-level warn',
+    'lockstep serve --resp 127.0.0.1:6380   # and redis-cli -p 6380 SET orders:42 hello',
   ],
   exit: '0 stopped by SIGINT or SIGTERM; 1 could not start, or the stop abandoned work (a step outlived\n--shutdown-grace-ms + 1 s); 2 bad input.',
 });
@@ -47,6 +49,8 @@ export function parseServeArgs(argv: readonly string[], env: CommandIo['env']): 
 
 export interface ServeHandle {
   readonly url: string;
+  /** `redis://host:port` when --resp is set. */
+  readonly respUrl: string | undefined;
   readonly lifecycle: Lifecycle;
   /** Drains and closes the server, then the service, then the cache and the store. Safe to call twice. */
   close(): Promise<void>;
@@ -56,8 +60,10 @@ export interface ServeHandle {
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
   assertListenAllowed(config.host, hasTokens(config));
+  if (config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config));
   // A port in use fails now, before a store schema or database file is created for nothing.
   await assertPortFree(config.host, config.port);
+  if (config.resp !== undefined) await assertPortFree(config.resp.host, config.resp.port);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
   /** Closes what was opened; with `deadline` (performance.now() ms), abandons a step that outlives it. */
@@ -95,6 +101,20 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
     opened.push({ what: 'server', close: () => server.close() });
+    const resp = config.resp === undefined
+      ? undefined
+      : await listenResp(service, {
+          ...config.resp,
+          token: config.token,
+          tokens: config.tokens,
+          rateLimit: config.rateLimit,
+          defaultNamespace: config.respNamespace,
+          maxConnections: config.respMaxConnections,
+          idleTimeout: config.respIdleTimeout,
+          closeGraceMs: config.shutdownGraceMs,
+          onUnexpectedError: (error) => logger.error({ event: 'resp_error', err: error }, 'unexpected error in a RESP command'),
+        });
+    if (resp !== undefined) opened.push({ what: 'RESP server', close: () => resp.close() });
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       lifecycle.beginDrain();
@@ -103,7 +123,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
       await closeOpened(performance.now() + config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
       logger.info({ event: 'shutdown', step: 'done', inFlight: lifecycle.inFlight }, 'stopped');
     };
-    return { url: server.url, lifecycle, close: () => (closing ??= close()) };
+    return { url: server.url, respUrl: resp?.url, lifecycle, close: () => (closing ??= close()) };
   } catch (error) {
     await closeOpened().catch(() => undefined);
     throw error;
@@ -175,6 +195,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   try {
     config = parseServeArgs(argv, io.env);
     if (!config.help) assertListenAllowed(config.host, hasTokens(config));
+    if (!config.help && config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config));
   } catch (error) {
     return reportUsageError(io.stderr, 'serve', error);
   }
@@ -198,6 +219,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   }
   logger.info({ event: 'listening', url: handle.url, store: config.store.spec, cache: config.cache.spec }, 'listening');
   io.stdout.write(`lockstep listening on ${handle.url} (store ${config.store.spec}, cache ${config.cache.spec})\n`);
+  if (handle.respUrl !== undefined) io.stdout.write(`lockstep RESP listening on ${handle.respUrl}\n`);
 
   const signal = await stop.received;
   io.stderr.write(`lockstep: ${signal} received, shutting down (${handle.lifecycle.inFlight} requests in flight)\n`);
