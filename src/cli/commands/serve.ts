@@ -54,7 +54,7 @@ export interface ServeHandle {
 /** Opens the backends, the service and the socket; whatever was opened is closed again if a step fails. */
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
-  assertListenAllowed(config.host, hasTokens(config));
+  assertListenAllowed(config.host, hasTokens(config), config.token);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
   const closeOpened = async (): Promise<void> => {
@@ -80,7 +80,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
     const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval } });
     opened.push({ what: 'service', close: () => service.close() });
-    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
+    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
     opened.push({ what: 'server', close: () => server.close() });
@@ -122,7 +122,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   let config: ReturnType<typeof parseServeArgs>;
   try {
     config = parseServeArgs(argv, io.env);
-    if (!config.help) assertListenAllowed(config.host, hasTokens(config));
+    if (!config.help) assertListenAllowed(config.host, hasTokens(config), config.token);
   } catch (error) {
     return reportUsageError(io.stderr, 'serve', error);
   }
