@@ -4,8 +4,13 @@
 // origin, a body with no Content-Type, a foreign preflight — and the service's own origin, loopback
 // names, the allow-list and the token rules still served.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { parseServeArgs, run as runServe, startServe } from '../../src/cli/commands/serve.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { listen, type RunningServer } from '../../src/http/server.js';
@@ -200,6 +205,60 @@ describe('allowed hosts and tokens', () => {
     for (let i = 0; i < 200; i++) {
       const hex = Array.from({ length: 32 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
       assert.equal(tokenWeakness(hex), undefined, `${hex}: ${estimateTokenBits(hex)} bits`);
+    }
+  });
+});
+
+describe('lockstep serve: --allowed-hosts and token strength', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-cross-site-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Runs `serve` in this process up to its argument checks; a refused start returns before listening. */
+  async function refusedServe(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+    const stderr = new PassThrough();
+    let text = '';
+    stderr.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    const code = await runServe(argv, { env, stdout: new PassThrough(), stderr });
+    return { code, stderr: text };
+  }
+
+  it('a weak --token, LOCKSTEP_TOKEN or config "token" on 0.0.0.0 is exit 2 with the reason, before anything is created', async () => {
+    const config = join(dir, 'weak.json');
+    writeFileSync(config, JSON.stringify({ token: 'hunter2' }));
+    const store = `sqlite:${join(dir, 'never.db')}`;
+    for (const [argv, env] of [
+      [['serve', '--host', '0.0.0.0', '--token', 'x', '--store', store], {}],
+      [['serve', '--host', '0.0.0.0', '--store', store], { LOCKSTEP_TOKEN: 'short-but-not-empty' }],
+      [['serve', '--host', '0.0.0.0', '--store', store, '--config', config], {}],
+      [['serve', '--host', '0.0.0.0', '--store', store], { LOCKSTEP_TOKEN: 'ab'.repeat(20) }],
+    ] as const) {
+      const { code, stderr } = await refusedServe(argv.slice(1), env);
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, /refusing to listen on 0\.0\.0\.0 with a weak token/, stderr);
+      assert.match(stderr, /lockstep token create/);
+    }
+    assert.equal(existsSync(join(dir, 'never.db')), false);
+    // On loopback any token is accepted (only this machine can guess it).
+    const handle = await startServe(parseServeArgs(['--port', '0', '--token', 'x', '--store', `sqlite:${join(dir, 'loop.db')}`], {}));
+    await handle.close();
+  });
+
+  it('--allowed-hosts / LOCKSTEP_ALLOWED_HOSTS / "allowedHosts" are validated and served', async () => {
+    assert.deepEqual(parseServeArgs(['--allowed-hosts', 'Lockstep.Internal, 10.0.0.5'], {}).allowedHosts, ['lockstep.internal', '10.0.0.5']);
+    assert.deepEqual(parseServeArgs([], { LOCKSTEP_ALLOWED_HOSTS: 'a.internal' }).allowedHosts, ['a.internal']);
+    const config = join(dir, 'hosts.json');
+    writeFileSync(config, JSON.stringify({ allowedHosts: ['b.internal', 'fd00::1'] }));
+    assert.deepEqual(parseServeArgs(['--config', config], {}).allowedHosts, ['b.internal', '[fd00::1]']);
+    for (const bad of ['http://x', 'x:80', '*.internal', ',']) {
+      assert.throws(() => parseServeArgs(['--allowed-hosts', bad], {}), /--allowed-hosts/, bad);
+    }
+    const handle = await startServe(parseServeArgs(['--port', '0', '--allowed-hosts', 'lockstep.internal', '--store', `sqlite:${join(dir, 'hosts.db')}`], {}));
+    try {
+      const port = new URL(handle.url).port;
+      assert.equal((await raw(handle.url, 'GET', '/v1/kv/h/k', { Host: `lockstep.internal:${port}` })).status, 404);
+      assertRefused(await raw(handle.url, 'GET', '/v1/kv/h/k', { Host: `evil.example:${port}` }), 403, 'E_HOST_NOT_ALLOWED');
+    } finally {
+      await handle.close();
     }
   });
 });
