@@ -6,6 +6,7 @@
 #   scripts/load-proof.sh                       # the whole suite, 3 runs, 2 burners
 #   RUNS=5 BURNERS=4 scripts/load-proof.sh      # more runs, more load
 #   scripts/load-proof.sh test/integration/dashboard.test.ts   # some files only
+#   EXTRA_FLAGS='--test-reporter=spec' scripts/load-proof.sh test/unit/auditor.test.ts   # one extra flag
 #
 # Uses the same node --test flags as `npm test` (see TEST_FLAGS). Exit status: 0 when every run
 # passed. Each run's output goes to $OUT_DIR/run-<i>.log (default test-results/load-proof/).
@@ -16,7 +17,7 @@ RUNS="${RUNS:-3}"
 BURNERS="${BURNERS:-2}"
 OUT_DIR="${OUT_DIR:-test-results/load-proof}"
 # Keep in step with the "test" script of package.json.
-TEST_FLAGS=(--import tsx --test --test-concurrency=2 --test-timeout=180000 --test-force-exit)
+TEST_FLAGS=(--import tsx --test --test-concurrency=2 --test-timeout=1800000 --test-force-exit)
 export LOCKSTEP_REQUIRE_SERVICES="${LOCKSTEP_REQUIRE_SERVICES:-1}"
 
 if [ "$#" -gt 0 ]; then
@@ -44,7 +45,8 @@ failed=0
 for run in $(seq 1 "$RUNS"); do
   log="$OUT_DIR/run-$run.log"
   started=$(date +%s)
-  node "${TEST_FLAGS[@]}" "${files[@]}" >"$log" 2>&1
+  # shellcheck disable=SC2086 # EXTRA_FLAGS is a list of flags
+  node "${TEST_FLAGS[@]}" ${EXTRA_FLAGS:+"$EXTRA_FLAGS"} "${files[@]}" >"$log" 2>&1
   status=$?
   seconds=$(( $(date +%s) - started ))
   summary=$(grep -E '^(# |ℹ )(pass|fail|cancelled) ' "$log" | sed -E 's/^(# |ℹ )//' | tr '\n' ' ')
