@@ -23,9 +23,11 @@ export const usage = formatHelp({
   usage: 'serve [options]',
   description: 'Serves the REST API over a store and a cache. Each setting comes from its flag, else its\nvariable, else the config file, else its default.',
   options: settingsHelp(serveSettings),
-  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz, /readyz, /openapi.json and the dashboard's page (open / in a
-browser: it asks for an admin token). SIGINT or SIGTERM drains: /readyz answers 503,
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens, and
+with a weak --token; tokens protect every route but /healthz, /readyz, /openapi.json and the
+dashboard's page (open / in a browser: it asks for an admin token). Without tokens only loopback
+Host names and --allowed-hosts are served; a foreign Origin and a body that is not
+application/json are refused (docs/service.md, "Cross-site requests"). SIGINT or SIGTERM drains: /readyz answers 503,
 new connections are refused, requests in flight finish, then the service, the cache and the
 store close. A second signal exits at once.`,
   examples: [
