@@ -36,7 +36,7 @@ export function crossSiteGuard(options: CrossSiteOptions, dashboardPaths: Readon
       const name = host === undefined ? undefined : hostnameOf(host);
       if (name === undefined || !(isLoopbackHost(name) || allowed.has(name))) {
         throw hostNotAllowed(
-          `Host ${JSON.stringify((host ?? '').slice(0, 100))} is not this service's: without tokens only loopback names and the configured allowed hosts (--allowed-hosts) are served`,
+          `Host ${JSON.stringify((host ?? '').slice(0, 100))} is not this service's: only loopback names and the allowed hosts (--allowed-hosts) are served`,
         );
       }
     }
