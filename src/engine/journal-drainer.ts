@@ -23,6 +23,17 @@ export interface JournalDrainer {
   stop(): Promise<void>;
   /** Applies every pending row now; returns how many. Concurrent calls share one pass. */
   drain(): Promise<number>;
+  /**
+   * Counts the rows this drainer applies to one namespace from now until stop(): the drainer applies
+   * them, so it counts them, and every engine sharing it reports its own namespace's count. Only
+   * watched namespaces are counted (memory stays bounded by the engines alive).
+   */
+  watchRepairs(namespace: string): RepairWatch;
+}
+
+export interface RepairWatch {
+  readonly count: number;
+  stop(): void;
 }
 
 export function isJournalDrainer(value: unknown): value is JournalDrainer {
@@ -44,6 +55,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   })().catch((error: unknown) => {
     onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
   });
+  const watched = new Map<string, { count: number; watchers: number }>();
   let pass: Promise<number> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -58,6 +70,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
         await cache.invalidateOlder(cacheKeyOf(row.namespace, row.key), row.version);
         cursor = row.id; // advance only past rows the cache took: a failure retries from here
         applied++;
+        const watch = watched.get(row.namespace);
+        if (watch !== undefined) watch.count++;
         onRepaired?.(row);
       }
       if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(journalId, cursor);
@@ -89,9 +103,28 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     timer.unref();
   }
 
+  function watchRepairs(namespace: string): RepairWatch {
+    let watch = watched.get(namespace);
+    if (watch === undefined) watched.set(namespace, (watch = { count: 0, watchers: 0 }));
+    watch.watchers++;
+    const counted = watch;
+    let stopped = false;
+    return {
+      get count() {
+        return counted.count;
+      },
+      stop() {
+        if (stopped) return;
+        stopped = true;
+        if (--counted.watchers === 0 && watched.get(namespace) === counted) watched.delete(namespace);
+      },
+    };
+  }
+
   return {
     ready,
     drain,
+    watchRepairs,
     start() {
       if (running) return;
       running = true;

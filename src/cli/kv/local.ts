@@ -1,11 +1,11 @@
 // A KvClient over the engine in this process: the store and cache of --store/--cache, one namespace,
 // so a put is the real write-through (store first, then the cache's lease protocol). No journal
 // poller runs: a one-shot command leaves replaying the journal to the serving instances.
-import { createWriteThrough } from '../../engine/write-through.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import type { Backends } from '../backend-flags.js';
 import { openCache, openStore } from '../../backend-specs.js';
 import type { KvClient } from './client.js';
+import { createWriteThrough } from '../../compose/write-through.js';
 
 export async function openLocalClient(backends: Backends, namespace: string): Promise<KvClient> {
   const opened: Array<StoreAdapter | CacheAdapter> = [];
