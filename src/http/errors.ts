@@ -2,6 +2,7 @@
 // 4xx with the error's stable code, an unavailable dependency a 503, and anything unexpected a
 // 500 `E_INTERNAL` that carries no message or stack from inside the process.
 import {
+  CacheError,
   CacheUnavailableError,
   CacheWriteError,
   ClosedError,
@@ -71,11 +72,25 @@ const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
   [StoreOutcomeUnknownError, 503],
   [CacheUnavailableError, 503],
   [CacheWriteError, 503],
+  // A cache call failed or timed out where the engine does not fall back to the store (inspect).
+  [CacheError, 503],
   // The service is shutting down.
   [ClosedError, 503],
 ];
 
+/**
+ * The client went away while its body was still arriving (node's `aborted` ECONNRESET, as read by a
+ * chunked upload's body limit): its own doing, not ours. Nobody is left to read the answer.
+ */
+export function isClientAbort(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.code === 'ECONNRESET' && e.message === 'aborted';
+}
+
 export function toErrorResponse(error: unknown): ErrorResponse {
+  if (isClientAbort(error)) {
+    return { status: 400, body: { error: { code: 'E_REQUEST_ABORTED', message: 'the client closed the connection before the body arrived' } }, headers: {}, unexpected: false };
+  }
   if (error instanceof HttpError) {
     return { status: error.status, body: { error: { code: error.code, message: error.message } }, headers: error.headers, unexpected: false };
   }

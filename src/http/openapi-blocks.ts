@@ -105,8 +105,10 @@ export function operation(spec: Omit<Operation, 'responses'> & { readonly respon
   return { ...spec, responses: { ...spec.responses, ...COMMON } };
 }
 
-export const READ_UNAVAILABLE = ['E_STORE_READ', 'E_CLOSED'];
+export const READ_UNAVAILABLE = ['E_STORE_READ', 'E_STORE_TIMEOUT', 'E_CLOSED'];
 export const WRITE_UNAVAILABLE = ['E_STORE_WRITE', 'E_STORE_OUTCOME_UNKNOWN', 'E_CACHE_UNAVAILABLE', 'E_CACHE_WRITE', 'E_CLOSED'];
+/** GET …/state reads both sides and does not fall back: either may fail it. */
+export const STATE_UNAVAILABLE = ['E_STORE_READ', 'E_STORE_TIMEOUT', 'E_CACHE_FAILED', 'E_CACHE_TIMEOUT', 'E_CLOSED'];
 export const BAD_TARGET = ['E_INVALID_NAMESPACE', 'E_INVALID_KEY', 'E_KEY_TOO_LONG'];
 export const BATCH_ENVELOPE = ['E_BAD_JSON', 'E_JSON_TOO_DEEP', 'E_INVALID_BATCH', 'E_INVALID_NAMESPACE'];
 export const TOO_LARGE = errors('The body, the value or the batch is too large', ['E_BODY_TOO_LARGE', 'E_VALUE_TOO_LARGE', 'E_BATCH_TOO_LARGE']);

@@ -1,7 +1,7 @@
 // Reading requests: percent-decoded path segments and JSON bodies, each refused with its own 4xx.
 import type { Context } from 'hono';
 import { isJsonMediaType } from './cross-site.js';
-import { badJson, jsonTooDeep, unsupportedMediaType } from './errors.js';
+import { badJson, isClientAbort, jsonTooDeep, unsupportedMediaType } from './errors.js';
 import { exceedsJsonDepth } from './json-depth.js';
 
 /** Responses of the data routes are never cached by intermediaries. */
@@ -36,7 +36,8 @@ export async function jsonBody(c: Context, maxDepth: number): Promise<unknown> {
   let text: string;
   try {
     text = utf8.decode(await c.req.arrayBuffer());
-  } catch {
+  } catch (error) {
+    if (isClientAbort(error)) throw error; // the client left: not a bad body
     throw badJson('the body is not valid UTF-8');
   }
   if (text.trim() === '') throw badJson('the body is empty; send a JSON value (to remove a key, use DELETE)');

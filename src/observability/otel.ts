@@ -129,7 +129,15 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
     span.updateName(result.kind === 'value' ? spanNames.hit : result.kind === 'miss' ? spanNames.miss : spanNames.bypass);
   }
 
-  type Hook = (original: (...args: any[]) => any, args: any[]) => unknown;
+  function untracedRead(key: string, startTime: number, result: CacheGetResult): CacheGetResult {
+    const span = tracer.startSpan(spanNames.read, { startTime, attributes: keyAttributes(key) });
+    describeRead(span, result);
+    span.end();
+    return result;
+  }
+
+  /** Given the bound original method, the method to use in its place (made once per wrapper and method). */
+  type Hook = (original: (...args: any[]) => any) => (...args: any[]) => unknown;
   /** The target with `methods` hooked; every other member as it is. Functions are bound once, not per access. */
   function wrap<T extends object>(target: T, methods: Record<string, Hook>): T {
     const bound = new Map<PropertyKey, { from: unknown; fn: unknown }>();
@@ -141,7 +149,7 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
         if (memo !== undefined && memo.from === value) return memo.fn;
         const original = (value as (...args: unknown[]) => unknown).bind(t);
         const hook = typeof property === 'string' && Object.hasOwn(methods, property) ? methods[property] : undefined;
-        const fn = hook === undefined ? original : (...args: unknown[]) => hook(original, args);
+        const fn = hook === undefined ? original : hook(original);
         bound.set(property, { from: value, fn });
         return fn;
       },
@@ -152,45 +160,38 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
     enabled: true,
     cache: (cache) =>
       wrap(cache, {
-        get: (original, [key, fillLeaseMs]) => {
+        get: (original) => (key, fillLeaseMs) => {
           if (hitSpans) return traced(spanNames.read, () => keyAttributes(key), () => original(key, fillLeaseMs), describeRead);
-          // Hits pass untouched; a miss or a bypass gets its span after the fact, from the call's start.
+          // Hits pass untouched (no span, no allocation); a miss or a bypass gets its span after the fact.
           const startTime = Date.now();
-          const after = (result: CacheGetResult) => {
-            if (result.kind !== 'value') {
-              const span = tracer.startSpan(spanNames.read, { startTime, attributes: keyAttributes(key) });
-              describeRead(span, result);
-              span.end();
-            }
-            return result;
-          };
           const result = original(key, fillLeaseMs) as CacheGetResult | Promise<CacheGetResult>;
-          return result instanceof Promise ? result.then(after) : after(result);
+          if (result instanceof Promise) return result.then((got) => (got.kind === 'value' ? got : untracedRead(key, startTime, got)));
+          return result.kind === 'value' ? result : untracedRead(key, startTime, result);
         },
-        fill: (original, [key, token, entry, ttlMs]) =>
+        fill: (original) => (key, token, entry, ttlMs) =>
           traced(spanNames.fill, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, accepted: boolean) => {
             span.setAttribute('lockstep.fill.accepted', accepted);
             if (!accepted) span.setAttribute('fills_rejected', 1);
           }),
-        beginWrite: (original, [key, token, leaseMs]) => traced(spanNames.lease, () => ({ ...keyAttributes(key), 'lockstep.lease_ms': leaseMs }), () => original(key, token, leaseMs)),
-        completeWrite: (original, [key, token, entry, ttlMs]) =>
+        beginWrite: (original) => (key, token, leaseMs) => traced(spanNames.lease, () => ({ ...keyAttributes(key), 'lockstep.lease_ms': leaseMs }), () => original(key, token, leaseMs)),
+        completeWrite: (original) => (key, token, entry, ttlMs) =>
           traced(spanNames.publish, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, outcome: string, ms) =>
             span.setAttributes({ 'lockstep.publish.outcome': outcome, cache_write_latency: ms }),
           ),
-        abortWrite: (original, [key, token]) => traced(spanNames.abort, () => keyAttributes(key), () => original(key, token)),
-        invalidateOlder: (original, [key, version]) => traced(spanNames.invalidate, () => ({ ...keyAttributes(key), 'lockstep.version': version }), () => original(key, version)),
+        abortWrite: (original) => (key, token) => traced(spanNames.abort, () => keyAttributes(key), () => original(key, token)),
+        invalidateOlder: (original) => (key, version) => traced(spanNames.invalidate, () => ({ ...keyAttributes(key), 'lockstep.version': version }), () => original(key, version)),
       }),
     store: (store) =>
       wrap(store, {
-        write: (original, [namespace, key, payload, writeOptions]) =>
+        write: (original) => (namespace, key, payload, writeOptions) =>
           traced(spanNames.commit, () => storeAttributes(namespace, key, 'write'), () => original(namespace, key, payload, writeOptions), (span, result: { version: number }, ms) =>
             span.setAttributes({ 'lockstep.version': result.version, db_write_latency: ms }),
           ),
-        delete: (original, [namespace, key, writeOptions]) =>
+        delete: (original) => (namespace, key, writeOptions) =>
           traced(spanNames.commit, () => storeAttributes(namespace, key, 'delete'), () => original(namespace, key, writeOptions), (span, result: { version: number }, ms) =>
             span.setAttributes({ 'lockstep.version': result.version, db_write_latency: ms }),
           ),
-        read: (original, [namespace, key]) =>
+        read: (original) => (namespace, key) =>
           traced(spanNames.storeRead, () => storeAttributes(namespace, key, 'read'), () => original(namespace, key), (span, found: unknown, ms) =>
             span.setAttributes({ 'lockstep.found': found !== undefined, db_read_latency: ms }),
           ),

@@ -35,11 +35,29 @@ export interface SeriesGroups {
   groups(): IterableIterator<SeriesGroup>;
 }
 
-export function createSeriesGroups(options: { maxLabelled: number; cache: CacheAdapter; metrics: LockstepMetrics | undefined }): SeriesGroups {
-  const { maxLabelled, cache, metrics } = options;
+export interface SeriesGroupsOptions {
+  readonly maxLabelled: number;
+  readonly cache: CacheAdapter;
+  readonly metrics: LockstepMetrics | undefined;
+  /**
+   * A drainer the service does not own, which counts the repairs it applies (watchRepairs): each
+   * labelled group reports its namespace's count from its creation on, `_other` the rest.
+   */
+  readonly repairs?: ((namespace?: string) => { readonly count: number; stop(): void }) | undefined;
+}
+
+export function createSeriesGroups(options: SeriesGroupsOptions): SeriesGroups & { close(): void } {
+  const { maxLabelled, cache, metrics, repairs } = options;
   const byLabel = new Map<string, SeriesGroup>();
+  const watches: Array<{ stop(): void }> = [];
   const other = createGroup(OTHER_NAMESPACES, cache);
   byLabel.set(OTHER_NAMESPACES, other);
+  const labelledWatches: Array<{ readonly count: number }> = [];
+  if (repairs !== undefined) {
+    const every = repairs();
+    watches.push(every);
+    reportRepairs(other, () => every.count - labelledWatches.reduce((sum, w) => sum + w.count, 0));
+  }
   metrics?.attach(other);
 
   return {
@@ -49,6 +67,12 @@ export function createSeriesGroups(options: { maxLabelled: number; cache: CacheA
       if (byLabel.has(namespace)) return true;
       if (byLabel.size - 1 >= maxLabelled) return false;
       const group = createGroup(namespace, cache);
+      if (repairs !== undefined) {
+        const watch = repairs(namespace);
+        watches.push(watch);
+        labelledWatches.push(watch);
+        reportRepairs(group, () => watch.count);
+      }
       byLabel.set(namespace, group);
       metrics?.attach(group);
       return true;
@@ -57,7 +81,15 @@ export function createSeriesGroups(options: { maxLabelled: number; cache: CacheA
       for (const label of byLabel.keys()) if (label !== OTHER_NAMESPACES) yield label;
     },
     groups: () => byLabel.values(),
+    close() {
+      for (const watch of watches.splice(0)) watch.stop();
+    },
   };
+}
+
+/** The group's journalRepairs read from a drainer's count instead of bumped in place. */
+function reportRepairs(group: SeriesGroup, count: () => number): void {
+  Object.defineProperty(group.counters, 'journalRepairs', { enumerable: true, configurable: true, get: count });
 }
 
 function createGroup(label: string, cache: CacheAdapter): SeriesGroup {

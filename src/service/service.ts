@@ -5,7 +5,7 @@
 // Adapters belong to whoever opened them.
 import type { Engine } from '../engine/api.js';
 import { toMs, type Duration } from '../duration.js';
-import { createJournalDrainer, isJournalDrainer } from '../engine/journal-drainer.js';
+import { createJournalDrainer, isJournalDrainer, type JournalDrainer, type JournalDrainerStatus } from '../engine/journal-drainer.js';
 import { createEngine } from '../engine/write-through.js';
 import { samplingWiring } from '../compose/write-through.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
@@ -60,6 +60,11 @@ export type PartState = 'up' | 'down';
 export interface HealthReport {
   readonly ok: boolean;
   readonly parts: { readonly store: PartState; readonly cache: PartState };
+  /**
+   * The drainer's replay of the journal retained at start (absent without a drainer that tells).
+   * While `replaying`, reads are still served, from the store: cached values are bypassed.
+   */
+  readonly journal?: JournalDrainerStatus;
   /** Why a part is down (for logs; the HTTP layer does not send it to unauthenticated callers). */
   readonly errors?: { readonly store?: string; readonly cache?: string };
 }
@@ -94,8 +99,11 @@ export function createService(options: ServiceOptions): LockstepService {
   const metrics = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
   const tracker = createStatsTracker();
   const bounds = resolveBounds(options);
-  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics });
   const shared = isJournalDrainer(options.journal) ? options.journal : undefined;
+  // Repairs are counted by the drainer's owner: this service for its own drainer (onRepaired
+  // below), else the shared drainer itself, when it counts them (watchRepairs).
+  const repairs = shared?.watchRepairs?.bind(shared);
+  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics, repairs });
   const drainer =
     options.journal === false || shared !== undefined
       ? undefined
@@ -161,10 +169,13 @@ export function createService(options: ServiceOptions): LockstepService {
     ]);
     const parts = { store: storeError === undefined ? 'up' : 'down', cache: cacheError === undefined ? 'up' : 'down' } as const;
     const ok = storeError === undefined && cacheError === undefined;
-    if (ok) return { ok, parts };
+    const replay = drainer ?? (shared as Partial<JournalDrainer> | undefined);
+    const journal = typeof replay?.status === 'function' ? { journal: replay.status() } : {};
+    if (ok) return { ok, parts, ...journal };
     return {
       ok,
       parts,
+      ...journal,
       errors: {
         ...(storeError === undefined ? {} : { store: storeError }),
         ...(cacheError === undefined ? {} : { cache: cacheError }),
@@ -195,6 +206,7 @@ export function createService(options: ServiceOptions): LockstepService {
     // The audit reads the adapters, which the caller closes once this resolves.
     await auditor.stop();
     const open = pool.drain();
+    groups.close();
     const results = await Promise.allSettled([...open.map((e) => e.close()), drainer?.stop()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;

@@ -12,7 +12,7 @@ import type { AuditSummary } from './audit-runner.js';
 export interface ServiceStats {
   /** Server time, ms since the epoch: the page plots against it and derives rates from two polls. */
   readonly now: number;
-  /** Namespaces served since start. */
+  /** Namespace engines kept now (bounded by maxEngines; see engine-pool.ts). */
   readonly namespaces: number;
   /** Reads that settled (hits, misses, bypasses, store fallbacks, errors). */
   readonly reads: number;

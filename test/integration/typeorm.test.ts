@@ -144,6 +144,39 @@ for (const [dialect, skip] of [['sqlite', false], ['postgres', postgres.skip]] a
   });
 }
 
+describe('TypeORM integration with a class target', () => {
+  it('entities come back as instances of the class, from the cache and from the table', async () => {
+    class Tag {
+      id!: number;
+      label!: string;
+      version!: number;
+      shout() {
+        return this.label.toUpperCase();
+      }
+    }
+    const entity = new EntitySchema<Tag>({
+      name: 'Tag',
+      target: Tag,
+      columns: { id: { type: Number, primary: true }, label: { type: String }, version: { type: Number, version: true } },
+    });
+    const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:', entities: [entity], synchronize: true });
+    await dataSource.initialize();
+    const tags = await typeormTable<Tag>(dataSource, entity, { cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    const cold = await typeormTable<Tag>(dataSource, entity, { cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await tags.insert({ id: 1, label: 'a' });
+      const hit = await tags.findById(1);
+      const fromTable = await cold.findById(1);
+      assert.ok(hit instanceof Tag && fromTable instanceof Tag);
+      assert.deepEqual([hit.shout(), fromTable.shout(), hit.version], ['A', 'A', 1]);
+    } finally {
+      await tags.close();
+      await cold.close();
+      await dataSource.destroy();
+    }
+  });
+});
+
 describe('TypeORM integration options', () => {
   it('refuses an uninitialized data source and an entity without a version column', async () => {
     const cache = createMemoryCache({ maxEntries: 10 });

@@ -45,6 +45,33 @@ describe('read events', () => {
     assert.equal(f.engine.writesInFlight, 0);
   });
 
+  it('costs no clock read on the hit path while nobody listens', async () => {
+    const f = await createEngineFixture<number>();
+    after(() => f.close());
+    await f.engine.write('k', 1);
+    await f.engine.read('k');
+    const original = performance.now.bind(performance);
+    let calls = 0;
+    performance.now = () => {
+      calls++;
+      return original();
+    };
+    try {
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 0, 'no listener: no clock read');
+      const listener = (): void => undefined;
+      f.engine.on('read', listener);
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 200, 'a listener: start and end of each read');
+      f.engine.off('read', listener);
+      calls = 0;
+      for (let i = 0; i < 100; i++) await f.engine.read('k');
+      assert.equal(calls, 0, 'listener gone: no clock read again');
+    } finally {
+      performance.now = original;
+    }
+  });
+
   it('reports a failed read with no source', async () => {
     const f = await createEngineFixture<number>();
     after(() => f.close());
@@ -92,6 +119,26 @@ describe('journal repairs are counted by the drainer that applies them', () => {
     assert.equal(changed.changes, 1);
     assert.equal(await adapter.drainJournal(), 1);
     assert.equal(seriesValue(await adapter.metricsText(), 'lockstep_journal_repairs_total', 'keyv'), 1);
+  });
+});
+
+describe('journal repairs with a drainer the service does not own', () => {
+  it('are counted by that drainer, per labelled namespace and under _other', async () => {
+    const f = await createEngineFixture<number>();
+    after(() => f.close());
+    const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
+    after(() => drainer.stop());
+    const service = createService({ store: f.store, cache: f.cache, journal: drainer, metricsNamespaces: 1, audit: { interval: 0 } });
+    after(() => service.close());
+    await drainer.ready;
+    await service.engine('sa').write('x', 1); // gets the one labelled slot
+    await service.engine('sb').write('y', 1); // reports under _other
+    const db = f.rawConnection();
+    db.prepare("UPDATE lockstep_kv SET value = '5' WHERE namespace IN ('sa', 'sb')").run();
+    assert.equal(await service.drainJournal(), 2);
+    const text = await service.metricsText();
+    assert.equal(seriesValue(text, 'lockstep_journal_repairs_total', 'sa'), 1);
+    assert.equal(seriesValue(text, 'lockstep_journal_repairs_total', '_other'), 1);
   });
 });
 

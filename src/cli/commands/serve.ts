@@ -2,6 +2,7 @@
 // variables and a JSON file (see ../serve-settings.ts); logs are JSON lines on stdout (pino).
 // A stop (SIGINT/SIGTERM) drains: /readyz turns 503, the socket stops accepting, requests in
 // flight finish and are answered, then the service and the adapters close; a second signal exits at once.
+import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createApp } from '../../http/app.js';
@@ -36,7 +37,7 @@ store close. A second signal exits at once.`,
     'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
     'lockstep serve --config lockstep.json --log-level warn',
   ],
-  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start or stop cleanly; 2 bad input.',
+  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start, or the stop abandoned work (a step outlived\n--shutdown-grace-ms + 1 s); 2 bad input.',
 });
 
 /** Flags, then environment, then the config file, then defaults. Throws InvalidOptionError or UsageError. */
@@ -57,20 +58,30 @@ export interface ServeHandle {
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
   assertListenAllowed(config.host, hasTokens(config), config.token);
+  // A port in use fails now, before a store schema or database file is created for nothing.
+  await assertPortFree(config.host, config.port);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
-  const closeOpened = async (): Promise<void> => {
+  /** Closes what was opened; with `deadline` (performance.now() ms), abandons a step that outlives it. */
+  const closeOpened = async (deadline = Number.POSITIVE_INFINITY): Promise<void> => {
     const errors: unknown[] = [];
+    const abandoned: string[] = [];
     for (const { what, close } of opened.splice(0).reverse()) {
       const started = performance.now();
+      const budgetMs = Math.max(MIN_STEP_MS, deadline - started);
       try {
-        await close();
+        if ((await withinBudget(close, budgetMs)) === 'abandoned') {
+          abandoned.push(what);
+          logger.warn({ event: 'shutdown', step: what, abandoned: true, waitedMs: Math.round(budgetMs) }, `abandoned closing the ${what} after ${Math.round(budgetMs)} ms`);
+          continue;
+        }
         logger.info({ event: 'shutdown', step: what, durationMs: Math.round(performance.now() - started) }, `closed the ${what}`);
       } catch (error) {
         logger.error({ event: 'shutdown', step: what, err: error }, `closing the ${what} failed`);
         errors.push(error);
       }
     }
+    if (abandoned.length > 0) throw new ShutdownAbandonedError(abandoned);
     if (errors.length > 0) throw errors[0];
   };
   const lifecycle = createLifecycle();
@@ -90,7 +101,8 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const close = async (): Promise<void> => {
       lifecycle.beginDrain();
       logger.info({ event: 'shutdown', step: 'drain', inFlight: lifecycle.inFlight, graceMs: config.shutdownGraceMs }, 'draining: /readyz is 503, no new connections');
-      await closeOpened();
+      // The whole stop ends within the grace period plus a margin, whatever the backends do.
+      await closeOpened(performance.now() + config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
       logger.info({ event: 'shutdown', step: 'done', inFlight: lifecycle.inFlight }, 'stopped');
     };
     return { url: server.url, lifecycle, close: () => (closing ??= close()) };
@@ -98,6 +110,46 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     await closeOpened().catch(() => undefined);
     throw error;
   }
+}
+
+/** What a stop may take beyond --shutdown-grace-ms (the server uses the grace; the rest share this). */
+export const SHUTDOWN_MARGIN_MS = 1000;
+/** Each step after the deadline still gets this long (three steps: the bound is grace + 1.3 s). */
+const MIN_STEP_MS = 100;
+
+/** Shutdown gave up waiting for these steps (a stalled store, a request that would not end). */
+export class ShutdownAbandonedError extends Error {
+  constructor(readonly steps: readonly string[]) {
+    super(`abandoned closing the ${steps.join(', ')} at the shutdown deadline (work may have been cut off)`);
+    this.name = 'ShutdownAbandonedError';
+  }
+}
+
+async function withinBudget(close: () => Promise<void> | void, budgetMs: number): Promise<'done' | 'abandoned'> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<'abandoned'>((resolve) => {
+    timer = setTimeout(() => resolve('abandoned'), budgetMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(close).then(() => 'done' as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Binds the address and lets it go again: EADDRINUSE / EACCES before anything is opened. (Another
+ * process may still take the port in the moment between this and listen(): that start then fails
+ * after the backends opened, as before.)
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ port, host: host.startsWith('[') ? host.slice(1, -1) : host, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 /** JSON lines on stdout, written off the request path (pino's asynchronous destination). */
@@ -159,6 +211,8 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   } catch (error) {
     io.stderr.write(`lockstep: error while shutting down: ${(error as Error).message}\n`);
     code = 1;
+    // What was abandoned (a socket to a stalled store) may hold the event loop: do not wait for it.
+    if (error instanceof ShutdownAbandonedError) setTimeout(() => process.exit(code), 100).unref();
   }
   await flush();
   return code;
