@@ -7,7 +7,7 @@ import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Set
 import { toMs } from '../duration.js';
 import type { RateLimit } from '../http/rate-limit.js';
 import type { TokenFile } from '../http/token-set.js';
-import { parseRateLimit, parseTokens } from './token-config.js';
+import { parseAllowedHosts, parseRateLimit, parseTokens } from './token-config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -49,6 +49,13 @@ export const serveSettings = {
     default: undefined,
     parse: parseTokens,
   } satisfies Setting<TokenFile | undefined>,
+  allowedHosts: {
+    arg: 'H,H',
+    help: 'host names the service answers to besides loopback (DNS-rebinding guard; with tokens, only these)',
+    default: undefined,
+    note: 'default loopback only',
+    parse: parseAllowedHosts,
+  } satisfies Setting<readonly string[] | undefined>,
   bodyLimit: { arg: 'BYTES', help: 'largest request body', default: undefined, note: 'default max value size + 64 KiB', parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number | undefined>,
   maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes (at most 512)', default: undefined, note: 'default 512', parse: integerIn(1, 512) } satisfies Setting<number | undefined>,
   maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,

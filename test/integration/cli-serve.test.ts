@@ -261,7 +261,9 @@ describe('lockstep serve', () => {
     await Promise.all(
       cases.map(async ([args, message]) => {
         const run = cli(args, cwd);
-        const { code } = await run.exited();
+        // Nine CLIs start at once (each compiling with tsx): on a loaded 2-core machine that took
+        // over 30 s. The bound only stops a hang; nothing here is about speed.
+        const { code } = await run.exited(180_000);
         assert.equal(code, 2, `${args.join(' ')}: ${run.stderr()}`);
         assert.match(run.stderr(), message);
       }),

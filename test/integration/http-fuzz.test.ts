@@ -157,7 +157,7 @@ function toRequest({ method, path: target, headers: fields, body: payload }: Fuz
   }
   const withBody = payload !== undefined && method !== 'GET' && method !== 'HEAD';
   try {
-    return new Request(`http://lockstep.test${target}`, { method, headers: headerBag, ...(withBody ? { body: payload, duplex: 'half' } : {}) } as RequestInit);
+    return new Request(`http://localhost${target}`, { method, headers: headerBag, ...(withBody ? { body: payload, duplex: 'half' } : {}) } as RequestInit);
   } catch {
     return undefined;
   }

@@ -25,9 +25,11 @@ export const usage = formatHelp({
   usage: 'serve [options]',
   description: 'Serves the REST API over a store and a cache. Each setting comes from its flag, else its\nvariable, else the config file, else its default.',
   options: settingsHelp(serveSettings),
-  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz, /readyz, /openapi.json and the dashboard's page (open / in a
-browser: it asks for an admin token). SIGINT or SIGTERM drains: /readyz answers 503,
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens, and
+with a weak --token; tokens protect every route but /healthz, /readyz, /openapi.json and the
+dashboard's page (open / in a browser: it asks for an admin token). Without tokens only loopback
+Host names and --allowed-hosts are served; a foreign Origin and a body that is not
+application/json are refused (docs/service.md, "Cross-site requests"). SIGINT or SIGTERM drains: /readyz answers 503,
 new connections are refused, requests in flight finish, then the service, the cache and the
 store close. A second signal exits at once.`,
   examples: [
@@ -59,8 +61,8 @@ export interface ServeHandle {
 /** Opens the backends, the service and the socket; whatever was opened is closed again if a step fails. */
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
-  assertListenAllowed(config.host, hasTokens(config));
-  if (config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config));
+  assertListenAllowed(config.host, hasTokens(config), config.token);
+  if (config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
   // A port in use fails now, before a store schema or database file is created for nothing.
   await assertPortFree(config.host, config.port);
   if (config.resp !== undefined) await assertPortFree(config.resp.host, config.resp.port);
@@ -97,7 +99,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
     const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
-    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
+    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
     opened.push({ what: 'server', close: () => server.close() });
@@ -194,8 +196,8 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   let config: ReturnType<typeof parseServeArgs>;
   try {
     config = parseServeArgs(argv, io.env);
-    if (!config.help) assertListenAllowed(config.host, hasTokens(config));
-    if (!config.help && config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config));
+    if (!config.help) assertListenAllowed(config.host, hasTokens(config), config.token);
+    if (!config.help && config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
   } catch (error) {
     return reportUsageError(io.stderr, 'serve', error);
   }
