@@ -5,8 +5,8 @@ import type { FailurePolicy } from '../options.js';
 import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backend-specs.js';
 import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Setting } from './config.js';
 import { toMs } from '../duration.js';
-import type { RateLimit } from '../http/rate-limit.js';
-import type { TokenFile } from '../http/token-set.js';
+import type { RateLimit } from '../service/rate-limit.js';
+import type { TokenFile } from '../service/token-set.js';
 import { parseAllowedHosts, parseRateLimit, parseTokens } from './token-config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

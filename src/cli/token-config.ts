@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { InvalidOptionError } from '../errors.js';
 import type { AppOptions } from '../http/app-options.js';
 import { resolveAllowedHosts } from '../http/cross-site.js';
-import { resolveRateLimit, type RateLimit } from '../http/rate-limit.js';
-import { resolveTokenFile, type TokenFile } from '../http/token-set.js';
+import { resolveRateLimit, type RateLimit } from '../service/rate-limit.js';
+import { resolveTokenFile, type TokenFile } from '../service/token-set.js';
 
 export interface TokenSources {
   /** --tokens-file, else LOCKSTEP_TOKENS_FILE */

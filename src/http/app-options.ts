@@ -5,9 +5,9 @@ import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../types.js';
 import { resolveAllowedHosts } from './cross-site.js';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
-import { resolveRateLimit, type RateLimit } from './rate-limit.js';
-import { assertDistinct, fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from './token-set.js';
-import { tokenWeakness } from './token-strength.js';
+import { resolveRateLimit, type RateLimit } from '../service/rate-limit.js';
+import { assertDistinct, fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from '../service/token-set.js';
+import { tokenWeakness } from '../service/token-strength.js';
 
 export interface AppOptions {
   /**

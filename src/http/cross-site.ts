@@ -14,7 +14,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { InvalidOptionError } from '../errors.js';
 import { crossOrigin, hostNotAllowed, unsupportedMediaType } from './errors.js';
-import { isLoopbackHost } from './loopback.js';
+import { isLoopbackHost } from '../service/loopback.js';
 
 export interface CrossSiteOptions {
   /** Host names or addresses accepted besides loopback, normalised (see resolveAllowedHosts). */

@@ -1,13 +1,12 @@
 // Puts an app on a socket with @hono/node-server. A non-loopback address needs tokens: without
 // them, anyone who can reach the port could read and write every key; and a plain token there must
-// be strong (token-strength.ts), since anyone on the network may guess it.
+// be strong (service/token-strength.ts), since anyone on the network may guess it.
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 import { isProtectedBy, requiresToken, weakTokenOf } from './app.js';
-import { isLoopbackHost } from './loopback.js';
-import { MIN_TOKEN_LENGTH, tokenWeakness } from './token-strength.js';
+import { assertListenAllowed, isLoopbackHost, weakTokenError } from '../service/listen-rule.js';
 
 export interface ListenOptions {
   /** @default '127.0.0.1' */
@@ -35,30 +34,7 @@ interface FetchApp {
   fetch(request: Request, ...rest: never[]): Response | Promise<Response>;
 }
 
-export { isLoopbackHost } from './loopback.js';
-
-/**
- * Throws unless `host` is loopback or tokens are configured, and, on a non-loopback host, unless
- * the plain token (when one is given) is strong enough. Call it before opening anything.
- */
-export function assertListenAllowed(host: string, tokensConfigured: boolean, plainToken?: string): void {
-  if (isLoopbackHost(host)) return;
-  if (!tokensConfigured) {
-    throw new InvalidOptionError(
-      `refusing to listen on ${host} without a token: a non-loopback address exposes every key to the network. ` +
-        'Configure tokens (--tokens-file or LOCKSTEP_TOKENS, or one full-access token with --token or LOCKSTEP_TOKEN) or listen on 127.0.0.1.',
-    );
-  }
-  const weakness = plainToken === undefined ? undefined : tokenWeakness(plainToken);
-  if (weakness !== undefined) throw weakTokenError(host, weakness);
-}
-
-function weakTokenError(host: string, weakness: string): InvalidOptionError {
-  return new InvalidOptionError(
-    `refusing to listen on ${host} with a weak token: ${weakness}. On a non-loopback address the token needs at least ${MIN_TOKEN_LENGTH} random characters; ` +
-      "make one with 'lockstep token create' (256 random bits) and use it with --tokens-file, or LOCKSTEP_TOKEN=$(openssl rand -hex 32).",
-  );
-}
+export { assertListenAllowed, isLoopbackHost } from '../service/listen-rule.js';
 
 export async function listen(app: FetchApp, options: ListenOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';

@@ -14,7 +14,7 @@ import { parseServeArgs, run as runServe, startServe } from '../../src/cli/comma
 import { InvalidOptionError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { listen, type RunningServer } from '../../src/http/server.js';
-import { estimateTokenBits, tokenWeakness } from '../../src/http/token-strength.js';
+import { estimateTokenBits, tokenWeakness } from '../../src/service/token-strength.js';
 import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 interface RawReply {

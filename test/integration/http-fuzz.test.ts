@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { InvalidValueError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import type { LockstepService } from '../../src/service/service.js';
-import { sha256 } from '../../src/http/token-set.js';
+import { sha256 } from '../../src/service/token-set.js';
 import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const RUNS = Number(process.env['LOCKSTEP_FUZZ_RUNS'] ?? 1_500);

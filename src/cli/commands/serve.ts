@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createApp } from '../../http/app.js';
 import { createLifecycle, type Lifecycle } from '../../http/lifecycle.js';
-import type { TokenFile } from '../../http/token-set.js';
+import type { TokenFile } from '../../service/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
