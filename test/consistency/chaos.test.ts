@@ -4,13 +4,18 @@
 // - The CI profile: PostgreSQL + Redis, 2 worker processes, standard faults (cache and store errors,
 //   timeouts, stalls, unknown outcomes, kill -9 of a worker mid-write, a worker frozen past its
 //   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 20 seeds × 10,000
-//   operations, for Lockstep and for the naive one.
+//   operations, for Lockstep and for the naive one. Each Lockstep seed also plays one named scenario
+//   (src/audit/chaos/scenarios.ts: every instance restarted during a cache outage before any drain,
+//   journal cursors lost / rolled back / ahead, CLIENT PAUSE WRITE, SHUTDOWN NOSAVE, FLUSHALL,
+//   maxmemory under each eviction policy, pg_terminate_backend, a row lock held past the lease,
+//   instances reaching the database by different addresses); the 20 seeds cover all 13.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { formatTable, type ChaosReport } from '../../src/audit/chaos/report.js';
+import { SCENARIOS } from '../../src/audit/chaos/scenarios.js';
 import { createChaosSession, runChaos, type ChaosSession } from '../../src/audit/chaos/runner.js';
 import { redisServerInstalled } from '../helpers/redis-server.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
@@ -99,6 +104,17 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 
       assert.equal(r.ops, 10_000);
       assert.ok(r.faults['kill-9'] === 1 && r.faults.pause === 1 && (r.faults['sql-write'] ?? 0) > 0, `seed ${r.seed}: a kill, a pause and plain-SQL writes`);
       if (ownRedis) assert.equal(r.faults['redis-restart'], 1, `seed ${r.seed}: a Redis restart`);
+      if (ownRedis) assert.ok(r.scenario !== undefined && r.faults[`scenario:${r.scenario.name}`] === 1, `seed ${r.seed}: a named scenario ran`);
+      // the window's bound is measured: the journaled writes' rows were replayed, and when
+      assert.ok(r.windowBounds.journaled.replayed <= r.windowBounds.journaled.writes);
+    }
+    if (ownRedis) {
+      assert.deepEqual(new Set(reports.map((r) => r.scenario?.name)), new Set(SCENARIOS), 'the 20 seeds play every scenario');
+      const restarts = reports.filter((r) => r.scenario?.name.startsWith('restart-all') || r.scenario?.name.startsWith('cursor-') || r.scenario?.name === 'mixed-addresses');
+      for (const r of restarts) assert.ok(r.scenario!.notes.some((n) => n.startsWith('witness reads')), `seed ${r.seed}: the witness instance was restarted and read`);
+      const journaled = reports.reduce((n, r) => n + r.windowBounds.journaled.writes, 0);
+      const replayed = reports.reduce((n, r) => n + r.windowBounds.journaled.replayed, 0);
+      assert.ok(journaled > 0 && replayed >= journaled * 0.9, `journaled writes replayed: ${replayed} of ${journaled}`);
     }
     assert.deepEqual(
       reports.filter((r) => r.caught).map((r) => r.seed),

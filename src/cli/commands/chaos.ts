@@ -9,6 +9,7 @@ import { supportedStores } from '../../backend-specs.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { jsonDocument } from '../render.js';
+import { parseScenarios, SCENARIOS } from '../../audit/chaos/scenarios.js';
 
 const OPTIONS: readonly OptionHelp[] = [
   ['--store SPEC', `one of: ${supportedStores.join(', ')}; default: an SQLite file in a temp dir`],
@@ -21,6 +22,7 @@ const OPTIONS: readonly OptionHelp[] = [
   ['--seed N', 'one seed (default 1)'],
   ['--seeds A..B', 'the seeds A to B, in sequence'],
   ['--faults F', 'standard (default) | none'],
+  ['--scenario LIST', `all (default) | none | comma-separated names, played one per seed in turn (those the backends allow): ${SCENARIOS.join(', ')}`],
   ['--lease-ttl MS', 'lease and tombstone TTL (default 500); the store timeout is 60% of it'],
   ['--journal-window MS', 'how long after a journaled write its key may read stale (default 100)'],
   ['--lin-deadline MS', 'linearizability search budget per key (default 20000)'],
@@ -95,6 +97,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
       seed: { type: 'string' },
       seeds: { type: 'string' },
       faults: { type: 'string' },
+      scenario: { type: 'string' },
       'lease-ttl': { type: 'string' },
       'journal-window': { type: 'string' },
       'lin-deadline': { type: 'string' },
@@ -125,8 +128,17 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
     linearizabilityDeadlineMs: integer(values['lin-deadline'], '--lin-deadline', 1, 3_600_000),
     linearizabilityMaxOps: integer(values['lin-ops'], '--lin-ops', 1, 10_000_000),
     saveHistory: values['save-history'],
+    ...(values.scenario === undefined ? {} : { scenarios: scenariosOf(values.scenario) }),
   };
   return config;
+}
+
+function scenariosOf(text: string) {
+  try {
+    return parseScenarios(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {
