@@ -57,6 +57,8 @@ export interface ChaosReport {
   } | undefined;
   /** The measured window of the pragmatic policy: acknowledgement of a journaled write → its row replayed. */
   readonly windowBounds: WindowBounds;
+  /** Workers that died unbidden (an unhandled error) during the seed's scenario: each fails the seed. */
+  readonly crashes: readonly string[];
   /** Operations invoked (all processes) up to the first read the fast check flagged. */
   readonly firstViolationOp: number | undefined;
   /** Found something: a violation of either check, a key that did not converge, or a failed scenario check. */
@@ -155,6 +157,7 @@ export function formatTable(reports: readonly ChaosReport[]): string {
   );
   lines.push(...formatBounds(reports));
   for (const r of reports) {
+    for (const crash of r.crashes ?? []) lines.push(`seed ${r.seed}: CRASH: ${crash}`);
     for (const c of r.scenario?.checks ?? []) lines.push(`seed ${r.seed} ${r.scenario!.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.name}: ${c.detail}`);
     if (r.caught && r.firstViolationOp !== undefined) lines.push(`seed ${r.seed} (${r.scenario?.name ?? 'no scenario'}): first stale read after ${r.firstViolationOp} operations`);
   }

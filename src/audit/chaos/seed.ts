@@ -80,6 +80,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   const logs: IncarnationLog[] = [];
   let workerConvergence: ConvergenceResult | undefined;
   const replays: Replay[] = [];
+  const crashes: string[] = [];
   let journaledAcks = 0;
 
   // The seed's named scenario, at a seeded point of the run; it may stop every worker and hold their restarts.
@@ -225,7 +226,12 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
         return;
       }
       const exit = await worker.exited;
-      if (!killed) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
+      if (!killed) {
+        // A crash is a defect of what runs in the worker (an unhandled error): counted, shown, the seed fails; the slot goes on.
+        if (scenario === undefined) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
+        crashes.push(`${log.process} exited (${exit.signal ?? exit.code}) during scenario ${scenario}: ${exit.stderr.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 2).join(' / ').slice(0, 400)}`);
+        counts.bump('worker-crash');
+      }
       remaining = Math.max(0, remaining - log.invokes);
       counts.bump('worker-restart');
       counts.event(`${log.process} exited; restarting p${slot}.${incarnation + 1} with ${remaining} operations`);
@@ -344,7 +350,8 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     scenario: scenario === undefined ? undefined : { name: scenario, at: scenarioAt, notes: scenarioOutcome?.notes ?? [], checks: scenarioOutcome?.checks ?? [] },
     windowBounds: bounds,
     firstViolationOp: firstViolationOp(history, result.fast.map((v) => v.read)),
-    caught: result.fast.length > 0 || linearizable === 'violation' || !convergence.converged || failedChecks.length > 0,
+    crashes,
+    caught: result.fast.length > 0 || linearizable === 'violation' || !convergence.converged || failedChecks.length > 0 || crashes.length > 0,
     checkMs,
   };
   if (options.saveHistory !== undefined && !passed(report)) {
