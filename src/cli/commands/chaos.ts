@@ -43,6 +43,12 @@ in storms of 300 of every 1500 operations per process, with delays between proto
 throughout; kill -9 of a worker while it writes, and a restart with its remaining operations; a
 worker frozen (SIGSTOP) for 1-2 lease TTLs; plain-SQL writes of hot keys through a connection of
 the harness's own; and kill -9 and restart of the Redis when the harness owns it (redis-owned).
+Each seed also plays one named scenario (--scenario; seed modulo the applicable ones): every
+instance restarted (kill -9 or SIGTERM) during a cache outage before any drain, with the journal
+cursor kept, deleted, rolled back or ahead; CLIENT PAUSE WRITE; SHUTDOWN NOSAVE; FLUSHALL;
+maxmemory under each eviction policy; pg_terminate_backend; a row lock held past the lease;
+instances reaching the database by different addresses. Redis-level ones need redis-owned.
+The report gives the pragmatic window's measured bound: ack of a journaled write -> row replayed.
 
 Then faults stop, leases expire, the journal drains, and the harness checks the whole history of
 every process: the fast check (no read older than an acknowledged write, no value never written)
