@@ -84,6 +84,8 @@ export interface WriteThroughOptions {
 export interface JournalDrainerLike {
   readonly ready: Promise<void>;
   drain(): Promise<number>;
+  /** True while the journal retained at its start is not yet applied: reads then bypass cached values. */
+  replaying?(): boolean;
 }
 
 export interface ResolvedJournalOptions {

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { resolveOptions, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
+import { resolveOptions, type JournalDrainerLike, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type {
@@ -87,6 +87,7 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       }),
       nextWriterToken: createTokenSource('write'),
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
+      journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
     };
     this.recorder = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
@@ -113,14 +114,14 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
     // ReadEntry either).
     if (answer instanceof Promise) return answer.then((got) => this.valueOrSlowPath(key, got), (error: unknown) => this.slowValue(key, Promise.reject(error)));
-    if (answer.kind !== 'value') return this.slowValue(key, answer);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
   private valueOrSlowPath(key: string, answer: CacheGetResult): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value') return this.slowValue(key, answer);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     return this.ctx.entries.valueOf(answer) as T | undefined;
@@ -305,4 +306,10 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     promise.then(forget, forget);
     return promise;
   }
+}
+
+/** A shared drainer from elsewhere may not tell whether it replays (JournalDrainerLike): then it does not. */
+function replayingOf(drainer: JournalDrainerLike | undefined): () => boolean {
+  const replaying = drainer?.replaying;
+  return replaying === undefined ? () => false : () => replaying.call(drainer);
 }

@@ -3,7 +3,7 @@
 // ONE metrics registry every engine reports to. Adapters belong to whoever opened them.
 import type { WriteThrough } from '../engine/api.js';
 import { toMs, type Duration } from '../duration.js';
-import { createJournalDrainer } from '../engine/journal-drainer.js';
+import { createJournalDrainer, type JournalDrainerStatus } from '../engine/journal-drainer.js';
 import { createWriteThrough } from '../engine/write-through.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import { validateNamespace } from '../keys.js';
@@ -41,6 +41,11 @@ export type PartState = 'up' | 'down';
 export interface HealthReport {
   readonly ok: boolean;
   readonly parts: { readonly store: PartState; readonly cache: PartState };
+  /**
+   * The shared drainer's replay of the journal retained at start (absent without a drainer). While
+   * `replaying`, reads are still served, from the store: cached values are bypassed (docs/consistency.md).
+   */
+  readonly journal?: JournalDrainerStatus;
   /** Why a part is down (for logs; the HTTP layer does not send it to unauthenticated callers). */
   readonly errors?: { readonly store?: string; readonly cache?: string };
 }
@@ -122,10 +127,12 @@ export function createService(options: ServiceOptions): LockstepService {
     ]);
     const parts = { store: storeError === undefined ? 'up' : 'down', cache: cacheError === undefined ? 'up' : 'down' } as const;
     const ok = storeError === undefined && cacheError === undefined;
-    if (ok) return { ok, parts };
+    const journal = drainer === undefined ? {} : { journal: drainer.status() };
+    if (ok) return { ok, parts, ...journal };
     return {
       ok,
       parts,
+      ...journal,
       errors: {
         ...(storeError === undefined ? {} : { store: storeError }),
         ...(cacheError === undefined ? {} : { cache: cacheError }),
