@@ -108,7 +108,16 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
       await kill();
       await launch();
     },
-    command: (...args) => cli(port, args),
+    // The parent may be restarting this server (its own kill -9 schedule): retry a refused connection for a while.
+    async command(...args) {
+      for (const until = Date.now() + 10_000; ; await sleep(50)) {
+        try {
+          return await cli(port, args);
+        } catch (error) {
+          if (Date.now() > until || !/Could not connect|Connection refused/.test(String((error as Error).message))) throw error;
+        }
+      }
+    },
     async stop() {
       await kill();
       process.off('exit', cleanup);

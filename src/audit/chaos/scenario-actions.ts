@@ -80,15 +80,19 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioOutcome
     await witnessWrite;
     const acked = ctx.workers.journaledAcks() - before;
     const [stopped] = await Promise.all([ctx.workers.stopAll(restart.mode), witness?.kill()]);
-    event(`${acked} writes acknowledged journaled; ${stopped} workers stopped (${restart.mode === 'kill' ? 'kill -9' : 'SIGTERM'})`);
-    // Redis drops what a dead client left blocked only once it sees the socket closed: wait for that,
-    // or the stopped instances' last commands (leases, fences) would still apply after the pause.
-    for (const until = performance.now() + 5000; performance.now() < until; await sleep(20)) {
-      if (/blocked_clients:0\b/.test(await r.command('INFO', 'clients'))) break;
+    try {
+      event(`${acked} writes acknowledged journaled; ${stopped} workers stopped (${restart.mode === 'kill' ? 'kill -9' : 'SIGTERM'})`);
+      // Redis drops what a dead client left blocked only once it sees the socket closed: wait for that,
+      // or the stopped instances' last commands (leases, fences) would still apply after the pause.
+      for (const until = performance.now() + 5000; performance.now() < until; await sleep(20)) {
+        if (/blocked_clients:0\b/.test(await r.command('INFO', 'clients'))) break;
+      }
+      await r.command('CLIENT', 'UNPAUSE');
+      if (restart.cursor !== 'kept') event(`cursor ${restart.cursor}: ${await moveCursors(r, restart.cursor)}`);
+    } finally {
+      await r.command('CLIENT', 'UNPAUSE').catch(() => undefined);
+      await ctx.workers.release(); // whatever failed, the stopped workers go on
     }
-    await r.command('CLIENT', 'UNPAUSE');
-    if (restart.cursor !== 'kept') event(`cursor ${restart.cursor}: ${await moveCursors(r, restart.cursor)}`);
-    await ctx.workers.release();
     const to = historyNow();
     outcome.outages.push({ from, to });
     event(`cache answering, every worker restarted after ${((to - from) / 1e6).toFixed(0)} ms`);

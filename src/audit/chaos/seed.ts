@@ -175,7 +175,12 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
                   probeAdapter: ctx.probeAdapter,
                   witness,
                   journalWindowMs: options.journalWindowMs,
-                });
+                }).catch((error: unknown) => ({
+                  // the harness could not play it: the seed fails, saying why (never an unhandled rejection)
+                  outages: [],
+                  checks: [{ name: 'scenario ran', ok: false, detail: (error as Error)?.message ?? String(error) }],
+                  notes: [`failed: ${(error as Error)?.message ?? String(error)}`],
+                }));
               }
               // kill -9 in the middle of writes: right after this process announced one
               if (!killed && parent.killNow(slot, line.op !== 'r')) {
