@@ -126,9 +126,27 @@ async function runChaos(dir: string, id: string): Promise<{ caught: Result['chao
       args.push('--processes', '2', '--clients', '6', '--keys', '8', '--ops', String(chaosOps), '--seed', String(seed), '--lin-deadline', '5000', '--json');
       const { code, stdout, stderr } = await run(process.execPath, args, dir, 300_000);
       if (code === 3 || stdout.trim() === '') return { caught: undefined, ms: performance.now() - started, error: `chaos seed ${seed} could not run: ${stderr.slice(-500)}` };
-      const [report] = JSON.parse(stdout) as Array<{ caught: boolean; ops: number; scenario?: { name: string; checks: Array<{ ok: boolean; name: string }> }; firstViolationOp?: number; violations: { fast: number; linearizability: string }; converged: boolean }>;
+      const [report] = JSON.parse(stdout) as Array<{
+        caught: boolean;
+        ops: number;
+        scenario?: { name: string; checks: Array<{ ok: boolean; name: string; detail: string }> };
+        crashes: string[];
+        firstViolationOp?: number;
+        violations: { fast: number; linearizability: string };
+        converged: boolean;
+      }>;
       if (report!.caught) {
-        const why = report!.violations.fast > 0 ? `${report!.violations.fast} stale reads` : report!.violations.linearizability === 'violation' ? 'not linearizable' : !report!.converged ? 'a key did not converge' : 'a scenario check failed';
+        const failedCheck = report!.scenario?.checks.find((c) => !c.ok);
+        const why =
+          report!.violations.fast > 0
+            ? `${report!.violations.fast} stale reads`
+            : report!.violations.linearizability === 'violation'
+              ? 'not linearizable'
+              : !report!.converged
+                ? 'a key did not converge'
+                : report!.crashes.length > 0
+                  ? `a worker crashed: ${report!.crashes[0]!.slice(0, 200)}`
+                  : `scenario check failed: ${failedCheck?.name}: ${failedCheck?.detail.slice(0, 200)}`;
         return { caught: { seed, scenario: report!.scenario?.name ?? '-', ops: before + (report!.firstViolationOp ?? report!.ops), why }, ms: performance.now() - started };
       }
       before += report!.ops;

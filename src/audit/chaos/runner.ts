@@ -166,6 +166,8 @@ function witnessStoreOpener(
       const schema = `${spec.schema ?? 'public'}_w${seed}_${Math.random().toString(36).slice(2, 8)}`.slice(0, 60);
       const url = new URL(storeSpec);
       url.searchParams.set('schema', schema);
+      // the schema's DDL first, with room for a loaded database; then the store with the run's timeout
+      await (await openStoreWithTimeout(url.toString(), 30_000, 1)).close();
       const store = await openStoreWithTimeout(url.toString(), timeoutMs, 4);
       return { store, drop: async () => void (await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)) };
     };
