@@ -5,7 +5,7 @@
 // independently, chaos seeds on PostgreSQL + a redis-server the harness owns until one catches it
 // (after how many operations). Prints a table and writes the results as JSON.
 //
-//   npm run mutation -- [--only ID,ID] [--tests none|FILE,FILE] [--chaos-seeds 0..3] [--chaos-ops 5000]
+//   npm run mutation -- [--only ID,ID] [--tests none|FILE,FILE] [--chaos-seeds 0..2] [--chaos-ops 4000]
 //                       [--no-baseline] [--out FILE]
 //
 // Needs PostgreSQL at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and
@@ -35,8 +35,8 @@ const { values } = parseArgs({
   options: {
     only: { type: 'string' },
     tests: { type: 'string' },
-    'chaos-seeds': { type: 'string', default: '0..3' },
-    'chaos-ops': { type: 'string', default: '5000' },
+    'chaos-seeds': { type: 'string', default: '0..2' },
+    'chaos-ops': { type: 'string', default: '4000' },
     'no-baseline': { type: 'boolean', default: false },
     out: { type: 'string', default: join(tmpdir(), 'lockstep-mutation-results.json') },
   },
@@ -44,7 +44,7 @@ const { values } = parseArgs({
 
 const repo = resolve(spawnSync('git', ['rev-parse', '--show-toplevel'], { encoding: 'utf8' }).stdout.trim());
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const [seedFrom, seedTo] = (values['chaos-seeds'] ?? '0..3').split('..').map(Number) as [number, number];
+const [seedFrom, seedTo] = (values['chaos-seeds'] ?? '0..2').split('..').map(Number) as [number, number];
 const chaosSeeds = Array.from({ length: seedTo - seedFrom + 1 }, (_, i) => seedFrom + i);
 const chaosOps = Number(values['chaos-ops']);
 const exists = (file: string) => spawnSync('test', ['-f', join(repo, file)]).status === 0;
