@@ -148,3 +148,15 @@ export class ClosedError extends LockstepError {
 export function isLockstepError(error: unknown): error is LockstepError {
   return error instanceof LockstepError;
 }
+
+/** An optional driver package (pg, mysql2, redis) is not installed; the message names the install command. */
+export class MissingDriverError extends LockstepError {
+  static override readonly code = 'E_MISSING_DRIVER';
+  constructor(
+    readonly packageName: string,
+    readonly entry: string,
+    cause: unknown,
+  ) {
+    super(`${entry} needs the optional package '${packageName}', which is not installed: run \`npm install ${packageName}\``, { cause });
+  }
+}

@@ -1,8 +1,8 @@
 // The public entry. Adapters with heavy drivers have their own subpaths (lockstep/sqlite); the
 // in-memory cache is light and exported here too.
-export { createWriteThrough } from './engine/write-through.js';
+export { createWriteThrough, type WriteThrough, type WriteThroughOptions } from './compose/write-through.js';
 export { createMetrics, type LockstepMetrics, type MetricsSnapshot, type MetricsSource } from './metrics/recorder.js';
-export { createJournalDrainer, type JournalDrainer, type JournalDrainerOptions } from './engine/journal-drainer.js';
+export { createJournalDrainer, type JournalDrainer, type JournalDrainerOptions, type RepairWatch } from './engine/journal-drainer.js';
 export {
   writesThrough,
   deletesThrough,
@@ -27,6 +27,6 @@ export * from './errors.js';
 export type * from './types.js';
 export type * from './engine/api.js';
 export type * from './engine/events.js';
-export type { WriteThroughOptions, FailurePolicy, JournalOptions, AlertOptions } from './options.js';
+export type { EngineOptions, FailurePolicy, JournalOptions, AlertOptions } from './options.js';
 export { createRepository, rowMapper, type Repository, type RepositoryOptions, type EntityMapper, type EntityStoreLike, type EntityId, type SaveOptions } from './patterns/repository.js';
 export type { EntitySpec, EntityStore, EntityTableOptions, EntityRow } from './store/entity/spec.js';

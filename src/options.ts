@@ -4,7 +4,6 @@ import { systemClock } from './clock.js';
 import { toMs, type Duration } from './duration.js';
 import { InvalidOptionError } from './errors.js';
 import { validateNamespace } from './keys.js';
-import type { LockstepMetrics } from './metrics/recorder.js';
 import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
 
 export type FailurePolicy = 'pragmatic' | 'strict';
@@ -43,7 +42,8 @@ export interface ConsistencySamplingOptions {
   maxPending?: number;
 }
 
-export interface WriteThroughOptions {
+/** The engine's options; the public WriteThroughOptions (src/compose/) adds where metrics go. */
+export interface EngineOptions {
   /** The source of truth. */
   store: StoreAdapter;
   /** The cache in front of it. */
@@ -74,8 +74,6 @@ export interface WriteThroughOptions {
   journal?: JournalOptions | JournalDrainerLike | false;
   /** The cache-failure-rate alert. @default {} */
   alert?: AlertOptions;
-  /** Where metrics are recorded: a registry shared by several instances, or `false` for none. @default a new createMetrics() */
-  metrics?: LockstepMetrics | false;
   /** Online consistency sampling of cache hits (see src/audit/sampler.ts). @default { rate: 0 } (off) */
   consistencySampling?: ConsistencySamplingOptions;
 }
@@ -86,6 +84,8 @@ export interface JournalDrainerLike {
   drain(): Promise<number>;
   /** True while the journal retained at its start is not yet applied: reads then bypass cached values. */
   replaying?(): boolean;
+  /** Counts the rows applied to one namespace (createJournalDrainer has it); the engine reports it as journalRepairs. */
+  watchRepairs?(namespace?: string): { readonly count: number; stop(): void };
 }
 
 export interface ResolvedJournalOptions {
@@ -131,7 +131,7 @@ export function resolveJournalOptions(journal: JournalOptions): ResolvedJournalO
   });
 }
 
-export function resolveOptions(options: WriteThroughOptions): ResolvedOptions {
+export function resolveOptions(options: EngineOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options must be an object');
   requirePort(options.store, 'store', ['read', 'write', 'delete', 'readJournal']);
   requirePort(options.cache, 'cache', ['get', 'fill', 'beginWrite', 'completeWrite', 'abortWrite', 'invalidateOlder']);

@@ -1,6 +1,6 @@
 // The ports: the small, dumb interfaces that the engine drives and the adapters implement.
 // Adapters move strings (or, as a declared capability, frozen decoded values); the engine owns
-// serialization, versions and policy. See ../shared/design/consistency-protocol.md.
+// serialization, versions and policy. See docs/protocol.md.
 
 /** A version assigned by the store. Per key it increases in commit order, across delete and re-create. */
 export type Version = number;

@@ -29,12 +29,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'journal-start-at-head',
     rule: 'journal invariant: a drainer without a cursor starts at the head (the fix reverted)',
-    patches: [{ file: START, find: "if (saved === undefined) return { cursor: 0, head, reason: 'no-cursor', flushed: 0 };", replace: "if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };" }],
+    patches: [{ file: START, find: "if (saved === undefined) return { cursor: retainedFrom, head, reason: 'no-cursor', flushed: 0 };", replace: "if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };" }],
   },
   {
     id: 'journal-ahead-at-head',
     rule: 'journal invariant: a cursor past the head starts at the head (a journal recreated or restored)',
-    patches: [{ file: START, find: "if (saved > head) return { cursor: 0, head, reason: 'cursor-ahead', flushed: 0 };", replace: "if (saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };" }],
+    patches: [{ file: START, find: "if (saved > head) return { cursor: retainedFrom, head, reason: 'cursor-ahead', flushed: 0 };", replace: "if (saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };" }],
   },
   {
     id: 'journal-behind-retention-trusted',

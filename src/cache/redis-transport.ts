@@ -1,8 +1,11 @@
 // How the Redis cache reaches Redis: the slices of node-redis clients it calls, one Transport
 // over a single client or a cluster (commands routed to the key's master), and the clients the
 // adapter opens itself (no offline queue, bounded queue, reconnect backoff with jitter).
-import { createClient, createCluster } from 'redis';
+import { loadDriver } from '../drivers.js';
 import { InvalidOptionError } from '../errors.js';
+
+// redis is an optional peer: loaded here so a missing install fails this import with the fix.
+const { createClient, createCluster } = await loadDriver('redis', 'lockstep/redis', () => import('redis'));
 
 /** The per-command options the adapter passes to node-redis. */
 export interface CommandOptionsSlice {

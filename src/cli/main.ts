@@ -48,6 +48,10 @@ const commands: Readonly<Record<string, Command>> = {
     summary: 'token create: a new API token with read/write scopes per namespace, and its token-file entry',
     load: () => import('./commands/token.js'),
   },
+  proxy: {
+    summary: 'a PostgreSQL wire-protocol proxy that caches primary-key reads with Lockstep\'s guarantee',
+    load: () => import('./commands/proxy.js'),
+  },
   chaos: {
     summary: 'the chaos harness: many processes, seeded faults, the history checked (--impl naive shows its teeth)',
     load: () => import('./commands/chaos.js'),

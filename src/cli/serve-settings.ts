@@ -66,6 +66,7 @@ export const serveSettings = {
     note: 'default 60s',
     parse: parsedDuration,
   } satisfies Setting<number>,
+  maxEngines: { arg: 'N', help: 'namespace engines kept at most (idle ones beyond it are dropped; not the audit cap)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
   failurePolicy: { arg: 'P', help: 'pragmatic | strict', default: 'pragmatic', parse: oneOf<FailurePolicy>(['pragmatic', 'strict']) } satisfies Setting<FailurePolicy>,
   logLevel: { arg: 'L', help: `JSON logs on stdout: ${LOG_LEVELS.join(' | ')}`, default: 'info', parse: oneOf(LOG_LEVELS) } satisfies Setting<LogLevel>,
   shutdownGraceMs: {

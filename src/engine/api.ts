@@ -1,19 +1,11 @@
-// The public face of one write-through instance (one namespace over one store and one cache).
+// The engine's face: one namespace over one store and one cache, speaking the protocol. It knows no
+// observer: metrics, sampling, stats subscribe to its events (see src/compose/ for the public instance).
 import type { Duration } from '../duration.js';
-import type { MetricsSnapshot } from '../metrics/recorder.js';
+import type { ResolvedOptions } from '../options.js';
 import type { CacheRecordView, CacheStats, Version } from '../types.js';
-import type { EngineCounters, EngineEventMap } from './events.js';
+import type { EngineCounters, EngineEventMap, ReadSource } from './events.js';
 
-/** Where a read's answer came from. */
-export type ReadSource =
-  /** served by the cache */
-  | 'hit'
-  /** the cache missed: read from the store (and filled, when this reader held the fill lease) */
-  | 'miss'
-  /** a write held the key: read from the store, not filled */
-  | 'bypass'
-  /** the cache failed: read from the store */
-  | 'store-fallback';
+export type { ReadSource } from './events.js';
 
 export interface ReadEntry<T> {
   readonly found: boolean;
@@ -107,7 +99,7 @@ export interface KeyInspection {
   readonly cache: CacheRecordView | null;
 }
 
-export interface WriteThrough<T = unknown> {
+export interface Engine<T = unknown> {
   readonly namespace: string;
   /** Store first, then cache; resolves once the write is safe. */
   write(key: string, value: T, options?: WriteOptions): Promise<WriteResult>;
@@ -137,12 +129,31 @@ export interface WriteThrough<T = unknown> {
   cacheStats(): CacheStats;
   /** Share of recent writes whose cache step failed (the alert's window). */
   failureRate(): number;
-  /** The metrics of this namespace as plain data: the same numbers as the Prometheus text. */
-  metrics(): Promise<MetricsSnapshot>;
-  /** The Prometheus exposition of the registry this instance records into. */
-  metricsText(): Promise<string>;
+  /** Reads that have not settled (a memory-cache hit settles within read() and is never counted). */
+  readonly readsInFlight: number;
+  /** Writes and deletes (inline ones too) that have not settled. */
+  readonly writesInFlight: number;
   on<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
   off<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this;
   /** Stops the journal poller. Adapters belong to the caller and stay open. */
   close(): Promise<void>;
+}
+
+/** A background checker of sampled cache hits (consistencySampling), plugged in by the composition. */
+export interface HitSampler {
+  sample(key: string, cacheKey: string, version: Version, live: boolean): void;
+  close(): Promise<void>;
+}
+
+/** What the composition (src/compose/, src/service/) hands an engine besides its options. */
+export interface EngineWiring {
+  /** Counters to bump in place, e.g. shared by several engines that report as one series. @default fresh ones */
+  readonly counters?: EngineCounters;
+  /** Built once the options are resolved and the counters exist (it bumps consistencyChecks); used when consistencySampling.rate > 0. */
+  readonly sampler?: (counters: EngineCounters, options: ResolvedOptions) => HitSampler;
+  /**
+   * Called once, before the first write or delete is counted. Counters it returns are bumped from
+   * then on, that write included (the service gives a namespace its own series once it is written).
+   */
+  readonly onFirstWrite?: () => EngineCounters | undefined;
 }

@@ -13,7 +13,8 @@ export interface EngineContext {
   readonly store: StoreAdapter;
   readonly cache: CacheAdapter;
   readonly entries: EntryCodec;
-  readonly counters: EngineCounters;
+  /** Replaced at most once, by the wiring's onFirstWrite. */
+  counters: EngineCounters;
   readonly events: EventEmitter;
   readonly monitor: FailureRateMonitor;
   readonly nextWriterToken: () => string;

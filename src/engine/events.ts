@@ -2,6 +2,17 @@
 
 export type WriteOperation = 'write' | 'delete';
 
+/** Where a read's answer came from. */
+export type ReadSource =
+  /** served by the cache */
+  | 'hit'
+  /** the cache missed: read from the store (and filled, when this reader held the fill lease) */
+  | 'miss'
+  /** a write held the key: read from the store, not filled */
+  | 'bypass'
+  /** the cache failed: read from the store */
+  | 'store-fallback';
+
 /**
  * How a write ended: `ok`; `db-failure` (the store refused, nothing changed); `cache-failure`
  * (committed, but a cache step failed: still acknowledged under `pragmatic`); `refused` (`strict`
@@ -33,9 +44,25 @@ export interface AlertEvent {
   readonly samples: number;
 }
 
+/**
+ * A read that settled (read, readEntry, readThrough). Emitted only while someone listens: with no
+ * `read` listener the engine does not even read the clock, so the hit path stays one cache lookup.
+ */
+export interface ReadEvent {
+  readonly namespace: string;
+  readonly key: string;
+  /** Who answered; undefined when the read failed. */
+  readonly source: ReadSource | undefined;
+  /** Whether the key was found (false for a failed read). */
+  readonly found: boolean;
+  /** The whole read as the caller saw it, in ms. */
+  readonly ms: number;
+}
+
 export interface EngineEventMap {
   write: [WriteEvent];
   alert: [AlertEvent];
+  read: [ReadEvent];
 }
 
 /** Plain counters the engine bumps in place: cheap enough for the read hit path. */

@@ -41,6 +41,18 @@ export interface JournalDrainer {
   stop(): Promise<void>;
   /** Applies every pending row now; returns how many. Concurrent calls share one pass. */
   drain(): Promise<number>;
+  /**
+   * Counts the rows this drainer applies to one namespace from now until stop(): the drainer applies
+   * them, so it counts them, and every engine sharing it reports its own namespace's count. Only
+   * watched namespaces are counted (memory stays bounded by the engines alive). Without a
+   * namespace, counts the rows of every namespace.
+   */
+  watchRepairs(namespace?: string): RepairWatch;
+}
+
+export interface RepairWatch {
+  readonly count: number;
+  stop(): void;
 }
 
 export function isJournalDrainer(value: unknown): value is JournalDrainer {
@@ -77,6 +89,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     }
     cursor = start.cursor;
     startReason = start.reason;
+    // An empty cache starts at the head: record it, so a resync after a failed pass finds it.
+    if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
     resync = false;
     if (cursor >= replayHead!) finishReplay();
     onStart?.(start);
@@ -89,6 +103,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   const ready = locate().catch((error: unknown) => {
     onError?.(error); // the cursor stays at 0 and the first pass locates again: slower, still correct
   });
+  const watched = new Map<string, { count: number; watchers: number }>();
+  let everyNamespace: { count: number; watchers: number } | undefined;
   let pass: Promise<number> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -120,6 +136,9 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       if (failed.has(cacheKeyOf(row.namespace, row.key))) throw firstError;
       cursor = row.id;
       applied++;
+      const watch = watched.get(row.namespace);
+      if (watch !== undefined) watch.count++;
+      if (everyNamespace !== undefined) everyNamespace.count++;
       onRepaired?.(row);
     }
     return applied;
@@ -175,6 +194,31 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     timer.unref();
   }
 
+  function watchRepairs(namespace?: string): RepairWatch {
+    let watch = namespace === undefined ? everyNamespace : watched.get(namespace);
+    if (watch === undefined) {
+      watch = { count: 0, watchers: 0 };
+      if (namespace === undefined) everyNamespace = watch;
+      else watched.set(namespace, watch);
+    }
+    watch.watchers++;
+    const counted = watch;
+    let stopped = false;
+    return {
+      get count() {
+        return counted.count;
+      },
+      stop() {
+        if (stopped) return;
+        stopped = true;
+        if (--counted.watchers > 0) return;
+        if (namespace === undefined) {
+          if (everyNamespace === counted) everyNamespace = undefined;
+        } else if (watched.get(namespace) === counted) watched.delete(namespace);
+      },
+    };
+  }
+
   return {
     ready,
     replayed,
@@ -185,6 +229,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       start: startReason,
     }),
     drain,
+    watchRepairs,
     start() {
       if (running) return;
       running = true;

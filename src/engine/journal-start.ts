@@ -42,13 +42,15 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   // Rows with id <= retainedFrom may have been pruned; every later row is still there.
   const [oldest] = await store.readJournal(0, 1);
   const retainedFrom = oldest === undefined ? head : oldest.id - 1;
-  if (saved === undefined) return { cursor: 0, head, reason: 'no-cursor', flushed: 0 };
-  if (saved > head) return { cursor: 0, head, reason: 'cursor-ahead', flushed: 0 };
+  // Replaying "everything retained" starts just before the oldest row (as from 0, but the rows
+  // left to replay can then be counted from the ids).
+  if (saved === undefined) return { cursor: retainedFrom, head, reason: 'no-cursor', flushed: 0 };
+  if (saved > head) return { cursor: retainedFrom, head, reason: 'cursor-ahead', flushed: 0 };
   if (saved < retainedFrom) {
     // What the pruned rows invalidated is unknown: clear every record, never trust it. (Id gaps
     // from rolled-back appends can land here too: a needless flush, which is safe.)
     const flushed = await flushCache(cache);
-    return { cursor: 0, head, reason: 'cursor-behind-retention', flushed };
+    return { cursor: retainedFrom, head, reason: 'cursor-behind-retention', flushed };
   }
   return { cursor: saved, head, reason: 'cursor', flushed: 0 };
 }

@@ -1,15 +1,19 @@
-// createWriteThrough: one namespace over one store and one cache, speaking the consistency
-// protocol. The read hit path stays in this file and does as little as possible.
+// createEngine: one namespace over one store and one cache, speaking the consistency protocol.
+// The read hit path stays in this file and does as little as possible. Observers (metrics, the
+// consistency sampler, the service's stats) are wired from outside (src/compose/, src/service/).
 import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
-import { ClosedError, InvalidOptionError } from '../errors.js';
+import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { resolveOptions, type JournalDrainerLike, type ResolvedOptions, type WriteThroughOptions } from '../options.js';
+import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type {
   DeleteOptions,
   DeleteResult,
+  Engine,
+  EngineWiring,
+  HitSampler,
   InlineDeleteStep,
   InlineLoader,
   InlineWriteStep,
@@ -18,49 +22,58 @@ import type {
   Versioned,
   WriteOptions,
   WriteResult,
-  WriteThrough,
 } from './api.js';
 import { CacheKeys } from './cache-keys.js';
 import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
-import { createCounters, type EngineCounters, type EngineEventMap } from './events.js';
+import { createCounters, type EngineCounters, type EngineEventMap, type ReadSource } from './events.js';
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
 import { preconditionOf } from './preconditions.js';
-import { createMetrics, type LockstepMetrics, type MetricsSnapshot } from '../metrics/recorder.js';
-import { createConsistencySampler, type ConsistencySampler } from '../audit/sampler.js';
 import type { CacheStats } from '../types.js';
 import { inlineDeleteStep, inlineLoad, inlineWriteStep } from './inline.js';
 import { readAfterCache } from './read-path.js';
 import { emitAlert, writeThrough } from './write-path.js';
 
-export function createWriteThrough<T = unknown>(options: WriteThroughOptions): WriteThrough<T> {
-  return new WriteThroughEngine<T>(options);
+export function createEngine<T = unknown>(options: EngineOptions, wiring: EngineWiring = {}): Engine<T> {
+  return new WriteThroughEngine<T>(options, wiring);
 }
 
-class WriteThroughEngine<T> implements WriteThrough<T> {
+export class WriteThroughEngine<T> implements Engine<T> {
   readonly namespace: string;
   readonly options: ResolvedOptions;
   private readonly ctx: EngineContext;
   private readonly events = new EventEmitter();
   private readonly ownDrainer: JournalDrainer | undefined;
-  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Writes and deletes in flight (close() waits for them). */
+  private readonly pendingWrites = new Set<Promise<unknown>>();
   private readonly cacheKeys: CacheKeys;
-  private readonly recorder: LockstepMetrics | undefined;
-  private readonly detachMetrics: () => void;
   /** consistencySampling.rate: 0 keeps the hit path to one compare; otherwise one random draw per hit. */
   private readonly sampleRate: number;
-  private readonly sampler: ConsistencySampler | undefined;
+  private readonly sampler: HitSampler | undefined;
+  /** A shared drainer's count of this namespace's repairs, when it keeps one. */
+  private readonly repairWatch: { readonly count: number; stop(): void } | undefined;
+  /** `read` listeners: 0 keeps the hit path free of clock reads and event objects. */
+  private readListeners = 0;
+  /** Reads that have not settled (a memory-cache hit settles before read() returns, so is never counted). */
+  private readsPending = 0;
+  private onFirstWrite: (() => EngineCounters | undefined) | undefined;
   private closed = false;
 
-  constructor(options: WriteThroughOptions) {
+  constructor(options: EngineOptions, wiring: EngineWiring = {}) {
     this.options = resolveOptions(options);
     const { store, cache, namespace } = this.options;
     this.namespace = namespace;
     this.cacheKeys = new CacheKeys(namespace);
-    const counters = createCounters();
+    const counters = wiring.counters ?? createCounters();
     const sharedDrainer = isJournalDrainer(options.journal) ? options.journal : undefined;
+    // Repairs are counted by the drainer that applies them: a shared one counts per namespace
+    // (watchRepairs), this engine's own one bumps its counters. Injected counters are their
+    // owner's to keep, repairs included.
+    this.repairWatch = wiring.counters === undefined ? sharedDrainer?.watchRepairs?.(namespace) : undefined;
+    const watch = this.repairWatch;
+    if (watch !== undefined) Object.defineProperty(counters, 'journalRepairs', { enumerable: true, configurable: true, get: () => watch.count });
     this.ownDrainer =
       sharedDrainer === undefined && this.options.journal !== false
         ? createJournalDrainer({
@@ -90,18 +103,21 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
       journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
     };
-    this.recorder = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
-    this.detachMetrics = this.recorder?.attach(this) ?? (() => undefined);
-    const sampling = this.options.consistencySampling;
-    this.sampleRate = sampling.rate;
-    this.sampler =
-      sampling.rate === 0
-        ? undefined
-        : createConsistencySampler({ store, cache, namespace, counters, recheckDelayMs: sampling.recheckDelayMs, maxPending: sampling.maxPending });
+    this.onFirstWrite = wiring.onFirstWrite;
+    this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
+    this.sampleRate = this.sampler === undefined ? 0 : this.options.consistencySampling.rate;
   }
 
   get counters(): Readonly<EngineCounters> {
     return this.ctx.counters;
+  }
+
+  get readsInFlight(): number {
+    return this.readsPending;
+  }
+
+  get writesInFlight(): number {
+    return this.pendingWrites.size;
   }
 
   read(key: string): Promise<T | undefined> {
@@ -110,28 +126,65 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     } catch (error) {
       return Promise.reject(error);
     }
+    // With nobody listening for `read`, no clock is read (-1 says "not timed").
+    const started = this.readListeners === 0 ? -1 : performance.now();
     const answer = this.askCache(key);
     // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
     // ReadEntry either).
-    if (answer instanceof Promise) return answer.then((got) => this.valueOrSlowPath(key, got), (error: unknown) => this.slowValue(key, Promise.reject(error)));
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer);
+    if (answer instanceof Promise) {
+      this.readsPending++;
+      return answer.then(
+        (got) => {
+          this.readsPending--;
+          return this.valueOrSlowPath(key, got, started);
+        },
+        (error: unknown) => {
+          this.readsPending--;
+          return this.slowValue(key, Promise.reject(error), started);
+        },
+      );
+    }
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
+    if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
-  private valueOrSlowPath(key: string, answer: CacheGetResult): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer);
+  private valueOrSlowPath(key: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
+    if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
-  private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>): Promise<T | undefined> {
-    return readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer).then((entry) => {
+  private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
+    return this.settleRead(key, readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer), started).then((entry) => {
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
     });
+  }
+
+  /** Counts a read in flight until it settles, and reports it to `read` listeners when timed. */
+  private settleRead<E extends ReadEntry<unknown>>(key: string, pending: Promise<E>, started: number): Promise<E> {
+    this.readsPending++;
+    return pending.then(
+      (entry) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
+        return entry;
+      },
+      (error: unknown) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, undefined, false, started);
+        throw error;
+      },
+    );
+  }
+
+  private emitRead(key: string, source: ReadSource | undefined, found: boolean, started: number): void {
+    this.events.emit('read', { namespace: this.namespace, key, source, found, ms: performance.now() - started });
   }
 
   /** Consistency sampling: one random draw; a sampled hit is checked in the background (src/audit/sampler.ts). */
@@ -145,7 +198,8 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const entry = readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key));
+    const started = this.readListeners === 0 ? -1 : performance.now();
+    const entry = this.settleRead(key, readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key)), started);
     if (this.sampleRate === 0) return entry;
     return entry.then((e) => {
       if (e.source === 'hit') this.sampleHit(key, e.version, e.found);
@@ -210,7 +264,9 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return readAfterCache<V>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key), inlineLoad(load)).then((entry) => entry.value);
+    const started = this.readListeners === 0 ? -1 : performance.now();
+    const entry = readAfterCache<V>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key), inlineLoad(load));
+    return this.settleRead(key, entry, started).then((e) => e.value);
   }
 
   async inspect(key: string): Promise<KeyInspection> {
@@ -238,22 +294,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   get cacheIdentity(): object {
     return this.options.cache;
   }
-
   failureRate(): number {
     // Time only moves for the window when asked: a scrape lets a firing alert clear during silence.
     const transition = this.ctx.monitor.poll();
     if (transition !== undefined) this.emitAlert(transition);
     return this.ctx.monitor.rate;
-  }
-
-  async metrics(): Promise<MetricsSnapshot> {
-    if (this.recorder === undefined) throw new InvalidOptionError('metrics are off for this instance (metrics: false)');
-    return this.recorder.snapshot(this.namespace);
-  }
-
-  async metricsText(): Promise<string> {
-    if (this.recorder === undefined) throw new InvalidOptionError('metrics are off for this instance (metrics: false)');
-    return this.recorder.text();
   }
 
   drainJournal(): Promise<number> {
@@ -262,21 +307,30 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
 
   on<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this {
     this.events.on(event, listener as (...args: unknown[]) => void);
+    if (event === 'read') this.readListeners = this.events.listenerCount('read');
     return this;
   }
 
   off<E extends keyof EngineEventMap>(event: E, listener: (...args: EngineEventMap[E]) => void): this {
     this.events.off(event, listener as (...args: unknown[]) => void);
+    if (event === 'read') this.readListeners = this.events.listenerCount('read');
     return this;
   }
 
   /** Stops accepting work, waits for writes in flight, stops the journal poller. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.pendingWrites]);
     await this.sampler?.close();
     await this.ownDrainer?.stop();
-    this.detachMetrics();
+    this.repairWatch?.stop();
+  }
+
+  /** Runs the wiring's onFirstWrite once; counters it returns take over from here (this write included). */
+  private firstWrite(): void {
+    const next = this.onFirstWrite?.();
+    this.onFirstWrite = undefined;
+    if (next !== undefined) this.ctx.counters = next;
   }
 
   private emitAlert(transition: AlertTransition): void {
@@ -298,10 +352,11 @@ class WriteThroughEngine<T> implements WriteThrough<T> {
   }
 
   private track<R>(work: () => Promise<R>): Promise<R> {
+    if (this.onFirstWrite !== undefined) this.firstWrite();
     const promise = work();
-    this.inFlight.add(promise);
+    this.pendingWrites.add(promise);
     const forget = (): void => {
-      this.inFlight.delete(promise);
+      this.pendingWrites.delete(promise);
     };
     promise.then(forget, forget);
     return promise;

@@ -11,7 +11,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { requestLog } from './request-log.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
-import type { LockstepService } from './service.js';
+import type { LockstepService } from '../service/service.js';
 import { sha256, type Principal } from './token-set.js';
 
 export type { AppOptions } from './app-options.js';

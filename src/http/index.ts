@@ -1,8 +1,8 @@
 // The `lockstep/http` entry: the caching service as a library (build the app, listen yourself or not).
 export { createApp, type AppOptions } from './app.js';
-export { createService, type LockstepService, type ServiceOptions, type ServiceAuditOptions, type HealthReport } from './service.js';
-export type { ServiceStats } from './stats.js';
-export type { AuditSummary } from './audit-runner.js';
+export { createService, type LockstepService, type ServiceOptions, type ServiceAuditOptions, type HealthReport } from '../service/service.js';
+export type { ServiceStats } from '../service/stats.js';
+export type { AuditSummary } from '../service/audit-runner.js';
 export { listen, isLoopbackHost, type ListenOptions, type RunningServer } from './server.js';
 export { authorize, authorizeAdmin, PUBLIC_PATHS } from './access.js';
 export type { TokenEntry, TokenFile, Action } from './token-set.js';

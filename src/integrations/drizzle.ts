@@ -8,13 +8,13 @@ import { getTableName, is, type Column, type InferInsertModel, type InferSelectM
 import { PgTable } from 'drizzle-orm/pg-core';
 import { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Duration } from '../duration.js';
-import type { DeleteResult } from '../engine/api.js';
-import { InvalidOptionError, VersionConflictError } from '../errors.js';
-import type { WriteThroughOptions } from '../options.js';
-import { createRepository, type EntityId, type Repository, type SaveOptions } from '../patterns/repository.js';
+import { InvalidOptionError } from '../errors.js';
+import type { WriteThroughOptions } from '../compose/write-through.js';
+import { createRepository, type EntityId, type SaveOptions } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { completeInsert, drizzleMapper, resolveDrizzleColumns, withUpdateDefaults } from './drizzle-columns.js';
+import { createOrmTable, type OrmTable, type UpdateOptions } from './orm-table.js';
 
 export interface DrizzleTableOptions extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
   /** The table's version column (an integer the integration raises on every write). */
@@ -31,31 +31,7 @@ export interface DrizzleTableOptions extends Omit<WriteThroughOptions, 'store' |
   wrapStore?: (store: EntityStore) => StoreAdapter;
 }
 
-export interface UpdateOptions {
-  /** Optimistic locking: the version the caller read; a mismatch throws VersionConflictError. */
-  expectedVersion?: number;
-}
-
-export interface DrizzleTable<TTable extends Table> {
-  readonly repository: Repository<InferSelectModel<TTable>>;
-  readonly entities: EntityStore;
-  /** INSERT a new row (VersionConflictError if the id exists); resolves with the row as stored. */
-  insert(values: InferInsertModel<TTable>): Promise<InferSelectModel<TTable>>;
-  /**
-   * UPDATE the row's given columns; undefined when there is no row. The whole row is written (the
-   * cache publishes it), guarded by the version it was read at: without `expectedVersion`, a
-   * concurrent change is retried on the fresh row, a few times.
-   */
-  update(id: EntityId, changes: Partial<InferInsertModel<TTable>>, options?: UpdateOptions): Promise<InferSelectModel<TTable> | undefined>;
-  delete(id: EntityId): Promise<DeleteResult>;
-  findById(id: EntityId): Promise<InferSelectModel<TTable> | undefined>;
-  findMany(ids: readonly EntityId[]): Promise<Array<InferSelectModel<TTable> | undefined>>;
-  /** Closes the engine and the entity store (the Drizzle database and the cache stay open). */
-  close(): Promise<void>;
-}
-
-/** Read-merge-write attempts of an update without an expected version before the conflict is the caller's. */
-const UPDATE_ATTEMPTS = 5;
+export type DrizzleTable<TTable extends Table> = OrmTable<InferSelectModel<TTable>, InferInsertModel<TTable>, Partial<InferInsertModel<TTable>>>;
 
 interface DrizzleDbLike {
   readonly $client: unknown;
@@ -106,36 +82,17 @@ export async function drizzleTable<TTable extends Table>(db: DrizzleDbLike, tabl
     store: wrapStore?.(entities),
     mapper: drizzleMapper<Row>(columns),
   });
-  const versionOf = (row: Row) => Number((row as Record<string, unknown>)[columns.versionKey]);
-  const save = (row: Record<string, unknown>, saveOptions: SaveOptions) => repository.save(row as Row, saveOptions);
-
-  return {
+  const ormTable = createOrmTable<Row, InferInsertModel<TTable>, Partial<InferInsertModel<TTable>>>({
     repository,
     entities,
-    insert: async (values) => save(completeInsert(columns, values as Record<string, unknown>), { expectedVersion: 0 }),
-    async update(id, changes, updateOptions) {
-      for (let attempt = 1; ; attempt++) {
-        const current = await repository.findById(id);
-        if (current === undefined) return undefined;
-        const expectedVersion = updateOptions?.expectedVersion ?? versionOf(current);
-        const { [columns.versionKey]: _v, ...base } = current as Record<string, unknown>;
-        const merged = { ...base, ...withUpdateDefaults(columns, changes as Record<string, unknown>), [columns.primaryKeyName]: base[columns.primaryKeyName] };
-        try {
-          return await save(merged, { expectedVersion });
-        } catch (error) {
-          const retry = error instanceof VersionConflictError && updateOptions?.expectedVersion === undefined && attempt < UPDATE_ATTEMPTS;
-          if (!retry) throw error;
-        }
-      }
-    },
-    delete: (id) => repository.delete(id),
-    findById: (id) => repository.findById(id),
-    findMany: (ids) => repository.findMany(ids),
-    async close() {
-      await repository.close();
-      await entities.close();
-    },
+    versionKey: columns.versionKey,
+    idKey: columns.primaryKeyName,
+    completeInsert: (values) => completeInsert(columns, values),
+  });
+  return {
+    ...ormTable,
+    update: (id, changes, updateOptions) => ormTable.update(id, withUpdateDefaults(columns, changes as Record<string, unknown>) as typeof changes, updateOptions),
   };
 }
 
-export type { EntityId, SaveOptions };
+export type { EntityId, SaveOptions, UpdateOptions };

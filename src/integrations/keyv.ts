@@ -5,12 +5,11 @@
 import { EventEmitter } from 'node:events';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 import { jsonCodec } from '../codec.js';
-import type { WriteThrough } from '../engine/api.js';
-import { createJournalDrainer, type JournalDrainer } from '../engine/journal-drainer.js';
-import { createWriteThrough } from '../engine/write-through.js';
+import type { WriteThroughOptions } from '../compose/write-through.js';
+import type { Engine } from '../engine/api.js';
 import { ClosedError, InvalidOptionError, PreconditionFailedError } from '../errors.js';
-import { createMetrics, type LockstepMetrics } from '../metrics/recorder.js';
-import { resolveOptions, type JournalDrainerLike, type JournalOptions, type WriteThroughOptions } from '../options.js';
+import { resolveOptions, type JournalDrainerLike, type JournalOptions } from '../options.js';
+import { createService, type LockstepService } from '../service/service.js';
 import { KeyvNamespaces, type RoutedKey } from './keyv-namespaces.js';
 import { asKeyvRow, hasTtl, isLive, keyvRowOf, type KeyvRow } from './keyv-row.js';
 
@@ -43,7 +42,7 @@ export interface KeyvLockstepOpts {
   [option: string]: unknown;
 }
 
-type Engine = WriteThrough<KeyvRow>;
+type KeyvEngine = Engine<KeyvRow>;
 
 /**
  * Keyv's adapter contract, except that setMany resolves to one boolean per entry (which Keyv's
@@ -51,32 +50,40 @@ type Engine = WriteThrough<KeyvRow>;
  */
 export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter, 'setMany'> {
   readonly opts: KeyvLockstepOpts;
-  private readonly engineOptions: Omit<WriteThroughOptions, 'namespace' | 'journal' | 'metrics'>;
-  private readonly journalOption: JournalOptions | JournalDrainerLike | false;
-  private readonly metricsOption: LockstepMetrics | false | undefined;
+  private readonly store: WriteThroughOptions['store'];
+  /** The service host: engines per namespace, one journal drainer, one metrics registry (as the HTTP service). */
+  private readonly service: LockstepService;
   private readonly namespaces: KeyvNamespaces;
-  private readonly engines = new Map<string, Engine>();
   private readonly cacheTtlMs: number;
   private readonly scanBatchSize: number;
   private readonly now: () => number;
   private currentNamespace: string | undefined;
-  private ownDrainer: JournalDrainer | undefined;
-  private sharedMetrics: LockstepMetrics | undefined;
   private disconnected = false;
 
   constructor(options: KeyvLockstepOptions) {
     super();
     const { namespacePrefix = 'keyv', journal = {}, metrics, wallClock, scanBatchSize = 500, ...engineOptions } = options;
     // Resolve once so that a bad option fails here, not at the first set().
-    const resolved = resolveOptions({ ...engineOptions, namespace: namespacePrefix, journal, metrics });
+    const resolved = resolveOptions({ ...engineOptions, namespace: namespacePrefix, journal });
     if (!Number.isSafeInteger(scanBatchSize) || scanBatchSize <= 0) {
       throw new InvalidOptionError(`scanBatchSize must be a positive integer (got ${JSON.stringify(scanBatchSize)})`);
     }
     if (wallClock !== undefined && typeof wallClock !== 'function') throw new InvalidOptionError('wallClock must be a function returning ms since the epoch');
     this.namespaces = new KeyvNamespaces(namespacePrefix);
-    this.engineOptions = engineOptions;
-    this.journalOption = journal;
-    this.metricsOption = metrics;
+    const { store, cache, ...settings } = engineOptions;
+    this.store = store;
+    // The journal poller is started here, with the adapter (it was started on first use before).
+    this.service = createService({
+      store,
+      cache,
+      engine: settings,
+      journal,
+      ...(metrics === undefined ? {} : { metrics }),
+      onJournalError: (error) => {
+        if (this.listenerCount('error') > 0) this.emit('error', error);
+      },
+      audit: { interval: 0 },
+    });
     this.cacheTtlMs = resolved.ttlMs;
     this.scanBatchSize = scanBatchSize;
     this.now = wallClock ?? (() => Date.now());
@@ -94,7 +101,7 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
   }
 
   /** The Lockstep instance behind a Keyv namespace (by default the current one), for inspect(), counters and metrics. */
-  writeThrough(keyvNamespace: string | undefined = this.currentNamespace): Engine {
+  writeThrough(keyvNamespace: string | undefined = this.currentNamespace): KeyvEngine {
     return this.engineFor(this.namespaces.lockstepNamespaceOf(keyvNamespace));
   }
 
@@ -173,16 +180,19 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
 
   /** Replays pending journal rows (plain-SQL writes, repairs) into the cache now; returns how many. */
   drainJournal(): Promise<number> {
-    const drainer = this.drainer();
-    return drainer === false ? Promise.resolve(0) : drainer.drain();
+    return this.service.drainJournal();
+  }
+
+  /** The Prometheus exposition of this adapter's engines (empty with `metrics: false`). */
+  metricsText(): Promise<string> {
+    return this.service.metricsText();
   }
 
   /** Closes this adapter's engines and journal poller. The store and cache belong to the caller and stay open. */
   async disconnect(): Promise<void> {
     if (this.disconnected) return;
     this.disconnected = true;
-    await Promise.all([...this.engines.values()].map((engine) => engine.close()));
-    await this.ownDrainer?.stop();
+    await this.service.close();
   }
 
   private async read(keyvKey: string): Promise<string | undefined> {
@@ -200,7 +210,7 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
    * Deletes an expired row, but only the version that was read: a set() that landed since wins (the
    * store refuses the delete with E_PRECONDITION_FAILED). Best effort: the row reads as missing anyway.
    */
-  private async purge(engine: Engine, key: string, version: number): Promise<void> {
+  private async purge(engine: KeyvEngine, key: string, version: number): Promise<void> {
     try {
       await engine.delete(key, { ifVersion: version });
     } catch (error) {
@@ -213,7 +223,7 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
   }
 
   private async *scanBatches(namespace: string) {
-    const { store } = this.engineOptions;
+    const store = this.store;
     let after: string | undefined;
     for (;;) {
       const batch = await store.scan(namespace, after, this.scanBatchSize);
@@ -223,38 +233,9 @@ export class KeyvLockstep extends EventEmitter implements Omit<KeyvStoreAdapter,
     }
   }
 
-  /** One engine per Lockstep namespace, made on first use; all share this adapter's journal drainer and metrics. */
-  private engineFor(namespace: string): Engine {
-    let engine = this.engines.get(namespace);
-    if (engine === undefined) {
-      if (this.disconnected) throw new ClosedError('this Keyv adapter is disconnected', { namespace });
-      engine = createWriteThrough<KeyvRow>({ ...this.engineOptions, namespace, journal: this.drainer(), metrics: this.metrics() });
-      this.engines.set(namespace, engine);
-    }
-    return engine;
-  }
-
-  private drainer(): JournalDrainerLike | false {
-    const journal = this.journalOption;
-    if (journal === false || typeof (journal as JournalDrainerLike).drain === 'function') return journal as JournalDrainerLike | false;
-    if (this.ownDrainer === undefined) {
-      const { store, cache } = this.engineOptions;
-      this.ownDrainer = createJournalDrainer({
-        store,
-        cache,
-        journal: journal as JournalOptions,
-        onError: (error) => {
-          if (this.listenerCount('error') > 0) this.emit('error', error);
-        },
-      });
-      if (!this.disconnected) this.ownDrainer.start();
-    }
-    return this.ownDrainer;
-  }
-
-  private metrics(): LockstepMetrics | false {
-    if (this.metricsOption !== undefined) return this.metricsOption;
-    this.sharedMetrics ??= createMetrics();
-    return this.sharedMetrics;
+  /** The engine of a Lockstep namespace, from the service host (made on first use, shared journal drainer and metrics). */
+  private engineFor(namespace: string): KeyvEngine {
+    if (this.disconnected) throw new ClosedError('this Keyv adapter is disconnected', { namespace });
+    return this.service.engine(namespace) as KeyvEngine;
   }
 }

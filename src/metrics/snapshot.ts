@@ -12,9 +12,12 @@ export interface HistogramSnapshot {
    */
   readonly buckets: Readonly<Record<string, number>>;
   /**
-   * Bucket estimates, in seconds: the upper bound of the bucket holding the quantile (so never
-   * below the true value, and at most one bucket above it). `Infinity` when the quantile lies
-   * above the last finite bucket (5 s); null when nothing was observed.
+   * Bucket estimates, in SECONDS, over everything observed since start: the upper bound of the
+   * bucket holding the quantile (so never below the true value, and at most one bucket above it).
+   * `Infinity` when the quantile lies above the last finite bucket (5 s); null when nothing was
+   * observed. /v1/stats (ServiceStats.latencyMs) gives EXACT quantiles in MILLISECONDS over the last
+   * 1024 operations. Both rank the same way (nearest rank, ceil(q·n)): while fewer than 1024 were
+   * observed, this is the bucket that holds the exact figure /v1/stats shows (tested).
    */
   readonly p50: number | null;
   readonly p99: number | null;

@@ -4,12 +4,12 @@
 // no reflection. The Lockstep instance is read from the object the method is called on: its public
 // `lockstep` property, or the `lockstep` function given in the options (for a private field).
 import type { Duration } from '../duration.js';
-import type { WriteThrough } from '../engine/api.js';
+import type { Engine } from '../engine/api.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Version } from '../types.js';
 
 /** The slice of a Lockstep instance the decorators call. */
-export type InlineLockstep = Pick<WriteThrough<unknown>, 'writeThrough' | 'readThrough' | 'deleteThrough'>;
+export type InlineLockstep = Pick<Engine<unknown>, 'writeThrough' | 'readThrough' | 'deleteThrough'>;
 
 /** An object whose Lockstep instance is its public `lockstep` property (the default lookup). */
 export interface HasLockstep {

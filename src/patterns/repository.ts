@@ -5,11 +5,10 @@
 // table's own optimistic-lock column.
 import { InvalidValueError, PreconditionFailedError, StoreWriteError, VersionConflictError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
-import type { WriteThroughOptions } from '../options.js';
-import type { DeleteResult, WriteOptions, WriteThrough } from '../engine/api.js';
-import { createWriteThrough } from '../engine/write-through.js';
+import type { DeleteResult, WriteOptions } from '../engine/api.js';
 import type { EntityRow, EntitySpec } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
+import { type WriteThrough, type WriteThroughOptions, createWriteThrough } from '../compose/write-through.js';
 
 /** What a repository needs of an entity store: a StoreAdapter that knows its table. */
 export interface EntityStoreLike extends StoreAdapter {

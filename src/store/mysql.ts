@@ -8,7 +8,7 @@
 // on the database the first time (then SELECT, INSERT, UPDATE, DELETE and EXECUTE); with binary
 // logging on, creating triggers and functions also needs SUPER or log_bin_trust_function_creators=1.
 import { createHash } from 'node:crypto';
-import mysql from 'mysql2/promise';
+import { loadDriver } from '../drivers.js';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError, StoreWriteError } from '../errors.js';
 import type {
@@ -34,6 +34,9 @@ import {
 import { liveVersionIn, preconditionFailed, preconditionParams } from './precondition.js';
 import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
+
+// mysql2 is an optional peer: loaded here so a missing install fails this import with the fix.
+const { default: mysql } = await loadDriver('mysql2', 'lockstep/mysql', () => import('mysql2/promise'));
 
 export type { MysqlConnection, MysqlPool, MysqlQueryOptions, MysqlValue } from './mysql-client.js';
 
@@ -455,8 +458,9 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async journalId() {
       live();
-      const [row] = (await run(() => limited('SELECT @@hostname, @@port, DATABASE()'), [])) as unknown[][];
-      return `mysql:${text(row![0])}:${text(row![1])}/${text(row![2])}/${prefix}`;
+      // Drawn once, stored with the tables: not derived from how this instance reached the server.
+      const [row] = rowsOf(await run((s) => limited(`SELECT value FROM ${s.meta} WHERE name = 'journal_id'`), []));
+      return `mysql:${text(row![0])}`;
     },
     async close() {
       if (closed) return;

@@ -3,7 +3,8 @@
 // autocommit, a named prepared statement); writes made with plain SQL from anywhere else are
 // versioned and journaled by triggers, and every journal append notifies LISTENers. The rules, and
 // how journal ids follow commit order, are in postgres-schema.ts.
-import pg from 'pg';
+import type { Pool as PgPool } from 'pg';
+import { loadDriver } from '../drivers.js';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError } from '../errors.js';
 import type {
@@ -31,6 +32,9 @@ import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryRe
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
+
+// pg is an optional peer: loaded here so a missing install fails this import with the fix.
+const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
 
 export type { PostgresClient, PostgresNotification, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 export { outcomeUnknown } from './postgres-errors.js';
@@ -133,7 +137,7 @@ function resolve(options: PostgresStoreOptions): Resolved {
 }
 
 /** An idle connection that dies emits 'error' on its pool: without a listener the process would exit. */
-function quietPool(pool: pg.Pool): pg.Pool {
+function quietPool(pool: PgPool): PgPool {
   pool.on('error', () => undefined);
   return pool;
 }
@@ -392,8 +396,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
     async journalId() {
       live();
-      const row = (await run({ text: "SELECT current_database() AS db, coalesce(inet_server_addr()::text, 'local') AS host, coalesce(inet_server_port(), 0) AS port" })).rows[0]!;
-      return `postgres:${String(row.host)}:${String(row.port)}/${String(row.db)}/${schema}`;
+      // Drawn once, stored in the schema: not derived from how this instance reached the server.
+      const { rows } = await run({ text: `SELECT value FROM ${s}.lockstep_meta WHERE name = 'journal_id'` });
+      return `postgres:${String(rows[0]!.value)}`;
     },
     async close() {
       if (closed) return;

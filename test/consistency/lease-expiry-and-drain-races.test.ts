@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
+import { createMemoryCache } from '../../src/cache/memory.js';
 import { createJournalDrainer } from '../../src/engine/journal-drainer.js';
 import { createEngineFixture, flush, LEASE_MS, type EngineFixture } from '../helpers/engine-fixture.js';
 
@@ -106,7 +107,7 @@ describe('the journal drainer', () => {
     bypassUpdate('v3');
     const applying = createGate();
     f.cache.faults.next('invalidateOlder', { kind: 'pause', when: 'before', gate: applying });
-    // A second drainer of this (non-empty, cursor-less) cache: it must replay everything retained.
+    // A second drainer of this non-empty cache: it must replay what its first drainer never applied.
     const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
     await drainer.ready;
     assert.equal(drainer.status().state, 'replaying');
@@ -117,9 +118,27 @@ describe('the journal drainer', () => {
     assert.deepEqual((await engine.readEntry('k')).source, 'bypass', 'a cached value is not served during the replay');
     applying.release();
     await pass;
-    assert.deepEqual(drainer.status(), { state: 'ready', rowsLeft: 0, start: 'no-cursor' });
+    assert.deepEqual({ ...drainer.status(), start: undefined }, { state: 'ready', rowsLeft: 0, start: undefined });
     const read = await engine.readEntry('k');
     assert.deepEqual([read.value, read.version], ['v3', 3]);
+    await drainer.stop();
+  });
+});
+
+describe('the journal drainer of an in-process cache', () => {
+  it('a failed pass does not make a cache that started empty replay the whole journal again: it resumes at the head it started from', async () => {
+    f = await createEngineFixture<string>();
+    await f.engine.write('k', 'v1');
+    for (let i = 0; i < 5; i++) bypassUpdate(`old${i}`); // rows from before this drainer's start
+    const cache = createMemoryCache({ maxEntries: 100 });
+    const drainer = createJournalDrainer({ store: f.store, cache, journal: { pollInterval: '1h' } });
+    await drainer.ready;
+    assert.deepEqual(drainer.status(), { state: 'ready', rowsLeft: 0, start: 'empty-cache' });
+    cache.get('test:other', 60_000); // now it holds a record (a fill lease)
+    f.store.faults.next('readJournal', { kind: 'throw', when: 'before' });
+    await assert.rejects(drainer.drain());
+    bypassUpdate('v2');
+    assert.equal(await drainer.drain(), 1, 'only the new row');
     await drainer.stop();
   });
 });

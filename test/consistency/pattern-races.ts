@@ -15,13 +15,20 @@
 //     cache), with a new, higher version, as a row that existed before the cache saw it;
 //     `cacheKey` names the cache record the pattern uses for a key, so the cases can peek at it.
 //   - Every call runs in this process; the cases hold cache steps (fill, completeWrite) at gates.
+//   - The second argument names the database of the run: SQLite (a connection to the fixture's
+//     file) or, with `{ dialect: 'postgres' }`, a schema of its own on the shared PostgreSQL (dropped
+//     after the case), where Lockstep's store (`fixture.store`) lives too.
 //
 // `runPatternRaces(name, makePattern)` registers one node:test per race. `patternRaceCases` and
 // `runPatternRaceCase` are the same cases as plain functions, for teeth tests that expect failures.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type Database from 'better-sqlite3';
+import pg from 'pg';
 import { createGate } from '../../src/chaos/faults.js';
+import { createPostgresStore } from '../../src/store/postgres.js';
 import { createEngineFixture, LEASE_MS, type EngineFixture, type FixtureOptions } from '../helpers/engine-fixture.js';
+import { DATABASE_URL, needService } from '../helpers/services.js';
 
 export interface PatternUnderTest {
   write(key: string, value: string): Promise<{ readonly version: number }>;
@@ -33,7 +40,16 @@ export interface PatternUnderTest {
   close?(): Promise<void>;
 }
 
-export type MakePattern = (fixture: EngineFixture<unknown>) => PatternUnderTest | Promise<PatternUnderTest>;
+export type PatternDatabase =
+  | { readonly dialect: 'sqlite'; readonly database: Database.Database }
+  | { readonly dialect: 'postgres'; readonly pool: pg.Pool; readonly schema: string };
+
+export type MakePattern = (fixture: EngineFixture<unknown>, db: PatternDatabase) => PatternUnderTest | Promise<PatternUnderTest>;
+
+export interface PatternFixtureOptions extends FixtureOptions {
+  /** @default 'sqlite' */
+  dialect?: 'sqlite' | 'postgres';
+}
 
 export interface PatternRaceCase {
   readonly race: 'a' | 'b' | 'c' | 'd';
@@ -120,24 +136,55 @@ export const patternRaceCases: readonly PatternRaceCase[] = [
   },
 ];
 
+let schemas = 0;
+
+/** A schema of its own on the shared PostgreSQL, with Lockstep's store in it. */
+async function postgresDatabase(): Promise<{ db: PatternDatabase & { dialect: 'postgres' }; close(): Promise<void> }> {
+  const schema = `lockstep_pattern_${process.pid}_${++schemas}`;
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6 });
+  pool.on('error', () => undefined);
+  await pool.query(`CREATE SCHEMA ${schema}`);
+  return {
+    db: { dialect: 'postgres', pool, schema },
+    async close() {
+      await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+      await pool.end();
+    },
+  };
+}
+
 /** Runs one case on a fresh fixture; rejects with the case's assertion error. */
-export async function runPatternRaceCase(raceCase: PatternRaceCase, makePattern: MakePattern, fixture: FixtureOptions = {}): Promise<void> {
-  const f = await createEngineFixture<unknown>(fixture);
+export async function runPatternRaceCase(raceCase: PatternRaceCase, makePattern: MakePattern, options: PatternFixtureOptions = {}): Promise<void> {
+  const { dialect = 'sqlite', ...fixture } = options;
+  const postgres = dialect === 'postgres' ? await postgresDatabase() : undefined;
+  let f: EngineFixture<unknown> | undefined;
   let pattern: PatternUnderTest | undefined;
+  const store = postgres && createPostgresStore({ pool: postgres.db.pool, schema: postgres.db.schema, notify: false });
   try {
-    pattern = await makePattern(f);
+    await store?.ready();
+    f = await createEngineFixture<unknown>({ ...fixture, store: fixture.store ?? store });
+    pattern = await makePattern(f, postgres?.db ?? { dialect: 'sqlite', database: f.rawConnection() });
     await raceCase.run(pattern, f);
   } finally {
     await pattern?.close?.();
-    await f.close();
+    await f?.close();
+    await store?.close();
+    await postgres?.close();
   }
 }
 
-/** Registers races a–d through the pattern as node:test cases. */
-export function runPatternRaces(name: string, makePattern: MakePattern, fixture: FixtureOptions = {}): void {
-  describe(`${name}: races a–d`, () => {
+/** Registers races a–d through the pattern as node:test cases (skipped without PostgreSQL, unless LOCKSTEP_REQUIRE_SERVICES=1). */
+export function runPatternRaces(name: string, makePattern: MakePattern, options: PatternFixtureOptions = {}): void {
+  const dialect = options.dialect ?? 'sqlite';
+  const available = dialect === 'postgres' ? needService('PostgreSQL', DATABASE_URL) : Promise.resolve({ skip: false as const });
+  available.catch(() => undefined); // awaited (and reported) by each case
+  describe(`${name} on ${dialect === 'postgres' ? 'PostgreSQL' : 'SQLite'}: races a–d`, () => {
     for (const raceCase of patternRaceCases) {
-      it(`race ${raceCase.race}: ${raceCase.title}`, () => runPatternRaceCase(raceCase, makePattern, fixture));
+      it(`race ${raceCase.race}: ${raceCase.title}`, async (t) => {
+        const { skip } = await available;
+        if (skip !== false) return t.skip(skip);
+        await runPatternRaceCase(raceCase, makePattern, options);
+      });
     }
   });
 }

@@ -9,7 +9,7 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { createApp } from '../../src/http/app.js';
 import { listen } from '../../src/http/server.js';
-import { createService, type EngineSettings, type LockstepService, type ServiceAuditOptions } from '../../src/http/service.js';
+import { createService, type EngineSettings, type LockstepService, type ServiceAuditOptions } from '../../src/service/service.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { CHROMIUM_PATH } from './services.js';
 

@@ -8,10 +8,8 @@ import { createMemoryCache, type MemoryCacheOptions } from '../../src/cache/memo
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { createManualClock, type ManualClock } from '../../src/clock.js';
-import type { WriteThrough } from '../../src/engine/api.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
-import type { WriteThroughOptions } from '../../src/options.js';
-import type { CacheAdapter } from '../../src/types.js';
+import { type WriteThrough, type WriteThroughOptions, createWriteThrough } from '../../src/compose/write-through.js';
+import type { CacheAdapter, StoreAdapter } from '../../src/types.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 
 export const LEASE_MS = 5_000;
@@ -35,6 +33,8 @@ export interface FixtureOptions {
   cache?: Partial<MemoryCacheOptions>;
   /** Replaces or wraps the memory cache inside the ChaosCache (teeth tests: a naive or mutated cache). */
   wrapCache?: (memory: CacheAdapter) => CacheAdapter;
+  /** Lockstep's store in place of the SQLite file's (pattern races on PostgreSQL). */
+  store?: StoreAdapter;
 }
 
 export async function createEngineFixture<T = unknown>(options: FixtureOptions = {}): Promise<EngineFixture<T>> {
@@ -42,7 +42,7 @@ export async function createEngineFixture<T = unknown>(options: FixtureOptions =
   const dbPath = join(dir, 'store.db');
   const clock = createManualClock(1_000);
   const sqlite = createSqliteStore({ path: dbPath });
-  const store = new ChaosStore(sqlite);
+  const store = new ChaosStore(options.store ?? sqlite);
   const memory = createMemoryCache({ maxEntries: 1_000, clock, ...options.cache } as MemoryCacheOptions);
   const cache = new ChaosCache(options.wrapCache?.(memory) ?? memory);
   const engines: WriteThrough<T>[] = [];

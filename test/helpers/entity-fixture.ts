@@ -15,15 +15,15 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { createManualClock, type ManualClock } from '../../src/clock.js';
-import type { DeleteResult, KeyState, ReadEntry, WriteThrough } from '../../src/engine/api.js';
+import type { DeleteResult, KeyState, ReadEntry } from '../../src/engine/api.js';
 import { drizzleTable } from '../../src/integrations/drizzle.js';
-import type { WriteThroughOptions } from '../../src/options.js';
 import { createRepository } from '../../src/patterns/repository.js';
 import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
 import { createSqliteEntityStore } from '../../src/store/entity/sqlite-entity-store.js';
 import type { EntityRow, EntityStore } from '../../src/store/entity/spec.js';
 import { DATABASE_URL } from './services.js';
 import { LEASE_MS } from './engine-fixture.js';
+import { type WriteThrough, type WriteThroughOptions } from '../../src/compose/write-through.js';
 
 export { LEASE_MS };
 export type Dialect = 'sqlite' | 'postgres';

@@ -10,7 +10,7 @@ import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import type { CacheAdapter } from '../../src/types.js';
 import { createApp, type AppOptions } from '../../src/http/app.js';
-import { createService, type EngineSettings, type LockstepService } from '../../src/http/service.js';
+import { createService, type EngineSettings, type LockstepService } from '../../src/service/service.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 
 export interface HttpFixture {

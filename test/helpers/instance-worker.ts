@@ -6,7 +6,7 @@ import { historyNow, type HistoryEntry } from '../../src/audit/history.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { openCache, openStore, parseCacheSpec, parseStoreSpec } from '../../src/backend-specs.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
 
 export interface WorkerPlan {
   readonly id: string;

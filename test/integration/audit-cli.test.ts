@@ -8,10 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createRedisCache } from '../../src/cache/redis.js';
-import type { WriteThrough } from '../../src/engine/api.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
+import { type WriteThrough, createWriteThrough } from '../../src/compose/write-through.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');

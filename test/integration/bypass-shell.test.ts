@@ -10,12 +10,11 @@ import { after, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { createRedisCache } from '../../src/cache/redis.js';
-import type { WriteThrough } from '../../src/engine/api.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
 import { createMysqlStore } from '../../src/store/mysql.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import type { StoreAdapter } from '../../src/types.js';
 import { DATABASE_URL, MYSQL_URL, needService, REDIS_URL } from '../helpers/services.js';
+import { type WriteThrough, createWriteThrough } from '../../src/compose/write-through.js';
 
 const scratch = `lockstep_shell_${randomBytes(4).toString('hex')}`;
 const installed = (command: string) => spawnSync(command, ['--version'], { stdio: 'ignore' }).status === 0;

@@ -83,3 +83,21 @@ it('examples/drizzle.ts runs: insert, update, a cache hit, a direct Drizzle writ
   assert.match(out, /after a direct db.update edited with plain Drizzle/);
   assert.match(out, /after delete undefined/);
 });
+
+it('examples/kysely.ts runs: insert, update, a cache hit, a direct Kysely write invalidated, delete', () => {
+  const out = runExample('examples/kysely.ts');
+  assert.match(out, /inserted \{ id: 1, title: 'write the README', done: 0, version: 1 \}/);
+  assert.match(out, /updated \{ id: 1, title: 'write the README', done: 1, version: 2 \}/);
+  assert.match(out, /read from hit/);
+  assert.match(out, /after a direct updateTable edited with plain Kysely/);
+  assert.match(out, /after delete undefined/);
+});
+
+it('examples/typeorm.ts runs: insert, update, a cache hit, a direct TypeORM save() invalidated, delete', () => {
+  const out = runExample('examples/typeorm.ts');
+  assert.match(out, /inserted \{ id: 1, title: 'write the README', done: false, version: 1 \}/);
+  assert.match(out, /updated \{ id: 1, title: 'write the README', done: true, version: 2 \}/);
+  assert.match(out, /read from hit/);
+  assert.match(out, /after a direct save\(\) edited with plain TypeORM/);
+  assert.match(out, /after delete undefined/);
+});

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidValueError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
-import type { LockstepService } from '../../src/http/service.js';
+import type { LockstepService } from '../../src/service/service.js';
 import { sha256 } from '../../src/http/token-set.js';
 import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 

@@ -10,7 +10,7 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { createApp, type AppOptions } from '../../src/http/app.js';
 import { createLifecycle } from '../../src/http/lifecycle.js';
 import { namespaceOfPath, requestIdOf } from '../../src/http/request-log.js';
-import { createService, type LockstepService } from '../../src/http/service.js';
+import { createService, type LockstepService } from '../../src/service/service.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 
 type LogLine = Record<string, unknown> & { level: number; msg: string };

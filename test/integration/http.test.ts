@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { InvalidOptionError, StoreOutcomeUnknownError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
-import type { LockstepService } from '../../src/http/service.js';
+import type { LockstepService } from '../../src/service/service.js';
 import { isLoopbackHost, listen } from '../../src/http/server.js';
 import { assertError as assertErrorReply, call, httpFixture, type HttpFixture, type Reply } from '../helpers/http-fixture.js';
 

@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { checkVersions, type HistoryEntry } from '../../src/audit/history.js';
 import { openCache, openStore, parseCacheSpec, parseStoreSpec } from '../../src/backend-specs.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
 import type { WorkerPlan } from '../helpers/instance-worker.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
 
 const run = promisify(execFile);
 const PROCESSES = 3;

@@ -7,11 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
-import type { WriteThrough } from '../../src/engine/api.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
 import { CacheUnavailableError } from '../../src/errors.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { type WriteThrough, createWriteThrough } from '../../src/compose/write-through.js';
 
 const COMMAND_TIMEOUT_MS = 300;
 /** A call may take its deadline plus scheduling slack, never more. */

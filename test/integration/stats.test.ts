@@ -10,8 +10,8 @@ import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { ClosedError, InvalidOptionError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
-import { createService, type LockstepService, type ServiceOptions } from '../../src/http/service.js';
-import type { ServiceStats } from '../../src/http/stats.js';
+import { createService, type LockstepService, type ServiceOptions } from '../../src/service/service.js';
+import type { ServiceStats } from '../../src/service/stats.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 
 interface Bench {

@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { auditNamespace, repairFence, type AuditProgress } from '../../src/audit/auditor.js';
 import { createGate } from '../../src/chaos/faults.js';
-import type { WriteThrough } from '../../src/engine/api.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import type { CacheRecordView } from '../../src/types.js';
 import { createEngineFixture, type EngineFixture } from '../helpers/engine-fixture.js';
+import { type WriteThrough } from '../../src/compose/write-through.js';
 
 const NS = 'test';
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createMemoryCache } from '../../src/cache/memory.js';
-import { createWriteThrough } from '../../src/engine/write-through.js';
 import {
   ClosedError,
   InvalidKeyError,
@@ -11,6 +10,7 @@ import {
   ValueTooLargeError,
 } from '../../src/errors.js';
 import { createEngineFixture, type EngineFixture } from '../helpers/engine-fixture.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
 
 interface User {
   name: string;

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { Registry, register as globalRegistry, type RegistryContentType } from 'prom-client';
-import type { WriteThrough } from '../../src/engine/api.js';
 import { createCounters, type AlertEvent, type EngineEventMap, type WriteEvent } from '../../src/engine/events.js';
 import { InvalidOptionError, LockstepError } from '../../src/errors.js';
 import { COUNTERS, HISTOGRAMS, LATENCY_BUCKETS_SECONDS } from '../../src/metrics/catalog.js';
 import { createMetrics, type MetricsSource } from '../../src/metrics/recorder.js';
 import { bucketQuantile } from '../../src/metrics/snapshot.js';
 import type { CacheStats } from '../../src/types.js';
+import { type WriteThrough } from '../../src/compose/write-through.js';
 
 // The engine's real event contract: an EventEmitter of EngineEventMap plus counters bumped in place.
 function createSource(namespace: string, extra: { failureRate?: () => number } = {}) {

@@ -7,7 +7,7 @@
 // (process `witness`), so the ordinary checks judge them.
 import { createClient } from 'redis';
 import { createRedisCache } from '../../cache/redis.js';
-import { createWriteThrough } from '../../engine/write-through.js';
+import { createWriteThrough } from '../../compose/write-through.js';
 import type { StoreAdapter } from '../../types.js';
 import { historyNow, type HistoryEntry } from '../history.js';
 import { JOURNALED, type NotedEntry } from './lines.js';

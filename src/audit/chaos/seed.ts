@@ -3,7 +3,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createWriteThrough } from '../../engine/write-through.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { historyNow, type HistoryEntry } from '../history.js';
 import type { NaiveCache } from '../naive.js';
@@ -16,6 +15,7 @@ import { parentSchedule, type ChaosImpl, type ResolvedChaosOptions, type WorkerP
 import type { WorkerPool, WorkerProcess } from './pool.js';
 import type { OwnedRedis } from './redis-owned.js';
 import { describeEntry, passed, violationExample, type ChaosReport, type ViolationExample } from './report.js';
+import { createWriteThrough } from '../../compose/write-through.js';
 import { ReplayRecordingCache, windowBounds, type Replay } from './bounds.js';
 import { JOURNALED } from './lines.js';
 import { between, randomStream } from './random.js';

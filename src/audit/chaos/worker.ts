@@ -5,7 +5,6 @@
 // it starts and its outcome after. Started by pool.ts: `node [--import tsx] worker.(ts|js)`.
 import { writeSync } from 'node:fs';
 import { historyNow, type Outcome } from '../history.js';
-import { createWriteThrough } from '../../engine/write-through.js';
 import { isLockstepError } from '../../errors.js';
 import { createNaiveWriteThrough } from '../naive.js';
 import { openEngineCache, openNaiveCache, openStoreWithTimeout } from './backends.js';
@@ -15,6 +14,7 @@ import { FAULT_PROFILES, FaultSchedule, operationContext, type OperationContext,
 import { HISTORY_FD, JOURNALED, type OpCode, type WorkerLine } from './lines.js';
 import type { WorkerPlan } from './plan.js';
 import { pick, randomStream } from './random.js';
+import { createWriteThrough } from '../../compose/write-through.js';
 
 export type WorkerMessage = { readonly type: 'plan'; readonly plan: WorkerPlan } | { readonly type: 'exit' };
 

@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createWriteThrough } from '../../engine/write-through.js';
 import type { ReadSource } from '../../engine/api.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { EXIT, formatHelp, fromEnv, HELP_OPTION, integerOption, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
@@ -16,6 +15,7 @@ import { keyName, planMix, runMix, type BenchSubject } from '../bench/workload.j
 import { defaultIo, type CommandIo, type Env } from '../io.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import { jsonDocument } from '../render.js';
+import { createWriteThrough } from '../../compose/write-through.js';
 
 export const usage = formatHelp({
   usage: 'bench [options]',

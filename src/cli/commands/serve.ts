@@ -10,7 +10,7 @@ import type { TokenFile } from '../../http/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
-import { createService, type LockstepService } from '../../http/service.js';
+import { createService, type LockstepService } from '../../service/service.js';
 import { EXIT, formatHelp, reportUsageError } from '../args.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../../backend-specs.js';
@@ -78,7 +78,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
     opened.push({ what: 'cache', close: () => cache.close() });
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
-    const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval } });
+    const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
     const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });

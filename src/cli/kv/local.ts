@@ -1,11 +1,12 @@
-// A KvClient over the engine in this process: the store and cache of --store/--cache, one namespace,
-// so a put is the real write-through (store first, then the cache's lease protocol). No journal
-// poller runs: a one-shot command leaves replaying the journal to the serving instances.
-import { createWriteThrough } from '../../engine/write-through.js';
+// A KvClient over the engine in this process, from the same service host `serve` uses: the store
+// and cache of --store/--cache, one namespace, so a put is the real write-through (store first,
+// then the cache's lease protocol). No journal poller, audit or metrics: a one-shot command leaves
+// those to the serving instances.
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import type { Backends } from '../backend-flags.js';
 import { openCache, openStore } from '../../backend-specs.js';
 import type { KvClient } from './client.js';
+import { createService } from '../../service/service.js';
 
 export async function openLocalClient(backends: Backends, namespace: string): Promise<KvClient> {
   const opened: Array<StoreAdapter | CacheAdapter> = [];
@@ -17,7 +18,8 @@ export async function openLocalClient(backends: Backends, namespace: string): Pr
     opened.push(store);
     const cache = await openCache(backends.cache);
     opened.push(cache);
-    const engine = createWriteThrough({ store, cache, namespace, journal: false, metrics: false });
+    const service = createService({ store, cache, journal: false, metrics: false, audit: { interval: 0 } });
+    const engine = service.engine(namespace);
     return {
       target: `${backends.store.spec} + ${backends.cache.spec}`,
       get: (key) => engine.readEntry(key),
@@ -25,7 +27,7 @@ export async function openLocalClient(backends: Backends, namespace: string): Pr
       del: (key) => engine.delete(key),
       inspect: (key) => engine.inspect(key),
       async close() {
-        await engine.close().catch(() => undefined);
+        await service.close().catch(() => undefined);
         await closeAll();
       },
     };

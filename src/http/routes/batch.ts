@@ -3,14 +3,14 @@
 // one's failure is reported in its slot and never affects the others; results keep request order.
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { WriteThrough } from '../../engine/api.js';
+import type { Engine } from '../../engine/api.js';
 import { InvalidKeyError, InvalidNamespaceError } from '../../errors.js';
 import { duplicateKeys, envelopeArray, mapBounded, parsePutItem, repeatedKeys } from '../batch-items.js';
 import { authorize } from '../access.js';
 import type { UnexpectedErrorHandler } from '../app-options.js';
 import { bodyTooLarge, methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
-import type { LockstepService } from '../service.js';
+import type { LockstepService } from '../../service/service.js';
 
 export interface BatchRouteOptions {
   /** Largest request body read, in bytes (the whole batch). */
@@ -47,7 +47,7 @@ export function batchRoutes(service: LockstepService, options: BatchRouteOptions
   batch.post(BATCH_GET_PATH, limit, async (c) => {
     const namespace = batchNamespace(c);
     authorize(c, namespace, 'read');
-    const engine: WriteThrough<unknown> = service.engine(namespace);
+    const engine: Engine<unknown> = service.engine(namespace);
     const keys = envelopeArray(await jsonBody(c, maxJsonDepth), 'keys', maxBatchItems);
     const items = await mapBounded(keys, BATCH_CONCURRENCY, async (key) => {
       if (typeof key !== 'string') return failed(c, null, new InvalidKeyError('each key must be a string', { namespace }));
@@ -64,7 +64,7 @@ export function batchRoutes(service: LockstepService, options: BatchRouteOptions
   batch.post(BATCH_PUT_PATH, limit, async (c) => {
     const namespace = batchNamespace(c);
     authorize(c, namespace, 'write');
-    const engine: WriteThrough<unknown> = service.engine(namespace);
+    const engine: Engine<unknown> = service.engine(namespace);
     const parsed = envelopeArray(await jsonBody(c, maxJsonDepth), 'items', maxBatchItems).map(parsePutItem);
     // Checked before anything is written: with a key twice, the result would depend on timing.
     const repeated = repeatedKeys(parsed);

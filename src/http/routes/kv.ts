@@ -11,7 +11,7 @@ import { authorize } from '../access.js';
 import { deleteConditions, etagOf, IF_MATCH, IF_NONE_MATCH, putConditions } from '../conditions.js';
 import { bodyTooLarge, methodNotAllowed } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
-import type { LockstepService } from '../service.js';
+import type { LockstepService } from '../../service/service.js';
 
 export interface KvRouteOptions {
   /** Largest request body read, in bytes; larger bodies are refused (413) before being buffered whole. */

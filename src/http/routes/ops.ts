@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import { methodNotAllowed } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
-import type { LockstepService } from '../service.js';
+import type { LockstepService } from '../../service/service.js';
 
 const NO_STORE = { 'Cache-Control': 'no-store' };
 

@@ -2,18 +2,17 @@
 // the alert come from the shared metrics registry (the same series /metrics renders); latencies
 // are exact p50/p99 over the last 1024 operations of each kind, kept in ring buffers
 // (LatencyReservoir), because the registry's histograms only say "since start, within a bucket".
-import type { ReadSource, WriteThrough } from '../engine/api.js';
-import type { WriteEvent } from '../engine/events.js';
+import type { Engine } from '../engine/api.js';
+import type { ReadEvent, WriteEvent } from '../engine/events.js';
 import type { CounterName } from '../metrics/catalog.js';
 import { LatencyReservoir, type RecentQuantiles } from '../metrics/reservoir.js';
 import type { MetricsSnapshot } from '../metrics/snapshot.js';
 import type { AuditSummary } from './audit-runner.js';
-import { TimedEngine } from './timed-engine.js';
 
 export interface ServiceStats {
   /** Server time, ms since the epoch: the page plots against it and derives rates from two polls. */
   readonly now: number;
-  /** Namespaces served since start. */
+  /** Namespace engines kept now (bounded by maxEngines; see engine-pool.ts). */
   readonly namespaces: number;
   /** Reads that settled (hits, misses, bypasses, store fallbacks, errors). */
   readonly reads: number;
@@ -23,7 +22,11 @@ export interface ServiceStats {
   readonly hitRatio: number | null;
   /** Every counter of the registry, summed over namespaces, by the seed's names. */
   readonly counters: Readonly<Record<CounterName, number>>;
-  /** Recent latencies in ms. Reads are timed whole (the engine does not split a read into steps). */
+  /**
+   * Recent latencies, EXACT, in MILLISECONDS, over the last 1024 operations of each kind. Reads are
+   * timed whole (read events). metrics() and /metrics give bucket bounds in seconds since start,
+   * ranked the same way (see HistogramSnapshot.p99).
+   */
   readonly latencyMs: {
     /** Reads whole; `cache` those the cache answered (hits), `store` those the store answered (miss, bypass, fallback). */
     readonly read: { readonly total: RecentQuantiles; readonly cache: RecentQuantiles; readonly store: RecentQuantiles };
@@ -60,12 +63,14 @@ export interface StatsContext {
    * one shared adapter's total, so summing them would count each lease once per namespace.
    */
   readonly leasesExpired: number;
+  /** Writes and deletes in flight over the engines served now. */
+  readonly writesInFlight: number;
 }
 
 /** Recent latencies and writes in flight, fed by every engine the service hands out. */
 export interface StatsTracker {
-  /** Wraps an engine (reads timed, writes counted) and listens to its write events; detach stops listening. */
-  instrument<T>(engine: WriteThrough<T>): { engine: WriteThrough<T>; detach(): void };
+  /** Listens to an engine's read and write events; the returned function stops listening. */
+  instrument(engine: Engine<unknown>): () => void;
   /** Builds the stats from a metrics snapshot taken now. */
   assemble(snapshot: MetricsSnapshot, context: StatsContext): ServiceStats;
 }
@@ -74,15 +79,9 @@ export function createStatsTracker(): StatsTracker {
   const read = new LatencyReservoir();
   const readBy = { cache: new LatencyReservoir(), store: new LatencyReservoir() };
   const write = { total: new LatencyReservoir(), store: new LatencyReservoir(), cache: new LatencyReservoir() };
-  let writesInFlight = 0;
-  const probe = {
-    readSettled: (ms: number, source: ReadSource | undefined) => {
-      read.record(ms);
-      if (source !== undefined) (source === 'hit' ? readBy.cache : readBy.store).record(ms);
-    },
-    writesInFlight: (delta: 1 | -1) => {
-      writesInFlight += delta;
-    },
+  const onRead = (event: ReadEvent): void => {
+    read.record(event.ms);
+    if (event.source !== undefined) (event.source === 'hit' ? readBy.cache : readBy.store).record(event.ms);
   };
   const onWrite = (event: WriteEvent): void => {
     write.total.record(event.totalMs);
@@ -92,10 +91,12 @@ export function createStatsTracker(): StatsTracker {
 
   return {
     instrument(engine) {
-      engine.on('write', onWrite);
-      return { engine: new TimedEngine(engine, probe), detach: () => engine.off('write', onWrite) };
+      engine.on('read', onRead).on('write', onWrite);
+      return () => {
+        engine.off('read', onRead).off('write', onWrite);
+      };
     },
-    assemble(snapshot, { namespaces, alert, audit, leasesExpired }) {
+    assemble(snapshot, { namespaces, alert, audit, leasesExpired, writesInFlight }) {
       const c = snapshot.counters;
       const looked = c.cache_hits + c.cache_misses;
       return {

@@ -1,0 +1,76 @@
+// The table API every ORM integration offers (Kysely, TypeORM): insert, update by id (a whole-row
+// write guarded by the version it read, retried on a concurrent change), delete, and reads by id,
+// over a Repository whose entity store runs the ORM's statements.
+import type { DeleteResult } from '../engine/api.js';
+import { VersionConflictError } from '../errors.js';
+import type { EntityId, Repository } from '../patterns/repository.js';
+import type { EntityStore } from '../store/entity/spec.js';
+
+export interface UpdateOptions {
+  /** Optimistic locking: the version the caller read; a mismatch throws VersionConflictError. */
+  expectedVersion?: number;
+}
+
+export interface OrmTable<Row, Insert = Partial<Row>, Changes = Partial<Row>> {
+  readonly repository: Repository<Row>;
+  readonly entities: EntityStore;
+  /** INSERT a new row (VersionConflictError if the id exists); resolves with the row as stored. */
+  insert(values: Insert): Promise<Row>;
+  /**
+   * UPDATE the row's given columns; undefined when there is no row. The whole row is written (the
+   * cache publishes it), guarded by the version it was read at: without `expectedVersion`, a
+   * concurrent change is retried on the fresh row, a few times.
+   */
+  update(id: EntityId, changes: Changes, options?: UpdateOptions): Promise<Row | undefined>;
+  delete(id: EntityId): Promise<DeleteResult>;
+  findById(id: EntityId): Promise<Row | undefined>;
+  findMany(ids: readonly EntityId[]): Promise<Array<Row | undefined>>;
+  /** Closes the engine and the entity store (the ORM's connection and the cache stay open). */
+  close(): Promise<void>;
+}
+
+/** Read-merge-write attempts of an update without an expected version before the conflict is the caller's. */
+const UPDATE_ATTEMPTS = 5;
+
+export interface OrmTableParts<Row> {
+  readonly repository: Repository<Row>;
+  readonly entities: EntityStore;
+  /** The property that holds the version, and the one that holds the id. */
+  readonly versionKey: string;
+  readonly idKey: string;
+  /** The full row of an insert (the ORM's client-side defaults applied); throws on a missing column. */
+  completeInsert(values: Record<string, unknown>): Record<string, unknown>;
+}
+
+export function createOrmTable<Row, Insert, Changes>(parts: OrmTableParts<Row>): OrmTable<Row, Insert, Changes> {
+  const { repository, entities, versionKey, idKey } = parts;
+  const save = (row: Record<string, unknown>, expectedVersion: number) => repository.save(row as Row, { expectedVersion });
+  return {
+    repository,
+    entities,
+    insert: async (values) => save(parts.completeInsert(values as Record<string, unknown>), 0),
+    async update(id, changes, options) {
+      for (let attempt = 1; ; attempt++) {
+        const current = (await repository.findById(id)) as Record<string, unknown> | undefined;
+        if (current === undefined) return undefined;
+        const expectedVersion = options?.expectedVersion ?? Number(current[versionKey]);
+        const { [versionKey]: _version, ...base } = current;
+        const given = Object.entries(changes as Record<string, unknown>).filter(([, value]) => value !== undefined);
+        const merged = { ...base, ...Object.fromEntries(given), [idKey]: base[idKey] };
+        try {
+          return await save(merged, expectedVersion);
+        } catch (error) {
+          const retry = error instanceof VersionConflictError && options?.expectedVersion === undefined && attempt < UPDATE_ATTEMPTS;
+          if (!retry) throw error;
+        }
+      }
+    },
+    delete: (id) => repository.delete(id),
+    findById: (id) => repository.findById(id),
+    findMany: (ids) => repository.findMany(ids),
+    async close() {
+      await repository.close();
+      await entities.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// What every session of one proxy shares: the cached tables, the cache, the proxy's schema, the
+// counters, and the fence (between a commit and its acknowledgement: see fence.ts).
+import type { CacheAdapter } from '../types.js';
+import type { CachedTable } from './tables.js';
+
+export type PassReason =
+  | 'not-cacheable'
+  | 'in-transaction'
+  | 'variant'
+  | 'lease'
+  | 'cache-error'
+  | 'encoding'
+  | 'search-path'
+  | 'key-form'
+  | 'other-database';
+
+export interface ProxyMetrics {
+  hits: number;
+  misses: number;
+  fills: number;
+  fillsRejected: number;
+  passThrough: Record<PassReason, number>;
+  invalidations: number;
+  flushes: number;
+  fenceFailures: number;
+  sessions: number;
+  sessionsTotal: number;
+  bypassRows: number;
+  /** Recent bypass lags (commit → invalidated), ms; a bounded ring. */
+  bypassLagMs: number[];
+}
+
+export function createMetrics(): ProxyMetrics {
+  return {
+    hits: 0,
+    misses: 0,
+    fills: 0,
+    fillsRejected: 0,
+    passThrough: { 'not-cacheable': 0, 'in-transaction': 0, variant: 0, lease: 0, 'cache-error': 0, encoding: 0, 'search-path': 0, 'key-form': 0, 'other-database': 0 },
+    invalidations: 0,
+    flushes: 0,
+    fenceFailures: 0,
+    sessions: 0,
+    sessionsTotal: 0,
+    bypassRows: 0,
+    bypassLagMs: [],
+  };
+}
+
+export interface ProxyContext {
+  readonly tables: readonly CachedTable[];
+  readonly cache: CacheAdapter;
+  /** The proxy's schema in the upstream database (versions, journal, functions). */
+  readonly schema: string;
+  readonly upstream: { readonly host: string; readonly port: number; readonly database: string };
+  readonly metrics: ProxyMetrics;
+  /** How long a fill may hold its lease, and how long an answer stays cached. */
+  readonly fillLeaseMs: number;
+  readonly ttlMs: number;
+  /** Largest answer (bytes) that is cached. */
+  readonly maxAnswerBytes: number;
+  /** TEST ONLY: 'skip' acknowledges commits without fencing the cache (proves the tests' teeth). */
+  readonly fence: 'on' | 'skip';
+  /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
+  flushTable(qualified: string): Promise<void>;
+}
+
+/** The cache key of one row's answer. */
+export function rowCacheKey(ctx: ProxyContext, qualified: string, key: string): string {
+  return `pgproxy:${ctx.upstream.database}:${qualified}:${key}`;
+}
+
+export function tablePrefix(ctx: ProxyContext, qualified: string): string {
+  return `pgproxy:${ctx.upstream.database}:${qualified}:`;
+}

@@ -1,0 +1,163 @@
+// The bypass drainer: writes that did not go through this proxy (psql straight to PostgreSQL, another
+// service, a migration, a crashed proxy's last commit) are in the journal too. It wakes on NOTIFY and
+// polls as a fallback, and applies invalidateOlder to every row committed since its last pass.
+//
+// Which rows are new: journal ids are drawn at insert, not at commit, so "id > cursor" could skip a
+// row of a long transaction. Instead each pass reads, in one snapshot, the rows whose transaction id is
+// >= the previous pass's snapshot xmin, and that snapshot's own xmin. A transaction that commits after
+// a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
+// skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
+import pg from 'pg';
+import { PROXY_CHANNEL } from './schema.js';
+import { applyWrites } from './fence.js';
+import { quoteIdentifier } from '../store/postgres-schema.js';
+import type { ProxyContext } from './context.js';
+
+export interface DrainerOptions {
+  readonly upstreamUrl: string;
+  /** Fallback poll interval. @default 50 */
+  readonly pollMs?: number;
+  /** Wake on NOTIFY. @default true */
+  readonly listen?: boolean;
+  /** How long journal rows are kept. @default 10 minutes */
+  readonly retentionMs?: number;
+}
+
+export interface BypassDrainer {
+  start(): Promise<void>;
+  /** One pass now. */
+  drain(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const LAG_SAMPLES = 2048;
+
+export function createDrainer(ctx: ProxyContext, options: DrainerOptions): BypassDrainer {
+  const s = quoteIdentifier(ctx.schema);
+  const pollMs = options.pollMs ?? 50;
+  const retentionMs = options.retentionMs ?? 600_000;
+  const journalId = `pg-proxy:${ctx.upstream.database}:${ctx.schema}`;
+  let client: pg.Client | undefined;
+  let listener: pg.Client | undefined;
+  let xmin: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let pass: Promise<number> | undefined;
+  let again = false;
+  let lastPrune = Date.now();
+  /** Ids applied by the last pass (the next pass may read them again). */
+  const applied = new Set<number>();
+
+  async function connection(): Promise<pg.Client> {
+    if (client !== undefined) return client;
+    const c = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy drainer' });
+    c.on('error', () => {
+      if (client === c) client = undefined;
+    });
+    await c.connect();
+    client = c;
+    return c;
+  }
+
+  async function once(): Promise<number> {
+    const c = await connection().catch((error: unknown) => {
+      client = undefined;
+      throw error;
+    });
+    if (xmin === undefined) {
+      // A shared cache remembers how far it was repaired; without that, a shared cache replays
+      // everything retained, and a private one (empty at start) begins now.
+      const saved = ctx.cache.capabilities.shared ? await ctx.cache.loadJournalCursor(journalId) : undefined;
+      if (saved !== undefined) xmin = String(saved);
+      else if (ctx.cache.capabilities.shared) xmin = '0';
+      else xmin = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
+    }
+    const result = await c.query<{ x: string; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+      `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
+              coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
+                'lag_ms', extract(epoch FROM pg_catalog.clock_timestamp() - j.at) * 1000) ORDER BY j.id), '[]') AS rows
+       FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
+      [xmin],
+    );
+    const { x, rows: all } = result.rows[0]!;
+    // A long transaction holds xmin back, so the same rows come again: apply each once.
+    const rows = all.filter((r) => !applied.has(r.id));
+    const started = performance.now();
+    await applyWrites(ctx, rows.map((r) => ({ id: r.id, table: r.tbl, key: r.key, version: Number(r.version) })));
+    applied.clear();
+    for (const r of all) applied.add(r.id);
+    const applyMs = performance.now() - started;
+    // Rows already fenced by their session count too (harmless); the lag is commit → invalidated here.
+    for (const row of rows) {
+      ctx.metrics.bypassLagMs.push(row.lag_ms + applyMs);
+      if (ctx.metrics.bypassLagMs.length > LAG_SAMPLES) ctx.metrics.bypassLagMs.shift();
+    }
+    ctx.metrics.bypassRows += rows.length;
+    xmin = x;
+    if (ctx.cache.capabilities.shared) await ctx.cache.saveJournalCursor(journalId, Number(x));
+    if (Date.now() - lastPrune > 60_000) {
+      lastPrune = Date.now();
+      await c.query(`DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond'`, [retentionMs]);
+    }
+    return rows.length;
+  }
+
+  function drain(): Promise<number> {
+    if (pass !== undefined) {
+      again = true;
+      return pass;
+    }
+    pass = once().finally(() => {
+      pass = undefined;
+      if (again && running) {
+        again = false;
+        void drain().catch(() => undefined);
+      }
+    });
+    return pass;
+  }
+
+  function schedule(): void {
+    if (!running) return;
+    timer = setTimeout(() => {
+      drain()
+        .catch(() => undefined)
+        .finally(schedule);
+    }, pollMs);
+    timer.unref();
+  }
+
+  async function listen(): Promise<void> {
+    if (options.listen === false || !running) return;
+    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener' });
+    l.on('notification', (m) => {
+      if (m.payload === ctx.schema) void drain().catch(() => undefined);
+    });
+    l.on('error', () => {
+      if (listener === l) listener = undefined;
+      setTimeout(() => void listen().catch(() => undefined), 200).unref();
+    });
+    await l.connect();
+    await l.query(`LISTEN ${PROXY_CHANNEL}`);
+    listener = l;
+  }
+
+  return {
+    async start() {
+      running = true;
+      await drain();
+      await listen();
+      schedule();
+    },
+    drain,
+    async stop() {
+      running = false;
+      if (timer !== undefined) clearTimeout(timer);
+      await pass?.catch(() => undefined);
+      await listener?.end().catch(() => undefined);
+      await client?.end().catch(() => undefined);
+      listener = undefined;
+      client = undefined;
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// PostgreSQL wire framing: splits a byte stream into messages (1-byte type + int32 length + body),
+// keeping each message's raw bytes so that what is relayed is byte-identical, and builds the few
+// messages the proxy itself sends. Limits every size: a frame longer than MAX_MESSAGE_BYTES ends the session.
+
+/** Upper bound on one message (PostgreSQL's own limit for most messages is 1 GB; COPY rows pass in pieces). */
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+export interface Message {
+  /** The type byte as a one-character string ('Q', 'D', …). */
+  readonly type: string;
+  /** The body after the length word. */
+  readonly body: Buffer;
+  /** The whole frame, type byte included. */
+  readonly raw: Buffer;
+}
+
+export class FrameError extends Error {}
+
+/** Accumulates chunks and yields complete typed messages. */
+export class MessageReader {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Message[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const out: Message[] = [];
+    let offset = 0;
+    while (this.buffer.length - offset >= 5) {
+      const length = this.buffer.readInt32BE(offset + 1);
+      if (length < 4 || length > MAX_MESSAGE_BYTES) throw new FrameError(`invalid message length ${length}`);
+      if (this.buffer.length - offset < 1 + length) break;
+      const raw = this.buffer.subarray(offset, offset + 1 + length);
+      out.push({ type: String.fromCharCode(raw[0]!), body: raw.subarray(5), raw });
+      offset += 1 + length;
+    }
+    this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);
+    return out;
+  }
+
+  /** Bytes received but not yet framed (handed over when a session switches to a plain pipe). */
+  rest(): Buffer {
+    const rest = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+/** Reads the untyped first message of a connection (startup, SSLRequest, CancelRequest). */
+export function readStartupFrame(buffer: Buffer): { frame: Buffer; rest: Buffer } | undefined {
+  if (buffer.length < 4) return undefined;
+  const length = buffer.readInt32BE(0);
+  if (length < 8 || length > 10_000) throw new FrameError(`invalid startup length ${length}`);
+  if (buffer.length < length) return undefined;
+  return { frame: buffer.subarray(0, length), rest: buffer.subarray(length) };
+}
+
+export const SSL_REQUEST_CODE = 80877103;
+export const GSSENC_REQUEST_CODE = 80877104;
+export const CANCEL_REQUEST_CODE = 80877102;
+
+/** The startup message's parameters (user, database, options, …). */
+export function startupParameters(frame: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let offset = 8;
+  while (offset < frame.length) {
+    const keyEnd = frame.indexOf(0, offset);
+    if (keyEnd <= offset) break;
+    const valueEnd = frame.indexOf(0, keyEnd + 1);
+    if (valueEnd < 0) break;
+    params.set(frame.toString('utf8', offset, keyEnd), frame.toString('utf8', keyEnd + 1, valueEnd));
+    offset = valueEnd + 1;
+  }
+  return params;
+}
+
+function frame(type: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.write(type, 0, 'latin1');
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+
+function cstring(text: string): Buffer {
+  return Buffer.concat([Buffer.from(text, 'utf8'), Buffer.from([0])]);
+}
+
+function int16(value: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(value);
+  return b;
+}
+
+function int32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(value);
+  return b;
+}
+
+export const build = {
+  readyForQuery: (status: 'I' | 'T' | 'E'): Buffer => frame('Z', Buffer.from(status, 'latin1')),
+  /** An ErrorResponse with severity FATAL or ERROR, a SQLSTATE and a message. */
+  error: (severity: 'ERROR' | 'FATAL', code: string, message: string): Buffer =>
+    frame('E', Buffer.concat([Buffer.from('S'), cstring(severity), Buffer.from('V'), cstring(severity), Buffer.from('C'), cstring(code), Buffer.from('M'), cstring(message), Buffer.from([0])])),
+  close: (kind: 'S' | 'P', name: string): Buffer => frame('C', Buffer.concat([Buffer.from(kind), cstring(name)])),
+  parse: (name: string, sql: string): Buffer => frame('P', Buffer.concat([cstring(name), cstring(sql), int16(0)])),
+  /** Bind with text parameters (null for SQL NULL) and text results. */
+  bind: (portal: string, statement: string, values: readonly (string | null)[]): Buffer =>
+    frame(
+      'B',
+      Buffer.concat([
+        cstring(portal),
+        cstring(statement),
+        int16(0),
+        int16(values.length),
+        ...values.map((v) => (v === null ? int32(-1) : Buffer.concat([int32(Buffer.byteLength(v)), Buffer.from(v, 'utf8')]))),
+        int16(0),
+      ]),
+    ),
+  execute: (portal: string): Buffer => frame('E', Buffer.concat([cstring(portal), int32(0)])),
+  sync: (): Buffer => frame('S', Buffer.alloc(0)),
+  terminate: (): Buffer => frame('X', Buffer.alloc(0)),
+};
+
+/** Text columns of a DataRow body (null for SQL NULL). */
+export function dataRowTexts(body: Buffer): (string | null)[] {
+  const count = body.readInt16BE(0);
+  const values: (string | null)[] = [];
+  let offset = 2;
+  for (let i = 0; i < count; i++) {
+    const length = body.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) values.push(null);
+    else {
+      values.push(body.toString('utf8', offset, offset + length));
+      offset += length;
+    }
+  }
+  return values;
+}
+
+/** A C string at `offset` and the offset after its terminator. */
+export function readCString(body: Buffer, offset: number): { value: string; next: number } {
+  const end = body.indexOf(0, offset);
+  if (end < 0) throw new FrameError('unterminated string');
+  return { value: body.toString('utf8', offset, end), next: end + 1 };
+}
+
+/** The SQLSTATE (field 'C') of an ErrorResponse body. */
+export function errorCode(body: Buffer): string | undefined {
+  let offset = 0;
+  while (offset < body.length && body[offset] !== 0) {
+    const field = String.fromCharCode(body[offset]!);
+    const { value, next } = readCString(body, offset + 1);
+    if (field === 'C') return value;
+    offset = next;
+  }
+  return undefined;
+}

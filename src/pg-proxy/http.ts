@@ -1,0 +1,57 @@
+// /metrics (Prometheus text) and /healthz for the proxy, on their own loopback port.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ProxyMetrics } from './context.js';
+
+function quantile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return 0;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export function renderMetrics(m: ProxyMetrics): string {
+  const lines = [
+    '# TYPE lockstep_pgproxy_hits_total counter',
+    `lockstep_pgproxy_hits_total ${m.hits}`,
+    '# TYPE lockstep_pgproxy_misses_total counter',
+    `lockstep_pgproxy_misses_total ${m.misses}`,
+    '# TYPE lockstep_pgproxy_fills_total counter',
+    `lockstep_pgproxy_fills_total{outcome="accepted"} ${m.fills}`,
+    `lockstep_pgproxy_fills_total{outcome="rejected"} ${m.fillsRejected}`,
+    '# TYPE lockstep_pgproxy_pass_through_total counter',
+    ...Object.entries(m.passThrough).map(([reason, n]) => `lockstep_pgproxy_pass_through_total{reason="${reason}"} ${n}`),
+    '# TYPE lockstep_pgproxy_invalidations_total counter',
+    `lockstep_pgproxy_invalidations_total ${m.invalidations}`,
+    '# TYPE lockstep_pgproxy_table_flushes_total counter',
+    `lockstep_pgproxy_table_flushes_total ${m.flushes}`,
+    '# TYPE lockstep_pgproxy_fence_failures_total counter',
+    `lockstep_pgproxy_fence_failures_total ${m.fenceFailures}`,
+    '# TYPE lockstep_pgproxy_sessions gauge',
+    `lockstep_pgproxy_sessions ${m.sessions}`,
+    '# TYPE lockstep_pgproxy_journal_rows_total counter',
+    `lockstep_pgproxy_journal_rows_total ${m.bypassRows}`,
+    '# TYPE lockstep_pgproxy_bypass_lag_ms gauge',
+    `lockstep_pgproxy_bypass_lag_ms{quantile="0.5"} ${quantile(m.bypassLagMs, 0.5).toFixed(1)}`,
+    `lockstep_pgproxy_bypass_lag_ms{quantile="0.99"} ${quantile(m.bypassLagMs, 0.99).toFixed(1)}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function startHttp(host: string, port: number, metrics: ProxyMetrics, ready: () => boolean): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(metrics));
+    } else if (req.url === '/healthz') {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'draining', sessions: metrics.sessions }));
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

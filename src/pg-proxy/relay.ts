@@ -1,0 +1,127 @@
+// Pass-through of one client batch: forwarded unchanged, the answers relayed unchanged, with three
+// things watched on the way: prepared statements (the client's view), COPY (the client's data goes
+// up as it comes), and every ReadyForQuery 'I' — a transaction just ended — which waits for the
+// fence before the client may see it.
+import { readCString, type Message } from './framing.js';
+import { parseMessage } from './batch.js';
+import { otherStatementOf } from './classify.js';
+import { fenceAfterIdle } from './read-path.js';
+import { recordParameter, type SessionState } from './state.js';
+
+const TERMINATORS = new Set(['S', 'Q', 'F']);
+
+/** Keeps the session's view of prepared statements and notes DDL on cached tables. */
+function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
+  const tables = state.ctx.tables;
+  if (m.type === 'P') {
+    const info = parseMessage(m);
+    state.statements.set(info.name, info);
+    parsedHere.add(info.name);
+    if (info.name === '') state.unnamedStale = undefined;
+    noteDdl(state, info.sql);
+  } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
+    const name = readCString(m.body, 1).value;
+    state.statements.delete(name);
+    if (name === '') state.unnamedStale = undefined;
+  } else if (m.type === 'Q') {
+    state.statements.delete(''); // a simple Query destroys the unnamed statement
+    state.unnamedStale = undefined;
+    noteDdl(state, readCString(m.body, 0).value);
+  }
+  void tables;
+}
+
+function noteDdl(state: SessionState, sql: string): void {
+  const other = otherStatementOf(sql, state.ctx.tables);
+  for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
+  if (other.dropsStatements) {
+    state.statements.clear();
+    state.unnamedStale = undefined;
+  }
+}
+
+/** Does the batch use the unnamed statement before parsing it? */
+function usesUnnamedFirst(batch: readonly Message[]): boolean {
+  for (const m of batch) {
+    if (m.type === 'P' && readCString(m.body, 0).value === '') return false;
+    if (m.type === 'Q') return false;
+    if (m.type === 'B') {
+      const portal = readCString(m.body, 0);
+      if (readCString(m.body, portal.next).value === '') return true;
+    }
+    if (m.type === 'D' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return true;
+  }
+  return false;
+}
+
+export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
+  const { client, upstream } = state;
+  const parsedHere = new Set<string>();
+  let swallowParseComplete = 0;
+  const out: Buffer[] = [];
+  if (state.unnamedStale !== undefined && usesUnnamedFirst(batch)) {
+    // A hit answered the client's Parse "" without the server: re-create it first.
+    out.push(state.unnamedStale.parse);
+    swallowParseComplete = 1;
+    state.unnamedStale = undefined;
+  }
+  let expected = 0;
+  for (const m of batch) {
+    track(state, m, parsedHere);
+    if (TERMINATORS.has(m.type)) expected++;
+    out.push(m.raw);
+  }
+  upstream.socket.write(Buffer.concat(out));
+  // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
+  // messages go up as they come, up to and including the next Sync (or Query).
+  // (Also a batch cut at the message cap without a terminator.)
+  let raw = !TERMINATORS.has(batch[batch.length - 1]!.type);
+  let copying = false;
+  client.onMessage = (m: Message): boolean => {
+    if (copying && (m.type === 'd' || m.type === 'c' || m.type === 'f')) {
+      upstream.socket.write(m.raw);
+      return true;
+    }
+    if (!raw) return false;
+    track(state, m, parsedHere);
+    upstream.socket.write(m.raw);
+    if (TERMINATORS.has(m.type)) {
+      expected++;
+      raw = false;
+    }
+    return true;
+  };
+  const pending: Buffer[] = [];
+  const flush = () => {
+    if (pending.length > 0) client.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+    pending.length = 0;
+  };
+  try {
+    while (expected > 0 || raw) {
+      const m = await upstream.next();
+      if (m.type === '1' && swallowParseComplete > 0) {
+        swallowParseComplete--;
+        continue;
+      }
+      swallowParseComplete = 0;
+      if (m.type === 'S') recordParameter(state, m);
+      else if (m.type === 'G' || m.type === 'W') copying = true;
+      else if (m.type === 'E') for (const name of parsedHere) state.statements.delete(name);
+      else if (m.type === 'Z') {
+        expected--;
+        copying = false;
+        state.status = String.fromCharCode(m.body[0]!) as 'I';
+        if (state.status === 'I') {
+          flush();
+          if (!(await fenceAfterIdle(state))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
+        }
+      }
+      pending.push(m.raw);
+      if (m.type === 'Z' || upstream.pending === 0) flush();
+    }
+  } finally {
+    flush();
+    client.onMessage = undefined;
+    state.fingerprint = undefined; // anything relayed may have changed the session's settings
+  }
+}

@@ -1,0 +1,147 @@
+// The proxy's own tables in the upstream database, and the triggers that fill them. The user's
+// tables get no column: per-row versions live in <schema>.versions, and every committed change of a
+// cached table appends (table, key, version, xid, backend pid) to <schema>.journal. The proxy finds
+// the keys a session's transaction wrote by its backend pid (one upstream backend per client session),
+// and the bypass drainer finds every change by transaction id (see drainer.ts).
+//
+// Versions: a global sequence, and per key GREATEST(old + 1, next value) under the row lock of the
+// versions row (INSERT … ON CONFLICT DO UPDATE sees the latest committed row), so per key they grow in
+// commit order, across delete and re-create. A journal row with key NULL flushes the whole table
+// (TRUNCATE, DDL). Trigger functions are SECURITY DEFINER with a fixed search_path, so any role that may
+// write the table may append to the journal, and no role needs rights on the proxy's tables.
+import { quoteIdentifier } from '../store/postgres-schema.js';
+
+/** The channel every journal append notifies (payload: the schema). */
+export const PROXY_CHANNEL = 'lockstep_proxy';
+
+export function proxySchemaSql(schema: string): string {
+  const s = quoteIdentifier(schema);
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE SEQUENCE IF NOT EXISTS ${s}.version_seq;
+CREATE TABLE IF NOT EXISTS ${s}.versions (
+  tbl text NOT NULL, key text NOT NULL, version bigint NOT NULL, PRIMARY KEY (tbl, key));
+CREATE TABLE IF NOT EXISTS ${s}.journal (
+  id bigserial PRIMARY KEY, tbl text NOT NULL, key text, version bigint NOT NULL,
+  xid xid8 NOT NULL, backend_pid int NOT NULL, at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp());
+CREATE INDEX IF NOT EXISTS journal_backend ON ${s}.journal (backend_pid, id);
+CREATE INDEX IF NOT EXISTS journal_xid ON ${s}.journal (xid);
+CREATE INDEX IF NOT EXISTS journal_at ON ${s}.journal (at);
+REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
+GRANT USAGE ON SCHEMA ${s} TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION ${s}.bump(p_tbl text, p_key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE v bigint;
+BEGIN
+  INSERT INTO ${s}.versions AS vt (tbl, key, version) VALUES (p_tbl, p_key, nextval('${schema}.version_seq'))
+    ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(vt.version + 1, excluded.version)
+    RETURNING vt.version INTO v;
+  INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
+    VALUES (p_tbl, p_key, v, pg_current_xact_id(), pg_backend_pid());
+  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
+    VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), pg_current_xact_id(), pg_backend_pid());
+  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+END $fn$;
+
+-- AFTER ROW: TG_ARGV[0] = primary-key column, TG_ARGV[1] = the table's name in the cache (schema.table).
+CREATE OR REPLACE FUNCTION ${s}.on_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE old_key text; new_key text;
+BEGIN
+  IF TG_OP <> 'INSERT' THEN old_key := to_jsonb(OLD) ->> TG_ARGV[0]; END IF;
+  IF TG_OP <> 'DELETE' THEN new_key := to_jsonb(NEW) ->> TG_ARGV[0]; END IF;
+  IF old_key IS NOT NULL AND old_key IS DISTINCT FROM new_key THEN PERFORM ${s}.bump(TG_ARGV[1], old_key); END IF;
+  IF new_key IS NOT NULL THEN PERFORM ${s}.bump(TG_ARGV[1], new_key); END IF;
+  RETURN NULL;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.on_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  PERFORM ${s}.flush(TG_ARGV[1]);
+  RETURN NULL;
+END $fn$;
+
+-- The keys this backend's transactions wrote after journal id p_after (committed ones only: a
+-- rolled-back row is invisible). Called by the proxy between the commit and its acknowledgement.
+CREATE OR REPLACE FUNCTION ${s}.my_writes(p_after bigint) RETURNS TABLE (id bigint, tbl text, key text, version bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+  SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
+  WHERE j.backend_pid = pg_backend_pid() AND j.id > p_after ORDER BY j.id
+$fn$;
+
+-- Where a new session's cursor starts: every journal id drawn later is greater.
+CREATE OR REPLACE FUNCTION ${s}.journal_mark() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+  SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ${s}.journal_id_seq
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.version_of(p_tbl text, p_key text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+  SELECT coalesce((SELECT version FROM ${s}.versions WHERE tbl = p_tbl AND key = p_key), 0)
+$fn$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${s} TO PUBLIC;
+
+-- DDL made anywhere (not only through the proxy): an event trigger journals a whole-table flush for
+-- every cached table a command touched, and for every GRANT/REVOKE. Event triggers need a
+-- superuser: without one the proxy still detects DDL it relays, and says so at start.
+CREATE TABLE IF NOT EXISTS ${s}.tables (relid oid PRIMARY KEY, name text NOT NULL);
+CREATE OR REPLACE FUNCTION ${s}.on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE t record;
+BEGIN
+  IF tg_tag IN ('GRANT', 'REVOKE') THEN
+    FOR t IN SELECT name FROM ${s}.tables LOOP PERFORM ${s}.flush(t.name); END LOOP;
+    RETURN;
+  END IF;
+  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_ddl_commands() c JOIN ${s}.tables ct ON ct.relid = c.objid LOOP
+    PERFORM ${s}.flush(t.name);
+  END LOOP;
+END $fn$;
+CREATE OR REPLACE FUNCTION ${s}.on_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_dropped_objects() d JOIN ${s}.tables ct ON ct.relid = d.objid LOOP
+    PERFORM ${s}.flush(t.name);
+  END LOOP;
+END $fn$;
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'lockstep_proxy_${schema}_ddl') THEN
+    CREATE EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ON ddl_command_end EXECUTE FUNCTION ${s}.on_ddl();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'lockstep_proxy_${schema}_drop') THEN
+    CREATE EVENT TRIGGER "lockstep_proxy_${schema}_drop" ON sql_drop EXECUTE FUNCTION ${s}.on_drop();
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE WARNING 'lockstep pg-proxy: no event trigger (needs a superuser): DDL made straight on PostgreSQL is not detected';
+END $do$;
+`;
+}
+
+/** The triggers of one cached table (DROP IF EXISTS + CREATE: idempotent). */
+export function proxyTriggersSql(schema: string, table: { schema: string; name: string; pkColumn: string }): string {
+  const s = quoteIdentifier(schema);
+  const t = `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
+  quoteIdentifier(table.pkColumn); // validates: the names below are literals
+  const args = `'${table.pkColumn}', '${table.schema}.${table.name}'`;
+  const trig = `lockstep_proxy_${schema}`;
+  return `
+INSERT INTO ${s}.tables (relid, name) VALUES ('${t}'::regclass, '${table.schema}.${table.name}')
+  ON CONFLICT (relid) DO UPDATE SET name = excluded.name;
+DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_row`)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(`${trig}_row`)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
+  FOR EACH ROW EXECUTE FUNCTION ${s}.on_row(${args});
+DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_truncate`)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(`${trig}_truncate`)} BEFORE TRUNCATE ON ${t}
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.on_truncate(${args});
+`;
+}

@@ -1,0 +1,127 @@
+// The proxy: a TCP listener speaking PostgreSQL's protocol, one upstream connection per client
+// session, the cache, the bypass drainer, and an HTTP port for /metrics and /healthz.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { loadParser } from './classify.js';
+import { createMetrics, tablePrefix, type ProxyContext, type ProxyMetrics } from './context.js';
+import { createDrainer, type BypassDrainer } from './drainer.js';
+import { FLUSH_VERSION } from './fence.js';
+import { build } from './framing.js';
+import { startHttp } from './http.js';
+import { handleConnection } from './session.js';
+import type { SessionState } from './state.js';
+import { installAndDescribe, type CachedTable } from './tables.js';
+import type { CacheAdapter } from '../types.js';
+
+export interface PgProxyOptions {
+  /** Where clients connect. @default 127.0.0.1:6432 */
+  readonly host?: string;
+  readonly port?: number;
+  /** postgres://user@host:port/db: the database whose tables are cached; the user installs the proxy's schema and triggers. */
+  readonly upstream: string;
+  readonly cache: CacheAdapter;
+  /** Tables to cache: `items` or `schema.items`. */
+  readonly tables: readonly string[];
+  /** The proxy's own schema in the upstream database. @default 'lockstep_proxy' */
+  readonly schema?: string;
+  /** HTTP port for /metrics and /healthz (loopback); undefined: none. */
+  readonly httpPort?: number;
+  /** @default 60_000 */
+  readonly ttlMs?: number;
+  /** @default 5_000 */
+  readonly fillLeaseMs?: number;
+  /** @default 65_536 */
+  readonly maxAnswerBytes?: number;
+  /** Bypass drainer poll interval (it also wakes on NOTIFY). @default 50 */
+  readonly drainPollMs?: number;
+  readonly drainListen?: boolean;
+  /** TEST ONLY: 'skip' acknowledges commits without the fence. */
+  readonly unsafeFence?: 'on' | 'skip';
+}
+
+export interface PgProxy {
+  readonly host: string;
+  readonly port: number;
+  readonly httpPort: number | undefined;
+  readonly metrics: ProxyMetrics;
+  readonly tables: readonly CachedTable[];
+  readonly drainer: BypassDrainer;
+  /** Refuses new sessions, ends idle ones, lets the others finish up to `graceMs`, then closes what is left. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
+  const url = new URL(options.upstream);
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('--upstream must be a postgres:// URL');
+  const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
+  const schema = options.schema ?? 'lockstep_proxy';
+  await loadParser();
+  const tables = await installAndDescribe(options.upstream, schema, options.tables);
+  const metrics = createMetrics();
+  const ctx: ProxyContext = {
+    tables,
+    cache: options.cache,
+    schema,
+    upstream: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432), database },
+    metrics,
+    fillLeaseMs: options.fillLeaseMs ?? 5_000,
+    ttlMs: options.ttlMs ?? 60_000,
+    maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
+    fence: options.unsafeFence ?? 'on',
+    async flushTable(qualified: string) {
+      metrics.flushes++;
+      for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
+    },
+  };
+  const drainer = createDrainer(ctx, { upstreamUrl: options.upstream, pollMs: options.drainPollMs ?? 50, listen: options.drainListen ?? true });
+  await drainer.start();
+
+  const sessions = new Set<SessionState>();
+  const sockets = new Set<Socket>();
+  let draining = false;
+  const hooks = {
+    isDraining: () => draining,
+    register(state: SessionState) {
+      sessions.add(state);
+      if (draining) state.draining = true;
+      return () => sessions.delete(state);
+    },
+  };
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    void handleConnection(ctx, socket, hooks);
+  });
+  server.maxConnections = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 6432, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const http = options.httpPort === undefined ? undefined : await startHttp(options.host ?? '127.0.0.1', options.httpPort, metrics, () => !draining);
+
+  return {
+    host: address.address,
+    port: address.port,
+    httpPort: http?.port,
+    metrics,
+    tables,
+    drainer,
+    async close(graceMs = 10_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const state of sessions) {
+        state.draining = true;
+        // An idle session between transactions can end now; the others end at their next idle point.
+        if (state.idle && state.status === 'I') state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
+      }
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      await http?.close();
+      await drainer.stop();
+    },
+  };
+}

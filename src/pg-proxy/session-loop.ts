@@ -1,0 +1,80 @@
+// A session's main loop: one batch at a time (messages up to Sync, Query, FunctionCall, Flush or
+// Terminate), so that the proxy's own statements never interleave with a client's transaction.
+import { build, type Message } from './framing.js';
+import { planExtended, planQuery, type Plan } from './batch.js';
+import { readPoint } from './read-path.js';
+import { relay } from './relay.js';
+import type { PassReason } from './context.js';
+import { recordParameter, type SessionState } from './state.js';
+
+const ENDS_BATCH = new Set(['S', 'Q', 'F', 'H', 'X']);
+const MAX_BATCH_MESSAGES = 100_000;
+
+/** While no batch is in flight, whatever the server sends (notifications, notices, a FATAL) goes straight to the client. */
+function relayUnsolicited(state: SessionState, on: boolean): void {
+  const { upstream, client } = state;
+  if (!on) {
+    upstream.onMessage = undefined;
+    return;
+  }
+  const pass = (m: Message): boolean => {
+    if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
+    client.socket.write(m.raw);
+    return true;
+  };
+  for (const m of upstream.drain()) pass(m);
+  upstream.onMessage = pass;
+}
+
+async function nextBatch(state: SessionState): Promise<Message[]> {
+  const batch: Message[] = [];
+  state.idle = state.client.pending === 0;
+  if (state.idle) relayUnsolicited(state, true);
+  try {
+    for (;;) {
+      const m = await state.client.next();
+      state.idle = false;
+      relayUnsolicited(state, false);
+      batch.push(m);
+      if (ENDS_BATCH.has(m.type) || batch.length >= MAX_BATCH_MESSAGES) return batch;
+    }
+  } finally {
+    state.idle = false;
+    relayUnsolicited(state, false);
+  }
+}
+
+function planOf(state: SessionState, batch: readonly Message[]): Plan {
+  const last = batch[batch.length - 1]!;
+  if (last.type === 'Q' && batch.length === 1) return planQuery(last.body.toString('utf8', 0, last.body.length - 1), state.ctx.tables);
+  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables);
+  return { kind: 'pass', reason: 'not-cacheable' };
+}
+
+export async function runBatches(state: SessionState): Promise<void> {
+  const { ctx } = state;
+  for (;;) {
+    if (state.draining && state.status === 'I' && state.client.pending === 0) {
+      state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
+      return;
+    }
+    const batch = await nextBatch(state);
+    const last = batch[batch.length - 1]!;
+    if (last.type === 'X') {
+      state.upstream.socket.end(Buffer.concat(batch.map((m) => m.raw)));
+      return;
+    }
+    let reason: PassReason = 'not-cacheable';
+    const plan = planOf(state, batch);
+    if (plan.kind === 'read') {
+      if (state.status !== 'I') reason = 'in-transaction';
+      else {
+        const passed = await readPoint(state, batch, plan.read);
+        if (passed === undefined) continue;
+        reason = passed;
+      }
+    } else reason = plan.reason;
+    ctx.metrics.passThrough[reason]++;
+    await relay(state, batch);
+  }
+}

@@ -1,0 +1,191 @@
+// One client session: its own upstream connection (session pooling), authentication relayed, then
+// batches of client messages handled one at a time, in order: a cacheable point read is answered
+// from the cache or filled (read-path.ts), everything else is relayed unchanged (relay.ts), and every
+// acknowledgement of a commit waits for the fence (fence.ts).
+import { connect, type Socket } from 'node:net';
+import { build, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, type Message } from './framing.js';
+import { MessageQueue } from './message-queue.js';
+import type { ProxyContext } from './context.js';
+import type { SessionState } from './state.js';
+import { recordParameter } from './state.js';
+import { openCursor } from './read-path.js';
+import { runBatches } from './session-loop.js';
+
+export interface SessionHooks {
+  isDraining(): boolean;
+  /** Registers a live session; returns its unregister function. */
+  register(state: SessionState): () => void;
+}
+
+/** Handles one accepted client socket until it closes (a CancelRequest is relayed and closed). */
+export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks: SessionHooks): Promise<void> {
+  socket.setNoDelay(true);
+  let upstreamSocket: Socket | undefined;
+  try {
+    let startup;
+    try {
+      startup = await readStartup(socket);
+    } catch (error) {
+      if (error instanceof CancelRequest) {
+        const upstream = await connectUpstream(ctx).catch(() => undefined);
+        upstream?.end(error.frame);
+      }
+      return;
+    }
+    const { frame, rest } = startup;
+    const params = startupParameters(frame);
+    const database = params.get('database') ?? params.get('user') ?? '';
+    upstreamSocket = await connectUpstream(ctx);
+    if (hooks.isDraining()) {
+      socket.end(build.error('FATAL', '57P03', 'the proxy is shutting down'));
+      return;
+    }
+    // Another database, or a replication connection: a plain pipe, nothing cached.
+    if (database !== ctx.upstream.database || params.has('replication')) {
+      ctx.metrics.passThrough['other-database']++;
+      upstreamSocket.write(frame);
+      if (rest.length > 0) upstreamSocket.write(rest);
+      socket.pipe(upstreamSocket);
+      upstreamSocket.pipe(socket);
+      await new Promise<void>((resolve) => {
+        socket.once('close', resolve);
+        upstreamSocket!.once('close', resolve);
+      });
+      return;
+    }
+    upstreamSocket.write(frame);
+    const client = new MessageQueue(socket, 'client', rest);
+    const upstream = new MessageQueue(upstreamSocket, 'upstream');
+    const state: SessionState = {
+      ctx,
+      client,
+      upstream,
+      status: 'I',
+      parameters: new Map(),
+      statements: new Map(),
+      unnamedStale: undefined,
+      fingerprint: undefined,
+      resolves: undefined,
+      journalCursor: 0,
+      pendingFlush: new Set(),
+      draining: false,
+      idle: false,
+    };
+    const unregister = hooks.register(state);
+    ctx.metrics.sessions++;
+    ctx.metrics.sessionsTotal++;
+    try {
+      if (!(await authenticate(state))) return;
+      await runBatches(state);
+    } finally {
+      unregister();
+      ctx.metrics.sessions--;
+    }
+  } catch (error) {
+    // A closed or broken connection ends the session; PostgreSQL rolls back what was open.
+    if (process.env.LOCKSTEP_PGPROXY_DEBUG === '1') process.stderr.write(`pg-proxy session ended: ${(error as Error).stack}\n`);
+  } finally {
+    socket.destroy();
+    upstreamSocket?.destroy();
+  }
+}
+
+/** The untyped first message: answers SSLRequest/GSSENCRequest with 'N', relays a CancelRequest. */
+async function readStartup(socket: Socket): Promise<{ frame: Buffer; rest: Buffer }> {
+  let buffer = Buffer.alloc(0);
+  const deadline = setTimeout(() => socket.destroy(), 10_000); // a silent client does not hold a slot
+  try {
+    for (;;) {
+      const chunk = await new Promise<Buffer>((resolve, reject) => {
+        const onData = (data: Buffer) => {
+          cleanup();
+          resolve(data);
+        };
+        const onEnd = () => {
+          cleanup();
+          reject(new Error('closed before startup'));
+        };
+        const cleanup = () => {
+          socket.off('data', onData);
+          socket.off('close', onEnd);
+          socket.pause();
+        };
+        socket.on('data', onData);
+        socket.once('close', onEnd);
+        socket.resume();
+      });
+      buffer = Buffer.concat([buffer, chunk]);
+      let found = readStartupFrame(buffer);
+      while (found !== undefined) {
+        const code = found.frame.readInt32BE(4);
+        if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+          socket.write('N');
+          buffer = Buffer.from(found.rest);
+          found = readStartupFrame(buffer);
+          continue;
+        }
+        if (code === CANCEL_REQUEST_CODE) throw new CancelRequest(found.frame);
+        return found;
+      }
+    }
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+class CancelRequest extends Error {
+  constructor(readonly frame: Buffer) {
+    super('cancel request');
+  }
+}
+
+
+
+function connectUpstream(ctx: ProxyContext): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: ctx.upstream.host, port: ctx.upstream.port });
+    const timer = setTimeout(() => socket.destroy(new Error('upstream connect timeout')), 10_000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/**
+ * Relays the authentication exchange unchanged (PostgreSQL decides: trust, cleartext, md5, SCRAM)
+ * until the first ReadyForQuery, then opens the session's journal cursor. False when it failed.
+ */
+async function authenticate(state: SessionState): Promise<boolean> {
+  const { client, upstream } = state;
+  // The client's answers (PasswordMessage, SASL responses) go up as they come.
+  client.onMessage = (m: Message) => {
+    upstream.socket.write(m.raw);
+    return true;
+  };
+  try {
+    for (;;) {
+      const m = await upstream.next();
+      if (m.type === 'S') recordParameter(state, m);
+      if (m.type === 'E') {
+        client.socket.end(m.raw);
+        return false;
+      }
+      if (m.type === 'Z') {
+        state.status = String.fromCharCode(m.body[0]!) as 'I';
+        await openCursor(state);
+        client.socket.write(m.raw);
+        return true;
+      }
+      client.socket.write(m.raw);
+    }
+  } finally {
+    client.onMessage = undefined;
+  }
+}
+

@@ -1,0 +1,37 @@
+// The state of one client session, shared by the session's loop, its relay and its read path.
+import type { Message } from './framing.js';
+import type { MessageQueue } from './message-queue.js';
+import type { ProxyContext } from './context.js';
+import type { StatementInfo } from './batch.js';
+
+export interface SessionState {
+  readonly ctx: ProxyContext;
+  readonly client: MessageQueue;
+  readonly upstream: MessageQueue;
+  /** Transaction status from the last ReadyForQuery. */
+  status: 'I' | 'T' | 'E';
+  /** ParameterStatus values the server reported. */
+  readonly parameters: Map<string, string>;
+  /** The client's view of its prepared statements ('' = the unnamed one). */
+  readonly statements: Map<string, StatementInfo>;
+  /** The upstream's unnamed statement lags the client's (a hit answered a Parse ""): re-create it before use. */
+  unnamedStale: StatementInfo | undefined;
+  /** Output settings and name resolution (fingerprintSql) as last probed; undefined after anything that may change them. */
+  fingerprint: string | undefined;
+  resolves: readonly string[] | undefined;
+  /** Journal id up to which this backend's writes are fenced. */
+  journalCursor: number;
+  /** Cached tables whose definition statements of the current transaction may change. */
+  readonly pendingFlush: Set<string>;
+  /** Set when the proxy drains: the session ends at its next idle point. */
+  draining: boolean;
+  /** Waiting for the client's next batch with nothing in flight. */
+  idle: boolean;
+}
+
+export function recordParameter(state: SessionState, m: Message): void {
+  const name = m.body.toString('utf8', 0, m.body.indexOf(0));
+  const valueStart = m.body.indexOf(0) + 1;
+  state.parameters.set(name, m.body.toString('utf8', valueStart, m.body.indexOf(0, valueStart)));
+  state.fingerprint = undefined;
+}

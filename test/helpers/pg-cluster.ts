@@ -1,0 +1,40 @@
+// A throwaway PostgreSQL cluster (initdb as the postgres user, its own port and pg_hba.conf), for
+// tests that need what the shared server cannot give: password authentication, restarts.
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface Cluster {
+  readonly port: number;
+  readonly dir: string;
+  stop(): void;
+}
+
+function asPostgres(args: string[]): void {
+  execFileSync('runuser', ['-u', 'postgres', '--', ...args], { stdio: 'pipe', timeout: 60_000 });
+}
+
+export function startCluster(port: number, hba: string, settings = ''): Cluster {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-pgcluster-'));
+  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+  chownSync(dir, uid, gid);
+  const data = join(dir, 'data');
+  asPostgres([join(BIN, 'initdb'), '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  writeFileSync(join(data, 'pg_hba.conf'), hba);
+  asPostgres([join(BIN, 'pg_ctl'), '-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off ${settings}`, 'start']);
+  return {
+    port,
+    dir,
+    stop() {
+      try {
+        asPostgres([join(BIN, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// Authentication through the proxy is PostgreSQL's own: the proxy relays the startup message and
+// the exchange, so cleartext, md5 and SCRAM-SHA-256 work (and fail) exactly as they do straight.
+// Against a cluster this test creates (the shared server trusts every local connection).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { startPgProxy, type PgProxy } from '../../src/pg-proxy/index.js';
+import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
+import { freePort } from '../helpers/pg-proxy-process.js';
+import { needProgram } from '../helpers/services.js';
+
+const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
+
+const HBA = `local all all trust
+host all postgres 127.0.0.1/32 trust
+host all u_clear 127.0.0.1/32 password
+host all u_md5 127.0.0.1/32 md5
+host all u_scram 127.0.0.1/32 scram-sha-256
+`;
+
+describe('pg-proxy authentication', { skip: program.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing'), timeout: 180_000 }, () => {
+  let cluster: Cluster;
+  let proxy: PgProxy;
+  before(async () => {
+    cluster = startCluster(await freePort(), HBA);
+    const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    await admin.query("CREATE ROLE u_clear LOGIN PASSWORD 'pw-clear'");
+    await admin.query("SET password_encryption = 'md5'");
+    await admin.query("CREATE ROLE u_md5 LOGIN PASSWORD 'pw-md5'");
+    await admin.query("SET password_encryption = 'scram-sha-256'");
+    await admin.query("CREATE ROLE u_scram LOGIN PASSWORD 'pw-scram'");
+    await admin.query("CREATE TABLE items (id int PRIMARY KEY, val text); INSERT INTO items VALUES (1, 'one'), (2, 'one'), (3, 'one')");
+    await admin.query('GRANT SELECT, UPDATE ON items TO u_clear, u_md5, u_scram');
+    await admin.end();
+    proxy = await startPgProxy({ upstream: `postgres://postgres@127.0.0.1:${cluster.port}/postgres`, cache: createMemoryCache({ maxEntries: 100 }), tables: ['items'], port: 0 });
+  });
+  after(async () => {
+    await proxy?.close(1000);
+    cluster?.stop();
+  });
+
+  // Each user reads its own row: an answer is cached for one role at a time (current_user is part of its variant).
+  for (const [user, password, id] of [
+    ['u_clear', 'pw-clear', 1],
+    ['u_md5', 'pw-md5', 2],
+    ['u_scram', 'pw-scram', 3],
+  ] as const) {
+    it(`${user}: the right password connects and reads (twice: fill, hit); a wrong one gets 28P01`, async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user, password, database: 'postgres' });
+      await c.connect();
+      try {
+        const hits = proxy.metrics.hits;
+        for (let i = 0; i < 2; i++) assert.deepEqual((await c.query('SELECT val FROM items WHERE id = $1', [id])).rows, [{ val: 'one' }]);
+        assert.equal(proxy.metrics.hits, hits + 1);
+        assert.equal((await c.query('SELECT current_user AS u')).rows[0].u, user);
+      } finally {
+        await c.end();
+      }
+      const wrong = new pg.Client({ host: '127.0.0.1', port: proxy.port, user, password: 'nope', database: 'postgres' });
+      await assert.rejects(wrong.connect(), (e: { code?: string }) => e.code === '28P01');
+      await wrong.end().catch(() => undefined);
+    });
+  }
+});
