@@ -121,6 +121,7 @@ async function runChaos(dir: string, id: string): Promise<{ caught: Result['chao
   const schema = `mut_${id.replace(/[^a-z0-9]/g, '_')}_${process.pid}`.slice(0, 50);
   let before = 0;
   try {
+    lastNotes = [];
     for (const seed of chaosSeeds) {
       const args = ['--import', 'tsx', 'src/cli/main.ts', 'chaos', '--store', `${databaseUrl}?schema=${schema}`, '--cache', 'redis-owned'];
       args.push('--processes', '2', '--clients', '6', '--keys', '8', '--ops', String(chaosOps), '--seed', String(seed), '--lin-deadline', '5000', '--json');
@@ -129,7 +130,7 @@ async function runChaos(dir: string, id: string): Promise<{ caught: Result['chao
       const [report] = JSON.parse(stdout) as Array<{
         caught: boolean;
         ops: number;
-        scenario?: { name: string; checks: Array<{ ok: boolean; name: string; detail: string }> };
+        scenario?: { name: string; notes: string[]; checks: Array<{ ok: boolean; name: string; detail: string }> };
         crashes: string[];
         firstViolationOp?: number;
         violations: { fast: number; linearizability: string };
@@ -150,6 +151,7 @@ async function runChaos(dir: string, id: string): Promise<{ caught: Result['chao
         return { caught: { seed, scenario: report!.scenario?.name ?? '-', ops: before + (report!.firstViolationOp ?? report!.ops), why }, ms: performance.now() - started };
       }
       before += report!.ops;
+      lastNotes = report!.scenario === undefined ? [] : [`seed ${seed} ${report!.scenario.name}: ${report!.scenario.notes.join('; ')}`];
     }
     return { caught: undefined, ms: performance.now() - started };
   } finally {
@@ -157,6 +159,8 @@ async function runChaos(dir: string, id: string): Promise<{ caught: Result['chao
   }
 }
 
+/** The scenario notes of the last seed that did not catch a mutant (why it passed: e.g. the witness could not start). */
+let lastNotes: string[] = [];
 const secs = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
 const results: Result[] = [];
 const started = performance.now();
@@ -186,6 +190,7 @@ for (const mutant of mutants) {
         c.error ?? (c.caught === undefined ? 'not caught' : `caught by seed ${c.caught.seed} (${c.caught.scenario}) after ${c.caught.ops} ops: ${c.caught.why}`)
       } (${secs(c.ms)})`,
     );
+    if (c.caught === undefined) for (const note of lastNotes) console.log(`  ${note}`);
     writeFileSync(values.out!, `${JSON.stringify({ tests, chaosSeeds, chaosOps, results }, null, 2)}\n`);
   } finally {
     cleanup(dir);
