@@ -3,19 +3,27 @@
 // - SQLite + an in-process cache, one worker process: fast, no services needed.
 // - The CI profile: PostgreSQL + Redis, 2 worker processes, standard faults (cache and store errors,
 //   timeouts, stalls, unknown outcomes, kill -9 of a worker mid-write, a worker frozen past its
-//   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 20 seeds × 10,000
-//   operations, for Lockstep and for the naive one.
+//   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 20 seeds × 7,000
+//   operations for Lockstep, and the first 10 of them for the naive one. Each Lockstep seed also plays one named scenario
+//   (src/audit/chaos/scenarios.ts: every instance restarted during a cache outage before any drain,
+//   journal cursors lost / rolled back / ahead, CLIENT PAUSE WRITE, SHUTDOWN NOSAVE, FLUSHALL,
+//   maxmemory under each eviction policy, pg_terminate_backend, a row lock held past the lease,
+//   instances reaching the database by different addresses); the 20 seeds cover all 13.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { formatTable, type ChaosReport } from '../../src/audit/chaos/report.js';
+import { SCENARIOS } from '../../src/audit/chaos/scenarios.js';
 import { createChaosSession, runChaos, type ChaosSession } from '../../src/audit/chaos/runner.js';
 import { redisServerInstalled } from '../helpers/redis-server.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
 
 const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
+const OPS = 7_000;
+/** The naive write-through fails on nearly every seed: half of them show the teeth at half the cost. */
+const NAIVE_SEEDS = SEEDS.slice(0, 10);
 
 function summary(reports: readonly ChaosReport[]): string {
   return reports.map((r) => `seed ${r.seed}: fast ${r.violations.fast}, linearizable ${r.violations.linearizability}, converged ${r.converged}`).join('\n');
@@ -52,7 +60,7 @@ const postgres = await needService('PostgreSQL', DATABASE_URL);
 const redis = await needService('Redis', REDIS_URL);
 const ownRedis = redisServerInstalled();
 
-describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 operations', { skip: postgres.skip || redis.skip }, () => {
+describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 operations', { skip: postgres.skip || redis.skip }, () => {
   const schema = `chaos_ci_${randomBytes(4).toString('hex')}`;
   let session: ChaosSession;
   const started = performance.now();
@@ -65,7 +73,7 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 
       processes: 2,
       clients: 6,
       keys: 8,
-      ops: 10_000,
+      ops: OPS,
       faults: 'standard',
       linearizabilityDeadlineMs: 10_000,
     });
@@ -93,12 +101,23 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 
     const begun = performance.now();
     const reports: ChaosReport[] = [];
     for (const seed of SEEDS) reports.push(await session.run(seed, { impl: 'lockstep' }));
-    t.diagnostic(`Lockstep, 20 seeds × 10,000 operations: ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    t.diagnostic(`Lockstep, 20 seeds × 7,000 operations: ${((performance.now() - begun) / 1000).toFixed(1)} s`);
     console.log(formatTable(reports));
     for (const r of reports) {
-      assert.equal(r.ops, 10_000);
+      assert.equal(r.ops, OPS);
       assert.ok(r.faults['kill-9'] === 1 && r.faults.pause === 1 && (r.faults['sql-write'] ?? 0) > 0, `seed ${r.seed}: a kill, a pause and plain-SQL writes`);
       if (ownRedis) assert.equal(r.faults['redis-restart'], 1, `seed ${r.seed}: a Redis restart`);
+      if (ownRedis) assert.ok(r.scenario !== undefined && r.faults[`scenario:${r.scenario.name}`] === 1, `seed ${r.seed}: a named scenario ran`);
+      // the window's bound is measured: the journaled writes' rows were replayed, and when
+      assert.ok(r.windowBounds.journaled.replayed <= r.windowBounds.journaled.writes);
+    }
+    if (ownRedis) {
+      assert.deepEqual(new Set(reports.map((r) => r.scenario?.name)), new Set(SCENARIOS), 'the 20 seeds play every scenario');
+      const restarts = reports.filter((r) => r.scenario?.name.startsWith('restart-all') || r.scenario?.name.startsWith('cursor-') || r.scenario?.name === 'mixed-addresses');
+      for (const r of restarts) assert.ok(r.scenario!.notes.some((n) => n.startsWith('witness reads')), `seed ${r.seed}: the witness instance was restarted and read`);
+      const journaled = reports.reduce((n, r) => n + r.windowBounds.journaled.writes, 0);
+      const replayed = reports.reduce((n, r) => n + r.windowBounds.journaled.replayed, 0);
+      assert.ok(journaled > 0 && replayed >= journaled * 0.9, `journaled writes replayed: ${replayed} of ${journaled}`);
     }
     assert.deepEqual(
       reports.filter((r) => r.caught).map((r) => r.seed),
@@ -111,10 +130,10 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 10,000 
   it('naive write-through: caught on a clear majority of the same seeds', async (t) => {
     const begun = performance.now();
     const reports: ChaosReport[] = [];
-    for (const seed of SEEDS) reports.push(await session.run(seed, { impl: 'naive' }));
+    for (const seed of NAIVE_SEEDS) reports.push(await session.run(seed, { impl: 'naive' }));
     const caught = reports.filter((r) => r.caught).length;
-    t.diagnostic(`naive, 20 seeds × 10,000 operations: caught on ${caught} of 20, ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    t.diagnostic(`naive, 10 seeds × 7,000 operations: caught on ${caught} of 10, ${((performance.now() - begun) / 1000).toFixed(1)} s`);
     console.log(formatTable(reports));
-    assert.ok(caught >= 16, `the naive write-through was caught on only ${caught} of 20 seeds:\n${summary(reports)}`);
+    assert.ok(caught >= 8, `the naive write-through was caught on only ${caught} of 10 seeds:\n${summary(reports)}`);
   });
 });

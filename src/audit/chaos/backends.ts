@@ -21,14 +21,26 @@ export async function openStoreWithTimeout(spec: string, timeoutMs: number, pool
     }
     case 'postgres': {
       const { createPostgresStore } = await import('../../store/postgres.js');
-      const store = createPostgresStore({
-        connectionString: parsed.connectionString,
-        statementTimeout: timeoutMs,
-        poolSize,
-        ...(parsed.schema === undefined ? {} : { schema: parsed.schema }),
-      });
-      await store.ready();
-      return store;
+      const open = (statementTimeout: number, size: number) =>
+        createPostgresStore({ connectionString: parsed.connectionString, statementTimeout, poolSize: size, ...(parsed.schema === undefined ? {} : { schema: parsed.schema }) });
+      // The schema's set-up (DDL under an advisory lock) with room for a loaded database: the run's
+      // statement timeout (a fraction of the lease) is for the operations, not for start-up.
+      const setup = open(30_000, 1);
+      try {
+        await setup.ready();
+      } finally {
+        await setup.close();
+      }
+      const store = open(timeoutMs, poolSize);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await store.ready();
+          return store;
+        } catch (error) {
+          if (attempt >= 5) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
     }
     case 'mysql': {
       const { createMysqlStore } = await import('../../store/mysql.js');

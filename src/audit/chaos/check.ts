@@ -17,6 +17,11 @@ export interface CheckOptions {
   readonly linearizabilityDeadlineMs: number;
   /** Per key, the linearizability search runs on at most this many operations (a prefix). */
   readonly linearizabilityMaxOps: number;
+  /**
+   * Cache outages a scenario caused, in history ns: a journaled write acknowledged during one may
+   * read stale until the outage ended (no drainer can replay before), plus the journal window.
+   */
+  readonly outages?: ReadonlyArray<{ readonly from: number; readonly to: number }>;
 }
 
 export interface LinearizabilityVerdict {
@@ -53,12 +58,18 @@ export function journaled(e: HistoryEntry): boolean {
 }
 
 /** Reads that overlap [invoke, return + window] of a journaled write of their key. */
-export function excludeJournalWindows(history: readonly HistoryEntry[], windowNs: number): { kept: HistoryEntry[]; excluded: number } {
+export function excludeJournalWindows(
+  history: readonly HistoryEntry[],
+  windowNs: number,
+  outages: ReadonlyArray<{ readonly from: number; readonly to: number }> = [],
+): { kept: HistoryEntry[]; excluded: number } {
   const windows = new Map<string, Array<[number, number]>>();
   for (const e of history) {
     if (!journaled(e) || e.outcome === 'fail') continue;
     const list = windows.get(e.key) ?? [];
-    list.push([e.invokedAt, e.returnedAt + windowNs]);
+    let end = e.returnedAt;
+    for (const o of outages) if (e.invokedAt <= o.to && e.returnedAt >= o.from) end = Math.max(end, o.to);
+    list.push([e.invokedAt, end + windowNs]);
     windows.set(e.key, list);
   }
   if (windows.size === 0) return { kept: [...history], excluded: 0 };
@@ -148,7 +159,7 @@ export function linearizablePrefix(history: readonly HistoryEntry[], maxOps: num
 }
 
 export function checkHistory(history: readonly HistoryEntry[], options: CheckOptions): CheckResult {
-  const { kept, excluded } = excludeJournalWindows(history, options.journalWindowNs);
+  const { kept, excluded } = excludeJournalWindows(history, options.journalWindowNs, options.outages);
   let started = performance.now();
   const fast = checkVersions(kept);
   const fastMs = performance.now() - started;

@@ -205,7 +205,14 @@ export const operationContext = new AsyncLocalStorage<OperationContext>();
 
 /** The engine's cache, with scheduled faults on every protocol transition and a random delay before each fill. */
 export class ScheduledChaosCache extends ChaosCache {
-  constructor(inner: CacheAdapter, private readonly schedule: FaultSchedule, rnd: Random, jitterMs: number) {
+  constructor(
+    inner: CacheAdapter,
+    private readonly schedule: FaultSchedule,
+    rnd: Random,
+    jitterMs: number,
+    /** Called for an invalidateOlder that applied outside any operation: the journal drainer's replay of a row. */
+    private readonly onReplay?: (key: string, version: Version) => void,
+  ) {
     super(inner);
     const delay = jitter(rnd, jitterMs);
     if (delay !== undefined) this.faults.always('fill', delay);
@@ -241,6 +248,7 @@ export class ScheduledChaosCache extends ChaosCache {
     await this.draw('invalidateOlder', () => super.invalidateOlder(key, version));
     const context = operationContext.getStore();
     if (context?.cacheKey === key) context.fenced = true;
+    else if (context === undefined) this.onReplay?.(key, version);
   }
   /** Faults off, standing delays cleared: for the convergence check. */
   calm(): void {

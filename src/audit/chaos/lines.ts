@@ -20,6 +20,8 @@ export type WorkerLine =
   /** `s`: for a read, where its answer came from; for a write or delete, the engine's outcome (or the error's code). */
   | { readonly t: 'r'; readonly n: number; readonly o: Outcome; readonly v?: string; readonly ver?: number; readonly s?: string; readonly at: number }
   | { readonly t: 'f'; readonly f: WorkerFaultKind }
+  /** The worker's journal drainer applied a row (invalidateOlder of cache key `k` at version `ver`). */
+  | { readonly t: 'j'; readonly k: string; readonly ver: number; readonly at: number }
   /** A single-process run over an in-process cache checks convergence in the worker (nobody else sees that cache). */
   | { readonly t: 'converge'; readonly result: ConvergenceResult }
   | { readonly t: 'done'; readonly counters: Readonly<Record<string, number>> }

@@ -4,6 +4,7 @@
 import { InvalidOptionError } from '../../errors.js';
 import type { FaultProfile } from './faults.js';
 import { between, randomStream } from './random.js';
+import { SCENARIOS, type ScenarioName } from './scenarios.js';
 
 export type ChaosImpl = 'lockstep' | 'naive';
 
@@ -29,6 +30,11 @@ export interface ChaosOptions {
   readonly seeds?: readonly number[];
   /** @default 'standard' */
   readonly faults?: FaultProfile;
+  /**
+   * Named scenarios (scenarios.ts) the seeds play in turn, one per seed, of those the backends
+   * allow (Redis-level ones need redis-owned, PostgreSQL-level ones a postgres store). None with faults none. @default all
+   */
+  readonly scenarios?: readonly ScenarioName[];
   /** Share of reads, writes and deletes. @default { read: 0.45, write: 0.4, delete: 0.15 } */
   readonly mix?: { readonly read: number; readonly write: number; readonly delete: number };
   /** Cache TTL of values: short, so readers keep missing and filling. @default 3 */
@@ -122,6 +128,7 @@ export function resolveChaosOptions(options: ChaosOptions): ResolvedChaosOptions
     ops: count(options.ops ?? 10_000, '--ops', 1, 1e9),
     seeds,
     faults,
+    scenarios: faults === 'none' ? [] : options.scenarios ?? [...SCENARIOS],
     mix,
     valueTtlMs: count(options.valueTtlMs ?? 3, 'valueTtlMs', 1, 3_600_000),
     longTtlShare: options.longTtlShare ?? 0.1,

@@ -16,6 +16,8 @@ export interface WorkerProcess {
   run(plan: WorkerPlan): void;
   /** SIGKILL. */
   kill(): void;
+  /** SIGTERM: the worker stops taking operations, closes its engine (bounded) and exits, as a redeploy does. */
+  terminate(): void;
   /** SIGSTOP, and SIGCONT `ms` later: the process freezes mid-operation, as in a long GC pause. */
   freeze(ms: number): Promise<void>;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
@@ -66,6 +68,9 @@ function start(preload: readonly string[]): Promise<WorkerProcess> {
     },
     kill: () => {
       child.kill('SIGKILL');
+    },
+    terminate: () => {
+      child.kill('SIGTERM');
     },
     freeze: async (ms) => {
       if (!alive) return;

@@ -12,6 +12,10 @@ export interface OwnedRedis {
   readonly url: string;
   /** SIGKILL, then a fresh process on the same port: every key is gone. */
   restart(): Promise<void>;
+  /** `SHUTDOWN NOSAVE` (a clean stop that keeps nothing), then a fresh process on the same port. */
+  shutdownAndRestart(): Promise<void>;
+  /** Runs one command through redis-cli (its own connection) and resolves to its output; rejects on an error reply. */
+  command(...args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -20,6 +24,17 @@ function portFree(port: number): Promise<boolean> {
     const server = createServer();
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function cli(port: number, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 5000 }, (error, stdout) => {
+      const out = stdout.trim();
+      if (error) reject(error);
+      else if (/^(ERR|WRONGTYPE|OOM|NOSCRIPT|READONLY)/.test(out)) reject(new Error(`redis-cli ${args.join(' ')}: ${out}`));
+      else resolve(out);
+    });
   });
 }
 
@@ -83,6 +98,25 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
     async restart() {
       await kill();
       await launch();
+    },
+    async shutdownAndRestart() {
+      const current = child;
+      const exited = current === undefined || current.exitCode !== null ? Promise.resolve() : new Promise((resolve) => current.once('exit', resolve));
+      // redis-cli reports the closed connection as an error: the exit is what counts
+      await cli(port, ['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
+      await Promise.race([exited, sleep(5000)]);
+      await kill();
+      await launch();
+    },
+    // The parent may be restarting this server (its own kill -9 schedule): retry a refused connection for a while.
+    async command(...args) {
+      for (const until = Date.now() + 10_000; ; await sleep(50)) {
+        try {
+          return await cli(port, args);
+        } catch (error) {
+          if (Date.now() > until || !/Could not connect|Connection refused/.test(String((error as Error).message))) throw error;
+        }
+      }
     },
     async stop() {
       await kill();

@@ -4,6 +4,7 @@ import type { HistoryEntry, Outcome, Violation } from '../history.js';
 import type { LinearizabilityVerdict } from './check.js';
 import type { KeyStateReport } from './converge.js';
 import type { ChaosImpl } from './plan.js';
+import { mergeBounds, type WindowBound, type WindowBounds } from './bounds.js';
 
 export interface ViolationExample {
   readonly key: string;
@@ -47,7 +48,20 @@ export interface ChaosReport {
   readonly finalStates: Readonly<Record<string, number>>;
   /** The engine's counters, summed over processes (hits, misses, bypasses, fills rejected, …). */
   readonly counters: Readonly<Record<string, number>>;
-  /** Found something: a violation of either check, or a key that did not converge. */
+  /** The seed's named scenario (scenarios.ts): at which operation count it began, what it did, what it asserted. */
+  readonly scenario?: {
+    readonly name: string;
+    readonly at: number;
+    readonly notes: readonly string[];
+    readonly checks: ReadonlyArray<{ readonly name: string; readonly ok: boolean; readonly detail: string }>;
+  } | undefined;
+  /** The measured window of the pragmatic policy: acknowledgement of a journaled write → its row replayed. */
+  readonly windowBounds: WindowBounds;
+  /** Workers that died unbidden (an unhandled error) during the seed's scenario: each fails the seed. */
+  readonly crashes: readonly string[];
+  /** Operations invoked (all processes) up to the first read the fast check flagged. */
+  readonly firstViolationOp: number | undefined;
+  /** Found something: a violation of either check, a key that did not converge, or a failed scenario check. */
   readonly caught: boolean;
   readonly checkMs: number;
 }
@@ -59,6 +73,25 @@ export function passed(report: ChaosReport): boolean {
 
 export function exitCode(reports: readonly ChaosReport[]): number {
   return reports.length > 0 && reports.every(passed) ? 0 : 1;
+}
+
+const boundLine = (label: string, b: WindowBound) =>
+  `${label.padEnd(24)} ${pad(b.writes, 7)} ${pad(b.replayed, 9)} ${pad(b.p50Ms, 9)} ${pad(b.p99Ms, 9)} ${pad(b.maxMs, 9)}`;
+
+/** The pragmatic window's bound (ack of a journaled write → its row replayed), per scenario and in all. */
+export function formatBounds(reports: readonly ChaosReport[]): string[] {
+  const withBounds = reports.filter((r) => r.windowBounds !== undefined);
+  if (withBounds.length === 0) return [];
+  const lines = ['', `window bound: ack of a journaled write -> its journal row replayed (ms)`, `${'scenario / kind'.padEnd(24)} ${'writes'.padStart(7)} ${'replayed'.padStart(9)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)}`];
+  const byScenario = new Map<string, WindowBounds[]>();
+  for (const r of withBounds) {
+    const name = r.scenario?.name ?? '-';
+    byScenario.set(name, [...(byScenario.get(name) ?? []), r.windowBounds]);
+  }
+  for (const [name, list] of [...byScenario].sort()) lines.push(boundLine(name, mergeBounds(list.map((b) => b.journaled))));
+  lines.push(boundLine('all: unleased writes', mergeBounds(withBounds.map((r) => r.windowBounds.journaled))));
+  lines.push(boundLine('all: plain-SQL writes', mergeBounds(withBounds.map((r) => r.windowBounds.sql))));
+  return lines;
 }
 
 /** One line per operation, for a violation's excerpt. */
@@ -107,12 +140,12 @@ export function formatTable(reports: readonly ChaosReport[]): string {
     `lockstep chaos: impl ${first.impl}, store ${first.store}, cache ${first.cache}, ${first.processes} processes × ${first.clients} clients, ${first.keys} keys`,
   );
   lines.push('');
-  lines.push(`${'seed'.padStart(6)} ${'ops'.padStart(9)} ${'ops/s'.padStart(7)} ${'faults'.padStart(7)} ${'excl'.padStart(6)} ${'fast'.padStart(6)} ${'linearizable'.padStart(13)} ${'converged'.padStart(10)} ${'ms'.padStart(6)}  verdict`);
+  lines.push(`${'seed'.padStart(6)} ${'scenario'.padStart(22)} ${'ops'.padStart(9)} ${'ops/s'.padStart(7)} ${'faults'.padStart(7)} ${'excl'.padStart(6)} ${'fast'.padStart(6)} ${'linearizable'.padStart(13)} ${'converged'.padStart(10)} ${'ms'.padStart(6)}  verdict`);
   for (const r of reports) {
     const faults = Object.values(r.faults).reduce((a, b) => a + b, 0);
     const verdict = r.impl === 'lockstep' ? (r.caught ? 'FAIL' : 'pass') : r.caught ? 'caught (teeth)' : 'NOT CAUGHT';
     lines.push(
-      `${pad(r.seed, 6)} ${pad(r.ops, 9)} ${pad(r.opsPerSecond, 7)} ${pad(faults, 7)} ${pad(r.excludedReads, 6)} ${pad(r.violations.fast, 6)} ${pad(r.violations.linearizability, 13)} ${pad(r.converged ? 'yes' : 'NO', 10)} ${pad(r.convergeMs, 6)}  ${verdict}`,
+      `${pad(r.seed, 6)} ${pad(r.scenario?.name ?? '-', 22)} ${pad(r.ops, 9)} ${pad(r.opsPerSecond, 7)} ${pad(faults, 7)} ${pad(r.excludedReads, 6)} ${pad(r.violations.fast, 6)} ${pad(r.violations.linearizability, 13)} ${pad(r.converged ? 'yes' : 'NO', 10)} ${pad(r.convergeMs, 6)}  ${verdict}`,
     );
   }
   lines.push('(excl: reads left out, within a journal window; fast: fast-check violations; ms: time to converge)');
@@ -122,6 +155,12 @@ export function formatTable(reports: readonly ChaosReport[]): string {
       `${sum((r) => r.excludedReads)} reads left out, ${sum((r) => r.staleInWindows.violations)} of them stale, ` +
       `at most ${Math.max(...reports.map((r) => r.staleInWindows.maxLagMs))} ms after the newer write was acknowledged`,
   );
+  lines.push(...formatBounds(reports));
+  for (const r of reports) {
+    for (const crash of r.crashes ?? []) lines.push(`seed ${r.seed}: CRASH: ${crash}`);
+    for (const c of r.scenario?.checks ?? []) lines.push(`seed ${r.seed} ${r.scenario!.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.name}: ${c.detail}`);
+    if (r.caught && r.firstViolationOp !== undefined) lines.push(`seed ${r.seed} (${r.scenario?.name ?? 'no scenario'}): first stale read after ${r.firstViolationOp} operations`);
+  }
   const totals = new Map<string, number>();
   for (const r of reports) for (const [kind, n] of Object.entries(r.faults)) totals.set(kind, (totals.get(kind) ?? 0) + n);
   lines.push('');

@@ -17,6 +17,8 @@ import { WorkerPool } from './pool.js';
 import { startOwnedRedis, type OwnedRedis } from './redis-owned.js';
 import type { ChaosReport } from './report.js';
 import { runSeed, type SeedContext } from './seed.js';
+import { applicableScenarios } from './scenarios.js';
+import type { PgAdmin } from './scenario-actions.js';
 
 export interface ChaosSessionOptions extends ChaosOptions {
   /** A redis-server the caller owns (a test's): used as the cache and restarted under faults. */
@@ -94,6 +96,30 @@ export async function createChaosSession(input: ChaosSessionOptions): Promise<Ch
     cleanups.push(() => pool.close());
     pool.warm(options.processes);
 
+    // Scenarios: Redis-level ones only on a redis-server of the harness's own, PostgreSQL-level ones on postgres.
+    const ownedForFaults = ownsCache ? owned : undefined;
+    const scenarios = applicableScenarios(options.scenarios, { redis: ownedForFaults !== undefined && options.processes > 0, postgres: storeKind === 'postgres' });
+    let pg: SeedContext['pg'];
+    if (storeKind === 'postgres' && scenarios.length > 0) {
+      const spec = parseStoreSpec(storeSpec);
+      const { default: pgLib } = await import('pg');
+      const { quoteIdentifier } = await import('../../store/postgres-schema.js');
+      const client = new pgLib.Client({ connectionString: spec.kind === 'postgres' ? spec.connectionString : '' });
+      client.on('error', () => undefined);
+      await client.connect();
+      cleanups.push(() => client.end());
+      const schemaName = spec.kind === 'postgres' ? (spec.schema ?? 'public') : 'public';
+      pg = {
+        admin: client as unknown as PgAdmin,
+        table: `${quoteIdentifier(schemaName)}.lockstep_kv`,
+        applicationName: `lockstep-chaos-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      };
+    }
+    const probeAdapter = async (onWarning: (message: string) => void) => {
+      const { createRedisCache } = await import('../../cache/redis.js');
+      return createRedisCache({ url: cacheSpec, onWarning });
+    };
+    const openWitnessStore = witnessStoreOpener(storeSpec, options.storeTimeoutMs, pg?.admin, cleanups);
     const context: SeedContext = {
       options,
       storeSpec,
@@ -107,6 +133,10 @@ export async function createChaosSession(input: ChaosSessionOptions): Promise<Ch
       owned: ownsCache ? owned : undefined,
       linearizabilityMaxOps: input.linearizabilityMaxOps ?? 20_000,
       dropNamespace: (namespace) => dropNamespaceKeys(cacheSpec, namespace),
+      scenarios,
+      pg,
+      probeAdapter,
+      openWitnessStore,
     };
     return {
       options,
@@ -119,6 +149,39 @@ export async function createChaosSession(input: ChaosSessionOptions): Promise<Ch
     await close();
     throw error;
   }
+}
+
+/** The witness's own store per seed: a fresh schema of the same PostgreSQL database, or a fresh SQLite file. */
+function witnessStoreOpener(
+  storeSpec: string,
+  timeoutMs: number,
+  admin: PgAdmin | undefined,
+  cleanups: Array<() => unknown>,
+): SeedContext['openWitnessStore'] {
+  const spec = parseStoreSpec(storeSpec);
+  const shared = async (sharedSpec: string) => ({ store: await openStoreWithTimeout(sharedSpec, timeoutMs, 4), drop: async () => undefined });
+  if (spec.kind === 'postgres' && admin !== undefined) {
+    return async (seed, sharedSpec) => {
+      if (sharedSpec !== undefined) return shared(sharedSpec);
+      const schema = `${spec.schema ?? 'public'}_w${seed}_${Math.random().toString(36).slice(2, 8)}`.slice(0, 60);
+      const url = new URL(storeSpec);
+      url.searchParams.set('schema', schema);
+      // the schema's DDL first, with room for a loaded database; then the store with the run's timeout
+      await (await openStoreWithTimeout(url.toString(), 30_000, 1)).close();
+      const store = await openStoreWithTimeout(url.toString(), timeoutMs, 4);
+      return { store, drop: async () => void (await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)) };
+    };
+  }
+  if (spec.kind === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'lockstep-chaos-witness-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    return async (seed, sharedSpec) => {
+      if (sharedSpec !== undefined) return shared(sharedSpec);
+      const store = await openStoreWithTimeout(`sqlite:${join(dir, `witness-${seed}-${Math.random().toString(36).slice(2, 8)}.db`)}`, timeoutMs, 4);
+      return { store, drop: async () => undefined };
+    };
+  }
+  return undefined;
 }
 
 /** Removes a run's records from a shared Redis (the engine's and the naive implementation's). */

@@ -16,6 +16,12 @@ import type { WorkerPool, WorkerProcess } from './pool.js';
 import type { OwnedRedis } from './redis-owned.js';
 import { describeEntry, passed, violationExample, type ChaosReport, type ViolationExample } from './report.js';
 import { createWriteThrough } from '../../compose/write-through.js';
+import { ReplayRecordingCache, windowBounds, type Replay } from './bounds.js';
+import { JOURNALED } from './lines.js';
+import { between, randomStream } from './random.js';
+import { runScenario, type PgAdmin, type ScenarioOutcome } from './scenario-actions.js';
+import { restartAllOf, scenarioOfSeed, storeSpecForSlot, type ScenarioName } from './scenarios.js';
+import { Witness } from './scenario-witness.js';
 
 /** What a session holds open for its seeds. */
 export interface SeedContext {
@@ -33,7 +39,19 @@ export interface SeedContext {
   readonly linearizabilityMaxOps: number;
   /** Removes the run's records from the shared cache. */
   readonly dropNamespace: (namespace: string) => Promise<void>;
+  /** The named scenarios this run's backends allow (scenarios.ts); a seed plays one of them. */
+  readonly scenarios: readonly ScenarioName[];
+  /** A session of the parent's own on a postgres store, the store's table, and the application_name of the workers' sessions. */
+  readonly pg: { readonly admin: PgAdmin; readonly table: string; readonly applicationName: string } | undefined;
+  readonly probeAdapter: (onWarning: (message: string) => void) => Promise<{ connect(): Promise<void>; close(): Promise<void> }>;
+  /**
+   * The store of a restart-all scenario's witness instance: `spec` (the run's store, maybe by another
+   * address), or without it a store of its own (a journal no drainer has seen). Undefined: no witness.
+   */
+  readonly openWitnessStore: ((seed: number, spec?: string) => Promise<{ store: StoreAdapter; drop: () => Promise<void> }>) | undefined;
 }
+
+
 
 /** Redacts a password in a spec for the report. */
 const redact = (spec: string) => spec.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
@@ -62,11 +80,54 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   const counters: Record<string, number> = {};
   const logs: IncarnationLog[] = [];
   let workerConvergence: ConvergenceResult | undefined;
+  const replays: Replay[] = [];
+  const crashes: string[] = [];
+  let journaledAcks = 0;
+
+  // The seed's named scenario, at a seeded point of the run; it may stop every worker and hold their restarts.
+  // (Lockstep only: the naive write-through fails without them, and the witness is a Lockstep instance.)
+  const scenario = options.faults === 'none' || impl !== 'lockstep' ? undefined : scenarioOfSeed(seed, ctx.scenarios);
+  const scenarioAt = Math.floor(options.ops * between(randomStream('scenario-at', seed), 20, 50) / 100);
+  let scenarioRun: Promise<ScenarioOutcome> | undefined;
+  const running = new Map<number, WorkerProcess>();
+  const stopping = new Set<number>();
+  let restartGate: Promise<void> = Promise.resolve();
+  const startWaiters = new Map<number, () => void>();
+  const control = {
+    async stopAll(mode: 'kill' | 'graceful') {
+      let open!: () => void;
+      restartGate = new Promise<void>((resolve) => (open = resolve));
+      gateOpen = open;
+      const targets = [...running.entries()];
+      for (const [slot, worker] of targets) {
+        stopping.add(slot);
+        counts.event(`${mode === 'kill' ? 'kill -9' : 'SIGTERM'} p${slot}`);
+        if (mode === 'kill') worker.kill();
+        else worker.terminate();
+      }
+      await Promise.all(targets.map(([, worker]) => worker.exited));
+      return targets.length;
+    },
+    async release() {
+      const slots = [...stopping];
+      const started = slots.map((slot) => new Promise<void>((resolve) => startWaiters.set(slot, resolve)));
+      gateOpen?.();
+      await Promise.race([Promise.all(started), new Promise((resolve) => setTimeout(resolve, 30_000).unref())]);
+    },
+    journaledAcks: () => journaledAcks,
+  };
+  let gateOpen: (() => void) | undefined;
+  const applicationName = ctx.pg?.applicationName;
+  const witness =
+    scenario !== undefined && restartAllOf(scenario) !== undefined && ctx.openWitnessStore !== undefined && ctx.owned !== undefined
+      ? new Witness({ openStore: () => ctx.openWitnessStore!(seed, witnessStoreSpec(ctx.storeSpec, scenario, seed)), cacheUrl: ctx.owned.url, replays, namespace, leaseTtlMs: options.leaseTtlMs })
+      : undefined;
 
   const share = (slot: number) => Math.floor(options.ops / options.processes) + (slot < options.ops % options.processes ? 1 : 0);
   const runSlot = async (slot: number): Promise<void> => {
     let remaining = share(slot);
     for (let incarnation = 0; ; incarnation++) {
+      if (incarnation > 0) await restartGate;
       const worker = await pool.acquire();
       current.set(slot, worker);
       const log = new IncarnationLog(`p${slot}.${incarnation}`);
@@ -77,7 +138,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
         seed,
         slot,
         incarnation,
-        store: ctx.storeSpec,
+        store: storeSpecForSlot(ctx.storeSpec, scenario, slot, seed, applicationName),
         cache: ctx.cacheSpec,
         namespace,
         keys,
@@ -102,6 +163,26 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
             case 'i':
               log.add(line);
               parent.onInvoke();
+              if (scenario !== undefined && scenarioRun === undefined && invoked() >= scenarioAt) {
+                scenarioRun = runScenario({
+                  name: scenario,
+                  seed,
+                  leaseTtlMs: options.leaseTtlMs,
+                  namespace,
+                  redis: ctx.owned,
+                  pg: ctx.pg,
+                  workers: control,
+                  counts,
+                  probeAdapter: ctx.probeAdapter,
+                  witness,
+                  journalWindowMs: options.journalWindowMs,
+                }).catch((error: unknown) => ({
+                  // the harness could not play it: the seed fails, saying why (never an unhandled rejection)
+                  outages: [],
+                  checks: [{ name: 'scenario ran', ok: false, detail: (error as Error)?.message ?? String(error) }],
+                  notes: [`failed: ${(error as Error)?.message ?? String(error)}`],
+                }));
+              }
               // kill -9 in the middle of writes: right after this process announced one
               if (!killed && parent.killNow(slot, line.op !== 'r')) {
                 killed = true;
@@ -111,6 +192,14 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
               return;
             case 'r':
               log.add(line);
+              if (line.s === JOURNALED) journaledAcks++;
+              return;
+            case 'start':
+              startWaiters.get(slot)?.();
+              startWaiters.delete(slot);
+              return;
+            case 'j':
+              replays.push({ cacheKey: line.k, version: line.ver, at: line.at });
               return;
             case 'f':
               counts.bump(line.f);
@@ -132,8 +221,11 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
           }
         });
         void worker.exited.then(() => resolve());
+        running.set(slot, worker);
         worker.run(plan);
       });
+      running.delete(slot);
+      if (stopping.delete(slot)) killed = true; // stopped by a scenario: restarts after the gate
       if (failure !== undefined) throw new Error(`chaos worker ${log.process} failed: ${failure}`);
       if (done) {
         if (!killed) pool.release(worker);
@@ -141,13 +233,20 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
         return;
       }
       const exit = await worker.exited;
-      if (!killed) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
+      if (!killed) {
+        // A crash is a defect of what runs in the worker (an unhandled error): counted, shown, the seed fails; the slot goes on.
+        if (scenario === undefined) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
+        crashes.push(`${log.process} exited (${exit.signal ?? exit.code}) during scenario ${scenario}: ${exit.stderr.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 2).join(' / ').slice(0, 400)}`);
+        counts.bump('worker-crash');
+      }
       remaining = Math.max(0, remaining - log.invokes);
       counts.bump('worker-restart');
       counts.event(`${log.process} exited; restarting p${slot}.${incarnation + 1} with ${remaining} operations`);
     }
   };
-  const invoked = () => logs.reduce((n, log) => n + log.invokes, 0);
+  function invoked(): number {
+    return logs.reduce((n, log) => n + log.invokes, 0);
+  }
   const { onProgress } = options;
   const progress =
     onProgress === undefined
@@ -164,6 +263,8 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   const endedAt = performance.now();
   const endNs = historyNow();
   await parent.settle();
+  const scenarioOutcome = await scenarioRun;
+  await witness?.close();
 
   // Faults are off now: the workers are gone and the parent's are done.
   let convergence: ConvergenceResult;
@@ -174,7 +275,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     // A fresh instance: it replays what the workers left in the journal (from the cursor they saved).
     const engine = createWriteThrough({
       store: ctx.store,
-      cache: ctx.engineCache!,
+      cache: new ReplayRecordingCache(ctx.engineCache!, replays),
       namespace,
       leaseTtl: options.leaseTtlMs,
       tombstoneTtl: options.leaseTtlMs,
@@ -191,13 +292,16 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   }
   if (ctx.shared) await ctx.dropNamespace(namespace).catch(() => undefined);
 
-  const history = [...logs.flatMap((log) => log.close(endNs)), ...parent.sqlEntries];
+  const history = [...logs.flatMap((log) => log.close(endNs)), ...parent.sqlEntries, ...(witness?.entries ?? [])];
   const checkStarted = performance.now();
   const result = checkHistory(history, {
     journalWindowNs: options.journalWindowMs * 1e6,
     linearizabilityDeadlineMs: options.linearizabilityDeadlineMs,
     linearizabilityMaxOps: ctx.linearizabilityMaxOps,
+    outages: scenarioOutcome?.outages ?? [],
   });
+  const bounds = windowBounds(history, replays, namespace);
+  const failedChecks = scenarioOutcome?.checks.filter((c) => !c.ok) ?? [];
   const checkMs = Math.round(performance.now() - checkStarted);
 
   const examples: ViolationExample[] = result.fast.slice(0, 3).map((v) => violationExample(v, result.checked, startNs));
@@ -250,7 +354,11 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
     nonConvergedKeys: convergence.nonConvergedKeys,
     finalStates: convergence.states,
     counters,
-    caught: result.fast.length > 0 || linearizable === 'violation' || !convergence.converged,
+    scenario: scenario === undefined ? undefined : { name: scenario, at: scenarioAt, notes: scenarioOutcome?.notes ?? [], checks: scenarioOutcome?.checks ?? [] },
+    windowBounds: bounds,
+    firstViolationOp: firstViolationOp(history, result.fast.map((v) => v.read)),
+    crashes,
+    caught: result.fast.length > 0 || linearizable === 'violation' || !convergence.converged || failedChecks.length > 0 || crashes.length > 0,
     checkMs,
   };
   if (options.saveHistory !== undefined && !passed(report)) {
@@ -268,6 +376,24 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
       `converged ${convergence.converged ? `in ${convergence.convergeMs} ms` : 'NO'}, checks ${checkMs} ms`,
   );
   return report;
+}
+
+/**
+ * Where the witness's journal is: its own, never drained (a first outage of a new deployment), for
+ * restart-all-*; the workers' journal, whose cursor the scenario moves, for cursor-*; the workers'
+ * journal reached by an address no worker uses (another journal id), for mixed-addresses.
+ */
+function witnessStoreSpec(storeSpec: string, scenario: ScenarioName, seed: number): string | undefined {
+  if (scenario.startsWith('cursor-')) return storeSpec;
+  if (scenario === 'mixed-addresses') return storeSpecForSlot(storeSpec, scenario, 2, seed, undefined);
+  return undefined;
+}
+
+/** How many operations had been invoked (over all processes) when the first violating read was: "caught after N ops". */
+function firstViolationOp(history: readonly HistoryEntry[], reads: readonly HistoryEntry[]): number | undefined {
+  if (reads.length === 0) return undefined;
+  const first = Math.min(...reads.map((r) => r.invokedAt));
+  return history.filter((e) => e.process !== BYPASS_PROCESS && e.invokedAt <= first).length;
 }
 
 export type { HistoryEntry };

@@ -36,6 +36,14 @@ function mutationOutcome(error: unknown): { o: Outcome; s: string } {
   return { o: code === 'E_STORE_WRITE' || code === 'E_CACHE_UNAVAILABLE' ? 'fail' : 'unknown', s: code };
 }
 
+// SIGTERM (a redeploy): stop taking operations, close the engine (bounded), exit 0.
+let stopping = false;
+const STOP_BOUND_MS = 3000;
+process.on('SIGTERM', () => {
+  stopping = true;
+  setTimeout(() => process.exit(0), STOP_BOUND_MS + 1000).unref();
+});
+
 async function runPlan(plan: WorkerPlan): Promise<void> {
   const stream = (purpose: string) => randomStream(purpose, plan.seed, plan.slot, plan.incarnation);
   const rnd = stream('ops');
@@ -58,7 +66,9 @@ async function runPlan(plan: WorkerPlan): Promise<void> {
   };
   try {
     if (plan.impl === 'lockstep') {
-      const cache = new ScheduledChaosCache(await openEngineCache(plan.cache), schedule, jitterRnd, plan.jitterMs);
+      // a journal row this process's drainer applied: when, for the window's measured bound
+      const onReplay = (key: string, version: number) => out({ t: 'j', k: key, ver: version, at: historyNow() });
+      const cache = new ScheduledChaosCache(await openEngineCache(plan.cache), schedule, jitterRnd, plan.jitterMs, onReplay);
       closers.push(() => cache.inner.close());
       const engine = createWriteThrough<string>({
         store,
@@ -135,12 +145,16 @@ async function runPlan(plan: WorkerPlan): Promise<void> {
       }
     };
     const client = async (): Promise<void> => {
-      while (remaining > 0) {
+      while (remaining > 0 && !stopping) {
         remaining--;
         await operation();
       }
     };
     await Promise.all(Array.from({ length: plan.clients }, client));
+    if (stopping) {
+      await Promise.race([target.close(), new Promise((resolve) => setTimeout(resolve, STOP_BOUND_MS))]).catch(() => undefined);
+      process.exit(0);
+    }
     calm();
 
     if (plan.converge !== undefined) {

@@ -9,6 +9,7 @@ import { supportedStores } from '../../backend-specs.js';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { jsonDocument } from '../render.js';
+import { parseScenarios, SCENARIOS } from '../../audit/chaos/scenarios.js';
 
 const OPTIONS: readonly OptionHelp[] = [
   ['--store SPEC', `one of: ${supportedStores.join(', ')}; default: an SQLite file in a temp dir`],
@@ -21,6 +22,7 @@ const OPTIONS: readonly OptionHelp[] = [
   ['--seed N', 'one seed (default 1)'],
   ['--seeds A..B', 'the seeds A to B, in sequence'],
   ['--faults F', 'standard (default) | none'],
+  ['--scenario LIST', `all (default) | none | comma-separated names, played one per seed in turn (those the backends allow): ${SCENARIOS.join(', ')}`],
   ['--lease-ttl MS', 'lease and tombstone TTL (default 500); the store timeout is 60% of it'],
   ['--journal-window MS', 'how long after a journaled write its key may read stale (default 100)'],
   ['--lin-deadline MS', 'linearizability search budget per key (default 20000)'],
@@ -41,6 +43,12 @@ in storms of 300 of every 1500 operations per process, with delays between proto
 throughout; kill -9 of a worker while it writes, and a restart with its remaining operations; a
 worker frozen (SIGSTOP) for 1-2 lease TTLs; plain-SQL writes of hot keys through a connection of
 the harness's own; and kill -9 and restart of the Redis when the harness owns it (redis-owned).
+Each seed also plays one named scenario (--scenario; seed modulo the applicable ones): every
+instance restarted (kill -9 or SIGTERM) during a cache outage before any drain, with the journal
+cursor kept, deleted, rolled back or ahead; CLIENT PAUSE WRITE; SHUTDOWN NOSAVE; FLUSHALL;
+maxmemory under each eviction policy; pg_terminate_backend; a row lock held past the lease;
+instances reaching the database by different addresses. Redis-level ones need redis-owned.
+The report gives the pragmatic window's measured bound: ack of a journaled write -> row replayed.
 
 Then faults stop, leases expire, the journal drains, and the harness checks the whole history of
 every process: the fast check (no read older than an acknowledged write, no value never written)
@@ -95,6 +103,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
       seed: { type: 'string' },
       seeds: { type: 'string' },
       faults: { type: 'string' },
+      scenario: { type: 'string' },
       'lease-ttl': { type: 'string' },
       'journal-window': { type: 'string' },
       'lin-deadline': { type: 'string' },
@@ -125,8 +134,17 @@ export function parseChaosArgs(argv: readonly string[]): ChaosCliConfig {
     linearizabilityDeadlineMs: integer(values['lin-deadline'], '--lin-deadline', 1, 3_600_000),
     linearizabilityMaxOps: integer(values['lin-ops'], '--lin-ops', 1, 10_000_000),
     saveHistory: values['save-history'],
+    ...(values.scenario === undefined ? {} : { scenarios: scenariosOf(values.scenario) }),
   };
   return config;
+}
+
+function scenariosOf(text: string) {
+  try {
+    return parseScenarios(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 export async function run(argv: readonly string[], io: CommandIo = defaultIo): Promise<number> {

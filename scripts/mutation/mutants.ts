@@ -1,0 +1,179 @@
+// The mutants of `npm run mutation`: each is one plausible protocol bug, as exact text patches of
+// the source (applied to a temporary copy of the repository, never to the working tree). Every
+// `find` must occur exactly once in its file, so a patch that no longer applies fails loudly
+// instead of silently testing the unmutated code. Rules that live in both cache adapters are
+// broken in both (the memory adapter in process, the Redis adapter's Lua scripts), so the
+// in-process tests and the chaos harness (PostgreSQL + Redis) see the same bug.
+
+export interface Patch {
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+}
+
+export interface Mutant {
+  readonly id: string;
+  /** The rule it breaks: the protocol's transition table, engine paths, or the journal invariant. */
+  readonly rule: string;
+  readonly patches: readonly Patch[];
+}
+
+const MEMORY = 'src/cache/memory.ts';
+const LUA = 'src/cache/redis-scripts.ts';
+const WRITE_PATH = 'src/engine/write-path.ts';
+const DRAINER = 'src/engine/journal-drainer.ts';
+const START = 'src/engine/journal-start.ts';
+
+export const MUTANTS: readonly Mutant[] = [
+  // --- the journal invariant (issue 10) ---
+  {
+    id: 'journal-start-at-head',
+    rule: 'journal invariant: a drainer without a cursor starts at the head (the fix reverted)',
+    patches: [{ file: START, find: "if (saved === undefined) return { cursor: retainedFrom, head, reason: 'no-cursor', flushed: 0 };", replace: "if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };" }],
+  },
+  {
+    id: 'journal-ahead-at-head',
+    rule: 'journal invariant: a cursor past the head starts at the head (a journal recreated or restored)',
+    patches: [{ file: START, find: "if (saved > head) return { cursor: retainedFrom, head, reason: 'cursor-ahead', flushed: 0 };", replace: "if (saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };" }],
+  },
+  {
+    id: 'journal-behind-retention-trusted',
+    rule: 'journal invariant: a cursor older than the retained journal is trusted (no flush)',
+    patches: [{ file: START, find: 'const flushed = await flushCache(cache);', replace: 'const flushed = 0; void flushCache;' }],
+  },
+  {
+    id: 'drainer-cursor-before-apply',
+    rule: 'journal invariant: the drainer advances (and saves) its cursor to a batch\'s last id before applying it (survivor 2)',
+    patches: [
+      {
+        file: DRAINER,
+        find: '          applied += await applyBatch(rows);',
+        replace: '          if (rows.length > 0) {\n            cursor = rows[rows.length - 1]!.id;\n            await cache.saveJournalCursor(journalId, cursor);\n          }\n          applied += await applyBatch(rows);',
+      },
+    ],
+  },
+  {
+    id: 'late-complete-no-repair',
+    rule: 'lease budget: a commit confirmed past its lease, completeWrite failed, and no repair row is appended (survivor 1)',
+    patches: [{ file: WRITE_PATH, find: '    await appendRepair(ctx, step.key, result.version);\n    report(\'cache-failure\', dbMs);', replace: "    report('cache-failure', dbMs);" }],
+  },
+  {
+    id: 'pragmatic-no-journal-row',
+    rule: 'engine paths: a write acknowledged without a lease is not journaled in its transaction',
+    patches: [{ file: WRITE_PATH, find: 'result = await step.commit(!leased, deadlineMs);', replace: 'result = await step.commit(false, deadlineMs);' }],
+  },
+  {
+    id: 'pragmatic-no-fence',
+    rule: 'engine paths: a write acknowledged without a lease does not fence (invalidateOlder) at once; only the journal does',
+    patches: [{ file: WRITE_PATH, find: '      await cache.invalidateOlder(step.cacheKey, result.version);\n      fenced = true;', replace: '      fenced = false;' }],
+  },
+  {
+    id: 'no-lease-budget',
+    rule: 'lease budget: the store write starts however little of the lease is left',
+    patches: [{ file: WRITE_PATH, find: 'if (leased && clock.now() - leaseStart > options.leaseTtlMs / 2) {', replace: 'if (false as boolean) {' }],
+  },
+  {
+    id: 'no-store-deadline',
+    rule: 'lease budget: the store write gets no deadline from the lease (60 s)',
+    patches: [{ file: WRITE_PATH, find: 'const deadlineMs = leased ? Math.max(1, options.leaseTtlMs - (clock.now() - leaseStart)) : options.leaseTtlMs;', replace: 'const deadlineMs = 60_000;' }],
+  },
+  {
+    id: 'unknown-outcome-releases-lease',
+    rule: 'engine paths: an unknown store outcome aborts the lease instead of letting it expire (dirty)',
+    patches: [{ file: WRITE_PATH, find: "      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);\n      report('unknown', dbMs);", replace: "      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);\n      await release();\n      report('unknown', dbMs);" }],
+  },
+  {
+    id: 'tombstone-missing',
+    rule: 'tombstones: a delete publishes a tombstone that expires at once',
+    patches: [{ file: 'src/engine/write-through.ts', find: '        ttlMs: this.options.tombstoneTtlMs,', replace: '        ttlMs: 1,' }],
+  },
+  // --- the transition table, in both adapters ---
+  {
+    id: 'unfenced-fill',
+    rule: 'fill(t) publishes without a live fill lease of t (a voided or stale fill lands)',
+    patches: [
+      { file: MEMORY, find: "if (lease?.kind !== 'fill' || lease.token !== token) return false;", replace: "if (lease?.kind === 'write') return false;" },
+      { file: LUA, find: "if rec ~= nil and rec.kind == 'fill' and rec.token == ARGV[1] then", replace: "if rec == nil or rec.kind ~= 'write' then" },
+    ],
+  },
+  {
+    id: 'last-writer-wins',
+    rule: 'completeWrite publishes the last completing writer\'s value, not the highest version',
+    patches: [
+      { file: MEMORY, find: 'if (entry.version > lease.maxVersion) {', replace: 'if (entry.version > 0) {' },
+      { file: LUA, find: 'if tonumber(ARGV[2]) > tonumber(rec.max) then', replace: 'if tonumber(ARGV[2]) > 0 then' },
+    ],
+  },
+  {
+    id: 'expired-token-publishes-survivors',
+    rule: 'a write record whose token expired publishes the surviving writers\' value (expiry does not mark it dirty)',
+    patches: [
+      { file: MEMORY, find: '      lease.tokens.delete(token);\n      lease.dirty = true;', replace: '      lease.tokens.delete(token);' },
+      { file: LUA, find: '    if dropped > 0 then\n      expired = expired + dropped\n      rec.dirty = true\n    end', replace: '    if dropped > 0 then\n      expired = expired + dropped\n    end' },
+    ],
+  },
+  {
+    id: 'unleased-writer-publishes',
+    rule: 'completeWrite without a live lease publishes its value instead of only invalidating',
+    patches: [
+      { file: MEMORY, find: "      this.invalidateOlder(key, entry.version);\n      return 'fenced';", replace: "      this.leases.delete(key);\n      this.publish(key, toStored(entry, ttlMs));\n      return 'published';" },
+      { file: LUA, find: "invalidate_older(rec, ARGV[2])\nreturn { expired, 'fenced' }", replace: "publish(ARGV[3], tonumber(ARGV[4]))\nreturn { expired, 'published' }" },
+    ],
+  },
+  {
+    id: 'lone-expired-writer-publishes',
+    rule: 'thin spot: a lone writer whose lease expired (nothing left) publishes on completeWrite instead of fencing',
+    patches: [
+      { file: MEMORY, find: "      this.invalidateOlder(key, entry.version);\n      return 'fenced';", replace: "      if (lease === undefined) {\n        this.publish(key, toStored(entry, ttlMs));\n        return 'published';\n      }\n      this.invalidateOlder(key, entry.version);\n      return 'fenced';" },
+      { file: LUA, find: "invalidate_older(rec, ARGV[2])\nreturn { expired, 'fenced' }", replace: "if rec == nil then\n  publish(ARGV[3], tonumber(ARGV[4]))\n  return { expired, 'published' }\nend\ninvalidate_older(rec, ARGV[2])\nreturn { expired, 'fenced' }" },
+    ],
+  },
+  {
+    id: 'invalidate-not-dirty',
+    rule: 'thin spot: invalidateOlder(v) leaves a write record with maxVersion < v clean',
+    patches: [
+      { file: MEMORY, find: "else if (lease?.kind === 'write' && lease.maxVersion < version) lease.dirty = true;", replace: '' },
+      { file: LUA, find: '  elseif tonumber(rec.max) < version and not rec.dirty then\n    rec.dirty = true\n    save_write(rec)\n  end', replace: '  end' },
+    ],
+  },
+  {
+    id: 'expired-lone-lease-serves-old',
+    rule: 'thin spot: when the only write lease expires, the record goes back to the value it carried (the old one)',
+    patches: [
+      { file: MEMORY, find: '    if (lease.tokens.size > 0) return lease;\n    this.leases.delete(key);', replace: '    if (lease.tokens.size > 0) return lease;\n    this.leases.delete(key);\n    if (lease.max !== undefined && !this.values.has(key)) this.publish(key, lease.max);' },
+      { file: LUA, find: "    if rec.count == 0 then\n      redis.call('DEL', key)\n      return nil\n    end", replace: "    if rec.count == 0 then\n      if rec.pending ~= '' then\n        publish(rec.pending, 60000)\n        return { kind = 'value', raw = rec.pending, version = string.match(rec.pending, '^v(%d+):') }\n      end\n      redis.call('DEL', key)\n      return nil\n    end" },
+    ],
+  },
+  {
+    id: 'fill-not-voided',
+    rule: 'invalidateOlder(v) does not void a live fill lease',
+    patches: [
+      { file: MEMORY, find: "if (lease?.kind === 'fill') this.leases.delete(key);\n    else if", replace: "if (lease?.kind === 'fill') void 0;\n    else if" },
+      { file: LUA, find: "  elseif rec.kind == 'fill' then\n    redis.call('DEL', key)\n  elseif", replace: "  elseif rec.kind == 'fill' then\n  elseif" },
+    ],
+  },
+  {
+    id: 'invalidate-reversed',
+    rule: 'invalidateOlder(v) removes newer values instead of older ones',
+    patches: [
+      { file: MEMORY, find: 'if (value !== undefined && value.version < version) this.values.delete(key);', replace: 'if (value !== undefined && value.version > version) this.values.delete(key);' },
+      { file: LUA, find: "if tonumber(rec.version) < version then redis.call('DEL', key) end", replace: "if tonumber(rec.version) > version then redis.call('DEL', key) end" },
+    ],
+  },
+  {
+    id: 'get-during-write-fills',
+    rule: 'get on a live write record grants a fill lease (replacing the writers\' lease) instead of bypassing',
+    patches: [
+      { file: MEMORY, find: "return lease.kind === 'fill' ? MISS_WITHOUT_TOKEN : BYPASS;", replace: "if (lease.kind === 'fill') return MISS_WITHOUT_TOKEN;\n    const token = this.nextToken();\n    this.setLease(key, { kind: 'fill', token, expiresAt: this.clock.now() + fillLeaseMs });\n    return BYPASS.kind === 'bypass' ? { kind: 'miss', token } : BYPASS;" },
+      { file: LUA, find: "return { expired, 'b' }\n`;", replace: "redis.call('SET', key, 'f' .. string.format('%d', now + tonumber(ARGV[1])) .. ':' .. ARGV[2])\nreturn { expired, 'm' }\n`;" },
+    ],
+  },
+  {
+    id: 'abort-publishes-carried',
+    rule: 'abortWrite of the last writer publishes the value the record carried (even when dirty) instead of leaving nothing',
+    patches: [
+      { file: MEMORY, find: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);", replace: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) {\n      this.leases.delete(key);\n      if (lease.max !== undefined) this.publish(key, lease.max);\n    }" },
+      { file: LUA, find: "  if rec.count == 0 then\n    redis.call('DEL', key)\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }", replace: "  if rec.count == 0 then\n    if rec.pending ~= '' then publish(rec.pending, 60000) else redis.call('DEL', key) end\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }" },
+    ],
+  },
+];
