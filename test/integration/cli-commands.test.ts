@@ -85,7 +85,7 @@ describe('lockstep --help and usage errors', () => {
     const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
     const cliDoc = await readFile(new URL('../../docs/cli.md', import.meta.url), 'utf8');
     for (const name of listed) {
-      assert.match(readme, new RegExp(`^\\| \`lockstep ${name}\\b`, 'm'), `README's command table lists ${name}`);
+      assert.match(readme, new RegExp(`^\\| \\[?\`lockstep ${name}\\b`, 'm'), `README's command table lists ${name}`);
       assert.match(cliDoc, new RegExp(`^## \`lockstep ${name}\\b`, 'm'), `docs/cli.md has a section for ${name}`);
     }
 
@@ -109,6 +109,7 @@ describe('lockstep --help and usage errors', () => {
       assert.match(r.stdout, new RegExp(`^Examples:\\n {2}.*lockstep ${name}`, 'm'), `${name} --help has examples`);
       assert.match(r.stdout, /^Exit status: .*[0-3] /m, `${name} --help documents its exit status`);
       assert.equal(r.stderr, '', name);
+      assert.ok(cliDoc.includes(`\n${r.stdout.trimEnd()}\n`), `docs/cli.md carries ${name}'s current --help text`);
     });
 
     const viaHelp = await lockstep(['help', 'get']);
