@@ -19,7 +19,7 @@ export type DevSuitesLoad = { readonly suites: DevSuites } | { readonly unavaila
 /** src/cli/bench/ and dist/cli/bench/ both sit three levels below the package root. */
 export const DEV_SUITES_URL = new URL('../../../bench/main.ts', import.meta.url);
 
-export const FROM_A_CLONE = 'run them from a clone of the repository: npm install && npm run bench';
+export const FROM_A_CLONE = 'they run from a clone of the repository, under tsx: npm install && npm run bench';
 
 export async function loadDevSuites(url: URL = DEV_SUITES_URL): Promise<DevSuitesLoad> {
   if (!existsSync(fileURLToPath(url))) return { unavailable: `this install has no bench/ (it is not published); ${FROM_A_CLONE}` };
