@@ -17,10 +17,13 @@ import { processes } from './suites/processes.js';
 import { redisHit, redisHitConcurrent } from './suites/redis-hit.js';
 import { redisWrite, redisWriteConcurrent } from './suites/redis-write.js';
 import { write } from './suites/write.js';
+import { respFront, type ExternalSuite } from './suites/resp-front.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../test/helpers/services.js';
 
 // A suite may have several definitions under one name (a case each): `--suite NAME` runs them all.
 const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes];
+/** Suites that drive servers in child processes with external load generators and report throughput rows themselves. */
+const EXTERNAL_SUITES: readonly ExternalSuite[] = [respFront];
 /** Suites on the shared Redis and PostgreSQL: skipped, with a note, when either is unreachable. */
 const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes]);
 
@@ -32,7 +35,7 @@ const TIMING = {
 } as const;
 
 /** The suite names this file adds to `lockstep bench --suite` (the command has its own `mix`). */
-export const names: readonly string[] = [...new Set(SUITES.map((s) => s.name))];
+export const names: readonly string[] = [...new Set([...SUITES, ...EXTERNAL_SUITES].map((s) => s.name))];
 
 /** A full collection between subjects, so one subject's garbage is not collected on another's clock. */
 const collectGarbage: () => void = (() => {
@@ -119,7 +122,15 @@ export async function run(wanted: readonly string[], options: RunOptions, log: (
   log(`lockstep bench${options.quick ? ' (quick)' : ''}: ${describeMachine()}`);
   const rows: Row[] = [];
   for (const suite of suites) rows.push(...(await runSuite(suite, options, log)));
-  const notes = ['Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.'];
+  for (const suite of EXTERNAL_SUITES.filter((s) => wanted.length === 0 || wanted.includes(s.name))) {
+    const why = suite.unavailable();
+    if (why === undefined) rows.push(...(await suite.run(options, log)));
+    else log(`skipping ${suite.name}: ${why}`);
+  }
+  const notes = [
+    'resp-get/resp-set measure throughput: their ratio = baseline ops/s / subject ops/s (above 1 is slower).',
+    'Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.',
+  ];
   return { rows, notes };
 }
 

@@ -82,6 +82,8 @@ export interface EngineOptions {
 export interface JournalDrainerLike {
   readonly ready: Promise<void>;
   drain(): Promise<number>;
+  /** True while the journal retained at its start is not yet applied: reads then bypass cached values. */
+  replaying?(): boolean;
   /** Counts the rows applied to one namespace (createJournalDrainer has it); the engine reports it as journalRepairs. */
   watchRepairs?(namespace?: string): { readonly count: number; stop(): void };
 }

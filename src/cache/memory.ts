@@ -77,6 +77,7 @@ class MemoryCache implements CacheAdapter {
   private readonly epochOffsetMs: number;
   private readonly values: LRUCache<string, StoredValue>;
   private readonly leases = new Map<string, Lease>();
+  private readonly cursors = new Map<string, number>();
   private readonly nextToken = createTokenSource('fill');
   private leasesExpired = 0;
   private opsSinceSweep = 0;
@@ -216,12 +217,19 @@ class MemoryCache implements CacheAdapter {
     return { leasesExpired: this.leasesExpired };
   }
 
-  /** A private cache starts empty, so it has no cursors: the drainer starts at the journal's end. */
-  loadJournalCursor(): undefined {
-    return undefined;
+  /** Cursors of the drainers of this cache object (several engines may share one memory cache). */
+  loadJournalCursor(journalId: string): number | undefined {
+    return this.cursors.get(journalId);
   }
 
-  saveJournalCursor(): void {}
+  saveJournalCursor(journalId: string, id: number): void {
+    this.cursors.set(journalId, Math.max(id, this.cursors.get(journalId) ?? 0));
+  }
+
+  /** No value and no lease at all: what a drainer may skip is then provably not in here. */
+  isEmpty(): boolean {
+    return this.values.size === 0 && this.leases.size === 0;
+  }
 
   close(): void {
     this.values.clear();

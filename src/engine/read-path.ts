@@ -33,6 +33,12 @@ export async function readAfterCache<T>(
     }
     switch (answer.kind) {
       case 'value':
+        if (ctx.journalReplaying()) {
+          // The journal retained at start is not applied yet: this value may be older than an
+          // acknowledged write whose row is still to come (docs/protocol.md, journal invariant).
+          ctx.counters.cacheBypasses++;
+          return readStore<T>(ctx, key, 'bypass', load, deadline);
+        }
         ctx.counters.cacheHits++;
         return { found: !answer.tombstone, value: ctx.entries.valueOf(answer) as T | undefined, version: answer.version, source: 'hit' };
       case 'bypass':

@@ -209,6 +209,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     cacheMs += performance.now() - cacheStart;
     report('cache-failure', dbMs);
+    if (journaled) ctx.counters.journaledAcks++; // the documented window is in use
     if (!journaled && !fenced) {
       throw new CacheWriteError(
         `the ${step.operation} committed version ${result.version}, but neither the cache nor the repair journal could be reached: the old value may be served until its TTL`,

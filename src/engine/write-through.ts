@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
 import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type {
@@ -101,6 +101,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       }),
       nextWriterToken: createTokenSource('write'),
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
+      journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
     };
     this.onFirstWrite = wiring.onFirstWrite;
@@ -144,7 +145,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
         },
       );
     }
-    if (answer.kind !== 'value') return this.slowValue(key, answer, started);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
@@ -152,7 +153,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   }
 
   private valueOrSlowPath(key: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value') return this.slowValue(key, answer, started);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
@@ -359,4 +360,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
     promise.then(forget, forget);
     return promise;
   }
+}
+
+/** A shared drainer from elsewhere may not tell whether it replays (JournalDrainerLike): then it does not. */
+function replayingOf(drainer: JournalDrainerLike | undefined): () => boolean {
+  const replaying = drainer?.replaying;
+  return replaying === undefined ? () => false : () => replaying.call(drainer);
 }

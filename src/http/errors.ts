@@ -20,7 +20,7 @@ import {
 } from '../errors.js';
 
 /** A status code this service answers with. */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 412 | 413 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 412 | 413 | 415 | 429 | 500 | 503;
 
 /** An error that belongs to HTTP itself (bad JSON, unknown route, missing token …), not to the engine. */
 export class HttpError extends Error {
@@ -149,6 +149,20 @@ export function unauthorized(message: string): HttpError {
 
 export function forbidden(message: string): HttpError {
   return new HttpError(403, 'E_FORBIDDEN', message);
+}
+
+/** The request's Host is not one this service answers to (DNS rebinding, see cross-site.ts). */
+export function hostNotAllowed(message: string): HttpError {
+  return new HttpError(403, 'E_HOST_NOT_ALLOWED', message);
+}
+
+/** A browser request from another origin (no CORS is granted). */
+export function crossOrigin(message: string): HttpError {
+  return new HttpError(403, 'E_CROSS_ORIGIN', message);
+}
+
+export function unsupportedMediaType(message: string): HttpError {
+  return new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', message);
 }
 
 export function rateLimited(retryAfterMs: number): HttpError {

@@ -277,6 +277,8 @@ export const openApiDocument: OpenApiDocument = {
         status: { enum: ['ok', 'unavailable'] },
         store: { enum: ['up', 'down'] },
         cache: { enum: ['up', 'down'] },
+        // Replaying: the journal retained at start is still being applied; reads go to the store meanwhile.
+        journal: object(['state', 'rowsLeft'], { state: { enum: ['replaying', 'ready'] }, rowsLeft: { type: 'integer', minimum: 0 } }),
       }),
       Entry: object(['namespace', 'key', 'value', 'version'], { namespace: { type: 'string' }, key: { type: 'string' }, value: ANY_JSON, version: VERSION }),
       WriteResult: object(['namespace', 'key', 'version'], { namespace: { type: 'string' }, key: { type: 'string' }, version: VERSION }),

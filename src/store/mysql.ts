@@ -480,8 +480,9 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async journalId() {
       live();
-      const [row] = (await run(() => limited('SELECT @@hostname, @@port, DATABASE()'), [])) as unknown[][];
-      return `mysql:${text(row![0])}:${text(row![1])}/${text(row![2])}/${prefix}`;
+      // Drawn once, stored with the tables: not derived from how this instance reached the server.
+      const [row] = rowsOf(await run((s) => limited(`SELECT value FROM ${s.meta} WHERE name = 'journal_id'`), []));
+      return `mysql:${text(row![0])}`;
     },
     async close() {
       if (closed) return;

@@ -414,8 +414,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
     async journalId() {
       live();
-      const row = (await run({ text: "SELECT current_database() AS db, coalesce(inet_server_addr()::text, 'local') AS host, coalesce(inet_server_port(), 0) AS port" })).rows[0]!;
-      return `postgres:${String(row.host)}:${String(row.port)}/${String(row.db)}/${schema}`;
+      // Drawn once, stored in the schema: not derived from how this instance reached the server.
+      const { rows } = await run({ text: `SELECT value FROM ${s}.lockstep_meta WHERE name = 'journal_id'` });
+      return `postgres:${String(rows[0]!.value)}`;
     },
     async close() {
       if (closed) return;

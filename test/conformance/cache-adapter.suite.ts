@@ -1,5 +1,5 @@
 // The cache-adapter conformance suite: every row of the transition table in
-// ../shared/design/consistency-protocol.md, written from that page (the authority), not from any
+// docs/protocol.md, written from that page (the authority), not from any
 // adapter. Each adapter's test file calls runCacheAdapterSuite with a factory; the same suite runs
 // against the memory adapter (manual clock) and Redis / Redis Cluster (the server's clock: `advance`
 // really sleeps, so lease and TTL values stay small). Keys are unique per test, so a shared Redis

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createApp } from '../../http/app.js';
 import { createLifecycle, type Lifecycle } from '../../http/lifecycle.js';
-import type { TokenFile } from '../../http/token-set.js';
+import type { TokenFile } from '../../service/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
@@ -17,6 +17,7 @@ import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../../backend-specs.js';
 import { resolveConfig, settingsHelp } from '../config.js';
 import { serveSettings, type ServeConfig } from '../serve-settings.js';
+import { listenResp } from '../../resp/server.js';
 
 export type { ServeConfig } from '../serve-settings.js';
 
@@ -24,9 +25,11 @@ export const usage = formatHelp({
   usage: 'serve [options]',
   description: 'Serves the REST API over a store and a cache. Each setting comes from its flag, else its\nvariable, else the config file, else its default.',
   options: settingsHelp(serveSettings),
-  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz, /readyz, /openapi.json and the dashboard's page (open / in a
-browser: it asks for an admin token). SIGINT or SIGTERM drains: /readyz answers 503,
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens, and
+with a weak --token; tokens protect every route but /healthz, /readyz, /openapi.json and the
+dashboard's page (open / in a browser: it asks for an admin token). Without tokens only loopback
+Host names and --allowed-hosts are served; a foreign Origin and a body that is not
+application/json are refused (docs/service.md, "Cross-site requests"). SIGINT or SIGTERM drains: /readyz answers 503,
 new connections are refused, requests in flight finish, then the service, the cache and the
 store close. A second signal exits at once.`,
   examples: [
@@ -34,6 +37,7 @@ store close. A second signal exits at once.`,
     'lockstep serve --port 0 --store sqlite:/var/lib/lockstep/data.db',
     'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
     'lockstep serve --config lockstep.json --log-level warn',
+    'lockstep serve --resp 127.0.0.1:6380   # and redis-cli -p 6380 SET orders:42 hello',
   ],
   exit: '0 stopped by SIGINT or SIGTERM; 1 could not start, or the stop abandoned work (a step outlived\n--shutdown-grace-ms + 1 s); 2 bad input.',
 });
@@ -47,6 +51,8 @@ export function parseServeArgs(argv: readonly string[], env: CommandIo['env']): 
 
 export interface ServeHandle {
   readonly url: string;
+  /** `redis://host:port` when --resp is set. */
+  readonly respUrl: string | undefined;
   readonly lifecycle: Lifecycle;
   /** Drains and closes the server, then the service, then the cache and the store. Safe to call twice. */
   close(): Promise<void>;
@@ -55,9 +61,11 @@ export interface ServeHandle {
 /** Opens the backends, the service and the socket; whatever was opened is closed again if a step fails. */
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
-  assertListenAllowed(config.host, hasTokens(config));
+  assertListenAllowed(config.host, hasTokens(config), config.token);
+  if (config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
   // A port in use fails now, before a store schema or database file is created for nothing.
   await assertPortFree(config.host, config.port);
+  if (config.resp !== undefined) await assertPortFree(config.resp.host, config.resp.port);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
   /** Closes what was opened; with `deadline` (performance.now() ms), abandons a step that outlives it. */
@@ -91,10 +99,24 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
     const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
-    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
+    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
     opened.push({ what: 'server', close: () => server.close() });
+    const resp = config.resp === undefined
+      ? undefined
+      : await listenResp(service, {
+          ...config.resp,
+          token: config.token,
+          tokens: config.tokens,
+          rateLimit: config.rateLimit,
+          defaultNamespace: config.respNamespace,
+          maxConnections: config.respMaxConnections,
+          idleTimeout: config.respIdleTimeout,
+          closeGraceMs: config.shutdownGraceMs,
+          onUnexpectedError: (error) => logger.error({ event: 'resp_error', err: error }, 'unexpected error in a RESP command'),
+        });
+    if (resp !== undefined) opened.push({ what: 'RESP server', close: () => resp.close() });
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       lifecycle.beginDrain();
@@ -103,7 +125,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
       await closeOpened(performance.now() + config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
       logger.info({ event: 'shutdown', step: 'done', inFlight: lifecycle.inFlight }, 'stopped');
     };
-    return { url: server.url, lifecycle, close: () => (closing ??= close()) };
+    return { url: server.url, respUrl: resp?.url, lifecycle, close: () => (closing ??= close()) };
   } catch (error) {
     await closeOpened().catch(() => undefined);
     throw error;
@@ -174,7 +196,8 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   let config: ReturnType<typeof parseServeArgs>;
   try {
     config = parseServeArgs(argv, io.env);
-    if (!config.help) assertListenAllowed(config.host, hasTokens(config));
+    if (!config.help) assertListenAllowed(config.host, hasTokens(config), config.token);
+    if (!config.help && config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
   } catch (error) {
     return reportUsageError(io.stderr, 'serve', error);
   }
@@ -198,6 +221,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   }
   logger.info({ event: 'listening', url: handle.url, store: config.store.spec, cache: config.cache.spec }, 'listening');
   io.stdout.write(`lockstep listening on ${handle.url} (store ${config.store.spec}, cache ${config.cache.spec})\n`);
+  if (handle.respUrl !== undefined) io.stdout.write(`lockstep RESP listening on ${handle.respUrl}\n`);
 
   const signal = await stop.received;
   io.stderr.write(`lockstep: ${signal} received, shutting down (${handle.lifecycle.inFlight} requests in flight)\n`);
