@@ -1,15 +1,16 @@
-// npm run bench [-- --json] [-- --quick] [-- --suite NAME]
-// Runs each suite's subjects in one process with tinybench, one subject at a time (warmup, then the
-// timed run) in rotating rounds, and prints per-operation figures with each subject's ratio to the case's baseline.
-// With --json only the JSON array goes to stdout; the table and progress go to stderr.
+// The dev suites of `lockstep bench` (`npm run bench [-- --json] [-- --quick] [-- --suite NAME]`;
+// the command parses the flags and prints the rows, see docs/benchmarks.md). Runs each suite's
+// subjects in one process with tinybench, one subject at a time (warmup, then the timed run) in
+// rotating rounds, and returns per-operation figures with each subject's ratio to the case's baseline.
+// Run directly (node --import tsx bench/main.ts …), this file runs that same command.
 import { statfsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Bench } from 'tinybench';
 import type { BenchSubject, PreparedCase, RunOptions, SuiteDefinition } from './fixtures.js';
-import { buildRows, formatTable, perOperation, summarize, type Measurement, type Row } from './report.js';
+import { buildRows, perOperation, summarize, type Measurement, type Row } from './report.js';
 import { memoryHit } from './suites/memory-hit.js';
 import { missFill } from './suites/miss-fill.js';
 import { processes } from './suites/processes.js';
@@ -33,9 +34,8 @@ const TIMING = {
   quick: { rounds: 1, time: 200, warmupTime: 50, iterations: 16, warmupIterations: 4 },
 } as const;
 
-function usage(): string {
-  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${[...new Set([...SUITES, ...EXTERNAL_SUITES].map((s) => s.name))].join(', ')}`;
-}
+/** The suite names this file adds to `lockstep bench --suite` (the command has its own `mix`). */
+export const names: readonly string[] = [...new Set([...SUITES, ...EXTERNAL_SUITES].map((s) => s.name))];
 
 /** A full collection between subjects, so one subject's garbage is not collected on another's clock. */
 const collectGarbage: () => void = (() => {
@@ -105,37 +105,12 @@ function describeMachine(): string {
   return `node ${process.version}, ${availableParallelism()} CPUs${fs}`;
 }
 
-async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        json: { type: 'boolean', default: false },
-        quick: { type: 'boolean', default: false },
-        suite: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${usage()}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(`${usage()}\n`);
-    return 0;
-  }
-  const wanted = args.suite ?? [];
-  const unknown = wanted.filter((name) => !SUITES.some((s) => s.name === name) && !EXTERNAL_SUITES.some((s) => s.name === name));
-  if (unknown.length > 0) {
-    process.stderr.write(`unknown suite: ${unknown.join(', ')}\n${usage()}\n`);
-    return 2;
-  }
+/**
+ * Runs the named suites (all when `wanted` is empty; the command has refused unknown names) and
+ * returns their rows and notes; `lockstep bench` prints them.
+ */
+export async function run(wanted: readonly string[], options: RunOptions, log: (line: string) => void): Promise<{ rows: Row[]; notes: string[] }> {
   let suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
-  const options: RunOptions = { quick: args.quick };
-  const log = (line: string): void => {
-    process.stderr.write(`${line}\n`);
-  };
   if (suites.some((s) => SERVICE_SUITES.has(s))) {
     const down = [await needService('Redis', REDIS_URL), await needService('PostgreSQL', DATABASE_URL)].flatMap((r) => (r.skip === false ? [] : [r.skip]));
     if (down.length > 0) {
@@ -152,31 +127,22 @@ async function main(): Promise<number> {
     if (why === undefined) rows.push(...(await suite.run(options, log)));
     else log(`skipping ${suite.name}: ${why}`);
   }
-
-  const table = formatTable(rows);
-  const cases = [...new Map(rows.map((r) => [r.suite, r.case])).entries()].map(([suite, c]) => `  ${suite}: ${c}`);
   const notes = [
-    'ratio = subject mean latency / baseline mean latency (per operation; above 1 is slower);',
-    '  resp-get/resp-set measure throughput: ratio = baseline ops/s / subject ops/s (above 1 is slower).',
+    'resp-get/resp-set measure throughput: their ratio = baseline ops/s / subject ops/s (above 1 is slower).',
     'Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.',
-    ...cases,
-  ].join('\n');
-  if (args.json) {
-    log(`\n${table}\n\n${notes}`);
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-  } else {
-    process.stdout.write(`\n${table}\n\n${notes}\n`);
-  }
-  return 0;
+  ];
+  return { rows, notes };
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    if (error instanceof Error && error.cause !== undefined) process.stderr.write(`cause: ${String(error.cause)}\n`);
-    process.exitCode = 1;
-  },
-);
+// No top-level await: the command imports this very module, which must have finished evaluating.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  import('../src/cli/commands/bench.js').then(
+    async (command) => {
+      process.exitCode = await command.run(process.argv.slice(2));
+    },
+    (error: unknown) => {
+      process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

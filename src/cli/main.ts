@@ -41,7 +41,7 @@ const commands: Readonly<Record<string, Command>> = {
     load: () => import('./commands/audit.js'),
   },
   bench: {
-    summary: 'benchmark the engine in this process against the raw store: ops/s, p50/p99 per operation',
+    summary: 'benchmark suites (= npm run bench): ops/s, p50/p99 and the ratio to a raw baseline; --suite mix anywhere',
     load: () => import('./commands/bench.js'),
   },
   token: {

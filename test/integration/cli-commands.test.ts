@@ -3,7 +3,7 @@
 // parsed; --help and unknown flags for every command; a tiny bench. No external service needed.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,16 @@ describe('lockstep --help and usage errors', () => {
     const top = await lockstep(['--help']);
     assert.equal(top.code, 0, show(top));
     for (const name of COMMANDS) assert.match(top.stdout, new RegExp(`^ {2}${name} `, 'm'), `${name} is listed`);
+    // Every command `lockstep --help` lists (token and proxy have test files of their own) is in the
+    // README's command table and has a section in docs/cli.md.
+    const listed = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((m) => m[1]!);
+    assert.ok(listed.includes('token') && listed.includes('proxy'), listed.join(', '));
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const cliDoc = await readFile(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+    for (const name of listed) {
+      assert.match(readme, new RegExp(`^\\| \\[?\`lockstep ${name}\\b`, 'm'), `README's command table lists ${name}`);
+      assert.match(cliDoc, new RegExp(`^## \`lockstep ${name}\\b`, 'm'), `docs/cli.md has a section for ${name}`);
+    }
 
     const helps = await inBatches(COMMANDS, 4, (name) => lockstep([name, '--help']));
     // Options each command must list; `--store SPEC` for all that open backends.
@@ -88,7 +98,7 @@ describe('lockstep --help and usage errors', () => {
       del: ['--store SPEC', '--url URL', '--json'],
       inspect: ['--store SPEC', '--url URL', '--json'],
       audit: ['--store SPEC', '--namespace NS', '--repair', '--json'],
-      bench: ['--store SPEC', '--ops N', '--concurrency N', '--read-ratio R', '--keys N', '--json'],
+      bench: ['--suite NAME', '--quick', '--json', '--store SPEC', '--ops N', '--concurrency N', '--read-ratio R', '--keys N', '--value-bytes N', '--seed N'],
       chaos: ['--store SPEC', '--processes N', '--ops N', '--json'],
     };
     COMMANDS.forEach((name, i) => {
@@ -99,6 +109,7 @@ describe('lockstep --help and usage errors', () => {
       assert.match(r.stdout, new RegExp(`^Examples:\\n {2}.*lockstep ${name}`, 'm'), `${name} --help has examples`);
       assert.match(r.stdout, /^Exit status: .*[0-3] /m, `${name} --help documents its exit status`);
       assert.equal(r.stderr, '', name);
+      assert.ok(cliDoc.includes(`\n${r.stdout.trimEnd()}\n`), `docs/cli.md carries ${name}'s current --help text`);
     });
 
     const viaHelp = await lockstep(['help', 'get']);
@@ -123,6 +134,8 @@ describe('lockstep --help and usage errors', () => {
       ['put', 'orders', '42', '{not json'],
       ['get', 'orders', '42', '--url', 'http://127.0.0.1:1', '--store', 'sqlite:x.db'],
       ['bench', '--read-ratio', '1.5'],
+      ['bench', '--suite', 'no-such-suite'],
+      ['bench', '--suite', 'memory-hit', '--ops', '10'],
     ]) {
       const r = await lockstep(args);
       assert.equal(r.code, 2, `${args.join(' ')}\n${show(r)}`);
@@ -265,35 +278,36 @@ describe('lockstep put/get/inspect/del against a running service (--url)', () =>
 });
 
 describe('lockstep bench', () => {
-  it('a tiny run prints ops/s for the engine and the raw store; --json parses', async () => {
+  const ROW_KEYS = ['baseline', 'case', 'opsPerSec', 'p50Us', 'p99Us', 'ratio', 'subject', 'suite'];
+
+  it('a mix flag alone runs the mix suite: a table of rows, then the mix in detail', async () => {
     const text = await lockstep(['bench', '--ops', '300', '--keys', '20', '--concurrency', '4']);
     assert.equal(text.code, 0, show(text));
-    assert.match(text.stdout, /^lockstep bench: 300 ops, 90% reads, 20 keys, concurrency 4/);
+    assert.match(text.stdout, /^suite +subject +ops\/s +p50 µs +p99 µs +ratio$/m);
+    assert.match(text.stdout, /^mix +lockstep engine +[0-9,]+ /m);
+    assert.match(text.stdout, /^mix +raw store \(baseline\) +[0-9,]+ .* 1\.00x$/m);
+    assert.match(text.stdout, /^ {2}mix: 300 ops, 90% reads, 20 keys, concurrency 4,/m);
+    assert.match(text.stdout, /^lockstep bench: 300 ops, 90% reads, 20 keys, concurrency 4/m);
     assert.match(text.stdout, /^ +ops\/s +read p50 +read p99 +write p50 +write p99 +errors$/m);
-    assert.match(text.stdout, /^engine +[0-9,]+ /m);
-    assert.match(text.stdout, /^raw store +[0-9,]+ /m);
     assert.match(text.stdout, /engine \/ raw store: [0-9.]+× the ops\/s/);
     assert.equal(text.stderr, '', 'no progress bar when stderr is not a terminal');
+  });
 
-    const json = await lockstep(['bench', '--ops', '200', '--keys', '10', '--read-ratio', '0.5', '--json']);
+  it('--suite mix --json prints only the rows on stdout, in the shape of every suite', async () => {
+    const json = await lockstep(['bench', '--suite', 'mix', '--ops', '200', '--keys', '10', '--read-ratio', '0.5', '--json']);
     assert.equal(json.code, 0, show(json));
-    assert.equal(json.stderr, '');
-    const report = JSON.parse(json.stdout) as {
-      ops: number;
-      readRatio: number;
-      engine: { opsPerSec: number; errors: number; read: { count: number; p50Ms: number; p99Ms: number }; write: { count: number }; readSources: Record<string, number> };
-      rawStore: { opsPerSec: number; read: { count: number }; write: { count: number } };
-      ratio: number;
-    };
-    assert.equal(report.ops, 200);
-    assert.equal(report.readRatio, 0.5);
-    assert.ok(report.engine.opsPerSec > 0 && report.rawStore.opsPerSec > 0);
-    assert.equal(report.engine.errors, 0);
-    assert.equal(report.engine.read.count + report.engine.write.count, 200);
-    // The same seeded mix for both subjects.
-    assert.deepEqual([report.rawStore.read.count, report.rawStore.write.count], [report.engine.read.count, report.engine.write.count]);
-    assert.ok(report.engine.read.p99Ms >= report.engine.read.p50Ms);
-    assert.equal(Object.values(report.engine.readSources).reduce((a, b) => a + b, 0), report.engine.read.count, 'every read has a source');
-    assert.ok(report.ratio > 0);
+    const rows = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    assert.deepEqual(rows.map((r) => r.subject), ['lockstep engine', 'raw store']);
+    for (const row of rows) {
+      assert.deepEqual(Object.keys(row).sort(), ROW_KEYS);
+      assert.equal(row.suite, 'mix');
+      assert.equal(row.baseline, 'raw store');
+      assert.match(String(row.case), /^200 ops, 50% reads, 10 keys, concurrency 16,/);
+      assert.ok((row.opsPerSec as number) > 0 && (row.ratio as number) > 0, JSON.stringify(row));
+      assert.ok((row.p99Us as number) >= (row.p50Us as number), JSON.stringify(row));
+    }
+    assert.equal(rows[1]!.ratio, 1);
+    // The table and the mix's details (read sources, errors) go to stderr with --json.
+    assert.match(json.stderr, /engine reads: [0-9,]+ hit/);
   });
 });

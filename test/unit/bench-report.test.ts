@@ -1,10 +1,15 @@
-// The benchmark's arithmetic on synthetic numbers, and a smoke run of `bench/main.ts --quick --json`.
+// The benchmark's arithmetic on synthetic numbers; smoke runs showing that `lockstep bench` and
+// `npm run bench` are one program with one row shape; the dev suites reported unavailable in one line.
 // No timing is ever asserted: only shapes, the ratio math and that figures are positive.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
+import { loadDevSuites } from '../../src/cli/bench/dev-suites.js';
+import { run as runBench } from '../../src/cli/commands/bench.js';
 import { buildRows, formatTable, perOperation, round, summarize, type Measurement, type Row } from '../../bench/report.js';
 
 const measurement = (subject: string, meanUs: number, p50Us = meanUs, p99Us = meanUs * 2): Measurement => ({ subject, meanUs, p50Us, p99Us });
@@ -110,13 +115,11 @@ describe('bench report: rows and ratios', () => {
 
 describe('bench smoke run', () => {
   const root = fileURLToPath(new URL('../..', import.meta.url));
+  const ARGS = ['--quick', '--suite', 'memory-hit', '--json'];
+  const exec = (command: string, args: readonly string[]) =>
+    promisify(execFile)(command, args, { cwd: root, timeout: 60_000, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
 
-  it('prints only JSON rows for the memory-hit suite with --quick --json', { timeout: 90_000 }, async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'bench/main.ts', '--quick', '--json', '--suite', 'memory-hit'],
-      { cwd: root, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 },
-    );
+  function checkMemoryHitRows(stdout: string): Row[] {
     const rows = JSON.parse(stdout) as Row[];
     assert.ok(Array.isArray(rows));
     const subjects = rows.map((r) => r.subject);
@@ -131,5 +134,43 @@ describe('bench smoke run', () => {
       assert.ok(row.ratio > 0, `${row.subject}: ratio ${row.ratio}`);
     }
     assert.equal(rows.find((r) => r.subject === 'raw lru-cache get')?.ratio, 1);
+    return rows;
+  }
+
+  it('`lockstep bench --quick --suite memory-hit --json` and `npm run bench -- …` print the same rows shape', { timeout: 150_000 }, async () => {
+    // npm run bench = a build, then the lockstep command: run what follows the build, as npm would.
+    const script = (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts.bench!;
+    const prefix = 'npm run build && ';
+    assert.ok(script.startsWith(prefix), script);
+    assert.equal(script.slice(prefix.length), 'node --import tsx src/cli/main.ts bench', 'npm run bench is the lockstep bench command');
+    const viaNpm = await exec('/bin/sh', ['-c', `${script.slice(prefix.length)} "$@"`, 'sh', ...ARGS]);
+    const viaCli = await exec(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', ...ARGS]);
+    const shape = (rows: Row[]) => rows.map((r) => [r.suite, r.case, r.subject, r.baseline]);
+    assert.deepEqual(shape(checkMemoryHitRows(viaNpm.stdout)), shape(checkMemoryHitRows(viaCli.stdout)));
+  });
+
+  it('without bench/ (a published install) the dev suites are unavailable in one line; the mix still runs', { timeout: 60_000 }, async () => {
+    const missing = await loadDevSuites(new URL('file:///nonexistent/lockstep/bench/main.ts'));
+    assert.ok('unavailable' in missing && /not published.*npm run bench/.test(missing.unavailable), JSON.stringify(missing));
+    const playPublished = async (argv: string[]) => {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      const out: string[] = [];
+      const err: string[] = [];
+      stdout.on('data', (chunk) => out.push(String(chunk)));
+      stderr.on('data', (chunk) => err.push(String(chunk)));
+      const code = await runBench(argv, { env: {}, stdout, stderr }, async () => missing);
+      return { code, stdout: out.join(''), stderr: err.join('') };
+    };
+    const all = await playPublished(['--quick', '--ops', '100', '--keys', '10', '--json', '--suite', 'mix', '--suite', 'memory-hit']);
+    assert.equal(all.code, 3, 'a suite asked for by name and not run is a failure');
+    assert.equal(all.stderr.split('\n').filter((line) => line.includes('unavailable')).length, 1, all.stderr);
+    assert.match(all.stderr, /^lockstep bench: suite memory-hit unavailable: this install has no bench\//m);
+    assert.deepEqual((JSON.parse(all.stdout) as Row[]).map((r) => r.suite), ['mix', 'mix']);
+
+    const everything = await playPublished(['--quick', '--json']);
+    assert.equal(everything.code, 0, everything.stderr);
+    assert.match(everything.stderr, /^lockstep bench: the suites of bench\/ are unavailable, running the mix only: /m);
+    assert.deepEqual((JSON.parse(everything.stdout) as Row[]).map((r) => r.subject), ['lockstep engine', 'raw store']);
   });
 });

@@ -38,6 +38,8 @@ export interface MixResult {
   readonly firstError: string | undefined;
   readonly read: OperationStats;
   readonly write: OperationStats;
+  /** Reads and writes together: the mix suite's row. */
+  readonly all: OperationStats;
 }
 
 /** mulberry32: small, seeded, good enough to pick keys. */
@@ -68,7 +70,7 @@ export const keyName = (index: number): string => `k${index}`;
 function stats(histogram: RecordableHistogram): OperationStats {
   // The histogram holds nanoseconds; an empty one reports NaN/huge numbers: report zeros.
   const count = histogram.count;
-  const ms = (ns: number) => (count === 0 ? 0 : Math.round(ns / 1e3) / 1e3);
+  const ms = (ns: number) => (count === 0 ? 0 : Math.round(ns) / 1e6);
   return { count, p50Ms: ms(histogram.percentile(50)), p99Ms: ms(histogram.percentile(99)), meanMs: ms(histogram.mean), maxMs: ms(histogram.max) };
 }
 
@@ -79,6 +81,7 @@ function stats(histogram: RecordableHistogram): OperationStats {
 export async function runMix(subject: BenchSubject, plan: MixPlan, concurrency: number, onProgress?: (done: number) => void): Promise<MixResult> {
   const ops = plan.kinds.length;
   const histograms = [createHistogram(), createHistogram()] as const;
+  const all = createHistogram();
   let next = 0;
   let errors = 0;
   let firstError: string | undefined;
@@ -93,7 +96,9 @@ export async function runMix(subject: BenchSubject, plan: MixPlan, concurrency: 
         errors++;
         firstError ??= (error as Error)?.message ?? String(error);
       }
-      (kind === 0 ? histograms[0] : histograms[1]).record(Math.max(1, Number(process.hrtime.bigint() - started)));
+      const ns = Math.max(1, Number(process.hrtime.bigint() - started));
+      (kind === 0 ? histograms[0] : histograms[1]).record(ns);
+      all.record(ns);
       if ((i & 255) === 255) onProgress?.(i + 1);
     }
   };
@@ -109,5 +114,6 @@ export async function runMix(subject: BenchSubject, plan: MixPlan, concurrency: 
     firstError,
     read: stats(histograms[0]),
     write: stats(histograms[1]),
+    all: stats(all),
   };
 }
