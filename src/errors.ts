@@ -115,6 +115,11 @@ export class CacheTimeoutError extends CacheError {
   static override readonly code = 'E_CACHE_TIMEOUT';
 }
 
+/** Redis evicts keys without a TTL (`maxmemory-policy allkeys-*`), leases included: the adapter refuses to be used. */
+export class CacheEvictionPolicyError extends CacheError {
+  static override readonly code = 'E_CACHE_EVICTION_POLICY';
+}
+
 /** The cache could not be leased and the failure policy is `strict`: nothing was written. */
 export class CacheUnavailableError extends LockstepError {
   static override readonly code = 'E_CACHE_UNAVAILABLE';

@@ -4,7 +4,7 @@
 import { Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
-import { CacheError, CacheTimeoutError, ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
+import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
 import type {
   CacheAdapter,
@@ -103,7 +103,10 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * carry a TTL (PEXPIRE) and may be evicted; leases carry none, so a volatile policy never evicts
  * them for space (evicting a write lease would let a reader fill a stale value). Under `noeviction`
  * a full Redis refuses new leases and the engine falls back to the store. The policy is checked
- * after connecting (tolerating a disabled CONFIG) and an `allkeys-*` policy is reported to `onWarning`.
+ * when connecting and again every 5 s while in use (tolerating a disabled CONFIG): under an
+ * `allkeys-*` policy `connect()` rejects and every call fails with E_CACHE_EVICTION_POLICY (the
+ * engine then treats the cache as down: reads go to the store, writes follow the failure policy),
+ * and `onWarning` is told; the adapter serves again once the policy is fixed.
  * A lease whose holder crashed stays as a small key (no TTL) until its key is touched again or
  * `scan()` (the auditor) passes over it: both drop it once its deadline has passed.
  *
@@ -127,6 +130,8 @@ export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAda
 const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
 const BYPASS = Object.freeze({ kind: 'bypass' as const });
 const SCAN_COUNT = '1000';
+/** How often the maxmemory-policy is checked again while the adapter is in use. */
+const POLICY_RECHECK_MS = 5_000;
 class RedisCache implements RedisCacheAdapter {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
@@ -146,6 +151,10 @@ class RedisCache implements RedisCacheAdapter {
   private connected = false;
   private opening: Promise<void> | undefined;
   private lastError: unknown;
+  /** Why the adapter refuses to be used (an allkeys-* maxmemory-policy), or undefined. */
+  private evictionRefusal: string | undefined;
+  private policyCheckedAt = 0;
+  private policyCheck: Promise<void> | undefined;
 
   constructor(options: RedisCacheOptions) {
     this.keyPrefix = options.keyPrefix ?? 'lockstep:';
@@ -190,7 +199,9 @@ class RedisCache implements RedisCacheAdapter {
 
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError('the Redis cache is closed'));
-    return this.deadline('connect', undefined, this.whenOpen(), this.connectTimeoutMs);
+    return this.deadline('connect', undefined, this.whenOpen(), this.connectTimeoutMs).then(() => {
+      if (this.evictionRefusal !== undefined) throw new CacheEvictionPolicyError(this.evictionRefusal);
+    });
   }
 
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
@@ -338,7 +349,12 @@ class RedisCache implements RedisCacheAdapter {
   /** Runs one adapter call: waits for the first connection if there has been none, within the deadline. */
   private run<T>(op: string, key: string | undefined, body: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new ClosedError(`the Redis cache is closed (${op})`, { key }));
-    const work = this.connected ? body() : this.whenOpen().then(body);
+    if (this.connected) {
+      // The policy can change at run time (CONFIG SET): checked again in the background every 5 s.
+      if (performance.now() - this.policyCheckedAt > POLICY_RECHECK_MS) this.policyCheck ??= this.checkMaxmemoryPolicy();
+      if (this.evictionRefusal !== undefined) return Promise.reject(new CacheEvictionPolicyError(this.evictionRefusal, { key }));
+    }
+    const work = this.connected ? body() : this.whenOpen().then(() => this.refuseIfEvicting(key)).then(body);
     return this.deadline(op, key, work);
   }
 
@@ -371,28 +387,38 @@ class RedisCache implements RedisCacheAdapter {
       throw error;
     }
     this.connected = true;
-    void this.checkMaxmemoryPolicy();
+    this.policyCheck ??= this.checkMaxmemoryPolicy();
+    await this.policyCheck;
   }
 
-  /** Warns when a master evicts keys without a TTL (`allkeys-*`): leases could then be evicted. */
+  private refuseIfEvicting(key: string | undefined): void {
+    if (this.evictionRefusal !== undefined) throw new CacheEvictionPolicyError(this.evictionRefusal, { key });
+  }
+
+  /**
+   * Refuses service while a master evicts keys without a TTL (`allkeys-*`): leases could then be
+   * evicted for space, and a stale fill let in. Never rejects: CONFIG is often disabled on managed
+   * Redis (nothing to check then), and a failed check keeps the last verdict.
+   */
   private async checkMaxmemoryPolicy(): Promise<void> {
     try {
       const nodes = await this.transport.nodes();
       const replies = await Promise.all(
         nodes.map((node) => this.deadline('CONFIG GET', undefined, node.sendCommand(['CONFIG', 'GET', 'maxmemory-policy'], this.transport.options))),
       );
-      for (const reply of replies) {
-        const policy = configValue(reply, 'maxmemory-policy');
-        if (policy?.startsWith('allkeys-')) {
-          this.onWarning(
-            `Lockstep's Redis cache needs maxmemory-policy noeviction or volatile-* (got ${policy}): ` +
-              'an allkeys-* policy may evict write leases and let a stale value be served',
-          );
-          return;
-        }
-      }
+      const evicting = replies.map((reply) => configValue(reply, 'maxmemory-policy')).find((policy) => policy?.startsWith('allkeys-'));
+      const refusal =
+        evicting === undefined
+          ? undefined
+          : `Lockstep's Redis cache needs maxmemory-policy noeviction or volatile-* (got ${evicting}): ` +
+            'an allkeys-* policy may evict write leases and let a stale value be served, so the cache is not used until the policy is changed';
+      if (refusal !== undefined && this.evictionRefusal === undefined) this.onWarning(refusal);
+      this.evictionRefusal = refusal;
     } catch {
-      // CONFIG is often disabled on managed Redis: nothing to check then
+      // CONFIG disabled, or Redis unreachable: keep the last verdict
+    } finally {
+      this.policyCheckedAt = performance.now();
+      this.policyCheck = undefined;
     }
   }
 

@@ -529,22 +529,49 @@ describe('Redis cache against a test-owned redis-server', { skip: ownServer.skip
     }
   });
 
-  it('an allkeys-* maxmemory-policy is reported to onWarning; volatile-* and noeviction are not', async () => {
-    for (const [policy, warns] of [['allkeys-lru', true], ['volatile-lru', false], ['noeviction', false]] as const) {
+  it('under an allkeys-* maxmemory-policy the adapter refuses to start and to serve (leases could be evicted); volatile-* and noeviction are served', async () => {
+    for (const [policy, refused] of [['allkeys-lru', true], ['allkeys-random', true], ['volatile-lru', false], ['noeviction', false]] as const) {
       await admin.configSet('maxmemory-policy', policy);
       const warnings: string[] = [];
       const cache = createRedisCache({ url: server.url, keyPrefix: 'policy:', onWarning: (message) => warnings.push(message) });
       try {
-        await cache.connect();
-        await cache.ping();
-        for (let i = 0; i < 20 && warnings.length === 0; i++) await sleep(10);
-        assert.equal(warnings.length > 0, warns, `${policy}: ${JSON.stringify(warnings)}`);
-        if (warns) assert.match(warnings[0]!, new RegExp(policy));
+        if (refused) {
+          await assert.rejects(cache.connect(), (error: unknown) => (error as LockstepError).code === 'E_CACHE_EVICTION_POLICY');
+          await assert.rejects(cache.get('k', LEASE), (error: unknown) => (error as LockstepError).code === 'E_CACHE_EVICTION_POLICY');
+          assert.match(warnings[0] ?? '', new RegExp(policy));
+        } else {
+          await cache.connect();
+          assert.equal((await cache.get('k', LEASE)).kind, 'miss');
+          assert.deepEqual(warnings, []);
+        }
       } finally {
         await cache.close();
       }
     }
     await admin.configSet('maxmemory-policy', 'noeviction');
+  });
+
+  it('a policy changed to allkeys-* while in use fences the adapter within its recheck, and a fixed policy lets it serve again', async () => {
+    const cache = createRedisCache({ url: server.url, keyPrefix: 'policy-live:', onWarning: () => undefined });
+    const codeOf = async () => cache.get('k', LEASE).then(() => 'served', (error: unknown) => (error as LockstepError).code);
+    const waitFor = async (want: string) => {
+      for (const until = performance.now() + 20_000; ; ) {
+        if ((await codeOf()) === want) return;
+        assert.ok(performance.now() < until, `the adapter never turned ${want}`);
+        await sleep(100);
+      }
+    };
+    try {
+      await cache.connect();
+      assert.equal(await codeOf(), 'served');
+      await admin.configSet('maxmemory-policy', 'allkeys-lru');
+      await waitFor('E_CACHE_EVICTION_POLICY'); // checked again every 5 s
+      await admin.configSet('maxmemory-policy', 'volatile-lru');
+      await waitFor('served');
+    } finally {
+      await admin.configSet('maxmemory-policy', 'noeviction');
+      await cache.close();
+    }
   });
 
   it('an unreachable Redis: the first call (lazy connect) and connect() fail within their deadlines', async () => {

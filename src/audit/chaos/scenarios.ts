@@ -36,7 +36,7 @@ export const SCENARIO_HELP: Readonly<Record<ScenarioName, string>> = {
   'redis-shutdown-nosave': 'SHUTDOWN NOSAVE, then a fresh redis-server on the same port',
   'redis-flushall': 'FLUSHALL (records, leases and journal cursors gone at once)',
   'maxmemory-volatile': 'maxmemory just above use, filled by TTL keys, under volatile-lru|lfu|ttl|random or noeviction (by seed), for a few seconds',
-  'maxmemory-allkeys': 'maxmemory-policy allkeys-*: a new Redis adapter must refuse to start or warn (asserted); restored before the workers notice',
+  'maxmemory-allkeys': 'maxmemory-policy allkeys-*: a new Redis adapter must refuse to start (asserted); restored before the workers notice',
   'pg-terminate-backend': 'pg_terminate_backend of every store session of the workers, twice',
   'row-lock-past-lease': 'SELECT ... FOR UPDATE of the hot keys\' rows in another session, held 2-3 lease TTLs',
   'mixed-addresses': 'workers reach the database by different addresses (127.0.0.1, localhost, the unix socket), then restart-all-kill',
