@@ -257,7 +257,7 @@ export const openApiDocument: OpenApiDocument = {
       XCache: { description: 'Where the answer came from.', schema: { enum: ['hit', 'miss', 'bypass', 'store-fallback'] } },
     },
     schemas: {
-      Stats: object(['now', 'namespaces', 'reads', 'writes', 'hitRatio', 'counters', 'latencyMs', 'failures', 'alert', 'leases', 'journal', 'audit', 'view', 'histograms', 'window', 'history', 'auditHistory'], {
+      Stats: object(['now', 'namespaces', 'reads', 'writes', 'hitRatio', 'counters', 'latencyMs', 'failures', 'alert', 'leases', 'journal', 'audit', 'view', 'histograms', 'window', 'history', 'auditHistory', 'namespaceList'], {
         now: { type: 'integer', description: 'Server time, ms since the epoch.' },
         namespaces: { type: 'integer' },
         reads: { type: 'integer' },
@@ -278,6 +278,7 @@ export const openApiDocument: OpenApiDocument = {
         histograms: { type: 'object', description: 'db_write_latency, cache_write_latency, write_through_total_latency over the view since start: count, p50Ms, p99Ms (bucket upper bounds).' },
         window: object(['name', 'ms', 'intervalMs', 'keptMs'], { name: { enum: ['1m', '5m', '15m', '1h'] }, ms: { type: 'integer' }, intervalMs: { type: 'integer' }, keptMs: { type: 'integer' } }),
         history: { type: 'array', description: 'Samples within the window, oldest first: t, cumulative cache_hits, cache_misses, reads, writes, the three failure counters, read_p99 and write_p99 (ms).', items: { type: 'object' } },
+        namespaceList: { type: 'array', items: { type: 'string' }, description: 'Namespaces with a metric series of their own (the filter\'s choices).' },
         auditHistory: { type: 'array', description: 'The A–E counts of the last audits, oldest first.', items: object(['finishedAt', 'counts'], { finishedAt: { type: 'string', format: 'date-time' }, counts: { type: 'object' } }) },
       }),
       AuditSummary: object(['startedAt', 'finishedAt', 'durationMs', 'trigger', 'namespaces', 'keys', 'counts'], {

@@ -217,6 +217,7 @@ export function createService(options: ServiceOptions): LockstepService {
       window: { name: windowName, ms: windowMs, intervalMs: history.intervalMs, keptMs: history.keptMs },
       history: series === 'none' ? [] : history.window(namespace ?? undefined, windowMs),
       auditHistory: auditor.history(),
+      namespaceList: [...groups.labelledNamespaces()],
     });
   }
 

@@ -19,7 +19,7 @@ export interface HistorySample {
   readonly write_through_db_failures: number;
   readonly write_through_cache_failures: number;
   readonly write_through_failures: number;
-  /** Recent p99 in ms of reads and of writes (all namespaces; null before any). */
+  /** Recent p99 in ms of reads and of writes (all namespaces, in every view; null before any). */
   readonly read_p99: number | null;
   readonly write_p99: number | null;
 }
@@ -106,8 +106,9 @@ export function createStatsHistory(source: HistorySource, options: { intervalMs:
         write_through_db_failures: c.dbFailures,
         write_through_cache_failures: c.cacheFailures,
         write_through_failures: c.failures,
-        read_p99: null,
-        write_p99: null,
+        // The recent latencies are the service's: every view charts the same p99s.
+        read_p99: read,
+        write_p99: write,
       };
       ring(namespace).push(own);
       for (const key of FIELDS) if (key !== 't' && key !== 'read_p99' && key !== 'write_p99') total[key] += own[key];

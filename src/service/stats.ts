@@ -76,6 +76,8 @@ export interface ServiceStats {
   readonly history: readonly HistorySample[];
   /** The A–E counts of the last audits (the view's namespace only, in a namespace view), oldest first. */
   readonly auditHistory: ReadonlyArray<{ readonly finishedAt: string; readonly counts: StateCounts }>;
+  /** The namespaces with a metric series of their own (the filter's choices; at most metricsNamespaces). */
+  readonly namespaceList: readonly string[];
 }
 
 /** What the service adds for a view. */
@@ -84,6 +86,7 @@ export interface ViewContext {
   readonly window: ServiceStats['window'];
   readonly history: readonly HistorySample[];
   readonly auditHistory: readonly AuditPoint[];
+  readonly namespaceList: readonly string[];
 }
 
 export interface AlertSettings {
@@ -156,7 +159,7 @@ export function createStatsTracker(): StatsTracker {
       };
     },
     p99: () => ({ read: read.quantiles().p99, write: write.total.quantiles().p99 }),
-    assemble(snapshot, { namespaces, alert, audit, leasesExpired, writesInFlight }, { view, window, history, auditHistory }) {
+    assemble(snapshot, { namespaces, alert, audit, leasesExpired, writesInFlight }, { view, window, history, auditHistory, namespaceList }) {
       const c = snapshot.counters;
       const looked = c.cache_hits + c.cache_misses;
       const ns = view.namespace;
@@ -196,6 +199,7 @@ export function createStatsTracker(): StatsTracker {
         window,
         history,
         auditHistory: auditHistory.map((p) => ({ finishedAt: p.finishedAt, counts: ns === null ? p.counts : (p.byNamespace[ns] ?? ZERO_COUNTS) })),
+        namespaceList,
       };
     },
   };
