@@ -78,7 +78,7 @@
     const el = $(id);
     const opts = {
       width: el.clientWidth,
-      height: el.clientHeight,
+      height: Math.max(80, el.clientHeight - 30),
       scales: { x: { time: true, ...(windowed ? { range: () => xRange } : {}) }, y },
       legend: { live: false },
       series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, spanGaps: !points, points: { show: points } }))],
@@ -88,7 +88,16 @@
       ],
       cursor: { drag: { x: false, y: false } },
     };
-    return { el, plot: new uPlot(opts, [[], ...series.map(() => [])], el) };
+    const c = { el, plot: new uPlot(opts, [[], ...series.map(() => [])], el) };
+    fit(c);
+    return c;
+  }
+
+  /** The plot takes the box the stylesheet gives the chart, less its legend (the series' names). */
+  function fit(c) {
+    const legend = c.el.querySelector('.u-legend');
+    const height = Math.max(80, c.el.clientHeight - (legend ? legend.offsetHeight : 0));
+    if (c.plot.width !== c.el.clientWidth || c.plot.height !== height) c.plot.setSize({ width: c.el.clientWidth, height });
   }
 
   const charts = {
@@ -107,10 +116,7 @@
   }
 
   // Charts fill their boxes, whose size the stylesheet sets (it grows with the window).
-  const resize = () => {
-    for (const c of Object.values(charts)) c.plot.setSize({ width: c.el.clientWidth, height: c.el.clientHeight });
-  };
-  new ResizeObserver(resize).observe(document.querySelector('.charts'));
+  new ResizeObserver(() => Object.values(charts).forEach(fit)).observe(document.querySelector('.charts'));
 
   /** Per-second rates between consecutive history samples, plotted at the later one. */
   function historyData(history) {
