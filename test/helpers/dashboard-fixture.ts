@@ -31,13 +31,13 @@ export interface DashboardServer {
 }
 
 export async function startDashboardServer(
-  options: { engine?: EngineSettings; audit?: ServiceAuditOptions; statsInterval?: string } = {},
+  options: { engine?: EngineSettings; audit?: ServiceAuditOptions; statsInterval?: string; metricsNamespaces?: number } = {},
 ): Promise<DashboardServer> {
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-dashboard-'));
   const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
   const memory = createMemoryCache({ maxEntries: 10_000 });
   const cache = new ChaosCache(memory);
-  const service = createService({ store: sqlite, cache, engine: options.engine, journal: { pollInterval: '50ms' }, audit: options.audit ?? { interval: 0 }, statsInterval: options.statsInterval ?? '1s' });
+  const service = createService({ store: sqlite, cache, engine: options.engine, journal: { pollInterval: '50ms' }, audit: options.audit ?? { interval: 0 }, statsInterval: options.statsInterval ?? '1s', ...(options.metricsNamespaces === undefined ? {} : { metricsNamespaces: options.metricsNamespaces }) });
   const token = `dash-${process.pid}-${Date.now()}`;
   const server = await listen(createApp(service, { token }), { host: '127.0.0.1', port: 0, token });
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
