@@ -79,7 +79,8 @@
     const opts = {
       width: el.clientWidth,
       height: Math.max(80, el.clientHeight - 30),
-      scales: { x: { time: true, ...(windowed ? { range: () => xRange } : {}) }, y },
+      // Audits: their own span, a minute either side of a lone run (uPlot would span years).
+      scales: { x: { time: true, range: windowed ? () => xRange : (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) }, y },
       legend: { live: false },
       series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, spanGaps: !points, points: { show: points } }))],
       axes: [

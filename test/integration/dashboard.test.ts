@@ -244,6 +244,39 @@ describe('dashboard in Chromium', needProgram('Chromium', CHROMIUM_PATH), () => 
     await page.screenshot({ path: `${OUT_DIR}/dashboard.png`, fullPage: true });
   });
 
+  it('fills 1400×1000 and 1280×800, and fits 800 px wide without horizontal scroll or overlap', async () => {
+    const { page } = browser;
+    for (const [width, height] of [[1400, 1000], [1280, 800], [800, 900]] as const) {
+      await page.setViewportSize({ width, height });
+      // The charts follow their boxes (a ResizeObserver): wait until each canvas spans its box.
+      await page.waitForFunction(
+        () => [...(globalThis as any).document.querySelectorAll('.chart')].every((el: any) => Math.abs(el.querySelector('canvas').getBoundingClientRect().width - el.clientWidth) <= 2),
+        undefined,
+        { timeout: 20_000 },
+      );
+      const layout = await page.evaluate(() => {
+        const doc = (globalThis as any).document;
+        const boxes = [...doc.querySelectorAll('.tile, main > .charts > .panel, main > .row > .panel')].map((el: any) => el.getBoundingClientRect());
+        let overlaps = 0;
+        for (let i = 0; i < boxes.length; i++) {
+          for (let j = i + 1; j < boxes.length; j++) {
+            const a = boxes[i];
+            const b = boxes[j];
+            if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) overlaps++;
+          }
+        }
+        const main = doc.querySelector('main').getBoundingClientRect();
+        return { scrollWidth: doc.documentElement.scrollWidth, clientWidth: doc.documentElement.clientWidth, overlaps, bottom: main.bottom + (globalThis as any).scrollY, panels: boxes.length };
+      });
+      assert.equal(layout.panels, 8 + 4 + 2);
+      assert.equal(layout.overlaps, 0, `${width}×${height}: panels overlap`);
+      assert.ok(layout.scrollWidth <= layout.clientWidth, `${width}×${height}: ${layout.scrollWidth} px of content in ${layout.clientWidth}`);
+      // No empty bottom third: the panels reach at least 90 % of the viewport's height.
+      assert.ok(layout.bottom >= 0.9 * height, `${width}×${height}: the panels end at ${Math.round(layout.bottom)} px`);
+      await page.screenshot({ path: `${OUT_DIR}/dashboard-${width}x${height}.png`, fullPage: true });
+    }
+  });
+
   it('ran without a script error or a CSP violation', () => {
     // The 401 of the first stats call is logged by Chromium as a failed resource load: expected.
     const unexpected = browser.errors.filter((e) => !/status of 401/.test(e));
