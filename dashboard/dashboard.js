@@ -73,14 +73,15 @@
 
   /** The x range of the windowed charts: [now − window, now], in seconds (set before each draw). */
   let xRange = [0, 1];
+  /** The audit chart's x range: the runs kept, a minute either side (uPlot would span years for one). */
+  let auditRange = [0, 1];
 
   function chart(id, series, { y = {}, colors = COLORS, windowed = true, points = false } = {}) {
     const el = $(id);
     const opts = {
       width: el.clientWidth,
       height: Math.max(80, el.clientHeight - 30),
-      // Audits: their own span, a minute either side of a lone run (uPlot would span years).
-      scales: { x: { time: true, range: windowed ? () => xRange : (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) }, y },
+      scales: { x: { time: true, range: windowed ? () => xRange : () => auditRange }, y },
       legend: { live: false },
       series: [{}, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2, spanGaps: !points, points: { show: points } }))],
       axes: [
@@ -241,7 +242,9 @@
     draw(charts.hits, [t, columns.hits, columns.misses]);
     draw(charts.p99, [t, columns.readP99, columns.writeP99]);
     const audits = s.auditHistory;
-    draw(charts.audit, [audits.map((a) => Date.parse(a.finishedAt) / 1000), ...['A', 'B', 'C', 'D', 'E'].map((k) => audits.map((a) => a.counts[k]))]);
+    const runs = audits.map((a) => Date.parse(a.finishedAt) / 1000);
+    auditRange = runs.length === 0 ? [s.now / 1000 - 3600, s.now / 1000] : [runs[0] - 60, runs[runs.length - 1] + 60];
+    draw(charts.audit, [runs, ...['A', 'B', 'C', 'D', 'E'].map((k) => audits.map((a) => a.counts[k]))]);
     const last = s.history.length > 1 ? s.history.slice(-2) : undefined;
     const perSecond = (field) => (last ? rate((last[1][field] - last[0][field]) / ((last[1].t - last[0].t) / 1000)) : '–');
     setText('read-rate', perSecond('reads'));
