@@ -73,7 +73,7 @@
 
   /** The x range of the windowed charts: [now − window, now], in seconds (set before each draw). */
   let xRange = [0, 1];
-  /** The audit chart's x range: the runs kept, a minute either side (uPlot would span years for one). */
+  /** The audit chart's x range: the runs kept, a little either side (uPlot would span years for one run). */
   let auditRange = [0, 1];
 
   function chart(id, series, { y = {}, colors = COLORS, windowed = true, points = false } = {}) {
@@ -243,7 +243,9 @@
     draw(charts.p99, [t, columns.readP99, columns.writeP99]);
     const audits = s.auditHistory;
     const runs = audits.map((a) => Date.parse(a.finishedAt) / 1000);
-    auditRange = runs.length === 0 ? [s.now / 1000 - 3600, s.now / 1000] : [runs[0] - 60, runs[runs.length - 1] + 60];
+    const span = runs.length === 0 ? 0 : runs[runs.length - 1] - runs[0];
+    const pad = span === 0 ? 60 : Math.max(5, span * 0.05);
+    auditRange = runs.length === 0 ? [s.now / 1000 - 3600, s.now / 1000] : [runs[0] - pad, runs[runs.length - 1] + pad];
     draw(charts.audit, [runs, ...['A', 'B', 'C', 'D', 'E'].map((k) => audits.map((a) => a.counts[k]))]);
     const last = s.history.length > 1 ? s.history.slice(-2) : undefined;
     const perSecond = (field) => (last ? rate((last[1][field] - last[0][field]) / ((last[1].t - last[0].t) / 1000)) : '–');
