@@ -16,10 +16,13 @@ import { processes } from './suites/processes.js';
 import { redisHit, redisHitConcurrent } from './suites/redis-hit.js';
 import { redisWrite, redisWriteConcurrent } from './suites/redis-write.js';
 import { write } from './suites/write.js';
+import { respFront, type ExternalSuite } from './suites/resp-front.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../test/helpers/services.js';
 
 // A suite may have several definitions under one name (a case each): `--suite NAME` runs them all.
 const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes];
+/** Suites that drive servers in child processes with external load generators and report throughput rows themselves. */
+const EXTERNAL_SUITES: readonly ExternalSuite[] = [respFront];
 /** Suites on the shared Redis and PostgreSQL: skipped, with a note, when either is unreachable. */
 const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes]);
 
@@ -31,7 +34,7 @@ const TIMING = {
 } as const;
 
 function usage(): string {
-  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${[...new Set(SUITES.map((s) => s.name))].join(', ')}`;
+  return `usage: node --import tsx bench/main.ts [--json] [--quick] [--suite NAME]\nsuites: ${[...new Set([...SUITES, ...EXTERNAL_SUITES].map((s) => s.name))].join(', ')}`;
 }
 
 /** A full collection between subjects, so one subject's garbage is not collected on another's clock. */
@@ -123,7 +126,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const wanted = args.suite ?? [];
-  const unknown = wanted.filter((name) => !SUITES.some((s) => s.name === name));
+  const unknown = wanted.filter((name) => !SUITES.some((s) => s.name === name) && !EXTERNAL_SUITES.some((s) => s.name === name));
   if (unknown.length > 0) {
     process.stderr.write(`unknown suite: ${unknown.join(', ')}\n${usage()}\n`);
     return 2;
@@ -144,11 +147,17 @@ async function main(): Promise<number> {
   log(`lockstep bench${options.quick ? ' (quick)' : ''}: ${describeMachine()}`);
   const rows: Row[] = [];
   for (const suite of suites) rows.push(...(await runSuite(suite, options, log)));
+  for (const suite of EXTERNAL_SUITES.filter((s) => wanted.length === 0 || wanted.includes(s.name))) {
+    const why = suite.unavailable();
+    if (why === undefined) rows.push(...(await suite.run(options, log)));
+    else log(`skipping ${suite.name}: ${why}`);
+  }
 
   const table = formatTable(rows);
   const cases = [...new Map(rows.map((r) => [r.suite, r.case])).entries()].map(([suite, c]) => `  ${suite}: ${c}`);
   const notes = [
-    'ratio = subject mean latency / baseline mean latency (per operation; above 1 is slower).',
+    'ratio = subject mean latency / baseline mean latency (per operation; above 1 is slower);',
+    '  resp-get/resp-set measure throughput: ratio = baseline ops/s / subject ops/s (above 1 is slower).',
     'Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.',
     ...cases,
   ].join('\n');

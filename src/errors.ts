@@ -84,7 +84,16 @@ export class PreconditionFailedError extends LockstepError {
 
 /** The store failed a read. */
 export class StoreReadError extends LockstepError {
-  static override readonly code = 'E_STORE_READ';
+  // Typed as string: a subclass narrows it to its own code.
+  static override readonly code: string = 'E_STORE_READ';
+}
+
+/**
+ * The store did not answer a read (or the wait before a write) within its client-side deadline,
+ * derived from the lease budget (docs/operations.md, "Deadlines"). A StoreReadError with its own code.
+ */
+export class StoreTimeoutError extends StoreReadError {
+  static override readonly code = 'E_STORE_TIMEOUT';
 }
 
 /**
@@ -93,6 +102,17 @@ export class StoreReadError extends LockstepError {
  */
 export class StoreOutcomeUnknownError extends LockstepError {
   static override readonly code = 'E_STORE_OUTCOME_UNKNOWN';
+}
+
+/** A cache call failed (connection refused, an error reply). Reads fall back to the store; inspect reports it. */
+export class CacheError extends LockstepError {
+  // Typed as string: a subclass narrows it to its own code.
+  static override readonly code: string = 'E_CACHE_FAILED';
+}
+
+/** A cache call did not answer within its client-side deadline (the Redis adapter's `commandTimeout`). */
+export class CacheTimeoutError extends CacheError {
+  static override readonly code = 'E_CACHE_TIMEOUT';
 }
 
 /** The cache could not be leased and the failure policy is `strict`: nothing was written. */

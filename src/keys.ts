@@ -11,7 +11,18 @@ export function validateNamespace(namespace: unknown): string {
   return namespace;
 }
 
-/** Checks a key: a non-empty, well-formed string of at most `maxBytes` UTF-8 bytes. */
+/**
+ * The longest key any backend stores, in UTF-8 bytes: MariaDB's key column is VARBINARY(512) (and
+ * PostgreSQL's b-tree entries stop near 2.7 kB). `maxKeyBytes` may lower it, never raise it.
+ */
+export const KEY_MAX_BYTES = 512;
+
+/**
+ * The one key rule, checked before any backend is touched, the same for every store and cache
+ * (docs/operations.md, "Key rule"): a non-empty string of well-formed UTF-16 (no lone surrogate:
+ * it has no UTF-8 form), without U+0000 (PostgreSQL text cannot hold it), of at most `maxBytes`
+ * UTF-8 bytes. Everything else (spaces, controls, emoji, U+FFFF …) is stored exactly by all of them.
+ */
 export function validateKey(key: unknown, maxBytes: number, namespace?: string): string {
   if (typeof key !== 'string' || key.length === 0) {
     throw new InvalidKeyError('key must be a non-empty string', { key: typeof key === 'string' ? key : undefined, namespace });
@@ -22,6 +33,9 @@ export function validateKey(key: unknown, maxBytes: number, namespace?: string):
   }
   if (!key.isWellFormed()) {
     throw new InvalidKeyError('key contains a lone surrogate and is not valid Unicode', { key, namespace });
+  }
+  if (key.includes('\0')) {
+    throw new InvalidKeyError('key contains U+0000 (NUL), which PostgreSQL cannot store', { key, namespace });
   }
   return key;
 }

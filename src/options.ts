@@ -3,7 +3,7 @@ import { jsonCodec } from './codec.js';
 import { systemClock } from './clock.js';
 import { toMs, type Duration } from './duration.js';
 import { InvalidOptionError } from './errors.js';
-import { validateNamespace } from './keys.js';
+import { KEY_MAX_BYTES, validateNamespace } from './keys.js';
 import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
 
 export type FailurePolicy = 'pragmatic' | 'strict';
@@ -58,7 +58,7 @@ export interface EngineOptions {
   leaseTtl?: Duration;
   /** What a write does when the cache fails: `pragmatic` acknowledges and repairs, `strict` refuses or reports. @default 'pragmatic' */
   failurePolicy?: FailurePolicy;
-  /** Longest key, in UTF-8 bytes. @default 512 */
+  /** Longest key, in UTF-8 bytes, at most 512 (the longest every backend stores). @default 512 */
   maxKeyBytes?: number;
   /** Largest encoded value, in bytes. @default 1048576 (1 MiB) */
   maxValueBytes?: number;
@@ -82,6 +82,8 @@ export interface EngineOptions {
 export interface JournalDrainerLike {
   readonly ready: Promise<void>;
   drain(): Promise<number>;
+  /** True while the journal retained at its start is not yet applied: reads then bypass cached values. */
+  replaying?(): boolean;
   /** Counts the rows applied to one namespace (createJournalDrainer has it); the engine reports it as journalRepairs. */
   watchRepairs?(namespace?: string): { readonly count: number; stop(): void };
 }
@@ -114,6 +116,14 @@ function positiveInteger(value: unknown, option: string): number {
     throw new InvalidOptionError(`${option} must be a positive integer (got ${JSON.stringify(value)})`);
   }
   return value;
+}
+
+function maxKeyBytesOf(value: unknown): number {
+  const bytes = positiveInteger(value ?? KEY_MAX_BYTES, 'maxKeyBytes');
+  if (bytes > KEY_MAX_BYTES) {
+    throw new InvalidOptionError(`maxKeyBytes must be at most ${KEY_MAX_BYTES}, the longest key every store can hold (got ${bytes})`);
+  }
+  return bytes;
 }
 
 function requirePort(value: unknown, option: string, methods: readonly string[]): void {
@@ -176,7 +186,7 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
     tombstoneTtlMs,
     leaseTtlMs,
     failurePolicy,
-    maxKeyBytes: positiveInteger(options.maxKeyBytes ?? 512, 'maxKeyBytes'),
+    maxKeyBytes: maxKeyBytesOf(options.maxKeyBytes),
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
     codec,
     clock,

@@ -1,6 +1,6 @@
 // The ports: the small, dumb interfaces that the engine drives and the adapters implement.
 // Adapters move strings (or, as a declared capability, frozen decoded values); the engine owns
-// serialization, versions and policy. See ../shared/design/consistency-protocol.md.
+// serialization, versions and policy. See docs/protocol.md.
 
 /** A version assigned by the store. Per key it increases in commit order, across delete and re-create. */
 export type Version = number;
@@ -109,11 +109,17 @@ export interface CacheAdapter {
   stats(): CacheStats;
   /**
    * The last id of the journal `journalId` (see StoreAdapter.journalId) replayed into this cache, or
-   * undefined when unknown (a new or emptied cache). One cache may front several stores.
+   * undefined when unknown (a new or emptied cache, or a lost cursor: the drainer then replays the
+   * whole retained journal). One cache may front several stores.
    */
   loadJournalCursor(journalId: string): MaybePromise<number | undefined>;
   /** Records that rows of journal `journalId` up to `id` are replayed; never moves the cursor backwards. */
   saveJournalCursor(journalId: string, id: number): MaybePromise<void>;
+  /**
+   * True only when the cache holds no record at all right now (an in-process cache can tell; a
+   * shared one leaves this out). The journal drainer may then start at the journal's head.
+   */
+  isEmpty?(): boolean;
   close(): MaybePromise<void>;
 }
 

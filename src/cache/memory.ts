@@ -74,8 +74,10 @@ class MemoryCache implements CacheAdapter {
   readonly name = 'memory';
   readonly capabilities;
   private readonly clock: Clock;
+  private readonly epochOffsetMs: number;
   private readonly values: LRUCache<string, StoredValue>;
   private readonly leases = new Map<string, Lease>();
+  private readonly cursors = new Map<string, number>();
   private readonly nextToken = createTokenSource('fill');
   private leasesExpired = 0;
   private opsSinceSweep = 0;
@@ -87,6 +89,7 @@ class MemoryCache implements CacheAdapter {
       throw new InvalidOptionError('a memory cache must be bounded: set maxEntries, maxBytes, or both');
     }
     this.clock = options.clock ?? systemClock;
+    this.epochOffsetMs = Date.now() - this.clock.now();
     this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true, shared: false });
     const limits = {
       ...(maxEntries === undefined ? {} : { max: maxEntries }),
@@ -181,7 +184,20 @@ class MemoryCache implements CacheAdapter {
     const value = this.values.peek(key);
     if (value !== undefined) return this.valueView(key, value);
     const lease = this.liveLease(key);
-    return lease === undefined ? undefined : leaseView(key, lease);
+    return lease === undefined ? undefined : this.leaseView(key, lease);
+  }
+
+  /**
+   * A view's expiresAt is epoch ms, as the Redis adapter's: the clock's reading plus the wall time
+   * at which the clock read 0, fixed when the cache was created (so two views of one record agree).
+   */
+  private epochOf(clockMs: number): number {
+    return Number.isFinite(clockMs) ? Math.round(clockMs + this.epochOffsetMs) : clockMs;
+  }
+
+  private leaseView(key: string, lease: Lease): CacheRecordView {
+    const view = leaseView(key, lease);
+    return { ...view, expiresAt: this.epochOf(view.expiresAt) };
   }
 
   async *scan(prefix: string): AsyncIterable<CacheRecordView> {
@@ -191,7 +207,7 @@ class MemoryCache implements CacheAdapter {
     for (const key of [...this.leases.keys()]) {
       if (!key.startsWith(prefix)) continue;
       const lease = this.liveLease(key);
-      if (lease !== undefined) yield leaseView(key, lease);
+      if (lease !== undefined) yield this.leaseView(key, lease);
     }
   }
 
@@ -201,12 +217,19 @@ class MemoryCache implements CacheAdapter {
     return { leasesExpired: this.leasesExpired };
   }
 
-  /** A private cache starts empty, so it has no cursors: the drainer starts at the journal's end. */
-  loadJournalCursor(): undefined {
-    return undefined;
+  /** Cursors of the drainers of this cache object (several engines may share one memory cache). */
+  loadJournalCursor(journalId: string): number | undefined {
+    return this.cursors.get(journalId);
   }
 
-  saveJournalCursor(): void {}
+  saveJournalCursor(journalId: string, id: number): void {
+    this.cursors.set(journalId, Math.max(id, this.cursors.get(journalId) ?? 0));
+  }
+
+  /** No value and no lease at all: what a drainer may skip is then provably not in here. */
+  isEmpty(): boolean {
+    return this.values.size === 0 && this.leases.size === 0;
+  }
 
   close(): void {
     this.values.clear();
@@ -261,7 +284,7 @@ class MemoryCache implements CacheAdapter {
       version: value.version,
       payload: value.payload,
       tombstone: value.tombstone,
-      expiresAt: Number.isFinite(remaining) ? this.clock.now() + remaining : Number.POSITIVE_INFINITY,
+      expiresAt: Number.isFinite(remaining) ? this.epochOf(this.clock.now() + remaining) : Number.POSITIVE_INFINITY,
     };
   }
 }

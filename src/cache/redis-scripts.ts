@@ -1,5 +1,5 @@
 // The Lua side of the Redis cache adapter: one script per transition of the per-key record in
-// ../shared/design/consistency-protocol.md, so that each transition is ONE atomic step on the
+// docs/protocol.md, so that each transition is ONE atomic step on the
 // server. Every script reads the record of exactly one key (KEYS[1]), so it runs on one slot of a
 // Redis Cluster. Lease deadlines are measured on the Redis server's clock (TIME), never a client's.
 //

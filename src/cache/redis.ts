@@ -4,7 +4,7 @@
 import { Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
-import { ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
+import { CacheError, CacheTimeoutError, ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
 import type {
   CacheAdapter,
@@ -430,13 +430,13 @@ class RedisCache implements RedisCacheAdapter {
   private failure(op: string, key: string | undefined, error: unknown): unknown {
     if (error instanceof LockstepError) return error;
     const message = error instanceof Error ? error.message : String(error);
-    return new LockstepError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
+    return new CacheError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
   }
 
   private timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
     const offline = !this.transport.client.isReady && this.lastError !== undefined;
     const why = offline ? ` (not connected: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)})` : '';
-    return new LockstepError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
+    return new CacheTimeoutError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
   }
 }
 

@@ -12,7 +12,11 @@ export class ChaosCache implements CacheAdapter {
   constructor(readonly inner: CacheAdapter) {
     this.name = `chaos(${inner.name})`;
     this.capabilities = inner.capabilities;
+    if (inner.isEmpty !== undefined) this.isEmpty = () => inner.isEmpty!();
   }
+
+  /** Only when the wrapped cache can tell (see CacheAdapter.isEmpty). */
+  readonly isEmpty?: () => boolean;
 
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
     return this.faults.run('get', () => this.inner.get(key, fillLeaseMs));

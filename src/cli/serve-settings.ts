@@ -5,9 +5,9 @@ import type { FailurePolicy } from '../options.js';
 import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backend-specs.js';
 import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Setting } from './config.js';
 import { toMs } from '../duration.js';
-import type { RateLimit } from '../http/rate-limit.js';
-import type { TokenFile } from '../http/token-set.js';
-import { parseRateLimit, parseTokens } from './token-config.js';
+import type { RateLimit } from '../service/rate-limit.js';
+import type { TokenFile } from '../service/token-set.js';
+import { parseAllowedHosts, parseRateLimit, parseTokens } from './token-config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -49,8 +49,15 @@ export const serveSettings = {
     default: undefined,
     parse: parseTokens,
   } satisfies Setting<TokenFile | undefined>,
+  allowedHosts: {
+    arg: 'H,H',
+    help: 'host names the service answers to besides loopback (DNS-rebinding guard; with tokens, only these)',
+    default: undefined,
+    note: 'default loopback only',
+    parse: parseAllowedHosts,
+  } satisfies Setting<readonly string[] | undefined>,
   bodyLimit: { arg: 'BYTES', help: 'largest request body', default: undefined, note: 'default max value size + 64 KiB', parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number | undefined>,
-  maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes', default: undefined, note: 'default 512', parse: integerIn(1, 1_048_576) } satisfies Setting<number | undefined>,
+  maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes (at most 512)', default: undefined, note: 'default 512', parse: integerIn(1, 512) } satisfies Setting<number | undefined>,
   maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,
   rateLimit: {
     arg: 'R[:B]',
@@ -64,6 +71,22 @@ export const serveSettings = {
     help: "pause between the dashboard's background audits (30s, 5m); 0 = off",
     default: 60_000,
     note: 'default 60s',
+    parse: parsedDuration,
+  } satisfies Setting<number>,
+  resp: {
+    arg: 'HOST:PORT',
+    help: 'also serve the Redis protocol (RESP2/RESP3) here, e.g. 127.0.0.1:6380',
+    default: undefined,
+    note: 'default off; see docs/resp.md',
+    parse: parsedString(parseRespAddress),
+  } satisfies Setting<RespAddress | undefined>,
+  respNamespace: { arg: 'NS', help: 'namespace of a RESP key without a valid "ns:" prefix', default: 'default', parse: nonEmptyString } satisfies Setting<string>,
+  respMaxConnections: { arg: 'N', help: 'open RESP connections at most', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
+  respIdleTimeout: {
+    arg: 'D',
+    help: 'close a RESP connection idle this long (30s, 5m); 0 = never',
+    default: 300_000,
+    note: 'default 5m',
     parse: parsedDuration,
   } satisfies Setting<number>,
   maxEngines: { arg: 'N', help: 'namespace engines kept at most (idle ones beyond it are dropped; not the audit cap)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
@@ -84,4 +107,20 @@ function parsedDuration(raw: unknown): number {
   const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : raw;
   if (typeof value !== 'number' && typeof value !== 'string') throw new Error(`must be a duration such as 30s or 60000 (got ${JSON.stringify(raw)})`);
   return toMs(value, 'the duration', { allowZero: true });
+}
+
+export interface RespAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `HOST:PORT` (`[::1]:6380` for IPv6) or a bare port (host 127.0.0.1). */
+export function parseRespAddress(text: string): RespAddress {
+  const bare = /^[0-9]{1,5}$/.test(text) ? `127.0.0.1:${text}` : text;
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:\s]+):([0-9]{1,5})$/.exec(bare);
+  const port = Number(match?.[2]);
+  if (match === null || !Number.isInteger(port) || port > 65535) {
+    throw new Error(`must be HOST:PORT such as 127.0.0.1:6380 (got ${JSON.stringify(text)})`);
+  }
+  return { host: match[1]!, port };
 }

@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { InvalidOptionError } from '../errors.js';
 import type { AppOptions } from '../http/app-options.js';
-import { resolveRateLimit, type RateLimit } from '../http/rate-limit.js';
-import { resolveTokenFile, type TokenFile } from '../http/token-set.js';
+import { resolveAllowedHosts } from '../http/cross-site.js';
+import { resolveRateLimit, type RateLimit } from '../service/rate-limit.js';
+import { resolveTokenFile, type TokenFile } from '../service/token-set.js';
 
 export interface TokenSources {
   /** --tokens-file, else LOCKSTEP_TOKENS_FILE */
@@ -58,6 +59,13 @@ export function parseTokens(raw: unknown): TokenFile {
   return value as TokenFile;
 }
 
+/** `--allowed-hosts a.example,10.0.0.5` (a list in a config file), validated like createApp's allowedHosts. */
+export function parseAllowedHosts(raw: unknown): readonly string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '') : raw;
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError('must be a comma-separated list of host names, e.g. lockstep.internal,10.0.0.5');
+  return resolveAllowedHosts(list, 'the allowed hosts') ?? [];
+}
+
 /** `--rate-limit 50` or `50:200` (per second, then burst); `off` for none. */
 export function parseRateLimit(text: string): RateLimit | false {
   if (text === 'off') return false;
@@ -76,6 +84,7 @@ export function appOptionsOf(config: {
   readonly bodyLimitBytes: number | undefined;
   readonly maxJsonDepth: number | undefined;
   readonly rateLimit: RateLimit | false;
+  readonly allowedHosts?: readonly string[] | undefined;
 }): AppOptions {
   return {
     ...(config.token === undefined ? {} : { token: config.token }),
@@ -83,5 +92,6 @@ export function appOptionsOf(config: {
     ...(config.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: config.bodyLimitBytes }),
     ...(config.maxJsonDepth === undefined ? {} : { maxJsonDepth: config.maxJsonDepth }),
     rateLimit: config.rateLimit,
+    ...(config.allowedHosts === undefined ? {} : { allowedHosts: config.allowedHosts }),
   };
 }

@@ -84,6 +84,11 @@ export interface EngineCounters {
   preconditionFailures: number;
   /** Keys invalidated from the journal (bypass writes and repairs). */
   journalRepairs: number;
+  /**
+   * Writes and deletes acknowledged without a lease (pragmatic policy, cache unreachable): their key
+   * was journaled, and another instance may serve the old value until the row is replayed.
+   */
+  journaledAcks: number;
   /** Sampled cache hits re-checked against the store (consistencySampling) that reached a verdict. */
   consistencyChecks: number;
   /** Of those, the hits the check proved inconsistent with the store (see src/audit/sampler.ts). */
@@ -104,6 +109,7 @@ export function createCounters(): EngineCounters {
     failures: 0,
     preconditionFailures: 0,
     journalRepairs: 0,
+    journaledAcks: 0,
     consistencyChecks: 0,
     consistencyViolations: 0,
   };

@@ -1,9 +1,11 @@
 // Replays the store's journal into the cache: keys written by plain SQL (the triggers journal them)
 // and keys Lockstep wrote while the cache could not be leased (the repair journal). Each row is
-// applied as invalidateOlder(version), which is idempotent, so replaying a row twice is harmless.
+// applied as invalidateOlder(version), which is idempotent and version-fenced, so replaying a row
+// twice is harmless and skipping one never is: see journal-start.ts and docs/protocol.md.
 import { cacheKeyOf } from '../keys.js';
 import { resolveJournalOptions, type JournalOptions, type ResolvedJournalOptions } from '../options.js';
 import type { CacheAdapter, JournalEntry, StoreAdapter } from '../types.js';
+import { locateJournalStart, type JournalStart, type JournalStartReason } from './journal-start.js';
 
 export interface JournalDrainerOptions {
   store: StoreAdapter;
@@ -13,11 +15,27 @@ export interface JournalDrainerOptions {
   onRepaired?: (entry: JournalEntry) => void;
   /** Called when a poll fails (the cache or store is down); the rows are retried on the next poll. */
   onError?: (error: unknown) => void;
+  /** Called once the start point is decided (and the cache flushed, if it had to be). */
+  onStart?: (start: JournalStart) => void;
+}
+
+/** `replaying`: the rows up to the head seen at start are not all applied yet; reads bypass cached values. */
+export interface JournalDrainerStatus {
+  readonly state: 'replaying' | 'ready';
+  /** Rows (by id) still to apply before the replay ends; 0 when ready. */
+  readonly rowsLeft: number;
+  /** Why the drainer started where it did (undefined until it knows). */
+  readonly start: JournalStartReason | undefined;
 }
 
 export interface JournalDrainer {
-  /** Resolves once the drainer knows where the journal ends; rows written after that are replayed. */
+  /** Resolves once the drainer knows where it starts; every row written after that is replayed. */
   readonly ready: Promise<void>;
+  /** Resolves once the rows retained at start (up to that head) are applied to the cache. */
+  readonly replayed: Promise<void>;
+  /** Whether cached values may still be older than a retained row (reads then go to the store). */
+  replaying(): boolean;
+  status(): JournalDrainerStatus;
   /** Polls every `pollInterval` until stop(). */
   start(): void;
   stop(): Promise<void>;
@@ -41,20 +59,49 @@ export function isJournalDrainer(value: unknown): value is JournalDrainer {
   return typeof (value as JournalDrainer | undefined)?.drain === 'function';
 }
 
+/** invalidateOlder calls in flight at once while a batch is applied (they commute: any order is the same). */
+const APPLY_CONCURRENCY = 64;
+
 export function createJournalDrainer(options: JournalDrainerOptions): JournalDrainer {
-  const { store, cache, onRepaired, onError } = options;
+  const { store, cache, onRepaired, onError, onStart } = options;
   const journal = 'pollIntervalMs' in (options.journal ?? {}) ? (options.journal as ResolvedJournalOptions) : resolveJournalOptions((options.journal ?? {}) as JournalOptions);
-  // Where to start: a shared cache remembers how far it was repaired, so rows committed while no
-  // instance ran are still replayed. A cache without a cursor (in-process, or new, or emptied by a
-  // restart) holds nothing those rows could make stale: start at the journal's end.
+  // Until the start is known the cursor is 0 (replay everything retained): never "start at head"
+  // on a guess. A failed pass makes the next one check the start again (resync): meanwhile the
+  // cache's cursor may have been lost or rolled back, or rows pruned past ours.
   let cursor = 0;
   let journalId = '';
-  const ready = (async () => {
-    journalId = await store.journalId();
-    const [saved, head] = await Promise.all([cache.loadJournalCursor(journalId), store.journalHead()]);
-    cursor = saved === undefined || saved > head ? head : saved;
-  })().catch((error: unknown) => {
-    onError?.(error); // replaying the whole retained journal from 0 is slower but still correct
+  let replayHead: number | undefined;
+  let replayDone = false;
+  let startReason: JournalStartReason | undefined;
+  let resync = true;
+  let markReplayed: () => void = () => undefined;
+  const replayed = new Promise<void>((resolve) => (markReplayed = resolve));
+
+  async function locate(): Promise<void> {
+    journalId ||= await store.journalId();
+    const first = replayHead === undefined;
+    const start = await locateJournalStart(store, cache, journalId, first ? undefined : cursor);
+    // A resync that has to go back (the cache lost or rolled back its cursor) replays again, and
+    // reads bypass cached values until it is done, as at start.
+    if (first || start.cursor < cursor) {
+      replayHead = start.head;
+      replayDone = false;
+    }
+    cursor = start.cursor;
+    startReason = start.reason;
+    // An empty cache starts at the head: record it, so a resync after a failed pass finds it.
+    if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
+    resync = false;
+    if (cursor >= replayHead!) finishReplay();
+    onStart?.(start);
+  }
+  function finishReplay(): void {
+    if (replayDone) return;
+    replayDone = true;
+    markReplayed();
+  }
+  const ready = locate().catch((error: unknown) => {
+    onError?.(error); // the cursor stays at 0 and the first pass locates again: slower, still correct
   });
   const watched = new Map<string, { count: number; watchers: number }>();
   let everyNamespace: { count: number; watchers: number } | undefined;
@@ -63,22 +110,63 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   let running = false;
   let lastPrune = Date.now();
 
+  /** Applies rows in id order; the cursor moves only past rows the cache took, so a failure retries them. */
+  async function applyBatch(rows: readonly JournalEntry[]): Promise<number> {
+    // One invalidateOlder per key, at its highest version: the others are implied by it.
+    const highest = new Map<string, number>();
+    for (const row of rows) {
+      const key = cacheKeyOf(row.namespace, row.key);
+      highest.set(key, Math.max(row.version, highest.get(key) ?? 0));
+    }
+    const failed = new Set<string>();
+    let firstError: unknown;
+    const keys = [...highest.keys()];
+    for (let i = 0; i < keys.length; i += APPLY_CONCURRENCY) {
+      const chunk = keys.slice(i, i + APPLY_CONCURRENCY);
+      const results = await Promise.allSettled(chunk.map(async (key) => cache.invalidateOlder(key, highest.get(key)!)));
+      results.forEach((result, j) => {
+        if (result.status === 'rejected') {
+          failed.add(chunk[j]!);
+          firstError ??= result.reason;
+        }
+      });
+    }
+    let applied = 0;
+    for (const row of rows) {
+      if (failed.has(cacheKeyOf(row.namespace, row.key))) throw firstError;
+      cursor = row.id;
+      applied++;
+      const watch = watched.get(row.namespace);
+      if (watch !== undefined) watch.count++;
+      if (everyNamespace !== undefined) everyNamespace.count++;
+      onRepaired?.(row);
+    }
+    return applied;
+  }
+
   async function applyPending(): Promise<number> {
     await ready;
     let applied = 0;
-    for (;;) {
-      const rows = await store.readJournal(cursor, journal.batchSize);
-      for (const row of rows) {
-        await cache.invalidateOlder(cacheKeyOf(row.namespace, row.key), row.version);
-        cursor = row.id; // advance only past rows the cache took: a failure retries from here
-        applied++;
-        const watch = watched.get(row.namespace);
-        if (watch !== undefined) watch.count++;
-        if (everyNamespace !== undefined) everyNamespace.count++;
-        onRepaired?.(row);
+    try {
+      if (resync) await locate();
+      for (;;) {
+        const rows = await store.readJournal(cursor, journal.batchSize);
+        try {
+          applied += await applyBatch(rows);
+        } finally {
+          if (applied > 0) await Promise.resolve(cache.saveJournalCursor(journalId, cursor)).catch(() => undefined);
+        }
+        if (rows.length < journal.batchSize) break;
       }
-      if (rows.length > 0 && cache.capabilities.shared) await cache.saveJournalCursor(journalId, cursor);
-      if (rows.length < journal.batchSize) break;
+      // Reached the end: whatever the start saw is applied. Save even when nothing was (a cache
+      // that had no cursor now has one, so its next start needs no full replay).
+      if (!replayDone) {
+        await cache.saveJournalCursor(journalId, cursor);
+        finishReplay();
+      }
+    } catch (error) {
+      resync = true;
+      throw error;
     }
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {
       lastPrune = Date.now();
@@ -96,13 +184,13 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
 
   let unsubscribe: (() => void) | undefined;
 
-  function schedule(): void {
+  function schedule(delayMs = journal.pollIntervalMs): void {
     if (!running) return;
     timer = setTimeout(() => {
       drain()
         .catch((error: unknown) => onError?.(error))
-        .finally(schedule);
-    }, journal.pollIntervalMs);
+        .finally(() => schedule());
+    }, delayMs);
     timer.unref();
   }
 
@@ -133,6 +221,13 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
 
   return {
     ready,
+    replayed,
+    replaying: () => !replayDone,
+    status: () => ({
+      state: replayDone ? 'ready' : 'replaying',
+      rowsLeft: replayDone ? 0 : Math.max(0, (replayHead ?? 0) - cursor),
+      start: startReason,
+    }),
     drain,
     watchRepairs,
     start() {
@@ -142,7 +237,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       unsubscribe = store.onJournal?.(() => {
         if (running) drain().catch((error: unknown) => onError?.(error));
       });
-      schedule();
+      // A replay the start found pending begins at once, not after a poll.
+      void ready.then(() => schedule(replayDone ? journal.pollIntervalMs : 0));
     },
     async stop() {
       running = false;

@@ -1,9 +1,10 @@
 // The read protocol after a cache answer that is not a plain hit: misses fill under a lease,
 // bypasses read the store without filling, cache errors fall back to the store (fail open).
-import { StoreReadError } from '../errors.js';
+import { StoreReadError, StoreTimeoutError } from '../errors.js';
 import type { CacheGetResult, StoredValue } from '../types.js';
 import type { ReadEntry, ReadSource } from './api.js';
 import type { EngineContext } from './context.js';
+import { startDeadline, within, type Deadline } from './deadline.js';
 
 /** How often a reader waits for this process's in-flight fill of the key before reading the store itself. */
 const MAX_FLIGHT_WAITS = 3;
@@ -19,6 +20,8 @@ export async function readAfterCache<T>(
   first: CacheGetResult | Promise<CacheGetResult>,
   load: LoadCommitted = readStoreValue,
 ): Promise<ReadEntry<T>> {
+  // Every store wait of this read ends within the lease budget (deadline.ts).
+  const deadline = startDeadline(ctx.options.leaseTtlMs);
   let pending: CacheGetResult | Promise<CacheGetResult> = first;
   for (let waits = 0; ; waits++) {
     let answer: CacheGetResult;
@@ -26,19 +29,25 @@ export async function readAfterCache<T>(
       answer = await pending;
     } catch {
       ctx.counters.cacheReadFailures++;
-      return readStore<T>(ctx, key, 'store-fallback', load);
+      return readStore<T>(ctx, key, 'store-fallback', load, deadline);
     }
     switch (answer.kind) {
       case 'value':
+        if (ctx.journalReplaying()) {
+          // The journal retained at start is not applied yet: this value may be older than an
+          // acknowledged write whose row is still to come (docs/protocol.md, journal invariant).
+          ctx.counters.cacheBypasses++;
+          return readStore<T>(ctx, key, 'bypass', load, deadline);
+        }
         ctx.counters.cacheHits++;
         return { found: !answer.tombstone, value: ctx.entries.valueOf(answer) as T | undefined, version: answer.version, source: 'hit' };
       case 'bypass':
         ctx.counters.cacheBypasses++;
-        return readStore<T>(ctx, key, 'bypass', load);
+        return readStore<T>(ctx, key, 'bypass', load, deadline);
       case 'miss': {
         if (answer.token !== undefined) {
           ctx.counters.cacheMisses++;
-          return loadAndFill<T>(ctx, key, cacheKey, answer.token, load);
+          return loadAndFill<T>(ctx, key, cacheKey, answer.token, load, deadline);
         }
         // Another reader holds the fill lease. If it is in this process, wait for its fill and ask
         // the cache again: its store read began after ours was invoked or it is already in the
@@ -46,9 +55,9 @@ export async function readAfterCache<T>(
         const flight = ctx.flights.get(cacheKey);
         if (flight === undefined || waits >= MAX_FLIGHT_WAITS) {
           ctx.counters.cacheMisses++;
-          return readStore<T>(ctx, key, 'miss', load);
+          return readStore<T>(ctx, key, 'miss', load, deadline);
         }
-        await flight.catch(() => undefined);
+        await deadline.race(flight.catch(() => undefined), () => readTimeout(ctx, key, 'another reader\'s load of the key'));
         try {
           pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);
         } catch (error) {
@@ -60,10 +69,24 @@ export async function readAfterCache<T>(
   }
 }
 
-async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
+/** The error of a store wait that ran out of the read's budget. */
+export function readTimeout(ctx: EngineContext, key: string, what = 'the read'): StoreTimeoutError {
+  return new StoreTimeoutError(`the store did not answer ${what} within the lease budget (${ctx.options.leaseTtlMs} ms)`, {
+    key,
+    namespace: ctx.namespace,
+  });
+}
+
+/** Reads the store, within what is left of the deadline. */
+function loadWithin(ctx: EngineContext, key: string, load: LoadCommitted, deadline: Deadline): Promise<StoredValue | undefined> {
+  return within(deadline, () => load(ctx, key), () => readTimeout(ctx, key));
+}
+
+export async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
   try {
     return await ctx.store.read(ctx.namespace, key);
   } catch (error) {
+    if (error instanceof StoreReadError) throw error; // an adapter's own timeout keeps its code
     throw new StoreReadError(`the store failed the read: ${(error as Error)?.message ?? String(error)}`, {
       key,
       namespace: ctx.namespace,
@@ -72,18 +95,25 @@ async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredVa
   }
 }
 
-async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load: LoadCommitted): Promise<ReadEntry<T>> {
-  const stored = await load(ctx, key);
+async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load: LoadCommitted, deadline: Deadline): Promise<ReadEntry<T>> {
+  const stored = await loadWithin(ctx, key, load, deadline);
   if (stored === undefined) return { found: false, value: undefined, version: 0, source };
   return { found: true, value: ctx.options.codec.decode(stored.payload) as T, version: stored.version, source };
 }
 
-function loadAndFill<T>(ctx: EngineContext, key: string, cacheKey: string, token: string, load: LoadCommitted): Promise<ReadEntry<T>> {
+function loadAndFill<T>(
+  ctx: EngineContext,
+  key: string,
+  cacheKey: string,
+  token: string,
+  load: LoadCommitted,
+  deadline: Deadline,
+): Promise<ReadEntry<T>> {
   const flight = (async (): Promise<ReadEntry<T>> => {
     // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
     // a bypass write after our read is then behind the cursor, and is replayed over our fill.
-    await ctx.journalReady;
-    const stored = await load(ctx, key);
+    await deadline.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position'));
+    const stored = await loadWithin(ctx, key, load, deadline);
     const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
     const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
     try {

@@ -12,6 +12,7 @@ import {
 } from '../errors.js';
 import type { CacheEntry, Version } from '../types.js';
 import type { EngineContext } from './context.js';
+import { startDeadline, within, type Deadline } from './deadline.js';
 import type { AlertEvent, WriteEvent, WriteOperation, WriteOutcome } from './events.js';
 import type { AlertTransition } from './failure-rate.js';
 
@@ -84,9 +85,18 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   if (step.operation === 'write') ctx.counters.writes++;
   else ctx.counters.deletes++;
 
+  // Every store wait of this write ends within the lease budget, whatever the store does (deadline.ts).
+  const deadline = startDeadline(options.leaseTtlMs);
+
   // 0. A drainer that starts at the journal's end must know where that is before we commit: a
   // bypass write committed after our publish but before that point would never be replayed.
-  await ctx.journalReady;
+  await deadline.race(ctx.journalReady, () => {
+    report('db-failure', undefined);
+    return new StoreWriteError(`the store did not tell the journal's position within ${options.leaseTtlMs} ms; nothing was written`, {
+      key: step.key,
+      namespace: ctx.namespace,
+    });
+  });
 
   // 1. Lease the key: readers bypass the cache and fills are voided until the write completes.
   const token = ctx.nextWriterToken();
@@ -121,11 +131,23 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   }
 
   // 2. Commit to the store, within what is left of the lease.
-  const deadlineMs = leased ? Math.max(1, options.leaseTtlMs - (clock.now() - leaseStart)) : options.leaseTtlMs;
+  const leaseLeftMs = leased ? options.leaseTtlMs - (clock.now() - leaseStart) : options.leaseTtlMs;
+  const deadlineMs = Math.max(1, Math.min(leaseLeftMs, deadline.remaining()));
   const dbStart = performance.now();
   let result: R;
+  const committing = Promise.resolve().then(() => step.commit(!leased, deadlineMs));
   try {
-    result = await step.commit(!leased, deadlineMs);
+    // The client-side deadline: a commit not confirmed by then may still land, so its outcome is unknown.
+    result = await within(
+      deadline,
+      () => committing,
+      () =>
+        new StoreOutcomeUnknownError(
+          `the store did not confirm the ${step.operation} within ${Math.round(deadlineMs)} ms: it may or may not have committed`,
+          { key: step.key, namespace: ctx.namespace },
+        ),
+      deadlineMs,
+    );
   } catch (error) {
     const dbMs = performance.now() - dbStart;
     const release = async (): Promise<void> => {
@@ -143,7 +165,10 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     ctx.counters.dbFailures++;
     if (error instanceof StoreOutcomeUnknownError) {
       // It may have committed: keep readers off the cache until the lease expires (dirty).
-      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);
+      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step, deadline);
+      // A commit confirmed after we gave up may land after the lease expired and a reader filled the
+      // older value: fence it out then, as the protocol asks of any late confirmation.
+      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);
       report('unknown', dbMs);
       throw error;
     }
@@ -164,7 +189,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   } catch (error) {
     // Committed, but nothing can be published (a caller's step gave a bad version or value): as
     // with an unknown outcome, the lease keeps readers on the store until it expires (dirty).
-    if (!leased) await fenceUnknownVersion(ctx, step);
+    if (!leased) await fenceUnknownVersion(ctx, step, deadline);
     report('unknown', dbMs);
     throw error;
   }
@@ -174,7 +199,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   if (!leased) {
     // The engine's own steps journaled the key in the commit's transaction; a caller's step could
     // not, so its row is appended now (a crash between the two is the documented window).
-    const journaled = !step.journalAfterCommit || (await appendRepair(ctx, step.key, result.version));
+    const journaled = !step.journalAfterCommit || (await appendRepair(ctx, step.key, result.version, deadline));
     let fenced = false;
     try {
       await cache.invalidateOlder(step.cacheKey, result.version);
@@ -184,6 +209,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     cacheMs += performance.now() - cacheStart;
     report('cache-failure', dbMs);
+    if (journaled) ctx.counters.journaledAcks++; // the documented window is in use
     if (!journaled && !fenced) {
       throw new CacheWriteError(
         `the ${step.operation} committed version ${result.version}, but neither the cache nor the repair journal could be reached: the old value may be served until its TTL`,
@@ -204,7 +230,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     recordCacheStep(true);
     // The lease keeps readers on the store until it expires. If the commit landed after the lease
     // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
-    await appendRepair(ctx, step.key, result.version);
+    await appendRepair(ctx, step.key, result.version, deadline);
     report('cache-failure', dbMs);
     if (options.failurePolicy === 'strict') {
       throw new CacheWriteError(
@@ -217,20 +243,34 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   }
 }
 
-/** Appends a repair row for the key; false when the store could not take it. */
-function appendRepair(ctx: EngineContext, key: string, version: Version): Promise<boolean> {
-  return ctx.store.appendJournal(ctx.namespace, key, version, 'repair').then(
+/** A repair row may still be appended this long after the write's deadline passed. */
+const REPAIR_GRACE_MS = 250;
+
+/** Appends a repair row for the key; false when the store could not take it (in time). */
+function appendRepair(ctx: EngineContext, key: string, version: Version, deadline: Deadline): Promise<boolean> {
+  const ms = Math.max(REPAIR_GRACE_MS, deadline.remaining());
+  const timeout = () => new Error(`the repair row was not confirmed within ${ms} ms`);
+  return within(deadline, () => ctx.store.appendJournal(ctx.namespace, key, version, 'repair'), timeout, ms).then(
     () => true,
     () => false,
   );
+}
+
+/** A commit abandoned at the deadline was confirmed after all: invalidate older values, journal the key. */
+function fenceLateCommit<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>, version: unknown): void {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return;
+  void ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair').catch(() => undefined);
+  void Promise.resolve()
+    .then(() => ctx.cache.invalidateOlder(step.cacheKey, version))
+    .catch(() => undefined); // the repair row replays it
 }
 
 /**
  * A caller's step without a lease may have committed a version we cannot know: remove whatever the
  * key holds, now and again when the journal is replayed (best effort: the cache is failing already).
  */
-async function fenceUnknownVersion<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>): Promise<void> {
-  await appendRepair(ctx, step.key, ANY_VERSION);
+async function fenceUnknownVersion<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>, deadline: Deadline): Promise<void> {
+  await appendRepair(ctx, step.key, ANY_VERSION, deadline);
   await Promise.resolve()
     .then(() => ctx.cache.invalidateOlder(step.cacheKey, ANY_VERSION))
     .catch(() => undefined);

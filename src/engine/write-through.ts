@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
 import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
+import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheGetResult } from '../types.js';
 import type {
@@ -33,6 +33,7 @@ import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './j
 import { preconditionOf } from './preconditions.js';
 import type { CacheStats } from '../types.js';
 import { inlineDeleteStep, inlineLoad, inlineWriteStep } from './inline.js';
+import { inspectBoth } from './inspect.js';
 import { readAfterCache } from './read-path.js';
 import { emitAlert, writeThrough } from './write-path.js';
 
@@ -100,6 +101,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       }),
       nextWriterToken: createTokenSource('write'),
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
+      journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
     };
     this.onFirstWrite = wiring.onFirstWrite;
@@ -143,7 +145,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
         },
       );
     }
-    if (answer.kind !== 'value') return this.slowValue(key, answer, started);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
@@ -151,7 +153,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   }
 
   private valueOrSlowPath(key: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value') return this.slowValue(key, answer, started);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
@@ -270,10 +272,8 @@ export class WriteThroughEngine<T> implements Engine<T> {
 
   async inspect(key: string): Promise<KeyInspection> {
     this.checkKey(key);
-    const [stored, cached] = await Promise.all([
-      this.options.store.read(this.namespace, key),
-      this.options.cache.peek(this.cacheKeys.of(key)),
-    ]);
+    // Both sides within the lease budget; a failure names its backend (inspect.ts).
+    const [stored, cached] = await inspectBoth(this.ctx, key, this.cacheKeys.of(key));
     const { state, description } = classifyKey(stored, cached);
     return {
       namespace: this.namespace,
@@ -360,4 +360,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
     promise.then(forget, forget);
     return promise;
   }
+}
+
+/** A shared drainer from elsewhere may not tell whether it replays (JournalDrainerLike): then it does not. */
+function replayingOf(drainer: JournalDrainerLike | undefined): () => boolean {
+  const replaying = drainer?.replaying;
+  return replaying === undefined ? () => false : () => replaying.call(drainer);
 }

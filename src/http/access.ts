@@ -8,9 +8,9 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { validateNamespace } from '../keys.js';
 import type { ResolvedAppOptions } from './app-options.js';
 import { forbidden, rateLimited, unauthorized } from './errors.js';
-import { createRateLimiter, type RateLimit } from './rate-limit.js';
+import { createRateLimiter, type RateLimit } from '../service/rate-limit.js';
 import { DASHBOARD_PATHS } from './routes/dashboard.js';
-import { sha256, type Action, type Principal } from './token-set.js';
+import { sha256, type Action, type Principal } from '../service/token-set.js';
 
 /** Liveness and readiness probes (orchestrators call them without credentials) and the API document: never rate limited. */
 export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/openapi.json']);

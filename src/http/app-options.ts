@@ -1,11 +1,13 @@
-// createApp's options: access (tokens) and limits, resolved, validated and frozen once.
+// createApp's options: access (tokens, allowed hosts) and limits, resolved, validated and frozen once.
 import { pino, type Logger } from 'pino';
 import { systemClock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../types.js';
+import { resolveAllowedHosts } from './cross-site.js';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
-import { resolveRateLimit, type RateLimit } from './rate-limit.js';
-import { assertDistinct, fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from './token-set.js';
+import { resolveRateLimit, type RateLimit } from '../service/rate-limit.js';
+import { assertDistinct, fullAccessPrincipal, resolveTokenFile, type Principal, type TokenFile } from '../service/token-set.js';
+import { tokenWeakness } from '../service/token-strength.js';
 
 export interface AppOptions {
   /**
@@ -18,6 +20,12 @@ export interface AppOptions {
    * With `token` or `tokens`, every route but /healthz and /readyz needs `Authorization: Bearer`.
    */
   tokens?: TokenFile;
+  /**
+   * Host names or addresses (no port) the service answers to besides loopback (localhost,
+   * 127.0.0.0/8, [::1]); any other Host is a 403 E_HOST_NOT_ALLOWED (DNS rebinding). With tokens,
+   * Host is not checked unless this is set. See cross-site.ts. @default none
+   */
+  allowedHosts?: readonly string[];
   /** Largest request body, in bytes (413 E_BODY_TOO_LARGE). @default the service's maxValueBytes + 64 KiB (room for JSON whitespace and escapes) */
   bodyLimitBytes?: number;
   /** Deepest nesting of arrays and objects in a JSON body (400 E_JSON_TOO_DEEP). @default 32 */
@@ -49,6 +57,9 @@ export type UnexpectedErrorHandler = (error: unknown, request: Request, requestI
 export interface ResolvedAppOptions {
   /** Empty: no tokens configured, every route is open (loopback only, server.ts sees to it). */
   readonly principals: readonly Principal[];
+  /** Why the plain `token` would be too weak on a non-loopback address (server.ts refuses it there). */
+  readonly tokenWeakness: string | undefined;
+  readonly allowedHosts: readonly string[] | undefined;
   readonly bodyLimitBytes: number;
   readonly maxJsonDepth: number;
   readonly maxBatchItems: number;
@@ -69,6 +80,8 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
   assertDistinct(principals, 'tokens');
   return Object.freeze({
     principals: Object.freeze(principals),
+    tokenWeakness: options.token === undefined ? undefined : tokenWeakness(options.token),
+    allowedHosts: resolveAllowedHosts(options.allowedHosts),
     bodyLimitBytes: positiveInteger(options.bodyLimitBytes ?? maxValueBytes + BODY_SLACK_BYTES, 'bodyLimitBytes'),
     maxJsonDepth: positiveInteger(options.maxJsonDepth ?? 32, 'maxJsonDepth'),
     maxBatchItems: positiveInteger(options.maxBatchItems ?? 100, 'maxBatchItems'),

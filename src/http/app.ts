@@ -3,21 +3,24 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { accessMiddleware } from './access.js';
+import { crossSiteGuard } from './cross-site.js';
 import { resolveAppOptions, type AppOptions } from './app-options.js';
 import { methodNotAllowed, notFound, toErrorResponse } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { batchRoutes } from './routes/batch.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { DASHBOARD_PATHS, dashboardRoutes } from './routes/dashboard.js';
 import { requestLog } from './request-log.js';
 import { kvRoutes } from './routes/kv.js';
 import { opsRoutes } from './routes/ops.js';
 import type { LockstepService } from '../service/service.js';
-import { sha256, type Principal } from './token-set.js';
+import { sha256, type Principal } from '../service/token-set.js';
 
 export type { AppOptions } from './app-options.js';
 
 /** The tokens each app was created with, so that server.ts can tell whether an app is protected. */
 const appPrincipals = new WeakMap<object, readonly Principal[]>();
+/** Why an app's plain token is too weak for a non-loopback address (server.ts refuses it there). */
+const appTokenWeakness = new WeakMap<object, string>();
 
 export function createApp(service: LockstepService, options: AppOptions = {}): Hono {
   const resolved = resolveAppOptions(options, service.maxValueBytes);
@@ -25,6 +28,7 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
 
   const app = new Hono();
   appPrincipals.set(app, resolved.principals);
+  if (resolved.tokenWeakness !== undefined) appTokenWeakness.set(app, resolved.tokenWeakness);
   // First, so that every answer (401s and 404s included) carries an id and is logged.
   app.use('*', requestLog(resolved.logger, resolved.lifecycle));
   app.onError((error, c) => {
@@ -37,6 +41,8 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
     return c.json(body, status, headers);
   });
 
+  // Before anything reads the request: no cross-site use (Host, Origin, Content-Type).
+  app.use('*', crossSiteGuard({ allowedHosts: resolved.allowedHosts, tokensRequired: resolved.principals.length > 0 }, DASHBOARD_PATHS));
   // Before every route: who is calling, their rate limit, and admin for service-wide routes.
   app.use('*', accessMiddleware(resolved));
   app.get('/openapi.json', (c) => c.json(openApiDocument, 200, { 'Cache-Control': 'no-cache' }));
@@ -52,6 +58,11 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
 /** Whether `app` was created by createApp with at least one token (a token set or `token`). */
 export function requiresToken(app: object): boolean {
   return (appPrincipals.get(app)?.length ?? 0) > 0;
+}
+
+/** Why the plain token `app` was created with is too weak for a non-loopback address, if it is. */
+export function weakTokenOf(app: object): string | undefined {
+  return appTokenWeakness.get(app);
 }
 
 /** Whether `app` was created by createApp with this token among its tokens. */

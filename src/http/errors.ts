@@ -2,6 +2,7 @@
 // 4xx with the error's stable code, an unavailable dependency a 503, and anything unexpected a
 // 500 `E_INTERNAL` that carries no message or stack from inside the process.
 import {
+  CacheError,
   CacheUnavailableError,
   CacheWriteError,
   ClosedError,
@@ -19,7 +20,7 @@ import {
 } from '../errors.js';
 
 /** A status code this service answers with. */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 412 | 413 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 412 | 413 | 415 | 429 | 500 | 503;
 
 /** An error that belongs to HTTP itself (bad JSON, unknown route, missing token …), not to the engine. */
 export class HttpError extends Error {
@@ -71,11 +72,25 @@ const STATUS_OF: ReadonlyArray<readonly [LockstepErrorClass, ErrorStatus]> = [
   [StoreOutcomeUnknownError, 503],
   [CacheUnavailableError, 503],
   [CacheWriteError, 503],
+  // A cache call failed or timed out where the engine does not fall back to the store (inspect).
+  [CacheError, 503],
   // The service is shutting down.
   [ClosedError, 503],
 ];
 
+/**
+ * The client went away while its body was still arriving (node's `aborted` ECONNRESET, as read by a
+ * chunked upload's body limit): its own doing, not ours. Nobody is left to read the answer.
+ */
+export function isClientAbort(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.code === 'ECONNRESET' && e.message === 'aborted';
+}
+
 export function toErrorResponse(error: unknown): ErrorResponse {
+  if (isClientAbort(error)) {
+    return { status: 400, body: { error: { code: 'E_REQUEST_ABORTED', message: 'the client closed the connection before the body arrived' } }, headers: {}, unexpected: false };
+  }
   if (error instanceof HttpError) {
     return { status: error.status, body: { error: { code: error.code, message: error.message } }, headers: error.headers, unexpected: false };
   }
@@ -134,6 +149,20 @@ export function unauthorized(message: string): HttpError {
 
 export function forbidden(message: string): HttpError {
   return new HttpError(403, 'E_FORBIDDEN', message);
+}
+
+/** The request's Host is not one this service answers to (DNS rebinding, see cross-site.ts). */
+export function hostNotAllowed(message: string): HttpError {
+  return new HttpError(403, 'E_HOST_NOT_ALLOWED', message);
+}
+
+/** A browser request from another origin (no CORS is granted). */
+export function crossOrigin(message: string): HttpError {
+  return new HttpError(403, 'E_CROSS_ORIGIN', message);
+}
+
+export function unsupportedMediaType(message: string): HttpError {
+  return new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', message);
 }
 
 export function rateLimited(retryAfterMs: number): HttpError {

@@ -92,7 +92,11 @@ export const ok = (description: string, schema: Schema, headers: Response['heade
 /** Every operation may answer these. */
 export const COMMON: Readonly<Record<string, Response>> = {
   '401': errors('No or a wrong bearer token (only when the server has tokens)', ['E_UNAUTHORIZED']),
-  '403': errors("A valid token outside its scopes (read:NS, write:NS, admin)", ['E_FORBIDDEN']),
+  '403': errors(
+    'A valid token outside its scopes (read:NS, write:NS, admin); a Host this service does not answer to (without tokens: loopback and --allowed-hosts only); an Origin other than its own, or a browser request marked Sec-Fetch-Site: cross-site or same-site (no CORS is granted)',
+    ['E_FORBIDDEN', 'E_HOST_NOT_ALLOWED', 'E_CROSS_ORIGIN'],
+  ),
+  '415': errors('A body without Content-Type: application/json (or a +json type), or any other Content-Type', ['E_UNSUPPORTED_MEDIA_TYPE']),
   '429': errors("The token's (or, without one, the address's) rate limit; see Retry-After", ['E_RATE_LIMITED']),
   '500': errors('An unexpected error (logged by the server; no detail is sent)', ['E_INTERNAL']),
 };
@@ -101,8 +105,10 @@ export function operation(spec: Omit<Operation, 'responses'> & { readonly respon
   return { ...spec, responses: { ...spec.responses, ...COMMON } };
 }
 
-export const READ_UNAVAILABLE = ['E_STORE_READ', 'E_CLOSED'];
+export const READ_UNAVAILABLE = ['E_STORE_READ', 'E_STORE_TIMEOUT', 'E_CLOSED'];
 export const WRITE_UNAVAILABLE = ['E_STORE_WRITE', 'E_STORE_OUTCOME_UNKNOWN', 'E_CACHE_UNAVAILABLE', 'E_CACHE_WRITE', 'E_CLOSED'];
+/** GET …/state reads both sides and does not fall back: either may fail it. */
+export const STATE_UNAVAILABLE = ['E_STORE_READ', 'E_STORE_TIMEOUT', 'E_CACHE_FAILED', 'E_CACHE_TIMEOUT', 'E_CLOSED'];
 export const BAD_TARGET = ['E_INVALID_NAMESPACE', 'E_INVALID_KEY', 'E_KEY_TOO_LONG'];
 export const BATCH_ENVELOPE = ['E_BAD_JSON', 'E_JSON_TOO_DEEP', 'E_INVALID_BATCH', 'E_INVALID_NAMESPACE'];
 export const TOO_LARGE = errors('The body, the value or the batch is too large', ['E_BODY_TOO_LARGE', 'E_VALUE_TOO_LARGE', 'E_BATCH_TOO_LARGE']);

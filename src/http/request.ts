@@ -1,6 +1,7 @@
 // Reading requests: percent-decoded path segments and JSON bodies, each refused with its own 4xx.
 import type { Context } from 'hono';
-import { badJson, jsonTooDeep } from './errors.js';
+import { isJsonMediaType } from './cross-site.js';
+import { badJson, isClientAbort, jsonTooDeep, unsupportedMediaType } from './errors.js';
 import { exceedsJsonDepth } from './json-depth.js';
 
 /** Responses of the data routes are never cached by intermediaries. */
@@ -23,21 +24,20 @@ export function rawSegments(c: Context): string[] {
 }
 
 /**
- * The body as one JSON value. A Content-Type, when sent, must be JSON (application/json or a
- * +json type) or text/plain, which is what fetch() sends for a string body.
+ * The body as one JSON value. Its Content-Type must be JSON (application/json or a +json type),
+ * never text/plain nor missing: those are what a cross-site form or fetch() can send without a
+ * preflight (cross-site.ts refuses them first; this holds for any route mounted without it).
  */
 export async function jsonBody(c: Context, maxDepth: number): Promise<unknown> {
   const contentType = c.req.header('Content-Type');
-  if (contentType !== undefined) {
-    const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
-    if (mediaType !== 'application/json' && !mediaType.endsWith('+json') && mediaType !== 'text/plain') {
-      throw badJson(`the body must be JSON (Content-Type: application/json), got ${JSON.stringify(contentType.slice(0, 64))}`);
-    }
+  if (contentType === undefined || !isJsonMediaType(contentType)) {
+    throw unsupportedMediaType(`the body must be JSON (Content-Type: application/json), got ${contentType === undefined ? 'no Content-Type' : JSON.stringify(contentType.slice(0, 64))}`);
   }
   let text: string;
   try {
     text = utf8.decode(await c.req.arrayBuffer());
-  } catch {
+  } catch (error) {
+    if (isClientAbort(error)) throw error; // the client left: not a bad body
     throw badJson('the body is not valid UTF-8');
   }
   if (text.trim() === '') throw badJson('the body is empty; send a JSON value (to remove a key, use DELETE)');

@@ -1,11 +1,12 @@
 // Puts an app on a socket with @hono/node-server. A non-loopback address needs tokens: without
-// them, anyone who can reach the port could read and write every key.
+// them, anyone who can reach the port could read and write every key; and a plain token there must
+// be strong (service/token-strength.ts), since anyone on the network may guess it.
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isIP } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
-import { isProtectedBy, requiresToken } from './app.js';
+import { isProtectedBy, requiresToken, weakTokenOf } from './app.js';
+import { assertListenAllowed, isLoopbackHost, weakTokenError } from '../service/listen-rule.js';
 
 export interface ListenOptions {
   /** @default '127.0.0.1' */
@@ -33,25 +34,7 @@ interface FetchApp {
   fetch(request: Request, ...rest: never[]): Response | Promise<Response>;
 }
 
-/** 127.0.0.0/8, ::1 (also as an IPv4-mapped or bracketed address) and `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const name = bare.toLowerCase();
-  if (name === 'localhost') return true;
-  if (name === '::1' || name === '0:0:0:0:0:0:0:1') return true;
-  const v4 = name.startsWith('::ffff:') ? name.slice('::ffff:'.length) : name;
-  return isIP(v4) === 4 && v4.split('.')[0] === '127';
-}
-
-/** Throws unless `host` is loopback or tokens are configured. Call it before opening anything. */
-export function assertListenAllowed(host: string, tokensConfigured: boolean): void {
-  if (!tokensConfigured && !isLoopbackHost(host)) {
-    throw new InvalidOptionError(
-      `refusing to listen on ${host} without a token: a non-loopback address exposes every key to the network. ` +
-        'Configure tokens (--tokens-file or LOCKSTEP_TOKENS, or one full-access token with --token or LOCKSTEP_TOKEN) or listen on 127.0.0.1.',
-    );
-  }
-}
+export { assertListenAllowed, isLoopbackHost } from '../service/listen-rule.js';
 
 export async function listen(app: FetchApp, options: ListenOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
@@ -64,6 +47,8 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
     throw new InvalidOptionError('the app was not created with this token: pass the same token to createApp() and listen()');
   }
   assertListenAllowed(host, requiresToken(app));
+  const weakness = weakTokenOf(app);
+  if (weakness !== undefined && !isLoopbackHost(host)) throw weakTokenError(host, weakness);
 
   const server = createAdaptorServer({ fetch: app.fetch.bind(app) as never, hostname: host }) as Server;
   await new Promise<void>((resolve, reject) => {

@@ -42,6 +42,7 @@ export type CounterName =
   | 'write_through_cache_failures'
   | 'write_through_failures'
   | 'write_through_precondition_failures'
+  | 'write_through_journaled_acks'
   | 'journal_repairs'
   | 'writes'
   | 'deletes'
@@ -94,6 +95,11 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'write_through_precondition_failures',
     help: 'Conditional writes and deletes refused because their condition (ifVersion, ifAbsent, ifExists) did not hold; not failures.',
     read: (s) => s.counters.preconditionFailures,
+  },
+  {
+    name: 'write_through_journaled_acks',
+    help: 'Writes and deletes acknowledged without a cache lease (pragmatic policy): journaled, possibly served stale elsewhere until replayed.',
+    read: (s) => s.counters.journaledAcks,
   },
   {
     name: 'journal_repairs',

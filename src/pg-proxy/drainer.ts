@@ -7,7 +7,7 @@
 // >= the previous pass's snapshot xmin, and that snapshot's own xmin. A transaction that commits after
 // a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
-import pg from 'pg';
+import { pg, type PgClient } from './pg-driver.js';
 import { PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
@@ -37,8 +37,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   const pollMs = options.pollMs ?? 50;
   const retentionMs = options.retentionMs ?? 600_000;
   const journalId = `pg-proxy:${ctx.upstream.database}:${ctx.schema}`;
-  let client: pg.Client | undefined;
-  let listener: pg.Client | undefined;
+  let client: PgClient | undefined;
+  let listener: PgClient | undefined;
   let xmin: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -48,7 +48,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   /** Ids applied by the last pass (the next pass may read them again). */
   const applied = new Set<number>();
 
-  async function connection(): Promise<pg.Client> {
+  async function connection(): Promise<PgClient> {
     if (client !== undefined) return client;
     const c = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy drainer' });
     c.on('error', () => {
@@ -64,14 +64,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       client = undefined;
       throw error;
     });
-    if (xmin === undefined) {
-      // A shared cache remembers how far it was repaired; without that, a shared cache replays
-      // everything retained, and a private one (empty at start) begins now.
-      const saved = ctx.cache.capabilities.shared ? await ctx.cache.loadJournalCursor(journalId) : undefined;
-      if (saved !== undefined) xmin = String(saved);
-      else if (ctx.cache.capabilities.shared) xmin = '0';
-      else xmin = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
-    }
+    if (xmin === undefined) xmin = await locateStart(c);
     const result = await c.query<{ x: string; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
@@ -94,12 +87,35 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
     ctx.metrics.bypassRows += rows.length;
     xmin = x;
-    if (ctx.cache.capabilities.shared) await ctx.cache.saveJournalCursor(journalId, Number(x));
+    await ctx.cache.saveJournalCursor(journalId, Number(x));
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
-      await c.query(`DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond'`, [retentionMs]);
+      await c.query(
+        `WITH gone AS (DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond' RETURNING xid)
+         INSERT INTO ${s}.pruned (one, xid) SELECT true, max(xid) FROM gone HAVING count(*) > 0
+         ON CONFLICT (one) DO UPDATE SET xid = GREATEST(${s}.pruned.xid, excluded.xid)`,
+        [retentionMs],
+      );
     }
     return rows.length;
+  }
+
+  /**
+   * Where the first pass starts, under the journal invariant (docs/protocol.md): only a cache that
+   * proves it holds nothing starts "now"; a saved cursor is trusted only while no row at or above it
+   * was pruned; otherwise everything retained is replayed, after a flush if rows were ever pruned
+   * (a pruned row may stand for a write this cache never saw).
+   */
+  async function locateStart(c: PgClient): Promise<string> {
+    const now = async () => (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
+    if (ctx.cache.isEmpty?.() === true) return now();
+    const saved = await ctx.cache.loadJournalCursor(journalId);
+    const pruned = (await c.query<{ xid: string }>(`SELECT xid::text AS xid FROM ${s}.pruned`)).rows[0]?.xid;
+    const trusted = saved !== undefined && (pruned === undefined || BigInt(saved) > BigInt(pruned));
+    if (!trusted && pruned !== undefined) {
+      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+    }
+    return saved === undefined ? '0' : String(saved);
   }
 
   function drain(): Promise<number> {

@@ -12,7 +12,6 @@ const TERMINATORS = new Set(['S', 'Q', 'F']);
 
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
 function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
-  const tables = state.ctx.tables;
   if (m.type === 'P') {
     const info = parseMessage(m);
     state.statements.set(info.name, info);
@@ -28,7 +27,6 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
     state.unnamedStale = undefined;
     noteDdl(state, readCString(m.body, 0).value);
   }
-  void tables;
 }
 
 function noteDdl(state: SessionState, sql: string): void {

@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS ${s}.journal (
 CREATE INDEX IF NOT EXISTS journal_backend ON ${s}.journal (backend_pid, id);
 CREATE INDEX IF NOT EXISTS journal_xid ON ${s}.journal (xid);
 CREATE INDEX IF NOT EXISTS journal_at ON ${s}.journal (at);
+-- The highest transaction id whose journal rows were pruned: a drainer whose cursor is not above it
+-- (or that has none) may have missed rows, so it flushes its cache instead of trusting it.
+CREATE TABLE IF NOT EXISTS ${s}.pruned (one boolean PRIMARY KEY DEFAULT true CHECK (one), xid xid8 NOT NULL);
 REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
 GRANT USAGE ON SCHEMA ${s} TO PUBLIC;
 

@@ -1,6 +1,6 @@
 // The cached tables as the catalog describes them: the single-column primary key and its type (which
 // decides how a key parameter is read), and the column names (a select list may name only these).
-import pg from 'pg';
+import { pg, type PgClient, type PgClientBase } from './pg-driver.js';
 import { isIdentifier } from '../store/postgres-schema.js';
 import { proxySchemaSql, proxyTriggersSql } from './schema.js';
 
@@ -29,7 +29,7 @@ export function parseTableName(text: string): { schema: string; name: string } {
   return { schema, name };
 }
 
-export async function describeTable(client: pg.ClientBase, schema: string, name: string): Promise<CachedTable> {
+export async function describeTable(client: PgClientBase, schema: string, name: string): Promise<CachedTable> {
   const rel = await client.query<{ oid: number; rls: boolean }>(
     `SELECT c.oid::int AS oid, c.relrowsecurity AS rls FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'`,

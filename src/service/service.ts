@@ -5,7 +5,7 @@
 // Adapters belong to whoever opened them.
 import type { Engine } from '../engine/api.js';
 import { toMs, type Duration } from '../duration.js';
-import { createJournalDrainer, isJournalDrainer } from '../engine/journal-drainer.js';
+import { createJournalDrainer, isJournalDrainer, type JournalDrainer, type JournalDrainerStatus } from '../engine/journal-drainer.js';
 import { createEngine } from '../engine/write-through.js';
 import { samplingWiring } from '../compose/write-through.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
@@ -74,6 +74,11 @@ export type PartState = 'up' | 'down';
 export interface HealthReport {
   readonly ok: boolean;
   readonly parts: { readonly store: PartState; readonly cache: PartState };
+  /**
+   * The drainer's replay of the journal retained at start (absent without a drainer that tells).
+   * While `replaying`, reads are still served, from the store: cached values are bypassed.
+   */
+  readonly journal?: JournalDrainerStatus;
   /** Why a part is down (for logs; the HTTP layer does not send it to unauthenticated callers). */
   readonly errors?: { readonly store?: string; readonly cache?: string };
 }
@@ -182,10 +187,13 @@ export function createService(options: ServiceOptions): LockstepService {
     ]);
     const parts = { store: storeError === undefined ? 'up' : 'down', cache: cacheError === undefined ? 'up' : 'down' } as const;
     const ok = storeError === undefined && cacheError === undefined;
-    if (ok) return { ok, parts };
+    const replay = drainer ?? (shared as Partial<JournalDrainer> | undefined);
+    const journal = typeof replay?.status === 'function' ? { journal: replay.status() } : {};
+    if (ok) return { ok, parts, ...journal };
     return {
       ok,
       parts,
+      ...journal,
       errors: {
         ...(storeError === undefined ? {} : { store: storeError }),
         ...(cacheError === undefined ? {} : { cache: cacheError }),

@@ -5,6 +5,8 @@ export interface MysqlQueryOptions {
   readonly sql: string;
   readonly rowsAsArray?: boolean;
   readonly namedPlaceholders?: boolean;
+  /** mysql2's client-side deadline of this statement, in ms: it fails with PROTOCOL_SEQUENCE_TIMEOUT. */
+  readonly timeout?: number;
 }
 
 export interface MysqlConnection {

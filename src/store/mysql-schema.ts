@@ -108,6 +108,8 @@ export interface MysqlSchema {
   readonly tombstones: string;
   readonly journal: string;
   readonly journalLock: string;
+  /** One row per setting: `journal_id`, the journal's name (drawn once). */
+  readonly meta: string;
   /** Qualified, quoted function names. */
   readonly writeFunction: string;
   readonly deleteFunction: string;
@@ -127,6 +129,7 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   const T = name('tombstones');
   const J = name('journal');
   const L = name('journal_lock');
+  const M = name('meta');
   const triggers: TriggerName[] = ['kv_before_insert', 'kv_after_insert', 'kv_before_update', 'kv_after_update', 'kv_after_delete', 'journal_before_insert'];
   const routines: RoutineName[] = ['delete', 'write'];
 
@@ -189,6 +192,14 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
       PRIMARY KEY (id)
     ) ENGINE = InnoDB`,
     `INSERT IGNORE INTO ${L} (id, head) VALUES (1, 0)`,
+    // The journal's name, drawn once: every instance keys its replay cursor by it, however it
+    // reaches the server (StoreAdapter.journalId).
+    `CREATE TABLE IF NOT EXISTS ${M} (
+      name VARCHAR(64) NOT NULL,
+      value VARCHAR(64) NOT NULL,
+      PRIMARY KEY (name)
+    ) ENGINE = InnoDB`,
+    `INSERT IGNORE INTO ${M} (name, value) VALUES ('journal_id', REPLACE(UUID(), '-', ''))`,
   ];
 
   const triggerDdl = [
@@ -340,9 +351,10 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
     tombstones: T,
     journal: J,
     journalLock: L,
+    meta: M,
     writeFunction: name('write'),
     deleteFunction: name('delete'),
-    tableNames: ['kv', 'tombstones', 'journal', 'journal_lock'].map((t) => `${prefix}${t}`),
+    tableNames: ['kv', 'tombstones', 'journal', 'journal_lock', 'meta'].map((t) => `${prefix}${t}`),
     triggerNames: triggers.map((t) => `${prefix}${t}`),
     routineNames: routines.map((r) => `${prefix}${r}`),
     ddl: [...tables, ...triggerDdl, ...functionDdl],

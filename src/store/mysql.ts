@@ -34,6 +34,7 @@ import {
 import { liveVersionIn, preconditionFailed, preconditionParams } from './precondition.js';
 import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
+import { CLIENT_MARGIN_MS, connectionDeadline, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 
 // mysql2 is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: mysql } = await loadDriver('mysql2', 'lockstep/mysql', () => import('mysql2/promise'));
@@ -136,7 +137,13 @@ function resolve(options: MysqlStoreOptions): Resolved {
     throw new InvalidOptionError(`poolSize must be an integer from 1 to 1000 (got ${JSON.stringify(poolSize)})`);
   }
   // mysql2 parses only mysql:// URIs; mariadb:// is the same protocol.
-  const created = mysql.createPool({ uri: uri.replace(/^mariadb:/, 'mysql:'), connectionLimit: size, supportBigNumbers: true });
+  const created = mysql.createPool({
+    uri: uri.replace(/^mariadb:/, 'mysql:'),
+    connectionLimit: size,
+    supportBigNumbers: true,
+    // A server that accepts and then stalls must not hold a new connection for mysql2's default 10 s.
+    connectTimeout: statementTimeoutMs + CLIENT_MARGIN_MS,
+  });
   return { ...common, pool: created as unknown as MysqlPool, owned: true };
 }
 
@@ -179,15 +186,29 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     if (closed) throw new ClosedError('the mysql store was closed');
   }
 
-  async function execute(connection: MysqlConnection, sql: string, values: MysqlValue[] = []): Promise<unknown> {
-    const [result] = await connection.execute({ sql, rowsAsArray: true, namedPlaceholders: false }, values);
+  // Client-side deadlines (client-timeouts.ts): every statement and every wait for a connection ends
+  // after the statement timeout plus a margin; a connection given up on is destroyed.
+  const clientMs = statementTimeoutMs + CLIENT_MARGIN_MS;
+  const connect = (): Promise<MysqlConnection> => connectWithin('MariaDB', () => pool.getConnection(), clientMs, (late) => late.destroy());
+
+  async function execute(connection: MysqlConnection, sql: string, values: MysqlValue[] = [], timeout = clientMs): Promise<unknown> {
+    // mysql2's timeout counts from the statement's start: a PREPARE stuck before it is not covered,
+    // so the deadline is also kept here, and a connection past it is destroyed.
+    const [result] = await connectionDeadline(connection.execute({ sql, rowsAsArray: true, namedPlaceholders: false, timeout }, values), timeout, () =>
+      connection.destroy(),
+    );
     return result;
   }
 
   /** Runs one autocommit statement; releases (or, when the connection broke, destroys) the connection. */
   async function run(sql: (s: MysqlSchema) => string, values: MysqlValue[], { writes = false } = {}): Promise<unknown> {
     const s = await ensureSchema();
-    const connection = await pool.getConnection();
+    let connection: MysqlConnection;
+    try {
+      connection = await connect();
+    } catch (error) {
+      throw isClientTimeout(error) ? readTimedOut('MariaDB', error) : error; // nothing was sent: a clean failure
+    }
     try {
       const result = await execute(connection, sql(s), values);
       connection.release();
@@ -196,6 +217,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       const unknown = outcomeUnknown(error);
       if (unknown) connection.destroy();
       else connection.release();
+      if (!writes && isClientTimeout(error)) throw readTimedOut('MariaDB', error);
       if (writes && unknown) {
         throw new StoreOutcomeUnknownError('the connection was lost before MariaDB confirmed the write: it may or may not have committed', {
           cause: error,
@@ -254,7 +276,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
   }
 
   async function createSchema(): Promise<MysqlSchema> {
-    const connection = await pool.getConnection();
+    const connection = await connect();
     try {
       let database = resolved.database;
       if (database === undefined) {
@@ -272,7 +294,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         // DDL may wait for metadata locks; processes starting at once queue on the named lock.
         await connection.query({ sql: 'SET SESSION lock_wait_timeout = 60' });
         const lockName = `lockstep:schema:${createHash('sha1').update(`${database}.${prefix}`).digest('hex')}`;
-        const [got] = rowsOf(await execute(connection, 'SELECT GET_LOCK(?, 60)', [lockName]))[0] ?? [];
+        const [got] = rowsOf(await execute(connection, 'SELECT GET_LOCK(?, 60)', [lockName], 60_000 + CLIENT_MARGIN_MS))[0] ?? [];
         if (int(got) !== 1) throw new Error(`could not take the schema lock ${lockName} within 60 s`);
         if (!(await isComplete(connection, s))) {
           await refuseForeignTable(connection, s);
@@ -417,7 +439,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async pruneJournal(beforeEpochMs) {
       live();
       const s = await ensureSchema();
-      const connection = await pool.getConnection();
+      const connection = await connect();
       let open = false;
       try {
         // READ COMMITTED: the unindexed tombstone scan then keeps no locks on the rows it skips.
@@ -458,8 +480,9 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     },
     async journalId() {
       live();
-      const [row] = (await run(() => limited('SELECT @@hostname, @@port, DATABASE()'), [])) as unknown[][];
-      return `mysql:${text(row![0])}:${text(row![1])}/${text(row![2])}/${prefix}`;
+      // Drawn once, stored with the tables: not derived from how this instance reached the server.
+      const [row] = rowsOf(await run((s) => limited(`SELECT value FROM ${s.meta} WHERE name = 'journal_id'`), []));
+      return `mysql:${text(row![0])}`;
     },
     async close() {
       if (closed) return;

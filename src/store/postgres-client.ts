@@ -5,6 +5,8 @@ export interface PostgresQueryConfig {
   readonly values?: unknown[];
   /** A named prepared statement: parsed once per connection. */
   readonly name?: string;
+  /** pg's client-side deadline of this query, in ms: the query fails with "Query read timeout". */
+  readonly query_timeout?: number;
 }
 
 export interface PostgresQueryResult {

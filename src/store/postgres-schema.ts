@@ -49,7 +49,7 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:2';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:3';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
@@ -156,6 +156,13 @@ CREATE TABLE IF NOT EXISTS ${journal} (
 ALTER SEQUENCE ${s}.lockstep_journal_id_seq OWNED BY ${journal}.id;
 ALTER SEQUENCE ${s}.lockstep_journal_pending_seq OWNED BY ${journal}.id;
 CREATE INDEX IF NOT EXISTS lockstep_journal_created_at ON ${journal} (created_at);
+
+-- The journal's name, drawn once when the schema is created: every instance keys its replay cursor
+-- by it, however it reaches the server (socket, TCP, a pooler), see StoreAdapter.journalId.
+CREATE TABLE IF NOT EXISTS ${s}.lockstep_meta (name text PRIMARY KEY, value text NOT NULL);
+INSERT INTO ${s}.lockstep_meta (name, value)
+  VALUES ('journal_id', pg_catalog.md5(pg_catalog.random()::text || pg_catalog.clock_timestamp()::text || pg_catalog.pg_backend_pid()::text))
+  ON CONFLICT (name) DO NOTHING;
 
 -- Stamps a journal row's real id just before COMMIT, in commit order (see postgres-schema.ts).
 CREATE OR REPLACE FUNCTION ${s}.lockstep_journal_stamp() RETURNS trigger LANGUAGE plpgsql AS $fn$

@@ -32,6 +32,7 @@ import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryRe
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
+import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -133,7 +134,9 @@ function resolve(options: PostgresStoreOptions): Resolved {
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 1000) {
     throw new InvalidOptionError(`poolSize must be an integer from 1 to 1000 (got ${JSON.stringify(poolSize)})`);
   }
-  return { schema, statementTimeoutMs, notify, pool: quietPool(new pg.Pool({ connectionString, max: size })), connectionString };
+  return { schema, statementTimeoutMs, notify, pool: quietPool(new pg.Pool({ connectionString, max: size, connectionTimeoutMillis: statementTimeoutMs + CLIENT_MARGIN_MS })),
+    connectionString,
+  };
 }
 
 /** An idle connection that dies emits 'error' on its pool: without a listener the process would exit. */
@@ -204,13 +207,20 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     if (closed) throw new ClosedError('the postgres store was closed');
   }
 
+  // Client-side deadlines (client-timeouts.ts): a stalled server or an exhausted pool ends in an
+  // error after the statement timeout plus a margin, and the connection is destroyed.
+  const clientMs = statementTimeoutMs + CLIENT_MARGIN_MS;
+  /** The client with pg's query_timeout on every query it runs. */
+  const timed = (client: PostgresClient, ms: number): PostgresClient =>
+    ({ query: (config: PostgresQueryConfig) => client.query({ ...config, query_timeout: ms }), release: (d?: boolean | Error) => client.release(d) }) as PostgresClient;
+
   async function acquire(): Promise<PostgresClient> {
-    const client = await pool.connect();
+    const client = await connectWithin('PostgreSQL', () => pool.connect(), clientMs, (late) => late.release(true));
     if (prepared.has(client)) return client;
     try {
       // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
       client.on('error', () => undefined);
-      await client.query(sessionSql([String(statementTimeoutMs)]));
+      await client.query({ ...sessionSql([String(statementTimeoutMs)]), query_timeout: clientMs });
       prepared.add(client);
       return client;
     } catch (error) {
@@ -222,14 +232,20 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   /** Runs one autocommit statement, or reads; releases (or destroys) the connection. */
   async function run(config: PostgresQueryConfig, { writes = false } = {}): Promise<PostgresQueryResult> {
     await ensureSchema();
-    const client = await acquire();
+    let client: PostgresClient;
     try {
-      const result = await client.query(config);
+      client = await acquire();
+    } catch (error) {
+      throw isClientTimeout(error) ? readTimedOut('PostgreSQL', error) : error; // nothing was sent: a clean failure
+    }
+    try {
+      const result = await client.query({ ...config, query_timeout: clientMs });
       client.release();
       return result;
     } catch (error) {
       const lost = outcomeUnknown(error);
       client.release(lost ? true : undefined);
+      if (!writes && isClientTimeout(error)) throw readTimedOut('PostgreSQL', error);
       if (writes && lost) {
         throw new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
           cause: error,
@@ -245,7 +261,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     await ensureSchema();
     const client = await acquire();
     const begin = [{ text: 'BEGIN' }, localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))])];
-    return inTransaction(client, begin, () => client.query(config));
+    const within = timed(client, Math.floor(deadlineMs) + CLIENT_MARGIN_MS);
+    return inTransaction(within, begin, () => within.query(config));
   }
 
   /** Runs a write; the functions' precondition error (rolled back, nothing committed) becomes PreconditionFailedError. */
@@ -270,7 +287,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   }
 
   async function createSchema(): Promise<void> {
-    const client = await acquire();
+    // DDL may wait for other processes' DDL (60 s, below); the client waits a little longer.
+    const client = timed(await acquire(), 60_000 + CLIENT_MARGIN_MS);
     const marker = async () =>
       (await client.query({ text: `SELECT obj_description(to_regclass($1), 'pg_class') AS marker`, values: [`${s}.lockstep_kv`] })).rows[0]
         ?.marker;
@@ -396,8 +414,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
     async journalId() {
       live();
-      const row = (await run({ text: "SELECT current_database() AS db, coalesce(inet_server_addr()::text, 'local') AS host, coalesce(inet_server_port(), 0) AS port" })).rows[0]!;
-      return `postgres:${String(row.host)}:${String(row.port)}/${String(row.db)}/${schema}`;
+      // Drawn once, stored in the schema: not derived from how this instance reached the server.
+      const { rows } = await run({ text: `SELECT value FROM ${s}.lockstep_meta WHERE name = 'journal_id'` });
+      return `postgres:${String(rows[0]!.value)}`;
     },
     async close() {
       if (closed) return;

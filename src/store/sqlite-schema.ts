@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS lockstep_journal (
 );
 CREATE INDEX IF NOT EXISTS lockstep_journal_created_at ON lockstep_journal (created_at);
 
+-- The journal's name, drawn once when the file is created: every instance that opens this file,
+-- by whatever path, keys its replay cursor by it (StoreAdapter.journalId).
+CREATE TABLE IF NOT EXISTS lockstep_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO lockstep_meta (name, value) VALUES ('journal_id', lower(hex(randomblob(16))));
+
 -- INSERT OR REPLACE (and an upsert or INSERT OR IGNORE that meets a row): keep the existing row's
 -- version as the key's tombstone, so the row that replaces it continues above.
 CREATE TRIGGER IF NOT EXISTS lockstep_kv_bypass_replace BEFORE INSERT ON lockstep_kv

@@ -3,8 +3,6 @@
 // transaction; writes made with plain SQL from anywhere else are versioned and journaled by triggers
 // (see sqlite-schema.ts). A write of an existing key writes the row's page and nothing else.
 import Database from 'better-sqlite3';
-import { randomUUID } from 'node:crypto';
-import { realpathSync } from 'node:fs';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError } from '../errors.js';
 import type {
@@ -172,6 +170,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     'SELECT id, namespace, key, version, reason, created_at AS createdAt FROM lockstep_journal WHERE id > ? ORDER BY id LIMIT ?',
   );
   // The AUTOINCREMENT high-water mark, so the head does not move back when pruning empties the journal.
+  const journalName = prepare("SELECT value FROM lockstep_meta WHERE name = 'journal_id'").pluck();
   const head = prepare(
     `SELECT max(coalesce((SELECT max(id) FROM lockstep_journal), 0),
                 coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'lockstep_journal'), 0))`,
@@ -232,8 +231,6 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (closed) throw new ClosedError('the sqlite store was closed');
   }
 
-  // An in-memory database has no path: a fresh id per store keeps its journal's cursor its own.
-  const memoryId = randomUUID();
   return {
     name: 'sqlite',
     database: db,
@@ -277,8 +274,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async journalId() {
       live();
-      // The file, wherever it is opened from: one journal, one cursor.
-      return `sqlite:${db.memory ? `memory:${memoryId}` : realpathSync(db.name)}`;
+      // Drawn once, stored in the file: one journal, one cursor, wherever the file is opened from.
+      return `sqlite:${journalName.get() as string}`;
     },
     async close() {
       if (closed) return;

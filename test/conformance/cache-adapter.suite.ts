@@ -1,9 +1,10 @@
 // The cache-adapter conformance suite: every row of the transition table in
-// ../shared/design/consistency-protocol.md, written from that page (the authority), not from any
+// docs/protocol.md, written from that page (the authority), not from any
 // adapter. Each adapter's test file calls runCacheAdapterSuite with a factory; the same suite runs
 // against the memory adapter (manual clock) and Redis / Redis Cluster (the server's clock: `advance`
 // really sleeps, so lease and TTL values stay small). Keys are unique per test, so a shared Redis
 // can run it. Payloads are plain strings, valid whether or not the adapter holds decoded values.
+import { itChecksTheKeyRule, STORABLE_KEYS } from './key-rule.suite.js';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
@@ -136,6 +137,30 @@ export function runCacheAdapterSuite(
   }
 
   describe(`cache adapter conformance: ${name}`, () => {
+    describe('the key rule (src/keys.ts)', () => {
+      itChecksTheKeyRule();
+      test('holds every key the rule accepts as a record of its own, under its own key', async (t) => {
+        const base = t.key(':');
+        for (const [i, key] of STORABLE_KEYS.entries()) await t.seed(base + key, i + 1, JSON.stringify(i));
+        for (const [i, key] of STORABLE_KEYS.entries()) {
+          await t.expectHit(base + key, i + 1, JSON.stringify(i));
+          assert.equal((await t.peek(base + key))?.key, base + key, `peek of key #${i}`);
+        }
+      });
+    });
+
+    test('peek gives expiresAt in epoch ms (wall time), for values and leases alike', async (t) => {
+      const key = t.key();
+      const before = Date.now();
+      await t.seed(key, 1, '"v"', longTtlMs);
+      const value = await t.peek(key);
+      assert.ok(value !== undefined && value.expiresAt >= before + longTtlMs - 5_000 && value.expiresAt <= Date.now() + longTtlMs + 5_000, `value expiresAt ${value?.expiresAt}`);
+      const leased = t.key();
+      await t.cache.beginWrite(leased, t.writer(), longLeaseMs);
+      const lease = await t.peek(leased);
+      assert.ok(lease !== undefined && lease.expiresAt >= before + longLeaseMs - 5_000 && lease.expiresAt <= Date.now() + longLeaseMs + 5_000, `lease expiresAt ${lease?.expiresAt}`);
+    });
+
     // ---------------------------------------------------------------------------------------------
     describe('get', () => {
       test('get | value → hit returning version, payload and tombstone flag', async (t) => {

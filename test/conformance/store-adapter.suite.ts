@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JournalEntry, JournalReason, StoreAdapter, StoreWriteOptions, Version } from '../../src/types.js';
+import { itChecksTheKeyRule, STORABLE_KEYS } from './key-rule.suite.js';
 import { describePreconditions } from './store-preconditions.suite.js';
 
 /**
@@ -432,6 +433,26 @@ export function runStoreAdapterSuite(name: string, open: () => Promise<StoreAdap
     });
 
     describePreconditions(withStore);
+
+    describe('the key rule (src/keys.ts)', () => {
+      itChecksTheKeyRule();
+      it('stores, reads back and scans every key the rule accepts, each as a key of its own', () =>
+        withStore(async ({ store }) => {
+          const ns = `keyrule${Date.now().toString(36)}`;
+          for (const [i, key] of STORABLE_KEYS.entries()) await store.write(ns, key, JSON.stringify(i), PLAIN);
+          for (const [i, key] of STORABLE_KEYS.entries()) {
+            assert.equal((await store.read(ns, key))?.payload, JSON.stringify(i), `key #${i} ${JSON.stringify(key.slice(0, 20))}`);
+          }
+          const scanned: string[] = [];
+          for (let after: string | undefined; ; ) {
+            const page = await store.scan(ns, after, 50);
+            if (page.length === 0) break;
+            scanned.push(...page.map((r) => r.key));
+            after = page.at(-1)!.key;
+          }
+          assert.deepEqual([...scanned].sort(), [...STORABLE_KEYS].sort());
+        }));
+    });
 
     it('answers ping', () =>
       withStore(async ({ store }) => {

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { checkVersions, historyNow, type HistoryEntry } from '../../src/audit/history.js';
+import { checkLinearizable } from '../../src/audit/linearizability.js';
 import { createProxyDatabase, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { freePort, spawnProxy, type ProxyProcess } from '../helpers/pg-proxy-process.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
@@ -134,6 +135,16 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
   return { history, reads, writes, kills };
 }
 
+/**
+ * The full per-key check, reported, not asserted: the proxy promises reads no older than writes
+ * acknowledged before they began, not linearizability while a commit is being fenced (see docs).
+ */
+function linearizability(history: readonly HistoryEntry[]): string {
+  const initial = new Map(KEYS.map((k) => [String(k), `v${k}`] as const));
+  const report = checkLinearizable(history.filter((e) => e.process !== 'init'), { deadlineMs: 3_000, initial });
+  return `linearizability: ${report.result} (${report.keys.map((k) => `${k.key}:${k.result}`).join(' ')})`;
+}
+
 describe('pg-proxy consistency', { skip: service.skip, timeout: 180_000 }, () => {
   let db: ProxyDatabase;
   before(async () => {
@@ -147,6 +158,7 @@ describe('pg-proxy consistency', { skip: service.skip, timeout: 180_000 }, () =>
     const result = await run(db, false);
     const violations = checkVersions(result.history);
     t.diagnostic(`${result.reads} reads, ${result.writes} writes, ${result.kills} kills, ${violations.length} violations`);
+    t.diagnostic(linearizability(result.history));
     const proxied = result.history.filter((e) => e.process !== 'bypass' && e.process !== 'init' && e.kind === 'write' && e.outcome === 'ok').length;
     // Sized for a loaded 2-core machine: the point is the check, not the volume.
     assert.ok(result.reads > 30 && proxied > 10, `enough traffic: ${result.reads} reads, ${proxied} acknowledged writes through the proxy`);

@@ -58,6 +58,8 @@ export interface EntityFixture {
   readEntry(id: number): Promise<ReadEntry<EntityRow>>;
   /** Plain SQL on another connection, as another service would write. */
   bypass: { update(id: number, name: string): Promise<void>; remove(id: number): Promise<void>; insert(id: number, name: string): Promise<void> };
+  /** PostgreSQL: the fixture's schema, which is also the application_name of its connections. */
+  readonly schema: string | undefined;
   close(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ export async function createEntityFixture(options: EntityFixtureOptions): Promis
 
   let makeSubject: () => Promise<{ subject: UserSubject; entities: EntityStore }>;
   let bypass: EntityFixture['bypass'];
+  let pgSchemaName: string | undefined;
   if (options.dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'lockstep-entity-'));
     const path = join(dir, 'store.db');
@@ -116,14 +119,13 @@ export async function createEntityFixture(options: EntityFixtureOptions): Promis
     }
   } else {
     const schema = `lockstep_entity_${process.pid}_${++fixtures}`;
-    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6 });
+    pgSchemaName = schema;
+    // Tagged with the schema's name, so that close() can find this fixture's connections.
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6, application_name: schema });
     pool.on('error', () => undefined);
     await pool.query(`CREATE SCHEMA ${schema}`);
     await pool.query(DDL.replace('TABLE users', `TABLE ${schema}.users`));
-    closers.push(async () => {
-      await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-      await pool.end();
-    });
+    closers.push(() => closePostgres(pool, schema));
     bypass = {
       update: async (id, name) => void (await pool.query(`UPDATE ${schema}.users SET name = $1 WHERE id = $2`, [name, id])),
       remove: async (id) => void (await pool.query(`DELETE FROM ${schema}.users WHERE id = $1`, [id])),
@@ -172,6 +174,7 @@ export async function createEntityFixture(options: EntityFixtureOptions): Promis
   }
 
   const first = await makeSubject();
+  let closed = false;
   return {
     subject: first.subject,
     clock,
@@ -184,10 +187,35 @@ export async function createEntityFixture(options: EntityFixtureOptions): Promis
     state: async (id) => (await first.subject.engine.inspect(String(id))).state,
     readEntry: (id) => first.subject.engine.readEntry(String(id)),
     bypass,
+    schema: pgSchemaName,
     async close() {
-      // Writes left hanging by a simulated crash never settle: do not wait for them.
-      await Promise.race([Promise.allSettled(subjects.map((s) => s.close())), new Promise((r) => setTimeout(r, 100))]);
+      if (closed) return;
+      closed = true;
+      // Writes left hanging by a simulated crash (or by a failed test's closed gate) never settle: do not wait for them.
+      await Promise.race([Promise.allSettled(subjects.map((s) => s.close())), delay(100)]);
       for (const close of closers) await close();
     },
   };
 }
+
+/**
+ * Drops the schema and ends the pool in bounded time, whatever a failed test left behind. A write
+ * held at a gate keeps its client checked out, maybe inside a transaction: its locks would block
+ * DROP SCHEMA, and pool.end() waits for every client to come back — so a failed PostgreSQL test
+ * used to leave the file hanging forever. Its connections are terminated first, on the server.
+ */
+async function closePostgres(pool: pg.Pool, schema: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: DATABASE_URL, statement_timeout: 10_000, connectionTimeoutMillis: 10_000 });
+  admin.on('error', () => undefined);
+  try {
+    await admin.connect();
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [schema]);
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await admin.end().catch(() => undefined);
+    // The terminated clients are gone on the server; a checked-out one is never returned, so do not wait for it.
+    await Promise.race([pool.end().catch(() => undefined), delay(2_000)]);
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

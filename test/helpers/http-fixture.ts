@@ -75,7 +75,7 @@ export async function call(
     body = JSON.stringify(init.json);
     headers['Content-Type'] ??= 'application/json';
   }
-  const request = new Request(`http://lockstep.test${path}`, {
+  const request = new Request(`http://localhost${path}`, {
     method,
     headers,
     ...(body === undefined ? {} : { body, duplex: 'half' }),

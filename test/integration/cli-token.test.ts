@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { run as runToken } from '../../src/cli/commands/token.js';
 import { parseServeArgs, startServe } from '../../src/cli/commands/serve.js';
 import type { CommandIo } from '../../src/cli/io.js';
-import { sha256 } from '../../src/http/token-set.js';
+import { sha256 } from '../../src/service/token-set.js';
 
 let dir: string;
 before(async () => {

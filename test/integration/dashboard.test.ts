@@ -186,7 +186,11 @@ describe('dashboard in Chromium', needProgram('Chromium', CHROMIUM_PATH), () => 
       server.cache.faults.clear();
     }
     const banner = page.getByTestId('alert-banner');
-    await banner.waitFor({ state: 'visible' });
+    // The page polls once a second, and on a loaded machine a poll can land mid-loop (the banner
+    // then shows e.g. 23.1 % = 12 / 52): wait for the state after the loop, not for the first poll.
+    await waitForText(page, 'alert-rate', (t) => t === '33.3 %');
+    await waitForText(page, 'alert-banner', (t) => t.includes('Cache failure alert: 33.3 %'));
+    assert.equal(await banner.isVisible(), true);
     assert.match(await banner.innerText(), /Cache failure alert: 33\.3 %/);
     assert.equal(await banner.evaluate((el) => (globalThis as unknown as BrowserGlobals).getComputedStyle(el).backgroundColor), 'rgb(220, 38, 38)');
     await waitForText(page, 'cache-failures', (t) => t === '20');

@@ -187,4 +187,18 @@ describe('Drizzle integration options', () => {
     await assert.rejects(drizzleTable({ $client: {} }, notes, { cache, version: notes.version }), InvalidOptionError);
     await assert.rejects(drizzleTable({ $client: {} }, notes, { cache, version: other.version }), /version must be a column of notes/);
   });
+
+  it('a table that was never created is an option error naming it, not a raw SqliteError', async () => {
+    const todos = sqliteTable('todos', { id: integer('id').primaryKey(), version: integer('version').notNull() });
+    const database = new Database(':memory:');
+    try {
+      await assert.rejects(drizzleTable(drizzleSqlite(database), todos, { cache: createMemoryCache({ maxEntries: 10 }), version: todos.version }), (error: unknown) => {
+        assert.ok(error instanceof InvalidOptionError);
+        assert.equal(error.message, 'table "todos" does not exist');
+        return true;
+      });
+    } finally {
+      database.close();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { InvalidOptionError } from '../../src/errors.js';
 import { authorize } from '../../src/http/access.js';
 import { createApp } from '../../src/http/app.js';
 import { listen } from '../../src/http/server.js';
-import { sha256, type TokenEntry } from '../../src/http/token-set.js';
+import { sha256, type TokenEntry } from '../../src/service/token-set.js';
 import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const entry = (name: string, token: string, scopes: string[], extra: Partial<TokenEntry> = {}): TokenEntry => ({

@@ -80,7 +80,7 @@ describe(':batchPut', () => {
     for (const json of [[{ key: 'a', value: 1 }], { items: 'a' }, {}, { items: [], extra: 1 }, null, 'items']) {
       assertError(await call(app, 'POST', '/v1/kv/env:batchPut', { json }), 400, 'E_INVALID_BATCH');
     }
-    assertError(await call(app, 'POST', '/v1/kv/env:batchPut', { body: '{"items": [' }), 400, 'E_BAD_JSON');
+    assertError(await call(app, 'POST', '/v1/kv/env:batchPut', { body: '{"items": [', headers: { 'Content-Type': 'application/json' } }), 400, 'E_BAD_JSON');
     const big = await call(app, 'POST', '/v1/kv/env:batchPut', { json: { items: ['a', 'b', 'c', 'd'].map((key) => ({ key, value: 1 })) } });
     assertError(big, 413, 'E_BATCH_TOO_LARGE');
     assertError(await call(app, 'POST', '/v1/kv/bad%20ns:batchPut', { json: { items: [{ key: 'a', value: 1 }] } }), 400, 'E_INVALID_NAMESPACE');

@@ -80,7 +80,7 @@ describe('PUT with If-Match / If-None-Match', () => {
     }
     assertError(await call(app, 'PUT', '/v1/kv/cond/m', { json: 1, headers: { 'If-None-Match': '"1"' } }), 400, 'E_INVALID_IF_NONE_MATCH');
     assertError(await call(app, 'PUT', '/v1/kv/cond/m', { json: 1, headers: { 'If-Match': '1', 'If-None-Match': '*' } }), 400, 'E_INVALID_IF_MATCH');
-    assertError(await call(app, 'PUT', '/v1/kv/cond/m', { body: '{', headers: { 'If-Match': 'x' } }), 400, 'E_INVALID_IF_MATCH');
+    assertError(await call(app, 'PUT', '/v1/kv/cond/m', { body: '{', headers: { 'If-Match': 'x', 'Content-Type': 'application/json' } }), 400, 'E_INVALID_IF_MATCH');
     assert.equal(await sqlite.read('cond', 'm'), undefined);
   });
 });

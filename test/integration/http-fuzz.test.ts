@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { InvalidValueError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import type { LockstepService } from '../../src/service/service.js';
-import { sha256 } from '../../src/http/token-set.js';
+import { sha256 } from '../../src/service/token-set.js';
 import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const RUNS = Number(process.env['LOCKSTEP_FUZZ_RUNS'] ?? 1_500);
@@ -157,7 +157,7 @@ function toRequest({ method, path: target, headers: fields, body: payload }: Fuz
   }
   const withBody = payload !== undefined && method !== 'GET' && method !== 'HEAD';
   try {
-    return new Request(`http://lockstep.test${target}`, { method, headers: headerBag, ...(withBody ? { body: payload, duplex: 'half' } : {}) } as RequestInit);
+    return new Request(`http://localhost${target}`, { method, headers: headerBag, ...(withBody ? { body: payload, duplex: 'half' } : {}) } as RequestInit);
   } catch {
     return undefined;
   }

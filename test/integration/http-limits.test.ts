@@ -9,7 +9,7 @@ import { InvalidOptionError } from '../../src/errors.js';
 import { createApp } from '../../src/http/app.js';
 import { exceedsJsonDepth } from '../../src/http/json-depth.js';
 import { listen } from '../../src/http/server.js';
-import { sha256 } from '../../src/http/token-set.js';
+import { sha256 } from '../../src/service/token-set.js';
 import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 let f: HttpFixture;

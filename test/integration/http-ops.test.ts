@@ -36,7 +36,7 @@ async function setup(options: AppOptions = {}, wrap: (s: LockstepService) => Loc
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
   const lifecycle = createLifecycle();
   const app = createApp(wrap(service), { logger, lifecycle, ...options });
-  const call = (path: string, init: RequestInit = {}) => app.request(`http://lockstep.test${path}`, init);
+  const call = (path: string, init: RequestInit = {}) => app.request(`http://localhost${path}`, init);
   return { app, call, lines, lifecycle, store };
 }
 
@@ -151,7 +151,7 @@ describe('/healthz and /readyz', () => {
     assert.deepEqual(await live.json(), { status: 'ok' });
     assert.equal(live.headers.get('connection'), 'close');
     // Requests still on an open connection are served while draining.
-    const put = await call('/v1/kv/d/k', { method: 'PUT', headers: { Authorization: 'Bearer t' }, body: '1' });
+    const put = await call('/v1/kv/d/k', { method: 'PUT', headers: { Authorization: 'Bearer t', 'Content-Type': 'application/json' }, body: '1' });
     assert.equal(put.status, 200);
     assert.equal(put.headers.get('connection'), 'close');
   });

@@ -301,6 +301,7 @@ describe('MariaDB store', { skip: service.skip }, () => {
             'table lockstep_journal',
             'table lockstep_journal_lock',
             'table lockstep_kv',
+            'table lockstep_meta',
             'table lockstep_tombstones',
             'trigger lockstep_journal_before_insert',
             'trigger lockstep_kv_after_delete',
@@ -342,8 +343,8 @@ describe('MariaDB store', { skip: service.skip }, () => {
         const tables = await rows<{ name: string }>(admin!, 'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1', [
           database,
         ]);
-        assert.equal(tables.filter((t) => t.name.startsWith('a_')).length, 4);
-        assert.equal(tables.filter((t) => t.name.startsWith('b_')).length, 4);
+        assert.equal(tables.filter((t) => t.name.startsWith('a_')).length, 5);
+        assert.equal(tables.filter((t) => t.name.startsWith('b_')).length, 5);
       } finally {
         await a.close();
         await b.close();

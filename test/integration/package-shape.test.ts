@@ -17,13 +17,14 @@ it('every subpath export resolves to built code with the documented factories', 
     const postgres = await import('lockstep/postgres');
     const mysql = await import('lockstep/mysql');
     const keyv = await import('lockstep/keyv');
+    const resp = await import('lockstep/resp');
     const pgProxy = await import('lockstep/pg-proxy');
     console.log(JSON.stringify([typeof pgProxy.startPgProxy, typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
       typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
       typeof http.createApp, typeof http.createService, typeof http.listen,
-      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore, typeof keyv.KeyvLockstep]));
+      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore, typeof keyv.KeyvLockstep, typeof resp.listenResp]));
   `);
-  assert.deepEqual(JSON.parse(out), Array(14).fill('function'));
+  assert.deepEqual(JSON.parse(out), Array(15).fill('function'));
 });
 
 it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () => {

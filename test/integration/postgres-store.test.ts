@@ -262,6 +262,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           { relname: 'lockstep_journal_id_seq', relkind: 'S' },
           { relname: 'lockstep_journal_pending_seq', relkind: 'S' },
           { relname: 'lockstep_kv', relkind: 'r' },
+          { relname: 'lockstep_meta', relkind: 'r' },
           { relname: 'lockstep_tombstones', relkind: 'r' },
         ]);
         const triggers = await admin.query(

@@ -182,6 +182,7 @@ describe('sqlite store', () => {
           { type: 'index', name: 'lockstep_journal_created_at' },
           { type: 'table', name: 'lockstep_journal' },
           { type: 'table', name: 'lockstep_kv' },
+          { type: 'table', name: 'lockstep_meta' },
           { type: 'table', name: 'lockstep_tombstones' },
           { type: 'trigger', name: 'lockstep_kv_bypass_delete' },
           { type: 'trigger', name: 'lockstep_kv_bypass_insert' },

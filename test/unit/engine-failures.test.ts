@@ -104,6 +104,9 @@ describe('Scenario 2: the cache fails after the store committed', () => {
     assert.equal(await f.engine.drainJournal(), 1);
     assert.equal(await f.engine.read('k'), 'new');
     assert.equal(f.engine.counters.journalRepairs, 1);
+    assert.equal(f.engine.counters.journaledAcks, 1, 'the documented window was used once');
+    assert.match(await f.engine.metricsText(), /lockstep_write_through_journaled_acks_total\{namespace="test"\} 1/);
+    assert.equal((await f.engine.metrics()).counters.write_through_journaled_acks, 1);
   });
 
   it('pragmatic: beginWrite fails but the cache answers again right after: invalidated at once', async () => {

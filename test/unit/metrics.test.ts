@@ -63,6 +63,7 @@ const COUNTER_FIELDS = {
   write_through_cache_failures: 'cacheFailures',
   write_through_failures: 'failures',
   write_through_precondition_failures: 'preconditionFailures',
+  write_through_journaled_acks: 'journaledAcks',
   journal_repairs: 'journalRepairs',
   writes: 'writes',
   deletes: 'deletes',

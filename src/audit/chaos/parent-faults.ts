@@ -30,6 +30,8 @@ export interface ParentFaultsOptions {
   readonly bypass: BypassWriter | undefined;
   readonly redis: OwnedRedis | undefined;
   readonly counts: FaultCounts;
+  /** Worker slots (0 … processes - 1). */
+  readonly processes: number;
   /** Freezes the current worker of a slot for `ms`. */
   readonly freeze: (slot: number, ms: number) => Promise<void>;
 }
@@ -43,6 +45,8 @@ export class ParentFaults {
   private readonly bypassAt: number[];
   private readonly restartAt: number[];
   private readonly armed = new Set<number>();
+  private readonly finished = new Set<number>();
+  private readonly slots: readonly number[];
   private readonly background: Array<Promise<unknown>> = [];
   private readonly rnd;
   private bypassBusy = false;
@@ -55,13 +59,18 @@ export class ParentFaults {
     this.bypassAt = [...options.schedule.bypassWrites];
     this.restartAt = [...options.schedule.redisRestarts];
     this.rnd = randomStream('bypass', options.seed);
+    this.slots = Array.from({ length: options.processes }, (_, slot) => slot);
   }
 
   /** One more operation announced by any worker. */
   onInvoke(): void {
     this.invoked++;
     const { counts } = this.options;
-    while (this.kills.length > 0 && this.kills[0]!.at <= this.invoked) this.armed.add(this.kills.shift()!.slot);
+    while (this.kills.length > 0 && this.kills[0]!.at <= this.invoked) {
+      const { slot } = this.kills.shift()!;
+      this.armed.add(slot);
+      if (this.finished.has(slot)) this.slotFinished(slot);
+    }
     while (this.pauses.length > 0 && this.pauses[0]!.at <= this.invoked) {
       const { slot, ms } = this.pauses.shift()!;
       counts.bump('pause');
@@ -79,8 +88,13 @@ export class ParentFaults {
         writer
           .write(this.options.namespace, key, value)
           .then((entry) => {
-            if (entry === undefined) counts.bump('sql-write-failed');
-            else {
+            if (entry === undefined) {
+              counts.bump('sql-write-failed');
+              // Rolled back (its statement timeout is below the lease TTL, so on a loaded machine a
+              // row lock or a slow database can fail every scheduled one): the point stays due and
+              // the write is tried again at the next operation, so that a seed always has one.
+              this.bypassAt.unshift(this.invoked);
+            } else {
               this.sqlEntries.push(entry);
               counts.bump('sql-write');
             }
@@ -102,6 +116,18 @@ export class ParentFaults {
           .finally(() => (this.restartBusy = false)),
       );
     }
+  }
+
+  /**
+   * The worker of `slot` has done all its operations. A kill armed for it moves to a slot still
+   * running: on a loaded machine one slot can finish its share before the operation count reaches
+   * the kill point, and the seed would run without its kill.
+   */
+  slotFinished(slot: number): void {
+    this.finished.add(slot);
+    if (!this.armed.delete(slot)) return;
+    const running = this.slots.find((other) => !this.finished.has(other));
+    if (running !== undefined) this.armed.add(running);
   }
 
   /** Whether to kill the worker of `slot` now: a kill is due and it has just announced a write or delete. */

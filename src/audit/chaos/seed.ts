@@ -51,6 +51,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   const parent = new ParentFaults({
     seed,
     schedule: parentSchedule(seed, options, ctx.owned !== undefined),
+    processes: options.processes,
     namespace,
     keys,
     bypass: ctx.bypass,
@@ -136,6 +137,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
       if (failure !== undefined) throw new Error(`chaos worker ${log.process} failed: ${failure}`);
       if (done) {
         if (!killed) pool.release(worker);
+        parent.slotFinished(slot);
         return;
       }
       const exit = await worker.exited;

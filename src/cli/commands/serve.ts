@@ -2,11 +2,12 @@
 // variables and a JSON file (see ../serve-settings.ts); logs are JSON lines on stdout (pino).
 // A stop (SIGINT/SIGTERM) drains: /readyz turns 503, the socket stops accepting, requests in
 // flight finish and are answered, then the service and the adapters close; a second signal exits at once.
+import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { defaultIo, type CommandIo } from '../io.js';
 import { createApp } from '../../http/app.js';
 import { createLifecycle, type Lifecycle } from '../../http/lifecycle.js';
-import type { TokenFile } from '../../http/token-set.js';
+import type { TokenFile } from '../../service/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
@@ -16,6 +17,7 @@ import type { CacheAdapter, StoreAdapter } from '../../types.js';
 import { openCache, openStore } from '../../backend-specs.js';
 import { resolveConfig, settingsHelp } from '../config.js';
 import { serveSettings, type ServeConfig } from '../serve-settings.js';
+import { listenResp } from '../../resp/server.js';
 
 export type { ServeConfig } from '../serve-settings.js';
 
@@ -23,9 +25,11 @@ export const usage = formatHelp({
   usage: 'serve [options]',
   description: 'Serves the REST API over a store and a cache. Each setting comes from its flag, else its\nvariable, else the config file, else its default.',
   options: settingsHelp(serveSettings),
-  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens; tokens
-protect every route but /healthz, /readyz, /openapi.json and the dashboard's page (open / in a
-browser: it asks for an admin token). SIGINT or SIGTERM drains: /readyz answers 503,
+  notes: `A host other than loopback (127.0.0.0/8, ::1, localhost) is refused without tokens, and
+with a weak --token; tokens protect every route but /healthz, /readyz, /openapi.json and the
+dashboard's page (open / in a browser: it asks for an admin token). Without tokens only loopback
+Host names and --allowed-hosts are served; a foreign Origin and a body that is not
+application/json are refused (docs/service.md, "Cross-site requests"). SIGINT or SIGTERM drains: /readyz answers 503,
 new connections are refused, requests in flight finish, then the service, the cache and the
 store close. A second signal exits at once.`,
   examples: [
@@ -33,8 +37,9 @@ store close. A second signal exits at once.`,
     'lockstep serve --port 0 --store sqlite:/var/lib/lockstep/data.db',
     'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
     'lockstep serve --config lockstep.json --log-level warn',
+    'lockstep serve --resp 127.0.0.1:6380   # and redis-cli -p 6380 SET orders:42 hello',
   ],
-  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start or stop cleanly; 2 bad input.',
+  exit: '0 stopped by SIGINT or SIGTERM; 1 could not start, or the stop abandoned work (a step outlived\n--shutdown-grace-ms + 1 s); 2 bad input.',
 });
 
 /** Flags, then environment, then the config file, then defaults. Throws InvalidOptionError or UsageError. */
@@ -46,6 +51,8 @@ export function parseServeArgs(argv: readonly string[], env: CommandIo['env']): 
 
 export interface ServeHandle {
   readonly url: string;
+  /** `redis://host:port` when --resp is set. */
+  readonly respUrl: string | undefined;
   readonly lifecycle: Lifecycle;
   /** Drains and closes the server, then the service, then the cache and the store. Safe to call twice. */
   close(): Promise<void>;
@@ -54,21 +61,33 @@ export interface ServeHandle {
 /** Opens the backends, the service and the socket; whatever was opened is closed again if a step fails. */
 export async function startServe(config: ServeConfig, logger: Logger = pino({ level: 'silent' })): Promise<ServeHandle> {
   // Refuse an exposed host before anything is created (no database file for a refused start).
-  assertListenAllowed(config.host, hasTokens(config));
+  assertListenAllowed(config.host, hasTokens(config), config.token);
+  if (config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
+  // A port in use fails now, before a store schema or database file is created for nothing.
+  await assertPortFree(config.host, config.port);
+  if (config.resp !== undefined) await assertPortFree(config.resp.host, config.resp.port);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
-  const closeOpened = async (): Promise<void> => {
+  /** Closes what was opened; with `deadline` (performance.now() ms), abandons a step that outlives it. */
+  const closeOpened = async (deadline = Number.POSITIVE_INFINITY): Promise<void> => {
     const errors: unknown[] = [];
+    const abandoned: string[] = [];
     for (const { what, close } of opened.splice(0).reverse()) {
       const started = performance.now();
+      const budgetMs = Math.max(MIN_STEP_MS, deadline - started);
       try {
-        await close();
+        if ((await withinBudget(close, budgetMs)) === 'abandoned') {
+          abandoned.push(what);
+          logger.warn({ event: 'shutdown', step: what, abandoned: true, waitedMs: Math.round(budgetMs) }, `abandoned closing the ${what} after ${Math.round(budgetMs)} ms`);
+          continue;
+        }
         logger.info({ event: 'shutdown', step: what, durationMs: Math.round(performance.now() - started) }, `closed the ${what}`);
       } catch (error) {
         logger.error({ event: 'shutdown', step: what, err: error }, `closing the ${what} failed`);
         errors.push(error);
       }
     }
+    if (abandoned.length > 0) throw new ShutdownAbandonedError(abandoned);
     if (errors.length > 0) throw errors[0];
   };
   const lifecycle = createLifecycle();
@@ -80,22 +99,77 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
     const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
-    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit };
+    const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
     const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
     opened.push({ what: 'server', close: () => server.close() });
+    const resp = config.resp === undefined
+      ? undefined
+      : await listenResp(service, {
+          ...config.resp,
+          token: config.token,
+          tokens: config.tokens,
+          rateLimit: config.rateLimit,
+          defaultNamespace: config.respNamespace,
+          maxConnections: config.respMaxConnections,
+          idleTimeout: config.respIdleTimeout,
+          closeGraceMs: config.shutdownGraceMs,
+          onUnexpectedError: (error) => logger.error({ event: 'resp_error', err: error }, 'unexpected error in a RESP command'),
+        });
+    if (resp !== undefined) opened.push({ what: 'RESP server', close: () => resp.close() });
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       lifecycle.beginDrain();
       logger.info({ event: 'shutdown', step: 'drain', inFlight: lifecycle.inFlight, graceMs: config.shutdownGraceMs }, 'draining: /readyz is 503, no new connections');
-      await closeOpened();
+      // The whole stop ends within the grace period plus a margin, whatever the backends do.
+      await closeOpened(performance.now() + config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
       logger.info({ event: 'shutdown', step: 'done', inFlight: lifecycle.inFlight }, 'stopped');
     };
-    return { url: server.url, lifecycle, close: () => (closing ??= close()) };
+    return { url: server.url, respUrl: resp?.url, lifecycle, close: () => (closing ??= close()) };
   } catch (error) {
     await closeOpened().catch(() => undefined);
     throw error;
   }
+}
+
+/** What a stop may take beyond --shutdown-grace-ms (the server uses the grace; the rest share this). */
+export const SHUTDOWN_MARGIN_MS = 1000;
+/** Each step after the deadline still gets this long (three steps: the bound is grace + 1.3 s). */
+const MIN_STEP_MS = 100;
+
+/** Shutdown gave up waiting for these steps (a stalled store, a request that would not end). */
+export class ShutdownAbandonedError extends Error {
+  constructor(readonly steps: readonly string[]) {
+    super(`abandoned closing the ${steps.join(', ')} at the shutdown deadline (work may have been cut off)`);
+    this.name = 'ShutdownAbandonedError';
+  }
+}
+
+async function withinBudget(close: () => Promise<void> | void, budgetMs: number): Promise<'done' | 'abandoned'> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<'abandoned'>((resolve) => {
+    timer = setTimeout(() => resolve('abandoned'), budgetMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(close).then(() => 'done' as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Binds the address and lets it go again: EADDRINUSE / EACCES before anything is opened. (Another
+ * process may still take the port in the moment between this and listen(): that start then fails
+ * after the backends opened, as before.)
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ port, host: host.startsWith('[') ? host.slice(1, -1) : host, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 /** JSON lines on stdout, written off the request path (pino's asynchronous destination). */
@@ -122,7 +196,8 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   let config: ReturnType<typeof parseServeArgs>;
   try {
     config = parseServeArgs(argv, io.env);
-    if (!config.help) assertListenAllowed(config.host, hasTokens(config));
+    if (!config.help) assertListenAllowed(config.host, hasTokens(config), config.token);
+    if (!config.help && config.resp !== undefined) assertListenAllowed(config.resp.host, hasTokens(config), config.token);
   } catch (error) {
     return reportUsageError(io.stderr, 'serve', error);
   }
@@ -146,6 +221,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   }
   logger.info({ event: 'listening', url: handle.url, store: config.store.spec, cache: config.cache.spec }, 'listening');
   io.stdout.write(`lockstep listening on ${handle.url} (store ${config.store.spec}, cache ${config.cache.spec})\n`);
+  if (handle.respUrl !== undefined) io.stdout.write(`lockstep RESP listening on ${handle.respUrl}\n`);
 
   const signal = await stop.received;
   io.stderr.write(`lockstep: ${signal} received, shutting down (${handle.lifecycle.inFlight} requests in flight)\n`);
@@ -157,6 +233,8 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
   } catch (error) {
     io.stderr.write(`lockstep: error while shutting down: ${(error as Error).message}\n`);
     code = 1;
+    // What was abandoned (a socket to a stalled store) may hold the event loop: do not wait for it.
+    if (error instanceof ShutdownAbandonedError) setTimeout(() => process.exit(code), 100).unref();
   }
   await flush();
   return code;

@@ -2,7 +2,7 @@
 // SHA-256. The token itself is printed once and stored nowhere.
 import { randomBytes } from 'node:crypto';
 import { InvalidOptionError } from '../../errors.js';
-import { resolveTokenFile, sha256, type TokenEntry } from '../../http/token-set.js';
+import { resolveTokenFile, sha256, type TokenEntry } from '../../service/token-set.js';
 import { parseRateLimit } from '../token-config.js';
 import { EXIT, parseCommandArgs, reportUsageError } from '../args.js';
 import { defaultIo, type CommandIo } from '../io.js';

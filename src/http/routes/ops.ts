@@ -1,5 +1,5 @@
 // Operations: GET /metrics (Prometheus text), GET /healthz (liveness: the process answers),
-// GET /readyz (readiness: store and cache reachable, and not shutting down), and the dashboard's
+// GET /readyz (readiness: store and cache reachable, not shutting down; the journal replay's state), and the dashboard's
 // data: GET /v1/stats and POST /v1/audit. Stats and audit sit beside /metrics and, like it, need
 // the admin scope when tokens are configured (access.ts).
 import { Hono } from 'hono';
@@ -22,9 +22,11 @@ export function opsRoutes(service: LockstepService, lifecycle: Lifecycle): Hono 
 
   ops.get('/readyz', async (c) => {
     if (lifecycle.draining) return c.json({ status: 'draining' }, 503, NO_STORE);
-    const { ok, parts } = await service.health();
-    // Why a part is down stays in the process: /readyz answers without a token.
-    return c.json({ status: ok ? 'ok' : 'unavailable', store: parts.store, cache: parts.cache }, ok ? 200 : 503, NO_STORE);
+    const { ok, parts, journal } = await service.health();
+    // Why a part is down stays in the process: /readyz answers without a token. A journal replay
+    // does not make the instance unready: meanwhile its reads go to the store (journal-drainer.ts).
+    const replay = journal === undefined ? {} : { journal: { state: journal.state, rowsLeft: journal.rowsLeft } };
+    return c.json({ status: ok ? 'ok' : 'unavailable', store: parts.store, cache: parts.cache, ...replay }, ok ? 200 : 503, NO_STORE);
   });
 
   // ?namespace=NS (one namespace's view; 400 when malformed) and ?window=1m|5m|15m|1h (400 otherwise).

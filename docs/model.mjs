@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+// Exhaustive interleaving check of the consistency protocol (protocol.md beside this file)
+// for one key: W writers, R readers, every interleaving, every cache-op outcome (ok, fails before
+// applying, fails after applying), store failures and unknown outcomes, crashes at every step,
+// lease expiry of dead or finished owners, eviction of servable values, journal repair.
+// Checks: (1) no read returns a version older than one acknowledged before it began (except the
+// documented pragmatic gap: a write whose beginWrite failed, until its journal row is repaired);
+// (2) at quiescence, after leases expire and the journal drains, the cache is empty or equals the
+// store (state A/B/C). Run: node model.mjs [--naive] [--strict] [--writers 2] [--readers 2]
+// [--random N --seed S] for random walks over larger configurations.
+// The journal drainer is modelled with a cursor: rows have ids, the drainer applies them in order and
+// saves its cursor in the (shared) cache, and it may restart at any moment (`--restarts N`, default
+// 1; e.g. every instance redeployed during a cache outage). On restart it starts where the journal
+// invariant says (protocol.md): at the saved cursor, or, with none, at the oldest retained row.
+// `--start-at-head` is the old rule ("no cursor: start at the journal's head"): it must print a
+// counterexample (issue 10). A read is exempt from the stale check only while a row newer than what
+// it returned is still ahead of the drainer's cursor (the documented pragmatic window): a skipped
+// row exempts nothing. An executable reference for
+// the protocol's rules, not code to copy: each counterexample it prints is a test worth having.
+const argv = process.argv.slice(2);
+const NAIVE = argv.includes('--naive');
+const STRICT = argv.includes('--strict');
+const num = (f, d) => { const i = argv.indexOf(f); return i >= 0 ? +argv[i + 1] : d; };
+const W = num('--writers', 2), R = num('--readers', 2);
+const DELETES = !argv.includes('--no-deletes');
+const START_AT_HEAD = argv.includes('--start-at-head');
+const RESTARTS = num('--restarts', 1);
+
+// ---- state ----
+// rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
+// actors: writers {pc, ver, journal, done, dead, acked, del}, readers {pc, tok, start, got, done, dead}
+function init() {
+  return {
+    db: { v: 0, tomb: true }, seq: 0, rec: { t: 'none' }, acked: 0, ackedTomb: true,
+    // journal[i] is the version of row id i+1; the drainer has applied rows up to `cursor`; `saved`
+    // is the cursor kept in the cache (undefined: never saved); `restarts` counts drainer restarts.
+    journal: [], cursor: 0, saved: undefined, restarts: 0,
+    w: Array.from({ length: W }, (_, i) => ({ pc: 'begin', id: 'w' + i, del: DELETES && i === W - 1, ver: 0, journal: false, dead: false, done: false })),
+    r: Array.from({ length: R }, (_, i) => ({ pc: 'get', id: 'r' + i, tok: null, start: -1, dbv: 0, done: false, dead: false })),
+  };
+}
+const clone = (s) => structuredClone(s);
+const key = (s) => JSON.stringify(s);
+
+// ---- cache transitions (atomic) ----
+function get(s, r) { // returns {kind, v?}
+  const rec = s.rec;
+  if (rec.t === 'val') return { kind: 'hit', v: rec.v };
+  if (NAIVE) return { kind: 'miss', tok: 'any' };
+  if (rec.t === 'none') { s.rec = { t: 'fill', tok: r.id }; return { kind: 'miss', tok: r.id }; }
+  if (rec.t === 'fill') return { kind: 'miss', tok: null };
+  return { kind: 'bypass' };
+}
+function fill(s, tok, v, tomb) {
+  if (NAIVE) { s.rec = { t: 'val', v, tomb }; return; }
+  if (s.rec.t === 'fill' && s.rec.tok === tok) s.rec = { t: 'val', v, tomb };
+}
+function beginWrite(s, id) {
+  if (NAIVE) return;
+  const rec = s.rec;
+  if (rec.t === 'write') rec.toks = [...rec.toks, id].sort();
+  else s.rec = { t: 'write', toks: [id], max: rec.t === 'val' ? rec.v : 0, maxTomb: rec.t === 'val' ? rec.tomb : true, dirty: false };
+}
+function completeWrite(s, id, v, tomb) {
+  if (NAIVE) { s.rec = { t: 'val', v, tomb }; return; }
+  const rec = s.rec;
+  if (rec.t === 'write' && rec.toks.includes(id)) {
+    rec.toks = rec.toks.filter((x) => x !== id);
+    if (v > rec.max) { rec.max = v; rec.maxTomb = tomb; }
+    // a token that expired (its writer's outcome is unknown) makes the last value untrustworthy
+    if (rec.toks.length === 0) s.rec = rec.dirty ? { t: 'none' } : { t: 'val', v: rec.max, tomb: rec.maxTomb };
+  } else {
+    // no lease held (beginWrite failed, or the lease expired): never publish, only invalidate
+    invalidateOlder(s, v);
+  }
+}
+function abortWrite(s, id) {
+  if (NAIVE) return;
+  const rec = s.rec;
+  if (rec.t === 'write' && rec.toks.includes(id)) {
+    rec.toks = rec.toks.filter((x) => x !== id);
+    if (rec.toks.length === 0) s.rec = { t: 'none' };
+  }
+}
+function invalidateOlder(s, v) { // journal repair, and completion without a lease
+  const rec = s.rec;
+  if ((rec.t === 'val' && rec.v < v) || rec.t === 'fill') s.rec = { t: 'none' };
+  if (rec.t === 'write' && rec.max < v) rec.dirty = true; // in-flight writers must not publish an older value
+}
+// a cache op: ok | fails before applying | fails after applying
+const OUTCOMES = ['ok', 'failBefore', 'failAfter'];
+
+// ---- successors ----
+function* successors(s) {
+  for (let i = 0; i < s.w.length; i++) {
+    const w = s.w[i];
+    if (w.done || w.dead) continue;
+    // crash at any step
+    { const n = clone(s); n.w[i].dead = true; yield [n, `${w.id} crash at ${w.pc}`]; }
+    if (w.pc === 'begin') {
+      for (const o of OUTCOMES) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'failBefore') beginWrite(n, x.id);
+        if (o === 'ok') x.pc = 'db';
+        else if (STRICT) { x.done = true; x.pc = 'refused'; }
+        else { x.journal = true; x.pc = 'db'; }
+        yield [n, `${x.id} beginWrite ${o}`];
+      }
+    } else if (w.pc === 'db') {
+      for (const o of ['ok', 'fail', 'unknown']) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'fail') { x.ver = ++n.seq; n.db = { v: x.ver, tomb: x.del }; if (x.journal) n.journal.push(x.ver); }
+        if (o === 'ok') x.pc = 'complete';
+        else if (o === 'fail') x.pc = 'abort';
+        else { x.done = true; x.pc = 'unknown'; } // lease left to expire
+        yield [n, `${x.id} store write ${o}${x.ver ? ' v' + x.ver : ''}`];
+      }
+    } else if (w.pc === 'abort') {
+      for (const o of OUTCOMES) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'failBefore') abortWrite(n, x.id);
+        x.done = true; x.pc = 'failed';
+        yield [n, `${x.id} abortWrite ${o}`];
+      }
+    } else if (w.pc === 'complete') {
+      for (const o of OUTCOMES) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'failBefore') completeWrite(n, x.id, x.ver, x.del);
+        // pragmatic acks; strict returns an error carrying the committed version: both count as acknowledged
+        x.done = true; x.pc = 'acked';
+        if (x.ver > n.acked) { n.acked = x.ver; n.ackedTomb = x.del; }
+        yield [n, `${x.id} completeWrite ${o} -> ack v${x.ver}`];
+      }
+    }
+  }
+  for (let i = 0; i < s.r.length; i++) {
+    const r = s.r[i];
+    if (r.done || r.dead) continue;
+    { const n = clone(s); n.r[i].dead = true; yield [n, `${r.id} crash at ${r.pc}`]; }
+    if (r.pc === 'get') {
+      for (const o of ['ok', 'fail']) {
+        const n = clone(s); const x = n.r[i];
+        x.start = n.acked; x.startJournal = n.journal.slice(n.cursor); // rows still to be replayed
+        if (o === 'fail') { x.pc = 'dbOnly'; yield [n, `${x.id} get fails -> store`]; continue; }
+        const g = get(n, x);
+        if (g.kind === 'hit') { x.done = true; x.got = g.v; yield* check(n, x, `${x.id} hit v${g.v}`); continue; }
+        x.tok = g.tok ?? null; x.pc = g.kind === 'miss' && x.tok ? 'dbFill' : 'dbOnly';
+        yield [n, `${x.id} get ${g.kind}${x.tok ? ' token' : ''}`];
+      }
+    } else if (r.pc === 'dbFill' || r.pc === 'dbOnly') {
+      const n = clone(s); const x = n.r[i];
+      x.dbv = n.db.v; x.dbTomb = n.db.tomb; x.pc = r.pc === 'dbFill' ? 'fill' : 'ret';
+      yield [n, `${x.id} store read v${x.dbv}`];
+    } else if (r.pc === 'fill') {
+      for (const o of OUTCOMES) {
+        const n = clone(s); const x = n.r[i];
+        if (o !== 'failBefore') fill(n, x.tok, x.dbv, x.dbTomb);
+        x.done = true; x.got = x.dbv;
+        yield* check(n, x, `${x.id} fill ${o}, returns v${x.dbv}`);
+      }
+    } else if (r.pc === 'ret') {
+      const n = clone(s); const x = n.r[i]; x.done = true; x.got = x.dbv;
+      yield* check(n, x, `${x.id} returns v${x.dbv}`);
+    }
+  }
+  // environment: lease expiry (owner finished or dead), eviction of servable values, journal repair
+  const rec = s.rec;
+  const gone = (id) => [...s.w, ...s.r].some((a) => a.id === id && (a.done || a.dead));
+  if (rec.t === 'fill' && gone(rec.tok)) { const n = clone(s); n.rec = { t: 'none' }; yield [n, `fill lease of ${rec.tok} expires`]; }
+  if (rec.t === 'write') for (const id of rec.toks) if (gone(id)) {
+    const n = clone(s); n.rec.toks = n.rec.toks.filter((x) => x !== id); n.rec.dirty = true;
+    if (n.rec.toks.length === 0) n.rec = { t: 'none' };
+    yield [n, `write lease of ${id} expires`];
+  }
+  if (rec.t === 'val') { const n = clone(s); n.rec = { t: 'none' }; yield [n, `v${rec.v} evicted`]; }
+  if (s.cursor < s.journal.length) {
+    // apply the next row, then save the cursor past it (never before: a failure retries the row)
+    const n = clone(s); const j = n.journal[n.cursor]; invalidateOlder(n, j); n.cursor++; n.saved = n.cursor;
+    yield [n, `journal repair v${j} (row ${n.cursor})`];
+  }
+  if (s.restarts < RESTARTS) {
+    // the drainer restarts (a redeploy); the cache keeps its records and the saved cursor
+    const n = clone(s); n.restarts++;
+    const head = n.journal.length;
+    if (START_AT_HEAD) n.cursor = n.saved === undefined || n.saved > head ? head : n.saved;
+    else n.cursor = n.saved === undefined || n.saved > head ? 0 : n.saved; // replay all retained
+    yield [n, `drainer restarts at row ${n.cursor} (saved cursor ${n.saved ?? 'none'}, head ${head})`];
+  }
+}
+function* check(n, x, label) {
+  // a read must not return a version older than one acknowledged before it began
+  if (x.got < x.start) {
+    const gap = !STRICT && x.startJournal.some((j) => j > x.got);
+    n.violation = gap ? null : `stale read: ${x.id} returned v${x.got}, v${x.start} was acknowledged before it began`;
+    if (gap) n.gapReads = (n.gapReads ?? 0) + 1;
+  }
+  yield [n, label];
+}
+
+// ---- search ----
+const seen = new Set();
+let states = 0, violations = 0, gaps = 0, finals = 0, badFinals = 0;
+const firstTrace = {};
+function quiesce(s) { // let every lease of a gone owner expire and the journal drain
+  const n = clone(s);
+  if (n.rec.t === 'fill' || n.rec.t === 'write') n.rec = { t: 'none' };
+  while (n.cursor < n.journal.length) invalidateOlder(n, n.journal[n.cursor++]);
+  return n;
+}
+function dfs(s, trace) {
+  const k = key(s);
+  if (seen.has(k)) return;
+  seen.add(k); states++;
+  if (s.violation) { violations++; if (!firstTrace.read) firstTrace.read = [...trace, s.violation]; return; }
+  if (s.gapReads) gaps++;
+  for (const [n, label] of successors(s)) { trace.push(label); dfs(n, trace); trace.pop(); }
+  if ([...s.w, ...s.r].every((a) => a.done || a.dead)) {
+    finals++;
+    const q = quiesce(s);
+    const ok = q.rec.t === 'none' || (q.rec.v === q.db.v);
+    if (!ok) { badFinals++; if (!firstTrace.final) firstTrace.final = [...trace, `final: cache v${q.rec.v} != store v${q.db.v}`]; }
+  }
+}
+const RANDOM = num('--random', 0); // random walks instead of exhaustive search, for larger configs
+if (RANDOM) {
+  let seed = num('--seed', 1);
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (let i = 0; i < RANDOM; i++) {
+    let s = init(); const trace = [];
+    for (;;) {
+      states++;
+      if (s.violation) { violations++; if (!firstTrace.read) firstTrace.read = [...trace, s.violation]; break; }
+      if (s.gapReads) gaps++;
+      const next = [...successors(s)];
+      // finish when every actor is done; let the environment act a few steps more at random
+      if ([...s.w, ...s.r].every((a) => a.done || a.dead)) {
+        finals++;
+        const q = quiesce(s);
+        if (!(q.rec.t === 'none' || q.rec.v === q.db.v)) { badFinals++; if (!firstTrace.final) firstTrace.final = [...trace, `final: cache v${q.rec.v} != store v${q.db.v}`]; }
+        if (rnd() < 0.5 || next.length === 0) break;
+      }
+      if (next.length === 0) break;
+      // crashes are rarer than progress, so walks reach deep interleavings
+      const weighted = next.filter(([, l]) => !l.includes('crash') || rnd() < 0.15);
+      const pick = (weighted.length ? weighted : next)[Math.floor(rnd() * (weighted.length || next.length))];
+      s = pick[0]; trace.push(pick[1]);
+    }
+  }
+} else dfs(init(), []);
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
+process.exit(violations || badFinals ? 1 : 0);

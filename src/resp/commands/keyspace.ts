@@ -1,0 +1,99 @@
+// GET, DEL/UNLINK, MGET, MSET, EXISTS, TTL/PTTL: each key is mapped to its namespace, authorized,
+// and read or written through the service's engine of that namespace (a Lockstep read: hit or
+// fenced fill; a Lockstep write: lease, store commit, versioned publish).
+import { CommandError } from '../errors.js';
+import { bulkOrNull, int, array, type Reply } from '../replies.js';
+import type { CommandContext, CommandSpec } from './context.js';
+import { runSet } from './set.js';
+import { readLive, target } from './targets.js';
+
+/** Reads of one MGET in flight at once: enough to overlap store round trips, few enough to share the pool. */
+const MGET_CONCURRENCY = 16;
+
+async function get(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+  const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
+  return bulkOrNull(live?.value);
+}
+
+async function del(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+  const targets = args.slice(1).map((raw) => target(ctx, raw, 'write'));
+  let removed = 0;
+  // One key after the other, in order: `DEL k k` counts k once, as Redis does.
+  for (const t of targets) {
+    const { live } = await readLive(ctx, t);
+    const { existed } = await t.engine.delete(t.key);
+    if (existed && live !== undefined) removed++;
+  }
+  return int(removed);
+}
+
+async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+  const targets = args.slice(1).map((raw) => target(ctx, raw, 'read'));
+  const values: Reply[] = new Array<Reply>(targets.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      const i = next++;
+      values[i] = bulkOrNull((await readLive(ctx, targets[i]!)).live?.value);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MGET_CONCURRENCY, targets.length) }, worker));
+  return array(values);
+}
+
+/**
+ * MSET of one key is a SET. Of several keys it is refused: the store port commits one key per
+ * transaction, and a multi-key MSET made of several commits could be seen half applied (or be
+ * left half applied by a crash). Refusing is the honest answer until the store offers a
+ * multi-key transaction.
+ */
+async function mset(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+  if (args.length % 2 === 0) throw new CommandError("ERR wrong number of arguments for 'mset' command");
+  if (args.length > 3) {
+    throw new CommandError(
+      'LOCKSTEP_E_MSET_NOT_ATOMIC MSET of more than one key is refused: the store commits one key per transaction, and Lockstep never applies half of an MSET. Send one SET per key (pipelined).',
+    );
+  }
+  return runSet(ctx, [args[0]!, args[1]!, args[2]!]);
+}
+
+async function exists(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+  const targets = args.slice(1).map((raw) => target(ctx, raw, 'read'));
+  let count = 0;
+  for (const t of targets) if ((await readLive(ctx, t)).live !== undefined) count++;
+  return int(count);
+}
+
+function ttlCommand(unitMs: 1 | 1000) {
+  return async (ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> => {
+    const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
+    if (live === undefined) return int(-2);
+    if (live.expiresAt === null) return int(-1);
+    const left = Math.max(0, live.expiresAt - ctx.now());
+    return int(unitMs === 1 ? left : Math.round(left / 1000));
+  };
+}
+
+const key = (name: string, arity: number, flags: string[], summary: string, run: CommandSpec['run'], lastKey = 1, step = 1, group = 'string'): CommandSpec => ({
+  name,
+  arity,
+  flags,
+  firstKey: 1,
+  lastKey,
+  step,
+  group,
+  summary,
+  run,
+});
+
+export const keyspaceCommands: readonly CommandSpec[] = [
+  key('get', 2, ['readonly', 'fast'], 'Returns the string value of a key (a Lockstep read).', get),
+  key('set', -3, ['write', 'denyoom'], 'Sets the string value of a key: committed to the store, then the cache, before +OK.', (ctx, args) => runSet(ctx, args)),
+  key('del', -2, ['write'], 'Deletes one or more keys.', del, -1, 1, 'generic'),
+  key('unlink', -2, ['write', 'fast'], 'Deletes one or more keys (as DEL: the store delete is synchronous).', del, -1, 1, 'generic'),
+  key('mget', -2, ['readonly', 'fast'], 'Returns the string values of one or more keys.', mget, -1),
+  key('mset', -3, ['write', 'denyoom'], 'Sets one key (several keys are refused: not atomic in the store).', mset, -1, 2),
+  key('exists', -2, ['readonly', 'fast'], 'Counts how many of the keys exist.', exists, -1, 1, 'generic'),
+  key('ttl', 2, ['readonly', 'fast'], 'Seconds left before a key expires (-1 no expiry, -2 no key).', ttlCommand(1000), 1, 1, 'generic'),
+  key('pttl', 2, ['readonly', 'fast'], 'Milliseconds left before a key expires (-1 no expiry, -2 no key).', ttlCommand(1), 1, 1, 'generic'),
+];

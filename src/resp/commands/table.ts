@@ -1,0 +1,37 @@
+// The command table and its dispatcher: the name is looked up, the arity and the AUTH rule checked
+// (as Redis does, before the command runs), then the handler runs; anything else is Redis' own
+// "unknown command" error.
+import { authRequired, noAuth } from '../access.js';
+import { CommandError, wrongArity } from '../errors.js';
+import type { Reply } from '../replies.js';
+import { connectionCommands } from './connection.js';
+import type { CommandContext, CommandSpec } from './context.js';
+import { keyspaceCommands } from './keyspace.js';
+import { serverCommands } from './server.js';
+
+function buildTable(): ReadonlyMap<string, CommandSpec> {
+  const table = new Map<string, CommandSpec>();
+  for (const spec of [...keyspaceCommands, ...connectionCommands]) table.set(spec.name, spec);
+  for (const spec of serverCommands(table)) table.set(spec.name, spec);
+  return table;
+}
+
+export const COMMANDS: ReadonlyMap<string, CommandSpec> = buildTable();
+
+/** Runs one command; throws CommandError or whatever the engine threw (the caller maps it to a reply). */
+export function dispatch(ctx: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  const name = args[0]!.toString('latin1').toLowerCase();
+  const spec = COMMANDS.get(name);
+  if (spec === undefined) throw unknownCommand(args);
+  ctx.session.lastCommand = name;
+  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) throw wrongArity(name);
+  if (!spec.noAuth && ctx.session.principal === undefined && authRequired(ctx.options)) throw noAuth();
+  return spec.run(ctx, args);
+}
+
+/** Redis' wording: `unknown command 'x', with args beginning with: 'a' 'b' ` (at most ~128 characters of arguments). */
+function unknownCommand(args: readonly Buffer[]): CommandError {
+  let listed = '';
+  for (let i = 1; i < args.length && listed.length < 128; i++) listed += `'${args[i]!.toString('utf8').slice(0, 128 - listed.length)}' `;
+  return new CommandError(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${listed}`);
+}

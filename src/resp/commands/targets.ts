@@ -1,0 +1,40 @@
+// A key command's first step: the Redis key mapped to its namespace, the caller's scopes checked,
+// the namespace's engine fetched; and a read with the data expiry applied.
+import type { Engine, ReadEntry } from '../../engine/api.js';
+import { authorize } from '../access.js';
+import { mapKey, type MappedKey } from '../key-mapping.js';
+import type { Action } from '../service-port.js';
+import { liveString, type LiveString } from '../values.js';
+import type { CommandContext } from './context.js';
+
+export interface Target extends MappedKey {
+  readonly engine: Engine<unknown>;
+}
+
+export function target(ctx: CommandContext, raw: Buffer, ...actions: Action[]): Target {
+  const mapped = mapKey(raw, ctx.options.defaultNamespace);
+  for (const action of actions) authorize(ctx.options, ctx.session, mapped.namespace, action);
+  return { ...mapped, engine: ctx.service.engine(mapped.namespace) };
+}
+
+export interface LiveRead {
+  readonly entry: ReadEntry<unknown>;
+  readonly live: LiveString | undefined;
+}
+
+/** A Lockstep read, with the data expiry applied; an expired row is purged (only that version, so a newer SET wins). */
+export async function readLive(ctx: CommandContext, t: Target): Promise<LiveRead> {
+  const entry = await t.engine.readEntry(t.key);
+  if (!entry.found) return { entry, live: undefined };
+  const live = liveString(entry.value, ctx.now());
+  if (live === undefined && mayWrite(ctx, t.namespace)) {
+    // Best effort and off the reply path: the row reads as missing either way.
+    t.engine.delete(t.key, { ifVersion: entry.version }).catch(() => undefined);
+  }
+  return { entry, live };
+}
+
+function mayWrite(ctx: CommandContext, namespace: string): boolean {
+  const { principal } = ctx.session;
+  return ctx.options.principals.length === 0 || principal?.can('write', namespace) === true;
+}

@@ -1,0 +1,130 @@
+// One client connection: bytes in → commands, run one at a time in arrival order (a pipeline's
+// effects apply in order, as on Redis) → replies out, batched into one write per burst. Reading
+// stops while too many request bytes wait (pipelining backpressure) or while the socket's send
+// buffer is full; a malformed request is answered and the connection closed; an HTTP request is
+// closed without an answer.
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { dispatch } from './commands/table.js';
+import type { CommandContext, FrontInfo } from './commands/context.js';
+import { errorReply } from './errors.js';
+import type { ResolvedRespOptions } from './options.js';
+import { CrossProtocolError, ProtocolError, RequestParser } from './parser.js';
+import { encode, error } from './replies.js';
+import type { LockstepService } from './service-port.js';
+import { createSession } from './session.js';
+
+/** Replies kept before a write even though more pipelined commands are waiting. */
+const MAX_BATCHED_PARTS = 512;
+
+export interface Connection {
+  /** Stops reading; closes once the command running (if any) has answered. */
+  drain(): void;
+  destroy(): void;
+}
+
+export function serveConnection(socket: Socket, service: LockstepService, options: ResolvedRespOptions, front: FrontInfo): Connection {
+  const session = createSession(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, `${socket.localAddress ?? '?'}:${socket.localPort ?? 0}`);
+  const ctx: CommandContext = { service, options, session, front, now: Date.now };
+  const parser = new RequestParser(options);
+  const mustAuth = options.principals.length > 0;
+  parser.unauthenticated = mustAuth;
+  let running = false;
+  let draining = false;
+  let broken = false;
+
+  socket.setNoDelay(true);
+  if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
+  socket.on('error', () => undefined); // a reset by the peer; 'close' follows
+  socket.on('data', (chunk: Buffer) => {
+    if (broken) return; // a protocol error was answered: nothing more is read
+    parser.push(chunk);
+    if (parser.buffered > options.maxQueryBufferBytes) socket.pause();
+    void pump();
+  });
+
+  const write = (out: Array<string | Buffer>): void => {
+    if (out.length === 0 || socket.destroyed) return;
+    if (out.every((part) => typeof part === 'string')) socket.write(out.join(''));
+    else {
+      socket.cork();
+      for (const part of out) socket.write(part);
+      socket.uncork();
+    }
+    out.length = 0;
+  };
+
+  async function pump(): Promise<void> {
+    if (running) return;
+    running = true;
+    const out: Array<string | Buffer> = [];
+    try {
+      // Once draining (shutdown), the command running finishes and answers; queued ones do not start.
+      while (!socket.destroyed && !draining) {
+        let args: Buffer[] | undefined;
+        try {
+          args = parser.next();
+          // One command that does not fit the query buffer would wait for bytes that never come (reading is paused).
+          if (args === undefined && parser.buffered > options.maxQueryBufferBytes) {
+            throw new ProtocolError(`query buffer over the limit (${options.maxQueryBufferBytes} bytes)`);
+          }
+        } catch (caught) {
+          broken = true;
+          if (caught instanceof ProtocolError) {
+            encode(error(`ERR Protocol error: ${caught.message}`), session.protocol, out);
+            write(out);
+            socket.end();
+          } else {
+            // CrossProtocolError: an HTTP client gets nothing that could be read as a response.
+            if (!(caught instanceof CrossProtocolError)) options.onUnexpectedError(caught);
+            socket.destroy();
+          }
+          return;
+        }
+        if (args === undefined) break;
+        let reply = front.throttle(session, socket.remoteAddress ?? '');
+        if (reply === undefined) {
+          try {
+            const pending = dispatch(ctx, args);
+            reply = pending instanceof Promise ? await pending : pending;
+          } catch (caught) {
+            reply = errorReply(caught, options.onUnexpectedError);
+          }
+        }
+        encode(reply, session.protocol, out);
+        parser.unauthenticated = mustAuth && session.principal === undefined;
+        if (session.closing) {
+          write(out);
+          socket.end();
+          return;
+        }
+        if (out.length >= MAX_BATCHED_PARTS) write(out);
+        if (socket.writableNeedDrain) {
+          write(out);
+          await drained(socket);
+        }
+      }
+      write(out);
+    } finally {
+      running = false;
+    }
+    if (draining) socket.end();
+    else if (socket.isPaused() && parser.buffered <= options.maxQueryBufferBytes) socket.resume();
+  }
+
+  return {
+    drain() {
+      draining = true;
+      socket.pause();
+      if (!running) socket.end();
+    },
+    destroy: () => socket.destroy(),
+  };
+}
+
+/** Resolves when the send buffer has room again, or the socket is gone. */
+async function drained(socket: Socket): Promise<void> {
+  const controller = new AbortController();
+  await Promise.race([once(socket, 'drain', { signal: controller.signal }), once(socket, 'close', { signal: controller.signal })]).catch(() => undefined);
+  controller.abort();
+}

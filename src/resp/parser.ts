@@ -1,0 +1,159 @@
+// Reads RESP requests from a byte stream: multibulk arrays of bulk strings (`*2\r\n$3\r\nGET\r\n…`,
+// what every client sends) and inline commands (`PING\r\n`, what telnet sends). Hand-written on
+// purpose: the npm RESP parsers (redis-parser, respjs, node-redis' decoder) parse *replies* for a
+// client, not requests for a server, and redis-parser is unmaintained since 2018; a request has
+// one shape only, so this is a small, bounded state machine with every size checked before any
+// byte is buffered for it.
+
+/** A malformed or oversized request: the connection answers `-ERR Protocol error: …` and closes. */
+export class ProtocolError extends Error {}
+
+/** An HTTP request (or a known cross-protocol probe) on the RESP port: close without answering. */
+export class CrossProtocolError extends Error {}
+
+export interface ParserLimits {
+  /** Largest bulk string (a key or a value), in bytes. */
+  readonly maxBulkBytes: number;
+  /** Most arguments in one command (the name counts). */
+  readonly maxArgs: number;
+  /** Longest inline command or header line (`*N`, `$N`), in bytes. */
+  readonly maxInlineBytes: number;
+}
+
+const CR = 13;
+const LF = 10;
+const EMPTY = Buffer.alloc(0);
+
+/** Before AUTH (when tokens are configured), as Redis 7: a stranger may not make us buffer much. */
+export const UNAUTHENTICATED_LIMITS: ParserLimits = Object.freeze({ maxBulkBytes: 16_384, maxArgs: 10, maxInlineBytes: 16_384 });
+
+export class RequestParser {
+  /** Set while the connection has not authenticated and must: the tighter limits apply. */
+  unauthenticated = false;
+  private buf: Buffer = EMPTY;
+  private pos = 0;
+  /** Chunks not yet joined to `buf`, while a known number of bytes (`need`) is still missing. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private need = 0;
+
+  constructor(private readonly configured: ParserLimits) {}
+
+  private get limits(): ParserLimits {
+    return this.unauthenticated ? UNAUTHENTICATED_LIMITS : this.configured;
+  }
+
+  /** Bytes received and not yet consumed by a complete command. */
+  get buffered(): number {
+    return this.buf.length - this.pos + this.pendingBytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.buf.length - this.pos === 0 && this.pendingBytes === 0) {
+      this.buf = chunk;
+      this.pos = 0;
+      return;
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  /** The next complete command's arguments, or undefined when more bytes are needed. Throws ProtocolError / CrossProtocolError. */
+  next(): Buffer[] | undefined {
+    if (this.pendingBytes > 0) {
+      // A large value arriving in many chunks is joined once, not once per chunk.
+      if (this.buf.length - this.pos + this.pendingBytes < this.need) return undefined;
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.pending]);
+      this.pos = 0;
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    for (;;) {
+      if (this.pos >= this.buf.length) return undefined;
+      const args = this.buf[this.pos] === 0x2a /* '*' */ ? this.multibulk() : this.inline();
+      if (args === undefined) return undefined;
+      if (args.length > 0) return args;
+      // `*0\r\n`, `*-1\r\n` and blank inline lines are skipped, as Redis does.
+    }
+  }
+
+  private multibulk(): Buffer[] | undefined {
+    const start = this.pos;
+    const header = this.line(start + 1, 'multibulk count');
+    if (header === undefined) return undefined;
+    const count = parseCount(header.text, 'invalid multibulk length');
+    if (count > this.limits.maxArgs) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} multibulk length (more than ${this.limits.maxArgs} arguments)`);
+    let at = header.next;
+    const args: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      if (at >= this.buf.length) return this.incomplete(start, at + 1);
+      if (this.buf[at] !== 0x24 /* '$' */) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[at]!)}'`);
+      const size = this.line(at + 1, 'bulk length');
+      if (size === undefined) return this.incomplete(start, 0);
+      const length = parseCount(size.text, 'invalid bulk length', false);
+      if (length > this.limits.maxBulkBytes) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
+      const end = size.next + length;
+      if (end + 2 > this.buf.length) return this.incomplete(start, end + 2);
+      if (this.buf[end] !== CR || this.buf[end + 1] !== LF) throw new ProtocolError('bulk string not terminated by CRLF');
+      args.push(this.buf.subarray(size.next, end));
+      at = end + 2;
+    }
+    this.pos = at;
+    this.need = 0;
+    return args;
+  }
+
+  private inline(): Buffer[] | undefined {
+    const newline = this.buf.indexOf(LF, this.pos);
+    if (newline === -1) {
+      if (this.buf.length - this.pos > this.limits.maxInlineBytes) throw new ProtocolError('too big inline request');
+      return this.incomplete(this.pos, 0);
+    }
+    if (newline - this.pos > this.limits.maxInlineBytes) throw new ProtocolError('too big inline request');
+    const end = newline > this.pos && this.buf[newline - 1] === CR ? newline - 1 : newline;
+    const text = this.buf.toString('latin1', this.pos, end);
+    this.pos = newline + 1;
+    this.need = 0;
+    const words = text.split(/[ \t]+/).filter((w) => w.length > 0);
+    if (looksLikeHttp(words)) throw new CrossProtocolError('an HTTP request was sent to the RESP port');
+    if (words.length > this.limits.maxArgs) throw new ProtocolError(`too many arguments in an inline request (more than ${this.limits.maxArgs})`);
+    return words.map((w) => Buffer.from(w, 'latin1'));
+  }
+
+  /** The `\r\n`-terminated line starting at `from`, or undefined when it has not fully arrived. */
+  private line(from: number, what: string): { text: string; next: number } | undefined {
+    const cr = this.buf.indexOf(CR, from);
+    if (cr === -1 || cr + 1 >= this.buf.length) {
+      if (this.buf.length - from > this.limits.maxInlineBytes) throw new ProtocolError(`too big ${what} string`);
+      return undefined;
+    }
+    if (cr - from > 32) throw new ProtocolError(`too big ${what} string`);
+    if (this.buf[cr + 1] !== LF) throw new ProtocolError(`${what} not terminated by CRLF`);
+    return { text: this.buf.toString('latin1', from, cr), next: cr + 2 };
+  }
+
+  private incomplete(start: number, need: number): undefined {
+    // Keep the partial command; remember how many bytes it needs at least, so push() can wait for them.
+    this.need = need === 0 ? 0 : need - start;
+    if (start > 0) {
+      this.buf = this.buf.subarray(start);
+      this.pos = 0;
+    }
+    return undefined;
+  }
+}
+
+/** A header's count; a negative multibulk count is an empty command (skipped), a negative bulk length an error. */
+function parseCount(text: string, message: string, negativeAllowed = true): number {
+  if (!(negativeAllowed ? /^-?[0-9]{1,18}$/ : /^[0-9]{1,18}$/).test(text)) throw new ProtocolError(message);
+  const n = Number(text);
+  return n < 0 ? 0 : n;
+}
+
+/** `GET / HTTP/1.1`, `POST …`, `Host: …`: Redis closes such connections (a browser or SSRF probe), and so do we. */
+function looksLikeHttp(words: readonly string[]): boolean {
+  const first = words[0]?.toLowerCase();
+  if (first === 'post' || first === 'host:') return true;
+  const last = words[words.length - 1];
+  return words.length >= 3 && last !== undefined && /^HTTP\/[0-9]/i.test(last);
+}

@@ -1,0 +1,69 @@
+// Puts the RESP front on a TCP socket. A non-loopback address needs tokens (then every connection
+// must AUTH), as on HTTP; one connection past the cap is told so and closed, as Redis does.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { FrontInfo } from './commands/context.js';
+import { serveConnection, type Connection } from './connection.js';
+import { resolveRespOptions, type RespOptions } from './options.js';
+import { assertListenAllowed, type LockstepService } from './service-port.js';
+import { createThrottle } from './throttle.js';
+
+export interface RespServer {
+  /** `redis://host:port`, for clients. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** Open connections now. */
+  readonly connections: number;
+  /** Stops accepting, lets commands in flight answer (up to closeGraceMs), then closes every connection. */
+  close(): Promise<void>;
+}
+
+export async function listenResp(service: LockstepService, options: RespOptions = {}): Promise<RespServer> {
+  const resolved = resolveRespOptions(options, service.maxValueBytes);
+  assertListenAllowed(resolved.host, resolved.principals.length > 0);
+  const open = new Set<Connection>();
+  const front: FrontInfo = { startedAt: Date.now(), port: resolved.port, connectedClients: () => open.size, throttle: createThrottle(resolved) };
+  const server: Server = createServer((socket: Socket) => {
+    if (open.size >= resolved.maxConnections) {
+      socket.on('error', () => undefined);
+      socket.end('-ERR max number of clients reached\r\n');
+      return;
+    }
+    const connection = serveConnection(socket, service, resolved, front);
+    open.add(connection);
+    socket.once('close', () => open.delete(connection));
+  });
+  const bindHost = resolved.host.startsWith('[') ? resolved.host.slice(1, -1) : resolved.host;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(resolved.port, bindHost, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('the RESP server has no TCP address');
+  (front as { port: number }).port = address.port;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `redis://${urlHost}:${address.port}`,
+    host: address.address,
+    port: address.port,
+    get connections() {
+      return open.size;
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const connection of open) connection.drain();
+        const cut = setTimeout(() => {
+          for (const connection of open) connection.destroy();
+        }, resolved.closeGraceMs);
+        server.once('close', () => clearTimeout(cut));
+      });
+      return closing;
+    },
+  };
+}
