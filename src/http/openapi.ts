@@ -278,7 +278,7 @@ export const openApiDocument: OpenApiDocument = {
         view: object(['namespace', 'series'], { namespace: { type: ['string', 'null'] }, series: { enum: ['all', 'own', 'none'] } }),
         histograms: { type: 'object', description: 'db_write_latency, cache_write_latency, write_through_total_latency over the view since start: count, p50Ms, p99Ms (bucket upper bounds).' },
         window: object(['name', 'ms', 'intervalMs', 'keptMs'], { name: { enum: ['1m', '5m', '15m', '1h'] }, ms: { type: 'integer' }, intervalMs: { type: 'integer' }, keptMs: { type: 'integer' } }),
-        history: { type: 'array', description: 'Samples within the window, oldest first: t, cumulative cache_hits, cache_misses, reads, writes, the three failure counters, read_p99 and write_p99 (ms).', items: { type: 'object' } },
+        history: { type: 'array', description: 'Samples within the window (at most 360: a longer window thinned to every k-th), oldest first: t, cumulative cache_hits, cache_misses, reads, writes, the three failure counters, read_p99 and write_p99 (ms).', items: { type: 'object' } },
         namespaceList: { type: 'array', items: { type: 'string' }, description: 'Namespaces with a metric series of their own (the filter\'s choices).' },
         auditHistory: { type: 'array', description: 'The A–E counts of the last audits, oldest first.', items: object(['finishedAt', 'counts'], { finishedAt: { type: 'string', format: 'date-time' }, counts: { type: 'object' } }) },
       }),

@@ -28,6 +28,11 @@ export interface HistorySample {
 export const STATS_WINDOWS: Readonly<Record<string, number>> = Object.freeze({ '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 });
 export type StatsWindow = '1m' | '5m' | '15m' | '1h';
 export const DEFAULT_STATS_WINDOW: StatsWindow = '5m';
+/**
+ * Samples one answer carries at most: a longer window is thinned to every k-th sample, newest
+ * kept. Lossless for the rates (the counters are cumulative), and it keeps a 1 h poll small.
+ */
+export const MAX_ANSWER_SAMPLES = 360;
 
 const FIELDS = ['t', 'cache_hits', 'cache_misses', 'reads', 'writes', 'write_through_db_failures', 'write_through_cache_failures', 'write_through_failures', 'read_p99', 'write_p99'] as const;
 
@@ -119,10 +124,19 @@ export function createStatsHistory(source: HistorySource, options: { intervalMs:
   const timer = setInterval(sample, intervalMs);
   timer.unref();
   return {
-    window: (namespace, windowMs) => rings.get(namespace ?? ALL)?.since(now() - windowMs) ?? [],
+    window: (namespace, windowMs) => thin(rings.get(namespace ?? ALL)?.since(now() - windowMs) ?? []),
     keptMs: intervalMs * capacity,
     intervalMs,
     sample,
     stop: () => clearInterval(timer),
   };
+}
+
+/** Every k-th sample counted back from the newest, at most MAX_ANSWER_SAMPLES, oldest first. */
+function thin(samples: HistorySample[]): HistorySample[] {
+  if (samples.length <= MAX_ANSWER_SAMPLES) return samples;
+  const stride = Math.ceil(samples.length / MAX_ANSWER_SAMPLES);
+  const kept: HistorySample[] = [];
+  for (let i = samples.length - 1; i >= 0; i -= stride) kept.push(samples[i]!);
+  return kept.reverse();
 }

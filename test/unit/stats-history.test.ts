@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createCounters, type EngineCounters } from '../../src/engine/events.js';
-import { createStatsHistory } from '../../src/service/stats-history.js';
+import { createStatsHistory, MAX_ANSWER_SAMPLES } from '../../src/service/stats-history.js';
 
 function bench(capacity: number) {
   let now = 1_000_000;
@@ -70,6 +70,24 @@ describe('stats history', () => {
       // The last 3.5 s hold the samples at now, now − 1 s, now − 2 s and now − 3 s.
       assert.equal(b.history.window(undefined, 3_500).length, 4);
       assert.deepEqual(b.history.window('never-seen', 60_000), []);
+    } finally {
+      b.history.stop();
+    }
+  });
+
+  it('thins a long window to at most MAX_ANSWER_SAMPLES, keeping the newest and the counts cumulative', () => {
+    const b = bench(1000);
+    try {
+      for (let i = 1; i <= 1000; i++) {
+        b.groups[0]!.counters.writes = i;
+        b.tick();
+      }
+      const thinned = b.history.window(undefined, 3_600_000);
+      assert.ok(thinned.length <= MAX_ANSWER_SAMPLES && thinned.length >= MAX_ANSWER_SAMPLES / 2, `${thinned.length} samples`);
+      assert.equal(thinned.at(-1)!.writes, 1000, 'the newest is kept');
+      const steps = new Set(thinned.slice(1).map((s, i) => s.writes - thinned[i]!.writes));
+      assert.deepEqual([...steps], [3], 'every third sample: 1000 / 360 rounded up');
+      assert.equal(b.history.window(undefined, 100_500).length, 101, 'a short window is not thinned');
     } finally {
       b.history.stop();
     }
