@@ -92,9 +92,21 @@ export const openApiDocument: OpenApiDocument = {
     '/v1/stats': {
       get: operation({
         operationId: 'stats',
-        summary: "The dashboard's numbers: hit ratio, recent p50/p99, failure counters, the alert, leases, repairs, the latest audit (admin).",
+        summary: "The dashboard's numbers: hit ratio, recent p50/p99, failure counters, the alert, leases, repairs, the latest audit, the history of a window (admin).",
         tags: ['operations'],
-        responses: { '200': ok('Service-wide statistics', ref('schemas', 'Stats')) },
+        parameters: [
+          {
+            name: 'namespace',
+            in: 'query',
+            description: 'One namespace instead of all. One without a metric series of its own (never written or found, or beyond metricsNamespaces) gives a zero view (view.series "none"), not an error.',
+            schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+          },
+          { name: 'window', in: 'query', description: 'The history window (default 5m).', schema: { enum: ['1m', '5m', '15m', '1h'] } },
+        ],
+        responses: {
+          '200': ok('Statistics of the view', ref('schemas', 'Stats')),
+          '400': errors('A malformed namespace or an unknown window', ['E_INVALID_NAMESPACE', 'E_INVALID_OPTION']),
+        },
       }),
     },
     '/v1/audit': {
@@ -246,7 +258,7 @@ export const openApiDocument: OpenApiDocument = {
       XCache: { description: 'Where the answer came from.', schema: { enum: ['hit', 'miss', 'bypass', 'store-fallback'] } },
     },
     schemas: {
-      Stats: object(['now', 'namespaces', 'reads', 'writes', 'hitRatio', 'counters', 'latencyMs', 'failures', 'alert', 'leases', 'journal', 'audit'], {
+      Stats: object(['now', 'namespaces', 'reads', 'writes', 'hitRatio', 'counters', 'latencyMs', 'failures', 'alert', 'leases', 'journal', 'audit', 'view', 'histograms', 'window', 'history', 'auditHistory', 'namespaceList'], {
         now: { type: 'integer', description: 'Server time, ms since the epoch.' },
         namespaces: { type: 'integer' },
         reads: { type: 'integer' },
@@ -263,6 +275,12 @@ export const openApiDocument: OpenApiDocument = {
         leases: object(['expired', 'writesInFlight'], { expired: { type: 'integer' }, writesInFlight: { type: 'integer' } }),
         journal: object(['repairs'], { repairs: { type: 'integer' } }),
         audit: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/AuditSummary' }] },
+        view: object(['namespace', 'series'], { namespace: { type: ['string', 'null'] }, series: { enum: ['all', 'own', 'none'] } }),
+        histograms: { type: 'object', description: 'db_write_latency, cache_write_latency, write_through_total_latency over the view since start: count, p50Ms, p99Ms (bucket upper bounds).' },
+        window: object(['name', 'ms', 'intervalMs', 'keptMs'], { name: { enum: ['1m', '5m', '15m', '1h'] }, ms: { type: 'integer' }, intervalMs: { type: 'integer' }, keptMs: { type: 'integer' } }),
+        history: { type: 'array', description: 'Samples within the window (at most 360: a longer window thinned to every k-th), oldest first: t, cumulative cache_hits, cache_misses, reads, writes, the three failure counters, read_p99 and write_p99 (ms).', items: { type: 'object' } },
+        namespaceList: { type: 'array', items: { type: 'string' }, description: 'Namespaces with a metric series of their own (the filter\'s choices).' },
+        auditHistory: { type: 'array', description: 'The A–E counts of the last audits, oldest first.', items: object(['finishedAt', 'counts'], { finishedAt: { type: 'string', format: 'date-time' }, counts: { type: 'object' } }) },
       }),
       AuditSummary: object(['startedAt', 'finishedAt', 'durationMs', 'trigger', 'namespaces', 'keys', 'counts'], {
         startedAt: { type: 'string', format: 'date-time' },
@@ -272,6 +290,10 @@ export const openApiDocument: OpenApiDocument = {
         namespaces: { type: 'integer' },
         keys: { type: 'integer' },
         counts: object(['A', 'B', 'C', 'D', 'E'], { A: { type: 'integer' }, B: { type: 'integer' }, C: { type: 'integer' }, D: { type: 'integer' }, E: { type: 'integer' } }),
+        examples: object(['D', 'E'], {
+          D: { type: 'array', items: { type: 'object' }, description: 'Up to 5 keys in state D: namespace, key, description, storeVersion, cache {kind, version}.' },
+          E: { type: 'array', items: { type: 'object' } },
+        }),
       }),
       Health: object(['status', 'store', 'cache'], {
         status: { enum: ['ok', 'unavailable'] },

@@ -17,6 +17,7 @@ import type { CacheAdapter, StoreAdapter } from '../types.js';
 import { createAuditRunner, type AuditSummary } from './audit-runner.js';
 import { createEnginePool, type PooledEngine } from './engine-pool.js';
 import { createSeriesGroups } from './series-groups.js';
+import { createStatsHistory, DEFAULT_STATS_WINDOW, STATS_WINDOWS, type StatsWindow } from './stats-history.js';
 import { createStatsTracker, type ServiceStats } from './stats.js';
 
 /** Engine options shared by every namespace. */
@@ -46,7 +47,20 @@ export interface ServiceOptions {
   engineIdle?: Duration;
   /** Namespaces with their own metric series (the first written or found); the rest report as namespace="_other". @default 100 */
   metricsNamespaces?: number;
+  /** How often the dashboard's history is sampled; 720 samples are kept (1 h at the default). @default '5s' */
+  statsInterval?: Duration;
 }
+
+/** What GET /v1/stats looks at: one namespace or all, and the history window. */
+export interface StatsQuery {
+  /** A namespace (validated; one without a series of its own gives a zero view and allocates nothing). */
+  readonly namespace?: string | undefined;
+  /** '1m', '5m', '15m' or '1h'. @default '5m' */
+  readonly window?: string | undefined;
+}
+
+/** Samples kept per history ring (one for all namespaces, one per metric series group). */
+export const STATS_SAMPLES = 720;
 
 export interface ServiceAuditOptions {
   /** Pause between the end of one audit and the start of the next; 0 turns the timer off (POST /v1/audit still runs one). @default '60s' */
@@ -78,7 +92,7 @@ export interface LockstepService {
   readonly metricsContentType: string;
   health(): Promise<HealthReport>;
   /** The dashboard's numbers (GET /v1/stats). */
-  stats(): Promise<ServiceStats>;
+  stats(query?: StatsQuery): Promise<ServiceStats>;
   /** Audits the namespaces served so far now, or joins the audit running; stats() shows the latest. */
   audit(): Promise<AuditSummary>;
   /** Drops idle and provisional engines now (a sweep also runs every second); returns how many. */
@@ -121,6 +135,10 @@ export function createService(options: ServiceOptions): LockstepService {
   // Namespaces with a series of their own were written or found; the pool adds those in use now.
   const served = (): string[] => [...new Set([...groups.labelledNamespaces(), ...pool.namespaces()])];
   const auditor = createAuditRunner({ store, cache, namespaces: served, ...auditSettings });
+  const history = createStatsHistory(
+    { groups: () => groups.groups(), p99: () => tracker.p99() },
+    { intervalMs: toMs(options.statsInterval ?? '5s', 'statsInterval'), capacity: STATS_SAMPLES },
+  );
 
   function engine(namespace: string): Engine<unknown> {
     if (closed) throw new ClosedError('the service is closed', { namespace });
@@ -183,15 +201,31 @@ export function createService(options: ServiceOptions): LockstepService {
     };
   }
 
-  async function stats(): Promise<ServiceStats> {
+  async function stats(query: StatsQuery = {}): Promise<ServiceStats> {
+    // Validate before reading anything; nothing here makes an engine or a series.
+    const namespace = query.namespace === undefined ? null : validateNamespace(query.namespace);
+    const windowName = (query.window ?? DEFAULT_STATS_WINDOW) as StatsWindow;
+    const windowMs = Object.hasOwn(STATS_WINDOWS, windowName) ? STATS_WINDOWS[windowName]! : undefined;
+    if (windowMs === undefined) {
+      throw new InvalidOptionError(`window must be one of ${Object.keys(STATS_WINDOWS).join(', ')} (got ${JSON.stringify(query.window)})`);
+    }
     // Reading the rate moves the alert window: a firing alert clears during silence.
     for (const group of groups.groups()) group.failureRate();
-    return tracker.assemble(await (metrics ?? createMetrics()).snapshot(), {
+    const series = namespace === null ? 'all' : groups.labelled(namespace) ? 'own' : 'none';
+    // A namespace without a series of its own has no counters in the registry: a zero snapshot.
+    const snapshot = await (metrics ?? createMetrics()).snapshot(namespace ?? undefined);
+    return tracker.assemble(snapshot, {
       namespaces: pool.size,
       alert: resolved.alert,
       audit: auditor.latest(),
       leasesExpired: cache.stats().leasesExpired,
       writesInFlight: [...pool.engines()].reduce((sum, e) => sum + e.writesInFlight, 0),
+    }, {
+      view: { namespace, series },
+      window: { name: windowName, ms: windowMs, intervalMs: history.intervalMs, keptMs: history.keptMs },
+      history: series === 'none' ? [] : history.window(namespace ?? undefined, windowMs),
+      auditHistory: auditor.history(),
+      namespaceList: [...groups.labelledNamespaces()],
     });
   }
 
@@ -205,6 +239,7 @@ export function createService(options: ServiceOptions): LockstepService {
     closed = true;
     // The audit reads the adapters, which the caller closes once this resolves.
     await auditor.stop();
+    history.stop();
     const open = pool.drain();
     groups.close();
     const results = await Promise.allSettled([...open.map((e) => e.close()), drainer?.stop()]);

@@ -2,12 +2,34 @@
 // the alert come from the shared metrics registry (the same series /metrics renders); latencies
 // are exact p50/p99 over the last 1024 operations of each kind, kept in ring buffers
 // (LatencyReservoir), because the registry's histograms only say "since start, within a bucket".
+// A view is all namespaces or one (?namespace=): counters, failures, the alert, histograms, the
+// history and the audit follow it; the recent latencies are the service's (one set of rings).
+import type { StateCounts } from '../audit/auditor.js';
 import type { Engine } from '../engine/api.js';
 import type { ReadEvent, WriteEvent } from '../engine/events.js';
-import type { CounterName } from '../metrics/catalog.js';
+import type { CounterName, HistogramName } from '../metrics/catalog.js';
 import { LatencyReservoir, type RecentQuantiles } from '../metrics/reservoir.js';
 import type { MetricsSnapshot } from '../metrics/snapshot.js';
-import type { AuditSummary } from './audit-runner.js';
+import type { AuditDefectExample, AuditPoint, AuditSummary } from './audit-runner.js';
+import type { HistorySample, StatsWindow } from './stats-history.js';
+
+/** What a stats call looks at. */
+export interface StatsView {
+  /** One namespace, or null for all. */
+  readonly namespace: string | null;
+  /**
+   * `all`; `own` when the namespace has its own metric series; `none` when it has none (never
+   * written or found, or beyond metricsNamespaces: its traffic counts under `_other`): a zero view.
+   */
+  readonly series: 'all' | 'own' | 'none';
+}
+
+/** A seed histogram over the view, since start: bucket upper bounds in ms (see HistogramSnapshot). */
+export interface HistogramStats {
+  readonly count: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+}
 
 export interface ServiceStats {
   /** Server time, ms since the epoch: the page plots against it and derives rates from two polls. */
@@ -44,8 +66,27 @@ export interface ServiceStats {
   readonly leases: { readonly expired: number; readonly writesInFlight: number };
   /** Keys invalidated from the store journal (bypass writes and repairs). */
   readonly journal: { readonly repairs: number };
-  /** The latest audit, or null before the first one. */
+  /** The latest audit, or null before the first one (one namespace's counts and examples in a namespace view). */
   readonly audit: AuditSummary | null;
+  readonly view: StatsView;
+  /** The seed's latency histograms over the view, since start. */
+  readonly histograms: Readonly<Record<HistogramName, HistogramStats>>;
+  /** The chosen window and the samples in it (sampled every intervalMs, kept for keptMs). */
+  readonly window: { readonly name: StatsWindow; readonly ms: number; readonly intervalMs: number; readonly keptMs: number };
+  readonly history: readonly HistorySample[];
+  /** The A–E counts of the last audits (the view's namespace only, in a namespace view), oldest first. */
+  readonly auditHistory: ReadonlyArray<{ readonly finishedAt: string; readonly counts: StateCounts }>;
+  /** The namespaces with a metric series of their own (the filter's choices; at most metricsNamespaces). */
+  readonly namespaceList: readonly string[];
+}
+
+/** What the service adds for a view. */
+export interface ViewContext {
+  readonly view: StatsView;
+  readonly window: ServiceStats['window'];
+  readonly history: readonly HistorySample[];
+  readonly auditHistory: readonly AuditPoint[];
+  readonly namespaceList: readonly string[];
 }
 
 export interface AlertSettings {
@@ -72,8 +113,29 @@ export interface StatsTracker {
   /** Listens to an engine's read and write events; the returned function stops listening. */
   instrument(engine: Engine<unknown>): () => void;
   /** Builds the stats from a metrics snapshot taken now. */
-  assemble(snapshot: MetricsSnapshot, context: StatsContext): ServiceStats;
+  assemble(snapshot: MetricsSnapshot, context: StatsContext, view: ViewContext): ServiceStats;
+  /** Recent p99s in ms (for the history samples). */
+  p99(): { readonly read: number | null; readonly write: number | null };
 }
+
+const ZERO_COUNTS: StateCounts = Object.freeze({ A: 0, B: 0, C: 0, D: 0, E: 0 });
+
+/** The latest audit as one namespace saw it. */
+function auditOf(audit: AuditSummary, namespace: string): AuditSummary {
+  const counts = audit.byNamespace[namespace] ?? ZERO_COUNTS;
+  const only = (list: readonly AuditDefectExample[]): AuditDefectExample[] => list.filter((e) => e.namespace === namespace);
+  return {
+    ...audit,
+    namespaces: namespace in audit.byNamespace ? 1 : 0,
+    keys: counts.A + counts.B + counts.C + counts.D + counts.E,
+    counts,
+    byNamespace: namespace in audit.byNamespace ? { [namespace]: counts } : {},
+    errors: audit.errors.filter((e) => e.namespace === namespace),
+    examples: { D: only(audit.examples.D), E: only(audit.examples.E) },
+  };
+}
+
+const toMs = (seconds: number | null): number | null => (seconds === null ? null : seconds * 1000);
 
 export function createStatsTracker(): StatsTracker {
   const read = new LatencyReservoir();
@@ -96,13 +158,20 @@ export function createStatsTracker(): StatsTracker {
         engine.off('read', onRead).off('write', onWrite);
       };
     },
-    assemble(snapshot, { namespaces, alert, audit, leasesExpired, writesInFlight }) {
+    p99: () => ({ read: read.quantiles().p99, write: write.total.quantiles().p99 }),
+    assemble(snapshot, { namespaces, alert, audit, leasesExpired, writesInFlight }, { view, window, history, auditHistory, namespaceList }) {
       const c = snapshot.counters;
       const looked = c.cache_hits + c.cache_misses;
+      const ns = view.namespace;
+      const histograms = {} as Record<HistogramName, HistogramStats>;
+      for (const [name, h] of Object.entries(snapshot.histograms) as Array<[HistogramName, MetricsSnapshot['histograms'][HistogramName]]>) {
+        histograms[name] = { count: h.count, p50Ms: toMs(h.p50), p99Ms: toMs(h.p99) };
+      }
       return {
         now: Date.now(),
         namespaces,
-        reads: read.recorded,
+        // All namespaces: every read timed (errors too); one: the reads its counters settled.
+        reads: ns === null ? read.recorded : c.cache_hits + c.cache_misses + c.cache_bypasses + c.cache_read_failures,
         writes: c.writes + c.deletes,
         hitRatio: looked === 0 ? null : c.cache_hits / looked,
         counters: { ...c, leases_expired: leasesExpired },
@@ -124,7 +193,13 @@ export function createStatsTracker(): StatsTracker {
         },
         leases: { expired: leasesExpired, writesInFlight },
         journal: { repairs: c.journal_repairs },
-        audit: audit ?? null,
+        audit: audit === undefined ? null : ns === null ? audit : auditOf(audit, ns),
+        view,
+        histograms,
+        window,
+        history,
+        auditHistory: auditHistory.map((p) => ({ finishedAt: p.finishedAt, counts: ns === null ? p.counts : (p.byNamespace[ns] ?? ZERO_COUNTS) })),
+        namespaceList,
       };
     },
   };

@@ -8,6 +8,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
 import { createApp } from '../../src/http/app.js';
+import { cacheKeyOf } from '../../src/keys.js';
 import { listen } from '../../src/http/server.js';
 import { createService, type EngineSettings, type LockstepService, type ServiceAuditOptions } from '../../src/service/service.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
@@ -21,15 +22,22 @@ export interface DashboardServer {
   readonly sqlite: SqliteStore;
   /** A request with the token; JSON bodies are encoded; throws on a status other than 200 or 404. */
   send(method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  /**
+   * Makes a written key D (inconsistent) behind the engine's back: its cached copy is replaced by
+   * one 5 versions ahead of the store's, as a buggy writer would leave it. Returns both versions.
+   */
+  injectDrift(namespace: string, key: string): Promise<{ store: number; cache: number }>;
   close(): Promise<void>;
 }
 
-export async function startDashboardServer(options: { engine?: EngineSettings; audit?: ServiceAuditOptions } = {}): Promise<DashboardServer> {
+export async function startDashboardServer(
+  options: { engine?: EngineSettings; audit?: ServiceAuditOptions; statsInterval?: string; metricsNamespaces?: number } = {},
+): Promise<DashboardServer> {
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-dashboard-'));
   const sqlite = createSqliteStore({ path: join(dir, 'store.db') });
   const memory = createMemoryCache({ maxEntries: 10_000 });
   const cache = new ChaosCache(memory);
-  const service = createService({ store: sqlite, cache, engine: options.engine, journal: { pollInterval: '50ms' }, audit: options.audit ?? { interval: 0 } });
+  const service = createService({ store: sqlite, cache, engine: options.engine, journal: { pollInterval: '50ms' }, audit: options.audit ?? { interval: 0 }, statsInterval: options.statsInterval ?? '1s', ...(options.metricsNamespaces === undefined ? {} : { metricsNamespaces: options.metricsNamespaces }) });
   const token = `dash-${process.pid}-${Date.now()}`;
   const server = await listen(createApp(service, { token }), { host: '127.0.0.1', port: 0, token });
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
@@ -44,6 +52,18 @@ export async function startDashboardServer(options: { engine?: EngineSettings; a
       const text = await response.text();
       if (response.status !== 200 && response.status !== 404) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
       return { status: response.status, json: text === '' ? undefined : JSON.parse(text) };
+    },
+    async injectDrift(namespace, key) {
+      const cacheKey = cacheKeyOf(namespace, key);
+      const cached = await cache.peek(cacheKey);
+      if (cached?.kind !== 'value') throw new Error(`${namespace}/${key} has no cached value to drift (${cached?.kind})`);
+      const drifted = cached.version + 5;
+      await cache.invalidateOlder(cacheKey, drifted);
+      const miss = await cache.get(cacheKey, 60_000);
+      if (miss.kind !== 'miss' || miss.token === undefined) throw new Error(`no fill lease for ${cacheKey}: ${miss.kind}`);
+      const entry = { version: drifted, payload: cached.payload, tombstone: false, sizeBytes: 16 };
+      if (!(await cache.fill(cacheKey, miss.token, entry, 3_600_000))) throw new Error(`fill of ${cacheKey} refused`);
+      return { store: cached.version, cache: drifted };
     },
     async close() {
       await server.close();

@@ -29,7 +29,7 @@ function documentedOperations(): Array<{ method: Method; path: string; operation
 const EXAMPLES: Record<string, { path: string; json?: unknown; headers?: Record<string, string> }[]> = {
   'get /healthz': [{ path: '/healthz' }],
   'get /readyz': [{ path: '/readyz' }],
-  'get /v1/stats': [{ path: '/v1/stats' }],
+  'get /v1/stats': [{ path: '/v1/stats' }, { path: '/v1/stats?namespace=doc&window=1h' }, { path: '/v1/stats?namespace=_bad' }, { path: '/v1/stats?window=2d' }],
   'post /v1/audit': [{ path: '/v1/audit' }],
   'get /': [{ path: '/' }],
   'get /dashboard/dashboard.js': [{ path: '/dashboard/dashboard.js' }],

@@ -29,7 +29,8 @@ export function opsRoutes(service: LockstepService, lifecycle: Lifecycle): Hono 
     return c.json({ status: ok ? 'ok' : 'unavailable', store: parts.store, cache: parts.cache, ...replay }, ok ? 200 : 503, NO_STORE);
   });
 
-  ops.get('/v1/stats', async (c) => c.json(await service.stats(), 200, NO_STORE));
+  // ?namespace=NS (one namespace's view; 400 when malformed) and ?window=1m|5m|15m|1h (400 otherwise).
+  ops.get('/v1/stats', async (c) => c.json(await service.stats({ namespace: c.req.query('namespace'), window: c.req.query('window') }), 200, NO_STORE));
 
   // Runs the audit now and answers with its summary (a request during a run waits for that run).
   ops.post('/v1/audit', async (c) => c.json(await service.audit(), 200, NO_STORE));
