@@ -1,0 +1,77 @@
+// The race: a plain-SQL transaction that journals early and commits later than the journal's
+// retention (a long migration) leaves rows whose created_at is already past the retention when
+// they become visible. A drainer pass reads the journal (the rows are not committed yet), then
+// prunes by age: its DELETE waits for the transaction's row lock and, once it commits, deletes the
+// rows no drainer has read. The bypass write is then never invalidated: the old value is served
+// until its TTL. Pruning must never remove a row past what the pruning drainer applied.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
+import { createMysqlStore } from '../../src/store/mysql.js';
+import { MYSQL_URL, needService } from '../helpers/services.js';
+
+const id = randomUUID().slice(0, 8);
+
+async function waitFor(what: string, condition: () => Promise<boolean>, deadlineMs = 30_000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('prune races a long journaling transaction (MariaDB)', async () => {
+  const { skip } = await needService('MariaDB', MYSQL_URL);
+
+  it('a row committed after a pass read the journal, older than the retention, is not pruned before a drainer applied it', { skip }, async () => {
+    const prefix = `prunelong_${id}_`;
+    const store = createMysqlStore({ uri: MYSQL_URL, tablePrefix: prefix });
+    const cache = createMemoryCache({ maxEntries: 100 });
+    const engine = createWriteThrough<string>({
+      store,
+      cache,
+      namespace: 'ns',
+      leaseTtl: '1s',
+      tombstoneTtl: '1s',
+      journal: { retention: '1500ms', pollInterval: '1h' },
+      metrics: false,
+    });
+    const sql = await mysql.createConnection(MYSQL_URL);
+    const admin = await mysql.createConnection(MYSQL_URL);
+    try {
+      await engine.write('k', 'v1');
+      assert.equal(await engine.read('k'), 'v1'); // cached
+      const kv = `\`${prefix}kv\``;
+      const [rows] = (await sql.query(`SELECT value FROM ${kv} WHERE namespace = 'ns' AND \`key\` = 'k'`)) as unknown as [{ value: Buffer | string }[]];
+      const v2 = String(rows[0]!.value).replace('v1', 'v2');
+      // The long transaction: it journals k now (the trigger's row), commits after the retention.
+      await sql.query('START TRANSACTION');
+      await sql.query(`UPDATE ${kv} SET value = ? WHERE namespace = 'ns' AND \`key\` = 'k'`, [v2]);
+      const journaledAt = Date.now();
+      await waitFor('the row to be older than the retention', async () => Date.now() - journaledAt > 1_800);
+      // A pass: it reads nothing (uncommitted), then prunes rows older than the retention.
+      const pass = engine.drainJournal();
+      const pruneWaits = async () => {
+        const [list] = (await admin.query(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE '%DELETE FROM %${prefix}journal%' AND ID <> CONNECTION_ID()`)) as unknown as [{ n: number }[]];
+        return Number(list[0]!.n) > 0;
+      };
+      // The prune's DELETE waits for the transaction's row lock; the transaction commits meanwhile.
+      const waited = await Promise.race([waitFor('the prune to wait on the transaction', pruneWaits).then(() => 'waits'), pass.then(() => 'done', () => 'failed')]);
+      assert.equal(waited, 'waits', 'the prune waits for the transaction (the interleaving under test)');
+      await sql.query('COMMIT');
+      await pass.catch(() => undefined);
+      assert.equal((await store.read('ns', 'k'))?.version, 2, 'the bypass write committed version 2');
+      await engine.drainJournal();
+      assert.equal(await engine.read('k'), 'v2', 'the committed bypass write is served, not the cached v1');
+    } finally {
+      await sql.end().catch(() => undefined);
+      await admin.end().catch(() => undefined);
+      await engine.close();
+      await cache.close();
+      await store.close();
+    }
+  });
+});
