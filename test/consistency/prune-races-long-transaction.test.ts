@@ -6,6 +6,7 @@
 // until its TTL. Pruning must never remove a row past what the pruning drainer applied.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { createMemoryCache } from '../../src/cache/memory.js';
@@ -127,4 +128,50 @@ describe('pruneJournal never removes a row past the pruning drainer\'s cursor', 
       }
     });
   }
+});
+
+describe('prune races a long journaling transaction of another process (SQLite)', () => {
+  it('a row committed by another process while the prune waited for the lock is not pruned before a drainer applied it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lockstep-prune-long-'));
+    const path = join(dir, 'store.db');
+    const store = createSqliteStore({ path, busyTimeout: '10s' });
+    const cache = createMemoryCache({ maxEntries: 100 });
+    const engine = createWriteThrough<string>({ store, cache, namespace: 'ns', leaseTtl: '1s', tombstoneTtl: '1s', journal: { retention: '1500ms', pollInterval: '1h' }, metrics: false });
+    try {
+      await engine.write('k', 'v1');
+      assert.equal(await engine.read('k'), 'v1'); // cached
+      // Another process: journals k by plain SQL now, commits 1 s after it is told to go.
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const db = require('better-sqlite3')(process.argv[1]);
+           db.pragma('busy_timeout = 10000');
+           db.exec('BEGIN IMMEDIATE');
+           const row = db.prepare("SELECT value FROM lockstep_kv WHERE namespace = 'ns' AND key = 'k'").get();
+           db.prepare("UPDATE lockstep_kv SET value = ? WHERE namespace = 'ns' AND key = 'k'").run(row.value.replace('v1', 'v2'));
+           process.stdout.write('journaled');
+           process.stdin.once('data', () => setTimeout(() => { db.exec('COMMIT'); db.close(); process.exit(0); }, 1000));`,
+          path,
+        ],
+        { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      const journaledAt = Date.now();
+      await waitFor('the row to be older than the retention', async () => Date.now() - journaledAt > 1_800);
+      child.stdin!.write('go\n');
+      // The pass reads nothing (uncommitted), then its prune waits for the lock: the child commits meanwhile.
+      await engine.drainJournal().catch(() => undefined);
+      assert.equal(await exited, 0);
+      assert.equal((await store.read('ns', 'k'))?.version, 2, 'the bypass write committed version 2');
+      await engine.drainJournal();
+      assert.equal(await engine.read('k'), 'v2', 'the committed bypass write is served, not the cached v1');
+    } finally {
+      await engine.close();
+      await cache.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
