@@ -58,6 +58,9 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     });
     await c.connect();
     client = c;
+    // A new connection may reach a different database under the same name (restored, failed over):
+    // decide the start again rather than trust an in-memory cursor from before.
+    xmin = undefined;
     return c;
   }
 
@@ -121,11 +124,18 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   async function locateStart(c: PgClient): Promise<string> {
     const now = async () => (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
     if (ctx.cache.isEmpty?.() === true) return now();
-    const saved = await ctx.cache.loadJournalCursor(journalId);
-    const pruned = (await c.query<{ xid: string }>(`SELECT xid::text AS xid FROM ${s}.pruned`)).rows[0]?.xid;
-    prunedSeen = pruned;
-    const trusted = saved !== undefined && (pruned === undefined || BigInt(saved) > BigInt(pruned));
-    if (!trusted && pruned !== undefined) {
+    const loaded = await ctx.cache.loadJournalCursor(journalId);
+    const { pruned, next } = (
+      await c.query<{ pruned: string | null; next: string }>(
+        `SELECT (SELECT xid::text FROM ${s}.pruned) AS pruned, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next`,
+      )
+    ).rows[0]!;
+    prunedSeen = pruned ?? undefined;
+    // A cursor past every transaction id this database handed out (a restore, a dump loaded into a
+    // new cluster under the same name) is impossible: it proves nothing, as if there were none.
+    const saved = loaded === undefined || BigInt(loaded) > BigInt(next) ? undefined : loaded;
+    const trusted = saved !== undefined && (pruned === null || BigInt(saved) > BigInt(pruned));
+    if (!trusted && pruned !== null) {
       for (const table of ctx.tables) await ctx.flushTable(table.qualified);
     }
     return saved === undefined ? '0' : String(saved);
