@@ -23,7 +23,7 @@ it('a cursor another drainer saved after our head read is trusted, not flushed a
     await store.pruneJournal(Date.now() + 60_000); // rows were pruned once: a flush would be "needed"
     await store.appendJournal('ns', 'a', 1, 'repair');
     inner.saveJournalCursor(journalId, await store.journalHead());
-    const token = inner.get('ns:k', 5_000);
+    const token = await inner.get('ns:k', 5_000);
     assert.equal(token.kind, 'miss');
     assert.ok(inner.fill('ns:k', (token as { token: string }).token as never, { version: 1, payload: '"v"', tombstone: false, sizeBytes: 3 }, 60_000));
     // The other instance's drainer: a row commits and is applied, the cursor saved, between our head read and our cursor load.
