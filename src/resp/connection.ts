@@ -34,7 +34,17 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   let broken = false;
 
   socket.setNoDelay(true);
-  if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
+  // Idle means no complete command and no reply for idleTimeoutMs, not "no byte": a client that
+  // trickles an unfinished command one byte at a time (slowloris) must not hold its slot forever.
+  let idleTimer: NodeJS.Timeout | undefined;
+  const progressed = (): void => {
+    if (options.idleTimeoutMs <= 0 || socket.destroyed) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => socket.destroy(), options.idleTimeoutMs);
+    idleTimer.unref();
+  };
+  progressed();
+  socket.once('close', () => clearTimeout(idleTimer));
   socket.on('error', () => undefined); // a reset by the peer; 'close' follows
   socket.on('data', (chunk: Buffer) => {
     if (broken) return; // a protocol error was answered: nothing more is read
@@ -45,6 +55,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
 
   const write = (out: Array<string | Buffer>): void => {
     if (out.length === 0 || socket.destroyed) return;
+    progressed();
     if (out.every((part) => typeof part === 'string')) socket.write(out.join(''));
     else {
       socket.cork();
@@ -82,6 +93,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
           return;
         }
         if (args === undefined) break;
+        progressed();
         let reply = front.throttle(session, socket.remoteAddress ?? '');
         if (reply === undefined) {
           try {

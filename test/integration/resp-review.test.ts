@@ -1,0 +1,48 @@
+// Adversarial review of the RESP front: a client that trickles bytes of a command that never
+// completes must not hold a connection slot forever, and inline commands split words as Redis does
+// (quotes and escapes, what a telnet user types).
+import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { exchange } from '../helpers/resp-raw.js';
+
+const fixtures: RespFixture[] = [];
+async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
+  const f = await respFixture('sqlite', options);
+  fixtures.push(f);
+  return f;
+}
+after(async () => {
+  await Promise.all(fixtures.map((f) => f.close()));
+});
+
+describe('RESP review', () => {
+  it('a slowloris client (one byte of an unfinished command at a time, faster than the idle timeout) is closed after idleTimeout', async () => {
+    const f = await setup({ resp: { idleTimeout: 300 } });
+    const socket = new Socket();
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.connect(f.port, '127.0.0.1', () => resolve()));
+    // A header that promises a long value, then one byte every 50 ms: the socket is never quiet for 300 ms.
+    socket.write('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n');
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write('x');
+    }, 50);
+    const deadline = new Promise<'held'>((resolve) => setTimeout(() => resolve('held'), 8000).unref());
+    const outcome = await Promise.race([closed.then(() => 'closed' as const), deadline]);
+    clearInterval(trickle);
+    socket.destroy();
+    assert.equal(outcome, 'closed', 'an unfinished command trickled in byte by byte held its connection past the idle timeout');
+  });
+
+  it('inline commands split words as Redis does: double and single quotes, escapes; unbalanced quotes are a protocol error', async () => {
+    const f = await setup();
+    const k = `${f.ns}:inline`;
+    const { data } = await exchange(f.port, `SET ${k} "a b"\r\nGET ${k}\r\nSET ${k} 'x y'\r\nGET ${k}\r\nSET ${k} "\\x41\\n"\r\nGET ${k}\r\n`, (d) => d.split('\r\n').length >= 9);
+    assert.equal(data, '+OK\r\n$3\r\na b\r\n+OK\r\n$3\r\nx y\r\n+OK\r\n$2\r\nA\n\r\n');
+    const bad = await exchange(f.port, `SET ${k} "open\r\n`, () => false);
+    assert.equal(bad.data, '-ERR Protocol error: unbalanced quotes in request\r\n');
+    assert.ok(bad.closed);
+  });
+});
