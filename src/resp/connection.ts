@@ -16,6 +16,12 @@ import { createSession } from './session.js';
 
 /** Replies kept before a write even though more pipelined commands are waiting. */
 const MAX_BATCHED_PARTS = 512;
+/**
+ * Unread request bytes kept before AUTH (when tokens are configured): more than the largest
+ * command the unauthenticated limits allow (10 arguments of 16 KiB), far less than the
+ * authenticated query buffer, so 1000 strangers that pipeline and never read cannot hold gigabytes.
+ */
+const UNAUTHENTICATED_QUERY_BUFFER_BYTES = 256 * 1024;
 
 export interface Connection {
   /** Stops reading; closes once the command running (if any) has answered. */
@@ -32,6 +38,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   let running = false;
   let draining = false;
   let broken = false;
+  const queryLimit = (): number => (parser.unauthenticated ? Math.min(UNAUTHENTICATED_QUERY_BUFFER_BYTES, options.maxQueryBufferBytes) : options.maxQueryBufferBytes);
 
   socket.setNoDelay(true);
   // Idle means no complete command and no reply for idleTimeoutMs, not "no byte": a client that
@@ -49,7 +56,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   socket.on('data', (chunk: Buffer) => {
     if (broken) return; // a protocol error was answered: nothing more is read
     parser.push(chunk);
-    if (parser.buffered > options.maxQueryBufferBytes) socket.pause();
+    if (parser.buffered > queryLimit()) socket.pause();
     void pump();
   });
 
@@ -76,8 +83,8 @@ export function serveConnection(socket: Socket, service: LockstepService, option
         try {
           args = parser.next();
           // One command that does not fit the query buffer would wait for bytes that never come (reading is paused).
-          if (args === undefined && parser.buffered > options.maxQueryBufferBytes) {
-            throw new ProtocolError(`query buffer over the limit (${options.maxQueryBufferBytes} bytes)`);
+          if (args === undefined && parser.buffered > queryLimit()) {
+            throw new ProtocolError(`query buffer over the limit (${queryLimit()} bytes)`);
           }
         } catch (caught) {
           broken = true;
@@ -121,7 +128,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
       running = false;
     }
     if (draining) socket.end();
-    else if (socket.isPaused() && parser.buffered <= options.maxQueryBufferBytes) socket.resume();
+    else if (socket.isPaused() && parser.buffered <= queryLimit()) socket.resume();
   }
 
   return {
