@@ -36,6 +36,28 @@ describe('RESP review', () => {
     assert.equal(outcome, 'closed', 'an unfinished command trickled in byte by byte held its connection past the idle timeout');
   });
 
+  it('a client refused over the connection cap that never closes its side does not linger forever (close() finishes)', async () => {
+    const f = await setup({ resp: { maxConnections: 1, closeGraceMs: 200 } });
+    const held = new Socket();
+    held.on('error', () => undefined);
+    await new Promise<void>((resolve) => held.connect(f.port, '127.0.0.1', () => resolve()));
+    // allowHalfOpen: the refused client keeps its side open after the server's FIN, as a hostile one would.
+    const refused = new Socket({ allowHalfOpen: true });
+    refused.on('error', () => undefined);
+    let answer = '';
+    const gotAnswer = new Promise<void>((resolve) => refused.on('data', (d: Buffer) => ((answer += d.toString()), answer.endsWith('\r\n') && resolve())));
+    const refusedClosed = new Promise<void>((resolve) => refused.once('close', () => resolve()));
+    refused.connect(f.port, '127.0.0.1');
+    await gotAnswer;
+    assert.equal(answer, '-ERR max number of clients reached\r\n');
+    const deadline = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref());
+    const outcome = await Promise.race([f.server.close().then(() => 'closed' as const), deadline]);
+    held.destroy();
+    refused.destroy();
+    await refusedClosed;
+    assert.equal(outcome, 'closed', 'close() waited forever for a refused connection the client kept half open');
+  });
+
   it('inline commands split words as Redis does: double and single quotes, escapes; unbalanced quotes are a protocol error', async () => {
     const f = await setup();
     const k = `${f.ns}:inline`;
@@ -44,5 +66,8 @@ describe('RESP review', () => {
     const bad = await exchange(f.port, `SET ${k} "open\r\n`, () => false);
     assert.equal(bad.data, '-ERR Protocol error: unbalanced quotes in request\r\n');
     assert.ok(bad.closed);
+    // An HTTP request line with a stray quote is still an HTTP request: closed, nothing answered.
+    const http = await exchange(f.port, 'GET /"x HTTP/1.1\r\nHost: x\r\n\r\n', () => false);
+    assert.deepEqual(http, { data: '', closed: true });
   });
 });
