@@ -17,6 +17,11 @@ import { createSession } from './session.js';
 /** Replies kept before a write even though more pipelined commands are waiting. */
 const MAX_BATCHED_PARTS = 512;
 /**
+ * Reply bytes kept before a write (then the send buffer's backpressure applies): 512 GETs of a
+ * 1 MiB value must not sit in memory together, nor be joined past V8's longest string.
+ */
+const MAX_BATCHED_BYTES = 64 * 1024;
+/**
  * Unread request bytes kept before AUTH (when tokens are configured): more than the largest
  * command the unauthenticated limits allow (10 arguments of 16 KiB), far less than the
  * authenticated query buffer, so 1000 strangers that pipeline and never read cannot hold gigabytes.
@@ -57,13 +62,20 @@ export function serveConnection(socket: Socket, service: LockstepService, option
     if (broken) return; // a protocol error was answered: nothing more is read
     parser.push(chunk);
     if (parser.buffered > queryLimit()) socket.pause();
-    void pump();
+    pump().catch((caught: unknown) => {
+      // A bug here must cost this connection, never the process (an unhandled rejection would).
+      options.onUnexpectedError(caught);
+      socket.destroy();
+    });
   });
 
+  let outBytes = 0;
   const write = (out: Array<string | Buffer>): void => {
     if (out.length === 0 || socket.destroyed) return;
     progressed();
-    if (out.every((part) => typeof part === 'string')) socket.write(out.join(''));
+    const small = outBytes <= MAX_BATCHED_BYTES;
+    outBytes = 0;
+    if (small && out.every((part) => typeof part === 'string')) socket.write(out.join(''));
     else {
       socket.cork();
       for (const part of out) socket.write(part);
@@ -110,14 +122,16 @@ export function serveConnection(socket: Socket, service: LockstepService, option
             reply = errorReply(caught, options.onUnexpectedError);
           }
         }
+        const first = out.length;
         encode(reply, session.protocol, out);
+        for (let i = first; i < out.length; i++) outBytes += out[i]!.length;
         parser.unauthenticated = mustAuth && session.principal === undefined;
         if (session.closing) {
           write(out);
           socket.end();
           return;
         }
-        if (out.length >= MAX_BATCHED_PARTS) write(out);
+        if (out.length >= MAX_BATCHED_PARTS || outBytes >= MAX_BATCHED_BYTES) write(out);
         if (socket.writableNeedDrain) {
           write(out);
           await drained(socket);

@@ -46,3 +46,32 @@ describe('RESP connection before AUTH', () => {
     assert.ok(accepted <= 512 * 1024, `the front accepted ${accepted} bytes from an unauthenticated client that reads nothing`);
   });
 });
+
+describe('RESP connection replies', () => {
+  it('pipelined GETs of a large value are written as they are produced and wait for the client, not batched by the hundred in memory', async () => {
+    const options = resolveRespOptions({ idleTimeout: 0 }, 1024 * 1024);
+    const socket = new StalledClientSocket();
+    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 1, throttle: () => undefined };
+    const big = 'v'.repeat(1024 * 1024 - 16);
+    let reads = 0;
+    const engine = {
+      readEntry: async () => {
+        reads++;
+        return { found: true, value: big, version: 1 };
+      },
+    };
+    const service = { engine: () => engine } as unknown as LockstepService;
+    const connection = serveConnection(socket as unknown as Socket, service, options, front);
+    socket.push(Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n'.repeat(40)));
+    const deadline = Date.now() + 10_000;
+    // Wait until the connection stops making progress: either all 40 answered, or it waits for the client.
+    let last = -1;
+    while (Date.now() < deadline && reads !== last) {
+      last = reads;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const buffered = socket.writableLength;
+    connection.destroy();
+    assert.ok(buffered < 8 * 1024 * 1024, `${buffered} bytes of replies were buffered for a client that reads nothing (${reads} GETs ran)`);
+  });
+});
