@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
-import { exchange } from '../helpers/resp-raw.js';
+import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
 const fixtures: RespFixture[] = [];
 async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
@@ -56,6 +56,17 @@ describe('RESP review', () => {
     refused.destroy();
     await refusedClosed;
     assert.equal(outcome, 'closed', 'close() waited forever for a refused connection the client kept half open');
+  });
+
+  it('an MGET whose reply would be over maxReplyBytes is refused, not built in memory', async () => {
+    const f = await setup({ resp: { maxReplyBytes: 5000 } });
+    const k = `${f.ns}:wide`;
+    const keys = Array.from({ length: 20 }, () => k);
+    const { data } = await exchange(f.port, pipeline(c('SET', k, 'x'.repeat(1000)), c('MGET', ...keys), c('MGET', k, k)), (d) => d.split('\r\n').length >= 9);
+    const lines = data.split('\r\n');
+    assert.equal(lines[0], '+OK');
+    assert.match(lines[1]!, /^-LOCKSTEP_E_REPLY_TOO_LARGE /);
+    assert.equal(lines[2], '*2');
   });
 
   it('inline commands split words as Redis does: double and single quotes, escapes; unbalanced quotes are a protocol error', async () => {
