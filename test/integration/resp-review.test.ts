@@ -69,6 +69,14 @@ describe('RESP review', () => {
     assert.equal(lines[2], '*2');
   });
 
+  it('integers are parsed as Redis parses them: a leading zero or -0 is not an integer', async () => {
+    const f = await setup();
+    const k = `${f.ns}:int`;
+    const { data } = await exchange(f.port, pipeline(c('SET', k, 'v', 'EX', '010'), c('SELECT', '00'), c('SELECT', '-0'), c('SET', k, 'v', 'EX', '10'), c('SELECT', '0')), (d) => d.split('\r\n').length >= 6);
+    const notInteger = '-ERR value is not an integer or out of range\r\n';
+    assert.equal(data, notInteger.repeat(3) + '+OK\r\n+OK\r\n');
+  });
+
   it('inline commands split words as Redis does: double and single quotes, escapes; unbalanced quotes are a protocol error', async () => {
     const f = await setup();
     const k = `${f.ns}:inline`;
