@@ -192,8 +192,13 @@ export interface StoreAdapter {
   readJournal(afterId: number, limit: number): Promise<JournalEntry[]>;
   /** The highest journal id so far (0 when empty). */
   journalHead(): Promise<number>;
-  /** Deletes journal rows written before `beforeEpochMs`; returns how many. */
-  pruneJournal(beforeEpochMs: number): Promise<number>;
+  /**
+   * Deletes journal rows written before `beforeEpochMs`, only as a prefix of the journal (rows below
+   * the first one not that old; so the oldest retained id bounds what was ever pruned) and never a
+   * row above `throughId` (the pruning drainer's cursor: a row committed late with an old timestamp,
+   * e.g. by a long transaction, is kept until a drainer applied it). Returns how many.
+   */
+  pruneJournal(beforeEpochMs: number, throughId?: number): Promise<number>;
   /** Live keys of a namespace in key order, after `afterKey` (exclusive). */
   scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]>;
   ping(): Promise<void>;

@@ -40,8 +40,8 @@ export class ChaosStore implements StoreAdapter {
   journalHead(): Promise<number> {
     return this.faults.run('journalHead', () => this.inner.journalHead());
   }
-  pruneJournal(beforeEpochMs: number): Promise<number> {
-    return this.inner.pruneJournal(beforeEpochMs);
+  pruneJournal(beforeEpochMs: number, throughId?: number): Promise<number> {
+    return this.inner.pruneJournal(beforeEpochMs, throughId);
   }
   scan(namespace: string, afterKey: string | undefined, limit: number): Promise<StoreScanRow[]> {
     return this.inner.scan(namespace, afterKey, limit);

@@ -170,7 +170,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     }
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {
       lastPrune = Date.now();
-      await store.pruneJournal(lastPrune - journal.retentionMs);
+      // Never past our cursor: a row committed during this pass with an old timestamp is not applied yet.
+      await store.pruneJournal(lastPrune - journal.retentionMs, cursor);
     }
     return applied;
   }

@@ -36,10 +36,14 @@ export interface JournalStart {
 export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapter, journalId: string, known?: number): Promise<JournalStart> {
   // The head first: whatever the cache holds after this moment was filled from a store that had
   // every row up to the head committed (inline repair rows are appended after their commit).
-  const head = await store.journalHead();
+  let head = await store.journalHead();
   if (cache.isEmpty?.() === true) return { cursor: head, head, reason: 'empty-cache', flushed: 0 };
   const loaded = await cache.loadJournalCursor(journalId);
   const saved = loaded === undefined || known === undefined ? loaded : Math.min(loaded, known);
+  // Another drainer of this cache may have applied rows committed since our head read and saved
+  // its cursor past that head: read the head again before calling the cursor impossible (a needless
+  // flush of a shared cache otherwise). The cursor is then a real position, trusted as any other.
+  if (saved !== undefined && saved > head) head = Math.max(head, await store.journalHead());
   // Rows with id <= retainedFrom may have been pruned; every later row is still there.
   const [oldest] = await store.readJournal(0, 1);
   const retainedFrom = oldest === undefined ? head : oldest.id - 1;

@@ -40,6 +40,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   let client: PgClient | undefined;
   let listener: PgClient | undefined;
   let xmin: string | undefined;
+  /** The pruned-xid watermark this drainer last flushed for (or found harmless at start). */
+  let prunedSeen: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let pass: Promise<number> | undefined;
@@ -56,6 +58,9 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     });
     await c.connect();
     client = c;
+    // A new connection may reach a different database under the same name (restored, failed over):
+    // decide the start again rather than trust an in-memory cursor from before.
+    xmin = undefined;
     return c;
   }
 
@@ -65,14 +70,22 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       throw error;
     });
     if (xmin === undefined) xmin = await locateStart(c);
-    const result = await c.query<{ x: string; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+    const result = await c.query<{ x: string; pruned: string | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
+              (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
               coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
                 'lag_ms', extract(epoch FROM pg_catalog.clock_timestamp() - j.at) * 1000) ORDER BY j.id), '[]') AS rows
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, rows: all } = result.rows[0]!;
+    const { x, pruned, rows: all } = result.rows[0]!;
+    // Another drainer (another proxy's cache) may have pruned rows this one never read: any pruned
+    // row at or above our cursor. Checked in the same snapshot as the read, every pass, not only at
+    // start: what it cannot replay, it flushes (the journal invariant, docs/protocol.md).
+    if (pruned !== null && pruned !== prunedSeen && BigInt(pruned) >= BigInt(xmin)) {
+      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+    }
+    if (pruned !== null) prunedSeen = pruned;
     // A long transaction holds xmin back, so the same rows come again: apply each once.
     const rows = all.filter((r) => !applied.has(r.id));
     const started = performance.now();
@@ -91,10 +104,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await c.query(
-        `WITH gone AS (DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond' RETURNING xid)
+        // Only rows this pass's snapshot had committed (xid < x), all read by now: a row of a
+        // transaction longer than the retention is "old" the moment it commits, and is kept until read.
+        `WITH gone AS (DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond' AND xid < $2::xid8 RETURNING xid)
          INSERT INTO ${s}.pruned (one, xid) SELECT true, max(xid) FROM gone HAVING count(*) > 0
          ON CONFLICT (one) DO UPDATE SET xid = GREATEST(${s}.pruned.xid, excluded.xid)`,
-        [retentionMs],
+        [retentionMs, x],
       );
     }
     return rows.length;
@@ -109,10 +124,18 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   async function locateStart(c: PgClient): Promise<string> {
     const now = async () => (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
     if (ctx.cache.isEmpty?.() === true) return now();
-    const saved = await ctx.cache.loadJournalCursor(journalId);
-    const pruned = (await c.query<{ xid: string }>(`SELECT xid::text AS xid FROM ${s}.pruned`)).rows[0]?.xid;
-    const trusted = saved !== undefined && (pruned === undefined || BigInt(saved) > BigInt(pruned));
-    if (!trusted && pruned !== undefined) {
+    const loaded = await ctx.cache.loadJournalCursor(journalId);
+    const { pruned, next } = (
+      await c.query<{ pruned: string | null; next: string }>(
+        `SELECT (SELECT xid::text FROM ${s}.pruned) AS pruned, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next`,
+      )
+    ).rows[0]!;
+    prunedSeen = pruned ?? undefined;
+    // A cursor past every transaction id this database handed out (a restore, a dump loaded into a
+    // new cluster under the same name) is impossible: it proves nothing, as if there were none.
+    const saved = loaded === undefined || BigInt(loaded) > BigInt(next) ? undefined : loaded;
+    const trusted = saved !== undefined && (pruned === null || BigInt(saved) > BigInt(pruned));
+    if (!trusted && pruned !== null) {
       for (const table of ctx.tables) await ctx.flushTable(table.qualified);
     }
     return saved === undefined ? '0' : String(saved);

@@ -16,6 +16,17 @@ import { createSession } from './session.js';
 
 /** Replies kept before a write even though more pipelined commands are waiting. */
 const MAX_BATCHED_PARTS = 512;
+/**
+ * Reply bytes kept before a write (then the send buffer's backpressure applies): 512 GETs of a
+ * 1 MiB value must not sit in memory together, nor be joined past V8's longest string.
+ */
+const MAX_BATCHED_BYTES = 64 * 1024;
+/**
+ * Unread request bytes kept before AUTH (when tokens are configured): more than the largest
+ * command the unauthenticated limits allow (10 arguments of 16 KiB), far less than the
+ * authenticated query buffer, so 1000 strangers that pipeline and never read cannot hold gigabytes.
+ */
+const UNAUTHENTICATED_QUERY_BUFFER_BYTES = 256 * 1024;
 
 export interface Connection {
   /** Stops reading; closes once the command running (if any) has answered. */
@@ -32,20 +43,39 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   let running = false;
   let draining = false;
   let broken = false;
+  const queryLimit = (): number => (parser.unauthenticated ? Math.min(UNAUTHENTICATED_QUERY_BUFFER_BYTES, options.maxQueryBufferBytes) : options.maxQueryBufferBytes);
 
   socket.setNoDelay(true);
-  if (options.idleTimeoutMs > 0) socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
+  // Idle means no complete command and no reply for idleTimeoutMs, not "no byte": a client that
+  // trickles an unfinished command one byte at a time (slowloris) must not hold its slot forever.
+  let idleTimer: NodeJS.Timeout | undefined;
+  const progressed = (): void => {
+    if (options.idleTimeoutMs <= 0 || socket.destroyed) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => socket.destroy(), options.idleTimeoutMs);
+    idleTimer.unref();
+  };
+  progressed();
+  socket.once('close', () => clearTimeout(idleTimer));
   socket.on('error', () => undefined); // a reset by the peer; 'close' follows
   socket.on('data', (chunk: Buffer) => {
     if (broken) return; // a protocol error was answered: nothing more is read
     parser.push(chunk);
-    if (parser.buffered > options.maxQueryBufferBytes) socket.pause();
-    void pump();
+    if (parser.buffered > queryLimit()) socket.pause();
+    pump().catch((caught: unknown) => {
+      // A bug here must cost this connection, never the process (an unhandled rejection would).
+      options.onUnexpectedError(caught);
+      socket.destroy();
+    });
   });
 
+  let outBytes = 0;
   const write = (out: Array<string | Buffer>): void => {
     if (out.length === 0 || socket.destroyed) return;
-    if (out.every((part) => typeof part === 'string')) socket.write(out.join(''));
+    progressed();
+    const small = outBytes <= MAX_BATCHED_BYTES;
+    outBytes = 0;
+    if (small && out.every((part) => typeof part === 'string')) socket.write(out.join(''));
     else {
       socket.cork();
       for (const part of out) socket.write(part);
@@ -65,8 +95,8 @@ export function serveConnection(socket: Socket, service: LockstepService, option
         try {
           args = parser.next();
           // One command that does not fit the query buffer would wait for bytes that never come (reading is paused).
-          if (args === undefined && parser.buffered > options.maxQueryBufferBytes) {
-            throw new ProtocolError(`query buffer over the limit (${options.maxQueryBufferBytes} bytes)`);
+          if (args === undefined && parser.buffered > queryLimit()) {
+            throw new ProtocolError(`query buffer over the limit (${queryLimit()} bytes)`);
           }
         } catch (caught) {
           broken = true;
@@ -82,6 +112,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
           return;
         }
         if (args === undefined) break;
+        progressed();
         let reply = front.throttle(session, socket.remoteAddress ?? '');
         if (reply === undefined) {
           try {
@@ -91,14 +122,16 @@ export function serveConnection(socket: Socket, service: LockstepService, option
             reply = errorReply(caught, options.onUnexpectedError);
           }
         }
+        const first = out.length;
         encode(reply, session.protocol, out);
+        for (let i = first; i < out.length; i++) outBytes += out[i]!.length;
         parser.unauthenticated = mustAuth && session.principal === undefined;
         if (session.closing) {
           write(out);
           socket.end();
           return;
         }
-        if (out.length >= MAX_BATCHED_PARTS) write(out);
+        if (out.length >= MAX_BATCHED_PARTS || outBytes >= MAX_BATCHED_BYTES) write(out);
         if (socket.writableNeedDrain) {
           write(out);
           await drained(socket);
@@ -109,7 +142,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
       running = false;
     }
     if (draining) socket.end();
-    else if (socket.isPaused() && parser.buffered <= options.maxQueryBufferBytes) socket.resume();
+    else if (socket.isPaused() && parser.buffered <= queryLimit()) socket.resume();
   }
 
   return {

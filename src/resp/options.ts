@@ -32,6 +32,8 @@ export interface RespOptions {
   maxInlineBytes?: number;
   /** Unread request bytes a connection may hold: past it, reading pauses until the pipeline is worked off; one command larger than it is a protocol error. @default 2 x maxBulkBytes + 1 MiB */
   maxQueryBufferBytes?: number;
+  /** Largest MGET reply (the values' bytes): 4096 keys of 1 MiB would be 4 GiB in memory. Over it: `-LOCKSTEP_E_REPLY_TOO_LARGE`. @default 64 MiB */
+  maxReplyBytes?: number;
   /** How long close() lets commands in flight finish before cutting connections, in ms. @default 5000 */
   closeGraceMs?: number;
   /** Told about errors that map to `-ERR internal error` (they carry no detail to the client). */
@@ -50,6 +52,7 @@ export interface ResolvedRespOptions {
   readonly maxArgs: number;
   readonly maxInlineBytes: number;
   readonly maxQueryBufferBytes: number;
+  readonly maxReplyBytes: number;
   readonly closeGraceMs: number;
   readonly onUnexpectedError: (error: unknown) => void;
 }
@@ -73,6 +76,7 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
     maxArgs: positive(options.maxArgs ?? 4096, 'maxArgs'),
     maxInlineBytes: positive(options.maxInlineBytes ?? 65_536, 'maxInlineBytes'),
     maxQueryBufferBytes: positive(options.maxQueryBufferBytes ?? 2 * maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes'),
+    maxReplyBytes: positive(options.maxReplyBytes ?? 64 * 1024 * 1024, 'maxReplyBytes'),
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
     onUnexpectedError: options.onUnexpectedError ?? (() => undefined),
   });

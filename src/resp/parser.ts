@@ -5,6 +5,8 @@
 // one shape only, so this is a small, bounded state machine with every size checked before any
 // byte is buffered for it.
 
+import { splitInlineArgs } from './inline-args.js';
+
 /** A malformed or oversized request: the connection answers `-ERR Protocol error: …` and closes. */
 export class ProtocolError extends Error {}
 
@@ -114,8 +116,10 @@ export class RequestParser {
     const text = this.buf.toString('latin1', this.pos, end);
     this.pos = newline + 1;
     this.need = 0;
-    const words = text.split(/[ \t]+/).filter((w) => w.length > 0);
-    if (looksLikeHttp(words)) throw new CrossProtocolError('an HTTP request was sent to the RESP port');
+    // The HTTP check looks at the plain words first: a request line with a stray quote is still closed unanswered.
+    if (looksLikeHttp(text.split(/[ \t]+/).filter((w) => w.length > 0))) throw new CrossProtocolError('an HTTP request was sent to the RESP port');
+    const words = splitInlineArgs(text);
+    if (words === undefined) throw new ProtocolError('unbalanced quotes in request');
     if (words.length > this.limits.maxArgs) throw new ProtocolError(`too many arguments in an inline request (more than ${this.limits.maxArgs})`);
     return words.map((w) => Buffer.from(w, 'latin1'));
   }

@@ -7,6 +7,9 @@ import { resolveRespOptions, type RespOptions } from './options.js';
 import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
 
+/** How long a connection refused over the cap may stay half open before it is cut. */
+const OVER_CAP_LINGER_MS = 1000;
+
 export interface RespServer {
   /** `redis://host:port`, for clients. */
   readonly url: string;
@@ -27,6 +30,11 @@ export async function listenResp(service: LockstepService, options: RespOptions 
     if (open.size >= resolved.maxConnections) {
       socket.on('error', () => undefined);
       socket.end('-ERR max number of clients reached\r\n');
+      // A client that keeps its side open must not hold the socket (and close()) forever; the
+      // short linger lets the error reach it before the socket goes.
+      const linger = setTimeout(() => socket.destroy(), OVER_CAP_LINGER_MS);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
       return;
     }
     const connection = serveConnection(socket, service, resolved, front);

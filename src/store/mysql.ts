@@ -436,7 +436,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       const [row] = rowsOf(await run((s) => limited(`SELECT head FROM ${s.journalLock} WHERE id = 1`), []));
       return row === undefined ? 0 : int(row[0]);
     },
-    async pruneJournal(beforeEpochMs) {
+    async pruneJournal(beforeEpochMs, throughId = Number.MAX_SAFE_INTEGER) {
       live();
       const s = await ensureSchema();
       const connection = await connect();
@@ -447,7 +447,13 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         await connection.query({ sql: 'START TRANSACTION' });
         open = true;
         const cutoff = Math.floor(beforeEpochMs);
-        const pruned = (await execute(connection, limited(`DELETE FROM ${s.journal} WHERE created_at < ?`), [cutoff])) as { affectedRows: number };
+        // A prefix of committed ids only, never past the drainer's cursor (see StoreAdapter.pruneJournal):
+        // a long transaction's rows carry the time of their INSERT, not of their commit, and the
+        // DELETE would otherwise wait for its lock and remove them as soon as it commits, unread.
+        const [young] = rowsOf(await execute(connection, limited(`SELECT id FROM ${s.journal} WHERE created_at >= ? ORDER BY id LIMIT 1`), [cutoff]));
+        const below = young === undefined ? Number.MAX_SAFE_INTEGER : int(young[0]);
+        const upTo = Math.min(throughId, below - 1);
+        const pruned = (await execute(connection, limited(`DELETE FROM ${s.journal} WHERE id <= ?`), [upTo])) as { affectedRows: number };
         await execute(connection, limited(`DELETE FROM ${s.tombstones} WHERE deleted_at < ?`), [cutoff]);
         await connection.query({ sql: 'COMMIT' });
         open = false;

@@ -181,7 +181,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const headSql = statement('head', `SELECT ${s}.lockstep_journal_head() AS head`);
   const pruneSql = statement(
     'prune',
-    `WITH journal AS (DELETE FROM ${s}.lockstep_journal WHERE created_at < to_timestamp($1::float8 / 1000) RETURNING 1),
+    // A prefix only, never past the drainer's cursor ($2): see StoreAdapter.pruneJournal.
+    `WITH journal AS (DELETE FROM ${s}.lockstep_journal WHERE id > 0 AND id <= $2::bigint
+            AND id < coalesce((SELECT id FROM ${s}.lockstep_journal WHERE id > 0 AND created_at >= to_timestamp($1::float8 / 1000) ORDER BY id LIMIT 1), 9223372036854775807)
+            RETURNING 1),
           tombstones AS (DELETE FROM ${s}.lockstep_tombstones WHERE deleted_at < to_timestamp($1::float8 / 1000) RETURNING 1)
      SELECT count(*)::int AS pruned FROM journal`,
   );
@@ -399,9 +402,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       live();
       return int((await run(headSql([]))).rows[0]!.head);
     },
-    async pruneJournal(beforeEpochMs) {
+    async pruneJournal(beforeEpochMs, throughId = Number.MAX_SAFE_INTEGER) {
       live();
-      return int((await run(pruneSql([beforeEpochMs]))).rows[0]!.pruned);
+      return int((await run(pruneSql([beforeEpochMs, throughId]))).rows[0]!.pruned);
     },
     async scan(namespace, afterKey, limit): Promise<StoreScanRow[]> {
       live();

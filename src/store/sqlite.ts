@@ -175,7 +175,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     `SELECT max(coalesce((SELECT max(id) FROM lockstep_journal), 0),
                 coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'lockstep_journal'), 0))`,
   ).pluck();
-  const prune = prepare('DELETE FROM lockstep_journal WHERE created_at < ?');
+  // A prefix only (below the first row young enough to keep), never past the drainer's cursor: see
+  // StoreAdapter.pruneJournal. The first young row is found in id order: the scan stops there.
+  const prune = prepare(
+    `DELETE FROM lockstep_journal WHERE id <= ? AND id < coalesce((SELECT id FROM lockstep_journal WHERE created_at >= ? ORDER BY id LIMIT 1), ?)`,
+  );
   // No index on deleted_at (it would cost deletes a page): the table holds one retention of deletes.
   const pruneTombstones = prepare('DELETE FROM lockstep_tombstones WHERE deleted_at < ?');
   const scanFirst = prepare('SELECT key, version, value AS payload FROM lockstep_kv WHERE namespace = ? ORDER BY key LIMIT ?');
@@ -208,8 +212,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (journal) append.run(namespace, key, version, 'repair', now);
     return { version, existed };
   });
-  const pruneTx = db.transaction((beforeEpochMs: number): number => {
-    const pruned = prune.run(beforeEpochMs).changes;
+  const pruneTx = db.transaction((beforeEpochMs: number, throughId: number): number => {
+    const pruned = prune.run(throughId, beforeEpochMs, Number.MAX_SAFE_INTEGER).changes;
     pruneTombstones.run(beforeEpochMs);
     return pruned;
   });
@@ -259,9 +263,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       live();
       return head.get() as number;
     },
-    async pruneJournal(beforeEpochMs) {
+    async pruneJournal(beforeEpochMs, throughId = Number.MAX_SAFE_INTEGER) {
       live();
-      return pruneTx.immediate(beforeEpochMs);
+      return pruneTx.immediate(beforeEpochMs, throughId);
     },
     async scan(namespace, afterKey, limit) {
       live();

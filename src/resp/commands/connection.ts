@@ -64,7 +64,7 @@ function hello(ctx: CommandContext, args: readonly Buffer[]): Reply {
 
 function select(_ctx: CommandContext, args: readonly Buffer[]): Reply {
   const index = args[1]!.toString('latin1');
-  if (!/^-?[0-9]{1,18}$/.test(index)) throw notInteger();
+  if (!/^(0|-?[1-9][0-9]{0,17})$/.test(index)) throw notInteger(); // Redis' string2ll: no leading zeros, no '-0'
   // One keyspace: namespaces are chosen by key prefix, not by database number.
   if (Number(index) !== 0) throw new CommandError('ERR DB index is out of range');
   return OK;

@@ -31,13 +31,19 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
   const targets = args.slice(1).map((raw) => target(ctx, raw, 'read'));
   const values: Reply[] = new Array<Reply>(targets.length);
   let next = 0;
+  let bytes = 0;
+  const limit = ctx.options.maxReplyBytes;
   const worker = async (): Promise<void> => {
-    while (next < targets.length) {
+    while (next < targets.length && bytes <= limit) {
       const i = next++;
-      values[i] = bulkOrNull((await readLive(ctx, targets[i]!)).live?.value);
+      const value = (await readLive(ctx, targets[i]!)).live?.value;
+      if (value !== undefined) bytes += value.length;
+      values[i] = bulkOrNull(value);
     }
   };
   await Promise.all(Array.from({ length: Math.min(MGET_CONCURRENCY, targets.length) }, worker));
+  // Refused whole rather than built: the reply would hold every value in memory at once.
+  if (bytes > limit) throw new CommandError(`LOCKSTEP_E_REPLY_TOO_LARGE the MGET reply is over ${limit} bytes; ask for fewer keys per MGET`);
   return array(values);
 }
 

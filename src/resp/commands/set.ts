@@ -87,7 +87,7 @@ function parseSetOptions(options: readonly Buffer[], now: number): SetPlan {
 }
 
 function expiryOf(unit: 'EX' | 'PX' | 'EXAT' | 'PXAT', text: string, now: number): number {
-  if (!/^-?[0-9]{1,19}$/.test(text)) throw new CommandError('ERR value is not an integer or out of range');
+  if (!/^(0|-?[1-9][0-9]{0,18})$/.test(text)) throw new CommandError('ERR value is not an integer or out of range');
   const n = Number(text);
   const invalid = new CommandError("ERR invalid expire time in 'set' command");
   if (!Number.isSafeInteger(n) || n <= 0) throw invalid;

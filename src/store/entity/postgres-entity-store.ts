@@ -168,7 +168,7 @@ export async function createPostgresEntityStoreWith(
     appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
     readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
     journalHead: () => (live(), kv.journalHead()),
-    pruneJournal: (before) => (live(), kv.pruneJournal(before)),
+    pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
     async close() {

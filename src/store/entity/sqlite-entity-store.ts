@@ -150,7 +150,7 @@ export function createSqliteEntityStoreWith(
     appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
     readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
     journalHead: () => (live(), kv.journalHead()),
-    pruneJournal: (before) => (live(), kv.pruneJournal(before)),
+    pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
     async close() {
