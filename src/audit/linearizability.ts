@@ -1,4 +1,4 @@
-// The protocol's full check (consistency-protocol.md, "The test oracle", step 3): per-key
+// The protocol's full check (docs/protocol.md, "The test oracle", step 3): per-key
 // linearizability of a history against a register model, by Wing & Gong's search with Lowe's
 // memoization, the approach of Porcupine's `checkSingle`.
 //

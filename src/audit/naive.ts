@@ -1,7 +1,7 @@
 // The seed's sample write-through, kept on purpose as the chaos harness's control: write = store
 // write, then an unconditional cache SET; delete = store delete, then a plain DEL; read = GET, and
 // on a miss a store read and a SET (no lease, no version check, no journal). It has every race of
-// consistency-protocol.md ("The races a naive write-through has"), so a harness that cannot catch
+// docs/protocol.md ("The races a naive write-through has"), so a harness that cannot catch
 // it has no teeth. Same method shapes as the engine's write / readEntry / delete, and the same
 // store adapter (versions come from the store), so one driver runs either. Never use it for data.
 import { jsonCodec } from '../codec.js';

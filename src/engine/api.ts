@@ -111,7 +111,7 @@ export interface Engine<T = unknown> {
   /**
    * Inline helper: runs the caller's own database write inside the protocol: write lease, `step`,
    * the version from its result, then publish fenced by that version. Resolves with the step's
-   * result. The same failure policies as write(); see README "Inline helper" for the one repair
+   * result. The same failure policies as write(); see docs/library.md "Inline helper" for the one repair
    * window it has that write() does not.
    */
   writeThrough<R extends Versioned<unknown>>(key: string, step: InlineWriteStep<R>, options?: WriteOptions): Promise<R>;

@@ -2,7 +2,7 @@
 // write protocol (write-path.ts) and read protocol (read-path.ts) that engine.write / read use.
 // For these keys the caller's table is the source of truth; Lockstep's store only keeps their
 // repair journal. Its rows cannot share the caller's transaction, so they are appended right after
-// the caller's commit (journalAfterCommit): see README "Inline helper" for that window.
+// the caller's commit (journalAfterCommit): see docs/library.md "Inline helper" for that window.
 import type { StoredValue, Version } from '../types.js';
 import type { InlineDeleteStep, InlineLoader, InlineWriteStep, Versioned } from './api.js';
 import type { EngineContext } from './context.js';

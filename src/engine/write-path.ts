@@ -1,5 +1,5 @@
 // The write protocol: beginWrite (lease) → store commit → completeWrite, with the failure
-// policies of consistency-protocol.md. A delete is a write whose payload is a tombstone. The
+// policies of docs/protocol.md. A delete is a write whose payload is a tombstone. The
 // store step is a function, so engine.write / delete and the inline helpers (the caller's own
 // database write, see inline.ts) run this one implementation.
 import {

@@ -1,4 +1,4 @@
-// The oracle over a chaos run's history (consistency-protocol.md, "The test oracle"):
+// The oracle over a chaos run's history (docs/protocol.md, "The test oracle"):
 // 1. reads that overlap the documented window of a write invalidated through the journal are set
 //    aside: plain-SQL writes (the triggers journal them) and writes acknowledged without a lease
 //    (policy pragmatic journals them). The journal invalidates those within a bound, not at once,

@@ -1,5 +1,5 @@
 // After the operations: faults are off, workers are gone. Every key must reach state A, B or C
-// (consistency-protocol.md "States") once leases have expired and the journal is drained, and stay
+// (docs/protocol.md "States") once leases have expired and the journal is drained, and stay
 // there. We poll every key until then and report how long it took, or which keys never got there.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyState } from '../../engine/api.js';
