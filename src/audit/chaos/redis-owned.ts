@@ -114,7 +114,11 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
         try {
           return await cli(port, args);
         } catch (error) {
-          if (Date.now() > until || !/Could not connect|Connection refused/.test(String((error as Error).message))) throw error;
+          // Also a redis-cli that timed out (killed) or lost its connection mid-command: the server was
+          // being restarted, or the machine is loaded; an error reply is not retried.
+          const { killed, message } = error as { killed?: boolean; message?: string };
+          const transient = killed === true || /Could not connect|Connection refused|Connection reset|Server closed|LOADING|I\/O error/i.test(String(message));
+          if (Date.now() > until || !transient) throw error;
         }
       }
     },
