@@ -3,8 +3,8 @@
 // missing driver fails that import with one line naming the package and the command to install it.
 import { MissingDriverError } from './errors.js';
 
-/** The optional drivers, by the package name users install. */
-export type OptionalDriver = 'pg' | 'mysql2' | 'redis';
+/** The optional drivers (and the proxy's SQL parser), by the package name users install. */
+export type OptionalDriver = 'pg' | 'mysql2' | 'redis' | 'libpg-query';
 
 /** True when `error` says that `packageName` itself (not something inside it) could not be found. */
 function isMissing(error: unknown, packageName: string): boolean {

@@ -2,8 +2,12 @@
 // parser). It decides two things and nothing else: is a statement a cacheable point read (a plain
 // column list from one cached table, WHERE pk = $1 or a literal), and does a statement touch a cached
 // table's definition (DDL → flush). Writes are never inferred from SQL: triggers report them.
-import { loadModule, normalizeSync, parseSync } from 'libpg-query';
+import { loadDriver } from '../drivers.js';
 import type { CachedTable } from './tables.js';
+
+// libpg-query is an optional peer (only the proxy needs a SQL parser): a missing install fails
+// `lockstep/pg-proxy` with one line naming it, like the drivers.
+const { loadModule, normalizeSync, parseSync } = await loadDriver('libpg-query', 'lockstep/pg-proxy', () => import('libpg-query'));
 
 let loaded: Promise<void> | undefined;
 /** The parser is WASM: load it once before the first classification. */

@@ -59,7 +59,7 @@ describe('the packed tarball in a fresh ESM project', { timeout: 600_000 }, () =
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('installs no optional driver', () => {
-    for (const driver of ['pg', 'mysql2', 'redis', '@redis']) assert.equal(existsSync(join(dir, 'node_modules', driver)), false, `${driver} was installed`);
+    for (const driver of ['pg', 'mysql2', 'redis', '@redis', 'libpg-query']) assert.equal(existsSync(join(dir, 'node_modules', driver)), false, `${driver} was installed`);
     assert.ok(existsSync(join(dir, 'node_modules/better-sqlite3')));
   });
 
@@ -76,7 +76,7 @@ describe('the packed tarball in a fresh ESM project', { timeout: 600_000 }, () =
   });
 
   it('importing a driver entry without its driver fails with one line naming the package and the install command', () => {
-    for (const [entry, pkg] of [['lockstep/postgres', 'pg'], ['lockstep/mysql', 'mysql2'], ['lockstep/redis', 'redis'], ['lockstep/pg-proxy', 'pg']] as const) {
+    for (const [entry, pkg] of [['lockstep/postgres', 'pg'], ['lockstep/mysql', 'mysql2'], ['lockstep/redis', 'redis'], ['lockstep/pg-proxy', 'libpg-query']] as const) {
       writeFileSync(join(dir, 'missing.js'), `await import('${entry}').catch((e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`);
       const { code, message } = JSON.parse(node('missing.js')) as { code: string; message: string };
       assert.equal(code, 'E_MISSING_DRIVER');
