@@ -57,9 +57,9 @@ const path: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** The usual value (first), other listed values, absent, or ASCII noise. */
-const headerValue = ([usual, ...others]: Array<string | undefined>): fc.Arbitrary<string | undefined> =>
+const headerValue = ([usual, ...others]: Array<string | undefined>, usualWeight = 6): fc.Arbitrary<string | undefined> =>
   fc.oneof(
-    { weight: 6, arbitrary: fc.constant(usual) },
+    { weight: usualWeight, arbitrary: fc.constant(usual) },
     { weight: 3, arbitrary: fc.constantFrom<string | undefined>(...others) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 40 }) },
   );
@@ -71,7 +71,7 @@ const headers = fc.record({
     { weight: 2, arbitrary: fc.constantFrom(undefined, 'Bearer', 'Bearer  ', `Basic ${ROOT}`, `Bearer ${ROOT} x`, `Bearer ${ROOT}\u00ff`, ROOT, 'Bearer ' + 'A'.repeat(10_000)) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `Bearer ${s}`) },
   ),
-  'Content-Type': headerValue(['application/json', undefined, 'text/plain', 'application/merge-patch+json', 'application/json; charset=latin1', 'application/xml', 'multipart/form-data; boundary=x', '']),
+  'Content-Type': headerValue(['application/json', undefined, 'text/plain', 'application/merge-patch+json', 'application/json; charset=latin1', 'application/xml', 'multipart/form-data; boundary=x', ''], 12), // mostly JSON: other types stop at the 415 and never reach the body checks
   'X-TTL-Ms': headerValue([undefined, '1000', '0', '-1', '1e3', 'NaN', 'Infinity', '99999999999999999999', ' 50 ', '1.5', '0x10']),
   'If-Match': headerValue([undefined, '1', '"1"', '*', 'W/"1"', '-1', '']),
   'If-None-Match': headerValue([undefined, '*', '"1"', '']),
