@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { createSqliteStore } from '../../src/store/sqlite.js';
@@ -71,21 +72,34 @@ async function serve(extra: readonly string[] = []): Promise<Served> {
   };
 }
 
-/** A PUT whose body arrives in two parts; the second is sent when `release` is called. */
-function slowPut(url: string, body: string): { response: Promise<Response>; release(): void } {
-  let release: () => void = () => undefined;
-  const gate = new Promise<void>((resolve) => (release = resolve));
+interface SlowReply {
+  readonly status: number;
+  readonly body: string;
+}
+
+/**
+ * A PUT whose body arrives in two parts; the second is sent when `release` is called. Sent with
+ * node:http on its own socket, so that `sent` can say when the head and the first part were handed
+ * to the kernel (a fetch() gives no such signal), and a failure names its socket error.
+ */
+function slowPut(url: string, body: string): { sent: Promise<void>; response: Promise<SlowReply>; release(): void } {
   const half = Math.floor(body.length / 2);
-  const stream = new ReadableStream<Uint8Array>({
-    async start(controller) {
-      controller.enqueue(new TextEncoder().encode(body.slice(0, half)));
-      await gate;
-      controller.enqueue(new TextEncoder().encode(body.slice(half)));
-      controller.close();
-    },
+  const request = httpRequest(url, { method: 'PUT', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } });
+  const response = new Promise<SlowReply>((resolve, reject) => {
+    request.once('error', (error) => reject(new Error(`the slow PUT failed: ${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`)));
+    request.once('response', (reply) => {
+      let text = '';
+      reply.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      reply.once('end', () => resolve({ status: reply.statusCode ?? 0, body: text }));
+      reply.once('error', reject);
+    });
   });
-  const response = fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit);
-  return { response, release };
+  const sent = new Promise<void>((resolve, reject) => {
+    request.write(body.slice(0, half), (error) => (error ? reject(error) : resolve()));
+  });
+  response.catch(() => undefined);
+  sent.catch(() => undefined);
+  return { sent, response, release: () => void request.end(body.slice(half)) };
 }
 
 type Outcome = { key: string; payload: string; status: number; version?: number } | { key: string; payload: string; error: string };
@@ -117,17 +131,22 @@ describe('lockstep serve: graceful shutdown', () => {
         }
       }
     };
-    const writers = Array.from({ length: 48 }, (_, w) => writer(w));
     const slow = slowPut(`${server.url}/v1/kv/drain/slow`, JSON.stringify({ slow: true, pad: 'y'.repeat(10_000) }));
+    // The slow write's head and first half are in the kernel before anything else is sent; a
+    // full round trip after that gives the server time to take them, so the stop finds it in flight.
+    await slow.sent;
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+    const writers = Array.from({ length: 48 }, (_, w) => writer(w));
 
     await enough;
     server.child.kill('SIGTERM');
-    await server.stderrMatch(/SIGTERM received, shutting down \((\d+) requests in flight\)/);
+    const [, inFlight] = await server.stderrMatch(/SIGTERM received, shutting down \((\d+) requests in flight\)/);
+    assert.ok(Number(inFlight) >= 1, 'the half-sent write is in flight when the stop begins');
     // The socket has stopped accepting by now; the half-sent write must still be answered.
     slow.release();
     const slowReply = await slow.response;
-    assert.equal(slowReply.status, 200, await slowReply.clone().text());
-    const slowVersion = ((await slowReply.json()) as { version: number }).version;
+    assert.equal(slowReply.status, 200, slowReply.body);
+    const slowVersion = (JSON.parse(slowReply.body) as { version: number }).version;
     const { code, signal } = await server.exited;
     stopped = true;
     await Promise.all(writers);
@@ -161,9 +180,9 @@ describe('lockstep serve: graceful shutdown', () => {
   it('exits at once on a second signal while draining', async () => {
     const server = await serve(['--shutdown-grace-ms', '600000']);
     const stuck = slowPut(`${server.url}/v1/kv/drain/stuck`, JSON.stringify({ never: 'finished' }));
-    stuck.response.catch(() => undefined);
-    // The stuck request's headers went out first; a full round trip after them gives the server
-    // time to take them, so that the request holds the drain open.
+    // The stuck request's head went out first; a full round trip after it gives the server
+    // time to take it, so that the request holds the drain open.
+    await stuck.sent;
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
     server.child.kill('SIGTERM');
     await server.stderrMatch(/SIGTERM received, shutting down/);
