@@ -58,6 +58,7 @@ describe('engine: the seed write, read and delete', () => {
     const deleted = await f.engine.delete('gone');
     assert.equal(await f.sqlite.read('test', 'gone'), undefined);
     f.store.faults.always('read', { kind: 'throw', when: 'before' }); // a store read would now fail
+    f.clock.advance(1_000); // well inside the tombstone TTL (1 min): the tombstone must still be there
     const entry = await f.engine.readEntry('gone');
     assert.deepEqual(entry, { found: false, value: undefined, version: deleted.version, source: 'hit' });
     assert.equal(await f.engine.read('gone'), undefined);
