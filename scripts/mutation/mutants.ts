@@ -75,7 +75,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'no-store-deadline',
     rule: 'lease budget: the store write gets no deadline from the lease (60 s)',
-    patches: [{ file: WRITE_PATH, find: 'const deadlineMs = leased ? Math.max(1, options.leaseTtlMs - (clock.now() - leaseStart)) : options.leaseTtlMs;', replace: 'const deadlineMs = 60_000;' }],
+    patches: [{ file: WRITE_PATH, find: 'const deadlineMs = Math.max(1, Math.min(leaseLeftMs, deadline.remaining()));', replace: 'const deadlineMs = 60_000; void leaseLeftMs;' }],
   },
   {
     id: 'unknown-outcome-releases-lease',

@@ -34,7 +34,10 @@ describe('engine deadlines', () => {
       await f.engine.write('k', 'v1');
       assert.equal(await f.engine.read('k'), 'v1');
       f.store.faults.next('write', { kind: 'pause', when: 'before', gate });
+      const started = performance.now();
       await assert.rejects(f.engine.write('k', 'v2'), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
+      const ms = performance.now() - started;
+      assert.ok(ms < LEASE * 10, `the write was abandoned after ${Math.round(ms)} ms, not within its lease (${LEASE} ms)`);
       // The lease expires; a reader fills the committed value, still v1 (the write has not landed).
       f.clock.advance(LEASE + 1);
       assert.equal(await f.engine.read('k'), 'v1');
