@@ -29,12 +29,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'journal-start-at-head',
     rule: 'journal invariant: a drainer without a cursor starts at the head (the fix reverted)',
-    patches: [{ file: START, find: "if (saved === undefined) return { cursor: retainedFrom, head, reason: 'no-cursor', flushed: 0 };", replace: "if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };" }],
+    patches: [{ file: START, find: '  if (saved === undefined || saved > head) {\n', replace: "  if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };\n  if (saved === undefined || saved > head) {\n" }],
   },
   {
     id: 'journal-ahead-at-head',
     rule: 'journal invariant: a cursor past the head starts at the head (a journal recreated or restored)',
-    patches: [{ file: START, find: "if (saved > head) return { cursor: retainedFrom, head, reason: 'cursor-ahead', flushed: 0 };", replace: "if (saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };" }],
+    patches: [{ file: START, find: '  if (saved === undefined || saved > head) {\n', replace: "  if (saved !== undefined && saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };\n  if (saved === undefined || saved > head) {\n" }],
   },
   {
     id: 'journal-behind-retention-trusted',
@@ -55,12 +55,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'late-complete-no-repair',
     rule: 'lease budget: a commit confirmed past its lease, completeWrite failed, and no repair row is appended (survivor 1)',
-    patches: [{ file: WRITE_PATH, find: '    await appendRepair(ctx, step.key, result.version);\n    report(\'cache-failure\', dbMs);', replace: "    report('cache-failure', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: '    await appendRepair(ctx, step.key, result.version, deadline);\n    report(\'cache-failure\', dbMs);', replace: "    report('cache-failure', dbMs);" }],
   },
   {
     id: 'pragmatic-no-journal-row',
     rule: 'engine paths: a write acknowledged without a lease is not journaled in its transaction',
-    patches: [{ file: WRITE_PATH, find: 'result = await step.commit(!leased, deadlineMs);', replace: 'result = await step.commit(false, deadlineMs);' }],
+    patches: [{ file: WRITE_PATH, find: 'const committing = Promise.resolve().then(() => step.commit(!leased, deadlineMs));', replace: 'const committing = Promise.resolve().then(() => step.commit(false, deadlineMs));' }],
   },
   {
     id: 'pragmatic-no-fence',
@@ -80,7 +80,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'unknown-outcome-releases-lease',
     rule: 'engine paths: an unknown store outcome aborts the lease instead of letting it expire (dirty)',
-    patches: [{ file: WRITE_PATH, find: "      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);\n      report('unknown', dbMs);", replace: "      if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step);\n      await release();\n      report('unknown', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
   },
   {
     id: 'tombstone-missing',

@@ -21,6 +21,7 @@ import { MUTANTS, type Mutant } from './mutants.js';
 const DEFAULT_TESTS = [
   'test/unit/engine-basics.test.ts',
   'test/unit/engine-failures.test.ts',
+  'test/unit/engine-deadlines.test.ts',
   'test/consistency/races.test.ts',
   'test/consistency/lease-expiry-and-drain-races.test.ts',
   'test/integration/memory-cache.test.ts',
