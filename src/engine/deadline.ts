@@ -5,6 +5,8 @@
 // A call given up on is abandoned, not cancelled: the adapter's own timeouts end it (and destroy
 // its connection) later. Store calls are the slow path: one timer each is fine here.
 
+import { settleWithin } from '../timeout.js';
+
 export interface Deadline {
   /** Milliseconds left, never below 0. */
   remaining(): number;
@@ -18,19 +20,7 @@ export function startDeadline(budgetMs: number, now: () => number = () => perfor
   return {
     remaining,
     race<T>(work: Promise<T>, onTimeout: () => Error, ms = remaining()): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(() => reject(onTimeout()), ms);
-        work.then(
-          (value) => {
-            clearTimeout(timer);
-            resolve(value);
-          },
-          (error: unknown) => {
-            clearTimeout(timer);
-            reject(error);
-          },
-        );
-      });
+      return settleWithin(work, ms, onTimeout);
     },
   };
 }

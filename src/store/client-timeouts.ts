@@ -3,6 +3,7 @@
 // set up (pool exhausted, a server that accepts and then stalls) and an answer that never comes.
 // A connection given up on is destroyed, never returned to the pool: it may still be mid-statement.
 import { StoreTimeoutError } from '../errors.js';
+import { settleWithin } from '../timeout.js';
 
 /** How much longer than the server's own timeout the client waits for an answer. */
 export const CLIENT_MARGIN_MS = 1000;
@@ -20,24 +21,7 @@ export class ConnectTimeoutError extends Error {
  * the deadline is handed to `discard` (destroyed: its setup may be half done).
  */
 export function connectWithin<C>(store: string, acquire: () => Promise<C>, ms: number, discard: (connection: C) => void): Promise<C> {
-  return new Promise<C>((resolve, reject) => {
-    let late = false;
-    const timer = setTimeout(() => {
-      late = true;
-      reject(new ConnectTimeoutError(store, ms));
-    }, ms);
-    acquire().then(
-      (connection) => {
-        clearTimeout(timer);
-        if (late) discard(connection);
-        else resolve(connection);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (!late) reject(error);
-      },
-    );
-  });
+  return settleWithin(acquire(), ms, () => new ConnectTimeoutError(store, ms), discard);
 }
 
 /**
@@ -45,21 +29,10 @@ export function connectWithin<C>(store: string, acquire: () => Promise<C>, ms: n
  * rejects with a PROTOCOL_SEQUENCE_TIMEOUT error, as mysql2's own statement timeout does.
  */
 export function connectionDeadline<T>(work: Promise<T>, ms: number, destroy: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      destroy();
-      reject(Object.assign(new Error('Query inactivity timeout'), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' }));
-    }, ms + 50); // mysql2's own timer, when it runs, fires first
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
+  // mysql2's own timer, when it runs, fires first: ours is the backstop, 50 ms later.
+  return settleWithin(work, ms + 50, () => {
+    destroy();
+    return Object.assign(new Error('Query inactivity timeout'), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' });
   });
 }
 
