@@ -23,13 +23,13 @@ export class ChaosStore implements StoreAdapter {
   }
 
   read(namespace: string, key: string): Promise<StoredValue | undefined> {
-    return this.faults.run('read', () => this.inner.read(namespace, key));
+    return this.faults.run('read', () => this.inner.read(namespace, key), key);
   }
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult> {
-    return this.faults.run('write', () => this.inner.write(namespace, key, payload, options));
+    return this.faults.run('write', () => this.inner.write(namespace, key, payload, options), key);
   }
   delete(namespace: string, key: string, options: StoreWriteOptions): Promise<StoreDeleteResult> {
-    return this.faults.run('delete', () => this.inner.delete(namespace, key, options));
+    return this.faults.run('delete', () => this.inner.delete(namespace, key, options), key);
   }
   appendJournal(namespace: string, key: string, version: Version, reason: JournalReason): Promise<void> {
     return this.faults.run('appendJournal', () => this.inner.appendJournal(namespace, key, version, reason));

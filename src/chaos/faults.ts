@@ -44,16 +44,21 @@ export class InjectedFault extends Error {
   }
 }
 
+type Scoped = Fault & { readonly onlyKey?: string };
+
 export class FaultPlan<Op extends string> {
-  private readonly queued = new Map<Op, Fault[]>();
+  private readonly queued = new Map<Op, Scoped[]>();
   private readonly standing = new Map<Op, Fault>();
   /** Faults injected so far, per operation. */
   readonly injected = new Map<Op, number>();
 
-  /** Applies `fault` to the next `times` calls of `operation`. */
-  next(operation: Op, fault: Fault, times = 1): this {
+  /**
+   * Applies `fault` to the next `times` calls of `operation`; with `onlyKey`, to the next calls for
+   * that key only (a test whose calls run concurrently then does not depend on their order).
+   */
+  next(operation: Op, fault: Fault, times = 1, onlyKey?: string): this {
     const queue = this.queued.get(operation) ?? [];
-    for (let i = 0; i < times; i++) queue.push(fault);
+    for (let i = 0; i < times; i++) queue.push(onlyKey === undefined ? fault : { ...fault, onlyKey });
     this.queued.set(operation, queue);
     return this;
   }
@@ -76,14 +81,22 @@ export class FaultPlan<Op extends string> {
   }
 
   /** Runs `apply` under the planned fault for `operation`, if any. */
-  async run<T>(operation: Op, apply: () => T | Promise<T>): Promise<T> {
-    const fault = this.queued.get(operation)?.shift() ?? this.standing.get(operation);
+  async run<T>(operation: Op, apply: () => T | Promise<T>, key?: string): Promise<T> {
+    const fault = this.takeQueued(operation, key) ?? this.standing.get(operation);
     if (fault === undefined) return apply();
     this.injected.set(operation, (this.injected.get(operation) ?? 0) + 1);
     if (fault.when === 'before') await act(fault, operation);
     const result = await apply();
     if (fault.when === 'after') await act(fault, operation);
     return result;
+  }
+
+  /** The first queued fault for `operation` that applies to `key` (unscoped, or scoped to it). */
+  private takeQueued(operation: Op, key: string | undefined): Fault | undefined {
+    const queue = this.queued.get(operation);
+    if (queue === undefined) return undefined;
+    const index = queue.findIndex((fault) => fault.onlyKey === undefined || fault.onlyKey === key);
+    return index < 0 ? undefined : queue.splice(index, 1)[0];
   }
 }
 

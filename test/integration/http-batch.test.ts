@@ -30,11 +30,12 @@ describe(':batchPut', () => {
     const { app, sqlite, store } = await setup();
     await call(app, 'PUT', '/v1/kv/mixed/cas', { json: 'v1' });
     await call(app, 'PUT', '/v1/kv/mixed/taken', { json: 'mine' });
-    store.faults.next('write', { kind: 'throw', when: 'before', error: new InjectedFault('write', 'before') });
+    // The items are written concurrently: the fault is scoped to its key, not to whichever write comes first.
+    store.faults.next('write', { kind: 'throw', when: 'before', error: new InjectedFault('write', 'before') }, 1, 'store-fails');
     const reply = await call(app, 'POST', '/v1/kv/mixed:batchPut', {
       json: {
         items: [
-          { key: 'store-fails', value: 1 }, // the first store write: the injected fault
+          { key: 'store-fails', value: 1 }, // the injected fault
           { key: 'cas', value: 'v2', ifVersion: 1 },
           { key: 'taken', value: 'yours', ifAbsent: true },
           { key: 'fresh', value: 'new', ifAbsent: true, ttlMs: 60_000 },
