@@ -18,6 +18,9 @@ export class ChaosStore implements StoreAdapter {
   readonly name: string;
   readonly faults = new FaultPlan<StoreOperation>();
 
+  /** Whether journal pushes (PostgreSQL's NOTIFY) are passed on; off when a test drains by hand. */
+  pushJournal = true;
+
   constructor(readonly inner: StoreAdapter) {
     this.name = `chaos(${inner.name})`;
   }
@@ -53,6 +56,7 @@ export class ChaosStore implements StoreAdapter {
     return this.inner.journalId();
   }
   onJournal(listener: () => void): () => void {
+    if (!this.pushJournal) return () => undefined;
     return this.inner.onJournal?.(listener) ?? (() => undefined);
   }
   close(): Promise<void> {
