@@ -140,6 +140,7 @@ async function auditTable(client: PgClientBase, options: ProxyAuditOptions, sche
   let page: CacheRecordView[] = [];
   let scanned = 0;
   const flush = async (): Promise<void> => {
+    if (page.length === 0) return;
     const committed = await readCommitted(client, schema, table, page.map((view) => view.key.slice(prefix.length)));
     for (const view of page) {
       const key = view.key.slice(prefix.length);
@@ -156,6 +157,7 @@ async function auditTable(client: PgClientBase, options: ProxyAuditOptions, sche
     if (page.length >= pageSize) await flush();
   }
   await flush();
+  progress('scan', scanned, scanned);
 
   // 2. Repair D and E with version fencing, then read each repaired key again.
   const repairs: Array<AuditRepair & { seen: Seen }> = [];
