@@ -104,4 +104,23 @@ describe('pg-proxy under Kysely', { skip: service.skip, timeout: 60_000 }, () =>
     assert.equal(await val(3), 'v3');
     assert.equal(await metric('lockstep_pgproxy_hits_total'), hits + 1, 'a rollback leaves the cached answer servable');
   });
+
+  it('teeth: against a proxy that skips the fence (test-only, no drainer), the same read-your-writes check fails', async () => {
+    const unsafe = await startTestProxy(db, { unsafeFence: 'skip', drainPollMs: 3_600_000, drainListen: false });
+    try {
+      const pool = new pg.Pool({ connectionString: unsafe.url, max: 1 });
+      pool.on('error', () => undefined);
+      const app = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+      try {
+        const val = async () => (await app.selectFrom('items').select('val').where('id', '=', 4).executeTakeFirst())?.val;
+        assert.equal(await val(), 'v4');
+        await app.updateTable('items').set({ val: 'unfenced' }).where('id', '=', 4).execute();
+        assert.equal(await val(), 'v4', 'without the fence the acknowledged update is not seen: the checks above can fail');
+      } finally {
+        await app.destroy();
+      }
+    } finally {
+      await unsafe.close(1000);
+    }
+  });
 });
