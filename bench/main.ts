@@ -18,12 +18,13 @@ import { redisHit, redisHitConcurrent } from './suites/redis-hit.js';
 import { redisWrite, redisWriteConcurrent } from './suites/redis-write.js';
 import { write } from './suites/write.js';
 import { respFront, type ExternalSuite } from './suites/resp-front.js';
+import { pgProxy } from './suites/pg-proxy.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../test/helpers/services.js';
 
 // A suite may have several definitions under one name (a case each): `--suite NAME` runs them all.
 const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes];
 /** Suites that drive servers in child processes with external load generators and report throughput rows themselves. */
-const EXTERNAL_SUITES: readonly ExternalSuite[] = [respFront];
+const EXTERNAL_SUITES: readonly ExternalSuite[] = [respFront, pgProxy];
 /** Suites on the shared Redis and PostgreSQL: skipped, with a note, when either is unreachable. */
 const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, redisWrite, redisWriteConcurrent, processes]);
 
@@ -110,6 +111,12 @@ function describeMachine(): string {
  * returns their rows and notes; `lockstep bench` prints them.
  */
 export async function run(wanted: readonly string[], options: RunOptions, log: (line: string) => void): Promise<{ rows: Row[]; notes: string[] }> {
+  // A suite asked for by name that cannot run here fails the run before anything runs (exit 3);
+  // in a run of every suite it is skipped with a note.
+  for (const suite of EXTERNAL_SUITES.filter((s) => wanted.includes(s.name))) {
+    const why = suite.unavailable();
+    if (why !== undefined) throw new Error(`suite ${suite.name} cannot run here: ${why}`);
+  }
   let suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
   if (suites.some((s) => SERVICE_SUITES.has(s))) {
     const down = [await needService('Redis', REDIS_URL), await needService('PostgreSQL', DATABASE_URL)].flatMap((r) => (r.skip === false ? [] : [r.skip]));
@@ -128,7 +135,7 @@ export async function run(wanted: readonly string[], options: RunOptions, log: (
     else log(`skipping ${suite.name}: ${why}`);
   }
   const notes = [
-    'resp-get/resp-set measure throughput: their ratio = baseline ops/s / subject ops/s (above 1 is slower).',
+    'resp-get/resp-set and pg-proxy-* measure throughput: their ratio = baseline ops/s / subject ops/s (above 1 is slower).',
     'Batched cases time a whole batch per sample: p50/p99 are of per-operation batch means.',
   ];
   return { rows, notes };

@@ -5,7 +5,9 @@ import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** Where initdb and pg_ctl are ($PG_BIN, default Debian's PostgreSQL 15). */
+export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const BIN = PG_BIN;
 
 export interface Cluster {
   readonly port: number;

@@ -10,6 +10,7 @@ import { BACKEND_HELP, BACKEND_OPTIONS, resolveBackends } from '../backend-flags
 import { openCache, openStore, type CacheSpec, type StoreSpec } from '../../backend-specs.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { jsonDocument, renderCached, renderStored } from '../render.js';
+import { runProxyAudit } from './audit-pg-proxy.js';
 
 export const EXIT_CLEAN = EXIT.ok;
 export const EXIT_DEFECTS = 1;
@@ -17,18 +18,26 @@ export const EXIT_BAD_INPUT = EXIT.usage;
 export const EXIT_FAILED = EXIT.failed;
 
 export const usage = formatHelp({
-  usage: 'audit --namespace NS [--namespace NS ...] [options]',
+  usage: `audit --namespace NS [--namespace NS ...] [options]
+       lockstep audit --pg-proxy --upstream postgres://USER@HOST:PORT/DB --cache redis://… [--table T ...]`,
   description: `Reads every key of each namespace from the store and the cache and classifies it: A empty,
 B store only, C synchronized, D inconsistent (the cache serves another version than the store),
 E cache only. Prints the counts per state and up to 5 examples of D and E with both sides.
 With --repair, D and E keys are invalidated with version fencing (a value at or above the store's
 version is never removed), then read again: what is still D or E is reported. A progress bar
-shows on a terminal (never with --json).`,
+shows on a terminal (never with --json).
+With --pg-proxy, audits the cached answers of \`lockstep proxy\` instead: each answer's version against
+the committed version of its row in PostgreSQL (C ok, D stale, E a row the table no longer has),
+one report per table; --repair invalidates D and E the same way.`,
   options: [
     ...BACKEND_HELP,
     ['--namespace NS', 'a namespace to audit; repeat for several (required)'],
     ['--repair', 'invalidate D and E keys with version fencing, then check them again'],
     ['--json', 'print one JSON document on stdout instead of text'],
+    ['--pg-proxy', "audit a PostgreSQL proxy's cached answers (with --upstream, --cache; not --store, --namespace)"],
+    ['--upstream URL', "pg-proxy: the proxy's --upstream database"],
+    ['--table NAME', "pg-proxy: a table to audit (repeat); default every table the proxy's schema lists"],
+    ['--schema NAME', "pg-proxy: the proxy's schema", 'default lockstep_proxy'],
     ['-h, --help', 'show this help'],
   ],
   notes: `Audit the cache your Lockstep instances share (--cache redis://…). With --cache memory the audit
@@ -38,6 +47,7 @@ repair. Namespaces must be named: the store does not list them.`,
     'lockstep audit --store postgres://app@db/app --cache redis://127.0.0.1:6379 --namespace orders',
     'lockstep audit --namespace orders --namespace users --repair',
     'lockstep audit --namespace orders --json | jq .remaining',
+    'lockstep audit --pg-proxy --upstream postgres://app@db:5432/app --cache redis://cache:6379 --repair',
   ],
   exit: `0 no key is left D or E; 1 some key is (after repair, with --repair); 2 bad input;
 3 the store or the cache failed.`,
@@ -52,15 +62,22 @@ export interface AuditConfig {
 }
 
 /** Flags, then environment, then defaults. Throws UsageError (or another InvalidOptionError) on bad input. */
-export function parseAuditArgs(argv: readonly string[], env: Env): AuditConfig & { readonly help: boolean } {
+export function parseAuditArgs(argv: readonly string[], env: Env): AuditConfig & { readonly help: boolean; readonly pgProxy?: true } {
   const { values } = parseCommandArgs(argv, {
     ...BACKEND_OPTIONS,
     namespace: { type: 'string', multiple: true },
     repair: { type: 'boolean' },
     json: { type: 'boolean' },
+    'pg-proxy': { type: 'boolean' },
+    upstream: { type: 'string' },
+    table: { type: 'string', multiple: true },
+    schema: { type: 'string' },
     ...HELP_OPTION,
   });
   const help = values.help ?? false;
+  if (values['pg-proxy'] === true && !help) return { help, pgProxy: true, ...resolveBackends({}, {}), namespaces: [], repair: false, json: false };
+  const proxyFlag = (['upstream', 'table', 'schema'] as const).find((flag) => values[flag] !== undefined);
+  if (proxyFlag !== undefined) throw new UsageError(`--${proxyFlag} is an option of the proxy's audit: add --pg-proxy`);
   const namespaces = [...new Set(values.namespace ?? [])].map((ns) => validateNamespace(ns));
   if (!help && namespaces.length === 0) {
     throw new UsageError('name at least one --namespace to audit (the store does not list its namespaces)');
@@ -79,6 +96,7 @@ export async function run(argv: readonly string[], io: CommandIo = defaultIo): P
     io.stdout.write(usage);
     return EXIT_CLEAN;
   }
+  if (config.pgProxy === true) return runProxyAudit(argv, io, renderReport);
   if (config.cache.kind === 'memory' && !config.json) {
     io.stderr.write('lockstep audit: note: --cache memory is a new, empty cache of this process: audit a shared cache (redis://…)\n');
   }

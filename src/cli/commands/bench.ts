@@ -21,8 +21,9 @@ slower). Suites:
             writes, on --keys keys, --concurrency callers), then the raw store alone on the same mix
             (store.read + JSON.parse, store.write); the backends are yours (--store, --cache)
   bench/    memory-hit, write, miss-fill, redis-hit, redis-write, processes, … against lru-cache,
-            the raw drivers, bentocache and cache-manager (tinybench): dev dependencies, run from a
-            clone (npm run bench); elsewhere reported unavailable in one line
+            the raw drivers, bentocache and cache-manager (tinybench); resp-front, and pg-proxy (the
+            PostgreSQL proxy against raw pg and PgBouncer: needs pgbouncer, initdb, root): dev
+            dependencies, run from a clone (npm run bench); elsewhere reported unavailable in one line
 Without --suite every suite runs (the mix last); a mix option alone means --suite mix.`,
   options: [
     ['--suite NAME', 'run this suite (repeatable): mix, or a suite of bench/ (see --help from a clone)'],
