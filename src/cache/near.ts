@@ -1,0 +1,258 @@
+// The near cache: an in-process L1 in front of the Redis cache, behind the same CacheAdapter port.
+// A hot key's hit is a map lookup; everything else is the Redis cache's protocol, untouched.
+//
+// What it promises (docs/near-cache.md): a read never returns a value older than one acknowledged
+// more than `maxStalenessMs` before the read began, and a process reads its own writes.
+//
+// Why the bound holds whatever happens to invalidations: an L1 entry is a copy of a `value` that a
+// Redis get returned, and the get was sent at `loadedAt` (this process's monotonic clock), so the
+// copy is no older than what Redis held at `loadedAt`, which (the default protocol's guarantee) is
+// no older than any write acknowledged before `loadedAt`. The entry is served only while
+// `now - loadedAt < maxStalenessMs`, so only while `loadedAt > invoke - maxStalenessMs`. No
+// message has to arrive for that to hold: a paused, slow, dropped or killed invalidation feed only
+// makes copies live out their age. The feed (Redis's own tracking of every key under the prefix)
+// drops copies as soon as their keys change, so a healthy feed keeps the staleness far below the bound.
+//
+// Lease and fill rules stay Redis's: only a plain `value` answer is ever copied or served; a miss,
+// a fill lease, a bypass and every transition (fill, writes, invalidateOlder) go to Redis, and
+// drop the local copy before they are sent and again when they return. A get in flight while its
+// key is dropped or invalidated does not copy its answer (its answer may predate the change).
+import { LRUCache } from 'lru-cache';
+import type { Duration } from '../duration.js';
+import { toMs } from '../duration.js';
+import { InvalidOptionError } from '../errors.js';
+import type {
+  CacheAdapter,
+  CacheCapabilities,
+  CacheEntry,
+  CacheGetResult,
+  CacheRecordView,
+  CacheStats,
+  CompleteOutcome,
+  LeaseToken,
+  MaybePromise,
+  ValueRecord,
+  Version,
+} from '../types.js';
+import type { InvalidationFeed, InvalidationListener } from './near-feed.js';
+
+export type { InvalidationFeed, InvalidationListener } from './near-feed.js';
+
+export interface NearCacheOptions {
+  /** The Redis cache (createRedisCache) the L1 sits in front of. Closed by the near cache's `close()`. */
+  readonly redis: CacheAdapter & { readonly keyPrefix: string };
+  /** Where invalidations come from: `createTrackingFeed({ url, keyPrefix })` (Redis CLIENT TRACKING). */
+  readonly feed: InvalidationFeed;
+  /** The bound: no read returns a value older than one acknowledged this long before the read began. */
+  readonly maxStaleness: Duration;
+  /** Bound of the L1 in entries. At least one of maxEntries / maxBytes. */
+  readonly maxEntries?: number;
+  /** Bound of the L1 in bytes of payload (UTF-8) plus key. */
+  readonly maxBytes?: number;
+  /** Monotonic milliseconds. @default performance.now */
+  readonly now?: () => number;
+}
+
+export interface NearCacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly entries: number;
+  readonly bytes: number;
+  /** Whether the invalidation feed is connected and tracking (the L1 serves only while it is). */
+  readonly live: boolean;
+}
+
+interface Copy {
+  readonly record: ValueRecord;
+  /** When the Redis get that returned it was sent. */
+  readonly loadedAt: number;
+  readonly bytes: number;
+}
+
+/** A get in flight: its answer is copied only if its key was not dropped meanwhile. */
+interface Flight {
+  count: number;
+  stamp: number;
+}
+
+/** Per-copy overhead counted against maxBytes besides payload and key. */
+const COPY_OVERHEAD_BYTES = 64;
+
+export class NearCache implements CacheAdapter, InvalidationListener {
+  readonly name: string;
+  readonly capabilities: CacheCapabilities;
+  readonly maxStalenessMs: number;
+  private readonly redis: CacheAdapter & { readonly keyPrefix: string };
+  private readonly feed: InvalidationFeed;
+  private readonly copies: LRUCache<string, Copy>;
+  private readonly flights = new Map<string, Flight>();
+  private readonly now: () => number;
+  private readonly prefix: string;
+  private live = false;
+  /** Bumped whenever every copy is dropped: a get sent before it copies nothing. */
+  private epoch = 0;
+  private hits = 0;
+  private misses = 0;
+
+  constructor(options: NearCacheOptions) {
+    if (options?.redis === undefined || typeof options.redis.keyPrefix !== 'string') {
+      throw new InvalidOptionError('redis must be a Redis cache adapter (createRedisCache)');
+    }
+    if (options.redis.capabilities.decodedValues) throw new InvalidOptionError('the near cache fronts a cache of encoded values (Redis)');
+    this.redis = options.redis;
+    this.feed = options.feed;
+    this.prefix = options.redis.keyPrefix;
+    this.name = options.redis.name;
+    this.capabilities = options.redis.capabilities;
+    this.maxStalenessMs = toMs(options.maxStaleness, 'maxStaleness');
+    const maxEntries = positive(options.maxEntries, 'maxEntries');
+    const maxBytes = positive(options.maxBytes, 'maxBytes');
+    if (maxEntries === undefined && maxBytes === undefined) {
+      throw new InvalidOptionError('a near cache must be bounded: set maxEntries, maxBytes, or both');
+    }
+    this.copies = new LRUCache<string, Copy>({
+      ...(maxEntries === undefined ? {} : { max: maxEntries }),
+      ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (copy: Copy) => copy.bytes }),
+    } as { max: number });
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Connects the invalidation feed (the L1 serves once it is tracking). */
+  async start(): Promise<void> {
+    await this.feed.start(this);
+  }
+
+  /** Whether a copy may be served now. The one rule the bound rests on. */
+  protected servable(copy: Copy, now: number): boolean {
+    return now - copy.loadedAt < this.maxStalenessMs;
+  }
+
+  get(key: string, fillLeaseMs: number): MaybePromise<CacheGetResult> {
+    if (this.live) {
+      const copy = this.copies.get(key);
+      if (copy !== undefined) {
+        if (this.servable(copy, this.now())) {
+          this.hits++;
+          return copy.record;
+        }
+        this.copies.delete(key);
+      }
+    }
+    this.misses++;
+    return this.load(key, fillLeaseMs);
+  }
+
+  private async load(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
+    let flight = this.flights.get(key);
+    if (flight === undefined) this.flights.set(key, (flight = { count: 0, stamp: 0 }));
+    flight.count++;
+    const stamp = flight.stamp;
+    const epoch = this.epoch;
+    const loadedAt = this.now();
+    try {
+      const result = await this.redis.get(key, fillLeaseMs);
+      if (result.kind === 'value' && this.live && epoch === this.epoch && stamp === flight.stamp) {
+        const payload = typeof result.payload === 'string' ? result.payload : '';
+        this.copies.set(key, { record: result, loadedAt, bytes: Buffer.byteLength(payload) + key.length + COPY_OVERHEAD_BYTES });
+      }
+      return result;
+    } finally {
+      if (--flight.count === 0) this.flights.delete(key);
+    }
+  }
+
+  /** Drops the copy of `key` and keeps any get in flight from copying an answer older than now. */
+  private drop(key: string): void {
+    this.copies.delete(key);
+    const flight = this.flights.get(key);
+    if (flight !== undefined) flight.stamp++;
+  }
+
+  /** Runs a transition on Redis with the key dropped before it is sent and again when it returns. */
+  private async around<T>(key: string, call: () => MaybePromise<T>): Promise<T> {
+    this.drop(key);
+    try {
+      return await call();
+    } finally {
+      this.drop(key);
+    }
+  }
+
+  fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {
+    return this.around(key, () => this.redis.fill(key, token, entry, ttlMs));
+  }
+
+  beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
+    return this.around(key, () => this.redis.beginWrite(key, token, leaseMs));
+  }
+
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
+    return this.around(key, () => this.redis.completeWrite(key, token, entry, ttlMs));
+  }
+
+  abortWrite(key: string, token: LeaseToken): Promise<void> {
+    return this.around(key, () => this.redis.abortWrite(key, token));
+  }
+
+  invalidateOlder(key: string, version: Version): Promise<void> {
+    return this.around(key, () => this.redis.invalidateOlder(key, version));
+  }
+
+  // InvalidationListener: called by the feed.
+
+  invalidate(redisKey: string): void {
+    if (redisKey.startsWith(this.prefix)) this.drop(redisKey.slice(this.prefix.length));
+  }
+
+  invalidateAll(): void {
+    this.epoch++;
+    this.copies.clear();
+  }
+
+  setLive(live: boolean): void {
+    if (!live) this.invalidateAll();
+    this.live = live;
+  }
+
+  nearStats(): NearCacheStats {
+    return { hits: this.hits, misses: this.misses, entries: this.copies.size, bytes: this.copies.calculatedSize ?? 0, live: this.live };
+  }
+
+  // The rest is Redis's.
+
+  peek(key: string): MaybePromise<CacheRecordView | undefined> {
+    return this.redis.peek(key);
+  }
+
+  scan(prefix: string): AsyncIterable<CacheRecordView> {
+    return this.redis.scan(prefix);
+  }
+
+  ping(): MaybePromise<void> {
+    return this.redis.ping();
+  }
+
+  stats(): CacheStats {
+    return this.redis.stats();
+  }
+
+  loadJournalCursor(journalId: string): MaybePromise<number | undefined> {
+    return this.redis.loadJournalCursor(journalId);
+  }
+
+  saveJournalCursor(journalId: string, id: number): MaybePromise<void> {
+    return this.redis.saveJournalCursor(journalId, id);
+  }
+
+  async close(): Promise<void> {
+    this.setLive(false);
+    await this.feed.close();
+    await this.redis.close();
+  }
+}
+
+function positive(value: number | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidOptionError(`${option} must be a positive integer (got ${JSON.stringify(value)})`);
+  return value;
+}
