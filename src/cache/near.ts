@@ -170,12 +170,17 @@ export class NearCache implements CacheAdapter, InvalidationListener {
 
   /** Runs a transition on Redis with the key dropped before it is sent and again when it returns. */
   private async around<T>(key: string, call: () => MaybePromise<T>): Promise<T> {
-    this.drop(key);
+    this.dropOwn(key);
     try {
       return await call();
     } finally {
-      this.drop(key);
+      this.dropOwn(key);
     }
+  }
+
+  /** This process changes `key`: what read-your-writes rests on (not on the feed delivering our own change back). */
+  protected dropOwn(key: string): void {
+    this.drop(key);
   }
 
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {
