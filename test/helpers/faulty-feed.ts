@@ -13,13 +13,19 @@ export class FaultyFeed implements InvalidationFeed {
   delivered = 0;
   /** How many times the feed went live (the first connect, then every reconnect). */
   wentLive = 0;
+  /** The last key delivered (a test can wait for a probe key it modified to come through). */
+  lastKey: string | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly inner: InvalidationFeed) {}
 
   start(listener: InvalidationListener): Promise<void> {
     return this.inner.start({
-      invalidate: (key) => this.route(() => listener.invalidate(key)),
+      invalidate: (key) =>
+        this.route(() => {
+          this.lastKey = key;
+          listener.invalidate(key);
+        }),
       invalidateAll: () => this.route(() => listener.invalidateAll()),
       setLive: (live) => {
         if (live) this.wentLive++;
