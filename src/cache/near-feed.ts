@@ -8,10 +8,17 @@ export interface InvalidationListener {
   invalidateAll(): void;
   /** Whether the feed is connected and tracking now; while not, the L1 serves nothing. */
   setLive(live: boolean): void;
+  /**
+   * Heartbeat `seq` came back through the feed: every message Redis sent before it executed the
+   * heartbeat was delivered before it (one connection delivers in order).
+   */
+  heartbeat(seq: number): void;
 }
 
 export interface InvalidationFeed {
   /** Connects and starts calling `listener`; resolves once the connection is open. */
   start(listener: InvalidationListener): Promise<void>;
+  /** Sends heartbeat `seq` through Redis: a write whose invalidation comes back as `listener.heartbeat(seq)`. */
+  heartbeat(seq: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
 // pushes the name of every key under the prefix that anything modifies (any client's write, a Lua
 // script, an expiry, an eviction, FLUSHALL), whichever process did it. The feed is a hint that
 // keeps the L1 fresh well inside the bound; the bound itself never depends on it (see near.ts).
+import { randomBytes } from 'node:crypto';
 import { loadDriver } from '../drivers.js';
 import { InvalidOptionError } from '../errors.js';
 import type { InvalidationFeed, InvalidationListener } from './near-feed.js';
@@ -42,6 +43,12 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
     disableOfflineQueue: true,
     socket: { connectTimeout: 5_000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 1_000) },
   }) as unknown as TrackingClient;
+  // Heartbeat keys live under a prefix of this feed's own (tracked beside keyPrefix, not inside
+  // it), so no other process receives them and no scan of the cache's keys sees them.
+  const heartbeatPrefix = `__lockstep-near-heartbeat:${randomBytes(8).toString('hex')}:`;
+  if (heartbeatPrefix.startsWith(options.keyPrefix) || options.keyPrefix.startsWith('__lockstep-near-heartbeat:')) {
+    throw new InvalidOptionError(`keyPrefix ${JSON.stringify(options.keyPrefix)} overlaps the near cache's heartbeat keys`);
+  }
   let listener: InvalidationListener | undefined;
   let closed = false;
   /** Bumped on every (re)connect, so a slow enable of an older connection cannot mark a newer one live. */
@@ -52,7 +59,7 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
     listener?.setLive(false);
     try {
       await client.sendCommand(['CLIENT', 'TRACKING', 'OFF']);
-      await client.sendCommand(['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', options.keyPrefix]);
+      await client.sendCommand(['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', options.keyPrefix, 'PREFIX', heartbeatPrefix]);
     } catch (error) {
       options.onError?.(error);
       return; // the connection is failing: the next `ready` tries again
@@ -73,8 +80,10 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
     options.onError?.(error);
   });
   client.on('invalidate', (key: string | Buffer | null) => {
-    if (key === null) listener?.invalidateAll();
-    else listener?.invalidate(typeof key === 'string' ? key : key.toString());
+    if (key === null) return listener?.invalidateAll();
+    const name = typeof key === 'string' ? key : key.toString();
+    if (name.startsWith(heartbeatPrefix)) listener?.heartbeat(Number(name.slice(heartbeatPrefix.length)));
+    else listener?.invalidate(name);
   });
 
   return {
@@ -82,6 +91,11 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
       listener = next;
       listener.setLive(false);
       await client.connect();
+    },
+    async heartbeat(seq: number): Promise<void> {
+      // Sent on the feed's own connection (tracking reports a client's own writes too); it expires
+      // by itself, and its expiry's invalidation names a sequence number already behind us.
+      await client.sendCommand(['SET', `${heartbeatPrefix}${seq}`, '', 'PX', '1000']);
     },
     async clientId(): Promise<number> {
       return Number(await client.sendCommand(['CLIENT', 'ID']));

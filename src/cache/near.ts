@@ -4,14 +4,18 @@
 // What it promises (docs/near-cache.md): a read never returns a value older than one acknowledged
 // more than `maxStalenessMs` before the read began, and a process reads its own writes.
 //
-// Why the bound holds whatever happens to invalidations: an L1 entry is a copy of a `value` that a
-// Redis get returned, and the get was sent at `loadedAt` (this process's monotonic clock), so the
-// copy is no older than what Redis held at `loadedAt`, which (the default protocol's guarantee) is
-// no older than any write acknowledged before `loadedAt`. The entry is served only while
-// `now - loadedAt < maxStalenessMs`, so only while `loadedAt > invoke - maxStalenessMs`. No
-// message has to arrive for that to hold: a paused, slow, dropped or killed invalidation feed only
-// makes copies live out their age. The feed (Redis's own tracking of every key under the prefix)
-// drops copies as soon as their keys change, so a healthy feed keeps the staleness far below the bound.
+// Why the bound holds. A copy is a `value` that a Redis get returned; the get was sent at
+// `loadedAt` (this process's monotonic clock), so the copy is no older than what Redis held at
+// `loadedAt`, which (the default protocol's guarantee) is no older than any write acknowledged
+// before then. A copy is "fresh as of" F and served only while `now - F < maxStalenessMs`:
+//   - F = loadedAt needs no message at all (age rule);
+//   - with heartbeats, F = max(loadedAt, provenAt): every heartbeat interval the feed writes a key
+//     of its own through Redis and notes when (`sentAt`); when that key's invalidation comes back
+//     on the feed, every invalidation Redis sent before it executed the heartbeat has been applied
+//     (one connection, in order), so a copy still present was unchanged in Redis at `sentAt`:
+//     provenAt = that `sentAt`. A heartbeat that comes back out of sequence (one went missing:
+//     something was lost) flushes the L1; a reconnect flushes it and forgets provenAt.
+// A paused, slow or dead feed only stops provenAt from moving: copies then live out their age.
 //
 // Lease and fill rules stay Redis's: only a plain `value` answer is ever copied or served; a miss,
 // a fill lease, a bypass and every transition (fill, writes, invalidateOlder) go to Redis, and
@@ -49,6 +53,12 @@ export interface NearCacheOptions {
   readonly maxEntries?: number;
   /** Bound of the L1 in bytes of payload (UTF-8) plus key. */
   readonly maxBytes?: number;
+  /**
+   * Heartbeats through the feed that keep copies servable past their age while the feed proves
+   * itself (see above); `false` keeps the age rule only (every copy is reloaded from Redis once it
+   * is maxStaleness old). @default true, every maxStaleness / 4
+   */
+  readonly heartbeat?: boolean;
   /** Monotonic milliseconds. @default performance.now */
   readonly now?: () => number;
 }
@@ -60,6 +70,9 @@ export interface NearCacheStats {
   readonly bytes: number;
   /** Whether the invalidation feed is connected and tracking (the L1 serves only while it is). */
   readonly live: boolean;
+  /** Heartbeats that came back / flushes because one came back out of sequence. */
+  readonly heartbeats: number;
+  readonly gaps: number;
 }
 
 interface Copy {
@@ -93,6 +106,15 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   private epoch = 0;
   private hits = 0;
   private misses = 0;
+  /** Send time of the newest heartbeat that came back in sequence on the live connection. */
+  private provenAt = -Infinity;
+  private heartbeatSeq = 0;
+  private lastHeartbeat = 0;
+  private readonly heartbeatsSent = new Map<number, number>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeats = 0;
+  private gaps = 0;
+  private readonly heartbeatEvery: number | undefined;
 
   constructor(options: NearCacheOptions) {
     if (options?.redis === undefined || typeof options.redis.keyPrefix !== 'string') {
@@ -115,16 +137,38 @@ export class NearCache implements CacheAdapter, InvalidationListener {
       ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (copy: Copy) => copy.bytes }),
     } as { max: number });
     this.now = options.now ?? (() => performance.now());
+    this.heartbeatEvery = options.heartbeat === false ? undefined : Math.max(1, this.maxStalenessMs / 4);
   }
 
-  /** Connects the invalidation feed (the L1 serves once it is tracking). */
+  /** Connects the invalidation feed (the L1 serves once it is tracking) and starts the heartbeats. */
   async start(): Promise<void> {
     await this.feed.start(this);
+    if (this.heartbeatEvery !== undefined && this.heartbeatTimer === undefined) {
+      this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), this.heartbeatEvery);
+      this.heartbeatTimer.unref();
+    }
   }
 
   /** Whether a copy may be served now. The one rule the bound rests on. */
   protected servable(copy: Copy, now: number): boolean {
-    return now - copy.loadedAt < this.maxStalenessMs;
+    return now - (copy.loadedAt > this.provenAt ? copy.loadedAt : this.provenAt) < this.maxStalenessMs;
+  }
+
+  /** Sends a heartbeat; never more than a bound's worth outstanding (a stalled feed proves nothing anyway). */
+  sendHeartbeat(): void {
+    if (!this.live) return;
+    const now = this.now();
+    // One sent a bound ago proves nothing any more: forget it (if it still comes back, the next
+    // one looks out of sequence and flushes: conservative).
+    for (const [seq, sentAt] of this.heartbeatsSent) {
+      if (now - sentAt < this.maxStalenessMs) break;
+      this.heartbeatsSent.delete(seq);
+    }
+    if (this.heartbeatsSent.size >= 64) return;
+    const seq = ++this.heartbeatSeq;
+    this.heartbeatsSent.set(seq, now);
+    // A send that fails leaves a hole in the sequence: the next one back flushes (conservative).
+    this.feed.heartbeat(seq).catch(() => undefined);
   }
 
   get(key: string, fillLeaseMs: number): MaybePromise<CacheGetResult> {
@@ -215,12 +259,40 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   }
 
   setLive(live: boolean): void {
-    if (!live) this.invalidateAll();
+    this.invalidateAll();
+    // A new connection starts a new sequence: nothing sent before it proves anything.
+    this.provenAt = -Infinity;
+    this.heartbeatsSent.clear();
+    this.lastHeartbeat = this.heartbeatSeq;
     this.live = live;
   }
 
+  heartbeat(seq: number): void {
+    const sentAt = this.heartbeatsSent.get(seq);
+    if (sentAt === undefined || seq <= this.lastHeartbeat) return; // an older connection's, or its key expiring
+    if (seq !== this.lastHeartbeat + 1) this.onGap();
+    for (const sent of this.heartbeatsSent.keys()) if (sent <= seq) this.heartbeatsSent.delete(sent);
+    this.lastHeartbeat = seq;
+    this.heartbeats++;
+    if (sentAt > this.provenAt) this.provenAt = sentAt;
+  }
+
+  /** A heartbeat is missing: anything sent with it may be lost too, so nothing cached is trusted. */
+  protected onGap(): void {
+    this.gaps++;
+    this.invalidateAll();
+  }
+
   nearStats(): NearCacheStats {
-    return { hits: this.hits, misses: this.misses, entries: this.copies.size, bytes: this.copies.calculatedSize ?? 0, live: this.live };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      entries: this.copies.size,
+      bytes: this.copies.calculatedSize ?? 0,
+      live: this.live,
+      heartbeats: this.heartbeats,
+      gaps: this.gaps,
+    };
   }
 
   // The rest is Redis's.
@@ -250,6 +322,7 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
     this.setLive(false);
     await this.feed.close();
     await this.redis.close();

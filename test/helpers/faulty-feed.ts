@@ -27,11 +27,16 @@ export class FaultyFeed implements InvalidationFeed {
           listener.invalidate(key);
         }),
       invalidateAll: () => this.route(() => listener.invalidateAll()),
+      heartbeat: (seq) => this.route(() => listener.heartbeat(seq)),
       setLive: (live) => {
         if (live) this.wentLive++;
         listener.setLive(live);
       },
     });
+  }
+
+  heartbeat(seq: number): Promise<void> {
+    return this.inner.heartbeat(seq);
   }
 
   private route(deliver: () => void): void {

@@ -36,6 +36,8 @@ export interface NearChaosResult {
   /** Reconnects of feeds after their first connect. */
   readonly reconnects: number;
   readonly pauses: number;
+  readonly heartbeats: number;
+  readonly gaps: number;
 }
 
 interface Instance {
@@ -146,6 +148,8 @@ export async function runNearChaos(options: NearChaosOptions): Promise<NearChaos
       delayed: instances.reduce((sum, i) => sum + i.feed.delayed, 0),
       reconnects: instances.reduce((sum, i) => sum + i.feed.wentLive - 1, 0),
       pauses,
+      heartbeats: instances.reduce((sum, i) => sum + i.near.nearStats().heartbeats, 0),
+      gaps: instances.reduce((sum, i) => sum + i.near.nearStats().gaps, 0),
     };
   } finally {
     stop = true;
