@@ -1,6 +1,7 @@
 // The near cache as users create it: a Redis cache, Redis's own invalidation tracking on a second
 // connection, and the L1 in front (near.ts). `lockstep/near`.
 import type { Duration } from '../duration.js';
+import type { Codec } from '../types.js';
 import { InvalidOptionError } from '../errors.js';
 import { NearCache } from './near.js';
 import { createTrackingFeed } from './near-tracking.js';
@@ -17,6 +18,10 @@ export type NearRedisCacheOptions = Omit<RedisCacheOptions, 'client' | 'cluster'
   maxEntries?: number;
   /** Bound of the L1 in bytes (payload + key + a fixed overhead per entry). */
   maxBytes?: number;
+  /** Heartbeats that keep copies servable past their age while the invalidation connection proves itself. @default true */
+  heartbeat?: boolean;
+  /** The engine's codec, if not the default JSON: the L1 holds decoded values. */
+  codec?: Codec;
 };
 
 /**
@@ -25,7 +30,7 @@ export type NearRedisCacheOptions = Omit<RedisCacheOptions, 'client' | 'cluster'
  */
 export async function createNearCache(options: NearRedisCacheOptions): Promise<NearCache> {
   if (options === undefined || options.maxStaleness === undefined) throw new InvalidOptionError('maxStaleness is required (e.g. "50ms")');
-  const { maxStaleness, maxEntries, maxBytes, ...redisOptions } = options;
+  const { maxStaleness, maxEntries, maxBytes, heartbeat, codec, ...redisOptions } = options;
   const redis = createRedisCache(redisOptions as RedisCacheOptions);
   const feed = createTrackingFeed({
     ...(options.url === undefined ? {} : { url: options.url }),
@@ -38,6 +43,8 @@ export async function createNearCache(options: NearRedisCacheOptions): Promise<N
     maxStaleness,
     ...(maxEntries === undefined ? {} : { maxEntries }),
     ...(maxBytes === undefined ? {} : { maxBytes }),
+    ...(heartbeat === undefined ? {} : { heartbeat }),
+    ...(codec === undefined ? {} : { codec }),
   });
   try {
     await near.start();

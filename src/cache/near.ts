@@ -17,6 +17,10 @@
 //     something was lost) flushes the L1; a reconnect flushes it and forgets provenAt.
 // A paused, slow or dead feed only stops provenAt from moving: copies then live out their age.
 //
+// Values: the L1 holds decoded, deep-frozen values (the `decodedValues` capability), so a hit
+// costs no parse. It decodes what Redis answers and encodes what the engine publishes, with the
+// engine's codec (pass the same one: `codec`, JSON by default).
+//
 // Lease and fill rules stay Redis's: only a plain `value` answer is ever copied or served; a miss,
 // a fill lease, a bypass and every transition (fill, writes, invalidateOlder) go to Redis, and
 // drop the local copy before they are sent and again when they return. A get in flight while its
@@ -24,6 +28,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
+import { deepFreeze, jsonCodec } from '../codec.js';
 import { InvalidOptionError } from '../errors.js';
 import type {
   CacheAdapter,
@@ -32,6 +37,7 @@ import type {
   CacheGetResult,
   CacheRecordView,
   CacheStats,
+  Codec,
   CompleteOutcome,
   LeaseToken,
   MaybePromise,
@@ -59,6 +65,8 @@ export interface NearCacheOptions {
    * is maxStaleness old). @default true, every maxStaleness / 4
    */
   readonly heartbeat?: boolean;
+  /** The engine's codec (the L1 holds decoded values; Redis holds what this encodes). @default JSON */
+  readonly codec?: Codec;
   /** Monotonic milliseconds. @default performance.now */
   readonly now?: () => number;
 }
@@ -88,6 +96,10 @@ interface Flight {
   stamp: number;
 }
 
+/** Outstanding heartbeats remembered at most, and for how many bounds. */
+const MAX_OUTSTANDING_HEARTBEATS = 256;
+const FORGET_HEARTBEAT_AFTER_BOUNDS = 20;
+
 /** Per-copy overhead counted against maxBytes besides payload and key. */
 const COPY_OVERHEAD_BYTES = 64;
 
@@ -101,6 +113,7 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   private readonly flights = new Map<string, Flight>();
   private readonly now: () => number;
   private readonly prefix: string;
+  private readonly codec: Codec;
   private live = false;
   /** Bumped whenever every copy is dropped: a get sent before it copies nothing. */
   private epoch = 0;
@@ -120,12 +133,13 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     if (options?.redis === undefined || typeof options.redis.keyPrefix !== 'string') {
       throw new InvalidOptionError('redis must be a Redis cache adapter (createRedisCache)');
     }
-    if (options.redis.capabilities.decodedValues) throw new InvalidOptionError('the near cache fronts a cache of encoded values (Redis)');
+    if (options.redis.capabilities.decodedValues) throw new InvalidOptionError('the near cache fronts a cache of encoded values (Redis), not an in-process one');
     this.redis = options.redis;
     this.feed = options.feed;
     this.prefix = options.redis.keyPrefix;
     this.name = options.redis.name;
-    this.capabilities = options.redis.capabilities;
+    this.capabilities = Object.freeze({ ...options.redis.capabilities, decodedValues: true });
+    this.codec = options.codec ?? jsonCodec;
     this.maxStalenessMs = toMs(options.maxStaleness, 'maxStaleness');
     const maxEntries = positive(options.maxEntries, 'maxEntries');
     const maxBytes = positive(options.maxBytes, 'maxBytes');
@@ -154,17 +168,17 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     return now - (copy.loadedAt > this.provenAt ? copy.loadedAt : this.provenAt) < this.maxStalenessMs;
   }
 
-  /** Sends a heartbeat; never more than a bound's worth outstanding (a stalled feed proves nothing anyway). */
+  /** Sends a heartbeat. */
   sendHeartbeat(): void {
     if (!this.live) return;
     const now = this.now();
-    // One sent a bound ago proves nothing any more: forget it (if it still comes back, the next
-    // one looks out of sequence and flushes: conservative).
+    // Remember a bounded number of outstanding ones (oldest forgotten first): one that comes back
+    // after it was forgotten is ignored, and the next one back then looks out of sequence and
+    // flushes (conservative). A late one that is still remembered only proves an old time.
     for (const [seq, sentAt] of this.heartbeatsSent) {
-      if (now - sentAt < this.maxStalenessMs) break;
+      if (this.heartbeatsSent.size < MAX_OUTSTANDING_HEARTBEATS && now - sentAt < FORGET_HEARTBEAT_AFTER_BOUNDS * this.maxStalenessMs) break;
       this.heartbeatsSent.delete(seq);
     }
-    if (this.heartbeatsSent.size >= 64) return;
     const seq = ++this.heartbeatSeq;
     this.heartbeatsSent.set(seq, now);
     // A send that fails leaves a hole in the sequence: the next one back flushes (conservative).
@@ -195,11 +209,18 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     const loadedAt = this.now();
     try {
       const result = await this.redis.get(key, fillLeaseMs);
-      if (result.kind === 'value' && this.live && epoch === this.epoch && stamp === flight.stamp) {
-        const payload = typeof result.payload === 'string' ? result.payload : '';
-        this.copies.set(key, { record: result, loadedAt, bytes: Buffer.byteLength(payload) + key.length + COPY_OVERHEAD_BYTES });
+      if (result.kind !== 'value') return result;
+      const encoded = typeof result.payload === 'string' ? result.payload : '';
+      const record: ValueRecord = {
+        kind: 'value',
+        version: result.version,
+        tombstone: result.tombstone,
+        payload: result.tombstone ? undefined : deepFreeze(this.codec.decode(encoded)),
+      };
+      if (this.live && epoch === this.epoch && stamp === flight.stamp) {
+        this.copies.set(key, { record, loadedAt, bytes: Buffer.byteLength(encoded) + key.length + COPY_OVERHEAD_BYTES });
       }
-      return result;
+      return record;
     } finally {
       if (--flight.count === 0) this.flights.delete(key);
     }
@@ -227,8 +248,13 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     this.drop(key);
   }
 
+  /** The engine hands decoded values (decodedValues); Redis keeps the encoded string. */
+  private encoded(entry: CacheEntry): CacheEntry {
+    return entry.tombstone ? entry : { ...entry, payload: this.codec.encode(entry.payload) };
+  }
+
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {
-    return this.around(key, () => this.redis.fill(key, token, entry, ttlMs));
+    return this.around(key, () => this.redis.fill(key, token, this.encoded(entry), ttlMs));
   }
 
   beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
@@ -236,7 +262,7 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   }
 
   completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
-    return this.around(key, () => this.redis.completeWrite(key, token, entry, ttlMs));
+    return this.around(key, () => this.redis.completeWrite(key, token, this.encoded(entry), ttlMs));
   }
 
   abortWrite(key: string, token: LeaseToken): Promise<void> {

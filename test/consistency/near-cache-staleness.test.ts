@@ -65,6 +65,14 @@ describe('near cache: bounded staleness under invalidation faults', () => {
     assert.ok(run.reconnects >= 6, `every feed reconnected after each kill (${run.reconnects})`);
   });
 
+  it('age rule only (heartbeat: false): 0 violations of the bound and of read-your-writes', { skip }, async () => {
+    const run = await runNearChaos({ redis, maxStalenessMs: BOUND_MS, instances: 3, loops: 2, keys: 4, makeNear: (options) => new NearCache({ ...options, heartbeat: false }) });
+    assert.deepEqual(checkBoundedStaleness(run.history, { maxStalenessMs: BOUND_MS }).slice(0, 3), []);
+    assert.deepEqual(checkReadYourWrites(run.history).slice(0, 3), []);
+    assert.ok(run.nearHits > 100, `the L1 served (${run.nearHits} hits)`);
+    assert.equal(run.heartbeats, 0);
+  });
+
   it('teeth: an L1 that trusts invalidations and ignores its copies\' age breaks the bound, and the checker says so', { skip }, async () => {
     let found = 0;
     for (let attempt = 0; attempt < 3 && found === 0; attempt++) {

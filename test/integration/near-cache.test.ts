@@ -47,7 +47,7 @@ describe('near cache over a real Redis', () => {
   });
 
   /** A near cache on a manual clock, so only invalidations (not age) can drop a copy unless the test advances it. */
-  async function open(keyPrefix: string, options: { maxEntries?: number; maxBytes?: number; boundMs?: number } = {}) {
+  async function open(keyPrefix: string, options: { maxEntries?: number; maxBytes?: number; boundMs?: number; heartbeat?: boolean } = {}) {
     const clock = createManualClock(1_000);
     const tracking = createTrackingFeed({ url: redis.url, keyPrefix });
     const feed = new FaultyFeed(tracking);
@@ -57,6 +57,7 @@ describe('near cache over a real Redis', () => {
       maxStaleness: options.boundMs ?? 3_600_000,
       ...(options.maxBytes === undefined ? { maxEntries: options.maxEntries ?? 100 } : { maxBytes: options.maxBytes }),
       now: clock.now,
+      heartbeat: options.heartbeat ?? true,
     });
     await near.start();
     await until('the feed live', () => near.nearStats().live);
@@ -112,7 +113,7 @@ describe('near cache over a real Redis', () => {
   });
 
   it('a copy is not served once its Redis get was sent maxStaleness ago, whatever the feed says', { skip }, async () => {
-    const opened = await open(`near-age-${randomUUID().slice(0, 8)}:`, { boundMs: 50 });
+    const opened = await open(`near-age-${randomUUID().slice(0, 8)}:`, { boundMs: 50, heartbeat: false });
     const { near, clock } = opened;
     try {
       await seed(opened, 'k', 1, 'v1');
