@@ -38,6 +38,7 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
   if (url.includes('+cluster:')) throw new InvalidOptionError('the near cache supports a single Redis, not a cluster');
   const client = createClient({
     url,
+    name: 'lockstep-near-invalidations', // CLIENT LIST shows what the connection is
     RESP: 3,
     emitInvalidate: true,
     disableOfflineQueue: true,

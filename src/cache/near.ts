@@ -151,7 +151,8 @@ export class NearCache implements CacheAdapter, InvalidationListener {
       ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (copy: Copy) => copy.bytes }),
     } as { max: number });
     this.now = options.now ?? (() => performance.now());
-    this.heartbeatEvery = options.heartbeat === false ? undefined : Math.max(1, this.maxStalenessMs / 4);
+    // Never more often than every 2 ms: a tighter bound then relies on the age rule more often.
+    this.heartbeatEvery = options.heartbeat === false ? undefined : Math.max(2, this.maxStalenessMs / 4);
   }
 
   /** Connects the invalidation feed (the L1 serves once it is tracking) and starts the heartbeats. */

@@ -154,6 +154,7 @@ describe('near cache over a real Redis', () => {
       await seed(opened, 'k', 1, 'v1');
       assert.equal(near.nearStats().entries, 1);
       const id = await tracking.clientId();
+      assert.match(await redis.cli('CLIENT', 'LIST', 'ID', String(id)), /name=lockstep-near-invalidations .*resp=3/);
       await redis.cli('CLIENT', 'KILL', 'ID', String(id));
       await until('the feed reconnected with a new connection', async () => near.nearStats().live && (await tracking.clientId().catch(() => id)) !== id);
       assert.equal(near.nearStats().entries, 0, 'the reconnect flushed the L1');
