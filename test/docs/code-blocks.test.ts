@@ -59,7 +59,7 @@ describe('program blocks of the README and docs/ run as written', { timeout: 600
     it(`${block.file}:${block.line}`, async (t) => {
       for (const [name, url, pattern] of [
         ['PostgreSQL', DATABASE_URL, /lockstep\/postgres|from 'pg'/],
-        ['Redis', REDIS_URL, /lockstep\/redis|from 'redis'/],
+        ['Redis', REDIS_URL, /lockstep\/(?:redis|near)|from 'redis'/],
         ['MariaDB', MYSQL_URL, /lockstep\/mysql|from 'mysql2/],
       ] as const) {
         if (!pattern.test(block.code)) continue;
