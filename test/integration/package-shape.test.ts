@@ -19,12 +19,13 @@ it('every subpath export resolves to built code with the documented factories', 
     const keyv = await import('lockstep/keyv');
     const resp = await import('lockstep/resp');
     const pgProxy = await import('lockstep/pg-proxy');
+    const near = await import('lockstep/near');
     console.log(JSON.stringify([typeof pgProxy.startPgProxy, typeof core.createWriteThrough, typeof core.createMemoryCache, typeof core.createMetrics,
       typeof core.LockstepError, typeof memory.createMemoryCache, typeof sqlite.createSqliteStore,
       typeof http.createApp, typeof http.createService, typeof http.listen,
-      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore, typeof keyv.KeyvLockstep, typeof resp.listenResp]));
+      typeof redis.createRedisCache, typeof postgres.createPostgresStore, typeof mysql.createMysqlStore, typeof keyv.KeyvLockstep, typeof resp.listenResp, typeof near.createNearCache]));
   `);
-  assert.deepEqual(JSON.parse(out), Array(15).fill('function'));
+  assert.deepEqual(JSON.parse(out), Array(16).fill('function'));
 });
 
 it('importing the core loads no driver: better-sqlite3, pg, mysql2, redis', () => {
