@@ -20,6 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
+import { DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -141,7 +142,11 @@ class RedisCache implements RedisCacheAdapter {
   /** Cursor keys start with '#', which no namespace can, so no cache key is ever one. */
   private readonly deadlines: Deadlines;
   private readonly cursorPrefix: string;
+  /** The adapter's own keys (journal cursors, the dataset marker): '#' after the prefix. */
+  private readonly internalPrefix: string;
   private readonly transport: Transport;
+  /** Proves each connection's dataset was written under the current server process (single Redis only). */
+  private readonly guard: DatasetGuard | undefined;
   private readonly owned: boolean;
   private readonly onWarning: (message: string) => void;
   private readonly nextToken = createTokenSource('fill');
@@ -169,6 +174,7 @@ class RedisCache implements RedisCacheAdapter {
       throw new InvalidOptionError(`maxQueuedCommands must be a positive integer (got ${JSON.stringify(maxQueued)})`);
     }
     this.cursorPrefix = `${this.keyPrefix}#journal-cursor:`;
+    this.internalPrefix = `${this.keyPrefix}#`;
     this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'LockstepWarning'));
     const onError = (error: unknown): void => {
       this.lastError = error;
@@ -176,24 +182,33 @@ class RedisCache implements RedisCacheAdapter {
     };
     const settings: ClientSettings = { connectTimeoutMs: this.connectTimeoutMs, maxReconnectDelayMs, maxQueued, onError };
 
+    let transport: Transport;
     if (options.client !== undefined) {
       if (options.url !== undefined || options.cluster !== undefined) {
         throw new InvalidOptionError('pass either a client, or a url / cluster root nodes, not both');
       }
       this.owned = false;
       const client = options.client;
-      this.transport = isCluster(client) ? clusterTransport(client, PASSED_OPTIONS) : clientTransport(client, PASSED_OPTIONS);
+      transport = isCluster(client) ? clusterTransport(client, PASSED_OPTIONS) : clientTransport(client, PASSED_OPTIONS);
     } else {
       this.owned = true;
       const cluster = options.cluster !== undefined ? clusterNodes(options.cluster.rootNodes) : parseClusterUrl(options.url);
       if (options.cluster !== undefined && options.url !== undefined) {
         throw new InvalidOptionError('pass either url or cluster.rootNodes, not both');
       }
-      this.transport =
+      transport =
         cluster === undefined
           ? clientTransport(ownedClient(options.url ?? DEFAULT_URL, settings), OWNED_OPTIONS)
           : clusterTransport(ownedCluster(cluster, settings), OWNED_OPTIONS);
     }
+    // A single Redis: nothing is read or written on a connection before its dataset is proven ours
+    // (redis-dataset.ts). A cluster is not guarded (docs/protocol.md, "A cache that rolls back").
+    if (transport.kind === 'redis') {
+      const client = transport.client as RedisClientLike;
+      this.guard = new DatasetGuard(client, transport.options, `${this.internalPrefix}dataset`, `${escapeGlob(this.keyPrefix)}*`, (flush) => this.flushed(flush));
+      transport = guarded(transport, this.guard);
+    }
+    this.transport = transport;
     this.name = this.transport.kind;
   }
 
@@ -286,7 +301,7 @@ class RedisCache implements RedisCacheAdapter {
         const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], this.transport.options));
         if (!Array.isArray(page) || !Array.isArray(page[1])) throw unexpected('SCAN', page);
         cursor = String(page[0]);
-        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && !full.startsWith(this.cursorPrefix));
+        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && !full.startsWith(this.internalPrefix));
         for (const full of fresh) seen.add(full);
         const views = await Promise.all(fresh.map((full) => this.peekForScan(full)));
         for (const view of views) if (view !== undefined) yield view;
@@ -302,7 +317,7 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   stats(): CacheStats {
-    return { leasesExpired: this.leasesExpired };
+    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0 };
   }
 
   loadJournalCursor(journalId: string): Promise<number | undefined> {
@@ -389,6 +404,17 @@ class RedisCache implements RedisCacheAdapter {
     this.connected = true;
     this.policyCheck ??= this.checkMaxmemoryPolicy();
     await this.policyCheck;
+    await this.guard?.whenVerified();
+  }
+
+  /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
+  private flushed(flush: DatasetFlush): void {
+    const previous = flush.previous === undefined ? 'no marker' : `written under run_id ${flush.previous}`;
+    this.onWarning(
+      `Lockstep's Redis cache found a dataset under the prefix ${JSON.stringify(this.keyPrefix)} that it cannot prove it wrote ` +
+        `under the running Redis process (run_id ${flush.runId}; the records were ${previous}): a restart from a snapshot or a ` +
+        `promoted replica may hold values older than acknowledged writes, so ${flush.keysRemoved} keys were removed and the cache starts cold`,
+    );
   }
 
   private refuseIfEvicting(key: string | undefined): void {
