@@ -118,6 +118,13 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
  * deadlines are on the server's clock (TIME), and a hit in a cluster is always read from the master.
  *
+ * A Redis restarted from a snapshot (RDB or AOF), or a promoted replica, may hold values older than
+ * acknowledged writes: on every connection, before anything else runs on it, the adapter compares the
+ * server's `run_id` with the one it wrote under (a marker key, `<keyPrefix>#dataset`) and, when they
+ * differ, removes every key under the prefix (the cache starts cold; `onWarning` is told and
+ * `stats().datasetFlushes` counts it). A single Redis only: a cluster is not checked. For a client you
+ * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
+ *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
  * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
  * the adapter created reconnects in the background with backoff. Errors are LockstepErrors whose
@@ -144,6 +151,7 @@ class RedisCache implements RedisCacheAdapter {
   private readonly cursorPrefix: string;
   /** The adapter's own keys (journal cursors, the dataset marker): '#' after the prefix. */
   private readonly internalPrefix: string;
+  /** Every command goes through this transport: for a single Redis it is the dataset guard's (never bypass it). */
   private readonly transport: Transport;
   /** Proves each connection's dataset was written under the current server process (single Redis only). */
   private readonly guard: DatasetGuard | undefined;
