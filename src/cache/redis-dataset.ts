@@ -30,6 +30,7 @@ export interface DatasetFlush {
 
 interface Emitter {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off?(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
 /**
@@ -52,6 +53,7 @@ export class DatasetGuard {
   private epoch = 0;
   private verifying: Promise<void> | undefined;
   private flushCount = 0;
+  private readonly listeners: Array<[string, () => void]> = [];
 
   constructor(
     private readonly client: RedisClientLike,
@@ -67,9 +69,17 @@ export class DatasetGuard {
       this.epoch++;
       this.verified = false;
     };
-    for (const event of ['connect', 'reconnecting', 'error', 'end']) emitter.on.call(client, event, reset);
+    for (const event of ['connect', 'reconnecting', 'error', 'end']) this.listeners.push([event, reset]);
     // Verify as soon as a connection is ready, so a rolled-back dataset is removed without waiting for traffic.
-    emitter.on.call(client, 'ready', () => void this.whenVerified().catch(() => undefined));
+    this.listeners.push(['ready', () => void this.whenVerified().catch(() => undefined)]);
+    for (const [event, listener] of this.listeners) emitter.on.call(client, event, listener);
+  }
+
+  /** Stops watching the client (a client you passed outlives the adapter). */
+  dispose(): void {
+    const emitter = this.client as unknown as Partial<Emitter>;
+    for (const [event, listener] of this.listeners.splice(0)) emitter.off?.call(this.client, event, listener);
+    this.verified = false;
   }
 
   /** Datasets removed by this guard. */

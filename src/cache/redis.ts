@@ -350,6 +350,7 @@ class RedisCache implements RedisCacheAdapter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.guard?.dispose();
     if (!this.owned) return;
     const { client } = this.transport;
     if (client.isReady) {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { createClient } from 'redis';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
@@ -133,6 +134,34 @@ describe('Redis restarted from a snapshot older than an acknowledged write', () 
       assert.match(await redis.cli('GET', `${prefix}ns:k`), /^v2:0:/, 'the cache was filled again with v2');
     } finally {
       await shut(instance);
+      await cleanup();
+    }
+  });
+
+  it('a client you pass (disableOfflineQueue) is guarded the same way, and left alone once the adapter is closed', { skip }, async () => {
+    const { redis, store, prefix, cleanup } = await world();
+    const client = createClient({ url: redis.url, disableOfflineQueue: true, socket: { reconnectStrategy: () => 50 } });
+    client.on('error', () => undefined);
+    await client.connect();
+    const cache = createRedisCache({ client, keyPrefix: prefix, onWarning: () => undefined });
+    const engine = createWriteThrough<string>({ store, cache, namespace: 'ns', metrics: false, journal: { pollInterval: '1h' } });
+    try {
+      await snapshotThenWrite(redis, engine);
+      await redis.restart();
+      const { values } = await readThroughReturn(engine);
+      assert.deepEqual([...values], ['v2']);
+      assert.equal(cache.stats().datasetFlushes, 1);
+      await engine.close();
+      await cache.close();
+      // The caller's client lives on: a later rollback under it is no longer the adapter's business.
+      await redis.cli('SAVE');
+      await redis.restart();
+      await until('the caller\'s client to reconnect', async () => (await client.get(`${prefix}ns:k`)) !== null);
+      assert.match(String(await client.get(`${prefix}ns:k`)), /^v2:0:/, 'nothing was removed after close()');
+    } finally {
+      await engine.close();
+      await cache.close();
+      client.destroy();
       await cleanup();
     }
   });
