@@ -20,7 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
-import { DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
+import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -167,6 +167,8 @@ class RedisCache implements RedisCacheAdapter {
   /** Why the adapter refuses to be used (an allkeys-* maxmemory-policy), or undefined. */
   private evictionRefusal: string | undefined;
   private policyCheckedAt = 0;
+  /** A cluster's persistence and replicas were looked at once (it is not guarded: say when that matters). */
+  private clusterChecked = false;
   private policyCheck: Promise<void> | undefined;
 
   constructor(options: RedisCacheOptions) {
@@ -215,6 +217,12 @@ class RedisCache implements RedisCacheAdapter {
       const client = transport.client as RedisClientLike;
       this.guard = new DatasetGuard(client, transport.options, `${this.internalPrefix}dataset`, `${escapeGlob(this.keyPrefix)}*`, (flush) => this.flushed(flush));
       transport = guarded(transport, this.guard);
+      if (!this.owned && (client as { options?: { disableOfflineQueue?: boolean } }).options?.disableOfflineQueue !== true) {
+        this.onWarning(
+          "the node-redis client passed to Lockstep's Redis cache has an offline queue: a command it queued when the connection " +
+            'broke may reach a restarted Redis before the adapter checks its dataset; create it with disableOfflineQueue: true',
+        );
+      }
     }
     this.transport = transport;
     this.name = this.transport.kind;
@@ -414,6 +422,14 @@ class RedisCache implements RedisCacheAdapter {
     this.policyCheck ??= this.checkMaxmemoryPolicy();
     await this.policyCheck;
     await this.guard?.whenVerified();
+    if (this.guard === undefined && !this.clusterChecked) {
+      this.clusterChecked = true;
+      void this.transport
+        .nodes()
+        .then((nodes) => clusterRollbackRisk(nodes, this.transport.options))
+        .then((risk) => risk !== undefined && this.onWarning(risk))
+        .catch(() => undefined); // a warning only: never in the way of connecting
+    }
   }
 
   /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
