@@ -434,10 +434,10 @@ class RedisCache implements RedisCacheAdapter {
 
   /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
   private flushed(flush: DatasetFlush): void {
-    const previous = flush.previous === undefined ? 'no marker' : `written under run_id ${flush.previous}`;
+    const previous = flush.previous === undefined ? 'no marker said which process the records were written under' : `the records were written under run_id ${flush.previous}`;
     this.onWarning(
       `Lockstep's Redis cache found a dataset under the prefix ${JSON.stringify(this.keyPrefix)} that it cannot prove it wrote ` +
-        `under the running Redis process (run_id ${flush.runId}; the records were ${previous}): a restart from a snapshot or a ` +
+        `under the running Redis process (run_id ${flush.runId}; ${previous}): a restart from a snapshot or a ` +
         `promoted replica may hold values older than acknowledged writes, so ${flush.keysRemoved} keys were removed and the cache starts cold`,
     );
   }
