@@ -94,6 +94,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'a cache that rolls back: the Redis adapter trusts a dataset it cannot prove it wrote (a restart from a snapshot, a promoted replica)',
     patches: [{ file: DATASET, find: '    if (marker === runId) return;', replace: '    if (marker === runId || runId !== marker) return;' }],
   },
+  {
+    id: 'dataset-guard-first-connection-only',
+    rule: 'a cache that rolls back: the dataset is checked on the first connection only, not again when the client reconnects by itself',
+    patches: [{ file: DATASET, find: "for (const event of ['connect', 'reconnecting', 'error', 'end'])", replace: 'for (const event of [] as string[])' }],
+  },
   // --- the transition table, in both adapters ---
   {
     id: 'unfenced-fill',
