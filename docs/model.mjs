@@ -15,7 +15,17 @@
 // `--start-at-head` is the old rule ("no cursor: start at the journal's head"): it must print a
 // counterexample (issue 10). A read is exempt from the stale check only while a row newer than what
 // it returned is still ahead of the drainer's cursor (the documented pragmatic window): a skipped
-// row exempts nothing. An executable reference for
+// row exempts nothing. The cache may also roll back (`--rollbacks N`, default 0): it takes a snapshot
+// of the record and the saved cursor at any step and is later restored from it (a Redis restarted
+// from an RDB/AOF snapshot, a promoted replica that missed writes). The Redis adapter then removes the
+// whole restored dataset before anything reads it (its dataset guard); `--trust-rollback` serves the
+// restored record instead and must print a counterexample. `--cache-losses N` (default 0) empties the
+// cache at any step (a restart without persistence, FLUSHALL: records and cursor gone), which is what
+// the guard's flush amounts to. A restore happens only while no write is in flight, so that the two
+// are told apart: with a lease lost mid-write (`--cache-losses 1`) the model prints a counterexample
+// (a writer that crashes after its commit, or whose completeWrite fails, while a reader fills the
+// older value it read before the commit): a limit of any cache restart without persistence, not of
+// the rollback. An executable reference for
 // the protocol's rules, not code to copy: each counterexample it prints is a test worth having.
 const argv = process.argv.slice(2);
 const NAIVE = argv.includes('--naive');
@@ -25,6 +35,9 @@ const W = num('--writers', 2), R = num('--readers', 2);
 const DELETES = !argv.includes('--no-deletes');
 const START_AT_HEAD = argv.includes('--start-at-head');
 const RESTARTS = num('--restarts', 1);
+const ROLLBACKS = num('--rollbacks', 0);
+const TRUST_ROLLBACK = argv.includes('--trust-rollback');
+const LOSSES = num('--cache-losses', 0);
 
 // ---- state ----
 // rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
@@ -35,6 +48,8 @@ function init() {
     // journal[i] is the version of row id i+1; the drainer has applied rows up to `cursor`; `saved`
     // is the cursor kept in the cache (undefined: never saved); `restarts` counts drainer restarts.
     journal: [], cursor: 0, saved: undefined, restarts: 0,
+    // `snap` is the cache's last snapshot (record and saved cursor); `rollbacks` / `losses` count events.
+    snap: undefined, rollbacks: 0, losses: 0,
     w: Array.from({ length: W }, (_, i) => ({ pc: 'begin', id: 'w' + i, del: DELETES && i === W - 1, ver: 0, journal: false, dead: false, done: false })),
     r: Array.from({ length: R }, (_, i) => ({ pc: 'get', id: 'r' + i, tok: null, start: -1, dbv: 0, done: false, dead: false })),
   };
@@ -178,6 +193,23 @@ function* successors(s) {
     const n = clone(s); const j = n.journal[n.cursor]; invalidateOlder(n, j); n.cursor++; n.saved = n.cursor;
     yield [n, `journal repair v${j} (row ${n.cursor})`];
   }
+  if (s.rollbacks < ROLLBACKS) {
+    // the cache saves a snapshot (again, at any step), or restarts from the last one
+    { const n = clone(s); n.snap = { rec: clone(s.rec), saved: s.saved }; yield [n, `cache snapshot (${describe(s.rec)})`]; }
+    // Restored only while no write is in flight: a lease lost with the restart is the cache-loss case
+    // below, which a restart without persistence has too; this isolates the rolled-back values.
+    const writing = s.w.some((w) => !w.done && !w.dead && w.pc !== 'begin');
+    if (s.snap !== undefined && !writing) {
+      const n = clone(s); n.rollbacks++;
+      n.rec = clone(s.snap.rec); n.saved = s.snap.saved;
+      if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; n.saved = undefined; } // the dataset guard: flushed before use
+      yield [n, `cache restarts from its snapshot (${describe(s.snap.rec)})${TRUST_ROLLBACK ? ', trusted' : ', flushed by the dataset guard'}`];
+    }
+  }
+  if (s.losses < LOSSES) {
+    const n = clone(s); n.losses++; n.rec = { t: 'none' }; n.saved = undefined;
+    yield [n, 'cache loses everything (restart without persistence)'];
+  }
   if (s.restarts < RESTARTS) {
     // the drainer restarts (a redeploy); the cache keeps its records and the saved cursor
     const n = clone(s); n.restarts++;
@@ -186,6 +218,9 @@ function* successors(s) {
     else n.cursor = n.saved === undefined || n.saved > head ? 0 : n.saved; // replay all retained
     yield [n, `drainer restarts at row ${n.cursor} (saved cursor ${n.saved ?? 'none'}, head ${head})`];
   }
+}
+function describe(rec) {
+  return rec.t === 'val' ? `v${rec.v}` : rec.t === 'none' ? 'nothing' : `${rec.t} lease`;
 }
 function* check(n, x, label) {
   // a read must not return a version older than one acknowledged before it began
@@ -247,6 +282,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

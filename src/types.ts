@@ -84,6 +84,8 @@ export interface CacheCapabilities {
 export interface CacheStats {
   /** Leases dropped because their holder did not finish in time. */
   readonly leasesExpired: number;
+  /** Datasets removed because the cache could not prove it wrote them (a Redis restarted from a snapshot, a promoted replica). */
+  readonly datasetFlushes?: number;
 }
 
 export interface CacheAdapter {

@@ -23,6 +23,7 @@ const LUA = 'src/cache/redis-scripts.ts';
 const WRITE_PATH = 'src/engine/write-path.ts';
 const DRAINER = 'src/engine/journal-drainer.ts';
 const START = 'src/engine/journal-start.ts';
+const DATASET = 'src/cache/redis-dataset.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -86,6 +87,17 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'tombstone-missing',
     rule: 'tombstones: a delete publishes a tombstone that expires at once',
     patches: [{ file: 'src/engine/write-through.ts', find: '        ttlMs: this.options.tombstoneTtlMs,', replace: '        ttlMs: 1,' }],
+  },
+  // --- a cache that rolls back (the Redis adapter's dataset guard) ---
+  {
+    id: 'dataset-guard-trusts-rollback',
+    rule: 'a cache that rolls back: the Redis adapter trusts a dataset it cannot prove it wrote (a restart from a snapshot, a promoted replica)',
+    patches: [{ file: DATASET, find: '    if (marker === runId) return;', replace: '    if (marker === runId || runId !== marker) return;' }],
+  },
+  {
+    id: 'dataset-guard-first-connection-only',
+    rule: 'a cache that rolls back: the dataset is checked on the first connection only, not again when the client reconnects by itself',
+    patches: [{ file: DATASET, find: "for (const event of ['connect', 'reconnecting', 'error', 'end'])", replace: 'for (const event of [] as string[])' }],
   },
   // --- the transition table, in both adapters ---
   {

@@ -29,6 +29,7 @@ const DEFAULT_TESTS = [
   'test/consistency/restart-after-cache-outage.test.ts',
   'test/consistency/random-interleavings.test.ts',
   'test/integration/redis-cache.test.ts',
+  'test/consistency/redis-restart-from-snapshot.test.ts',
 ];
 const TEST_TIMEOUT_MS = 240_000;
 

@@ -20,6 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
+import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -117,6 +118,13 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
  * deadlines are on the server's clock (TIME), and a hit in a cluster is always read from the master.
  *
+ * A Redis restarted from a snapshot (RDB or AOF), or a promoted replica, may hold values older than
+ * acknowledged writes: on every connection, before anything else runs on it, the adapter compares the
+ * server's `run_id` with the one it wrote under (a marker key, `<keyPrefix>#dataset`) and, when they
+ * differ, removes every key under the prefix (the cache starts cold; `onWarning` is told and
+ * `stats().datasetFlushes` counts it). A single Redis only: a cluster is not checked. For a client you
+ * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
+ *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
  * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
  * the adapter created reconnects in the background with backoff. Errors are LockstepErrors whose
@@ -141,7 +149,12 @@ class RedisCache implements RedisCacheAdapter {
   /** Cursor keys start with '#', which no namespace can, so no cache key is ever one. */
   private readonly deadlines: Deadlines;
   private readonly cursorPrefix: string;
+  /** The adapter's own keys (journal cursors, the dataset marker): '#' after the prefix. */
+  private readonly internalPrefix: string;
+  /** Every command goes through this transport: for a single Redis it is the dataset guard's (never bypass it). */
   private readonly transport: Transport;
+  /** Proves each connection's dataset was written under the current server process (single Redis only). */
+  private readonly guard: DatasetGuard | undefined;
   private readonly owned: boolean;
   private readonly onWarning: (message: string) => void;
   private readonly nextToken = createTokenSource('fill');
@@ -154,6 +167,8 @@ class RedisCache implements RedisCacheAdapter {
   /** Why the adapter refuses to be used (an allkeys-* maxmemory-policy), or undefined. */
   private evictionRefusal: string | undefined;
   private policyCheckedAt = 0;
+  /** A cluster's persistence and replicas were looked at once (it is not guarded: say when that matters). */
+  private clusterChecked = false;
   private policyCheck: Promise<void> | undefined;
 
   constructor(options: RedisCacheOptions) {
@@ -169,6 +184,7 @@ class RedisCache implements RedisCacheAdapter {
       throw new InvalidOptionError(`maxQueuedCommands must be a positive integer (got ${JSON.stringify(maxQueued)})`);
     }
     this.cursorPrefix = `${this.keyPrefix}#journal-cursor:`;
+    this.internalPrefix = `${this.keyPrefix}#`;
     this.onWarning = options.onWarning ?? ((message) => process.emitWarning(message, 'LockstepWarning'));
     const onError = (error: unknown): void => {
       this.lastError = error;
@@ -176,24 +192,39 @@ class RedisCache implements RedisCacheAdapter {
     };
     const settings: ClientSettings = { connectTimeoutMs: this.connectTimeoutMs, maxReconnectDelayMs, maxQueued, onError };
 
+    let transport: Transport;
     if (options.client !== undefined) {
       if (options.url !== undefined || options.cluster !== undefined) {
         throw new InvalidOptionError('pass either a client, or a url / cluster root nodes, not both');
       }
       this.owned = false;
       const client = options.client;
-      this.transport = isCluster(client) ? clusterTransport(client, PASSED_OPTIONS) : clientTransport(client, PASSED_OPTIONS);
+      transport = isCluster(client) ? clusterTransport(client, PASSED_OPTIONS) : clientTransport(client, PASSED_OPTIONS);
     } else {
       this.owned = true;
       const cluster = options.cluster !== undefined ? clusterNodes(options.cluster.rootNodes) : parseClusterUrl(options.url);
       if (options.cluster !== undefined && options.url !== undefined) {
         throw new InvalidOptionError('pass either url or cluster.rootNodes, not both');
       }
-      this.transport =
+      transport =
         cluster === undefined
           ? clientTransport(ownedClient(options.url ?? DEFAULT_URL, settings), OWNED_OPTIONS)
           : clusterTransport(ownedCluster(cluster, settings), OWNED_OPTIONS);
     }
+    // A single Redis: nothing is read or written on a connection before its dataset is proven ours
+    // (redis-dataset.ts). A cluster is not guarded (docs/protocol.md, "A cache that rolls back").
+    if (transport.kind === 'redis') {
+      const client = transport.client as RedisClientLike;
+      this.guard = new DatasetGuard(client, transport.options, `${this.internalPrefix}dataset`, `${escapeGlob(this.keyPrefix)}*`, (flush) => this.flushed(flush));
+      transport = guarded(transport, this.guard);
+      if (!this.owned && (client as { options?: { disableOfflineQueue?: boolean } }).options?.disableOfflineQueue !== true) {
+        this.onWarning(
+          "the node-redis client passed to Lockstep's Redis cache has an offline queue: a command it queued when the connection " +
+            'broke may reach a restarted Redis before the adapter checks its dataset; create it with disableOfflineQueue: true',
+        );
+      }
+    }
+    this.transport = transport;
     this.name = this.transport.kind;
   }
 
@@ -286,7 +317,7 @@ class RedisCache implements RedisCacheAdapter {
         const page = await this.run('scan', undefined, () => node.sendCommand(['SCAN', cursor, 'MATCH', match, 'COUNT', SCAN_COUNT], this.transport.options));
         if (!Array.isArray(page) || !Array.isArray(page[1])) throw unexpected('SCAN', page);
         cursor = String(page[0]);
-        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && !full.startsWith(this.cursorPrefix));
+        const fresh = (page[1] as unknown[]).map(String).filter((full) => !seen.has(full) && !full.startsWith(this.internalPrefix));
         for (const full of fresh) seen.add(full);
         const views = await Promise.all(fresh.map((full) => this.peekForScan(full)));
         for (const view of views) if (view !== undefined) yield view;
@@ -302,7 +333,7 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   stats(): CacheStats {
-    return { leasesExpired: this.leasesExpired };
+    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0 };
   }
 
   loadJournalCursor(journalId: string): Promise<number | undefined> {
@@ -327,6 +358,7 @@ class RedisCache implements RedisCacheAdapter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.guard?.dispose();
     if (!this.owned) return;
     const { client } = this.transport;
     if (client.isReady) {
@@ -389,6 +421,25 @@ class RedisCache implements RedisCacheAdapter {
     this.connected = true;
     this.policyCheck ??= this.checkMaxmemoryPolicy();
     await this.policyCheck;
+    await this.guard?.whenVerified();
+    if (this.guard === undefined && !this.clusterChecked) {
+      this.clusterChecked = true;
+      void this.transport
+        .nodes()
+        .then((nodes) => clusterRollbackRisk(nodes, this.transport.options))
+        .then((risk) => risk !== undefined && this.onWarning(risk))
+        .catch(() => undefined); // a warning only: never in the way of connecting
+    }
+  }
+
+  /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
+  private flushed(flush: DatasetFlush): void {
+    const previous = flush.previous === undefined ? 'no marker said which process the records were written under' : `the records were written under run_id ${flush.previous}`;
+    this.onWarning(
+      `Lockstep's Redis cache found a dataset under the prefix ${JSON.stringify(this.keyPrefix)} that it cannot prove it wrote ` +
+        `under the running Redis process (run_id ${flush.runId}; ${previous}): a restart from a snapshot or a ` +
+        `promoted replica may hold values older than acknowledged writes, so ${flush.keysRemoved} keys were removed and the cache starts cold`,
+    );
   }
 
   private refuseIfEvicting(key: string | undefined): void {

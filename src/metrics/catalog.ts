@@ -47,6 +47,7 @@ export type CounterName =
   | 'writes'
   | 'deletes'
   | 'leases_expired'
+  | 'cache_dataset_flushes'
   | 'consistency_checks'
   | 'consistency_violations';
 
@@ -112,6 +113,12 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'leases_expired',
     help: 'Cache leases dropped because their holder did not finish in time (the cache adapter total, under the first namespace attached to that cache).',
     read: (s) => s.cacheStats().leasesExpired,
+    perCache: true,
+  },
+  {
+    name: 'cache_dataset_flushes',
+    help: 'Times the cache removed a dataset it could not prove it wrote (a Redis restarted from a snapshot, a promoted replica, a marker missing): the cache starts cold (the cache adapter total, under the first namespace attached to that cache).',
+    read: (s) => s.cacheStats().datasetFlushes ?? 0,
     perCache: true,
   },
   {

@@ -17,6 +17,8 @@ export interface StallRelay {
   down(): Promise<void>;
   /** Listen again on the same port (after down()). */
   up(): Promise<void>;
+  /** Cut every connection; new ones go to `target` (an address moved to another server, as on a failover). */
+  retarget(target: string): void;
   /** Connections the relay holds open now. */
   readonly connections: number;
   /** Chunks held back since the stall began (something was sent to a stalled peer). */
@@ -25,7 +27,7 @@ export interface StallRelay {
 }
 
 export async function startStallRelay(target: string): Promise<StallRelay> {
-  const { hostname, port: targetPort } = new URL(target);
+  let { hostname, port: targetPort } = new URL(target);
   let stalled = false;
   const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]> }>();
 
@@ -90,6 +92,10 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
           resolve();
         });
       });
+    },
+    retarget(next) {
+      ({ hostname, port: targetPort } = new URL(next));
+      cut();
     },
     get connections() {
       return pairs.size;

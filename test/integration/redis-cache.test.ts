@@ -436,7 +436,7 @@ describe('Redis cache options', () => {
     assert.equal(cache.keyPrefix, 'lockstep:');
     assert.equal(cache.name, 'redis');
     assert.deepEqual(cache.capabilities, { decodedValues: false, shared: true });
-    assert.deepEqual(cache.stats(), { leasesExpired: 0 });
+    assert.deepEqual(cache.stats(), { leasesExpired: 0, datasetFlushes: 0 });
     await cache.close();
   });
 });

@@ -88,6 +88,32 @@ describe('Redis cache (3-master Redis Cluster)', { skip: installed.skip }, () =>
     client.destroy();
   });
 
+  it('a cluster is not guarded against a node restarted from a snapshot: the adapter warns when a master saves snapshots', async () => {
+    const quiet: string[] = [];
+    const before = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: 'risk:', onWarning: (m) => quiet.push(m) });
+    await before.connect();
+    await before.close();
+    const node = cluster.nodes[1]!;
+    await node.cli('CONFIG', 'SET', 'save', '3600 1');
+    try {
+      const warnings: string[] = [];
+      const cache = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: 'risk:', onWarning: (m) => warnings.push(m) });
+      try {
+        await cache.connect();
+        const deadline = Date.now() + 10_000;
+        while (warnings.length === 0 && Date.now() < deadline) await sleep(20);
+        assert.equal(warnings.length, 1, 'one warning');
+        assert.match(warnings[0]!, /cannot detect a node restarted from a snapshot.*save "3600 1"/);
+        assert.equal(cache.stats().datasetFlushes, 0, 'no guard, no flush');
+      } finally {
+        await cache.close();
+      }
+      assert.deepEqual(quiet, [], 'no warning while no master persists or has replicas');
+    } finally {
+      await node.cli('CONFIG', 'SET', 'save', '');
+    }
+  });
+
   it('the journal cursor works in cluster mode and never moves backwards', async () => {
     const cache = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: 'cursor:' });
     try {

@@ -32,4 +32,22 @@ describe('docs/model.mjs', () => {
     assert.match(out, /drainer restarts at row 1 \(saved cursor none, head 1\)/);
     assert.match(out, /stale read: r\d returned v0, v1 was acknowledged before it began/);
   });
+
+  it('a cache restarted from a snapshot, flushed before use (the Redis dataset guard): no counterexample; trusted: one', async () => {
+    const common = ['--writers', '1', '--readers', '1', '--restarts', '0', '--rollbacks', '1'];
+    const guarded = await runModel(common);
+    const summary = JSON.parse(guarded.out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; states: number };
+    assert.equal(guarded.code, 0, guarded.out);
+    assert.deepEqual([summary.staleReads, summary.inconsistentFinals], [0, 0]);
+    assert.ok(summary.states > 5_000, 'the search explored the interleavings');
+    const trusted = await runModel([...common, '--trust-rollback']);
+    assert.equal(trusted.code, 1, trusted.out);
+    assert.match(trusted.out, /cache restarts from its snapshot \(v0\), trusted\n\s+final: cache v0 != store v1/);
+  });
+
+  it('a cache that loses a write lease mid-write (any restart without persistence) has a known counterexample: a writer crash after its commit', async () => {
+    const { code, out } = await runModel(['--writers', '1', '--readers', '1', '--restarts', '0', '--cache-losses', '1']);
+    assert.equal(code, 1, out);
+    assert.match(out, /w0 beginWrite ok\n\s+cache loses everything[^\n]*\n\s+r0 get miss token\n\s+r0 store read v0\n\s+w0 store write ok v1\n\s+w0 crash at complete/);
+  });
 });
