@@ -23,6 +23,8 @@ const LUA = 'src/cache/redis-scripts.ts';
 const WRITE_PATH = 'src/engine/write-path.ts';
 const DRAINER = 'src/engine/journal-drainer.ts';
 const START = 'src/engine/journal-start.ts';
+const READ_PATH = 'src/engine/read-path.ts';
+const FILL_WAIT = 'src/engine/fill-wait.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -86,6 +88,23 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'tombstone-missing',
     rule: 'tombstones: a delete publishes a tombstone that expires at once',
     patches: [{ file: 'src/engine/write-through.ts', find: '        ttlMs: this.options.tombstoneTtlMs,', replace: '        ttlMs: 1,' }],
+  },
+  // --- fill waiters (issue 13, item 5) ---
+  {
+    id: 'waiter-takes-holders-value',
+    rule: 'fill waiters: a reader waiting for a fill takes the value the lease holder read instead of asking the cache (a voided fill\'s value after the write\'s acknowledgement)',
+    patches: [
+      {
+        file: READ_PATH,
+        find: "        try {\n          pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);",
+        replace: "        if (joined !== null && typeof joined === 'object' && 'found' in joined) return joined as ReadEntry<T>;\n        try {\n          pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);",
+      },
+    ],
+  },
+  {
+    id: 'fill-wait-unbounded',
+    rule: 'fill waiters: the wait for another instance\'s fill is bounded by the read\'s whole budget (the lease), not fillWait',
+    patches: [{ file: FILL_WAIT, find: 'const waitMs = Math.min(ctx.options.fillWaitMs, deadline.remaining() / 2);', replace: 'const waitMs = deadline.remaining();' }],
   },
   // --- the transition table, in both adapters ---
   {
