@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, it } from 'node:test';
+import { createClient } from 'redis';
 import { createRedisCache } from '../../src/cache/redis.js';
 import { createGate } from '../../src/chaos/faults.js';
 import type { ReadEntry } from '../../src/engine/api.js';
@@ -42,13 +43,23 @@ function tracked(read: Promise<ReadEntry<string>>) {
   return { state, done };
 }
 
+/** The cache of a test besides the fixture's memory cache, closed after the test (its connection would keep the process alive). */
+let closeCache: (() => Promise<void>) | undefined;
 const caches: Array<{ name: string; skip: string | boolean; wrap?: () => (memory: CacheAdapter) => CacheAdapter }> = [
   { name: 'memory cache', skip: false },
   {
     name: 'Redis cache',
     skip: redis.skip,
     wrap: () => {
-      const cache = createRedisCache({ url: REDIS_URL, keyPrefix: `lockstep-fill-wait-${randomBytes(4).toString('hex')}:` });
+      const keyPrefix = `lockstep-fill-wait-${randomBytes(4).toString('hex')}:`;
+      const cache = createRedisCache({ url: REDIS_URL, keyPrefix });
+      closeCache = async () => {
+        await cache.close();
+        const client = createClient({ url: REDIS_URL });
+        await client.connect();
+        for await (const keys of client.scanIterator({ MATCH: `${keyPrefix}*`, COUNT: 1000 })) if (keys.length > 0) await client.unlink(keys);
+        await client.close();
+      };
       return () => cache;
     },
   },
@@ -58,6 +69,8 @@ let f: EngineFixture<string> | undefined;
 afterEach(async () => {
   await f?.close();
   f = undefined;
+  await closeCache?.();
+  closeCache = undefined;
 });
 
 for (const { name, skip, wrap } of caches) {
