@@ -42,11 +42,6 @@ export class FillWaitMemory {
     this.gaveUpUntil.set(cacheKey, this.now() + forMs);
     if (this.gaveUpUntil.size > MAX_GAVE_UP_KEYS) this.gaveUpUntil.delete(this.gaveUpUntil.keys().next().value!);
   }
-
-  /** A fill by this process settled the key: nobody needs to keep off waiting any more. */
-  forget(cacheKey: string): void {
-    this.gaveUpUntil.delete(cacheKey);
-  }
 }
 
 /** Whether a reader that found another's live fill lease should wait for it. */
