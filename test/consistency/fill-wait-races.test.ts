@@ -165,5 +165,7 @@ describe('the fillWait option', () => {
     f = await createEngineFixture<string>();
     assert.throws(() => f!.another({ fillWait: LEASE_MS + 1 }), /fillWait \(5001 ms\) must be at most leaseTtl \(5000 ms\)/);
     assert.throws(() => f!.another({ fillWait: -1 }), /fillWait must be a non-negative duration/);
+    // The default (100 ms) gives way to a shorter lease instead of refusing it.
+    assert.doesNotThrow(() => f!.another({ leaseTtl: 50, tombstoneTtl: 50 }));
   });
 });
