@@ -27,6 +27,14 @@
 // older value it read before the commit): a limit of any cache restart without persistence, not of
 // the rollback. An executable reference for
 // the protocol's rules, not code to copy: each counterexample it prints is a test worth having.
+// Fill waiters (issue 13, item 5): a reader that finds another reader's live fill lease waits for
+// it instead of reading the store. It polls with `get` (a message from the filler may only wake
+// it up), reads the store itself when the record turns into a write (bypass) or when its bounded
+// wait runs out, and fills itself when the lease is gone. Besides (1) it checks that a waiter never
+// takes a value older than one acknowledged before the instant it takes it (a write that voids
+// the lease it waited on and is acknowledged meanwhile must win). `--waiter-trusts-filler` is the
+// wrong variant: the waiter takes the value the lease holder read, delivered by a message, whether
+// or not its fill was accepted; it must print a counterexample.
 const argv = process.argv.slice(2);
 const NAIVE = argv.includes('--naive');
 const STRICT = argv.includes('--strict');
@@ -38,6 +46,7 @@ const RESTARTS = num('--restarts', 1);
 const ROLLBACKS = num('--rollbacks', 0);
 const TRUST_ROLLBACK = argv.includes('--trust-rollback');
 const LOSSES = num('--cache-losses', 0);
+const TRUSTS_FILLER = argv.includes('--waiter-trusts-filler');
 
 // ---- state ----
 // rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
@@ -50,6 +59,8 @@ function init() {
     journal: [], cursor: 0, saved: undefined, restarts: 0,
     // `snap` is the cache's last snapshot (record and saved cursor); `rollbacks` / `losses` count events.
     snap: undefined, rollbacks: 0, losses: 0,
+    // msg: the last value a lease holder announced to waiters (only the wrong variant reads it)
+    msg: undefined,
     w: Array.from({ length: W }, (_, i) => ({ pc: 'begin', id: 'w' + i, del: DELETES && i === W - 1, ver: 0, journal: false, dead: false, done: false })),
     r: Array.from({ length: R }, (_, i) => ({ pc: 'get', id: 'r' + i, tok: null, start: -1, dbv: 0, done: false, dead: false })),
   };
@@ -159,8 +170,25 @@ function* successors(s) {
         if (o === 'fail') { x.pc = 'dbOnly'; yield [n, `${x.id} get fails -> store`]; continue; }
         const g = get(n, x);
         if (g.kind === 'hit') { x.done = true; x.got = g.v; yield* check(n, x, `${x.id} hit v${g.v}`); continue; }
-        x.tok = g.tok ?? null; x.pc = g.kind === 'miss' && x.tok ? 'dbFill' : 'dbOnly';
-        yield [n, `${x.id} get ${g.kind}${x.tok ? ' token' : ''}`];
+        x.tok = g.tok ?? null; x.pc = g.kind === 'miss' && x.tok ? 'dbFill' : g.kind === 'miss' && !NAIVE ? 'wait' : 'dbOnly';
+        yield [n, `${x.id} get ${g.kind}${x.tok ? ' token' : x.pc === 'wait' ? ', waits for the fill' : ''}`];
+      }
+    } else if (r.pc === 'wait') {
+      // poll: ask the cache again (atomic); what it answers is all a waiter may act on
+      for (const o of ['ok', 'fail']) {
+        const n = clone(s); const x = n.r[i];
+        if (o === 'fail') { x.pc = 'dbOnly'; yield [n, `${x.id} poll fails -> store`]; continue; }
+        const g = get(n, x);
+        if (g.kind === 'hit') { x.done = true; x.got = g.v; yield* check(n, x, `${x.id} poll hit v${g.v}`, true); continue; }
+        if (g.kind === 'miss' && !g.tok) continue; // still filling: the same state, keep waiting
+        x.tok = g.tok ?? null; x.pc = g.kind === 'miss' ? 'dbFill' : 'dbOnly';
+        yield [n, `${x.id} poll ${g.kind}${x.tok ? ' token' : ''}`];
+      }
+      // the bounded wait runs out (the lease holder is slow or dead): read the store, do not fill
+      { const n = clone(s); n.r[i].pc = 'dbOnly'; yield [n, `${r.id} wait times out -> store`]; }
+      if (TRUSTS_FILLER && s.msg !== undefined) {
+        const n = clone(s); const x = n.r[i]; x.done = true; x.got = n.msg;
+        yield* check(n, x, `${x.id} takes the lease holder's announced v${n.msg}`, true);
       }
     } else if (r.pc === 'dbFill' || r.pc === 'dbOnly') {
       const n = clone(s); const x = n.r[i];
@@ -170,6 +198,7 @@ function* successors(s) {
       for (const o of OUTCOMES) {
         const n = clone(s); const x = n.r[i];
         if (o !== 'failBefore') fill(n, x.tok, x.dbv, x.dbTomb);
+        n.msg = x.dbv; // announced to waiters (whether or not the fill was accepted)
         x.done = true; x.got = x.dbv;
         yield* check(n, x, `${x.id} fill ${o}, returns v${x.dbv}`);
       }
@@ -222,11 +251,17 @@ function* successors(s) {
 function describe(rec) {
   return rec.t === 'val' ? `v${rec.v}` : rec.t === 'none' ? 'nothing' : `${rec.t} lease`;
 }
-function* check(n, x, label) {
+function* check(n, x, label, waited = false) {
   // a read must not return a version older than one acknowledged before it began
   if (x.got < x.start) {
     const gap = !STRICT && x.startJournal.some((j) => j > x.got);
     n.violation = gap ? null : `stale read: ${x.id} returned v${x.got}, v${x.start} was acknowledged before it began`;
+    if (gap) n.gapReads = (n.gapReads ?? 0) + 1;
+  } else if (waited && x.got < n.acked) {
+    // a waiter takes its value at this step: nothing acknowledged before this instant may be newer
+    // (stricter than linearizability, which would let it return the value it waited for)
+    const gap = !STRICT && n.journal.slice(n.cursor).some((j) => j > x.got);
+    n.violation = gap ? null : `stale wait: ${x.id} took v${x.got} after v${n.acked} was acknowledged while it waited`;
     if (gap) n.gapReads = (n.gapReads ?? 0) + 1;
   }
   yield [n, label];
@@ -282,6 +317,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

@@ -56,6 +56,12 @@ export interface EngineOptions {
   tombstoneTtl?: Duration;
   /** Lifetime of a write or fill lease: how long readers keep off a key whose writer went silent. @default '5s' */
   leaseTtl?: Duration;
+  /**
+   * How long a read that finds another instance's fill of the key in progress waits for its value
+   * (asking the cache again) before reading the store itself; `0` reads the store at once. At most
+   * `leaseTtl`. @default '100ms' (or `leaseTtl`, if shorter)
+   */
+  fillWait?: Duration;
   /** What a write does when the cache fails: `pragmatic` acknowledges and repairs, `strict` refuses or reports. @default 'pragmatic' */
   failurePolicy?: FailurePolicy;
   /** Longest key, in UTF-8 bytes, at most 512 (the longest every backend stores). @default 512 */
@@ -101,6 +107,7 @@ export interface ResolvedOptions {
   readonly ttlMs: number;
   readonly tombstoneTtlMs: number;
   readonly leaseTtlMs: number;
+  readonly fillWaitMs: number;
   readonly failurePolicy: FailurePolicy;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
@@ -150,6 +157,9 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
   if (tombstoneTtlMs < leaseTtlMs) {
     throw new InvalidOptionError(`tombstoneTtl (${tombstoneTtlMs} ms) must be at least leaseTtl (${leaseTtlMs} ms)`);
   }
+  // The default never exceeds a short lease (the chaos harness runs with 50 ms leases); an explicit one must not.
+  const fillWaitMs = options.fillWait === undefined ? Math.min(100, leaseTtlMs) : toMs(options.fillWait, 'fillWait', { allowZero: true });
+  if (fillWaitMs > leaseTtlMs) throw new InvalidOptionError(`fillWait (${fillWaitMs} ms) must be at most leaseTtl (${leaseTtlMs} ms)`);
   const failurePolicy = options.failurePolicy ?? 'pragmatic';
   if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
     throw new InvalidOptionError(`failurePolicy must be 'pragmatic' or 'strict' (got ${JSON.stringify(failurePolicy)})`);
@@ -185,6 +195,7 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
     ttlMs: toMs(options.ttl ?? '1h', 'ttl'),
     tombstoneTtlMs,
     leaseTtlMs,
+    fillWaitMs,
     failurePolicy,
     maxKeyBytes: maxKeyBytesOf(options.maxKeyBytes),
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),

@@ -24,6 +24,8 @@ const WRITE_PATH = 'src/engine/write-path.ts';
 const DRAINER = 'src/engine/journal-drainer.ts';
 const START = 'src/engine/journal-start.ts';
 const DATASET = 'src/cache/redis-dataset.ts';
+const READ_PATH = 'src/engine/read-path.ts';
+const FILL_WAIT = 'src/engine/fill-wait.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -98,6 +100,23 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'dataset-guard-first-connection-only',
     rule: 'a cache that rolls back: the dataset is checked on the first connection only, not again when the client reconnects by itself',
     patches: [{ file: DATASET, find: "for (const event of ['connect', 'reconnecting', 'error', 'end'])", replace: 'for (const event of [] as string[])' }],
+  },
+  // --- fill waiters (issue 13, item 5) ---
+  {
+    id: 'waiter-takes-holders-value',
+    rule: 'fill waiters: a reader waiting for a fill takes the value the lease holder read instead of asking the cache (a voided fill\'s value after the write\'s acknowledgement)',
+    patches: [
+      {
+        file: READ_PATH,
+        find: "        try {\n          pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);",
+        replace: "        if (joined !== null && typeof joined === 'object' && 'found' in joined) return joined as ReadEntry<T>;\n        try {\n          pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);",
+      },
+    ],
+  },
+  {
+    id: 'fill-wait-unbounded',
+    rule: 'fill waiters: the wait for another instance\'s fill is bounded by the read\'s whole budget (the lease), not fillWait',
+    patches: [{ file: FILL_WAIT, find: 'const waitMs = Math.min(ctx.options.fillWaitMs, deadline.remaining() / 2);', replace: 'const waitMs = deadline.remaining();' }],
   },
   // --- the transition table, in both adapters ---
   {

@@ -23,6 +23,7 @@ const DEFAULT_TESTS = [
   'test/unit/engine-failures.test.ts',
   'test/unit/engine-deadlines.test.ts',
   'test/consistency/races.test.ts',
+  'test/consistency/fill-wait-races.test.ts',
   'test/consistency/lease-expiry-and-drain-races.test.ts',
   'test/integration/memory-cache.test.ts',
   'test/consistency/crash-recovery.test.ts',

@@ -6,6 +6,7 @@ import type { CacheAdapter, StoreAdapter } from '../types.js';
 import type { EntryCodec } from './entries.js';
 import type { EngineCounters } from './events.js';
 import type { FailureRateMonitor } from './failure-rate.js';
+import type { FillWaitMemory } from './fill-wait.js';
 
 export interface EngineContext {
   readonly options: ResolvedOptions;
@@ -24,4 +25,6 @@ export interface EngineContext {
   readonly journalReplaying: () => boolean;
   /** Single-flight: the in-process store read + fill of a key whose fill lease this process holds. */
   readonly flights: Map<string, Promise<unknown>>;
+  /** Keys whose wait for another instance's fill timed out lately (fill-wait.ts). */
+  readonly fillWaitMemory: FillWaitMemory;
 }

@@ -74,6 +74,10 @@ export interface EngineCounters {
   /** Reads served by the store because the cache failed. */
   cacheReadFailures: number;
   fillsRejected: number;
+  /** Misses that found another instance's fill lease and waited for its value instead of reading the store. */
+  fillWaits: number;
+  /** Of those, the waits that ran out (`fillWait`) and read the store. */
+  fillWaitTimeouts: number;
   writes: number;
   deletes: number;
   dbFailures: number;
@@ -102,6 +106,8 @@ export function createCounters(): EngineCounters {
     cacheBypasses: 0,
     cacheReadFailures: 0,
     fillsRejected: 0,
+    fillWaits: 0,
+    fillWaitTimeouts: 0,
     writes: 0,
     deletes: 0,
     dbFailures: 0,

@@ -5,6 +5,7 @@ import type { CacheGetResult, StoredValue } from '../types.js';
 import type { ReadEntry, ReadSource } from './api.js';
 import type { EngineContext } from './context.js';
 import { startDeadline, within, type Deadline } from './deadline.js';
+import { FILL_WAIT_TIMED_OUT, shouldWaitForFill, startFillWait, type FillWaitOutcome } from './fill-wait.js';
 
 /** How often a reader waits for this process's in-flight fill of the key before reading the store itself. */
 const MAX_FLIGHT_WAITS = 3;
@@ -51,13 +52,34 @@ export async function readAfterCache<T>(
         }
         // Another reader holds the fill lease. If it is in this process, wait for its fill and ask
         // the cache again: its store read began after ours was invoked or it is already in the
-        // cache, where the protocol keeps it no older than any acknowledged write.
+        // cache, where the protocol keeps it no older than any acknowledged write. If it is in
+        // another process, one reader of this process waits for it by asking the cache again
+        // (fill-wait.ts) and the others join that wait the same way.
         const flight = ctx.flights.get(cacheKey);
+        if (flight === undefined && waits < MAX_FLIGHT_WAITS && shouldWaitForFill(ctx, cacheKey)) {
+          let outcome: FillWaitOutcome;
+          try {
+            outcome = await startFillWait(ctx, cacheKey, deadline);
+          } catch {
+            ctx.counters.cacheReadFailures++;
+            return readStore<T>(ctx, key, 'store-fallback', load, deadline);
+          }
+          if (outcome !== FILL_WAIT_TIMED_OUT) {
+            pending = outcome;
+            continue;
+          }
+        }
         if (flight === undefined || waits >= MAX_FLIGHT_WAITS) {
+          // No wait (disabled, given up, or this reader's own wait ran out): read the store, do not fill.
           ctx.counters.cacheMisses++;
           return readStore<T>(ctx, key, 'miss', load, deadline);
         }
-        await deadline.race(flight.catch(() => undefined), () => readTimeout(ctx, key, 'another reader\'s load of the key'));
+        const joined = await deadline.race(flight.catch(() => undefined), () => readTimeout(ctx, key, 'another reader\'s load of the key'));
+        if (joined === FILL_WAIT_TIMED_OUT) {
+          // The wait we joined gave up on the lease holder: read the store (this read began before it did).
+          ctx.counters.cacheMisses++;
+          return readStore<T>(ctx, key, 'miss', load, deadline);
+        }
         try {
           pending = ctx.cache.get(cacheKey, ctx.options.leaseTtlMs);
         } catch (error) {

@@ -29,6 +29,7 @@ import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
 import { createCounters, type EngineCounters, type EngineEventMap, type ReadSource } from './events.js';
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
+import { FillWaitMemory } from './fill-wait.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
 import { preconditionOf } from './preconditions.js';
 import type { CacheStats } from '../types.js';
@@ -103,6 +104,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
       journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
+      fillWaitMemory: new FillWaitMemory(() => performance.now()),
     };
     this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);

@@ -38,6 +38,8 @@ export type CounterName =
   | 'cache_bypasses'
   | 'cache_read_failures'
   | 'fills_rejected'
+  | 'fill_waits'
+  | 'fill_wait_timeouts'
   | 'write_through_db_failures'
   | 'write_through_cache_failures'
   | 'write_through_failures'
@@ -76,6 +78,16 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'fills_rejected',
     help: 'Cache fills refused because the reader no longer held the fill lease.',
     read: (s) => s.counters.fillsRejected,
+  },
+  {
+    name: 'fill_waits',
+    help: 'Misses that found another instance\'s fill of the key in progress and waited for its value instead of reading the store.',
+    read: (s) => s.counters.fillWaits,
+  },
+  {
+    name: 'fill_wait_timeouts',
+    help: 'Waits for another instance\'s fill that ran out (fillWait) and read the store.',
+    read: (s) => s.counters.fillWaitTimeouts,
   },
   {
     name: 'write_through_db_failures',

@@ -50,4 +50,21 @@ describe('docs/model.mjs', () => {
     assert.equal(code, 1, out);
     assert.match(out, /w0 beginWrite ok\n\s+cache loses everything[^\n]*\n\s+r0 get miss token\n\s+r0 store read v0\n\s+w0 store write ok v1\n\s+w0 crash at complete/);
   });
+
+  it('finds no stale read and no stale wait with fill waiters under strict (1 writer, 2 readers)', async () => {
+    const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--strict']);
+    const summary = JSON.parse(out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; waiters: string };
+    assert.equal(code, 0, out);
+    assert.equal(summary.waiters, 'poll the cache');
+    assert.deepEqual([summary.staleReads, summary.inconsistentFinals], [0, 0]);
+    assert.match(out, /^(?!.*counterexample)/s);
+  });
+
+  it('catches a fill waiter that takes the lease holder\'s value from a message instead of asking the cache', async () => {
+    const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--strict', '--waiter-trusts-filler']);
+    assert.equal(code, 1, out);
+    assert.match(out, /r\d get miss, waits for the fill/);
+    assert.match(out, /w0 beginWrite ok/);
+    assert.match(out, /stale wait: r\d took v0 after v1 was acknowledged while it waited/);
+  });
 });

@@ -59,6 +59,8 @@ const COUNTER_FIELDS = {
   cache_bypasses: 'cacheBypasses',
   cache_read_failures: 'cacheReadFailures',
   fills_rejected: 'fillsRejected',
+  fill_waits: 'fillWaits',
+  fill_wait_timeouts: 'fillWaitTimeouts',
   write_through_db_failures: 'dbFailures',
   write_through_cache_failures: 'cacheFailures',
   write_through_failures: 'failures',
