@@ -15,15 +15,16 @@ export async function runInternal(state: SessionState, messages: readonly Buffer
   return readInternal(state);
 }
 
-/** Reads answers of statements already sent, up to ReadyForQuery. */
-export async function readInternal(state: SessionState): Promise<InternalOutcome> {
+/** Reads answers of statements already sent, up to ReadyForQuery. `relayAsync` receives the client's asynchronous messages (default: written to the client at once). */
+export async function readInternal(state: SessionState, relayAsync?: (raw: Buffer) => void): Promise<InternalOutcome> {
   const answers: Message[] = [];
   let error: Message | undefined;
   for (;;) {
     const m = await state.upstream.next();
     if (isAsync(m)) {
       if (m.type === 'S') recordParameter(state, m);
-      state.client.socket.write(m.raw);
+      if (relayAsync === undefined) state.client.socket.write(m.raw);
+      else relayAsync(m.raw);
       continue;
     }
     if (m.type === 'E') error ??= m;

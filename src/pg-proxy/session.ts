@@ -8,7 +8,7 @@ import { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
-import { openCursor } from './read-path.js';
+import { openCursor } from './session-fence.js';
 import { runBatches } from './session-loop.js';
 
 export interface SessionHooks {
@@ -66,6 +66,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       unnamedStale: undefined,
       fingerprint: undefined,
       resolves: undefined,
+      variants: undefined,
       journalCursor: 0,
       pendingFlush: new Set(),
       draining: false,
