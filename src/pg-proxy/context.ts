@@ -69,6 +69,11 @@ export interface ProxyContext {
   readonly maxAnswerBytes: number;
   /** TEST ONLY: 'skip' acknowledges commits without fencing the cache (proves the tests' teeth). */
   readonly fence: 'on' | 'skip';
+  /**
+   * Upstream backend pids of this proxy's live sessions: their writes are fenced by their session,
+   * so the bypass drainer need not wake for their NOTIFY (its poll still reads them).
+   */
+  readonly ownBackends: Set<number>;
   /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
   flushTable(qualified: string): Promise<void>;
 }

@@ -27,7 +27,10 @@ export async function readInternal(state: SessionState, relayAsync?: (raw: Buffe
       else relayAsync(m.raw);
       continue;
     }
-    if (m.type === 'E') error ??= m;
+    if (m.type === 'E') {
+      error ??= m;
+      state.preparedInternal.clear(); // which of ours exist is no longer known: parse them again
+    }
     if (m.type === 'Z') {
       state.status = String.fromCharCode(m.body[0]!) as 'I';
       return { rows: collectRows(answers), error, status: state.status };

@@ -15,7 +15,7 @@ import { recordParameter, type SessionState } from './state.js';
 
 async function ensureFingerprint(state: SessionState): Promise<boolean> {
   if (state.fingerprint !== undefined) return true;
-  const result = await runInternal(state, statementMessages('probe', `SELECT ${fingerprintSql(state.ctx.tables)}`, []));
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'probe', `SELECT ${fingerprintSql(state.ctx.tables)}`, []));
   if (result.error !== undefined || result.rows[0] === undefined) return false;
   setFingerprint(state, result.rows[0][0] ?? null, result.rows[0][1] ?? null);
   return true;
@@ -90,17 +90,17 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const s = quoteIdentifier(ctx.schema);
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
-    ...statementMessages('begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages('version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
+    ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
-    if (opened.status !== 'I') await runInternal(state, statementMessages('end', 'ROLLBACK', []));
+    if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
   const [version, fingerprint, resolves] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
-  state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages('end', 'ROLLBACK', []), build.sync()]));
+  state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
   const answer: Message[] = [];
   let cacheable = resolvesToCachedTable(state, read);
   for (;;) {

@@ -9,6 +9,7 @@ import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages } from './session-fence.js';
 import { canPipelineFence } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
+import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
@@ -24,6 +25,7 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
+    if (name.startsWith(STATEMENT_PREFIX)) state.preparedInternal.clear();
     if (name === '') state.unnamedStale = undefined;
   } else if (m.type === 'Q') {
     state.statements.delete(''); // a simple Query destroys the unnamed statement
@@ -37,6 +39,7 @@ function noteDdl(state: SessionState, sql: string): void {
   for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
+    state.preparedInternal.clear();
     state.unnamedStale = undefined;
   }
 }

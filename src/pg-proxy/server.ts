@@ -63,6 +63,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     tables,
     cache: options.cache,
     answers: new AnswerMemo(),
+    ownBackends: new Set(),
     schema,
     upstream: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432), database },
     metrics,

@@ -11,7 +11,7 @@ import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
-  const result = await runInternal(state, statementMessages('mark', `SELECT ${s}.journal_mark()::text`, []));
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text`, []));
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
 }
@@ -19,7 +19,7 @@ export async function openCursor(state: SessionState): Promise<void> {
 /** The fence statement (no Sync): the committed journal rows of this backend after the session's cursor. */
 export function fenceMessages(state: SessionState): Buffer[] {
   const s = quoteIdentifier(state.ctx.schema);
-  return statementMessages('fence', `SELECT id::text, tbl, key, version::text FROM ${s}.my_writes($1::bigint)`, [String(state.journalCursor)]);
+  return statementMessages(state.preparedInternal, 'fence', `SELECT id::text, tbl, key, version::text FROM ${s}.my_writes($1::bigint)`, [String(state.journalCursor)]);
 }
 
 async function applyFence(state: SessionState, result: InternalOutcome): Promise<void> {

@@ -21,6 +21,8 @@ export interface SessionState {
   resolves: readonly string[] | undefined;
   /** Answer variants already hashed under `fingerprint` (read-path.ts), by request shape. */
   variants: { readonly fingerprint: string; readonly byShape: Map<string, string> } | undefined;
+  /** The proxy's own statements parsed on the upstream connection, name → text (internal.ts). */
+  readonly preparedInternal: Map<string, string>;
   /** Journal id up to which this backend's writes are fenced. */
   journalCursor: number;
   /** Cached tables whose definition statements of the current transaction may change. */
