@@ -20,7 +20,7 @@ export async function readInternal(state: SessionState, relayAsync?: (raw: Buffe
   const answers: Message[] = [];
   let error: Message | undefined;
   for (;;) {
-    const m = await state.upstream.next();
+    const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (isAsync(m)) {
       if (m.type === 'S') recordParameter(state, m);
       if (relayAsync === undefined) state.client.socket.write(m.raw);

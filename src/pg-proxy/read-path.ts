@@ -104,7 +104,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const answer: Message[] = [];
   let cacheable = resolvesToCachedTable(state, read);
   for (;;) {
-    const m = await state.upstream.next();
+    const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
     if (isAsync(m)) {
       if (m.type === 'S') {

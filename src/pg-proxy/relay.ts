@@ -105,7 +105,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   };
   try {
     while (expected > 0 || raw) {
-      const m = await upstream.next();
+      const m = upstream.tryNext() ?? (await upstream.next());
       if (m.type === '1' && swallowParseComplete > 0) {
         swallowParseComplete--;
         continue;
