@@ -3,11 +3,14 @@
 // (every key read once, so reads are hits) and driven for a few seconds, and the script prints the
 // throughput, how many upstream transactions each client batch cost (pg_stat_database: a hit costs
 // 0, a pass-through 1, a fill 1, a fence 1, a bypass drainer's pass 1), how many fences were
-// pipelined behind the client's batch or took a round trip of their own (/metrics), and the
-// proxy's functions with the most self time. No flags:
+// pipelined behind the client's batch or took a round trip of their own (/metrics), the proxy
+// process's CPU time per client batch (user + system, from /proc: on a machine shared with other
+// jobs a steadier figure than throughput), and the proxy's functions with the most self time.
+// No flags (Linux):
 //   node --import tsx scripts/pg-proxy-profile.ts
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +53,14 @@ async function upstreamTransactions(): Promise<number> {
   }
 }
 
-async function startProxy(profileDir: string): Promise<{ url: string; fences(): Promise<string>; stop(): Promise<void> }> {
+/** CPU time (user + system) a process used so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+}
+
+async function startProxy(profileDir: string): Promise<{ url: string; pid: number; fences(): Promise<string>; stop(): Promise<void> }> {
   const port = await freePort();
   const httpPort = await freePort();
   // --cpu-prof is refused in NODE_OPTIONS: the proxy is started here rather than by spawnProxy.
@@ -69,6 +79,7 @@ async function startProxy(profileDir: string): Promise<{ url: string; fences(): 
   url.host = `127.0.0.1:${port}`;
   return {
     url: url.toString(),
+    pid: child.pid!,
     async fences() {
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       return text.split('\n').filter((line) => line.startsWith('lockstep_pgproxy_fences_total')).join(', ');
@@ -114,16 +125,18 @@ try {
     for (let i = 0; i < ROWS; i++) await w.op(clients[0]!, i); // warm-up: every key once
     const before = await upstreamTransactions();
     let ops = 0;
+    const cpuBefore = cpuMs(proxy.pid);
     const end = performance.now() + SECONDS * 1000;
     await Promise.all(clients.map(async (c, k) => {
       for (let i = 0; performance.now() < end; i++, ops++) await w.op(c, k * 7919 + i);
     }));
+    const cpuPerBatchUs = ((cpuMs(proxy.pid) - cpuBefore) * 1000) / ops;
     await Promise.all(clients.map((c) => c.end()));
     const after = await upstreamTransactions();
     const fences = await proxy.fences();
     await proxy.stop();
     // The statistics queries themselves count as transactions of this database: about 2 per reading.
-    console.log(`\n${w.name}: ${(ops / SECONDS).toFixed(0)} ops/s, upstream transactions per client batch ${((after - before) / ops).toFixed(2)}; ${fences}`);
+    console.log(`\n${w.name}: ${(ops / SECONDS).toFixed(0)} ops/s, proxy CPU ${cpuPerBatchUs.toFixed(0)} us per batch, upstream transactions per client batch ${((after - before) / ops).toFixed(2)}; ${fences}`);
     console.log(topSelfTime(profileDir).join('\n'));
     rmSync(profileDir, { recursive: true, force: true });
   }
