@@ -86,6 +86,18 @@ describe('pg-proxy: the fence pipelined behind the batch', { skip: service.skip,
     assert.deepEqual(fences(), { pipelined: before.pipelined, separate: before.separate + 1 });
   });
 
+  it('a batch that only opens a REPEATABLE READ transaction gets no fence behind it: its snapshot is taken at its first query, as on PostgreSQL', async () => {
+    const writer = await client();
+    const other = await client();
+    await writer.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    // Committed after BEGIN, before the transaction's first query: PostgreSQL takes the snapshot at
+    // that query, so the transaction sees this write. A fence run inside the transaction right after
+    // BEGIN would have taken the snapshot earlier, and hidden it.
+    await other.query("UPDATE items SET val = 'before-first-query' WHERE id = 9");
+    assert.equal((await writer.query('SELECT val FROM items WHERE id = $1', [9])).rows[0].val, 'before-first-query');
+    await writer.query('COMMIT');
+  });
+
   it('a transaction that fails and is rolled back leaves the cached row as it was', async () => {
     const writer = await client();
     const cached = await cachedRead(4);
