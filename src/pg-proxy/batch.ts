@@ -29,8 +29,14 @@ interface BindInfo {
   statement: string;
   params: (Buffer | null)[];
   paramFormats: number[];
-  /** The Bind message without its parameter values: part of the answer's variant. */
-  shape: Buffer;
+  /** Where the parameter values lie in the body: the Bind without them is part of the answer's variant. */
+  valuesStart: number;
+  valuesEnd: number;
+}
+
+/** The Bind message without its parameter values (their count kept). */
+function bindShape(body: Buffer, bind: BindInfo): Buffer {
+  return Buffer.concat([body.subarray(0, bind.valuesStart), Buffer.from([bind.params.length]), body.subarray(bind.valuesEnd)]);
 }
 
 export function bindMessage(m: Message): BindInfo {
@@ -55,8 +61,7 @@ export function bindMessage(m: Message): BindInfo {
       offset += length;
     }
   }
-  const shape = Buffer.concat([body.subarray(0, paramsStart), Buffer.from([paramCount]), body.subarray(offset)]);
-  return { portal: portal.value, statement: statement.value, params, paramFormats, shape };
+  return { portal: portal.value, statement: statement.value, params, paramFormats, valuesStart: paramsStart, valuesEnd: offset };
 }
 
 /** A cacheable point read found in a batch. */
@@ -98,10 +103,14 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
     i++;
   }
   if (batch[i]?.type !== 'B') return PASS;
+  const bindBody = batch[i]!.body;
   const bind = bindMessage(batch[i]!);
   i++;
   const info = bind.statement === '' ? (unnamedParse ?? statements.get('')) : unnamedParse === undefined ? statements.get(bind.statement) : undefined;
   if (info === undefined) return PASS;
+  // Most batches that are not point reads stop here (the verdict is kept by text).
+  const point = classify(info, tables, 'extended');
+  if (point === null) return PASS;
   let describe = '';
   if (batch[i]?.type === 'D') {
     const kind = String.fromCharCode(batch[i]!.body[0]!);
@@ -114,13 +123,12 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   const execute = batch[i]!.raw.toString('base64');
   i++;
   if (batch[i]?.type !== 'S' || i !== batch.length - 1) return PASS;
-  const point = classify(info, tables, 'extended');
-  if (point === null || bind.params.length !== 1 || info.paramTypes.length > 1) return PASS;
+  if (bind.params.length !== 1 || info.paramTypes.length > 1) return PASS;
   const param = bind.params[0];
   if (param === null || param === undefined) return { kind: 'pass', reason: 'key-form' };
   const format = bind.paramFormats.length === 0 ? 0 : bind.paramFormats[0]!;
   const key = keyOfParam(point.table, param, format, info.paramTypes[0] ?? 0);
   if (key === undefined) return { kind: 'pass', reason: 'key-form' };
-  const shape = ['X', unnamedParse === undefined ? '' : 'P', info.sql, info.paramTypes.join(','), bind.shape.toString('base64'), describe, execute].join('|');
+  const shape = ['X', unnamedParse === undefined ? '' : 'P', info.sql, info.paramTypes.join(','), bindShape(bindBody, bind).toString('base64'), describe, execute].join('|');
   return { kind: 'read', read: { point, key, shape, unnamedParse } };
 }

@@ -82,8 +82,27 @@ function findTable(rangeVar: Node, tables: readonly CachedTable[]): { table: Cac
   return table === undefined ? undefined : { table, unqualified: schema === undefined };
 }
 
-/** A point read on a cached table, or undefined. `params` is how many bind parameters the statement may have. */
+// Classifying walks the tree (and, for the simple protocol, normalizes the text): clients send the
+// same texts again and again (a driver's unnamed Parse on every query), so verdicts are kept by text,
+// per set of cached tables (bounded like the parse trees).
+const verdicts = new WeakMap<readonly CachedTable[], Map<string, PointRead | null>>();
+
+/** A point read on a cached table, or undefined. */
 export function pointReadOf(sql: string, tables: readonly CachedTable[], protocol: 'simple' | 'extended'): PointRead | undefined {
+  let known = verdicts.get(tables);
+  if (known === undefined) verdicts.set(tables, (known = new Map()));
+  const id = `${protocol === 'simple' ? 's' : 'x'}${sql}`;
+  const verdict = known.get(id);
+  if (verdict !== undefined) return verdict ?? undefined;
+  const found = classifyPointRead(sql, tables, protocol);
+  if (sql.length <= 4_096) {
+    if (known.size >= MAX_REMEMBERED) known.delete(known.keys().next().value!);
+    known.set(id, found ?? null);
+  }
+  return found;
+}
+
+function classifyPointRead(sql: string, tables: readonly CachedTable[], protocol: 'simple' | 'extended'): PointRead | undefined {
   const stmts = parse(sql);
   if (stmts === undefined || stmts.length !== 1) return undefined;
   const select = stmts[0]!.SelectStmt as Node | undefined;
@@ -135,6 +154,11 @@ export function pointReadOf(sql: string, tables: readonly CachedTable[], protoco
     }
   }
   return { table: found.table, unqualified: found.unqualified, key, shape };
+}
+
+/** The node type of each top-level statement of a text ('SelectStmt', 'TransactionStmt' …); undefined when it does not parse. */
+export function statementTypesOf(sql: string): readonly string[] | undefined {
+  return parse(sql)?.map((stmt) => Object.keys(stmt)[0] ?? '');
 }
 
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'ListenStmt', 'UnlistenStmt', 'NotifyStmt', 'CopyStmt', 'PrepareStmt', 'ExecuteStmt', 'ExplainStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt']);

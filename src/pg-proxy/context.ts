@@ -2,6 +2,7 @@
 // counters, and the fence (between a commit and its acknowledgement: see fence.ts).
 import type { CacheAdapter } from '../types.js';
 import type { CachedTable } from './tables.js';
+import type { AnswerMemo } from './answer-memo.js';
 
 export type PassReason =
   | 'not-cacheable'
@@ -23,6 +24,9 @@ export interface ProxyMetrics {
   invalidations: number;
   flushes: number;
   fenceFailures: number;
+  /** Fences sent behind the client's batch in the same write, and fences that took a round trip of their own. */
+  fencesPipelined: number;
+  fencesSeparate: number;
   sessions: number;
   sessionsTotal: number;
   bypassRows: number;
@@ -40,6 +44,8 @@ export function createMetrics(): ProxyMetrics {
     invalidations: 0,
     flushes: 0,
     fenceFailures: 0,
+    fencesPipelined: 0,
+    fencesSeparate: 0,
     sessions: 0,
     sessionsTotal: 0,
     bypassRows: 0,
@@ -50,6 +56,8 @@ export function createMetrics(): ProxyMetrics {
 export interface ProxyContext {
   readonly tables: readonly CachedTable[];
   readonly cache: CacheAdapter;
+  /** Decoded forms of the answers the cache returned last (answer-memo.ts). */
+  readonly answers: AnswerMemo;
   /** The proxy's schema in the upstream database (versions, journal, functions). */
   readonly schema: string;
   readonly upstream: { readonly host: string; readonly port: number; readonly database: string };
@@ -61,6 +69,11 @@ export interface ProxyContext {
   readonly maxAnswerBytes: number;
   /** TEST ONLY: 'skip' acknowledges commits without fencing the cache (proves the tests' teeth). */
   readonly fence: 'on' | 'skip';
+  /**
+   * Upstream backend pids of this proxy's live sessions: their writes are fenced by their session,
+   * so the bypass drainer need not wake for their NOTIFY (its poll still reads them).
+   */
+  readonly ownBackends: Set<number>;
   /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
   flushTable(qualified: string): Promise<void>;
 }

@@ -170,7 +170,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (options.listen === false || !running) return;
     const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener' });
     l.on('notification', (m) => {
-      if (m.payload === ctx.schema) void drain().catch(() => undefined);
+      // A write of one of this proxy's own sessions is fenced before its acknowledgement: no need to wake.
+      if (m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
     });
     l.on('error', () => {
       if (listener === l) listener = undefined;

@@ -15,18 +15,22 @@ export async function runInternal(state: SessionState, messages: readonly Buffer
   return readInternal(state);
 }
 
-/** Reads answers of statements already sent, up to ReadyForQuery. */
-export async function readInternal(state: SessionState): Promise<InternalOutcome> {
+/** Reads answers of statements already sent, up to ReadyForQuery. `relayAsync` receives the client's asynchronous messages (default: written to the client at once). */
+export async function readInternal(state: SessionState, relayAsync?: (raw: Buffer) => void): Promise<InternalOutcome> {
   const answers: Message[] = [];
   let error: Message | undefined;
   for (;;) {
-    const m = await state.upstream.next();
+    const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (isAsync(m)) {
       if (m.type === 'S') recordParameter(state, m);
-      state.client.socket.write(m.raw);
+      if (relayAsync === undefined) state.client.socket.write(m.raw);
+      else relayAsync(m.raw);
       continue;
     }
-    if (m.type === 'E') error ??= m;
+    if (m.type === 'E') {
+      error ??= m;
+      state.preparedInternal.clear(); // which of ours exist is no longer known: parse them again
+    }
     if (m.type === 'Z') {
       state.status = String.fromCharCode(m.body[0]!) as 'I';
       return { rows: collectRows(answers), error, status: state.status };

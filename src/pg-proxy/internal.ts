@@ -1,18 +1,27 @@
 // The proxy's own statements on a client's upstream connection, run only while the session is idle
-// (or inside the proxy's own read transaction). Extended protocol with named statements that are
-// closed and parsed again each time: a simple Query would destroy the client's unnamed statement,
-// and a client's DISCARD ALL may have dropped ours. Asynchronous messages that arrive meanwhile
-// (notifications, notices, parameter changes) are the client's: they are relayed.
+// (or inside the proxy's own read transaction). Extended protocol with named statements (a simple
+// Query would destroy the client's unnamed statement), parsed once per session and then only bound
+// and executed: the session forgets them (and they are closed and parsed again) after any error in
+// the proxy's own statements, and after the client's DISCARD, DEALLOCATE or Close of a reserved
+// name (relay.ts). A statement missing anyway fails its Bind: an error, so the caller falls back.
+// Asynchronous messages that arrive meanwhile (notifications, notices, parameter changes) are the
+// client's: they are relayed.
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { build, dataRowTexts, type Message } from './framing.js';
 import type { CachedTable } from './tables.js';
 
 export const STATEMENT_PREFIX = 'lockstep_proxy_';
 
-/** Close + Parse + Bind + Execute of one statement (no Sync). */
-export function statementMessages(name: string, sql: string, values: readonly (string | null)[]): Buffer[] {
+/**
+ * Bind + Execute of one statement (no Sync), preceded by Close + Parse unless `prepared` (the
+ * session's record of its parsed internal statements, name → text) says it is parsed with this text.
+ */
+export function statementMessages(prepared: Map<string, string>, name: string, sql: string, values: readonly (string | null)[]): Buffer[] {
   const statement = `${STATEMENT_PREFIX}${name}`;
-  return [build.close('S', statement), build.parse(statement, sql), build.bind(`${STATEMENT_PREFIX}p_${name}`, statement, values), build.execute(`${STATEMENT_PREFIX}p_${name}`)];
+  const run = [build.bind(`${STATEMENT_PREFIX}p_${name}`, statement, values), build.execute(`${STATEMENT_PREFIX}p_${name}`)];
+  if (prepared.get(name) === sql) return run;
+  prepared.set(name, sql);
+  return [build.close('S', statement), build.parse(statement, sql), ...run];
 }
 
 /** Settings that change how PostgreSQL renders an answer, and which relation each cached table's bare name resolves to. */

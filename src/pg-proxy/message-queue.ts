@@ -75,6 +75,13 @@ export class MessageQueue {
     });
   }
 
+  /** The next message if one is already queued (no promise, no turn of the event loop). */
+  tryNext(): Message | undefined {
+    const message = this.queue.shift();
+    if (this.queue.length < 1_000 && this.socket.isPaused()) this.socket.resume();
+    return message;
+  }
+
   /** Takes every queued message (used when handing queued client messages over to a raw mode). */
   drain(): Message[] {
     return this.queue.splice(0);

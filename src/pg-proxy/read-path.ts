@@ -2,64 +2,20 @@
 // filled under the same output settings and request shape) | miss with a fill lease → the client's
 // own statement runs upstream inside the proxy's REPEATABLE READ, READ ONLY transaction together with
 // the row's version (one snapshot), the answer is relayed and filled with that version (accepted only
-// if no write fenced the key meanwhile) | anything else → pass through. And the two session-level
-// steps around writes: the journal cursor a session starts from, and the fence before a commit's
-// acknowledgement.
+// if no write fenced the key meanwhile) | anything else → pass through.
 import { createHash } from 'node:crypto';
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { build, type Message } from './framing.js';
 import { fingerprintSql, isAsync, statementMessages } from './internal.js';
 import { readInternal, runInternal } from './internal-run.js';
 import { rowCacheKey, type PassReason } from './context.js';
-import { applyWrites, writtenRows } from './fence.js';
 import type { PlannedRead } from './batch.js';
+import { encodeAnswer } from './answer-memo.js';
 import { recordParameter, type SessionState } from './state.js';
-
-interface CachedAnswer {
-  /** Hash of the session's output settings and the request's shape. */
-  readonly v: string;
-  /** The answer's messages (base64), ReadyForQuery excluded. */
-  readonly b: string;
-}
-
-export async function openCursor(state: SessionState): Promise<void> {
-  const s = quoteIdentifier(state.ctx.schema);
-  const result = await runInternal(state, statementMessages('mark', `SELECT ${s}.journal_mark()::text`, []));
-  if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
-  state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
-}
-
-/**
- * The fence: called when a relayed batch ended with the session idle, before its ReadyForQuery is
- * relayed. Returns false when the written keys could not be read (the caller must not acknowledge).
- */
-export async function fenceAfterIdle(state: SessionState): Promise<boolean> {
-  const { ctx } = state;
-  if (ctx.fence === 'skip') return true; // TEST ONLY
-  const s = quoteIdentifier(ctx.schema);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    // A CancelRequest meant for the client's statement may hit this one: retry.
-    const result = await runInternal(state, statementMessages('fence', `SELECT id::text, tbl, key, version::text FROM ${s}.my_writes($1::bigint)`, [String(state.journalCursor)]));
-    if (result.error !== undefined) continue;
-    const rows = writtenRows(result.rows);
-    for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
-    try {
-      await applyWrites(ctx, rows);
-    } catch {
-      // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
-      ctx.metrics.fenceFailures++;
-    }
-    state.pendingFlush.clear();
-    for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
-    return true;
-  }
-  ctx.metrics.fenceFailures++;
-  return false;
-}
 
 async function ensureFingerprint(state: SessionState): Promise<boolean> {
   if (state.fingerprint !== undefined) return true;
-  const result = await runInternal(state, statementMessages('probe', `SELECT ${fingerprintSql(state.ctx.tables)}`, []));
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'probe', `SELECT ${fingerprintSql(state.ctx.tables)}`, []));
   if (result.error !== undefined || result.rows[0] === undefined) return false;
   setFingerprint(state, result.rows[0][0] ?? null, result.rows[0][1] ?? null);
   return true;
@@ -77,12 +33,21 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
   return state.resolves?.[index] === String(read.point.table.oid);
 }
 
+const MAX_VARIANTS_PER_SESSION = 256;
+
+/** The answer's variant: a hash of the session's settings and the request's shape, kept per session while its settings stay the same. */
 function variantOf(state: SessionState, read: PlannedRead): string {
-  return createHash('sha256').update(state.fingerprint ?? '').update('\0').update(read.shape).digest('base64');
+  const fingerprint = state.fingerprint ?? '';
+  if (state.variants?.fingerprint !== fingerprint) state.variants = { fingerprint, byShape: new Map() };
+  const known = state.variants.byShape.get(read.shape);
+  if (known !== undefined) return known;
+  const variant = createHash('sha256').update(fingerprint).update('\0').update(read.shape).digest('base64');
+  if (state.variants.byShape.size < MAX_VARIANTS_PER_SESSION) state.variants.byShape.set(read.shape, variant);
+  return variant;
 }
 
-function answerHit(state: SessionState, read: PlannedRead, bytes: Buffer): void {
-  state.client.socket.write(Buffer.concat([bytes, build.readyForQuery('I')]));
+function answerHit(state: SessionState, read: PlannedRead, reply: Buffer): void {
+  state.client.socket.write(reply);
   if (read.unnamedParse !== undefined) {
     // The client now has this unnamed statement; the upstream does not (re-created before its next use).
     state.statements.set('', read.unnamedParse);
@@ -109,10 +74,10 @@ export async function readPoint(state: SessionState, batch: readonly Message[], 
   if (got.kind === 'value') {
     if (!(await ensureFingerprint(state))) return 'not-cacheable';
     if (!resolvesToCachedTable(state, read)) return 'search-path';
-    const answer = decodeAnswer(got.payload);
-    if (answer === undefined || answer.v !== variantOf(state, read)) return 'variant';
+    const answer = ctx.answers.decode(cacheKey, got.payload);
+    if (answer === undefined || answer.variant !== variantOf(state, read)) return 'variant';
     ctx.metrics.hits++;
-    answerHit(state, read, Buffer.from(answer.b, 'base64'));
+    answerHit(state, read, answer.reply);
     return undefined;
   }
   if (got.kind !== 'miss' || got.token === undefined) return 'lease';
@@ -120,35 +85,26 @@ export async function readPoint(state: SessionState, batch: readonly Message[], 
   return fill(state, batch, read, cacheKey, got.token);
 }
 
-function decodeAnswer(payload: unknown): CachedAnswer | undefined {
-  try {
-    const parsed = (typeof payload === 'string' ? JSON.parse(payload) : payload) as CachedAnswer;
-    return typeof parsed?.v === 'string' && typeof parsed.b === 'string' ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string): Promise<PassReason | undefined> {
   const { ctx } = state;
   const s = quoteIdentifier(ctx.schema);
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
-    ...statementMessages('begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages('version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
+    ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
-    if (opened.status !== 'I') await runInternal(state, statementMessages('end', 'ROLLBACK', []));
+    if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
   const [version, fingerprint, resolves] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
-  state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages('end', 'ROLLBACK', []), build.sync()]));
+  state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
   const answer: Message[] = [];
   let cacheable = resolvesToCachedTable(state, read);
   for (;;) {
-    const m = await state.upstream.next();
+    const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
     if (isAsync(m)) {
       if (m.type === 'S') {
@@ -181,7 +137,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const rows = answer.filter((m) => m.type === 'D').length;
   const tag = last?.type === 'C' ? last.body.toString('utf8', 0, last.body.length - 1) : '';
   if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) return undefined;
-  const payload = JSON.stringify({ v: variantOf(state, read), b: bytes.toString('base64') } satisfies CachedAnswer);
+  const payload = encodeAnswer(variantOf(state, read), bytes);
   try {
     const accepted = await ctx.cache.fill(cacheKey, token, { version: Number(version), payload, tombstone: false, sizeBytes: payload.length }, ctx.ttlMs);
     if (accepted) ctx.metrics.fills++;

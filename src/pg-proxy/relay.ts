@@ -1,11 +1,15 @@
 // Pass-through of one client batch: forwarded unchanged, the answers relayed unchanged, with three
 // things watched on the way: prepared statements (the client's view), COPY (the client's data goes
 // up as it comes), and every ReadyForQuery 'I' — a transaction just ended — which waits for the
-// fence before the client may see it.
-import { readCString, type Message } from './framing.js';
+// fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
+// goes up in the same write, right behind the batch, and its answer is read right after the batch's.
+import { build, readCString, type Message } from './framing.js';
 import { parseMessage } from './batch.js';
 import { otherStatementOf } from './classify.js';
-import { fenceAfterIdle } from './read-path.js';
+import { fenceAfterIdle, fenceMessages } from './session-fence.js';
+import { canPipelineFence } from './fence-pipeline.js';
+import { readInternal } from './internal-run.js';
+import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
@@ -21,6 +25,7 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
+    if (name.startsWith(STATEMENT_PREFIX)) state.preparedInternal.clear();
     if (name === '') state.unnamedStale = undefined;
   } else if (m.type === 'Q') {
     state.statements.delete(''); // a simple Query destroys the unnamed statement
@@ -34,6 +39,7 @@ function noteDdl(state: SessionState, sql: string): void {
   for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
+    state.preparedInternal.clear();
     state.unnamedStale = undefined;
   }
 }
@@ -63,12 +69,15 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     swallowParseComplete = 1;
     state.unnamedStale = undefined;
   }
+  // Decided before track() updates the session's view of its statements with this batch's.
+  const pipelined = canPipelineFence(state, batch);
   let expected = 0;
   for (const m of batch) {
     track(state, m, parsedHere);
     if (TERMINATORS.has(m.type)) expected++;
     out.push(m.raw);
   }
+  if (pipelined) out.push(...fenceMessages(state), build.sync());
   upstream.socket.write(Buffer.concat(out));
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
   // messages go up as they come, up to and including the next Sync (or Query).
@@ -96,7 +105,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   };
   try {
     while (expected > 0 || raw) {
-      const m = await upstream.next();
+      const m = upstream.tryNext() ?? (await upstream.next());
       if (m.type === '1' && swallowParseComplete > 0) {
         swallowParseComplete--;
         continue;
@@ -108,8 +117,25 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
       else if (m.type === 'Z') {
         expected--;
         copying = false;
-        state.status = String.fromCharCode(m.body[0]!) as 'I';
-        if (state.status === 'I') {
+        const status = String.fromCharCode(m.body[0]!) as SessionState['status'];
+        state.status = status;
+        if (pipelined) {
+          // The fence's answer follows this ReadyForQuery (only one terminator in a pipelined batch).
+          const fence = await readInternal(state, (raw) => pending.push(raw));
+          if (status === 'T' && fence.error !== undefined) {
+            // Never expected (the batch was judged to end idle): the fence ran inside the client's
+            // transaction and its error aborted it. The client must not go on as if nothing happened.
+            // (Inside a transaction the fence's rows are never applied: they may not be committed.)
+            throw new Error('lockstep pg-proxy: the pipelined fence failed inside a transaction; closing the connection');
+          }
+          state.status = fence.status;
+          if (status === 'I') {
+            // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
+            // fence must be run again on its own (then what came so far goes first, in order).
+            if (fence.error !== undefined || fence.status !== 'I') flush();
+            if (!(await fenceAfterIdle(state, fence))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
+          }
+        } else if (status === 'I') {
           flush();
           if (!(await fenceAfterIdle(state))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }

@@ -73,12 +73,15 @@ BEGIN
 END $fn$;
 
 -- The keys this backend's transactions wrote after journal id p_after (committed ones only: a
--- rolled-back row is invisible). Called by the proxy between the commit and its acknowledgement.
+-- rolled-back row is invisible). Called by the proxy between the commit and its acknowledgement,
+-- after nearly every batch: PL/pgSQL keeps the query's plan for the session, where a SQL function
+-- (not inlined: SECURITY DEFINER) would plan it again on every call (about 3x the cost).
 CREATE OR REPLACE FUNCTION ${s}.my_writes(p_after bigint) RETURNS TABLE (id bigint, tbl text, key text, version bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-  SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
-  WHERE j.backend_pid = pg_backend_pid() AND j.id > p_after ORDER BY j.id
-$fn$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  RETURN QUERY SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
+    WHERE j.backend_pid = pg_backend_pid() AND j.id > p_after ORDER BY j.id;
+END $fn$;
 
 -- Where a new session's cursor starts: every journal id drawn later is greater.
 CREATE OR REPLACE FUNCTION ${s}.journal_mark() RETURNS bigint

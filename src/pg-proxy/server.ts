@@ -8,6 +8,7 @@ import { createDrainer, type BypassDrainer } from './drainer.js';
 import { FLUSH_VERSION } from './fence.js';
 import { build } from './framing.js';
 import { startHttp } from './http.js';
+import { AnswerMemo } from './answer-memo.js';
 import { handleConnection } from './session.js';
 import type { SessionState } from './state.js';
 import { installAndDescribe, type CachedTable } from './tables.js';
@@ -61,6 +62,8 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
   const ctx: ProxyContext = {
     tables,
     cache: options.cache,
+    answers: new AnswerMemo(),
+    ownBackends: new Set(),
     schema,
     upstream: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432), database },
     metrics,

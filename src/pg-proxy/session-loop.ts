@@ -32,7 +32,8 @@ async function nextBatch(state: SessionState): Promise<Message[]> {
   if (state.idle) relayUnsolicited(state, true);
   try {
     for (;;) {
-      const m = await state.client.next();
+      // Messages that already arrived are taken at once; only an empty queue is awaited.
+      const m = state.client.tryNext() ?? (await state.client.next());
       state.idle = false;
       relayUnsolicited(state, false);
       batch.push(m);

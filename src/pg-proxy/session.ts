@@ -8,7 +8,7 @@ import { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
-import { openCursor } from './read-path.js';
+import { openCursor } from './session-fence.js';
 import { runBatches } from './session-loop.js';
 
 export interface SessionHooks {
@@ -21,6 +21,7 @@ export interface SessionHooks {
 export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks: SessionHooks): Promise<void> {
   socket.setNoDelay(true);
   let upstreamSocket: Socket | undefined;
+  let backendPid: number | undefined;
   try {
     let startup;
     try {
@@ -66,6 +67,8 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       unnamedStale: undefined,
       fingerprint: undefined,
       resolves: undefined,
+      variants: undefined,
+      preparedInternal: new Map(),
       journalCursor: 0,
       pendingFlush: new Set(),
       draining: false,
@@ -75,7 +78,11 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     ctx.metrics.sessions++;
     ctx.metrics.sessionsTotal++;
     try {
-      if (!(await authenticate(state))) return;
+      const onBackend = (pid: number) => {
+        backendPid = pid;
+        ctx.ownBackends.add(pid);
+      };
+      if (!(await authenticate(state, onBackend))) return;
       await runBatches(state);
     } finally {
       unregister();
@@ -87,6 +94,8 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
   } finally {
     socket.destroy();
     upstreamSocket?.destroy();
+    // After the upstream connection is closed: its pid is not reused before its backend exits.
+    if (backendPid !== undefined) ctx.ownBackends.delete(backendPid);
   }
 }
 
@@ -161,7 +170,7 @@ function connectUpstream(ctx: ProxyContext): Promise<Socket> {
  * Relays the authentication exchange unchanged (PostgreSQL decides: trust, cleartext, md5, SCRAM)
  * until the first ReadyForQuery, then opens the session's journal cursor. False when it failed.
  */
-async function authenticate(state: SessionState): Promise<boolean> {
+async function authenticate(state: SessionState, onBackend: (pid: number) => void): Promise<boolean> {
   const { client, upstream } = state;
   // The client's answers (PasswordMessage, SASL responses) go up as they come.
   client.onMessage = (m: Message) => {
@@ -175,6 +184,9 @@ async function authenticate(state: SessionState): Promise<boolean> {
       if (m.type === 'E') {
         client.socket.end(m.raw);
         return false;
+      }
+      if (m.type === 'K') {
+        onBackend(m.body.readInt32BE(0));
       }
       if (m.type === 'Z') {
         state.status = String.fromCharCode(m.body[0]!) as 'I';

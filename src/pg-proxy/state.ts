@@ -19,6 +19,10 @@ export interface SessionState {
   /** Output settings and name resolution (fingerprintSql) as last probed; undefined after anything that may change them. */
   fingerprint: string | undefined;
   resolves: readonly string[] | undefined;
+  /** Answer variants already hashed under `fingerprint` (read-path.ts), by request shape. */
+  variants: { readonly fingerprint: string; readonly byShape: Map<string, string> } | undefined;
+  /** The proxy's own statements parsed on the upstream connection, name → text (internal.ts). */
+  readonly preparedInternal: Map<string, string>;
   /** Journal id up to which this backend's writes are fenced. */
   journalCursor: number;
   /** Cached tables whose definition statements of the current transaction may change. */

@@ -1,0 +1,63 @@
+// The fence of one session (fence.ts says what it is): where a session's journal cursor starts, the
+// fence statement itself, and applying its answer. The statement either runs on its own once the
+// client's batch ended idle (a round trip of its own), or was pipelined behind the client's batch in
+// the same write (fence-pipeline.ts decides when that is safe); either way the client's ReadyForQuery
+// is relayed only after the answer was applied.
+import { quoteIdentifier } from '../store/postgres-schema.js';
+import { statementMessages } from './internal.js';
+import { runInternal, type InternalOutcome } from './internal-run.js';
+import { applyWrites, writtenRows } from './fence.js';
+import type { SessionState } from './state.js';
+
+export async function openCursor(state: SessionState): Promise<void> {
+  const s = quoteIdentifier(state.ctx.schema);
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text`, []));
+  if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
+  state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
+}
+
+/** The fence statement (no Sync): the committed journal rows of this backend after the session's cursor. */
+export function fenceMessages(state: SessionState): Buffer[] {
+  const s = quoteIdentifier(state.ctx.schema);
+  return statementMessages(state.preparedInternal, 'fence', `SELECT id::text, tbl, key, version::text FROM ${s}.my_writes($1::bigint)`, [String(state.journalCursor)]);
+}
+
+async function applyFence(state: SessionState, result: InternalOutcome): Promise<void> {
+  const { ctx } = state;
+  const rows = writtenRows(result.rows);
+  for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
+  try {
+    await applyWrites(ctx, rows);
+  } catch {
+    // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
+    ctx.metrics.fenceFailures++;
+  }
+  state.pendingFlush.clear();
+  for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
+}
+
+/**
+ * The fence: called when a relayed batch ended with the session idle, before its ReadyForQuery is
+ * relayed. `pipelined` is the answer of a fence statement sent behind the batch, if there was one and
+ * it ran in its own transaction after the batch's end. Returns false when the written keys could not
+ * be read (the caller must not acknowledge).
+ */
+export async function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome): Promise<boolean> {
+  const { ctx } = state;
+  if (ctx.fence === 'skip') return true; // TEST ONLY
+  if (pipelined !== undefined && pipelined.error === undefined && pipelined.status === 'I') {
+    ctx.metrics.fencesPipelined++;
+    await applyFence(state, pipelined);
+    return true;
+  }
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // A CancelRequest meant for the client's statement may hit this one: retry.
+    const result = await runInternal(state, fenceMessages(state));
+    if (result.error !== undefined) continue;
+    ctx.metrics.fencesSeparate++;
+    await applyFence(state, result);
+    return true;
+  }
+  ctx.metrics.fenceFailures++;
+  return false;
+}
