@@ -17,6 +17,14 @@ export class CacheKeys {
     this.prefix = cacheKeyOf(namespace, '');
   }
 
+  /**
+   * The joined key if `key` was joined before, else undefined. The engine joins only keys that
+   * passed validateKey, so a key found here is a valid one: the hit path skips checking it again.
+   */
+  known(key: string): string | undefined {
+    return this.joined.get(key);
+  }
+
   of(key: string): string {
     let cacheKey = this.joined.get(key);
     if (cacheKey === undefined) {
