@@ -6,7 +6,7 @@ import type { CacheAdapter, StoreAdapter } from '../types.js';
 import type { EntryCodec } from './entries.js';
 import type { EngineCounters } from './events.js';
 import type { FailureRateMonitor } from './failure-rate.js';
-import type { FillWaitMemory } from './fill-wait.js';
+import type { FillWaitMemory } from './fill-wait-memory.js';
 
 export interface EngineContext {
   readonly options: ResolvedOptions;

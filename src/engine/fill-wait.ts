@@ -15,35 +15,6 @@ export type FillWaitOutcome = CacheGetResult | typeof FILL_WAIT_TIMED_OUT;
 /** The first pause between two asks, and the longest: a store read is usually a few ms. */
 const FIRST_PAUSE_MS = 1;
 const LONGEST_PAUSE_MS = 16;
-/** Keys remembered as "gave up waiting" (a bound on memory: the oldest is forgotten first). */
-const MAX_GAVE_UP_KEYS = 10_000;
-
-/**
- * Per engine: which keys this process gave up waiting on. A lease whose holder died stays live for
- * up to leaseTtl; readers of such a key then go to the store at once instead of each waiting out
- * `fillWait` again. Forgetting early only costs a wait; remembering too long only costs store reads.
- */
-export class FillWaitMemory {
-  private readonly gaveUpUntil = new Map<string, number>();
-
-  constructor(private readonly now: () => number) {}
-
-  /** True while a wait for this key timed out less than a lease's lifetime ago. */
-  recentlyGaveUp(cacheKey: string): boolean {
-    const until = this.gaveUpUntil.get(cacheKey);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.gaveUpUntil.delete(cacheKey);
-    return false;
-  }
-
-  gaveUp(cacheKey: string, forMs: number): void {
-    this.gaveUpUntil.delete(cacheKey);
-    this.gaveUpUntil.set(cacheKey, this.now() + forMs);
-    if (this.gaveUpUntil.size > MAX_GAVE_UP_KEYS) this.gaveUpUntil.delete(this.gaveUpUntil.keys().next().value!);
-  }
-}
-
 /** Whether a reader that found another's live fill lease should wait for it. */
 export function shouldWaitForFill(ctx: EngineContext, cacheKey: string): boolean {
   return ctx.options.fillWaitMs > 0 && !ctx.fillWaitMemory.recentlyGaveUp(cacheKey);

@@ -29,7 +29,7 @@ import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
 import { createCounters, type EngineCounters, type EngineEventMap, type ReadSource } from './events.js';
 import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
-import { FillWaitMemory } from './fill-wait.js';
+import { FillWaitMemory } from './fill-wait-memory.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
 import { preconditionOf } from './preconditions.js';
 import type { CacheStats } from '../types.js';
