@@ -24,4 +24,6 @@ export interface EngineContext {
   readonly journalReplaying: () => boolean;
   /** Single-flight: the in-process store read + fill of a key whose fill lease this process holds. */
   readonly flights: Map<string, Promise<unknown>>;
+  /** Cache completions sent after their write was acknowledged (acknowledge: 'after-commit'): close() waits for them. */
+  readonly completionsAfterAck: Set<Promise<unknown>>;
 }

@@ -103,6 +103,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       journalReady: (sharedDrainer ?? this.ownDrainer)?.ready ?? Promise.resolve(),
       journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
+      completionsAfterAck: new Set(),
     };
     this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
@@ -320,6 +321,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.pendingWrites]);
+    await Promise.allSettled([...this.ctx.completionsAfterAck]);
     await this.sampler?.close();
     await this.ownDrainer?.stop();
     this.repairWatch?.stop();
