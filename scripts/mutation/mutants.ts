@@ -55,12 +55,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'late-complete-no-repair',
     rule: 'lease budget: a commit confirmed past its lease, completeWrite failed, and no repair row is appended (survivor 1)',
-    patches: [{ file: WRITE_PATH, find: '    await appendRepair(ctx, step.key, result.version);\n    report(\'cache-failure\', dbMs);', replace: "    report('cache-failure', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "      await appendRepair(ctx, step.key, result.version, deadline);\n      report('cache-failure', dbMs);", replace: "      report('cache-failure', dbMs);" }],
   },
   {
     id: 'pragmatic-no-journal-row',
     rule: 'engine paths: a write acknowledged without a lease is not journaled in its transaction',
-    patches: [{ file: WRITE_PATH, find: 'result = await step.commit(!leased, deadlineMs);', replace: 'result = await step.commit(false, deadlineMs);' }],
+    patches: [{ file: WRITE_PATH, find: 'step.commit(!leased, deadlineMs)', replace: 'step.commit(false, deadlineMs)' }],
   },
   {
     id: 'pragmatic-no-fence',
