@@ -58,6 +58,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: WRITE_PATH, find: "      await appendRepair(ctx, step.key, result.version, deadline);\n      report('cache-failure', dbMs);", replace: "      report('cache-failure', dbMs);" }],
   },
   {
+    id: 'early-ack-unchecked',
+    rule: "acknowledge 'after-commit': acknowledges early whatever the lease did (the model's --early-ack-unchecked)",
+    patches: [{ file: WRITE_PATH, find: "options.acknowledge === 'after-commit' && clock.now() - leaseStart < options.leaseTtlMs * EARLY_ACK_LEASE_SHARE", replace: "options.acknowledge === 'after-commit'" }],
+  },
+  {
     id: 'pragmatic-no-journal-row',
     rule: 'engine paths: a write acknowledged without a lease is not journaled in its transaction',
     patches: [{ file: WRITE_PATH, find: 'step.commit(!leased, deadlineMs)', replace: 'step.commit(false, deadlineMs)' }],

@@ -23,6 +23,7 @@ const DEFAULT_TESTS = [
   'test/unit/engine-failures.test.ts',
   'test/consistency/races.test.ts',
   'test/consistency/lease-expiry-and-drain-races.test.ts',
+  'test/consistency/early-ack.test.ts',
   'test/integration/memory-cache.test.ts',
   'test/consistency/crash-recovery.test.ts',
   'test/consistency/restart-after-cache-outage.test.ts',
