@@ -7,7 +7,7 @@
 // documented pragmatic gap: a write whose beginWrite failed, until its journal row is repaired);
 // (2) at quiescence, after leases expire and the journal drains, the cache is empty or equals the
 // store (state A/B/C). Run: node model.mjs [--naive] [--strict] [--writers 2] [--readers 2]
-// [--random N --seed S] for random walks over larger configurations.
+// [--random N --seed S] for random walks over larger configurations, [--early-ack] [--slow-commits].
 // The journal drainer is modelled with a cursor: rows have ids, the drainer applies them in order and
 // saves its cursor in the (shared) cache, and it may restart at any moment (`--restarts N`, default
 // 1; e.g. every instance redeployed during a cache outage). On restart it starts where the journal
@@ -47,6 +47,23 @@ const ROLLBACKS = num('--rollbacks', 0);
 const TRUST_ROLLBACK = argv.includes('--trust-rollback');
 const LOSSES = num('--cache-losses', 0);
 const TRUSTS_FILLER = argv.includes('--waiter-trusts-filler');
+// Leases of live writers. `--slow-commits`: a commit lands in the store (within the lease: the
+// store's deadline is the lease's remaining time), but its confirmation reaches the writer at a
+// later step, and the writer's lease may expire after the commit landed: before the confirmation,
+// or while the writer completes. `--late-commits` also lets a commit land after its lease expired (a
+// store that does not honour the deadline it was given). A writer's own clock tells it, at the
+// confirmation, whether its lease may have expired (it measures from before its beginWrite was
+// sent: never later than the cache's deadline), and a writer whose lease may be gone journals the
+// key when its completeWrite fails (the lease-budget rule).
+// `--early-ack` (pragmatic only, implies --slow-commits): a writer whose commit is confirmed while
+// its lease is live acknowledges at once and completes the cache after the acknowledgement (issue
+// 13); one whose lease may be gone completes first, as today. `--early-ack-unchecked` is the
+// deliberately wrong variant: it acknowledges early whatever its lease did; with --late-commits it
+// must print a counterexample.
+const EARLY_UNCHECKED = argv.includes('--early-ack-unchecked');
+const EARLY = !STRICT && (EARLY_UNCHECKED || argv.includes('--early-ack'));
+const LATE_COMMITS = argv.includes('--late-commits');
+const SLOW_COMMITS = EARLY || LATE_COMMITS || argv.includes('--slow-commits');
 
 // ---- state ----
 // rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
@@ -136,7 +153,8 @@ function* successors(s) {
       for (const o of ['ok', 'fail', 'unknown']) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'fail') { x.ver = ++n.seq; n.db = { v: x.ver, tomb: x.del }; if (x.journal) n.journal.push(x.ver); }
-        if (o === 'ok') x.pc = 'complete';
+        if (o === 'ok' && SLOW_COMMITS) x.pc = 'confirm'; // landed; the confirmation is a later step
+        else if (o === 'ok') x.pc = 'complete';
         else if (o === 'fail') x.pc = 'abort';
         else { x.done = true; x.pc = 'unknown'; } // lease left to expire
         yield [n, `${x.id} store write ${o}${x.ver ? ' v' + x.ver : ''}`];
@@ -148,10 +166,30 @@ function* successors(s) {
         x.done = true; x.pc = 'failed';
         yield [n, `${x.id} abortWrite ${o}`];
       }
+    } else if (w.pc === 'confirm') {
+      const n = clone(s); const x = n.w[i];
+      if (EARLY && !x.journal && (!x.leaseLost || EARLY_UNCHECKED)) {
+        // acknowledged at the confirmation; the cache completion follows, off the acknowledgement path
+        if (x.ver > n.acked) { n.acked = x.ver; n.ackedTomb = x.del; }
+        x.pc = 'completeAfterAck';
+        yield [n, `${x.id} commit confirmed -> ack v${x.ver} (lease ${x.leaseLost ? 'may be gone' : 'live'})`];
+      } else {
+        x.pc = 'complete';
+        yield [n, `${x.id} commit confirmed (lease ${x.leaseLost ? 'may be gone' : 'live'})`];
+      }
+    } else if (w.pc === 'completeAfterAck') {
+      for (const o of OUTCOMES) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'failBefore') completeWrite(n, x.id, x.ver, x.del);
+        x.done = true; x.pc = 'acked';
+        yield [n, `${x.id} completeWrite ${o} (after the ack)`];
+      }
     } else if (w.pc === 'complete') {
       for (const o of OUTCOMES) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'failBefore') completeWrite(n, x.id, x.ver, x.del);
+        // a failed completion journals the key before the acknowledgement (the lease-budget rule)
+        if (o !== 'ok' && SLOW_COMMITS && !x.journal) n.journal.push(x.ver);
         // pragmatic acks; strict returns an error carrying the committed version: both count as acknowledged
         x.done = true; x.pc = 'acked';
         if (x.ver > n.acked) { n.acked = x.ver; n.ackedTomb = x.del; }
@@ -211,10 +249,18 @@ function* successors(s) {
   const rec = s.rec;
   const gone = (id) => [...s.w, ...s.r].some((a) => a.id === id && (a.done || a.dead));
   if (rec.t === 'fill' && gone(rec.tok)) { const n = clone(s); n.rec = { t: 'none' }; yield [n, `fill lease of ${rec.tok} expires`]; }
-  if (rec.t === 'write') for (const id of rec.toks) if (gone(id)) {
+  if (rec.t === 'write') for (const id of rec.toks) {
+    const owner = s.w.find((a) => a.id === id);
+    const slow = SLOW_COMMITS && owner !== undefined && [...(LATE_COMMITS ? ['db'] : []), 'confirm', 'complete', 'completeAfterAck'].includes(owner.pc);
+    if (!gone(id) && !slow) continue;
     const n = clone(s); n.rec.toks = n.rec.toks.filter((x) => x !== id); n.rec.dirty = true;
     if (n.rec.toks.length === 0) n.rec = { t: 'none' };
-    yield [n, `write lease of ${id} expires`];
+    // before its commit is confirmed, the writer's own clock tells it the lease may be gone
+    // (it measures from before its beginWrite was sent: never later than the cache's deadline)
+    const w = n.w.find((a) => a.id === id);
+    if (w !== undefined && (w.pc === 'db' || w.pc === 'confirm')) w.leaseLost = true;
+    const why = { db: 'before its commit lands', confirm: 'after its commit landed, before the confirmation', complete: 'while it completes', completeAfterAck: 'while it completes' };
+    yield [n, `write lease of ${id} expires${gone(id) ? '' : ` (${why[owner.pc]})`}`];
   }
   if (rec.t === 'val') { const n = clone(s); n.rec = { t: 'none' }; yield [n, `v${rec.v} evicted`]; }
   if (s.cursor < s.journal.length) {
@@ -317,6 +363,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

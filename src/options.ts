@@ -7,6 +7,8 @@ import { KEY_MAX_BYTES, validateNamespace } from './keys.js';
 import type { CacheAdapter, Clock, Codec, StoreAdapter } from './types.js';
 
 export type FailurePolicy = 'pragmatic' | 'strict';
+/** When a write is acknowledged: after its cache completion (the default), or at its confirmed commit (see EngineOptions.acknowledge). */
+export type Acknowledge = 'after-cache' | 'after-commit';
 
 export interface JournalOptions {
   /** How often the journal is polled for keys to invalidate. @default '100ms' */
@@ -64,6 +66,15 @@ export interface EngineOptions {
   fillWait?: Duration;
   /** What a write does when the cache fails: `pragmatic` acknowledges and repairs, `strict` refuses or reports. @default 'pragmatic' */
   failurePolicy?: FailurePolicy;
+  /**
+   * When a write is acknowledged. `after-cache`: once the cache step completed. `after-commit`
+   * (policy `pragmatic` only): as soon as the commit is confirmed while the write's lease is live,
+   * with the cache completion sent right after, off the acknowledgement path — one Redis round trip
+   * less per write; readers keep off the leased key until then, so no read sees an older value
+   * (docs/protocol.md, "Acknowledging before the cache completion"). A commit confirmed late in the
+   * lease completes before acknowledging, as with `after-cache`. @default 'after-cache'
+   */
+  acknowledge?: Acknowledge;
   /** Longest key, in UTF-8 bytes, at most 512 (the longest every backend stores). @default 512 */
   maxKeyBytes?: number;
   /** Largest encoded value, in bytes. @default 1048576 (1 MiB) */
@@ -109,6 +120,7 @@ export interface ResolvedOptions {
   readonly leaseTtlMs: number;
   readonly fillWaitMs: number;
   readonly failurePolicy: FailurePolicy;
+  readonly acknowledge: Acknowledge;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly codec: Codec;
@@ -164,6 +176,13 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
   if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
     throw new InvalidOptionError(`failurePolicy must be 'pragmatic' or 'strict' (got ${JSON.stringify(failurePolicy)})`);
   }
+  const acknowledge = options.acknowledge ?? 'after-cache';
+  if (acknowledge !== 'after-cache' && acknowledge !== 'after-commit') {
+    throw new InvalidOptionError(`acknowledge must be 'after-cache' or 'after-commit' (got ${JSON.stringify(acknowledge)})`);
+  }
+  if (acknowledge === 'after-commit' && failurePolicy === 'strict') {
+    throw new InvalidOptionError("acknowledge 'after-commit' needs failurePolicy 'pragmatic': strict reports a failed cache step to the writer, so it keeps the completion on the acknowledgement path");
+  }
   const rate = options.alert?.cacheFailureRate ?? 0.05;
   if (typeof rate !== 'number' || !(rate > 0 && rate <= 1)) {
     throw new InvalidOptionError(`alert.cacheFailureRate must be a number in (0, 1] (got ${JSON.stringify(rate)})`);
@@ -197,6 +216,7 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
     leaseTtlMs,
     fillWaitMs,
     failurePolicy,
+    acknowledge,
     maxKeyBytes: maxKeyBytesOf(options.maxKeyBytes),
     maxValueBytes: positiveInteger(options.maxValueBytes ?? 1024 * 1024, 'maxValueBytes'),
     codec,

@@ -130,14 +130,18 @@ export async function inParallel<T>(items: readonly T[], width: number, work: (i
  * A write-through instance over a Redis cache under `keyRoot` and a PostgreSQL store in `schema`,
  * with Lockstep's defaults otherwise; its adapters are closed with the services.
  */
-export async function lockstepOnServices<T>(services: BenchServices, options: { poolSize?: number } = {}): Promise<WriteThrough<T>> {
-  const store = createPostgresStore({ connectionString: DATABASE_URL, schema: services.schema, ...options });
+export async function lockstepOnServices<T>(
+  services: BenchServices,
+  options: { poolSize?: number; acknowledge?: 'after-cache' | 'after-commit'; namespace?: string } = {},
+): Promise<WriteThrough<T>> {
+  const { acknowledge, namespace = 'bench', ...storeOptions } = options;
+  const store = createPostgresStore({ connectionString: DATABASE_URL, schema: services.schema, ...storeOptions });
   services.defer(() => store.close());
   const cache = createRedisCache({ url: REDIS_URL, keyPrefix: `${services.keyRoot}lockstep:` });
   services.defer(() => cache.close());
   await store.ready();
   await cache.connect();
-  const engine = createWriteThrough<T>({ store, cache, namespace: 'bench' });
+  const engine = createWriteThrough<T>({ store, cache, namespace, ...(acknowledge === undefined ? {} : { acknowledge }) });
   services.defer(() => engine.close());
   return engine;
 }

@@ -3,7 +3,8 @@
 //   redis-write       sequential: one write per timed iteration;
 //   redis-write-c16   concurrent: one Promise.all over 16 writes of 16 different keys per iteration.
 // The subject is Lockstep's write (write lease in Redis, a call of its PL/pgSQL write function in
-// autocommit, publish in Redis); the baseline is what a naive write-through does: serialize, a
+// autocommit, publish in Redis), and the same with acknowledge: 'after-commit' (acknowledged at the
+// commit, published right after); the baseline is what a naive write-through does: serialize, a
 // prepared INSERT ... ON CONFLICT DO UPDATE in autocommit through a pg Pool of the same size as
 // Lockstep's store pool, then a node-redis SET of the JSON (a client without a per-command timeout,
 // as Lockstep's). Each subject has its own table and keys; both run in the same schema and Redis.
@@ -18,6 +19,7 @@ const CONCURRENCY = 16;
 const POOL_SIZE = 10;
 
 export const LOCKSTEP = 'lockstep write';
+export const LOCKSTEP_EARLY = "lockstep write (acknowledge: 'after-commit')";
 export const BASELINE = 'raw pg upsert + redis SET';
 
 interface WriterShape {
@@ -47,6 +49,9 @@ async function prepareWrite(suite: string, caseName: string, shape: WriterShape)
 
     const lockstep = await lockstepOnServices<BenchValue>(services, { poolSize: POOL_SIZE });
     const before = { ...lockstep.counters };
+    // The same with acknowledge: 'after-commit' (its own namespace: its own rows and cache keys).
+    const early = await lockstepOnServices<BenchValue>(services, { poolSize: POOL_SIZE, acknowledge: 'after-commit', namespace: 'bench-early' });
+    const earlyBefore = { ...early.counters };
 
     const table = `"${services.schema}".raw_kv`;
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: POOL_SIZE });
@@ -66,6 +71,7 @@ async function prepareWrite(suite: string, caseName: string, shape: WriterShape)
 
     // Both start from existing rows and keys, so every timed write is an update.
     await inParallel(keys, CONCURRENCY, (key, i) => lockstep.write(key, values[i]!));
+    await inParallel(keys, CONCURRENCY, (key, i) => early.write(key, values[i]!));
     const rawWrite = async (i: number) => {
       const key = keys[i]!;
       const json = JSON.stringify(values[i]);
@@ -87,6 +93,12 @@ async function prepareWrite(suite: string, caseName: string, shape: WriterShape)
           if (failures > 0) return `${LOCKSTEP}: ${failures} of ${c.writes - writesBefore} writes did not complete cleanly`;
           const entry = await lockstep.readEntry(keys[0]!);
           return entry.source === 'hit' ? undefined : `${LOCKSTEP}: a read after the writes was a ${entry.source}, not a hit`;
+        }),
+        writer(LOCKSTEP_EARLY, KEYS, shape, (i) => early.write(keys[i]!, values[i]!), async () => {
+          const failures = early.counters.failures - earlyBefore.failures;
+          if (failures > 0) return `${LOCKSTEP_EARLY}: ${failures} writes did not complete cleanly`;
+          const entry = await early.readEntry(keys[0]!);
+          return entry.source === 'hit' ? undefined : `${LOCKSTEP_EARLY}: a read after the writes was a ${entry.source}, not a hit`;
         }),
       ],
       close: () => services.close(),

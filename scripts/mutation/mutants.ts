@@ -58,7 +58,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'late-complete-no-repair',
     rule: 'lease budget: a commit confirmed past its lease, completeWrite failed, and no repair row is appended (survivor 1)',
-    patches: [{ file: WRITE_PATH, find: '    await appendRepair(ctx, step.key, result.version, deadline);\n    report(\'cache-failure\', dbMs);', replace: "    report('cache-failure', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "      await appendRepair(ctx, step.key, result.version, deadline);\n      report('cache-failure', dbMs);", replace: "      report('cache-failure', dbMs);" }],
+  },
+  {
+    id: 'early-ack-unchecked',
+    rule: "acknowledge 'after-commit': acknowledges early whatever the lease did (the model's --early-ack-unchecked)",
+    patches: [{ file: WRITE_PATH, find: "options.acknowledge === 'after-commit' && clock.now() - leaseStart < options.leaseTtlMs * EARLY_ACK_LEASE_SHARE", replace: "options.acknowledge === 'after-commit'" }],
   },
   {
     id: 'pragmatic-no-journal-row',

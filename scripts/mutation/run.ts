@@ -25,6 +25,7 @@ const DEFAULT_TESTS = [
   'test/consistency/races.test.ts',
   'test/consistency/fill-wait-races.test.ts',
   'test/consistency/lease-expiry-and-drain-races.test.ts',
+  'test/consistency/early-ack.test.ts',
   'test/integration/memory-cache.test.ts',
   'test/consistency/crash-recovery.test.ts',
   'test/consistency/restart-after-cache-outage.test.ts',

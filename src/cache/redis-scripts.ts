@@ -14,7 +14,8 @@
 //                                         writer's lease expired or a newer version was fenced in),
 //                                         x the TTL to publish `pending` with (-1: none).
 //                                         `pending` is the value record of maxVersion, in the value
-//                                         encoding above, or empty when none is known.
+//                                         encoding above, or empty when none is known (beginWrite
+//                                         keeps a cached value's version as m, not its payload).
 // Leases carry no Redis TTL so that a volatile-* maxmemory-policy can never evict them for space;
 // their deadlines are checked here when the key is touched, and an expired lease is then dropped
 // exactly as the protocol says (a write record that loses a writer becomes dirty).
@@ -24,16 +25,19 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Helpers shared by the transition scripts: the server's clock, and `load()`, which reads KEYS[1]
+ * The prelude of the transition scripts (CLOCK, then HELPERS): the server's clock, and `load()`, which reads KEYS[1]
  * and applies lease expiry (the protocol's "lease of w expires" row) before the transition looks
  * at the record. Returns nil (nothing), or a table with `kind` = 'value' | 'fill' | 'write'.
  */
-const PRELUDE = `
+const CLOCK = `
 local key = KEYS[1]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local expired = 0
+`;
 
+/** The closures of the prelude: a script's fast path may run between CLOCK and these, so it does not pay for them. */
+const HELPERS = `
 -- A write record back to its key: a plain SET, which also leaves the key without a TTL.
 local function save_write(rec)
   local header = cjson.encode({ t = rec.tokens, m = rec.max, d = rec.dirty and 1 or 0, x = rec.ttl })
@@ -108,6 +112,8 @@ local function invalidate_older(rec, v)
 end
 `;
 
+const PRELUDE = `${CLOCK}${HELPERS}`;
+
 /**
  * get, after the plain GET found no value (the second round trip of a miss).
  * ARGV: fillLeaseMs, token (minted by the caller, used only if the lease is granted).
@@ -141,24 +147,32 @@ return { expired, 0 }
 `;
 
 /**
- * beginWrite(w): from anything, a write record holding w. A value becomes the pending value with
- * its remaining TTL (the highest version seen); a fill is voided. ARGV: token, leaseMs.
- * Reply: {expired}.
+ * beginWrite(w): from anything, a write record holding w. A value's version becomes the highest
+ * version seen, but not its payload: a completion publishes only a version above it, so the old
+ * payload would only ever be published by a completion at or below the version it replaced, which
+ * a store never commits; clearing is always safe. Not carrying it saves a PTTL and a copy of the
+ * payload in the record. A fill is voided. ARGV: token, leaseMs. Reply: {expired}.
  */
-const BEGIN_WRITE = `${PRELUDE}
-local rec = load()
+const BEGIN_WRITE = `${CLOCK}
 local deadline = now + tonumber(ARGV[2])
+-- The common case, no writer in flight: nothing or a value becomes a one-writer record, its header
+-- written out here in save_write's encoding (no table, no cjson) when the token needs no escaping.
+local raw = redis.call('GET', key)
+local tag = raw and string.byte(raw, 1)
+if (not raw or tag == 118) and not string.find(ARGV[1], '[%c"\\\\/]') then
+  local max = raw and string.match(raw, '^v(%d+):') or '0'
+  redis.call('SET', key, 'w{"t":{"' .. ARGV[1] .. '":' .. string.format('%d', deadline) .. '},"m":"' .. max .. '","d":0,"x":-1}\\n')
+  return { expired }
+end
+${HELPERS}
+local rec = load()
 if rec ~= nil and rec.kind == 'write' then
   rec.tokens[ARGV[1]] = deadline
   save_write(rec)
   return { expired }
 end
 local w = { tokens = { [ARGV[1]] = deadline }, max = '0', dirty = false, ttl = -1, pending = '' }
-if rec ~= nil and rec.kind == 'value' then
-  w.max = rec.version
-  w.pending = rec.raw
-  w.ttl = redis.call('PTTL', key) -- before the SET in save_write clears it
-end
+if rec ~= nil and rec.kind == 'value' then w.max = rec.version end
 save_write(w)
 return { expired }
 `;
@@ -168,7 +182,24 @@ return { expired }
  * writer publishes it, or clears a dirty record. Without a lease: invalidateOlder(v) only.
  * ARGV: token, version, value record, ttlMs. Reply: {expired, 'published'|'pending'|'cleared'|'fenced'}.
  */
-const COMPLETE_WRITE = `${PRELUDE}
+const COMPLETE_WRITE = `${CLOCK}
+-- The common case: the record beginWrite's fast path wrote, holding this writer's live lease alone,
+-- clean, and a version above the highest seen: publish. Anything else (several writers, another
+-- encoding of the header, an expired lease): the full transition below.
+local raw = redis.call('GET', key)
+if raw and string.byte(raw, 1) == 119 then
+  local token, deadline, max, dirty = string.match(raw, '^w{"t":{"([^"]*)":(%d+)},"m":"(%d+)","d":([01]),"x":%-?%d+}\\n')
+  if token == ARGV[1] and tonumber(deadline) > now and dirty == '0' and tonumber(ARGV[2]) > tonumber(max) then
+    local ttl = tonumber(ARGV[4]) -- as publish() in HELPERS
+    if ttl > 0 then
+      redis.call('SET', key, ARGV[3], 'PX', ttl)
+    else
+      redis.call('SET', key, ARGV[3])
+    end
+    return { expired, 'published' }
+  end
+end
+${HELPERS}
 local rec = load()
 if rec ~= nil and rec.kind == 'write' and rec.tokens[ARGV[1]] ~= nil then
   rec.tokens[ARGV[1]] = nil

@@ -27,4 +27,6 @@ export interface EngineContext {
   readonly flights: Map<string, Promise<unknown>>;
   /** Keys whose wait for another instance's fill timed out lately (fill-wait.ts). */
   readonly fillWaitMemory: FillWaitMemory;
+  /** Cache completions sent after their write was acknowledged (acknowledge: 'after-commit'): close() waits for them. */
+  readonly completionsAfterAck: Set<Promise<unknown>>;
 }

@@ -219,29 +219,46 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     return result;
   }
-  try {
-    await cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
-    cacheMs += performance.now() - cacheStart;
-    recordCacheStep(false);
-    report('ok', dbMs);
-    return result;
-  } catch (error) {
-    cacheMs += performance.now() - cacheStart;
-    recordCacheStep(true);
-    // The lease keeps readers on the store until it expires. If the commit landed after the lease
-    // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
-    await appendRepair(ctx, step.key, result.version, deadline);
-    report('cache-failure', dbMs);
-    if (options.failurePolicy === 'strict') {
-      throw new CacheWriteError(
-        `the store committed version ${result.version} but the cache step failed; readers use the store until the lease expires`,
-        result.version,
-        { key: step.key, namespace: ctx.namespace, cause: error },
-      );
+  const complete = async (): Promise<R> => {
+    try {
+      await cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
+      cacheMs += performance.now() - cacheStart;
+      recordCacheStep(false);
+      report('ok', dbMs);
+      return result;
+    } catch (error) {
+      cacheMs += performance.now() - cacheStart;
+      recordCacheStep(true);
+      // The lease keeps readers on the store until it expires. If the commit landed after the lease
+      // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
+      await appendRepair(ctx, step.key, result.version, deadline);
+      report('cache-failure', dbMs);
+      if (options.failurePolicy === 'strict') {
+        throw new CacheWriteError(
+          `the store committed version ${result.version} but the cache step failed; readers use the store until the lease expires`,
+          result.version,
+          { key: step.key, namespace: ctx.namespace, cause: error },
+        );
+      }
+      return result;
     }
+  };
+  // acknowledge 'after-commit' (pragmatic only): the lease is live, so until the completion lands
+  // every reader bypasses the key and reads the store, which has the commit; if the completion
+  // fails or never runs, the lease expires dirty (docs/protocol.md, modelled by --early-ack). The
+  // lease counts from before beginWrite was sent, so it is live on the cache's clock too; the
+  // margin covers clocks that run at slightly different rates.
+  if (options.acknowledge === 'after-commit' && clock.now() - leaseStart < options.leaseTtlMs * EARLY_ACK_LEASE_SHARE) {
+    const completing = complete().catch(() => undefined); // pragmatic: counted and journaled inside, never thrown
+    ctx.completionsAfterAck.add(completing);
+    void completing.finally(() => ctx.completionsAfterAck.delete(completing));
     return result;
   }
+  return complete();
 }
+
+/** acknowledge 'after-commit' acknowledges early only within this share of the lease. */
+const EARLY_ACK_LEASE_SHARE = 0.9;
 
 /** A repair row may still be appended this long after the write's deadline passed. */
 const REPAIR_GRACE_MS = 250;

@@ -105,6 +105,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       journalReplaying: replayingOf(sharedDrainer ?? this.ownDrainer),
       flights: new Map(),
       fillWaitMemory: new FillWaitMemory(() => performance.now()),
+      completionsAfterAck: new Set(),
     };
     this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
@@ -329,6 +330,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.pendingWrites]);
+    await Promise.allSettled([...this.ctx.completionsAfterAck]);
     await this.sampler?.close();
     await this.ownDrainer?.stop();
     this.repairWatch?.stop();

@@ -49,7 +49,7 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:3';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:4';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
@@ -227,7 +227,22 @@ BEGIN
       END IF;
     END LOOP;
   END IF;
-  -- An existing row: version + 1 under its row lock. A new key: 1 + its tombstone as this snapshot sees it.
+  -- The common case, an existing row: version + 1 under its row lock. A live row has no tombstone
+  -- (whatever creates a row settles its tombstone in the same transaction), so this path reads
+  -- none. A row deleted while we waited for its lock is not updated: the insert below handles it.
+  IF p_expect IS NULL THEN
+    UPDATE ${kv} kv SET value = p_value, version = coalesce(kv.version, 0) + 1, writer = ${token} || 'w', updated_at = pg_catalog.now()
+      WHERE kv.namespace = p_namespace AND kv.key = p_key
+      RETURNING kv.version INTO v;
+    IF FOUND THEN
+      IF p_journal THEN
+        ${appendJournal('p_namespace', 'p_key', 'v', 'repair')};
+      END IF;
+      RETURN v;
+    END IF;
+  END IF;
+  -- A new key (or a precondition's held row): an existing row takes version + 1 under its row
+  -- lock; a new key 1 + its tombstone as this snapshot sees it.
   INSERT INTO ${kv} AS kv (namespace, key, value, version, writer, updated_at)
     VALUES (p_namespace, p_key, p_value,
             1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = p_namespace AND ts.key = p_key), 0),

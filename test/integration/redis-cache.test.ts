@@ -104,19 +104,20 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
       assert.ok(tombTtl > 0 && tombTtl <= 5000, `a tombstone has its TTL (${tombTtl})`);
     });
 
-    it('beginWrite on a value keeps its remaining TTL for the pending value; leases stay TTL-less', async () => {
+    it('beginWrite on a value keeps its version, not its payload: lower completions clear; leases stay TTL-less', async () => {
       const token = await missToken(cache, 'carry:1');
       assert.equal(await cache.fill('carry:1', token, stringEntry(5, 'five'), 30_000), true);
       await cache.beginWrite('carry:1', 'w1', LEASE);
       await cache.beginWrite('carry:1', 'w2', LEASE);
       assert.equal(await admin.pTTL(`${prefix}carry:1`), -1);
-      // both complete lower versions: the carried v5 is the highest seen and is published again
+      const raw = await admin.get(`${prefix}carry:1`);
+      assert.ok(raw !== null && !raw.includes('five'), `the write record does not copy the value's payload (${raw})`);
+      // both complete lower versions: v5 is the highest seen, so neither may be published, and v5's
+      // payload was not carried: the key is cleared (a reader fills it from the store)
       assert.equal(await cache.completeWrite('carry:1', 'w1', stringEntry(4, 'four'), TTL), 'pending');
-      assert.equal(await cache.completeWrite('carry:1', 'w2', stringEntry(3, 'three'), TTL), 'published');
-      const got = await cache.get('carry:1', LEASE);
-      assert.deepEqual(got, { kind: 'value', version: 5, payload: 'five', tombstone: false });
-      const ttl = await admin.pTTL(`${prefix}carry:1`);
-      assert.ok(ttl > 0 && ttl <= 30_000, `the carried value keeps its remaining TTL (${ttl})`);
+      assert.equal(await cache.completeWrite('carry:1', 'w2', stringEntry(3, 'three'), TTL), 'cleared');
+      assert.equal(await admin.exists(`${prefix}carry:1`), 0);
+      assert.equal((await cache.get('carry:1', LEASE)).kind, 'miss');
     });
 
     it('peek and scan report expiresAt on the server clock', async () => {
