@@ -86,6 +86,8 @@ export interface CacheStats {
   readonly leasesExpired: number;
   /** Datasets removed because the cache could not prove it wrote them (a Redis restarted from a snapshot, a promoted replica). */
   readonly datasetFlushes?: number;
+  /** Quarantines started after a lost dataset: the cache answered no call for one lease period. */
+  readonly datasetQuarantines?: number;
 }
 
 export interface CacheAdapter {

@@ -20,7 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
-import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
+import { clusterRollbackRisk, DatasetGuard, DatasetQuarantinedError, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -56,6 +56,14 @@ interface RedisCacheCommon {
   maxQueuedCommands?: number;
   /** Receives warnings, e.g. an `allkeys-*` maxmemory-policy. @default process.emitWarning */
   onWarning?: (message: string) => void;
+  /**
+   * After a lost dataset (a Redis restart, a promoted replica, the dataset guard's flush) the cache
+   * answers no call for this long (E_CACHE_QUARANTINED: reads use the store, writes follow the
+   * failure policy), so that no write whose lease was lost can still commit once fills resume.
+   * **Must be at least the `leaseTtl` of every engine using this Redis.** Single Redis only.
+   * @default '5s' (the engine's default leaseTtl)
+   */
+  restartQuarantine?: Duration;
   /** Receives connection errors of a client the adapter creates (failed calls also carry them as `cause`). @default ignored */
   onError?: (error: unknown) => void;
 }
@@ -215,7 +223,16 @@ class RedisCache implements RedisCacheAdapter {
     // (redis-dataset.ts). A cluster is not guarded (docs/protocol.md, "A cache that rolls back").
     if (transport.kind === 'redis') {
       const client = transport.client as RedisClientLike;
-      this.guard = new DatasetGuard(client, transport.options, `${this.internalPrefix}dataset`, `${escapeGlob(this.keyPrefix)}*`, (flush) => this.flushed(flush));
+      const quarantineMs = toMs(options.restartQuarantine ?? '5s', 'restartQuarantine');
+      this.guard = new DatasetGuard(
+        client,
+        transport.options,
+        `${this.internalPrefix}dataset`,
+        `${escapeGlob(this.keyPrefix)}*`,
+        (flush) => this.flushed(flush),
+        quarantineMs,
+        (quarantine) => this.quarantined(quarantine),
+      );
       transport = guarded(transport, this.guard);
       if (!this.owned && (client as { options?: { disableOfflineQueue?: boolean } }).options?.disableOfflineQueue !== true) {
         this.onWarning(
@@ -333,7 +350,7 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   stats(): CacheStats {
-    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0 };
+    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0, datasetQuarantines: this.guard?.quarantines ?? 0 };
   }
 
   loadJournalCursor(journalId: string): Promise<number | undefined> {
@@ -421,7 +438,10 @@ class RedisCache implements RedisCacheAdapter {
     this.connected = true;
     this.policyCheck ??= this.checkMaxmemoryPolicy();
     await this.policyCheck;
-    await this.guard?.whenVerified();
+    // A quarantined cache is connected: its calls fail (cache errors) until the quarantine ends.
+    await this.guard?.whenVerified().catch((error: unknown) => {
+      if (!(error instanceof DatasetQuarantinedError)) throw error;
+    });
     if (this.guard === undefined && !this.clusterChecked) {
       this.clusterChecked = true;
       void this.transport
@@ -439,6 +459,16 @@ class RedisCache implements RedisCacheAdapter {
       `Lockstep's Redis cache found a dataset under the prefix ${JSON.stringify(this.keyPrefix)} that it cannot prove it wrote ` +
         `under the running Redis process (run_id ${flush.runId}; ${previous}): a restart from a snapshot or a ` +
         `promoted replica may hold values older than acknowledged writes, so ${flush.keysRemoved} keys were removed and the cache starts cold`,
+    );
+  }
+
+  /** The cache answers no call until the quarantine ends: say so, once per quarantine. */
+  private quarantined(quarantine: DatasetQuarantine): void {
+    this.onWarning(
+      `Lockstep's Redis cache under the prefix ${JSON.stringify(this.keyPrefix)} lost its dataset or cannot prove it is its own ` +
+        `(run_id ${quarantine.runId}): it answers no call (E_CACHE_QUARANTINED) for ${quarantine.remainingMs} ms more, until Redis ` +
+        `server time ${new Date(quarantine.untilServerMs).toISOString()}, so that no write whose lease was lost can still commit when fills resume; ` +
+        'reads use the store meanwhile',
     );
   }
 
