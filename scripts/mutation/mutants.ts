@@ -99,6 +99,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'a cache that rolls back: the dataset is checked on the first connection only, not again when the client reconnects by itself',
     patches: [{ file: DATASET, find: "for (const event of ['connect', 'reconnecting', 'error', 'end'])", replace: 'for (const event of [] as string[])' }],
   },
+  {
+    id: 'restart-quarantine-off',
+    rule: 'a cache that loses its dataset: no quarantine, so a fill of a value read before the commit of a write whose lease was lost is accepted',
+    patches: [
+      {
+        file: DATASET,
+        find: '    const lost = marker !== null || removed > 0 || uptimeMs < this.quarantineMs;',
+        replace: '    const lost = (marker !== null || removed > 0 || uptimeMs < this.quarantineMs) && false;',
+      },
+    ],
+  },
   // --- the transition table, in both adapters ---
   {
     id: 'unfenced-fill',

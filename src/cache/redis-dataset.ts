@@ -193,10 +193,12 @@ export class DatasetGuard {
     // server up for longer than the quarantine proves that no lease of a lost dataset is in flight.
     const uptimeMs = Number(/(?:^|\n)uptime_in_seconds:(\d+)/.exec(String(info))?.[1] ?? 0) * 1000;
     const lost = marker !== null || removed > 0 || uptimeMs < this.quarantineMs;
+    if (marker !== null || removed > 0) {
+      // Reported before the claim, which throws while the quarantine lasts.
+      this.flushCount++;
+      this.onFlush({ runId, previous: marker === null || marker === undefined ? undefined : String(marker).split(' ')[0], keysRemoved: removed });
+    } // else a fresh prefix (or an empty dataset): nothing was removed
     await this.claim(runId, lost ? this.quarantineMs : 0);
-    if (marker === null && removed === 0) return; // a fresh prefix (or an empty dataset): nothing was removed
-    this.flushCount++;
-    this.onFlush({ runId, previous: marker === null || marker === undefined ? undefined : String(marker).split(' ')[0], keysRemoved: removed });
   }
 
   /** Sets the marker (or reads the one another instance set) and throws while its quarantine lasts. */
