@@ -150,6 +150,11 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
   if (tombstoneTtlMs < leaseTtlMs) {
     throw new InvalidOptionError(`tombstoneTtl (${tombstoneTtlMs} ms) must be at least leaseTtl (${leaseTtlMs} ms)`);
   }
+  // A cache's quarantine after a lost dataset must outlast any lease lost with it (docs/protocol.md, "The quarantine").
+  const quarantineMs = options.cache.restartQuarantineMs;
+  if (quarantineMs !== undefined && quarantineMs < leaseTtlMs) {
+    throw new InvalidOptionError(`the cache's restartQuarantine (${quarantineMs} ms) must be at least leaseTtl (${leaseTtlMs} ms): set it on the Redis cache`);
+  }
   const failurePolicy = options.failurePolicy ?? 'pragmatic';
   if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
     throw new InvalidOptionError(`failurePolicy must be 'pragmatic' or 'strict' (got ${JSON.stringify(failurePolicy)})`);

@@ -93,6 +93,8 @@ export interface CacheStats {
 export interface CacheAdapter {
   readonly name: string;
   readonly capabilities: CacheCapabilities;
+  /** How long the cache answers no call after losing its dataset (the Redis adapter); an engine's leaseTtl may not exceed it. */
+  readonly restartQuarantineMs?: number | undefined;
   /** value → the record; nothing or an expired lease → a fill lease for the caller (miss with token); live fill → miss without token; live write → bypass. */
   get(key: string, fillLeaseMs: number): MaybePromise<CacheGetResult>;
   /** Publishes the entry only if `token` still holds the fill lease. Returns whether it was accepted. */

@@ -151,6 +151,8 @@ const POLICY_RECHECK_MS = 5_000;
 class RedisCache implements RedisCacheAdapter {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
+  /** Undefined for a cluster (not guarded). */
+  readonly restartQuarantineMs: number | undefined;
   readonly keyPrefix: string;
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
@@ -224,6 +226,7 @@ class RedisCache implements RedisCacheAdapter {
     if (transport.kind === 'redis') {
       const client = transport.client as RedisClientLike;
       const quarantineMs = toMs(options.restartQuarantine ?? '5s', 'restartQuarantine');
+      this.restartQuarantineMs = quarantineMs;
       this.guard = new DatasetGuard(
         client,
         transport.options,

@@ -129,6 +129,24 @@ describe('Redis restarted without persistence while a write is in flight', () =>
     }
   });
 
+  it('an engine refuses a lease longer than the cache\'s quarantine (it would outlive it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lockstep-redis-quarantine-'));
+    const store = createSqliteStore({ path: join(dir, 'store.db') });
+    const cache = createRedisCache({ url: 'redis://127.0.0.1:1', restartQuarantine: '1s' }); // never connected
+    try {
+      assert.throws(
+        () => createWriteThrough<string>({ store, cache, namespace: 'ns', metrics: false, journal: false, leaseTtl: '2s' }),
+        (error: { code?: string; message?: string }) => error.code === 'E_INVALID_OPTION' && /restartQuarantine \(1000 ms\) must be at least leaseTtl \(2000 ms\)/.test(error.message ?? ''),
+      );
+      const engine = createWriteThrough<string>({ store, cache, namespace: 'ns', metrics: false, journal: false, leaseTtl: '1s' });
+      await engine.close();
+    } finally {
+      await cache.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a reconnection to the same server process (CLIENT KILL) starts no quarantine', { skip }, async () => {
     const { server, store, prefix, cleanup } = await world();
     const instance = open(server.url, prefix, store);
