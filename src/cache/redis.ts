@@ -130,7 +130,10 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * acknowledged writes: on every connection, before anything else runs on it, the adapter compares the
  * server's `run_id` with the one it wrote under (a marker key, `<keyPrefix>#dataset`) and, when they
  * differ, removes every key under the prefix (the cache starts cold; `onWarning` is told and
- * `stats().datasetFlushes` counts it). A single Redis only: a cluster is not checked. For a client you
+ * `stats().datasetFlushes` counts it). After a lost dataset it answers no call (E_CACHE_QUARANTINED)
+ * for `restartQuarantine`, which must be at least every engine's leaseTtl: a write whose lease was lost
+ * may still commit meanwhile (`stats().datasetQuarantines`; docs/protocol.md, "The quarantine").
+ * A single Redis only: a cluster is not checked. For a client you
  * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
  *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
