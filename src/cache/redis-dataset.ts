@@ -25,7 +25,7 @@
 // client. A command handed over before the reset either went out on the old socket or, without an
 // offline queue (the adapter's own clients), is rejected when that socket dies: it never moves to
 // the new one.
-import { CacheError, LockstepError } from '../errors.js';
+import { DatasetQuarantinedError, LockstepError } from '../errors.js';
 import { configValue } from './redis-replies.js';
 import type { CommandOptionsSlice, RedisClientLike, Transport } from './redis-transport.js';
 
@@ -46,11 +46,6 @@ export interface DatasetQuarantine {
   readonly untilServerMs: number;
   /** How long it still lasts, by the server's clock when it was read. */
   readonly remainingMs: number;
-}
-
-/** The Redis cache lost (or could not prove) its dataset and answers no call for one lease period. */
-export class DatasetQuarantinedError extends CacheError {
-  static override readonly code = 'E_CACHE_QUARANTINED';
 }
 
 interface Emitter {

@@ -4,7 +4,7 @@
 import { Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
-import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
+import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, DatasetQuarantinedError, InvalidOptionError, LockstepError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
 import type {
   CacheAdapter,
@@ -20,7 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
-import { clusterRollbackRisk, DatasetGuard, DatasetQuarantinedError, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
+import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
