@@ -100,6 +100,9 @@ describe('Redis restarted without persistence while a write is in flight', () =>
       // The reader misses in the emptied cache and reads the store before v2 commits.
       const during = await reader.engine.readEntry('k');
       assert.equal(during.value, 'v1', 'v2 has not committed yet');
+      // A pragmatic write meanwhile cannot lease: it is journaled and acknowledged (replayed once the cache answers).
+      const journaledBefore = reader.engine.counters.journaledAcks;
+      await reader.engine.write('other', 'during');
 
       gate.release(); // v2 commits; its writer never completes (hung completeWrite)
       await until('v2 to commit', async () => (await store.read('ns', 'k'))?.version === 2);
@@ -115,6 +118,8 @@ describe('Redis restarted without persistence while a write is in flight', () =>
       });
       assert.deepEqual([...values], ['v2'], 'never the older v1 read before v2 committed');
       assert.equal(during.source, 'store-fallback', 'a quarantined cache answered no call: the read went to the store, and nothing was filled');
+      assert.equal(reader.engine.counters.journaledAcks, journaledBefore + 1, 'the write during the quarantine was journaled');
+      assert.equal(await reader.engine.read('other'), 'during');
       await until('v2 to be a hit (filled after the quarantine)', async () => (await reader.engine.readEntry('k')).source === 'hit');
       assert.equal((await reader.engine.readEntry('k')).value, 'v2');
 
