@@ -24,7 +24,7 @@ import { createSqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisServer } from '../helpers/redis-server.js';
 
 /** Short leases keep the test quick; the quarantine must be at least the lease (the adapter's rule). */
-const LEASE = '2s';
+const LEASE = '4s';
 
 interface Instance {
   readonly redis: RedisCacheAdapter;
@@ -99,6 +99,7 @@ describe('Redis restarted without persistence while a write is in flight', () =>
 
       // The reader misses in the emptied cache and reads the store before v2 commits.
       const during = await reader.engine.readEntry('k');
+      const stateDuring = await answersOrQuarantined(reader.redis);
       assert.equal(during.value, 'v1', 'v2 has not committed yet');
       // A pragmatic write meanwhile cannot lease: it is journaled and acknowledged (replayed once the cache answers).
       const journaledBefore = reader.engine.counters.journaledAcks;
@@ -117,6 +118,7 @@ describe('Redis restarted without persistence while a write is in flight', () =>
         return answered >= 5;
       });
       assert.deepEqual([...values], ['v2'], 'never the older v1 read before v2 committed');
+      assert.equal(stateDuring, 'quarantined', 'the read ran within the quarantine (v2\'s store step was held less than LEASE)');
       assert.equal(during.source, 'store-fallback', 'a quarantined cache answered no call: the read went to the store, and nothing was filled');
       assert.equal(reader.engine.counters.journaledAcks, journaledBefore + 1, 'the write during the quarantine was journaled');
       assert.equal(await reader.engine.read('other'), 'during');
