@@ -100,6 +100,12 @@ describe('Redis restarted without persistence while a write is in flight', () =>
       // The reader misses in the emptied cache and reads the store before v2 commits.
       const during = await reader.engine.readEntry('k');
       const stateDuring = await answersOrQuarantined(reader.redis);
+      // An instance that connects now finds the marker already naming this process, and waits the quarantine out too.
+      const late = createRedisCache({ url: server.url, keyPrefix: prefix, restartQuarantine: LEASE, onWarning: () => undefined });
+      await late.connect(); // connected, though quarantined
+      const lateState = await answersOrQuarantined(late);
+      const lateStarted = late.stats().datasetQuarantines;
+      await late.close();
       assert.equal(during.value, 'v1', 'v2 has not committed yet');
       // A pragmatic write meanwhile cannot lease: it is journaled and acknowledged (replayed once the cache answers).
       const journaledBefore = reader.engine.counters.journaledAcks;
@@ -118,6 +124,7 @@ describe('Redis restarted without persistence while a write is in flight', () =>
         return answered >= 5;
       });
       assert.deepEqual([...values], ['v2'], 'never the older v1 read before v2 committed');
+      assert.deepEqual([lateState, lateStarted], ['quarantined', 0], 'a later instance honours the quarantine another one started');
       assert.equal(stateDuring, 'quarantined', 'the read ran within the quarantine (v2\'s store step was held less than LEASE)');
       assert.equal(during.source, 'store-fallback', 'a quarantined cache answered no call: the read went to the store, and nothing was filled');
       assert.equal(reader.engine.counters.journaledAcks, journaledBefore + 1, 'the write during the quarantine was journaled');
