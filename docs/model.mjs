@@ -24,8 +24,12 @@
 // the guard's flush amounts to. A restore happens only while no write is in flight, so that the two
 // are told apart: with a lease lost mid-write (`--cache-losses 1`) the model prints a counterexample
 // (a writer that crashes after its commit, or whose completeWrite fails, while a reader fills the
-// older value it read before the commit): a limit of any cache restart without persistence, not of
-// the rollback. An executable reference for
+// older value it read before the commit) unless the cache is quarantined after the loss: the Redis
+// adapter's guard, on finding the dataset lost or not its own, answers no call for one lease period
+// (every cache op fails, as a cache error), so every write whose lease was lost has finished its
+// store step (the lease budget bounds it) before anything is filled again. In the model the
+// quarantine ends once no writer that was in its store step at the loss still is. `--no-quarantine`
+// drops it and must print the counterexample. An executable reference for
 // the protocol's rules, not code to copy: each counterexample it prints is a test worth having.
 // Fill waiters (issue 13, item 5): a reader that finds another reader's live fill lease waits for
 // it instead of reading the store. It polls with `get` (a message from the filler may only wake
@@ -64,6 +68,7 @@ const EARLY_UNCHECKED = argv.includes('--early-ack-unchecked');
 const EARLY = !STRICT && (EARLY_UNCHECKED || argv.includes('--early-ack'));
 const LATE_COMMITS = argv.includes('--late-commits');
 const SLOW_COMMITS = EARLY || LATE_COMMITS || argv.includes('--slow-commits');
+const QUARANTINE = !argv.includes('--no-quarantine');
 
 // ---- state ----
 // rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
@@ -78,6 +83,9 @@ function init() {
     snap: undefined, rollbacks: 0, losses: 0,
     // msg: the last value a lease holder announced to waiters (only the wrong variant reads it)
     msg: undefined,
+    // `quar`: while the cache is quarantined after a loss, the writers whose store step may still
+    // commit (they were in it at the loss); null when not quarantined. Every cache op fails meanwhile.
+    quar: null,
     w: Array.from({ length: W }, (_, i) => ({ pc: 'begin', id: 'w' + i, del: DELETES && i === W - 1, ver: 0, journal: false, dead: false, done: false })),
     r: Array.from({ length: R }, (_, i) => ({ pc: 'get', id: 'r' + i, tok: null, start: -1, dbv: 0, done: false, dead: false })),
   };
@@ -141,7 +149,7 @@ function* successors(s) {
     // crash at any step
     { const n = clone(s); n.w[i].dead = true; yield [n, `${w.id} crash at ${w.pc}`]; }
     if (w.pc === 'begin') {
-      for (const o of OUTCOMES) {
+      for (const o of cacheOutcomes(s)) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'failBefore') beginWrite(n, x.id);
         if (o === 'ok') x.pc = 'db';
@@ -160,7 +168,7 @@ function* successors(s) {
         yield [n, `${x.id} store write ${o}${x.ver ? ' v' + x.ver : ''}`];
       }
     } else if (w.pc === 'abort') {
-      for (const o of OUTCOMES) {
+      for (const o of cacheOutcomes(s)) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'failBefore') abortWrite(n, x.id);
         x.done = true; x.pc = 'failed';
@@ -185,7 +193,7 @@ function* successors(s) {
         yield [n, `${x.id} completeWrite ${o} (after the ack)`];
       }
     } else if (w.pc === 'complete') {
-      for (const o of OUTCOMES) {
+      for (const o of cacheOutcomes(s)) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'failBefore') completeWrite(n, x.id, x.ver, x.del);
         // a failed completion journals the key before the acknowledgement (the lease-budget rule)
@@ -202,7 +210,7 @@ function* successors(s) {
     if (r.done || r.dead) continue;
     { const n = clone(s); n.r[i].dead = true; yield [n, `${r.id} crash at ${r.pc}`]; }
     if (r.pc === 'get') {
-      for (const o of ['ok', 'fail']) {
+      for (const o of s.quar ? ['fail'] : ['ok', 'fail']) {
         const n = clone(s); const x = n.r[i];
         x.start = n.acked; x.startJournal = n.journal.slice(n.cursor); // rows still to be replayed
         if (o === 'fail') { x.pc = 'dbOnly'; yield [n, `${x.id} get fails -> store`]; continue; }
@@ -212,8 +220,9 @@ function* successors(s) {
         yield [n, `${x.id} get ${g.kind}${x.tok ? ' token' : x.pc === 'wait' ? ', waits for the fill' : ''}`];
       }
     } else if (r.pc === 'wait') {
-      // poll: ask the cache again (atomic); what it answers is all a waiter may act on
-      for (const o of ['ok', 'fail']) {
+      // poll: ask the cache again (atomic); what it answers is all a waiter may act on (a
+      // quarantined cache answers nothing: the waiter reads the store)
+      for (const o of s.quar ? ['fail'] : ['ok', 'fail']) {
         const n = clone(s); const x = n.r[i];
         if (o === 'fail') { x.pc = 'dbOnly'; yield [n, `${x.id} poll fails -> store`]; continue; }
         const g = get(n, x);
@@ -233,7 +242,7 @@ function* successors(s) {
       x.dbv = n.db.v; x.dbTomb = n.db.tomb; x.pc = r.pc === 'dbFill' ? 'fill' : 'ret';
       yield [n, `${x.id} store read v${x.dbv}`];
     } else if (r.pc === 'fill') {
-      for (const o of OUTCOMES) {
+      for (const o of cacheOutcomes(s)) {
         const n = clone(s); const x = n.r[i];
         if (o !== 'failBefore') fill(n, x.tok, x.dbv, x.dbTomb);
         n.msg = x.dbv; // announced to waiters (whether or not the fill was accepted)
@@ -263,7 +272,7 @@ function* successors(s) {
     yield [n, `write lease of ${id} expires${gone(id) ? '' : ` (${why[owner.pc]})`}`];
   }
   if (rec.t === 'val') { const n = clone(s); n.rec = { t: 'none' }; yield [n, `v${rec.v} evicted`]; }
-  if (s.cursor < s.journal.length) {
+  if (s.cursor < s.journal.length && !s.quar) {
     // apply the next row, then save the cursor past it (never before: a failure retries the row)
     const n = clone(s); const j = n.journal[n.cursor]; invalidateOlder(n, j); n.cursor++; n.saved = n.cursor;
     yield [n, `journal repair v${j} (row ${n.cursor})`];
@@ -277,13 +286,18 @@ function* successors(s) {
     if (s.snap !== undefined && !writing) {
       const n = clone(s); n.rollbacks++;
       n.rec = clone(s.snap.rec); n.saved = s.snap.saved;
-      if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; n.saved = undefined; } // the dataset guard: flushed before use
+      if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; n.saved = undefined; quarantine(n); } // the dataset guard: flushed before use
       yield [n, `cache restarts from its snapshot (${describe(s.snap.rec)})${TRUST_ROLLBACK ? ', trusted' : ', flushed by the dataset guard'}`];
     }
   }
   if (s.losses < LOSSES) {
-    const n = clone(s); n.losses++; n.rec = { t: 'none' }; n.saved = undefined;
-    yield [n, 'cache loses everything (restart without persistence)'];
+    const n = clone(s); n.losses++; n.rec = { t: 'none' }; n.saved = undefined; quarantine(n);
+    yield [n, `cache loses everything (restart without persistence)${QUARANTINE ? ', quarantined' : ''}`];
+  }
+  // one lease period after the loss: no writer that held a (lost) lease can still commit
+  if (s.quar && s.quar.every((id) => { const w = s.w.find((x) => x.id === id); return w.dead || w.done || w.pc !== 'db'; })) {
+    const n = clone(s); n.quar = null;
+    yield [n, 'quarantine ends (one lease period after the loss)'];
   }
   if (s.restarts < RESTARTS) {
     // the drainer restarts (a redeploy); the cache keeps its records and the saved cursor
@@ -293,6 +307,15 @@ function* successors(s) {
     else n.cursor = n.saved === undefined || n.saved > head ? 0 : n.saved; // replay all retained
     yield [n, `drainer restarts at row ${n.cursor} (saved cursor ${n.saved ?? 'none'}, head ${head})`];
   }
+}
+function quarantine(n) {
+  if (!QUARANTINE) return;
+  const writing = n.w.filter((w) => !w.dead && !w.done && w.pc === 'db').map((w) => w.id);
+  n.quar = [...new Set([...(n.quar ?? []), ...writing])].sort();
+}
+/** A quarantined cache answers nothing: every op fails before applying. */
+function cacheOutcomes(s) {
+  return s.quar ? ['failBefore'] : OUTCOMES;
 }
 function describe(rec) {
   return rec.t === 'val' ? `v${rec.v}` : rec.t === 'none' ? 'nothing' : `${rec.t} lease`;
@@ -363,6 +386,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

@@ -115,6 +115,14 @@ export class CacheTimeoutError extends CacheError {
   static override readonly code = 'E_CACHE_TIMEOUT';
 }
 
+/**
+ * The Redis cache lost its dataset (a restart, a promoted replica, a flush), or cannot prove it did
+ * not, and answers no call for `restartQuarantine` (docs/protocol.md, "The quarantine").
+ */
+export class DatasetQuarantinedError extends CacheError {
+  static override readonly code = 'E_CACHE_QUARANTINED';
+}
+
 /** Redis evicts keys without a TTL (`maxmemory-policy allkeys-*`), leases included: the adapter refuses to be used. */
 export class CacheEvictionPolicyError extends CacheError {
   static override readonly code = 'E_CACHE_EVICTION_POLICY';

@@ -172,6 +172,11 @@ export function resolveOptions(options: EngineOptions): ResolvedOptions {
   // The default never exceeds a short lease (the chaos harness runs with 50 ms leases); an explicit one must not.
   const fillWaitMs = options.fillWait === undefined ? Math.min(100, leaseTtlMs) : toMs(options.fillWait, 'fillWait', { allowZero: true });
   if (fillWaitMs > leaseTtlMs) throw new InvalidOptionError(`fillWait (${fillWaitMs} ms) must be at most leaseTtl (${leaseTtlMs} ms)`);
+  // A cache's quarantine after a lost dataset must outlast any lease lost with it (docs/protocol.md, "The quarantine").
+  const quarantineMs = options.cache.restartQuarantineMs;
+  if (quarantineMs !== undefined && quarantineMs < leaseTtlMs) {
+    throw new InvalidOptionError(`the cache's restartQuarantine (${quarantineMs} ms) must be at least leaseTtl (${leaseTtlMs} ms): set it on the Redis cache`);
+  }
   const failurePolicy = options.failurePolicy ?? 'pragmatic';
   if (failurePolicy !== 'pragmatic' && failurePolicy !== 'strict') {
     throw new InvalidOptionError(`failurePolicy must be 'pragmatic' or 'strict' (got ${JSON.stringify(failurePolicy)})`);

@@ -86,11 +86,15 @@ export interface CacheStats {
   readonly leasesExpired: number;
   /** Datasets removed because the cache could not prove it wrote them (a Redis restarted from a snapshot, a promoted replica). */
   readonly datasetFlushes?: number;
+  /** Quarantines started after a lost dataset: the cache answered no call for one lease period. */
+  readonly datasetQuarantines?: number;
 }
 
 export interface CacheAdapter {
   readonly name: string;
   readonly capabilities: CacheCapabilities;
+  /** How long the cache answers no call after losing its dataset (the Redis adapter); an engine's leaseTtl may not exceed it. */
+  readonly restartQuarantineMs?: number | undefined;
   /** value → the record; nothing or an expired lease → a fill lease for the caller (miss with token); live fill → miss without token; live write → bypass. */
   get(key: string, fillLeaseMs: number): MaybePromise<CacheGetResult>;
   /** Publishes the entry only if `token` still holds the fill lease. Returns whether it was accepted. */

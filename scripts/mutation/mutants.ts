@@ -123,6 +123,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'fill waiters: the wait for another instance\'s fill is bounded by the read\'s whole budget (the lease), not fillWait',
     patches: [{ file: FILL_WAIT, find: 'const waitMs = Math.min(ctx.options.fillWaitMs, deadline.remaining() / 2);', replace: 'const waitMs = deadline.remaining();' }],
   },
+  {
+    id: 'restart-quarantine-off',
+    rule: 'a cache that loses its dataset: no quarantine, so a fill of a value read before the commit of a write whose lease was lost is accepted',
+    patches: [
+      {
+        file: DATASET,
+        find: '    const lost = marker !== null || removed > 0 || uptimeMs < this.quarantineMs;',
+        replace: '    const lost = (marker !== null || removed > 0 || uptimeMs < this.quarantineMs) && false;',
+      },
+    ],
+  },
   // --- the transition table, in both adapters ---
   {
     id: 'unfenced-fill',

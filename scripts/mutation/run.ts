@@ -32,6 +32,7 @@ const DEFAULT_TESTS = [
   'test/consistency/random-interleavings.test.ts',
   'test/integration/redis-cache.test.ts',
   'test/consistency/redis-restart-from-snapshot.test.ts',
+  'test/consistency/redis-restart-quarantine.test.ts',
 ];
 const TEST_TIMEOUT_MS = 240_000;
 

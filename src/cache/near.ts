@@ -129,6 +129,10 @@ export class NearCache implements CacheAdapter, InvalidationListener {
   private gaps = 0;
   private readonly heartbeatEvery: number | undefined;
 
+  get restartQuarantineMs(): number | undefined {
+    return this.redis.restartQuarantineMs;
+  }
+
   constructor(options: NearCacheOptions) {
     if (options?.redis === undefined || typeof options.redis.keyPrefix !== 'string') {
       throw new InvalidOptionError('redis must be a Redis cache adapter (createRedisCache)');

@@ -8,6 +8,16 @@
 // included: the same as a restart without persistence) and then sets the marker. See
 // docs/protocol.md, "A cache that rolls back".
 //
+// The quarantine: a lost dataset (a restart, with or without persistence, a promoted replica, the
+// flush itself) may have taken write leases whose writes are still in flight; such a write may
+// commit after a reader filled the value it read before the commit, and if its writer then dies
+// nothing removes that fill. Every write's store step ends within its lease (the lease budget), so
+// the guard answers no call for one lease period after the loss: the marker then reads
+// `<run_id> <quarantine end, ms of Redis server time>`, set in one script with the decision, and
+// every instance's guard (one connecting later too) keeps its connection unverified until the
+// server's TIME has passed it. Calls meanwhile fail at once (DatasetQuarantinedError, a cache
+// error): reads go to the store, writes follow the failure policy. docs/protocol.md, "The quarantine".
+//
 // Why no adapter command can run on an unverified connection: node-redis emits 'connect' for each
 // new socket before its handshake, and a command can be written on that socket only once the client
 // is ready, later. The guard is reset (unverified) on 'connect' (and on 'error', 'reconnecting' and
@@ -15,7 +25,7 @@
 // client. A command handed over before the reset either went out on the old socket or, without an
 // offline queue (the adapter's own clients), is rejected when that socket dies: it never moves to
 // the new one.
-import { LockstepError } from '../errors.js';
+import { DatasetQuarantinedError, LockstepError } from '../errors.js';
 import { configValue } from './redis-replies.js';
 import type { CommandOptionsSlice, RedisClientLike, Transport } from './redis-transport.js';
 
@@ -29,6 +39,15 @@ export interface DatasetFlush {
   readonly keysRemoved: number;
 }
 
+/** What `onQuarantine` is told: the cache answers no call until the quarantine ends. */
+export interface DatasetQuarantine {
+  readonly runId: string;
+  /** Redis server time (ms since the epoch) at which the quarantine ends. */
+  readonly untilServerMs: number;
+  /** How long it still lasts, by the server's clock when it was read. */
+  readonly remainingMs: number;
+}
+
 interface Emitter {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   off?(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -40,9 +59,25 @@ interface Emitter {
  * KEYS: the marker, then the page. ARGV: the run_id. Reply: keys removed, or -1 (already done).
  */
 const FLUSH_PAGE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return -1 end
+local m = redis.call('GET', KEYS[1])
+if m and (m == ARGV[1] or string.sub(m, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then return -1 end
 for i = 2, #KEYS do redis.call('UNLINK', KEYS[i]) end
 return #KEYS - 1
+`;
+/**
+ * Claims the marker for this server process, unless an instance already did (its quarantine then
+ * stands: never shorten it). KEYS: the marker. ARGV: the run_id, the quarantine length in ms (0:
+ * none). Reply: the marker's value, the server's TIME in ms, and 1 if this call set the marker.
+ */
+const CLAIM_MARKER = `
+local m = redis.call('GET', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if m and (m == ARGV[1] or string.sub(m, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then return {m, string.format('%.0f', now), 0} end
+local v = ARGV[1]
+if tonumber(ARGV[2]) > 0 then v = ARGV[1] .. ' ' .. string.format('%.0f', now + tonumber(ARGV[2])) end
+redis.call('SET', KEYS[1], v)
+return {v, string.format('%.0f', now), 1}
 `;
 const SCAN_COUNT = '1000';
 /** A guard that saw this many reconnections during one verification gives up (the call fails; the next one retries). */
@@ -54,6 +89,12 @@ export class DatasetGuard {
   private epoch = 0;
   private verifying: Promise<void> | undefined;
   private flushCount = 0;
+  private quarantineCount = 0;
+  /** performance.now() before which calls fail without asking Redis (the server's clock decides when it is over). */
+  private quarantinedUntil = 0;
+  /** The end (server time) of the last quarantine reported, so that each is reported once. */
+  private reportedUntil = 0;
+  private quarantineTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly listeners: Array<[string, () => void]> = [];
 
   constructor(
@@ -63,6 +104,9 @@ export class DatasetGuard {
     /** SCAN MATCH pattern of every key under the prefix. */
     private readonly match: string,
     private readonly onFlush: (flush: DatasetFlush) => void,
+    /** How long the cache answers nothing after a lost dataset: at least the longest lease any engine holds. */
+    private readonly quarantineMs: number,
+    private readonly onQuarantine: (quarantine: DatasetQuarantine) => void,
   ) {
     const emitter = client as unknown as Partial<Emitter>;
     if (typeof emitter.on !== 'function') return; // a client without events: verified once, then trusted (documented)
@@ -81,6 +125,12 @@ export class DatasetGuard {
     const emitter = this.client as unknown as Partial<Emitter>;
     for (const [event, listener] of this.listeners.splice(0)) emitter.off?.call(this.client, event, listener);
     this.verified = false;
+    clearTimeout(this.quarantineTimer);
+  }
+
+  /** Quarantines this guard started (another instance may have started the one it waits out). */
+  get quarantines(): number {
+    return this.quarantineCount;
   }
 
   /** Datasets removed by this guard. */
@@ -91,6 +141,8 @@ export class DatasetGuard {
   /** Resolves once the current connection is verified (flushing a dataset it did not write first). */
   whenVerified(): Promise<void> {
     if (this.verified) return Promise.resolve();
+    const left = this.quarantinedUntil - performance.now();
+    if (left > 0) return Promise.reject(new DatasetQuarantinedError(`the Redis cache is quarantined after a dataset loss for ${Math.ceil(left)} ms more`));
     this.verifying ??= this.verify().finally(() => {
       this.verifying = undefined;
     });
@@ -118,7 +170,8 @@ export class DatasetGuard {
     const [info, marker] = await Promise.all([this.send(['INFO', 'server']), this.send(['GET', this.markerKey])]);
     const runId = /(?:^|\n)run_id:([0-9a-zA-Z]+)/.exec(String(info))?.[1];
     if (runId === undefined) throw new LockstepError('Redis did not report its run_id (INFO server): the dataset cannot be verified');
-    if (marker === runId) return;
+    if (marker === runId) return; // no quarantine was ever set under this process
+    if (typeof marker === 'string' && marker.startsWith(`${runId} `)) return this.claim(runId, 0); // has its quarantine passed?
     let removed = 0;
     let cursor = '0';
     do {
@@ -131,10 +184,36 @@ export class DatasetGuard {
       if (done < 0) break; // another instance finished the flush
       removed += done;
     } while (cursor !== '0');
-    await this.send(['SET', this.markerKey, runId]);
-    if (marker === null && removed === 0) return; // a fresh prefix (or an empty dataset): nothing was removed
-    this.flushCount++;
-    this.onFlush({ runId, previous: marker === null || marker === undefined ? undefined : String(marker), keysRemoved: removed });
+    // A missing marker on an empty dataset is a first use, or a restart without persistence: only a
+    // server up for longer than the quarantine proves that no lease of a lost dataset is in flight.
+    const uptimeMs = Number(/(?:^|\n)uptime_in_seconds:(\d+)/.exec(String(info))?.[1] ?? 0) * 1000;
+    const lost = marker !== null || removed > 0 || uptimeMs < this.quarantineMs;
+    if (marker !== null || removed > 0) {
+      // Reported before the claim, which throws while the quarantine lasts.
+      this.flushCount++;
+      this.onFlush({ runId, previous: marker === null || marker === undefined ? undefined : String(marker).split(' ')[0], keysRemoved: removed });
+    } // else a fresh prefix (or an empty dataset): nothing was removed
+    await this.claim(runId, lost ? this.quarantineMs : 0);
+  }
+
+  /** Sets the marker (or reads the one another instance set) and throws while its quarantine lasts. */
+  private async claim(runId: string, quarantineMs: number): Promise<void> {
+    const reply = await this.send(['EVAL', CLAIM_MARKER, '1', this.markerKey, runId, String(quarantineMs)]);
+    if (!Array.isArray(reply) || reply.length !== 3) throw new LockstepError(`unexpected reply from Redis to the dataset marker script: ${JSON.stringify(reply)?.slice(0, 200)}`);
+    const untilServerMs = Number(String(reply[0]).split(' ')[1] ?? 0);
+    const remainingMs = untilServerMs - Number(reply[1]);
+    if (!(remainingMs > 0)) return;
+    if (Number(reply[2]) === 1) this.quarantineCount++;
+    this.quarantinedUntil = performance.now() + remainingMs;
+    // Verify again once it is over (the server's TIME decides), so the cache serves without waiting for a call.
+    clearTimeout(this.quarantineTimer);
+    this.quarantineTimer = setTimeout(() => void this.whenVerified().catch(() => undefined), remainingMs + 1);
+    this.quarantineTimer.unref?.();
+    if (untilServerMs !== this.reportedUntil) {
+      this.reportedUntil = untilServerMs;
+      this.onQuarantine({ runId, untilServerMs, remainingMs });
+    }
+    throw new DatasetQuarantinedError(`the Redis cache is quarantined after a dataset loss for ${remainingMs} ms more (until Redis server time ${new Date(untilServerMs).toISOString()})`);
   }
 }
 

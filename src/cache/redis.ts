@@ -4,7 +4,7 @@
 import { Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
-import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, InvalidOptionError, LockstepError } from '../errors.js';
+import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, DatasetQuarantinedError, InvalidOptionError, LockstepError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
 import type {
   CacheAdapter,
@@ -20,7 +20,7 @@ import type {
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
-import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush } from './redis-dataset.js';
+import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -56,6 +56,14 @@ interface RedisCacheCommon {
   maxQueuedCommands?: number;
   /** Receives warnings, e.g. an `allkeys-*` maxmemory-policy. @default process.emitWarning */
   onWarning?: (message: string) => void;
+  /**
+   * After a lost dataset (a Redis restart, a promoted replica, the dataset guard's flush) the cache
+   * answers no call for this long (E_CACHE_QUARANTINED: reads use the store, writes follow the
+   * failure policy), so that no write whose lease was lost can still commit once fills resume.
+   * **Must be at least the `leaseTtl` of every engine using this Redis.** Single Redis only.
+   * @default '5s' (the engine's default leaseTtl)
+   */
+  restartQuarantine?: Duration;
   /** Receives connection errors of a client the adapter creates (failed calls also carry them as `cause`). @default ignored */
   onError?: (error: unknown) => void;
 }
@@ -122,7 +130,10 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * acknowledged writes: on every connection, before anything else runs on it, the adapter compares the
  * server's `run_id` with the one it wrote under (a marker key, `<keyPrefix>#dataset`) and, when they
  * differ, removes every key under the prefix (the cache starts cold; `onWarning` is told and
- * `stats().datasetFlushes` counts it). A single Redis only: a cluster is not checked. For a client you
+ * `stats().datasetFlushes` counts it). After a lost dataset it answers no call (E_CACHE_QUARANTINED)
+ * for `restartQuarantine`, which must be at least every engine's leaseTtl: a write whose lease was lost
+ * may still commit meanwhile (`stats().datasetQuarantines`; docs/protocol.md, "The quarantine").
+ * A single Redis only: a cluster is not checked. For a client you
  * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
  *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
@@ -143,6 +154,8 @@ const POLICY_RECHECK_MS = 5_000;
 class RedisCache implements RedisCacheAdapter {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
+  /** Undefined for a cluster (not guarded). */
+  readonly restartQuarantineMs: number | undefined;
   readonly keyPrefix: string;
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
@@ -215,7 +228,17 @@ class RedisCache implements RedisCacheAdapter {
     // (redis-dataset.ts). A cluster is not guarded (docs/protocol.md, "A cache that rolls back").
     if (transport.kind === 'redis') {
       const client = transport.client as RedisClientLike;
-      this.guard = new DatasetGuard(client, transport.options, `${this.internalPrefix}dataset`, `${escapeGlob(this.keyPrefix)}*`, (flush) => this.flushed(flush));
+      const quarantineMs = toMs(options.restartQuarantine ?? '5s', 'restartQuarantine');
+      this.restartQuarantineMs = quarantineMs;
+      this.guard = new DatasetGuard(
+        client,
+        transport.options,
+        `${this.internalPrefix}dataset`,
+        `${escapeGlob(this.keyPrefix)}*`,
+        (flush) => this.flushed(flush),
+        quarantineMs,
+        (quarantine) => this.quarantined(quarantine),
+      );
       transport = guarded(transport, this.guard);
       if (!this.owned && (client as { options?: { disableOfflineQueue?: boolean } }).options?.disableOfflineQueue !== true) {
         this.onWarning(
@@ -333,7 +356,7 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   stats(): CacheStats {
-    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0 };
+    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0, datasetQuarantines: this.guard?.quarantines ?? 0 };
   }
 
   loadJournalCursor(journalId: string): Promise<number | undefined> {
@@ -428,7 +451,10 @@ class RedisCache implements RedisCacheAdapter {
     this.connected = true;
     this.policyCheck ??= this.checkMaxmemoryPolicy();
     await this.policyCheck;
-    await this.guard?.whenVerified();
+    // A quarantined cache is connected: its calls fail (cache errors) until the quarantine ends.
+    await this.guard?.whenVerified().catch((error: unknown) => {
+      if (!(error instanceof DatasetQuarantinedError)) throw error;
+    });
     if (this.guard === undefined && !this.clusterChecked) {
       this.clusterChecked = true;
       void this.transport
@@ -446,6 +472,16 @@ class RedisCache implements RedisCacheAdapter {
       `Lockstep's Redis cache found a dataset under the prefix ${JSON.stringify(this.keyPrefix)} that it cannot prove it wrote ` +
         `under the running Redis process (run_id ${flush.runId}; ${previous}): a restart from a snapshot or a ` +
         `promoted replica may hold values older than acknowledged writes, so ${flush.keysRemoved} keys were removed and the cache starts cold`,
+    );
+  }
+
+  /** The cache answers no call until the quarantine ends: say so, once per quarantine. */
+  private quarantined(quarantine: DatasetQuarantine): void {
+    this.onWarning(
+      `Lockstep's Redis cache under the prefix ${JSON.stringify(this.keyPrefix)} lost its dataset or cannot prove it is its own ` +
+        `(run_id ${quarantine.runId}): it answers no call (E_CACHE_QUARANTINED) for ${quarantine.remainingMs} ms more, until Redis ` +
+        `server time ${new Date(quarantine.untilServerMs).toISOString()}, so that no write whose lease was lost can still commit when fills resume; ` +
+        'reads use the store meanwhile',
     );
   }
 

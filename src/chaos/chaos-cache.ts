@@ -15,6 +15,10 @@ export class ChaosCache implements CacheAdapter {
     if (inner.isEmpty !== undefined) this.isEmpty = () => inner.isEmpty!();
   }
 
+  get restartQuarantineMs(): number | undefined {
+    return this.inner.restartQuarantineMs;
+  }
+
   /** Only when the wrapped cache can tell (see CacheAdapter.isEmpty). */
   readonly isEmpty?: () => boolean;
 

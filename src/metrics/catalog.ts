@@ -50,6 +50,7 @@ export type CounterName =
   | 'deletes'
   | 'leases_expired'
   | 'cache_dataset_flushes'
+  | 'cache_dataset_quarantines'
   | 'consistency_checks'
   | 'consistency_violations';
 
@@ -131,6 +132,12 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'cache_dataset_flushes',
     help: 'Times the cache removed a dataset it could not prove it wrote (a Redis restarted from a snapshot, a promoted replica, a marker missing): the cache starts cold (the cache adapter total, under the first namespace attached to that cache).',
     read: (s) => s.cacheStats().datasetFlushes ?? 0,
+    perCache: true,
+  },
+  {
+    name: 'cache_dataset_quarantines',
+    help: 'Times the cache started a quarantine after a lost dataset (a Redis restart, a promoted replica, a flush): it answered no call (E_CACHE_QUARANTINED, reads from the store) for restartQuarantine (the cache adapter total, under the first namespace attached to that cache).',
+    read: (s) => s.cacheStats().datasetQuarantines ?? 0,
     perCache: true,
   },
   {

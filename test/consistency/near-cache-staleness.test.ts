@@ -18,7 +18,7 @@ import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import { FaultyFeed } from '../helpers/faulty-feed.js';
 import { runNearChaos } from '../helpers/near-chaos.js';
-import { needRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { needRedisServer, startRedisServer, untilUptime, type RedisServer } from '../helpers/redis-server.js';
 
 const BOUND_MS = 50;
 
@@ -43,7 +43,9 @@ describe('near cache: bounded staleness under invalidation faults', () => {
   const { skip } = needRedisServer();
   let redis: RedisServer;
   before(async () => {
-    if (!skip) redis = await startRedisServer();
+    if (skip) return;
+    redis = await startRedisServer();
+    await untilUptime(redis); // past the first-use quarantine of a freshly started server
   });
   after(async () => {
     await redis?.stop();

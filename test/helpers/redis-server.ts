@@ -208,3 +208,19 @@ export async function startRedisCluster(masters = 3, timeoutMs = 10_000): Promis
     throw error;
   }
 }
+
+/**
+ * Waits (polling INFO, bounded) until the server has been up for `seconds`: an adapter that first
+ * uses a prefix on a server up for less than its `restartQuarantine` (5 s by default) cannot tell
+ * it from a restart without persistence and answers no call for that long (docs/protocol.md, "The
+ * quarantine"). For tests about other things on a freshly started server.
+ */
+export async function untilUptime(server: RedisServer, seconds = 5, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const uptime = Number(/uptime_in_seconds:(\d+)/.exec(await server.cli('INFO', 'server'))?.[1] ?? 0);
+    if (uptime >= seconds) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on ${server.port} not up for ${seconds} s within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}

@@ -14,7 +14,7 @@ import { createManualClock } from '../../src/clock.js';
 import { ClosedError, InvalidOptionError, LockstepError } from '../../src/errors.js';
 import type { CacheAdapter, CacheRecordView, LeaseToken } from '../../src/types.js';
 import { runCacheAdapterSuite, stringEntry, tombstoneEntry } from '../conformance/cache-adapter.suite.js';
-import { needRedisServer, type RedisServer, startRedisServer } from '../helpers/redis-server.js';
+import { needRedisServer, type RedisServer, startRedisServer, untilUptime } from '../helpers/redis-server.js';
 import { needService, REDIS_URL } from '../helpers/services.js';
 
 const shared = await needService('Redis', REDIS_URL);
@@ -437,7 +437,7 @@ describe('Redis cache options', () => {
     assert.equal(cache.keyPrefix, 'lockstep:');
     assert.equal(cache.name, 'redis');
     assert.deepEqual(cache.capabilities, { decodedValues: false, shared: true });
-    assert.deepEqual(cache.stats(), { leasesExpired: 0, datasetFlushes: 0 });
+    assert.deepEqual(cache.stats(), { leasesExpired: 0, datasetFlushes: 0, datasetQuarantines: 0 });
     await cache.close();
   });
 });
@@ -447,6 +447,7 @@ describe('Redis cache against a test-owned redis-server', { skip: ownServer.skip
   let admin: RawClient;
   before(async () => {
     server = await startRedisServer();
+    await untilUptime(server); // past the first-use quarantine of a freshly started server
     admin = await rawClient(server.url);
   });
   after(async () => {

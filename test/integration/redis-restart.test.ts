@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { CacheUnavailableError } from '../../src/errors.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
-import { needRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { needRedisServer, startRedisServer, untilUptime, type RedisServer } from '../helpers/redis-server.js';
 import { type WriteThrough, createWriteThrough } from '../../src/compose/write-through.js';
 
 const COMMAND_TIMEOUT_MS = 300;
@@ -26,9 +26,9 @@ async function timed<T>(work: Promise<T>): Promise<{ ms: number; result?: T; err
   }
 }
 
-/** The client reconnects with backoff: wait (bounded) until it answers again. */
+/** The client reconnects with backoff, then the restart's quarantine (5 s) passes: wait (bounded) until it answers again. */
 async function reconnected(cache: RedisCacheAdapter): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 20_000;
   for (;;) {
     try {
       return await cache.ping();
@@ -50,6 +50,7 @@ for (const persistence of ['none', 'appendonly'] as const) {
 
     before(async () => {
       redis = await startRedisServer(persistence === 'appendonly' ? ['--appendonly', 'yes', '--appendfsync', 'always'] : []);
+      await untilUptime(redis); // past the first-use quarantine of a freshly started server
       dir = mkdtempSync(join(tmpdir(), 'lockstep-restart-'));
       store = createSqliteStore({ path: join(dir, 'store.db') });
       cache = createRedisCache({ url: redis.url, commandTimeout: COMMAND_TIMEOUT_MS, keyPrefix: 'restart:' });

@@ -14,7 +14,7 @@ import { type WriteThrough } from '../../src/compose/write-through.js';
 function createSource(namespace: string, extra: { failureRate?: () => number } = {}) {
   const emitter = new EventEmitter<EngineEventMap>();
   const counters = createCounters();
-  const stats: { leasesExpired: number; datasetFlushes?: number } = { leasesExpired: 0 };
+  const stats: { leasesExpired: number; datasetFlushes?: number; datasetQuarantines?: number } = { leasesExpired: 0 };
   const source = Object.assign(emitter, { namespace, counters, cacheStats: (): CacheStats => stats, ...extra });
   const write = (event: Partial<WriteEvent> & Pick<WriteEvent, 'totalMs'>): void => {
     emitter.emit('write', { namespace, key: 'k', operation: 'write', outcome: 'ok', dbMs: undefined, cacheMs: undefined, ...event });
@@ -82,6 +82,7 @@ describe('createMetrics', () => {
     for (const field of Object.values(COUNTER_FIELDS)) a.counters[field] = value++;
     a.stats.leasesExpired = 99;
     a.stats.datasetFlushes = 2;
+    a.stats.datasetQuarantines = 3;
 
     const text = await metrics.text();
     const samples = parse(text);
@@ -92,7 +93,8 @@ describe('createMetrics', () => {
     }
     assert.equal(samples.get(key('lockstep_leases_expired_total', { namespace: 'orders' })), 99);
     assert.equal(samples.get(key('lockstep_cache_dataset_flushes_total', { namespace: 'orders' })), 2);
-    assert.equal(COUNTERS.length, Object.keys(COUNTER_FIELDS).length + 2, 'the engine counters and the two cache adapter totals');
+    assert.equal(samples.get(key('lockstep_cache_dataset_quarantines_total', { namespace: 'orders' })), 3);
+    assert.equal(COUNTERS.length, Object.keys(COUNTER_FIELDS).length + 3, 'the engine counters and the three cache adapter totals');
 
     // the hot path only bumps a number; the next scrape sees it
     a.counters.cacheHits += 1000;
