@@ -76,6 +76,16 @@ describe('docs/model.mjs', () => {
     assert.match(open.out, /w0 beginWrite ok\n\s+cache loses everything[^\n]*\n\s+r0 get miss token\n\s+r0 store read v0\n\s+w0 store write ok v1\n\s+w0 crash at complete/);
   });
 
+  it('a fill waiter and an early acknowledgement under a cache loss: the quarantine covers both (2 readers)', async () => {
+    // Found when the three model extensions were merged: a waiter's poll ignored the quarantine.
+    for (const extra of [[], ['--early-ack']]) {
+      const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--restarts', '0', '--cache-losses', '1', ...extra]);
+      const summary = JSON.parse(out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; quarantine: boolean };
+      assert.equal(code, 0, out);
+      assert.deepEqual([summary.quarantine, summary.staleReads, summary.inconsistentFinals], [true, 0, 0]);
+    }
+  });
+
   it('finds no stale read and no stale wait with fill waiters under strict (1 writer, 2 readers)', async () => {
     const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--strict']);
     const summary = JSON.parse(out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; waiters: string };
