@@ -20,6 +20,8 @@ function redact(text: string): string {
 export interface CacheOpenOptions {
   /** @default 100000 */
   readonly maxEntries?: number;
+  /** Redis only: how long the cache answers nothing after a lost dataset; at least every engine's leaseTtl. @default 5000 */
+  readonly restartQuarantineMs?: number;
 }
 
 interface Kind<Spec, Adapter, OpenOptions> {
@@ -112,10 +114,11 @@ const cacheKinds: ReadonlyArray<Kind<CacheSpec, CacheAdapter, CacheOpenOptions>>
       if (!/^rediss?(\+cluster)?:\/\//.test(text)) return undefined;
       return { kind: 'redis', spec: redact(text), url: text };
     },
-    async open(spec) {
+    async open(spec, options) {
       if (spec.kind !== 'redis') throw new InvalidOptionError(`not a redis cache: ${spec.spec}`);
       const { createRedisCache } = await import('./cache/redis.js');
-      const cache = createRedisCache({ url: spec.url });
+      const quarantine = options.restartQuarantineMs;
+      const cache = createRedisCache({ url: spec.url, ...(quarantine === undefined ? {} : { restartQuarantine: quarantine }) });
       try {
         await cache.connect(); // fail at start-up, not on the first request
       } catch (error) {

@@ -171,7 +171,9 @@ export class DatasetGuard {
     const runId = /(?:^|\n)run_id:([0-9a-zA-Z]+)/.exec(String(info))?.[1];
     if (runId === undefined) throw new LockstepError('Redis did not report its run_id (INFO server): the dataset cannot be verified');
     if (marker === runId) return; // no quarantine was ever set under this process
-    if (typeof marker === 'string' && marker.startsWith(`${runId} `)) return this.claim(runId, 0); // has its quarantine passed?
+    // Claimed under this process with a quarantine: has it passed? Read-only (TIME), so a reconnection
+    // during CLIENT PAUSE WRITE (a failover, a slow fork) is not held up by a script.
+    if (typeof marker === 'string' && marker.startsWith(`${runId} `)) return this.waitOut(runId, Number(marker.split(' ')[1] ?? 0), await this.serverNowMs(), false);
     let removed = 0;
     let cursor = '0';
     do {
@@ -200,10 +202,21 @@ export class DatasetGuard {
   private async claim(runId: string, quarantineMs: number): Promise<void> {
     const reply = await this.send(['EVAL', CLAIM_MARKER, '1', this.markerKey, runId, String(quarantineMs)]);
     if (!Array.isArray(reply) || reply.length !== 3) throw new LockstepError(`unexpected reply from Redis to the dataset marker script: ${JSON.stringify(reply)?.slice(0, 200)}`);
-    const untilServerMs = Number(String(reply[0]).split(' ')[1] ?? 0);
-    const remainingMs = untilServerMs - Number(reply[1]);
+    return this.waitOut(runId, Number(String(reply[0]).split(' ')[1] ?? 0), Number(reply[1]), Number(reply[2]) === 1);
+  }
+
+  /** Redis's clock, in ms. */
+  private async serverNowMs(): Promise<number> {
+    const time = await this.send(['TIME']);
+    if (!Array.isArray(time) || time.length !== 2) throw new LockstepError(`unexpected reply from Redis to TIME: ${JSON.stringify(time)?.slice(0, 200)}`);
+    return Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+  }
+
+  /** Returns when the quarantine that ends at `untilServerMs` (server time) is over; throws while it lasts. */
+  private waitOut(runId: string, untilServerMs: number, nowServerMs: number, startedHere: boolean): void {
+    const remainingMs = untilServerMs - nowServerMs;
     if (!(remainingMs > 0)) return;
-    if (Number(reply[2]) === 1) this.quarantineCount++;
+    if (startedHere) this.quarantineCount++;
     this.quarantinedUntil = performance.now() + remainingMs;
     // Verify again once it is over (the server's TIME decides), so the cache serves without waiting for a call.
     clearTimeout(this.quarantineTimer);

@@ -42,7 +42,8 @@ function send(reply: FillWaitReply): void {
 
 async function main(plan: FillWaitWorkerPlan): Promise<void> {
   const real = await openStore(parseStoreSpec(plan.store));
-  const cache = await openCache(parseCacheSpec(plan.cache));
+  // The quarantine after a lost dataset must outlast the lease (the engine refuses a shorter one).
+  const cache = await openCache(parseCacheSpec(plan.cache), { restartQuarantineMs: plan.leaseTtlMs });
   let storeReads = 0;
   let stallKey: string | undefined;
   // The store as the engine sees it: reads counted, a stalled key's read never answered.

@@ -51,8 +51,9 @@ export async function openStoreWithTimeout(spec: string, timeoutMs: number, pool
   }
 }
 
-export function openEngineCache(spec: string): Promise<CacheAdapter> {
-  return openCache(parseCacheSpec(spec));
+/** The engines' cache; a Redis one quarantines for one lease after a lost dataset (the shortest sound length, so the harness tests that bound). */
+export function openEngineCache(spec: string, leaseTtlMs?: number): Promise<CacheAdapter> {
+  return openCache(parseCacheSpec(spec), leaseTtlMs === undefined ? {} : { restartQuarantineMs: leaseTtlMs });
 }
 
 export async function openNaiveCache(spec: string): Promise<NaiveCache> {

@@ -45,7 +45,17 @@ export async function awaitConvergence(options: ConvergenceOptions): Promise<Con
   for (;;) {
     const polledAt = performance.now();
     await drain?.().catch(() => undefined);
-    const reports = await Promise.all(keys.map(async (key) => ({ key, ...(await inspect(key)) })));
+    let reports: Array<{ key: string } & Awaited<ReturnType<Inspect>>>;
+    try {
+      reports = await Promise.all(keys.map(async (key) => ({ key, ...(await inspect(key)) })));
+    } catch (error) {
+      // The cache may still be out (a Redis restart's quarantine at the end of a run): not converged
+      // yet, so poll again; an inspection that keeps failing fails the run at the timeout.
+      if (performance.now() - endedAt >= timeoutMs) throw error;
+      stableSince = undefined;
+      await sleep(pollMs);
+      continue;
+    }
     const bad = reports.filter((r) => !GOOD.has(r.state));
     if (bad.length === 0) stableSince ??= polledAt;
     else stableSince = undefined;

@@ -83,7 +83,7 @@ export async function createChaosSession(input: ChaosSessionOptions): Promise<Ch
     let engineCache: CacheAdapter | undefined;
     let naiveCache: NaiveCache | undefined;
     if (shared) {
-      const cache = await openEngineCache(cacheSpec);
+      const cache = await openEngineCache(cacheSpec, options.leaseTtlMs);
       cleanups.push(() => cache.close());
       engineCache = cache;
       const naive = await openNaiveCache(cacheSpec);

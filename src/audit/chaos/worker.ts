@@ -68,7 +68,7 @@ async function runPlan(plan: WorkerPlan): Promise<void> {
     if (plan.impl === 'lockstep') {
       // a journal row this process's drainer applied: when, for the window's measured bound
       const onReplay = (key: string, version: number) => out({ t: 'j', k: key, ver: version, at: historyNow() });
-      const cache = new ScheduledChaosCache(await openEngineCache(plan.cache), schedule, jitterRnd, plan.jitterMs, onReplay);
+      const cache = new ScheduledChaosCache(await openEngineCache(plan.cache, plan.leaseTtlMs), schedule, jitterRnd, plan.jitterMs, onReplay);
       closers.push(() => cache.inner.close());
       const engine = createWriteThrough<string>({
         store,
