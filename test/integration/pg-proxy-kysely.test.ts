@@ -52,6 +52,14 @@ describe('pg-proxy under Kysely', { skip: service.skip, timeout: 60_000 }, () =>
 
     const inserted = await app.insertInto('items').values({ id: 100, val: 'new', n: 0, at: new Date(0), price: 2.5 }).returningAll().executeTakeFirstOrThrow();
     assert.deepEqual(await byId(app, 100), inserted); // a miss: filled
+    // The bypass drainer may replay the insert's own journal row while that fill is in flight and
+    // void it (harmless: one more miss, docs/pg-proxy.md): read until one read is a hit.
+    for (let cached = false, tries = 0; !cached; tries++) {
+      assert.ok(tries < 50, 'the row never became a cache hit');
+      const before = await metric('lockstep_pgproxy_hits_total');
+      assert.deepEqual(await byId(app, 100), inserted);
+      cached = (await metric('lockstep_pgproxy_hits_total')) > before;
+    }
     const hits = await metric('lockstep_pgproxy_hits_total');
     assert.deepEqual(await byId(app, 100), inserted);
     assert.deepEqual(await byId(other, 100), inserted);
