@@ -4,6 +4,7 @@
 // store read): a wake-up never carries a value, so a write that voids the lease and is acknowledged
 // while it waits wins (docs/protocol.md, "Fill waiters"; docs/model.mjs checks it). The wait is
 // bounded by `fillWait`; one wait per key runs per process, and other readers of the key join it.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CacheGetResult } from '../types.js';
 import type { EngineContext } from './context.js';
 import type { Deadline } from './deadline.js';
@@ -55,6 +56,3 @@ export function startFillWait(ctx: EngineContext, cacheKey: string, deadline: De
   return wait;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
