@@ -16,6 +16,7 @@ import { answerRepairFence, answerRows, classifyAnswer, type CommittedRow } from
 import { keyOfLiteral } from './keys.js';
 import { pg, type PgClientBase } from './pg-driver.js';
 import { describeTable, parseTableName, type CachedTable } from './tables.js';
+import { answerPrefix } from './context.js';
 
 export interface ProxyAuditOptions {
   /** The proxy's --upstream: the database whose answers are cached (its name is part of every cache key). */
@@ -42,10 +43,6 @@ export function upstreamDatabase(upstream: string): string {
   return decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
 }
 
-/** The cache-key prefix of one table's answers: the format of context.ts's rowCacheKey. */
-export function answerPrefix(database: string, qualified: string): string {
-  return `pgproxy:${database}:${qualified}:`;
-}
 
 const CAST: Readonly<Record<number, string>> = { 20: 'pg_catalog.int8', 21: 'pg_catalog.int2', 23: 'pg_catalog.int4', 25: 'pg_catalog.text', 1043: 'pg_catalog.text', 2950: 'pg_catalog.uuid' };
 

@@ -80,9 +80,14 @@ export interface ProxyContext {
 
 /** The cache key of one row's answer. */
 export function rowCacheKey(ctx: ProxyContext, qualified: string, key: string): string {
-  return `pgproxy:${ctx.upstream.database}:${qualified}:${key}`;
+  return tablePrefix(ctx, qualified) + key;
 }
 
 export function tablePrefix(ctx: ProxyContext, qualified: string): string {
-  return `pgproxy:${ctx.upstream.database}:${qualified}:`;
+  return answerPrefix(ctx.upstream.database, qualified);
+}
+
+/** The cache-key prefix of one table's answers in one database (also what `lockstep audit --pg-proxy` walks). */
+export function answerPrefix(database: string, qualified: string): string {
+  return `pgproxy:${database}:${qualified}:`;
 }
