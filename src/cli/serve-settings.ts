@@ -1,7 +1,7 @@
 // The settings of `lockstep serve`: one entry each. The flag, the LOCKSTEP_* variable and the
 // config file key all come from the entry's name (see config.ts), so adding a setting is adding
 // an entry here and reading it in commands/serve.ts.
-import type { FailurePolicy } from '../options.js';
+import type { Acknowledge, FailurePolicy } from '../options.js';
 import { parseCacheSpec, parseStoreSpec, supportedCaches, supportedStores, type CacheSpec, type StoreSpec } from '../backend-specs.js';
 import { integerIn, nonEmptyString, oneOf, parsedString, type ConfigOf, type Setting } from './config.js';
 import { toMs } from '../duration.js';
@@ -11,6 +11,9 @@ import { parseAllowedHosts, parseRateLimit, parseTokens } from './token-config.j
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The engine's default lease (options.ts), which the quarantine's default must not fall below. */
+const DEFAULT_LEASE_TTL_MS = 5000;
 
 export const serveSettings = {
   port: { arg: 'N', help: 'port to listen on; 0 picks a free one', default: 8080, parse: integerIn(0, 65535) } satisfies Setting<number>,
@@ -91,6 +94,36 @@ export const serveSettings = {
   } satisfies Setting<number>,
   maxEngines: { arg: 'N', help: 'namespace engines kept at most (idle ones beyond it are dropped; not the audit cap)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
   failurePolicy: { arg: 'P', help: 'pragmatic | strict', default: 'pragmatic', parse: oneOf<FailurePolicy>(['pragmatic', 'strict']) } satisfies Setting<FailurePolicy>,
+  acknowledge: {
+    arg: 'WHEN',
+    help: 'after-cache | after-commit (one Redis round trip less per write; pragmatic only; docs/protocol.md)',
+    default: 'after-cache',
+    parse: oneOf<Acknowledge>(['after-cache', 'after-commit']),
+  } satisfies Setting<Acknowledge>,
+  ttl: { arg: 'D', help: 'how long a value stays in the cache (30s, 1h)', default: undefined, note: 'default 1h', parse: positiveDuration } satisfies Setting<
+    number | undefined
+  >,
+  leaseTtl: {
+    arg: 'D',
+    help: "how long readers keep off a key whose writer went silent; every store wait of a request ends within it",
+    default: DEFAULT_LEASE_TTL_MS,
+    note: 'default 5s',
+    parse: positiveDuration,
+  } satisfies Setting<number>,
+  fillWait: {
+    arg: 'D',
+    help: "how long a read that finds another instance's fill of the key waits for it before reading the store; 0 = not at all",
+    default: undefined,
+    note: 'default 100ms, at most --lease-ttl',
+    parse: parsedDuration,
+  } satisfies Setting<number | undefined>,
+  restartQuarantine: {
+    arg: 'D',
+    help: 'Redis cache: how long it answers nothing after a restart lost its data (at least --lease-ttl)',
+    default: undefined,
+    note: 'default 5s or --lease-ttl, the longer',
+    parse: positiveDuration,
+  } satisfies Setting<number | undefined>,
   logLevel: { arg: 'L', help: `JSON logs on stdout: ${LOG_LEVELS.join(' | ')}`, default: 'info', parse: oneOf(LOG_LEVELS) } satisfies Setting<LogLevel>,
   shutdownGraceMs: {
     arg: 'MS',
@@ -104,9 +137,22 @@ export type ServeConfig = ConfigOf<typeof serveSettings>;
 
 /** A duration: a number of ms (a plain number in a flag, too) or a '30s'-style string; 0 allowed. */
 function parsedDuration(raw: unknown): number {
+  return durationOf(raw, true);
+}
+
+/** As parsedDuration, without 0 (a TTL or a lease of nothing is a mistake, not "off"). */
+function positiveDuration(raw: unknown): number {
+  return durationOf(raw, false);
+}
+
+function durationOf(raw: unknown, allowZero: boolean): number {
   const value = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : raw;
   if (typeof value !== 'number' && typeof value !== 'string') throw new Error(`must be a duration such as 30s or 60000 (got ${JSON.stringify(raw)})`);
-  return toMs(value, 'the duration', { allowZero: true });
+  try {
+    return toMs(value, 'the duration', { allowZero });
+  } catch {
+    throw new Error(`must be a ${allowZero ? 'non-negative' : 'positive'} duration such as 30s or 60000 (got ${JSON.stringify(raw)})`);
+  }
 }
 
 export interface RespAddress {

@@ -11,10 +11,10 @@ import type { TokenFile } from '../../service/token-set.js';
 import { InvalidOptionError } from '../../errors.js';
 import { appOptionsOf, loadTokenFile } from '../token-config.js';
 import { assertListenAllowed, listen, type RunningServer } from '../../http/server.js';
-import { createService, type LockstepService } from '../../service/service.js';
+import { createService, type EngineSettings, type LockstepService } from '../../service/service.js';
 import { EXIT, formatHelp, reportUsageError } from '../args.js';
 import type { CacheAdapter, StoreAdapter } from '../../types.js';
-import { openCache, openStore } from '../../backend-specs.js';
+import { openCache, openStore, type CacheOpenOptions } from '../../backend-specs.js';
 import { resolveConfig, settingsHelp } from '../config.js';
 import { serveSettings, type ServeConfig } from '../serve-settings.js';
 import { listenResp } from '../../resp/server.js';
@@ -38,15 +38,57 @@ store close. A second signal exits at once.`,
     'LOCKSTEP_TOKENS_FILE=tokens.json lockstep serve --host 0.0.0.0 --store postgres://app@db/app --cache redis://cache:6379',
     'lockstep serve --config lockstep.json --log-level warn',
     'lockstep serve --resp 127.0.0.1:6380   # and redis-cli -p 6380 SET orders:42 hello',
+    'lockstep serve --cache redis://127.0.0.1:6379 --lease-ttl 2s --fill-wait 50ms --acknowledge after-commit',
   ],
   exit: '0 stopped by SIGINT or SIGTERM; 1 could not start, or the stop abandoned work (a step outlived\n--shutdown-grace-ms + 1 s); 2 bad input.',
 });
 
+/** The Redis adapter's default quarantine (cache/redis.ts); serve raises it to a longer --lease-ttl. */
+const DEFAULT_RESTART_QUARANTINE_MS = 5000;
+/** The engine's default tombstoneTtl (options.ts), which a lease must not outlast. */
+const DEFAULT_TOMBSTONE_TTL_MS = 60_000;
+
 /** Flags, then environment, then the config file, then defaults. Throws InvalidOptionError or UsageError. */
 export function parseServeArgs(argv: readonly string[], env: CommandIo['env']): ServeConfig & { readonly help: boolean } {
   const { config, help } = resolveConfig(serveSettings, { argv, env });
+  checkEngineSettings(config);
   // The tokens file is read and checked now, so that a bad one is a usage error before anything opens.
   return { ...config, tokens: tokenSet(config), help };
+}
+
+/** The rules between settings that the engine would otherwise refuse at start-up (exit 1): a usage error instead. */
+function checkEngineSettings(config: ServeConfig): void {
+  // A tombstone (1 minute) must outlive any lease, or a slow fill of a deleted value could land after it.
+  if (config.leaseTtl > DEFAULT_TOMBSTONE_TTL_MS) throw new InvalidOptionError(`--lease-ttl (${config.leaseTtl} ms) must be at most 1m, the tombstone TTL`);
+  if (config.fillWait !== undefined && config.fillWait > config.leaseTtl) {
+    throw new InvalidOptionError(`--fill-wait (${config.fillWait} ms) must be at most --lease-ttl (${config.leaseTtl} ms)`);
+  }
+  if (config.acknowledge === 'after-commit' && config.failurePolicy === 'strict') {
+    throw new InvalidOptionError('--acknowledge after-commit needs --failure-policy pragmatic: strict reports a failed cache step to the writer');
+  }
+  if (config.restartQuarantine !== undefined) {
+    if (config.cache.kind !== 'redis') throw new InvalidOptionError(`--restart-quarantine applies to a Redis cache (--cache redis://HOST:PORT), not ${config.cache.spec}`);
+    if (config.restartQuarantine < config.leaseTtl) {
+      throw new InvalidOptionError(`--restart-quarantine (${config.restartQuarantine} ms) must be at least --lease-ttl (${config.leaseTtl} ms)`);
+    }
+  }
+}
+
+/** How the cache is opened. A longer lease than the default needs a quarantine at least as long (docs/protocol.md, "The quarantine"). */
+export function cacheOpenOptionsOf(config: ServeConfig): CacheOpenOptions {
+  return { maxEntries: config.cacheMaxEntries, restartQuarantineMs: config.restartQuarantine ?? Math.max(DEFAULT_RESTART_QUARANTINE_MS, config.leaseTtl) };
+}
+
+/** What every namespace's engine is created with. */
+export function engineSettingsOf(config: ServeConfig): EngineSettings {
+  return {
+    failurePolicy: config.failurePolicy,
+    acknowledge: config.acknowledge,
+    leaseTtl: config.leaseTtl,
+    ...(config.ttl === undefined ? {} : { ttl: config.ttl }),
+    ...(config.fillWait === undefined ? {} : { fillWait: config.fillWait }),
+    ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }),
+  };
 }
 
 export interface ServeHandle {
@@ -94,9 +136,9 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
   try {
     const store: StoreAdapter = await openStore(config.store);
     opened.push({ what: 'store', close: () => store.close() });
-    const cache: CacheAdapter = await openCache(config.cache, { maxEntries: config.cacheMaxEntries });
+    const cache: CacheAdapter = await openCache(config.cache, cacheOpenOptionsOf(config));
     opened.push({ what: 'cache', close: () => cache.close() });
-    const engine = { failurePolicy: config.failurePolicy, ...(config.maxKeyBytes === undefined ? {} : { maxKeyBytes: config.maxKeyBytes }) };
+    const engine = engineSettingsOf(config);
     const service: LockstepService = createService({ store, cache, engine, audit: { interval: config.auditInterval }, maxEngines: config.maxEngines });
     opened.push({ what: 'service', close: () => service.close() });
     const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
