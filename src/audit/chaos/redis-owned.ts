@@ -1,8 +1,9 @@
 // A redis-server owned by the harness (`--cache redis-owned`): started on a spare local port without
 // persistence, so that a restart (kill -9, start again on the same port) loses every record and
-// lease, as a crashed cache node does. Removed with its temp dir on stop() or process exit.
+// lease, as a crashed cache node does; or, on purpose, restarted from a snapshot it saved earlier (a
+// cache that rolls back). Removed with its temp dir on stop() or process exit.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,12 @@ export interface OwnedRedis {
   restart(): Promise<void>;
   /** `SHUTDOWN NOSAVE` (a clean stop that keeps nothing), then a fresh process on the same port. */
   shutdownAndRestart(): Promise<void>;
+  /**
+   * `SAVE`, then `meanwhile` (writes go on past the snapshot), then kill -9 and a fresh process that
+   * loads the snapshot: every record and lease written since is gone and the older ones are back. The
+   * snapshot is deleted once loaded, so later restarts start empty again.
+   */
+  restartFromSnapshot(meanwhile: () => Promise<void>): Promise<void>;
   /** Runs one command through redis-cli (its own connection) and resolves to its output; rejects on an error reply. */
   command(...args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -107,6 +114,18 @@ export async function startOwnedRedis(): Promise<OwnedRedis> {
       await Promise.race([exited, sleep(5000)]);
       await kill();
       await launch();
+    },
+    async restartFromSnapshot(meanwhile) {
+      const snapshot = join(dir, 'dump.rdb');
+      await cli(port, ['SAVE']);
+      if (!existsSync(snapshot)) throw new Error(`redis-server on port ${port} saved no snapshot at ${snapshot}`);
+      try {
+        await meanwhile();
+        await kill();
+        await launch(); // loads dump.rdb from --dir before it answers PING
+      } finally {
+        rmSync(snapshot, { force: true });
+      }
     },
     // The parent may be restarting this server (its own kill -9 schedule): retry a refused connection for a while.
     async command(...args) {

@@ -119,6 +119,18 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioOutcome
       event('SHUTDOWN NOSAVE, restarted');
       return outcome;
     }
+    case 'redis-restart-from-snapshot': {
+      const ms = between(rnd, ctx.leaseTtlMs, 2 * ctx.leaseTtlMs);
+      let from = historyNow();
+      // The cache is out from the kill on; the writes before it, past the snapshot, are what it loses.
+      await redis!.restartFromSnapshot(async () => {
+        await sleep(ms);
+        from = historyNow();
+      });
+      outcome.outages.push({ from, to: historyNow() });
+      event(`SAVE, ${ms} ms of writes, kill -9, restarted from the snapshot`);
+      return outcome;
+    }
     case 'redis-flushall':
       await redis!.command('FLUSHALL');
       event('FLUSHALL');

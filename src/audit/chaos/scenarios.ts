@@ -2,7 +2,7 @@
 // worker faults, chosen from the seed (`seed % the applicable scenarios`) or by `--scenario`. They
 // cover what process-level faults alone never reach: every instance restarted during a cache outage
 // before any drain (with the journal cursor kept, lost, rolled back or ahead of the journal), Redis
-// paused for writes, shut down, flushed, or capped by maxmemory under each eviction policy, the
+// paused for writes, shut down, flushed, restarted from an older snapshot, or capped by maxmemory under each eviction policy, the
 // store's sessions terminated, a row lock held past the lease, and instances that reach one database
 // by different addresses. Redis-level faults need a redis-server the harness owns (redis-owned);
 // PostgreSQL-level ones need a postgres store.
@@ -22,6 +22,7 @@ export const SCENARIOS = [
   'pg-terminate-backend',
   'row-lock-past-lease',
   'mixed-addresses',
+  'redis-restart-from-snapshot',
 ] as const;
 
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -40,6 +41,7 @@ export const SCENARIO_HELP: Readonly<Record<ScenarioName, string>> = {
   'pg-terminate-backend': 'pg_terminate_backend of every store session of the workers, twice',
   'row-lock-past-lease': 'SELECT ... FOR UPDATE of the hot keys\' rows in another session, held 2-3 lease TTLs',
   'mixed-addresses': 'workers reach the database by different addresses (127.0.0.1, localhost, the unix socket), then restart-all-kill',
+  'redis-restart-from-snapshot': 'SAVE, 1-2 lease TTLs of writes, then kill -9 and a redis-server that loads the older snapshot (a cache that rolls back)',
 };
 
 export interface ScenarioNeeds {
@@ -61,6 +63,7 @@ const NEEDS: Readonly<Record<ScenarioName, ScenarioNeeds>> = {
   'pg-terminate-backend': { redis: false, postgres: true },
   'row-lock-past-lease': { redis: false, postgres: true },
   'mixed-addresses': { redis: true, postgres: true },
+  'redis-restart-from-snapshot': { redis: true, postgres: false },
 };
 
 /** The scenarios a run can play: those its backends allow, of those asked for. */
