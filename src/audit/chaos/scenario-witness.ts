@@ -3,8 +3,10 @@
 // the run's cache, on a key of its own that nobody else writes (a cold key: a later write cannot
 // paper over a skipped row). It is the issue's sequence: v1 cached with a long TTL, the cache stops
 // taking writes, v2 acknowledged through the journal, the instance restarted before any drain, the
-// cache answers again; from then on every read must see v2. Its operations join the history
-// (process `witness`), so the ordinary checks judge them.
+// cache answers again; from then on every read must see v2. In the snapshot restart it is v1 cached
+// before the snapshot, v2 written and cached after it, the cache rolled back to the snapshot: every
+// read after that must still see v2. Its operations join the history (process `witness`), so the
+// ordinary checks judge them.
 import { createClient } from 'redis';
 import { createRedisCache } from '../../cache/redis.js';
 import { createWriteThrough } from '../../compose/write-through.js';
@@ -31,7 +33,8 @@ async function instance(options: WitnessOptions, store: StoreAdapter) {
   const client = createClient({ url: options.cacheUrl, disableOfflineQueue: true });
   client.on('error', () => undefined);
   await client.connect();
-  const cache = new ReplayRecordingCache(createRedisCache({ client: client as never }), options.replays);
+  // The quarantine of the workers' adapters (one lease), so that a rolled-back cache answers again as soon as theirs do.
+  const cache = new ReplayRecordingCache(createRedisCache({ client: client as never, restartQuarantine: options.leaseTtlMs }), options.replays);
   const engine = createWriteThrough<string>({
     store,
     cache,
@@ -90,6 +93,27 @@ export class Witness {
     if (engine === undefined) return;
     const value = `${WITNESS_PROCESS}-${++this.serial}`;
     await this.op('write', value, () => engine.write(WITNESS_KEY, value), JOURNALED);
+  }
+
+  /** A write through the lease and the cache as usual (v2 after a snapshot that holds v1). */
+  async writeAcknowledged(): Promise<void> {
+    const engine = this.current?.engine;
+    if (engine === undefined) return;
+    const value = `${WITNESS_PROCESS}-${++this.serial}`;
+    await this.op('write', value, () => engine.write(WITNESS_KEY, value));
+  }
+
+  /** Reads the key after each of `pausesMs`, on the running instance (its client reconnects by itself). */
+  async readAfter(pausesMs: readonly number[]): Promise<string> {
+    const engine = this.current?.engine;
+    if (engine === undefined) return 'not primed';
+    const seen: string[] = [];
+    for (const ms of pausesMs) {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      const entry = await this.op('read', undefined, () => engine.readEntry(WITNESS_KEY));
+      seen.push(entry === undefined ? 'fail' : `${entry.value ?? 'not found'} v${entry.version} (${entry.source})`);
+    }
+    return seen.join(', ');
   }
 
   /** The instance dies with the others. */

@@ -105,6 +105,11 @@ export function restartAllOf(name: ScenarioName): { readonly mode: 'kill' | 'gra
   }
 }
 
+/** Scenarios that run the witness instance (scenario-witness.ts): the restart-all ones and the snapshot restart. */
+export function usesWitness(name: ScenarioName): boolean {
+  return restartAllOf(name) !== undefined || name === 'redis-restart-from-snapshot';
+}
+
 /** Per slot, the store spec a worker uses: under mixed-addresses, the same database by another address. */
 export function storeSpecForSlot(spec: string, scenario: ScenarioName | undefined, slot: number, seed: number, applicationName: string | undefined): string {
   if (!/^postgres(ql)?:\/\//.test(spec)) return spec;

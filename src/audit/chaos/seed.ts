@@ -20,7 +20,7 @@ import { ReplayRecordingCache, windowBounds, type Replay } from './bounds.js';
 import { JOURNALED } from './lines.js';
 import { between, randomStream } from './random.js';
 import { runScenario, type PgAdmin, type ScenarioOutcome } from './scenario-actions.js';
-import { restartAllOf, scenarioOfSeed, storeSpecForSlot, type ScenarioName } from './scenarios.js';
+import { scenarioOfSeed, storeSpecForSlot, usesWitness, type ScenarioName } from './scenarios.js';
 import { Witness } from './scenario-witness.js';
 
 /** What a session holds open for its seeds. */
@@ -119,7 +119,7 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
   let gateOpen: (() => void) | undefined;
   const applicationName = ctx.pg?.applicationName;
   const witness =
-    scenario !== undefined && restartAllOf(scenario) !== undefined && ctx.openWitnessStore !== undefined && ctx.owned !== undefined
+    scenario !== undefined && usesWitness(scenario) && ctx.openWitnessStore !== undefined && ctx.owned !== undefined
       ? new Witness({ openStore: () => ctx.openWitnessStore!(seed, witnessStoreSpec(ctx.storeSpec, scenario, seed)), cacheUrl: ctx.owned.url, replays, namespace, leaseTtlMs: options.leaseTtlMs })
       : undefined;
 
