@@ -8,7 +8,7 @@
 //   (src/audit/chaos/scenarios.ts: every instance restarted during a cache outage before any drain,
 //   journal cursors lost / rolled back / ahead, CLIENT PAUSE WRITE, SHUTDOWN NOSAVE, FLUSHALL,
 //   maxmemory under each eviction policy, pg_terminate_backend, a row lock held past the lease,
-//   instances reaching the database by different addresses); the 20 seeds cover all 13.
+//   instances reaching the database by different addresses, a restart from an older snapshot); the 20 seeds cover all 14.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -115,6 +115,8 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 o
       assert.deepEqual(new Set(reports.map((r) => r.scenario?.name)), new Set(SCENARIOS), 'the 20 seeds play every scenario');
       const restarts = reports.filter((r) => r.scenario?.name.startsWith('restart-all') || r.scenario?.name.startsWith('cursor-') || r.scenario?.name === 'mixed-addresses');
       for (const r of restarts) assert.ok(r.scenario!.notes.some((n) => n.startsWith('witness reads')), `seed ${r.seed}: the witness instance was restarted and read`);
+      const rollbacks = reports.filter((r) => r.scenario?.name === 'redis-restart-from-snapshot');
+      for (const r of rollbacks) assert.ok(r.scenario!.notes.some((n) => n.startsWith('witness reads after the rollback')), `seed ${r.seed}: the witness read after the rollback`);
       const journaled = reports.reduce((n, r) => n + r.windowBounds.journaled.writes, 0);
       const replayed = reports.reduce((n, r) => n + r.windowBounds.journaled.replayed, 0);
       assert.ok(journaled > 0 && replayed >= journaled * 0.9, `journaled writes replayed: ${replayed} of ${journaled}`);

@@ -47,7 +47,8 @@ Each seed also plays one named scenario (--scenario; seed modulo the applicable 
 instance restarted (kill -9 or SIGTERM) during a cache outage before any drain, with the journal
 cursor kept, deleted, rolled back or ahead; CLIENT PAUSE WRITE; SHUTDOWN NOSAVE; FLUSHALL;
 maxmemory under each eviction policy; pg_terminate_backend; a row lock held past the lease;
-instances reaching the database by different addresses. Redis-level ones need redis-owned.
+instances reaching the database by different addresses; a restart from an older snapshot.
+Redis-level ones need redis-owned.
 The report gives the pragmatic window's measured bound: ack of a journaled write -> row replayed.
 
 Then faults stop, leases expire, the journal drains, and the harness checks the whole history of
