@@ -126,14 +126,7 @@ export class Witness {
   async restartAndRead(pausesMs: readonly number[]): Promise<string> {
     if (this.store === undefined) return 'not primed';
     this.current = await instance(this.options, this.store.store);
-    const engine = this.current.engine;
-    const seen: string[] = [];
-    for (const ms of pausesMs) {
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      const entry = await this.op('read', undefined, () => engine.readEntry(WITNESS_KEY));
-      seen.push(entry === undefined ? 'fail' : `${entry.value ?? 'not found'} v${entry.version} (${entry.source})`);
-    }
-    return seen.join(', ');
+    return this.readAfter(pausesMs);
   }
 
   async close(): Promise<void> {
