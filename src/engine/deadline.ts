@@ -3,9 +3,11 @@
 // whatever the store does; cache calls carry their adapter's own deadline (Redis: commandTimeout).
 // So a request answers within leaseTtl + 2 × the cache's command timeout (docs/operations.md).
 // A call given up on is abandoned, not cancelled: the adapter's own timeouts end it (and destroy
-// its connection) later. Store calls are the slow path: one timer each is fine here.
+// its connection) later. The waits share one timer per budget length (deadline-queue.ts): a timer
+// each cost about a third of an in-process store read.
 
 import { settleWithin } from '../timeout.js';
+import { raceUntil } from './deadline-queue.js';
 
 export interface Deadline {
   /** Milliseconds left, never below 0. */
@@ -14,7 +16,26 @@ export interface Deadline {
   race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number): Promise<T>;
 }
 
-export function startDeadline(budgetMs: number, now: () => number = () => performance.now()): Deadline {
+const performanceNow = (): number => performance.now();
+
+class RequestDeadline implements Deadline {
+  constructor(
+    private readonly budgetMs: number,
+    private readonly due: number,
+  ) {}
+
+  remaining(): number {
+    return Math.max(0, this.due - performance.now());
+  }
+
+  race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number): Promise<T> {
+    return raceUntil(work, this.budgetMs, ms === undefined ? this.due : performance.now() + ms, onTimeout);
+  }
+}
+
+/** A deadline `budgetMs` from now. A clock of the caller's own (tests) gets a timer per wait instead. */
+export function startDeadline(budgetMs: number, now: () => number = performanceNow): Deadline {
+  if (now === performanceNow) return new RequestDeadline(budgetMs, performance.now() + budgetMs);
   const due = now() + budgetMs;
   const remaining = (): number => Math.max(0, due - now());
   return {

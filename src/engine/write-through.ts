@@ -106,7 +106,15 @@ export class WriteThroughEngine<T> implements Engine<T> {
       flights: new Map(),
       fillWaitMemory: new FillWaitMemory(() => performance.now()),
       completionsAfterAck: new Set(),
+      journalPositionKnown: false,
     };
+    const ctx = this.ctx;
+    ctx.journalReady.then(
+      () => {
+        ctx.journalPositionKnown = true;
+      },
+      () => undefined, // a fill keeps racing the rejected wait, and fails as before
+    );
     this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
     this.sampleRate = this.sampler === undefined ? 0 : this.options.consistencySampling.rate;
@@ -147,34 +155,45 @@ export class WriteThroughEngine<T> implements Engine<T> {
       return answer.then(
         (got) => {
           this.readsPending--;
-          return this.valueOrSlowPath(key, got, started);
+          return this.valueOrSlowPath(key, cacheKey, got, started);
         },
         (error: unknown) => {
           this.readsPending--;
-          return this.slowValue(key, Promise.reject(error), started);
+          return this.slowValue(key, cacheKey, Promise.reject(error), started);
         },
       );
     }
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
-  private valueOrSlowPath(key: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
+  private valueOrSlowPath(key: string, cacheKey: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
-  private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
-    return this.settleRead(key, readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer), started).then((entry) => {
-      if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
-      return entry.value;
-    });
+  /** What read() answers after anything but a plain hit: settleRead and the sampling in one step. */
+  private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
+    this.readsPending++;
+    return readAfterCache<T>(this.ctx, key, cacheKey, answer).then(
+      (entry) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
+        if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
+        return entry.value;
+      },
+      (error: unknown) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, undefined, false, started);
+        throw error;
+      },
+    );
   }
 
   /** Counts a read in flight until it settles, and reports it to `read` listeners when timed. */
