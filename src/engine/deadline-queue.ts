@@ -27,6 +27,12 @@ class DueQueue {
   /** When the timer fires (performance.now() time). */
   private armedFor = Infinity;
 
+  get pending(): number {
+    let count = 0;
+    for (let i = this.head; i < this.items.length; i++) if (!this.items[i]!.done) count++;
+    return count;
+  }
+
   race<T>(work: Promise<T>, due: number, now: number, onTimeout: () => unknown): Promise<T> {
     if (due < this.lastDue) return settleWithin(work, Math.max(0, due - now), onTimeout);
     this.lastDue = due;
@@ -114,4 +120,11 @@ export function raceUntil<T>(work: Promise<T>, budgetMs: number, due: number, on
     queues.set(budgetMs, queue);
   }
   return queue.race(work, due, performance.now(), onTimeout);
+}
+
+/** Waits queued and not settled, over every budget (for tests). */
+export function pendingWaits(): number {
+  let count = 0;
+  for (const queue of queues.values()) count += queue.pending;
+  return count;
 }
