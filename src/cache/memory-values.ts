@@ -76,6 +76,11 @@ export class ValueSlots<V extends ValueRecord> {
     return slot !== undefined && slot.expiresAt >= this.now() ? slot : undefined;
   }
 
+  /** Whether the key holds a live value (not a use). */
+  has(key: string): boolean {
+    return this.peek(key) !== undefined;
+  }
+
   /** The key's value, if live, without counting a use. */
   peek(key: string): V | undefined {
     const slot = this.slots.get(key);
