@@ -33,14 +33,17 @@ class DueQueue {
     return count;
   }
 
-  race<T>(work: Promise<T>, due: number, now: number, onTimeout: () => unknown): Promise<T> {
-    if (due < this.lastDue) return settleWithin(work, Math.max(0, due - now), onTimeout);
+  race<T>(work: Promise<T>, due: number, onTimeout: () => unknown, onError?: (error: unknown) => unknown): Promise<T> {
+    if (due < this.lastDue) {
+      const mapped = onError === undefined ? work : work.catch((error: unknown) => Promise.reject(onError(error)));
+      return settleWithin(mapped, Math.max(0, due - performance.now()), onTimeout);
+    }
     this.lastDue = due;
     const wasEmpty = this.head === this.items.length;
     return new Promise<T>((resolve, reject) => {
       const entry: Waiting = { due, done: false, expire: () => reject(onTimeout()) };
       this.items.push(entry);
-      if (this.timer === undefined || due < this.armedFor) this.arm(due, now);
+      if (this.timer === undefined || due < this.armedFor) this.arm(due);
       else if (wasEmpty) this.timer.ref();
       work.then(
         (value) => {
@@ -53,13 +56,13 @@ class DueQueue {
           if (entry.done) return;
           entry.done = true;
           this.trim();
-          reject(error);
+          reject(onError === undefined ? error : onError(error));
         },
       );
     });
   }
 
-  private arm(due: number, now: number): void {
+  private arm(due: number, now = performance.now()): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.armedFor = due;
     this.timer = setTimeout(() => this.sweep(), Math.max(0, due - now));
@@ -111,15 +114,16 @@ const queues = new Map<number, DueQueue>();
 
 /**
  * Settles like `work`, or rejects with `onTimeout()` at `due` (performance.now() time). `budgetMs`
- * names the queue: waits that start with one budget fall due in the order they start.
+ * names the queue: waits that start with one budget fall due in the order they start. `onError`,
+ * when given, maps what `work` rejects with (not the timeout).
  */
-export function raceUntil<T>(work: Promise<T>, budgetMs: number, due: number, onTimeout: () => unknown): Promise<T> {
+export function raceUntil<T>(work: Promise<T>, budgetMs: number, due: number, onTimeout: () => unknown, onError?: (error: unknown) => unknown): Promise<T> {
   let queue = queues.get(budgetMs);
   if (queue === undefined) {
     queue = new DueQueue();
     queues.set(budgetMs, queue);
   }
-  return queue.race(work, due, performance.now(), onTimeout);
+  return queue.race(work, due, onTimeout, onError);
 }
 
 /** Waits queued and not settled, over every budget (for tests). */

@@ -12,8 +12,11 @@ import { raceUntil } from './deadline-queue.js';
 export interface Deadline {
   /** Milliseconds left, never below 0. */
   remaining(): number;
-  /** Settles like `work`, or rejects with `onTimeout()` once `ms` (default: what is left) have passed. */
-  race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number): Promise<T>;
+  /**
+   * Settles like `work`, or rejects with `onTimeout()` once `ms` (default: what is left) have passed.
+   * `onError`, when given, maps what `work` rejects with.
+   */
+  race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number, onError?: (error: unknown) => unknown): Promise<T>;
 }
 
 const performanceNow = (): number => performance.now();
@@ -28,8 +31,8 @@ class RequestDeadline implements Deadline {
     return Math.max(0, this.due - performance.now());
   }
 
-  race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number): Promise<T> {
-    return raceUntil(work, this.budgetMs, ms === undefined ? this.due : performance.now() + ms, onTimeout);
+  race<T>(work: Promise<T>, onTimeout: () => Error, ms?: number, onError?: (error: unknown) => unknown): Promise<T> {
+    return raceUntil(work, this.budgetMs, ms === undefined ? this.due : performance.now() + ms, onTimeout, onError);
   }
 }
 
@@ -40,19 +43,19 @@ export function startDeadline(budgetMs: number, now: () => number = performanceN
   const remaining = (): number => Math.max(0, due - now());
   return {
     remaining,
-    race<T>(work: Promise<T>, onTimeout: () => Error, ms = remaining()): Promise<T> {
-      return settleWithin(work, ms, onTimeout);
+    race<T>(work: Promise<T>, onTimeout: () => Error, ms = remaining(), onError?: (error: unknown) => unknown): Promise<T> {
+      return settleWithin(onError === undefined ? work : work.catch((error: unknown) => Promise.reject(onError(error))), ms, onTimeout);
     },
   };
 }
 
 /** Calls `work` (a store call that may throw synchronously) and races it against the deadline. */
-export function within<T>(deadline: Deadline, work: () => Promise<T>, onTimeout: () => Error, ms?: number): Promise<T> {
+export function within<T>(deadline: Deadline, work: () => Promise<T>, onTimeout: () => Error, ms?: number, onError?: (error: unknown) => unknown): Promise<T> {
   let started: Promise<T>;
   try {
     started = work();
   } catch (error) {
     started = Promise.reject(error);
   }
-  return deadline.race(started, onTimeout, ms);
+  return deadline.race(started, onTimeout, ms, onError);
 }

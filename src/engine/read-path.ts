@@ -118,6 +118,10 @@ export function readTimeout(ctx: EngineContext, key: string, what = 'the read'):
 
 /** Reads the store, within what is left of the deadline. */
 function loadWithin(ctx: EngineContext, key: string, load: LoadCommitted, deadline: Deadline): Promise<StoredValue | undefined> {
+  // Lockstep's own store: its errors are named in the deadline's own callback, one promise less than readStoreValue.
+  if (load === readStoreValue) {
+    return within(deadline, () => ctx.store.read(ctx.namespace, key), () => readTimeout(ctx, key), undefined, (error) => storeReadError(ctx, key, error));
+  }
   return within(deadline, () => load(ctx, key), () => readTimeout(ctx, key));
 }
 
