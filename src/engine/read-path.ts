@@ -177,7 +177,14 @@ function loadAndFill<T>(
     if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
   };
   const flight: Promise<ReadEntry<T>> = loaded.then(
-    (stored) => fillFrom<T>(ctx, cacheKey, token, stored, forget),
+    (stored) => {
+      try {
+        return fillFrom<T>(ctx, cacheKey, token, stored, forget);
+      } catch (error) {
+        forget(); // a payload the codec cannot read: the read fails, the flight ends with it
+        throw error;
+      }
+    },
     (error: unknown) => {
       forget();
       throw error;

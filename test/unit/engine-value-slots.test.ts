@@ -127,3 +127,31 @@ describe('engine: value slots of the memory cache', () => {
     }
   });
 });
+
+describe('engine: a cold read whose payload the codec cannot read', () => {
+  it('fails the read and ends its in-process flight: the next read of the key does not join a dead one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lockstep-decode-'));
+    const store = createSqliteStore({ path: join(dir, 'store.db') });
+    let refuse = true;
+    const codec = {
+      encode: (value: unknown) => JSON.stringify(value),
+      decode: (payload: string) => {
+        if (refuse) throw new Error('unreadable payload');
+        return JSON.parse(payload) as unknown;
+      },
+    };
+    const engine = createWriteThrough<string>({ store, cache: createMemoryCache({ maxEntries: 10, decodedValues: false }), namespace: 'decode', codec, journal: false, metrics: false });
+    try {
+      await store.write('decode', 'k', JSON.stringify('v1'), { journal: false, deadlineMs: 1_000 });
+      await assert.rejects(engine.read('k'), /unreadable payload/);
+      const flights = (engine as unknown as { ctx: { flights: Map<string, unknown> } }).ctx.flights;
+      assert.equal(flights.size, 0, 'the failed flight is forgotten');
+      refuse = false;
+      assert.equal(await engine.read('k'), 'v1');
+    } finally {
+      await engine.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
