@@ -81,6 +81,12 @@ export interface CacheCapabilities {
   readonly shared: boolean;
 }
 
+/** See CacheAdapter.slot. */
+export interface CacheSlot {
+  /** The key's value record while this slot holds it (counts as a use, like a hit of `get`); undefined otherwise. */
+  read(): ValueRecord | undefined;
+}
+
 export interface CacheStats {
   /** Leases dropped because their holder did not finish in time. */
   readonly leasesExpired: number;
@@ -121,6 +127,14 @@ export interface CacheAdapter {
   loadJournalCursor(journalId: string): MaybePromise<number | undefined>;
   /** Records that rows of journal `journalId` up to `id` are replayed; never moves the cursor backwards. */
   saveJournalCursor(journalId: string, id: number): MaybePromise<void>;
+  /**
+   * An in-process cache may hand out the slot of a key's live value (undefined when it holds none):
+   * `slot.read()` is then the same step as a `get` that hits, and answers undefined once the slot no
+   * longer holds the key's value (deleted, evicted, expired, replaced by a lease), when the reader
+   * asks `get` again. It spares a repeated hit the key lookup. A wrapper that must see every hit
+   * (tracing each get) leaves it out.
+   */
+  slot?(key: string): CacheSlot | undefined;
   /**
    * True only when the cache holds no record at all right now (an in-process cache can tell; a
    * shared one leaves this out). The journal drainer may then start at the journal's head.

@@ -70,6 +70,8 @@ class DueQueue {
   }
 }
 
+const identity = <T>(value: T): T => value;
+
 export class Deadlines {
   /** One queue per timeout length in use (an adapter uses one or two: its command and connect timeouts). */
   private readonly queues = new Map<number, DueQueue>();
@@ -88,6 +90,15 @@ export class Deadlines {
 
   /** Settles like `work`, or rejects with `onTimeout()` once `ms` have passed; errors go through `onError`. */
   race<T>(work: Promise<T>, ms: number, onTimeout: () => unknown, onError: (error: unknown) => unknown): Promise<T> {
+    return this.raceThen(work, ms, onTimeout, onError, identity as (value: T) => T);
+  }
+
+  /**
+   * Like race, with `next` applied to what `work` gives within the same deadline: a call of two
+   * steps (a Redis GET, then a script when it found no value) is one deadline and one promise, not
+   * an async body inside a race. When `next` returns a promise, the call settles with it, or expires.
+   */
+  raceThen<T, R>(work: Promise<T>, ms: number, onTimeout: () => unknown, onError: (error: unknown) => unknown, next: (value: T) => R | Promise<R>): Promise<R> {
     let queue = this.queues.get(ms);
     if (queue === undefined) {
       queue = new DueQueue();
@@ -98,23 +109,33 @@ export class Deadlines {
     const due = now + ms;
     this.timer ??= setInterval(() => this.sweep(), this.resolutionMs).unref();
     const calls = queue;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<R>((resolve, reject) => {
       const entry: Pending = { due, done: false, expire: () => reject(onTimeout()) };
       calls.push(entry);
-      work.then(
-        (value) => {
-          if (entry.done) return;
-          entry.done = true;
-          calls.trim();
-          resolve(value);
-        },
-        (error: unknown) => {
-          if (entry.done) return;
-          entry.done = true;
-          calls.trim();
-          reject(onError(error));
-        },
-      );
+      const settle = (value: R): void => {
+        if (entry.done) return;
+        entry.done = true;
+        calls.trim();
+        resolve(value);
+      };
+      const fail = (error: unknown): void => {
+        if (entry.done) return;
+        entry.done = true;
+        calls.trim();
+        reject(onError(error));
+      };
+      work.then((value) => {
+        if (entry.done) return;
+        let result: R | Promise<R>;
+        try {
+          result = next(value);
+        } catch (error) {
+          fail(error);
+          return;
+        }
+        if (result instanceof Promise) result.then(settle, fail);
+        else settle(result);
+      }, fail);
     });
   }
 

@@ -1,15 +1,16 @@
 // The in-process cache: servable values in a bounded LRU, leases beside it in a plain Map so that
 // they are never evicted for space. Every operation is one synchronous step, which makes each
 // protocol transition atomic without locks.
-import { LRUCache } from 'lru-cache';
 import { systemClock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
+import { ValueSlots } from './memory-values.js';
 import type {
   CacheAdapter,
   CacheEntry,
   CacheGetResult,
   CacheRecordView,
+  CacheSlot,
   CacheStats,
   Clock,
   CompleteOutcome,
@@ -75,7 +76,7 @@ class MemoryCache implements CacheAdapter {
   readonly capabilities;
   private readonly clock: Clock;
   private readonly epochOffsetMs: number;
-  private readonly values: LRUCache<string, StoredValue>;
+  private readonly values: ValueSlots<StoredValue>;
   private readonly leases = new Map<string, Lease>();
   private readonly cursors = new Map<string, number>();
   private readonly nextToken = createTokenSource('fill');
@@ -91,21 +92,22 @@ class MemoryCache implements CacheAdapter {
     this.clock = options.clock ?? systemClock;
     this.epochOffsetMs = Date.now() - this.clock.now();
     this.capabilities = Object.freeze({ decodedValues: options.decodedValues ?? true, shared: false });
-    const limits = {
-      ...(maxEntries === undefined ? {} : { max: maxEntries }),
-      ...(maxBytes === undefined ? {} : { maxSize: maxBytes, sizeCalculation: (v: StoredValue) => v.sizeBytes }),
-    } as { max: number } | { maxSize: number };
-    this.values = new LRUCache<string, StoredValue>({
-      ...limits,
-      // lru-cache reads a start time of 0 as "no TTL"; shift the clock so that 0 is a valid reading.
-      perf: { now: () => this.clock.now() + 1 },
-      // lru-cache may reuse a reading of `now` for ttlResolution ms (a clock read is ~50 ns, a large
-      // part of a hit); an injected clock, which tests move by hand, must be read every time.
-      ttlResolution: options.clock === undefined ? 1 : 0,
-      ttl: 0,
-      allowStale: false,
-      updateAgeOnGet: false,
+    this.values = new ValueSlots<StoredValue>({
+      maxEntries,
+      maxBytes,
+      clock: this.clock,
+      // A reading of the default clock may be reused for 1 ms (a read is ~50 ns, a large part of a
+      // hit); an injected clock, which tests move by hand, must be read every time.
+      coarseClock: options.clock === undefined,
     });
+  }
+
+  /**
+   * The key's value slot, while it holds a live value: the engine keeps it per key and reads it
+   * (`slot.read()`, the same step as a hit of `get`) instead of looking the key up again.
+   */
+  slot(key: string): CacheSlot | undefined {
+    return this.values.slot(key);
   }
 
   get(key: string, fillLeaseMs: number): CacheGetResult {
@@ -137,7 +139,7 @@ class MemoryCache implements CacheAdapter {
     }
     // From a value, a fill (which this voids) or nothing: the value, if any, is the highest version seen.
     const current = this.values.get(key);
-    const carried = current === undefined ? undefined : { ...current, ttlMs: Math.max(1, this.values.getRemainingTTL(key)) };
+    const carried = current === undefined ? undefined : { ...current, ttlMs: Math.max(1, this.values.remainingTtl(key)) };
     this.values.delete(key);
     this.setLease(key, {
       kind: 'write',
@@ -201,8 +203,8 @@ class MemoryCache implements CacheAdapter {
   }
 
   async *scan(prefix: string): AsyncIterable<CacheRecordView> {
-    for (const [key, value] of [...this.values.entries()]) {
-      if (key.startsWith(prefix) && this.values.getRemainingTTL(key) > 0) yield this.valueView(key, value);
+    for (const [key, value] of this.values.entries()) {
+      if (key.startsWith(prefix) && this.values.remainingTtl(key) > 0) yield this.valueView(key, value);
     }
     for (const key of [...this.leases.keys()]) {
       if (!key.startsWith(prefix)) continue;
@@ -242,7 +244,7 @@ class MemoryCache implements CacheAdapter {
   }
 
   private publish(key: string, value: StoredValue): void {
-    this.values.set(key, value, { ttl: value.ttlMs });
+    this.values.set(key, value, value.ttlMs, value.sizeBytes);
   }
 
   private setLease(key: string, lease: Lease): void {
@@ -277,7 +279,7 @@ class MemoryCache implements CacheAdapter {
   }
 
   private valueView(key: string, value: StoredValue): CacheRecordView {
-    const remaining = this.values.getRemainingTTL(key);
+    const remaining = this.values.remainingTtl(key);
     return {
       key,
       kind: 'value',

@@ -260,29 +260,58 @@ class RedisCache implements RedisCacheAdapter {
 
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
     const full = this.keyPrefix + key;
-    return this.run('get', key, async () => {
-      // The hit path: one GET, decoded here. Only nothing or a lease needs the script.
-      const raw = await this.transport.send(full, ['GET', full]);
-      if (typeof raw === 'string') {
-        const value = decodeValue(raw);
+    // Before the first connection, closed, or refusing (eviction policy): the general path.
+    if (!this.connected || this.closed || this.evictionRefusal !== undefined) {
+      return this.run('get', key, () => this.send(full, ['GET', full]).then((raw) => this.afterGet(raw, full, fillLeaseMs)));
+    }
+    // The hit path: one GET, decoded in the deadline's own callback (no async body, one promise).
+    // Only nothing or a lease needs the script, within the same deadline.
+    const ms = this.timeoutMs;
+    const call = this.deadlines.raceThen(
+      this.send(full, ['GET', full]),
+      ms,
+      () => this.timeoutError('get', key, ms),
+      (error) => this.failure('get', key, error),
+      (raw) => this.afterGet(raw, full, fillLeaseMs),
+    );
+    this.recheckPolicy(this.deadlines.lastStart);
+    return call;
+  }
+
+  /** A GET's reply: a value, or the get-or-lease script for nothing or a lease. */
+  private afterGet(raw: unknown, full: string, fillLeaseMs: number): CacheGetResult | Promise<CacheGetResult> {
+    if (typeof raw === 'string') {
+      const value = decodeValue(raw);
+      if (value !== undefined) return value;
+    }
+    return this.lease(full, fillLeaseMs);
+  }
+
+  private async lease(full: string, fillLeaseMs: number): Promise<CacheGetResult> {
+    const token = this.nextToken();
+    const reply = await this.transition('getOrLease', full, [durationArg(fillLeaseMs, 'fillLeaseMs'), token]);
+    switch (reply[1]) {
+      case 'm':
+        return { kind: 'miss', token };
+      case 'n':
+        return MISS_WITHOUT_TOKEN;
+      case 'b':
+        return BYPASS;
+      case 'v': {
+        const value = decodeValue(String(reply[2]));
         if (value !== undefined) return value;
       }
-      const token = this.nextToken();
-      const reply = await this.transition('getOrLease', full, [durationArg(fillLeaseMs, 'fillLeaseMs'), token]);
-      switch (reply[1]) {
-        case 'm':
-          return { kind: 'miss', token };
-        case 'n':
-          return MISS_WITHOUT_TOKEN;
-        case 'b':
-          return BYPASS;
-        case 'v': {
-          const value = decodeValue(String(reply[2]));
-          if (value !== undefined) return value;
-        }
-      }
-      throw unexpected('getOrLease', reply);
-    });
+    }
+    throw unexpected('getOrLease', reply);
+  }
+
+  /** One command; a transport that throws instead of rejecting becomes a rejection. */
+  private send(key: string, args: string[]): Promise<unknown> {
+    try {
+      return this.transport.send(key, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {

@@ -1,14 +1,23 @@
 import { cacheKeyOf } from '../keys.js';
+import type { CacheSlot } from '../types.js';
+
+/** A key this engine has checked, its joined cache key, and the cache's slot of its value when it has one. */
+export interface KnownKey {
+  readonly cacheKey: string;
+  /** CacheAdapter.slot: read instead of looking the cache key up again; refreshed after a hit through get. */
+  slot: CacheSlot | undefined;
+}
 
 /**
  * The cache keys of one namespace. Joining namespace and key makes a new string on every call,
  * which the cache must then flatten and hash: about 100 ns, most of a memory hit. Remembering
- * recent joins lets a repeated key reuse the string whose hash is already computed. Bounded:
- * when full it starts over, which costs one join per key, as without it.
+ * recent joins lets a repeated key reuse the string whose hash is already computed, and an
+ * in-process cache's slot lets it skip the cache's own lookup. Bounded: when full it starts over,
+ * which costs one join per key, as without it.
  */
 export class CacheKeys {
   private readonly prefix: string;
-  private readonly joined = new Map<string, string>();
+  private readonly joined = new Map<string, KnownKey>();
 
   constructor(
     namespace: string,
@@ -18,20 +27,25 @@ export class CacheKeys {
   }
 
   /**
-   * The joined key if `key` was joined before, else undefined. The engine joins only keys that
-   * passed validateKey, so a key found here is a valid one: the hit path skips checking it again.
+   * What is remembered of `key` if it was joined before, else undefined. The engine joins only keys
+   * that passed validateKey, so a key found here is a valid one: the hit path skips checking it again.
    */
-  known(key: string): string | undefined {
+  known(key: string): KnownKey | undefined {
     return this.joined.get(key);
   }
 
-  of(key: string): string {
-    let cacheKey = this.joined.get(key);
-    if (cacheKey === undefined) {
+  /** The key's entry, joined now if it is new (only for a key that passed validateKey). */
+  entry(key: string): KnownKey {
+    let known = this.joined.get(key);
+    if (known === undefined) {
       if (this.joined.size >= this.capacity) this.joined.clear();
-      cacheKey = this.prefix + key;
-      this.joined.set(key, cacheKey);
+      known = { cacheKey: this.prefix + key, slot: undefined };
+      this.joined.set(key, known);
     }
-    return cacheKey;
+    return known;
+  }
+
+  of(key: string): string {
+    return this.entry(key).cacheKey;
   }
 }

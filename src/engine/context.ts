@@ -21,6 +21,8 @@ export interface EngineContext {
   readonly nextWriterToken: () => string;
   /** Resolves once a journal row written now is sure to be replayed: writes and fills wait for it. */
   readonly journalReady: Promise<void>;
+  /** Set once journalReady has resolved: a fill then has no wait to race (it never goes back). */
+  journalPositionKnown: boolean;
   /** True while the drainer replays the journal retained at its start: cached values may be older than a row not applied yet. */
   readonly journalReplaying: () => boolean;
   /** Single-flight: the in-process store read + fill of a key whose fill lease this process holds. */

@@ -52,7 +52,8 @@ export class EntryCodec {
   }
 
   fromStore(stored: StoredValue): CacheEntry {
-    return this.entry({ payload: stored.payload, sizeBytes: stored.payload.length }, stored.version);
+    const payload = this.decodedValues ? deepFreeze(this.codec.decode(stored.payload)) : stored.payload;
+    return { version: stored.version, payload, tombstone: false, sizeBytes: stored.payload.length };
   }
 
   tombstone(version: Version): CacheEntry {

@@ -14,7 +14,7 @@ const MAX_FLIGHT_WAITS = 3;
 export type LoadCommitted = (ctx: EngineContext, key: string) => Promise<StoredValue | undefined>;
 
 /** `load` is Lockstep's store by default; the inline helpers pass the caller's loader (inline.ts). */
-export async function readAfterCache<T>(
+export function readAfterCache<T>(
   ctx: EngineContext,
   key: string,
   cacheKey: string,
@@ -23,6 +23,23 @@ export async function readAfterCache<T>(
 ): Promise<ReadEntry<T>> {
   // Every store wait of this read ends within the lease budget (deadline.ts).
   const deadline = startDeadline(ctx.options.leaseTtlMs);
+  // A miss with our own fill lease, answered synchronously (the memory cache): the cold read's
+  // common case goes straight to the store read and the fill, without the loop's promise hops.
+  if (!(first instanceof Promise) && first.kind === 'miss' && first.token !== undefined) {
+    ctx.counters.cacheMisses++;
+    return loadAndFill<T>(ctx, key, cacheKey, first.token, load, deadline);
+  }
+  return readAfterAnswer<T>(ctx, key, cacheKey, first, load, deadline);
+}
+
+async function readAfterAnswer<T>(
+  ctx: EngineContext,
+  key: string,
+  cacheKey: string,
+  first: CacheGetResult | Promise<CacheGetResult>,
+  load: LoadCommitted,
+  deadline: Deadline,
+): Promise<ReadEntry<T>> {
   let pending: CacheGetResult | Promise<CacheGetResult> = first;
   for (let waits = 0; ; waits++) {
     let answer: CacheGetResult;
@@ -101,28 +118,47 @@ export function readTimeout(ctx: EngineContext, key: string, what = 'the read'):
 
 /** Reads the store, within what is left of the deadline. */
 function loadWithin(ctx: EngineContext, key: string, load: LoadCommitted, deadline: Deadline): Promise<StoredValue | undefined> {
+  // Lockstep's own store: its errors are named in the deadline's own callback, one promise less than readStoreValue.
+  if (load === readStoreValue) {
+    return within(deadline, () => ctx.store.read(ctx.namespace, key), () => readTimeout(ctx, key), undefined, (error) => storeReadError(ctx, key, error));
+  }
   return within(deadline, () => load(ctx, key), () => readTimeout(ctx, key));
 }
 
-export async function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
+export function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
+  let reading: Promise<StoredValue | undefined>;
   try {
-    return await ctx.store.read(ctx.namespace, key);
+    reading = ctx.store.read(ctx.namespace, key);
   } catch (error) {
-    if (error instanceof StoreReadError) throw error; // an adapter's own timeout keeps its code
-    throw new StoreReadError(`the store failed the read: ${(error as Error)?.message ?? String(error)}`, {
-      key,
-      namespace: ctx.namespace,
-      cause: error,
-    });
+    return Promise.reject(storeReadError(ctx, key, error));
   }
+  return reading.then(undefined, (error: unknown) => {
+    throw storeReadError(ctx, key, error);
+  });
 }
 
-async function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load: LoadCommitted, deadline: Deadline): Promise<ReadEntry<T>> {
-  const stored = await loadWithin(ctx, key, load, deadline);
-  if (stored === undefined) return { found: false, value: undefined, version: 0, source };
-  return { found: true, value: ctx.options.codec.decode(stored.payload) as T, version: stored.version, source };
+function storeReadError(ctx: EngineContext, key: string, error: unknown): StoreReadError {
+  if (error instanceof StoreReadError) return error; // an adapter's own timeout keeps its code
+  return new StoreReadError(`the store failed the read: ${(error as Error)?.message ?? String(error)}`, {
+    key,
+    namespace: ctx.namespace,
+    cause: error,
+  });
 }
 
+function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load: LoadCommitted, deadline: Deadline): Promise<ReadEntry<T>> {
+  return loadWithin(ctx, key, load, deadline).then((stored) =>
+    stored === undefined
+      ? { found: false, value: undefined, version: 0, source }
+      : { found: true, value: ctx.options.codec.decode(stored.payload) as T, version: stored.version, source },
+  );
+}
+
+/**
+ * The store read and the fenced fill under our lease, registered as the key's in-process flight
+ * until the fill has landed (joiners then ask the cache again). Promise chains, not async
+ * functions: a cold read's engine work is mostly promise hops otherwise.
+ */
 function loadAndFill<T>(
   ctx: EngineContext,
   key: string,
@@ -131,23 +167,68 @@ function loadAndFill<T>(
   load: LoadCommitted,
   deadline: Deadline,
 ): Promise<ReadEntry<T>> {
-  const flight = (async (): Promise<ReadEntry<T>> => {
-    // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
-    // a bypass write after our read is then behind the cursor, and is replayed over our fill.
-    await deadline.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position'));
-    const stored = await loadWithin(ctx, key, load, deadline);
-    const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
-    const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
-    try {
-      // Accepted only if no write or invalidation touched the key since our get: version fencing.
-      if (!(await ctx.cache.fill(cacheKey, token, entry, ttlMs))) ctx.counters.fillsRejected++;
-    } catch {
-      ctx.counters.cacheReadFailures++; // the fill lease expires; the answer itself is still good
-    }
-    return { found: stored !== undefined, value: ctx.entries.valueOf(entry) as T | undefined, version: entry.version, source: 'miss' };
-  })();
-  ctx.flights.set(cacheKey, flight);
-  return flight.finally(() => {
+  // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
+  // a bypass write after our read is then behind the cursor, and is replayed over our fill. Once
+  // it is known, a flag says so: no wait to race.
+  const loaded = ctx.journalPositionKnown
+    ? loadWithin(ctx, key, load, deadline)
+    : deadline.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position')).then(() => loadWithin(ctx, key, load, deadline));
+  const forget = (): void => {
     if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
-  });
+  };
+  const flight: Promise<ReadEntry<T>> = loaded.then(
+    (stored) => {
+      try {
+        return fillFrom<T>(ctx, cacheKey, token, stored, forget);
+      } catch (error) {
+        forget(); // a payload the codec cannot read: the read fails, the flight ends with it
+        throw error;
+      }
+    },
+    (error: unknown) => {
+      forget();
+      throw error;
+    },
+  );
+  ctx.flights.set(cacheKey, flight);
+  return flight;
+}
+
+/** Fills what the store answered, fenced by our lease; the answer is good whether the fill lands or not. */
+function fillFrom<T>(
+  ctx: EngineContext,
+  cacheKey: string,
+  token: string,
+  stored: StoredValue | undefined,
+  forget: () => void,
+): ReadEntry<T> | Promise<ReadEntry<T>> {
+  const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
+  const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
+  const answer: ReadEntry<T> = { found: stored !== undefined, value: ctx.entries.valueOf(entry) as T | undefined, version: entry.version, source: 'miss' };
+  let accepted: boolean | PromiseLike<boolean>;
+  try {
+    // Accepted only if no write or invalidation touched the key since our get: version fencing.
+    accepted = ctx.cache.fill(cacheKey, token, entry, ttlMs);
+  } catch {
+    ctx.counters.cacheReadFailures++; // the fill lease expires; the answer itself is still good
+    forget();
+    return answer;
+  }
+  if (typeof accepted === 'boolean') {
+    if (!accepted) ctx.counters.fillsRejected++;
+    forget();
+    return answer;
+  }
+  return Promise.resolve(accepted).then(
+    (ok) => {
+      if (!ok) ctx.counters.fillsRejected++;
+      forget();
+      return answer;
+    },
+    () => {
+      ctx.counters.cacheReadFailures++;
+      forget();
+      return answer;
+    },
+  );
 }

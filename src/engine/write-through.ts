@@ -23,7 +23,7 @@ import type {
   WriteOptions,
   WriteResult,
 } from './api.js';
-import { CacheKeys } from './cache-keys.js';
+import { CacheKeys, type KnownKey } from './cache-keys.js';
 import { classifyKey } from './classify.js';
 import type { EngineContext } from './context.js';
 import { EntryCodec } from './entries.js';
@@ -56,6 +56,8 @@ export class WriteThroughEngine<T> implements Engine<T> {
   private readonly sampler: HitSampler | undefined;
   /** A shared drainer's count of this namespace's repairs, when it keeps one. */
   private readonly repairWatch: { readonly count: number; stop(): void } | undefined;
+  /** The cache hands out value slots (CacheAdapter.slot): a repeated hit reads its key's slot. */
+  private readonly slots: boolean;
   /** `read` listeners: 0 keeps the hit path free of clock reads and event objects. */
   private readListeners = 0;
   /** Reads that have not settled (a memory-cache hit settles before read() returns, so is never counted). */
@@ -68,6 +70,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
     const { store, cache, namespace } = this.options;
     this.namespace = namespace;
     this.cacheKeys = new CacheKeys(namespace);
+    this.slots = typeof cache.slot === 'function';
     const counters = wiring.counters ?? createCounters();
     const sharedDrainer = isJournalDrainer(options.journal) ? options.journal : undefined;
     // Repairs are counted by the drainer that applies them: a shared one counts per namespace
@@ -106,7 +109,15 @@ export class WriteThroughEngine<T> implements Engine<T> {
       flights: new Map(),
       fillWaitMemory: new FillWaitMemory(() => performance.now()),
       completionsAfterAck: new Set(),
+      journalPositionKnown: false,
     };
+    const ctx = this.ctx;
+    ctx.journalReady.then(
+      () => {
+        ctx.journalPositionKnown = true;
+      },
+      () => undefined, // a fill keeps racing the rejected wait, and fails as before
+    );
     this.onFirstWrite = wiring.onFirstWrite;
     this.sampler = this.options.consistencySampling.rate === 0 ? undefined : wiring.sampler?.(counters, this.options);
     this.sampleRate = this.sampler === undefined ? 0 : this.options.consistencySampling.rate;
@@ -128,53 +139,79 @@ export class WriteThroughEngine<T> implements Engine<T> {
     // A key already joined was validated when it was joined (cache-keys.ts): only a new key, or a
     // closed engine, takes the full check (scanning the key for lone surrogates and NUL costs as
     // much as the cache lookup).
-    let cacheKey = this.cacheKeys.known(key);
-    if (cacheKey === undefined || this.closed) {
+    let known = this.cacheKeys.known(key);
+    if (known === undefined || this.closed) {
       try {
         this.checkKey(key);
       } catch (error) {
         return Promise.reject(error);
       }
-      cacheKey = this.cacheKeys.of(key);
+      known = this.cacheKeys.entry(key);
     }
     // With nobody listening for `read`, no clock is read (-1 says "not timed").
     const started = this.readListeners === 0 ? -1 : performance.now();
-    const answer = this.askCacheFor(cacheKey);
+    // An in-process cache's slot of the key's value: the same step as a hit of get, without the
+    // cache's key lookup (CacheAdapter.slot). Empty (the value changed, or expired): ask get.
+    const slot = known.slot;
+    if (slot !== undefined) {
+      const value = slot.read();
+      if (value !== undefined) return this.syncAnswer(key, known, value, started);
+      known.slot = undefined;
+    }
+    const answer = this.askCacheFor(known.cacheKey);
     // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
     // ReadEntry either).
     if (answer instanceof Promise) {
       this.readsPending++;
+      const { cacheKey } = known;
       return answer.then(
         (got) => {
           this.readsPending--;
-          return this.valueOrSlowPath(key, got, started);
+          return this.valueOrSlowPath(key, cacheKey, got, started);
         },
         (error: unknown) => {
           this.readsPending--;
-          return this.slowValue(key, Promise.reject(error), started);
+          return this.slowValue(key, cacheKey, Promise.reject(error), started);
         },
       );
     }
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
+    if (answer.kind === 'value' && this.slots) known.slot = this.options.cache.slot!(known.cacheKey);
+    return this.syncAnswer(key, known, answer, started);
+  }
+
+  /** A synchronous answer of the cache: a hit settles here; anything else takes the slow path. */
+  private syncAnswer(key: string, known: KnownKey, answer: CacheGetResult, started: number): Promise<T | undefined> {
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, known.cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
-  private valueOrSlowPath(key: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, answer, started);
+  private valueOrSlowPath(key: string, cacheKey: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
+    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
     if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
-  private slowValue(key: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
-    return this.settleRead(key, readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), answer), started).then((entry) => {
-      if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
-      return entry.value;
-    });
+  /** What read() answers after anything but a plain hit: settleRead and the sampling in one step. */
+  private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
+    this.readsPending++;
+    return readAfterCache<T>(this.ctx, key, cacheKey, answer).then(
+      (entry) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
+        if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
+        return entry.value;
+      },
+      (error: unknown) => {
+        this.readsPending--;
+        if (started !== -1) this.emitRead(key, undefined, false, started);
+        throw error;
+      },
+    );
   }
 
   /** Counts a read in flight until it settles, and reports it to `read` listeners when timed. */

@@ -168,6 +168,8 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
           if (result instanceof Promise) return result.then((got) => (got.kind === 'value' ? got : untracedRead(key, startTime, got)));
           return result.kind === 'value' ? result : untracedRead(key, startTime, result);
         },
+        // A hit read through a value slot would pass no get: with a span per hit, no slots.
+        slot: (original) => (hitSpans ? () => undefined : original),
         fill: (original) => (key, token, entry, ttlMs) =>
           traced(spanNames.fill, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, accepted: boolean) => {
             span.setAttribute('lockstep.fill.accepted', accepted);
