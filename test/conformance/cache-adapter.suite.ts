@@ -684,6 +684,20 @@ export function runCacheAdapterSuite(
         await t.expectMissWithToken(k);
       });
 
+      test('lease of w1 expires | after w2 completed its write → nothing: w2\'s value is not published', async (t) => {
+        const k = t.key();
+        await t.seed(k, 1, 'one');
+        const w1 = t.writer('w1');
+        const w2 = t.writer('w2');
+        await t.cache.beginWrite(k, w1, leaseMs);
+        await t.cache.beginWrite(k, w2, longLeaseMs);
+        assert.equal(await t.cache.completeWrite(k, w2, stringEntry(2, 'two'), longTtlMs), 'pending');
+        await t.advance(pastLease);
+        // w1 was the last writer and its outcome is unknown (it may have committed v3): neither w2's
+        // v2 nor the value the record was begun on may come back
+        await t.expectMissWithToken(k);
+      });
+
       test('lease of w expires | every writer expired → nothing', async (t) => {
         const k = t.key();
         await t.cache.beginWrite(k, t.writer('w1'), leaseMs);
