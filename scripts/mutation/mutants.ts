@@ -68,7 +68,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'pragmatic-no-journal-row',
     rule: 'engine paths: a write acknowledged without a lease is not journaled in its transaction',
-    patches: [{ file: WRITE_PATH, find: 'const committing = Promise.resolve().then(() => step.commit(!leased, deadlineMs));', replace: 'const committing = Promise.resolve().then(() => step.commit(false, deadlineMs));' }],
+    patches: [{ file: WRITE_PATH, find: 'committing = step.commit(!leased, deadlineMs);', replace: 'committing = step.commit(false, deadlineMs);' }],
   },
   {
     id: 'pragmatic-no-fence',
@@ -83,7 +83,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'no-store-deadline',
     rule: 'lease budget: the store write gets no deadline from the lease (60 s)',
-    patches: [{ file: WRITE_PATH, find: 'const deadlineMs = Math.max(1, Math.min(leaseLeftMs, deadline.remaining()));', replace: 'const deadlineMs = 60_000; void leaseLeftMs;' }],
+    patches: [{ file: WRITE_PATH, find: 'const deadlineMs = Math.max(1, Math.floor(Math.min(leaseLeftMs, deadline.remaining())));', replace: 'const deadlineMs = 60_000; void leaseLeftMs;' }],
   },
   {
     id: 'unknown-outcome-releases-lease',

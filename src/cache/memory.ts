@@ -137,15 +137,17 @@ class MemoryCache implements CacheAdapter {
       lease.tokens.set(token, deadline);
       return;
     }
-    // From a value, a fill (which this voids) or nothing: the value, if any, is the highest version seen.
-    const current = this.values.get(key);
-    const carried = current === undefined ? undefined : { ...current, ttlMs: Math.max(1, this.values.remainingTtl(key)) };
+    // From a value, a fill (which this voids) or nothing: the value's version, if any, is the highest
+    // seen, but not its payload (as in the Redis adapter): a completion publishes only a version above
+    // it, and one at or below it (which a store never commits) clears instead. So no copy of the
+    // value and its remaining TTL per write.
+    const current = this.values.peek(key);
     this.values.delete(key);
     this.setLease(key, {
       kind: 'write',
       tokens: new Map([[token, deadline]]),
-      maxVersion: carried?.version ?? 0,
-      max: carried,
+      maxVersion: current?.version ?? 0,
+      max: undefined,
       dirty: false,
     });
   }

@@ -22,6 +22,10 @@
 //
 // Every script replies with an array whose first element is the number of leases it found expired
 // and dropped (the adapter adds it to stats().leasesExpired); the rest is the transition's answer.
+// Except on the write path, where a table reply costs Redis more than the rest of a fast path's Lua
+// (measured: ~1.5 µs of ~4 µs; the conversion probes the table for its err/ok fields): beginWrite
+// replies with that number alone, and completeWrite's fast path with its outcome alone, a plain
+// string (it drops no lease).
 import { createHash } from 'node:crypto';
 
 /**
@@ -151,36 +155,39 @@ return { expired, 0 }
  * version seen, but not its payload: a completion publishes only a version above it, so the old
  * payload would only ever be published by a completion at or below the version it replaced, which
  * a store never commits; clearing is always safe. Not carrying it saves a PTTL and a copy of the
- * payload in the record. A fill is voided. ARGV: token, leaseMs. Reply: {expired}.
+ * payload in the record. A fill is voided. ARGV: token, leaseMs. Reply: expired (a number, not an array).
  */
 const BEGIN_WRITE = `${CLOCK}
 local deadline = now + tonumber(ARGV[2])
 -- The common case, no writer in flight: nothing or a value becomes a one-writer record, its header
 -- written out here in save_write's encoding (no table, no cjson) when the token needs no escaping.
-local raw = redis.call('GET', key)
-local tag = raw and string.byte(raw, 1)
-if (not raw or tag == 118) and not string.find(ARGV[1], '[%c"\\\\/]') then
-  local max = raw and string.match(raw, '^v(%d+):') or '0'
+-- Only the record's head is read: its tag and a value's version (at most 16 digits), not the
+-- payload. GETRANGE answers '' for a missing key (no record is ever empty).
+local head = redis.call('GETRANGE', key, 0, 31)
+local tag = string.byte(head, 1)
+if (tag == nil or tag == 118) and not string.find(ARGV[1], '[%c"\\\\/]') then
+  local max = tag and string.match(head, '^v(%d+):') or '0'
   redis.call('SET', key, 'w{"t":{"' .. ARGV[1] .. '":' .. string.format('%d', deadline) .. '},"m":"' .. max .. '","d":0,"x":-1}\\n')
-  return { expired }
+  return 0
 end
 ${HELPERS}
 local rec = load()
 if rec ~= nil and rec.kind == 'write' then
   rec.tokens[ARGV[1]] = deadline
   save_write(rec)
-  return { expired }
+  return expired
 end
 local w = { tokens = { [ARGV[1]] = deadline }, max = '0', dirty = false, ttl = -1, pending = '' }
 if rec ~= nil and rec.kind == 'value' then w.max = rec.version end
 save_write(w)
-return { expired }
+return expired
 `;
 
 /**
  * completeWrite(w, v, payload): with w's lease, drop w and keep the highest version; the last
  * writer publishes it, or clears a dirty record. Without a lease: invalidateOlder(v) only.
- * ARGV: token, version, value record, ttlMs. Reply: {expired, 'published'|'pending'|'cleared'|'fenced'}.
+ * ARGV: token, version, value record, ttlMs. Reply: {expired, 'published'|'pending'|'cleared'|'fenced'},
+ * or from the fast path the string 'published' alone (it drops no lease).
  */
 const COMPLETE_WRITE = `${CLOCK}
 -- The common case: the record beginWrite's fast path wrote, holding this writer's live lease alone,
@@ -196,7 +203,7 @@ if raw and string.byte(raw, 1) == 119 then
     else
       redis.call('SET', key, ARGV[3])
     end
-    return { expired, 'published' }
+    return 'published'
   end
 end
 ${HELPERS}

@@ -323,14 +323,20 @@ class RedisCache implements RedisCacheAdapter {
 
   beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
     return this.run('beginWrite', key, async () => {
-      await this.transition('beginWrite', this.keyPrefix + key, [token, durationArg(leaseMs, 'leaseMs')]);
+      // The reply is the number of expired leases alone (redis-scripts.ts: no table on the write path).
+      const expired = await this.script('beginWrite', this.keyPrefix + key, [token, durationArg(leaseMs, 'leaseMs')]);
+      if (typeof expired !== 'number') throw unexpected('beginWrite', expired);
+      if (expired > 0) this.leasesExpired += expired;
     });
   }
 
   completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
     return this.run('completeWrite', key, async () => {
       const args = [token, String(checkVersion(entry.version, key)), encodeValue(entry, key), durationArg(ttlMs, 'ttlMs')];
-      const reply = await this.transition('completeWrite', this.keyPrefix + key, args);
+      const reply = await this.script('completeWrite', this.keyPrefix + key, args);
+      if (reply === 'published') return reply; // the fast path: its outcome alone
+      if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw unexpected('completeWrite', reply);
+      if (reply[0] > 0) this.leasesExpired += reply[0];
       const outcome = reply[1];
       if (outcome === 'published' || outcome === 'pending' || outcome === 'cleared' || outcome === 'fenced') return outcome;
       throw unexpected('completeWrite', reply);

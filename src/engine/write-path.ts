@@ -90,13 +90,17 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
 
   // 0. A drainer that starts at the journal's end must know where that is before we commit: a
   // bypass write committed after our publish but before that point would never be replayed.
-  await deadline.race(ctx.journalReady, () => {
-    report('db-failure', undefined);
-    return new StoreWriteError(`the store did not tell the journal's position within ${options.leaseTtlMs} ms; nothing was written`, {
-      key: step.key,
-      namespace: ctx.namespace,
+  // Once it is known, there is nothing to wait for (no timer, no promise hop per write).
+  if (!readyJournals.has(ctx.journalReady)) {
+    await deadline.race(ctx.journalReady, () => {
+      report('db-failure', undefined);
+      return new StoreWriteError(`the store did not tell the journal's position within ${options.leaseTtlMs} ms; nothing was written`, {
+        key: step.key,
+        namespace: ctx.namespace,
+      });
     });
-  });
+    readyJournals.add(ctx.journalReady);
+  }
 
   // 1. Lease the key: readers bypass the cache and fills are voided until the write completes.
   const token = ctx.nextWriterToken();
@@ -130,12 +134,19 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     // is ready, step 0, so the row cannot fall behind its starting point).
   }
 
-  // 2. Commit to the store, within what is left of the lease.
+  // 2. Commit to the store, within what is left of the lease. Whole milliseconds, rounded down:
+  // never later than the lease, and the deadline timers of successive writes then share one of
+  // Node's timer lists (a fractional duration opens a list of its own per write).
   const leaseLeftMs = leased ? options.leaseTtlMs - (clock.now() - leaseStart) : options.leaseTtlMs;
-  const deadlineMs = Math.max(1, Math.min(leaseLeftMs, deadline.remaining()));
+  const deadlineMs = Math.max(1, Math.floor(Math.min(leaseLeftMs, deadline.remaining())));
   const dbStart = performance.now();
   let result: R;
-  const committing = Promise.resolve().then(() => step.commit(!leased, deadlineMs));
+  let committing: Promise<R>;
+  try {
+    committing = step.commit(!leased, deadlineMs);
+  } catch (error) {
+    committing = Promise.reject(error); // a step that throws synchronously fails like one that rejects
+  }
   try {
     // The client-side deadline: a commit not confirmed by then may still land, so its outcome is unknown.
     result = await within(
@@ -256,6 +267,9 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   }
   return complete();
 }
+
+/** The journal positions (EngineContext.journalReady) known to be settled: writes stop waiting on them. */
+const readyJournals = new WeakSet<Promise<void>>();
 
 /** acknowledge 'after-commit' acknowledges early only within this share of the lease. */
 const EARLY_ACK_LEASE_SHARE = 0.9;

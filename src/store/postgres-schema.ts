@@ -87,6 +87,13 @@ export interface PostgresSchemaSql {
   readonly journalLockKey: string;
   /** Idempotent DDL for one transaction that already holds the DDL advisory lock. */
   readonly ddl: string;
+  /**
+   * Lockstep's write of an existing key as one plain statement ($1 namespace, $2 key, $3 value;
+   * returns the row's new `version`, or no row): the statement `lockstep_write` runs first, taken
+   * out of the function so the common case costs no PL/pgSQL call. No row updated (a new key, a
+   * row deleted meanwhile) means nothing was written: the function then handles the key.
+   */
+  readonly updateExisting: string;
 }
 
 /** The DDL of one schema. `schema` must be a valid identifier (checked). */
@@ -388,5 +395,9 @@ CREATE TRIGGER lockstep_kv_bypass_truncate BEFORE TRUNCATE ON ${kv}
 
 COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
 `;
-  return { ddlLockKey, journalLockKey, ddl };
+  // The same UPDATE as the function's common case below (same writer token, so no trigger fires).
+  const updateExisting = `UPDATE ${kv} kv SET value = $3, version = coalesce(kv.version, 0) + 1, writer = ${token} || 'w', updated_at = pg_catalog.now()
+    WHERE kv.namespace = $1 AND kv.key = $2
+    RETURNING kv.version AS version`;
+  return { ddlLockKey, journalLockKey, ddl, updateExisting };
 }

@@ -1,12 +1,13 @@
 // The PostgreSQL store: per-key versions, tombstones and a change journal in one schema, on `pg`.
 // Every Lockstep write or delete is one call of a PL/pgSQL function (one statement, one round trip,
-// autocommit, a named prepared statement); writes made with plain SQL from anywhere else are
+// autocommit, a named prepared statement), except the common write of an existing key, which is the
+// function's first statement sent on its own; writes made with plain SQL from anywhere else are
 // versioned and journaled by triggers, and every journal append notifies LISTENers. The rules, and
 // how journal ids follow commit order, are in postgres-schema.ts.
 import type { Pool as PgPool } from 'pg';
 import { loadDriver } from '../drivers.js';
 import { toMs, type Duration } from '../duration.js';
-import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError } from '../errors.js';
+import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError, StoreWriteError } from '../errors.js';
 import type {
   JournalEntry,
   JournalReason,
@@ -154,8 +155,9 @@ const int = (value: unknown): number => (typeof value === 'number' ? value : Num
  * and the triggers version, journal and notify it.
  *
  * Round trips: read, write, delete, appendJournal, readJournal, journalHead, pruneJournal, scan: one
- * each (plus one per new connection, to set its session). A write or delete whose `deadlineMs` is
- * below the statement timeout runs in a transaction with that timeout: four.
+ * each (plus one per new connection, to set its session); a write that creates a key, two (the
+ * UPDATE of an existing key finds none, then the write function). A write or delete whose
+ * `deadlineMs` is below the statement timeout runs in a transaction with that timeout: four.
  *
  * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time (see the SQLite
  * store: the journal retention must exceed the engine's tombstone TTL and lease TTL).
@@ -170,6 +172,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const statement = (name: string, text: string) => (values: unknown[]): PostgresQueryConfig => ({ name: `${tag}_${name}`, text, values });
 
   const writeSql = statement('write', `SELECT ${s}.lockstep_write($1, $2, $3, $4, $5, $6) AS version`);
+  const updateSql = statement('update', sql.updateExisting);
   const deleteSql = statement('delete', `SELECT out_version AS version, out_existed AS existed FROM ${s}.lockstep_delete($1, $2, $3, $4, $5)`);
   const readSql = statement('read', `SELECT version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key = $2`);
   const appendSql = statement('append', `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, $4)`);
@@ -370,8 +373,22 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
+      let deadlineMs = options.deadlineMs;
+      // The common case, an existing key without a journal row or a precondition: one plain UPDATE
+      // (the function's own first statement, see postgres-schema.ts), no PL/pgSQL call. When it
+      // updates nothing, nothing was written, and the function takes the key within what is left
+      // of the deadline, so the two statements together never outlast the write's lease.
+      if (!options.journal && options.precondition === undefined) {
+        const started = performance.now();
+        const { rows } = await runWrite(updateSql([namespace, key, payload]), deadlineMs);
+        if (rows.length > 0) return { version: int(rows[0]!.version) };
+        deadlineMs -= performance.now() - started;
+        if (!(deadlineMs >= 1)) {
+          throw new StoreWriteError(`PostgreSQL: no time left within the write's deadline to create ${JSON.stringify(key)}; nothing was written`);
+        }
+      }
       const { rows } = await conditional(namespace, key, options, () =>
-        runWrite(writeSql([namespace, key, payload, options.journal, ...preconditionParams(options.precondition)]), options.deadlineMs),
+        runWrite(writeSql([namespace, key, payload, options.journal, ...preconditionParams(options.precondition)]), deadlineMs),
       );
       return { version: int(rows[0]!.version) };
     },

@@ -610,6 +610,21 @@ export function runCacheAdapterSuite(
         await t.expectHit(k, 2, 'two');
       });
 
+      test('abortWrite(w1) | last writer of a dirty record after w2 completed → nothing: w2\'s value is not published', async (t) => {
+        const k = t.key();
+        const w1 = t.writer('w1');
+        const w2 = t.writer('w2');
+        const w3 = t.writer('w3');
+        await t.cache.beginWrite(k, w1, longLeaseMs);
+        await t.cache.beginWrite(k, w2, longLeaseMs);
+        await t.cache.beginWrite(k, w3, leaseMs);
+        await t.advance(pastLease); // w3's outcome is unknown (it may have committed v3): dirty
+        assert.equal(await t.cache.completeWrite(k, w2, stringEntry(2, 'two'), longTtlMs), 'pending');
+        await t.cache.abortWrite(k, w1);
+        assert.equal(await t.peek(k), undefined);
+        await t.expectMissWithToken(k);
+      });
+
       test('abortWrite(w) | anything else (w holds no lease) → no change', async (t) => {
         const k = t.key();
         await t.seed(k, 1, 'one');
@@ -681,6 +696,21 @@ export function runCacheAdapterSuite(
         const w = t.writer();
         await t.cache.beginWrite(k, w, leaseMs);
         await t.advance(pastLease);
+        await t.expectMissWithToken(k);
+      });
+
+      test('lease of w1 expires | after w2 completed its write → nothing: w2\'s value is not published', async (t) => {
+        const k = t.key();
+        await t.seed(k, 1, 'one');
+        const w1 = t.writer('w1');
+        const w2 = t.writer('w2');
+        await t.cache.beginWrite(k, w1, leaseMs);
+        await t.cache.beginWrite(k, w2, longLeaseMs);
+        assert.equal(await t.cache.completeWrite(k, w2, stringEntry(2, 'two'), longTtlMs), 'pending');
+        await t.advance(pastLease);
+        // w1 was the last writer and its outcome is unknown (it may have committed v3): neither w2's
+        // v2 nor the value the record was begun on may come back, whichever call sees the expiry first
+        assert.equal(await t.peek(k), undefined);
         await t.expectMissWithToken(k);
       });
 

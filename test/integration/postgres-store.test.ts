@@ -343,7 +343,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
   });
 
   describe('round trips', () => {
-    it('a plain or journaled write, a delete and a read are one query each; a shorter deadline adds a transaction', async () => {
+    it('a write of an existing key, a journaled write, a delete and a read are one query each; creating a key adds the function; a shorter deadline adds a transaction', async () => {
       const schema = freshSchema();
       const inner = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
       const { pool, log } = loggingPool(inner);
@@ -355,14 +355,31 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           await step();
           return [...log];
         };
-        assert.deepEqual(await count(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT "' + schema + '".lockstep_write($1, $2,']);
-        assert.deepEqual(await count(() => store.write('ns', 'k', '2', PLAIN)), ['SELECT "' + schema + '".lockstep_write($1, $2,']);
+        const update = 'UPDATE "' + schema + '".lockstep_kv kv';
+        // A new key: the plain UPDATE finds no row, the function creates it; an existing key: the UPDATE alone.
+        assert.deepEqual(await count(() => store.write('ns', 'k', '1', PLAIN)), [update, 'SELECT "' + schema + '".lockstep_write($1, $2,']);
+        assert.deepEqual(await count(() => store.write('ns', 'k', '2', PLAIN)), [update]);
         assert.equal((await count(() => store.write('ns', 'new', '1', JOURNALED))).length, 1);
         assert.equal((await count(() => store.delete('ns', 'k', PLAIN))).length, 1);
         assert.equal((await count(() => store.delete('ns', 'missing', JOURNALED))).length, 1);
         assert.equal((await count(() => store.read('ns', 'new'))).length, 1);
-        assert.equal((await count(() => store.write('ns', 'k', '3', { journal: false, deadlineMs: 2_000 }))).length, 1, 'a deadline not below the timeout');
+        assert.deepEqual(await count(() => store.write('ns', 'other', '3', { journal: false, deadlineMs: 5_000 })), [update, 'SELECT "' + schema + '".lockstep_write($1, $2,'], 'a deadline well above the timeout');
+        assert.equal((await count(() => store.write('ns', 'other', '4', { journal: false, deadlineMs: 2_000 }))).length, 1, 'a deadline not below the timeout');
+        // Re-creating the deleted key: the function runs within what the UPDATE left of the deadline, below the timeout now.
+        assert.deepEqual(await count(() => store.write('ns', 'k', '3', { journal: false, deadlineMs: 2_000 })), [
+          update,
+          'BEGIN',
+          "SELECT set_config('statement_timeout', $1,",
+          'SELECT "' + schema + '".lockstep_write($1, $2,',
+          'COMMIT',
+        ]);
         assert.deepEqual(await count(() => store.write('ns', 'k', '4', { journal: false, deadlineMs: 500 })), [
+          'BEGIN',
+          "SELECT set_config('statement_timeout', $1,",
+          update,
+          'COMMIT',
+        ]);
+        assert.deepEqual(await count(() => store.write('ns', 'k', '5', { journal: true, deadlineMs: 500 })), [
           'BEGIN',
           "SELECT set_config('statement_timeout', $1,",
           'SELECT "' + schema + '".lockstep_write($1, $2,',
@@ -381,7 +398,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           client.release();
         }
         const journal = await store.readJournal(0, 10);
-        assert.deepEqual(journal.map((r) => [r.key, r.reason]), [['new', 'repair'], ['missing', 'repair'], ['k', 'repair']]);
+        assert.deepEqual(journal.map((r) => [r.key, r.reason]), [['new', 'repair'], ['missing', 'repair'], ['k', 'repair'], ['k', 'repair']]);
       } finally {
         await store.close();
         await inner.end();
@@ -984,7 +1001,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           assert.ok(error.cause instanceof Error);
           return true;
         });
-        cutAt = `"${schema}".lockstep_write(`;
+        cutAt = `"${schema}".lockstep_kv kv SET value`; // the plain UPDATE of an existing key
         await assert.rejects(store.write('ns', 'k', '3', SHORT), (error: unknown) => {
           assert.ok(!(error instanceof StoreOutcomeUnknownError), 'COMMIT was never sent: the server rolled back');
           return true;
