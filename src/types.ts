@@ -171,6 +171,11 @@ export interface StoreWriteOptions {
    * with the key's live version (0 when not live).
    */
   readonly precondition?: StorePrecondition | undefined;
+  /**
+   * A hint: the key had a live row when this instance last wrote it. A store may try an update-only
+   * statement first (PostgreSQL); a wrong hint costs it a second statement, never another result.
+   */
+  readonly likelyExists?: boolean;
 }
 
 export interface StoreWriteResult {

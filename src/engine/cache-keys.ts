@@ -6,6 +6,8 @@ export interface KnownKey {
   readonly cacheKey: string;
   /** CacheAdapter.slot: read instead of looking the cache key up again; refreshed after a hit through get. */
   slot: CacheSlot | undefined;
+  /** The key's row was live after this engine's last write of it (true) or gone after its delete (false); unknown before either. */
+  live?: boolean;
 }
 
 /**

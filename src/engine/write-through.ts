@@ -262,12 +262,19 @@ export class WriteThroughEngine<T> implements Engine<T> {
       const encoded = this.ctx.entries.encode(value, key, this.namespace);
       const entryOf = this.ctx.entries.prepare(encoded);
       const ttlMs = options?.ttl === undefined ? this.options.ttlMs : toMs(options.ttl, 'ttl');
+      const known = this.cacheKeys.entry(key);
+      // A key this engine wrote before most likely has its row still: the store may try an update first.
+      const likelyExists = known.live === true;
       const { version } = await writeThrough(this.ctx, {
         operation: 'write',
         key,
-        cacheKey: this.cacheKeys.of(key),
+        cacheKey: known.cacheKey,
         ttlMs,
-        commit: (journal, deadlineMs) => this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition }),
+        commit: (journal, deadlineMs) =>
+          this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition, likelyExists }).then((committed) => {
+            known.live = true;
+            return committed;
+          }),
         entryFor: (committed) => entryOf(committed.version),
       });
       return { version };
@@ -278,12 +285,17 @@ export class WriteThroughEngine<T> implements Engine<T> {
     return this.track(async () => {
       this.checkKey(key);
       const precondition = preconditionOf(options, 'delete');
+      const known = this.cacheKeys.entry(key);
       const { version, existed } = await writeThrough(this.ctx, {
         operation: 'delete',
         key,
-        cacheKey: this.cacheKeys.of(key),
+        cacheKey: known.cacheKey,
         ttlMs: this.options.tombstoneTtlMs,
-        commit: (journal, deadlineMs) => this.options.store.delete(this.namespace, key, { journal, deadlineMs, precondition }),
+        commit: (journal, deadlineMs) =>
+          this.options.store.delete(this.namespace, key, { journal, deadlineMs, precondition }).then((committed) => {
+            known.live = false;
+            return committed;
+          }),
         entryFor: (committed) => this.ctx.entries.tombstone(committed.version),
       });
       return { version, existed };

@@ -155,8 +155,8 @@ const int = (value: unknown): number => (typeof value === 'number' ? value : Num
  * and the triggers version, journal and notify it.
  *
  * Round trips: read, write, delete, appendJournal, readJournal, journalHead, pruneJournal, scan: one
- * each (plus one per new connection, to set its session); a write that creates a key, two (the
- * UPDATE of an existing key finds none, then the write function). A write or delete whose
+ * each (plus one per new connection, to set its session); a write hinted `likelyExists` whose row
+ * is gone, two (the UPDATE finds none, then the write function). A write or delete whose
  * `deadlineMs` is below the statement timeout runs in a transaction with that timeout: four.
  *
  * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time (see the SQLite
@@ -374,11 +374,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
       let deadlineMs = options.deadlineMs;
-      // The common case, an existing key without a journal row or a precondition: one plain UPDATE
-      // (the function's own first statement, see postgres-schema.ts), no PL/pgSQL call. When it
+      // The common case, a key the engine wrote before (StoreWriteOptions.likelyExists) without a
+      // journal row or a precondition: one plain UPDATE (the function's own first statement, see
+      // postgres-schema.ts), no PL/pgSQL call; a key not known to exist goes to the function at once,
+      // so creating one stays a single round trip. When it
       // updates nothing, nothing was written, and the function takes the key within what is left
       // of the deadline, so the two statements together never outlast the write's lease.
-      if (!options.journal && options.precondition === undefined) {
+      if (options.likelyExists === true && !options.journal && options.precondition === undefined) {
         const started = performance.now();
         const { rows } = await runWrite(updateSql([namespace, key, payload]), deadlineMs);
         if (rows.length > 0) return { version: int(rows[0]!.version) };

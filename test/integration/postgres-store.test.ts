@@ -343,7 +343,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
   });
 
   describe('round trips', () => {
-    it('a write of an existing key, a journaled write, a delete and a read are one query each; creating a key adds the function; a shorter deadline adds a transaction', async () => {
+    it('a write, a journaled write, a delete and a read are one query each (a write known to find its row: the plain UPDATE); a wrong hint adds the function; a shorter deadline adds a transaction', async () => {
       const schema = freshSchema();
       const inner = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
       const { pool, log } = loggingPool(inner);
@@ -356,24 +356,28 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           return [...log];
         };
         const update = 'UPDATE "' + schema + '".lockstep_kv kv';
-        // A new key: the plain UPDATE finds no row, the function creates it; an existing key: the UPDATE alone.
-        assert.deepEqual(await count(() => store.write('ns', 'k', '1', PLAIN)), [update, 'SELECT "' + schema + '".lockstep_write($1, $2,']);
-        assert.deepEqual(await count(() => store.write('ns', 'k', '2', PLAIN)), [update]);
-        assert.equal((await count(() => store.write('ns', 'new', '1', JOURNALED))).length, 1);
+        const fn = 'SELECT "' + schema + '".lockstep_write($1, $2,';
+        const LIKELY = { ...PLAIN, likelyExists: true };
+        // Without the hint, the function at once (creating a key is one round trip); with it, the plain UPDATE alone.
+        assert.deepEqual(await count(() => store.write('ns', 'k', '1', PLAIN)), [fn]);
+        assert.deepEqual(await count(() => store.write('ns', 'k', '2', LIKELY)), [update]);
+        assert.deepEqual(await count(() => store.write('ns', 'k', '2b', PLAIN)), [fn]);
+        assert.equal((await count(() => store.write('ns', 'new', '1', { ...JOURNALED, likelyExists: true }))).length, 1, 'a journaled write keeps the function');
         assert.equal((await count(() => store.delete('ns', 'k', PLAIN))).length, 1);
         assert.equal((await count(() => store.delete('ns', 'missing', JOURNALED))).length, 1);
         assert.equal((await count(() => store.read('ns', 'new'))).length, 1);
-        assert.deepEqual(await count(() => store.write('ns', 'other', '3', { journal: false, deadlineMs: 5_000 })), [update, 'SELECT "' + schema + '".lockstep_write($1, $2,'], 'a deadline well above the timeout');
+        // A wrong hint (the key is new): the UPDATE finds no row, the function creates it.
+        assert.deepEqual(await count(() => store.write('ns', 'other', '3', { journal: false, deadlineMs: 5_000, likelyExists: true })), [update, fn], 'a deadline well above the timeout');
         assert.equal((await count(() => store.write('ns', 'other', '4', { journal: false, deadlineMs: 2_000 }))).length, 1, 'a deadline not below the timeout');
-        // Re-creating the deleted key: the function runs within what the UPDATE left of the deadline, below the timeout now.
-        assert.deepEqual(await count(() => store.write('ns', 'k', '3', { journal: false, deadlineMs: 2_000 })), [
+        // Re-creating the deleted key on a stale hint: the function runs within what the UPDATE left of the deadline, below the timeout now.
+        assert.deepEqual(await count(() => store.write('ns', 'k', '3', { journal: false, deadlineMs: 2_000, likelyExists: true })), [
           update,
           'BEGIN',
           "SELECT set_config('statement_timeout', $1,",
-          'SELECT "' + schema + '".lockstep_write($1, $2,',
+          fn,
           'COMMIT',
         ]);
-        assert.deepEqual(await count(() => store.write('ns', 'k', '4', { journal: false, deadlineMs: 500 })), [
+        assert.deepEqual(await count(() => store.write('ns', 'k', '4', { journal: false, deadlineMs: 500, likelyExists: true })), [
           'BEGIN',
           "SELECT set_config('statement_timeout', $1,",
           update,
@@ -1002,7 +1006,12 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           return true;
         });
         cutAt = `"${schema}".lockstep_kv kv SET value`; // the plain UPDATE of an existing key
-        await assert.rejects(store.write('ns', 'k', '3', SHORT), (error: unknown) => {
+        await assert.rejects(store.write('ns', 'k', '3', { ...SHORT, likelyExists: true }), (error: unknown) => {
+          assert.ok(!(error instanceof StoreOutcomeUnknownError), 'COMMIT was never sent: the server rolled back');
+          return true;
+        });
+        cutAt = `"${schema}".lockstep_write(`; // the function, without the hint
+        await assert.rejects(store.write('ns', 'k', '3b', SHORT), (error: unknown) => {
           assert.ok(!(error instanceof StoreOutcomeUnknownError), 'COMMIT was never sent: the server rolled back');
           return true;
         });

@@ -209,3 +209,28 @@ describe('engine: journal retention', () => {
     }
   });
 });
+
+describe('engine: the store hint that a key exists', () => {
+  it('tells the store a key it wrote is likely live, and not after it deleted it or for a key it never wrote', async () => {
+    const seen: Array<[string, boolean | undefined]> = [];
+    const f = await createEngineFixture<User>();
+    const sqlite = f.sqlite;
+    const recording = Object.create(sqlite) as typeof sqlite;
+    recording.write = (namespace, key, payload, options) => {
+      seen.push([key, options.likelyExists]);
+      return sqlite.write(namespace, key, payload, options);
+    };
+    const engine = createWriteThrough<User>({ store: recording, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'hint' });
+    try {
+      await engine.write('a', { name: 'one' });
+      await engine.write('a', { name: 'two' });
+      await engine.delete('a');
+      await engine.write('a', { name: 'three' });
+      await engine.write('b', { name: 'other' });
+      assert.deepEqual(seen, [['a', false], ['a', true], ['a', false], ['b', false]]);
+    } finally {
+      await engine.close();
+      await f.close();
+    }
+  });
+});
