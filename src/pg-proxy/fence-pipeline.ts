@@ -20,10 +20,21 @@ import type { SessionState } from './state.js';
 const REFUSED = new Set(['TransactionStmt', 'CopyStmt']);
 const EXTENDED = new Set(['P', 'B', 'D', 'E', 'C', 'S']);
 
+// Judged once per text (clients send the same few texts again and again), bounded.
+const MAX_REMEMBERED = 2_000;
+const verdicts = new Map<string, boolean>();
+
 function safeText(sql: string | undefined): boolean {
   if (sql === undefined) return false;
+  const known = verdicts.get(sql);
+  if (known !== undefined) return known;
   const types = statementTypesOf(sql);
-  return types !== undefined && types.every((type) => type !== '' && !REFUSED.has(type));
+  const safe = types !== undefined && types.every((type) => type !== '' && !REFUSED.has(type));
+  if (sql.length <= 4_096) {
+    if (verdicts.size >= MAX_REMEMBERED) verdicts.delete(verdicts.keys().next().value!);
+    verdicts.set(sql, safe);
+  }
+  return safe;
 }
 
 export function canPipelineFence(state: SessionState, batch: readonly Message[]): boolean {

@@ -48,7 +48,7 @@ async function nextBatch(state: SessionState): Promise<Message[]> {
 function planOf(state: SessionState, batch: readonly Message[]): Plan {
   const last = batch[batch.length - 1]!;
   if (last.type === 'Q' && batch.length === 1) return planQuery(last.body.toString('utf8', 0, last.body.length - 1), state.ctx.tables);
-  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables);
+  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables, state.planMemo);
   return { kind: 'pass', reason: 'not-cacheable' };
 }
 
