@@ -88,9 +88,14 @@ END $fn$;
 -- The keys this backend's transactions wrote after journal id p_after (committed ones only: a
 -- rolled-back row is invisible). Called by the proxy between the commit and its acknowledgement,
 -- after nearly every batch: PL/pgSQL keeps the query's plan for the session, where a SQL function
--- (not inlined: SECURITY DEFINER) would plan it again on every call (about 3x the cost).
+-- (not inlined: SECURITY DEFINER) would plan it again on every call (about 3x the cost). Kept only
+-- if generic: with a cursor near the newest id, the plan cache judges a custom plan cheaper and
+-- planned the query again on every call anyway (about half the fence's server time); the generic
+-- plan walks journal_backend (backend_pid, id) from the cursor, never a scan of the journal
+-- (enable_seqscan off: a plan made while the journal was tiny stays a plan for a large one).
 CREATE OR REPLACE FUNCTION ${s}.my_writes(p_after bigint) RETURNS TABLE (id bigint, tbl text, key text, version bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog
+  SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $fn$
 BEGIN
   RETURN QUERY SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
     WHERE j.backend_pid = pg_backend_pid() AND j.id > p_after ORDER BY j.id;
