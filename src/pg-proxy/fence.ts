@@ -25,7 +25,8 @@ export async function applyWrites(ctx: ProxyContext, rows: readonly WrittenRow[]
       flushed.add(row.table);
       continue;
     }
-    await ctx.cache.invalidateOlder(rowCacheKey(ctx, row.table, row.key), row.version);
+    const done = ctx.cache.invalidateOlder(rowCacheKey(ctx, row.table, row.key), row.version);
+    if (done instanceof Promise) await done; // a memory cache answers at once: no turn of the microtask queue per row
     ctx.metrics.invalidations++;
   }
 }

@@ -70,7 +70,8 @@ export async function runBatches(state: SessionState): Promise<void> {
     if (plan.kind === 'read') {
       if (state.status !== 'I') reason = 'in-transaction';
       else {
-        const passed = await readPoint(state, batch, plan.read);
+        const answered = readPoint(state, batch, plan.read);
+        const passed = answered instanceof Promise ? await answered : answered;
         if (passed === undefined) continue;
         reason = passed;
       }
