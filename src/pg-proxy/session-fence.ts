@@ -32,7 +32,7 @@ async function applyFence(state: SessionState, result: InternalOutcome): Promise
   const rows = writtenRows(result.rows);
   for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
   try {
-    await applyWrites(ctx, rows);
+    if (rows.length > 0) await applyWrites(ctx, rows); // most batches wrote nothing
   } catch {
     // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
     ctx.metrics.fenceFailures++;
