@@ -11,6 +11,7 @@ import { readInternal, runInternal } from './internal-run.js';
 import { rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
+import { isThenable } from './maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
 
@@ -76,8 +77,8 @@ export function readPoint(state: SessionState, batch: readonly Message[], read: 
   } catch {
     return 'cache-error'; // fail open
   }
-  if (got instanceof Promise) {
-    return got.then(
+  if (isThenable(got)) {
+    return Promise.resolve(got).then(
       (answer) => afterGet(state, batch, read, cacheKey, answer),
       () => 'cache-error' as const, // fail open
     );

@@ -3,6 +3,7 @@
 import { build, type Message } from './framing.js';
 import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
+import { isThenable } from './maybe-promise.js';
 import { relay } from './relay.js';
 import type { PassReason } from './context.js';
 import { recordParameter, type SessionState } from './state.js';
@@ -71,7 +72,7 @@ export async function runBatches(state: SessionState): Promise<void> {
       if (state.status !== 'I') reason = 'in-transaction';
       else {
         const answered = readPoint(state, batch, plan.read);
-        const passed = answered instanceof Promise ? await answered : answered;
+        const passed = isThenable(answered) ? await answered : answered;
         if (passed === undefined) continue;
         reason = passed;
       }
