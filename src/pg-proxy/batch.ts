@@ -24,6 +24,35 @@ export function parseMessage(m: Message): StatementInfo & { name: string } {
   return { name: name.value, sql: sql.value, paramTypes, parse: m.raw };
 }
 
+/**
+ * What a session decoded last: drivers send the same Parse "" before every query, and the same Bind,
+ * Describe and Execute around a new parameter value. Compared byte for byte (copies, so that the
+ * memo does not keep a whole received chunk alive); only decoding is skipped, never a decision.
+ */
+export interface PlanMemo {
+  parse?: { readonly raw: Buffer; readonly info: StatementInfo & { name: string } };
+  shape?: {
+    readonly info: StatementInfo;
+    readonly withParse: boolean;
+    readonly bindHead: Buffer;
+    readonly paramCount: number;
+    readonly bindTail: Buffer;
+    readonly describe: Buffer | undefined;
+    readonly execute: Buffer;
+    readonly shape: string;
+  };
+}
+
+/** parseMessage, or the memo's answer when `m` is byte for byte the Parse decoded last. */
+export function parseMessageMemo(m: Message, memo: PlanMemo | undefined): StatementInfo & { name: string } {
+  if (memo === undefined) return parseMessage(m);
+  if (memo.parse !== undefined && memo.parse.raw.equals(m.raw)) return memo.parse.info;
+  const raw = Buffer.from(m.raw);
+  const info = parseMessage({ type: m.type, body: raw.subarray(5), raw });
+  memo.parse = { raw, info };
+  return info;
+}
+
 interface BindInfo {
   portal: string;
   statement: string;
@@ -92,12 +121,56 @@ export function planQuery(sql: string, tables: readonly CachedTable[]): Plan {
   return { kind: 'read', read: { point, key, shape: `Q|${point.shape}`, unnamedParse: undefined } };
 }
 
-/** An extended-protocol batch ending in Sync. `statements` is the session's (client's) view of its prepared statements. */
-export function planExtended(batch: readonly Message[], statements: ReadonlyMap<string, StatementInfo>, tables: readonly CachedTable[]): Plan {
+/** The request's shape (see PlannedRead), computed again only when its bytes differ from the memo's. */
+function shapeOf(info: StatementInfo, withParse: boolean, bindBody: Buffer, bind: BindInfo, describe: Message | undefined, execute: Message, memo: PlanMemo | undefined): string {
+  const bindHead = bindBody.subarray(0, bind.valuesStart);
+  const bindTail = bindBody.subarray(bind.valuesEnd);
+  const known = memo?.shape;
+  if (
+    known !== undefined &&
+    known.info === info &&
+    known.withParse === withParse &&
+    known.paramCount === bind.params.length &&
+    known.bindHead.equals(bindHead) &&
+    known.bindTail.equals(bindTail) &&
+    (known.describe === undefined ? describe === undefined : describe !== undefined && known.describe.equals(describe.raw)) &&
+    known.execute.equals(execute.raw)
+  ) {
+    return known.shape;
+  }
+  const shape = [
+    'X',
+    withParse ? 'P' : '',
+    info.sql,
+    info.paramTypes.join(','),
+    bindShape(bindBody, bind).toString('base64'),
+    describe === undefined ? '' : describe.raw.toString('base64'),
+    execute.raw.toString('base64'),
+  ].join('|');
+  if (memo !== undefined) {
+    memo.shape = {
+      info,
+      withParse,
+      bindHead: Buffer.from(bindHead),
+      paramCount: bind.params.length,
+      bindTail: Buffer.from(bindTail),
+      describe: describe === undefined ? undefined : Buffer.from(describe.raw),
+      execute: Buffer.from(execute.raw),
+      shape,
+    };
+  }
+  return shape;
+}
+
+/**
+ * An extended-protocol batch ending in Sync. `statements` is the session's (client's) view of its
+ * prepared statements; `memo` (optional) the session's PlanMemo.
+ */
+export function planExtended(batch: readonly Message[], statements: ReadonlyMap<string, StatementInfo>, tables: readonly CachedTable[], memo?: PlanMemo): Plan {
   let i = 0;
   let unnamedParse: StatementInfo | undefined;
   if (batch[i]?.type === 'P') {
-    const parsed = parseMessage(batch[i]!);
+    const parsed = parseMessageMemo(batch[i]!, memo);
     if (parsed.name !== '') return PASS; // a new named statement must reach the server
     unnamedParse = parsed;
     i++;
@@ -111,16 +184,16 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   // Most batches that are not point reads stop here (the verdict is kept by text).
   const point = classify(info, tables, 'extended');
   if (point === null) return PASS;
-  let describe = '';
+  let describe: Message | undefined;
   if (batch[i]?.type === 'D') {
     const kind = String.fromCharCode(batch[i]!.body[0]!);
     const name = readCString(batch[i]!.body, 1).value;
     if ((kind === 'P' && name !== bind.portal) || (kind === 'S' && name !== bind.statement)) return PASS;
-    describe = batch[i]!.raw.toString('base64');
+    describe = batch[i]!;
     i++;
   }
   if (batch[i]?.type !== 'E' || readCString(batch[i]!.body, 0).value !== bind.portal) return PASS;
-  const execute = batch[i]!.raw.toString('base64');
+  const execute = batch[i]!;
   i++;
   if (batch[i]?.type !== 'S' || i !== batch.length - 1) return PASS;
   if (bind.params.length !== 1 || info.paramTypes.length > 1) return PASS;
@@ -129,6 +202,6 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   const format = bind.paramFormats.length === 0 ? 0 : bind.paramFormats[0]!;
   const key = keyOfParam(point.table, param, format, info.paramTypes[0] ?? 0);
   if (key === undefined) return { kind: 'pass', reason: 'key-form' };
-  const shape = ['X', unnamedParse === undefined ? '' : 'P', info.sql, info.paramTypes.join(','), bindShape(bindBody, bind).toString('base64'), describe, execute].join('|');
+  const shape = shapeOf(info, unnamedParse !== undefined, bindBody, bind, describe, execute, memo);
   return { kind: 'read', read: { point, key, shape, unnamedParse } };
 }

@@ -170,8 +170,25 @@ function collectStrings(node: unknown, out: Set<string>): void {
   else if (node !== null && typeof node === 'object') for (const value of Object.values(node)) collectStrings(value, out);
 }
 
+// Every statement the proxy relays is looked at (DDL? DISCARD?): verdicts are kept by text, per set of
+// cached tables, bounded like the parse trees.
+const others = new WeakMap<readonly CachedTable[], Map<string, OtherStatement>>();
+
 /** What a statement the proxy relays may do to the cache. Conservative: an unparseable text touches nothing only because PostgreSQL will reject it too. */
 export function otherStatementOf(sql: string, tables: readonly CachedTable[]): OtherStatement {
+  let known = others.get(tables);
+  if (known === undefined) others.set(tables, (known = new Map()));
+  const verdict = known.get(sql);
+  if (verdict !== undefined) return verdict;
+  const found = classifyOther(sql, tables);
+  if (sql.length <= 4_096) {
+    if (known.size >= MAX_REMEMBERED) known.delete(known.keys().next().value!);
+    known.set(sql, found);
+  }
+  return found;
+}
+
+function classifyOther(sql: string, tables: readonly CachedTable[]): OtherStatement {
   const stmts = parse(sql) ?? [];
   const ddlTables = new Set<CachedTable>();
   let dropsStatements = false;

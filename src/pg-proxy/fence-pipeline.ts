@@ -15,15 +15,27 @@
 // checks the status the batch really ended with (relay.ts).
 import { readCString, type Message } from './framing.js';
 import { statementTypesOf } from './classify.js';
+import { parseMessageMemo } from './batch.js';
 import type { SessionState } from './state.js';
 
 const REFUSED = new Set(['TransactionStmt', 'CopyStmt']);
 const EXTENDED = new Set(['P', 'B', 'D', 'E', 'C', 'S']);
 
+// Judged once per text (clients send the same few texts again and again), bounded.
+const MAX_REMEMBERED = 2_000;
+const verdicts = new Map<string, boolean>();
+
 function safeText(sql: string | undefined): boolean {
   if (sql === undefined) return false;
+  const known = verdicts.get(sql);
+  if (known !== undefined) return known;
   const types = statementTypesOf(sql);
-  return types !== undefined && types.every((type) => type !== '' && !REFUSED.has(type));
+  const safe = types !== undefined && types.every((type) => type !== '' && !REFUSED.has(type));
+  if (sql.length <= 4_096) {
+    if (verdicts.size >= MAX_REMEMBERED) verdicts.delete(verdicts.keys().next().value!);
+    verdicts.set(sql, safe);
+  }
+  return safe;
 }
 
 export function canPipelineFence(state: SessionState, batch: readonly Message[]): boolean {
@@ -37,10 +49,10 @@ export function canPipelineFence(state: SessionState, batch: readonly Message[])
     const m = batch[i]!;
     if (!EXTENDED.has(m.type) || (m.type === 'S' && i !== batch.length - 1)) return false;
     if (m.type === 'P') {
-      const name = readCString(m.body, 0);
-      const sql = readCString(m.body, name.next).value;
+      // The session's memo: the same Parse bytes give the same text object (its verdict found by a hash kept on it).
+      const { name, sql } = parseMessageMemo(m, state.planMemo);
       if (!safeText(sql)) return false;
-      parsed.set(name.value, sql);
+      parsed.set(name, sql);
     } else if (m.type === 'B') {
       const portal = readCString(m.body, 0);
       const statement = readCString(m.body, portal.next).value;

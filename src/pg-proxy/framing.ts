@@ -95,6 +95,8 @@ function int32(value: number): Buffer {
   return b;
 }
 
+const SYNC = frame('S', Buffer.alloc(0));
+
 export const build = {
   readyForQuery: (status: 'I' | 'T' | 'E'): Buffer => frame('Z', Buffer.from(status, 'latin1')),
   /** An ErrorResponse with severity FATAL or ERROR, a SQLSTATE and a message. */
@@ -102,21 +104,32 @@ export const build = {
     frame('E', Buffer.concat([Buffer.from('S'), cstring(severity), Buffer.from('V'), cstring(severity), Buffer.from('C'), cstring(code), Buffer.from('M'), cstring(message), Buffer.from([0])])),
   close: (kind: 'S' | 'P', name: string): Buffer => frame('C', Buffer.concat([Buffer.from(kind), cstring(name)])),
   parse: (name: string, sql: string): Buffer => frame('P', Buffer.concat([cstring(name), cstring(sql), int16(0)])),
-  /** Bind with text parameters (null for SQL NULL) and text results. */
-  bind: (portal: string, statement: string, values: readonly (string | null)[]): Buffer =>
-    frame(
-      'B',
-      Buffer.concat([
-        cstring(portal),
-        cstring(statement),
-        int16(0),
-        int16(values.length),
-        ...values.map((v) => (v === null ? int32(-1) : Buffer.concat([int32(Buffer.byteLength(v)), Buffer.from(v, 'utf8')]))),
-        int16(0),
-      ]),
-    ),
+  /** Bind with text parameters (null for SQL NULL) and text results. One allocation: the fence binds one after nearly every batch. */
+  bind: (portal: string, statement: string, values: readonly (string | null)[]): Buffer => {
+    const portalBytes = Buffer.byteLength(portal);
+    const statementBytes = Buffer.byteLength(statement);
+    const valueBytes = values.map((v) => (v === null ? -1 : Buffer.byteLength(v)));
+    let length = 4 + portalBytes + 1 + statementBytes + 1 + 2 + 2 + 2;
+    for (const bytes of valueBytes) length += 4 + Math.max(bytes, 0);
+    const out = Buffer.allocUnsafe(1 + length);
+    out[0] = 0x42; // 'B'
+    out.writeInt32BE(length, 1);
+    let at = 5 + out.write(portal, 5, 'utf8');
+    out[at++] = 0;
+    at += out.write(statement, at, 'utf8');
+    out[at++] = 0;
+    at = out.writeInt16BE(0, at);
+    at = out.writeInt16BE(values.length, at);
+    values.forEach((v, i) => {
+      at = out.writeInt32BE(valueBytes[i]!, at);
+      if (v !== null) at += out.write(v, at, 'utf8');
+    });
+    out.writeInt16BE(0, at);
+    return out;
+  },
   execute: (portal: string): Buffer => frame('E', Buffer.concat([cstring(portal), int32(0)])),
-  sync: (): Buffer => frame('S', Buffer.alloc(0)),
+  /** The same (never written to) buffer every time. */
+  sync: (): Buffer => SYNC,
   terminate: (): Buffer => frame('X', Buffer.alloc(0)),
 };
 

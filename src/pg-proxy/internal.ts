@@ -12,13 +12,27 @@ import type { CachedTable } from './tables.js';
 
 export const STATEMENT_PREFIX = 'lockstep_proxy_';
 
+// A handful of names, and the fence runs after nearly every batch: their strings and Execute
+// message are made once (an Execute is never written to: each write concatenates or copies it).
+const NAMES = new Map<string, { statement: string; portal: string; execute: Buffer }>();
+
+function namesOf(name: string): { statement: string; portal: string; execute: Buffer } {
+  let names = NAMES.get(name);
+  if (names === undefined) {
+    const portal = `${STATEMENT_PREFIX}p_${name}`;
+    names = { statement: `${STATEMENT_PREFIX}${name}`, portal, execute: build.execute(portal) };
+    NAMES.set(name, names);
+  }
+  return names;
+}
+
 /**
  * Bind + Execute of one statement (no Sync), preceded by Close + Parse unless `prepared` (the
  * session's record of its parsed internal statements, name → text) says it is parsed with this text.
  */
 export function statementMessages(prepared: Map<string, string>, name: string, sql: string, values: readonly (string | null)[]): Buffer[] {
-  const statement = `${STATEMENT_PREFIX}${name}`;
-  const run = [build.bind(`${STATEMENT_PREFIX}p_${name}`, statement, values), build.execute(`${STATEMENT_PREFIX}p_${name}`)];
+  const { statement, portal, execute } = namesOf(name);
+  const run = [build.bind(portal, statement, values), execute];
   if (prepared.get(name) === sql) return run;
   prepared.set(name, sql);
   return [build.close('S', statement), build.parse(statement, sql), ...run];

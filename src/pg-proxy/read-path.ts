@@ -11,7 +11,9 @@ import { readInternal, runInternal } from './internal-run.js';
 import { rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
+import { isThenable } from './maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
+import type { CacheGetResult, MaybePromise } from '../types.js';
 
 async function ensureFingerprint(state: SessionState): Promise<boolean> {
   if (state.fingerprint !== undefined) return true;
@@ -57,32 +59,51 @@ function answerHit(state: SessionState, read: PlannedRead, reply: Buffer): void 
   }
 }
 
-/** Answers the batch from the cache or by a fill; returns a pass-through reason when it did neither. */
-export async function readPoint(state: SessionState, batch: readonly Message[], read: PlannedRead): Promise<PassReason | undefined> {
+/**
+ * Answers the batch from the cache or by a fill; returns a pass-through reason when it did neither.
+ * A hit on a cache that answers synchronously (memory) with the session's settings known is served
+ * without a promise (no turn of the microtask queue between the cache's answer and the reply).
+ */
+export function readPoint(state: SessionState, batch: readonly Message[], read: PlannedRead): MaybePromise<PassReason | undefined> {
   const { ctx } = state;
   if (state.parameters.get('client_encoding') !== 'UTF8') return 'encoding';
   // The parser reads string literals as standard_conforming_strings = on does.
   if (read.shape.startsWith('Q|') && state.parameters.get('standard_conforming_strings') !== 'on') return 'key-form';
   if (state.unnamedStale !== undefined && read.unnamedParse === undefined && !read.shape.startsWith('Q|')) return 'not-cacheable';
   const cacheKey = rowCacheKey(ctx, read.point.table.qualified, read.key);
-  let got;
+  let got: MaybePromise<CacheGetResult>;
   try {
-    got = await ctx.cache.get(cacheKey, ctx.fillLeaseMs);
+    got = ctx.cache.get(cacheKey, ctx.fillLeaseMs);
   } catch {
     return 'cache-error'; // fail open
   }
+  if (isThenable(got)) {
+    return Promise.resolve(got).then(
+      (answer) => afterGet(state, batch, read, cacheKey, answer),
+      () => 'cache-error' as const, // fail open
+    );
+  }
+  return afterGet(state, batch, read, cacheKey, got);
+}
+
+function afterGet(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, got: CacheGetResult): MaybePromise<PassReason | undefined> {
   if (got.kind === 'value') {
-    if (!(await ensureFingerprint(state))) return 'not-cacheable';
-    if (!resolvesToCachedTable(state, read)) return 'search-path';
-    const answer = ctx.answers.decode(cacheKey, got.payload);
-    if (answer === undefined || answer.variant !== variantOf(state, read)) return 'variant';
-    ctx.metrics.hits++;
-    answerHit(state, read, answer.reply);
-    return undefined;
+    if (state.fingerprint !== undefined) return serveHit(state, read, cacheKey, got.payload);
+    return ensureFingerprint(state).then((known) => (known ? serveHit(state, read, cacheKey, got.payload) : 'not-cacheable'));
   }
   if (got.kind !== 'miss' || got.token === undefined) return 'lease';
-  ctx.metrics.misses++;
+  state.ctx.metrics.misses++;
   return fill(state, batch, read, cacheKey, got.token);
+}
+
+function serveHit(state: SessionState, read: PlannedRead, cacheKey: string, payload: unknown): PassReason | undefined {
+  const { ctx } = state;
+  if (!resolvesToCachedTable(state, read)) return 'search-path';
+  const answer = ctx.answers.decode(cacheKey, payload);
+  if (answer === undefined || answer.variant !== variantOf(state, read)) return 'variant';
+  ctx.metrics.hits++;
+  answerHit(state, read, answer.reply);
+  return undefined;
 }
 
 async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string): Promise<PassReason | undefined> {

@@ -4,7 +4,7 @@
 // fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
 // goes up in the same write, right behind the batch, and its answer is read right after the batch's.
 import { build, readCString, type Message } from './framing.js';
-import { parseMessage } from './batch.js';
+import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages } from './session-fence.js';
 import { canPipelineFence } from './fence-pipeline.js';
@@ -17,7 +17,7 @@ const TERMINATORS = new Set(['S', 'Q', 'F']);
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
 function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
   if (m.type === 'P') {
-    const info = parseMessage(m);
+    const info = parseMessageMemo(m, state.planMemo);
     state.statements.set(info.name, info);
     parsedHere.add(info.name);
     if (info.name === '') state.unnamedStale = undefined;

@@ -14,6 +14,15 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 /** The channel every journal append notifies (payload: the schema). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
 
+/**
+ * A session setting (value: the proxy's schema) that a proxy's session sets on its upstream
+ * connection: the row trigger does not NOTIFY for that session's writes, which the session's own
+ * fence invalidates before the client sees the commit. A session that loses it (RESET ALL, DISCARD
+ * ALL) notifies again (harmless); a write that should have notified and did not is still read by every
+ * drainer's poll (docs/pg-proxy.md, "Writes that bypass the proxy").
+ */
+export const FENCED_SETTING = 'lockstep_proxy.fenced_schema';
+
 export function proxySchemaSql(schema: string): string {
   const s = quoteIdentifier(schema);
   return `
@@ -42,7 +51,11 @@ BEGIN
     RETURNING vt.version INTO v;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
     VALUES (p_tbl, p_key, v, pg_current_xact_id(), pg_backend_pid());
-  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+  -- A session of a proxy fences its own writes before acknowledging them (and marks itself with
+  -- FENCED_SETTING): waking every drainer for them would only cost each commit a notification.
+  IF current_setting('${FENCED_SETTING}', true) IS DISTINCT FROM '${schema}' THEN
+    PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+  END IF;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
@@ -75,9 +88,14 @@ END $fn$;
 -- The keys this backend's transactions wrote after journal id p_after (committed ones only: a
 -- rolled-back row is invisible). Called by the proxy between the commit and its acknowledgement,
 -- after nearly every batch: PL/pgSQL keeps the query's plan for the session, where a SQL function
--- (not inlined: SECURITY DEFINER) would plan it again on every call (about 3x the cost).
+-- (not inlined: SECURITY DEFINER) would plan it again on every call (about 3x the cost). Kept only
+-- if generic: with a cursor near the newest id, the plan cache judges a custom plan cheaper and
+-- planned the query again on every call anyway (about half the fence's server time); the generic
+-- plan walks journal_backend (backend_pid, id) from the cursor, never a scan of the journal
+-- (enable_seqscan off: a plan made while the journal was tiny stays a plan for a large one).
 CREATE OR REPLACE FUNCTION ${s}.my_writes(p_after bigint) RETURNS TABLE (id bigint, tbl text, key text, version bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog
+  SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $fn$
 BEGIN
   RETURN QUERY SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
     WHERE j.backend_pid = pg_backend_pid() AND j.id > p_after ORDER BY j.id;

@@ -5,13 +5,18 @@
 // is relayed only after the answer was applied.
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
+import { FENCED_SETTING } from './schema.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
 import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
-  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text`, []));
+  // Also marks the session as fenced by this proxy: its writes do not wake the drainers (schema.ts).
+  const result = await runInternal(
+    state,
+    statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text, pg_catalog.set_config('${FENCED_SETTING}', $1, false)`, [state.ctx.schema]),
+  );
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
 }
@@ -27,7 +32,7 @@ async function applyFence(state: SessionState, result: InternalOutcome): Promise
   const rows = writtenRows(result.rows);
   for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
   try {
-    await applyWrites(ctx, rows);
+    if (rows.length > 0) await applyWrites(ctx, rows); // most batches wrote nothing
   } catch {
     // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
     ctx.metrics.fenceFailures++;

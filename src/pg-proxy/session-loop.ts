@@ -3,6 +3,7 @@
 import { build, type Message } from './framing.js';
 import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
+import { isThenable } from './maybe-promise.js';
 import { relay } from './relay.js';
 import type { PassReason } from './context.js';
 import { recordParameter, type SessionState } from './state.js';
@@ -48,7 +49,7 @@ async function nextBatch(state: SessionState): Promise<Message[]> {
 function planOf(state: SessionState, batch: readonly Message[]): Plan {
   const last = batch[batch.length - 1]!;
   if (last.type === 'Q' && batch.length === 1) return planQuery(last.body.toString('utf8', 0, last.body.length - 1), state.ctx.tables);
-  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables);
+  if (last.type === 'S') return planExtended(batch, state.statements, state.ctx.tables, state.planMemo);
   return { kind: 'pass', reason: 'not-cacheable' };
 }
 
@@ -70,7 +71,8 @@ export async function runBatches(state: SessionState): Promise<void> {
     if (plan.kind === 'read') {
       if (state.status !== 'I') reason = 'in-transaction';
       else {
-        const passed = await readPoint(state, batch, plan.read);
+        const answered = readPoint(state, batch, plan.read);
+        const passed = isThenable(answered) ? await answered : answered;
         if (passed === undefined) continue;
         reason = passed;
       }

@@ -71,6 +71,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       preparedInternal: new Map(),
       journalCursor: 0,
       pendingFlush: new Set(),
+      planMemo: {},
       draining: false,
       idle: false,
     };

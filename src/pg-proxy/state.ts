@@ -2,7 +2,7 @@
 import type { Message } from './framing.js';
 import type { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
-import type { StatementInfo } from './batch.js';
+import type { PlanMemo, StatementInfo } from './batch.js';
 
 export interface SessionState {
   readonly ctx: ProxyContext;
@@ -27,6 +27,8 @@ export interface SessionState {
   journalCursor: number;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
+  /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */
+  readonly planMemo: PlanMemo;
   /** Set when the proxy drains: the session ends at its next idle point. */
   draining: boolean;
   /** Waiting for the client's next batch with nothing in flight. */
