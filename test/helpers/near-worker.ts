@@ -44,6 +44,14 @@ async function main(plan: NearWorkerPlan): Promise<void> {
   await near.start();
   const store = createSqliteStore({ path: plan.dbPath });
   const engine = createWriteThrough<string>({ store, cache: near, namespace: 'near', failurePolicy: 'strict', journal: false, leaseTtl: '2s', metrics: false });
+  // The test's redis-server is new, so the cache starts in its restart quarantine (docs/protocol.md):
+  // every call is refused meanwhile and the L1 never serves. Start only once the cache answers, or a
+  // fast run may end inside the quarantine and test nothing of the L1.
+  for (const until = performance.now() + 30_000; ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    const probe = await engine.readEntry('ready-probe').catch(() => undefined);
+    if (probe !== undefined && probe.source !== 'store-fallback') break;
+    if (performance.now() > until) throw new Error(`worker ${plan.name}: the cache still refused reads after 30 s`);
+  }
   const history: HistoryEntry[] = [];
   let stop = false;
   let ops = 0;
