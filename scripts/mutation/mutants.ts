@@ -26,6 +26,7 @@ const START = 'src/engine/journal-start.ts';
 const DATASET = 'src/cache/redis-dataset.ts';
 const READ_PATH = 'src/engine/read-path.ts';
 const FILL_WAIT = 'src/engine/fill-wait.ts';
+const PROXY_SCHEMA = 'src/pg-proxy/schema.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -221,6 +222,18 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       { file: MEMORY, find: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);", replace: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) {\n      this.leases.delete(key);\n      if (lease.max !== undefined) this.publish(key, lease.max);\n    }" },
       { file: LUA, find: "  if rec.count == 0 then\n    redis.call('DEL', key)\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }", replace: "  if rec.count == 0 then\n    if rec.pending ~= '' then publish(rec.pending, 60000) else redis.call('DEL', key) end\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }" },
+    ],
+  },
+  // --- pg-proxy (issue 12) ---
+  {
+    id: 'proxy-trigger-skips-notify',
+    rule: "pg-proxy: the row trigger sends no NOTIFY, so a write to a cached table can be prepared and committed from another session, behind that session's fence",
+    patches: [
+      {
+        file: PROXY_SCHEMA,
+        find: "whose fence would not see its rows.\n  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');",
+        replace: "whose fence would not see its rows.\n  IF pg_catalog.pg_backend_pid() < 0 THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;",
+      },
     ],
   },
 ];

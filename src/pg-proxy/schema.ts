@@ -14,15 +14,6 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 /** The channel every journal append notifies (payload: the schema). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
 
-/**
- * A session setting (value: the proxy's schema) that a proxy's session sets on its upstream
- * connection: the row trigger does not NOTIFY for that session's writes, which the session's own
- * fence invalidates before the client sees the commit. A session that loses it (RESET ALL, DISCARD
- * ALL) notifies again (harmless); a write that should have notified and did not is still read by every
- * drainer's poll (docs/pg-proxy.md, "Writes that bypass the proxy").
- */
-export const FENCED_SETTING = 'lockstep_proxy.fenced_schema';
-
 export function proxySchemaSql(schema: string): string {
   const s = quoteIdentifier(schema);
   return `
@@ -51,11 +42,10 @@ BEGIN
     RETURNING vt.version INTO v;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
     VALUES (p_tbl, p_key, v, pg_current_xact_id(), pg_backend_pid());
-  -- A session of a proxy fences its own writes before acknowledging them (and marks itself with
-  -- FENCED_SETTING): waking every drainer for them would only cost each commit a notification.
-  IF current_setting('${FENCED_SETTING}', true) IS DISTINCT FROM '${schema}' THEN
-    PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
-  END IF;
+  -- Every write notifies, the proxy's own sessions' too. Besides waking the drainers, a NOTIFY makes
+  -- PostgreSQL refuse PREPARE TRANSACTION for the transaction: a prepared write to a cached table
+  -- could be committed from another session (COMMIT PREPARED), whose fence would not see its rows.
+  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
 END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void

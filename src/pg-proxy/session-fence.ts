@@ -5,18 +5,13 @@
 // is relayed only after the answer was applied.
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
-import { FENCED_SETTING } from './schema.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
 import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
-  // Also marks the session as fenced by this proxy: its writes do not wake the drainers (schema.ts).
-  const result = await runInternal(
-    state,
-    statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text, pg_catalog.set_config('${FENCED_SETTING}', $1, false)`, [state.ctx.schema]),
-  );
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text`, []));
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
 }
