@@ -17,7 +17,7 @@ RUNS="${RUNS:-3}"
 BURNERS="${BURNERS:-2}"
 OUT_DIR="${OUT_DIR:-test-results/load-proof}"
 # Keep in step with the "test" script of package.json.
-TEST_FLAGS=(--import tsx --test --test-concurrency=2 --test-timeout=1800000 --test-force-exit)
+TEST_FLAGS=(--import tsx --import ./test/helpers/report-pipe-blocking.mjs --test --test-concurrency=2 --test-timeout=1800000 --test-force-exit)
 export LOCKSTEP_REQUIRE_SERVICES="${LOCKSTEP_REQUIRE_SERVICES:-1}"
 
 if [ "$#" -gt 0 ]; then

@@ -5,9 +5,9 @@
 // but leaves a server listening. Teeth: without the flags, each of them is still running.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 
 const HANG = 'test/fixtures/hang.test.fixture.ts';
@@ -110,6 +110,43 @@ describe('the test runner ends every file in bounded time', () => {
         killGroup(run.child);
         await within(run.exited, BOUND_MS, file);
       }
+    }
+  });
+});
+
+describe('the test runner counts every verdict', () => {
+  // test/helpers/report-pipe-blocking.mjs: with --test-force-exit and files in parallel, Node's
+  // runner can exit a file's process before its last report frames left the pipe, and the summary
+  // silently counts fewer tests. Generated fixture: 30 files × 60 passing tests (long names: more
+  // bytes in flight); the preload must make every run report all 1,800. (Without it, 1,772–1,795
+  // were reported in three runs here, all exiting 0.)
+  it('npm test preloads the blocking report pipe, and with it every verdict of a parallel, force-exited run is counted', async () => {
+    const script = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts.test ?? '';
+    assert.match(script, /--import \.\/test\/helpers\/report-pipe-blocking\.mjs/);
+    const fixtures = mkdtempSync(join(tmpdir(), 'lockstep-verdicts-'));
+    try {
+      const files: string[] = [];
+      for (let f = 0; f < 30; f++) {
+        const tests = Array.from({ length: 60 }, (_, t) => `test(${JSON.stringify(`t${t} ${'x'.repeat(300)}`)}, () => {});`).join('\n');
+        const file = join(fixtures, `f${f}.test.mjs`);
+        writeFileSync(file, `import { test } from 'node:test';\n${tests}\n`);
+        files.push(file);
+      }
+      for (let run = 0; run < 2; run++) {
+        const child = spawn(process.execPath, ['--import', resolve('test/helpers/report-pipe-blocking.mjs'), '--test', '--test-concurrency=2', '--test-force-exit', ...files], {
+          env: Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_TEST_CONTEXT')),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let output = '';
+        child.stdout!.on('data', (chunk) => (output += chunk));
+        child.stderr!.on('data', (chunk) => (output += chunk));
+        const code = await within(new Promise<number | null>((done) => child.once('close', done)), BOUND_MS, 'the verdict fixture');
+        assert.equal(code, 0, output.slice(-2000));
+        assert.match(output, /^# tests 1800$/m, output.slice(-600));
+      }
+    } finally {
+      rmSync(fixtures, { recursive: true, force: true });
     }
   });
 });
