@@ -236,7 +236,11 @@ export async function runSeed(ctx: SeedContext, seed: number, impl: ChaosImpl): 
       if (!killed) {
         // A crash is a defect of what runs in the worker (an unhandled error): counted, shown, the seed fails; the slot goes on.
         if (scenario === undefined) throw new Error(`chaos worker ${log.process} exited unexpectedly (${exit.signal ?? exit.code}): ${exit.stderr}`);
-        crashes.push(`${log.process} exited (${exit.signal ?? exit.code}) during scenario ${scenario}: ${exit.stderr.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 2).join(' / ').slice(0, 400)}`);
+        // The error and where it was thrown from (an unhandled 'error' event's stack names the emitter).
+        const lines = exit.stderr.split('\n');
+        const error = lines.filter((l) => /error|Error/.test(l)).slice(0, 2).join(' / ').slice(0, 400);
+        const stack = lines.filter((l) => /^\s+at /.test(l)).slice(0, 8).map((l) => l.trim()).join(' < ').slice(0, 800);
+        crashes.push(`${log.process} exited (${exit.signal ?? exit.code}) during scenario ${scenario}: ${error}${stack === '' ? '' : ` [${stack}]`}`);
         counts.bump('worker-crash');
       }
       remaining = Math.max(0, remaining - log.invokes);
