@@ -181,11 +181,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
 
   /** A synchronous answer of the cache: a hit settles here; anything else takes the slow path. */
   private syncAnswer(key: string, known: KnownKey, answer: CacheGetResult, started: number): Promise<T | undefined> {
-    if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, known.cacheKey, answer, started);
-    this.ctx.counters.cacheHits++;
-    if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
-    if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
-    return Promise.resolve(this.ctx.entries.valueOf(answer) as T | undefined);
+    return Promise.resolve(this.valueOrSlowPath(key, known.cacheKey, answer, started));
   }
 
   private valueOrSlowPath(key: string, cacheKey: string, answer: CacheGetResult, started: number): T | undefined | Promise<T | undefined> {
@@ -196,22 +192,12 @@ export class WriteThroughEngine<T> implements Engine<T> {
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
-  /** What read() answers after anything but a plain hit: settleRead and the sampling in one step. */
+  /** What read() answers after anything but a plain hit. */
   private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
-    this.readsPending++;
-    return readAfterCache<T>(this.ctx, key, cacheKey, answer).then(
-      (entry) => {
-        this.readsPending--;
-        if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
-        if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
-        return entry.value;
-      },
-      (error: unknown) => {
-        this.readsPending--;
-        if (started !== -1) this.emitRead(key, undefined, false, started);
-        throw error;
-      },
-    );
+    return this.settleRead(key, readAfterCache<T>(this.ctx, key, cacheKey, answer), started).then((entry) => {
+      if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
+      return entry.value;
+    });
   }
 
   /** Counts a read in flight until it settles, and reports it to `read` listeners when timed. */
