@@ -27,6 +27,7 @@ const DATASET = 'src/cache/redis-dataset.ts';
 const READ_PATH = 'src/engine/read-path.ts';
 const FILL_WAIT = 'src/engine/fill-wait.ts';
 const PROXY_SCHEMA = 'src/pg-proxy/schema.ts';
+const PG_CONNECTION_ERRORS = 'src/store/postgres-connection-errors.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -235,5 +236,11 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "whose fence would not see its rows.\n  IF pg_catalog.pg_backend_pid() < 0 THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;",
       },
     ],
+  },
+  // --- robustness: a dying connection fails an operation, never the process ---
+  {
+    id: 'pg-new-connection-unlistened',
+    rule: "PostgreSQL stores: a new pool connection has no 'error' listener until the caller's code runs, so a backend terminated as it starts crashes the process",
+    patches: [{ file: PG_CONNECTION_ERRORS, find: "if (typeof pool.on !== 'function' || listened.has(pool)) return;", replace: 'return;' }],
   },
 ];

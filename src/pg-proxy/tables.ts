@@ -59,6 +59,7 @@ export async function describeTable(client: PgClientBase, schema: string, name: 
 /** Installs the proxy's schema and each table's triggers (idempotent, under an advisory lock) and describes the tables. */
 export async function installAndDescribe(upstreamUrl: string, schema: string, tableNames: readonly string[]): Promise<CachedTable[]> {
   const client = new pg.Client({ connectionString: upstreamUrl });
+  client.on('error', () => undefined); // a lost connection fails the next query, which rejects
   await client.connect();
   try {
     await client.query('BEGIN');

@@ -30,4 +30,6 @@ export interface PostgresClient {
 export interface PostgresPool {
   connect(): Promise<PostgresClient>;
   end(): Promise<void>;
+  /** pg.Pool's 'connect' event: a new connection, before it is handed out (postgres-connection-errors.ts). */
+  on?(event: 'connect', listener: (client: PostgresClient) => void): unknown;
 }

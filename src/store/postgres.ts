@@ -31,6 +31,7 @@ import {
 import { preconditionFailed, preconditionParams } from './precondition.js';
 import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
+import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
@@ -126,6 +127,7 @@ function resolve(options: PostgresStoreOptions): Resolved {
       throw new InvalidOptionError('pool must be a pg.Pool (an object with connect() and end())');
     }
     if (poolSize !== undefined) throw new InvalidOptionError('poolSize applies only with connectionString (size the pool you pass yourself)');
+    listenToNewConnections(candidate as PostgresPool);
     return { schema, statementTimeoutMs, notify, pool: candidate as PostgresPool, connectionString: undefined };
   }
   if (typeof connectionString !== 'string' || connectionString.length === 0) {
@@ -140,9 +142,10 @@ function resolve(options: PostgresStoreOptions): Resolved {
   };
 }
 
-/** An idle connection that dies emits 'error' on its pool: without a listener the process would exit. */
+/** An idle connection that dies emits 'error' on its pool, a new one on itself: without listeners the process would exit. */
 function quietPool(pool: PgPool): PgPool {
   pool.on('error', () => undefined);
+  listenToNewConnections(pool);
   return pool;
 }
 

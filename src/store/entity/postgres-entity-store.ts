@@ -8,6 +8,7 @@
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
+import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
@@ -49,6 +50,7 @@ export async function createPostgresEntityStoreWith(
 ): Promise<PostgresEntityStore> {
   const { pool } = options;
   if (typeof pool?.connect !== 'function') throw new InvalidOptionError('pool must be a pg.Pool');
+  listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });

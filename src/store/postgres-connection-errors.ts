@@ -1,0 +1,21 @@
+// A pg connection that dies emits 'error' on its client, and an 'error' event without a listener
+// ends the process. pg.Pool listens only while a connection is idle; once it hands one out, the
+// caller must listen. But the driver parses every message of a socket read in one go: when a backend
+// is terminated right after start-up (pg_terminate_backend, a failover), its ReadyForQuery and its
+// FATAL error can arrive in one read, and the error is emitted before any code of the caller that
+// asked for the connection has run. So each new connection of a pool gets a listener at birth (the
+// pool's 'connect' event comes before it is handed out). Nothing is hidden by it: a query in flight
+// still fails with the error, and a connection that errored is no longer queryable, so the pool drops
+// it when it is released.
+import type { PostgresPool } from './postgres-client.js';
+
+const listened = new WeakSet<object>();
+
+/** Gives every connection the pool opens from now on an 'error' listener (once per pool). */
+export function listenToNewConnections(pool: PostgresPool): void {
+  if (typeof pool.on !== 'function' || listened.has(pool)) return; // a pool-like object without events: its connections are its own
+  listened.add(pool);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
+}
