@@ -108,7 +108,8 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   let leased = false;
   let cacheStart = performance.now();
   try {
-    await cache.beginWrite(step.cacheKey, token, options.leaseTtlMs);
+    const begun = cache.beginWrite(step.cacheKey, token, options.leaseTtlMs);
+    if (isThenable(begun)) await begun; // an in-process cache answered already: no microtask hop
     leased = true;
   } catch {
     // counted below, once the policy has decided
@@ -232,7 +233,8 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   }
   const complete = async (): Promise<R> => {
     try {
-      await cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
+      const completed = cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
+      if (isThenable(completed)) await completed;
       cacheMs += performance.now() - cacheStart;
       recordCacheStep(false);
       report('ok', dbMs);
@@ -266,6 +268,11 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     return result;
   }
   return complete();
+}
+
+/** A cache call's answer still to come (the port allows a plain value: an in-process cache's step is done). */
+function isThenable(answer: unknown): answer is PromiseLike<unknown> {
+  return typeof (answer as { then?: unknown } | null | undefined)?.then === 'function';
 }
 
 /** The journal positions (EngineContext.journalReady) known to be settled: writes stop waiting on them. */
