@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, it } from 'node:test';
 import type { CacheOperation } from '../../src/chaos/chaos-cache.js';
 import type { StoreOperation } from '../../src/chaos/chaos-store.js';
+import { StoreOutcomeUnknownError, StoreTimeoutError } from '../../src/errors.js';
 import { createEngineFixture, type EngineFixture } from '../helpers/engine-fixture.js';
 
 let f: EngineFixture<string>;
@@ -43,30 +44,42 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
     const violations: string[] = [];
     let serial = 0;
 
+    // The 200 ms lease is a real-time budget: on a loaded machine a stalled event loop can use it up,
+    // and the engine then refuses (a read) or cannot confirm (a write: its outcome is unknown, and its
+    // value may still be read later, as `written` allows). Those are correct answers, not stale ones;
+    // they are counted, and most operations must still complete for the run to say anything.
+    let refused = 0;
+    const overBudget = (error: unknown) => error instanceof StoreOutcomeUnknownError || error instanceof StoreTimeoutError;
     const client = async (id: number) => {
       for (let i = 0; i < OPS_PER_CLIENT; i++) {
         const engine = engines[id % engines.length]!;
         const key = keys[Math.floor(rnd() * keys.length)]!;
         const roll = rnd();
-        if (roll < 0.35) {
-          const value = `${key}-${++serial}`;
-          written.add(value);
-          const { version } = await engine.write(key, value);
-          ackedVersion.set(key, Math.max(ackedVersion.get(key)!, version));
-        } else if (roll < 0.45) {
-          const { version } = await engine.delete(key);
-          ackedVersion.set(key, Math.max(ackedVersion.get(key)!, version));
-        } else {
-          const floor = ackedVersion.get(key)!;
-          const entry = await engine.readEntry(key);
-          if (entry.found && entry.version < floor) violations.push(`${key}: read v${entry.version} (${entry.source}) after v${floor} was acknowledged`);
-          if (!entry.found && entry.version !== 0 && entry.version < floor) violations.push(`${key}: read a tombstone v${entry.version} after v${floor}`);
-          if (entry.found && !written.has(entry.value!)) violations.push(`${key}: read ${entry.value}, never written`);
+        try {
+          if (roll < 0.35) {
+            const value = `${key}-${++serial}`;
+            written.add(value);
+            const { version } = await engine.write(key, value);
+            ackedVersion.set(key, Math.max(ackedVersion.get(key)!, version));
+          } else if (roll < 0.45) {
+            const { version } = await engine.delete(key);
+            ackedVersion.set(key, Math.max(ackedVersion.get(key)!, version));
+          } else {
+            const floor = ackedVersion.get(key)!;
+            const entry = await engine.readEntry(key);
+            if (entry.found && entry.version < floor) violations.push(`${key}: read v${entry.version} (${entry.source}) after v${floor} was acknowledged`);
+            if (!entry.found && entry.version !== 0 && entry.version < floor) violations.push(`${key}: read a tombstone v${entry.version} after v${floor}`);
+            if (entry.found && !written.has(entry.value!)) violations.push(`${key}: read ${entry.value}, never written`);
+          }
+        } catch (error) {
+          if (!overBudget(error)) throw error;
+          refused++;
         }
       }
     };
     await Promise.all(Array.from({ length: 6 }, (_, id) => client(id)));
     assert.deepEqual(violations, []);
+    assert.ok(refused <= (6 * OPS_PER_CLIENT) / 4, `${refused} of ${6 * OPS_PER_CLIENT} operations ran out of their lease budget: the run checked too little`);
 
     f.cache.faults.clear();
     f.store.faults.clear();
