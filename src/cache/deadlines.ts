@@ -13,11 +13,11 @@ interface Pending {
   readonly due: number;
   /** Settled, or expired: either way it no longer counts. */
   done: boolean;
-  readonly expire: () => void;
+  expire(): void;
 }
 
 /** The pending calls of one timeout length, oldest first: their deadlines are in the same order. */
-class DueQueue {
+export class DueQueue {
   private items: Pending[] = [];
   private head = 0;
 
@@ -70,6 +70,141 @@ class DueQueue {
   }
 }
 
+// The resolving functions of the promise being made: one shared executor, no closure per call.
+let resolveMade: (value: unknown) => void = () => undefined;
+let rejectMade: (error: unknown) => void = () => undefined;
+function capture(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  resolveMade = resolve;
+  rejectMade = reject;
+}
+
+/** The caller's own `then` on a call's result, run in the call's callback (no promise in between). */
+export interface Continuation<M, R> {
+  answer(value: M): R | Promise<R>;
+  failure(error: unknown): R | Promise<R>;
+}
+
+/**
+ * One call under a deadline, as one object: its queue entry, its promise and the steps after its
+ * work (a call used to be a promise and seven closures). `next` maps what the work gives within the
+ * same deadline (a Redis GET, then a script when it found no value); `then`, when given, is the
+ * caller's own handling of the result, as `promise.then(v => then.answer(v), e => then.failure(e))`.
+ */
+export abstract class DeadlineCall<T, M, R = M> implements Pending {
+  due = 0;
+  done = false;
+  readonly promise: Promise<R>;
+  private readonly resolve: (value: R | Promise<R>) => void;
+  private readonly reject: (error: unknown) => void;
+  private queue: DueQueue | undefined;
+
+  constructor(private readonly then: Continuation<M, R> | undefined) {
+    this.promise = new Promise<R>(capture as never);
+    this.resolve = resolveMade;
+    this.reject = rejectMade;
+  }
+
+  /** The error of a call that ran out of time. */
+  protected abstract timeoutError(): unknown;
+  /** The error the call fails with when its work (or `next`) failed with `error`. */
+  protected abstract failure(error: unknown): unknown;
+  /** What the call gives for what its work gave (may go on with more work, within the deadline). */
+  protected abstract next(value: T): M | Promise<M>;
+
+  /** Deadlines.start: the call is queued, its work observed. */
+  begin(queue: DueQueue, due: number, work: Promise<T>): Promise<R> {
+    this.queue = queue;
+    this.due = due;
+    queue.push(this);
+    work.then(
+      (value) => this.reply(value),
+      (error: unknown) => this.fail(error),
+    );
+    return this.promise;
+  }
+
+  expire(): void {
+    this.failed(this.timeoutError());
+  }
+
+  private reply(value: T): void {
+    if (this.done) return;
+    let result: M | Promise<M>;
+    try {
+      result = this.next(value);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (settled) => this.settle(settled),
+        (error: unknown) => this.fail(error),
+      );
+    } else this.settle(result);
+  }
+
+  private settle(value: M): void {
+    if (this.done) return;
+    this.end();
+    if (this.then === undefined) {
+      this.resolve(value as unknown as R);
+      return;
+    }
+    try {
+      this.resolve(this.then.answer(value));
+    } catch (error) {
+      this.reject(error);
+    }
+  }
+
+  private fail(error: unknown): void {
+    if (this.done) return;
+    this.end();
+    this.failed(this.failure(error));
+  }
+
+  private end(): void {
+    this.done = true;
+    this.queue!.trim();
+  }
+
+  private failed(error: unknown): void {
+    if (this.then === undefined) {
+      this.reject(error);
+      return;
+    }
+    try {
+      this.resolve(this.then.failure(error));
+    } catch (thrown) {
+      this.reject(thrown);
+    }
+  }
+}
+
+/** A call whose steps are functions (the adapter's calls other than a hit). */
+class FunctionCall<T, R> extends DeadlineCall<T, R> {
+  constructor(
+    private readonly onTimeout: () => unknown,
+    private readonly onError: (error: unknown) => unknown,
+    private readonly step: (value: T) => R | Promise<R>,
+  ) {
+    super(undefined);
+  }
+
+  protected timeoutError(): unknown {
+    return this.onTimeout();
+  }
+
+  protected failure(error: unknown): unknown {
+    return this.onError(error);
+  }
+
+  protected next(value: T): R | Promise<R> {
+    return this.step(value);
+  }
+}
+
 const identity = <T>(value: T): T => value;
 
 export class Deadlines {
@@ -78,6 +213,8 @@ export class Deadlines {
   private timer: NodeJS.Timeout | undefined;
   /** The clock (performance.now()) as the last call started: callers may reuse it instead of reading the clock again. */
   lastStart = 0;
+  private lastMs = -1;
+  private lastQueue: DueQueue | undefined;
 
   constructor(private readonly resolutionMs: number) {}
 
@@ -99,44 +236,23 @@ export class Deadlines {
    * an async body inside a race. When `next` returns a promise, the call settles with it, or expires.
    */
   raceThen<T, R>(work: Promise<T>, ms: number, onTimeout: () => unknown, onError: (error: unknown) => unknown, next: (value: T) => R | Promise<R>): Promise<R> {
-    let queue = this.queues.get(ms);
+    return this.start(new FunctionCall(onTimeout, onError, next), work, ms);
+  }
+
+  /** Starts `call` on `work`: it settles as the call's steps say, or expires once `ms` have passed. */
+  start<T, M, R>(call: DeadlineCall<T, M, R>, work: Promise<T>, ms: number): Promise<R> {
+    // Nearly every call of an adapter has the same length: its last queue is kept at hand.
+    let queue = ms === this.lastMs ? this.lastQueue : this.queues.get(ms);
     if (queue === undefined) {
       queue = new DueQueue();
       this.queues.set(ms, queue);
     }
+    this.lastMs = ms;
+    this.lastQueue = queue;
     const now = performance.now();
     this.lastStart = now;
-    const due = now + ms;
     this.timer ??= setInterval(() => this.sweep(), this.resolutionMs).unref();
-    const calls = queue;
-    return new Promise<R>((resolve, reject) => {
-      const entry: Pending = { due, done: false, expire: () => reject(onTimeout()) };
-      calls.push(entry);
-      const settle = (value: R): void => {
-        if (entry.done) return;
-        entry.done = true;
-        calls.trim();
-        resolve(value);
-      };
-      const fail = (error: unknown): void => {
-        if (entry.done) return;
-        entry.done = true;
-        calls.trim();
-        reject(onError(error));
-      };
-      work.then((value) => {
-        if (entry.done) return;
-        let result: R | Promise<R>;
-        try {
-          result = next(value);
-        } catch (error) {
-          fail(error);
-          return;
-        }
-        if (result instanceof Promise) result.then(settle, fail);
-        else settle(result);
-      }, fail);
-    });
+    return call.begin(queue, now + ms, work);
   }
 
   private sweep(): void {

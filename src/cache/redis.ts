@@ -1,13 +1,14 @@
 // The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
 // called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline.
-import { Deadlines } from './deadlines.js';
+import { DeadlineCall, Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
 import { CacheError, CacheEvictionPolicyError, CacheTimeoutError, ClosedError, DatasetQuarantinedError, InvalidOptionError, LockstepError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
 import type {
   CacheAdapter,
+  CacheAnswerHandler,
   CacheEntry,
   CacheGetResult,
   CacheRecordView,
@@ -157,7 +158,7 @@ class RedisCache implements RedisCacheAdapter {
   /** Undefined for a cluster (not guarded). */
   readonly restartQuarantineMs: number | undefined;
   readonly keyPrefix: string;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
   /** Cursor keys start with '#', which no namespace can, so no cache key is ever one. */
   private readonly deadlines: Deadlines;
@@ -259,27 +260,32 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
+    return this.getInto<CacheGetResult>(key, fillLeaseMs, undefined);
+  }
+
+  /** CacheAdapter.getThen: the engine's handling of the answer runs in the deadline's own callback. */
+  getThen<R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R>): Promise<R> {
+    return this.getInto(key, fillLeaseMs, handler);
+  }
+
+  /** get, or get and then the handler's step when one is given. */
+  private getInto<R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R> | undefined): Promise<R> {
     const full = this.keyPrefix + key;
     // Before the first connection, closed, or refusing (eviction policy): the general path.
     if (!this.connected || this.closed || this.evictionRefusal !== undefined) {
-      return this.run('get', key, () => this.send(full, ['GET', full]).then((raw) => this.afterGet(raw, full, fillLeaseMs)));
+      const call = this.run('get', key, () => this.send(full, ['GET', full]).then((raw) => this.afterGet(raw, full, fillLeaseMs)));
+      return handler === undefined ? (call as Promise<R>) : call.then((answer) => handler.answer(answer), (error: unknown) => handler.failure(error));
     }
-    // The hit path: one GET, decoded in the deadline's own callback (no async body, one promise).
-    // Only nothing or a lease needs the script, within the same deadline.
-    const ms = this.timeoutMs;
-    const call = this.deadlines.raceThen(
-      this.send(full, ['GET', full]),
-      ms,
-      () => this.timeoutError('get', key, ms),
-      (error) => this.failure('get', key, error),
-      (raw) => this.afterGet(raw, full, fillLeaseMs),
-    );
+    // The hit path: one GET under a deadline, decoded in the call's own callback, and the caller's
+    // next step run there too: one object and one promise per call (GetCall below). Only nothing
+    // or a lease needs the script, within the same deadline.
+    const call = this.deadlines.start(new GetCall(this, key, full, fillLeaseMs, handler), this.send(full, ['GET', full]), this.timeoutMs);
     this.recheckPolicy(this.deadlines.lastStart);
     return call;
   }
 
   /** A GET's reply: a value, or the get-or-lease script for nothing or a lease. */
-  private afterGet(raw: unknown, full: string, fillLeaseMs: number): CacheGetResult | Promise<CacheGetResult> {
+  afterGet(raw: unknown, full: string, fillLeaseMs: number): CacheGetResult | Promise<CacheGetResult> {
     if (typeof raw === 'string') {
       const value = decodeValue(raw);
       if (value !== undefined) return value;
@@ -582,16 +588,41 @@ class RedisCache implements RedisCacheAdapter {
     }
   }
 
-  private failure(op: string, key: string | undefined, error: unknown): unknown {
+  failure(op: string, key: string | undefined, error: unknown): unknown {
     if (error instanceof LockstepError) return error;
     const message = error instanceof Error ? error.message : String(error);
     return new CacheError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
   }
 
-  private timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
+  timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
     const offline = !this.transport.client.isReady && this.lastError !== undefined;
     const why = offline ? ` (not connected: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)})` : '';
     return new CacheTimeoutError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
+  }
+}
+
+/** A GET of the hit path under its deadline, with the caller's handling of the answer (getThen). */
+class GetCall<R> extends DeadlineCall<unknown, CacheGetResult, R> {
+  constructor(
+    private readonly cache: RedisCache,
+    private readonly key: string,
+    private readonly full: string,
+    private readonly fillLeaseMs: number,
+    handler: CacheAnswerHandler<R> | undefined,
+  ) {
+    super(handler);
+  }
+
+  protected timeoutError(): unknown {
+    return this.cache.timeoutError('get', this.key, this.cache.timeoutMs);
+  }
+
+  protected failure(error: unknown): unknown {
+    return this.cache.failure('get', this.key, error);
+  }
+
+  protected next(raw: unknown): CacheGetResult | Promise<CacheGetResult> {
+    return this.cache.afterGet(raw, this.full, this.fillLeaseMs);
   }
 }
 

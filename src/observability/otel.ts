@@ -168,6 +168,8 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
           if (result instanceof Promise) return result.then((got) => (got.kind === 'value' ? got : untracedRead(key, startTime, got)));
           return result.kind === 'value' ? result : untracedRead(key, startTime, result);
         },
+        // get and its answer in one step would pass no get: the engine then asks get.
+        getThen: () => undefined as never,
         // A hit read through a value slot would pass no get: with a span per hit, no slots.
         slot: (original) => (hitSpans ? () => undefined : original),
         fill: (original) => (key, token, entry, ttlMs) =>

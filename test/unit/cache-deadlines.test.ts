@@ -5,7 +5,7 @@
 // the queues empty once calls settle (no growth with the number of calls made).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Deadlines } from '../../src/cache/deadlines.js';
+import { DeadlineCall, Deadlines, type Continuation } from '../../src/cache/deadlines.js';
 
 const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
 
@@ -20,6 +20,44 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
 }
 
 const timeout = (ms: number) => () => new Error(`timed out after ${ms} ms`);
+
+/** A call that doubles what its work gives, with the caller's continuation (as the Redis adapter's GET). */
+class Doubling<R> extends DeadlineCall<number, number, R> {
+  constructor(
+    then: Continuation<number, R>,
+    private readonly ms: number,
+  ) {
+    super(then);
+  }
+  protected timeoutError(): unknown {
+    return new Error(`timed out after ${this.ms} ms`);
+  }
+  protected failure(error: unknown): unknown {
+    return new Error(`failed: ${(error as Error).message}`);
+  }
+  protected next(value: number): number | Promise<number> {
+    if (value < 0) throw new Error('negative');
+    return value === 0 ? Promise.resolve(0) : value * 2;
+  }
+}
+
+/** The continuation of the tests: what it saw, and what it answers. */
+function recording(): Continuation<number, string> & { seen: string[] } {
+  const seen: string[] = [];
+  return {
+    seen,
+    answer(value) {
+      seen.push(`answer ${value}`);
+      if (value === 14) throw new Error('the answer step threw');
+      return value === 8 ? Promise.resolve(`later ${value}`) : `got ${value}`;
+    },
+    failure(error) {
+      seen.push(`failure ${(error as Error).message}`);
+      if ((error as Error).message.includes('boom-again')) throw new Error('the failure step threw');
+      return `recovered from ${(error as Error).message}`;
+    },
+  };
+}
 const wrap = (error: unknown) => new Error(`failed: ${(error as Error).message}`);
 
 describe('cache call deadlines', () => {
@@ -78,6 +116,31 @@ describe('cache call deadlines', () => {
     assert.ok(deadlines.pending > 0);
     for (let i = 0; i < works.length / 2; i++) works[i]!.resolve(i);
     assert.deepEqual(await Promise.all(calls), works.map((_, i) => i));
+    assert.equal(deadlines.pending, 0);
+  });
+
+  it('a continuation runs as `then` on the call would: answers, failures and timeouts each reach one step, and what a step throws rejects the call as is', async () => {
+    const deadlines = new Deadlines(5);
+    const then = recording();
+    const start = (work: Promise<number>, ms = 1_000) => deadlines.start(new Doubling(then, ms), work, ms);
+    assert.equal(await start(Promise.resolve(2)), 'got 4');
+    assert.equal(await start(Promise.resolve(4)), 'later 8'); // a promise from the step is followed
+    assert.equal(await start(Promise.resolve(0)), 'got 0'); // next went on with more work first
+    assert.equal(await start(Promise.reject(new Error('boom'))), 'recovered from failed: boom');
+    assert.equal(await start(Promise.resolve(-1)), 'recovered from failed: negative'); // next threw: a failure of the call
+    await assert.rejects(start(Promise.resolve(7)), /the answer step threw/); // not handed to failure
+    await assert.rejects(start(Promise.reject(new Error('boom-again'))), /the failure step threw/);
+    assert.equal(await start(never(), 20), 'recovered from timed out after 20 ms');
+    assert.deepEqual(then.seen, [
+      'answer 4',
+      'answer 8',
+      'answer 0',
+      'failure failed: boom',
+      'failure failed: negative',
+      'answer 14',
+      'failure failed: boom-again',
+      'failure timed out after 20 ms',
+    ]);
     assert.equal(deadlines.pending, 0);
   });
 });
