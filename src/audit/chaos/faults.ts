@@ -14,7 +14,7 @@ import { ChaosCache, type CacheOperation } from '../../chaos/chaos-cache.js';
 import { ChaosStore } from '../../chaos/chaos-store.js';
 import { FaultPlan, type Fault } from '../../chaos/faults.js';
 import { StoreOutcomeUnknownError } from '../../errors.js';
-import type { CacheAdapter, CacheEntry, CacheGetResult, CompleteOutcome, LeaseToken, StoreAdapter, Version } from '../../types.js';
+import type { CacheAdapter, CacheAnswerHandler, CacheEntry, CacheGetResult, CompleteOutcome, LeaseToken, StoreAdapter, Version } from '../../types.js';
 import type { NaiveCache } from '../naive.js';
 import { between, type Random } from './random.js';
 
@@ -216,7 +216,17 @@ export class ScheduledChaosCache extends ChaosCache {
     super(inner);
     const delay = jitter(rnd, jitterMs);
     if (delay !== undefined) this.faults.always('fill', delay);
+    // An engine reads a cache that has getThen (Redis) through it: the harness plays that path of the
+    // engine too, with the faults drawn on the get inside.
+    if (typeof inner.getThen === 'function') {
+      this.getThen = <R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R>): Promise<R> =>
+        this.get(key, fillLeaseMs).then(
+          (answer) => handler.answer(answer),
+          (error: unknown) => handler.failure(error),
+        );
+    }
   }
+  readonly getThen?: <R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R>) => Promise<R>;
   private draw<T>(operation: CacheOperation, call: () => Promise<T>): Promise<T> {
     return under(this.faults, operation, this.schedule.drawCache(), call);
   }
