@@ -183,6 +183,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       // replacement per report doubled the listeners at every loss.
       if (!live || replaced) return;
       replaced = true;
+      void l.end().catch(() => undefined); // not queryable after an error: its socket goes too
       relisten();
     });
     try {
