@@ -243,4 +243,20 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL stores: a new pool connection has no 'error' listener until the caller's code runs, so a backend terminated as it starts crashes the process",
     patches: [{ file: PG_CONNECTION_ERRORS, find: "if (typeof pool.on !== 'function' || listened.has(pool)) return;", replace: 'return;' }],
   },
+  {
+    id: 'pg-checked-out-connection-unlistened',
+    rule: "PostgreSQL entity helpers: a connection the pool opened before Lockstep subscribed to its 'connect' event has no 'error' listener while checked out, so a backend terminated during a DDL lock wait crashes the process",
+    patches: [{ file: PG_CONNECTION_ERRORS, find: '  if (!quiet.has(client)) {', replace: '  if (quiet.has(client) && !quiet.has(client)) {' }],
+  },
+  {
+    id: 'late-fence-sync-throw',
+    rule: 'a late commit is fenced from a promise callback: a store that throws at once (a closed entity store) becomes an unhandled rejection that ends the process',
+    patches: [
+      {
+        file: WRITE_PATH,
+        find: "    .then(() => ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair'))\n    .catch(() => undefined);",
+        replace: "    .then(() => undefined);\n  void ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair').catch(() => undefined);",
+      },
+    ],
+  },
 ];

@@ -297,7 +297,11 @@ function appendRepair(ctx: EngineContext, key: string, version: Version, deadlin
 /** A commit abandoned at the deadline was confirmed after all: invalidate older values, journal the key. */
 function fenceLateCommit<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>, version: unknown): void {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) return;
-  void ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair').catch(() => undefined);
+  // Called from a promise callback: a store that throws at once (a closed entity store does) must
+  // not turn into an unhandled rejection, which ends the process.
+  void Promise.resolve()
+    .then(() => ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair'))
+    .catch(() => undefined);
   void Promise.resolve()
     .then(() => ctx.cache.invalidateOlder(step.cacheKey, version))
     .catch(() => undefined); // the repair row replays it

@@ -12,6 +12,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type EntityMapper } from '../patterns/repository.js';
 import type { PostgresPool } from '../store/postgres.js';
+import { connectListened } from '../store/postgres-connection-errors.js';
 import { identifier, resolveEntitySpec, type EntityRow, type EntitySpec, type EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { compiledPostgresOps, compiledSqliteOps, type TableStatements } from './compiled-table-ops.js';
@@ -73,7 +74,7 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
       import('../store/entity/postgres-table.js'),
     ]);
     const statements = kyselyStatements(kysely, spec, checkColumns(spec, await postgresTableColumns(pool, schema, spec)), schema);
-    await probe(spec, statements, (c) => pool.connect().then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
+    await probe(spec, statements, (c) => connectListened(pool).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
     entities = await createPostgresEntityStoreWith({ pool, schema, bypassTriggers, statementTimeout: timeout }, spec, compiledPostgresOps(statements));
   }
 

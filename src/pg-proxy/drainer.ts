@@ -166,20 +166,41 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     timer.unref();
   }
 
+  /** Opens the LISTEN connection; once it is in place, a lost one is replaced (the poll covers the gap). */
   async function listen(): Promise<void> {
     if (options.listen === false || !running) return;
     const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener' });
+    let live = false;
+    let replaced = false;
     l.on('notification', (m) => {
       // A write of one of this proxy's own sessions is fenced before its acknowledgement: no need to wake.
       if (m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
     });
     l.on('error', () => {
       if (listener === l) listener = undefined;
-      setTimeout(() => void listen().catch(() => undefined), 200).unref();
+      // Before LISTEN took, the caller sees the failure. After, one replacement per connection: pg
+      // reports a terminated backend twice (its FATAL message, then the socket's end), and a
+      // replacement per report doubled the listeners at every loss.
+      if (!live || replaced) return;
+      replaced = true;
+      void l.end().catch(() => undefined); // not queryable after an error: its socket goes too
+      relisten();
     });
-    await l.connect();
-    await l.query(`LISTEN ${PROXY_CHANNEL}`);
+    try {
+      await l.connect();
+      await l.query(`LISTEN ${PROXY_CHANNEL}`);
+    } catch (error) {
+      void l.end().catch(() => undefined);
+      throw error;
+    }
+    live = true;
     listener = l;
+  }
+
+  /** Another listen in 200 ms, and again while it fails (the server restarting, say). */
+  function relisten(): void {
+    if (!running) return;
+    setTimeout(() => void listen().catch(relisten), 200).unref();
   }
 
   return {

@@ -7,15 +7,34 @@
 // pool's 'connect' event comes before it is handed out). Nothing is hidden by it: a query in flight
 // still fails with the error, and a connection that errored is no longer queryable, so the pool drops
 // it when it is released.
-import type { PostgresPool } from './postgres-client.js';
+import type { PostgresClient, PostgresPool } from './postgres-client.js';
 
 const listened = new WeakSet<object>();
+/** Connections given a listener, at birth or at their first checkout. */
+const quiet = new WeakSet<object>();
 
 /** Gives every connection the pool opens from now on an 'error' listener (once per pool). */
 export function listenToNewConnections(pool: PostgresPool): void {
   if (typeof pool.on !== 'function' || listened.has(pool)) return; // a pool-like object without events: its connections are its own
   listened.add(pool);
   pool.on('connect', (client) => {
+    quiet.add(client);
     client.on('error', () => undefined);
   });
+}
+
+/**
+ * A connection of the pool that has an 'error' listener while checked out. A connection the pool
+ * opened before listenToNewConnections (your pool, used by your code first) has none: the pool's
+ * own listener is removed while a connection is out, and a backend terminated then (during a long
+ * DDL lock wait, say) emits 'error' when its socket closes, after the query in flight has failed.
+ */
+export async function connectListened(pool: PostgresPool): Promise<PostgresClient> {
+  listenToNewConnections(pool);
+  const client = await pool.connect();
+  if (!quiet.has(client)) {
+    quiet.add(client);
+    client.on('error', () => undefined); // the query in flight fails with the error; the pool drops the connection
+  }
+  return client;
 }

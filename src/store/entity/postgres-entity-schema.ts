@@ -19,6 +19,7 @@
 // entity table of the schema; each table's triggers pass (entity, id column, version column).
 import type { PostgresClient, PostgresPool } from '../postgres.js';
 import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
+import { connectListened } from '../postgres-connection-errors.js';
 import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
@@ -137,7 +138,7 @@ CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOu
 
 /** Runs `sql` in one transaction under the schema's DDL advisory lock. */
 async function ddl(pool: PostgresPool, schema: string, sql: string): Promise<void> {
-  const client: PostgresClient = await pool.connect();
+  const client: PostgresClient = await connectListened(pool);
   try {
     await client.query({ text: 'BEGIN' });
     await client.query({ text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)', values: [advisoryKey(`lockstep:ddl:${schema}`)] });

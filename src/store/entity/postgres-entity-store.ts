@@ -8,7 +8,7 @@
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
-import { listenToNewConnections } from '../postgres-connection-errors.js';
+import { connectListened, listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
@@ -69,15 +69,8 @@ export async function createPostgresEntityStoreWith(
     append: `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, 'repair')`,
   };
 
-  const quiet = new WeakSet<PostgresClient>();
-  async function checkout(): Promise<PostgresClient> {
-    const client = await pool.connect();
-    if (!quiet.has(client)) {
-      client.on('error', () => undefined); // a dropped checked-out connection must not crash the process
-      quiet.add(client);
-    }
-    return client;
-  }
+  // A dropped checked-out connection must not crash the process.
+  const checkout = (): Promise<PostgresClient> => connectListened(pool);
 
   /** One transaction with Lockstep's mark set; a lost connection during COMMIT is an unknown outcome. */
   async function transaction<R>(deadlineMs: number, work: (client: PostgresClient) => Promise<R>): Promise<R> {

@@ -2,15 +2,14 @@
 // sent as text and cast by the server to the id column's type.
 import { InvalidOptionError } from '../../errors.js';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
-import { listenToNewConnections } from '../postgres-connection-errors.js';
+import { connectListened } from '../postgres-connection-errors.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import type { EntityRow, EntitySpec } from './spec.js';
 import type { PostgresTableOps, StoredRow } from './table-ops.js';
 
 /** The table's columns, in order; checks that the id and version columns exist. */
 export async function postgresTableColumns(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<string[]> {
-  listenToNewConnections(pool);
-  const client = await pool.connect();
+  const client = await connectListened(pool);
   let rows: Array<Record<string, unknown>>;
   try {
     ({ rows } = await client.query({
