@@ -28,6 +28,7 @@ const READ_PATH = 'src/engine/read-path.ts';
 const FILL_WAIT = 'src/engine/fill-wait.ts';
 const PROXY_SCHEMA = 'src/pg-proxy/schema.ts';
 const PG_CONNECTION_ERRORS = 'src/store/postgres-connection-errors.ts';
+const PROXY_READ_PATH = 'src/pg-proxy/read-path.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -236,6 +237,11 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "whose fence would not see its rows.\n  IF pg_catalog.pg_backend_pid() < 0 THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;",
       },
     ],
+  },
+  {
+    id: 'proxy-serves-behind-drainer',
+    rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',
+    patches: [{ file: PROXY_READ_PATH, find: "  if (!bypassCovered(ctx)) return 'drainer-behind';", replace: "  if (!bypassCovered(ctx) && ctx.fence === 'skip') return 'drainer-behind';" }],
   },
   // --- robustness: a dying connection fails an operation, never the process ---
   {

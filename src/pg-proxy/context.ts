@@ -13,7 +13,8 @@ export type PassReason =
   | 'encoding'
   | 'search-path'
   | 'key-form'
-  | 'other-database';
+  | 'other-database'
+  | 'drainer-behind';
 
 export interface ProxyMetrics {
   hits: number;
@@ -40,7 +41,7 @@ export function createMetrics(): ProxyMetrics {
     misses: 0,
     fills: 0,
     fillsRejected: 0,
-    passThrough: { 'not-cacheable': 0, 'in-transaction': 0, variant: 0, lease: 0, 'cache-error': 0, encoding: 0, 'search-path': 0, 'key-form': 0, 'other-database': 0 },
+    passThrough: { 'not-cacheable': 0, 'in-transaction': 0, variant: 0, lease: 0, 'cache-error': 0, encoding: 0, 'search-path': 0, 'key-form': 0, 'other-database': 0, 'drainer-behind': 0 },
     invalidations: 0,
     flushes: 0,
     fenceFailures: 0,
@@ -76,6 +77,25 @@ export interface ProxyContext {
   readonly ownBackends: Set<number>;
   /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
   flushTable(qualified: string): Promise<void>;
+  /** How far the bypass drainer has got: cached answers are served only while it keeps up (drainer.ts). */
+  readonly bypass: BypassCoverage;
+}
+
+/**
+ * A cached answer may be older than a write that bypassed the proxy until the drainer's next pass
+ * invalidates it. Every write committed before `coveredAt` (performance.now() as the last complete
+ * pass sent its query: its snapshot was taken after) has been invalidated; a read is answered from
+ * the cache only while that is less than `boundMs` ago, so a drainer whose connection hangs (a
+ * partition, a failover behind one address) sends reads to PostgreSQL instead of holding the bound.
+ */
+export interface BypassCoverage {
+  coveredAt: number;
+  readonly boundMs: number;
+}
+
+/** Whether the drainer has passed recently enough for a cached answer to be served (BypassCoverage). */
+export function bypassCovered(ctx: ProxyContext): boolean {
+  return performance.now() - ctx.bypass.coveredAt <= ctx.bypass.boundMs;
 }
 
 /** The cache key of one row's answer. */

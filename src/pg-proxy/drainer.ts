@@ -11,6 +11,7 @@ import { pg, type PgClient } from './pg-driver.js';
 import { PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
+import { isClientTimeout } from '../store/client-timeouts.js';
 import type { ProxyContext } from './context.js';
 
 export interface DrainerOptions {
@@ -31,6 +32,18 @@ export interface BypassDrainer {
 }
 
 const LAG_SAMPLES = 2048;
+/**
+ * The longest the drainer waits for a connection or a query. A connection that hangs (a partition,
+ * an address moved to another server) is dropped and the next pass opens another; meanwhile the
+ * read path stops serving cached answers once the last complete pass is older than its bound.
+ */
+const DRAINER_WAIT_MS = 2_000;
+
+/** Ends a client now, even one whose socket hangs (end() alone waits for the server's goodbye). */
+function drop(c: PgClient): void {
+  void c.end().catch(() => undefined);
+  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
 
 export function createDrainer(ctx: ProxyContext, options: DrainerOptions): BypassDrainer {
   const s = quoteIdentifier(ctx.schema);
@@ -52,7 +65,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
 
   async function connection(): Promise<PgClient> {
     if (client !== undefined) return client;
-    const c = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy drainer' });
+    const c = new pg.Client({
+      connectionString: options.upstreamUrl,
+      application_name: 'lockstep pg-proxy drainer',
+      connectionTimeoutMillis: DRAINER_WAIT_MS,
+      query_timeout: DRAINER_WAIT_MS,
+    });
     c.on('error', () => {
       if (client === c) client = undefined;
     });
@@ -69,7 +87,23 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       client = undefined;
       throw error;
     });
+    try {
+      return await passOn(c);
+    } catch (error) {
+      // A timed-out query leaves the connection in an unknown state: the next pass opens another.
+      // (A cache that refuses is not the connection's fault: it stays.)
+      if (isClientTimeout(error)) {
+        if (client === c) client = undefined;
+        drop(c);
+      }
+      throw error;
+    }
+  }
+
+  async function passOn(c: PgClient): Promise<number> {
     if (xmin === undefined) xmin = await locateStart(c);
+    // Every write committed before this instant is in the snapshot the query below takes.
+    const sentAt = performance.now();
     const result = await c.query<{ x: string; pruned: string | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
@@ -90,6 +124,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     const rows = all.filter((r) => !applied.has(r.id));
     const started = performance.now();
     await applyWrites(ctx, rows.map((r) => ({ id: r.id, table: r.tbl, key: r.key, version: Number(r.version) })));
+    ctx.bypass.coveredAt = Math.max(ctx.bypass.coveredAt, sentAt);
     applied.clear();
     for (const r of all) applied.add(r.id);
     const applyMs = performance.now() - started;
@@ -215,8 +250,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       running = false;
       if (timer !== undefined) clearTimeout(timer);
       await pass?.catch(() => undefined);
-      await listener?.end().catch(() => undefined);
-      await client?.end().catch(() => undefined);
+      if (listener !== undefined) drop(listener);
+      if (client !== undefined) drop(client);
       listener = undefined;
       client = undefined;
     },

@@ -1,7 +1,7 @@
 // /metrics (Prometheus text) and /healthz for the proxy, on their own loopback port.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ProxyMetrics } from './context.js';
+import type { BypassCoverage, ProxyMetrics } from './context.js';
 
 function quantile(samples: readonly number[], q: number): number {
   if (samples.length === 0) return 0;
@@ -9,7 +9,7 @@ function quantile(samples: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export function renderMetrics(m: ProxyMetrics): string {
+export function renderMetrics(m: ProxyMetrics, bypass?: BypassCoverage): string {
   const lines = [
     '# TYPE lockstep_pgproxy_hits_total counter',
     `lockstep_pgproxy_hits_total ${m.hits}`,
@@ -37,13 +37,18 @@ export function renderMetrics(m: ProxyMetrics): string {
     `lockstep_pgproxy_bypass_lag_ms{quantile="0.5"} ${quantile(m.bypassLagMs, 0.5).toFixed(1)}`,
     `lockstep_pgproxy_bypass_lag_ms{quantile="0.99"} ${quantile(m.bypassLagMs, 0.99).toFixed(1)}`,
   ];
+  if (bypass !== undefined) {
+    // Cached answers are served only while this stays below the bound (pass-through reason drainer-behind).
+    const age = Number.isFinite(bypass.coveredAt) ? (performance.now() - bypass.coveredAt) / 1000 : -1;
+    lines.push('# TYPE lockstep_pgproxy_bypass_covered_age_seconds gauge', `lockstep_pgproxy_bypass_covered_age_seconds ${age.toFixed(3)}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
-export async function startHttp(host: string, port: number, metrics: ProxyMetrics, ready: () => boolean): Promise<{ port: number; close(): Promise<void> }> {
+export async function startHttp(host: string, port: number, metrics: ProxyMetrics, ready: () => boolean, bypass?: BypassCoverage): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(metrics));
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(metrics, bypass));
     } else if (req.url === '/healthz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'draining', sessions: metrics.sessions }));

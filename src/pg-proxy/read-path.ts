@@ -8,7 +8,7 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 import { build, type Message } from './framing.js';
 import { fingerprintSql, isAsync, statementMessages } from './internal.js';
 import { readInternal, runInternal } from './internal-run.js';
-import { rowCacheKey, type PassReason } from './context.js';
+import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
 import { isThenable } from './maybe-promise.js';
@@ -66,6 +66,7 @@ function answerHit(state: SessionState, read: PlannedRead, reply: Buffer): void 
  */
 export function readPoint(state: SessionState, batch: readonly Message[], read: PlannedRead): MaybePromise<PassReason | undefined> {
   const { ctx } = state;
+  if (!bypassCovered(ctx)) return 'drainer-behind'; // a bypass write may not be invalidated yet: PostgreSQL answers
   if (state.parameters.get('client_encoding') !== 'UTF8') return 'encoding';
   // The parser reads string literals as standard_conforming_strings = on does.
   if (read.shape.startsWith('Q|') && state.parameters.get('standard_conforming_strings') !== 'on') return 'key-form';

@@ -3,7 +3,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { loadParser } from './classify.js';
-import { createMetrics, tablePrefix, type ProxyContext, type ProxyMetrics } from './context.js';
+import { createMetrics, tablePrefix, type BypassCoverage, type ProxyContext, type ProxyMetrics } from './context.js';
 import { createDrainer, type BypassDrainer } from './drainer.js';
 import { FLUSH_VERSION } from './fence.js';
 import { build } from './framing.js';
@@ -36,6 +36,12 @@ export interface PgProxyOptions {
   /** Bypass drainer poll interval (it also wakes on NOTIFY). @default 50 */
   readonly drainPollMs?: number;
   readonly drainListen?: boolean;
+  /**
+   * Cached answers are served only while the bypass drainer's last complete pass began less than
+   * this long ago; otherwise reads go to PostgreSQL (pass-through reason `drainer-behind`). The
+   * bound on how long a write that bypassed the proxy can stay hidden. @default 1_000
+   */
+  readonly bypassBoundMs?: number;
   /** TEST ONLY: 'skip' acknowledges commits without the fence. */
   readonly unsafeFence?: 'on' | 'skip';
 }
@@ -47,6 +53,8 @@ export interface PgProxy {
   readonly metrics: ProxyMetrics;
   readonly tables: readonly CachedTable[];
   readonly drainer: BypassDrainer;
+  /** How far the bypass drainer has got (cached answers are served only while it keeps up). */
+  readonly bypass: Readonly<BypassCoverage>;
   /** Refuses new sessions, ends idle ones, lets the others finish up to `graceMs`, then closes what is left. */
   close(graceMs?: number): Promise<void>;
 }
@@ -71,6 +79,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     ttlMs: options.ttlMs ?? 60_000,
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
+    bypass: { coveredAt: -Infinity, boundMs: bypassBound(options.bypassBoundMs) },
     async flushTable(qualified: string) {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
@@ -102,7 +111,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     server.listen(options.port ?? 6432, options.host ?? '127.0.0.1', () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const http = options.httpPort === undefined ? undefined : await startHttp(options.host ?? '127.0.0.1', options.httpPort, metrics, () => !draining);
+  const http = options.httpPort === undefined ? undefined : await startHttp(options.host ?? '127.0.0.1', options.httpPort, metrics, () => !draining, ctx.bypass);
 
   return {
     host: address.address,
@@ -111,6 +120,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     metrics,
     tables,
     drainer,
+    bypass: ctx.bypass,
     async close(graceMs = 10_000) {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -127,4 +137,10 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
       await drainer.stop();
     },
   };
+}
+
+function bypassBound(ms: number | undefined): number {
+  if (ms === undefined) return 1_000;
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 100) throw new RangeError(`bypassBoundMs must be a number of ms, at least 100 (got ${String(ms)})`);
+  return ms;
 }

@@ -24,7 +24,7 @@ describe('pg-proxy: a saved cursor past the database\'s transaction ids', { skip
 
   it('a restarted proxy whose cursor is ahead of a restored or recreated database replays the journal instead of skipping it', async () => {
     const cache = createMemoryCache({ maxEntries: 100 });
-    const options = { cache, drainListen: false, drainPollMs: 3_600_000 };
+    const options = { cache, drainListen: false, drainPollMs: 3_600_000, bypassBoundMs: Infinity };
     const first = await startTestProxy(db, options);
     const viaFirst = new pg.Client({ connectionString: first.url });
     await viaFirst.connect();

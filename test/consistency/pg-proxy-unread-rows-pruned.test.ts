@@ -23,7 +23,7 @@ describe('pg-proxy: journal rows pruned before a running drainer read them', { s
   });
 
   it('a running proxy whose unread rows another proxy pruned flushes instead of serving the old value', async () => {
-    const proxy = await startTestProxy(db, { cache: createMemoryCache({ maxEntries: 100 }), drainListen: false, drainPollMs: 3_600_000 });
+    const proxy = await startTestProxy(db, { cache: createMemoryCache({ maxEntries: 100 }), drainListen: false, drainPollMs: 3_600_000, bypassBoundMs: Infinity });
     const client = new pg.Client({ connectionString: proxy.url });
     const direct = new pg.Client({ connectionString: db.url });
     await client.connect();

@@ -114,7 +114,7 @@ describe('pg-proxy under Kysely', { skip: service.skip, timeout: 60_000 }, () =>
   });
 
   it('teeth: against a proxy that skips the fence (test-only, no drainer), the same read-your-writes check fails', async () => {
-    const unsafe = await startTestProxy(db, { unsafeFence: 'skip', drainPollMs: 3_600_000, drainListen: false });
+    const unsafe = await startTestProxy(db, { unsafeFence: 'skip', drainPollMs: 3_600_000, bypassBoundMs: Infinity, drainListen: false });
     try {
       const pool = new pg.Pool({ connectionString: unsafe.url, max: 1 });
       pool.on('error', () => undefined);

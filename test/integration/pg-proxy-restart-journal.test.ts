@@ -42,7 +42,7 @@ describe('pg-proxy restart: the drainer never skips a pruned row', { skip: servi
 
   /** v1 cached through a proxy that then stops; a bypass write lands and its row is pruned elsewhere. */
   async function staleCacheAfterPrune(cache: CacheAdapter, val: string): Promise<void> {
-    const first = await startTestProxy(db, { cache, drainListen: false, drainPollMs: 3_600_000 });
+    const first = await startTestProxy(db, { cache, drainListen: false, drainPollMs: 3_600_000, bypassBoundMs: Infinity });
     const c = new pg.Client({ connectionString: first.url });
     await c.connect();
     const before = (await c.query('SELECT val FROM items WHERE id = 1')).rows[0].val;
@@ -55,7 +55,7 @@ describe('pg-proxy restart: the drainer never skips a pruned row', { skip: servi
   }
 
   async function readThroughNewProxy(cache: CacheAdapter): Promise<string> {
-    const proxy = await startTestProxy(db, { cache, drainListen: false, drainPollMs: 3_600_000 });
+    const proxy = await startTestProxy(db, { cache, drainListen: false, drainPollMs: 3_600_000, bypassBoundMs: Infinity });
     const c = new pg.Client({ connectionString: proxy.url });
     await c.connect();
     try {

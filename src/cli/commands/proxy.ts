@@ -21,6 +21,7 @@ Authentication is relayed: PostgreSQL checks every client's own user and passwor
     ['--http-port N', '/metrics and /healthz on this loopback port', 'default none'],
     ['--ttl DURATION', 'how long a cached answer lives', 'default 60s'],
     ['--grace DURATION', 'on SIGTERM: how long sessions in flight may finish', 'default 10s'],
+    ['--bypass-bound DURATION', 'cached answers are served only while the bypass drainer passed this recently (else reads go to PostgreSQL)', 'default 1s'],
     ['-h, --help', 'show this help'],
   ],
   notes: `Binding --listen to a host other than loopback is allowed: every client still authenticates
@@ -42,11 +43,11 @@ function hostPort(text: string): { host: string; port: number } {
  * TEST ONLY, never documented for users: the consistency test runs the proxy as a child process and
  * proves its teeth against a proxy that skips the commit fence, with a slow bypass drainer.
  */
-function testOnlyOptions(): { unsafeFence?: 'skip'; drainPollMs?: number; drainListen?: boolean } {
+function testOnlyOptions(): { unsafeFence?: 'skip'; drainPollMs?: number; drainListen?: boolean; bypassBoundMs?: number } {
   const env = process.env;
   return {
     ...(env.LOCKSTEP_PGPROXY_TEST_SKIP_FENCE === '1' ? { unsafeFence: 'skip' as const } : {}),
-    ...(env.LOCKSTEP_PGPROXY_TEST_DRAIN_POLL_MS === undefined ? {} : { drainPollMs: Number(env.LOCKSTEP_PGPROXY_TEST_DRAIN_POLL_MS), drainListen: false }),
+    ...(env.LOCKSTEP_PGPROXY_TEST_DRAIN_POLL_MS === undefined ? {} : { drainPollMs: Number(env.LOCKSTEP_PGPROXY_TEST_DRAIN_POLL_MS), drainListen: false, bypassBoundMs: Infinity }),
   };
 }
 
@@ -63,6 +64,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       'http-port': { type: 'string' },
       ttl: { type: 'string' },
       grace: { type: 'string' },
+      'bypass-bound': { type: 'string' },
     });
   } catch (error) {
     return reportUsageError(process.stderr, 'proxy', error);
@@ -82,7 +84,9 @@ export async function run(argv: readonly string[]): Promise<number> {
       httpPort: values['http-port'] === undefined ? undefined : integerOption(values['http-port'], '--http-port', 0, 65535),
       ttlMs: toMs(values.ttl ?? '60s', '--ttl'),
       graceMs: toMs(values.grace ?? '10s', '--grace', { allowZero: true }),
+      bypassBoundMs: toMs(values['bypass-bound'] ?? '1s', '--bypass-bound'),
     };
+    if (config.bypassBoundMs < 100) throw new UsageError('--bypass-bound must be at least 100ms (the drainer polls every 50 ms)');
   } catch (error) {
     return reportUsageError(process.stderr, 'proxy', error);
   }
@@ -98,6 +102,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       ...(values.schema === undefined ? {} : { schema: values.schema }),
       ...(config.httpPort === undefined ? {} : { httpPort: config.httpPort }),
       ttlMs: config.ttlMs,
+      bypassBoundMs: config.bypassBoundMs,
       ...testOnlyOptions(),
     });
     const stopCache = () => cache.close();
