@@ -45,6 +45,9 @@ const segment: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(...LONE_SURROGATES) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 8 }).map(encodeURIComponent) },
   { weight: 1, arbitrary: fc.constantFrom('k'.repeat(65), 'k'.repeat(20_000), '%41'.repeat(30_000), 'n'.repeat(65), '€'.repeat(22)) },
+  // Over the 512-byte key limit: weighted so that 1,500 runs meet E_KEY_TOO_LONG many times (the
+  // coverage check below failed about once in a hundred runs when it was met only ~5 times).
+  { weight: 2, arbitrary: fc.integer({ min: 513, max: 4_000 }).map((n) => 'k'.repeat(n)) },
 );
 
 const path: fc.Arbitrary<string> = fc.oneof(
@@ -73,7 +76,7 @@ const headers = fc.record({
   ),
   'Content-Type': headerValue(['application/json', undefined, 'text/plain', 'application/merge-patch+json', 'application/json; charset=latin1', 'application/xml', 'multipart/form-data; boundary=x', ''], 12), // mostly JSON: other types stop at the 415 and never reach the body checks
   'X-TTL-Ms': headerValue([undefined, '1000', '0', '-1', '1e3', 'NaN', 'Infinity', '99999999999999999999', ' 50 ', '1.5', '0x10']),
-  'If-Match': headerValue([undefined, '1', '"1"', '*', 'W/"1"', '-1', '']),
+  'If-Match': headerValue([undefined, '1', '"1"', '"999"', '"123456"', '*', 'W/"1"', '-1', '']), // "999", "123456": never the version, so a 412 when reached
   'If-None-Match': headerValue([undefined, '*', '"1"', '']),
   'Content-Length': headerValue([undefined, '0', '1', '99999999', '-1', 'abc']),
 });
@@ -85,6 +88,7 @@ const bodyText: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(...LONE_SURROGATES).map((s) => JSON.stringify(s)) },
   { weight: 1, arbitrary: fc.constantFrom(...LONE_SURROGATES) },
   { weight: 2, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)) },
+  { weight: 1, arbitrary: fc.integer({ min: 33, max: 2_000 }).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)) }, // over the depth limit
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)) },
   { weight: 1, arbitrary: fc.constantFrom(JSON.stringify('x'.repeat(5_000)), JSON.stringify('x'.repeat(20_000)), ' '.repeat(15_000) + '1', '['.repeat(1_000_000)) },
 );
@@ -104,6 +108,7 @@ const batchText: fc.Arbitrary<string> = fc.oneof(
   fc.array(batchItem, { maxLength: 6 }).map((items) => JSON.stringify({ items })),
   fc.array(fc.oneof(fc.constantFrom('k', 'key-1', 'nope'), fc.constantFrom('', 7)), { maxLength: 6 }).map((keys) => JSON.stringify({ keys })),
   fc.constantFrom('{"items": {}}', '{"keys": "k"}', '[]', '{"items": [1, 2]}', JSON.stringify({ keys: Array.from({ length: 101 }, (_, i) => `k${i}`) })),
+  fc.integer({ min: 101, max: 300 }).map((n) => JSON.stringify({ keys: Array.from({ length: n }, (_, i) => `k${i}`) })), // over the 100-item limit
 );
 
 const body: fc.Arbitrary<Uint8Array | string | undefined> = fc.oneof(
@@ -231,13 +236,14 @@ function breakWrites(service: LockstepService, error: () => Error): LockstepServ
 // ---------------------------------------------------------------------------------------------
 
 describe('fuzzing the REST API', () => {
-  it('never answers 500, and a request that failed wrote nothing', async () => {
+  it('never answers 500, and a request that failed wrote nothing', async (t) => {
     await fc.assert(property(f, f.app), { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), endOnFailure: true });
     assert.deepEqual(f.unexpected, [], 'no error reached the unexpected-error hook');
     // The runs reached every layer: writes succeeded, and each kind of refusal was met.
     const rows = f.sqlite.database.prepare('SELECT count(*) FROM lockstep_kv').pluck().get() as number;
     assert.ok(rows > 0, 'some writes succeeded');
     const expected = ['200', '400 E_INVALID_BATCH', '413 E_BATCH_TOO_LARGE', '412 E_PRECONDITION_FAILED', '400 E_BAD_JSON', '400 E_INVALID_KEY', '400 E_INVALID_NAMESPACE', '400 E_KEY_TOO_LONG', '400 E_JSON_TOO_DEEP', '401 E_UNAUTHORIZED', '403 E_FORBIDDEN', '404 E_NOT_FOUND', '405 E_METHOD_NOT_ALLOWED', '413 E_BODY_TOO_LARGE'];
+    t.diagnostic(`answers met: ${expected.map((tag) => `${tag} ×${seen.get(tag) ?? 0}`).join(', ')}`);
     const missing = expected.filter((tag) => !seen.has(tag));
     assert.deepEqual(missing, [], `answers met: ${JSON.stringify(Object.fromEntries(seen))}`);
   });
