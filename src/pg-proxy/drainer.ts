@@ -157,8 +157,15 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
    * (a pruned row may stand for a write this cache never saw).
    */
   async function locateStart(c: PgClient): Promise<string> {
-    const now = async () => (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
-    if (ctx.cache.isEmpty?.() === true) return now();
+    // The snapshot first, the cache after (as journal-start.ts reads the head first): a cache empty
+    // after the snapshot holds no value nor lease from before it, so whatever it holds later was read
+    // from PostgreSQL after every write below the snapshot's xmin had committed. Asked the other way
+    // round, a read could fill the cache, then a bypass write commit, both before the snapshot: that
+    // write's row would lie below the start, never replayed, and its old value stay cached.
+    if (ctx.cache.isEmpty !== undefined) {
+      const { x } = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!;
+      if (ctx.cache.isEmpty() === true) return x;
+    }
     const loaded = await ctx.cache.loadJournalCursor(journalId);
     const { pruned, next } = (
       await c.query<{ pruned: string | null; next: string }>(
