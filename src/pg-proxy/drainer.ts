@@ -77,8 +77,10 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     await c.connect();
     client = c;
     // A new connection may reach a different database under the same name (restored, failed over):
-    // decide the start again rather than trust an in-memory cursor from before.
+    // decide the start again rather than trust an in-memory cursor from before, nor the row ids of
+    // the last pass (that database may hand the same ids out again, for other writes).
     xmin = undefined;
+    applied.clear();
     return c;
   }
 
