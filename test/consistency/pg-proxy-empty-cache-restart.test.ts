@@ -9,54 +9,15 @@
 // relay holds the drainer's snapshot query back (as a slow network would) while the read and the
 // bypass write happen.
 import assert from 'node:assert/strict';
-import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import type { CacheAdapter } from '../../src/types.js';
+import { startAppHoldRelay, type AppHoldRelay } from '../helpers/app-hold-relay.js';
 import { createProxyDatabase, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
-
-/** A relay that can hold back what the drainer's connections send (told apart by application_name). */
-async function drainerRelay(target: string): Promise<{ port: number; hold(): void; release(): void; close(): Promise<void> }> {
-  const { hostname, port: targetPort } = new URL(target);
-  let holding = false;
-  const held: Array<() => void> = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = new Socket();
-    sockets.add(client).add(upstream);
-    let drainer: boolean | undefined;
-    client.on('data', (chunk: Buffer) => {
-      drainer ??= chunk.includes('lockstep pg-proxy drainer');
-      if (drainer && holding) held.push(() => upstream.write(chunk));
-      else upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    upstream.connect(Number(targetPort), hostname);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    hold: () => void (holding = true),
-    release() {
-      holding = false;
-      for (const send of held.splice(0)) send();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = performance.now() + ms;
@@ -68,11 +29,11 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10
 
 describe('pg-proxy: the drainer reconnects to an empty cache while a read fills it', { skip: service.skip, timeout: 60_000 }, () => {
   let db: ProxyDatabase;
-  let relay: Awaited<ReturnType<typeof drainerRelay>>;
+  let relay: AppHoldRelay;
   const admin = new pg.Client({ connectionString: DATABASE_URL });
   before(async () => {
     db = await createProxyDatabase('emptyrestart', 3);
-    relay = await drainerRelay(db.url);
+    relay = await startAppHoldRelay(db.url, 'lockstep pg-proxy drainer');
     await admin.connect();
   });
   after(async () => {
@@ -103,10 +64,8 @@ describe('pg-proxy: the drainer reconnects to an empty cache while a read fills 
         return typeof value === 'function' ? value.bind(target) : value;
       },
     }) as CacheAdapter;
-    const upstream = new URL(db.url);
-    upstream.host = `127.0.0.1:${relay.port}`;
     // A bound far above this test's steps: the question is what the drainer invalidates, not when.
-    const proxy = await startTestProxy({ ...db, url: upstream.toString() }, { cache, drainListen: false, drainPollMs: 20, bypassBoundMs: 30_000 });
+    const proxy = await startTestProxy({ ...db, url: relay.urlFor(db.url) }, { cache, drainListen: false, drainPollMs: 20, bypassBoundMs: 30_000 });
     const session = new pg.Client({ connectionString: proxy.url });
     await session.connect();
     const direct = new pg.Client({ connectionString: db.url });
