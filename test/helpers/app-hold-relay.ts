@@ -10,6 +10,10 @@ export interface AppHoldRelay {
   hold(): void;
   /** Deliver what was held, and forward again. */
   release(): void;
+  /** The application's connections opened through the relay so far. */
+  readonly opened: number;
+  /** The application's connections open now. */
+  readonly open: number;
   close(): Promise<void>;
 }
 
@@ -18,12 +22,21 @@ export async function startAppHoldRelay(target: string, applicationName: string)
   let holding = false;
   const held: Array<() => void> = [];
   const sockets = new Set<Socket>();
+  let opened = 0;
+  let open = 0;
   const server: Server = createServer((client) => {
     const upstream = new Socket();
     sockets.add(client).add(upstream);
     let ours: boolean | undefined;
     client.on('data', (chunk: Buffer) => {
-      ours ??= chunk.includes(applicationName);
+      if (ours === undefined) {
+        ours = chunk.includes(applicationName);
+        if (ours) {
+          opened++;
+          open++;
+          client.once('close', () => open--);
+        }
+      }
       if (ours && holding) held.push(() => !upstream.destroyed && upstream.write(chunk));
       else upstream.write(chunk);
     });
@@ -53,6 +66,12 @@ export async function startAppHoldRelay(target: string, applicationName: string)
     release() {
       holding = false;
       for (const send of held.splice(0)) send();
+    },
+    get opened() {
+      return opened;
+    },
+    get open() {
+      return open;
     },
     async close() {
       for (const s of sockets) s.destroy();
