@@ -213,12 +213,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   /** Opens the LISTEN connection; once it is in place, a lost one is replaced (the poll covers the gap). */
   async function listen(): Promise<void> {
     if (options.listen === false || !running) return;
-    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener' });
+    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener', connectionTimeoutMillis: DRAINER_WAIT_MS });
     let live = false;
     let replaced = false;
     l.on('notification', (m) => {
       // A write of one of this proxy's own sessions is fenced before its acknowledgement: no need to wake.
-      if (m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
+      if (running && m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
     });
     l.on('error', () => {
       if (listener === l) listener = undefined;
@@ -236,6 +236,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     } catch (error) {
       void l.end().catch(() => undefined);
       throw error;
+    }
+    // Stopped while this one was connecting (a replacement): stop() could not see it, so it ends here.
+    if (!running) {
+      drop(l);
+      return;
     }
     live = true;
     listener = l;
