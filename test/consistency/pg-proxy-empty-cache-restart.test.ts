@@ -51,7 +51,7 @@ describe('pg-proxy: the drainer reconnects to an empty cache while a read fills 
       get(target, property) {
         if (property === 'isEmpty') {
           return () => {
-            const empty = target.isEmpty();
+            const empty = target.isEmpty!();
             if (armed) {
               armed = false;
               asked = true;
