@@ -77,8 +77,10 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     await c.connect();
     client = c;
     // A new connection may reach a different database under the same name (restored, failed over):
-    // decide the start again rather than trust an in-memory cursor from before.
+    // decide the start again rather than trust an in-memory cursor from before, nor the row ids of
+    // the last pass (that database may hand the same ids out again, for other writes).
     xmin = undefined;
+    applied.clear();
     return c;
   }
 
@@ -157,8 +159,15 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
    * (a pruned row may stand for a write this cache never saw).
    */
   async function locateStart(c: PgClient): Promise<string> {
-    const now = async () => (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!.x;
-    if (ctx.cache.isEmpty?.() === true) return now();
+    // The snapshot first, the cache after (as journal-start.ts reads the head first): a cache empty
+    // after the snapshot holds no value nor lease from before it, so whatever it holds later was read
+    // from PostgreSQL after every write below the snapshot's xmin had committed. Asked the other way
+    // round, a read could fill the cache, then a bypass write commit, both before the snapshot: that
+    // write's row would lie below the start, never replayed, and its old value stay cached.
+    if (ctx.cache.isEmpty !== undefined) {
+      const { x } = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!;
+      if (ctx.cache.isEmpty() === true) return x;
+    }
     const loaded = await ctx.cache.loadJournalCursor(journalId);
     const { pruned, next } = (
       await c.query<{ pruned: string | null; next: string }>(
@@ -204,12 +213,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   /** Opens the LISTEN connection; once it is in place, a lost one is replaced (the poll covers the gap). */
   async function listen(): Promise<void> {
     if (options.listen === false || !running) return;
-    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener' });
+    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener', connectionTimeoutMillis: DRAINER_WAIT_MS });
     let live = false;
     let replaced = false;
     l.on('notification', (m) => {
       // A write of one of this proxy's own sessions is fenced before its acknowledgement: no need to wake.
-      if (m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
+      if (running && m.payload === ctx.schema && !ctx.ownBackends.has(m.processId)) void drain().catch(() => undefined);
     });
     l.on('error', () => {
       if (listener === l) listener = undefined;
@@ -227,6 +236,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     } catch (error) {
       void l.end().catch(() => undefined);
       throw error;
+    }
+    // Stopped while this one was connecting (a replacement): stop() could not see it, so it ends here.
+    if (!running) {
+      drop(l);
+      return;
     }
     live = true;
     listener = l;

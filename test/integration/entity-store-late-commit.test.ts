@@ -48,7 +48,12 @@ describe('a write that commits after the engine gave up and the entity store clo
     await store.close();
     held.release(); // now the write gets the connection and commits, after all
     const committed = async () => (await admin.query(`SELECT version FROM ${schema}.items WHERE id = 'a'`)).rows.length === 1;
-    while (!(await committed())) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Bounded: a write that never lands fails the test instead of hanging it (no timeout is set above).
+    const deadline = Date.now() + 30_000;
+    while (!(await committed())) {
+      assert.ok(Date.now() < deadline, 'the held write never committed: the late fence was not exercised');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     // The late confirmation runs its fence on the next turns of the event loop; let them pass.
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
     await pool.end();
