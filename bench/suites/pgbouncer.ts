@@ -31,6 +31,8 @@ export function pgBouncerVersion(path: string): string {
 
 export interface PgBouncer {
   readonly url: string;
+  /** The `runuser` process that started PgBouncer (PgBouncer itself is its child). */
+  readonly runnerPid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -76,7 +78,7 @@ export async function startPgBouncer(path: string, upstream: URL, dbName: string
     try {
       await client.connect();
       await client.end();
-      return { url, stop };
+      return { url, stop, runnerPid: child.pid };
     } catch (error) {
       await client.end().catch(() => undefined);
       if (child.exitCode !== null || Date.now() > deadline) {
