@@ -1,6 +1,6 @@
 // The write fence: between a commit on a client's upstream connection and the acknowledgement the
 // client sees (its ReadyForQuery 'I'), the proxy reads the keys this backend's transactions wrote
-// since the last fence (<schema>.my_writes: committed rows only) and applies invalidateOlder(key,
+// since the last fence (<schema>.my_journal: committed rows only) and applies invalidateOlder(key,
 // committed version) to each, and flushes tables whose definition changed. Only then is the
 // acknowledgement relayed. docs/pg-proxy.md carries the argument for why that is enough.
 import { rowCacheKey, type ProxyContext } from './context.js';

@@ -16,10 +16,25 @@ export async function openCursor(state: SessionState): Promise<void> {
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
 }
 
+/**
+ * How long one parse of the fence statement is used. PostgreSQL keeps a prepared statement's generic
+ * plan until the journal's statistics change; parsed again, the plan is made for the journal's size
+ * now (the planner scales its row estimate by the table's current pages), so a sequential scan
+ * chosen while the journal was small lasts a second at most.
+ */
+export const FENCE_REPLAN_MS = 1_000;
+
 /** The fence statement (no Sync): the committed journal rows of this backend after the session's cursor. */
-export function fenceMessages(state: SessionState): Buffer[] {
+export function fenceMessages(state: SessionState, now = Date.now()): Buffer[] {
   const s = quoteIdentifier(state.ctx.schema);
-  return statementMessages(state.preparedInternal, 'fence', `SELECT id::text, tbl, key, version::text FROM ${s}.my_writes($1::bigint)`, [String(state.journalCursor)]);
+  if (now - state.fenceParsedAt >= FENCE_REPLAN_MS) {
+    state.preparedInternal.delete('fence'); // closed and parsed again below
+    state.fenceParsedAt = now;
+  }
+  // <schema>.my_journal: this backend's journal rows (schema.ts); qualified names and types, so the
+  // session's search_path cannot change what the statement means.
+  const sql = `SELECT id::pg_catalog.text, tbl, key, version::pg_catalog.text FROM ${s}.my_journal WHERE id OPERATOR(pg_catalog.>) $1::pg_catalog.int8 ORDER BY id`;
+  return statementMessages(state.preparedInternal, 'fence', sql, [String(state.journalCursor)]);
 }
 
 async function applyFence(state: SessionState, result: InternalOutcome): Promise<void> {

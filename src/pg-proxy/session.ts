@@ -70,6 +70,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       variants: undefined,
       preparedInternal: new Map(),
       journalCursor: 0,
+      fenceParsedAt: 0,
       pendingFlush: new Set(),
       planMemo: {},
       draining: false,

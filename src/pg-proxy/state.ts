@@ -25,6 +25,8 @@ export interface SessionState {
   readonly preparedInternal: Map<string, string>;
   /** Journal id up to which this backend's writes are fenced. */
   journalCursor: number;
+  /** When the fence statement was last parsed (Date.now()): it is parsed again every FENCE_REPLAN_MS. */
+  fenceParsedAt: number;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
   /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */
