@@ -33,7 +33,7 @@ export function fenceMessages(state: SessionState, now = Date.now()): Buffer[] {
   }
   // <schema>.my_journal: this backend's journal rows (schema.ts); qualified names and types, so the
   // session's search_path cannot change what the statement means.
-  const sql = `SELECT id::pg_catalog.text, tbl, key, version::pg_catalog.text FROM ${s}.my_journal WHERE id OPERATOR(pg_catalog.>) $1::pg_catalog.int8 ORDER BY id`;
+  const sql = `SELECT w.id::pg_catalog.text, w.tbl, w.key, w.version::pg_catalog.text FROM ${s}.my_journal w WHERE w.id OPERATOR(pg_catalog.>) $1::pg_catalog.int8 ORDER BY w.id`;
   return statementMessages(state.preparedInternal, 'fence', sql, [String(state.journalCursor)]);
 }
 
