@@ -5,6 +5,7 @@
 // acknowledgement relayed. docs/pg-proxy.md carries the argument for why that is enough.
 import { rowCacheKey, type ProxyContext } from './context.js';
 import { isThenable } from './maybe-promise.js';
+import type { MaybePromise } from '../types.js';
 
 export interface WrittenRow {
   readonly id: number;
@@ -17,19 +18,35 @@ export function writtenRows(rows: readonly (string | null)[][]): WrittenRow[] {
   return rows.map(([id, table, key, version]) => ({ id: Number(id), table: table!, key: key ?? null, version: Number(version) }));
 }
 
-/** Applies one batch of journal rows to the cache. Throws when the cache refuses (the caller decides). */
-export async function applyWrites(ctx: ProxyContext, rows: readonly WrittenRow[]): Promise<void> {
-  const flushed = new Set<string>();
-  for (const row of rows) {
+/**
+ * Applies one batch of journal rows to the cache, in order, each one complete before the next; throws
+ * (or rejects) when the cache refuses (the caller decides). Synchronous while the cache answers at
+ * once (memory): no turn of the microtask queue per row, nor per batch.
+ */
+export function applyWrites(ctx: ProxyContext, rows: readonly WrittenRow[], from = 0, flushed = new Set<string>()): MaybePromise<void> {
+  for (let i = from; i < rows.length; i++) {
+    const row = rows[i]!;
+    let done: unknown;
     if (row.key === null) {
-      if (!flushed.has(row.table)) await ctx.flushTable(row.table);
-      flushed.add(row.table);
-      continue;
+      if (flushed.has(row.table)) continue;
+      done = ctx.flushTable(row.table);
+    } else {
+      done = ctx.cache.invalidateOlder(rowCacheKey(ctx, row.table, row.key), row.version);
     }
-    const done = ctx.cache.invalidateOlder(rowCacheKey(ctx, row.table, row.key), row.version);
-    if (isThenable(done)) await done; // a memory cache answers at once: no turn of the microtask queue per row
-    ctx.metrics.invalidations++;
+    if (isThenable(done)) {
+      return Promise.resolve(done).then(() => {
+        applied(ctx, row, flushed);
+        return applyWrites(ctx, rows, i + 1, flushed);
+      });
+    }
+    applied(ctx, row, flushed);
   }
+  return undefined;
+}
+
+function applied(ctx: ProxyContext, row: WrittenRow, flushed: Set<string>): void {
+  if (row.key === null) flushed.add(row.table);
+  else ctx.metrics.invalidations++;
 }
 
 /** invalidateOlder with a version above every real one: removes any value, voids any fill. */

@@ -16,6 +16,18 @@ export interface Message {
 
 export class FrameError extends Error {}
 
+/** A received message. Its body view is made on first use: most relayed messages never read theirs. */
+class Frame implements Message {
+  private bodyView: Buffer | undefined;
+  constructor(
+    readonly type: string,
+    readonly raw: Buffer,
+  ) {}
+  get body(): Buffer {
+    return (this.bodyView ??= this.raw.subarray(5));
+  }
+}
+
 /** Accumulates chunks and yields complete typed messages. */
 export class MessageReader {
   private buffer: Buffer = Buffer.alloc(0);
@@ -29,7 +41,7 @@ export class MessageReader {
       if (length < 4 || length > MAX_MESSAGE_BYTES) throw new FrameError(`invalid message length ${length}`);
       if (this.buffer.length - offset < 1 + length) break;
       const raw = this.buffer.subarray(offset, offset + 1 + length);
-      out.push({ type: String.fromCharCode(raw[0]!), body: raw.subarray(5), raw });
+      out.push(new Frame(String.fromCharCode(raw[0]!), raw));
       offset += 1 + length;
     }
     this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);

@@ -9,6 +9,7 @@ import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages } from './session-fence.js';
 import { canPipelineFence } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
+import { isThenable } from './maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 
@@ -121,7 +122,8 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         state.status = status;
         if (pipelined) {
           // The fence's answer follows this ReadyForQuery (only one terminator in a pipelined batch).
-          const fence = await readInternal(state, (raw) => pending.push(raw));
+          const read = readInternal(state, (raw) => pending.push(raw));
+          const fence = isThenable(read) ? await read : read;
           if (status === 'T' && fence.error !== undefined) {
             // Never expected (the batch was judged to end idle): the fence ran inside the client's
             // transaction and its error aborted it. The client must not go on as if nothing happened.
@@ -133,7 +135,8 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
             // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
             // fence must be run again on its own (then what came so far goes first, in order).
             if (fence.error !== undefined || fence.status !== 'I') flush();
-            if (!(await fenceAfterIdle(state, fence))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
+            const fenced = fenceAfterIdle(state, fence);
+            if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
         } else if (status === 'I') {
           flush();

@@ -7,6 +7,8 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
+import { isThenable } from './maybe-promise.js';
+import type { MaybePromise } from '../types.js';
 import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
@@ -37,34 +39,49 @@ export function fenceMessages(state: SessionState, now = Date.now()): Buffer[] {
   return statementMessages(state.preparedInternal, 'fence', sql, [String(state.journalCursor)]);
 }
 
-async function applyFence(state: SessionState, result: InternalOutcome): Promise<void> {
-  const { ctx } = state;
+/** Applies a fence's answer; synchronous when there is nothing to apply or the cache answers at once (memory). */
+function applyFence(state: SessionState, result: InternalOutcome): MaybePromise<void> {
   const rows = writtenRows(result.rows);
   for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
+  if (rows.length === 0) return undefined; // most batches wrote nothing
+  let applied: MaybePromise<void>;
   try {
-    if (rows.length > 0) await applyWrites(ctx, rows); // most batches wrote nothing
+    applied = applyWrites(state.ctx, rows);
   } catch {
-    // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
-    ctx.metrics.fenceFailures++;
+    applied = undefined;
+    state.ctx.metrics.fenceFailures++;
   }
-  state.pendingFlush.clear();
-  for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
+  const done = () => {
+    state.pendingFlush.clear();
+    for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
+  };
+  if (!isThenable(applied)) return done();
+  return Promise.resolve(applied).then(done, () => {
+    // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
+    state.ctx.metrics.fenceFailures++;
+    done();
+  });
 }
 
 /**
  * The fence: called when a relayed batch ended with the session idle, before its ReadyForQuery is
  * relayed. `pipelined` is the answer of a fence statement sent behind the batch, if there was one and
  * it ran in its own transaction after the batch's end. Returns false when the written keys could not
- * be read (the caller must not acknowledge).
+ * be read (the caller must not acknowledge). Synchronous when the pipelined answer applies at once.
  */
-export async function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome): Promise<boolean> {
+export function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome): MaybePromise<boolean> {
   const { ctx } = state;
   if (ctx.fence === 'skip') return true; // TEST ONLY
   if (pipelined !== undefined && pipelined.error === undefined && pipelined.status === 'I') {
     ctx.metrics.fencesPipelined++;
-    await applyFence(state, pipelined);
-    return true;
+    const applied = applyFence(state, pipelined);
+    return isThenable(applied) ? Promise.resolve(applied).then(() => true) : true;
   }
+  return separateFence(state);
+}
+
+async function separateFence(state: SessionState): Promise<boolean> {
+  const { ctx } = state;
   for (let attempt = 0; attempt < 3; attempt++) {
     // A CancelRequest meant for the client's statement may hit this one: retry.
     const result = await runInternal(state, fenceMessages(state));
