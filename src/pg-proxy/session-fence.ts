@@ -8,6 +8,7 @@ import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
 import { isThenable } from './maybe-promise.js';
+import { errorCode, type Message } from './framing.js';
 import type { MaybePromise } from '../types.js';
 import type { SessionState } from './state.js';
 
@@ -29,6 +30,10 @@ export const FENCE_REPLAN_MS = 1_000;
 /** The fence statement (no Sync): the committed journal rows of this backend after the session's cursor. */
 export function fenceMessages(state: SessionState, now = Date.now()): Buffer[] {
   const s = quoteIdentifier(state.ctx.schema);
+  if (state.fenceThroughFunction) {
+    // The view is not readable by this session's role (see fenceFailed): the same rows through my_writes.
+    return statementMessages(state.preparedInternal, 'fence_fn', `SELECT id::pg_catalog.text, tbl, key, version::pg_catalog.text FROM ${s}.my_writes($1::pg_catalog.int8)`, [String(state.journalCursor)]);
+  }
   if (now - state.fenceParsedAt >= FENCE_REPLAN_MS) {
     state.preparedInternal.delete('fence'); // closed and parsed again below
     state.fenceParsedAt = now;
@@ -38,6 +43,19 @@ export function fenceMessages(state: SessionState, now = Date.now()): Buffer[] {
   const sql = `SELECT w.id::pg_catalog.text, w.tbl, w.key, w.version::pg_catalog.text FROM ${s}.my_journal w WHERE w.id OPERATOR(pg_catalog.>) $1::pg_catalog.int8 ORDER BY w.id`;
   return statementMessages(state.preparedInternal, 'fence', sql, [String(state.journalCursor)]);
 }
+
+/**
+ * A fence statement failed. When the view itself was refused (no privilege on it: an older proxy's
+ * install ran `REVOKE ALL ON ALL TABLES IN SCHEMA … FROM PUBLIC` after this one granted it; or no
+ * such view), the session reads the same rows through my_writes from then on, as earlier proxies did.
+ */
+function fenceFailed(state: SessionState, error: Message): void {
+  const code = errorCode(error.body);
+  if (code === INSUFFICIENT_PRIVILEGE || code === UNDEFINED_TABLE) state.fenceThroughFunction = true;
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+const UNDEFINED_TABLE = '42P01';
 
 /** Applies a fence's answer; synchronous when there is nothing to apply or the cache answers at once (memory). */
 function applyFence(state: SessionState, result: InternalOutcome): MaybePromise<void> {
@@ -77,6 +95,7 @@ export function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome)
     const applied = applyFence(state, pipelined);
     return isThenable(applied) ? Promise.resolve(applied).then(() => true) : true;
   }
+  if (pipelined?.error !== undefined) fenceFailed(state, pipelined.error);
   return separateFence(state);
 }
 
@@ -85,7 +104,10 @@ async function separateFence(state: SessionState): Promise<boolean> {
   for (let attempt = 0; attempt < 3; attempt++) {
     // A CancelRequest meant for the client's statement may hit this one: retry.
     const result = await runInternal(state, fenceMessages(state));
-    if (result.error !== undefined) continue;
+    if (result.error !== undefined) {
+      fenceFailed(state, result.error);
+      continue;
+    }
     ctx.metrics.fencesSeparate++;
     await applyFence(state, result);
     return true;

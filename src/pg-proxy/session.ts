@@ -71,6 +71,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       preparedInternal: new Map(),
       journalCursor: 0,
       fenceParsedAt: 0,
+      fenceThroughFunction: false,
       pendingFlush: new Set(),
       planMemo: {},
       draining: false,

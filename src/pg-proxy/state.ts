@@ -27,6 +27,8 @@ export interface SessionState {
   journalCursor: number;
   /** When the fence statement was last parsed (Date.now()): it is parsed again every FENCE_REPLAN_MS. */
   fenceParsedAt: number;
+  /** The fence reads my_writes instead of the my_journal view (the view was refused: session-fence.ts). */
+  fenceThroughFunction: boolean;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
   /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */
