@@ -99,9 +99,16 @@ END $fn$;
 -- seeing other backends' rows. Its plan is the session's: the proxy prepares it again every few
 -- second (session-fence.ts), so a plan made while the journal was small (a sequential scan) does
 -- not outlive the journal's growth. Every name is qualified: the caller's search_path resolves none.
-CREATE OR REPLACE VIEW ${s}.my_journal WITH (security_barrier) AS
-  SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
-  WHERE j.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
+-- Created only when missing: replacing a view takes an exclusive lock on it until the install
+-- commits, which would stall every other proxy's fences meanwhile (a new definition needs a new name).
+DO $do$
+BEGIN
+  IF pg_catalog.to_regclass('${s}.my_journal') IS NULL THEN
+    CREATE VIEW ${s}.my_journal WITH (security_barrier) AS
+      SELECT j.id, j.tbl, j.key, j.version FROM ${s}.journal j
+      WHERE j.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
+  END IF;
+END $do$;
 GRANT SELECT ON ${s}.my_journal TO PUBLIC;
 
 -- Where a new session's cursor starts: every journal id drawn later is greater.
