@@ -62,22 +62,32 @@ export async function installAndDescribe(upstreamUrl: string, schema: string, ta
   client.on('error', () => undefined); // a lost connection fails the next query, which rejects
   await client.connect();
   try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('lockstep:pg-proxy:ddl:' || $1, 0))", [schema]);
-    await client.query(proxySchemaSql(schema));
-    const tables: CachedTable[] = [];
-    for (const text of tableNames) {
-      const { schema: tableSchema, name } = parseTableName(text);
-      const table = await describeTable(client, tableSchema, name);
-      await client.query(proxyTriggersSql(schema, table));
-      tables.push(table);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query('BEGIN');
+        await client.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('lockstep:pg-proxy:ddl:' || $1, 0))", [schema]);
+        await client.query(proxySchemaSql(schema));
+        const tables: CachedTable[] = [];
+        for (const text of tableNames) {
+          const { schema: tableSchema, name } = parseTableName(text);
+          const table = await describeTable(client, tableSchema, name);
+          await client.query(proxyTriggersSql(schema, table));
+          tables.push(table);
+        }
+        await client.query('COMMIT');
+        return tables;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        // The install holds the journal's lock (CREATE INDEX IF NOT EXISTS takes it) when it asks for a
+        // cached table's (its triggers), and a writer holding the table's asks for the journal's: when
+        // PostgreSQL breaks that cycle by failing the install, it is run again (it is idempotent).
+        if ((error as { code?: string }).code !== DEADLOCK_DETECTED || attempt >= MAX_INSTALL_ATTEMPTS) throw error;
+      }
     }
-    await client.query('COMMIT');
-    return tables;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
   } finally {
     await client.end().catch(() => undefined);
   }
 }
+
+const DEADLOCK_DETECTED = '40P01';
+const MAX_INSTALL_ATTEMPTS = 5;
