@@ -38,6 +38,8 @@ const LAG_SAMPLES = 2048;
  * read path stops serving cached answers once the last complete pass is older than its bound.
  */
 const DRAINER_WAIT_MS = 2_000;
+/** The prune may delete a long outage's worth of rows: it gets longer (reads go to PostgreSQL meanwhile). */
+const PRUNE_WAIT_MS = 30_000;
 
 /** Ends a client now, even one whose socket hangs (end() alone waits for the server's goodbye). */
 function drop(c: PgClient): void {
@@ -140,14 +142,15 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     await ctx.cache.saveJournalCursor(journalId, Number(x));
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
-      await c.query(
+      await c.query({
         // Only rows this pass's snapshot had committed (xid < x), all read by now: a row of a
         // transaction longer than the retention is "old" the moment it commits, and is kept until read.
-        `WITH gone AS (DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond' AND xid < $2::xid8 RETURNING xid)
+        text: `WITH gone AS (DELETE FROM ${s}.journal WHERE at < pg_catalog.clock_timestamp() - $1::int * interval '1 millisecond' AND xid < $2::xid8 RETURNING xid)
          INSERT INTO ${s}.pruned (one, xid) SELECT true, max(xid) FROM gone HAVING count(*) > 0
          ON CONFLICT (one) DO UPDATE SET xid = GREATEST(${s}.pruned.xid, excluded.xid)`,
-        [retentionMs, x],
-      );
+        values: [retentionMs, x],
+        query_timeout: PRUNE_WAIT_MS, // pg reads it per query; its types know it only as a client option
+      } as { text: string; values: unknown[] });
     }
     return rows.length;
   }

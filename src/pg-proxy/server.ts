@@ -64,6 +64,10 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('--upstream must be a postgres:// URL');
   const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
   const schema = options.schema ?? 'lockstep_proxy';
+  const boundMs = bypassBound(options.bypassBoundMs);
+  const pollMs = options.drainPollMs ?? 50;
+  // A poll at or near the bound would close the gate between passes: every read would pass through.
+  if (!(pollMs * 2 <= boundMs)) throw new RangeError(`bypassBoundMs (${boundMs}) must be at least twice drainPollMs (${pollMs})`);
   await loadParser();
   const tables = await installAndDescribe(options.upstream, schema, options.tables);
   const metrics = createMetrics();
@@ -79,13 +83,13 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     ttlMs: options.ttlMs ?? 60_000,
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
-    bypass: { coveredAt: -Infinity, boundMs: bypassBound(options.bypassBoundMs) },
+    bypass: { coveredAt: -Infinity, boundMs },
     async flushTable(qualified: string) {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
     },
   };
-  const drainer = createDrainer(ctx, { upstreamUrl: options.upstream, pollMs: options.drainPollMs ?? 50, listen: options.drainListen ?? true });
+  const drainer = createDrainer(ctx, { upstreamUrl: options.upstream, pollMs, listen: options.drainListen ?? true });
   await drainer.start();
 
   const sessions = new Set<SessionState>();

@@ -41,7 +41,7 @@ describe('pg-proxy: a LISTEN connection still connecting when the proxy closes',
   };
 
   it('ends once it has connected', async () => {
-    const proxy = await startTestProxy({ ...db, url: relay.urlFor(db.url) }, { drainPollMs: 3_600_000 });
+    const proxy = await startTestProxy({ ...db, url: relay.urlFor(db.url) }, { drainPollMs: 3_600_000, bypassBoundMs: Infinity });
     await until('the listener', async () => (await backends('lockstep pg-proxy listener')) === 1);
     // The listener is lost; its replacement's start-up is held by the relay.
     relay.hold();
