@@ -59,7 +59,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   socket.once('close', () => clearTimeout(idleTimer));
   socket.on('error', () => undefined); // a reset by the peer; 'close' follows
   socket.on('data', (chunk: Buffer) => {
-    if (broken) return; // a protocol error was answered: nothing more is read
+    if (broken || session.closing) return; // a protocol error or QUIT was answered: nothing more is read
     parser.push(chunk);
     if (parser.buffered > queryLimit()) socket.pause();
     pump().catch((caught: unknown) => {
@@ -127,8 +127,10 @@ export function serveConnection(socket: Socket, service: LockstepService, option
         for (let i = first; i < out.length; i++) outBytes += out[i]!.length;
         parser.unauthenticated = mustAuth && session.principal === undefined;
         if (session.closing) {
+          // As Redis: the reply, then the connection closes; what was sent after QUIT never runs,
+          // and a client that keeps its side open does not keep the connection.
           write(out);
-          socket.end();
+          socket.end(() => socket.destroy());
           return;
         }
         if (out.length >= MAX_BATCHED_PARTS || outBytes >= MAX_BATCHED_BYTES) write(out);
