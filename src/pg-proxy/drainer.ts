@@ -75,6 +75,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     });
     c.on('error', () => {
       if (client === c) client = undefined;
+      drop(c); // not queryable after an error: its socket goes too (an error may leave it open)
     });
     await c.connect();
     client = c;
