@@ -267,7 +267,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     async stop() {
       running = false;
       if (timer !== undefined) clearTimeout(timer);
-      await pass?.catch(() => undefined);
+      // A pass in flight may finish (2 s at most; a prune could take 30): then its connection is dropped.
+      if (pass !== undefined) {
+        let waited: NodeJS.Timeout | undefined;
+        await Promise.race([pass.catch(() => undefined), new Promise<void>((resolve) => (waited = setTimeout(resolve, DRAINER_WAIT_MS)))]);
+        clearTimeout(waited);
+      }
       if (listener !== undefined) drop(listener);
       if (client !== undefined) drop(client);
       listener = undefined;
