@@ -53,12 +53,28 @@ export async function openStoreWithTimeout(spec: string, timeoutMs: number, pool
 
 /** The engines' cache; a Redis one quarantines for one lease after a lost dataset (the shortest sound length, so the harness tests that bound). */
 export function openEngineCache(spec: string, leaseTtlMs?: number): Promise<CacheAdapter> {
-  return openCache(parseCacheSpec(spec), leaseTtlMs === undefined ? {} : { restartQuarantineMs: leaseTtlMs });
+  return whileRedisRestarts(() => openCache(parseCacheSpec(spec), leaseTtlMs === undefined ? {} : { restartQuarantineMs: leaseTtlMs }));
 }
 
 export async function openNaiveCache(spec: string): Promise<NaiveCache> {
   const parsed = parseCacheSpec(spec);
   if (parsed.kind === 'memory') return createMemoryNaiveCache();
   if (parsed.url.includes('+cluster://')) throw new InvalidOptionError('the naive implementation runs on a single Redis, not a cluster');
-  return createRedisNaiveCache({ url: parsed.url, keyPrefix: NAIVE_KEY_PREFIX });
+  return whileRedisRestarts(() => createRedisNaiveCache({ url: parsed.url, keyPrefix: NAIVE_KEY_PREFIX }));
+}
+
+/**
+ * A worker restarted by a fault can start while a scenario has the harness's Redis down (killed,
+ * restarting from a snapshot): it waits for Redis as a restarted service would, a bounded while
+ * (about 15 s), instead of failing the seed on its first connection attempt.
+ */
+async function whileRedisRestarts<T>(open: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (attempt >= 20 || error instanceof InvalidOptionError) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1_000)));
+    }
+  }
 }
