@@ -2,6 +2,7 @@
 // policies of docs/protocol.md. A delete is a write whose payload is a tombstone. The
 // store step is a function, so engine.write / delete and the inline helpers (the caller's own
 // database write, see inline.ts) run this one implementation.
+import { isThenable } from '../maybe-promise.js';
 import {
   CacheUnavailableError,
   CacheWriteError,
@@ -270,10 +271,6 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   return complete();
 }
 
-/** A cache call's answer still to come (the port allows a plain value: an in-process cache's step is done). */
-function isThenable(answer: unknown): answer is PromiseLike<unknown> {
-  return typeof (answer as { then?: unknown } | null | undefined)?.then === 'function';
-}
 
 /** The journal positions (EngineContext.journalReady) known to be settled: writes stop waiting on them. */
 const readyJournals = new WeakSet<Promise<void>>();

@@ -4,7 +4,7 @@
 // committed version) to each, and flushes tables whose definition changed. Only then is the
 // acknowledgement relayed. docs/pg-proxy.md carries the argument for why that is enough.
 import { rowCacheKey, type ProxyContext } from './context.js';
-import { isThenable } from './maybe-promise.js';
+import { isThenable } from '../maybe-promise.js';
 import type { MaybePromise } from '../types.js';
 
 export interface WrittenRow {

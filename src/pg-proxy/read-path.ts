@@ -11,7 +11,7 @@ import { readInternal, runInternal } from './internal-run.js';
 import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
-import { isThenable } from './maybe-promise.js';
+import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
 

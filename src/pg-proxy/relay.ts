@@ -9,7 +9,7 @@ import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages } from './session-fence.js';
 import { canPipelineFence } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
-import { isThenable } from './maybe-promise.js';
+import { isThenable } from '../maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 

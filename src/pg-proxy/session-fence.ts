@@ -7,7 +7,7 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
-import { isThenable } from './maybe-promise.js';
+import { isThenable } from '../maybe-promise.js';
 import { errorCode, type Message } from './framing.js';
 import type { MaybePromise } from '../types.js';
 import type { SessionState } from './state.js';

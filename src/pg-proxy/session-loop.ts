@@ -3,7 +3,7 @@
 import { build, type Message } from './framing.js';
 import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
-import { isThenable } from './maybe-promise.js';
+import { isThenable } from '../maybe-promise.js';
 import { relay } from './relay.js';
 import type { PassReason } from './context.js';
 import { recordParameter, type SessionState } from './state.js';
