@@ -29,6 +29,8 @@ const FILL_WAIT = 'src/engine/fill-wait.ts';
 const PROXY_SCHEMA = 'src/pg-proxy/schema.ts';
 const PG_CONNECTION_ERRORS = 'src/store/postgres-connection-errors.ts';
 const PROXY_READ_PATH = 'src/pg-proxy/read-path.ts';
+const PROXY_SESSION = 'src/pg-proxy/session.ts';
+const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -237,6 +239,21 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "whose fence would not see its rows.\n  IF pg_catalog.pg_backend_pid() < 0 THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;",
       },
     ],
+  },
+  {
+    id: 'proxy-ignores-write-marker',
+    rule: 'pg-proxy: the session takes the write marker out of the stream without counting it, so a SELECT that wrote a cached table through a function is acknowledged unfenced',
+    patches: [{ file: PROXY_SESSION, find: 'upstream.swallow = (m) => isWriteMarker(m) && (state.writeMarks++, true);', replace: 'upstream.swallow = (m) => isWriteMarker(m);' }],
+  },
+  {
+    id: 'proxy-marker-obeys-client-min-messages',
+    rule: "pg-proxy: the write marker is raised under the client's client_min_messages, so a session that hides notices writes through a SELECT unfenced",
+    patches: [{ file: PROXY_SCHEMA, find: 'SET search_path = pg_catalog SET client_min_messages = notice AS $fn$', replace: 'SET search_path = pg_catalog AS $fn$' }],
+  },
+  {
+    id: 'proxy-skips-unverified-markers',
+    rule: "pg-proxy: fences of SELECT batches are skipped without the drainer's check that the journal writers raise the marker, so after an older proxy's install a write through a SELECT is acknowledged unfenced",
+    patches: [{ file: PROXY_CONTEXT, find: '  return performance.now() - ctx.bypass.markersAt <= ctx.bypass.boundMs;', replace: '  return ctx.bypass.markersAt !== 0;' }],
   },
   {
     id: 'proxy-serves-behind-drainer',

@@ -28,6 +28,8 @@ export interface ProxyMetrics {
   /** Fences sent behind the client's batch in the same write, and fences that took a round trip of their own. */
   fencesPipelined: number;
   fencesSeparate: number;
+  /** Batches of SELECTs that ended idle with no write marker: no fence was due (write-marker.ts). */
+  fencesSkipped: number;
   sessions: number;
   sessionsTotal: number;
   bypassRows: number;
@@ -47,6 +49,7 @@ export function createMetrics(): ProxyMetrics {
     fenceFailures: 0,
     fencesPipelined: 0,
     fencesSeparate: 0,
+    fencesSkipped: 0,
     sessions: 0,
     sessionsTotal: 0,
     bypassRows: 0,
@@ -91,11 +94,18 @@ export interface ProxyContext {
 export interface BypassCoverage {
   coveredAt: number;
   readonly boundMs: number;
+  /** When a complete pass last found the journal's writers raising the write marker (write-marker.ts), -Infinity if it did not. */
+  markersAt: number;
 }
 
 /** Whether the drainer has passed recently enough for a cached answer to be served (BypassCoverage). */
 export function bypassCovered(ctx: ProxyContext): boolean {
   return performance.now() - ctx.bypass.coveredAt <= ctx.bypass.boundMs;
+}
+
+/** Whether a batch of SELECTs may skip its fence: the drainer found the write marker installed, recently (as bypassCovered). */
+export function writeMarkersVerified(ctx: ProxyContext): boolean {
+  return performance.now() - ctx.bypass.markersAt <= ctx.bypass.boundMs;
 }
 
 /** The cache key of one row's answer. */

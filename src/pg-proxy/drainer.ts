@@ -8,7 +8,7 @@
 // a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
 import { pg, type PgClient } from './pg-driver.js';
-import { PROXY_CHANNEL } from './schema.js';
+import { markersInstalledSql, PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { isClientTimeout } from '../store/client-timeouts.js';
@@ -109,15 +109,16 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (xmin === undefined) xmin = await locateStart(c);
     // Every write committed before this instant is in the snapshot the query below takes.
     const sentAt = performance.now();
-    const result = await c.query<{ x: string; pruned: string | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
+              ${markersInstalledSql(s)} AS marked,
               coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
                 'lag_ms', extract(epoch FROM pg_catalog.clock_timestamp() - j.at) * 1000) ORDER BY j.id), '[]') AS rows
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, pruned, rows: all } = result.rows[0]!;
+    const { x, pruned, marked, rows: all } = result.rows[0]!;
     // Another drainer (another proxy's cache) may have pruned rows this one never read: any pruned
     // row at or above our cursor. Checked in the same snapshot as the read, every pass, not only at
     // start: what it cannot replay, it flushes (the journal invariant, docs/protocol.md).
@@ -130,6 +131,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     const started = performance.now();
     await applyWrites(ctx, rows.map((r) => ({ id: r.id, table: r.tbl, key: r.key, version: Number(r.version) })));
     ctx.bypass.coveredAt = Math.max(ctx.bypass.coveredAt, sentAt);
+    ctx.bypass.markersAt = marked === true ? Math.max(ctx.bypass.markersAt, sentAt) : -Infinity;
     applied.clear();
     for (const r of all) applied.add(r.id);
     const applyMs = performance.now() - started;
@@ -152,6 +154,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
         values: [retentionMs, x],
         query_timeout: PRUNE_WAIT_MS, // pg reads it per query; its types know it only as a client option
       } as { text: string; values: unknown[] });
+      // Sessions whose backend is gone no longer need the write marker (schema.ts, sessions).
+      await c.query({
+        text: `DELETE FROM ${s}.sessions s WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.=) s.pid)`,
+        query_timeout: PRUNE_WAIT_MS,
+      } as { text: string });
     }
     return rows.length;
   }

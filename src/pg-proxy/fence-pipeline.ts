@@ -13,35 +13,51 @@
 //   text the session saw; every Execute names a portal bound in the batch; no FunctionCall.
 // Anything else (and any text that does not parse) takes today's separate fence. The relay still
 // checks the status the batch really ended with (relay.ts).
+// A batch of plain SELECTs needs no fence at all unless one of them wrote a cached table through a
+// function or a writable CTE: such a write raises the write marker (write-marker.ts) before the
+// batch's ReadyForQuery, and only then is the batch fenced (canSkipFence).
 import { readCString, type Message } from './framing.js';
 import { statementTypesOf } from './classify.js';
 import { parseMessageMemo } from './batch.js';
 import type { SessionState } from './state.js';
+import { writeMarkersVerified } from './context.js';
 
 const REFUSED = new Set(['TransactionStmt', 'CopyStmt']);
 const EXTENDED = new Set(['P', 'B', 'D', 'E', 'C', 'S']);
 
 // Judged once per text (clients send the same few texts again and again), bounded.
 const MAX_REMEMBERED = 2_000;
-const verdicts = new Map<string, boolean>();
 
-function safeText(sql: string | undefined): boolean {
-  if (sql === undefined) return false;
-  const known = verdicts.get(sql);
-  if (known !== undefined) return known;
-  const types = statementTypesOf(sql);
-  const safe = types !== undefined && types.every((type) => type !== '' && !REFUSED.has(type));
-  if (sql.length <= 4_096) {
-    if (verdicts.size >= MAX_REMEMBERED) verdicts.delete(verdicts.keys().next().value!);
-    verdicts.set(sql, safe);
-  }
-  return safe;
+/** A verdict on statement texts, remembered per text. */
+function textVerdict(judge: (types: readonly string[]) => boolean): (sql: string | undefined) => boolean {
+  const verdicts = new Map<string, boolean>();
+  return (sql) => {
+    if (sql === undefined) return false;
+    const known = verdicts.get(sql);
+    if (known !== undefined) return known;
+    const types = statementTypesOf(sql);
+    const verdict = types !== undefined && judge(types);
+    if (sql.length <= 4_096) {
+      if (verdicts.size >= MAX_REMEMBERED) verdicts.delete(verdicts.keys().next().value!);
+      verdicts.set(sql, verdict);
+    }
+    return verdict;
+  };
 }
 
-export function canPipelineFence(state: SessionState, batch: readonly Message[]): boolean {
-  if (state.status !== 'I' || state.ctx.fence !== 'on') return false;
+/** No transaction control, no COPY. */
+const safeText = textVerdict((types) => types.every((type) => type !== '' && !REFUSED.has(type)));
+/** Plain SELECTs only (or no statement): they write a cached table only through a function or a writable CTE, and then raise the write marker. */
+const selectOnly = textVerdict((types) => types.every((type) => type === 'SelectStmt'));
+
+/**
+ * Whether every statement the batch executes is known and passes `ok`: a single Query, or extended
+ * messages ending with the batch's only Sync, whose every Execute names a portal bound in the batch
+ * to a statement parsed in the batch or one whose text the session saw.
+ */
+function everyStatement(state: SessionState, batch: readonly Message[], ok: (sql: string | undefined) => boolean): boolean {
   const last = batch[batch.length - 1]!;
-  if (last.type === 'Q') return batch.length === 1 && safeText(readCString(last.body, 0).value);
+  if (last.type === 'Q') return batch.length === 1 && ok(readCString(last.body, 0).value);
   if (last.type !== 'S') return false;
   const parsed = new Map<string, string>();
   const bound = new Set<string>();
@@ -51,17 +67,34 @@ export function canPipelineFence(state: SessionState, batch: readonly Message[])
     if (m.type === 'P') {
       // The session's memo: the same Parse bytes give the same text object (its verdict found by a hash kept on it).
       const { name, sql } = parseMessageMemo(m, state.planMemo);
-      if (!safeText(sql)) return false;
+      if (!ok(sql)) return false;
       parsed.set(name, sql);
     } else if (m.type === 'B') {
       const portal = readCString(m.body, 0);
       const statement = readCString(m.body, portal.next).value;
       const sql = parsed.get(statement) ?? state.statements.get(statement)?.sql;
-      if (!safeText(sql)) return false;
+      if (!ok(sql)) return false;
       bound.add(portal.value);
     } else if (m.type === 'E') {
       if (!bound.has(readCString(m.body, 0).value)) return false;
     }
   }
   return true;
+}
+
+export function canPipelineFence(state: SessionState, batch: readonly Message[]): boolean {
+  if (state.status !== 'I' || state.ctx.fence !== 'on') return false;
+  return everyStatement(state, batch, safeText);
+}
+
+/**
+ * Whether the batch's fence may be skipped unless a write marker arrives among its answers
+ * (write-marker.ts): the session is idle, nothing is left to flush, every statement is a plain
+ * SELECT (so the batch's implicit transaction ends idle, and writes a cached table only through the
+ * journal's writers, which raise the marker), and the drainer's last pass found the marker installed
+ * (an older proxy's install sharing the database replaces the journal's writers without it).
+ */
+export function canSkipFence(state: SessionState, batch: readonly Message[]): boolean {
+  if (state.status !== 'I' || state.ctx.fence !== 'on' || state.pendingFlush.size > 0 || !writeMarkersVerified(state.ctx)) return false;
+  return everyStatement(state, batch, selectOnly);
 }

@@ -12,6 +12,8 @@ export class MessageQueue {
   private closed: Error | undefined;
   /** When set, messages go to it instead of the queue (COPY data, raw extended mode). */
   onMessage: ((message: Message) => boolean) | undefined;
+  /** When set, a message it returns true for is taken out of the stream as it is read (before onMessage and the queue). */
+  swallow: ((message: Message) => boolean) | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -35,6 +37,7 @@ export class MessageQueue {
       return;
     }
     for (const message of messages) {
+      if (this.swallow?.(message) === true) continue;
       if (this.onMessage?.(message) === true) continue;
       if (this.waiter !== undefined) {
         const { resolve } = this.waiter;

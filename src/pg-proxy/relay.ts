@@ -3,11 +3,12 @@
 // up as it comes), and every ReadyForQuery 'I' — a transaction just ended — which waits for the
 // fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
 // goes up in the same write, right behind the batch, and its answer is read right after the batch's.
+// A batch of plain SELECTs with no write marker among its answers needs no fence (write-marker.ts).
 import { build, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages } from './session-fence.js';
-import { canPipelineFence } from './fence-pipeline.js';
+import { canPipelineFence, canSkipFence } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
@@ -71,7 +72,10 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     state.unnamedStale = undefined;
   }
   // Decided before track() updates the session's view of its statements with this batch's.
-  const pipelined = canPipelineFence(state, batch);
+  // A batch of SELECTs gets no fence unless a write marker arrives among its answers (write-marker.ts).
+  const skippable = canSkipFence(state, batch);
+  const marksBefore = state.writeMarks;
+  const pipelined = !skippable && canPipelineFence(state, batch);
   let expected = 0;
   for (const m of batch) {
     track(state, m, parsedHere);
@@ -138,6 +142,8 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
             const fenced = fenceAfterIdle(state, fence);
             if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
+        } else if (status === 'I' && skippable && state.writeMarks === marksBefore) {
+          state.ctx.metrics.fencesSkipped++; // nothing written that a fence could find: no statement of the proxy's own
         } else if (status === 'I') {
           flush();
           if (!(await fenceAfterIdle(state))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');

@@ -10,6 +10,7 @@
 // (TRUNCATE, DDL). Trigger functions are SECURITY DEFINER with a fixed search_path, so any role that may
 // write the table may append to the journal, and no role needs rights on the proxy's tables.
 import { quoteIdentifier } from '../store/postgres-schema.js';
+import { WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
 
 /** The channel every journal append notifies (payload: the schema). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
@@ -30,18 +31,47 @@ CREATE INDEX IF NOT EXISTS journal_at ON ${s}.journal (at);
 -- The highest transaction id whose journal rows were pruned: a drainer whose cursor is not above it
 -- (or that has none) may have missed rows, so it flushes its cache instead of trusting it.
 CREATE TABLE IF NOT EXISTS ${s}.pruned (one boolean PRIMARY KEY DEFAULT true CHECK (one), xid xid8 NOT NULL);
+-- The backends of the proxy's sessions (session_start): only they get the write marker, so a client
+-- straight on PostgreSQL sees no NOTICE of the proxy's. Unlogged: a crash ends every session anyway.
+-- A row outlives its session until the drainer's prune finds its backend gone (a pid reused meanwhile
+-- costs a direct client the marker NOTICE, nothing else). No role may delete a row: a session cannot
+-- silence its own markers.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${s}.sessions (pid int PRIMARY KEY);
 REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
 GRANT USAGE ON SCHEMA ${s} TO PUBLIC;
 
+-- The write marker (write-marker.ts): one NOTICE per transaction of a proxy session that journals a
+-- row, raised before the row is journaled, whatever the client's client_min_messages (the SET clause),
+-- so that a session whose batch of SELECTs got none may skip its fence. The flag is transaction-local
+-- and holds the transaction's id: no earlier transaction and no session-level SET silences it.
+CREATE OR REPLACE FUNCTION ${s}.mark_write(p_xact xid8) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET client_min_messages = notice AS $fn$
+BEGIN
+  PERFORM set_config('${WRITE_MARKER_SETTING}', p_xact::text, true);
+  IF EXISTS (SELECT 1 FROM ${s}.sessions WHERE pid = pg_backend_pid()) THEN
+    RAISE NOTICE USING MESSAGE = '${WRITE_MARKER_TEXT}', ERRCODE = '${WRITE_MARKER_CODE}';
+  END IF;
+END $fn$;
+
+-- A proxy session's first statement: registers its backend for the write marker, and returns where
+-- its journal cursor starts (journal_mark).
+CREATE OR REPLACE FUNCTION ${s}.session_start() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  INSERT INTO ${s}.sessions (pid) VALUES (pg_backend_pid()) ON CONFLICT DO NOTHING;
+  RETURN ${s}.journal_mark();
+END $fn$;
+
 CREATE OR REPLACE FUNCTION ${s}.bump(p_tbl text, p_key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-DECLARE v bigint;
+DECLARE v bigint; x xid8 := pg_current_xact_id();
 BEGIN
+  IF current_setting('${WRITE_MARKER_SETTING}', true) IS DISTINCT FROM x::text THEN PERFORM ${s}.mark_write(x); END IF;
   INSERT INTO ${s}.versions AS vt (tbl, key, version) VALUES (p_tbl, p_key, nextval('${schema}.version_seq'))
     ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(vt.version + 1, excluded.version)
     RETURNING vt.version INTO v;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
-    VALUES (p_tbl, p_key, v, pg_current_xact_id(), pg_backend_pid());
+    VALUES (p_tbl, p_key, v, x, pg_backend_pid());
   -- Every write notifies, the proxy's own sessions' too. Besides waking the drainers, a NOTIFY makes
   -- PostgreSQL refuse PREPARE TRANSACTION for the transaction: a prepared write to a cached table
   -- could be committed from another session (COMMIT PREPARED), whose fence would not see its rows.
@@ -50,9 +80,11 @@ END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+DECLARE x xid8 := pg_current_xact_id();
 BEGIN
+  IF current_setting('${WRITE_MARKER_SETTING}', true) IS DISTINCT FROM x::text THEN PERFORM ${s}.mark_write(x); END IF;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
-    VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), pg_current_xact_id(), pg_backend_pid());
+    VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), x, pg_backend_pid());
   PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
 END $fn$;
 
@@ -178,4 +210,14 @@ DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_truncate`)} ON ${t};
 CREATE TRIGGER ${quoteIdentifier(`${trig}_truncate`)} BEFORE TRUNCATE ON ${t}
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}.on_truncate(${args});
 `;
+}
+
+/**
+ * One boolean: whether the installed journal writers (bump, flush) raise the write marker. An older
+ * proxy's install sharing the database replaces them with versions that do not; until this is true
+ * again, no fence is skipped (fence-pipeline.ts). `s` is the quoted schema.
+ */
+export function markersInstalledSql(s: string): string {
+  const writers = [`${s}.bump(text,text)`, `${s}.flush(text)`].map((name) => `pg_catalog.to_regprocedure('${name}')`);
+  return `(SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_proc p WHERE p.oid IN (${writers.join(', ')}) AND pg_catalog.strpos(p.prosrc, '.mark_write(') > 0)`;
 }

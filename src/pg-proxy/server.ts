@@ -83,7 +83,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     ttlMs: options.ttlMs ?? 60_000,
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
-    bypass: { coveredAt: -Infinity, boundMs },
+    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity },
     async flushTable(qualified: string) {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);

@@ -14,7 +14,8 @@ import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
-  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.journal_mark()::text`, []));
+  // Also registers the session's backend for the write marker (write-marker.ts), in its own committed transaction.
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.session_start()::text`, []));
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
 }

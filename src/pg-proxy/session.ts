@@ -9,6 +9,7 @@ import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
 import { openCursor } from './session-fence.js';
+import { isWriteMarker } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 
 export interface SessionHooks {
@@ -72,11 +73,14 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       journalCursor: 0,
       fenceParsedAt: 0,
       fenceThroughFunction: false,
+      writeMarks: 0,
       pendingFlush: new Set(),
       planMemo: {},
       draining: false,
       idle: false,
     };
+    // Counted in stream order, as read: a batch's markers are all counted before its ReadyForQuery is taken.
+    upstream.swallow = (m) => isWriteMarker(m) && (state.writeMarks++, true);
     const unregister = hooks.register(state);
     ctx.metrics.sessions++;
     ctx.metrics.sessionsTotal++;

@@ -29,6 +29,8 @@ export interface SessionState {
   fenceParsedAt: number;
   /** The fence reads my_writes instead of the my_journal view (the view was refused: session-fence.ts). */
   fenceThroughFunction: boolean;
+  /** Write markers taken out of the upstream's stream so far (write-marker.ts): a batch that got one is fenced. */
+  writeMarks: number;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
   /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */
