@@ -72,7 +72,9 @@ describe('pg-proxy: the fence pipelined behind the batch', { skip: service.skip,
     await assert.rejects(writer.query("UPDATE items SET val = 'lost' WHERE id = 2; SELECT 1/0"), (e: { code?: string }) => e.code === '22012');
     await assert.rejects(writer.query('UPDATE items SET n = $2 WHERE id = $1', [2, 'not a number']), (e: { code?: string }) => e.code === '22P02');
     assert.deepEqual(await read(2), cached);
-    assert.equal(fences().pipelined, before.pipelined + 2);
+    // (CI once saw 1 here, not reproduced in 60 runs under load: the counters are printed if it comes again.)
+    const { fenceFailures, passThrough } = proxy.metrics;
+    assert.equal(fences().pipelined, before.pipelined + 2, JSON.stringify({ before, after: fences(), fenceFailures, passThrough }));
     await writer.query('UPDATE items SET val = $2 WHERE id = $1', [2, 'after-error']);
     assert.equal((await read(2)).val, 'after-error');
   });
