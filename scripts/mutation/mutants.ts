@@ -31,6 +31,7 @@ const PG_CONNECTION_ERRORS = 'src/store/postgres-connection-errors.ts';
 const PROXY_READ_PATH = 'src/pg-proxy/read-path.ts';
 const PROXY_SESSION = 'src/pg-proxy/session.ts';
 const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
+const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -243,7 +244,17 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-ignores-write-marker',
     rule: 'pg-proxy: the session takes the write marker out of the stream without counting it, so a SELECT that wrote a cached table through a function is acknowledged unfenced',
-    patches: [{ file: PROXY_SESSION, find: 'upstream.swallow = (m) => isWriteMarker(m) && (state.writeMarks++, true);', replace: 'upstream.swallow = (m) => isWriteMarker(m);' }],
+    patches: [{ file: PROXY_SESSION, find: '      state.writeMarks++;\n', replace: '' }],
+  },
+  {
+    id: 'proxy-marker-does-not-disarm',
+    rule: "pg-proxy: a write marker does not disarm the session, so after a run of writes (the session's row quiet, no more markers) a SELECT that writes is acknowledged unfenced",
+    patches: [{ file: PROXY_SESSION, find: "      state.markerArmed = false; // the session's row is quiet now: the next write raises none\n", replace: '' }],
+  },
+  {
+    id: 'proxy-arms-without-rearm',
+    rule: 'pg-proxy: every pipelined fence arms the session, also one sent without CALL rearm(), so the row stays quiet while the proxy skips fences',
+    patches: [{ file: PROXY_SESSION_FENCE, find: '    if (rearm) state.markerArmed = true; // the rearm sent with this fence committed with it', replace: '    state.markerArmed = true;' }],
   },
   {
     id: 'proxy-marker-obeys-client-min-messages',

@@ -88,13 +88,20 @@ export function canPipelineFence(state: SessionState, batch: readonly Message[])
 }
 
 /**
- * Whether the batch's fence may be skipped unless a write marker arrives among its answers
- * (write-marker.ts): the session is idle, nothing is left to flush, every statement is a plain
- * SELECT (so the batch's implicit transaction ends idle, and writes a cached table only through the
- * journal's writers, which raise the marker), and the drainer's last pass found the marker installed
+ * Whether every statement of the batch is a plain SELECT, sent while the session is idle (so the
+ * batch's implicit transaction ends idle and writes a cached table only through the journal's
+ * writers, which raise the write marker when the session is armed: write-marker.ts).
+ */
+export function isSelectBatch(state: SessionState, batch: readonly Message[]): boolean {
+  if (state.status !== 'I' || state.ctx.fence !== 'on') return false;
+  return everyStatement(state, batch, selectOnly);
+}
+
+/**
+ * Whether a batch of SELECTs may skip its fence unless a write marker arrives among its answers: the
+ * session is armed, nothing is left to flush, and the drainer's last pass found the marker installed
  * (an older proxy's install sharing the database replaces the journal's writers without it).
  */
-export function canSkipFence(state: SessionState, batch: readonly Message[]): boolean {
-  if (state.status !== 'I' || state.ctx.fence !== 'on' || state.pendingFlush.size > 0 || !writeMarkersVerified(state.ctx)) return false;
-  return everyStatement(state, batch, selectOnly);
+export function canSkipFence(state: SessionState, selectBatch: boolean): boolean {
+  return selectBatch && state.markerArmed && state.pendingFlush.size === 0 && writeMarkersVerified(state.ctx);
 }

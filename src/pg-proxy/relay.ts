@@ -7,8 +7,8 @@
 import { build, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
-import { fenceAfterIdle, fenceMessages } from './session-fence.js';
-import { canPipelineFence, canSkipFence } from './fence-pipeline.js';
+import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './session-fence.js';
+import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
@@ -72,8 +72,11 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     state.unnamedStale = undefined;
   }
   // Decided before track() updates the session's view of its statements with this batch's.
-  // A batch of SELECTs gets no fence unless a write marker arrives among its answers (write-marker.ts).
-  const skippable = canSkipFence(state, batch);
+  // A batch of SELECTs gets no fence unless a write marker arrives among its answers, and when it is
+  // fenced, the fence rearms the marker (write-marker.ts).
+  const selectBatch = isSelectBatch(state, batch);
+  const skippable = canSkipFence(state, selectBatch);
+  const rearm = selectBatch && shouldRearm(state);
   const marksBefore = state.writeMarks;
   const pipelined = !skippable && canPipelineFence(state, batch);
   let expected = 0;
@@ -82,7 +85,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     if (TERMINATORS.has(m.type)) expected++;
     out.push(m.raw);
   }
-  if (pipelined) out.push(...fenceMessages(state), build.sync());
+  if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
   upstream.socket.write(Buffer.concat(out));
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
   // messages go up as they come, up to and including the next Sync (or Query).
@@ -139,14 +142,14 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
             // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
             // fence must be run again on its own (then what came so far goes first, in order).
             if (fence.error !== undefined || fence.status !== 'I') flush();
-            const fenced = fenceAfterIdle(state, fence);
+            const fenced = fenceAfterIdle(state, fence, rearm);
             if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
         } else if (status === 'I' && skippable && state.writeMarks === marksBefore) {
           state.ctx.metrics.fencesSkipped++; // nothing written that a fence could find: no statement of the proxy's own
         } else if (status === 'I') {
           flush();
-          if (!(await fenceAfterIdle(state))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
+          if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
       }
       pending.push(m.raw);

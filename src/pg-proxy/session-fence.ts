@@ -15,10 +15,23 @@ import type { SessionState } from './state.js';
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
   // Also registers the session's backend for the write marker (write-marker.ts), in its own committed transaction.
-  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT ${s}.session_start()::text`, []));
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT mark::text, registered::text FROM ${s}.session_start()`, []));
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
+  state.markerRegistered = state.markerArmed = result.rows[0]?.[1] === 'true';
 }
+
+/** CALL rearm() (no Sync): behind the fence of a batch of SELECTs, so that the next write raises the marker again. */
+export function rearmMessages(state: SessionState): Buffer[] {
+  return statementMessages(state.preparedInternal, 'rearm', `CALL ${quoteIdentifier(state.ctx.schema)}.rearm()`, []);
+}
+
+/** Whether the fence of a batch of SELECTs should rearm the marker (the session is registered, disarmed, and no rearm failed lately). */
+export function shouldRearm(state: SessionState): boolean {
+  return state.markerRegistered && !state.markerArmed && Date.now() >= state.rearmRetryAt;
+}
+
+const REARM_RETRY_MS = 1_000;
 
 /**
  * How long one parse of the fence statement is used. PostgreSQL keeps a prepared statement's generic
@@ -88,28 +101,39 @@ function applyFence(state: SessionState, result: InternalOutcome): MaybePromise<
  * it ran in its own transaction after the batch's end. Returns false when the written keys could not
  * be read (the caller must not acknowledge). Synchronous when the pipelined answer applies at once.
  */
-export function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome): MaybePromise<boolean> {
+export function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome, rearm = false): MaybePromise<boolean> {
   const { ctx } = state;
   if (ctx.fence === 'skip') return true; // TEST ONLY
   if (pipelined !== undefined && pipelined.error === undefined && pipelined.status === 'I') {
     ctx.metrics.fencesPipelined++;
+    if (rearm) state.markerArmed = true; // the rearm sent with this fence committed with it
     const applied = applyFence(state, pipelined);
     return isThenable(applied) ? Promise.resolve(applied).then(() => true) : true;
   }
-  if (pipelined?.error !== undefined) fenceFailed(state, pipelined.error);
-  return separateFence(state);
+  if (pipelined?.error !== undefined) {
+    fenceFailed(state, pipelined.error);
+    if (rearm) {
+      // The rearm may be what failed (a session turned read-only): the fence runs on without it.
+      state.rearmRetryAt = Date.now() + REARM_RETRY_MS;
+      rearm = false;
+    }
+  }
+  return separateFence(state, rearm);
 }
 
-async function separateFence(state: SessionState): Promise<boolean> {
+async function separateFence(state: SessionState, rearm: boolean): Promise<boolean> {
   const { ctx } = state;
   for (let attempt = 0; attempt < 3; attempt++) {
     // A CancelRequest meant for the client's statement may hit this one: retry.
-    const result = await runInternal(state, fenceMessages(state));
+    const withRearm = rearm && attempt === 0;
+    const result = await runInternal(state, withRearm ? [...fenceMessages(state), ...rearmMessages(state)] : fenceMessages(state));
     if (result.error !== undefined) {
       fenceFailed(state, result.error);
+      if (withRearm) state.rearmRetryAt = Date.now() + REARM_RETRY_MS;
       continue;
     }
     ctx.metrics.fencesSeparate++;
+    if (withRearm) state.markerArmed = true;
     await applyFence(state, result);
     return true;
   }

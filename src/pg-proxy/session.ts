@@ -74,13 +74,21 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       fenceParsedAt: 0,
       fenceThroughFunction: false,
       writeMarks: 0,
+      markerRegistered: false,
+      markerArmed: false,
+      rearmRetryAt: 0,
       pendingFlush: new Set(),
       planMemo: {},
       draining: false,
       idle: false,
     };
     // Counted in stream order, as read: a batch's markers are all counted before its ReadyForQuery is taken.
-    upstream.swallow = (m) => isWriteMarker(m) && (state.writeMarks++, true);
+    upstream.swallow = (m) => {
+      if (!isWriteMarker(m)) return false;
+      state.writeMarks++;
+      state.markerArmed = false; // the session's row is quiet now: the next write raises none
+      return true;
+    };
     const unregister = hooks.register(state);
     ctx.metrics.sessions++;
     ctx.metrics.sessionsTotal++;

@@ -31,6 +31,12 @@ export interface SessionState {
   fenceThroughFunction: boolean;
   /** Write markers taken out of the upstream's stream so far (write-marker.ts): a batch that got one is fenced. */
   writeMarks: number;
+  /** The session's backend is registered for the write marker (session_start; not when read-only). */
+  markerRegistered: boolean;
+  /** A rearm committed after the last marker seen: the next write raises one, so a batch of SELECTs without one may skip its fence. */
+  markerArmed: boolean;
+  /** After a rearm failed (e.g. the session turned read-only), none is tried before this time (Date.now()). */
+  rearmRetryAt: number;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
   /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */

@@ -143,7 +143,7 @@ describe('pg-proxy: the fence of a batch of SELECTs, skipped unless the write ma
     }
   });
 
-  it('the marker never reaches a client of the proxy nor a client straight on PostgreSQL; a registered backend gets one per transaction, not one per row', async () => {
+  it('the marker never reaches a client of the proxy nor a client straight on PostgreSQL; a registered backend gets one per run of writes, again after a rearm', async () => {
     assert.ok(!notices.includes(WRITE_MARKER_TEXT), 'no marker relayed to a client of the proxy');
     const direct = new pg.Client({ connectionString: db.url });
     const seen: string[] = [];
@@ -152,13 +152,53 @@ describe('pg-proxy: the fence of a batch of SELECTs, skipped unless the write ma
     try {
       await direct.query("UPDATE items SET val = val || '!' WHERE id <= 10");
       assert.deepEqual(seen, [], 'a client straight on PostgreSQL sees no NOTICE of the proxy');
-      await direct.query('SELECT lockstep_proxy.session_start()'); // what a proxy session runs first
-      await direct.query("UPDATE items SET val = val || '!' WHERE id <= 10");
+      await direct.query('SELECT * FROM lockstep_proxy.session_start()'); // what a proxy session runs first
+      await direct.query("UPDATE items SET val = val || '!' WHERE id <= 10"); // one marker for ten rows
+      await direct.query("UPDATE items SET val = val || '!' WHERE id <= 10"); // quiet: none
+      assert.deepEqual(seen, [WRITE_MARKER_TEXT]);
+      await direct.query('CALL lockstep_proxy.rearm()'); // what the fence of a batch of SELECTs runs
       await direct.query('SET client_min_messages = error');
       await direct.query("UPDATE items SET val = val || '?' WHERE id <= 10");
+      assert.deepEqual(seen, [WRITE_MARKER_TEXT, WRITE_MARKER_TEXT]);
+      await direct.query('BEGIN; CALL lockstep_proxy.rearm(); SAVEPOINT a');
+      await direct.query("UPDATE items SET val = val || '?' WHERE id = 1");
+      await direct.query('ROLLBACK TO a'); // the quiet flag rolls back with the write: the next write marks again
+      await direct.query("UPDATE items SET val = val || '?' WHERE id = 1; COMMIT");
+      assert.deepEqual(seen, [WRITE_MARKER_TEXT, WRITE_MARKER_TEXT, WRITE_MARKER_TEXT, WRITE_MARKER_TEXT]);
     } finally {
       await direct.end();
     }
-    assert.deepEqual(seen, [WRITE_MARKER_TEXT, WRITE_MARKER_TEXT]);
+  });
+
+  it('after a run of UPDATEs (one marker, then quiet), the next SELECT that writes is still fenced: a disarmed session skips no fence, and that fence rearms', async () => {
+    const c = await client();
+    await c.query('UPDATE items SET n = n + 1 WHERE id = $1', [8]);
+    await c.query('UPDATE items SET n = n + 1 WHERE id = $1', [8]); // quiet now: no marker
+    await cachedRead(8);
+    let before = fences();
+    await c.query('SELECT set_val($1, $2)', [8, 'after-updates']); // no marker (quiet): fenced because disarmed
+    assert.equal(await read(8), 'after-updates');
+    assert.equal(fences().skipped, before.skipped, 'a disarmed session skips no fence');
+    await cachedRead(9);
+    before = fences();
+    await c.query('SELECT set_val($1, $2)', [9, 'rearmed']); // armed by that fence: the marker comes, the fence follows
+    assert.equal(await read(9), 'rearmed');
+    assert.equal(fences().separate, before.separate + 1);
+    before = fences();
+    await c.query('SELECT count(*) FROM items');
+    assert.equal(fences().skipped, before.skipped + 1, 'rearmed again: a SELECT that writes nothing skips its fence');
+  });
+
+  it('a read-only session (default_transaction_read_only) connects and reads; none of its fences is skipped', async () => {
+    const url = new URL(proxy.url);
+    url.searchParams.set('options', '-c default_transaction_read_only=on');
+    const c = await client(url.toString());
+    const before = fences();
+    assert.equal((await c.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 20);
+    await c.query('SET default_transaction_read_only = off');
+    await cachedRead(10);
+    await c.query('SELECT set_val($1, $2)', [10, 'was-read-only']);
+    assert.equal(await read(10), 'was-read-only');
+    assert.equal(fences().skipped, before.skipped, 'an unregistered session skips no fence');
   });
 });
