@@ -154,14 +154,6 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
         values: [retentionMs, x],
         query_timeout: PRUNE_WAIT_MS, // pg reads it per query; its types know it only as a client option
       } as { text: string; values: unknown[] });
-      // Sessions whose backend is gone no longer need the write marker (schema.ts, sessions). Only rows
-      // registered a minute before this statement began: its view of the backends is taken once, so a
-      // session that started after it (maybe on a reused pid, re-registering that row) is not there.
-      await c.query({
-        text: `DELETE FROM ${s}.sessions s WHERE s.registered_at < pg_catalog.now() - interval '1 minute'
-                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.=) s.pid)`,
-        query_timeout: PRUNE_WAIT_MS,
-      } as { text: string });
     }
     return rows.length;
   }

@@ -84,6 +84,18 @@ export function startupParameters(frame: Buffer): Map<string, string> {
   return params;
 }
 
+/** The startup message with `name` set to `value` (replacing the client's own, if it sent one). */
+export function withStartupParameter(startup: Buffer, name: string, value: string): Buffer {
+  const params = startupParameters(startup);
+  params.delete(name);
+  params.set(name, value);
+  const pairs = [...params].flatMap(([k, v]) => [Buffer.from(`${k}\0`, 'utf8'), Buffer.from(`${v}\0`, 'utf8')]);
+  const body = Buffer.concat([startup.subarray(4, 8), ...pairs, Buffer.from([0])]);
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(body.length + 4, 0);
+  return Buffer.concat([length, body]);
+}
+
 function frame(type: string, body: Buffer): Buffer {
   const header = Buffer.alloc(5);
   header.write(type, 0, 'latin1');

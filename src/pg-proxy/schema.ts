@@ -10,7 +10,7 @@
 // (TRUNCATE, DDL). Trigger functions are SECURITY DEFINER with a fixed search_path, so any role that may
 // write the table may append to the journal, and no role needs rights on the proxy's tables.
 import { quoteIdentifier } from '../store/postgres-schema.js';
-import { WRITE_MARKER_CODE, WRITE_MARKER_TEXT } from './write-marker.js';
+import { WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
 
 /** The channel every journal append notifies (payload: the schema). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
@@ -31,55 +31,37 @@ CREATE INDEX IF NOT EXISTS journal_at ON ${s}.journal (at);
 -- The highest transaction id whose journal rows were pruned: a drainer whose cursor is not above it
 -- (or that has none) may have missed rows, so it flushes its cache instead of trusting it.
 CREATE TABLE IF NOT EXISTS ${s}.pruned (one boolean PRIMARY KEY DEFAULT true CHECK (one), xid xid8 NOT NULL);
--- The proxy's sessions, by backend pid (session_start), for the write marker (write-marker.ts):
--- only they get it, so a client straight on PostgreSQL sees no NOTICE of the proxy's. quiet is set
--- by the write that raises the marker, and cleared by the session's fence after a batch of SELECTs
--- (rearm): while it is set no marker is raised, so a run of writes costs one NOTICE, not one each.
--- Unlogged: a crash ends every session anyway. A row outlives its session until the drainer's prune
--- finds its backend gone (a pid reused meanwhile costs a direct client one NOTICE, nothing else).
--- Only the proxy's functions write it: no role but its owner may change a row.
-CREATE UNLOGGED TABLE IF NOT EXISTS ${s}.sessions (
-  pid int PRIMARY KEY, registered_at timestamptz NOT NULL, quiet boolean NOT NULL);
+-- Earlier development versions of the write marker kept a sessions table (never released).
+DROP FUNCTION IF EXISTS ${s}.session_start();
+DROP TABLE IF EXISTS ${s}.sessions;
 REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
 GRANT USAGE ON SCHEMA ${s} TO PUBLIC;
 
 -- The write marker (write-marker.ts): a NOTICE raised whatever the client's client_min_messages
--- (the SET clause). Called by the journal's writers when they find the session's row not quiet.
+-- (the SET clause). Called by the journal's writers when the session's setting ${WRITE_MARKER_SETTING}
+-- is 'armed' (the proxy's sessions start with it: a startup parameter), which they make 'quiet'.
 CREATE OR REPLACE FUNCTION ${s}.mark_write() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog SET client_min_messages = notice AS $fn$
 BEGIN
   RAISE NOTICE USING MESSAGE = '${WRITE_MARKER_TEXT}', ERRCODE = '${WRITE_MARKER_CODE}';
 END $fn$;
 
--- A proxy session's first statement: registers its backend for the write marker (not quiet: the
--- next write raises it), and returns where its journal cursor starts (journal_mark). A read-only
--- session (default_transaction_read_only, a standby) is not registered: it gets no marker, and the
--- proxy then skips none of its fences.
-CREATE OR REPLACE FUNCTION ${s}.session_start() RETURNS TABLE (mark bigint, registered boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-BEGIN
-  registered := current_setting('transaction_read_only') = 'off';
-  IF registered THEN
-    INSERT INTO ${s}.sessions AS se (pid, registered_at, quiet) VALUES (pg_backend_pid(), clock_timestamp(), false)
-      ON CONFLICT (pid) DO UPDATE SET registered_at = excluded.registered_at, quiet = false;
-  END IF;
-  mark := ${s}.journal_mark();
-  RETURN NEXT;
-END $fn$;
-
 -- Run by the session's fence after a batch of SELECTs: the next write raises the marker again.
 CREATE OR REPLACE PROCEDURE ${s}.rearm()
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-  UPDATE ${s}.sessions SET quiet = false WHERE pid = pg_backend_pid() AND quiet
-$fn$;
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+  PERFORM set_config('${WRITE_MARKER_SETTING}', 'armed', false);
+END $fn$;
 GRANT EXECUTE ON PROCEDURE ${s}.rearm() TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION ${s}.bump(p_tbl text, p_key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE v bigint; x xid8 := pg_current_xact_id();
 BEGIN
-  UPDATE ${s}.sessions SET quiet = true WHERE pid = pg_backend_pid() AND NOT quiet;
-  IF FOUND THEN PERFORM ${s}.mark_write(); END IF;
+  IF current_setting('${WRITE_MARKER_SETTING}', true) = 'armed' THEN
+    PERFORM set_config('${WRITE_MARKER_SETTING}', 'quiet', false); -- rolled back with the write, if it is
+    PERFORM ${s}.mark_write();
+  END IF;
   INSERT INTO ${s}.versions AS vt (tbl, key, version) VALUES (p_tbl, p_key, nextval('${schema}.version_seq'))
     ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(vt.version + 1, excluded.version)
     RETURNING vt.version INTO v;
@@ -95,8 +77,10 @@ CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE x xid8 := pg_current_xact_id();
 BEGIN
-  UPDATE ${s}.sessions SET quiet = true WHERE pid = pg_backend_pid() AND NOT quiet;
-  IF FOUND THEN PERFORM ${s}.mark_write(); END IF;
+  IF current_setting('${WRITE_MARKER_SETTING}', true) = 'armed' THEN
+    PERFORM set_config('${WRITE_MARKER_SETTING}', 'quiet', false); -- rolled back with the write, if it is
+    PERFORM ${s}.mark_write();
+  END IF;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
     VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), x, pg_backend_pid());
   PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');

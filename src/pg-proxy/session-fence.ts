@@ -8,17 +8,20 @@ import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows } from './fence.js';
 import { isThenable } from '../maybe-promise.js';
+import { WRITE_MARKER_SETTING } from './write-marker.js';
 import { errorCode, type Message } from './framing.js';
 import type { MaybePromise } from '../types.js';
 import type { SessionState } from './state.js';
 
 export async function openCursor(state: SessionState): Promise<void> {
   const s = quoteIdentifier(state.ctx.schema);
-  // Also registers the session's backend for the write marker (write-marker.ts), in its own committed transaction.
-  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', `SELECT mark::text, registered::text FROM ${s}.session_start()`, []));
+  // Also reads the write marker's setting (write-marker.ts): an upstream that dropped the startup
+  // parameter leaves it unset, and then no fence of the session is skipped.
+  const sql = `SELECT ${s}.journal_mark()::text, pg_catalog.current_setting('${WRITE_MARKER_SETTING}', true)`;
+  const result = await runInternal(state, statementMessages(state.preparedInternal, 'mark', sql, []));
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
-  state.markerRegistered = state.markerArmed = result.rows[0]?.[1] === 'true';
+  state.markerRegistered = state.markerArmed = result.rows[0]?.[1] === 'armed';
 }
 
 /** CALL rearm() (no Sync): behind the fence of a batch of SELECTs, so that the next write raises the marker again. */

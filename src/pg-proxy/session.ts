@@ -3,13 +3,13 @@
 // from the cache or filled (read-path.ts), everything else is relayed unchanged (relay.ts), and every
 // acknowledgement of a commit waits for the fence (fence.ts).
 import { connect, type Socket } from 'node:net';
-import { build, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, type Message } from './framing.js';
+import { build, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
 import { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
 import { openCursor } from './session-fence.js';
-import { isWriteMarker } from './write-marker.js';
+import { isWriteMarker, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 
 export interface SessionHooks {
@@ -55,7 +55,9 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       });
       return;
     }
-    upstreamSocket.write(frame);
+    // Every session starts armed for the write marker (write-marker.ts); a startup parameter is also
+    // what RESET ALL and DISCARD ALL go back to.
+    upstreamSocket.write(withStartupParameter(frame, WRITE_MARKER_SETTING, 'armed'));
     const client = new MessageQueue(socket, 'client', rest);
     const upstream = new MessageQueue(upstreamSocket, 'upstream');
     const state: SessionState = {
