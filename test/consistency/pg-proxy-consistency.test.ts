@@ -1,7 +1,7 @@
 // Lockstep's guarantee through the PostgreSQL proxy, checked on a recorded history: many clients
 // doing primary-key reads and UPDATE … RETURNING writes (autocommit extended, simple protocol,
-// explicit transactions, and UPDATEs alternating with a SELECT of a function that updates: the write
-// marker's case) on a few hot rows, writers that bypass the proxy, and the proxy killed with
+// explicit transactions, and an UPDATE then two SELECTs of a function that updates, on one connection:
+// the write marker's cases) on a few hot rows, writers that bypass the proxy, and the proxy killed with
 // SIGKILL and restarted. The row's own counter `n` (bumped by every write) is the version the
 // checker sees. Through the proxy: 0 reads older than a write acknowledged before they began, 0 rows
 // no write produced. Teeth: the same run against a proxy that skips the commit fence must fail.
@@ -94,9 +94,9 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
           let n: number;
           if (mode === 'extended') n = (await c.query('UPDATE items SET n = n + 1, val = $2 WHERE id = $1 RETURNING n', [k, value])).rows[0].n;
           else if (mode === 'simple') n = (await c.query(`UPDATE items SET n = n + 1, val = '${value}' WHERE id = ${k} RETURNING n`)).rows[0].n;
-          // An UPDATE, then a SELECT of a function that updates, on one connection: the write marker's
-          // case, after a run of writes left the session's row quiet.
-          else if (mode === 'mixed' && i % 2 === 1) n = (await c.query('SELECT write_item($1, $2) AS n', [k, value])).rows[0].n;
+          // An UPDATE, then two SELECTs of a function that updates, on one connection: the write
+          // marker's cases (the first after a write left the session quiet, the second while armed).
+          else if (mode === 'mixed' && i % 3 !== 0) n = (await c.query('SELECT write_item($1, $2) AS n', [k, value])).rows[0].n;
           else if (mode === 'mixed') n = (await c.query('UPDATE items SET n = n + 1, val = $2 WHERE id = $1 RETURNING n', [k, value])).rows[0].n;
           else {
             await c.query('BEGIN');
