@@ -239,9 +239,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     name: 'sqlite',
     database: db,
     busyTimeoutMs,
-    async read(namespace, key) {
-      live();
-      return select.get(namespace, key) as StoredValue | undefined;
+    // Synchronous, as better-sqlite3 is: the engine's cold read then fills with no promise in between
+    // (StoreAdapter.read). Failures stay rejections.
+    read(namespace, key) {
+      try {
+        live();
+        return select.get(namespace, key) as StoredValue | undefined;
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
