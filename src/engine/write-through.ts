@@ -149,7 +149,8 @@ export class WriteThroughEngine<T> implements Engine<T> {
       } catch (error) {
         return Promise.reject(error);
       }
-      known = this.cacheKeys.entry(key);
+      // Past the check the engine is open, so `known` is what the lookup found: join only a new key.
+      known ??= this.cacheKeys.join(key);
     }
     // With nobody listening for `read`, no clock is read (-1 says "not timed").
     const started = this.readListeners === 0 ? -1 : performance.now();
