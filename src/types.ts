@@ -222,7 +222,13 @@ export interface StoreScanRow {
 
 export interface StoreAdapter {
   readonly name: string;
-  read(namespace: string, key: string): Promise<StoredValue | undefined>;
+  /**
+   * The key's committed payload and version, or undefined when it is not live. An in-process store
+   * (SQLite) may answer synchronously, as the memory cache's get does: the engine then fills without
+   * a promise in between. A failure is a rejected promise, never a throw (the engine copes with
+   * both, but other callers may not).
+   */
+  read(namespace: string, key: string): MaybePromise<StoredValue | undefined>;
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
   /** Deleting a missing key still commits a new version (a tombstone the cache can be fenced with). */
   delete(namespace: string, key: string, options: StoreWriteOptions): Promise<StoreDeleteResult>;

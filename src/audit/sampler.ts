@@ -89,7 +89,7 @@ export function createConsistencySampler(options: ConsistencySamplerOptions): Co
   const sleepers = new Set<() => void>();
   let closed = false;
 
-  const readStore = (key: string): Promise<StoredValue | undefined> => store.read(namespace, key);
+  const readStore = async (key: string): Promise<StoredValue | undefined> => store.read(namespace, key);
   const peek = async (cacheKey: string): Promise<CacheRecordView | undefined> => cache.peek(cacheKey);
 
   /** Resolves true after `ms`, or false as soon as the sampler closes. */

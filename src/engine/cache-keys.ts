@@ -38,12 +38,14 @@ export class CacheKeys {
 
   /** The key's entry, joined now if it is new (only for a key that passed validateKey). */
   entry(key: string): KnownKey {
-    let known = this.joined.get(key);
-    if (known === undefined) {
-      if (this.joined.size >= this.capacity) this.joined.clear();
-      known = { cacheKey: this.prefix + key, slot: undefined };
-      this.joined.set(key, known);
-    }
+    return this.joined.get(key) ?? this.join(key);
+  }
+
+  /** Joins a key that `known` just did not find (only for a key that passed validateKey): no second lookup. */
+  join(key: string): KnownKey {
+    if (this.joined.size >= this.capacity) this.joined.clear();
+    const known: KnownKey = { cacheKey: this.prefix + key, slot: undefined };
+    this.joined.set(key, known);
     return known;
   }
 

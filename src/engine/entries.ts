@@ -1,7 +1,7 @@
 // Serialization is the engine's job: values become the store's string once, and the cache gets
 // either that string or, when it holds decoded values, a deep-frozen copy (so a hit costs no parse
 // and no caller can change what the cache holds).
-import { deepFreeze } from '../codec.js';
+import { decodeFrozen } from '../codec.js';
 import { InvalidValueError, ValueTooLargeError } from '../errors.js';
 import type { CacheEntry, Codec, StoredValue, ValueRecord, Version } from '../types.js';
 
@@ -46,13 +46,13 @@ export class EntryCodec {
    * the commit, keeping the step between commit and acknowledgement short.
    */
   prepare(encoded: EncodedValue): (version: Version) => CacheEntry {
-    const payload = this.decodedValues ? deepFreeze(this.codec.decode(encoded.payload)) : encoded.payload;
+    const payload = this.decodedValues ? decodeFrozen(this.codec, encoded.payload) : encoded.payload;
     const sizeBytes = encoded.sizeBytes;
     return (version) => ({ version, payload, tombstone: false, sizeBytes });
   }
 
   fromStore(stored: StoredValue): CacheEntry {
-    const payload = this.decodedValues ? deepFreeze(this.codec.decode(stored.payload)) : stored.payload;
+    const payload = this.decodedValues ? decodeFrozen(this.codec, stored.payload) : stored.payload;
     return { version: stored.version, payload, tombstone: false, sizeBytes: stored.payload.length };
   }
 

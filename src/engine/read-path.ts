@@ -1,10 +1,11 @@
 // The read protocol after a cache answer that is not a plain hit: misses fill under a lease,
 // bypasses read the store without filling, cache errors fall back to the store (fail open).
 import { StoreReadError, StoreTimeoutError } from '../errors.js';
-import type { CacheGetResult, StoredValue } from '../types.js';
+import type { CacheGetResult, MaybePromise, StoredValue } from '../types.js';
 import type { ReadEntry, ReadSource } from './api.js';
 import type { EngineContext } from './context.js';
 import { startDeadline, within, type Deadline } from './deadline.js';
+import { isThenable } from '../maybe-promise.js';
 import { FILL_WAIT_TIMED_OUT, shouldWaitForFill, startFillWait, type FillWaitOutcome } from './fill-wait.js';
 
 /** How often a reader waits for this process's in-flight fill of the key before reading the store itself. */
@@ -13,23 +14,27 @@ const MAX_FLIGHT_WAITS = 3;
 /** What a miss or bypass reads: the key's committed payload and version, or undefined when not found. */
 export type LoadCommitted = (ctx: EngineContext, key: string) => Promise<StoredValue | undefined>;
 
-/** `load` is Lockstep's store by default; the inline helpers pass the caller's loader (inline.ts). */
+/**
+ * `load` is Lockstep's store by default; the inline helpers pass the caller's loader (inline.ts).
+ * The entry itself, not a promise, when every step answered synchronously (a cold read on the memory
+ * cache and SQLite: loadAndFill).
+ */
 export function readAfterCache<T>(
   ctx: EngineContext,
   key: string,
   cacheKey: string,
   first: CacheGetResult | Promise<CacheGetResult>,
   load: LoadCommitted = readStoreValue,
-): Promise<ReadEntry<T>> {
-  // Every store wait of this read ends within the lease budget (deadline.ts).
-  const deadline = startDeadline(ctx.options.leaseTtlMs);
+): MaybePromise<ReadEntry<T>> {
   // A miss with our own fill lease, answered synchronously (the memory cache): the cold read's
   // common case goes straight to the store read and the fill, without the loop's promise hops.
+  // Its deadline starts where it has something to bound (loadAndFill).
   if (!(first instanceof Promise) && first.kind === 'miss' && first.token !== undefined) {
     ctx.counters.cacheMisses++;
-    return loadAndFill<T>(ctx, key, cacheKey, first.token, load, deadline);
+    return loadAndFill<T>(ctx, key, cacheKey, first.token, load, undefined);
   }
-  return readAfterAnswer<T>(ctx, key, cacheKey, first, load, deadline);
+  // Every store wait of this read ends within the lease budget (deadline.ts).
+  return readAfterAnswer<T>(ctx, key, cacheKey, first, load, startDeadline(ctx.options.leaseTtlMs));
 }
 
 async function readAfterAnswer<T>(
@@ -120,7 +125,7 @@ export function readTimeout(ctx: EngineContext, key: string, what = 'the read'):
 function loadWithin(ctx: EngineContext, key: string, load: LoadCommitted, deadline: Deadline): Promise<StoredValue | undefined> {
   // Lockstep's own store: its errors are named in the deadline's own callback, one promise less than readStoreValue.
   if (load === readStoreValue) {
-    return within(deadline, () => ctx.store.read(ctx.namespace, key), () => readTimeout(ctx, key), undefined, (error) => storeReadError(ctx, key, error));
+    return within(deadline, () => Promise.resolve(ctx.store.read(ctx.namespace, key)), () => readTimeout(ctx, key), undefined, (error) => storeReadError(ctx, key, error));
   }
   return within(deadline, () => load(ctx, key), () => readTimeout(ctx, key));
 }
@@ -128,7 +133,7 @@ function loadWithin(ctx: EngineContext, key: string, load: LoadCommitted, deadli
 export function readStoreValue(ctx: EngineContext, key: string): Promise<StoredValue | undefined> {
   let reading: Promise<StoredValue | undefined>;
   try {
-    reading = ctx.store.read(ctx.namespace, key);
+    reading = Promise.resolve(ctx.store.read(ctx.namespace, key));
   } catch (error) {
     return Promise.reject(storeReadError(ctx, key, error));
   }
@@ -157,7 +162,14 @@ function readStore<T>(ctx: EngineContext, key: string, source: ReadSource, load:
 /**
  * The store read and the fenced fill under our lease, registered as the key's in-process flight
  * until the fill has landed (joiners then ask the cache again). Promise chains, not async
- * functions: a cold read's engine work is mostly promise hops otherwise.
+ * functions: a cold read's engine work is mostly promise hops otherwise. A store that answers
+ * synchronously (SQLite) is filled from at once, with no flight: nothing can join a flight that
+ * begins and ends inside one synchronous step.
+ *
+ * `deadline`: the read's, when it waited before (readAfterAnswer); otherwise one starts here, before
+ * the first wait. Lockstep's own store is asked first: an answer given at once has nothing to wait
+ * for, so no deadline to race (a race with a read that has settled always goes to the read), and a
+ * promise is raced from the moment the store handed it over.
  */
 function loadAndFill<T>(
   ctx: EngineContext,
@@ -165,14 +177,29 @@ function loadAndFill<T>(
   cacheKey: string,
   token: string,
   load: LoadCommitted,
-  deadline: Deadline,
-): Promise<ReadEntry<T>> {
+  deadline: Deadline | undefined,
+): MaybePromise<ReadEntry<T>> {
   // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
   // a bypass write after our read is then behind the cursor, and is replayed over our fill. Once
   // it is known, a flag says so: no wait to race.
-  const loaded = ctx.journalPositionKnown
-    ? loadWithin(ctx, key, load, deadline)
-    : deadline.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position')).then(() => loadWithin(ctx, key, load, deadline));
+  let loaded: Promise<StoredValue | undefined>;
+  if (!ctx.journalPositionKnown) {
+    const budget = deadline ?? startDeadline(ctx.options.leaseTtlMs);
+    loaded = budget.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position')).then(() => loadWithin(ctx, key, load, budget));
+  } else if (load !== readStoreValue) {
+    loaded = loadWithin(ctx, key, load, deadline ?? startDeadline(ctx.options.leaseTtlMs));
+  } else {
+    let reading: MaybePromise<StoredValue | undefined>;
+    try {
+      reading = ctx.store.read(ctx.namespace, key);
+    } catch (error) {
+      return Promise.reject(storeReadError(ctx, key, error));
+    }
+    if (!isThenable(reading)) return fillAtOnce<T>(ctx, cacheKey, token, reading);
+    loaded = (deadline ?? startDeadline(ctx.options.leaseTtlMs)).race(Promise.resolve(reading), () => readTimeout(ctx, key), undefined, (error) =>
+      storeReadError(ctx, key, error),
+    );
+  }
   const forget = (): void => {
     if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
   };
@@ -194,13 +221,34 @@ function loadAndFill<T>(
   return flight;
 }
 
+/**
+ * The fill after a store read that answered synchronously. A synchronous fill (the memory cache)
+ * settles the read here; a fill that is a promise is the key's flight until it lands, as in
+ * loadAndFill.
+ */
+function fillAtOnce<T>(ctx: EngineContext, cacheKey: string, token: string, stored: StoredValue | undefined): MaybePromise<ReadEntry<T>> {
+  let filled: MaybePromise<ReadEntry<T>>;
+  try {
+    filled = fillFrom<T>(ctx, cacheKey, token, stored, undefined);
+  } catch (error) {
+    return Promise.reject(error); // a payload the codec cannot read: the read fails
+  }
+  if (!(filled instanceof Promise)) return filled;
+  const flight: Promise<ReadEntry<T>> = filled.then((entry) => {
+    if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
+    return entry;
+  });
+  ctx.flights.set(cacheKey, flight);
+  return flight;
+}
+
 /** Fills what the store answered, fenced by our lease; the answer is good whether the fill lands or not. */
 function fillFrom<T>(
   ctx: EngineContext,
   cacheKey: string,
   token: string,
   stored: StoredValue | undefined,
-  forget: () => void,
+  forget: (() => void) | undefined,
 ): ReadEntry<T> | Promise<ReadEntry<T>> {
   const entry = stored === undefined ? ctx.entries.tombstone(0) : ctx.entries.fromStore(stored);
   const ttlMs = stored === undefined ? ctx.options.tombstoneTtlMs : ctx.options.ttlMs;
@@ -211,23 +259,23 @@ function fillFrom<T>(
     accepted = ctx.cache.fill(cacheKey, token, entry, ttlMs);
   } catch {
     ctx.counters.cacheReadFailures++; // the fill lease expires; the answer itself is still good
-    forget();
+    forget?.();
     return answer;
   }
   if (typeof accepted === 'boolean') {
     if (!accepted) ctx.counters.fillsRejected++;
-    forget();
+    forget?.();
     return answer;
   }
   return Promise.resolve(accepted).then(
     (ok) => {
       if (!ok) ctx.counters.fillsRejected++;
-      forget();
+      forget?.();
       return answer;
     },
     () => {
       ctx.counters.cacheReadFailures++;
-      forget();
+      forget?.();
       return answer;
     },
   );

@@ -149,7 +149,8 @@ export class WriteThroughEngine<T> implements Engine<T> {
       } catch (error) {
         return Promise.reject(error);
       }
-      known = this.cacheKeys.entry(key);
+      // Past the check the engine is open, so `known` is what the lookup found: join only a new key.
+      known ??= this.cacheKeys.join(key);
     }
     // With nobody listening for `read`, no clock is read (-1 says "not timed").
     const started = this.readListeners === 0 ? -1 : performance.now();
@@ -193,7 +194,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
     } catch (error) {
       // A cache that throws instead of rejecting: as a rejected answer.
       this.readsPending--;
-      return this.slowValue(key, cacheKey, Promise.reject(error), started);
+      return Promise.resolve(this.slowValue(key, cacheKey, Promise.reject(error), started));
     }
   }
 
@@ -206,7 +207,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
   /** @internal HitRead: the cache failed the read: the store answers it. */
   failedRead(key: string, cacheKey: string, error: unknown, started: number): Promise<T | undefined> {
     this.readsPending--;
-    return this.slowValue(key, cacheKey, Promise.reject(error), started);
+    return Promise.resolve(this.slowValue(key, cacheKey, Promise.reject(error), started));
   }
 
   /** A synchronous answer of the cache: a hit settles here; anything else takes the slow path. */
@@ -222,11 +223,21 @@ export class WriteThroughEngine<T> implements Engine<T> {
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
-  /** What read() answers after anything but a plain hit. */
-  private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): Promise<T | undefined> {
-    return this.settleRead(key, readAfterCache<T>(this.ctx, key, cacheKey, answer), started).then((entry) => {
+  /**
+   * What read() answers after anything but a plain hit. A read that settled synchronously (a cold
+   * read on the memory cache and SQLite) is answered as a hit is: never counted in flight, reported
+   * at once.
+   */
+  private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): T | undefined | Promise<T | undefined> {
+    const entry = readAfterCache<T>(this.ctx, key, cacheKey, answer);
+    if (!(entry instanceof Promise)) {
+      if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
+    }
+    return this.settleRead(key, entry, started).then((settled) => {
+      if (this.sampleRate !== 0 && settled.source === 'hit') this.sampleHit(key, settled.version, settled.found);
+      return settled.value;
     });
   }
 
@@ -263,7 +274,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       return Promise.reject(error);
     }
     const started = this.readListeners === 0 ? -1 : performance.now();
-    const entry = this.settleRead(key, readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key)), started);
+    const entry = this.settleRead(key, Promise.resolve(readAfterCache<T>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key))), started);
     if (this.sampleRate === 0) return entry;
     return entry.then((e) => {
       if (e.source === 'hit') this.sampleHit(key, e.version, e.found);
@@ -342,7 +353,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
     }
     const started = this.readListeners === 0 ? -1 : performance.now();
     const entry = readAfterCache<V>(this.ctx, key, this.cacheKeys.of(key), this.askCache(key), inlineLoad(load));
-    return this.settleRead(key, entry, started).then((e) => e.value);
+    return this.settleRead(key, Promise.resolve(entry), started).then((e) => e.value);
   }
 
   async inspect(key: string): Promise<KeyInspection> {

@@ -92,6 +92,8 @@ export interface MysqlStore extends StoreAdapter {
   readonly pool: MysqlPool;
   /** Creates the schema if it is missing (every operation does this first); resolves when ready. */
   ready(): Promise<void>;
+  /** Always a promise: a query over the network. */
+  read(namespace: string, key: string): Promise<StoredValue | undefined>;
 }
 
 interface Resolved {

@@ -96,6 +96,8 @@ export interface PostgresStore extends StoreAdapter {
   /** Creates the schema if it is missing (every operation does this first); resolves when ready. */
   ready(): Promise<void>;
   onJournal?(listener: () => void): () => void;
+  /** Always a promise: a query over the network. */
+  read(namespace: string, key: string): Promise<StoredValue | undefined>;
 }
 
 interface Resolved {

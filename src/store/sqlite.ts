@@ -157,7 +157,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
      ON CONFLICT (namespace, key) DO UPDATE SET version = max(lockstep_tombstones.version + 1, excluded.version), deleted_at = excluded.deleted_at
      RETURNING version`,
   ).pluck();
-  const select = prepare('SELECT version, value AS payload FROM lockstep_kv WHERE namespace = ? AND key = ?');
+  // Rows as arrays (raw): better-sqlite3 builds an object row key by key, slower than the literal below.
+  const select = prepare('SELECT version, value FROM lockstep_kv WHERE namespace = ? AND key = ?').raw();
   const liveVersion = prepare('SELECT coalesce(version, 0) FROM lockstep_kv WHERE namespace = ? AND key = ?').pluck();
   /** Inside the write transaction (BEGIN IMMEDIATE: no other writer), so the check and the commit are one step. */
   const check = (namespace: string, key: string, precondition: StorePrecondition | undefined): void => {
@@ -239,9 +240,16 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     name: 'sqlite',
     database: db,
     busyTimeoutMs,
-    async read(namespace, key) {
-      live();
-      return select.get(namespace, key) as StoredValue | undefined;
+    // Synchronous, as better-sqlite3 is: the engine's cold read then fills with no promise in between
+    // (StoreAdapter.read). Failures stay rejections.
+    read(namespace, key) {
+      try {
+        live();
+        const row = select.get(namespace, key) as [Version, string] | undefined;
+        return row === undefined ? undefined : { version: row[0], payload: row[1] };
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();

@@ -213,7 +213,7 @@ describe('sqlite store', () => {
         await store.close();
         assert.equal(db.open, true, 'close() must not close a connection it did not open');
         assert.equal(db.prepare('SELECT value FROM lockstep_kv').pluck().get(), '1');
-        await assert.rejects(store.read('ns', 'k'), ClosedError);
+        await assert.rejects(Promise.resolve(store.read('ns', 'k')), ClosedError); // rejected, not thrown
         await assert.rejects(store.write('ns', 'k', '2', PLAIN), ClosedError);
       } finally {
         db.close();
