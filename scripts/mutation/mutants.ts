@@ -267,6 +267,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_CONTEXT, find: '  return performance.now() - ctx.bypass.markersAt <= ctx.bypass.boundMs;', replace: '  return ctx.bypass.markersAt !== 0;' }],
   },
   {
+    id: 'proxy-marker-startup-no-fallback',
+    rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
+    patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
+  },
+  {
     id: 'proxy-serves-behind-drainer',
     rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',
     patches: [{ file: PROXY_READ_PATH, find: "  if (!bypassCovered(ctx)) return 'drainer-behind';", replace: "  if (!bypassCovered(ctx) && ctx.fence === 'skip') return 'drainer-behind';" }],

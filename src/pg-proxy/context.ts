@@ -82,6 +82,8 @@ export interface ProxyContext {
   flushTable(qualified: string): Promise<void>;
   /** How far the bypass drainer has got: cached answers are served only while it keeps up (drainer.ts). */
   readonly bypass: BypassCoverage;
+  /** The upstream refused the write marker's startup parameter once: it is no longer added (session.ts). */
+  readonly markerStartup: { refused: boolean };
 }
 
 /**

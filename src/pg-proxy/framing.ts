@@ -84,17 +84,36 @@ export function startupParameters(frame: Buffer): Map<string, string> {
   return params;
 }
 
-/** The startup message with `name` set to `value` (replacing the client's own, if it sent one). */
-export function withStartupParameter(startup: Buffer, name: string, value: string): Buffer {
-  const params = startupParameters(startup);
-  params.delete(name);
-  params.set(name, value);
-  const pairs = [...params].flatMap(([k, v]) => [Buffer.from(`${k}\0`, 'utf8'), Buffer.from(`${v}\0`, 'utf8')]);
-  const body = Buffer.concat([startup.subarray(4, 8), ...pairs, Buffer.from([0])]);
-  const length = Buffer.alloc(4);
-  length.writeInt32BE(body.length + 4, 0);
-  return Buffer.concat([length, body]);
+/** PostgreSQL's largest startup message (MAX_STARTUP_PACKET_LENGTH): a longer one is refused without an answer. */
+export const MAX_STARTUP_LENGTH = 10_000;
+
+/**
+ * The startup message with the parameter `name` set to `value`, the client's own pairs kept byte for
+ * byte (names and values need not be UTF-8) except one of that name; undefined when the message is
+ * malformed or the pair would take it past MAX_STARTUP_LENGTH (then it goes up as it came).
+ */
+export function withStartupParameter(startup: Buffer, name: string, value: string): Buffer | undefined {
+  const key = Buffer.from(name, 'utf8');
+  const parts: Buffer[] = [Buffer.alloc(4), startup.subarray(4, 8)];
+  let offset = 8;
+  for (;;) {
+    if (offset >= startup.length) return undefined; // no terminator
+    const keyEnd = startup.indexOf(0, offset);
+    if (keyEnd < 0) return undefined;
+    if (keyEnd === offset) break; // the list's terminator
+    const valueEnd = startup.indexOf(0, keyEnd + 1);
+    if (valueEnd < 0) return undefined;
+    if (!startup.subarray(offset, keyEnd).equals(key)) parts.push(startup.subarray(offset, valueEnd + 1));
+    offset = valueEnd + 1;
+  }
+  parts.push(key, NUL, Buffer.from(value, 'utf8'), NUL, NUL);
+  const message = Buffer.concat(parts);
+  if (message.length > MAX_STARTUP_LENGTH) return undefined;
+  message.writeInt32BE(message.length, 0);
+  return message;
 }
+
+const NUL = Buffer.from([0]);
 
 function frame(type: string, body: Buffer): Buffer {
   const header = Buffer.alloc(5);

@@ -78,6 +78,11 @@ export class MessageQueue {
     });
   }
 
+  /** Puts a message taken with next() back at the head of the queue. */
+  unshift(message: Message): void {
+    this.queue.unshift(message);
+  }
+
   /** The next message if one is already queued (no promise, no turn of the event loop). */
   tryNext(): Message | undefined {
     const message = this.queue.shift();

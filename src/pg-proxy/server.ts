@@ -84,6 +84,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
     bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity },
+    markerStartup: { refused: false },
     async flushTable(qualified: string) {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);

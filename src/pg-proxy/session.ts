@@ -3,7 +3,7 @@
 // from the cache or filled (read-path.ts), everything else is relayed unchanged (relay.ts), and every
 // acknowledgement of a commit waits for the fence (fence.ts).
 import { connect, type Socket } from 'node:net';
-import { build, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
+import { build, CANCEL_REQUEST_CODE, errorCode, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
 import { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
@@ -56,10 +56,24 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       return;
     }
     // Every session starts armed for the write marker (write-marker.ts); a startup parameter is also
-    // what RESET ALL and DISCARD ALL go back to.
-    upstreamSocket.write(withStartupParameter(frame, WRITE_MARKER_SETTING, 'armed'));
+    // what RESET ALL and DISCARD ALL go back to. Without it (an upstream that refuses it, a startup
+    // message at its size limit) the session reads the setting unset, and none of its fences is skipped.
+    const marked = ctx.markerStartup.refused ? undefined : withStartupParameter(frame, WRITE_MARKER_SETTING, 'armed');
+    upstreamSocket.write(marked ?? frame);
+    let upstream = new MessageQueue(upstreamSocket, 'upstream');
+    if (marked !== undefined) {
+      const first = await upstream.next();
+      if (refusesParameter(first, WRITE_MARKER_SETTING)) {
+        // A pooler between the proxy and PostgreSQL that refuses unknown startup parameters (PgBouncer's
+        // default): this session starts again without it, and so do the proxy's next ones.
+        ctx.markerStartup.refused = true;
+        upstreamSocket.destroy();
+        upstreamSocket = await connectUpstream(ctx);
+        upstreamSocket.write(frame);
+        upstream = new MessageQueue(upstreamSocket, 'upstream');
+      } else upstream.unshift(first);
+    }
     const client = new MessageQueue(socket, 'client', rest);
-    const upstream = new MessageQueue(upstreamSocket, 'upstream');
     const state: SessionState = {
       ctx,
       client,
@@ -114,6 +128,11 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     // After the upstream connection is closed: its pid is not reused before its backend exits.
     if (backendPid !== undefined) ctx.ownBackends.delete(backendPid);
   }
+}
+
+/** An ErrorResponse that names the startup parameter `name` (an availability fallback only: the session reads its setting itself). */
+function refusesParameter(m: Message, name: string): boolean {
+  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);
 }
 
 /** The untyped first message: answers SSLRequest/GSSENCRequest with 'N', relays a CancelRequest. */
