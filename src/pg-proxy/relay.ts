@@ -78,7 +78,8 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   const skippable = canSkipFence(state, selectBatch);
   const rearm = selectBatch && shouldRearm(state);
   const marksBefore = state.writeMarks;
-  const pipelined = !skippable && canPipelineFence(state, batch);
+  // A batch of SELECTs passes every test of canPipelineFence (no transaction control, no COPY).
+  const pipelined = !skippable && (selectBatch || canPipelineFence(state, batch));
   let expected = 0;
   for (const m of batch) {
     track(state, m, parsedHere);

@@ -44,3 +44,29 @@ export async function startTestProxy(db: ProxyDatabase, options: Partial<PgProxy
   url.host = `127.0.0.1:${proxy.port}`;
   return Object.assign(proxy, { url: url.toString() });
 }
+
+/** The clients a test opens on a proxy (closed together), and a read repeated until the proxy counts it as a cache hit. */
+export function proxyClients(proxy: () => PgProxy & { url: string }, onNotice?: (text: string) => void) {
+  const clients: pg.Client[] = [];
+  return {
+    async open(url = proxy().url): Promise<pg.Client> {
+      const c = new pg.Client({ connectionString: url });
+      if (onNotice !== undefined) c.on('notice', (n) => onNotice(n.message ?? ''));
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    /** Reads `sql` for `id` on `reader` until a read is a hit (at most 50 reads); returns its row. */
+    async untilHit<R>(reader: pg.Client, sql: string, id: number): Promise<R> {
+      for (let tries = 0; ; tries++) {
+        if (tries >= 50) throw new Error(`id ${id} never became a cache hit`);
+        const hits = proxy().metrics.hits;
+        const { rows } = await reader.query(sql, [id]);
+        if (proxy().metrics.hits === hits + 1) return rows[0] as R;
+      }
+    },
+    async closeAll(): Promise<void> {
+      for (const c of clients) await c.end().catch(() => undefined);
+    },
+  };
+}

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createProxyDatabase, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
+import { createProxyDatabase, proxyClients, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
 
@@ -16,24 +16,14 @@ describe('pg-proxy: the fence pipelined behind the batch', { skip: service.skip,
   let db: ProxyDatabase;
   let proxy: PgProxy & { url: string };
   let reader: pg.Client;
-  const clients: pg.Client[] = [];
-  async function client(url = proxy.url): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    clients.push(c);
-    return c;
-  }
+  const clients = proxyClients(() => proxy);
+  const client = clients.open;
   /** The row as a reader on another connection sees it through the proxy, after caching it. */
   async function cachedRead(id: number): Promise<{ val: string; n: number }> {
     await reader.query('SELECT val, n FROM items WHERE id = $1', [id]);
     // The drainer's poll may replay the write's own journal row while the fill is in flight and
     // void it (harmless: one more miss, docs/pg-proxy.md): read until a read is a hit.
-    for (let tries = 0; ; tries++) {
-      assert.ok(tries < 50, `id ${id} never became a cache hit`);
-      const hits = proxy.metrics.hits;
-      const { rows } = await reader.query('SELECT val, n FROM items WHERE id = $1', [id]);
-      if (proxy.metrics.hits === hits + 1) return rows[0];
-    }
+    return clients.untilHit(reader, 'SELECT val, n FROM items WHERE id = $1', id);
   }
   async function read(id: number): Promise<{ val: string; n: number }> {
     return (await reader.query('SELECT val, n FROM items WHERE id = $1', [id])).rows[0];
@@ -48,7 +38,7 @@ describe('pg-proxy: the fence pipelined behind the batch', { skip: service.skip,
     reader = await client();
   });
   after(async () => {
-    for (const c of clients) await c.end().catch(() => undefined);
+    await clients.closeAll();
     await proxy?.close(1000);
     await db?.drop();
   });

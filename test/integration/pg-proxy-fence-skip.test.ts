@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createProxyDatabase, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
+import { createProxyDatabase, proxyClients, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import { WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from '../../src/pg-proxy/write-marker.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
@@ -18,24 +18,11 @@ describe('pg-proxy: the fence of a batch of SELECTs, skipped unless the write ma
   let db: ProxyDatabase;
   let proxy: PgProxy & { url: string };
   let reader: pg.Client;
-  const clients: pg.Client[] = [];
   const notices: string[] = [];
-  async function client(url = proxy.url): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: url });
-    c.on('notice', (n) => notices.push(n.message ?? ''));
-    await c.connect();
-    clients.push(c);
-    return c;
-  }
+  const clients = proxyClients(() => proxy, (text) => notices.push(text));
+  const client = clients.open;
   /** Reads on another connection until the read is a cache hit; returns the row. */
-  async function cachedRead(id: number): Promise<{ val: string }> {
-    for (let tries = 0; ; tries++) {
-      assert.ok(tries < 50, `id ${id} never became a cache hit`);
-      const hits = proxy.metrics.hits;
-      const { rows } = await reader.query('SELECT val FROM items WHERE id = $1', [id]);
-      if (proxy.metrics.hits === hits + 1) return rows[0];
-    }
-  }
+  const cachedRead = (id: number) => clients.untilHit<{ val: string }>(reader, 'SELECT val FROM items WHERE id = $1', id);
   async function read(id: number): Promise<string> {
     return (await reader.query('SELECT val FROM items WHERE id = $1', [id])).rows[0].val;
   }
@@ -55,7 +42,7 @@ describe('pg-proxy: the fence of a batch of SELECTs, skipped unless the write ma
     reader = await client();
   });
   after(async () => {
-    for (const c of clients) await c.end().catch(() => undefined);
+    await clients.closeAll();
     await proxy?.close(1000);
     await db?.drop();
   });
