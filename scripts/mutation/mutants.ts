@@ -271,6 +271,32 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
     patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
   },
+  // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
+  {
+    id: 'proxy-tls-takes-injected-bytes',
+    rule: 'pg-proxy: bytes sent unencrypted behind an SSLRequest are kept and read as the session\'s first message after the handshake (CVE-2021-23214)',
+    patches: [{ file: PROXY_SESSION, find: "          if (found.rest.length > 0) throw new Error('unencrypted data after SSLRequest');", replace: '' }],
+  },
+  {
+    id: 'proxy-tls-not-required',
+    rule: 'pg-proxy: --tls-required lets a session that did not negotiate TLS in',
+    patches: [{ file: PROXY_SESSION, find: 'if (ctx.clientTls?.required === true && !(socket instanceof TLSSocket)) {', replace: 'if (ctx.clientTls?.required === true && false) {' }],
+  },
+  {
+    id: 'proxy-tls-verify-full-skips-host',
+    rule: 'pg-proxy: sslmode=verify-full accepts a certificate issued for another host name',
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: "    ...(mode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),", replace: '    checkServerIdentity: () => undefined,' }],
+  },
+  {
+    id: 'proxy-tls-offers-channel-binding-in-plain',
+    rule: 'pg-proxy: a client on a plain connection is offered SCRAM-SHA-256-PLUS, which libpq refuses (no SCRAM login through a TLS upstream)',
+    patches: [{ file: PROXY_SESSION, find: "client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: 'client.socket.write(m.raw);' }],
+  },
+  {
+    id: 'proxy-tls-hides-channel-binding',
+    rule: 'pg-proxy: a client on TLS is not offered SCRAM-SHA-256-PLUS, so libpq, which supports it, is refused as a downgrade even where binding would hold',
+    patches: [{ file: PROXY_SESSION, find: "client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: "client.socket.write(m.type === 'R' ? withoutChannelBinding(m.raw) : m.raw);" }],
+  },
   {
     id: 'proxy-serves-behind-drainer',
     rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',

@@ -7,6 +7,7 @@
 // key's committed version and its row in one snapshot. The two sides are not read at one instant,
 // so a key found D or E is read again (PostgreSQL first, then the cache) before it is counted: a
 // write between its commit and its fence, or a fill in flight, is not taken for a defect.
+import { parseUpstream, resolveUpstream } from './upstream-tls.js';
 import type { AuditExample, AuditReport, AuditRepair, StateCounts } from '../audit/auditor.js';
 import { KEY_STATES } from '../audit/auditor.js';
 import type { KeyState } from '../engine/api.js';
@@ -36,11 +37,9 @@ export interface ProxyAuditOptions {
   readonly maxRepairsListed?: number;
 }
 
-/** The database name the proxy puts in its cache keys, derived from the URL as the proxy does (server.ts). */
+/** The database name the proxy puts in its cache keys, derived from the URL as the proxy does (upstream-tls.ts). */
 export function upstreamDatabase(upstream: string): string {
-  const url = new URL(upstream);
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('--upstream must be a postgres:// URL');
-  return decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
+  return parseUpstream(upstream).database;
 }
 
 
@@ -218,8 +217,10 @@ export async function auditPgProxy(options: ProxyAuditOptions): Promise<AuditRep
   if (!isIdentifier(schema)) throw new Error(`--schema ${JSON.stringify(schema)}: expected a plain identifier`);
   const pageSize = options.pageSize ?? 500;
   if (!Number.isSafeInteger(pageSize) || pageSize <= 0) throw new RangeError(`pageSize must be a positive integer (got ${pageSize})`);
-  const database = upstreamDatabase(options.upstream);
-  const client = new pg.Client({ connectionString: options.upstream });
+  // The proxy's URL, TLS included: the audit connects as the proxy's own connections do.
+  const upstream = await resolveUpstream(options.upstream);
+  const database = upstream.database;
+  const client = new pg.Client({ ...upstream.pg });
   client.on('error', () => undefined); // a lost connection fails the next query, which rejects
   await client.connect();
   try {

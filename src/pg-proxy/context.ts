@@ -1,5 +1,7 @@
 // What every session of one proxy shares: the cached tables, the cache, the proxy's schema, the
 // counters, and the fence (between a commit and its acknowledgement: see fence.ts).
+import type { ClientTls } from './client-tls.js';
+import type { UpstreamTarget } from './upstream-tls.js';
 import type { CacheAdapter } from '../types.js';
 import type { CachedTable } from './tables.js';
 import type { AnswerMemo } from './answer-memo.js';
@@ -64,7 +66,10 @@ export interface ProxyContext {
   readonly answers: AnswerMemo;
   /** The proxy's schema in the upstream database (versions, journal, functions). */
   readonly schema: string;
-  readonly upstream: { readonly host: string; readonly port: number; readonly database: string };
+  /** Where sessions connect, with TLS as the upstream URL's sslmode asks (upstream-tls.ts). */
+  readonly upstream: UpstreamTarget;
+  /** TLS for clients: undefined answers every SSLRequest 'N' (client-tls.ts). */
+  readonly clientTls: ClientTls | undefined;
   readonly metrics: ProxyMetrics;
   /** How long a fill may hold its lease, and how long an answer stays cached. */
   readonly fillLeaseMs: number;

@@ -7,6 +7,7 @@
 // >= the previous pass's snapshot xmin, and that snapshot's own xmin. A transaction that commits after
 // a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
+import type { PgConnection } from './upstream-tls.js';
 import { pg, type PgClient } from './pg-driver.js';
 import { markersInstalledSql, PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
@@ -15,7 +16,7 @@ import { isClientTimeout } from '../store/client-timeouts.js';
 import type { ProxyContext } from './context.js';
 
 export interface DrainerOptions {
-  readonly upstreamUrl: string;
+  readonly upstreamPg: PgConnection;
   /** Fallback poll interval. @default 50 */
   readonly pollMs?: number;
   /** Wake on NOTIFY. @default true */
@@ -68,7 +69,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   async function connection(): Promise<PgClient> {
     if (client !== undefined) return client;
     const c = new pg.Client({
-      connectionString: options.upstreamUrl,
+      ...options.upstreamPg,
       application_name: 'lockstep pg-proxy drainer',
       connectionTimeoutMillis: DRAINER_WAIT_MS,
       query_timeout: DRAINER_WAIT_MS,
@@ -219,7 +220,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   /** Opens the LISTEN connection; once it is in place, a lost one is replaced (the poll covers the gap). */
   async function listen(): Promise<void> {
     if (options.listen === false || !running) return;
-    const l = new pg.Client({ connectionString: options.upstreamUrl, application_name: 'lockstep pg-proxy listener', connectionTimeoutMillis: DRAINER_WAIT_MS });
+    const l = new pg.Client({ ...options.upstreamPg, application_name: 'lockstep pg-proxy listener', connectionTimeoutMillis: DRAINER_WAIT_MS });
     let live = false;
     let replaced = false;
     l.on('notification', (m) => {

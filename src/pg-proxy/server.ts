@@ -10,6 +10,8 @@ import { build } from './framing.js';
 import { startHttp } from './http.js';
 import { AnswerMemo } from './answer-memo.js';
 import { handleConnection } from './session.js';
+import { createClientTls, type PgProxyTlsOptions } from './client-tls.js';
+import { resolveUpstream } from './upstream-tls.js';
 import type { SessionState } from './state.js';
 import { installAndDescribe, type CachedTable } from './tables.js';
 import type { CacheAdapter } from '../types.js';
@@ -42,6 +44,8 @@ export interface PgProxyOptions {
    * bound on how long a write that bypassed the proxy can stay hidden. @default 1_000
    */
   readonly bypassBoundMs?: number;
+  /** TLS for clients (certificate and key, PEM); without it SSLRequest is answered 'N'. TLS to PostgreSQL is set in `upstream` (sslmode). */
+  readonly tls?: PgProxyTlsOptions;
   /** TEST ONLY: 'skip' acknowledges commits without the fence. */
   readonly unsafeFence?: 'on' | 'skip';
 }
@@ -60,16 +64,15 @@ export interface PgProxy {
 }
 
 export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
-  const url = new URL(options.upstream);
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('--upstream must be a postgres:// URL');
-  const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
+  const clientTls = createClientTls(options.tls);
+  const upstream = await resolveUpstream(options.upstream);
   const schema = options.schema ?? 'lockstep_proxy';
   const boundMs = bypassBound(options.bypassBoundMs);
   const pollMs = options.drainPollMs ?? 50;
   // A poll at or near the bound would close the gate between passes: every read would pass through.
   if (!(pollMs * 2 <= boundMs)) throw new RangeError(`bypassBoundMs (${boundMs}) must be at least twice drainPollMs (${pollMs})`);
   await loadParser();
-  const tables = await installAndDescribe(options.upstream, schema, options.tables);
+  const tables = await installAndDescribe(upstream.pg, schema, options.tables);
   const metrics = createMetrics();
   const ctx: ProxyContext = {
     tables,
@@ -77,7 +80,8 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     answers: new AnswerMemo(),
     ownBackends: new Set(),
     schema,
-    upstream: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432), database },
+    upstream,
+    clientTls,
     metrics,
     fillLeaseMs: options.fillLeaseMs ?? 5_000,
     ttlMs: options.ttlMs ?? 60_000,
@@ -90,7 +94,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
     },
   };
-  const drainer = createDrainer(ctx, { upstreamUrl: options.upstream, pollMs, listen: options.drainListen ?? true });
+  const drainer = createDrainer(ctx, { upstreamPg: upstream.pg, pollMs, listen: options.drainListen ?? true });
   await drainer.start();
 
   const sessions = new Set<SessionState>();

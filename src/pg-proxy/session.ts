@@ -2,7 +2,8 @@
 // batches of client messages handled one at a time, in order: a cacheable point read is answered
 // from the cache or filled (read-path.ts), everything else is relayed unchanged (relay.ts), and every
 // acknowledgement of a commit waits for the fence (fence.ts).
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { build, CANCEL_REQUEST_CODE, errorCode, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
 import { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
@@ -11,6 +12,9 @@ import { recordParameter } from './state.js';
 import { openCursor } from './session-fence.js';
 import { isWriteMarker, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
+import { acceptTls } from './client-tls.js';
+import { connectSessionUpstream } from './upstream-tls.js';
+import { withoutChannelBinding } from './sasl.js';
 
 export interface SessionHooks {
   isDraining(): boolean;
@@ -26,18 +30,24 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
   try {
     let startup;
     try {
-      startup = await readStartup(socket);
+      startup = await readStartup(ctx, socket);
     } catch (error) {
       if (error instanceof CancelRequest) {
-        const upstream = await connectUpstream(ctx).catch(() => undefined);
+        // Unencrypted, as libpq sends it: PostgreSQL takes a cancel before any TLS or pg_hba.conf check.
+        const upstream = await connectSessionUpstream(ctx.upstream, { plain: true }).catch(() => undefined);
         upstream?.end(error.frame);
       }
       return;
     }
     const { frame, rest } = startup;
+    socket = startup.socket;
+    if (ctx.clientTls?.required === true && !(socket instanceof TLSSocket)) {
+      socket.end(build.error('FATAL', '28000', 'the proxy accepts only TLS connections: connect with sslmode=require or stricter'));
+      return;
+    }
     const params = startupParameters(frame);
     const database = params.get('database') ?? params.get('user') ?? '';
-    upstreamSocket = await connectUpstream(ctx);
+    upstreamSocket = await connectSessionUpstream(ctx.upstream);
     if (hooks.isDraining()) {
       socket.end(build.error('FATAL', '57P03', 'the proxy is shutting down'));
       return;
@@ -68,7 +78,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
         // default): this session starts again without it, and so do the proxy's next ones.
         ctx.markerStartup.refused = true;
         upstreamSocket.destroy();
-        upstreamSocket = await connectUpstream(ctx);
+        upstreamSocket = await connectSessionUpstream(ctx.upstream);
         upstreamSocket.write(frame);
         upstream = new MessageQueue(upstreamSocket, 'upstream');
       } else upstream.unshift(first);
@@ -135,34 +145,34 @@ function refusesParameter(m: Message, name: string): boolean {
   return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);
 }
 
-/** The untyped first message: answers SSLRequest/GSSENCRequest with 'N', relays a CancelRequest. */
-async function readStartup(socket: Socket): Promise<{ frame: Buffer; rest: Buffer }> {
+/**
+ * The untyped first message: an SSLRequest is answered 'S' and the handshake run when the proxy has a
+ * certificate (else 'N'), a GSSENCRequest 'N', a CancelRequest relayed. Returns the startup message and
+ * the socket the session goes on with (the TLS one after a handshake).
+ */
+async function readStartup(ctx: ProxyContext, raw: Socket): Promise<{ frame: Buffer; rest: Buffer; socket: Socket }> {
+  let socket = raw;
+  let encrypted = false;
   let buffer = Buffer.alloc(0);
   const deadline = setTimeout(() => socket.destroy(), 10_000); // a silent client does not hold a slot
   try {
     for (;;) {
-      const chunk = await new Promise<Buffer>((resolve, reject) => {
-        const onData = (data: Buffer) => {
-          cleanup();
-          resolve(data);
-        };
-        const onEnd = () => {
-          cleanup();
-          reject(new Error('closed before startup'));
-        };
-        const cleanup = () => {
-          socket.off('data', onData);
-          socket.off('close', onEnd);
-          socket.pause();
-        };
-        socket.on('data', onData);
-        socket.once('close', onEnd);
-        socket.resume();
-      });
-      buffer = Buffer.concat([buffer, chunk]);
+      buffer = Buffer.concat([buffer, await nextChunk(socket)]);
       let found = readStartupFrame(buffer);
       while (found !== undefined) {
         const code = found.frame.readInt32BE(4);
+        if (code === SSL_REQUEST_CODE && ctx.clientTls !== undefined && !encrypted) {
+          // Bytes after the SSLRequest came before the handshake, unencrypted: whoever sent them may
+          // not be the client (CVE-2021-23214). PostgreSQL closes such a connection; so does the proxy.
+          if (found.rest.length > 0) throw new Error('unencrypted data after SSLRequest');
+          socket.write('S');
+          socket = await acceptTls(socket, ctx.clientTls);
+          encrypted = true;
+          buffer = Buffer.alloc(0);
+          found = undefined;
+          continue;
+        }
+        if (code === SSL_REQUEST_CODE && encrypted) throw new Error('SSLRequest inside TLS'); // a protocol violation: PostgreSQL closes too
         if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
           socket.write('N');
           buffer = Buffer.from(found.rest);
@@ -170,36 +180,43 @@ async function readStartup(socket: Socket): Promise<{ frame: Buffer; rest: Buffe
           continue;
         }
         if (code === CANCEL_REQUEST_CODE) throw new CancelRequest(found.frame);
-        return found;
+        return { ...found, socket };
       }
     }
+  } catch (error) {
+    if (socket !== raw) socket.destroy(); // the caller destroys the socket it gave
+    throw error;
   } finally {
     clearTimeout(deadline);
   }
+}
+
+/** The socket's next chunk; it is paused again after it, so nothing is read that no one takes. */
+function nextChunk(socket: Socket): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const onData = (data: Buffer) => {
+      cleanup();
+      resolve(data);
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error('closed before startup'));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('close', onEnd);
+      socket.pause();
+    };
+    socket.on('data', onData);
+    socket.once('close', onEnd);
+    socket.resume();
+  });
 }
 
 class CancelRequest extends Error {
   constructor(readonly frame: Buffer) {
     super('cancel request');
   }
-}
-
-
-
-function connectUpstream(ctx: ProxyContext): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: ctx.upstream.host, port: ctx.upstream.port });
-    const timer = setTimeout(() => socket.destroy(new Error('upstream connect timeout')), 10_000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
 }
 
 /**
@@ -230,7 +247,8 @@ async function authenticate(state: SessionState, onBackend: (pid: number) => voi
         client.socket.write(m.raw);
         return true;
       }
-      client.socket.write(m.raw);
+      // A client on a plain connection is not offered SCRAM's channel binding (sasl.ts).
+      client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);
     }
   } finally {
     client.onMessage = undefined;

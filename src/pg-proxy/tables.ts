@@ -1,5 +1,6 @@
 // The cached tables as the catalog describes them: the single-column primary key and its type (which
 // decides how a key parameter is read), and the column names (a select list may name only these).
+import type { PgConnection } from './upstream-tls.js';
 import { pg, type PgClient, type PgClientBase } from './pg-driver.js';
 import { isIdentifier } from '../store/postgres-schema.js';
 import { proxySchemaSql, proxyTriggersSql } from './schema.js';
@@ -57,8 +58,8 @@ export async function describeTable(client: PgClientBase, schema: string, name: 
 }
 
 /** Installs the proxy's schema and each table's triggers (idempotent, under an advisory lock) and describes the tables. */
-export async function installAndDescribe(upstreamUrl: string, schema: string, tableNames: readonly string[]): Promise<CachedTable[]> {
-  const client = new pg.Client({ connectionString: upstreamUrl });
+export async function installAndDescribe(upstream: string | PgConnection, schema: string, tableNames: readonly string[]): Promise<CachedTable[]> {
+  const client = new pg.Client(typeof upstream === 'string' ? { connectionString: upstream } : { ...upstream });
   client.on('error', () => undefined); // a lost connection fails the next query, which rejects
   await client.connect();
   try {

@@ -3,8 +3,9 @@
 // SIGINT/SIGTERM drain: new sessions are refused, idle ones end, the others get --grace to finish.
 import { EXIT, formatHelp, HELP_OPTION, integerOption, parseCommandArgs, reportUsageError, UsageError } from '../args.js';
 import { openCache, parseCacheSpec } from '../../backend-specs.js';
-import { startPgProxy } from '../../pg-proxy/index.js';
+import { startPgProxy, type PgProxyTlsOptions } from '../../pg-proxy/index.js';
 import { toMs } from '../../duration.js';
+import { readFileSync } from 'node:fs';
 
 export const usage = formatHelp({
   usage: 'proxy --upstream postgres://USER@HOST:PORT/DB --table TABLE [--table …] [options]',
@@ -21,14 +22,20 @@ Authentication is relayed: PostgreSQL checks every client's own user and passwor
     ['--http-port N', '/metrics and /healthz on this loopback port', 'default none'],
     ['--ttl DURATION', 'how long a cached answer lives', 'default 60s'],
     ['--grace DURATION', 'on SIGTERM: how long sessions in flight may finish', 'default 10s'],
+    ['--tls-cert FILE', 'PEM certificate chain offered to clients that ask for TLS (with --tls-key)', 'default none: SSLRequest is answered N'],
+    ['--tls-key FILE', 'PEM private key of --tls-cert'],
+    ['--tls-required', 'refuse sessions that did not negotiate TLS'],
     ['--bypass-bound DURATION', 'cached answers are served only while the bypass drainer passed this recently (else reads go to PostgreSQL)', 'default 1s'],
     ['-h, --help', 'show this help'],
   ],
   notes: `Binding --listen to a host other than loopback is allowed: every client still authenticates
-against PostgreSQL itself. SSL is not offered (SSLRequest is answered 'N').`,
+against PostgreSQL itself. TLS to PostgreSQL is set in the --upstream URL as with libpq: sslmode=
+disable (the default), prefer, require, verify-ca or verify-full, with sslrootcert=FILE (needed for the
+verify modes) and sslcert=FILE&sslkey=FILE for the proxy's own connections.`,
   examples: [
     'lockstep proxy --upstream postgres://app@127.0.0.1:5432/app --table items',
     'lockstep proxy --listen 127.0.0.1:6432 --upstream postgres://app@db:5432/app --cache redis://cache:6379 --table items --table public.orders --http-port 9187',
+    "lockstep proxy --listen 0.0.0.0:6432 --tls-cert proxy.crt --tls-key proxy.key --tls-required --upstream 'postgres://app@db.internal:5432/app?sslmode=verify-full&sslrootcert=ca.crt' --table items",
   ],
   exit: '0 stopped by SIGINT or SIGTERM; 2 bad input; 3 could not start (upstream or cache unreachable).',
 });
@@ -51,6 +58,14 @@ function testOnlyOptions(): { unsafeFence?: 'skip'; drainPollMs?: number; drainL
   };
 }
 
+function readPem(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new UsageError(`${flag} ${path}: ${(error as Error).message}`);
+  }
+}
+
 export async function run(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
@@ -65,6 +80,9 @@ export async function run(argv: readonly string[]): Promise<number> {
       ttl: { type: 'string' },
       grace: { type: 'string' },
       'bypass-bound': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-required': { type: 'boolean' },
     });
   } catch (error) {
     return reportUsageError(process.stderr, 'proxy', error);
@@ -85,8 +103,15 @@ export async function run(argv: readonly string[]): Promise<number> {
       ttlMs: toMs(values.ttl ?? '60s', '--ttl'),
       graceMs: toMs(values.grace ?? '10s', '--grace', { allowZero: true }),
       bypassBoundMs: toMs(values['bypass-bound'] ?? '1s', '--bypass-bound'),
+      tls: undefined as PgProxyTlsOptions | undefined,
     };
     if (config.bypassBoundMs < 100) throw new UsageError('--bypass-bound must be at least 100ms (the drainer polls every 50 ms)');
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+    if (values['tls-required'] === true && values['tls-cert'] === undefined) throw new UsageError('--tls-required needs --tls-cert and --tls-key');
+    config.tls =
+      values['tls-cert'] === undefined || values['tls-key'] === undefined
+        ? undefined
+        : { cert: readPem(values['tls-cert'], '--tls-cert'), key: readPem(values['tls-key'], '--tls-key'), required: values['tls-required'] === true };
   } catch (error) {
     return reportUsageError(process.stderr, 'proxy', error);
   }
@@ -103,6 +128,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       ...(config.httpPort === undefined ? {} : { httpPort: config.httpPort }),
       ttlMs: config.ttlMs,
       bypassBoundMs: config.bypassBoundMs,
+      ...(config.tls === undefined ? {} : { tls: config.tls }),
       ...testOnlyOptions(),
     });
     const stopCache = () => cache.close();

@@ -1,0 +1,34 @@
+// SCRAM channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point) binds the exchange to the hash of
+// the certificate the client's TLS connection ended at. Through the proxy:
+// - a client on a plain connection must not be offered it: PostgreSQL offers it on the proxy's TLS
+//   connection, and libpq refuses a -PLUS offer over a connection without TLS. The proxy takes the
+//   -PLUS mechanisms out of the offer it relays.
+// - a client on TLS is offered what PostgreSQL offers. Its binding holds only if the proxy presents
+//   PostgreSQL's own certificate (same hash); otherwise the exchange fails, and a client must not
+//   ask for binding (libpq: channel_binding=disable). Hiding the offer would not help: a client that
+//   supports binding says so in its first message, and PostgreSQL refuses that as a downgrade.
+const AUTHENTICATION_SASL = 10;
+const PLUS = '-PLUS';
+
+/** An AuthenticationSASL message without its channel-binding mechanisms; any other message unchanged. */
+export function withoutChannelBinding(raw: Buffer): Buffer {
+  if (raw[0] !== 0x52 /* R */ || raw.length < 9 || raw.readInt32BE(5) !== AUTHENTICATION_SASL) return raw;
+  const mechanisms: string[] = [];
+  let at = 9;
+  for (;;) {
+    const end = raw.indexOf(0, at);
+    if (end < 0) return raw; // malformed: left for the client to reject
+    if (end === at) break;
+    mechanisms.push(raw.toString('utf8', at, end));
+    at = end + 1;
+  }
+  const kept = mechanisms.filter((name) => !name.endsWith(PLUS));
+  if (kept.length === mechanisms.length || kept.length === 0) return raw;
+  const body = Buffer.concat([...kept.map((name) => Buffer.from(`${name}\0`, 'utf8')), Buffer.from([0])]);
+  const out = Buffer.alloc(9 + body.length);
+  out[0] = 0x52;
+  out.writeInt32BE(8 + body.length, 1);
+  out.writeInt32BE(AUTHENTICATION_SASL, 5);
+  body.copy(out, 9);
+  return out;
+}
