@@ -116,6 +116,7 @@ function connectTcp(host: string, port: number): Promise<Socket> {
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', reject);
+      socket.on('error', () => undefined); // whoever reads the socket sees an error as its close
       socket.setNoDelay(true);
       resolve(socket);
     });
@@ -181,6 +182,7 @@ export async function connectSessionUpstream(target: UpstreamTarget, { plain = f
     secure.once('secureConnect', () => {
       clearTimeout(timer);
       secure.off('error', onError);
+      secure.on('error', () => undefined); // as for the plain socket: its close follows
       resolve(secure);
     });
     const onError = (error: Error) => {

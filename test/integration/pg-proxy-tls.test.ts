@@ -222,6 +222,25 @@ describe('pg-proxy TLS', { skip, timeout: 240_000 }, () => {
     }
   });
 
+  it('a drain ends an idle TLS session at once and lets one in a transaction finish, within the grace period', async () => {
+    const proxy = await startPgProxy({ upstream: upstreamUrl('127.0.0.1', 'sslmode=require'), cache: createMemoryCache({ maxEntries: 10 }), tables: ['items'], port: 0, tls: { cert: readFileSync(certs.proxyCert), key: readFileSync(certs.proxyKey) } });
+    const tlsClient = () => client(proxy, { host: 'localhost', ssl: { ca: readFileSync(certs.ca) } });
+    const idle = await tlsClient();
+    const busy = await tlsClient();
+    // pg reports the FATAL, then the end of the connection: both settle this, the first one counts.
+    const idleEnded = new Promise<string | undefined>((resolve) => idle.on('error', (e: Error & { code?: string }) => resolve(e.code)).once('end', () => resolve('end')));
+    await busy.query('BEGIN');
+    const started = Date.now();
+    const closing = proxy.close(60_000);
+    assert.ok(['57P01', 'end'].includes((await idleEnded) ?? ''), 'the idle session was ended');
+    await busy.query("UPDATE items SET val = 'zwei' WHERE id = 2");
+    await busy.query('COMMIT');
+    await busy.end().catch(() => undefined);
+    await closing;
+    assert.ok(Date.now() - started < 30_000, `closed when its sessions ended, not at the grace period (${Date.now() - started} ms)`);
+    await idle.end().catch(() => undefined);
+  });
+
   it('unencrypted bytes sent behind an SSLRequest close the connection before any handshake (CVE-2021-23214)', async () => {
     const proxy = await start({ upstream: upstreamUrl('127.0.0.1', 'sslmode=require'), tls: { cert: readFileSync(certs.cert), key: readFileSync(certs.key) } });
     const request = Buffer.alloc(8);
