@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { startPgProxy, type PgProxy, type PgProxyOptions } from '../../src/pg-proxy/index.js';
+import { auditPgProxy } from '../../src/pg-proxy/audit.js';
 import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
@@ -308,6 +309,18 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
       );
     assert.equal(await psqlTo('postgres'), 'postgres');
     assert.equal(await psqlTo('template1'), 'template1');
+  });
+
+  it('the audit connects as the proxy does: over TLS, verified, to a TLS-only PostgreSQL', async () => {
+    const cache = createMemoryCache({ maxEntries: 100 });
+    const upstream = `postgres://postgres@localhost:${cluster.port}/postgres?sslmode=verify-full&sslrootcert=${encodeURIComponent(certs.ca)}`;
+    const proxy = await start({ upstream, cache });
+    assert.equal(await tryClient(proxy.port), 'connected: one'); // fills the cache with row 1
+    const [report] = await auditPgProxy({ upstream, cache, tables: ['items'] });
+    assert.equal(report?.counts.C, 1, `the audit compared the cached row with PostgreSQL's (${JSON.stringify(report?.counts)})`);
+    assert.deepEqual(report.remaining, { D: 0, E: 0 });
+    // And refuses a server whose certificate does not name the host, as the proxy does.
+    await assert.rejects(auditPgProxy({ upstream: upstream.replace('localhost', '127.0.0.1'), cache, tables: ['items'] }), /127\.0\.0\.1|altnames/);
   });
 
   it('--tls-required: a GSSENCRequest (answered N) followed by a plain startup is refused', async () => {
