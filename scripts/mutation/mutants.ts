@@ -328,6 +328,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);', replace: '      if (true) upstreamSocket.pipe(socket);' }],
   },
   {
+    id: 'proxy-tls-session-presents-proxy-cert',
+    rule: "pg-proxy: a session's upstream connection presents the proxy's own client certificate (sslcert/sslkey), so any client logs in as its user under cert authentication",
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    const secure = tlsConnect({ ...tls.session, socket });', replace: '    const secure = tlsConnect({ ...tls.forProxy, socket });' }],
+  },
+  {
     id: 'proxy-serves-behind-drainer',
     rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',
     patches: [{ file: PROXY_READ_PATH, find: "  if (!bypassCovered(ctx)) return 'drainer-behind';", replace: "  if (!bypassCovered(ctx) && ctx.fence === 'skip') return 'drainer-behind';" }],

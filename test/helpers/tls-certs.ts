@@ -1,7 +1,7 @@
 // Certificates for the TLS tests, made with openssl in a temporary directory: a CA, PostgreSQL's
 // certificate and the proxy's own (both for "localhost" only, no IP address, from that CA), a second
 // CA nobody trusts, and two a man in the middle could present: one for localhost from the untrusted
-// CA, one from the trusted CA for another host name.
+// CA, one from the trusted CA for another host name; and a client certificate for the role certuser.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,9 @@ export interface Certs {
   /** evil.example, signed by the trusted CA */
   readonly otherNameCert: string;
   readonly otherNameKey: string;
+  /** A client certificate for the role "certuser", from the trusted CA (PostgreSQL's cert authentication) */
+  readonly clientCert: string;
+  readonly clientKey: string;
 }
 
 export function makeCerts(): Certs {
@@ -33,12 +36,14 @@ export function makeCerts(): Certs {
   }
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName = DNS:localhost\n');
   writeFileSync(join(dir, 'evil.ext'), 'subjectAltName = DNS:evil.example\n');
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage = clientAuth\n');
   // [name, CN, CA, extension file]
   const issued: [string, string, string, string][] = [
     ['server', 'localhost', 'ca', 'san.ext'],
     ['proxy', 'localhost', 'ca', 'san.ext'],
     ['untrusted', 'localhost', 'other-ca', 'san.ext'],
     ['other-name', 'evil.example', 'ca', 'evil.ext'],
+    ['client', 'certuser', 'ca', 'client.ext'],
   ];
   for (const [name, cn, ca, ext] of issued) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
@@ -50,6 +55,7 @@ export function makeCerts(): Certs {
   chownSync(dir, uid, gid);
   for (const file of ['server.crt', 'server.key']) chownSync(join(dir, file), uid, gid);
   chmodSync(join(dir, 'server.key'), 0o600);
+  chmodSync(join(dir, 'client.key'), 0o600); // libpq refuses a key others can read
   chmodSync(dir, 0o755);
   const at = (file: string) => join(dir, file);
   return {
@@ -64,5 +70,7 @@ export function makeCerts(): Certs {
     untrustedKey: at('untrusted.key'),
     otherNameCert: at('other-name.crt'),
     otherNameKey: at('other-name.key'),
+    clientCert: at('client.crt'),
+    clientKey: at('client.key'),
   };
 }

@@ -28,6 +28,7 @@ const psql = needProgram('psql', '/usr/bin/psql');
 const HBA = `local all all trust
 hostssl all postgres 127.0.0.1/32 trust
 hostssl all u_scram 127.0.0.1/32 scram-sha-256
+hostssl all certuser 127.0.0.1/32 cert
 hostnossl all all 127.0.0.1/32 reject
 `;
 
@@ -224,11 +225,12 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
 
   before(async () => {
     certs = makeCerts();
-    cluster = startCluster(await freePort(), HBA, `-c ssl=on -c ssl_cert_file=${certs.cert} -c ssl_key_file=${certs.key}`);
+    cluster = startCluster(await freePort(), HBA, `-c ssl=on -c ssl_cert_file=${certs.cert} -c ssl_key_file=${certs.key} -c ssl_ca_file=${certs.ca}`);
     const admin = new pg.Client({ host: cluster.dir, port: cluster.port, user: 'postgres', database: 'postgres' });
     await admin.connect();
     await admin.query("CREATE TABLE items (id int PRIMARY KEY, val text); INSERT INTO items VALUES (1, 'one'), (2, 'two')");
     await admin.query("SET password_encryption = 'scram-sha-256'; CREATE ROLE u_scram LOGIN PASSWORD 'pw-scram'; GRANT SELECT ON items TO u_scram");
+    await admin.query('CREATE ROLE certuser LOGIN; GRANT SELECT ON items TO certuser');
     await admin.end();
     mitm = await startMitm(cluster.port);
   });
@@ -321,6 +323,17 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(report.remaining, { D: 0, E: 0 });
     // And refuses a server whose certificate does not name the host, as the proxy does.
     await assert.rejects(auditPgProxy({ upstream: upstream.replace('localhost', '127.0.0.1'), cache, tables: ['items'] }), /127\.0\.0\.1|altnames/);
+  });
+
+  it("the proxy's client certificate (sslcert/sslkey) is never presented for a session: no one logs in with it", async () => {
+    // The certificate is good: libpq logs in with it straight to PostgreSQL.
+    const direct = await run('psql', [`host=127.0.0.1 port=${cluster.port} user=certuser dbname=postgres sslmode=require sslcert=${certs.clientCert} sslkey=${certs.clientKey}`, '-XAtc', 'SELECT current_user']);
+    assert.equal(direct.stdout.trim(), 'certuser');
+    const proxy = await start({ upstream: `postgres://postgres@127.0.0.1:${cluster.port}/postgres?sslmode=require&sslcert=${encodeURIComponent(certs.clientCert)}&sslkey=${encodeURIComponent(certs.clientKey)}` });
+    assert.equal(await tryClient(proxy.port), 'connected: one', 'sessions of a trusted user work');
+    for (const database of ['postgres', 'template1']) {
+      assert.match(await tryClient(proxy.port, { user: 'certuser', database }), /^error: .*certificate/, `certuser on ${database} through the proxy`);
+    }
   });
 
   it('--tls-required: a GSSENCRequest (answered N) followed by a plain startup is refused', async () => {
