@@ -330,7 +330,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-tls-session-presents-proxy-cert',
     rule: "pg-proxy: a session's upstream connection presents the proxy's own client certificate (sslcert/sslkey), so any client logs in as its user under cert authentication",
-    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    const secure = tlsConnect({ ...tls.session, socket });', replace: '    const secure = tlsConnect({ ...tls.forProxy, socket });' }],
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    const secure = tlsConnect({ ...tls.session, socket });', replace: "    const secure = tlsConnect({ ...tls.forProxy, ...('key' in tls.forProxy ? { key: tls.forProxy.key } : {}), socket });" }],
   },
   {
     id: 'proxy-serves-behind-drainer',

@@ -97,6 +97,8 @@ export function parseUpstream(upstream: string): { host: string; port: number; d
     ...(isIP(host) === 0 ? { servername: host } : {}), // SNI takes host names only
     ...(mode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),
   };
+  // pg makes `key` of the object it is given non-enumerable (connection-parameters.js): a spread of
+  // forProxy after that has no key. Sessions must not present the certificate anyway.
   const forProxy = cert === null || key === null ? session : { ...session, cert: readPem(cert, 'sslcert'), key: readPem(key, 'sslkey') };
   return { ...target, tls: { mode, session, forProxy } };
 }
