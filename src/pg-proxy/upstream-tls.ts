@@ -63,6 +63,11 @@ export function parseUpstream(upstream: string): { host: string; port: number; d
   for (const name of UNSUPPORTED) {
     if (params.has(name)) throw new UpstreamTlsError(`--upstream: the parameter ${name} is not supported by the proxy (TLS is set with sslmode, sslrootcert, sslcert and sslkey)`);
   }
+  // pg takes host and port from the query over the URL's; sessions connect to the URL's: the proxy's
+  // fence and drainer would run against another server than its sessions.
+  for (const name of ['host', 'hostaddr', 'port']) {
+    if (params.has(name)) throw new UpstreamTlsError(`--upstream: the parameter ${name} is not supported by the proxy (give the host and port in the URL: postgres://user@host:port/db)`);
+  }
   for (const name of new Set(params.keys())) {
     const lower = name.toLowerCase();
     if (!SUPPORTED.includes(lower) && !UNSUPPORTED.includes(lower)) continue;

@@ -241,7 +241,7 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
     if (certs !== undefined) rmSync(certs.dir, { recursive: true, force: true });
   });
 
-  it('an upstream URL that names a TLS parameter twice, or in another case, is refused (libpq takes the last sslmode; SSLMODE is not sslmode)', async () => {
+  it('an upstream URL that names a TLS parameter twice, or in another case, or host/port in its query, is refused (libpq takes the last sslmode; SSLMODE is not sslmode; pg and the sessions would connect to different servers)', async () => {
     const url = (query: string) => `postgres://postgres@127.0.0.1:${cluster.port}/postgres?${query}`;
     // libpq: sslmode=disable&sslmode=require is require. Taking the first would run unencrypted.
     await assert.rejects(start({ upstream: url('sslmode=disable&sslmode=require') }), /sslmode.*more than once/);
@@ -249,6 +249,10 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
     // libpq refuses an unknown parameter; pg ignores it, and the proxy would run with sslmode=disable.
     await assert.rejects(start({ upstream: url('SSLMODE=require') }), /SSLMODE/);
     await assert.rejects(start({ upstream: url('sslMode=verify-full') }), /sslMode/);
+    // pg connects to ?host=/?port= over the URL's; sessions to the URL's: two servers for one proxy.
+    for (const query of ['sslmode=require&host=localhost', `sslmode=require&port=${cluster.port}`, 'sslmode=require&hostaddr=127.0.0.1']) {
+      await assert.rejects(start({ upstream: url(query) }), /parameter (host|port|hostaddr) is not supported/, query);
+    }
   });
 
   it('require: an upstream that answers N gets no startup message, and the client no session', async () => {
