@@ -298,6 +298,41 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: "client.socket.write(m.type === 'R' ? withoutChannelBinding(m.raw) : m.raw);" }],
   },
   {
+    id: 'proxy-tls-url-first-sslmode',
+    rule: 'pg-proxy: an upstream URL with sslmode twice runs with the first (sslmode=disable&sslmode=require unencrypted), where libpq takes the last',
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    if (params.getAll(name).length > 1) throw', replace: '    if (false) throw' }],
+  },
+  {
+    id: 'proxy-tls-url-ignores-upper-case',
+    rule: 'pg-proxy: SSLMODE=require in the upstream URL is ignored and the proxy runs unencrypted (libpq refuses the parameter)',
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    if (name !== lower) throw', replace: '    if (false) throw' }],
+  },
+  {
+    id: 'proxy-tls-require-falls-back',
+    rule: "pg-proxy: under sslmode=require a session whose upstream answers 'N' (a man in the middle) goes on unencrypted",
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: "    if (tls.mode === 'prefer') return socket;", replace: '    return socket;' }],
+  },
+  {
+    id: 'proxy-tls-upstream-takes-extra-bytes',
+    rule: "pg-proxy: bytes behind the upstream's 'S' (before the handshake) are dropped instead of refused (CVE-2021-23222 class)",
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: "      if (chunk.length !== 1) return done(", replace: '      if (chunk.length === 0) return done(' }],
+  },
+  {
+    id: 'proxy-tls-require-ignores-rootcert',
+    rule: 'pg-proxy: sessions under sslmode=require with sslrootcert (and verify-ca) accept a certificate from any CA',
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    rejectUnauthorized: ca !== undefined,', replace: '    rejectUnauthorized: false,' }],
+  },
+  {
+    id: 'proxy-tls-pipe-offers-channel-binding',
+    rule: 'pg-proxy: a plain client piped to another database through a TLS upstream is offered SCRAM-SHA-256-PLUS, which libpq refuses',
+    patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);', replace: '      if (true) upstreamSocket.pipe(socket);' }],
+  },
+  {
+    id: 'proxy-tls-session-presents-proxy-cert',
+    rule: "pg-proxy: a session's upstream connection presents the proxy's own client certificate (sslcert/sslkey), so any client logs in as its user under cert authentication",
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: '    const secure = tlsConnect({ ...tls.session, socket });', replace: "    const secure = tlsConnect({ ...tls.forProxy, ...('key' in tls.forProxy ? { key: tls.forProxy.key } : {}), socket });" }],
+  },
+  {
     id: 'proxy-serves-behind-drainer',
     rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',
     patches: [{ file: PROXY_READ_PATH, find: "  if (!bypassCovered(ctx)) return 'drainer-behind';", replace: "  if (!bypassCovered(ctx) && ctx.fence === 'skip') return 'drainer-behind';" }],

@@ -32,3 +32,34 @@ export function withoutChannelBinding(raw: Buffer): Buffer {
   body.copy(out, 9);
   return out;
 }
+
+/** Authentication messages are small: a longer frame during the exchange is left alone, and so is the rest. */
+const MAX_AUTHENTICATION_FRAME = 64 * 1024;
+
+/**
+ * The pass-through's upstream-to-client direction for a client on a plain connection: the messages of
+ * the authentication exchange with the channel-binding mechanisms taken out of the SASL offer (as the
+ * session's own relay does), then, from AuthenticationOk or an ErrorResponse on, the bytes as they come.
+ */
+export function pipeWithoutChannelBinding(upstream: NodeJS.ReadableStream, client: NodeJS.WritableStream): void {
+  let pending: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 5) {
+      const length = pending.readInt32BE(1);
+      if (length < 4 || length > MAX_AUTHENTICATION_FRAME) return handOver();
+      if (pending.length < 1 + length) return;
+      const raw = pending.subarray(0, 1 + length);
+      pending = pending.subarray(1 + length);
+      client.write(withoutChannelBinding(raw));
+      const authenticated = raw[0] === 0x52 /* R */ && length >= 8 && raw.readInt32BE(5) === 0;
+      if (authenticated || raw[0] === 0x45 /* E */) return handOver();
+    }
+  };
+  const handOver = () => {
+    upstream.off('data', onData);
+    if (pending.length > 0) client.write(pending);
+    upstream.pipe(client);
+  };
+  upstream.on('data', onData);
+}

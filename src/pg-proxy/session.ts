@@ -14,7 +14,7 @@ import { isWriteMarker, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 import { acceptTls } from './client-tls.js';
 import { connectSessionUpstream } from './upstream-tls.js';
-import { withoutChannelBinding } from './sasl.js';
+import { pipeWithoutChannelBinding, withoutChannelBinding } from './sasl.js';
 
 export interface SessionHooks {
   isDraining(): boolean;
@@ -58,7 +58,9 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       upstreamSocket.write(frame);
       if (rest.length > 0) upstreamSocket.write(rest);
       socket.pipe(upstreamSocket);
-      upstreamSocket.pipe(socket);
+      // A client on a plain connection is not offered SCRAM's channel binding here either (sasl.ts).
+      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);
+      else pipeWithoutChannelBinding(upstreamSocket, socket);
       await new Promise<void>((resolve) => {
         socket.once('close', resolve);
         upstreamSocket!.once('close', resolve);

@@ -10,6 +10,8 @@ import { SSL_REQUEST_CODE } from './framing.js';
 export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
 
+/** libpq parameters about TLS that the proxy implements: each at most once, in lower case. */
+const SUPPORTED = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey'];
 /** libpq parameters about TLS that the proxy does not implement: refused rather than silently ignored. */
 const UNSUPPORTED = ['ssl', 'sslpassword', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'sslsni', 'sslcompression', 'sslcertmode', 'ssl_min_protocol_version', 'ssl_max_protocol_version'];
 
@@ -61,6 +63,19 @@ export function parseUpstream(upstream: string): { host: string; port: number; d
   for (const name of UNSUPPORTED) {
     if (params.has(name)) throw new UpstreamTlsError(`--upstream: the parameter ${name} is not supported by the proxy (TLS is set with sslmode, sslrootcert, sslcert and sslkey)`);
   }
+  // pg takes host and port from the query over the URL's; sessions connect to the URL's: the proxy's
+  // fence and drainer would run against another server than its sessions.
+  for (const name of ['host', 'hostaddr', 'port']) {
+    if (params.has(name)) throw new UpstreamTlsError(`--upstream: the parameter ${name} is not supported by the proxy (give the host and port in the URL: postgres://user@host:port/db)`);
+  }
+  for (const name of new Set(params.keys())) {
+    const lower = name.toLowerCase();
+    if (!SUPPORTED.includes(lower) && !UNSUPPORTED.includes(lower)) continue;
+    // libpq refuses SSLMODE (unknown), and takes the last of two sslmode: taking either would differ from
+    // it, and ignoring SSLMODE would run unencrypted.
+    if (name !== lower) throw new UpstreamTlsError(`--upstream: unknown parameter ${name} (libpq's parameter names are lower case: ${lower})`);
+    if (params.getAll(name).length > 1) throw new UpstreamTlsError(`--upstream: the parameter ${name} is given more than once`);
+  }
   const mode = (params.get('sslmode') ?? 'disable') as SslMode;
   if (!SSL_MODES.includes(mode)) throw new UpstreamTlsError(`--upstream sslmode=${mode}: expected one of ${SSL_MODES.join(', ')}`);
   const rootcert = params.get('sslrootcert');
@@ -72,7 +87,7 @@ export function parseUpstream(upstream: string): { host: string; port: number; d
     // libpq reads ~/.postgresql/root.crt here; a proxy should not depend on its user's home directory.
     throw new UpstreamTlsError(`--upstream sslmode=${mode} needs sslrootcert=<file of the CA certificates to trust>`);
   }
-  for (const name of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) params.delete(name);
+  for (const name of SUPPORTED) params.delete(name);
   const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
   const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
   const target = { host, port: Number(url.port || 5432), database, plainUrl: url.toString() };
@@ -87,6 +102,8 @@ export function parseUpstream(upstream: string): { host: string; port: number; d
     ...(isIP(host) === 0 ? { servername: host } : {}), // SNI takes host names only
     ...(mode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),
   };
+  // pg makes `key` of the object it is given non-enumerable (connection-parameters.js): a spread of
+  // forProxy after that has no key. Sessions must not present the certificate anyway.
   const forProxy = cert === null || key === null ? session : { ...session, cert: readPem(cert, 'sslcert'), key: readPem(key, 'sslkey') };
   return { ...target, tls: { mode, session, forProxy } };
 }

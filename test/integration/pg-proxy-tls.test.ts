@@ -4,11 +4,9 @@
 // IP address: verify-full against 127.0.0.1 must fail), and a second CA nobody signed with.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import postgres from 'postgres';
@@ -18,6 +16,7 @@ import { DATABASE_URL } from '../helpers/services.js';
 import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
+import { makeCerts, type Certs } from '../helpers/tls-certs.js';
 
 const run = promisify(execFile);
 const initdb = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
@@ -29,40 +28,6 @@ hostssl all postgres 127.0.0.1/32 trust
 hostssl all u_scram 127.0.0.1/32 scram-sha-256
 hostnossl all all 127.0.0.1/32 reject
 `;
-
-interface Certs {
-  readonly dir: string;
-  readonly ca: string;
-  readonly otherCa: string;
-  /** PostgreSQL's */
-  readonly cert: string;
-  readonly key: string;
-  /** The proxy's own */
-  readonly proxyCert: string;
-  readonly proxyKey: string;
-}
-
-function makeCerts(): Certs {
-  const dir = mkdtempSync(join(tmpdir(), 'lockstep-tls-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  for (const ca of ['ca', 'other-ca']) {
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=lockstep test ${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
-  }
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName = DNS:localhost\n');
-  // PostgreSQL's certificate, and one of the proxy's own: both for localhost, from the same CA.
-  for (const name of ['server', 'proxy']) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', `${name}.crt`);
-  }
-  // PostgreSQL reads its key as its own user, and refuses a key others can read.
-  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-  chownSync(dir, uid, gid);
-  for (const file of ['server.crt', 'server.key']) chownSync(join(dir, file), uid, gid);
-  chmodSync(join(dir, 'server.key'), 0o600);
-  chmodSync(dir, 0o755);
-  return { dir, ca: join(dir, 'ca.crt'), otherCa: join(dir, 'other-ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), proxyCert: join(dir, 'proxy.crt'), proxyKey: join(dir, 'proxy.key') };
-}
 
 const skip = initdb.skip || openssl.skip || psql.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing');
 
