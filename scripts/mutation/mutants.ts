@@ -140,6 +140,11 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'read-fill-skips-journal-wait',
+    rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
+    patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
+  },
   // --- the transition table, in both adapters ---
   {
     id: 'unfenced-fill',
