@@ -219,7 +219,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
     if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
-    if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
+    if (started !== -1) {
+      const failed = this.emitSettled(key, 'hit', !answer.tombstone, started);
+      if (failed !== undefined) return failed;
+    }
     return this.ctx.entries.valueOf(answer) as T | undefined;
   }
 
@@ -231,7 +234,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
   private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): T | undefined | Promise<T | undefined> {
     const entry = readAfterCache<T>(this.ctx, key, cacheKey, answer);
     if (!(entry instanceof Promise)) {
-      if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
+      if (started !== -1) {
+        const failed = this.emitSettled(key, entry.source, entry.found, started);
+        if (failed !== undefined) return failed;
+      }
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
     }
@@ -256,6 +262,20 @@ export class WriteThroughEngine<T> implements Engine<T> {
         throw error;
       },
     );
+  }
+
+  /**
+   * emitRead for a read that settled inside read() (a hit, a synchronous cold read): a `read`
+   * listener that throws fails the read with a rejection, as on the promise path (settleRead), and
+   * never makes read() itself throw.
+   */
+  private emitSettled(key: string, source: ReadSource, found: boolean, started: number): Promise<never> | undefined {
+    try {
+      this.emitRead(key, source, found, started);
+      return undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private emitRead(key: string, source: ReadSource | undefined, found: boolean, started: number): void {
