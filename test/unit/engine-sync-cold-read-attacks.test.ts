@@ -169,6 +169,7 @@ describe('synchronous cold read: calls from inside the synchronous step', () => 
     assert.equal(await engine.read('k'), 'v1');
     assert.equal(engine.counters.fillsRejected, rejected + 1);
     await deleting;
+    w.clock.advance(30_000); // within the tombstone's ttl (1 min)
     const after = await engine.readEntry('k');
     assert.equal(after.found, false);
     assert.equal(after.source, 'hit', 'the delete\'s tombstone, not the refused fill');
@@ -328,6 +329,32 @@ describe('synchronous cold read: a store that answers synchronously only sometim
     const second = engine.read('k2');
     assert.equal(recordOf(w.cache, 'ns:k2')?.kind, 'value');
     assert.equal(await second, 'x');
+  });
+
+  it('an asynchronous read whose fill lease a drained bypass write voided: its fill is refused, and the synchronous reads after it answer the bypass write', async () => {
+    const w = world();
+    await w.sqlite.write('ns', 'k', '"v1"', { journal: false, deadlineMs: 1_000 });
+    const held = createGate();
+    let calls = 0;
+    const store = overriding<StoreAdapter>(w.sqlite, {
+      read: (namespace: string, key: string) => {
+        calls++;
+        const answer = w.sqlite.read(namespace, key);
+        return key === 'k' && calls === 1 ? held.wait().then(() => answer) : answer;
+      },
+    });
+    const engine = await engineIn({ ...w, sqlite: store as SqliteStore });
+    calls = 0;
+    const first = engine.readEntry('k');
+    await held.reached;
+    w.raw.prepare("UPDATE lockstep_kv SET value = '\"v2\"' WHERE namespace = 'ns' AND key = 'k'").run();
+    await engine.drainJournal(); // the bypass row's invalidateOlder voids the first reader's fill lease
+    held.release();
+    assert.equal((await first).value, 'v1', 'read before the bypass write committed');
+    const next = engine.readEntry('k');
+    assert.equal(recordOf(w.cache, 'ns:k')?.kind, 'value', 'a synchronous cold read now');
+    assert.deepEqual(await next, { found: true, value: 'v2', version: rowVersion(w, 'ns', 'k'), source: 'miss' });
+    assert.equal((await engine.inspect('k')).state, 'C');
   });
 
   it('a store that throws synchronously while the journal position is still unknown fails the read with E_STORE_READ (a rejection, not a throw)', async () => {
