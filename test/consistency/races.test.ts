@@ -246,6 +246,8 @@ describe('a journal drainer that is still starting', () => {
     await gate.reached;
     const write = engine.write('k', 'through lockstep');
     await flush();
+    // Observed directly, as the fill's wait above (the outcome below holds without it too). Mutant: write-skips-journal-wait.
+    assert.equal(f.sqlite.read('test', 'k'), undefined, 'nothing is committed before the drainer knows where the journal ends');
     raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"bypass\"') ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value").run();
     gate.release();
     await write;
