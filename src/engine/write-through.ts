@@ -7,7 +7,7 @@ import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
-import type { CacheAnswerHandler, CacheGetResult } from '../types.js';
+import type { CacheAnswerHandler, CacheGetResult, ValueRecord } from '../types.js';
 import type {
   DeleteOptions,
   DeleteResult,
@@ -219,11 +219,13 @@ export class WriteThroughEngine<T> implements Engine<T> {
     if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
-    if (started !== -1) {
-      const failed = this.emitSettled(key, 'hit', !answer.tombstone, started);
-      if (failed !== undefined) return failed;
-    }
+    if (started !== -1) return this.timedHit(key, answer, started);
     return this.ctx.entries.valueOf(answer) as T | undefined;
+  }
+
+  /** A hit that `read` listeners wait for (out of valueOrSlowPath, which stays as small as it was). */
+  private timedHit(key: string, answer: ValueRecord, started: number): T | undefined | Promise<never> {
+    return this.emitSettled(key, 'hit', !answer.tombstone, started) ?? (this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
   /**
