@@ -140,6 +140,16 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'read-fill-skips-journal-wait',
+    rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
+    patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
+  },
+  {
+    id: 'write-skips-journal-wait',
+    rule: "journal invariant: a write leases and commits before the journal drainer knows where the journal ends (write-path.ts's step 0 removed)",
+    patches: [{ file: WRITE_PATH, find: '  if (!readyJournals.has(ctx.journalReady)) {', replace: '  if (false as boolean) {' }],
+  },
   // --- the transition table, in both adapters ---
   {
     id: 'unfenced-fill',

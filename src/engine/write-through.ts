@@ -7,7 +7,7 @@ import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
-import type { CacheAnswerHandler, CacheGetResult } from '../types.js';
+import type { CacheAnswerHandler, CacheGetResult, ValueRecord } from '../types.js';
 import type {
   DeleteOptions,
   DeleteResult,
@@ -219,8 +219,13 @@ export class WriteThroughEngine<T> implements Engine<T> {
     if (answer.kind !== 'value' || this.ctx.journalReplaying()) return this.slowValue(key, cacheKey, answer, started);
     this.ctx.counters.cacheHits++;
     if (this.sampleRate !== 0) this.sampleHit(key, answer.version, !answer.tombstone);
-    if (started !== -1) this.emitRead(key, 'hit', !answer.tombstone, started);
+    if (started !== -1) return this.timedHit(key, answer, started);
     return this.ctx.entries.valueOf(answer) as T | undefined;
+  }
+
+  /** A hit that `read` listeners wait for (out of valueOrSlowPath, which stays as small as it was). */
+  private timedHit(key: string, answer: ValueRecord, started: number): T | undefined | Promise<never> {
+    return this.emitSettled(key, 'hit', !answer.tombstone, started) ?? (this.ctx.entries.valueOf(answer) as T | undefined);
   }
 
   /**
@@ -231,7 +236,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
   private slowValue(key: string, cacheKey: string, answer: CacheGetResult | Promise<CacheGetResult>, started: number): T | undefined | Promise<T | undefined> {
     const entry = readAfterCache<T>(this.ctx, key, cacheKey, answer);
     if (!(entry instanceof Promise)) {
-      if (started !== -1) this.emitRead(key, entry.source, entry.found, started);
+      if (started !== -1) {
+        const failed = this.emitSettled(key, entry.source, entry.found, started);
+        if (failed !== undefined) return failed;
+      }
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
     }
@@ -256,6 +264,20 @@ export class WriteThroughEngine<T> implements Engine<T> {
         throw error;
       },
     );
+  }
+
+  /**
+   * emitRead for a read that settled inside read() (a hit, a synchronous cold read): a `read`
+   * listener that throws fails the read with a rejection, as on the promise path (settleRead), and
+   * never makes read() itself throw.
+   */
+  private emitSettled(key: string, source: ReadSource, found: boolean, started: number): Promise<never> | undefined {
+    try {
+      this.emitRead(key, source, found, started);
+      return undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private emitRead(key: string, source: ReadSource | undefined, found: boolean, started: number): void {

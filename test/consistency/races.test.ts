@@ -189,23 +189,49 @@ describe('counterexample shapes from model.mjs', () => {
 });
 
 describe('a journal drainer that is still starting', () => {
-  // A cache without a replay cursor starts replaying at the journal's end. Found by the shell-bypass
-  // test under load: if a read filled (or a write published) before the drainer had read where the
+  // Found by the shell-bypass test under load, when a drainer without a replay cursor started at the
+  // journal's end: if a read filled (or a write published) before the drainer had read where the
   // journal ends, a bypass write committed in between was behind the cursor and never replayed.
+  // The start no longer skips rows for a cache that may hold something (journal-start.ts); the
+  // waits stay, so that no start rule has to account for fills and writes that began before it.
   it('a fill waits until the drainer knows where the journal ends: a bypass write in between is replayed', async () => {
+    // The wait is observed directly (no store read until the drainer's start is decided): the
+    // outcome alone cannot show it is missing any more. A fill's lease is taken before its store
+    // read, so the memory cache is never "empty" at the drainer's start while a fill is on its way;
+    // the drainer then replays the retained journal (no cursor) or from its cursor, and the bypass
+    // row voids the early fill either way. The engine here has the plain memory cache (its get
+    // answers at once: read-path.ts's first branch, the one a cold read on SQLite takes) and an
+    // asynchronous store (the chaos wrapper); test/unit/engine-sync-cold-read.test.ts has the
+    // mirror image (an asynchronous cache, a synchronous store). Mutant: read-fill-skips-journal-wait.
     f = await createEngineFixture<string>();
     const raw = f.rawConnection();
     raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"v1\"')").run();
     const { gate, fault } = pauseBefore();
     f.store.faults.next('journalHead', fault);
-    const engine = f.another({ journal: { pollInterval: '1h' } });
+    let storeReads = 0;
+    const chaos = f.store;
+    const store = new Proxy(chaos, {
+      get(target, property) {
+        if (property === 'read') {
+          return (namespace: string, key: string) => {
+            storeReads++;
+            return target.read(namespace, key);
+          };
+        }
+        const value = Reflect.get(target, property) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const engine = f.another({ store, cache: f.cache.inner, journal: { pollInterval: '1h' } });
     await gate.reached;
     const read = engine.readEntry('k');
     await flush();
+    assert.equal(storeReads, 0, 'the store is not read before the drainer knows where the journal ends');
     // The bypass commits while the new engine's drainer has not read the journal's end yet.
     raw.prepare("UPDATE lockstep_kv SET value = '\"v2\"' WHERE namespace = 'test' AND key = 'k'").run();
     gate.release();
-    await read;
+    assert.deepEqual(await read, { found: true, value: 'v2', version: 2, source: 'miss' }, 'read after the start was decided: the bypass write is in it');
+    assert.equal(storeReads, 1);
     await engine.drainJournal();
     assert.equal(await engine.read('k'), 'v2', 'the bypass write must not stay hidden behind an early fill');
     assert.equal((await engine.inspect('k')).state, 'C');
@@ -220,6 +246,8 @@ describe('a journal drainer that is still starting', () => {
     await gate.reached;
     const write = engine.write('k', 'through lockstep');
     await flush();
+    // Observed directly, as the fill's wait above (the outcome below holds without it too). Mutant: write-skips-journal-wait.
+    assert.equal(f.sqlite.read('test', 'k'), undefined, 'nothing is committed before the drainer knows where the journal ends');
     raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"bypass\"') ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value").run();
     gate.release();
     await write;
