@@ -38,7 +38,10 @@ const NAMESPACE = 'sync';
 const ENGINES = 2;
 const KEYS_PER_ENGINE = 3;
 const CLIENTS_PER_ENGINE = 5;
-const RESTARTS = 4; // epochs: every epoch opens fresh engines, caches and store connections
+/** Epochs: each opens new engines and store connections; even ones fresh memory caches (a process restart), odd ones the caches of the epoch before (an instance re-created in the same process). */
+const EPOCHS = 6;
+/** Plain-SQL writes committed between two epochs, while no engine runs. */
+const DOWNTIME_BYPASS = 3;
 const OPS_PER_CLIENT = Number(process.env.SYNC_LIN_OPS ?? 150); // per epoch
 /** A plain-SQL write after about this many client operations (over all clients). */
 const BYPASS_EVERY = 12;
@@ -121,8 +124,12 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
     });
 
     const rnd = random(20261206);
-    for (let epoch = 0; epoch < RESTARTS; epoch++) {
-      // Fresh engines (a restart of both processes): new memory caches, new store connections.
+    let caches: CacheAdapter[] = [];
+    /** Plain-SQL writes committed while no engine ran: they return once the next engines' drainers applied them. */
+    let downtime: Array<Omit<HistoryEntry, 'returnedAt'>> = [];
+    for (let epoch = 0; epoch < EPOCHS; epoch++) {
+      const reuse = epoch % 2 === 1;
+      if (!reuse) caches = [];
       const engines: Array<WriteThrough<string>> = [];
       for (let e = 0; e < ENGINES; e++) {
         const store = createSqliteStore({ path: dbPath });
@@ -133,16 +140,32 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
           else counts.otherStoreReads++;
           return read(namespace, key);
         };
-        // Two entries for three keys, values that live 2 ms: reads keep missing and filling.
-        const cache: CacheAdapter = createMemoryCache({ maxEntries: 2 });
-        const fill = cache.fill.bind(cache);
-        cache.fill = (key, token, entry, ttlMs) => {
-          if (inCall) counts.syncFills++;
-          return fill(key, token, entry, ttlMs);
-        };
+        // Two entries for three keys, values that live 2 ms (a tenth of the writes: 1 h): reads keep
+        // missing and filling, and some values outlive an epoch in a reused cache.
+        let cache = caches[e];
+        if (cache === undefined) {
+          const fresh = createMemoryCache({ maxEntries: 2 });
+          const fill = fresh.fill.bind(fresh);
+          fresh.fill = (key, token, entry, ttlMs) => {
+            if (inCall) counts.syncFills++;
+            return fill(key, token, entry, ttlMs);
+          };
+          caches[e] = cache = fresh;
+        }
         engines.push(createWriteThrough<string>({ store, cache, namespace: NAMESPACE, ttl: '2ms', journal: { pollInterval: '5ms' }, metrics: false }));
       }
       lastEngines = engines;
+      // The writes made while no engine ran: returned once every new drainer applied them.
+      if (downtime.length > 0) {
+        for (const engine of engines) {
+          await engine.drainJournal();
+          await engine.drainJournal();
+        }
+        const returnedAt = historyNow();
+        for (const entry of downtime) history.push({ ...entry, returnedAt });
+        counts.bypass += downtime.length;
+        downtime = [];
+      }
 
       let done = 0;
       let clientsLeft = ENGINES * CLIENTS_PER_ENGINE;
@@ -176,7 +199,7 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
               pending = engine.readEntry(key);
             } else if (roll < 0.72) {
               kind = 'write';
-              pending = engine.write(key, value);
+              pending = engine.write(key, value, rnd() < 0.1 ? { ttl: '1h' } : undefined);
             } else if (roll < 0.8) {
               kind = 'delete';
               pending = engine.delete(key);
@@ -250,9 +273,12 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
       for (let e = 0; e < ENGINES; e++) for (let c = 0; c < CLIENTS_PER_ENGINE; c++) clients.push(client(e, c));
       await Promise.all([...clients, bypassClient()]);
 
-      if (epoch < RESTARTS - 1) {
+      if (epoch < EPOCHS - 1) {
         for (const engine of engines) await engine.close();
         for (const store of stores.splice(0)) await store.close();
+        for (let i = 0; i < DOWNTIME_BYPASS; i++) {
+          downtime.push(bypassWrite.immediate(keysOf(Math.floor(rnd() * ENGINES))[Math.floor(rnd() * KEYS_PER_ENGINE)]!, rnd()));
+        }
       }
     }
 
@@ -280,7 +306,7 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
 
     // The run must have exercised what it claims to.
     assert.deepEqual(counts.errors.slice(0, 5), [], `${counts.errors.length} operations failed`);
-    assert.ok(counts.reads >= 0.4 * ENGINES * CLIENTS_PER_ENGINE * OPS_PER_CLIENT * RESTARTS, `${counts.reads} reads`);
+    assert.ok(counts.reads >= 0.4 * ENGINES * CLIENTS_PER_ENGINE * OPS_PER_CLIENT * EPOCHS, `${counts.reads} reads`);
     assert.ok(share >= 0.2, `only ${counts.syncStoreReads} of ${counts.reads} reads settled synchronously (store read inside the call)`);
     assert.ok(counts.syncFills >= counts.syncStoreReads * 0.9, `${counts.syncFills} synchronous fills for ${counts.syncStoreReads} synchronous store reads`);
     assert.ok(counts.bypass >= 20, `${counts.bypass} plain-SQL writes`);
