@@ -39,10 +39,10 @@ const ENGINES = 2;
 const KEYS_PER_ENGINE = 3;
 const CLIENTS_PER_ENGINE = 5;
 /** Epochs: each opens new engines and store connections; even ones fresh memory caches (a process restart), odd ones the caches of the epoch before (an instance re-created in the same process). */
-const EPOCHS = 6;
+const EPOCHS = 8;
 /** A write's chance of a 1 h TTL instead of 2 ms: such values outlive an epoch in a reused cache. */
 const LONG_TTL_SHARE = 0.25;
-const OPS_PER_CLIENT = Number(process.env.SYNC_LIN_OPS ?? 150); // per epoch
+const OPS_PER_CLIENT = Number(process.env.SYNC_LIN_OPS ?? 250); // per epoch
 /** A plain-SQL write after about this many client operations (over all clients). */
 const BYPASS_EVERY = 12;
 
