@@ -43,6 +43,8 @@ const EPOCHS = 8;
 /** A write's chance of a 1 h TTL instead of 2 ms: such values outlive an epoch in a reused cache. */
 const LONG_TTL_SHARE = 0.25;
 const OPS_PER_CLIENT = Number(process.env.SYNC_LIN_OPS ?? 250); // per epoch
+/** The schedule's seed (what is attempted, not the timing): SYNC_LIN_SEED replays another. */
+const SEED = Number(process.env.SYNC_LIN_SEED ?? 20261206);
 /** A plain-SQL write after about this many client operations (over all clients). */
 const BYPASS_EVERY = 12;
 
@@ -123,7 +125,7 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
       return { process: BYPASS_PROCESS, key, kind: 'write', invokedAt, outcome: 'ok', value, version: rowVersion.get(NAMESPACE, key) as number };
     });
 
-    const rnd = random(20261206);
+    const rnd = random(SEED);
     let caches: CacheAdapter[] = [];
     /** Plain-SQL writes committed while no engine ran: they return once the next engines' drainers applied them. */
     let downtime: Array<Omit<HistoryEntry, 'returnedAt'>> = [];
@@ -295,7 +297,7 @@ it('the synchronous cold read on SQLite + memory: linearizable per key, with con
     const lag = [...counts.drainLagMs].sort((a, b) => a - b);
     const share = counts.syncStoreReads / Math.max(1, counts.reads);
     t.diagnostic(
-      `${history.length} operations in ${Math.round(runMs)} ms: ${counts.reads} reads (${counts.syncStoreReads} synchronous cold reads, ` +
+      `seed ${SEED}: ${history.length} operations in ${Math.round(runMs)} ms: ${counts.reads} reads (${counts.syncStoreReads} synchronous cold reads, ` +
         `${(share * 100).toFixed(1)} %; ${counts.syncFills} fills inside the call; ${counts.otherStoreReads} other store reads), ` +
         `${counts.writes} writes, ${counts.deletes} deletes (${counts.conditional} conditional acknowledged, ${counts.preconditionFailed} refused), ` +
         `${counts.bypass} plain-SQL writes (drained by both engines in p50 ${lag[lag.length >> 1]?.toFixed(1)} ms, max ${lag.at(-1)?.toFixed(1)} ms), ` +
