@@ -19,6 +19,7 @@ export interface Mutant {
 }
 
 const MEMORY = 'src/cache/memory.ts';
+const VALUES = 'src/cache/memory-values.ts';
 const LUA = 'src/cache/redis-scripts.ts';
 const WRITE_PATH = 'src/engine/write-path.ts';
 const DRAINER = 'src/engine/journal-drainer.ts';
@@ -238,6 +239,20 @@ export const MUTANTS: readonly Mutant[] = [
       { file: MEMORY, find: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);", replace: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) {\n      this.leases.delete(key);\n      if (lease.max !== undefined) this.publish(key, lease.max);\n    }" },
       { file: LUA, find: "  if rec.count == 0 then\n    redis.call('DEL', key)\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }", replace: "  if rec.count == 0 then\n    if rec.pending ~= '' then publish(rec.pending, 60000) else redis.call('DEL', key) end\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }" },
     ],
+  },
+  // --- the embedded defaults' own paths (memory cache + SQLite), which the wrapped fixtures never take ---
+  {
+    id: 'slot-outlives-value',
+    rule: "the memory cache's value slot (CacheAdapter.slot) still answers its value after the value was deleted, replaced by a lease or evicted: the engine's held slot serves it after a write",
+    patches: [
+      { file: VALUES, find: '    return this.live ? this.owner.use(this) : undefined;', replace: '    return this.live ? this.owner.use(this) : this.value;' },
+      { file: VALUES, find: '    slot.value = undefined; // a reader may still hold the slot: it must not hold the value\n', replace: '' },
+    ],
+  },
+  {
+    id: 'memory-cache-assumed-empty',
+    rule: 'journal invariant: a drainer over an in-process cache starts at the head as if the cache were empty, without asking it (a memory cache reused by a re-created instance keeps values the skipped rows invalidate)',
+    patches: [{ file: START, find: '  if (cache.isEmpty?.() === true) return', replace: '  if (cache.isEmpty !== undefined) return' }],
   },
   // --- pg-proxy (issue 12) ---
   {
