@@ -156,7 +156,11 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'unfenced-fill',
     rule: 'fill(t) publishes without a live fill lease of t (a voided or stale fill lands)',
     patches: [
-      { file: MEMORY, find: "if (lease?.kind !== 'fill' || lease.token !== token) return false;", replace: "if (lease?.kind === 'write') return false;" },
+      {
+        file: MEMORY,
+        find: '    if (lease === undefined || lease.fillToken !== token) return false;\n    const value = toStored(entry, ttlMs);\n    this.values.fillWith(lease, value, ttlMs, value.sizeBytes);',
+        replace: '    if (this.liveWrite(key) !== undefined) return false;\n    const value = toStored(entry, ttlMs);\n    if (lease !== undefined) this.values.fillWith(lease, value, ttlMs, value.sizeBytes);\n    else this.publish(key, value);',
+      },
       { file: LUA, find: "if rec ~= nil and rec.kind == 'fill' and rec.token == ARGV[1] then", replace: "if rec == nil or rec.kind ~= 'write' then" },
     ],
   },
@@ -212,7 +216,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'fill-not-voided',
     rule: 'invalidateOlder(v) does not void a live fill lease',
     patches: [
-      { file: MEMORY, find: "if (lease?.kind === 'fill') this.leases.delete(key);\n    else if", replace: "if (lease?.kind === 'fill') void 0;\n    else if" },
+      { file: MEMORY, find: 'if (fill !== undefined) this.values.delete(key);\n    else if', replace: 'if (fill !== undefined) void 0;\n    else if' },
       { file: LUA, find: "  elseif rec.kind == 'fill' then\n    redis.call('DEL', key)\n  elseif", replace: "  elseif rec.kind == 'fill' then\n  elseif" },
     ],
   },
@@ -228,7 +232,7 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'get-during-write-fills',
     rule: 'get on a live write record grants a fill lease (replacing the writers\' lease) instead of bypassing',
     patches: [
-      { file: MEMORY, find: "return lease.kind === 'fill' ? MISS_WITHOUT_TOKEN : BYPASS;", replace: "if (lease.kind === 'fill') return MISS_WITHOUT_TOKEN;\n    const token = this.nextToken();\n    this.setLease(key, { kind: 'fill', token, expiresAt: this.clock.now() + fillLeaseMs });\n    return BYPASS.kind === 'bypass' ? { kind: 'miss', token } : BYPASS;" },
+      { file: MEMORY, find: 'if (this.liveWrite(key) !== undefined) return BYPASS;', replace: "if (this.liveWrite(key) !== undefined && BYPASS.kind === 'bypass') this.leases.delete(key);" },
       { file: LUA, find: "return { expired, 'b' }\n`;", replace: "redis.call('SET', key, 'f' .. string.format('%d', now + tonumber(ARGV[1])) .. ':' .. ARGV[2])\nreturn { expired, 'm' }\n`;" },
     ],
   },

@@ -4,21 +4,33 @@
 // a key reads its slot without looking the joined cache key up again (two hash lookups were most of
 // a memory hit). A slot belongs to its key until the key's value is deleted or evicted; then it is
 // dead for good and its value let go, and a later value of the key gets a new slot.
+//
+// A key's fill lease lives here too, in a slot of its own (not live, not in the LRU list, in a list of
+// fill leases instead): the fill that lands under it turns that slot into the key's value in place, so
+// a cold read costs one map insert for its lease and its value together (the memory cache's lease map
+// holds write leases only). A key has at most one slot: a value or a fill lease.
 import type { Clock, ValueRecord } from '../types.js';
 
 export class ValueSlot<V extends ValueRecord> {
   /** Less and more recently used neighbours; undefined at the ends. */
+  /** Less and more recently used neighbours (a fill lease: older and newer fill leases); undefined at the ends. */
   older: ValueSlot<V> | undefined = undefined;
   newer: ValueSlot<V> | undefined = undefined;
-  live = true;
+  /** Holds the key's value; false while it holds a fill lease, and once dead. */
+  live: boolean;
 
   constructor(
     private readonly owner: ValueSlots<V>,
     readonly key: string,
     public value: V | undefined,
+    /** The value's expiry; while the slot holds a fill lease, the lease's deadline. */
     public expiresAt: number,
     public size: number,
-  ) {}
+    /** The fill lease's token while the slot holds one; undefined otherwise. */
+    public fillToken: string | undefined,
+  ) {
+    this.live = fillToken === undefined;
+  }
 
   /** The value while this slot is its key's and has not expired (a use: it becomes the most recent); else undefined. */
   read(): V | undefined {
@@ -42,6 +54,11 @@ export class ValueSlots<V extends ValueRecord> {
   /** Least recently used: evicted first. */
   private oldest: ValueSlot<V> | undefined;
   private newest: ValueSlot<V> | undefined;
+  /** Fill leases, oldest first (for the sweep of expired ones). */
+  private oldestFill: ValueSlot<V> | undefined;
+  private newestFill: ValueSlot<V> | undefined;
+  private values = 0;
+  private fills = 0;
   private bytes = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
@@ -60,20 +77,77 @@ export class ValueSlots<V extends ValueRecord> {
     this.coarseClock = options.coarseClock;
   }
 
+  /** Values held (fill leases not counted). */
   get size(): number {
-    return this.slots.size;
+    return this.values;
+  }
+
+  /** Fill leases held (live or expired, until dropped). */
+  get fillCount(): number {
+    return this.fills;
+  }
+
+  /** The key's slot, whatever it holds: a value (live) or a fill lease (not live); undefined when none. */
+  lookup(key: string): ValueSlot<V> | undefined {
+    return this.slots.get(key);
   }
 
   /** The key's value, if live (a use). */
   get(key: string): V | undefined {
     const slot = this.slots.get(key);
-    return slot === undefined ? undefined : this.use(slot);
+    return slot === undefined || !slot.live ? undefined : this.use(slot);
   }
 
   /** The key's live slot, for a reader that will come back (CacheAdapter.slot). */
   slot(key: string): ValueSlot<V> | undefined {
     const slot = this.slots.get(key);
-    return slot !== undefined && slot.expiresAt >= this.now() ? slot : undefined;
+    return slot !== undefined && slot.live && slot.expiresAt >= this.now() ? slot : undefined;
+  }
+
+  /** The slot of the key's fill lease (live or expired), if the key holds one. */
+  fillOf(key: string): ValueSlot<V> | undefined {
+    const slot = this.slots.get(key);
+    return slot !== undefined && slot.fillToken !== undefined ? slot : undefined;
+  }
+
+  /** A fill lease for a key that holds no slot (the caller has just looked: one map insert, no lookup). */
+  startFill(key: string, token: string, deadline: number): void {
+    const slot = new ValueSlot<V>(this, key, undefined, deadline, 0, token);
+    this.slots.set(key, slot);
+    slot.older = this.newestFill;
+    if (this.newestFill === undefined) this.oldestFill = slot;
+    else this.newestFill.newer = slot;
+    this.newestFill = slot;
+    this.fills++;
+  }
+
+  /**
+   * The fill lease's slot takes the value (the caller checked the lease: live, and the filler's):
+   * the lease ends and the key holds the value, as `set` would store it, without a second lookup.
+   */
+  fillWith(slot: ValueSlot<V>, value: V, ttlMs: number, size: number): void {
+    this.unlinkFill(slot);
+    slot.fillToken = undefined;
+    if (size > this.maxBytes) {
+      this.slots.delete(slot.key);
+      this.kill(slot);
+      return;
+    }
+    slot.live = true;
+    slot.value = value;
+    slot.expiresAt = ttlMs > 0 && Number.isFinite(ttlMs) ? this.now() + ttlMs : Infinity;
+    slot.size = size;
+    this.values++;
+    this.append(slot);
+    this.bytes += size;
+    this.evictFor();
+  }
+
+  /** The fill leases' slots (a copy: the caller may drop some while it iterates). */
+  fillSlots(): Array<ValueSlot<V>> {
+    const slots: Array<ValueSlot<V>> = [];
+    for (let slot = this.oldestFill; slot !== undefined; slot = slot.newer) slots.push(slot);
+    return slots;
   }
 
   /** Whether the key holds a live value (not a use). */
@@ -84,13 +158,13 @@ export class ValueSlots<V extends ValueRecord> {
   /** The key's value, if live, without counting a use. */
   peek(key: string): V | undefined {
     const slot = this.slots.get(key);
-    return slot !== undefined && slot.expiresAt >= this.now() ? slot.value : undefined;
+    return slot !== undefined && slot.live && slot.expiresAt >= this.now() ? slot.value : undefined;
   }
 
   /** Milliseconds the key's value has left: 0 when there is none, Infinity when it never expires. */
   remainingTtl(key: string): number {
     const slot = this.slots.get(key);
-    if (slot === undefined) return 0;
+    if (slot === undefined || !slot.live) return 0;
     const left = slot.expiresAt - this.now();
     return left >= 0 ? left : 0;
   }
@@ -102,13 +176,18 @@ export class ValueSlots<V extends ValueRecord> {
   set(key: string, value: V, ttlMs: number, size: number): void {
     const expiresAt = ttlMs > 0 && Number.isFinite(ttlMs) ? this.now() + ttlMs : Infinity;
     let slot = this.slots.get(key);
+    if (slot !== undefined && !slot.live) {
+      this.remove(slot); // a fill lease: a value replaces it
+      slot = undefined;
+    }
     if (size > this.maxBytes) {
       if (slot !== undefined) this.remove(slot);
       return;
     }
     if (slot === undefined) {
-      slot = new ValueSlot(this, key, value, expiresAt, size);
+      slot = new ValueSlot<V>(this, key, value, expiresAt, size, undefined);
       this.slots.set(key, slot);
+      this.values++;
       this.append(slot);
     } else {
       this.bytes -= slot.size;
@@ -118,10 +197,15 @@ export class ValueSlots<V extends ValueRecord> {
       this.moveToNewest(slot);
     }
     this.bytes += size;
-    // The new value is the newest: eviction takes older ones first, never it (it fits on its own).
-    while (this.slots.size > this.maxEntries || this.bytes > this.maxBytes) this.remove(this.oldest!);
+    this.evictFor();
   }
 
+  /** Within the bounds again: the value just stored is the newest, so eviction takes older ones first, never it (it fits on its own). */
+  private evictFor(): void {
+    while (this.values > this.maxEntries || this.bytes > this.maxBytes) this.remove(this.oldest!);
+  }
+
+  /** Drops the key's value or fill lease. */
   delete(key: string): void {
     const slot = this.slots.get(key);
     if (slot !== undefined) this.remove(slot);
@@ -131,7 +215,7 @@ export class ValueSlots<V extends ValueRecord> {
   entries(): Array<[string, V]> {
     const now = this.now();
     const live: Array<[string, V]> = [];
-    for (const slot of this.slots.values()) if (slot.expiresAt >= now) live.push([slot.key, slot.value!]);
+    for (const slot of this.slots.values()) if (slot.live && slot.expiresAt >= now) live.push([slot.key, slot.value!]);
     return live;
   }
 
@@ -140,6 +224,10 @@ export class ValueSlots<V extends ValueRecord> {
     this.slots.clear();
     this.oldest = undefined;
     this.newest = undefined;
+    this.oldestFill = undefined;
+    this.newestFill = undefined;
+    this.values = 0;
+    this.fills = 0;
     this.bytes = 0;
   }
 
@@ -163,15 +251,33 @@ export class ValueSlots<V extends ValueRecord> {
     return this.cachedNow;
   }
 
-  private remove(slot: ValueSlot<V>): void {
+  /** Drops a slot of the map, a value's or a fill lease's. */
+  remove(slot: ValueSlot<V>): void {
     this.slots.delete(slot.key);
-    this.unlink(slot);
-    this.bytes -= slot.size;
+    if (slot.fillToken !== undefined) {
+      this.unlinkFill(slot);
+      slot.fillToken = undefined;
+    } else {
+      this.unlink(slot);
+      this.bytes -= slot.size;
+      this.values--;
+    }
     this.kill(slot);
+  }
+
+  private unlinkFill(slot: ValueSlot<V>): void {
+    if (slot.older === undefined) this.oldestFill = slot.newer;
+    else slot.older.newer = slot.newer;
+    if (slot.newer === undefined) this.newestFill = slot.older;
+    else slot.newer.older = slot.older;
+    slot.older = undefined;
+    slot.newer = undefined;
+    this.fills--;
   }
 
   private kill(slot: ValueSlot<V>): void {
     slot.live = false;
+    slot.fillToken = undefined;
     slot.value = undefined; // a reader may still hold the slot: it must not hold the value
     slot.older = undefined;
     slot.newer = undefined;

@@ -1,10 +1,11 @@
-// The in-process cache: servable values in a bounded LRU, leases beside it in a plain Map so that
-// they are never evicted for space. Every operation is one synchronous step, which makes each
+// The in-process cache: servable values in a bounded LRU, leases beside them so that they are never
+// evicted for space (a fill lease in the slot its value will take, memory-values.ts; write leases in
+// a plain Map). Every operation is one synchronous step, which makes each
 // protocol transition atomic without locks.
 import { systemClock } from '../clock.js';
 import { InvalidOptionError } from '../errors.js';
 import { createTokenSource } from '../tokens.js';
-import { ValueSlots } from './memory-values.js';
+import { ValueSlots, type ValueSlot } from './memory-values.js';
 import type {
   CacheAdapter,
   CacheEntry,
@@ -31,12 +32,6 @@ interface MemoryCacheCommon {
 export type MemoryCacheOptions = MemoryCacheCommon &
   ({ maxEntries: number; maxBytes?: number } | { maxEntries?: number; maxBytes: number });
 
-interface FillLease {
-  readonly kind: 'fill';
-  readonly token: LeaseToken;
-  readonly expiresAt: number;
-}
-
 interface WriteLease {
   readonly kind: 'write';
   /** writer token → lease deadline */
@@ -47,8 +42,6 @@ interface WriteLease {
   /** A writer's lease expired: its outcome is unknown, so nothing may be published. */
   dirty: boolean;
 }
-
-type Lease = FillLease | WriteLease;
 
 interface StoredValue extends ValueRecord {
   readonly ttlMs: number;
@@ -77,7 +70,8 @@ class MemoryCache implements CacheAdapter {
   private readonly clock: Clock;
   private readonly epochOffsetMs: number;
   private readonly values: ValueSlots<StoredValue>;
-  private readonly leases = new Map<string, Lease>();
+  /** Write leases. A fill lease is a slot of `values` (ValueSlots.startFill). */
+  private readonly leases = new Map<string, WriteLease>();
   private readonly cursors = new Map<string, number>();
   private readonly nextToken = createTokenSource('fill');
   private leasesExpired = 0;
@@ -111,29 +105,35 @@ class MemoryCache implements CacheAdapter {
   }
 
   get(key: string, fillLeaseMs: number): CacheGetResult {
-    const value = this.values.get(key);
-    if (value !== undefined) return value;
-    const lease = this.liveLease(key);
-    if (lease === undefined) {
-      const token = this.nextToken();
-      this.setLease(key, { kind: 'fill', token, expiresAt: this.clock.now() + fillLeaseMs });
-      return { kind: 'miss', token };
+    // One lookup for the key's slot: its value, or its fill lease.
+    const slot = this.values.lookup(key);
+    if (slot !== undefined) {
+      if (slot.live) {
+        const value = this.values.use(slot);
+        if (value !== undefined) return value; // else it expired and is gone
+      } else if (this.fillIsLive(slot)) {
+        return MISS_WITHOUT_TOKEN;
+      }
     }
-    return lease.kind === 'fill' ? MISS_WITHOUT_TOKEN : BYPASS;
+    if (this.liveWrite(key) !== undefined) return BYPASS;
+    const token = this.nextToken();
+    this.values.startFill(key, token, this.clock.now() + fillLeaseMs);
+    this.leaseAdded();
+    return { kind: 'miss', token };
   }
 
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): boolean {
-    const lease = this.liveLease(key);
-    if (lease?.kind !== 'fill' || lease.token !== token) return false;
-    this.leases.delete(key);
-    this.publish(key, toStored(entry, ttlMs));
+    const lease = this.liveFill(key);
+    if (lease === undefined || lease.fillToken !== token) return false;
+    const value = toStored(entry, ttlMs);
+    this.values.fillWith(lease, value, ttlMs, value.sizeBytes);
     return true;
   }
 
   beginWrite(key: string, token: LeaseToken, leaseMs: number): void {
     const deadline = this.clock.now() + leaseMs;
-    const lease = this.liveLease(key);
-    if (lease?.kind === 'write') {
+    const lease = this.liveWrite(key);
+    if (lease !== undefined) {
       lease.tokens.set(token, deadline);
       return;
     }
@@ -142,20 +142,22 @@ class MemoryCache implements CacheAdapter {
     // it, and one at or below it (which a store never commits) clears instead. So no copy of the
     // value and its remaining TTL per write.
     const current = this.values.peek(key);
-    this.values.delete(key);
+    this.liveFill(key); // an expired fill lease is counted as such
+    this.values.delete(key); // the value, or the fill lease
     const tokens = new Map<LeaseToken, number>(); // set(), not new Map([[…]]): half the cost, per write
     tokens.set(token, deadline);
-    this.setLease(key, {
+    this.leases.set(key, {
       kind: 'write',
       tokens,
       maxVersion: current?.version ?? 0,
       max: undefined,
       dirty: false,
     });
+    this.leaseAdded();
   }
 
   completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): CompleteOutcome {
-    const lease = this.liveLease(key);
+    const lease = this.liveWrite(key);
     if (lease?.kind !== 'write' || !lease.tokens.delete(token)) {
       // No lease held (beginWrite failed, or it expired): a newer version may have been committed
       // and evicted meanwhile, so this writer may only invalidate, never publish.
@@ -174,23 +176,26 @@ class MemoryCache implements CacheAdapter {
   }
 
   abortWrite(key: string, token: LeaseToken): void {
-    const lease = this.liveLease(key);
+    const lease = this.liveWrite(key);
     if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);
   }
 
   invalidateOlder(key: string, version: Version): void {
     const value = this.values.peek(key);
     if (value !== undefined && value.version < version) this.values.delete(key);
-    const lease = this.liveLease(key);
-    if (lease?.kind === 'fill') this.leases.delete(key);
+    const fill = this.liveFill(key);
+    const lease = fill === undefined ? this.liveWrite(key) : undefined;
+    if (fill !== undefined) this.values.delete(key);
     else if (lease?.kind === 'write' && lease.maxVersion < version) lease.dirty = true;
   }
 
   peek(key: string): CacheRecordView | undefined {
     const value = this.values.peek(key);
     if (value !== undefined) return this.valueView(key, value);
-    const lease = this.liveLease(key);
-    return lease === undefined ? undefined : this.leaseView(key, lease);
+    const fill = this.liveFill(key);
+    if (fill !== undefined) return this.fillView(fill);
+    const lease = this.liveWrite(key);
+    return lease === undefined ? undefined : this.writeView(key, lease);
   }
 
   /**
@@ -201,19 +206,33 @@ class MemoryCache implements CacheAdapter {
     return Number.isFinite(clockMs) ? Math.round(clockMs + this.epochOffsetMs) : clockMs;
   }
 
-  private leaseView(key: string, lease: Lease): CacheRecordView {
-    const view = leaseView(key, lease);
-    return { ...view, expiresAt: this.epochOf(view.expiresAt) };
+  private fillView(fill: ValueSlot<StoredValue>): CacheRecordView {
+    return { key: fill.key, kind: 'fill', expiresAt: this.epochOf(fill.expiresAt) };
+  }
+
+  private writeView(key: string, lease: WriteLease): CacheRecordView {
+    return {
+      key,
+      kind: 'write',
+      writers: lease.tokens.size,
+      maxVersion: lease.maxVersion,
+      dirty: lease.dirty,
+      expiresAt: this.epochOf(Math.max(...lease.tokens.values())),
+    };
   }
 
   async *scan(prefix: string): AsyncIterable<CacheRecordView> {
     for (const [key, value] of this.values.entries()) {
       if (key.startsWith(prefix) && this.values.remainingTtl(key) > 0) yield this.valueView(key, value);
     }
+    for (const fill of this.values.fillSlots()) {
+      // Still a fill lease (the caller may have changed the cache since the copy was taken)?
+      if (fill.fillToken !== undefined && fill.key.startsWith(prefix) && this.fillIsLive(fill)) yield this.fillView(fill);
+    }
     for (const key of [...this.leases.keys()]) {
       if (!key.startsWith(prefix)) continue;
-      const lease = this.liveLease(key);
-      if (lease !== undefined) yield this.leaseView(key, lease);
+      const lease = this.liveWrite(key);
+      if (lease !== undefined) yield this.writeView(key, lease);
     }
   }
 
@@ -234,7 +253,7 @@ class MemoryCache implements CacheAdapter {
 
   /** No value and no lease at all: what a drainer may skip is then provably not in here. */
   isEmpty(): boolean {
-    return this.values.size === 0 && this.leases.size === 0;
+    return this.values.size === 0 && this.values.fillCount === 0 && this.leases.size === 0;
   }
 
   close(): void {
@@ -244,33 +263,42 @@ class MemoryCache implements CacheAdapter {
 
   /** Number of values and leases held, for tests and diagnostics. */
   get size(): { values: number; leases: number } {
-    return { values: this.values.size, leases: this.leases.size };
+    return { values: this.values.size, leases: this.values.fillCount + this.leases.size };
   }
 
   private publish(key: string, value: StoredValue): void {
     this.values.set(key, value, value.ttlMs, value.sizeBytes);
   }
 
-  private setLease(key: string, lease: Lease): void {
-    this.leases.set(key, lease);
+  /** After a new lease: every SWEEP_EVERY of them, every lease that has expired is dropped. */
+  private leaseAdded(): void {
     // Leases of crashed holders are otherwise only dropped when their key is touched again.
     if (++this.opsSinceSweep >= SWEEP_EVERY) {
       this.opsSinceSweep = 0;
-      for (const leaseKey of [...this.leases.keys()]) this.liveLease(leaseKey);
+      for (const fill of this.values.fillSlots()) this.fillIsLive(fill);
+      for (const leaseKey of [...this.leases.keys()]) this.liveWrite(leaseKey);
     }
   }
 
-  /** The key's lease after dropping what has expired (an expired writer marks the record dirty). */
-  private liveLease(key: string): Lease | undefined {
+  /** The key's fill lease's slot, after dropping it if it has expired. */
+  private liveFill(key: string): ValueSlot<StoredValue> | undefined {
+    const fill = this.values.fillOf(key);
+    return fill !== undefined && this.fillIsLive(fill) ? fill : undefined;
+  }
+
+  /** Whether a fill lease's slot is live; an expired one is dropped. */
+  private fillIsLive(fill: ValueSlot<StoredValue>): boolean {
+    if (fill.expiresAt > this.clock.now()) return true;
+    this.values.remove(fill);
+    this.leasesExpired++;
+    return false;
+  }
+
+  /** The key's write lease after dropping what has expired (an expired writer marks the record dirty). */
+  private liveWrite(key: string): WriteLease | undefined {
     const lease = this.leases.get(key);
     if (lease === undefined) return undefined;
     const now = this.clock.now();
-    if (lease.kind === 'fill') {
-      if (lease.expiresAt > now) return lease;
-      this.leases.delete(key);
-      this.leasesExpired++;
-      return undefined;
-    }
     for (const [token, deadline] of lease.tokens) {
       if (deadline > now) continue;
       lease.tokens.delete(token);
@@ -304,16 +332,4 @@ function toStored(entry: CacheEntry, ttlMs: number): StoredValue {
     ttlMs,
     sizeBytes: Math.max(1, entry.sizeBytes),
   });
-}
-
-function leaseView(key: string, lease: Lease): CacheRecordView {
-  if (lease.kind === 'fill') return { key, kind: 'fill', expiresAt: lease.expiresAt };
-  return {
-    key,
-    kind: 'write',
-    writers: lease.tokens.size,
-    maxVersion: lease.maxVersion,
-    dirty: lease.dirty,
-    expiresAt: Math.max(...lease.tokens.values()),
-  };
 }
