@@ -13,6 +13,7 @@ import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
+import type { MessageQueue } from './message-queue.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
 
@@ -58,6 +59,12 @@ function usesUnnamedFirst(batch: readonly Message[]): boolean {
     if (m.type === 'D' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return true;
   }
   return false;
+}
+
+/** Writes the answers held so far to the client, in one write. (A function of the module, not a closure per batch.) */
+function flushTo(client: MessageQueue, pending: Buffer[]): void {
+  if (pending.length > 0) client.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+  pending.length = 0;
 }
 
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
@@ -108,10 +115,6 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     return true;
   };
   const pending: Buffer[] = [];
-  const flush = () => {
-    if (pending.length > 0) client.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-    pending.length = 0;
-  };
   try {
     while (expected > 0 || raw) {
       const m = upstream.tryNext() ?? (await upstream.next());
@@ -142,22 +145,22 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
           if (status === 'I') {
             // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
             // fence must be run again on its own (then what came so far goes first, in order).
-            if (fence.error !== undefined || fence.status !== 'I') flush();
+            if (fence.error !== undefined || fence.status !== 'I') flushTo(client, pending);
             const fenced = fenceAfterIdle(state, fence, rearm);
             if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
         } else if (status === 'I' && skippable && state.writeMarks === marksBefore) {
           state.ctx.metrics.fencesSkipped++; // nothing written that a fence could find: no statement of the proxy's own
         } else if (status === 'I') {
-          flush();
+          flushTo(client, pending);
           if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
       }
       pending.push(m.raw);
-      if (m.type === 'Z' || upstream.pending === 0) flush();
+      if (m.type === 'Z' || upstream.pending === 0) flushTo(client, pending);
     }
   } finally {
-    flush();
+    flushTo(client, pending);
     client.onMessage = undefined;
     state.fingerprint = undefined; // anything relayed may have changed the session's settings
   }

@@ -13,18 +13,24 @@ const MAX_BATCH_MESSAGES = 100_000;
 
 /** While no batch is in flight, whatever the server sends (notifications, notices, a FATAL) goes straight to the client. */
 function relayUnsolicited(state: SessionState, on: boolean): void {
-  const { upstream, client } = state;
+  const { upstream } = state;
   if (!on) {
     upstream.onMessage = undefined;
     return;
   }
-  const pass = (m: Message): boolean => {
-    if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
-    client.socket.write(m.raw);
-    return true;
-  };
+  let pass = unsolicited.get(state);
+  if (pass === undefined) unsolicited.set(state, (pass = (m: Message): boolean => passUnsolicited(state, m)));
   for (const m of upstream.drain()) pass(m);
   upstream.onMessage = pass;
+}
+
+/** Each session's handler of unsolicited messages, made once (not a closure per batch). */
+const unsolicited = new WeakMap<SessionState, (m: Message) => boolean>();
+
+function passUnsolicited(state: SessionState, m: Message): boolean {
+  if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
+  state.client.socket.write(m.raw);
+  return true;
 }
 
 async function nextBatch(state: SessionState): Promise<Message[]> {
