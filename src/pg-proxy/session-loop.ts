@@ -1,6 +1,6 @@
 // A session's main loop: one batch at a time (messages up to Sync, Query, FunctionCall, Flush or
 // Terminate), so that the proxy's own statements never interleave with a client's transaction.
-import { build, type Message } from './framing.js';
+import { build, joinMessages, type Message } from './framing.js';
 import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
 import { isThenable } from '../maybe-promise.js';
@@ -69,7 +69,7 @@ export async function runBatches(state: SessionState): Promise<void> {
     const batch = await nextBatch(state);
     const last = batch[batch.length - 1]!;
     if (last.type === 'X') {
-      state.upstream.socket.end(Buffer.concat(batch.map((m) => m.raw)));
+      state.upstream.socket.end(joinMessages(batch));
       return;
     }
     let reason: PassReason = 'not-cacheable';
