@@ -39,7 +39,7 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
 
 function noteDdl(state: SessionState, sql: string): void {
   const other = otherStatementOf(sql, state.ctx.tables);
-  for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
+  if (other.ddlTables.size > 0) for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
     state.preparedInternal.clear();
