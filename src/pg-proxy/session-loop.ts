@@ -33,23 +33,20 @@ function passUnsolicited(state: SessionState, m: Message): boolean {
   return true;
 }
 
-async function nextBatch(state: SessionState): Promise<Message[]> {
-  const batch: Message[] = [];
-  state.idle = state.client.pending === 0;
-  if (state.idle) relayUnsolicited(state, true);
-  try {
-    for (;;) {
-      // Messages that already arrived are taken at once; only an empty queue is awaited.
-      const m = state.client.tryNext() ?? (await state.client.next());
-      state.idle = false;
-      relayUnsolicited(state, false);
-      batch.push(m);
-      if (ENDS_BATCH.has(m.type) || batch.length >= MAX_BATCH_MESSAGES) return batch;
-    }
-  } finally {
-    state.idle = false;
-    relayUnsolicited(state, false);
+/** Whether a batch is complete: it ends with Sync, Query, FunctionCall, Flush or Terminate, or reached the cap. */
+function complete(batch: readonly Message[]): boolean {
+  const last = batch[batch.length - 1];
+  return last !== undefined && (ENDS_BATCH.has(last.type) || batch.length >= MAX_BATCH_MESSAGES);
+}
+
+/** Moves the client's messages that already arrived into `batch` until it is complete; whether it is. */
+function takeQueued(state: SessionState, batch: Message[]): boolean {
+  while (!complete(batch)) {
+    const m = state.client.tryNext();
+    if (m === undefined) return false;
+    batch.push(m);
   }
+  return true;
 }
 
 function planOf(state: SessionState, batch: readonly Message[]): Plan {
@@ -66,7 +63,21 @@ export async function runBatches(state: SessionState): Promise<void> {
       state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
       return;
     }
-    const batch = await nextBatch(state);
+    // The client's next batch. Messages that already arrived are taken at once; only an empty queue
+    // is awaited (here, not in a function of its own: one promise less per batch).
+    const batch: Message[] = [];
+    if (state.client.pending === 0) {
+      // Nothing in flight, nothing received: the session is idle until the client's first message.
+      state.idle = true;
+      relayUnsolicited(state, true);
+      try {
+        batch.push(await state.client.next());
+      } finally {
+        state.idle = false;
+        relayUnsolicited(state, false);
+      }
+    }
+    while (!takeQueued(state, batch)) batch.push(await state.client.next());
     const last = batch[batch.length - 1]!;
     if (last.type === 'X') {
       state.upstream.socket.end(joinMessages(batch));
