@@ -59,13 +59,20 @@ export function joinMessages(messages: readonly Message[]): Buffer {
   return Buffer.concat(messages.map((m) => m.raw));
 }
 
+/** No bytes (shared: never written to). */
+const EMPTY = Buffer.alloc(0);
+
 /** Accumulates chunks and yields complete typed messages. */
 export class MessageReader {
-  private buffer: Buffer = Buffer.alloc(0);
+  private buffer: Buffer = EMPTY;
 
   push(chunk: Buffer): Message[] {
+    return this.pushInto(chunk, []);
+  }
+
+  /** push(), appending the messages to `out` (an array the caller reuses: no array per chunk). */
+  pushInto(chunk: Buffer, out: Message[]): Message[] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    const out: Message[] = [];
     let offset = 0;
     while (this.buffer.length - offset >= 5) {
       const length = this.buffer.readInt32BE(offset + 1);
@@ -74,14 +81,14 @@ export class MessageReader {
       out.push(new Frame(String.fromCharCode(this.buffer[offset]!), this.buffer, offset, offset + 1 + length));
       offset += 1 + length;
     }
-    this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);
+    this.buffer = offset === this.buffer.length ? EMPTY : this.buffer.subarray(offset);
     return out;
   }
 
   /** Bytes received but not yet framed (handed over when a session switches to a plain pipe). */
   rest(): Buffer {
     const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
+    this.buffer = EMPTY;
     return rest;
   }
 }
