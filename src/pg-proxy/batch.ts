@@ -177,13 +177,15 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   }
   if (batch[i]?.type !== 'B') return PASS;
   const bindBody = batch[i]!.body;
-  const bind = bindMessage(batch[i]!);
-  i++;
-  const info = bind.statement === '' ? (unnamedParse ?? statements.get('')) : unnamedParse === undefined ? statements.get(bind.statement) : undefined;
+  const statement = readCString(bindBody, readCString(bindBody, 0).next).value;
+  const info = statement === '' ? (unnamedParse ?? statements.get('')) : unnamedParse === undefined ? statements.get(statement) : undefined;
   if (info === undefined) return PASS;
-  // Most batches that are not point reads stop here (the verdict is kept by text).
+  // Most batches that are not point reads stop here (the verdict is kept by text), before their
+  // parameters are decoded.
   const point = classify(info, tables, 'extended');
   if (point === null) return PASS;
+  const bind = bindMessage(batch[i]!);
+  i++;
   let describe: Message | undefined;
   if (batch[i]?.type === 'D') {
     const kind = String.fromCharCode(batch[i]!.body[0]!);

@@ -59,8 +59,12 @@ function everyStatement(state: SessionState, batch: readonly Message[], ok: (sql
   const last = batch[batch.length - 1]!;
   if (last.type === 'Q') return batch.length === 1 && ok(readCString(last.body, 0).value);
   if (last.type !== 'S') return false;
-  const parsed = new Map<string, string>();
-  const bound = new Set<string>();
+  // Statements parsed and portals bound in the batch. Most batches use only the unnamed ones
+  // (Parse "", Bind "" "", Execute ""): those are kept aside, and a Map or Set made only for names.
+  let unnamedParsed: string | undefined;
+  let parsed: Map<string, string> | undefined;
+  let unnamedBound = false;
+  let bound: Set<string> | undefined;
   for (let i = 0; i < batch.length; i++) {
     const m = batch[i]!;
     if (!EXTENDED.has(m.type) || (m.type === 'S' && i !== batch.length - 1)) return false;
@@ -68,15 +72,18 @@ function everyStatement(state: SessionState, batch: readonly Message[], ok: (sql
       // The session's memo: the same Parse bytes give the same text object (its verdict found by a hash kept on it).
       const { name, sql } = parseMessageMemo(m, state.planMemo);
       if (!ok(sql)) return false;
-      parsed.set(name, sql);
+      if (name === '') unnamedParsed = sql;
+      else (parsed ??= new Map()).set(name, sql);
     } else if (m.type === 'B') {
       const portal = readCString(m.body, 0);
       const statement = readCString(m.body, portal.next).value;
-      const sql = parsed.get(statement) ?? state.statements.get(statement)?.sql;
+      const sql = (statement === '' ? unnamedParsed : parsed?.get(statement)) ?? state.statements.get(statement)?.sql;
       if (!ok(sql)) return false;
-      bound.add(portal.value);
+      if (portal.value === '') unnamedBound = true;
+      else (bound ??= new Set()).add(portal.value);
     } else if (m.type === 'E') {
-      if (!bound.has(readCString(m.body, 0).value)) return false;
+      const portal = readCString(m.body, 0).value;
+      if (!(portal === '' ? unnamedBound : bound?.has(portal) === true)) return false;
     }
   }
   return true;

@@ -16,42 +16,79 @@ export interface Message {
 
 export class FrameError extends Error {}
 
-/** A received message. Its body view is made on first use: most relayed messages never read theirs. */
+/**
+ * A received message: bytes start..end of the chunk it was framed from. Its raw and body views are
+ * made on first use: most relayed messages read neither, and go out with their neighbours as one
+ * view of the chunk (joinMessages).
+ */
 class Frame implements Message {
+  private rawView: Buffer | undefined;
   private bodyView: Buffer | undefined;
   constructor(
     readonly type: string,
-    readonly raw: Buffer,
+    readonly chunk: Buffer,
+    readonly start: number,
+    readonly end: number,
   ) {}
+  get raw(): Buffer {
+    return (this.rawView ??= this.chunk.subarray(this.start, this.end));
+  }
   get body(): Buffer {
-    return (this.bodyView ??= this.raw.subarray(5));
+    return (this.bodyView ??= this.chunk.subarray(this.start + 5, this.end));
   }
 }
 
+/**
+ * The messages' bytes, in order, as one buffer: a single view of the chunk they were received in
+ * when they lie back to back in it (a client's batch, a server's answers to it), else a copy.
+ */
+export function joinMessages(messages: readonly Message[]): Buffer {
+  const first = messages[0];
+  if (first === undefined) return Buffer.alloc(0);
+  if (messages.length === 1) return first.raw;
+  if (first instanceof Frame) {
+    let end = first.end;
+    let i = 1;
+    for (; i < messages.length; i++) {
+      const m = messages[i];
+      if (!(m instanceof Frame) || m.chunk !== first.chunk || m.start !== end) break;
+      end = m.end;
+    }
+    if (i === messages.length) return first.chunk.subarray(first.start, end);
+  }
+  return Buffer.concat(messages.map((m) => m.raw));
+}
+
+/** No bytes (shared: never written to). */
+const EMPTY = Buffer.alloc(0);
+
 /** Accumulates chunks and yields complete typed messages. */
 export class MessageReader {
-  private buffer: Buffer = Buffer.alloc(0);
+  private buffer: Buffer = EMPTY;
 
   push(chunk: Buffer): Message[] {
+    return this.pushInto(chunk, []);
+  }
+
+  /** push(), appending the messages to `out` (an array the caller reuses: no array per chunk). */
+  pushInto(chunk: Buffer, out: Message[]): Message[] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    const out: Message[] = [];
     let offset = 0;
     while (this.buffer.length - offset >= 5) {
       const length = this.buffer.readInt32BE(offset + 1);
       if (length < 4 || length > MAX_MESSAGE_BYTES) throw new FrameError(`invalid message length ${length}`);
       if (this.buffer.length - offset < 1 + length) break;
-      const raw = this.buffer.subarray(offset, offset + 1 + length);
-      out.push(new Frame(String.fromCharCode(raw[0]!), raw));
+      out.push(new Frame(String.fromCharCode(this.buffer[offset]!), this.buffer, offset, offset + 1 + length));
       offset += 1 + length;
     }
-    this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);
+    this.buffer = offset === this.buffer.length ? EMPTY : this.buffer.subarray(offset);
     return out;
   }
 
   /** Bytes received but not yet framed (handed over when a session switches to a plain pipe). */
   rest(): Buffer {
     const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
+    this.buffer = EMPTY;
     return rest;
   }
 }

@@ -21,7 +21,7 @@ export async function runInternal(state: SessionState, messages: readonly Buffer
  * asynchronous messages (default: written to the client at once). Answers already received are read
  * without a promise (a pipelined fence's answer usually came with the batch's).
  */
-export function readInternal(state: SessionState, relayAsync?: (raw: Buffer) => void): MaybePromise<InternalOutcome> {
+export function readInternal(state: SessionState, relayAsync?: (m: Message) => void): MaybePromise<InternalOutcome> {
   const reading: Reading = { answers: [], error: undefined };
   for (let m = state.upstream.tryNext(); m !== undefined; m = state.upstream.tryNext()) {
     const done = take(state, reading, m, relayAsync);
@@ -35,7 +35,7 @@ interface Reading {
   error: Message | undefined;
 }
 
-async function readRest(state: SessionState, reading: Reading, relayAsync?: (raw: Buffer) => void): Promise<InternalOutcome> {
+async function readRest(state: SessionState, reading: Reading, relayAsync?: (m: Message) => void): Promise<InternalOutcome> {
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     const done = take(state, reading, m, relayAsync);
@@ -44,11 +44,11 @@ async function readRest(state: SessionState, reading: Reading, relayAsync?: (raw
 }
 
 /** One answer: the outcome at ReadyForQuery, else undefined. */
-function take(state: SessionState, reading: Reading, m: Message, relayAsync?: (raw: Buffer) => void): InternalOutcome | undefined {
+function take(state: SessionState, reading: Reading, m: Message, relayAsync?: (m: Message) => void): InternalOutcome | undefined {
   if (isAsync(m)) {
     if (m.type === 'S') recordParameter(state, m);
     if (relayAsync === undefined) state.client.socket.write(m.raw);
-    else relayAsync(m.raw);
+    else relayAsync(m);
     return undefined;
   }
   if (m.type === 'E') {

@@ -7,6 +7,7 @@ export class ConnectionClosedError extends Error {}
 
 export class MessageQueue {
   private readonly reader = new MessageReader();
+  private readonly framed: Message[] = [];
   private readonly queue: Message[] = [];
   private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
   private closed: Error | undefined;
@@ -28,15 +29,20 @@ export class MessageQueue {
   }
 
   private push(chunk: Buffer): void {
-    let messages: Message[];
+    // One array for every chunk of this socket, emptied after each: nothing below reads the socket
+    // again synchronously (writes, resume() and destroy() act on a later turn).
+    const messages = this.framed;
+    messages.length = 0;
     try {
-      messages = this.reader.push(chunk);
+      this.reader.pushInto(chunk, messages);
     } catch (error) {
+      messages.length = 0;
       this.fail(error as Error);
       this.socket.destroy();
       return;
     }
-    for (const message of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
       if (this.swallow?.(message) === true) continue;
       if (this.onMessage?.(message) === true) continue;
       if (this.waiter !== undefined) {
@@ -45,6 +51,7 @@ export class MessageQueue {
         resolve(message);
       } else this.queue.push(message);
     }
+    messages.length = 0;
     // Back-pressure: stop reading a peer that runs far ahead of the session.
     if (this.queue.length > 10_000) this.socket.pause();
   }

@@ -4,7 +4,7 @@
 // fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
 // goes up in the same write, right behind the batch, and its answer is read right after the batch's.
 // A batch of plain SELECTs with no write marker among its answers needs no fence (write-marker.ts).
-import { build, readCString, type Message } from './framing.js';
+import { build, joinMessages, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
 import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './session-fence.js';
@@ -13,6 +13,7 @@ import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
 import { STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
+import type { MessageQueue } from './message-queue.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
 
@@ -38,7 +39,7 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
 
 function noteDdl(state: SessionState, sql: string): void {
   const other = otherStatementOf(sql, state.ctx.tables);
-  for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
+  if (other.ddlTables.size > 0) for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
     state.preparedInternal.clear();
@@ -60,6 +61,12 @@ function usesUnnamedFirst(batch: readonly Message[]): boolean {
   return false;
 }
 
+/** Writes the answers held so far to the client, in one write. (A function of the module, not a closure per batch.) */
+function flushTo(client: MessageQueue, pending: Message[]): void {
+  if (pending.length > 0) client.socket.write(joinMessages(pending));
+  pending.length = 0;
+}
+
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
   const parsedHere = new Set<string>();
@@ -71,6 +78,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     swallowParseComplete = 1;
     state.unnamedStale = undefined;
   }
+  out.push(joinMessages(batch));
   // Decided before track() updates the session's view of its statements with this batch's.
   // A batch of SELECTs gets no fence unless a write marker arrives among its answers, and when it is
   // fenced, the fence rearms the marker (write-marker.ts).
@@ -84,10 +92,9 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   for (const m of batch) {
     track(state, m, parsedHere);
     if (TERMINATORS.has(m.type)) expected++;
-    out.push(m.raw);
   }
   if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
-  upstream.socket.write(Buffer.concat(out));
+  upstream.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
   // messages go up as they come, up to and including the next Sync (or Query).
   // (Also a batch cut at the message cap without a terminator.)
@@ -107,11 +114,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     }
     return true;
   };
-  const pending: Buffer[] = [];
-  const flush = () => {
-    if (pending.length > 0) client.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-    pending.length = 0;
-  };
+  const pending: Message[] = [];
   try {
     while (expected > 0 || raw) {
       const m = upstream.tryNext() ?? (await upstream.next());
@@ -130,7 +133,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         state.status = status;
         if (pipelined) {
           // The fence's answer follows this ReadyForQuery (only one terminator in a pipelined batch).
-          const read = readInternal(state, (raw) => pending.push(raw));
+          const read = readInternal(state, (answer) => pending.push(answer));
           const fence = isThenable(read) ? await read : read;
           if (status === 'T' && fence.error !== undefined) {
             // Never expected (the batch was judged to end idle): the fence ran inside the client's
@@ -142,22 +145,22 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
           if (status === 'I') {
             // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
             // fence must be run again on its own (then what came so far goes first, in order).
-            if (fence.error !== undefined || fence.status !== 'I') flush();
+            if (fence.error !== undefined || fence.status !== 'I') flushTo(client, pending);
             const fenced = fenceAfterIdle(state, fence, rearm);
             if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
         } else if (status === 'I' && skippable && state.writeMarks === marksBefore) {
           state.ctx.metrics.fencesSkipped++; // nothing written that a fence could find: no statement of the proxy's own
         } else if (status === 'I') {
-          flush();
+          flushTo(client, pending);
           if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
       }
-      pending.push(m.raw);
-      if (m.type === 'Z' || upstream.pending === 0) flush();
+      pending.push(m);
+      if (m.type === 'Z' || upstream.pending === 0) flushTo(client, pending);
     }
   } finally {
-    flush();
+    flushTo(client, pending);
     client.onMessage = undefined;
     state.fingerprint = undefined; // anything relayed may have changed the session's settings
   }

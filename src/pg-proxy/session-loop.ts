@@ -1,6 +1,6 @@
 // A session's main loop: one batch at a time (messages up to Sync, Query, FunctionCall, Flush or
 // Terminate), so that the proxy's own statements never interleave with a client's transaction.
-import { build, type Message } from './framing.js';
+import { build, joinMessages, type Message } from './framing.js';
 import { planExtended, planQuery, type Plan } from './batch.js';
 import { readPoint } from './read-path.js';
 import { isThenable } from '../maybe-promise.js';
@@ -13,37 +13,40 @@ const MAX_BATCH_MESSAGES = 100_000;
 
 /** While no batch is in flight, whatever the server sends (notifications, notices, a FATAL) goes straight to the client. */
 function relayUnsolicited(state: SessionState, on: boolean): void {
-  const { upstream, client } = state;
+  const { upstream } = state;
   if (!on) {
     upstream.onMessage = undefined;
     return;
   }
-  const pass = (m: Message): boolean => {
-    if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
-    client.socket.write(m.raw);
-    return true;
-  };
+  let pass = unsolicited.get(state);
+  if (pass === undefined) unsolicited.set(state, (pass = (m: Message): boolean => passUnsolicited(state, m)));
   for (const m of upstream.drain()) pass(m);
   upstream.onMessage = pass;
 }
 
-async function nextBatch(state: SessionState): Promise<Message[]> {
-  const batch: Message[] = [];
-  state.idle = state.client.pending === 0;
-  if (state.idle) relayUnsolicited(state, true);
-  try {
-    for (;;) {
-      // Messages that already arrived are taken at once; only an empty queue is awaited.
-      const m = state.client.tryNext() ?? (await state.client.next());
-      state.idle = false;
-      relayUnsolicited(state, false);
-      batch.push(m);
-      if (ENDS_BATCH.has(m.type) || batch.length >= MAX_BATCH_MESSAGES) return batch;
-    }
-  } finally {
-    state.idle = false;
-    relayUnsolicited(state, false);
+/** Each session's handler of unsolicited messages, made once (not a closure per batch). */
+const unsolicited = new WeakMap<SessionState, (m: Message) => boolean>();
+
+function passUnsolicited(state: SessionState, m: Message): boolean {
+  if (m.type === 'S') recordParameter(state, m); // e.g. a configuration reload: probe settings again
+  state.client.socket.write(m.raw);
+  return true;
+}
+
+/** Whether a batch is complete: it ends with Sync, Query, FunctionCall, Flush or Terminate, or reached the cap. */
+function complete(batch: readonly Message[]): boolean {
+  const last = batch[batch.length - 1];
+  return last !== undefined && (ENDS_BATCH.has(last.type) || batch.length >= MAX_BATCH_MESSAGES);
+}
+
+/** Moves the client's messages that already arrived into `batch` until it is complete; whether it is. */
+function takeQueued(state: SessionState, batch: Message[]): boolean {
+  while (!complete(batch)) {
+    const m = state.client.tryNext();
+    if (m === undefined) return false;
+    batch.push(m);
   }
+  return true;
 }
 
 function planOf(state: SessionState, batch: readonly Message[]): Plan {
@@ -60,10 +63,24 @@ export async function runBatches(state: SessionState): Promise<void> {
       state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
       return;
     }
-    const batch = await nextBatch(state);
+    // The client's next batch. Messages that already arrived are taken at once; only an empty queue
+    // is awaited (here, not in a function of its own: one promise less per batch).
+    const batch: Message[] = [];
+    if (state.client.pending === 0) {
+      // Nothing in flight, nothing received: the session is idle until the client's first message.
+      state.idle = true;
+      relayUnsolicited(state, true);
+      try {
+        batch.push(await state.client.next());
+      } finally {
+        state.idle = false;
+        relayUnsolicited(state, false);
+      }
+    }
+    while (!takeQueued(state, batch)) batch.push(await state.client.next());
     const last = batch[batch.length - 1]!;
     if (last.type === 'X') {
-      state.upstream.socket.end(Buffer.concat(batch.map((m) => m.raw)));
+      state.upstream.socket.end(joinMessages(batch));
       return;
     }
     let reason: PassReason = 'not-cacheable';
