@@ -235,6 +235,30 @@ describe('pg-proxy: answers byte for byte however the client cuts its stream', {
     }
   });
 
+  it('the script in the same write as the startup message (the bytes behind it are queued before authentication)', async () => {
+    const frames = script(false);
+    const socket = connect({ host: '127.0.0.1', port: proxy.port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const received: Buffer[] = [];
+    let ready = 0;
+    const reader = new MessageReader();
+    socket.on('data', (chunk: Buffer) => {
+      received.push(Buffer.from(chunk));
+      for (const m of reader.push(chunk)) if (m.type === 'Z') ready++;
+    });
+    const params = Buffer.concat([cstr('user'), cstr('postgres'), cstr('database'), cstr(db.name), cstr('client_encoding'), cstr('UTF8'), Buffer.from([0])]);
+    socket.write(Buffer.concat([i32(params.length + 8), i32(196608), params, ...frames]));
+    await until(() => ready >= 1 + terminators(frames), 'the startup and the script');
+    socket.destroy();
+    const messages = new MessageReader().push(Buffer.concat(received));
+    const afterStartup = messages.slice(messages.findIndex((m) => m.type === 'Z') + 1);
+    const got = Buffer.concat(afterStartup.map((m) => m.raw));
+    assert.ok(got.equals(direct.small), firstDifference(got, direct.small));
+  });
+
   it('over TLS, one byte per record', async (t) => {
     if (certs === undefined) return t.skip('no openssl');
     const frames = script(false);
