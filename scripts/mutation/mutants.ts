@@ -382,6 +382,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/relay.ts', find: '(raw || usesUnnamedFirst(batch))', replace: '(usesUnnamedFirst(batch))' }],
   },
   {
+    id: 'proxy-unnamed-recreate-async-first',
+    rule: "pg-proxy: a notification that arrives before the re-created unnamed statement's ParseComplete ends the wait for it, so the client gets a ParseComplete it never asked for",
+    patches: [{ file: 'src/pg-proxy/relay.ts', find: '      if (!isAsync(m)) swallowParseComplete = 0;', replace: '      swallowParseComplete = 0; void isAsync;' }],
+  },
+  {
     id: 'proxy-framing-quadratic',
     rule: 'pg-proxy: a message received in many chunks is joined again at every chunk (quadratic copying of long messages)',
     patches: [{ file: 'src/pg-proxy/framing.ts', find: '    if (this.buffer.length >= 5) {', replace: '    if (this.buffer.length < 0) {' }],

@@ -11,7 +11,7 @@ import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './ses
 import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
-import { STATEMENT_PREFIX } from './internal.js';
+import { isAsync, STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { MessageQueue } from './message-queue.js';
 
@@ -132,7 +132,9 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         swallowParseComplete--;
         continue;
       }
-      swallowParseComplete = 0;
+      // Only an answer ends the wait for the ParseComplete: a notification (or notice, or parameter
+      // change) the server sent before reading the re-created Parse comes first.
+      if (!isAsync(m)) swallowParseComplete = 0;
       if (m.type === 'S') recordParameter(state, m);
       else if (m.type === 'G' || m.type === 'W') {
         copying = true;

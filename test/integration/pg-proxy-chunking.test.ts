@@ -11,7 +11,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createProxyDatabase, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
-import { MessageReader } from '../../src/pg-proxy/framing.js';
+import pg from 'pg';
+import { MessageReader, type Message } from '../../src/pg-proxy/framing.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import { makeCerts, type Certs } from '../helpers/tls-certs.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
@@ -257,6 +258,44 @@ describe('pg-proxy: answers byte for byte however the client cuts its stream', {
     const afterStartup = messages.slice(messages.findIndex((m) => m.type === 'Z') + 1);
     const got = Buffer.concat(afterStartup.map((m) => m.raw));
     assert.ok(got.equals(direct.small), firstDifference(got, direct.small));
+  });
+
+  it('the unnamed statement re-created after a hit while notifications arrive: its ParseComplete never reaches the client', async () => {
+    const conn = await open(proxy.port, db.name, false);
+    const reader = new MessageReader();
+    let got: Message[] = [];
+    conn.socket.on('data', (chunk: Buffer) => got.push(...reader.push(chunk)));
+    const answer = async (frames: Buffer[]): Promise<Message[]> => {
+      const before = conn.readyCount();
+      conn.socket.write(Buffer.concat(frames));
+      await until(() => conn.readyCount() > before, 'an answer');
+      const at = got.findIndex((m) => m.type === 'Z');
+      const out = got.slice(0, at + 1);
+      got = got.slice(at + 1);
+      return out;
+    };
+    await answer([Q('LISTEN chunking_channel')]);
+    const notifier = new pg.Client({ connectionString: db.url });
+    await notifier.connect();
+    let stop = false;
+    const pump = (async () => {
+      while (!stop) await notifier.query("NOTIFY chunking_channel, 'x'");
+    })();
+    try {
+      const hits = proxy.metrics.hits;
+      for (let i = 0; i < 400; i++) {
+        await answer([P('', 'SELECT $1::int + 0 AS other', [23]), B('', '', ['1']), E(''), S]); // the server's unnamed statement: another one
+        await answer(point(8)); // a hit (after the first fill)
+        const types = (await answer([B('', '', ['8']), Dp(''), E(''), S])).filter((m) => m.type !== 'A').map((m) => m.type).join('');
+        assert.equal(types, '2TDCZ', `iteration ${i}`);
+      }
+      assert.ok(proxy.metrics.hits >= hits + 300, 'the reads were hits');
+    } finally {
+      stop = true;
+      await pump;
+      await notifier.end();
+      conn.socket.destroy();
+    }
   });
 
   it('over TLS, one byte per record', async (t) => {
