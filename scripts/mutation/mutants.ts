@@ -366,6 +366,31 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: cached answers are served while the bypass drainer hangs, so a write that bypassed the proxy stays hidden past the bound',
     patches: [{ file: PROXY_READ_PATH, find: "  if (!bypassCovered(ctx)) return 'drainer-behind';", replace: "  if (!bypassCovered(ctx) && ctx.fence === 'skip') return 'drainer-behind';" }],
   },
+  {
+    id: 'proxy-flush-batch-strands-queued',
+    rule: "pg-proxy: the client's messages queued behind a Flush-ended batch (its Sync in the same chunk) are not sent up: the session waits forever",
+    patches: [{ file: 'src/pg-proxy/relay.ts', find: '  if (raw) handOver(client);', replace: '  if (raw && false) handOver(client);' }],
+  },
+  {
+    id: 'proxy-copy-data-before-copyin-stranded',
+    rule: 'pg-proxy: COPY data the client sent right behind its COPY (before CopyInResponse) stays queued: the session waits forever',
+    patches: [{ file: 'src/pg-proxy/relay.ts', find: '        handOver(client); // COPY data', replace: '        void handOver; // COPY data' }],
+  },
+  {
+    id: 'proxy-flush-batch-unnamed-stale',
+    rule: "pg-proxy: after a hit answered Parse \"\", the messages behind a Flush-ended batch use the server's other unnamed statement (another statement runs)",
+    patches: [{ file: 'src/pg-proxy/relay.ts', find: '(raw || usesUnnamedFirst(batch))', replace: '(usesUnnamedFirst(batch))' }],
+  },
+  {
+    id: 'proxy-unnamed-recreate-async-first',
+    rule: "pg-proxy: a notification that arrives before the re-created unnamed statement's ParseComplete ends the wait for it, so the client gets a ParseComplete it never asked for",
+    patches: [{ file: 'src/pg-proxy/relay.ts', find: '      if (!isAsync(m)) swallowParseComplete = 0;', replace: '      swallowParseComplete = 0; void isAsync;' }],
+  },
+  {
+    id: 'proxy-framing-quadratic',
+    rule: 'pg-proxy: a message received in many chunks is joined again at every chunk (quadratic copying of long messages)',
+    patches: [{ file: 'src/pg-proxy/framing.ts', find: '    if (this.buffer.length >= 5) {', replace: '    if (this.buffer.length < 0) {' }],
+  },
   // --- robustness: a dying connection fails an operation, never the process ---
   {
     id: 'pg-new-connection-unlistened',

@@ -65,6 +65,13 @@ const EMPTY = Buffer.alloc(0);
 /** Accumulates chunks and yields complete typed messages. */
 export class MessageReader {
   private buffer: Buffer = EMPTY;
+  /**
+   * The chunks of a message that is not complete yet (its header read), joined once when it is:
+   * joining at every chunk would copy a long message over and over (quadratic in its length).
+   */
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  private wanted = 0;
 
   push(chunk: Buffer): Message[] {
     return this.pushInto(chunk, []);
@@ -72,7 +79,15 @@ export class MessageReader {
 
   /** push(), appending the messages to `out` (an array the caller reuses: no array per chunk). */
   pushInto(chunk: Buffer, out: Message[]): Message[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.wanted > 0) {
+      this.parts.push(chunk);
+      this.partsBytes += chunk.length;
+      if (this.partsBytes < this.wanted) return out;
+      this.buffer = Buffer.concat(this.parts, this.partsBytes);
+      this.parts = [];
+      this.partsBytes = 0;
+      this.wanted = 0;
+    } else this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     let offset = 0;
     while (this.buffer.length - offset >= 5) {
       const length = this.buffer.readInt32BE(offset + 1);
@@ -82,13 +97,23 @@ export class MessageReader {
       offset += 1 + length;
     }
     this.buffer = offset === this.buffer.length ? EMPTY : this.buffer.subarray(offset);
+    if (this.buffer.length >= 5) {
+      // A message whose header came (its length checked above) but not all of its bytes.
+      this.wanted = 1 + this.buffer.readInt32BE(1);
+      this.parts = [this.buffer];
+      this.partsBytes = this.buffer.length;
+      this.buffer = EMPTY;
+    }
     return out;
   }
 
   /** Bytes received but not yet framed (handed over when a session switches to a plain pipe). */
   rest(): Buffer {
-    const rest = this.buffer;
+    const rest = this.wanted > 0 ? Buffer.concat(this.parts, this.partsBytes) : this.buffer;
     this.buffer = EMPTY;
+    this.parts = [];
+    this.partsBytes = 0;
+    this.wanted = 0;
     return rest;
   }
 }

@@ -11,7 +11,7 @@ import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './ses
 import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
-import { STATEMENT_PREFIX } from './internal.js';
+import { isAsync, STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { MessageQueue } from './message-queue.js';
 
@@ -67,12 +67,23 @@ function flushTo(client: MessageQueue, pending: Message[]): void {
   pending.length = 0;
 }
 
+/** Gives the client's queued messages to its onMessage, in order, up to the first it does not take. */
+function handOver(client: MessageQueue): void {
+  for (let m = client.peek(); m !== undefined && client.onMessage?.(m) === true; m = client.peek()) client.tryNext();
+}
+
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
   const parsedHere = new Set<string>();
   let swallowParseComplete = 0;
   const out: Buffer[] = [];
-  if (state.unnamedStale !== undefined && usesUnnamedFirst(batch)) {
+  // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
+  // messages go up as they come, up to and including the next Sync (or Query).
+  // (Also a batch cut at the message cap without a terminator.)
+  let raw = !TERMINATORS.has(batch[batch.length - 1]!.type);
+  // A batch that goes on raw may use the unnamed statement in the messages still to come, which
+  // usesUnnamedFirst cannot see: it is re-created first too.
+  if (state.unnamedStale !== undefined && (raw || usesUnnamedFirst(batch))) {
     // A hit answered the client's Parse "" without the server: re-create it first.
     out.push(state.unnamedStale.parse);
     swallowParseComplete = 1;
@@ -95,10 +106,6 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   }
   if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
   upstream.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-  // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
-  // messages go up as they come, up to and including the next Sync (or Query).
-  // (Also a batch cut at the message cap without a terminator.)
-  let raw = !TERMINATORS.has(batch[batch.length - 1]!.type);
   let copying = false;
   client.onMessage = (m: Message): boolean => {
     if (copying && (m.type === 'd' || m.type === 'c' || m.type === 'f')) {
@@ -114,6 +121,9 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     }
     return true;
   };
+  // The client's messages that came with the batch (its Sync behind a Flush in the same chunk) or
+  // while it was planned are queued already: they go the same way as those still to come.
+  if (raw) handOver(client);
   const pending: Message[] = [];
   try {
     while (expected > 0 || raw) {
@@ -122,9 +132,14 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         swallowParseComplete--;
         continue;
       }
-      swallowParseComplete = 0;
+      // Only an answer ends the wait for the ParseComplete: a notification (or notice, or parameter
+      // change) the server sent before reading the re-created Parse comes first.
+      if (!isAsync(m)) swallowParseComplete = 0;
       if (m.type === 'S') recordParameter(state, m);
-      else if (m.type === 'G' || m.type === 'W') copying = true;
+      else if (m.type === 'G' || m.type === 'W') {
+        copying = true;
+        handOver(client); // COPY data the client sent without waiting for CopyInResponse
+      }
       else if (m.type === 'E') for (const name of parsedHere) state.statements.delete(name);
       else if (m.type === 'Z') {
         expected--;

@@ -45,3 +45,60 @@ describe('pg-proxy framing: joinMessages', () => {
     assert.equal(joinMessages([]).length, 0);
   });
 });
+
+describe('pg-proxy framing: MessageReader over any cut of the stream', () => {
+  const LONG = frame('D', 'x'.repeat(300));
+  const MIXED = Buffer.concat([...ANSWERS, LONG, frame('N', 'notice\0'), frame('Z', 'I')]);
+
+  it('frames the same messages, byte for byte, however the stream is cut in two or three', () => {
+    const whole = new MessageReader().push(Buffer.from(MIXED)).map((m) => m.raw);
+    for (let i = 0; i <= MIXED.length; i++) {
+      for (const j of [i, i + 1, i + 7, Math.floor((i + MIXED.length) / 2), MIXED.length]) {
+        if (j < i || j > MIXED.length) continue;
+        const reader = new MessageReader();
+        const got = [...reader.push(MIXED.subarray(0, i)), ...reader.push(MIXED.subarray(i, j)), ...reader.push(MIXED.subarray(j))];
+        assert.deepEqual(got.map((m) => m.raw), whole, `cut at ${i} and ${j}`);
+        assert.deepEqual(joinMessages(got), MIXED);
+        assert.equal(reader.rest().length, 0);
+      }
+    }
+    const reader = new MessageReader();
+    const bytes = [...MIXED].flatMap((b) => reader.push(Buffer.from([b])));
+    assert.deepEqual(bytes.map((m) => m.raw), whole, 'one byte per chunk');
+  });
+
+  it('keeps what is not framed yet for rest(), a long message cut included', () => {
+    const reader = new MessageReader();
+    assert.equal(reader.push(MIXED.subarray(0, 30)).length, 3); // 1, 2, D; C cut
+    assert.deepEqual(reader.push(MIXED.subarray(30, 100)).map((m) => m.type), ['C', 'Z']); // the long D cut
+    assert.deepEqual(reader.push(MIXED.subarray(100, 200)), []);
+    assert.deepEqual(reader.rest(), MIXED.subarray(38, 200));
+    assert.deepEqual(reader.push(Buffer.from(MIXED.subarray(0, 3))), []);
+    assert.deepEqual(reader.rest(), MIXED.subarray(0, 3));
+  });
+
+  it('copies a long message received in many chunks a bounded number of times (not once per chunk)', () => {
+    const size = 4 * 1024 * 1024;
+    const long = Buffer.alloc(size, 0x61);
+    long.write('d', 0, 'latin1');
+    long.writeInt32BE(size - 1, 1);
+    const concat = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const out = concat(list, total);
+      copied += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    let framed: Message[];
+    try {
+      const reader = new MessageReader();
+      framed = [];
+      for (let at = 0; at < size; at += 4096) framed.push(...reader.push(long.subarray(at, at + 4096)));
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.equal(framed.length, 1);
+    assert.ok(framed[0]!.raw.equals(long));
+    assert.ok(copied <= 2 * size, `copied ${copied} bytes for a message of ${size}`);
+  });
+});
