@@ -302,6 +302,11 @@ export const MUTANTS: readonly Mutant[] = [
   },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
+    id: 'proxy-upstream-failure-silent',
+    rule: 'pg-proxy: a session whose upstream connection fails (a TLS refusal, a bad certificate) is closed without telling the client why',
+    patches: [{ file: PROXY_SESSION, find: "    client.end(build.error('FATAL', '08006', `lockstep proxy: could not connect to PostgreSQL: ${String(reason)}`));", replace: '    client.destroy();' }],
+  },
+  {
     id: 'proxy-tls-takes-injected-bytes',
     rule: 'pg-proxy: bytes sent unencrypted behind an SSLRequest are kept and read as the session\'s first message after the handshake (CVE-2021-23214)',
     patches: [{ file: PROXY_SESSION, find: "          if (found.rest.length > 0) throw new Error('unencrypted data after SSLRequest');", replace: '' }],

@@ -13,7 +13,7 @@ import { openCursor } from './session-fence.js';
 import { isWriteMarker, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 import { acceptTls } from './client-tls.js';
-import { connectSessionUpstream } from './upstream-tls.js';
+import { connectSessionUpstream, UpstreamTlsError } from './upstream-tls.js';
 import { pipeWithoutChannelBinding, withoutChannelBinding } from './sasl.js';
 
 export interface SessionHooks {
@@ -47,7 +47,8 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     }
     const params = startupParameters(frame);
     const database = params.get('database') ?? params.get('user') ?? '';
-    upstreamSocket = await connectSessionUpstream(ctx.upstream);
+    upstreamSocket = await connectOrTell(ctx, socket);
+    if (upstreamSocket === undefined) return;
     if (hooks.isDraining()) {
       socket.end(build.error('FATAL', '57P03', 'the proxy is shutting down'));
       return;
@@ -80,7 +81,8 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
         // default): this session starts again without it, and so do the proxy's next ones.
         ctx.markerStartup.refused = true;
         upstreamSocket.destroy();
-        upstreamSocket = await connectSessionUpstream(ctx.upstream);
+        upstreamSocket = await connectOrTell(ctx, socket);
+        if (upstreamSocket === undefined) return;
         upstreamSocket.write(frame);
         upstream = new MessageQueue(upstreamSocket, 'upstream');
       } else upstream.unshift(first);
@@ -139,6 +141,22 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     upstreamSocket?.destroy();
     // After the upstream connection is closed: its pid is not reused before its backend exits.
     if (backendPid !== undefined) ctx.ownBackends.delete(backendPid);
+  }
+}
+
+/**
+ * The session's upstream connection; when it cannot be had (PostgreSQL down, a TLS refusal or failed
+ * handshake), the client is told why with a FATAL, as a driver expects, instead of a bare close.
+ */
+async function connectOrTell(ctx: ProxyContext, client: Socket): Promise<Socket | undefined> {
+  try {
+    return await connectSessionUpstream(ctx.upstream);
+  } catch (error) {
+    // The proxy's own reasons (a TLS refusal) in full; for the rest only the error's code: the client
+    // is not yet authenticated, and the upstream's address is none of its business.
+    const reason = error instanceof UpstreamTlsError ? error.message : ((error as { code?: unknown }).code ?? 'the connection failed');
+    client.end(build.error('FATAL', '08006', `lockstep proxy: could not connect to PostgreSQL: ${String(reason)}`));
+    return undefined;
   }
 }
 

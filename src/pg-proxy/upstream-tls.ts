@@ -129,7 +129,7 @@ export async function resolveUpstream(upstream: string): Promise<UpstreamTarget>
 function connectTcp(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port });
-    const timer = setTimeout(() => socket.destroy(new Error(`could not connect to ${host}:${port} within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`could not connect to ${host}:${port} within ${UPSTREAM_CONNECT_MS} ms`), { code: 'ETIMEDOUT' })), UPSTREAM_CONNECT_MS);
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', reject);
@@ -150,16 +150,16 @@ function askForTls(socket: Socket): Promise<boolean> {
     const request = Buffer.alloc(8);
     request.writeInt32BE(8, 0);
     request.writeInt32BE(SSL_REQUEST_CODE, 4);
-    const timer = setTimeout(() => done(new Error(`the upstream did not answer SSLRequest within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);
+    const timer = setTimeout(() => done(new UpstreamTlsError(`the upstream did not answer SSLRequest within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);
     const onData = (chunk: Buffer) => {
       // Anything after the one byte would be unencrypted data the server sent before the handshake:
       // refused, as libpq does (it could have been injected by someone on the path).
-      if (chunk.length !== 1) return done(new Error('the upstream answered SSLRequest with more than one byte'));
+      if (chunk.length !== 1) return done(new UpstreamTlsError('the upstream answered SSLRequest with more than one byte'));
       if (chunk[0] === 0x53 /* S */) return done(undefined, true);
       if (chunk[0] === 0x4e /* N */) return done(undefined, false);
-      return done(new Error(`the upstream answered SSLRequest with ${JSON.stringify(String.fromCharCode(chunk[0]!))}, not S or N`));
+      return done(new UpstreamTlsError(`the upstream answered SSLRequest with ${JSON.stringify(String.fromCharCode(chunk[0]!))}, not S or N`));
     };
-    const onEnd = () => done(new Error('the upstream closed the connection after SSLRequest'));
+    const onEnd = () => done(new UpstreamTlsError('the upstream closed the connection after SSLRequest'));
     const done = (error: Error | undefined, tls = false) => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -195,7 +195,7 @@ export async function connectSessionUpstream(target: UpstreamTarget, { plain = f
   }
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({ ...tls.session, socket });
-    const timer = setTimeout(() => secure.destroy(new Error(`the upstream's TLS handshake did not finish within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);
+    const timer = setTimeout(() => secure.destroy(new UpstreamTlsError(`the upstream's TLS handshake did not finish within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);
     secure.once('secureConnect', () => {
       clearTimeout(timer);
       secure.off('error', onError);
