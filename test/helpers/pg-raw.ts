@@ -8,19 +8,21 @@ export interface RawConnection {
   close(): void;
 }
 
-function frame(type: string, body: Buffer): Buffer {
+/** A typed protocol message of the given body parts. */
+export function frame(type: string, ...parts: Buffer[]): Buffer {
+  const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   const head = Buffer.alloc(5);
   head.write(type, 0, 'latin1');
   head.writeInt32BE(body.length + 4, 1);
   return Buffer.concat([head, body]);
 }
-const cstr = (s: string) => Buffer.concat([Buffer.from(s), Buffer.from([0])]);
-const i16 = (n: number) => {
+export const cstr = (s: string) => Buffer.concat([Buffer.from(s), Buffer.from([0])]);
+export const i16 = (n: number) => {
   const b = Buffer.alloc(2);
   b.writeInt16BE(n);
   return b;
 };
-const i32 = (n: number) => {
+export const i32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeInt32BE(n);
   return b;

@@ -16,27 +16,10 @@ import { MessageReader, type Message } from '../../src/pg-proxy/framing.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import { makeCerts, type Certs } from '../helpers/tls-certs.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
+import { cstr, frame, i16, i32 } from '../helpers/pg-raw.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 
-function frame(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-const cstr = (s: string) => Buffer.from(`${s}\0`, 'utf8');
-const i16 = (n: number) => {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-};
-const i32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
 const Q = (sql: string) => frame('Q', cstr(sql));
 const P = (name: string, sql: string, types: number[] = []) => frame('P', cstr(name), cstr(sql), i16(types.length), ...types.map(i32));
 /** Bind with text parameters and text results. */

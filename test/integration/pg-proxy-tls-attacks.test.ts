@@ -358,10 +358,15 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
 
   it('resets at every step of both legs\' handshakes do not bring the proxy down or leak its sessions\' connections', async () => {
     const proxy = await start({ upstream: viaMitm('127.0.0.1', 'sslmode=require'), tls: clientTls() });
-    const tlsOver = (socket: Socket) => {
-      const secure = tlsConnect({ socket, rejectUnauthorized: false });
+    /** A client through SSLRequest, 'S' and a finished handshake: the raw socket and its TLS one. */
+    const handshaken = async () => {
+      const s = await rawToProxy(proxy);
+      s.write(SSL_REQUEST);
+      assert.equal((await nextData(s)).toString('latin1'), 'S');
+      const secure = tlsConnect({ socket: s, rejectUnauthorized: false });
       secure.on('error', () => undefined);
-      return secure;
+      await new Promise((resolve) => secure.once('secureConnect', resolve));
+      return { s, secure };
     };
     for (let round = 0; round < 3; round++) {
       // 1. SSLRequest, then a reset before the answer is read.
@@ -380,31 +385,19 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
       }
       // 3. A finished handshake, then a reset before the startup message.
       {
-        const s = await rawToProxy(proxy);
-        s.write(SSL_REQUEST);
-        assert.equal((await nextData(s)).toString('latin1'), 'S');
-        const secure = tlsOver(s);
-        await new Promise((resolve) => secure.once('secureConnect', resolve));
+        const { s } = await handshaken();
         s.resetAndDestroy();
       }
       // 4. The startup message, then a reset as soon as the first answer arrives.
       {
-        const s = await rawToProxy(proxy);
-        s.write(SSL_REQUEST);
-        assert.equal((await nextData(s)).toString('latin1'), 'S');
-        const secure = tlsOver(s);
-        await new Promise((resolve) => secure.once('secureConnect', resolve));
+        const { s, secure } = await handshaken();
         secure.write(startupMessage('postgres', 'postgres'));
         await new Promise((resolve) => secure.once('data', resolve));
         s.resetAndDestroy();
       }
       // 5. A session in a query, reset on the client's side.
       {
-        const s = await rawToProxy(proxy);
-        s.write(SSL_REQUEST);
-        assert.equal((await nextData(s)).toString('latin1'), 'S');
-        const secure = tlsOver(s);
-        await new Promise((resolve) => secure.once('secureConnect', resolve));
+        const { s, secure } = await handshaken();
         secure.write(startupMessage('postgres', 'postgres'));
         let seen = '';
         await new Promise<void>((resolve) => {
