@@ -307,6 +307,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "    client.end(build.error('FATAL', '08006', `lockstep proxy: could not connect to PostgreSQL: ${String(reason)}`));", replace: '    client.destroy();' }],
   },
   {
+    id: 'proxy-tls-sslrequest-unbounded',
+    rule: 'pg-proxy: an upstream that accepts the connection but never answers the SSLRequest holds the session for ever',
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: "    const timer = setTimeout(() => done(new UpstreamTlsError(`the upstream did not answer SSLRequest within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);", replace: '    const timer = undefined;' }],
+  },
+  {
+    id: 'proxy-tls-handshake-unbounded',
+    rule: "pg-proxy: an upstream that answers 'S' and then never the ClientHello holds the session for ever",
+    patches: [{ file: 'src/pg-proxy/upstream-tls.ts', find: "    const timer = setTimeout(() => secure.destroy(new UpstreamTlsError(`the upstream's TLS handshake did not finish within ${UPSTREAM_CONNECT_MS} ms`)), UPSTREAM_CONNECT_MS);", replace: '    const timer = undefined;' }],
+  },
+  {
     id: 'proxy-tls-takes-injected-bytes',
     rule: 'pg-proxy: bytes sent unencrypted behind an SSLRequest are kept and read as the session\'s first message after the handshake (CVE-2021-23214)',
     patches: [{ file: PROXY_SESSION, find: "          if (found.rest.length > 0) throw new Error('unencrypted data after SSLRequest');", replace: '' }],

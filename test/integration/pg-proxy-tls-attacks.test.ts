@@ -57,7 +57,9 @@ type Attack =
   | { kind: 'answer-n' }
   | { kind: 'inject'; split: boolean }
   | { kind: 'impersonate'; cert: Buffer; key: Buffer }
-  | { kind: 'reset-after-s' };
+  | { kind: 'reset-after-s' }
+  | { kind: 'silent' }
+  | { kind: 'silent-after-s' };
 
 interface Mitm {
   readonly port: number;
@@ -128,6 +130,11 @@ async function startMitm(clusterPort: number): Promise<Mitm> {
         case 'reset-after-s':
           socket.write('S');
           socket.once('data', () => socket.resetAndDestroy()); // the ClientHello
+          return;
+        case 'silent': // never answers the SSLRequest
+          return;
+        case 'silent-after-s': // answers 'S', then never answers the ClientHello
+          socket.write('S');
           return;
         case 'inject':
           // PostgreSQL's real 'S', then the injected bytes, then the genuine handshake relayed: only the
@@ -264,6 +271,25 @@ describe('pg-proxy TLS under attack', { skip, timeout: 300_000 }, () => {
     assert.equal(mitm.attacked, attacked + 1, 'the session went through the attacker');
     assert.equal(Buffer.concat(mitm.afterN).length, 0, 'nothing was sent in plain text after the N');
     mitm.attack = { kind: 'pass' };
+    assert.equal(await tryClient(proxy.port), 'connected: one', 'and the proxy still serves');
+  });
+
+  it("an upstream that never answers the SSLRequest, or answers 'S' and then never the ClientHello, ends the session with FATAL within the proxy's connect deadline", async () => {
+    const proxy = await start({ upstream: viaMitm('127.0.0.1', 'sslmode=require') });
+    const attackedBefore = mitm.attacked;
+    const outcomes: Promise<string>[] = [];
+    for (const kind of ['silent', 'silent-after-s'] as const) {
+      mitm.attack = { kind };
+      const attacked = mitm.attacked;
+      outcomes.push(tryClient(proxy.port));
+      // The next connection gets the next attack only once this one reached the relay.
+      while (mitm.attacked === attacked) await new Promise((resolve) => setImmediate(resolve));
+    }
+    mitm.attack = { kind: 'pass' };
+    const [silent, silentAfterS] = await Promise.all(outcomes);
+    assert.equal(mitm.attacked, attackedBefore + 2);
+    assert.match(silent!, /^error: lockstep proxy: could not connect to PostgreSQL: the upstream did not answer SSLRequest within \d+ ms$/);
+    assert.match(silentAfterS!, /^error: lockstep proxy: could not connect to PostgreSQL: the upstream's TLS handshake did not finish within \d+ ms$/);
     assert.equal(await tryClient(proxy.port), 'connected: one', 'and the proxy still serves');
   });
 
