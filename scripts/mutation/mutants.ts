@@ -443,6 +443,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "    const client = new MessageQueue(socket, 'client', rest, MAX_UNAUTHENTICATED_MESSAGE_BYTES);", replace: "    const client = new MessageQueue(socket, 'client', rest, MAX_MESSAGE_BYTES);" }],
   },
   {
+    id: 'proxy-session-setup-outlives-client',
+    rule: 'pg-proxy: a client that leaves while PostgreSQL is slow to answer its startup leaves its upstream connection (and then a backend) behind',
+    patches: [{ file: PROXY_SESSION, find: "    socket.once('close', leave);", replace: '' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener))', replace: 'createServer(serverOptions, listener); void oneAtATime' }],

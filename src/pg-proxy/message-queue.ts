@@ -39,6 +39,8 @@ export class MessageQueue {
     socket.on('close', () => this.fail(new ConnectionClosedError(`${label} closed the connection`)));
     socket.on('error', (error) => this.fail(new ConnectionClosedError(`${label}: ${error.message}`)));
     if (initial !== undefined && initial.length > 0) this.push(initial);
+    // A socket that closed before this queue listened (a client that left while its session was set up).
+    if (socket.destroyed) this.fail(new ConnectionClosedError(`${label} closed the connection`));
     this.resumeIfRoom(); // the startup reader left it paused
   }
 

@@ -54,8 +54,14 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     }
     const params = startupParameters(frame);
     const database = params.get('database') ?? params.get('user') ?? '';
+    // A client that leaves before its session is set up takes its upstream connection with it:
+    // nothing else ends a wait for a PostgreSQL slow to answer the startup (overloaded, stopped), and
+    // a session that began listening after the client had gone waited for its first message for good,
+    // holding a backend.
+    const leave = (): void => void upstreamSocket?.destroy();
+    socket.once('close', leave);
     upstreamSocket = await connectOrTell(ctx, socket);
-    if (upstreamSocket === undefined) return;
+    if (upstreamSocket === undefined || socket.destroyed) return;
     if (hooks.isDraining()) {
       socket.end(build.error('FATAL', '57P03', 'the proxy is shutting down'));
       return;
@@ -138,6 +144,9 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
         ctx.ownBackends.add(pid);
       };
       if (!(await authenticate(state, onBackend))) return;
+      // Set up: from here a client that leaves ends the session at its next batch (a batch in flight,
+      // a commit included, is still answered and fenced).
+      socket.off('close', leave);
       client.maxMessageBytes = MAX_MESSAGE_BYTES;
       await runBatches(state);
     } finally {
