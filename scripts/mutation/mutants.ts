@@ -448,6 +448,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "    socket.once('close', leave);", replace: '' }],
   },
   {
+    id: 'resp-mget-reads-on-after-failure',
+    rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener))', replace: 'createServer(serverOptions, listener); void oneAtATime' }],
