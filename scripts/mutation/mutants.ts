@@ -334,12 +334,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-tls-offers-channel-binding-in-plain',
     rule: 'pg-proxy: a client on a plain connection is offered SCRAM-SHA-256-PLUS, which libpq refuses (no SCRAM login through a TLS upstream)',
-    patches: [{ file: PROXY_SESSION, find: "client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: 'client.socket.write(m.raw);' }],
+    patches: [{ file: PROXY_SESSION, find: "toClient(state, m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: 'toClient(state, m.raw);' }],
   },
   {
     id: 'proxy-tls-hides-channel-binding',
     rule: 'pg-proxy: a client on TLS is not offered SCRAM-SHA-256-PLUS, so libpq, which supports it, is refused as a downgrade even where binding would hold',
-    patches: [{ file: PROXY_SESSION, find: "client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: "client.socket.write(m.type === 'R' ? withoutChannelBinding(m.raw) : m.raw);" }],
+    patches: [{ file: PROXY_SESSION, find: "toClient(state, m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);", replace: "toClient(state, m.type === 'R' ? withoutChannelBinding(m.raw) : m.raw);" }],
   },
   {
     id: 'proxy-tls-url-first-sslmode',
@@ -405,6 +405,67 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'proxy-framing-quadratic',
     rule: 'pg-proxy: a message received in many chunks is joined again at every chunk (quadratic copying of long messages)',
     patches: [{ file: 'src/pg-proxy/framing.ts', find: '    if (this.buffer.length >= 5) {', replace: '    if (this.buffer.length < 0) {' }],
+  },
+  // --- bounds: what a client that sends and does not read (or a backend that does not) can cost ---
+  {
+    id: 'proxy-answers-ignore-slow-client',
+    rule: 'pg-proxy: answers relayed to a client that does not read do not stop the proxy reading PostgreSQL (a large result is buffered whole)',
+    patches: [{ file: 'src/pg-proxy/backpressure.ts', find: '  if (!state.client.socket.write(bytes) && state.upstream.holdFor(state.client.socket)) state.ctx.metrics.backpressureWaits.client++;', replace: '  state.client.socket.write(bytes);' }],
+  },
+  {
+    id: 'proxy-copy-ignores-slow-upstream',
+    rule: 'pg-proxy: client data relayed to a PostgreSQL that does not read it (COPY) does not stop the proxy reading the client',
+    patches: [{ file: 'src/pg-proxy/backpressure.ts', find: '  if (!state.upstream.socket.write(bytes) && state.client.holdFor(state.upstream.socket)) state.ctx.metrics.backpressureWaits.upstream++;', replace: '  state.upstream.socket.write(bytes);' }],
+  },
+  {
+    id: 'proxy-hold-released-by-next',
+    rule: "pg-proxy: taking a queued message resumes reading a socket held back for its peer's sake",
+    patches: [{ file: 'src/pg-proxy/message-queue.ts', find: '    if (!this.held && this.queue.length < 1_000', replace: '    if (this.queue.length < 1_000' }],
+  },
+  {
+    id: 'proxy-hits-ignore-slow-client',
+    rule: 'pg-proxy: cached answers keep going to a pipelining client that does not read them',
+    patches: [{ file: 'src/pg-proxy/session-loop.ts', find: '    if (state.client.socket.writableNeedDrain) {', replace: '    if (state.client.socket.writableNeedDrain && false) {' }],
+  },
+  {
+    id: 'proxy-queue-bytes-unbounded',
+    rule: "pg-proxy: a session's queue of received messages is bounded in count only (10,000 messages of any size)",
+    patches: [{ file: 'src/pg-proxy/message-queue.ts', find: 'if (this.queue.length > MAX_QUEUED_MESSAGES || this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();', replace: 'if (this.queue.length > MAX_QUEUED_MESSAGES) this.socket.pause();' }],
+  },
+  {
+    id: 'proxy-batch-bytes-unbounded',
+    rule: 'pg-proxy: a batch is held until its Sync however many bytes it reaches (100,000 messages of any size)',
+    patches: [{ file: 'src/pg-proxy/session-loop.ts', find: ' || batch.bytes >= MAX_BATCH_BYTES);', replace: ');' }],
+  },
+  {
+    id: 'proxy-unauthenticated-message-unbounded',
+    rule: 'pg-proxy: a client not yet authenticated may send a message up to the 256 MB limit of a session, read whole',
+    patches: [{ file: PROXY_SESSION, find: "    const client = new MessageQueue(socket, 'client', rest, MAX_UNAUTHENTICATED_MESSAGE_BYTES);", replace: "    const client = new MessageQueue(socket, 'client', rest, MAX_MESSAGE_BYTES);" }],
+  },
+  {
+    id: 'proxy-session-setup-outlives-client',
+    rule: 'pg-proxy: a client that leaves while PostgreSQL is slow to answer its startup leaves its upstream connection (and then a backend) behind',
+    patches: [{ file: PROXY_SESSION, find: "    socket.once('close', leave);", replace: '' }],
+  },
+  {
+    id: 'resp-mget-reads-on-after-failure',
+    rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
+  },
+  {
+    id: 'http-pipelined-all-at-once',
+    rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
+    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener) : listener)' }],
+  },
+  {
+    id: 'http-idle-connection-kept',
+    rule: 'REST service: a connection on which nothing moves (a client that stopped reading an answer) is kept for ever',
+    patches: [{ file: 'src/http/server.ts', find: '  server.timeout = idleTimeoutMs;', replace: '' }],
+  },
+  {
+    id: 'http-connections-uncapped',
+    rule: 'REST service: open connections are not capped',
+    patches: [{ file: 'src/http/server.ts', find: '  server.maxConnections = maxConnections;', replace: '' }],
   },
   // --- robustness: a dying connection fails an operation, never the process ---
   {

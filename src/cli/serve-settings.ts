@@ -62,6 +62,7 @@ export const serveSettings = {
   bodyLimit: { arg: 'BYTES', help: 'largest request body', default: undefined, note: 'default max value size + 64 KiB', parse: integerIn(1, Number.MAX_SAFE_INTEGER) } satisfies Setting<number | undefined>,
   maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes (at most 512)', default: undefined, note: 'default 512', parse: integerIn(1, 512) } satisfies Setting<number | undefined>,
   maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,
+  maxConnections: { arg: 'N', help: 'open HTTP connections at most (one more is closed at once)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
   rateLimit: {
     arg: 'R[:B]',
     help: 'requests/s (burst B) per token or address; off for none',

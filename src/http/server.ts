@@ -2,8 +2,8 @@
 // them, anyone who can reach the port could read and write every key; and a plain token there must
 // be strong (service/token-strength.ts), since anyone on the network may guess it.
 import { createAdaptorServer } from '@hono/node-server';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 import { isProtectedBy, requiresToken, weakTokenOf } from './app.js';
 import { assertListenAllowed, isLoopbackHost, weakTokenError } from '../service/listen-rule.js';
@@ -20,12 +20,24 @@ export interface ListenOptions {
   token?: string;
   /** How long close() lets in-flight requests finish before cutting their connections, in ms. @default 5000 */
   closeGraceMs?: number;
+  /**
+   * Open connections at most; one more is closed at once, without an answer. @default 1000
+   */
+  maxConnections?: number;
+  /**
+   * A connection on which no byte moved either way for this long is closed, in ms: a client that
+   * stops reading an answer does not hold it (and its memory) for ever. Longer than any request's
+   * own bound (leaseTtl + 2 × the cache's command timeout). 0: never. @default 120000
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface RunningServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** Open connections now. */
+  readonly connections: number;
   /** Stops accepting connections, lets in-flight requests finish (up to the grace period), then resolves. */
   close(): Promise<void>;
 }
@@ -40,6 +52,14 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
   const closeGraceMs = options.closeGraceMs ?? 5000;
+  const maxConnections = options.maxConnections ?? 1000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new InvalidOptionError(`maxConnections must be a positive integer (got ${JSON.stringify(maxConnections)})`);
+  }
+  if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 0) {
+    throw new InvalidOptionError(`idleTimeoutMs must be a whole number of ms, 0 or more (got ${JSON.stringify(idleTimeoutMs)})`);
+  }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidOptionError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
   }
@@ -50,7 +70,18 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   const weakness = weakTokenOf(app);
   if (weakness !== undefined && !isLoopbackHost(host)) throw weakTokenError(host, weakness);
 
-  const server = createAdaptorServer({ fetch: app.fetch.bind(app) as never, hostname: host }) as Server;
+  const server = createAdaptorServer({
+    fetch: app.fetch.bind(app) as never,
+    hostname: host,
+    createServer: ((serverOptions: ServerOptions, listener: RequestListener) => createServer(serverOptions, oneAtATime(listener))) as never,
+  }) as Server;
+  server.maxConnections = maxConnections;
+  server.timeout = idleTimeoutMs;
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
     server.once('error', onError);
@@ -67,6 +98,9 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
     url: `http://${urlHost}:${address.port}`,
     host: address.address,
     port: address.port,
+    get connections() {
+      return connections;
+    },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -79,5 +113,36 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
       });
       return closing;
     },
+  };
+}
+
+/**
+ * Handles a connection's requests one at a time: a pipelined request starts once the answer before
+ * it has been handed to the operating system. Node parses every request of a chunk at once, so a
+ * client that pipelines GETs of a large value and does not read got all of their answers built in
+ * memory (2,000 requests of 50 bytes: 2 GB); now it holds one answer, and TCP pushes back.
+ */
+function oneAtATime(listener: RequestListener): RequestListener<typeof IncomingMessage, typeof ServerResponse> {
+  const waiting = new WeakMap<Socket, Array<() => void>>();
+  return (req, res) => {
+    const socket = req.socket;
+    const start = (): void => {
+      let done = false;
+      const next = (): void => {
+        if (done) return;
+        done = true;
+        const following = socket.destroyed ? undefined : waiting.get(socket)?.shift();
+        if (following !== undefined) following();
+        else waiting.delete(socket); // none waits, or the connection is gone: what waited is dropped unanswered
+      };
+      res.once('finish', next);
+      res.once('close', next);
+      void listener(req, res);
+    };
+    const queue = waiting.get(socket);
+    if (queue === undefined) {
+      waiting.set(socket, []);
+      start();
+    } else queue.push(start);
   };
 }

@@ -34,6 +34,11 @@ export interface ProxyMetrics {
   fencesSkipped: number;
   sessions: number;
   sessionsTotal: number;
+  /**
+   * Times a session stopped reading one side because the other had not taken what was sent to it:
+   * `client`, a client slow to read its answers; `upstream`, a PostgreSQL slow to read (message-queue.ts).
+   */
+  backpressureWaits: { client: number; upstream: number };
   bypassRows: number;
   /** Recent bypass lags (commit → invalidated), ms; a bounded ring. */
   bypassLagMs: number[];
@@ -54,6 +59,7 @@ export function createMetrics(): ProxyMetrics {
     fencesSkipped: 0,
     sessions: 0,
     sessionsTotal: 0,
+    backpressureWaits: { client: 0, upstream: 0 },
     bypassRows: 0,
     bypassLagMs: [],
   };

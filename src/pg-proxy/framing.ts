@@ -38,6 +38,11 @@ class Frame implements Message {
   }
 }
 
+/** A message's length in bytes, type byte included (without making a view of a received one). */
+export function byteLength(m: Message): number {
+  return m instanceof Frame ? m.end - m.start : m.raw.length;
+}
+
 /**
  * The messages' bytes, in order, as one buffer: a single view of the chunk they were received in
  * when they lie back to back in it (a client's batch, a server's answers to it), else a copy.
@@ -73,6 +78,9 @@ export class MessageReader {
   private partsBytes = 0;
   private wanted = 0;
 
+  /** The longest message accepted (a longer one's header is a FrameError); at most MAX_MESSAGE_BYTES. */
+  maxMessageBytes = MAX_MESSAGE_BYTES;
+
   push(chunk: Buffer): Message[] {
     return this.pushInto(chunk, []);
   }
@@ -91,7 +99,7 @@ export class MessageReader {
     let offset = 0;
     while (this.buffer.length - offset >= 5) {
       const length = this.buffer.readInt32BE(offset + 1);
-      if (length < 4 || length > MAX_MESSAGE_BYTES) throw new FrameError(`invalid message length ${length}`);
+      if (length < 4 || length > this.maxMessageBytes) throw new FrameError(`invalid message length ${length}`);
       if (this.buffer.length - offset < 1 + length) break;
       out.push(new Frame(String.fromCharCode(this.buffer[offset]!), this.buffer, offset, offset + 1 + length));
       offset += 1 + length;

@@ -1,14 +1,25 @@
 // A socket's messages as an async queue: the session awaits the next message of the upstream (or
 // of the client) in order. Ends with an error when the socket closes or sends a malformed frame.
+// Back-pressure: the socket stops being read while many messages or bytes wait in the queue, and
+// while the peer its messages go to has not taken what was written to it (holdFor), so a client
+// that does not read, or a PostgreSQL that does not, is pushed back by TCP instead of buffered.
+import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { MessageReader, type Message } from './framing.js';
+import { byteLength, MessageReader, type Message } from './framing.js';
 
 export class ConnectionClosedError extends Error {}
+
+/** Messages / bytes queued and not yet taken past which the socket stops being read. */
+const MAX_QUEUED_MESSAGES = 10_000;
+export const MAX_QUEUED_BYTES = 1024 * 1024;
 
 export class MessageQueue {
   private readonly reader = new MessageReader();
   private readonly framed: Message[] = [];
   private readonly queue: Message[] = [];
+  private queuedBytes = 0;
+  /** Set while the peer this socket's messages go to has not taken what was written to it. */
+  private held = false;
   private waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
   private closed: Error | undefined;
   /** When set, messages go to it instead of the queue (COPY data, raw extended mode). */
@@ -20,12 +31,22 @@ export class MessageQueue {
     readonly socket: Socket,
     readonly label: string,
     initial?: Buffer,
+    /** The longest message taken (a longer one ends the connection); see maxMessageBytes. */
+    maxMessageBytes?: number,
   ) {
+    if (maxMessageBytes !== undefined) this.reader.maxMessageBytes = maxMessageBytes;
     socket.on('data', (chunk: Buffer) => this.push(chunk));
     socket.on('close', () => this.fail(new ConnectionClosedError(`${label} closed the connection`)));
     socket.on('error', (error) => this.fail(new ConnectionClosedError(`${label}: ${error.message}`)));
     if (initial !== undefined && initial.length > 0) this.push(initial);
-    socket.resume(); // the startup reader left it paused
+    // A socket that closed before this queue listened (a client that left while its session was set up).
+    if (socket.destroyed) this.fail(new ConnectionClosedError(`${label} closed the connection`));
+    this.resumeIfRoom(); // the startup reader left it paused
+  }
+
+  /** The longest message taken from now on. */
+  set maxMessageBytes(bytes: number) {
+    this.reader.maxMessageBytes = bytes;
   }
 
   private push(chunk: Buffer): void {
@@ -49,11 +70,41 @@ export class MessageQueue {
         const { resolve } = this.waiter;
         this.waiter = undefined;
         resolve(message);
-      } else this.queue.push(message);
+      } else {
+        this.queue.push(message);
+        this.queuedBytes += byteLength(message);
+      }
     }
     messages.length = 0;
     // Back-pressure: stop reading a peer that runs far ahead of the session.
-    if (this.queue.length > 10_000) this.socket.pause();
+    if (this.queue.length > MAX_QUEUED_MESSAGES || this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
+  }
+
+  /** Reads again once the queue has room and no peer holds it back. */
+  private resumeIfRoom(): void {
+    if (!this.held && this.queue.length < 1_000 && this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
+  }
+
+  private taken(message: Message | undefined): Message | undefined {
+    if (message !== undefined) this.queuedBytes -= byteLength(message);
+    this.resumeIfRoom();
+    return message;
+  }
+
+  /**
+   * Stops reading this socket until `peer` has taken what was written to it ('drain') or closes:
+   * call it when a write of this socket's messages (or of answers to them) to `peer` returned false.
+   * Whether a hold began (false: one is on already, or the peer is gone).
+   */
+  holdFor(peer: Socket): boolean {
+    if (this.held || peer.destroyed || !peer.writableNeedDrain) return false;
+    this.held = true;
+    this.socket.pause();
+    void drained(peer).then(() => {
+      this.held = false;
+      this.resumeIfRoom();
+    });
+    return true;
   }
 
   private fail(error: Error): void {
@@ -76,8 +127,7 @@ export class MessageQueue {
   }
 
   next(): Promise<Message> {
-    const message = this.queue.shift();
-    if (this.queue.length < 1_000 && this.socket.isPaused()) this.socket.resume();
+    const message = this.taken(this.queue.shift());
     if (message !== undefined) return Promise.resolve(message);
     if (this.closed !== undefined) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
@@ -88,21 +138,31 @@ export class MessageQueue {
   /** Puts a message taken with next() back at the head of the queue. */
   unshift(message: Message): void {
     this.queue.unshift(message);
+    this.queuedBytes += byteLength(message);
   }
 
   /** The next message if one is already queued (no promise, no turn of the event loop). */
   tryNext(): Message | undefined {
-    const message = this.queue.shift();
-    if (this.queue.length < 1_000 && this.socket.isPaused()) this.socket.resume();
-    return message;
+    return this.taken(this.queue.shift());
   }
 
   /** Takes every queued message (used when handing queued client messages over to a raw mode). */
   drain(): Message[] {
-    return this.queue.splice(0);
+    const all = this.queue.splice(0);
+    this.queuedBytes = 0;
+    this.resumeIfRoom();
+    return all;
   }
 
   get isClosed(): boolean {
     return this.closed !== undefined;
   }
+}
+
+/** Resolves when `socket` has sent what was written to it (at once if nothing waits), or is gone. */
+export async function drained(socket: Socket): Promise<void> {
+  if (!socket.writableNeedDrain || socket.destroyed) return;
+  const controller = new AbortController();
+  await Promise.race([once(socket, 'drain', { signal: controller.signal }), once(socket, 'close', { signal: controller.signal })]).catch(() => undefined);
+  controller.abort();
 }

@@ -14,6 +14,7 @@ import { isThenable } from '../maybe-promise.js';
 import { isAsync, STATEMENT_PREFIX } from './internal.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { MessageQueue } from './message-queue.js';
+import { toClient, toUpstream } from './backpressure.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
 
@@ -61,9 +62,12 @@ function usesUnnamedFirst(batch: readonly Message[]): boolean {
   return false;
 }
 
-/** Writes the answers held so far to the client, in one write. (A function of the module, not a closure per batch.) */
-function flushTo(client: MessageQueue, pending: Message[]): void {
-  if (pending.length > 0) client.socket.write(joinMessages(pending));
+/**
+ * Writes the answers held so far to the client, in one write; PostgreSQL is not read while the client
+ * has not taken them (back-pressure). (A function of the module, not a closure per batch.)
+ */
+function flushTo(state: SessionState, pending: Message[]): void {
+  if (pending.length > 0) toClient(state, joinMessages(pending));
   pending.length = 0;
 }
 
@@ -105,16 +109,16 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
     if (TERMINATORS.has(m.type)) expected++;
   }
   if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
-  upstream.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  toUpstream(state, out.length === 1 ? out[0]! : Buffer.concat(out));
   let copying = false;
   client.onMessage = (m: Message): boolean => {
     if (copying && (m.type === 'd' || m.type === 'c' || m.type === 'f')) {
-      upstream.socket.write(m.raw);
+      toUpstream(state, m.raw);
       return true;
     }
     if (!raw) return false;
     track(state, m, parsedHere);
-    upstream.socket.write(m.raw);
+    toUpstream(state, m.raw);
     if (TERMINATORS.has(m.type)) {
       expected++;
       raw = false;
@@ -160,22 +164,22 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
           if (status === 'I') {
             // The answers, the fence's notices and the ReadyForQuery go out in one write, unless the
             // fence must be run again on its own (then what came so far goes first, in order).
-            if (fence.error !== undefined || fence.status !== 'I') flushTo(client, pending);
+            if (fence.error !== undefined || fence.status !== 'I') flushTo(state, pending);
             const fenced = fenceAfterIdle(state, fence, rearm);
             if (!(isThenable(fenced) ? await fenced : fenced)) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
           }
         } else if (status === 'I' && skippable && state.writeMarks === marksBefore) {
           state.ctx.metrics.fencesSkipped++; // nothing written that a fence could find: no statement of the proxy's own
         } else if (status === 'I') {
-          flushTo(client, pending);
+          flushTo(state, pending);
           if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
       }
       pending.push(m);
-      if (m.type === 'Z' || upstream.pending === 0) flushTo(client, pending);
+      if (m.type === 'Z' || upstream.pending === 0) flushTo(state, pending);
     }
   } finally {
-    flushTo(client, pending);
+    flushTo(state, pending);
     client.onMessage = undefined;
     state.fingerprint = undefined; // anything relayed may have changed the session's settings
   }

@@ -4,8 +4,9 @@
 // acknowledgement of a commit waits for the fence (fence.ts).
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { build, CANCEL_REQUEST_CODE, errorCode, GSSENC_REQUEST_CODE, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
+import { build, CANCEL_REQUEST_CODE, errorCode, GSSENC_REQUEST_CODE, MAX_MESSAGE_BYTES, readStartupFrame, SSL_REQUEST_CODE, startupParameters, withStartupParameter, type Message } from './framing.js';
 import { MessageQueue } from './message-queue.js';
+import { toClient, toUpstream } from './backpressure.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
@@ -15,6 +16,12 @@ import { runBatches } from './session-loop.js';
 import { acceptTls } from './client-tls.js';
 import { connectSessionUpstream, UpstreamTlsError } from './upstream-tls.js';
 import { pipeWithoutChannelBinding, withoutChannelBinding } from './sasl.js';
+
+/**
+ * The longest message a client may send before it is authenticated: PostgreSQL's own limit on an
+ * authentication message (PG_MAX_AUTH_TOKEN_LENGTH, 65,535 bytes of body) and its header.
+ */
+export const MAX_UNAUTHENTICATED_MESSAGE_BYTES = 65_535 + 4;
 
 export interface SessionHooks {
   isDraining(): boolean;
@@ -47,8 +54,14 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     }
     const params = startupParameters(frame);
     const database = params.get('database') ?? params.get('user') ?? '';
+    // A client that leaves before its session is set up takes its upstream connection with it:
+    // nothing else ends a wait for a PostgreSQL slow to answer the startup (overloaded, stopped), and
+    // a session that began listening after the client had gone waited for its first message for good,
+    // holding a backend.
+    const leave = (): void => void upstreamSocket?.destroy();
+    socket.once('close', leave);
     upstreamSocket = await connectOrTell(ctx, socket);
-    if (upstreamSocket === undefined) return;
+    if (upstreamSocket === undefined || socket.destroyed) return;
     if (hooks.isDraining()) {
       socket.end(build.error('FATAL', '57P03', 'the proxy is shutting down'));
       return;
@@ -87,7 +100,10 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
         upstream = new MessageQueue(upstreamSocket, 'upstream');
       } else upstream.unshift(first);
     }
-    const client = new MessageQueue(socket, 'client', rest);
+    // Until PostgreSQL has authenticated the client, its messages are authentication messages, which
+    // PostgreSQL caps at 64 KiB: a longer one from a client nobody knows yet ends the connection,
+    // instead of being read into memory up to the limit of an authenticated session's messages.
+    const client = new MessageQueue(socket, 'client', rest, MAX_UNAUTHENTICATED_MESSAGE_BYTES);
     const state: SessionState = {
       ctx,
       client,
@@ -128,6 +144,10 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
         ctx.ownBackends.add(pid);
       };
       if (!(await authenticate(state, onBackend))) return;
+      // Set up: from here a client that leaves ends the session at its next batch (a batch in flight,
+      // a commit included, is still answered and fenced).
+      socket.off('close', leave);
+      client.maxMessageBytes = MAX_MESSAGE_BYTES;
       await runBatches(state);
     } finally {
       unregister();
@@ -247,7 +267,7 @@ async function authenticate(state: SessionState, onBackend: (pid: number) => voi
   const { client, upstream } = state;
   // The client's answers (PasswordMessage, SASL responses) go up as they come.
   client.onMessage = (m: Message) => {
-    upstream.socket.write(m.raw);
+    toUpstream(state, m.raw);
     return true;
   };
   try {
@@ -264,11 +284,11 @@ async function authenticate(state: SessionState, onBackend: (pid: number) => voi
       if (m.type === 'Z') {
         state.status = String.fromCharCode(m.body[0]!) as 'I';
         await openCursor(state);
-        client.socket.write(m.raw);
+        toClient(state, m.raw);
         return true;
       }
       // A client on a plain connection is not offered SCRAM's channel binding (sasl.ts).
-      client.socket.write(m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);
+      toClient(state, m.type === 'R' && !(client.socket instanceof TLSSocket) ? withoutChannelBinding(m.raw) : m.raw);
     }
   } finally {
     client.onMessage = undefined;

@@ -4,12 +4,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { startPgProxy, type PgProxy } from '../../src/pg-proxy/index.js';
 import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
+import { cstr, i32 } from '../helpers/pg-raw.js';
 
 const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
 
@@ -64,6 +66,34 @@ describe('pg-proxy authentication', { skip: program.skip || (!existsSync('/usr/s
       await wrong.end().catch(() => undefined);
     });
   }
+
+  // Before PostgreSQL has authenticated a client, its messages are authentication messages (PostgreSQL
+  // caps them at 64 KiB). A stranger that declares a 256 MB password must not make the proxy read it.
+  it('a client that is not authenticated yet and sends a 256 MB message: the proxy closes the connection after its header', async () => {
+    const socket = connect({ host: '127.0.0.1', port: proxy.port });
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const params = Buffer.concat([cstr('user'), cstr('u_clear'), cstr('database'), cstr('postgres'), Buffer.from([0])]);
+    socket.write(Buffer.concat([i32(params.length + 8), i32(196608), params]));
+    // AuthenticationCleartextPassword: the proxy waits for the password.
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const declared = 256 * 1024 * 1024 - 1;
+    const header = Buffer.alloc(5);
+    header.write('p', 0, 'latin1');
+    header.writeInt32BE(declared, 1);
+    socket.write(header);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    let open = true;
+    void closed.then(() => (open = false));
+    while (open && sent < declared - chunk.length) {
+      sent += chunk.length;
+      if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+    }
+    await closed;
+    assert.ok(sent < 64 * 1024 * 1024, `the proxy read ${Math.round(sent / 1024 / 1024)} MB of an unauthenticated client's message before closing`);
+  });
 
   // The fence runs as the client's role, which has no rights on the proxy's journal: it reads the
   // my_journal view (granted to every role). When the view is refused — an older proxy's install

@@ -7,6 +7,7 @@ import { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
+import { createGate } from '../../src/chaos/faults.js';
 import { InvalidOptionError, StoreOutcomeUnknownError } from '../../src/errors.js';
 import { listenResp } from '../../src/resp/server.js';
 import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
@@ -200,6 +201,31 @@ describe('RESP failures are error replies', () => {
     f.store.faults.always('write', { kind: 'throw', when: 'before', error: new StoreOutcomeUnknownError('lost mid-commit (test fault)') });
     const unknown = await exchange(f.port, c('SET', `${f.ns}:k`, 'v'), (d) => d.endsWith('\r\n'));
     assert.match(unknown.data, /^-LOCKSTEP_E_STORE_OUTCOME_UNKNOWN /);
+  });
+
+  it('an MGET whose read fails answers the error and reads no further keys (the other workers stop after the read they are in)', async () => {
+    const f = await setup();
+    const keys = Array.from({ length: 2_000 }, (_, i) => `${f.ns}:m${i}`);
+    const gate = createGate();
+    // Every read waits at the gate, except the first key's, which fails: the reply is the error while 15 reads wait.
+    f.store.faults.always('read', { kind: 'pause', when: 'before', gate });
+    f.store.faults.next('read', { kind: 'throw', when: 'before' }, 1, 'm0');
+    const { data } = await exchange(f.port, c('MGET', ...keys), (d) => d.endsWith('\r\n'));
+    assert.match(data, /^-LOCKSTEP_E_STORE_READ /);
+    const started = f.store.faults.injected.get('read') ?? 0;
+    assert.ok(started <= 16, `${started} reads had started when the error was answered`);
+    gate.release();
+    // Until the reads stop (a worker that went on would read all 2,000 keys, each in a few microseconds).
+    let last = -1;
+    let since = performance.now();
+    for (;;) {
+      const now = f.store.faults.injected.get('read') ?? 0;
+      if (now !== last) [last, since] = [now, performance.now()];
+      if (now >= keys.length || performance.now() - since > 1_000) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(last, started, `the MGET went on reading ${last - started} keys after its error reply`);
+    f.store.faults.clear();
   });
 
   it('strict policy, cache down: -LOCKSTEP_E_CACHE_UNAVAILABLE and nothing written; cache step failed after commit: E_CACHE_WRITE with the version', async () => {

@@ -143,7 +143,7 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     opened.push({ what: 'service', close: () => service.close() });
     const limits = { token: config.token, tokens: config.tokens, bodyLimitBytes: config.bodyLimit, maxJsonDepth: config.maxJsonDepth, rateLimit: config.rateLimit, allowedHosts: config.allowedHosts };
     const app = createApp(service, { ...appOptionsOf(limits), logger, lifecycle });
-    const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs });
+    const server: RunningServer = await listen(app, { host: config.host, port: config.port, closeGraceMs: config.shutdownGraceMs, maxConnections: config.maxConnections });
     opened.push({ what: 'server', close: () => server.close() });
     const resp = config.resp === undefined
       ? undefined

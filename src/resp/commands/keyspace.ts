@@ -33,10 +33,20 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
   let next = 0;
   let bytes = 0;
   const limit = ctx.options.maxReplyBytes;
+  // A failed read fails the MGET: the other workers stop after the read they are in, rather than
+  // read every remaining key for a reply nobody will see (with a stalled store, each read waits its
+  // full deadline, and a client repeating the MGET piled such work up).
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < targets.length && bytes <= limit) {
+    while (!failed && next < targets.length && bytes <= limit) {
       const i = next++;
-      const value = (await readLive(ctx, targets[i]!)).live?.value;
+      let value: string | undefined;
+      try {
+        value = (await readLive(ctx, targets[i]!)).live?.value;
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
       if (value !== undefined) bytes += value.length;
       values[i] = bulkOrNull(value);
     }

@@ -1,0 +1,94 @@
+// A client that gives up while its session is being set up (PostgreSQL slow to answer the startup:
+// here its postmaster is stopped with SIGSTOP) must not leave a session behind. The proxy kept one
+// for ever: its upstream connection waited for PostgreSQL as long as it was stopped, and then, the
+// client's socket having closed before the session listened for it, the session authenticated and
+// waited for that client's first query for good, holding a PostgreSQL backend each.
+// Against a cluster this test creates (SIGSTOP is sent to its postmaster only).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import pg from 'pg';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { startPgProxy, type PgProxy } from '../../src/pg-proxy/index.js';
+import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
+import { freePort } from '../helpers/pg-proxy-process.js';
+import { needProgram } from '../helpers/services.js';
+
+const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
+const HBA = 'local all all trust\nhost all all 127.0.0.1/32 trust\n';
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('pg-proxy: a client that leaves while PostgreSQL is slow to start its session', { skip: program.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing'), timeout: 180_000 }, () => {
+  let cluster: Cluster;
+  let proxy: PgProxy;
+  let postmaster: number;
+  let stopped = false;
+  /** Connections this process holds open to the cluster's port (ESTABLISHED in /proc/net/tcp). */
+  const upstreamConnections = (): number => {
+    const port = `:${cluster.port.toString(16).toUpperCase().padStart(4, '0')}`;
+    return readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .filter((line) => {
+        const fields = line.trim().split(/\s+/);
+        return fields[2]?.endsWith(port) === true && fields[3] === '01';
+      }).length;
+  };
+  const backends = async (): Promise<number> => {
+    const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+      return rows[0].n as number;
+    } finally {
+      await admin.end();
+    }
+  };
+
+  before(async () => {
+    cluster = startCluster(await freePort(), HBA);
+    const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    await admin.query('CREATE TABLE items (id int PRIMARY KEY, val text)');
+    await admin.end();
+    proxy = await startPgProxy({ upstream: `postgres://postgres@127.0.0.1:${cluster.port}/postgres`, cache: createMemoryCache({ maxEntries: 100 }), tables: ['items'], port: 0 });
+    postmaster = Number(readFileSync(`${cluster.dir}/data/postmaster.pid`, 'utf8').split('\n')[0]);
+  });
+  after(async () => {
+    if (stopped) process.kill(postmaster, 'SIGCONT');
+    await proxy?.close(1000);
+    cluster?.stop();
+  });
+
+  it('20 clients that time out against a stopped PostgreSQL: their upstream connections close at once, and no session or backend is left once it runs again', async () => {
+    const baseline = upstreamConnections(); // the drainer's
+    const backendsBefore = await backends();
+    process.kill(postmaster, 'SIGSTOP');
+    stopped = true;
+    for (let i = 0; i < 20; i++) {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 100 });
+      c.on('error', () => undefined);
+      await assert.rejects(c.connect());
+    }
+    // While PostgreSQL is stopped: the clients are gone, so are their upstream connections.
+    await until('the upstream connections of the clients that left to close', () => (upstreamConnections() <= baseline ? true : undefined));
+    process.kill(postmaster, 'SIGCONT');
+    stopped = false;
+    // Running again: it may have started backends for connections it had accepted; none stays.
+    await until('no session left', () => (proxy.metrics.sessions === 0 ? true : undefined));
+    await until('no backend left for the clients that left', async () => ((await backends()) <= backendsBefore ? true : undefined));
+    // And the proxy serves.
+    const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    assert.deepEqual((await c.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+    await c.end();
+  });
+});
