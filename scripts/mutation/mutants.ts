@@ -448,6 +448,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "    socket.once('close', leave);", replace: '' }],
   },
   {
+    id: 'proxy-close-leaves-stuck-upstream',
+    rule: "pg-proxy: close() leaves the upstream connection of a session stuck in a long statement open until the statement ends",
+    patches: [{ file: 'src/pg-proxy/server.ts', find: '      for (const state of sessions) state.upstream.socket.destroy();', replace: '' }],
+  },
+  {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
     patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
