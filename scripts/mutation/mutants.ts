@@ -464,8 +464,8 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'http-idle-connection-kept',
-    rule: 'REST service: a connection on which nothing moves (a client that stopped reading an answer) is kept for ever',
-    patches: [{ file: 'src/http/server.ts', find: '  server.timeout = idleTimeoutMs;', replace: '' }],
+    rule: 'REST service: a connection whose client stopped reading a complete answer is kept for ever',
+    patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs));", replace: '' }],
   },
   {
     id: 'http-connections-uncapped',
