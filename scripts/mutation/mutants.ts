@@ -460,12 +460,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
-    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener) : listener)' }],
+    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)' }],
   },
   {
     id: 'http-idle-connection-kept',
     rule: 'REST service: a connection whose client stopped reading a complete answer is kept for ever',
-    patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs));", replace: '' }],
+    patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs)); // the answer is complete: now the client must take it", replace: '' }],
   },
   {
     id: 'http-connections-uncapped',
