@@ -453,6 +453,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/server.ts', find: '      for (const state of sessions) state.upstream.socket.destroy();', replace: '' }],
   },
   {
+    id: 'proxy-query-behind-password-unfenced',
+    rule: "pg-proxy: a query sent right behind the password is relayed as part of the authentication, so a write it makes is acknowledged without the fence",
+    patches: [{ file: PROXY_SESSION, find: "    if (m.type !== 'p' || client.pending > 0) return false;\n", replace: '' }],
+  },
+  {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
     patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
