@@ -448,6 +448,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_SESSION, find: "    socket.once('close', leave);", replace: '' }],
   },
   {
+    id: 'proxy-close-leaves-stuck-upstream',
+    rule: "pg-proxy: close() leaves the upstream connection of a session stuck in a long statement open until the statement ends",
+    patches: [{ file: 'src/pg-proxy/server.ts', find: '      for (const state of sessions) state.upstream.socket.destroy();', replace: '' }],
+  },
+  {
+    id: 'proxy-query-behind-password-unfenced',
+    rule: "pg-proxy: a query sent right behind the password is relayed as part of the authentication, so a write it makes is acknowledged without the fence",
+    patches: [{ file: PROXY_SESSION, find: "    if (m.type !== 'p' || client.pending > 0) return false;\n", replace: '' }],
+  },
+  {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
     patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
@@ -455,12 +465,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
-    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener) : listener)' }],
+    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)' }],
   },
   {
     id: 'http-idle-connection-kept',
-    rule: 'REST service: a connection on which nothing moves (a client that stopped reading an answer) is kept for ever',
-    patches: [{ file: 'src/http/server.ts', find: '  server.timeout = idleTimeoutMs;', replace: '' }],
+    rule: 'REST service: a connection whose client stopped reading a complete answer is kept for ever',
+    patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs)); // the answer is complete: now the client must take it", replace: '' }],
   },
   {
     id: 'http-connections-uncapped',

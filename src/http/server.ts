@@ -25,9 +25,10 @@ export interface ListenOptions {
    */
   maxConnections?: number;
   /**
-   * A connection on which no byte moved either way for this long is closed, in ms: a client that
-   * stops reading an answer does not hold it (and its memory) for ever. Longer than any request's
-   * own bound (leaseTtl + 2 × the cache's command timeout). 0: never. @default 120000
+   * Once an answer is complete, a connection on which no byte then moves for this long is closed, in
+   * ms: a client that stops reading an answer does not hold it (and its memory) for ever. The time a
+   * request takes to be answered does not count (an audit may run for minutes). 0: never.
+   * @default 120000
    */
   idleTimeoutMs?: number;
 }
@@ -73,10 +74,9 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   const server = createAdaptorServer({
     fetch: app.fetch.bind(app) as never,
     hostname: host,
-    createServer: ((serverOptions: ServerOptions, listener: RequestListener) => createServer(serverOptions, oneAtATime(listener))) as never,
+    createServer: ((serverOptions: ServerOptions, listener: RequestListener) => createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))) as never,
   }) as Server;
   server.maxConnections = maxConnections;
-  server.timeout = idleTimeoutMs;
   let connections = 0;
   server.on('connection', (socket: Socket) => {
     connections++;
@@ -121,8 +121,10 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
  * it has been handed to the operating system. Node parses every request of a chunk at once, so a
  * client that pipelines GETs of a large value and does not read got all of their answers built in
  * memory (2,000 requests of 50 bytes: 2 GB); now it holds one answer, and TCP pushes back.
+ * While a complete answer waits for the client to take it, the connection is cut after
+ * `idleTimeoutMs` without progress (Node's own handler of a socket's 'timeout' destroys it).
  */
-function oneAtATime(listener: RequestListener): RequestListener<typeof IncomingMessage, typeof ServerResponse> {
+function oneAtATime(listener: RequestListener, idleTimeoutMs: number): RequestListener<typeof IncomingMessage, typeof ServerResponse> {
   const waiting = new WeakMap<Socket, Array<() => void>>();
   return (req, res) => {
     const socket = req.socket;
@@ -137,6 +139,10 @@ function oneAtATime(listener: RequestListener): RequestListener<typeof IncomingM
       };
       res.once('finish', next);
       res.once('close', next);
+      if (idleTimeoutMs > 0) {
+        socket.setTimeout(0); // the request's own time is bounded by its deadlines, not by this
+        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs)); // the answer is complete: now the client must take it
+      }
       void listener(req, res);
     };
     const queue = waiting.get(socket);

@@ -141,6 +141,9 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const socket of sockets) socket.destroy();
+      // A session stuck in a statement waits for PostgreSQL, not for its client: its upstream
+      // connection would outlive close() until the statement ended.
+      for (const state of sessions) state.upstream.socket.destroy();
       await closed;
       await http?.close();
       await drainer.stop();

@@ -265,8 +265,12 @@ class CancelRequest extends Error {
  */
 async function authenticate(state: SessionState, onBackend: (pid: number) => void): Promise<boolean> {
   const { client, upstream } = state;
-  // The client's answers (PasswordMessage, SASL responses) go up as they come.
+  // The client's answers (PasswordMessage, SASL and GSS responses: all type 'p') go up as they come.
+  // Anything else was sent ahead of the authentication's end (a query right behind the password): it
+  // is the session's first batch, planned and fenced like any other, so it waits in the queue, and so
+  // does all that follows it. (Relayed here, a write it made was acknowledged unfenced.)
   client.onMessage = (m: Message) => {
+    if (m.type !== 'p' || client.pending > 0) return false;
     toUpstream(state, m.raw);
     return true;
   };

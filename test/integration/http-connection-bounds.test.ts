@@ -75,7 +75,7 @@ describe('lockstep serve: a client that pipelines and does not read', () => {
     port = await until('the service to listen', () => {
       const m = /^lockstep listening on http:\/\/127\.0\.0\.1:(\d+) /m.exec(seen);
       return m === null ? undefined : Number(m[1]);
-    }, 30_000);
+    }, 60_000);
   });
   after(async () => {
     child?.kill('SIGKILL');
@@ -149,6 +149,19 @@ describe('listen(): connections', () => {
       } finally {
         socket.destroy();
       }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a request that takes longer than idleTimeoutMs to answer is not cut: only a complete answer the client does not take counts', async () => {
+    const server = await listen(f.app, { port: 0, idleTimeoutMs: 300 });
+    try {
+      // A store read that takes 1 s (a key not cached: the read goes to the store).
+      f.store.faults.next('read', { kind: 'delay', when: 'before', ms: 1_000 }, 1, 'slow');
+      const response = await fetch(`http://127.0.0.1:${server.port}/v1/kv/big/slow`);
+      assert.equal(response.status, 404);
+      assert.equal(f.store.faults.injected.get('read'), 1, 'the answer waited for the slow read');
     } finally {
       await server.close();
     }

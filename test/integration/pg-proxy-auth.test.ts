@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { startPgProxy, type PgProxy } from '../../src/pg-proxy/index.js';
@@ -12,6 +12,7 @@ import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
 import { cstr, i32 } from '../helpers/pg-raw.js';
+import { MessageReader } from '../../src/pg-proxy/framing.js';
 
 const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
 
@@ -93,6 +94,60 @@ describe('pg-proxy authentication', { skip: program.skip || (!existsSync('/usr/s
     }
     await closed;
     assert.ok(sent < 64 * 1024 * 1024, `the proxy read ${Math.round(sent / 1024 / 1024)} MB of an unauthenticated client's message before closing`);
+  });
+
+  // A client may send its first query right behind its password (it knows the method is cleartext):
+  // PostgreSQL reads it once the authentication is over. The proxy must treat it as the session's
+  // first batch (planned, and fenced if it writes), not relay it as part of the authentication.
+  it('a query sent right behind the password is the first batch of the session: its write is fenced', async () => {
+    const reader = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'u_clear', password: 'pw-clear', database: 'postgres' });
+    await reader.connect();
+    let socket: Socket | undefined;
+    try {
+      const read = async () => (await reader.query('SELECT val FROM items WHERE id = $1', [5])).rows[0]?.val as string | undefined;
+      const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
+      await admin.connect();
+      await admin.query("INSERT INTO items VALUES (5, 'before')");
+      await admin.end();
+      let cached = false;
+      for (let i = 0; i < 1_000 && !cached; i++) {
+        const hits = proxy.metrics.hits;
+        if ((await read()) === 'before' && proxy.metrics.hits > hits) cached = true;
+      }
+      assert.ok(cached, 'the row is cached');
+      socket = connect({ host: '127.0.0.1', port: proxy.port });
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket!.once('connect', resolve));
+      const reader2 = new MessageReader();
+      const seen: string[] = [];
+      let wake: (() => void) | undefined;
+      socket.on('data', (chunk: Buffer) => {
+        for (const m of reader2.push(chunk)) seen.push(m.type);
+        wake?.();
+      });
+      const waitFor = async (type: string, count = 1) => {
+        const deadline = performance.now() + 30_000;
+        while (seen.filter((t) => t === type).length < count) {
+          if (performance.now() > deadline) throw new Error(`no ${count} '${type}' within 30 s: ${seen.join(' ')}`);
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 100);
+          });
+        }
+      };
+      const params = Buffer.concat([cstr('user'), cstr('u_clear'), cstr('database'), cstr('postgres'), Buffer.from([0])]);
+      socket.write(Buffer.concat([i32(params.length + 8), i32(196608), params]));
+      await waitFor('R'); // AuthenticationCleartextPassword
+      const password = Buffer.concat([Buffer.from('p'), i32(4 + 'pw-clear'.length + 1), cstr('pw-clear')]);
+      const update = Buffer.concat([Buffer.from('Q'), i32(4 + "UPDATE items SET val = 'after' WHERE id = 5".length + 1), cstr("UPDATE items SET val = 'after' WHERE id = 5")]);
+      socket.write(Buffer.concat([password, update]));
+      await waitFor('Z', 2); // the authentication's, then the UPDATE's
+      assert.ok(seen.includes('C'), `the UPDATE was answered: ${seen.join(' ')}`);
+      assert.equal(await read(), 'after', 'a read after the acknowledged UPDATE returned the cached row it replaced');
+    } finally {
+      socket?.destroy();
+      await reader.end();
+    }
   });
 
   // The fence runs as the client's role, which has no rights on the proxy's journal: it reads the

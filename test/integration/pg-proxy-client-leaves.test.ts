@@ -3,6 +3,7 @@
 // for ever: its upstream connection waited for PostgreSQL as long as it was stopped, and then, the
 // client's socket having closed before the session listened for it, the session authenticated and
 // waited for that client's first query for good, holding a PostgreSQL backend each.
+// And close() ends a session stuck in a long statement: its upstream connection outlived close().
 // Against a cluster this test creates (SIGSTOP is sent to its postmaster only).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +28,7 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
   }
 }
 
-describe('pg-proxy: a client that leaves while PostgreSQL is slow to start its session', { skip: program.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing'), timeout: 180_000 }, () => {
+describe('pg-proxy: a session whose client is gone leaves no connection behind', { skip: program.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing'), timeout: 180_000 }, () => {
   let cluster: Cluster;
   let proxy: PgProxy;
   let postmaster: number;
@@ -90,5 +91,36 @@ describe('pg-proxy: a client that leaves while PostgreSQL is slow to start its s
     await c.connect();
     assert.deepEqual((await c.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
     await c.end();
+  });
+
+  it('close() with a session stuck in a long statement: its upstream connection is closed too, not left for the statement to end', async () => {
+    const second = await startPgProxy({ upstream: `postgres://postgres@127.0.0.1:${cluster.port}/postgres`, cache: createMemoryCache({ maxEntries: 100 }), tables: ['items'], port: 0 });
+    const c = new pg.Client({ host: '127.0.0.1', port: second.port, user: 'postgres', database: 'postgres' });
+    c.on('error', () => undefined);
+    await c.connect();
+    const sleeping = c.query('SELECT pg_sleep(600) /* stuck-at-close */').catch(() => undefined);
+    const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    try {
+      const { pid, port } = await until('the statement to run', async () => {
+        const { rows } = await admin.query("SELECT pid, client_port AS port FROM pg_stat_activity WHERE query LIKE '%stuck-at-close%' AND pid <> pg_backend_pid()");
+        return rows[0] as { pid: number; port: number } | undefined;
+      });
+      // The proxy's end of that connection, as /proc/net/tcp lists it (local port, ESTABLISHED).
+      const open = () => {
+        const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+        return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((line) => {
+          const fields = line.trim().split(/\s+/);
+          return fields[1]?.endsWith(local) === true && fields[3] === '01';
+        });
+      };
+      assert.ok(open());
+      await second.close(200);
+      await sleeping;
+      assert.ok(!open(), 'the upstream connection of the stuck session outlived close()');
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    } finally {
+      await admin.end();
+    }
   });
 });
