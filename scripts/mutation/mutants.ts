@@ -33,6 +33,7 @@ const PROXY_READ_PATH = 'src/pg-proxy/read-path.ts';
 const PROXY_SESSION = 'src/pg-proxy/session.ts';
 const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
+const PG_SCHEMA = 'src/store/postgres-schema.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -476,6 +477,64 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'http-connections-uncapped',
     rule: 'REST service: open connections are not capped',
     patches: [{ file: 'src/http/server.ts', find: '  server.maxConnections = maxConnections;', replace: '' }],
+  },
+  // --- the PostgreSQL store's bypass UPDATE trigger (schema 5: versioned after the fact) ---
+  // Killed by test/integration/postgres-store.test.ts ('plain-SQL writes the triggers must catch').
+  {
+    id: 'pg-bypass-update-unversioned',
+    rule: "PostgreSQL store: the bypass UPDATE trigger's second UPDATE does not set the version (a plain UPDATE keeps or sets any version it likes)",
+    patches: [{ file: PG_SCHEMA, find: 'UPDATE ${kv} kv SET version = v, writer = OLD.writer,', replace: 'UPDATE ${kv} kv SET writer = OLD.writer,' }],
+  },
+  {
+    id: 'pg-bypass-update-unjournaled',
+    rule: 'PostgreSQL store: a plain UPDATE (not a rename) is versioned but appends no journal row, so no cache learns of it',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "  ELSE\n    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};\n  END IF;\n  RETURN NULL;\nEND $fn$;`;",
+        replace: '  ELSE\n    NULL;\n  END IF;\n  RETURN NULL;\nEND $fn$;`;',
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-update-from-new-version',
+    rule: "PostgreSQL store: a plain UPDATE gets 1 + the version the statement set (SET version = 1 goes back), not 1 + the row's old version",
+    patches: [{ file: PG_SCHEMA, find: '  v bigint := 1 + coalesce(OLD.version, 0);', replace: '  v bigint := 1 + coalesce(NEW.version, 0);' }],
+  },
+  {
+    id: 'pg-bypass-rename-below-tombstone',
+    rule: "PostgreSQL store: a plain UPDATE that renames a row onto a deleted key keeps 1 + the row's version, below the key's tombstone",
+    patches: [{ file: PG_SCHEMA, find: '    IF t >= v THEN\n      v := t + 1;\n    END IF;', replace: '    IF t >= v THEN\n      NULL;\n    END IF;' }],
+  },
+  {
+    id: 'pg-bypass-update-leaves-token',
+    rule: "PostgreSQL store: the bypass trigger's versioning UPDATE leaves a writer token of the plain transaction in the row (so its own UPDATE needs no mark), which a stale full-row write-back in that transaction then passes off as Lockstep's",
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: 'UPDATE ${kv} kv SET version = v, writer = OLD.writer,',
+        replace: "UPDATE ${kv} kv SET version = v, writer = ${fixup('kv.writer')},",
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-mark-any-depth',
+    rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
+    patches: [
+      { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')}", replace: "${versioningMark('0', 'NEW.version')}" },
+      { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}", replace: "${versioningMark('0', 'v')}" },
+    ],
+  },
+  {
+    id: 'pg-bypass-update-when-any-writer',
+    rule: "PostgreSQL store: an UPDATE that changes the writer column to anything counts as Lockstep's (no token check), so a plain UPDATE that sets it is neither versioned nor journaled",
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: 'const oursUpdate = `NEW.writer IS DISTINCT FROM OLD.writer AND pg_catalog.starts_with(NEW.writer, ${token})`;',
+        replace: 'const oursUpdate = `NEW.writer IS DISTINCT FROM OLD.writer`;',
+      },
+    ],
   },
   // --- robustness: a dying connection fails an operation, never the process ---
   {

@@ -33,7 +33,10 @@
 // Bypass writes get: INSERT → 1 + tombstone; UPDATE → 1 + old version (a rename: above the new key's
 // tombstone too), DELETE → a tombstone at 1 + max(row, tombstone). Each appends the key to the journal
 // with reason 'trigger'. A rename also deletes the old key: tombstone and journal it with the new
-// row's version. TRUNCATE fires no row trigger: a statement trigger tombstones and journals every row
+// row's version. An UPDATE is versioned at the end of its statement, by a second UPDATE of the row
+// in its AFTER trigger (no BEFORE UPDATE trigger: see lockstep_kv_bypass_after_update), so its
+// RETURNING shows the row as the statement left it: read the version back after the statement, in
+// the same transaction. TRUNCATE fires no row trigger: a statement trigger tombstones and journals every row
 // first. Triggers do not fire under session_replication_role = replica (pg_restore
 // --disable-triggers, logical replication apply): such writes are not versioned or journaled.
 //
@@ -49,13 +52,16 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:4';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:5';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
  * DETAIL is the key's live version (0 when not live). The statement, and so its transaction, rolls back.
  */
 export const PRECONDITION_SQLSTATE = 'LS412';
+
+/** The transaction-local setting by which the bypass UPDATE trigger recognizes its own versioning UPDATE. */
+const VERSIONING_SETTING = 'lockstep.kv_versioning';
 
 /** The channel every journal append notifies; the payload is the schema name. */
 export const JOURNAL_CHANNEL = 'lockstep_journal';
@@ -88,6 +94,12 @@ export interface PostgresSchemaSql {
   /** Idempotent DDL for one transaction that already holds the DDL advisory lock. */
   readonly ddl: string;
   /**
+   * By the marker of an earlier schema version: DDL that brings it to this one (for one transaction
+   * that holds the DDL advisory lock), its first statement the lock on lockstep_kv. Lockstep's
+   * statements are the same for each of them, so a store may also run on one it could not upgrade.
+   */
+  readonly upgrades: ReadonlyMap<string, string>;
+  /**
    * Lockstep's write of an existing key as one plain statement ($1 namespace, $2 key, $3 value;
    * returns the row's new `version`, or no row): the statement `lockstep_write` runs first, taken
    * out of the function so the common case costs no PL/pgSQL call. No row updated (a new key, a
@@ -111,6 +123,9 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
   // The trigger's own fix-up of a row: a token of this transaction, different from the row's.
   const fixup = (column: string) => `CASE WHEN ${column} = ${token} || 'f' THEN ${token} || 'g' ELSE ${token} || 'f' END`;
   const renamed = `(NEW.namespace, NEW.key) IS DISTINCT FROM (OLD.namespace, OLD.key)`;
+  /** Names one versioning UPDATE of the bypass UPDATE trigger: its trigger depth, the version it sets, the key. */
+  const versioningMark = (depth: string, version: string) =>
+    `pg_catalog.format('%s/%s/%L/%L', ${depth}, ${version}, NEW.namespace, NEW.key)`;
   const bury = (ns: string, key: string, version: string) =>
     `INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at) VALUES (${ns}, ${key}, ${version}, pg_catalog.now())
       ON CONFLICT (namespace, key) DO UPDATE
@@ -130,6 +145,57 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
       UPDATE ${kv} kv SET version = t + 1, writer = ${fixup('kv.writer')}
         WHERE kv.namespace = ${ns} AND kv.key = ${key} RETURNING kv.version INTO v;
     END IF;`;
+
+  const bypassUpdateFunction = `
+-- Bypass UPDATE. There is no BEFORE UPDATE trigger: a BEFORE ROW trigger makes PostgreSQL lock the
+-- row before every UPDATE, Lockstep's own included, although its WHEN clause is false for them. So
+-- the statement left the row's version (and writer) as it found or set them, and this trigger, at the
+-- end of the same statement and under the row lock it took, versions the row with a second UPDATE:
+-- 1 + the old version (a rename: above the new key's tombstone too, read in a fresh snapshot now
+-- that the key entry is held), the writer the row had before the statement (as schema 4's BEFORE
+-- trigger left it: no token of this transaction is left behind for plain SQL to copy), then journals
+-- (a rename also tombstones the old key). That UPDATE leaves the writer as a plain one would, so it
+-- fires this trigger again, one level deeper; the setting lockstep.kv_versioning names it (trigger
+-- depth, version, key) for exactly that call, which returns at once. A plain UPDATE made by any other
+-- trigger meanwhile runs deeper still, so it cannot match.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := 1 + coalesce(OLD.version, 0);
+  t bigint;
+  gone bigint;
+  outer_mark text;
+BEGIN
+  IF pg_catalog.current_setting('${VERSIONING_SETTING}', true)
+       = ${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')} THEN
+    RETURN NULL; -- the versioning UPDATE below, made by this trigger one level up
+  END IF;
+  IF ${renamed} THEN
+    DELETE FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key RETURNING ts.version INTO t;
+    IF t >= v THEN
+      v := t + 1;
+    END IF;
+  END IF;
+  outer_mark := pg_catalog.current_setting('${VERSIONING_SETTING}', true);
+  PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', ${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}, true);
+  UPDATE ${kv} kv SET version = v, writer = OLD.writer, updated_at = pg_catalog.now()
+    WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'lockstep: the row a bypass UPDATE wrote (%, %) is gone before its version was set', NEW.namespace, NEW.key;
+  END IF;
+  PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', coalesce(outer_mark, ''), true);
+  IF ${renamed} THEN
+    ${bury('OLD.namespace', 'OLD.key', 'v')} INTO gone;
+    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+    ${appendJournal('OLD.namespace', 'OLD.key', 'gone', 'trigger')};
+  ELSE
+    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+  END IF;
+  RETURN NULL;
+END $fn$;`;
+  // Schema 4 versioned bypass UPDATEs in a BEFORE trigger; see lockstep_kv_bypass_after_update.
+  const dropBeforeUpdate = `
+DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
+DROP FUNCTION IF EXISTS ${s}.lockstep_kv_bypass_before_update();`;
 
   const ddl = `
 CREATE TABLE IF NOT EXISTS ${kv} (
@@ -319,37 +385,7 @@ BEGIN
   RETURN NULL;
 END $fn$;
 
--- Bypass UPDATE, before: version + 1 (a rename: above the new key's tombstone too); writer unchanged.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_before_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-  NEW.writer := OLD.writer;
-  NEW.version := 1 + coalesce(OLD.version, 0);
-  IF ${renamed} THEN
-    NEW.version := GREATEST(NEW.version,
-      1 + coalesce((SELECT ts.version FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key), 0));
-  END IF;
-  NEW.updated_at := pg_catalog.now();
-  RETURN NEW;
-END $fn$;
-
--- Bypass UPDATE, after: journal; a rename also settles the new key and tombstones the old one.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_update() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-  v bigint := NEW.version;
-  t bigint;
-  gone bigint;
-BEGIN
-  IF ${renamed} THEN
-    ${settleNewKey('NEW.namespace', 'NEW.key')}
-    ${bury('OLD.namespace', 'OLD.key', 'v')} INTO gone;
-    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
-    ${appendJournal('OLD.namespace', 'OLD.key', 'gone', 'trigger')};
-  ELSE
-    ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
-  END IF;
-  RETURN NULL;
-END $fn$;
-
+${bypassUpdateFunction}
 -- Bypass DELETE: a tombstone above the row and any earlier tombstone; journal.
 CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -380,9 +416,7 @@ CREATE TRIGGER lockstep_kv_bypass_before_insert BEFORE INSERT ON ${kv}
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_after_insert ON ${kv};
 CREATE TRIGGER lockstep_kv_bypass_after_insert AFTER INSERT ON ${kv}
   FOR EACH ROW WHEN (NOT coalesce(${oursInsert}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_after_insert();
-DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
-CREATE TRIGGER lockstep_kv_bypass_before_update BEFORE UPDATE ON ${kv}
-  FOR EACH ROW WHEN (NOT coalesce(${oursUpdate}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_before_update();
+${dropBeforeUpdate}
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_after_update ON ${kv};
 CREATE TRIGGER lockstep_kv_bypass_after_update AFTER UPDATE ON ${kv}
   FOR EACH ROW WHEN (NOT coalesce(${oursUpdate}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_after_update();
@@ -399,5 +433,19 @@ COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
   const updateExisting = `UPDATE ${kv} kv SET value = $3, version = coalesce(kv.version, 0) + 1, writer = ${token} || 'w', updated_at = pg_catalog.now()
     WHERE kv.namespace = $1 AND kv.key = $2
     RETURNING kv.version AS version`;
-  return { ddlLockKey, journalLockKey, ddl, updateExisting };
+  // From schema 4, only the UPDATE trigger changed. The upgrade takes lockstep_kv's lock before
+  // anything else, so it holds nothing that a transaction it waits for could want (the whole DDL
+  // also locks the journal's sequences, and a plain-SQL transaction that journaled and is about to
+  // commit wants one of them: a deadlock). Replacing a function takes no table lock, and running
+  // transactions that fire the old triggers hold lockstep_kv's lock, so none sees a mix.
+  const upgrades = new Map<string, string>([
+    [
+      'lockstep:postgres-schema:4',
+      `LOCK TABLE ${kv} IN ACCESS EXCLUSIVE MODE;
+${bypassUpdateFunction}
+${dropBeforeUpdate}
+COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`,
+    ],
+  ]);
+  return { ddlLockKey, journalLockKey, ddl, upgrades, updateExisting };
 }

@@ -152,6 +152,8 @@ function quietPool(pool: PgPool): PgPool {
 }
 
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
+/** SQLSTATE lock_not_available: lock_timeout expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * A StoreAdapter on PostgreSQL (13 or later). The schema is created on first use, under an advisory
@@ -288,6 +290,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     }
   }
 
+  /** How long a schema upgrade waits for lockstep_kv's lock: half a statement's timeout, at most 1 s. */
+  const upgradeLockTimeoutMs = Math.max(1, Math.min(1_000, Math.floor(statementTimeoutMs / 2)));
   let schemaReady: Promise<void> | undefined;
   function ensureSchema(): Promise<void> {
     schemaReady ??= createSchema().catch((error: unknown) => {
@@ -318,7 +322,22 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       const found = await client.query({ text: 'SELECT 1 FROM pg_namespace WHERE nspname = $1', values: [schema] });
       if (found.rows.length === 0) await client.query({ text: `CREATE SCHEMA ${s}` });
       const current = await marker();
-      if (current !== POSTGRES_SCHEMA_VERSION) {
+      const upgrade = typeof current === 'string' ? sql.upgrades.get(current) : undefined;
+      if (upgrade !== undefined) {
+        // An upgrade waits for lockstep_kv's lock, and every statement on the table waits behind it:
+        // it gives up well within a statement's timeout. The schema it found then stays (Lockstep's
+        // statements are the same for it), and the next store to open tries again.
+        await client.query({ text: `SELECT set_config('lock_timeout', $1, true)`, values: [String(upgradeLockTimeoutMs)] });
+        try {
+          await client.query({ text: upgrade });
+        } catch (error) {
+          if (!isDatabaseError(error) || error.code !== LOCK_NOT_AVAILABLE) throw error;
+          await client.query({ text: 'ROLLBACK' });
+          inTransaction = false;
+          client.release();
+          return;
+        }
+      } else if (current !== POSTGRES_SCHEMA_VERSION) {
         await refuseForeignTable(client, current);
         await client.query({ text: sql.ddl });
       }

@@ -18,8 +18,10 @@ import {
   type PostgresStore,
   type PostgresStoreOptions,
 } from '../../src/store/postgres.js';
+import { postgresSchemaSql } from '../../src/store/postgres-schema.js';
 import type { JournalEntry, StoreWriteOptions } from '../../src/types.js';
 import { runStoreAdapterSuite, type BypassSql } from '../conformance/store-adapter.suite.js';
+import { postgresSchemaV4Ddl } from '../helpers/postgres-schema-v4.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
@@ -161,6 +163,16 @@ function pgErrorOf(error: unknown): pg.DatabaseError {
   return error;
 }
 
+/** Resolves once a connection of application `app` waits for a lock. */
+async function waitingOn(app: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const { rows } = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app]);
+    if (rows.length > 0) return;
+    assert.ok(i < 300, `${app} waits for a lock`);
+    await sleep(10);
+  }
+}
+
 describe('PostgreSQL store', { skip: service.skip }, () => {
   runStoreAdapterSuite('postgres', async () => {
     const schema = freshSchema();
@@ -276,7 +288,6 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
             'lockstep_kv_bypass_after_insert',
             'lockstep_kv_bypass_after_update',
             'lockstep_kv_bypass_before_insert',
-            'lockstep_kv_bypass_before_update',
             'lockstep_kv_bypass_delete',
             'lockstep_kv_bypass_truncate',
           ],
@@ -293,6 +304,197 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
       } finally {
         await Promise.all(stores.map((s) => s.close()));
         await dropSchema(schema);
+      }
+    });
+
+    /** Installs schema 4's DDL into a new schema, as a store of that version did (main at 13853bc). */
+    async function installSchema4(schema: string): Promise<void> {
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      await installSchema4Again(schema);
+    }
+    async function installSchema4Again(schema: string): Promise<void> {
+      const v4 = postgresSchemaV4Ddl(schema);
+      const client = await connectClient();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [v4.ddlLockKey]);
+        await client.query(v4.ddl);
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+    }
+    const triggersOf = async (schema: string) =>
+      (await admin.query(`SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = to_regclass($1) ORDER BY tgname`, [`"${schema}".lockstep_kv`])).rows.map(
+        (r) => r.tgname as string,
+      );
+    const markerOf = async (schema: string) => (await admin.query(`SELECT obj_description(to_regclass($1), 'pg_class') AS m`, [`"${schema}".lockstep_kv`])).rows[0].m;
+    const V5_TRIGGERS = [
+      'lockstep_kv_bypass_after_insert',
+      'lockstep_kv_bypass_after_update',
+      'lockstep_kv_bypass_before_insert',
+      'lockstep_kv_bypass_delete',
+      'lockstep_kv_bypass_truncate',
+    ];
+
+    it('upgrades a schema 4 on open, once, with several stores opening at once: rows, tombstones, journal and versions carry on', async () => {
+      const schema = freshSchema();
+      const kv = `"${schema}".lockstep_kv`;
+      await installSchema4(schema);
+      const sql = await connectClient();
+      const stores: PostgresStore[] = [];
+      try {
+        // What a schema 4 store and plain SQL left: versions, a tombstone, a trigger row in the journal.
+        const write = `SELECT "${schema}".lockstep_write('ns', $1, $2, false, NULL, NULL)::int AS v`;
+        for (let i = 0; i < 3; i++) await sql.query(write, ['k', String(i)]);
+        await sql.query(write, ['gone', '1']);
+        await sql.query(`SELECT "${schema}".lockstep_delete('ns', 'gone', false, NULL, NULL)`);
+        await sql.query(`UPDATE ${kv} SET value = '"old sql"' WHERE key = 'k'`);
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:4');
+        assert.ok((await triggersOf(schema)).includes('lockstep_kv_bypass_before_update'));
+        const journalBefore = (await sql.query(`SELECT id::int, key, version::int FROM "${schema}".lockstep_journal ORDER BY id`)).rows;
+        assert.deepEqual(journalBefore.map((r) => [r.key, r.version]), [['k', 4]]);
+
+        for (let i = 0; i < 4; i++) stores.push(createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 }));
+        const versions = await Promise.all(stores.map((store, i) => store.write('ns', i === 0 ? 'k' : `new${i}`, String(i), PLAIN)));
+        assert.deepEqual(versions.map((v) => v.version), [5, 1, 1, 1]);
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
+        const functions = await admin.query(`SELECT proname FROM pg_proc WHERE pronamespace = $1::regnamespace AND proname LIKE 'lockstep_kv_bypass_%' ORDER BY 1`, [`"${schema}"`]);
+        assert.ok(!functions.rows.some((r) => r.proname === 'lockstep_kv_bypass_before_update'), 'the old BEFORE UPDATE function is dropped');
+        assert.deepEqual((await sql.query(`SELECT id::int, key, version::int FROM "${schema}".lockstep_journal ORDER BY id`)).rows, journalBefore);
+        assert.equal((await stores[1]!.write('ns', 'gone', '"back"', PLAIN)).version, 3, 'a deleted key comes back above its tombstone');
+        // Plain SQL under the new triggers: +1 once, journaled, the writer kept.
+        const writer = (await sql.query(`SELECT writer FROM ${kv} WHERE key = 'k'`)).rows[0].writer;
+        await sql.query(`UPDATE ${kv} SET value = '"new sql"' WHERE key = 'k'`);
+        assert.deepEqual(await stores[0]!.read('ns', 'k'), { version: 6, payload: '"new sql"' });
+        assert.equal((await sql.query(`SELECT writer FROM ${kv} WHERE key = 'k'`)).rows[0].writer, writer);
+        assert.deepEqual((await stores[0]!.readJournal(journalBefore.at(-1)!.id, 10)).map((r) => [r.key, r.version, r.reason]), [['k', 6, 'trigger']]);
+      } finally {
+        await sql.end();
+        await Promise.all(stores.map((s) => s.close()));
+        await dropSchema(schema);
+      }
+    });
+
+    it('a plain-SQL transaction begun under schema 4 commits while an upgrade waits for it (no deadlock): each UPDATE versioned once, before and after', async () => {
+      const schema = freshSchema();
+      const kv = `"${schema}".lockstep_kv`;
+      const app = `lockstep_upgrade_${randomBytes(4).toString('hex')}`;
+      await installSchema4(schema);
+      const sql = await connectClient();
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2, application_name: app });
+      const store = createPostgresStore({ pool, schema, statementTimeout: '10s' });
+      try {
+        const w = (await sql.query(`SELECT "${schema}".lockstep_write('ns', 'k', '1', false, NULL, NULL)::int AS v`)).rows[0].v as number;
+        const versionOf = async () => (await sql.query(`SELECT version::int FROM ${kv} WHERE key = 'k'`)).rows[0].version as number;
+        await sql.query('BEGIN');
+        await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`); // journals: holds the journal's sequence
+        const first = await versionOf();
+        const opening = store.ready();
+        opening.catch(() => undefined);
+        await waitingOn(app); // the upgrade waits for this transaction's lock on lockstep_kv
+        await sql.query(`UPDATE ${kv} SET value = '3' WHERE key = 'k'`);
+        const second = await versionOf();
+        // COMMIT stamps the journal rows (the journal's id sequence): the whole DDL, had it run, would
+        // hold that sequence while waiting here, and one of the two would be killed as a deadlock.
+        await sql.query('COMMIT');
+        await opening; // upgraded once the transaction ended, or gave up at its lock timeout
+        assert.deepEqual([first, second], [w + 1, w + 2]);
+        if ((await markerOf(schema)) !== 'lockstep:postgres-schema:5') {
+          const again = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
+          await again.ready();
+          await again.close();
+        }
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        await sql.query(`UPDATE ${kv} SET value = '4' WHERE key = 'k'`);
+        assert.equal(await versionOf(), w + 3);
+        assert.equal((await store.write('ns', 'k', '5', PLAIN)).version, w + 4);
+        assert.deepEqual((await store.readJournal(0, 10)).map((r) => [r.key, r.version]), [['k', w + 1], ['k', w + 2], ['k', w + 3]]);
+
+        // A schema 4 process starting now (a rolling deploy) installs its own DDL again: its triggers
+        // version plain SQL as before; the next current store upgrades again.
+        await installSchema4Again(schema);
+        assert.ok((await triggersOf(schema)).includes('lockstep_kv_bypass_before_update'));
+        await sql.query(`UPDATE ${kv} SET value = '6' WHERE key = 'k'`);
+        assert.equal(await versionOf(), w + 5);
+        const later = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
+        try {
+          assert.equal((await later.write('ns', 'k', '7', PLAIN)).version, w + 6);
+          assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
+          await sql.query(`UPDATE ${kv} SET value = '8' WHERE key = 'k'`);
+          assert.equal(await versionOf(), w + 7);
+          assert.deepEqual((await later.readJournal(0, 10)).map((r) => r.version), [w + 1, w + 2, w + 3, w + 5, w + 7]);
+        } finally {
+          await later.close();
+        }
+      } finally {
+        await sql.query('ROLLBACK').catch(() => undefined);
+        await sql.end();
+        await store.close();
+        await pool.end();
+        await dropSchema(schema);
+      }
+    });
+
+    it('an upgrade that cannot lock lockstep_kv in time leaves schema 4 in place; the store works on it, and the next store upgrades', async () => {
+      const schema = freshSchema();
+      const kv = `"${schema}".lockstep_kv`;
+      await installSchema4(schema);
+      const sql = await connectClient();
+      const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 });
+      try {
+        await sql.query(`SELECT "${schema}".lockstep_write('ns', 'k', '1', false, NULL, NULL)`);
+        await sql.query('BEGIN');
+        await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`); // held until the store is open
+        await store.ready();
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:4');
+        assert.equal((await store.write('ns', 'other', '1', PLAIN)).version, 1);
+        await sql.query('COMMIT');
+        assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, 3);
+        await sql.query(`UPDATE ${kv} SET value = '4' WHERE key = 'k'`);
+        assert.deepEqual(await store.read('ns', 'k'), { version: 4, payload: '4' }, "schema 4's triggers version plain SQL");
+        const next = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
+        await next.ready();
+        await next.close();
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
+        await sql.query(`UPDATE ${kv} SET value = '5' WHERE key = 'k'`);
+        assert.deepEqual(await store.read('ns', 'k'), { version: 5, payload: '5' });
+        assert.deepEqual((await store.readJournal(0, 10)).map((r) => [r.key, r.version]), [['k', 2], ['k', 4], ['k', 5]]);
+      } finally {
+        await sql.query('ROLLBACK').catch(() => undefined);
+        await sql.end();
+        await store.close();
+        await dropSchema(schema);
+      }
+    });
+
+    it('the upgrade from schema 4 gives the same functions and triggers as a new schema', async () => {
+      const upgraded = freshSchema();
+      const fresh = freshSchema();
+      await installSchema4(upgraded);
+      const stores = [createPostgresStore({ connectionString: DATABASE_URL, schema: upgraded }), createPostgresStore({ connectionString: DATABASE_URL, schema: fresh })];
+      try {
+        await Promise.all(stores.map((store) => store.ready()));
+        const shape = async (schema: string) => {
+          const functions = await admin.query(
+            `SELECT proname, pg_get_function_identity_arguments(oid) AS args, prosrc FROM pg_proc WHERE pronamespace = $1::regnamespace ORDER BY 1, 2`,
+            [`"${schema}"`],
+          );
+          const triggers = await admin.query(
+            `SELECT tgrelid::regclass::text AS tbl, tgname, pg_get_triggerdef(t.oid) AS def, tgenabled FROM pg_trigger t
+              JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = $1::regnamespace AND NOT tgisinternal ORDER BY 1, 2`,
+            [`"${schema}"`],
+          );
+          const text = JSON.stringify({ functions: functions.rows, triggers: triggers.rows });
+          return JSON.parse(text.replaceAll(schema, 'SCHEMA').replaceAll(postgresSchemaSql(schema).journalLockKey, 'JOURNAL_LOCK'));
+        };
+        assert.deepEqual(await shape(upgraded), await shape(fresh));
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+        await dropSchema(upgraded);
+        await dropSchema(fresh);
       }
     });
 
@@ -440,6 +642,42 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         { poolSize: 8 },
       ));
 
+    it('Lockstep writes racing plain-SQL UPDATEs of one key: every write +1 under the row lock, each plain one journaled with the version it committed', () =>
+      withStore(
+        async ({ store, kv, journal }) => {
+          const start = (await store.write('ns', 'hot', '"start"', PLAIN)).version;
+          const clients = await Promise.all(Array.from({ length: 4 }, () => connectClient()));
+          try {
+            const PLAIN_EACH = 15;
+            const [lockstep, plain] = await Promise.all([
+              Promise.all(Array.from({ length: 60 }, (_, i) => store.write('ns', 'hot', `"w${i}"`, PLAIN).then((r) => r.version))),
+              Promise.all(
+                clients.map(async (client, c) => {
+                  const versions: number[] = [];
+                  for (let n = 0; n < PLAIN_EACH; n++) {
+                    // The version a plain UPDATE committed is read back in its transaction (the AFTER trigger sets it).
+                    await client.query('BEGIN');
+                    await client.query(`UPDATE ${kv} SET value = $1 WHERE namespace = 'ns' AND key = 'hot'`, [`"sql${c}.${n}"`]);
+                    const { rows } = await client.query(`SELECT version::int FROM ${kv} WHERE namespace = 'ns' AND key = 'hot'`);
+                    await client.query('COMMIT');
+                    versions.push(rows[0].version);
+                  }
+                  return versions;
+                }),
+              ).then((all) => all.flat()),
+            ]);
+            const all = [...lockstep, ...plain].sort((a, b) => a - b);
+            assert.deepEqual(all, Array.from({ length: all.length }, (_, i) => start + 1 + i), 'every write took the next version, none twice');
+            assert.equal((await store.read('ns', 'hot'))?.version, start + all.length);
+            const journaled = (await journal()).filter((r) => r.reason === 'trigger').map((r) => r.version);
+            assert.deepEqual(journaled.sort((a, b) => a - b), [...plain].sort((a, b) => a - b), "each plain UPDATE journaled once, with its version; Lockstep's writes not at all");
+          } finally {
+            await Promise.all(clients.map((c) => c.end()));
+          }
+        },
+        { poolSize: 6 },
+      ));
+
     it('creates, deletes and deletes of a missing key racing on new keys: distinct versions, last one wins', () =>
       withStore(
         async ({ store }) => {
@@ -489,16 +727,6 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         },
         { poolSize: 2 },
       ));
-    /** Resolves once a connection of application `app` waits for a lock. */
-    async function waitingOn(app: string): Promise<void> {
-      for (let i = 0; ; i++) {
-        const { rows } = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app]);
-        if (rows.length > 0) return;
-        assert.ok(i < 300, `${app} waits for a lock`);
-        await sleep(10);
-      }
-    }
-
     /** Runs `step` while `sql` holds an open transaction, and commits it once `step` waits on it. */
     async function commitWhileWaiting<T>(sql: pg.Client, app: string, step: () => Promise<T>): Promise<T> {
       const pending = step();
@@ -579,6 +807,66 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         assert.deepEqual(await store.read('ns', 'k'), { version: version + 4, payload: '2' });
         assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, version + 5);
         assert.equal((await journal()).length, 4, "Lockstep's write after them journals nothing");
+      }));
+
+    it('a plain UPDATE leaves the writer as it was (no token of its transaction), so a stale full-row write-back in the same transaction is still caught', () =>
+      withStore(async ({ store, sql, kv, journal }) => {
+        const { version } = await store.write('ns', 'k', '1', PLAIN);
+        await store.write('ns', 'other', '1', PLAIN);
+        const writerOf = async (key: string) => (await sql.query(`SELECT writer FROM ${kv} WHERE key = $1`, [key])).rows[0].writer as string;
+        const lockstepToken = await writerOf('k');
+        await sql.query('BEGIN');
+        await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`);
+        assert.equal(await writerOf('k'), lockstepToken, 'the writer Lockstep left, not a token of this transaction');
+        // An ORM that read the whole row here, and writes all of it back after another plain UPDATE.
+        const { rows } = await sql.query(`SELECT * FROM ${kv} WHERE key = 'k'`);
+        await sql.query(`UPDATE ${kv} SET value = '3' WHERE key = 'k'`);
+        await sql.query(`UPDATE ${kv} SET value = '4', version = $1, writer = $2, updated_at = $3 WHERE key = 'k'`, [rows[0].version, rows[0].writer, rows[0].updated_at]);
+        // A row's writer copied onto another row in the same transaction.
+        await sql.query(`UPDATE ${kv} o SET value = '5', writer = k.writer FROM ${kv} k WHERE o.key = 'other' AND k.key = 'k'`);
+        // A forged writer is put back.
+        await sql.query(`UPDATE ${kv} SET value = '6', writer = 'forged' WHERE key = 'k'`);
+        await sql.query('COMMIT');
+        assert.equal(await writerOf('k'), lockstepToken);
+        assert.deepEqual(
+          (await journal()).map((r) => [r.key, r.version]),
+          [['k', version + 1], ['k', version + 2], ['k', version + 3], ['other', 2], ['k', version + 4]],
+        );
+        assert.deepEqual(await store.read('ns', 'k'), { version: version + 4, payload: '6' });
+      }));
+
+    it("a plain UPDATE made by another trigger while the bypass trigger versions a row is versioned too (the trigger skips only its own UPDATE)", () =>
+      withStore(async ({ store, sql, kv, schema, journal }) => {
+        // Another application's trigger on the table: every UPDATE of 'src' copies its value to 'dst' with plain SQL.
+        await sql.query(`CREATE FUNCTION "${schema}".mirror() RETURNS trigger LANGUAGE plpgsql AS $fn$
+          BEGIN UPDATE ${kv} SET value = NEW.value WHERE namespace = NEW.namespace AND key = 'dst'; RETURN NULL; END $fn$`);
+        await sql.query(`CREATE TRIGGER a_mirror AFTER UPDATE ON ${kv} FOR EACH ROW WHEN (NEW.key = 'src') EXECUTE FUNCTION "${schema}".mirror()`);
+        const src = (await store.write('ns', 'src', '1', PLAIN)).version;
+        const dst = (await store.write('ns', 'dst', '1', PLAIN)).version;
+        await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'src'`);
+        // 'src' was updated twice (the plain UPDATE, then the trigger's versioning UPDATE), so 'dst' was
+        // updated twice with plain SQL, the second time during that versioning UPDATE: both versioned.
+        assert.deepEqual(
+          (await journal()).map((r) => [r.key, r.version]).sort(),
+          [['dst', dst + 1], ['dst', dst + 2], ['src', src + 1]].sort(),
+        );
+        assert.deepEqual(await store.read('ns', 'dst'), { version: dst + 2, payload: '2' });
+        assert.deepEqual(await store.read('ns', 'src'), { version: src + 1, payload: '2' });
+      }));
+
+    it("a trigger of another application that updates the same row again, from the bypass trigger's own UPDATE: versioned too", () =>
+      withStore(async ({ store, sql, kv, schema, journal }) => {
+        // Sorted after lockstep_kv_bypass_after_update, so it also fires for that trigger's versioning UPDATE.
+        await sql.query(`CREATE FUNCTION "${schema}".bump() RETURNS trigger LANGUAGE plpgsql AS $fn$
+          BEGIN UPDATE ${kv} SET value = '"bumped"' WHERE namespace = NEW.namespace AND key = NEW.key; RETURN NULL; END $fn$`);
+        await sql.query(`CREATE TRIGGER z_bump AFTER UPDATE ON ${kv} FOR EACH ROW WHEN (NEW.value = '"bump"') EXECUTE FUNCTION "${schema}".bump()`);
+        const { version } = await store.write('ns', 'k', '1', PLAIN);
+        await sql.query(`UPDATE ${kv} SET value = '"bump"' WHERE key = 'k'`);
+        // Three plain UPDATEs of 'k': the statement, z_bump's from the versioning UPDATE (run while
+        // that UPDATE's mark is set, one trigger level deeper), and z_bump's from the statement. (The
+        // nested one journals before the UPDATE whose trigger it ran inside: one transaction, one commit.)
+        assert.deepEqual((await journal()).map((r) => r.version).sort((a, b) => a - b), [version + 1, version + 2, version + 3]);
+        assert.deepEqual(await store.read('ns', 'k'), { version: version + 3, payload: '"bumped"' });
       }));
 
     it('an INSERT with a version or a writer copied from a row still gets 1 + tombstone, and is journaled', () =>

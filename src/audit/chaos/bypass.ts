@@ -43,12 +43,12 @@ export async function openBypassWriter(storeSpec: string, timeoutMs: number): Pr
           const invokedAt = historyNow();
           const values = [namespace, key, payload(value)];
           try {
-            // The BEFORE UPDATE trigger sets the new version, so RETURNING reports what commits.
-            const { rows } = await client.query<{ version: string }>(`UPDATE ${table} SET value = $3 WHERE namespace = $1 AND key = $2 RETURNING version`, values);
-            if (rows[0] !== undefined) return entry(key, value, invokedAt, Number(rows[0].version));
-            // No row: insert it. Its AFTER trigger may still raise the version, so read it back in the transaction.
+            // The AFTER UPDATE trigger sets the new version (RETURNING would report the row as the
+            // statement left it), and an INSERT's AFTER trigger may raise it: read it back in the transaction.
             await client.query('BEGIN');
-            await client.query(`INSERT INTO ${table} (namespace, key, value) VALUES ($1, $2, $3)`, values);
+            const updated = await client.query(`UPDATE ${table} SET value = $3 WHERE namespace = $1 AND key = $2`, values);
+            // No row: insert it.
+            if (updated.rowCount === 0) await client.query(`INSERT INTO ${table} (namespace, key, value) VALUES ($1, $2, $3)`, values);
             const read = await client.query<{ version: string }>(`SELECT version FROM ${table} WHERE namespace = $1 AND key = $2`, [namespace, key]);
             await client.query('COMMIT');
             return entry(key, value, invokedAt, Number(read.rows[0]!.version));
