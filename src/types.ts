@@ -64,6 +64,15 @@ export type CacheGetResult = ValueRecord | MissResult | BypassResult;
  */
 export type CompleteOutcome = 'published' | 'pending' | 'cleared' | 'fenced';
 
+/** How the engine makes a completeWrite call (a hint: an adapter may ignore it). */
+export interface CompleteWriteOptions {
+  /**
+   * The write was acknowledged already (acknowledge 'after-commit'): nobody waits for this call. The
+   * Redis adapter may then hold it until the end of the tick, to send it with other calls.
+   */
+  readonly acknowledged?: boolean;
+}
+
 /** A record as the auditor and `inspect` see it, without changing it. */
 export type CacheRecordView =
   | { readonly key: string; readonly kind: 'value'; readonly version: Version; readonly payload: unknown; readonly tombstone: boolean; readonly expiresAt: number }
@@ -122,7 +131,7 @@ export interface CacheAdapter {
   /** Adds a write lease for `token`, whatever the record holds (keeping the highest version seen). */
   beginWrite(key: string, token: LeaseToken, leaseMs: number): MaybePromise<void>;
   /** Drops `token`'s lease; the last writer publishes the highest version (or clears a dirty record). Without a lease: invalidateOlder only. */
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): MaybePromise<CompleteOutcome>;
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): MaybePromise<CompleteOutcome>;
   /** Drops `token`'s lease after a clean store failure; the last writer leaves the record empty. */
   abortWrite(key: string, token: LeaseToken): MaybePromise<void>;
   /** Version fencing: removes a value older than `version`, voids a fill, marks an older write record dirty. */

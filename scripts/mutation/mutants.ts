@@ -34,6 +34,7 @@ const PROXY_SESSION = 'src/pg-proxy/session.ts';
 const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
 const PG_SCHEMA = 'src/store/postgres-schema.ts';
+const WRITE_BATCH = 'src/cache/redis-write-batch.ts';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -244,6 +245,27 @@ export const MUTANTS: readonly Mutant[] = [
       { file: MEMORY, find: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) this.leases.delete(key);", replace: "if (lease?.kind === 'write' && lease.tokens.delete(token) && lease.tokens.size === 0) {\n      this.leases.delete(key);\n      if (lease.max !== undefined) this.publish(key, lease.max);\n    }" },
       { file: LUA, find: "  if rec.count == 0 then\n    redis.call('DEL', key)\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }", replace: "  if rec.count == 0 then\n    if rec.pending ~= '' then publish(rec.pending, 60000) else redis.call('DEL', key) end\n  else\n    save_write(rec)\n  end\nend\nreturn { expired }" },
     ],
+  },
+  // --- the Redis adapter's coalesced write calls (redis-write-batch.ts, the writeBatch script) ---
+  {
+    id: 'write-batch-errors-shared',
+    rule: 'a write call whose transition fails in a writeBatch run fails the whole run: the other calls, applied, are reported failed (each call keeps its own error)',
+    patches: [{ file: LUA, find: "  if not ok then\n    if type(reply) == 'table' then reply = reply.err end", replace: "  if not ok then\n    error(reply)" }],
+  },
+  {
+    id: 'write-batch-replies-misrouted',
+    rule: "the calls of a writeBatch run get one another's replies (each call keeps its own result)",
+    patches: [{ file: WRITE_BATCH, find: '      const own: unknown = reply[i];', replace: '      const own: unknown = reply[(i + 1) % calls.length];' }],
+  },
+  {
+    id: 'write-batch-args-shifted',
+    rule: "a completeWrite in a writeBatch run publishes with another argument as its value (each call's transition runs on its own arguments)",
+    patches: [{ file: LUA, find: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4] }', replace: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 1], ARGV[at + 4] }' }],
+  },
+  {
+    id: 'write-batch-sends-expired',
+    rule: 'a write call held to the end of its tick is sent although its deadline passed and its caller was told it failed',
+    patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
   },
   // --- the embedded defaults' own paths (memory cache + SQLite), which the wrapped fixtures never take ---
   {

@@ -111,12 +111,16 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
   /** What the call gives for what its work gave (may go on with more work, within the deadline). */
   protected abstract next(value: T): M | Promise<M>;
 
-  /** Deadlines.start: the call is queued, its work observed. */
-  begin(queue: DueQueue, due: number, work: Promise<T>): Promise<R> {
+  /**
+   * Deadlines.start: the call is queued, its work observed. Without a work promise, whoever does the
+   * work settles the call itself with `reply` or `fail` (the Redis adapter's coalesced write calls:
+   * one reply for many calls, no promise per call).
+   */
+  begin(queue: DueQueue, due: number, work: Promise<T> | undefined): Promise<R> {
     this.queue = queue;
     this.due = due;
     queue.push(this);
-    work.then(
+    work?.then(
       (value) => this.reply(value),
       (error: unknown) => this.fail(error),
     );
@@ -127,7 +131,21 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
     this.failed(this.timeoutError());
   }
 
-  private reply(value: T): void {
+  /**
+   * Expires the call now if its deadline has passed (the sweep may not have run yet: it fires up to
+   * the resolution late). True when the call is done, by this or earlier.
+   */
+  expireIfDue(now: number): boolean {
+    if (this.done) return true;
+    if (this.due > now) return false;
+    this.done = true;
+    this.queue!.trim();
+    this.expire();
+    return true;
+  }
+
+  /** The work gave `value`: the call's steps go on with it (ignored once the call is done: settled or expired). */
+  reply(value: T): void {
     if (this.done) return;
     let result: M | Promise<M>;
     try {
@@ -158,7 +176,8 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
     }
   }
 
-  private fail(error: unknown): void {
+  /** The work failed (ignored once the call is done). */
+  fail(error: unknown): void {
     if (this.done) return;
     this.end();
     this.failed(this.failure(error));
@@ -239,8 +258,11 @@ export class Deadlines {
     return this.start(new FunctionCall(onTimeout, onError, next), work, ms);
   }
 
-  /** Starts `call` on `work`: it settles as the call's steps say, or expires once `ms` have passed. */
-  start<T, M, R>(call: DeadlineCall<T, M, R>, work: Promise<T>, ms: number): Promise<R> {
+  /**
+   * Starts `call` on `work`: it settles as the call's steps say, or expires once `ms` have passed.
+   * Without `work`, the caller settles it with `call.reply` / `call.fail`.
+   */
+  start<T, M, R>(call: DeadlineCall<T, M, R>, work: Promise<T> | undefined, ms: number): Promise<R> {
     // Nearly every call of an adapter has the same length: its last queue is kept at hand.
     let queue = ms === this.lastMs ? this.lastQueue : this.queues.get(ms);
     if (queue === undefined) {

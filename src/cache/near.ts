@@ -39,6 +39,7 @@ import type {
   CacheStats,
   Codec,
   CompleteOutcome,
+  CompleteWriteOptions,
   LeaseToken,
   MaybePromise,
   ValueRecord,
@@ -266,8 +267,8 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     return this.around(key, () => this.redis.beginWrite(key, token, leaseMs));
   }
 
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
-    return this.around(key, () => this.redis.completeWrite(key, token, this.encoded(entry), ttlMs));
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): Promise<CompleteOutcome> {
+    return this.around(key, () => this.redis.completeWrite(key, token, this.encoded(entry), ttlMs, options));
   }
 
   abortWrite(key: string, token: LeaseToken): Promise<void> {

@@ -157,7 +157,7 @@ return { expired, 0 }
  * a store never commits; clearing is always safe. Not carrying it saves a PTTL and a copy of the
  * payload in the record. A fill is voided. ARGV: token, leaseMs. Reply: expired (a number, not an array).
  */
-const BEGIN_WRITE = `${CLOCK}
+const BEGIN_WRITE_BODY = `
 local deadline = now + tonumber(ARGV[2])
 -- The common case, no writer in flight: nothing or a value becomes a one-writer record, its header
 -- written out here in save_write's encoding (no table, no cjson) when the token needs no escaping.
@@ -182,6 +182,7 @@ if rec ~= nil and rec.kind == 'value' then w.max = rec.version end
 save_write(w)
 return expired
 `;
+const BEGIN_WRITE = `${CLOCK}${BEGIN_WRITE_BODY}`;
 
 /**
  * completeWrite(w, v, payload): with w's lease, drop w and keep the highest version; the last
@@ -189,7 +190,7 @@ return expired
  * ARGV: token, version, value record, ttlMs. Reply: {expired, 'published'|'pending'|'cleared'|'fenced'},
  * or from the fast path the string 'published' alone (it drops no lease).
  */
-const COMPLETE_WRITE = `${CLOCK}
+const COMPLETE_WRITE_BODY = `
 -- The common case: the record beginWrite's fast path wrote, holding this writer's live lease alone,
 -- clean, and a version above the highest seen: publish. Anything else (several writers, another
 -- encoding of the header, an expired lease): the full transition below.
@@ -231,6 +232,51 @@ end
 -- evicted meanwhile, so this writer may only invalidate, never publish
 invalidate_older(rec, ARGV[2])
 return { expired, 'fenced' }
+`;
+const COMPLETE_WRITE = `${CLOCK}${COMPLETE_WRITE_BODY}`;
+
+/**
+ * Several beginWrite / completeWrite calls in one script run (the adapter coalesces the calls issued
+ * in one tick, on a single Redis: redis-write-batch.ts). Each call's transition is the text of its own
+ * script above, run on its own key with its own arguments, so it does exactly what that script does;
+ * the batch only adds that they all run in one atomic step, at one reading of the server's clock (as
+ * if they had run back to back, which the single scripts may). An error in one transition (a key that
+ * holds no Lockstep record, a refused write) is that call's reply alone: the others still run.
+ * KEYS: one per call. ARGV: per call, in KEYS order, 'b' token leaseMs | 'c' token version value ttlMs.
+ * Reply: per call, its own script's reply, or {'error', message}.
+ */
+const WRITE_BATCH = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function begin_write(key, ARGV)
+  local expired = 0
+${BEGIN_WRITE_BODY}
+end
+local function complete_write(key, ARGV)
+  local expired = 0
+${COMPLETE_WRITE_BODY}
+end
+local replies = {}
+local at = 1
+for i = 1, #KEYS do
+  local op = ARGV[at]
+  local ok, reply
+  if op == 'b' then
+    ok, reply = pcall(begin_write, KEYS[i], { ARGV[at + 1], ARGV[at + 2] })
+    at = at + 3
+  elseif op == 'c' then
+    ok, reply = pcall(complete_write, KEYS[i], { ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4] })
+    at = at + 5
+  else
+    return redis.error_reply('ERR lockstep: unknown call in a write batch')
+  end
+  if not ok then
+    if type(reply) == 'table' then reply = reply.err end
+    reply = { 'error', tostring(reply) }
+  end
+  replies[i] = reply
+end
+return replies
 `;
 
 /**
@@ -307,6 +353,7 @@ export const SCRIPTS = Object.freeze({
   fill: define('fill', FILL),
   beginWrite: define('beginWrite', BEGIN_WRITE),
   completeWrite: define('completeWrite', COMPLETE_WRITE),
+  writeBatch: define('writeBatch', WRITE_BATCH),
   abortWrite: define('abortWrite', ABORT_WRITE),
   invalidateOlder: define('invalidateOlder', INVALIDATE_OLDER),
   peek: define('peek', PEEK),

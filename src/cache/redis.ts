@@ -14,12 +14,14 @@ import type {
   CacheRecordView,
   CacheStats,
   CompleteOutcome,
+  CompleteWriteOptions,
   LeaseToken,
   MissResult,
   Version,
 } from '../types.js';
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
-import { SCRIPTS, type ScriptName } from './redis-scripts.js';
+import { SCRIPTS, type LuaScript, type ScriptName } from './redis-scripts.js';
+import { WriteBatcher, WriteCall, type WriteCallHost, type WriteOp } from './redis-write-batch.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
 import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
@@ -93,7 +95,7 @@ export interface RedisCacheAdapter extends CacheAdapter {
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult>;
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean>;
   beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void>;
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome>;
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): Promise<CompleteOutcome>;
   abortWrite(key: string, token: LeaseToken): Promise<void>;
   invalidateOlder(key: string, version: Version): Promise<void>;
   peek(key: string): Promise<CacheRecordView | undefined>;
@@ -152,7 +154,7 @@ const BYPASS = Object.freeze({ kind: 'bypass' as const });
 const SCAN_COUNT = '1000';
 /** How often the maxmemory-policy is checked again while the adapter is in use. */
 const POLICY_RECHECK_MS = 5_000;
-class RedisCache implements RedisCacheAdapter {
+class RedisCache implements RedisCacheAdapter, WriteCallHost {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
   /** Undefined for a cluster (not guarded). */
@@ -169,6 +171,8 @@ class RedisCache implements RedisCacheAdapter {
   private readonly transport: Transport;
   /** Proves each connection's dataset was written under the current server process (single Redis only). */
   private readonly guard: DatasetGuard | undefined;
+  /** Coalesces the beginWrite / completeWrite calls of a tick into one script run (single Redis only). */
+  private readonly batcher: WriteBatcher | undefined;
   private readonly owned: boolean;
   private readonly onWarning: (message: string) => void;
   private readonly nextToken = createTokenSource('fill');
@@ -250,6 +254,8 @@ class RedisCache implements RedisCacheAdapter {
     }
     this.transport = transport;
     this.name = this.transport.kind;
+    // A script's keys must share a slot in a cluster: there, every call is its own script run.
+    this.batcher = transport.kind === 'redis' ? new WriteBatcher((script, keys, args) => this.evalScript(script, keys, args)) : undefined;
   }
 
   connect(): Promise<void> {
@@ -328,25 +334,56 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
-    return this.run('beginWrite', key, async () => {
-      // The reply is the number of expired leases alone (redis-scripts.ts: no table on the write path).
-      const expired = await this.script('beginWrite', this.keyPrefix + key, [token, durationArg(leaseMs, 'leaseMs')]);
-      if (typeof expired !== 'number') throw unexpected('beginWrite', expired);
-      if (expired > 0) this.leasesExpired += expired;
-    });
+    let args: string[];
+    try {
+      args = [token, durationArg(leaseMs, 'leaseMs')];
+    } catch (error) {
+      return Promise.reject(this.failure('beginWrite', key, error));
+    }
+    return this.write('beginWrite', key, args, false) as Promise<void>;
   }
 
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
-    return this.run('completeWrite', key, async () => {
-      const args = [token, String(checkVersion(entry.version, key)), encodeValue(entry, key), durationArg(ttlMs, 'ttlMs')];
-      const reply = await this.script('completeWrite', this.keyPrefix + key, args);
-      if (reply === 'published') return reply; // the fast path: its outcome alone
-      if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw unexpected('completeWrite', reply);
-      if (reply[0] > 0) this.leasesExpired += reply[0];
-      const outcome = reply[1];
-      if (outcome === 'published' || outcome === 'pending' || outcome === 'cleared' || outcome === 'fenced') return outcome;
-      throw unexpected('completeWrite', reply);
-    });
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): Promise<CompleteOutcome> {
+    let args: string[];
+    try {
+      args = [token, String(checkVersion(entry.version, key)), encodeValue(entry, key), durationArg(ttlMs, 'ttlMs')];
+    } catch (error) {
+      return Promise.reject(this.failure('completeWrite', key, error));
+    }
+    return this.write('completeWrite', key, args, options?.acknowledged === true) as Promise<CompleteOutcome>;
+  }
+
+  /**
+   * beginWrite / completeWrite: on a single Redis that is up, through the batcher (the calls of a
+   * tick share one script run, redis-write-batch.ts); otherwise (a cluster, before the first
+   * connection, closed, refusing) each call is its own script run, as run() makes any call.
+   */
+  private write(op: WriteOp, key: string, args: string[], acknowledged: boolean): Promise<unknown> {
+    const full = this.keyPrefix + key;
+    if (this.batcher === undefined || !this.connected || this.closed || this.evictionRefusal !== undefined) {
+      return this.run(op, key, () => this.script(op, full, args).then((reply) => this.afterWrite(op, reply)));
+    }
+    const call = new WriteCall(this, op, key, full, args, acknowledged);
+    const promise = this.deadlines.start(call, undefined, this.timeoutMs);
+    this.recheckPolicy(this.deadlines.lastStart);
+    this.batcher.submit(call);
+    return promise;
+  }
+
+  /** A write script's reply (the same from its own script and from a batch): beginWrite → undefined, completeWrite → its outcome. */
+  afterWrite(op: WriteOp, reply: unknown): unknown {
+    if (op === 'beginWrite') {
+      // The number of expired leases alone (redis-scripts.ts: no table on the write path).
+      if (typeof reply !== 'number') throw unexpected('beginWrite', reply);
+      if (reply > 0) this.leasesExpired += reply;
+      return undefined;
+    }
+    if (reply === 'published') return reply; // the fast path: its outcome alone
+    if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw unexpected('completeWrite', reply);
+    if (reply[0] > 0) this.leasesExpired += reply[0];
+    const outcome = reply[1];
+    if (outcome === 'published' || outcome === 'pending' || outcome === 'cleared' || outcome === 'fenced') return outcome;
+    throw unexpected('completeWrite', reply);
   }
 
   abortWrite(key: string, token: LeaseToken): Promise<void> {
@@ -421,6 +458,7 @@ class RedisCache implements RedisCacheAdapter {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.batcher?.flush(); // held calls go out before the client closes
     this.closed = true;
     this.guard?.dispose();
     if (!this.owned) return;
@@ -566,14 +604,18 @@ class RedisCache implements RedisCacheAdapter {
   }
 
   /** EVALSHA, and on NOSCRIPT (a restarted or flushed server, a new cluster node) EVAL, which also loads it. */
-  private async script(name: ScriptName, key: string, args: string[]): Promise<unknown> {
-    const script = SCRIPTS[name];
-    try {
-      return await this.transport.send(key, ['EVALSHA', script.sha, '1', key, ...args]);
-    } catch (error) {
+  private script(name: ScriptName, key: string, args: string[]): Promise<unknown> {
+    return this.evalScript(SCRIPTS[name], [key], args);
+  }
+
+  /** EVALSHA over keys (routed by the first: all share its slot in a cluster), EVAL on NOSCRIPT. */
+  private evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const route = keys[0]!;
+    const tail = [String(keys.length), ...keys, ...args];
+    return this.send(route, ['EVALSHA', script.sha, ...tail]).catch((error: unknown) => {
       if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-      return await this.transport.send(key, ['EVAL', script.source, '1', key, ...args]);
-    }
+      return this.send(route, ['EVAL', script.source, ...tail]);
+    });
   }
 
   private async peekForScan(full: string): Promise<CacheRecordView | undefined> {

@@ -1,5 +1,5 @@
 // A CacheAdapter that delegates to a real one, with faults injected per operation.
-import type { CacheAdapter, CacheEntry, CacheGetResult, CacheRecordView, CompleteOutcome, LeaseToken, Version } from '../types.js';
+import type { CacheAdapter, CacheEntry, CacheGetResult, CacheRecordView, CompleteOutcome, CompleteWriteOptions, LeaseToken, Version } from '../types.js';
 import { FaultPlan } from './faults.js';
 
 export type CacheOperation = 'get' | 'fill' | 'beginWrite' | 'completeWrite' | 'abortWrite' | 'invalidateOlder' | 'peek' | 'ping';
@@ -31,8 +31,8 @@ export class ChaosCache implements CacheAdapter {
   beginWrite(key: string, token: LeaseToken, leaseMs: number): Promise<void> {
     return this.faults.run('beginWrite', () => this.inner.beginWrite(key, token, leaseMs));
   }
-  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
-    return this.faults.run('completeWrite', () => this.inner.completeWrite(key, token, entry, ttlMs));
+  completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): Promise<CompleteOutcome> {
+    return this.faults.run('completeWrite', () => this.inner.completeWrite(key, token, entry, ttlMs, options));
   }
   abortWrite(key: string, token: LeaseToken): Promise<void> {
     return this.faults.run('abortWrite', () => this.inner.abortWrite(key, token));

@@ -11,7 +11,7 @@ import {
   StoreOutcomeUnknownError,
   StoreWriteError,
 } from '../errors.js';
-import type { CacheEntry, Version } from '../types.js';
+import type { CacheEntry, CompleteWriteOptions, Version } from '../types.js';
 import type { EngineContext } from './context.js';
 import { startDeadline, within, type Deadline } from './deadline.js';
 import type { AlertEvent, WriteEvent, WriteOperation, WriteOutcome } from './events.js';
@@ -232,9 +232,9 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     return result;
   }
-  const complete = async (): Promise<R> => {
+  const complete = async (how: CompleteWriteOptions | undefined): Promise<R> => {
     try {
-      const completed = cache.completeWrite(step.cacheKey, token, entry, step.ttlMs);
+      const completed = cache.completeWrite(step.cacheKey, token, entry, step.ttlMs, how);
       if (isThenable(completed)) await completed;
       cacheMs += performance.now() - cacheStart;
       recordCacheStep(false);
@@ -263,17 +263,21 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   // lease counts from before beginWrite was sent, so it is live on the cache's clock too; the
   // margin covers clocks that run at slightly different rates.
   if (options.acknowledge === 'after-commit' && clock.now() - leaseStart < options.leaseTtlMs * EARLY_ACK_LEASE_SHARE) {
-    const completing = complete().catch(() => undefined); // pragmatic: counted and journaled inside, never thrown
+    // Nobody waits for it: the cache may send it with the calls of the tick (the next write's lease).
+    const completing = complete(ACKNOWLEDGED).catch(() => undefined); // pragmatic: counted and journaled inside, never thrown
     ctx.completionsAfterAck.add(completing);
     void completing.finally(() => ctx.completionsAfterAck.delete(completing));
     return result;
   }
-  return complete();
+  return complete(undefined);
 }
 
 
 /** The journal positions (EngineContext.journalReady) known to be settled: writes stop waiting on them. */
 const readyJournals = new WeakSet<Promise<void>>();
+
+/** The completion of a write acknowledged already (acknowledge 'after-commit'). */
+const ACKNOWLEDGED: CompleteWriteOptions = Object.freeze({ acknowledged: true });
 
 /** acknowledge 'after-commit' acknowledges early only within this share of the lease. */
 const EARLY_ACK_LEASE_SHARE = 0.9;

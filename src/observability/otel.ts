@@ -178,8 +178,8 @@ function tracingWith(tracer: OtelTracer, recordKeys: boolean, hitSpans: boolean)
             if (!accepted) span.setAttribute('fills_rejected', 1);
           }),
         beginWrite: (original) => (key, token, leaseMs) => traced(spanNames.lease, () => ({ ...keyAttributes(key), 'lockstep.lease_ms': leaseMs }), () => original(key, token, leaseMs)),
-        completeWrite: (original) => (key, token, entry, ttlMs) =>
-          traced(spanNames.publish, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs), (span, outcome: string, ms) =>
+        completeWrite: (original) => (key, token, entry, ttlMs, options) =>
+          traced(spanNames.publish, () => ({ ...keyAttributes(key), 'lockstep.version': entry.version }), () => original(key, token, entry, ttlMs, options), (span, outcome: string, ms) =>
             span.setAttributes({ 'lockstep.publish.outcome': outcome, cache_write_latency: ms }),
           ),
         abortWrite: (original) => (key, token) => traced(spanNames.abort, () => keyAttributes(key), () => original(key, token)),

@@ -14,6 +14,7 @@ import { createManualClock } from '../../src/clock.js';
 import { ClosedError, InvalidOptionError, LockstepError } from '../../src/errors.js';
 import type { CacheAdapter, CacheRecordView, LeaseToken } from '../../src/types.js';
 import { runCacheAdapterSuite, stringEntry, tombstoneEntry } from '../conformance/cache-adapter.suite.js';
+import { batchedWrites } from '../helpers/batched-cache.js';
 import { needRedisServer, type RedisServer, startRedisServer, untilUptime } from '../helpers/redis-server.js';
 import { needService, REDIS_URL } from '../helpers/services.js';
 
@@ -77,6 +78,14 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
   runCacheAdapterSuite('redis', async () => {
     const cache = createRedisCache({ url: REDIS_URL, keyPrefix: `${runPrefix}suite:` });
     return { cache, advance: (ms) => sleep(ms), close: () => cache.close() };
+  });
+
+  // The same suite with every beginWrite / completeWrite in a writeBatch script run (the calls of a
+  // tick share one: src/cache/redis-write-batch.ts; redis-write-batch.test.ts checks the wrapper does this).
+  runCacheAdapterSuite('redis, write calls in batch runs', async () => {
+    const cache = createRedisCache({ url: REDIS_URL, keyPrefix: `${runPrefix}suite-batched:` });
+    await cache.connect(); // the batcher serves connected adapters only: the first calls would go alone
+    return { cache: batchedWrites(cache), advance: (ms) => sleep(ms), close: () => cache.close() };
   });
 
   describe('records', () => {

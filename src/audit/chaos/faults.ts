@@ -14,7 +14,7 @@ import { ChaosCache, type CacheOperation } from '../../chaos/chaos-cache.js';
 import { ChaosStore } from '../../chaos/chaos-store.js';
 import { FaultPlan, type Fault } from '../../chaos/faults.js';
 import { StoreOutcomeUnknownError } from '../../errors.js';
-import type { CacheAdapter, CacheAnswerHandler, CacheEntry, CacheGetResult, CompleteOutcome, LeaseToken, StoreAdapter, Version } from '../../types.js';
+import type { CacheAdapter, CacheAnswerHandler, CacheEntry, CacheGetResult, CompleteOutcome, CompleteWriteOptions, LeaseToken, StoreAdapter, Version } from '../../types.js';
 import type { NaiveCache } from '../naive.js';
 import { between, type Random } from './random.js';
 
@@ -248,8 +248,8 @@ export class ScheduledChaosCache extends ChaosCache {
     // The engine gives up a lease that took more than half its TTL to take, and journals instead.
     if (context !== undefined && performance.now() - started > leaseMs / 2) context.unleased = true;
   }
-  override completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<CompleteOutcome> {
-    return this.draw('completeWrite', () => super.completeWrite(key, token, entry, ttlMs));
+  override completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number, options?: CompleteWriteOptions): Promise<CompleteOutcome> {
+    return this.draw('completeWrite', () => super.completeWrite(key, token, entry, ttlMs, options));
   }
   override abortWrite(key: string, token: LeaseToken): Promise<void> {
     return this.draw('abortWrite', () => super.abortWrite(key, token));
