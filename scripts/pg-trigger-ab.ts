@@ -8,8 +8,11 @@
 // Every write updates an existing key (1,000 keys cycled). Rounds of one block per subject, the order
 // rotating; per block: wall time per write, this process's CPU per write (process.cpuUsage), and the
 // CPU of the subject's PostgreSQL backends per write (/proc/<pid>/schedstat, ns: its pool's backends,
-// found by application_name). Prints each figure's median over the blocks and its range.
-//   node --import tsx scripts/pg-trigger-ab.ts [rounds=30] [block=50] [inflight=1] [subjects=raw,v4,v5,v4-replica]
+// found by application_name). Prints each figure's median over the blocks and its range. Then, with
+// server=N (default 20; 0: skip), PostgreSQL alone: N interleaved rounds of a PL/pgSQL loop per
+// Lockstep schema that runs the store's UPDATE (the same text, a cached plan) once on each of the
+// 1,000 keys in one transaction, timed with clock_timestamp: no client, network or commit in it.
+//   node --import tsx scripts/pg-trigger-ab.ts [rounds=30] [block=50] [inflight=1] [server=20] [subjects=raw,v4,v5,v4-replica]
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -17,7 +20,7 @@ import { createClient } from 'redis';
 import { createRedisCache } from '../src/cache/redis.js';
 import { createWriteThrough, type WriteThrough } from '../src/compose/write-through.js';
 import { createPostgresStore } from '../src/store/postgres.js';
-import { POSTGRES_SCHEMA_VERSION } from '../src/store/postgres-schema.js';
+import { POSTGRES_SCHEMA_VERSION, postgresSchemaSql } from '../src/store/postgres-schema.js';
 import { makeKeys, makeValue } from '../bench/fixtures.js';
 import { postgresSchemaV4Ddl } from '../test/helpers/postgres-schema-v4.js';
 import { DATABASE_URL, REDIS_URL } from '../test/helpers/services.js';
@@ -27,6 +30,7 @@ const ROUNDS = Number(args.rounds ?? 30);
 const BLOCK = Number(args.block ?? 50);
 const IN_FLIGHT = Number(args.inflight ?? 1);
 const SUBJECTS = (args.subjects ?? 'raw,v4,v5,v4-replica').split(',');
+const SERVER_ROUNDS = Number(args.server ?? 20);
 const KEYS = 1000;
 const POOL_SIZE = 10;
 
@@ -54,6 +58,9 @@ const values = keys.map((_, i) => makeValue(i));
 
 interface Subject {
   readonly app: string;
+  /** Lockstep subjects: the schema, and whether its connections run as a replica. */
+  readonly schema?: string;
+  readonly replica?: boolean;
   write(i: number): Promise<unknown>;
   check?(): string | undefined;
 }
@@ -92,7 +99,13 @@ async function lockstep(name: string, triggers: 'v4' | 'v5', replica: boolean): 
   closers.push(async () => (await engine.close(), await cache.close(), await store.close(), await pool.end()));
   let failures = 0;
   engine.on('write', (e) => void (e.outcome === 'ok' || failures++));
-  return { app, write: (i) => engine.write(keys[i]!, values[i]!), check: () => (failures > 0 ? `${name}: ${failures} writes did not complete cleanly` : undefined) };
+  return {
+    app,
+    schema,
+    replica,
+    write: (i) => engine.write(keys[i]!, values[i]!),
+    check: () => (failures > 0 ? `${name}: ${failures} writes did not complete cleanly` : undefined),
+  };
 }
 
 async function raw(): Promise<Subject> {
@@ -160,6 +173,39 @@ try {
   for (const name of names) {
     const ratio = Number.isNaN(base) ? '' : ` ${(median(wall[name]!) / base).toFixed(2)}x`;
     console.log(`${name.padEnd(11)} wall ${fmt(wall[name]!)}${ratio}   node CPU ${fmt(node[name]!)}   PostgreSQL CPU ${fmt(pgCpu[name]!)}`);
+  }
+  if (SERVER_ROUNDS > 0) {
+    const loops: Record<string, { client: pg.Client; fn: string }> = {};
+    for (const [name, subject] of Object.entries(subjects)) {
+      if (subject.schema === undefined) continue;
+      const s = `"${subject.schema}"`;
+      // The store's statement with its parameters as the loop's variables (a benchmark's text, not a safety decision).
+      const update = postgresSchemaSql(subject.schema).updateExisting.replace('$1', 'p_ns').replace('$2', 'p_key').replace('$3', 'p_value');
+      await admin.query(`CREATE FUNCTION ${s}.trigab_loop(p_ns text, p_keys text[], p_value text) RETURNS float8 LANGUAGE plpgsql AS $f$
+        DECLARE t0 timestamptz := pg_catalog.clock_timestamp(); p_key text; v bigint;
+        BEGIN
+          FOREACH p_key IN ARRAY p_keys LOOP
+            ${update} INTO v;
+          END LOOP;
+          RETURN extract(epoch FROM pg_catalog.clock_timestamp() - t0) * 1e6 / pg_catalog.cardinality(p_keys);
+        END $f$`);
+      const client = new pg.Client({ connectionString: DATABASE_URL, ...(subject.replica ? { options: '-c session_replication_role=replica' } : {}) });
+      await client.connect();
+      closers.push(() => client.end());
+      loops[name] = { client, fn: `${s}.trigab_loop` };
+    }
+    const perUpdate: Record<string, number[]> = {};
+    const loopNames = Object.keys(loops);
+    for (let round = 0; round < SERVER_ROUNDS; round++) {
+      for (let k = 0; k < loopNames.length; k++) {
+        const name = loopNames[(k + round) % loopNames.length]!;
+        const { client, fn } = loops[name]!;
+        const { rows } = await client.query(`SELECT ${fn}('bench', $1, $2) AS us`, [keys, JSON.stringify(values[round % KEYS])]);
+        (perUpdate[name] ??= []).push(rows[0].us as number);
+      }
+    }
+    console.log(`PostgreSQL alone: ${SERVER_ROUNDS} rounds of the store's UPDATE on each of ${KEYS} keys in a PL/pgSQL loop (one transaction per round); µs per UPDATE`);
+    for (const name of loopNames) console.log(`${name.padEnd(11)} ${fmt(perUpdate[name]!)}`);
   }
 } finally {
   for (const close of closers.reverse()) await close().catch(() => undefined);

@@ -26,7 +26,9 @@
 // - INSERT is Lockstep's when NEW.writer is this transaction's 'w' (write) or 'd' (delete placeholder).
 // - UPDATE is Lockstep's when it changed `writer` to a token of this transaction. A plain UPDATE
 //   leaves `writer` as it was (a token of an older transaction, or NULL), so it is a bypass whatever
-//   else it changed: `SET version = version + 1`, a rename, nothing at all.
+//   else it changed: `SET version = version + 1`, a rename, nothing at all. The UPDATE trigger's own
+//   versioning UPDATE leaves it as it was too (no token of a plain transaction is ever left in a
+//   row by it): the trigger skips that one UPDATE by a mark, see lockstep_kv_bypass_after_update.
 // - DELETE is Lockstep's when the row holds this transaction's 'd' mark (set just before, as SQLite).
 // The checks are trigger WHEN clauses, so Lockstep's own writes run no PL/pgSQL trigger at all.
 //
