@@ -32,6 +32,8 @@ export interface ProxyMetrics {
   fencesSeparate: number;
   /** Batches of SELECTs that ended idle with no write marker: no fence was due (write-marker.ts). */
   fencesSkipped: number;
+  /** Transactions that ended fenced by their announced writes, with no fence statement (write-marker.ts). */
+  fencesAnnounced: number;
   sessions: number;
   sessionsTotal: number;
   bypassRows: number;
@@ -52,6 +54,7 @@ export function createMetrics(): ProxyMetrics {
     fencesPipelined: 0,
     fencesSeparate: 0,
     fencesSkipped: 0,
+    fencesAnnounced: 0,
     sessions: 0,
     sessionsTotal: 0,
     bypassRows: 0,
@@ -78,6 +81,8 @@ export interface ProxyContext {
   readonly maxAnswerBytes: number;
   /** TEST ONLY: 'skip' acknowledges commits without fencing the cache (proves the tests' teeth). */
   readonly fence: 'on' | 'skip';
+  /** Whether sessions fence with their announced writes (write-marker.ts) when they may; false: always the fence statement. */
+  readonly announcedFences: boolean;
   /**
    * Upstream backend pids of this proxy's live sessions: their writes are fenced by their session,
    * so the bypass drainer need not wake for their NOTIFY (its poll still reads them).
@@ -103,6 +108,8 @@ export interface BypassCoverage {
   readonly boundMs: number;
   /** When a complete pass last found the journal's writers raising the write marker (write-marker.ts), -Infinity if it did not. */
   markersAt: number;
+  /** When a complete pass last found the journal announcing its rows (schema.ts), -Infinity if it did not. */
+  announcedAt: number;
 }
 
 /** Whether the drainer has passed recently enough for a cached answer to be served (BypassCoverage). */
@@ -113,6 +120,11 @@ export function bypassCovered(ctx: ProxyContext): boolean {
 /** Whether a batch of SELECTs may skip its fence: the drainer found the write marker installed, recently (as bypassCovered). */
 export function writeMarkersVerified(ctx: ProxyContext): boolean {
   return performance.now() - ctx.bypass.markersAt <= ctx.bypass.boundMs;
+}
+
+/** Whether the journal's rows are announced: the drainer found the trigger installed, recently (as bypassCovered). */
+export function announcementsVerified(ctx: ProxyContext): boolean {
+  return performance.now() - ctx.bypass.announcedAt <= ctx.bypass.boundMs;
 }
 
 /** The cache key of one row's answer. */

@@ -4,10 +4,12 @@
 // fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
 // goes up in the same write, right behind the batch, and its answer is read right after the batch's.
 // A batch of plain SELECTs with no write marker among its answers needs no fence (write-marker.ts).
+// And when the session's journal rows are announced (write-marker.ts), no batch sends a fence
+// statement: the transaction's end is fenced with the rows it announced.
 import { build, joinMessages, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
-import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './session-fence.js';
+import { announcementsTrusted, fenceAfterIdle, fenceAnnounced, fenceMessages, forgetAnnounced, rearmMessages, shouldRearm } from './session-fence.js';
 import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
@@ -67,6 +69,21 @@ function flushTo(client: MessageQueue, pending: Message[]): void {
   pending.length = 0;
 }
 
+/** Answers that only acknowledge a step of the batch (Parse, Bind, Close, a description): more follows them without the client's input. */
+const ACKNOWLEDGEMENTS = new Set(['1', '2', '3', 'n', 't', 'T']);
+
+/**
+ * Whether every answer held is an acknowledgement. In a batch that ends with Sync (not raw: nothing
+ * more to read from the client) the server sends more after them without any input — at least the
+ * ReadyForQuery — so they wait for it instead of going out alone: when a notice the client never sees
+ * (a write announcement, taken out of the stream) made the server send them early, the client gets one
+ * write, not two.
+ */
+function onlyAcknowledgements(pending: readonly Message[]): boolean {
+  for (const m of pending) if (!ACKNOWLEDGEMENTS.has(m.type)) return false;
+  return true;
+}
+
 /** Gives the client's queued messages to its onMessage, in order, up to the first it does not take. */
 function handOver(client: MessageQueue): void {
   for (let m = client.peek(); m !== undefined && client.onMessage?.(m) === true; m = client.peek()) client.tryNext();
@@ -97,8 +114,10 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   const skippable = canSkipFence(state, selectBatch);
   const rearm = selectBatch && shouldRearm(state);
   const marksBefore = state.writeMarks;
+  // A session whose writes are announced sends no fence statement (checked again at the transaction's end).
+  const announced = announcementsTrusted(state);
   // A batch of SELECTs passes every test of canPipelineFence (no transaction control, no COPY).
-  const pipelined = !skippable && (selectBatch || canPipelineFence(state, batch));
+  const pipelined = !announced && !skippable && (selectBatch || canPipelineFence(state, batch));
   let expected = 0;
   for (const m of batch) {
     track(state, m, parsedHere);
@@ -146,7 +165,11 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         copying = false;
         const status = String.fromCharCode(m.body[0]!) as SessionState['status'];
         state.status = status;
-        if (pipelined) {
+        if (status === 'I' && !pipelined && announced && announcementsTrusted(state)) {
+          // The transaction ended: what it wrote was announced before this ReadyForQuery.
+          const fenced = fenceAnnounced(state);
+          if (isThenable(fenced)) await fenced;
+        } else if (pipelined) {
           // The fence's answer follows this ReadyForQuery (only one terminator in a pipelined batch).
           const read = readInternal(state, (answer) => pending.push(answer));
           const fence = isThenable(read) ? await read : read;
@@ -170,9 +193,11 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
           flushTo(client, pending);
           if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
+        // Fenced by the fence statement (or by nothing due): what was announced is covered.
+        if (state.status === 'I') forgetAnnounced(state);
       }
       pending.push(m);
-      if (m.type === 'Z' || upstream.pending === 0) flushTo(client, pending);
+      if (m.type === 'Z' || (upstream.pending === 0 && !(raw === false && onlyAcknowledgements(pending)))) flushTo(client, pending);
     }
   } finally {
     flushTo(client, pending);

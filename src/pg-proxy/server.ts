@@ -46,6 +46,12 @@ export interface PgProxyOptions {
   readonly bypassBoundMs?: number;
   /** TLS for clients (certificate and key, PEM); without it SSLRequest is answered 'N'. TLS to PostgreSQL is set in `upstream` (sslmode). */
   readonly tls?: PgProxyTlsOptions;
+  /**
+   * Fence a transaction with the journal rows it announced (a NOTICE per row, taken out of the stream)
+   * instead of a statement reading them, whenever the session may (docs/pg-proxy.md, "Announced
+   * writes"). false: every transaction's end runs the fence statement. @default true
+   */
+  readonly announcedFences?: boolean;
   /** TEST ONLY: 'skip' acknowledges commits without the fence. */
   readonly unsafeFence?: 'on' | 'skip';
 }
@@ -87,7 +93,8 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     ttlMs: options.ttlMs ?? 60_000,
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
-    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity },
+    announcedFences: options.announcedFences ?? true,
+    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity, announcedAt: -Infinity },
     markerStartup: { refused: false },
     async flushTable(qualified: string) {
       metrics.flushes++;
