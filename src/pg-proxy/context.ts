@@ -34,6 +34,8 @@ export interface ProxyMetrics {
   fencesSkipped: number;
   /** Transactions that ended fenced by their announced writes, with no fence statement (write-marker.ts). */
   fencesAnnounced: number;
+  /** Batches that may have committed a prepared transaction, acknowledged after a pass of the drainer (relay.ts). */
+  fencesDrained: number;
   sessions: number;
   sessionsTotal: number;
   bypassRows: number;
@@ -55,6 +57,7 @@ export function createMetrics(): ProxyMetrics {
     fencesSeparate: 0,
     fencesSkipped: 0,
     fencesAnnounced: 0,
+    fencesDrained: 0,
     sessions: 0,
     sessionsTotal: 0,
     bypassRows: 0,
@@ -90,6 +93,12 @@ export interface ProxyContext {
   readonly ownBackends: Set<number>;
   /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
   flushTable(qualified: string): Promise<void>;
+  /**
+   * Resolves once a complete pass of the bypass drainer began after `since` (performance.now()): every
+   * write committed before `since` is then in the cache's invalidations. Rejects when none completes
+   * within a few seconds (the drainer's connection or the cache failing).
+   */
+  drainAfter(since: number): Promise<void>;
   /** How far the bypass drainer has got: cached answers are served only while it keeps up (drainer.ts). */
   readonly bypass: BypassCoverage;
   /** The upstream refused the write marker's startup parameter once: it is no longer added (session.ts). */

@@ -19,14 +19,23 @@ import type { MessageQueue } from './message-queue.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
 
+/** What the client's messages of one batch may have done that its acknowledgement must wait for. */
+interface Seen {
+  /** It may have committed a prepared transaction (COMMIT PREPARED, a text that does not parse, a statement the proxy never saw). */
+  commitsPrepared: boolean;
+}
+
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
-function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
+function track(state: SessionState, m: Message, parsedHere: Set<string>, seen: Seen): void {
   if (m.type === 'P') {
     const info = parseMessageMemo(m, state.planMemo);
     state.statements.set(info.name, info);
     parsedHere.add(info.name);
     if (info.name === '') state.unnamedStale = undefined;
-    noteDdl(state, info.sql);
+    noteDdl(state, info.sql, seen);
+  } else if (m.type === 'B') {
+    // A statement the proxy never saw parsed (its text unknown) may be anything.
+    if (!state.statements.has(readCString(m.body, readCString(m.body, 0).next).value)) seen.commitsPrepared = true;
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
@@ -35,12 +44,13 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
   } else if (m.type === 'Q') {
     state.statements.delete(''); // a simple Query destroys the unnamed statement
     state.unnamedStale = undefined;
-    noteDdl(state, readCString(m.body, 0).value);
+    noteDdl(state, readCString(m.body, 0).value, seen);
   }
 }
 
-function noteDdl(state: SessionState, sql: string): void {
+function noteDdl(state: SessionState, sql: string, seen: Seen): void {
   const other = otherStatementOf(sql, state.ctx.tables);
+  if (other.commitsPrepared) seen.commitsPrepared = true;
   if (other.ddlTables.size > 0) for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
@@ -92,6 +102,7 @@ function handOver(client: MessageQueue): void {
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
   const parsedHere = new Set<string>();
+  const seen: Seen = { commitsPrepared: false };
   let swallowParseComplete = 0;
   const out: Buffer[] = [];
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
@@ -120,7 +131,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   const pipelined = !announced && !skippable && (selectBatch || canPipelineFence(state, batch));
   let expected = 0;
   for (const m of batch) {
-    track(state, m, parsedHere);
+    track(state, m, parsedHere, seen);
     if (TERMINATORS.has(m.type)) expected++;
   }
   if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
@@ -132,7 +143,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
       return true;
     }
     if (!raw) return false;
-    track(state, m, parsedHere);
+    track(state, m, parsedHere, seen);
     upstream.socket.write(m.raw);
     if (TERMINATORS.has(m.type)) {
       expected++;
@@ -195,6 +206,19 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         }
         // Fenced by the fence statement (or by nothing due): what was announced is covered.
         if (state.status === 'I') forgetAnnounced(state);
+        // COMMIT PREPARED commits writes of another backend's transaction: no session's fence saw them
+        // (they were not committed then). A pass of the drainer that began after the commit reads and
+        // applies them before the acknowledgement.
+        if (state.status === 'I' && seen.commitsPrepared && state.ctx.fence === 'on') {
+          flushTo(client, pending);
+          try {
+            await state.ctx.drainAfter(performance.now());
+          } catch {
+            throw new Error('lockstep pg-proxy: could not fence a commit with a pass of the drainer; closing without acknowledging it');
+          }
+          state.ctx.metrics.fencesDrained++;
+          seen.commitsPrepared = false;
+        }
       }
       pending.push(m);
       if (m.type === 'Z' || (upstream.pending === 0 && !(raw === false && onlyAcknowledgements(pending)))) flushTo(client, pending);

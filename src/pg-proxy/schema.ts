@@ -12,14 +12,8 @@
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { WRITE_ANNOUNCEMENT_CODE, WRITE_ANNOUNCEMENT_TEXT, WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
 
-/** The channel every journal append notifies (payload: the schema), but those of a proxy's sessions. */
+/** The channel every journal append notifies (payload: the schema), but those of a proxy's sessions (see bump). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
-/**
- * The channel a proxy's session notifies instead (its writes are fenced by the session itself): no
- * drainer listens to it, so no drainer is sent a notification, and the NOTIFY still makes PostgreSQL
- * refuse PREPARE TRANSACTION (see bump).
- */
-export const FENCED_CHANNEL = 'lockstep_proxy_fenced';
 
 export function proxySchemaSql(schema: string): string {
   const s = quoteIdentifier(schema);
@@ -86,12 +80,11 @@ BEGIN
     RAISE NOTICE USING MESSAGE = '${WRITE_ANNOUNCEMENT_TEXT}', ERRCODE = '${WRITE_ANNOUNCEMENT_CODE}',
       DETAIL = encode(convert_to(json_build_array('${schema}', j, v, p_tbl, p_key)::text, 'UTF8'), 'base64');
   END IF;
-  -- Every write notifies, the proxy's own sessions' too. Besides waking the drainers, a NOTIFY makes
-  -- PostgreSQL refuse PREPARE TRANSACTION for the transaction: a prepared write to a cached table
-  -- could be committed from another session (COMMIT PREPARED), whose fence would not see its rows.
-  -- A proxy's session (the setting defined) fences its own writes: it notifies a channel no drainer
-  -- listens to, which refuses PREPARE all the same without a NotificationResponse to every drainer.
-  PERFORM pg_notify(CASE WHEN mark IS NULL THEN '${PROXY_CHANNEL}' ELSE '${FENCED_CHANNEL}' END, '${schema}');
+  -- A write straight to PostgreSQL wakes the drainers. A proxy's session (the setting defined) fences
+  -- its own writes and notifies no one: a NOTIFY would wake every listening backend of the database
+  -- at each commit. (Its transaction may be prepared: the proxy fences a COMMIT PREPARED it relays
+  -- with a pass of its drainer, relay.ts; made straight on PostgreSQL it is a bypass write.)
+  IF mark IS NULL THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
@@ -108,7 +101,7 @@ BEGIN
     RAISE NOTICE USING MESSAGE = '${WRITE_ANNOUNCEMENT_TEXT}', ERRCODE = '${WRITE_ANNOUNCEMENT_CODE}',
       DETAIL = encode(convert_to(json_build_array('${schema}', j, v, p_tbl, NULL::text)::text, 'UTF8'), 'base64');
   END IF;
-  PERFORM pg_notify(CASE WHEN mark IS NULL THEN '${PROXY_CHANNEL}' ELSE '${FENCED_CHANNEL}' END, '${schema}');
+  IF mark IS NULL THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;
 END $fn$;
 
 -- AFTER ROW: TG_ARGV[0] = primary-key column, TG_ARGV[1] = the table's name in the cache (schema.table).

@@ -80,6 +80,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
   await loadParser();
   const tables = await installAndDescribe(upstream.pg, schema, options.tables);
   const metrics = createMetrics();
+  let drainer: BypassDrainer | undefined;
   const ctx: ProxyContext = {
     tables,
     cache: options.cache,
@@ -100,8 +101,16 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
     },
+    async drainAfter(since: number) {
+      const deadline = performance.now() + DRAIN_AFTER_MS;
+      while (ctx.bypass.coveredAt < since) {
+        if (performance.now() > deadline) throw new Error('lockstep pg-proxy: no pass of the drainer completed in time');
+        // A pass in flight may have begun before `since`: then another follows it.
+        await drainer!.drain().catch(() => new Promise((resolve) => setTimeout(resolve, 50)));
+      }
+    },
   };
-  const drainer = createDrainer(ctx, { upstreamPg: upstream.pg, pollMs, listen: options.drainListen ?? true });
+  drainer = createDrainer(ctx, { upstreamPg: upstream.pg, pollMs, listen: options.drainListen ?? true });
   await drainer.start();
 
   const sessions = new Set<SessionState>();
@@ -154,6 +163,9 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     },
   };
 }
+
+/** How long an acknowledgement may wait for a pass of the drainer (drainAfter) before the connection is closed unacknowledged. */
+const DRAIN_AFTER_MS = 5_000;
 
 function bypassBound(ms: number | undefined): number {
   if (ms === undefined) return 1_000;
