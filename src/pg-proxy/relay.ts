@@ -23,6 +23,15 @@ const TERMINATORS = new Set(['S', 'Q', 'F']);
 interface Seen {
   /** It may have committed a prepared transaction (COMMIT PREPARED, a text that does not parse, a statement the proxy never saw). */
   commitsPrepared: boolean;
+  /** The server answered a COMMIT since the last ReadyForQuery (a COMMIT AND CHAIN, or a COMMIT followed by BEGIN, ends in a transaction). */
+  committed: boolean;
+}
+
+const COMMIT_TAG = Buffer.from('COMMIT\0');
+
+/** A CommandComplete of a COMMIT (also COMMIT AND CHAIN, END; not COMMIT PREPARED, nor the ROLLBACK a failed transaction's COMMIT answers). */
+function isCommit(m: Message): boolean {
+  return m.type === 'C' && m.body.equals(COMMIT_TAG);
 }
 
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
@@ -102,7 +111,7 @@ function handOver(client: MessageQueue): void {
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
   const parsedHere = new Set<string>();
-  const seen: Seen = { commitsPrepared: false };
+  const seen: Seen = { commitsPrepared: false, committed: false };
   let swallowParseComplete = 0;
   const out: Buffer[] = [];
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
@@ -171,6 +180,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         handOver(client); // COPY data the client sent without waiting for CopyInResponse
       }
       else if (m.type === 'E') for (const name of parsedHere) state.statements.delete(name);
+      else if (isCommit(m)) seen.committed = true;
       else if (m.type === 'Z') {
         expected--;
         copying = false;
@@ -207,9 +217,13 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         // Fenced by the fence statement (or by nothing due): what was announced is covered.
         if (state.status === 'I') forgetAnnounced(state);
         // COMMIT PREPARED commits writes of another backend's transaction: no session's fence saw them
-        // (they were not committed then). A pass of the drainer that began after the commit reads and
-        // applies them before the acknowledgement.
-        if (state.status === 'I' && seen.commitsPrepared && state.ctx.fence === 'on') {
+        // (they were not committed then). And a commit the batch made that does not end it idle (COMMIT
+        // AND CHAIN, COMMIT; BEGIN) is acknowledged by a ReadyForQuery 'T', where no fence runs (one
+        // inside the client's new transaction could take its snapshot, or abort it). In both cases a
+        // pass of the drainer that began after the commit reads and applies them before the acknowledgement.
+        const drain = (state.status === 'I' && seen.commitsPrepared) || (state.status !== 'I' && seen.committed);
+        seen.committed = false;
+        if (drain && state.ctx.fence === 'on') {
           flushTo(client, pending);
           try {
             await state.ctx.drainAfter(performance.now());
