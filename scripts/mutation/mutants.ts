@@ -35,6 +35,9 @@ const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
 const PG_SCHEMA = 'src/store/postgres-schema.ts';
 const WRITE_BATCH = 'src/cache/redis-write-batch.ts';
+const PROXY_RELAY = 'src/pg-proxy/relay.ts';
+const PROXY_CLASSIFY = 'src/pg-proxy/classify.ts';
+const BUMP_HEAD = 'LANGUAGE plpgsql SECURITY DEFINER SET client_min_messages = notice SET search_path = pg_catalog AS $fn$\nDECLARE v bigint;';
 
 export const MUTANTS: readonly Mutant[] = [
   // --- the journal invariant (issue 10) ---
@@ -283,15 +286,49 @@ export const MUTANTS: readonly Mutant[] = [
   },
   // --- pg-proxy (issue 12) ---
   {
-    id: 'proxy-trigger-skips-notify',
-    rule: "pg-proxy: the row trigger sends no NOTIFY, so a write to a cached table can be prepared and committed from another session, behind that session's fence",
-    patches: [
-      {
-        file: PROXY_SCHEMA,
-        find: "whose fence would not see its rows.\n  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');",
-        replace: "whose fence would not see its rows.\n  IF pg_catalog.pg_backend_pid() < 0 THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;",
-      },
-    ],
+    id: 'proxy-commit-prepared-unfenced',
+    rule: "pg-proxy: a COMMIT PREPARED relayed by the proxy is acknowledged without a pass of the drainer, so the prepared transaction's writes (which no session's fence saw) leave the old rows cached after it",
+    patches: [{ file: PROXY_RELAY, find: "        const drain = (state.status === 'I' && seen.commitsPrepared) || (state.status !== 'I' && seen.committed);", replace: "        const drain = state.status !== 'I' && seen.committed;" }],
+  },
+  {
+    id: 'proxy-classify-misses-commit-prepared',
+    rule: 'pg-proxy: COMMIT PREPARED is not recognised in a batch, so its acknowledgement waits for no pass of the drainer',
+    patches: [{ file: PROXY_CLASSIFY, find: "TransactionStmt?.kind === 'TRANS_STMT_COMMIT_PREPARED') commitsPrepared = true;", replace: "TransactionStmt?.kind === 'TRANS_STMT_COMMIT_PREPARED_') commitsPrepared = true;" }],
+  },
+  {
+    id: 'proxy-commit-chain-unfenced',
+    rule: "pg-proxy: a commit acknowledged by a ReadyForQuery 'T' (COMMIT AND CHAIN) is not fenced until the next transaction ends",
+    patches: [{ file: PROXY_RELAY, find: "        const drain = (state.status === 'I' && seen.commitsPrepared) || (state.status !== 'I' && seen.committed);", replace: "        const drain = state.status === 'I' && seen.commitsPrepared;" }],
+  },
+  {
+    id: 'proxy-announced-not-applied',
+    rule: "pg-proxy: a transaction fenced by its announced writes is acknowledged without applying them",
+    patches: [{ file: PROXY_SESSION_FENCE, find: '  state.announced = [];\n  return applyFence(state, rows);', replace: '  state.announced = [];\n  return undefined;' }],
+  },
+  {
+    id: 'proxy-announced-applied-early',
+    rule: "pg-proxy: announced writes are applied at any ReadyForQuery, inside the transaction too: a value filled before its COMMIT is served after it",
+    patches: [{ file: PROXY_RELAY, find: "        if (status === 'I' && !pipelined && announced && announcementsTrusted(state)) {", replace: "        if (!pipelined && announced && announcementsTrusted(state)) {" }],
+  },
+  {
+    id: 'proxy-announcements-unverified',
+    rule: "pg-proxy: announced writes are trusted without the drainer's check that the journal's writers announce, so after an older proxy's install a write is acknowledged unfenced",
+    patches: [{ file: PROXY_CONTEXT, find: '  return performance.now() - ctx.bypass.announcedAt <= ctx.bypass.boundMs;', replace: '  return ctx.bypass.announcedAt !== 0;' }],
+  },
+  {
+    id: 'proxy-announcements-past-cap',
+    rule: 'pg-proxy: a transaction that announced more rows than the session keeps is still fenced by the rows kept (none), not by the fence statement',
+    patches: [{ file: PROXY_SESSION_FENCE, find: ' && state.announcing && !state.announceOverflow && ', replace: ' && state.announcing && ' }],
+  },
+  {
+    id: 'proxy-announce-obeys-client-min-messages',
+    rule: "pg-proxy: write announcements are raised under the client's client_min_messages, so a session that hides notices has its writes acknowledged unfenced",
+    patches: [{ file: PROXY_SCHEMA, find: BUMP_HEAD, replace: 'LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$\nDECLARE v bigint;' }],
+  },
+  {
+    id: 'proxy-holds-acknowledgements-in-flush-batches',
+    rule: 'pg-proxy: answers that only acknowledge (ParseComplete …) are held back in a batch ended by Flush too, where the client waits for them before it sends more: the session hangs',
+    patches: [{ file: PROXY_RELAY, find: '(upstream.pending === 0 && !(raw === false && onlyAcknowledgements(pending)))', replace: '(upstream.pending === 0 && !onlyAcknowledgements(pending))' }],
   },
   {
     id: 'proxy-ignores-write-marker',
@@ -311,7 +348,11 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-marker-obeys-client-min-messages',
     rule: "pg-proxy: the write marker is raised under the client's client_min_messages, so a session that hides notices writes through a SELECT unfenced",
-    patches: [{ file: PROXY_SCHEMA, find: 'SET search_path = pg_catalog SET client_min_messages = notice AS $fn$', replace: 'SET search_path = pg_catalog AS $fn$' }],
+    // (bump's own clause covers the marker it raises through mark_write: both go.)
+    patches: [
+      { file: PROXY_SCHEMA, find: 'SET search_path = pg_catalog SET client_min_messages = notice AS $fn$', replace: 'SET search_path = pg_catalog AS $fn$' },
+      { file: PROXY_SCHEMA, find: BUMP_HEAD, replace: 'LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$\nDECLARE v bigint;' },
+    ],
   },
   {
     id: 'proxy-skips-unverified-markers',

@@ -35,6 +35,11 @@ export interface OtherStatement {
   readonly ddlTables: ReadonlySet<CachedTable>;
   /** DISCARD or DEALLOCATE: the session's prepared statements may be gone. */
   readonly dropsStatements: boolean;
+  /**
+   * COMMIT PREPARED, or a text that does not parse (PostgreSQL's grammar may still take it): it may
+   * commit writes a prepared transaction made, which no session's fence saw (relay.ts).
+   */
+  readonly commitsPrepared: boolean;
 }
 
 // Parsing costs about a millisecond: clients repeat the same texts, so results are kept by text (bounded).
@@ -189,17 +194,20 @@ export function otherStatementOf(sql: string, tables: readonly CachedTable[]): O
 }
 
 function classifyOther(sql: string, tables: readonly CachedTable[]): OtherStatement {
-  const stmts = parse(sql) ?? [];
+  const parsedStmts = parse(sql);
+  const stmts = parsedStmts ?? [];
   const ddlTables = new Set<CachedTable>();
   let dropsStatements = false;
+  let commitsPrepared = parsedStmts === undefined;
   for (const stmt of stmts) {
     const type = Object.keys(stmt)[0] ?? '';
     if (type === 'DiscardStmt' || type === 'DeallocateStmt') dropsStatements = true;
+    if (type === 'TransactionStmt' && (stmt as { TransactionStmt?: { kind?: unknown } }).TransactionStmt?.kind === 'TRANS_STMT_COMMIT_PREPARED') commitsPrepared = true;
     // TRUNCATE has a trigger; other DDL naming a cached table (by any string in its tree) flushes it.
     if (DML.has(type)) continue;
     const strings = new Set<string>();
     collectStrings(stmt, strings);
     for (const table of tables) if (strings.has(table.name)) ddlTables.add(table);
   }
-  return { ddlTables, dropsStatements };
+  return { ddlTables, dropsStatements, commitsPrepared };
 }

@@ -32,6 +32,10 @@ export interface ProxyMetrics {
   fencesSeparate: number;
   /** Batches of SELECTs that ended idle with no write marker: no fence was due (write-marker.ts). */
   fencesSkipped: number;
+  /** Transactions that ended fenced by their announced writes, with no fence statement (write-marker.ts). */
+  fencesAnnounced: number;
+  /** Batches that may have committed a prepared transaction, acknowledged after a pass of the drainer (relay.ts). */
+  fencesDrained: number;
   sessions: number;
   sessionsTotal: number;
   /**
@@ -57,6 +61,8 @@ export function createMetrics(): ProxyMetrics {
     fencesPipelined: 0,
     fencesSeparate: 0,
     fencesSkipped: 0,
+    fencesAnnounced: 0,
+    fencesDrained: 0,
     sessions: 0,
     sessionsTotal: 0,
     backpressureWaits: { client: 0, upstream: 0 },
@@ -84,6 +90,8 @@ export interface ProxyContext {
   readonly maxAnswerBytes: number;
   /** TEST ONLY: 'skip' acknowledges commits without fencing the cache (proves the tests' teeth). */
   readonly fence: 'on' | 'skip';
+  /** Whether sessions fence with their announced writes (write-marker.ts) when they may; false: always the fence statement. */
+  readonly announcedFences: boolean;
   /**
    * Upstream backend pids of this proxy's live sessions: their writes are fenced by their session,
    * so the bypass drainer need not wake for their NOTIFY (its poll still reads them).
@@ -91,6 +99,12 @@ export interface ProxyContext {
   readonly ownBackends: Set<number>;
   /** Invalidates every cached answer of a table (DDL, TRUNCATE). */
   flushTable(qualified: string): Promise<void>;
+  /**
+   * Resolves once a complete pass of the bypass drainer began after `since` (performance.now()): every
+   * write committed before `since` is then in the cache's invalidations. Rejects when none completes
+   * within a few seconds (the drainer's connection or the cache failing).
+   */
+  drainAfter(since: number): Promise<void>;
   /** How far the bypass drainer has got: cached answers are served only while it keeps up (drainer.ts). */
   readonly bypass: BypassCoverage;
   /** The upstream refused the write marker's startup parameter once: it is no longer added (session.ts). */
@@ -109,6 +123,8 @@ export interface BypassCoverage {
   readonly boundMs: number;
   /** When a complete pass last found the journal's writers raising the write marker (write-marker.ts), -Infinity if it did not. */
   markersAt: number;
+  /** When a complete pass last found the journal announcing its rows (schema.ts), -Infinity if it did not. */
+  announcedAt: number;
 }
 
 /** Whether the drainer has passed recently enough for a cached answer to be served (BypassCoverage). */
@@ -119,6 +135,11 @@ export function bypassCovered(ctx: ProxyContext): boolean {
 /** Whether a batch of SELECTs may skip its fence: the drainer found the write marker installed, recently (as bypassCovered). */
 export function writeMarkersVerified(ctx: ProxyContext): boolean {
   return performance.now() - ctx.bypass.markersAt <= ctx.bypass.boundMs;
+}
+
+/** Whether the journal's rows are announced: the drainer found the trigger installed, recently (as bypassCovered). */
+export function announcementsVerified(ctx: ProxyContext): boolean {
+  return performance.now() - ctx.bypass.announcedAt <= ctx.bypass.boundMs;
 }
 
 /** The cache key of one row's answer. */

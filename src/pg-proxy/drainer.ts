@@ -9,7 +9,7 @@
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
 import type { PgConnection } from './upstream-tls.js';
 import { pg, type PgClient } from './pg-driver.js';
-import { markersInstalledSql, PROXY_CHANNEL } from './schema.js';
+import { announcementsInstalledSql, markersInstalledSql, PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { isClientTimeout } from '../store/client-timeouts.js';
@@ -110,16 +110,17 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (xmin === undefined) xmin = await locateStart(c);
     // Every write committed before this instant is in the snapshot the query below takes.
     const sentAt = performance.now();
-    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; announced: boolean | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
               ${markersInstalledSql(s)} AS marked,
+              ${announcementsInstalledSql(s)} AS announced,
               coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
                 'lag_ms', extract(epoch FROM pg_catalog.clock_timestamp() - j.at) * 1000) ORDER BY j.id), '[]') AS rows
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, pruned, marked, rows: all } = result.rows[0]!;
+    const { x, pruned, marked, announced, rows: all } = result.rows[0]!;
     // Another drainer (another proxy's cache) may have pruned rows this one never read: any pruned
     // row at or above our cursor. Checked in the same snapshot as the read, every pass, not only at
     // start: what it cannot replay, it flushes (the journal invariant, docs/protocol.md).
@@ -133,6 +134,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     await applyWrites(ctx, rows.map((r) => ({ id: r.id, table: r.tbl, key: r.key, version: Number(r.version) })));
     ctx.bypass.coveredAt = Math.max(ctx.bypass.coveredAt, sentAt);
     ctx.bypass.markersAt = marked === true ? Math.max(ctx.bypass.markersAt, sentAt) : -Infinity;
+    ctx.bypass.announcedAt = announced === true ? Math.max(ctx.bypass.announcedAt, sentAt) : -Infinity;
     applied.clear();
     for (const r of all) applied.add(r.id);
     const applyMs = performance.now() - started;

@@ -30,6 +30,8 @@ export function renderMetrics(m: ProxyMetrics, bypass?: BypassCoverage): string 
     `lockstep_pgproxy_fences_total{mode="pipelined"} ${m.fencesPipelined}`,
     `lockstep_pgproxy_fences_total{mode="separate"} ${m.fencesSeparate}`,
     `lockstep_pgproxy_fences_total{mode="skipped"} ${m.fencesSkipped}`,
+    `lockstep_pgproxy_fences_total{mode="announced"} ${m.fencesAnnounced}`,
+    `lockstep_pgproxy_fences_total{mode="drained"} ${m.fencesDrained}`,
     '# TYPE lockstep_pgproxy_sessions gauge',
     `lockstep_pgproxy_sessions ${m.sessions}`,
     '# TYPE lockstep_pgproxy_backpressure_waits_total counter',

@@ -4,10 +4,12 @@
 // fence before the client may see it. When fence-pipeline.ts proves it safe, the fence statement
 // goes up in the same write, right behind the batch, and its answer is read right after the batch's.
 // A batch of plain SELECTs with no write marker among its answers needs no fence (write-marker.ts).
+// And when the session's journal rows are announced (write-marker.ts), no batch sends a fence
+// statement: the transaction's end is fenced with the rows it announced.
 import { build, joinMessages, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
-import { fenceAfterIdle, fenceMessages, rearmMessages, shouldRearm } from './session-fence.js';
+import { announcementsTrusted, fenceAfterIdle, fenceAnnounced, fenceMessages, forgetAnnounced, rearmMessages, shouldRearm } from './session-fence.js';
 import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
@@ -18,14 +20,32 @@ import { toClient, toUpstream } from './backpressure.js';
 
 const TERMINATORS = new Set(['S', 'Q', 'F']);
 
+/** What the client's messages of one batch may have done that its acknowledgement must wait for. */
+interface Seen {
+  /** It may have committed a prepared transaction (COMMIT PREPARED, a text that does not parse, a statement the proxy never saw). */
+  commitsPrepared: boolean;
+  /** The server answered a COMMIT since the last ReadyForQuery (a COMMIT AND CHAIN, or a COMMIT followed by BEGIN, ends in a transaction). */
+  committed: boolean;
+}
+
+const COMMIT_TAG = Buffer.from('COMMIT\0');
+
+/** A CommandComplete of a COMMIT (also COMMIT AND CHAIN, END; not COMMIT PREPARED, nor the ROLLBACK a failed transaction's COMMIT answers). */
+function isCommit(m: Message): boolean {
+  return m.type === 'C' && m.body.equals(COMMIT_TAG);
+}
+
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
-function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
+function track(state: SessionState, m: Message, parsedHere: Set<string>, seen: Seen): void {
   if (m.type === 'P') {
     const info = parseMessageMemo(m, state.planMemo);
     state.statements.set(info.name, info);
     parsedHere.add(info.name);
     if (info.name === '') state.unnamedStale = undefined;
-    noteDdl(state, info.sql);
+    noteDdl(state, info.sql, seen);
+  } else if (m.type === 'B') {
+    // A statement the proxy never saw parsed (its text unknown) may be anything.
+    if (!state.statements.has(readCString(m.body, readCString(m.body, 0).next).value)) seen.commitsPrepared = true;
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
@@ -34,12 +54,13 @@ function track(state: SessionState, m: Message, parsedHere: Set<string>): void {
   } else if (m.type === 'Q') {
     state.statements.delete(''); // a simple Query destroys the unnamed statement
     state.unnamedStale = undefined;
-    noteDdl(state, readCString(m.body, 0).value);
+    noteDdl(state, readCString(m.body, 0).value, seen);
   }
 }
 
-function noteDdl(state: SessionState, sql: string): void {
+function noteDdl(state: SessionState, sql: string, seen: Seen): void {
   const other = otherStatementOf(sql, state.ctx.tables);
+  if (other.commitsPrepared) seen.commitsPrepared = true;
   if (other.ddlTables.size > 0) for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
@@ -71,6 +92,21 @@ function flushTo(state: SessionState, pending: Message[]): void {
   pending.length = 0;
 }
 
+/** Answers that only acknowledge a step of the batch (Parse, Bind, Close, a description): more follows them without the client's input. */
+const ACKNOWLEDGEMENTS = new Set(['1', '2', '3', 'n', 't', 'T']);
+
+/**
+ * Whether every answer held is an acknowledgement. In a batch that ends with Sync (not raw: nothing
+ * more to read from the client) the server sends more after them without any input — at least the
+ * ReadyForQuery — so they wait for it instead of going out alone: when a notice the client never sees
+ * (a write announcement, taken out of the stream) made the server send them early, the client gets one
+ * write, not two.
+ */
+function onlyAcknowledgements(pending: readonly Message[]): boolean {
+  for (const m of pending) if (!ACKNOWLEDGEMENTS.has(m.type)) return false;
+  return true;
+}
+
 /** Gives the client's queued messages to its onMessage, in order, up to the first it does not take. */
 function handOver(client: MessageQueue): void {
   for (let m = client.peek(); m !== undefined && client.onMessage?.(m) === true; m = client.peek()) client.tryNext();
@@ -79,6 +115,7 @@ function handOver(client: MessageQueue): void {
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
   const parsedHere = new Set<string>();
+  const seen: Seen = { commitsPrepared: false, committed: false };
   let swallowParseComplete = 0;
   const out: Buffer[] = [];
   // A batch ended by Flush: the client waits for answers before it sends its Sync, so its next
@@ -101,11 +138,13 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   const skippable = canSkipFence(state, selectBatch);
   const rearm = selectBatch && shouldRearm(state);
   const marksBefore = state.writeMarks;
+  // A session whose writes are announced sends no fence statement (checked again at the transaction's end).
+  const announced = announcementsTrusted(state);
   // A batch of SELECTs passes every test of canPipelineFence (no transaction control, no COPY).
-  const pipelined = !skippable && (selectBatch || canPipelineFence(state, batch));
+  const pipelined = !announced && !skippable && (selectBatch || canPipelineFence(state, batch));
   let expected = 0;
   for (const m of batch) {
-    track(state, m, parsedHere);
+    track(state, m, parsedHere, seen);
     if (TERMINATORS.has(m.type)) expected++;
   }
   if (pipelined) out.push(...fenceMessages(state), ...(rearm ? rearmMessages(state) : []), build.sync());
@@ -117,7 +156,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
       return true;
     }
     if (!raw) return false;
-    track(state, m, parsedHere);
+    track(state, m, parsedHere, seen);
     toUpstream(state, m.raw);
     if (TERMINATORS.has(m.type)) {
       expected++;
@@ -145,12 +184,17 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
         handOver(client); // COPY data the client sent without waiting for CopyInResponse
       }
       else if (m.type === 'E') for (const name of parsedHere) state.statements.delete(name);
+      else if (isCommit(m)) seen.committed = true;
       else if (m.type === 'Z') {
         expected--;
         copying = false;
         const status = String.fromCharCode(m.body[0]!) as SessionState['status'];
         state.status = status;
-        if (pipelined) {
+        if (status === 'I' && !pipelined && announced && announcementsTrusted(state)) {
+          // The transaction ended: what it wrote was announced before this ReadyForQuery.
+          const fenced = fenceAnnounced(state);
+          if (isThenable(fenced)) await fenced;
+        } else if (pipelined) {
           // The fence's answer follows this ReadyForQuery (only one terminator in a pipelined batch).
           const read = readInternal(state, (answer) => pending.push(answer));
           const fence = isThenable(read) ? await read : read;
@@ -174,9 +218,28 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
           flushTo(state, pending);
           if (!(await fenceAfterIdle(state, undefined, selectBatch && shouldRearm(state)))) throw new Error('lockstep pg-proxy: could not fence a commit; closing without acknowledging it');
         }
+        // Fenced by the fence statement (or by nothing due): what was announced is covered.
+        if (state.status === 'I') forgetAnnounced(state);
+        // COMMIT PREPARED commits writes of another backend's transaction: no session's fence saw them
+        // (they were not committed then). And a commit the batch made that does not end it idle (COMMIT
+        // AND CHAIN, COMMIT; BEGIN) is acknowledged by a ReadyForQuery 'T', where no fence runs (one
+        // inside the client's new transaction could take its snapshot, or abort it). In both cases a
+        // pass of the drainer that began after the commit reads and applies them before the acknowledgement.
+        const drain = (state.status === 'I' && seen.commitsPrepared) || (state.status !== 'I' && seen.committed);
+        seen.committed = false;
+        if (drain && state.ctx.fence === 'on') {
+          flushTo(state, pending);
+          try {
+            await state.ctx.drainAfter(performance.now());
+          } catch {
+            throw new Error('lockstep pg-proxy: could not fence a commit with a pass of the drainer; closing without acknowledging it');
+          }
+          state.ctx.metrics.fencesDrained++;
+          seen.commitsPrepared = false;
+        }
       }
       pending.push(m);
-      if (m.type === 'Z' || upstream.pending === 0) flushTo(state, pending);
+      if (m.type === 'Z' || (upstream.pending === 0 && !(raw === false && onlyAcknowledgements(pending)))) flushTo(state, pending);
     }
   } finally {
     flushTo(state, pending);

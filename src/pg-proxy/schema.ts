@@ -10,9 +10,9 @@
 // (TRUNCATE, DDL). Trigger functions are SECURITY DEFINER with a fixed search_path, so any role that may
 // write the table may append to the journal, and no role needs rights on the proxy's tables.
 import { quoteIdentifier } from '../store/postgres-schema.js';
-import { WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
+import { WRITE_ANNOUNCEMENT_CODE, WRITE_ANNOUNCEMENT_TEXT, WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
 
-/** The channel every journal append notifies (payload: the schema). */
+/** The channel every journal append notifies (payload: the schema), but those of a proxy's sessions (see bump). */
 export const PROXY_CHANNEL = 'lockstep_proxy';
 
 export function proxySchemaSql(schema: string): string {
@@ -54,11 +54,20 @@ BEGIN
 END $fn$;
 GRANT EXECUTE ON PROCEDURE ${s}.rearm() TO PUBLIC;
 
+-- Write announcements (write-marker.ts): in a session that carries the proxy's startup setting
+-- ${WRITE_MARKER_SETTING} (a proxy's session: the setting cannot be removed, only changed; RESET and
+-- DISCARD go back to the startup value) every journal row raises a NOTICE with the row, in the writing
+-- transaction, before its ReadyForQuery, whatever the client's client_min_messages (the SET clause).
+-- The session applies them when the transaction ends instead of reading the journal (docs/pg-proxy.md,
+-- "Announced writes"). The detail is base64 of UTF-8 JSON: the session's client_encoding cannot
+-- change the key the proxy reads. (Raised here, not by a trigger on the journal: a trigger cost a
+-- write about 30 µs more. An older proxy's install replaces bump and flush without it: the drainer
+-- checks at each pass that both announce, and until then sessions fence with the fence statement.)
 CREATE OR REPLACE FUNCTION ${s}.bump(p_tbl text, p_key text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-DECLARE v bigint; x xid8 := pg_current_xact_id();
+LANGUAGE plpgsql SECURITY DEFINER SET client_min_messages = notice SET search_path = pg_catalog AS $fn$
+DECLARE v bigint; x xid8 := pg_current_xact_id(); j bigint; mark text := current_setting('${WRITE_MARKER_SETTING}', true);
 BEGIN
-  IF current_setting('${WRITE_MARKER_SETTING}', true) = 'armed' THEN
+  IF mark = 'armed' THEN
     PERFORM set_config('${WRITE_MARKER_SETTING}', 'quiet', false); -- rolled back with the write, if it is
     PERFORM ${s}.mark_write();
   END IF;
@@ -66,24 +75,33 @@ BEGIN
     ON CONFLICT (tbl, key) DO UPDATE SET version = GREATEST(vt.version + 1, excluded.version)
     RETURNING vt.version INTO v;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
-    VALUES (p_tbl, p_key, v, x, pg_backend_pid());
-  -- Every write notifies, the proxy's own sessions' too. Besides waking the drainers, a NOTIFY makes
-  -- PostgreSQL refuse PREPARE TRANSACTION for the transaction: a prepared write to a cached table
-  -- could be committed from another session (COMMIT PREPARED), whose fence would not see its rows.
-  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+    VALUES (p_tbl, p_key, v, x, pg_backend_pid()) RETURNING id INTO j;
+  IF mark IS NOT NULL THEN
+    RAISE NOTICE USING MESSAGE = '${WRITE_ANNOUNCEMENT_TEXT}', ERRCODE = '${WRITE_ANNOUNCEMENT_CODE}',
+      DETAIL = encode(convert_to(json_build_array('${schema}', j, v, p_tbl, p_key)::text, 'UTF8'), 'base64');
+  END IF;
+  -- A write straight to PostgreSQL wakes the drainers. A proxy's session (the setting defined) fences
+  -- its own writes and notifies no one: a NOTIFY would wake every listening backend of the database
+  -- at each commit. (Its transaction may be prepared: the proxy fences a COMMIT PREPARED it relays
+  -- with a pass of its drainer, relay.ts; made straight on PostgreSQL it is a bypass write.)
+  IF mark IS NULL THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.flush(p_tbl text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-DECLARE x xid8 := pg_current_xact_id();
+LANGUAGE plpgsql SECURITY DEFINER SET client_min_messages = notice SET search_path = pg_catalog AS $fn$
+DECLARE x xid8 := pg_current_xact_id(); j bigint; v bigint; mark text := current_setting('${WRITE_MARKER_SETTING}', true);
 BEGIN
-  IF current_setting('${WRITE_MARKER_SETTING}', true) = 'armed' THEN
+  IF mark = 'armed' THEN
     PERFORM set_config('${WRITE_MARKER_SETTING}', 'quiet', false); -- rolled back with the write, if it is
     PERFORM ${s}.mark_write();
   END IF;
   INSERT INTO ${s}.journal (tbl, key, version, xid, backend_pid)
-    VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), x, pg_backend_pid());
-  PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}');
+    VALUES (p_tbl, NULL, nextval('${schema}.version_seq'), x, pg_backend_pid()) RETURNING id, version INTO j, v;
+  IF mark IS NOT NULL THEN
+    RAISE NOTICE USING MESSAGE = '${WRITE_ANNOUNCEMENT_TEXT}', ERRCODE = '${WRITE_ANNOUNCEMENT_CODE}',
+      DETAIL = encode(convert_to(json_build_array('${schema}', j, v, p_tbl, NULL::text)::text, 'UTF8'), 'base64');
+  END IF;
+  IF mark IS NULL THEN PERFORM pg_notify('${PROXY_CHANNEL}', '${schema}'); END IF;
 END $fn$;
 
 -- AFTER ROW: TG_ARGV[0] = primary-key column, TG_ARGV[1] = the table's name in the cache (schema.table).
@@ -218,4 +236,15 @@ CREATE TRIGGER ${quoteIdentifier(`${trig}_truncate`)} BEFORE TRUNCATE ON ${t}
 export function markersInstalledSql(s: string): string {
   const writers = [`${s}.bump(text,text)`, `${s}.flush(text)`].map((name) => `pg_catalog.to_regprocedure('${name}')`);
   return `(SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_proc p WHERE p.oid IN (${writers.join(', ')}) AND pg_catalog.strpos(p.prosrc, '.mark_write(') > 0)`;
+}
+
+/**
+ * One boolean: whether the installed journal writers (bump, flush) announce their rows. An older
+ * proxy's install sharing the database replaces them with versions that do not; until a pass of the
+ * drainer finds them doing so again, recently, sessions fence with the fence statement (context.ts).
+ * `s` is the quoted schema.
+ */
+export function announcementsInstalledSql(s: string): string {
+  const writers = [`${s}.bump(text,text)`, `${s}.flush(text)`].map((name) => `pg_catalog.to_regprocedure('${name}')`);
+  return `(SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_proc p WHERE p.oid IN (${writers.join(', ')}) AND pg_catalog.strpos(p.prosrc, '${WRITE_ANNOUNCEMENT_CODE}') > 0)`;
 }

@@ -46,6 +46,12 @@ export interface PgProxyOptions {
   readonly bypassBoundMs?: number;
   /** TLS for clients (certificate and key, PEM); without it SSLRequest is answered 'N'. TLS to PostgreSQL is set in `upstream` (sslmode). */
   readonly tls?: PgProxyTlsOptions;
+  /**
+   * Fence a transaction with the journal rows it announced (a NOTICE per row, taken out of the stream)
+   * instead of a statement reading them, whenever the session may (docs/pg-proxy.md, "Announced
+   * writes"). false: every transaction's end runs the fence statement. @default true
+   */
+  readonly announcedFences?: boolean;
   /** TEST ONLY: 'skip' acknowledges commits without the fence. */
   readonly unsafeFence?: 'on' | 'skip';
 }
@@ -74,6 +80,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
   await loadParser();
   const tables = await installAndDescribe(upstream.pg, schema, options.tables);
   const metrics = createMetrics();
+  let drainer: BypassDrainer | undefined;
   const ctx: ProxyContext = {
     tables,
     cache: options.cache,
@@ -87,14 +94,23 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     ttlMs: options.ttlMs ?? 60_000,
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
-    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity },
+    announcedFences: options.announcedFences ?? true,
+    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity, announcedAt: -Infinity },
     markerStartup: { refused: false },
     async flushTable(qualified: string) {
       metrics.flushes++;
       for await (const record of options.cache.scan(tablePrefix(ctx, qualified))) await options.cache.invalidateOlder(record.key, FLUSH_VERSION);
     },
+    async drainAfter(since: number) {
+      const deadline = performance.now() + DRAIN_AFTER_MS;
+      while (ctx.bypass.coveredAt < since) {
+        if (performance.now() > deadline) throw new Error('lockstep pg-proxy: no pass of the drainer completed in time');
+        // A pass in flight may have begun before `since`: then another follows it.
+        await drainer!.drain().catch(() => new Promise((resolve) => setTimeout(resolve, 50)));
+      }
+    },
   };
-  const drainer = createDrainer(ctx, { upstreamPg: upstream.pg, pollMs, listen: options.drainListen ?? true });
+  drainer = createDrainer(ctx, { upstreamPg: upstream.pg, pollMs, listen: options.drainListen ?? true });
   await drainer.start();
 
   const sessions = new Set<SessionState>();
@@ -150,6 +166,9 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     },
   };
 }
+
+/** How long an acknowledgement may wait for a pass of the drainer (drainAfter) before the connection is closed unacknowledged. */
+const DRAIN_AFTER_MS = 5_000;
 
 function bypassBound(ms: number | undefined): number {
   if (ms === undefined) return 1_000;

@@ -6,7 +6,8 @@
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
-import { applyWrites, writtenRows } from './fence.js';
+import { applyWrites, writtenRows, type WrittenRow } from './fence.js';
+import { announcementsVerified } from './context.js';
 import { isThenable } from '../maybe-promise.js';
 import { WRITE_MARKER_SETTING } from './write-marker.js';
 import { errorCode, type Message } from './framing.js';
@@ -22,6 +23,50 @@ export async function openCursor(state: SessionState): Promise<void> {
   if (result.error !== undefined) throw new Error('lockstep pg-proxy: cannot read the journal mark (is the proxy schema installed?)');
   state.journalCursor = Number(result.rows[0]?.[0] ?? 0);
   state.markerRegistered = state.markerArmed = result.rows[0]?.[1] === 'armed';
+  // Defined (whatever its value: the client can change it, not remove it), the journal announces this backend's rows.
+  state.announcing = result.rows[0]?.[1] !== null && result.rows[0]?.[1] !== undefined;
+}
+
+/** The most journal rows a session keeps for one transaction; past it, the transaction's end runs the fence statement. */
+export const MAX_ANNOUNCED = 10_000;
+
+/** One announced journal row of this proxy's schema (write-marker.ts), kept until the transaction ends. */
+export function noteAnnouncement(state: SessionState, row: WrittenRow): void {
+  if (state.announceOverflow) return;
+  if (state.announced.length >= MAX_ANNOUNCED) {
+    state.announceOverflow = true;
+    state.announced = [];
+    return;
+  }
+  state.announced.push(row);
+}
+
+/**
+ * Whether the end of the session's current transaction may be fenced by its announced rows alone: the
+ * session's backend announces (its startup setting), none was dropped for the cap, and the drainer's
+ * last pass found the journal announcing, recently. Otherwise the fence statement reads the journal.
+ */
+export function announcementsTrusted(state: SessionState): boolean {
+  const { ctx } = state;
+  return ctx.fence === 'on' && ctx.announcedFences && state.announcing && !state.announceOverflow && announcementsVerified(ctx);
+}
+
+/**
+ * The fence of a transaction that ended (its ReadyForQuery 'I' read, not yet relayed) by the rows it
+ * announced: every journal row this backend inserted since the last transaction's end, committed or not
+ * (a row rolled back only costs its key a miss). Synchronous when the cache answers at once.
+ */
+export function fenceAnnounced(state: SessionState): MaybePromise<void> {
+  state.ctx.metrics.fencesAnnounced++;
+  const rows = state.announced;
+  state.announced = [];
+  return applyFence(state, rows);
+}
+
+/** Forgets what was announced: the transaction's end was fenced by the fence statement, which reads those rows (if committed) itself. */
+export function forgetAnnounced(state: SessionState): void {
+  if (state.announced.length > 0) state.announced = [];
+  state.announceOverflow = false;
 }
 
 /** CALL rearm() (no Sync): behind the fence of a batch of SELECTs, so that the next write raises the marker again. */
@@ -74,9 +119,8 @@ function fenceFailed(state: SessionState, error: Message): void {
 const INSUFFICIENT_PRIVILEGE = '42501';
 const UNDEFINED_TABLE = '42P01';
 
-/** Applies a fence's answer; synchronous when there is nothing to apply or the cache answers at once (memory). */
-function applyFence(state: SessionState, result: InternalOutcome): MaybePromise<void> {
-  const rows = writtenRows(result.rows);
+/** Applies a fence's rows (and flushes what DDL relayed); synchronous when there is nothing to apply or the cache answers at once (memory). */
+function applyFence(state: SessionState, rows: WrittenRow[]): MaybePromise<void> {
   for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
   if (rows.length === 0) return undefined; // most batches wrote nothing
   let applied: MaybePromise<void>;
@@ -110,7 +154,7 @@ export function fenceAfterIdle(state: SessionState, pipelined?: InternalOutcome,
   if (pipelined !== undefined && pipelined.error === undefined && pipelined.status === 'I') {
     ctx.metrics.fencesPipelined++;
     if (rearm) state.markerArmed = true; // the rearm sent with this fence committed with it
-    const applied = applyFence(state, pipelined);
+    const applied = applyFence(state, writtenRows(pipelined.rows));
     return isThenable(applied) ? Promise.resolve(applied).then(() => true) : true;
   }
   if (pipelined?.error !== undefined) {
@@ -137,7 +181,7 @@ async function separateFence(state: SessionState, rearm: boolean): Promise<boole
     }
     ctx.metrics.fencesSeparate++;
     if (withRearm) state.markerArmed = true;
-    await applyFence(state, result);
+    await applyFence(state, writtenRows(result.rows));
     return true;
   }
   ctx.metrics.fenceFailures++;

@@ -10,8 +10,8 @@ import { toClient, toUpstream } from './backpressure.js';
 import type { ProxyContext } from './context.js';
 import type { SessionState } from './state.js';
 import { recordParameter } from './state.js';
-import { openCursor } from './session-fence.js';
-import { isWriteMarker, WRITE_MARKER_SETTING } from './write-marker.js';
+import { noteAnnouncement, openCursor } from './session-fence.js';
+import { proxyNotice, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 import { acceptTls } from './client-tls.js';
 import { connectSessionUpstream, UpstreamTlsError } from './upstream-tls.js';
@@ -123,14 +123,23 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       markerRegistered: false,
       markerArmed: false,
       rearmRetryAt: 0,
+      announcing: false,
+      announced: [],
+      announceOverflow: false,
       pendingFlush: new Set(),
       planMemo: {},
       draining: false,
       idle: false,
     };
     // Counted in stream order, as read: a batch's markers are all counted before its ReadyForQuery is taken.
+    // Announcements too (and those of another proxy's schema, which are not the client's either).
     upstream.swallow = (m) => {
-      if (!isWriteMarker(m)) return false;
+      const notice = proxyNotice(m);
+      if (notice === undefined) return false;
+      if (notice.kind === 'announcement') {
+        if (notice.schema === ctx.schema) noteAnnouncement(state, notice.row);
+        return true;
+      }
       state.writeMarks++;
       state.markerArmed = false; // the session's row is quiet now: the next write raises none
       return true;

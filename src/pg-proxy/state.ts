@@ -3,6 +3,7 @@ import type { Message } from './framing.js';
 import type { MessageQueue } from './message-queue.js';
 import type { ProxyContext } from './context.js';
 import type { PlanMemo, StatementInfo } from './batch.js';
+import type { WrittenRow } from './fence.js';
 
 export interface SessionState {
   readonly ctx: ProxyContext;
@@ -37,6 +38,12 @@ export interface SessionState {
   markerArmed: boolean;
   /** After a rearm failed (e.g. the session turned read-only), none is tried before this time (Date.now()). */
   rearmRetryAt: number;
+  /** The session's backend carries the proxy's startup setting: its journal rows are announced (write-marker.ts). */
+  announcing: boolean;
+  /** Journal rows announced since the last transaction's end (applied when the transaction ends: relay.ts). */
+  announced: WrittenRow[];
+  /** More rows were announced in this transaction than are kept: its end runs the fence statement. */
+  announceOverflow: boolean;
   /** Cached tables whose definition statements of the current transaction may change. */
   readonly pendingFlush: Set<string>;
   /** What the session's last batches decoded (batch.ts): skips decoding the same bytes again. */

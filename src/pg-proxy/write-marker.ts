@@ -18,21 +18,38 @@
 // marker again. A client that SETs it on purpose silences its own markers: its writes through SELECTs
 // are then seen as writes that bypassed the proxy are (within the bypass bound), as if it had written
 // straight to PostgreSQL. No table is read or written: serializable transactions see no conflict.
+//
+// Write announcements (LSW02) are the other NOTICE of the proxy's schema: in a session that carries
+// the setting above (it cannot be removed, only changed: RESET and DISCARD go back to the startup
+// value) every journal row the journal's writers insert is announced, with its id, version, table and
+// key. The session takes them out of the stream and, when the transaction ends, applies them instead
+// of reading the journal with the fence statement (relay.ts, docs/pg-proxy.md "Announced writes").
 import { readCString, type Message } from './framing.js';
+import type { WrittenRow } from './fence.js';
 
 /** The NOTICE's SQLSTATE and text (any proxy's: a marker raised for another proxy's schema only costs a fence). */
 export const WRITE_MARKER_CODE = 'LSW01';
 export const WRITE_MARKER_TEXT = 'lockstep pg-proxy: this transaction wrote a cached table';
 
+/** A write announcement's SQLSTATE and text; its detail is base64 of the JSON [schema, id, version, table, key]. */
+export const WRITE_ANNOUNCEMENT_CODE = 'LSW02';
+export const WRITE_ANNOUNCEMENT_TEXT = 'lockstep pg-proxy: a journal row';
+
 /** The session setting the journal's writers read (custom: no extension defines it). */
 export const WRITE_MARKER_SETTING = 'lockstep_proxy.marker';
 
-/** True for the marker NOTICE (fields C and M), false for every other message. */
-export function isWriteMarker(m: Message): boolean {
-  if (m.type !== 'N') return false;
+/** What a NOTICE of the proxy's is: the write marker, or one journal row of a schema's; undefined for any other message. */
+export type ProxyNotice = { readonly kind: 'marker' } | { readonly kind: 'announcement'; readonly schema: string; readonly row: WrittenRow };
+
+const MARKER: ProxyNotice = { kind: 'marker' };
+
+/** Reads a NOTICE's fields C, M and D; undefined for any other message, or one the proxy did not raise. */
+export function proxyNotice(m: Message): ProxyNotice | undefined {
+  if (m.type !== 'N') return undefined;
   const body = m.body;
   let code: string | undefined;
   let text: string | undefined;
+  let detail: string | undefined;
   let offset = 0;
   try {
     while (offset < body.length && body[offset] !== 0) {
@@ -40,10 +57,32 @@ export function isWriteMarker(m: Message): boolean {
       const { value, next } = readCString(body, offset + 1);
       if (field === 0x43 /* C */) code = value;
       else if (field === 0x4d /* M */) text = value;
+      else if (field === 0x44 /* D */) detail = value;
       offset = next;
     }
   } catch {
-    return false; // a malformed notice is the client's to see (and not a marker)
+    return undefined; // a malformed notice is the client's to see (and not ours)
   }
-  return code === WRITE_MARKER_CODE && text === WRITE_MARKER_TEXT;
+  if (code === WRITE_MARKER_CODE && text === WRITE_MARKER_TEXT) return MARKER;
+  if (code !== WRITE_ANNOUNCEMENT_CODE || text !== WRITE_ANNOUNCEMENT_TEXT || detail === undefined) return undefined;
+  return announcementOf(detail);
+}
+
+/** The row of an announcement's detail; undefined when it is not one (then the notice is the client's). */
+function announcementOf(detail: string): ProxyNotice | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(detail, 'base64').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 5) return undefined;
+  const [schema, id, version, table, key] = parsed as unknown[];
+  if (typeof schema !== 'string' || typeof id !== 'number' || typeof version !== 'number' || typeof table !== 'string' || (key !== null && typeof key !== 'string')) return undefined;
+  return { kind: 'announcement', schema, row: { id, table, key, version } };
+}
+
+/** True for the marker NOTICE (fields C and M), false for every other message. */
+export function isWriteMarker(m: Message): boolean {
+  return proxyNotice(m)?.kind === 'marker';
 }

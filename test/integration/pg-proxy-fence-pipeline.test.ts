@@ -2,6 +2,8 @@
 // PostgreSQL: every case checks what a reader on another connection sees right after the writer's
 // acknowledgement (through the cache: the reader's key is cached before each write), and which way
 // the fence went (/metrics counters: pipelined in the same write, or a round trip of its own).
+// The proxy here fences with the fence statement only (announcedFences: false): the statement is what a
+// session uses when its writes are not announced (pg-proxy-announce.test.ts covers the announced way).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -34,7 +36,7 @@ describe('pg-proxy: the fence pipelined behind the batch', { skip: service.skip,
 
   before(async () => {
     db = await createProxyDatabase('fencepipe', 30);
-    proxy = await startTestProxy(db);
+    proxy = await startTestProxy(db, { announcedFences: false });
     reader = await client();
   });
   after(async () => {

@@ -74,15 +74,19 @@ describe('pg-proxy behind PgBouncer (default config: unknown startup parameters 
     await db?.drop();
   });
 
-  it('every session connects (the proxy starts again without the parameter), none of its fences is skipped, and a SELECT that writes is seen at once', async () => {
+  it('every session connects (the proxy starts again without the parameter), none of its fences is skipped nor replaced by announcements, and a SELECT that writes is seen at once', async () => {
     const [writer, reader] = [await client(), await client()];
     const before = proxy.metrics.fencesSkipped;
+    const announcedBefore = proxy.metrics.fencesAnnounced;
     assert.equal((await writer.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 10);
     await reader.query('SELECT val FROM items WHERE id = $1', [1]); // fills
     await reader.query('SELECT val FROM items WHERE id = $1', [1]);
     await writer.query('SELECT set_val($1, $2)', [1, 'behind-bouncer']);
     assert.equal((await reader.query('SELECT val FROM items WHERE id = $1', [1])).rows[0].val, 'behind-bouncer');
     assert.equal(proxy.metrics.fencesSkipped, before, 'a session without the marker skips no fence');
+    await writer.query('UPDATE items SET val = $2 WHERE id = $1', [1, 'updated-behind-bouncer']);
+    assert.equal((await reader.query('SELECT val FROM items WHERE id = $1', [1])).rows[0].val, 'updated-behind-bouncer');
+    assert.equal(proxy.metrics.fencesAnnounced, announcedBefore, 'a session without the setting does not trust announcements (it gets none)');
     assert.equal((await writer.query(`SELECT pg_catalog.current_setting('${WRITE_MARKER_SETTING}', true) AS v`)).rows[0].v, null);
   });
 });

@@ -74,4 +74,11 @@ describe('pg-proxy classification', () => {
     assert.equal(otherStatementOf('DEALLOCATE ALL', [items]).dropsStatements, true);
     assert.equal(otherStatementOf('DISCARD ALL', [items]).dropsStatements, true);
   });
+
+  it('finds what may commit a prepared transaction: COMMIT PREPARED, or a text that does not parse', () => {
+    for (const sql of ["COMMIT PREPARED 'x'", "commit prepared 'x'", "SELECT 1; COMMIT PREPARED 'x'", 'SELEC 1', "COMMIT PREPARED 'x"])
+      assert.equal(otherStatementOf(sql, [items]).commitsPrepared, true, sql);
+    for (const sql of ['COMMIT', 'COMMIT AND CHAIN', "PREPARE TRANSACTION 'x'", "ROLLBACK PREPARED 'x'", 'UPDATE items SET n = 1', "SELECT 'COMMIT PREPARED'", 'END'])
+      assert.equal(otherStatementOf(sql, [items]).commitsPrepared, false, sql);
+  });
 });
