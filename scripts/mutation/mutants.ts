@@ -266,6 +266,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: LUA, find: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4] }', replace: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 1], ARGV[at + 4] }' }],
   },
   {
+    id: 'write-batch-close-drops-held',
+    rule: "the Redis adapter's close() leaves the write calls it holds to the end of the tick, when the client is closed: a completion made right before close() never lands",
+    patches: [{ file: 'src/cache/redis.ts', find: '    this.batcher?.flush(); // held calls go out before the client closes\n', replace: '' }],
+  },
+  {
     id: 'write-batch-sends-expired',
     rule: 'a write call held to the end of its tick is sent although its deadline passed and its caller was told it failed',
     patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],

@@ -1,6 +1,7 @@
 // The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
-// called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline.
+// called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline. On a
+// single Redis, the beginWrite / completeWrite calls of one tick share a script run (redis-write-batch.ts).
 import { DeadlineCall, Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
@@ -128,6 +129,8 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * maxVersion, the pending highest value and its TTL, dirty), so every call touches one key: one slot
  * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
  * deadlines are on the server's clock (TIME), and a hit in a cluster is always read from the master.
+ * On a single Redis, the write leases and completions made in one tick run in one script (each its
+ * own transition on its own key, with its own deadline, result and error); a cluster runs each alone.
  *
  * A Redis restarted from a snapshot (RDB or AOF), or a promoted replica, may hold values older than
  * acknowledged writes: on every connection, before anything else runs on it, the adapter compares the

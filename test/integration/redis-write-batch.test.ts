@@ -224,6 +224,16 @@ describe('Redis cache: the write calls of a tick share a script run', { skip: in
     }
   });
 
+  it('close() sends the calls it holds: a completion made right before it still lands', async () => {
+    const prefix = `t8-${randomUUID().slice(0, 8)}:`;
+    const cache = await open(prefix);
+    await cache.beginWrite('h', 'w-h', LEASE);
+    const completion = cache.completeWrite('h', 'w-h', stringEntry(4, 'four'), TTL, ACKNOWLEDGED);
+    await cache.close();
+    assert.equal(await completion, 'published');
+    assert.equal(await admin.get(`${prefix}h`), 'v4:0:four');
+  });
+
   it('the conformance wrapper (test/helpers/batched-cache.ts) runs every write call in a writeBatch run', async () => {
     const prefix = `t7-${randomUUID().slice(0, 8)}:`;
     const inner = await open(prefix);
