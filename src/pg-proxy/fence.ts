@@ -6,13 +6,9 @@
 import { rowCacheKey, type ProxyContext } from './context.js';
 import { isThenable } from '../maybe-promise.js';
 import type { MaybePromise } from '../types.js';
+import type { WrittenRow } from './written-row.js';
 
-export interface WrittenRow {
-  readonly id: number;
-  readonly table: string;
-  readonly key: string | null;
-  readonly version: number;
-}
+export type { WrittenRow };
 
 export function writtenRows(rows: readonly (string | null)[][]): WrittenRow[] {
   return rows.map(([id, table, key, version]) => ({ id: Number(id), table: table!, key: key ?? null, version: Number(version) }));

@@ -25,7 +25,7 @@
 // key. The session takes them out of the stream and, when the transaction ends, applies them instead
 // of reading the journal with the fence statement (relay.ts, docs/pg-proxy.md "Announced writes").
 import { readCString, type Message } from './framing.js';
-import type { WrittenRow } from './fence.js';
+import type { WrittenRow } from './written-row.js';
 
 /** The NOTICE's SQLSTATE and text (any proxy's: a marker raised for another proxy's schema only costs a fence). */
 export const WRITE_MARKER_CODE = 'LSW01';
