@@ -31,9 +31,13 @@ const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHit
 
 // Each subject's budget is split into rounds run in rotation with the other subjects of its case,
 // so load that drifts during the run (other processes, disk flushes) falls on all of them alike.
+// Short rounds follow drift closely: on a 2-core VM the latency of a round trip or an fsync swings
+// by half within seconds, and three 1 s rounds moved a ratio by 0.3x between runs of the same code.
+// A subject warms up fully in its first round only (JIT, connections); later rounds warm up
+// briefly, for the caches the other subjects cooled.
 const TIMING = {
-  full: { rounds: 3, time: 1000, warmupTime: 250, iterations: 32, warmupIterations: 8 },
-  quick: { rounds: 1, time: 200, warmupTime: 50, iterations: 16, warmupIterations: 4 },
+  full: { rounds: 8, time: 375, warmupTime: 250, laterWarmupTime: 50, iterations: 16, warmupIterations: 8 },
+  quick: { rounds: 1, time: 200, warmupTime: 50, laterWarmupTime: 50, iterations: 16, warmupIterations: 4 },
 } as const;
 
 /** The suite names this file adds to `lockstep bench --suite` (the command has its own `mix`). */
@@ -52,10 +56,10 @@ const collectGarbage: () => void = (() => {
 })();
 
 /** One round of one subject: tinybench warmup, then the timed run; returns the iteration latencies (ms). */
-async function sampleRound(subject: BenchSubject, options: RunOptions): Promise<number[]> {
-  const { rounds: _, ...timing } = options.quick ? TIMING.quick : TIMING.full;
+async function sampleRound(subject: BenchSubject, options: RunOptions, round: number): Promise<number[]> {
+  const { rounds: _, laterWarmupTime, warmupTime, ...timing } = options.quick ? TIMING.quick : TIMING.full;
   collectGarbage();
-  const bench = new Bench({ ...timing, warmup: true, throws: true, retainSamples: true });
+  const bench = new Bench({ ...timing, warmupTime: round === 0 ? warmupTime : laterWarmupTime, warmup: true, throws: true, retainSamples: true });
   bench.add(subject.name, subject.fn, {
     async: subject.async,
     ...(subject.beforeEach === undefined ? {} : { beforeEach: subject.beforeEach }),
@@ -81,7 +85,7 @@ async function runSuite(suite: SuiteDefinition, options: RunOptions, log: (line:
       // Rotate the order each round, so no subject always runs right after the same one.
       for (let i = 0; i < subjects.length; i++) {
         const subject = subjects[(i + round) % subjects.length]!;
-        samples.get(subject)!.push(await sampleRound(subject, options));
+        samples.get(subject)!.push(await sampleRound(subject, options, round));
       }
     }
     const measurements: Measurement[] = [];

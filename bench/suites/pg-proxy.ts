@@ -7,7 +7,9 @@
 //   pg-proxy-read-1, -read-64   cached point read (SELECT * FROM items WHERE id = $1): proxy vs raw pg vs pgbouncer
 //   pg-proxy-pass-1, -pass-64   an uncached query the proxy passes through: proxy vs pgbouncer
 //   pg-proxy-write-1            UPDATE … WHERE id = $1 (autocommit, fenced by the proxy) vs raw pg
-// Throughput is measured: ratio = baseline ops/s / subject ops/s (above 1 is slower). Each proxy
+// Throughput is measured: ratio = baseline ops/s / subject ops/s (above 1 is slower). Each subject's
+// time is split into rounds run in rotation with the case's other subjects (connections opened and
+// warmed once per case). Each proxy
 // subject is checked afterwards on the proxy's /metrics (hits, pass-throughs, invalidations): a
 // proxy row is reported only if the proxy did what the row claims.
 import { spawnSync } from 'node:child_process';
@@ -34,8 +36,8 @@ interface Measured {
   readonly p99Us: number;
 }
 
-/** `inFlight` connections, each a closed loop of `op` for `seconds`, after a warm-up of `warmup` ops each (then `afterWarmup`). */
-async function measure(url: string, inFlight: number, seconds: number, warmup: number, op: Op, afterWarmup: () => Promise<void>): Promise<Measured> {
+/** `inFlight` connections to `url`, each warmed up with `warmup` ops (enough that every key was read once). */
+async function openClients(url: string, inFlight: number, warmup: number, op: Op): Promise<pg.Client[]> {
   const clients = await Promise.all(
     Array.from({ length: inFlight }, async () => {
       const client = new pg.Client({ connectionString: url });
@@ -44,30 +46,34 @@ async function measure(url: string, inFlight: number, seconds: number, warmup: n
       return client;
     }),
   );
-  try {
-    await Promise.all(clients.map(async (c, k) => {
+  await Promise.all(
+    clients.map(async (c, k) => {
       for (let i = 0; i < warmup; i++) await op(c, k * 7919 + i);
-    }));
-    await afterWarmup();
-    const latencies: number[] = [];
-    const started = performance.now();
-    const end = started + seconds * 1000;
-    await Promise.all(
-      clients.map(async (c, k) => {
-        for (let i = 0; performance.now() < end; i++) {
-          const t = performance.now();
-          await op(c, k * 7919 + warmup + i);
-          latencies.push(performance.now() - t);
-        }
-      }),
-    );
-    const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0) * 1000;
-    return { ops: latencies.length, opsPerSec: latencies.length / elapsed, p50Us: at(0.5), p99Us: at(0.99) };
-  } finally {
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-  }
+    }),
+  );
+  return clients;
+}
+
+/** One timed round: every connection a closed loop of `op` for `ms`; the latencies (ms) are appended to `into`. */
+async function timedRound(clients: readonly pg.Client[], ms: number, first: number, op: Op, into: number[]): Promise<number> {
+  const started = performance.now();
+  const end = started + ms;
+  await Promise.all(
+    clients.map(async (c, k) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t = performance.now();
+        await op(c, k * 7919 + first + i);
+        into.push(performance.now() - t);
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+function summarizeRounds(latencies: number[], elapsedMs: number): Measured {
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0) * 1000;
+  return { ops: latencies.length, opsPerSec: latencies.length / (elapsedMs / 1000), p50Us: at(0.5), p99Us: at(0.99) };
 }
 
 /** One counter of the proxy's /metrics (Prometheus text), labels included in `name`. */
@@ -99,10 +105,12 @@ export const pgProxy: ExternalSuite = {
   },
   async run(options: RunOptions, log: (line: string) => void): Promise<Row[]> {
     const seconds = options.quick ? 0.3 : 3;
+    /** Rounds each subject's time is split into, run in rotation. */
+    const rounds = options.quick ? 1 : 6;
     const rowCount = options.quick ? 200 : 1000;
     const pgbouncerPath = findPgBouncer()!;
     const BOUNCER = `${pgBouncerVersion(pgbouncerPath)} (session mode)`;
-    log(`  pg-proxy: a cluster of its own, ${rowCount} rows, ${seconds} s per subject`);
+    log(`  pg-proxy: a cluster of its own, ${rowCount} rows, ${seconds} s per subject in ${rounds} rotating rounds`);
     const cluster = startCluster(await freePort(), 'local all all trust\nhost all all 127.0.0.1/32 trust\n', '-c max_connections=400');
     const stops: Array<() => Promise<unknown> | unknown> = [() => cluster.stop()];
     try {
@@ -146,19 +154,32 @@ export const pgProxy: ExternalSuite = {
         // Enough warm-up per connection that every key is read once (the proxy's cache is full).
         const warmup = Math.ceil(rowCount / c.inFlight) + 5;
         const measured = new Map<string, Measured>();
-        for (const subject of c.subjects) {
+        // Each subject's time is split into rounds run in rotation with the other subjects (as the
+        // in-process suites do), so load that drifts during the run falls on all of them alike.
+        const open = new Map<string, pg.Client[]>();
+        try {
+          for (const subject of c.subjects) open.set(subject, await openClients(urls[subject]!, c.inFlight, warmup, c.op));
           const [counter, what] = checks[c.check];
-          let before = 0;
-          const m = await measure(urls[subject]!, c.inFlight, seconds, warmup, c.op, async () => {
-            if (subject === PROXY) before = await metric(httpPort, counter);
-          });
-          if (subject === PROXY) {
-            const counted = (await metric(httpPort, counter)) - before;
-            if (counted < 0.9 * m.ops) throw new Error(`${c.suite}: the proxy ${what} ${counted} of its ${m.ops} timed operations (${counter})`);
+          let counted = 0; // over the proxy's own rounds only
+          const latencies = new Map<string, number[]>(c.subjects.map((s) => [s, []]));
+          const elapsed = new Map<string, number>(c.subjects.map((s) => [s, 0]));
+          for (let round = 0; round < rounds; round++) {
+            for (let j = 0; j < c.subjects.length; j++) {
+              const subject = c.subjects[(j + round) % c.subjects.length]!;
+              const into = latencies.get(subject)!;
+              const before = subject === PROXY ? await metric(httpPort, counter) : 0;
+              const ms = await timedRound(open.get(subject)!, (seconds * 1000) / rounds, warmup + into.length, c.op, into);
+              elapsed.set(subject, elapsed.get(subject)! + ms);
+              if (subject === PROXY) counted += (await metric(httpPort, counter)) - before;
+            }
           }
-          measured.set(subject, m);
-          log(`  ${c.suite}: ${subject} ${Math.round(m.opsPerSec)} ops/s`);
+          for (const subject of c.subjects) measured.set(subject, summarizeRounds(latencies.get(subject)!, elapsed.get(subject)!));
+          const proxyOps = measured.get(PROXY)!.ops;
+          if (counted < 0.9 * proxyOps) throw new Error(`${c.suite}: the proxy ${what} ${counted} of its ${proxyOps} timed operations (${counter})`);
+        } finally {
+          for (const clients of open.values()) await Promise.all(clients.map((cl) => cl.end().catch(() => undefined)));
         }
+        for (const subject of c.subjects) log(`  ${c.suite}: ${subject} ${Math.round(measured.get(subject)!.opsPerSec)} ops/s`);
         const base = measured.get(c.baseline)!;
         for (const subject of c.subjects) {
           const m = measured.get(subject)!;
