@@ -16,18 +16,18 @@ import { missFill } from './suites/miss-fill.js';
 import { nearHit } from './suites/near-hit.js';
 import { processes } from './suites/processes.js';
 import { redisHit, redisHitConcurrent } from './suites/redis-hit.js';
-import { redisWrite, redisWriteConcurrent } from './suites/redis-write.js';
+import { redisWrite, redisWriteConcurrent, redisWriteLoops } from './suites/redis-write.js';
 import { write } from './suites/write.js';
 import { respFront, type ExternalSuite } from './suites/resp-front.js';
 import { pgProxy } from './suites/pg-proxy.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../test/helpers/services.js';
 
 // A suite may have several definitions under one name (a case each): `--suite NAME` runs them all.
-const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, nearHit, redisWrite, redisWriteConcurrent, processes];
+const SUITES: readonly SuiteDefinition[] = [memoryHit, write, missFill, redisHit, redisHitConcurrent, nearHit, redisWrite, redisWriteConcurrent, redisWriteLoops, processes];
 /** Suites that drive servers in child processes with external load generators and report throughput rows themselves. */
 const EXTERNAL_SUITES: readonly ExternalSuite[] = [respFront, pgProxy];
 /** Suites on the shared Redis and PostgreSQL: skipped, with a note, when either is unreachable. */
-const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, nearHit, redisWrite, redisWriteConcurrent, processes]);
+const SERVICE_SUITES: ReadonlySet<SuiteDefinition> = new Set([redisHit, redisHitConcurrent, nearHit, redisWrite, redisWriteConcurrent, redisWriteLoops, processes]);
 
 // Each subject's budget is split into rounds run in rotation with the other subjects of its case,
 // so load that drifts during the run (other processes, disk flushes) falls on all of them alike.

@@ -1,7 +1,9 @@
 // redis-write: a durable write of a small JSON object to PostgreSQL (synchronous_commit as the server
-// has it) and Redis, over 1,000 keys in round-robin order, in two cases:
+// has it) and Redis, over 1,000 keys in round-robin order, in three cases:
 //   redis-write       sequential: one write per timed iteration;
-//   redis-write-c16   concurrent: one Promise.all over 16 writes of 16 different keys per iteration.
+//   redis-write-c16   concurrent: one Promise.all over 16 writes of 16 different keys per iteration
+//                     (a burst: each iteration waits for its slowest write);
+//   redis-write-w16   concurrent: 16 writers in closed loops, 256 writes per iteration (a steady load).
 // The subject is Lockstep's write (write lease in Redis, a call of its PL/pgSQL write function in
 // autocommit, publish in Redis), and the same with acknowledge: 'after-commit' (acknowledged at the
 // commit, published right after); the baseline is what a naive write-through does: serialize, a
@@ -23,8 +25,10 @@ export const LOCKSTEP_EARLY = "lockstep write (acknowledge: 'after-commit')";
 export const BASELINE = 'raw pg upsert + redis SET';
 
 interface WriterShape {
-  /** Writes per timed iteration: 1, or that many at once (one Promise.all). */
+  /** Writes per timed iteration: 1, or that many (at once, or by `loops` closed loops). */
   readonly batch: number;
+  /** The iteration's writes are made by this many writers, each starting its next write when one ends. Default: all at once (one Promise.all). */
+  readonly loops?: number;
 }
 
 /** `shape.batch` writes of keys in round-robin order per iteration. */
@@ -33,11 +37,22 @@ function writer(name: string, count: number, shape: WriterShape, write: (i: numb
   const fn =
     shape.batch === 1
       ? () => write(next())
-      : async () => {
-          const pending: Array<Promise<unknown>> = new Array(shape.batch);
-          for (let i = 0; i < shape.batch; i++) pending[i] = write(next());
-          await Promise.all(pending);
-        };
+      : shape.loops !== undefined
+        ? async () => {
+            let left = shape.batch;
+            const loop = async () => {
+              while (left > 0) {
+                left--;
+                await write(next());
+              }
+            };
+            await Promise.all(Array.from({ length: shape.loops! }, loop));
+          }
+        : async () => {
+            const pending: Array<Promise<unknown>> = new Array(shape.batch);
+            for (let i = 0; i < shape.batch; i++) pending[i] = write(next());
+            await Promise.all(pending);
+          };
   return { name, batch: shape.batch, async: true, fn, ...(verify === undefined ? {} : { verify }) };
 }
 
@@ -124,5 +139,24 @@ export const redisWriteConcurrent: SuiteDefinition = {
       `durable write, PostgreSQL + Redis, ${CONCURRENCY} in flight (${KEYS} keys cycled, one Promise.all of ${CONCURRENCY} writes ` +
         `of different keys per iteration, pools of ${POOL_SIZE}); subject throughput / baseline throughput = 1 / ratio`,
       { batch: CONCURRENCY },
+    ),
+};
+
+/** Writes per iteration of the closed-loop case: 16 per writer, so the ramp at an iteration's end is a small share of it. */
+const LOOP_BATCH = CONCURRENCY * 16;
+
+/**
+ * The same concurrency as a steady load: 16 writers, each starting its next write as soon as its
+ * last one is acknowledged (no barrier per 16 writes, as in redis-write-c16, where every write of
+ * a burst waits for the slowest). Selected by the same name.
+ */
+export const redisWriteLoops: SuiteDefinition = {
+  name: 'redis-write',
+  prepare: () =>
+    prepareWrite(
+      'redis-write-w16',
+      `durable write, PostgreSQL + Redis, ${CONCURRENCY} writers in closed loops (${KEYS} keys cycled, ${LOOP_BATCH} writes per iteration, ` +
+        `pools of ${POOL_SIZE}); subject throughput / baseline throughput = 1 / ratio`,
+      { batch: LOOP_BATCH, loops: CONCURRENCY },
     ),
 };
