@@ -522,6 +522,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/server.ts', find: '      for (const state of sessions) state.upstream.socket.destroy();', replace: '' }],
   },
   {
+    id: 'proxy-cancel-lingers',
+    rule: 'pg-proxy: a relayed CancelRequest waits for PostgreSQL to close its connection, so a stopped PostgreSQL holds one socket per cancel until it runs again',
+    patches: [{ file: 'src/pg-proxy/cancel.ts', find: 'const timer = setTimeout(() => socket.destroy(), CANCEL_LINGER_MS);', replace: 'const timer = setTimeout(() => undefined, CANCEL_LINGER_MS);' }],
+  },
+  {
     id: 'proxy-query-behind-password-unfenced',
     rule: "pg-proxy: a query sent right behind the password is relayed as part of the authentication, so a write it makes is acknowledged without the fence",
     patches: [{ file: PROXY_SESSION, find: "    if (m.type !== 'p' || client.pending > 0) return false;\n", replace: '' }],

@@ -15,6 +15,7 @@ import { proxyNotice, WRITE_MARKER_SETTING } from './write-marker.js';
 import { runBatches } from './session-loop.js';
 import { acceptTls } from './client-tls.js';
 import { connectSessionUpstream, UpstreamTlsError } from './upstream-tls.js';
+import { relayCancel } from './cancel.js';
 import { pipeWithoutChannelBinding, withoutChannelBinding } from './sasl.js';
 
 /**
@@ -39,11 +40,8 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     try {
       startup = await readStartup(ctx, socket);
     } catch (error) {
-      if (error instanceof CancelRequest) {
-        // Unencrypted, as libpq sends it: PostgreSQL takes a cancel before any TLS or pg_hba.conf check.
-        const upstream = await connectSessionUpstream(ctx.upstream, { plain: true }).catch(() => undefined);
-        upstream?.end(error.frame);
-      }
+      // Unencrypted, as libpq sends it: PostgreSQL takes a cancel before any TLS or pg_hba.conf check.
+      if (error instanceof CancelRequest) await relayCancel(ctx.upstream, error.frame);
       return;
     }
     const { frame, rest } = startup;

@@ -4,16 +4,20 @@
 // client's socket having closed before the session listened for it, the session authenticated and
 // waited for that client's first query for good, holding a PostgreSQL backend each.
 // And close() ends a session stuck in a long statement: its upstream connection outlived close().
+// And a CancelRequest relayed to a stopped PostgreSQL (its kernel completes the handshake from the
+// listen backlog, then nobody closes) held its socket until PostgreSQL ran again: now the deadline.
 // Against a cluster this test creates (SIGSTOP is sent to its postmaster only).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { startPgProxy, type PgProxy } from '../../src/pg-proxy/index.js';
 import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
+import { CANCEL_LINGER_MS } from '../../src/pg-proxy/cancel.js';
 
 const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
 const HBA = 'local all all trust\nhost all all 127.0.0.1/32 trust\n';
@@ -91,6 +95,40 @@ describe('pg-proxy: a session whose client is gone leaves no connection behind',
     await c.connect();
     assert.deepEqual((await c.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
     await c.end();
+  });
+
+  it('CancelRequests relayed while PostgreSQL is stopped: their connections close at the deadline, not when it runs again', async () => {
+    /** Sockets to the cluster's port that a process still holds (any state but LISTEN; an orphan has inode 0). */
+    const held = (): number => {
+      const port = `:${cluster.port.toString(16).toUpperCase().padStart(4, '0')}`;
+      return readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((line) => {
+        const fields = line.trim().split(/\s+/);
+        return fields[2]?.endsWith(port) === true && fields[3] !== '0A' && fields[9] !== undefined && fields[9] !== '0';
+      }).length;
+    };
+    const baseline = held(); // the drainer's
+    process.kill(postmaster, 'SIGSTOP');
+    stopped = true;
+    const CANCELS = 5;
+    const started = performance.now();
+    for (let i = 0; i < CANCELS; i++) {
+      const frame = Buffer.alloc(16);
+      frame.writeInt32BE(16, 0);
+      frame.writeInt32BE(80877102, 4);
+      frame.writeInt32BE(1000 + i, 8); // no such backend: PostgreSQL would ignore it
+      frame.writeInt32BE(42, 12);
+      const socket = connect(proxy.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.end(frame);
+      await new Promise((resolve) => socket.once('close', resolve)); // the proxy closes the client's side at once
+    }
+    // The proxy's connections reach the stopped PostgreSQL's backlog and wait there…
+    await until('the relayed cancels to reach PostgreSQL', () => (held() >= baseline + CANCELS ? true : undefined));
+    // …and are closed by the deadline while it is still stopped.
+    await until('the relayed cancels\' connections to close', () => (held() <= baseline ? true : undefined), CANCEL_LINGER_MS + 20_000);
+    assert.ok(performance.now() - started >= CANCEL_LINGER_MS - 1000, 'closed before the deadline: PostgreSQL was stopped, so it cannot have closed them');
+    process.kill(postmaster, 'SIGCONT');
+    stopped = false;
   });
 
   it('close() with a session stuck in a long statement: its upstream connection is closed too, not left for the statement to end', async () => {
