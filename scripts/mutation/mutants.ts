@@ -522,6 +522,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/server.ts', find: '      for (const state of sessions) state.upstream.socket.destroy();', replace: '' }],
   },
   {
+    id: 'resp-reply-budget-unbounded',
+    rule: "RESP front: replies held across connections are not counted, so clients that ask for large replies and never read hold memory without a bound",
+    patches: [{ file: 'src/resp/reply-budget.ts', find: '    if (this.heldBytes + bytes > this.limit) return false;\n', replace: '' }],
+  },
+  {
+    id: 'resp-reply-budget-kept-after-close',
+    rule: "RESP front: a connection closed with its reply unsent keeps its share of the reply budget, which leaks until the front refuses every large reply",
+    patches: [{ file: 'src/resp/connection.ts', find: '    front.replies.give(heldInOut + heldInSocket);\n', replace: '' }],
+  },
+  {
     id: 'proxy-cancel-lingers',
     rule: 'pg-proxy: a relayed CancelRequest waits for PostgreSQL to close its connection, so a stopped PostgreSQL holds one socket per cancel until it runs again',
     patches: [{ file: 'src/pg-proxy/cancel.ts', find: 'const timer = setTimeout(() => socket.destroy(), CANCEL_LINGER_MS);', replace: 'const timer = setTimeout(() => undefined, CANCEL_LINGER_MS);' }],

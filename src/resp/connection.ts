@@ -36,7 +36,7 @@ export interface Connection {
 
 export function serveConnection(socket: Socket, service: LockstepService, options: ResolvedRespOptions, front: FrontInfo): Connection {
   const session = createSession(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, `${socket.localAddress ?? '?'}:${socket.localPort ?? 0}`);
-  const ctx: CommandContext = { service, options, session, front, now: Date.now };
+  const ctx: CommandContext = { service, options, session, front, now: Date.now, hold: { bytes: 0 } };
   const parser = new RequestParser(options);
   const mustAuth = options.principals.length > 0;
   parser.unauthenticated = mustAuth;
@@ -69,16 +69,35 @@ export function serveConnection(socket: Socket, service: LockstepService, option
     });
   });
 
+  // The front's reply budget (reply-budget.ts): what the replies in `out` hold, then what the socket
+  // holds until it has handed their bytes to the kernel. A closed socket gives everything back.
+  let heldInOut = 0;
+  let heldInSocket = 0;
+  socket.once('close', () => {
+    front.replies.give(heldInOut + heldInSocket);
+    heldInOut = 0;
+    heldInSocket = 0;
+  });
+  const sent = (bytes: number) => (): void => {
+    if (socket.destroyed) return; // 'close' gave it back
+    heldInSocket -= bytes;
+    front.replies.give(bytes);
+  };
+
   let outBytes = 0;
   const write = (out: Array<string | Buffer>): void => {
     if (out.length === 0 || socket.destroyed) return;
     progressed();
     const small = outBytes <= MAX_BATCHED_BYTES;
     outBytes = 0;
-    if (small && out.every((part) => typeof part === 'string')) socket.write(out.join(''));
+    const held = heldInOut;
+    heldInOut = 0;
+    heldInSocket += held;
+    const done = held > 0 ? sent(held) : undefined;
+    if (small && out.every((part) => typeof part === 'string')) socket.write(out.join(''), done);
     else {
       socket.cork();
-      for (const part of out) socket.write(part);
+      for (let i = 0; i < out.length; i++) socket.write(out[i]!, i === out.length - 1 ? done : undefined);
       socket.uncork();
     }
     out.length = 0;
@@ -120,7 +139,12 @@ export function serveConnection(socket: Socket, service: LockstepService, option
             reply = pending instanceof Promise ? await pending : pending;
           } catch (caught) {
             reply = errorReply(caught, options.onUnexpectedError);
+            front.replies.give(ctx.hold.bytes); // an error reply holds no value
+            ctx.hold.bytes = 0;
           }
+          if (socket.destroyed) front.replies.give(ctx.hold.bytes); // 'close' has run: nothing will send it
+          else heldInOut += ctx.hold.bytes;
+          ctx.hold.bytes = 0;
         }
         const first = out.length;
         encode(reply, session.protocol, out);

@@ -34,6 +34,12 @@ export interface RespOptions {
   maxQueryBufferBytes?: number;
   /** Largest MGET reply (the values' bytes): 4096 keys of 1 MiB would be 4 GiB in memory. Over it: `-LOCKSTEP_E_REPLY_TOO_LARGE`. @default 64 MiB */
   maxReplyBytes?: number;
+  /**
+   * Bytes of values that replies may hold across every connection, from their read until the socket
+   * has sent them (reply-budget.ts); a command that would hold more answers `-LOCKSTEP_E_BUSY`.
+   * At least `maxReplyBytes`. @default 256 MiB
+   */
+  maxTotalReplyBytes?: number;
   /** How long close() lets commands in flight finish before cutting connections, in ms. @default 5000 */
   closeGraceMs?: number;
   /** Told about errors that map to `-ERR internal error` (they carry no detail to the client). */
@@ -53,6 +59,7 @@ export interface ResolvedRespOptions {
   readonly maxInlineBytes: number;
   readonly maxQueryBufferBytes: number;
   readonly maxReplyBytes: number;
+  readonly maxTotalReplyBytes: number;
   readonly closeGraceMs: number;
   readonly onUnexpectedError: (error: unknown) => void;
 }
@@ -64,6 +71,12 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
   const maxBulkBytes = positive(options.maxBulkBytes ?? maxValueBytes + 64 * 1024, 'maxBulkBytes');
   const port = options.port ?? 6380;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
+  const maxReplyBytes = positive(options.maxReplyBytes ?? 64 * 1024 * 1024, 'maxReplyBytes');
+  const maxTotalReplyBytes = positive(options.maxTotalReplyBytes ?? Math.max(256 * 1024 * 1024, maxReplyBytes, maxValueBytes), 'maxTotalReplyBytes');
+  // Below either, a reply the per-connection limits allow could never be sent.
+  if (maxTotalReplyBytes < Math.max(maxReplyBytes, maxValueBytes)) {
+    throw new InvalidOptionError(`maxTotalReplyBytes (${maxTotalReplyBytes}) must be at least maxReplyBytes (${maxReplyBytes}) and the service's maxValueBytes (${maxValueBytes})`);
+  }
   return Object.freeze({
     host: options.host ?? '127.0.0.1',
     port,
@@ -76,7 +89,8 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
     maxArgs: positive(options.maxArgs ?? 4096, 'maxArgs'),
     maxInlineBytes: positive(options.maxInlineBytes ?? 65_536, 'maxInlineBytes'),
     maxQueryBufferBytes: positive(options.maxQueryBufferBytes ?? 2 * maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes'),
-    maxReplyBytes: positive(options.maxReplyBytes ?? 64 * 1024 * 1024, 'maxReplyBytes'),
+    maxReplyBytes,
+    maxTotalReplyBytes,
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),
     onUnexpectedError: options.onUnexpectedError ?? (() => undefined),
   });

@@ -6,6 +6,7 @@ import { serveConnection, type Connection } from './connection.js';
 import { resolveRespOptions, type RespOptions } from './options.js';
 import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
+import { ReplyBudget } from './reply-budget.js';
 
 /** How long a connection refused over the cap may stay half open before it is cut. */
 const OVER_CAP_LINGER_MS = 1000;
@@ -25,7 +26,13 @@ export async function listenResp(service: LockstepService, options: RespOptions 
   const resolved = resolveRespOptions(options, service.maxValueBytes);
   assertListenAllowed(resolved.host, resolved.principals.length > 0);
   const open = new Set<Connection>();
-  const front: FrontInfo = { startedAt: Date.now(), port: resolved.port, connectedClients: () => open.size, throttle: createThrottle(resolved) };
+  const front: FrontInfo = {
+    startedAt: Date.now(),
+    port: resolved.port,
+    connectedClients: () => open.size,
+    throttle: createThrottle(resolved),
+    replies: new ReplyBudget(resolved.maxTotalReplyBytes),
+  };
   const server: Server = createServer((socket: Socket) => {
     if (open.size >= resolved.maxConnections) {
       socket.on('error', () => undefined);

@@ -203,6 +203,76 @@ describe('RESP failures are error replies', () => {
     assert.match(unknown.data, /^-LOCKSTEP_E_STORE_OUTCOME_UNKNOWN /);
   });
 
+  it('replies held across connections stay under maxTotalReplyBytes: a client that never reads holds its MGET, the next one over the budget is told LOCKSTEP_E_BUSY, and gets its reply once the first has read', async () => {
+    const MIB = 1024 * 1024;
+    const f = await setup({ resp: { maxReplyBytes: 16 * MIB, maxTotalReplyBytes: 24 * MIB } });
+    const value = 'v'.repeat(1_000_000);
+    const keys = Array.from({ length: 16 }, (_, i) => `${f.ns}:big${i}`);
+    const { data: stored } = await exchange(f.port, pipeline(...keys.map((k) => c('SET', k, value))), '+OK\r\n'.repeat(keys.length));
+    assert.equal(stored, '+OK\r\n'.repeat(keys.length));
+    const mget = c('MGET', ...keys);
+    const replyBytes = 5 + keys.length * (`$${value.length}\r\n`.length + value.length + 2);
+    /** One MGET on a connection of its own: the whole array's length, or the error line. */
+    const ask = async (): Promise<{ error?: string; bytes: number }> => {
+      const socket = await connected(f.port);
+      return new Promise((resolve) => {
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        socket.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          bytes += chunk.length;
+          const first = chunks[0]!;
+          if (first[0] === 0x2d && chunk[chunk.length - 1] === 0x0a) resolve({ error: Buffer.concat(chunks).toString('utf8'), bytes });
+          else if (bytes >= replyBytes) resolve({ bytes });
+          else return;
+          socket.destroy();
+        });
+        socket.write(mget);
+      });
+    };
+
+    // A: asks for 16 MB and reads nothing: more than the kernel's buffers take, so the front holds it.
+    const a = await connected(f.port);
+    a.pause();
+    a.write(mget);
+    // B, a client that reads: its MGET fits until A's is held, then it is refused, holding nothing.
+    let busy = '';
+    for (const deadline = performance.now() + 20_000; busy === '' && performance.now() < deadline; ) {
+      const b = await ask();
+      if (b.error !== undefined) busy = b.error;
+      else assert.equal(b.bytes, replyBytes, 'a reply that fits is whole');
+    }
+    assert.match(busy, /^-LOCKSTEP_E_BUSY the front holds its limit of 25165824 bytes of replies not yet sent; retry\r\n$/);
+    // A reads its reply, whole; what it held is given back: B's MGET is answered again.
+    let received = 0;
+    const readAll = new Promise<void>((resolve) => a.on('data', (chunk: Buffer) => ((received += chunk.length) >= replyBytes ? resolve() : undefined)));
+    a.resume();
+    await readAll;
+    assert.equal(received, replyBytes);
+    a.destroy();
+    const again = await ask();
+    assert.deepEqual(again, { bytes: replyBytes }, 'after A read its reply');
+    // A connection closed with its reply unsent gives it back too.
+    const c2 = await connected(f.port);
+    c2.pause();
+    c2.write(mget);
+    for (const deadline = performance.now() + 20_000; ; ) {
+      if ((await ask()).error?.startsWith('-LOCKSTEP_E_BUSY') === true) break;
+      assert.ok(performance.now() < deadline, 'the second stalled client was never held');
+    }
+    c2.destroy();
+    for (const deadline = performance.now() + 20_000; ; ) {
+      const b = await ask();
+      if (b.bytes === replyBytes) break;
+      assert.ok(performance.now() < deadline, `a closed connection's reply was never given back: ${b.error}`);
+    }
+  });
+
+  it('maxTotalReplyBytes below maxReplyBytes is refused (such an MGET could never be answered)', async () => {
+    const f = await setup();
+    await assert.rejects(listenResp(f.service, { port: 0, maxReplyBytes: 2_000_000, maxTotalReplyBytes: 1_000_000 }), (e: unknown) => e instanceof InvalidOptionError && /maxTotalReplyBytes \(1000000\) must be at least maxReplyBytes \(2000000\)/.test(e.message));
+  });
+
   it('an MGET whose read fails answers the error and reads no further keys (the other workers stop after the read they are in)', async () => {
     const f = await setup();
     const keys = Array.from({ length: 2_000 }, (_, i) => `${f.ns}:m${i}`);

@@ -4,6 +4,7 @@ import type { Reply } from '../replies.js';
 import type { ResolvedRespOptions } from '../options.js';
 import type { LockstepService } from '../service-port.js';
 import type { Session } from '../session.js';
+import type { ReplyBudget } from '../reply-budget.js';
 
 export interface FrontInfo {
   readonly startedAt: number;
@@ -11,6 +12,13 @@ export interface FrontInfo {
   readonly throttle: (session: Session, remoteHost: string) => Reply | undefined;
   readonly port: number;
   connectedClients(): number;
+  /** The values' bytes that replies hold across every connection (reply-budget.ts). */
+  readonly replies: ReplyBudget;
+}
+
+/** What the command running on a connection holds of the front's reply budget; the connection gives it back once the reply is sent. */
+export interface ReplyHold {
+  bytes: number;
 }
 
 export interface CommandContext {
@@ -20,6 +28,7 @@ export interface CommandContext {
   readonly front: FrontInfo;
   /** Wall clock, ms since the epoch. */
   readonly now: () => number;
+  readonly hold: ReplyHold;
 }
 
 export interface CommandSpec {

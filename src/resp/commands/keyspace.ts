@@ -5,13 +5,14 @@ import { CommandError } from '../errors.js';
 import { bulkOrNull, int, array, type Reply } from '../replies.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { runSet } from './set.js';
-import { readLive, target } from './targets.js';
+import { holdReply, readLive, target } from './targets.js';
 
 /** Reads of one MGET in flight at once: enough to overlap store round trips, few enough to share the pool. */
 const MGET_CONCURRENCY = 16;
 
 async function get(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
   const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
+  if (live !== undefined) holdReply(ctx, live.value.length);
   return bulkOrNull(live?.value);
 }
 
@@ -43,6 +44,7 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
       let value: string | undefined;
       try {
         value = (await readLive(ctx, targets[i]!)).live?.value;
+        if (value !== undefined) holdReply(ctx, value.length);
       } catch (error) {
         failed = true;
         throw error;

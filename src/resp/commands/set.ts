@@ -10,7 +10,7 @@ import { CommandError, syntaxError } from '../errors.js';
 import { bulkOrNull, NULL, OK, type Reply } from '../replies.js';
 import { rowOf } from '../values.js';
 import { upper, type CommandContext } from './context.js';
-import { readLive, target } from './targets.js';
+import { holdReply, readLive, releaseReply, target } from './targets.js';
 
 /** Compare-and-set rounds before giving up on a key other writers keep changing. */
 const MAX_ATTEMPTS = 16;
@@ -45,6 +45,9 @@ export async function runSet(ctx: CommandContext, args: readonly Buffer[]): Prom
   }
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const { entry, live } = await readLive(ctx, t);
+    // The old value's bytes are taken before the write: a SET refused for the budget writes nothing.
+    const held = plan.get && live !== undefined ? live.value.length : 0;
+    holdReply(ctx, held);
     const old = plan.get ? bulkOrNull(live?.value) : undefined;
     if ((plan.condition === 'nx' && live !== undefined) || (plan.condition === 'xx' && live === undefined)) return old ?? NULL;
     const expiresAt = plan.expiry === 'keep' ? (live?.expiresAt ?? null) : plan.expiry;
@@ -53,6 +56,7 @@ export async function runSet(ctx: CommandContext, args: readonly Buffer[]): Prom
       await t.engine.write(t.key, rowOf(raw, expiresAt), condition);
       return old ?? OK;
     } catch (error) {
+      releaseReply(ctx, held);
       if (!(error instanceof PreconditionFailedError)) throw error;
     }
   }

@@ -5,6 +5,7 @@ import { authorize } from '../access.js';
 import { mapKey, type MappedKey } from '../key-mapping.js';
 import type { Action } from '../service-port.js';
 import { liveString, type LiveString } from '../values.js';
+import { CommandError } from '../errors.js';
 import type { CommandContext } from './context.js';
 
 export interface Target extends MappedKey {
@@ -37,4 +38,20 @@ export async function readLive(ctx: CommandContext, t: Target): Promise<LiveRead
 function mayWrite(ctx: CommandContext, namespace: string): boolean {
   const { principal } = ctx.session;
   return ctx.options.principals.length === 0 || principal?.can('write', namespace) === true;
+}
+
+/** Takes a value's bytes from the front's reply budget for the running command's reply, or refuses the command. */
+export function holdReply(ctx: CommandContext, bytes: number): void {
+  if (bytes === 0) return;
+  const budget = ctx.front.replies;
+  if (!budget.take(bytes)) {
+    throw new CommandError(`LOCKSTEP_E_BUSY the front holds its limit of ${budget.limit} bytes of replies not yet sent; retry`);
+  }
+  ctx.hold.bytes += bytes;
+}
+
+/** Gives back what `holdReply` took for a reply that will not be sent (a SET … GET attempt that is retried). */
+export function releaseReply(ctx: CommandContext, bytes: number): void {
+  ctx.front.replies.give(bytes);
+  ctx.hold.bytes -= bytes;
 }
