@@ -241,7 +241,8 @@ const COMPLETE_WRITE = `${CLOCK}${COMPLETE_WRITE_BODY}`;
  * script above, run on its own key with its own arguments, so it does exactly what that script does;
  * the batch only adds that they all run in one atomic step, at one reading of the server's clock (as
  * if they had run back to back, which the single scripts may). An error in one transition (a key that
- * holds no Lockstep record, a refused write) is that call's reply alone: the others still run.
+ * holds no Lockstep record, a refused write) is that call's reply alone: the others still run; past
+ * maxmemory the run is refused whole (the probe below: Redis's OOM check covers a script's first write only).
  * KEYS: one per call. ARGV: per call, in KEYS order, 'b' token leaseMs | 'c' token version value ttlMs.
  * Reply: per call, its own script's reply, or {'error', message}.
  */
