@@ -35,6 +35,7 @@ describe("acknowledge 'after-commit' over Redis: a completion that never lands",
     server = await startRedisServer(['--busy-reply-threshold', '50']);
     await untilUptime(server, 2); // older than the quarantine: a first use, not a lost dataset
     admin = createClient({ url: server.url });
+    admin.on('error', () => undefined); // the restart below cuts it; it reconnects
     await admin.connect();
     dir = mkdtempSync(join(tmpdir(), 'lockstep-early-ack-redis-'));
   });
@@ -87,6 +88,39 @@ describe("acknowledge 'after-commit' over Redis: a completion that never lands",
     const sources = await readThroughExpiry(here.engine, here.cache, 'k', 'new', version);
     assert.equal(sources[0], 'bypass');
     assert.ok(sources.includes('miss'), `a reader filled from the store once the lease expired: ${sources.join(',')}`);
+  });
+
+  it('Redis restarts (no persistence) between the lease and the acknowledged commit: the completion fails into the journal, and no reader gets the old value, during the quarantine or after', async () => {
+    const prefix = `restart-${randomUUID().slice(0, 8)}:`;
+    const sqlite = createSqliteStore({ path: join(dir, 'restart.db') });
+    const store = new ChaosStore(sqlite);
+    const writer = instance(prefix, store, 'after-commit');
+    const reader = instance(prefix, sqlite);
+    await writer.engine.write('k', 'old');
+    assert.equal((await reader.engine.readEntry('k')).source, 'hit');
+    const commit = createGate();
+    store.faults.next('write', { kind: 'pause', when: 'after', gate: commit });
+    const acknowledgedBefore = writer.engine.counters.cacheFailures;
+    const started = performance.now();
+    const write = writer.engine.write('k', 'new');
+    await commit.reached; // leased, committed, not yet confirmed
+    await server.restart(); // the lease is gone with the dataset
+    commit.release();
+    const { version } = await write;
+    // Confirmed within 90 % of the lease: the engine acknowledged before the completion (its rule).
+    assert.ok(performance.now() - started < LEASE_MS * 0.9, `the restart took too long for an early acknowledgement (${Math.round(performance.now() - started)} ms)`);
+    const sources: string[] = [];
+    const until = performance.now() + LEASE_MS * 6;
+    while (!sources.includes('hit')) {
+      const read = await reader.engine.readEntry('k');
+      assert.deepEqual([read.value, read.version], ['new', version], `read #${sources.length} after the acknowledgement (${read.source})`);
+      sources.push(read.source);
+      assert.ok(performance.now() < until, `no hit within 6 leases: ${sources.join(',')}`);
+      await sleep(25);
+    }
+    assert.ok(writer.engine.counters.cacheFailures > acknowledgedBefore, 'the completion failed (the cache lost the lease)');
+    const journaled = await sqlite.readJournal(0, 100);
+    assert.equal(journaled.filter((row) => row.namespace === 'ns' && row.key === 'k' && row.version === version).length, 1, 'the failed completion was journaled');
   });
 
   it('the run carrying the completion is refused whole (BUSY: another client runs a long script): the write is journaled, readers never get the old value', async () => {
