@@ -45,7 +45,7 @@ describe("acknowledge 'after-commit' over Redis: a history under script loss", {
     const prefix = `hist-${randomUUID().slice(0, 8)}:`;
     const path = join(dir, 'store.db');
     const closers: Array<() => Promise<void>> = [];
-    const open = (name: string, acknowledge: 'after-commit' | 'after-cache'): WriteThrough<string> => {
+    const open = (acknowledge: 'after-commit' | 'after-cache'): WriteThrough<string> => {
       const store = createSqliteStore({ path });
       const cache = createRedisCache({ url: server.url, keyPrefix: prefix, restartQuarantine: '2s', commandTimeout: '1s' });
       const engine = createWriteThrough<string>({ store, cache, namespace: 'ns', leaseTtl: '2s', ttl: '30ms', acknowledge, journal: false, metrics: false });
@@ -54,11 +54,10 @@ describe("acknowledge 'after-commit' over Redis: a history under script loss", {
         await cache.close();
         await store.close();
       });
-      void name;
       return engine;
     };
-    const writers = [open('w1', 'after-commit'), open('w2', 'after-commit')];
-    const readers = [open('r1', 'after-cache'), open('r2', 'after-cache')];
+    const writers = [open('after-commit'), open('after-commit')];
+    const readers = [open('after-cache'), open('after-cache')];
     const history: HistoryEntry[] = [];
     let serial = 0;
     let stop = false;
