@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient, type RedisClientType } from 'redis';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { SCRIPTS } from '../../src/cache/redis-scripts.js';
+import { MAX_BATCH } from '../../src/cache/redis-write-batch.js';
 import { stringEntry } from '../conformance/cache-adapter.suite.js';
 import { needRedisServer, type RedisServer, startRedisServer, untilUptime } from '../helpers/redis-server.js';
 
@@ -82,6 +83,26 @@ describe('Redis cache: write batches that mix calls on one key, and odd keys, to
     assert.deepEqual(await cache.get('k3', LEASE), { kind: 'value', version: 7, payload: 'a7', tombstone: false });
     const view = await cache.peek('k4');
     assert.equal(view?.kind === 'write' && view.writers, 2);
+  });
+
+  it(`a tick of ${MAX_BATCH} completions and a lease on one of their keys, the ${MAX_BATCH}-call run retried by EVAL (NOSCRIPT) after the lease ran alone: the completion finds the lease and leaves it`, async () => {
+    const keys = Array.from({ length: MAX_BATCH }, (_, i) => `split${i}`);
+    for (const key of keys) await cache.beginWrite(key, `A-${key}`, LEASE);
+    // The server lost its scripts; beginWrite is loaded again, writeBatch is not: the batch's EVALSHA
+    // fails and its EVAL goes out after the lone lease, which runs first.
+    await admin.sendCommand(['SCRIPT', 'FLUSH']);
+    await admin.sendCommand(['SCRIPT', 'LOAD', SCRIPTS.beginWrite.source]);
+    const completions = Promise.all(keys.map((key, i) => cache.completeWrite(key, `A-${key}`, stringEntry(10 + i, `a${i}`), TTL, ACKNOWLEDGED)));
+    const lease = cache.beginWrite('split0', 'B', LEASE); // takes the held completions along: 64 + 1 calls, split 64 / 1
+    await lease;
+    const outcomes = await completions;
+    assert.equal(outcomes[0], 'pending', "B's lease ran before A's completion (the EVAL retry): A leaves it in place");
+    assert.deepEqual(new Set(outcomes.slice(1)), new Set(['published']));
+    assert.deepEqual(await cache.get('split0', LEASE), { kind: 'bypass' }, 'B holds the key');
+    // B committed a lower version than A: the highest is published when B completes.
+    assert.equal(await cache.completeWrite('split0', 'B', stringEntry(9, 'b'), TTL), 'published');
+    assert.deepEqual(await cache.get('split0', LEASE), { kind: 'value', version: 10, payload: 'a0', tombstone: false });
+    for (const script of Object.values(SCRIPTS)) await admin.sendCommand(['SCRIPT', 'LOAD', script.source]);
   });
 
   it('keys, tokens and payloads with quotes, newlines, control characters, slashes and backslashes, all in one run', async () => {
