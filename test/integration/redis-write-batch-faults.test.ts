@@ -4,6 +4,7 @@
 // cuts off mid-batch.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer, Socket, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type RedisClientType } from 'redis';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
@@ -74,6 +75,64 @@ describe('Redis cache: write batches under faults', { skip: installed.skip }, ()
       await admin.sendCommand(['CONFIG', 'SET', 'maxmemory', '0']);
       await admin.del(filler);
       await cache.close();
+    }
+  });
+
+  it("the connection drops after the run executed, before its reply arrives: every call of the run fails (its outcome unknown to the caller), none hangs, none reports the other's reply", async () => {
+    const prefix = `drop-${randomUUID().slice(0, 8)}:`;
+    // A relay that forwards requests at once and, once told, swallows Redis's replies and then cuts
+    // the client's connection: the run executes, its reply is lost.
+    let swallow = false;
+    const clients = new Set<Socket>();
+    const relay = createServer((client) => {
+      clients.add(client);
+      const upstream = new Socket();
+      upstream.connect(server.port, '127.0.0.1');
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk) => {
+        if (!swallow) client.write(chunk);
+      });
+      const end = (): void => {
+        client.destroy();
+        upstream.destroy();
+        clients.delete(client);
+      };
+      client.on('close', end).on('error', end);
+      upstream.on('close', end).on('error', end);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const url = `redis://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    for (const script of Object.values(SCRIPTS)) await admin.sendCommand(['SCRIPT', 'LOAD', script.source]);
+    const cache = createRedisCache({ url, keyPrefix: prefix, restartQuarantine: '500ms', commandTimeout: '2s', maxReconnectDelay: '50ms' });
+    try {
+      await cache.connect();
+      await cache.beginWrite('a', 'w-a', LEASE);
+      swallow = true;
+      const started = performance.now();
+      const first = cache.beginWrite('first', 'w-first', LEASE); // alone; the two below share one run
+      const calls = [
+        cache.completeWrite('a', 'w-a', stringEntry(1, 'one'), TTL, ACKNOWLEDGED),
+        cache.beginWrite('b', 'w-b', LEASE),
+      ];
+      // Both runs reached Redis (their effects are there), and their replies were swallowed.
+      for (;;) {
+        if ((await admin.get(`${prefix}a`))?.startsWith('v1:') && (await admin.exists(`${prefix}b`)) === 1) break;
+        assert.ok(performance.now() - started < 5_000, 'the run reached Redis');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      for (const client of clients) client.destroy();
+      const results = await Promise.allSettled([first, ...calls]);
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+      for (const result of results) assert.ok((result as PromiseRejectedResult).reason instanceof CacheError, String((result as PromiseRejectedResult).reason));
+      assert.ok(performance.now() - started < 2_500, 'within the deadline');
+      // What Redis holds is what the run did: the caller, told nothing, follows its failure policy
+      // (a completion's lease expires dirty; a lease it thinks it lacks is fenced by the journal).
+      assert.equal(await admin.get(`${prefix}a`), 'v1:0:one');
+      assert.match(String(await admin.get(`${prefix}b`)), /^w\{"t":\{"w-b":/, 'the lease the run took is there, and expires if nobody completes it');
+    } finally {
+      await cache.close();
+      for (const client of clients) client.destroy();
+      await new Promise((resolve) => relay.close(resolve));
     }
   });
 });
