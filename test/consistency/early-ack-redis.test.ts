@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type RedisClientType } from 'redis';
+import { NearCache } from '../../src/cache/near.js';
+import { createTrackingFeed } from '../../src/cache/near-tracking.js';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { ChaosStore } from '../../src/chaos/chaos-store.js';
 import { createGate } from '../../src/chaos/faults.js';
@@ -25,7 +27,7 @@ const installed = needRedisServer();
 const LEASE = '1500ms';
 const LEASE_MS = 1500;
 
-describe("acknowledge 'after-commit' over Redis: a completion that never lands", { skip: installed.skip }, () => {
+describe("acknowledge 'after-commit' over Redis: completions held, lost or refused, and read-your-writes", { skip: installed.skip }, () => {
   let server: RedisServer;
   let admin: RedisClientType;
   let dir: string;
@@ -191,5 +193,28 @@ describe("acknowledge 'after-commit' over Redis: a completion that never lands",
     await blocker.close().catch(() => undefined);
     assert.equal(await sqlite.readJournal(0, 100).then((rows) => rows.filter((row) => row.namespace === 'ns' && row.key === 'k' && row.version === version).length), 1, 'the failed completion was journaled');
     await readThroughExpiry(reader.engine, reader.cache, 'k', 'new', version);
+  });
+
+  it('with the near cache in front: each write read back in the tick of its acknowledgement, and after it, by the writing engine and another on the same near cache, gets what was written', async () => {
+    const prefix = `near-${randomUUID().slice(0, 8)}:`;
+    const sqlite = createSqliteStore({ path: join(dir, 'near.db') });
+    // A bound of an hour: only invalidations (and this process's own drops) remove a copy.
+    const near = new NearCache({ redis: createRedisCache({ url: server.url, keyPrefix: prefix, restartQuarantine: LEASE }), feed: createTrackingFeed({ url: server.url, keyPrefix: prefix }), maxStaleness: '1h', maxEntries: 100 });
+    await near.start();
+    opened.push(near);
+    const writer = createWriteThrough<string>({ store: sqlite, cache: near, namespace: 'ns', leaseTtl: LEASE, acknowledge: 'after-commit', journal: false, metrics: false });
+    const other = createWriteThrough<string>({ store: sqlite, cache: near, namespace: 'ns', leaseTtl: LEASE, journal: false, metrics: false });
+    opened.push(writer, other);
+    for (let i = 0; i < 40; i++) {
+      const key = `k${i % 3}`;
+      const value = `v${i}`;
+      const { version } = await writer.write(key, value);
+      // In the tick of the acknowledgement (the completion is held) and right after it lands.
+      const [own, theirs] = await Promise.all([writer.readEntry(key), other.readEntry(key)]);
+      assert.deepEqual([own.value, own.version, theirs.value, theirs.version], [value, version, value, version], `write ${i}`);
+      await new Promise((resolve) => setImmediate(resolve));
+      for (let r = 0; r < 3; r++) assert.equal(await other.read(key), value, `write ${i}, read ${r} after the completion`);
+    }
+    assert.ok(near.nearStats().hits > 0, 'the near cache served copies in between');
   });
 });
