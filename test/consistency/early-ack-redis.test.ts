@@ -34,7 +34,7 @@ describe("acknowledge 'after-commit' over Redis: completions held, lost or refus
   const opened: Array<{ close(): Promise<void> }> = [];
 
   before(async () => {
-    server = await startRedisServer(['--busy-reply-threshold', '50']);
+    server = await startRedisServer(['--lua-time-limit', '50']);
     await untilUptime(server, 2); // older than the quarantine: a first use, not a lost dataset
     admin = createClient({ url: server.url });
     admin.on('error', () => undefined); // the restart below cuts it; it reconnects
