@@ -72,7 +72,8 @@ export interface EngineOptions {
    * with the cache completion sent right after, off the acknowledgement path — one Redis round trip
    * less per write; readers keep off the leased key until then, so no read sees an older value
    * (docs/protocol.md, "Acknowledging before the cache completion"). A commit confirmed late in the
-   * lease completes before acknowledging, as with `after-cache`. @default 'after-cache'
+   * lease completes before acknowledging, as with `after-cache`. It trusts the cache's clock not to
+   * step forward during a write (Redis: the server's wall clock; docs/protocol.md). @default 'after-cache'
    */
   acknowledge?: Acknowledge;
   /** Longest key, in UTF-8 bytes, at most 512 (the longest every backend stores). @default 512 */

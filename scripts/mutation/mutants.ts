@@ -275,6 +275,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'a write call held to the end of its tick is sent although its deadline passed and its caller was told it failed',
     patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
   },
+  {
+    id: 'write-batch-oom-unprobed',
+    rule: "past maxmemory (noeviction) a writeBatch run is not refused whole: a call whose only write is a DEL lets every later call's payload through, which each alone would have been refused",
+    patches: [{ file: LUA, find: "if type(probe) == 'table' and type(probe.err) == 'string' and string.sub(probe.err, 1, 3) == 'OOM' then", replace: "if type(probe) == 'table' and type(probe.err) == 'string' and string.sub(probe.err, 1, 3) == 'XXX' then" }],
+  },
   // --- the embedded defaults' own paths (memory cache + SQLite), which the wrapped fixtures never take ---
   {
     id: 'slot-outlives-value',

@@ -241,11 +241,22 @@ const COMPLETE_WRITE = `${CLOCK}${COMPLETE_WRITE_BODY}`;
  * script above, run on its own key with its own arguments, so it does exactly what that script does;
  * the batch only adds that they all run in one atomic step, at one reading of the server's clock (as
  * if they had run back to back, which the single scripts may). An error in one transition (a key that
- * holds no Lockstep record, a refused write) is that call's reply alone: the others still run.
+ * holds no Lockstep record, a refused write) is that call's reply alone: the others still run; past
+ * maxmemory the run is refused whole (the probe below: Redis's OOM check covers a script's first write only).
  * KEYS: one per call. ARGV: per call, in KEYS order, 'b' token leaseMs | 'c' token version value ttlMs.
  * Reply: per call, its own script's reply, or {'error', message}.
  */
 const WRITE_BATCH = `
+-- Past maxmemory, Redis refuses a script's first write that may grow memory (deny-oom) and lets
+-- every write after a first one through (it cannot stop a script halfway). Alone, each call meets
+-- that check at its own first write; in one run, a call whose only write is a DEL (not deny-oom:
+-- completing a dirty record, dropping an expired lease) would let through the payloads of every
+-- call after it. So the run asks first, with a deny-oom write that changes nothing, and is refused
+-- whole (every call fails, as a call that writes would alone).
+local probe = redis.pcall('SETRANGE', KEYS[1], 0, '')
+if type(probe) == 'table' and type(probe.err) == 'string' and string.sub(probe.err, 1, 3) == 'OOM' then
+  return redis.error_reply(probe.err)
+end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function begin_write(key, ARGV)
