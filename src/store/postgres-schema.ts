@@ -54,7 +54,7 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:5';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:6';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
@@ -140,6 +140,19 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
     `(p_expect = 'absent' AND ${live} <> 0) OR (p_expect = 'present' AND ${live} = 0) OR (p_expect = 'version' AND ${live} IS DISTINCT FROM p_expect_version)`;
   const appendJournal = (ns: string, key: string, version: string, reason: 'trigger' | 'repair') =>
     `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (${ns}, ${key}, ${version}, '${reason}')`;
+  /**
+   * For plain SQL in a REPEATABLE READ or SERIALIZABLE transaction: its snapshot (taken at its first
+   * statement) cannot see a tombstone committed after it, so the DELETE … RETURNING below would read
+   * none and the key would come back at or below its delete. ON CONFLICT does see it, and refuses it
+   * with a serialization failure (40001: the application retries, in a newer snapshot). Where
+   * there is no tombstone, the 0 row this inserts is deleted by the read that follows; READ
+   * COMMITTED (Lockstep's sessions, most plain SQL) reads the latest tombstone anyway and skips it.
+   */
+  const refuseUnseenTombstone = (ns: string, key: string) => `
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+      INSERT INTO ${tomb} (namespace, key, version, deleted_at) VALUES (${ns}, ${key}, 0, pg_catalog.now())
+        ON CONFLICT (namespace, key) DO NOTHING;
+    END IF;`;
   /** After a new key entry is held: take its tombstone (fresh snapshot) and continue above it. */
   const settleNewKey = (ns: string, key: string) => `
     DELETE FROM ${tomb} ts WHERE ts.namespace = ${ns} AND ts.key = ${key} RETURNING ts.version INTO t;
@@ -172,6 +185,7 @@ BEGIN
     RETURN NULL; -- the versioning UPDATE below, made by this trigger one level up
   END IF;
   IF ${renamed} THEN
+    ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
     DELETE FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key RETURNING ts.version INTO t;
     IF t >= v THEN
       v := t + 1;
@@ -194,6 +208,41 @@ BEGIN
   END IF;
   RETURN NULL;
 END $fn$;`;
+  const bypassAfterInsertFunction = `
+-- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := NEW.version;
+  t bigint;
+BEGIN
+  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
+  ${settleNewKey('NEW.namespace', 'NEW.key')}
+  ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+  RETURN NULL;
+END $fn$;`;
+  const bypassTruncateFunction = `
+-- TRUNCATE fires no row trigger: tombstone and journal every row before it goes. TRUNCATE is not
+-- MVCC-safe: it removes every committed row, also those a REPEATABLE READ or SERIALIZABLE snapshot
+-- (taken before the table's lock) cannot see, which this function could then neither tombstone nor
+-- journal, so it is refused there (DELETE is MVCC-safe; or TRUNCATE in READ COMMITTED).
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'lockstep: TRUNCATE of lockstep_kv needs READ COMMITTED',
+      DETAIL = 'Its snapshot cannot see rows committed since it was taken, so they could not be tombstoned and journaled.',
+      HINT = 'Run it in a READ COMMITTED transaction, or use DELETE.';
+  END IF;
+  WITH buried AS (
+    INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
+      SELECT namespace, key, coalesce(version, 0) + 1, pg_catalog.now() FROM ${kv}
+      ON CONFLICT (namespace, key) DO UPDATE
+        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.namespace, ts.key, ts.version
+  )
+  INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried;
+  RETURN NULL;
+END $fn$;
+`;
   // Schema 4 versioned bypass UPDATEs in a BEFORE trigger; see lockstep_kv_bypass_after_update.
   const dropBeforeUpdate = `
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
@@ -376,16 +425,7 @@ BEGIN
   RETURN NEW;
 END $fn$;
 
--- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-  v bigint := NEW.version;
-  t bigint;
-BEGIN
-  ${settleNewKey('NEW.namespace', 'NEW.key')}
-  ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
-  RETURN NULL;
-END $fn$;
+${bypassAfterInsertFunction}
 
 ${bypassUpdateFunction}
 -- Bypass DELETE: a tombstone above the row and any earlier tombstone; journal.
@@ -398,20 +438,7 @@ BEGIN
   RETURN NULL;
 END $fn$;
 
--- TRUNCATE fires no row trigger: tombstone and journal every row before it goes.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-  WITH buried AS (
-    INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
-      SELECT namespace, key, coalesce(version, 0) + 1, pg_catalog.now() FROM ${kv}
-      ON CONFLICT (namespace, key) DO UPDATE
-        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
-      RETURNING ts.namespace, ts.key, ts.version
-  )
-  INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried;
-  RETURN NULL;
-END $fn$;
-
+${bypassTruncateFunction}
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_insert ON ${kv};
 CREATE TRIGGER lockstep_kv_bypass_before_insert BEFORE INSERT ON ${kv}
   FOR EACH ROW WHEN (NOT coalesce(${oursInsert}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_before_insert();
@@ -435,19 +462,22 @@ COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
   const updateExisting = `UPDATE ${kv} kv SET value = $3, version = coalesce(kv.version, 0) + 1, writer = ${token} || 'w', updated_at = pg_catalog.now()
     WHERE kv.namespace = $1 AND kv.key = $2
     RETURNING kv.version AS version`;
-  // From schema 4, only the UPDATE trigger changed. The upgrade takes lockstep_kv's lock before
+  // From schema 4, the UPDATE trigger changed (schema 5); from 5, the INSERT and TRUNCATE triggers'
+  // functions and the rename in the UPDATE trigger's (plain SQL in REPEATABLE READ / SERIALIZABLE,
+  // schema 6). The upgrade takes lockstep_kv's lock before
   // anything else, so it holds nothing that a transaction it waits for could want (the whole DDL
   // also locks the journal's sequences, and a plain-SQL transaction that journaled and is about to
   // commit wants one of them: a deadlock). Replacing a function takes no table lock, and running
   // transactions that fire the old triggers hold lockstep_kv's lock, so none sees a mix.
-  const upgrades = new Map<string, string>([
-    [
-      'lockstep:postgres-schema:4',
-      `LOCK TABLE ${kv} IN ACCESS EXCLUSIVE MODE;
+  const upgrade = `LOCK TABLE ${kv} IN ACCESS EXCLUSIVE MODE;
 ${bypassUpdateFunction}
+${bypassAfterInsertFunction}
+${bypassTruncateFunction}
 ${dropBeforeUpdate}
-COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`,
-    ],
+COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`;
+  const upgrades = new Map<string, string>([
+    ['lockstep:postgres-schema:4', upgrade],
+    ['lockstep:postgres-schema:5', upgrade],
   ]);
   return { ddlLockKey, journalLockKey, ddl, upgrades, updateExisting };
 }
