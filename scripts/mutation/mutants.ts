@@ -585,6 +585,40 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  // Schema 6: plain SQL in REPEATABLE READ / SERIALIZABLE (test/integration/postgres-bypass-isolation.test.ts).
+  {
+    id: 'pg-bypass-insert-unseen-tombstone',
+    rule: 'PostgreSQL store: a plain INSERT in a REPEATABLE READ transaction re-creates a key at or below a delete committed after its snapshot (the tombstone it cannot see is not refused)',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n  ${settleNewKey('NEW.namespace', 'NEW.key')}",
+        replace: "  ${settleNewKey('NEW.namespace', 'NEW.key')}",
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-rename-unseen-tombstone',
+    rule: 'PostgreSQL store: a plain rename in a REPEATABLE READ transaction lands at or below a delete of the new key committed after its snapshot',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "    ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n    DELETE FROM ${tomb}",
+        replace: '    DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-truncate-any-isolation',
+    rule: 'PostgreSQL store: TRUNCATE in a REPEATABLE READ transaction removes rows committed after its snapshot without tombstoning or journaling them',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN\n    RAISE EXCEPTION USING ERRCODE = '0A000'",
+        replace: "  IF false THEN\n    RAISE EXCEPTION USING ERRCODE = '0A000'",
+      },
+    ],
+  },
   {
     id: 'pg-bypass-mark-any-depth',
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
