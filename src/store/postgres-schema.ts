@@ -42,6 +42,11 @@
 // first. Triggers do not fire under session_replication_role = replica (pg_restore
 // --disable-triggers, logical replication apply): such writes are not versioned or journaled.
 //
+// Plain SQL may run in REPEATABLE READ or SERIALIZABLE, whose snapshot (taken at the transaction's
+// first statement) cannot see a tombstone committed after it: an INSERT or a rename onto that key
+// is refused with a serialization failure (refuseUnseenTombstone) instead of landing at or below the
+// delete, and TRUNCATE is refused outside READ COMMITTED (schema 6).
+//
 // Journal ids in commit order: a BIGSERIAL id is drawn at INSERT time, so a transaction that drew a
 // lower id can commit after one that drew a higher id, and a drainer reading `id > cursor` would
 // already have moved past it. Here a journal row is inserted with a negative placeholder id, and a
