@@ -27,8 +27,9 @@
 // - UPDATE is Lockstep's when it changed `writer` to a token of this transaction. A plain UPDATE
 //   leaves `writer` as it was (a token of an older transaction, or NULL), so it is a bypass whatever
 //   else it changed: `SET version = version + 1`, a rename, nothing at all. The UPDATE trigger's own
-//   versioning UPDATE leaves it as it was too (no token of a plain transaction is ever left in a
-//   row by it): the trigger skips that one UPDATE by a mark, see lockstep_kv_bypass_after_update.
+//   versioning UPDATE leaves it as it was too, and the INSERT trigger's lift above a tombstone
+//   leaves it NULL (no token of a plain transaction is ever left in a row by the triggers): the
+//   UPDATE trigger skips those UPDATEs by a mark, see lockstep_kv_bypass_after_update.
 // - DELETE is Lockstep's when the row holds this transaction's 'd' mark (set just before, as SQLite).
 // The checks are trigger WHEN clauses, so Lockstep's own writes run no PL/pgSQL trigger at all.
 //
@@ -127,7 +128,8 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
   const oursInsert = `NEW.writer IN (${token} || 'w', ${token} || 'd')`;
   const oursUpdate = `NEW.writer IS DISTINCT FROM OLD.writer AND pg_catalog.starts_with(NEW.writer, ${token})`;
   const oursDelete = `OLD.writer = ${token} || 'd'`;
-  // The trigger's own fix-up of a row: a token of this transaction, different from the row's.
+  // Lockstep's functions' fix-up of a row: a token of this transaction, different from the row's
+  // (never in a trigger: a plain transaction's token left in a row could be copied, see above).
   const fixup = (column: string) => `CASE WHEN ${column} = ${token} || 'f' THEN ${token} || 'g' ELSE ${token} || 'f' END`;
   const renamed = `(NEW.namespace, NEW.key) IS DISTINCT FROM (OLD.namespace, OLD.key)`;
   /** Names one versioning UPDATE of the bypass UPDATE trigger: its trigger depth, the version it sets, the key. */
@@ -214,14 +216,28 @@ BEGIN
   RETURN NULL;
 END $fn$;`;
   const bypassAfterInsertFunction = `
--- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal.
+-- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal. A tombstone at
+-- or above the version the BEFORE trigger chose (a delete that committed while the INSERT waited for
+-- the key, or one made by the same statement, whose AFTER trigger ran after that BEFORE trigger)
+-- lifts the row with a second UPDATE. Not settleNewKey's, which marks the row with a writer token
+-- of this transaction: a later UPDATE of this plain transaction copying the row's writer onto
+-- another row would pass off as Lockstep's. This one leaves the writer NULL and is named by the
+-- mark, as lockstep_kv_bypass_after_update's own UPDATE is, so that trigger skips it.
 CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   v bigint := NEW.version;
   t bigint;
+  outer_mark text;
 BEGIN
   ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
-  ${settleNewKey('NEW.namespace', 'NEW.key')}
+  DELETE FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key RETURNING ts.version INTO t;
+  IF t >= v THEN
+    v := t + 1;
+    outer_mark := pg_catalog.current_setting('${VERSIONING_SETTING}', true);
+    PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', ${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}, true);
+    UPDATE ${kv} kv SET version = v WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;
+    PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', coalesce(outer_mark, ''), true);
+  END IF;
   ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
   RETURN NULL;
 END $fn$;`;
