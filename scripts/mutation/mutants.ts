@@ -620,6 +620,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'pg-bypass-insert-lift-leaves-token',
+    rule: "PostgreSQL store: the bypass INSERT trigger lifts a re-created key above its tombstone by setting a writer token of the plain transaction, which a later copy of the row's writer (same transaction) passes off as Lockstep's: not versioned, not journaled",
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: '    UPDATE ${kv} kv SET version = v WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;',
+        replace: "    UPDATE ${kv} kv SET version = v, writer = ${fixup('kv.writer')} WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;",
+      },
+    ],
+  },
+  {
     id: 'pg-bypass-mark-any-depth',
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
     patches: [
