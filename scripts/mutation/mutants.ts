@@ -631,6 +631,11 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'pg-bypass-mark-at-top-level',
+    rule: "PostgreSQL store: the bypass UPDATE trigger honors its mark at the first trigger level too, so plain SQL that set the mark itself (a copied snippet, a session-level SET) has its UPDATE skipped: not versioned, not journaled",
+    patches: [{ file: PG_SCHEMA, find: '  IF pg_catalog.pg_trigger_depth() > 1 AND pg_catalog.current_setting(', replace: '  IF pg_catalog.current_setting(' }],
+  },
+  {
     id: 'pg-bypass-mark-any-depth',
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
     patches: [

@@ -187,9 +187,11 @@ DECLARE
   gone bigint;
   outer_mark text;
 BEGIN
-  IF pg_catalog.current_setting('${VERSIONING_SETTING}', true)
+  -- A versioning UPDATE always runs from a trigger, so its own call is at least two levels deep: a
+  -- mark met at the first level was set by plain SQL (a copied snippet, a session-level SET), not by us.
+  IF pg_catalog.pg_trigger_depth() > 1 AND pg_catalog.current_setting('${VERSIONING_SETTING}', true)
        = ${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')} THEN
-    RETURN NULL; -- the versioning UPDATE below, made by this trigger one level up
+    RETURN NULL; -- the versioning UPDATE below (or the INSERT trigger's lift), made by a trigger one level up
   END IF;
   IF ${renamed} THEN
     ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
