@@ -640,7 +640,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
     patches: [
       { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')}", replace: "${versioningMark('0', 'NEW.version')}" },
-      { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}", replace: "${versioningMark('0', 'v')}" },
+      {
+        file: PG_SCHEMA,
+        find: "${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}, true);\n  UPDATE ${kv} kv SET version = v, writer = OLD.writer",
+        replace: "${versioningMark('0', 'v')}, true);\n  UPDATE ${kv} kv SET version = v, writer = OLD.writer",
+      },
     ],
   },
   {
