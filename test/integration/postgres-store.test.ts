@@ -325,6 +325,20 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await client.end();
       }
     }
+    /** Installs schema 5's DDL into a new schema, as a store of that version did (main at 5482621). */
+    async function installSchema5(schema: string): Promise<void> {
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      const v5 = postgresSchemaV5Ddl(schema);
+      const client = await connectClient();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [v5.ddlLockKey]);
+        await client.query(v5.ddl);
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+    }
     const triggersOf = async (schema: string) =>
       (await admin.query(`SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = to_regclass($1) ORDER BY tgname`, [`"${schema}".lockstep_kv`])).rows.map(
         (r) => r.tgname as string,
@@ -381,15 +395,10 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
     it('upgrades a schema 5 on open: plain SQL in REPEATABLE READ can no longer re-create a key below a delete it cannot see, nor TRUNCATE rows it cannot see', async () => {
       const schema = freshSchema();
       const kv = `"${schema}".lockstep_kv`;
-      await admin.query(`CREATE SCHEMA "${schema}"`);
-      const v5 = postgresSchemaV5Ddl(schema);
+      await installSchema5(schema);
       const sql = await connectClient();
       const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 });
       try {
-        await sql.query('BEGIN');
-        await sql.query('SELECT pg_advisory_xact_lock($1::bigint)', [v5.ddlLockKey]);
-        await sql.query(v5.ddl);
-        await sql.query('COMMIT');
         await sql.query(`SELECT "${schema}".lockstep_write('ns', 'k', '1', false, NULL, NULL)`);
         await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`);
         assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
@@ -507,10 +516,11 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
       }
     });
 
-    it('the upgrade from schema 4 gives the same functions and triggers as a new schema', async () => {
+    for (const from of [4, 5]) it(`the upgrade from schema ${from} gives the same functions and triggers as a new schema`, async () => {
       const upgraded = freshSchema();
       const fresh = freshSchema();
-      await installSchema4(upgraded);
+      if (from === 4) await installSchema4(upgraded);
+      else await installSchema5(upgraded);
       const stores = [createPostgresStore({ connectionString: DATABASE_URL, schema: upgraded }), createPostgresStore({ connectionString: DATABASE_URL, schema: fresh })];
       try {
         await Promise.all(stores.map((store) => store.ready()));
