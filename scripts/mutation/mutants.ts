@@ -635,6 +635,40 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL store: the bypass UPDATE trigger honors its mark at the first trigger level too, so plain SQL that set the mark itself (a copied snippet, a session-level SET) has its UPDATE skipped: not versioned, not journaled",
     patches: [{ file: PG_SCHEMA, find: '  IF pg_catalog.pg_trigger_depth() > 1 AND pg_catalog.current_setting(', replace: '  IF pg_catalog.current_setting(' }],
   },
+  // The entity store's triggers, same cases (test/integration/entity-bypass-isolation.test.ts).
+  {
+    id: 'entity-bypass-insert-unseen-tombstone',
+    rule: 'PostgreSQL entity store: a plain INSERT in a REPEATABLE READ transaction re-creates an id at or below a delete committed after its snapshot',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "BEGIN\n  ${refuseUnseenTombstone(idOf('NEW'))}\n  DELETE FROM ${tomb}",
+        replace: 'BEGIN\n  DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'entity-bypass-rename-unseen-tombstone',
+    rule: 'PostgreSQL entity store: a plain rename in a REPEATABLE READ transaction lands at or below a delete of the new id committed after its snapshot',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "    ${refuseUnseenTombstone(idOf('NEW'))}\n    DELETE FROM ${tomb}",
+        replace: '    DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'entity-bypass-truncate-any-isolation',
+    rule: 'PostgreSQL entity store: TRUNCATE in a REPEATABLE READ transaction removes rows committed after its snapshot without tombstoning or journaling them',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN\n    RAISE EXCEPTION",
+        replace: '  IF false THEN\n    RAISE EXCEPTION',
+      },
+    ],
+  },
   {
     id: 'pg-bypass-mark-any-depth',
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
