@@ -605,12 +605,100 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  // Schema 6: plain SQL in REPEATABLE READ / SERIALIZABLE (test/integration/postgres-bypass-isolation.test.ts).
+  {
+    id: 'pg-bypass-insert-unseen-tombstone',
+    rule: 'PostgreSQL store: a plain INSERT in a REPEATABLE READ transaction re-creates a key at or below a delete committed after its snapshot (the tombstone it cannot see is not refused)',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n  ${settleNewKey('NEW.namespace', 'NEW.key')}",
+        replace: "  ${settleNewKey('NEW.namespace', 'NEW.key')}",
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-rename-unseen-tombstone',
+    rule: 'PostgreSQL store: a plain rename in a REPEATABLE READ transaction lands at or below a delete of the new key committed after its snapshot',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "    ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n    DELETE FROM ${tomb}",
+        replace: '    DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-truncate-any-isolation',
+    rule: 'PostgreSQL store: TRUNCATE in a REPEATABLE READ transaction removes rows committed after its snapshot without tombstoning or journaling them',
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: "  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN\n    RAISE EXCEPTION USING ERRCODE = '0A000'",
+        replace: "  IF false THEN\n    RAISE EXCEPTION USING ERRCODE = '0A000'",
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-insert-lift-leaves-token',
+    rule: "PostgreSQL store: the bypass INSERT trigger lifts a re-created key above its tombstone by setting a writer token of the plain transaction, which a later copy of the row's writer (same transaction) passes off as Lockstep's: not versioned, not journaled",
+    patches: [
+      {
+        file: PG_SCHEMA,
+        find: '    UPDATE ${kv} kv SET version = v WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;',
+        replace: "    UPDATE ${kv} kv SET version = v, writer = ${fixup('kv.writer')} WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;",
+      },
+    ],
+  },
+  {
+    id: 'pg-bypass-mark-at-top-level',
+    rule: "PostgreSQL store: the bypass UPDATE trigger honors its mark at the first trigger level too, so plain SQL that set the mark itself (a copied snippet, a session-level SET) has its UPDATE skipped: not versioned, not journaled",
+    patches: [{ file: PG_SCHEMA, find: '  IF pg_catalog.pg_trigger_depth() > 1 AND pg_catalog.current_setting(', replace: '  IF pg_catalog.current_setting(' }],
+  },
+  // The entity store's triggers, same cases (test/integration/entity-bypass-isolation.test.ts).
+  {
+    id: 'entity-bypass-insert-unseen-tombstone',
+    rule: 'PostgreSQL entity store: a plain INSERT in a REPEATABLE READ transaction re-creates an id at or below a delete committed after its snapshot',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "BEGIN\n  ${refuseUnseenTombstone(idOf('NEW'))}\n  DELETE FROM ${tomb}",
+        replace: 'BEGIN\n  DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'entity-bypass-rename-unseen-tombstone',
+    rule: 'PostgreSQL entity store: a plain rename in a REPEATABLE READ transaction lands at or below a delete of the new id committed after its snapshot',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "    ${refuseUnseenTombstone(idOf('NEW'))}\n    DELETE FROM ${tomb}",
+        replace: '    DELETE FROM ${tomb}',
+      },
+    ],
+  },
+  {
+    id: 'entity-bypass-truncate-any-isolation',
+    rule: 'PostgreSQL entity store: TRUNCATE in a REPEATABLE READ transaction removes rows committed after its snapshot without tombstoning or journaling them',
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN\n    RAISE EXCEPTION",
+        replace: '  IF false THEN\n    RAISE EXCEPTION',
+      },
+    ],
+  },
   {
     id: 'pg-bypass-mark-any-depth',
     rule: "PostgreSQL store: the bypass trigger's mark does not name its trigger depth, so a plain UPDATE of the same row by another application's trigger, run from inside the versioning UPDATE, is taken for it and skipped",
     patches: [
       { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')}", replace: "${versioningMark('0', 'NEW.version')}" },
-      { file: PG_SCHEMA, find: "${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}", replace: "${versioningMark('0', 'v')}" },
+      {
+        file: PG_SCHEMA,
+        find: "${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}, true);\n  UPDATE ${kv} kv SET version = v, writer = OLD.writer",
+        replace: "${versioningMark('0', 'v')}, true);\n  UPDATE ${kv} kv SET version = v, writer = OLD.writer",
+      },
     ],
   },
   {

@@ -27,8 +27,9 @@
 // - UPDATE is Lockstep's when it changed `writer` to a token of this transaction. A plain UPDATE
 //   leaves `writer` as it was (a token of an older transaction, or NULL), so it is a bypass whatever
 //   else it changed: `SET version = version + 1`, a rename, nothing at all. The UPDATE trigger's own
-//   versioning UPDATE leaves it as it was too (no token of a plain transaction is ever left in a
-//   row by it): the trigger skips that one UPDATE by a mark, see lockstep_kv_bypass_after_update.
+//   versioning UPDATE leaves it as it was too, and the INSERT trigger's lift above a tombstone
+//   leaves it NULL (no token of a plain transaction is ever left in a row by the triggers): the
+//   UPDATE trigger skips those UPDATEs by a mark, see lockstep_kv_bypass_after_update.
 // - DELETE is Lockstep's when the row holds this transaction's 'd' mark (set just before, as SQLite).
 // The checks are trigger WHEN clauses, so Lockstep's own writes run no PL/pgSQL trigger at all.
 //
@@ -42,6 +43,11 @@
 // first. Triggers do not fire under session_replication_role = replica (pg_restore
 // --disable-triggers, logical replication apply): such writes are not versioned or journaled.
 //
+// Plain SQL may run in REPEATABLE READ or SERIALIZABLE, whose snapshot (taken at the transaction's
+// first statement) cannot see a tombstone committed after it: an INSERT or a rename onto that key
+// is refused with a serialization failure (refuseUnseenTombstone) instead of landing at or below the
+// delete, and TRUNCATE is refused outside READ COMMITTED (schema 6).
+//
 // Journal ids in commit order: a BIGSERIAL id is drawn at INSERT time, so a transaction that drew a
 // lower id can commit after one that drew a higher id, and a drainer reading `id > cursor` would
 // already have moved past it. Here a journal row is inserted with a negative placeholder id, and a
@@ -54,7 +60,7 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:5';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:6';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
@@ -122,7 +128,8 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
   const oursInsert = `NEW.writer IN (${token} || 'w', ${token} || 'd')`;
   const oursUpdate = `NEW.writer IS DISTINCT FROM OLD.writer AND pg_catalog.starts_with(NEW.writer, ${token})`;
   const oursDelete = `OLD.writer = ${token} || 'd'`;
-  // The trigger's own fix-up of a row: a token of this transaction, different from the row's.
+  // Lockstep's functions' fix-up of a row: a token of this transaction, different from the row's
+  // (never in a trigger: a plain transaction's token left in a row could be copied, see above).
   const fixup = (column: string) => `CASE WHEN ${column} = ${token} || 'f' THEN ${token} || 'g' ELSE ${token} || 'f' END`;
   const renamed = `(NEW.namespace, NEW.key) IS DISTINCT FROM (OLD.namespace, OLD.key)`;
   /** Names one versioning UPDATE of the bypass UPDATE trigger: its trigger depth, the version it sets, the key. */
@@ -140,6 +147,19 @@ export function postgresSchemaSql(schema: string): PostgresSchemaSql {
     `(p_expect = 'absent' AND ${live} <> 0) OR (p_expect = 'present' AND ${live} = 0) OR (p_expect = 'version' AND ${live} IS DISTINCT FROM p_expect_version)`;
   const appendJournal = (ns: string, key: string, version: string, reason: 'trigger' | 'repair') =>
     `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (${ns}, ${key}, ${version}, '${reason}')`;
+  /**
+   * For plain SQL in a REPEATABLE READ or SERIALIZABLE transaction: its snapshot (taken at its first
+   * statement) cannot see a tombstone committed after it, so the DELETE … RETURNING below would read
+   * none and the key would come back at or below its delete. ON CONFLICT does see it, and refuses it
+   * with a serialization failure (40001: the application retries, in a newer snapshot). Where
+   * there is no tombstone, the 0 row this inserts is deleted by the read that follows; READ
+   * COMMITTED (Lockstep's sessions, most plain SQL) reads the latest tombstone anyway and skips it.
+   */
+  const refuseUnseenTombstone = (ns: string, key: string) => `
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+      INSERT INTO ${tomb} (namespace, key, version, deleted_at) VALUES (${ns}, ${key}, 0, pg_catalog.now())
+        ON CONFLICT (namespace, key) DO NOTHING;
+    END IF;`;
   /** After a new key entry is held: take its tombstone (fresh snapshot) and continue above it. */
   const settleNewKey = (ns: string, key: string) => `
     DELETE FROM ${tomb} ts WHERE ts.namespace = ${ns} AND ts.key = ${key} RETURNING ts.version INTO t;
@@ -167,11 +187,14 @@ DECLARE
   gone bigint;
   outer_mark text;
 BEGIN
-  IF pg_catalog.current_setting('${VERSIONING_SETTING}', true)
+  -- A versioning UPDATE always runs from a trigger, so its own call is at least two levels deep: a
+  -- mark met at the first level was set by plain SQL (a copied snippet, a session-level SET), not by us.
+  IF pg_catalog.pg_trigger_depth() > 1 AND pg_catalog.current_setting('${VERSIONING_SETTING}', true)
        = ${versioningMark('pg_catalog.pg_trigger_depth() - 1', 'NEW.version')} THEN
-    RETURN NULL; -- the versioning UPDATE below, made by this trigger one level up
+    RETURN NULL; -- the versioning UPDATE below (or the INSERT trigger's lift), made by a trigger one level up
   END IF;
   IF ${renamed} THEN
+    ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
     DELETE FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key RETURNING ts.version INTO t;
     IF t >= v THEN
       v := t + 1;
@@ -194,6 +217,55 @@ BEGIN
   END IF;
   RETURN NULL;
 END $fn$;`;
+  const bypassAfterInsertFunction = `
+-- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal. A tombstone at
+-- or above the version the BEFORE trigger chose (a delete that committed while the INSERT waited for
+-- the key, or one made by the same statement, whose AFTER trigger ran after that BEFORE trigger)
+-- lifts the row with a second UPDATE. Not settleNewKey's, which marks the row with a writer token
+-- of this transaction: a later UPDATE of this plain transaction copying the row's writer onto
+-- another row would pass off as Lockstep's. This one leaves the writer NULL and is named by the
+-- mark, as lockstep_kv_bypass_after_update's own UPDATE is, so that trigger skips it.
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  v bigint := NEW.version;
+  t bigint;
+  outer_mark text;
+BEGIN
+  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}
+  DELETE FROM ${tomb} ts WHERE ts.namespace = NEW.namespace AND ts.key = NEW.key RETURNING ts.version INTO t;
+  IF t >= v THEN
+    v := t + 1;
+    outer_mark := pg_catalog.current_setting('${VERSIONING_SETTING}', true);
+    PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', ${versioningMark('pg_catalog.pg_trigger_depth()', 'v')}, true);
+    UPDATE ${kv} kv SET version = v WHERE kv.namespace = NEW.namespace AND kv.key = NEW.key;
+    PERFORM pg_catalog.set_config('${VERSIONING_SETTING}', coalesce(outer_mark, ''), true);
+  END IF;
+  ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
+  RETURN NULL;
+END $fn$;`;
+  const bypassTruncateFunction = `
+-- TRUNCATE fires no row trigger: tombstone and journal every row before it goes. TRUNCATE is not
+-- MVCC-safe: it removes every committed row, also those a REPEATABLE READ or SERIALIZABLE snapshot
+-- (taken before the table's lock) cannot see, which this function could then neither tombstone nor
+-- journal, so it is refused there (DELETE is MVCC-safe; or TRUNCATE in READ COMMITTED).
+CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'lockstep: TRUNCATE of lockstep_kv needs READ COMMITTED',
+      DETAIL = 'Its snapshot cannot see rows committed since it was taken, so they could not be tombstoned and journaled.',
+      HINT = 'Run it in a READ COMMITTED transaction, or use DELETE.';
+  END IF;
+  WITH buried AS (
+    INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
+      SELECT namespace, key, coalesce(version, 0) + 1, pg_catalog.now() FROM ${kv}
+      ON CONFLICT (namespace, key) DO UPDATE
+        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
+      RETURNING ts.namespace, ts.key, ts.version
+  )
+  INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried;
+  RETURN NULL;
+END $fn$;
+`;
   // Schema 4 versioned bypass UPDATEs in a BEFORE trigger; see lockstep_kv_bypass_after_update.
   const dropBeforeUpdate = `
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
@@ -376,16 +448,7 @@ BEGIN
   RETURN NEW;
 END $fn$;
 
--- Bypass INSERT, after (the key entry is held): settle above the tombstone, journal.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE
-  v bigint := NEW.version;
-  t bigint;
-BEGIN
-  ${settleNewKey('NEW.namespace', 'NEW.key')}
-  ${appendJournal('NEW.namespace', 'NEW.key', 'v', 'trigger')};
-  RETURN NULL;
-END $fn$;
+${bypassAfterInsertFunction}
 
 ${bypassUpdateFunction}
 -- Bypass DELETE: a tombstone above the row and any earlier tombstone; journal.
@@ -398,20 +461,7 @@ BEGIN
   RETURN NULL;
 END $fn$;
 
--- TRUNCATE fires no row trigger: tombstone and journal every row before it goes.
-CREATE OR REPLACE FUNCTION ${s}.lockstep_kv_bypass_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-  WITH buried AS (
-    INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
-      SELECT namespace, key, coalesce(version, 0) + 1, pg_catalog.now() FROM ${kv}
-      ON CONFLICT (namespace, key) DO UPDATE
-        SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
-      RETURNING ts.namespace, ts.key, ts.version
-  )
-  INSERT INTO ${journal} (namespace, key, version, reason) SELECT namespace, key, version, 'trigger' FROM buried;
-  RETURN NULL;
-END $fn$;
-
+${bypassTruncateFunction}
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_insert ON ${kv};
 CREATE TRIGGER lockstep_kv_bypass_before_insert BEFORE INSERT ON ${kv}
   FOR EACH ROW WHEN (NOT coalesce(${oursInsert}, false)) EXECUTE FUNCTION ${s}.lockstep_kv_bypass_before_insert();
@@ -435,19 +485,22 @@ COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
   const updateExisting = `UPDATE ${kv} kv SET value = $3, version = coalesce(kv.version, 0) + 1, writer = ${token} || 'w', updated_at = pg_catalog.now()
     WHERE kv.namespace = $1 AND kv.key = $2
     RETURNING kv.version AS version`;
-  // From schema 4, only the UPDATE trigger changed. The upgrade takes lockstep_kv's lock before
+  // From schema 4, the UPDATE trigger changed (schema 5); from 5, the INSERT and TRUNCATE triggers'
+  // functions and the rename in the UPDATE trigger's (plain SQL in REPEATABLE READ / SERIALIZABLE,
+  // schema 6). The upgrade takes lockstep_kv's lock before
   // anything else, so it holds nothing that a transaction it waits for could want (the whole DDL
   // also locks the journal's sequences, and a plain-SQL transaction that journaled and is about to
   // commit wants one of them: a deadlock). Replacing a function takes no table lock, and running
   // transactions that fire the old triggers hold lockstep_kv's lock, so none sees a mix.
-  const upgrades = new Map<string, string>([
-    [
-      'lockstep:postgres-schema:4',
-      `LOCK TABLE ${kv} IN ACCESS EXCLUSIVE MODE;
+  const upgrade = `LOCK TABLE ${kv} IN ACCESS EXCLUSIVE MODE;
 ${bypassUpdateFunction}
+${bypassAfterInsertFunction}
+${bypassTruncateFunction}
 ${dropBeforeUpdate}
-COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`,
-    ],
+COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`;
+  const upgrades = new Map<string, string>([
+    ['lockstep:postgres-schema:4', upgrade],
+    ['lockstep:postgres-schema:5', upgrade],
   ]);
   return { ddlLockKey, journalLockKey, ddl, upgrades, updateExisting };
 }

@@ -22,6 +22,7 @@ import { postgresSchemaSql } from '../../src/store/postgres-schema.js';
 import type { JournalEntry, StoreWriteOptions } from '../../src/types.js';
 import { runStoreAdapterSuite, type BypassSql } from '../conformance/store-adapter.suite.js';
 import { postgresSchemaV4Ddl } from '../helpers/postgres-schema-v4.js';
+import { postgresSchemaV5Ddl } from '../helpers/postgres-schema-v5.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
@@ -324,6 +325,20 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await client.end();
       }
     }
+    /** Installs schema 5's DDL into a new schema, as a store of that version did (main at 5482621). */
+    async function installSchema5(schema: string): Promise<void> {
+      await admin.query(`CREATE SCHEMA "${schema}"`);
+      const v5 = postgresSchemaV5Ddl(schema);
+      const client = await connectClient();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [v5.ddlLockKey]);
+        await client.query(v5.ddl);
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+    }
     const triggersOf = async (schema: string) =>
       (await admin.query(`SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = to_regclass($1) ORDER BY tgname`, [`"${schema}".lockstep_kv`])).rows.map(
         (r) => r.tgname as string,
@@ -358,7 +373,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         for (let i = 0; i < 4; i++) stores.push(createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 }));
         const versions = await Promise.all(stores.map((store, i) => store.write('ns', i === 0 ? 'k' : `new${i}`, String(i), PLAIN)));
         assert.deepEqual(versions.map((v) => v.version), [5, 1, 1, 1]);
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
         assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
         const functions = await admin.query(`SELECT proname FROM pg_proc WHERE pronamespace = $1::regnamespace AND proname LIKE 'lockstep_kv_bypass_%' ORDER BY 1`, [`"${schema}"`]);
         assert.ok(!functions.rows.some((r) => r.proname === 'lockstep_kv_bypass_before_update'), 'the old BEFORE UPDATE function is dropped');
@@ -373,6 +388,37 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
       } finally {
         await sql.end();
         await Promise.all(stores.map((s) => s.close()));
+        await dropSchema(schema);
+      }
+    });
+
+    it('upgrades a schema 5 on open: plain SQL in REPEATABLE READ can no longer re-create a key below a delete it cannot see, nor TRUNCATE rows it cannot see', async () => {
+      const schema = freshSchema();
+      const kv = `"${schema}".lockstep_kv`;
+      await installSchema5(schema);
+      const sql = await connectClient();
+      const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 });
+      try {
+        await sql.query(`SELECT "${schema}".lockstep_write('ns', 'k', '1', false, NULL, NULL)`);
+        await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`);
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, 3, 'versions carry on');
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
+        assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
+        await sql.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await sql.query('SELECT 1');
+        const deleted = (await store.delete('ns', 'k', PLAIN)).version;
+        await assert.rejects(sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '4')`), (e: unknown) => pgErrorOf(e).code === '40001');
+        await sql.query('ROLLBACK');
+        await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'k', '4')`);
+        assert.deepEqual(await store.read('ns', 'k'), { version: deleted + 1, payload: '4' });
+        await sql.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await assert.rejects(sql.query(`TRUNCATE ${kv}`), (e: unknown) => pgErrorOf(e).code === '0A000');
+        await sql.query('ROLLBACK');
+      } finally {
+        await sql.query('ROLLBACK').catch(() => undefined);
+        await sql.end();
+        await store.close();
         await dropSchema(schema);
       }
     });
@@ -401,12 +447,12 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await sql.query('COMMIT');
         await opening; // upgraded once the transaction ended, or gave up at its lock timeout
         assert.deepEqual([first, second], [w + 1, w + 2]);
-        if ((await markerOf(schema)) !== 'lockstep:postgres-schema:5') {
+        if ((await markerOf(schema)) !== 'lockstep:postgres-schema:6') {
           const again = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
           await again.ready();
           await again.close();
         }
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
         await sql.query(`UPDATE ${kv} SET value = '4' WHERE key = 'k'`);
         assert.equal(await versionOf(), w + 3);
         assert.equal((await store.write('ns', 'k', '5', PLAIN)).version, w + 4);
@@ -457,7 +503,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         const next = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
         await next.ready();
         await next.close();
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
+        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
         assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
         await sql.query(`UPDATE ${kv} SET value = '5' WHERE key = 'k'`);
         assert.deepEqual(await store.read('ns', 'k'), { version: 5, payload: '5' });
@@ -470,10 +516,11 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
       }
     });
 
-    it('the upgrade from schema 4 gives the same functions and triggers as a new schema', async () => {
+    for (const from of [4, 5]) it(`the upgrade from schema ${from} gives the same functions and triggers as a new schema`, async () => {
       const upgraded = freshSchema();
       const fresh = freshSchema();
-      await installSchema4(upgraded);
+      if (from === 4) await installSchema4(upgraded);
+      else await installSchema5(upgraded);
       const stores = [createPostgresStore({ connectionString: DATABASE_URL, schema: upgraded }), createPostgresStore({ connectionString: DATABASE_URL, schema: fresh })];
       try {
         await Promise.all(stores.map((store) => store.ready()));
@@ -777,8 +824,11 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
           await insert;
           assert.deepEqual(await second, { version: first.version + 1, existed: false });
           assert.deepEqual(await store.read('ns', 'fresh'), { version: first.version + 2, payload: '"sql"' });
+          // The trigger's lift above the tombstone set the version, and left no writer token (of
+          // the plain transaction: see postgres-bypass-writer-token.test.ts).
           const { rows } = await admin.query(`SELECT writer FROM ${kv} WHERE key = 'fresh'`);
-          assert.match(rows[0].writer, /^lockstep:\d+:f$/, "the trigger's fix-up after the wait set the version");
+          assert.equal(rows[0].writer, null);
+          assert.deepEqual((await store.readJournal(0, 100)).filter((r) => r.key === 'fresh').map((r) => r.version), [first.version + 2], 'journaled once');
         } finally {
           await locker.end();
           await inserter.end();

@@ -15,7 +15,9 @@
 //
 // Bypass writes get: INSERT → max(its version, 1 + tombstone); UPDATE → max(its version, old + 1)
 // (a rename: above the new id's tombstone too, and the old id is tombstoned); DELETE → a tombstone at
-// 1 + max(row, tombstone); TRUNCATE → every row tombstoned first. The functions are shared by every
+// 1 + max(row, tombstone); TRUNCATE → every row tombstoned first. Plain SQL in REPEATABLE READ or
+// SERIALIZABLE: an INSERT or rename onto an id whose tombstone its snapshot cannot see fails with a
+// serialization failure, and TRUNCATE is refused (see lockstep_entity_before_truncate). The functions are shared by every
 // entity table of the schema; each table's triggers pass (entity, id column, version column).
 import type { PostgresClient, PostgresPool } from '../postgres.js';
 import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
@@ -38,6 +40,15 @@ export function postgresEntityFunctionsSql(schema: string): string {
       VALUES (TG_ARGV[0], ${key}, ${version}, pg_catalog.now())
       ON CONFLICT (namespace, key) DO UPDATE SET version = GREATEST(ts.version + 1, excluded.version), deleted_at = excluded.deleted_at
       RETURNING ts.version`;
+  // Plain SQL in REPEATABLE READ / SERIALIZABLE cannot see a tombstone committed after its snapshot,
+  // so the BEFORE triggers' read of it (and the DELETE below) would miss it, and the id would land at
+  // or below its delete. ON CONFLICT sees it and refuses it (40001: the writer retries); where there
+  // is none, the 0 row it inserts is deleted by the DELETE that follows it (as postgres-schema.ts).
+  const refuseUnseenTombstone = (key: string) => `
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    INSERT INTO ${tomb} (namespace, key, version, deleted_at) VALUES (TG_ARGV[0], ${key}, 0, pg_catalog.now())
+      ON CONFLICT (namespace, key) DO NOTHING;
+  END IF;`;
   const append = (key: string, version: string) =>
     `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (TG_ARGV[0], ${key}, ${version}, 'trigger')`;
   return `
@@ -55,6 +66,7 @@ END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_after_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
+  ${refuseUnseenTombstone(idOf('NEW'))}
   DELETE FROM ${tomb} ts WHERE ts.namespace = TG_ARGV[0] AND ts.key = ${idOf('NEW')};
   ${append(idOf('NEW'), versionOf('NEW'))};
   RETURN NULL;
@@ -77,6 +89,7 @@ DECLARE
   gone bigint;
 BEGIN
   IF ${idOf('NEW')} IS DISTINCT FROM ${idOf('OLD')} THEN
+    ${refuseUnseenTombstone(idOf('NEW'))}
     DELETE FROM ${tomb} ts WHERE ts.namespace = TG_ARGV[0] AND ts.key = ${idOf('NEW')};
     ${bury(idOf('OLD'), versionOf('NEW'))} INTO gone;
     ${append(idOf('OLD'), 'gone')};
@@ -94,9 +107,15 @@ BEGIN
   RETURN NULL;
 END $fn$;
 
--- TRUNCATE fires no row trigger: tombstone and journal every row before it goes.
+-- TRUNCATE fires no row trigger: tombstone and journal every row before it goes. Refused outside
+-- READ COMMITTED: it removes rows committed after the snapshot, which the snapshot cannot tombstone.
 CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_before_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = pg_catalog.format('lockstep: TRUNCATE of %I.%I needs READ COMMITTED', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+      DETAIL = 'Its snapshot cannot see rows committed since it was taken, so they could not be tombstoned and journaled.',
+      HINT = 'Run it in a READ COMMITTED transaction, or use DELETE.';
+  END IF;
   EXECUTE pg_catalog.format($q$
     WITH buried AS (
       INSERT INTO ${tomb} AS ts (namespace, key, version, deleted_at)
