@@ -35,6 +35,12 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
   return state.resolves?.[index] === String(read.point.table.oid);
 }
 
+/**
+ * Whether the cached table has inheritance children, read in the fill's snapshot: `SELECT … FROM items`
+ * returns the children's rows too, and a write to a child fires no trigger of the parent's.
+ */
+const HAS_CHILDREN_SQL = 'EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)';
+
 const MAX_VARIANTS_PER_SESSION = 256;
 
 /** The answer's variant: a hash of the session's settings and the request's shape, kept per session while its settings stay the same. */
@@ -113,18 +119,20 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${HAS_CHILDREN_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves] = opened.rows[0];
+  const [version, fingerprint, resolves, hasChildren] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
   const answer: Message[] = [];
-  let cacheable = resolvesToCachedTable(state, read);
+  // A table with inheritance children answers with their rows too, and their writes fire no trigger
+  // of the cached table's (no journal row, no fence): such an answer is relayed, never cached.
+  let cacheable = resolvesToCachedTable(state, read) && hasChildren === 'f';
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
