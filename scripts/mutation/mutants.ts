@@ -369,6 +369,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
     patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
   },
+  // --- pg-proxy inheritance (test/integration/pg-proxy-inheritance.test.ts) ---
+  {
+    id: 'proxy-caches-table-with-children',
+    rule: 'pg-proxy: an answer of a cached table with inheritance children is cached, though a write to a child fires none of its triggers (a stale row after an acknowledged write)',
+    patches: [{ file: PROXY_READ_PATH, find: "  let cacheable = resolvesToCachedTable(state, read) && hasChildren === 'f';", replace: "  let cacheable = resolvesToCachedTable(state, read) || hasChildren === 'f';" }],
+  },
+  {
+    id: 'proxy-ddl-ignores-new-child',
+    rule: 'pg-proxy: a child table created straight on PostgreSQL (CREATE TABLE … INHERITS) does not flush the cached parent, whose answers filled before it stay',
+    patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP', replace: '      LOOP' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',
