@@ -175,6 +175,19 @@ function collectStrings(node: unknown, out: Set<string>): void {
   else if (node !== null && typeof node === 'object') for (const value of Object.values(node)) collectStrings(value, out);
 }
 
+/**
+ * Statements that change a cached answer without naming its table: an enum's labels or a composite
+ * type's attributes (the bytes of a column of that type), and role membership or the privileges a role
+ * holds (a hit is served without PostgreSQL's privilege check, to a session whose current_user filled
+ * it: a member that lost the role read the cached rows on). Rare: they flush every cached table.
+ */
+const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt']);
+
+function changesEveryTable(stmt: Node, type: string): boolean {
+  if (CHANGES_EVERY_TABLE.has(type)) return true;
+  return type === 'AlterTableStmt' && (stmt.AlterTableStmt as { objtype?: unknown }).objtype === 'OBJECT_TYPE'; // ALTER TYPE … ADD/DROP/ALTER ATTRIBUTE
+}
+
 // Every statement the proxy relays is looked at (DDL? DISCARD?): verdicts are kept by text, per set of
 // cached tables, bounded like the parse trees.
 const others = new WeakMap<readonly CachedTable[], Map<string, OtherStatement>>();
@@ -203,6 +216,10 @@ function classifyOther(sql: string, tables: readonly CachedTable[]): OtherStatem
     const type = Object.keys(stmt)[0] ?? '';
     if (type === 'DiscardStmt' || type === 'DeallocateStmt') dropsStatements = true;
     if (type === 'TransactionStmt' && (stmt as { TransactionStmt?: { kind?: unknown } }).TransactionStmt?.kind === 'TRANS_STMT_COMMIT_PREPARED') commitsPrepared = true;
+    if (changesEveryTable(stmt, type)) {
+      for (const table of tables) ddlTables.add(table);
+      continue;
+    }
     // TRUNCATE has a trigger; other DDL naming a cached table (by any string in its tree) flushes it.
     if (DML.has(type)) continue;
     const strings = new Set<string>();

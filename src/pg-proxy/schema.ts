@@ -179,7 +179,9 @@ CREATE OR REPLACE FUNCTION ${s}.on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE t record;
 BEGIN
-  IF tg_tag IN ('GRANT', 'REVOKE') THEN
+  -- GRANT/REVOKE may change who reads a cached table; ALTER TYPE an enum's labels or a composite
+  -- type's attributes, the bytes of a cached column of that type; DROP OWNED revokes a role's privileges.
+  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN
     FOR t IN SELECT name FROM ${s}.tables LOOP PERFORM ${s}.flush(t.name); END LOOP;
     RETURN;
   END IF;

@@ -75,6 +75,13 @@ describe('pg-proxy classification', () => {
     assert.equal(otherStatementOf('DISCARD ALL', [items]).dropsStatements, true);
   });
 
+  it('flushes every cached table for statements that change answers without naming a table: types, role membership', () => {
+    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b'])
+      assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 1, sql);
+    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol'])
+      assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 0, sql);
+  });
+
   it('finds what may commit a prepared transaction: COMMIT PREPARED, or a text that does not parse', () => {
     for (const sql of ["COMMIT PREPARED 'x'", "commit prepared 'x'", "SELECT 1; COMMIT PREPARED 'x'", 'SELEC 1', "COMMIT PREPARED 'x"])
       assert.equal(otherStatementOf(sql, [items]).commitsPrepared, true, sql);
