@@ -380,6 +380,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a child table created straight on PostgreSQL (CREATE TABLE … INHERITS) does not flush the cached parent, whose answers filled before it stay',
     patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP', replace: '      LOOP' }],
   },
+  // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
+  {
+    id: 'proxy-ignores-type-and-role-ddl',
+    rule: 'pg-proxy: a relayed ALTER TYPE or role change (REVOKE role FROM member) leaves the cached answers: the old enum label, or rows served to a member that lost its right to read them',
+    patches: [{ file: PROXY_CLASSIFY, find: '  if (CHANGES_EVERY_TABLE.has(type)) return true;', replace: '  if (CHANGES_EVERY_TABLE.has(type)) return false;' }],
+  },
+  {
+    id: 'proxy-ddl-trigger-ignores-alter-type',
+    rule: 'pg-proxy: an ALTER TYPE made straight on PostgreSQL (an enum label renamed) leaves the cached answers with the old bytes',
+    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN", replace: "  IF tg_tag IN ('GRANT', 'REVOKE') THEN" }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',
