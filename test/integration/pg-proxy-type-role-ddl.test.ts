@@ -2,7 +2,10 @@
 // composite type's attribute added, changes the bytes PostgreSQL sends for a cached column of that
 // type; a role membership revoked takes a member's right to read the table away, though a hit is
 // served without PostgreSQL's privilege check. Before the fix, each of these left the old answer
-// cached: the old label, the old composite, and the rows to a member that lost its role.
+// cached: the old label, the old composite, and the rows to a member that lost its role. Relayed
+// through the proxy they flush before their acknowledgement; made straight on PostgreSQL, the event
+// trigger (types) or the drainer's digest of the roles (no event trigger fires for roles) flushes
+// within the bypass bound.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -94,5 +97,18 @@ describe('pg-proxy: types and roles changed without naming the cached table', { 
     await admin.query(`ALTER ROLE ${BOB} NOINHERIT`);
     await assert.rejects(bob.query('SELECT id, val FROM items WHERE id = $1', [4]), /permission denied/);
     await admin.query(`ALTER ROLE ${BOB} INHERIT`);
+  });
+
+  it('a role revoked straight on PostgreSQL (no event trigger fires for roles): flushed by the drainer', async () => {
+    const url = new URL(proxy.url);
+    url.username = BOB;
+    const bob = await clients.open(url.toString());
+    await clients.untilHit(bob, 'SELECT id, val FROM items WHERE id = $1', 5);
+    const flushes = proxy.metrics.flushes;
+    await onServer(DATABASE_URL, `REVOKE ${READERS} FROM ${BOB}`);
+    assert.ok(await flushedSince(flushes), 'the drainer saw the membership change and flushed the cached tables');
+    await assert.rejects(bob.query('SELECT id, val FROM items WHERE id = $1', [5]), /permission denied/);
+    await onServer(DATABASE_URL, `GRANT ${READERS} TO ${BOB}`);
+    assert.deepEqual((await bob.query('SELECT id, val FROM items WHERE id = $1', [5])).rows, [{ id: 5, val: 'v5' }]);
   });
 });
