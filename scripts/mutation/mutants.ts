@@ -373,7 +373,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-caches-table-with-children',
     rule: 'pg-proxy: an answer of a cached table with inheritance children is cached, though a write to a child fires none of its triggers (a stale row after an acknowledged write)',
-    patches: [{ file: PROXY_READ_PATH, find: "  let cacheable = resolvesToCachedTable(state, read) && hasChildren === 'f';", replace: "  let cacheable = resolvesToCachedTable(state, read) || hasChildren === 'f';" }],
+    patches: [{ file: PROXY_READ_PATH, find: 'const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)', replace: 'const TABLE_SHAREABLE_SQL = `$3::pg_catalog.oid IS NOT NULL' }],
+  },
+  {
+    id: 'proxy-caches-table-with-rls',
+    rule: 'pg-proxy: an answer of a cached table whose row-level security was enabled after the start is cached, and served to a session its policy hides the row from',
+    patches: [{ file: PROXY_READ_PATH, find: '$3::pg_catalog.oid AND c.relrowsecurity)`;', replace: '$3::pg_catalog.oid AND false)`;' }],
   },
   {
     id: 'proxy-ddl-ignores-new-child',

@@ -36,10 +36,13 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
 }
 
 /**
- * Whether the cached table has inheritance children, read in the fill's snapshot: `SELECT … FROM items`
- * returns the children's rows too, and a write to a child fires no trigger of the parent's.
+ * Whether the cached table's answers may be shared, read in the fill's snapshot: it has no inheritance
+ * children (`SELECT … FROM items` returns their rows too, and a write to a child fires no trigger of the
+ * parent's) and no row-level security (enabled after the proxy started: a policy may depend on anything,
+ * a custom setting, a function, so one session's answer is not another's).
  */
-const HAS_CHILDREN_SQL = 'EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)';
+const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)`;
 
 const MAX_VARIANTS_PER_SESSION = 256;
 
@@ -119,20 +122,21 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${HAS_CHILDREN_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves, hasChildren] = opened.rows[0];
+  const [version, fingerprint, resolves, shareable] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
   const answer: Message[] = [];
   // A table with inheritance children answers with their rows too, and their writes fire no trigger
-  // of the cached table's (no journal row, no fence): such an answer is relayed, never cached.
-  let cacheable = resolvesToCachedTable(state, read) && hasChildren === 'f';
+  // of the cached table's (no journal row, no fence); one with row-level security answers each session
+  // as its policies say: such an answer is relayed, never cached.
+  let cacheable = resolvesToCachedTable(state, read) && shareable === 't';
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
