@@ -385,6 +385,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a child table created straight on PostgreSQL (CREATE TABLE … INHERITS) does not flush the cached parent, whose answers filled before it stay',
     patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP', replace: '      LOOP' }],
   },
+  {
+    id: 'proxy-caches-with-triggers-disabled',
+    rule: 'pg-proxy: an answer of a cached table whose proxy triggers are disabled (DISABLE TRIGGER ALL) is cached, though its writes append no journal row (a stale row after an acknowledged write)',
+    patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])", replace: 'AND t.tgenabled IS NOT NULL' }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',

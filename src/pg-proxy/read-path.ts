@@ -11,6 +11,7 @@ import { readInternal, runInternal } from './internal-run.js';
 import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
+import { proxyTriggerNames } from './schema.js';
 import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
@@ -38,11 +39,16 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
 /**
  * Whether the cached table's answers may be shared, read in the fill's snapshot: it has no inheritance
  * children (`SELECT … FROM items` returns their rows too, and a write to a child fires no trigger of the
- * parent's) and no row-level security (enabled after the proxy started: a policy may depend on anything,
- * a custom setting, a function, so one session's answer is not another's).
+ * parent's); no row-level security (enabled after the proxy started: a policy may depend on anything,
+ * a custom setting, a function, so one session's answer is not another's); and the proxy's two
+ * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
+ * replica-only, writes append no journal row and no fence sees them). $3: the table's oid; $4, $5: the
+ * names of its row and TRUNCATE triggers.
  */
 const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)`;
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)
+  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
 
 const MAX_VARIANTS_PER_SESSION = 256;
 
@@ -122,7 +128,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));

@@ -216,21 +216,26 @@ END $do$;
 `;
 }
 
+/** The names of the row and TRUNCATE triggers the proxy installs on each cached table. */
+export function proxyTriggerNames(schema: string): readonly [row: string, truncate: string] {
+  return [`lockstep_proxy_${schema}_row`, `lockstep_proxy_${schema}_truncate`];
+}
+
 /** The triggers of one cached table (DROP IF EXISTS + CREATE: idempotent). */
 export function proxyTriggersSql(schema: string, table: { schema: string; name: string; pkColumn: string }): string {
   const s = quoteIdentifier(schema);
   const t = `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
   quoteIdentifier(table.pkColumn); // validates: the names below are literals
   const args = `'${table.pkColumn}', '${table.schema}.${table.name}'`;
-  const trig = `lockstep_proxy_${schema}`;
+  const [rowTrigger, truncateTrigger] = proxyTriggerNames(schema);
   return `
 INSERT INTO ${s}.tables (relid, name) VALUES ('${t}'::regclass, '${table.schema}.${table.name}')
   ON CONFLICT (relid) DO UPDATE SET name = excluded.name;
-DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_row`)} ON ${t};
-CREATE TRIGGER ${quoteIdentifier(`${trig}_row`)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
+DROP TRIGGER IF EXISTS ${quoteIdentifier(rowTrigger)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(rowTrigger)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
   FOR EACH ROW EXECUTE FUNCTION ${s}.on_row(${args});
-DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_truncate`)} ON ${t};
-CREATE TRIGGER ${quoteIdentifier(`${trig}_truncate`)} BEFORE TRUNCATE ON ${t}
+DROP TRIGGER IF EXISTS ${quoteIdentifier(truncateTrigger)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(truncateTrigger)} BEFORE TRUNCATE ON ${t}
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}.on_truncate(${args});
 `;
 }
