@@ -390,6 +390,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an answer of a cached table whose proxy triggers are disabled (DISABLE TRIGGER ALL) is cached, though its writes append no journal row (a stale row after an acknowledged write)',
     patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])", replace: 'AND t.tgenabled IS NOT NULL' }],
   },
+  {
+    id: 'proxy-variant-ignores-quote-all-identifiers',
+    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical)',
+    patches: [{ file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',
