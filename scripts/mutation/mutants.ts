@@ -395,6 +395,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical)',
     patches: [{ file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" }],
   },
+  {
+    id: 'proxy-caches-nondeterministic-key',
+    rule: 'pg-proxy: a text primary key of a case-insensitive collation is cached under the spelling read (\'ABC\'), which a write to the row (\'abc\') does not invalidate',
+    patches: [{ file: PROXY_READ_PATH, find: 'x.indisprimary AND NOT co.collisdeterministic)', replace: 'x.indisprimary AND false)' }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',

@@ -40,13 +40,19 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
  * Whether the cached table's answers may be shared, read in the fill's snapshot: it has no inheritance
  * children (`SELECT … FROM items` returns their rows too, and a write to a child fires no trigger of the
  * parent's); no row-level security (enabled after the proxy started: a policy may depend on anything,
- * a custom setting, a function, so one session's answer is not another's); and the proxy's two
+ * a custom setting, a function, so one session's answer is not another's); a primary key of a
+ * deterministic collation (with a case-insensitive one, `id = 'ABC'` finds the row 'abc', whose writes
+ * invalidate only the key 'abc'); and the proxy's two
  * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
  * replica-only, writes append no journal row and no fence sees them). $3: the table's oid; $4, $5: the
  * names of its row and TRUNCATE triggers.
  */
 const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_index x
+    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (x.indkey)
+    JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
+    WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
     AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
 
