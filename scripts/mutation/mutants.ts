@@ -416,6 +416,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a role membership revoked straight on PostgreSQL (no event trigger fires for roles) leaves the cached rows served to the member that lost it',
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (rolesSeen !== undefined && roles !== rolesSeen) {', replace: '    if (false && rolesSeen !== undefined && roles !== rolesSeen) {' }],
   },
+  // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
+  {
+    id: 'proxy-ddl-ignores-shadowing-relation',
+    rule: 'pg-proxy: a relation named like a cached table created (or its schema renamed) ahead of it in a session\'s search_path leaves the session served the cached table\'s row',
+    patches: [{ file: PROXY_SCHEMA, find: '      OR EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid', replace: '      OR false AND EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid' }],
+  },
+  {
+    id: 'proxy-ignores-schema-ddl',
+    rule: 'pg-proxy: a relayed schema rename or privilege change that names no cached table (ALTER SCHEMA … RENAME, GRANT … ON ALL TABLES IN SCHEMA) leaves the cached answers',
+    patches: [{ file: PROXY_CLASSIFY, find: "  if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';", replace: "  if (type === 'RenameStmt') return false;" }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',

@@ -177,15 +177,20 @@ function collectStrings(node: unknown, out: Set<string>): void {
 
 /**
  * Statements that change a cached answer without naming its table: an enum's labels or a composite
- * type's attributes (the bytes of a column of that type), and role membership or the privileges a role
- * holds (a hit is served without PostgreSQL's privilege check, to a session whose current_user filled
- * it: a member that lost the role read the cached rows on). Rare: they flush every cached table.
+ * type's attributes (the bytes of a column of that type); role membership or the privileges a role
+ * holds, on anything (`GRANT … ON ALL TABLES IN SCHEMA`, `USAGE` on a schema: a hit is served without
+ * PostgreSQL's privilege check, to a session whose current_user filled it, and a member that lost the
+ * role read the cached rows on); a schema renamed or given another owner (a session's search_path may
+ * now resolve the table's bare name to another relation, or none). Rare: they flush every cached table.
  */
-const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt']);
+const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt']);
 
 function changesEveryTable(stmt: Node, type: string): boolean {
   if (CHANGES_EVERY_TABLE.has(type)) return true;
-  return type === 'AlterTableStmt' && (stmt.AlterTableStmt as { objtype?: unknown }).objtype === 'OBJECT_TYPE'; // ALTER TYPE … ADD/DROP/ALTER ATTRIBUTE
+  if (type === 'AlterTableStmt') return (stmt.AlterTableStmt as { objtype?: unknown }).objtype === 'OBJECT_TYPE'; // ALTER TYPE … ADD/DROP/ALTER ATTRIBUTE
+  if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';
+  if (type === 'AlterOwnerStmt') return (stmt.AlterOwnerStmt as { objectType?: unknown }).objectType === 'OBJECT_SCHEMA';
+  return false;
 }
 
 // Every statement the proxy relays is looked at (DDL? DISCARD?): verdicts are kept by text, per set of

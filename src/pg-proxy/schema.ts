@@ -188,9 +188,17 @@ BEGIN
   -- A command that makes a table a child of a cached one (CREATE TABLE … INHERITS, ALTER TABLE … INHERIT)
   -- flushes it too: the cached table's answers now include the child's rows, whose writes fire none of
   -- its triggers (the proxy caches no answer of a table with children from then on: read-path.ts).
+  -- And a command that gives a relation in another schema a cached table's name (CREATE, RENAME, SET
+  -- SCHEMA, a schema renamed): in a session whose search_path puts it first, the cached table's bare name
+  -- now means it. The flush makes that session's next read a miss, whose fill reads the name's
+  -- resolution again (a temporary relation is seen by its own session only, which reads it again anyway).
   FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_ddl_commands() c JOIN ${s}.tables ct
       ON ct.relid = c.objid
-      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP
+      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid)
+      OR EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid
+        WHERE r.relname = cr.relname AND r.relpersistence <> 't'
+          AND ((c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.oid = c.objid)
+            OR (c.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND r.relnamespace = c.objid))) LOOP
     PERFORM ${s}.flush(t.name);
   END LOOP;
 END $fn$;

@@ -75,10 +75,10 @@ describe('pg-proxy classification', () => {
     assert.equal(otherStatementOf('DISCARD ALL', [items]).dropsStatements, true);
   });
 
-  it('flushes every cached table for statements that change answers without naming a table: types, role membership', () => {
-    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b'])
+  it('flushes every cached table for statements that change answers without naming a table: types, roles, privileges, schemas', () => {
+    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b', 'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM bob', 'GRANT USAGE ON SCHEMA shadow TO bob', 'ALTER SCHEMA staging RENAME TO live', 'ALTER SCHEMA live OWNER TO bob'])
       assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 1, sql);
-    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol'])
+    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol', 'ALTER TABLE other RENAME TO another', 'CREATE SCHEMA s2'])
       assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 0, sql);
   });
 
