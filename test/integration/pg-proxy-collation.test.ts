@@ -30,7 +30,7 @@ describe('pg-proxy: a text primary key with a nondeterministic collation', { ski
   });
 
   it('a write to the row is read at once under every spelling of its key', async () => {
-    proxy = await startTestProxy(db, { announcedFences: false, tables: ['items', 'names'] });
+    proxy = await startTestProxy(db, { tables: ['items', 'names'] });
     const writer = await clients.open();
     const reader = await clients.open();
     const sql = 'SELECT id, val FROM names WHERE id = $1';

@@ -19,7 +19,7 @@ describe("pg-proxy: a cached table whose proxy triggers are disabled", { skip: s
 
   before(async () => {
     db = await createProxyDatabase('disabledtrg', 20);
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();

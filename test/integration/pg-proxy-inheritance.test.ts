@@ -20,7 +20,7 @@ describe('pg-proxy: a cached table with inheritance children', { skip: service.s
 
   before(async () => {
     db = await createProxyDatabase('inherit', 20);
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();

@@ -22,7 +22,7 @@ describe('pg-proxy: quote_all_identifiers', { skip: service.skip, timeout: 120_0
     await admin.connect();
     await admin.query("ALTER TABLE items ADD COLUMN rel regclass NOT NULL DEFAULT 'items'");
     await admin.end();
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();

@@ -24,7 +24,7 @@ describe('pg-proxy: row-level security enabled while the proxy runs', { skip: se
     await admin.connect();
     await admin.query(`DROP ROLE IF EXISTS ${TENANT}; CREATE ROLE ${TENANT} LOGIN; GRANT SELECT ON items TO ${TENANT}`);
     await admin.end();
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();

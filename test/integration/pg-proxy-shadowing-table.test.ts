@@ -26,7 +26,7 @@ describe('pg-proxy: a table that comes to shadow a cached one in a session’s s
     await admin.connect();
     await admin.query("CREATE SCHEMA shadow; CREATE SCHEMA staging; CREATE TABLE staging.items (id int PRIMARY KEY, val text NOT NULL); INSERT INTO staging.items VALUES (10, 'staged')");
     await admin.end();
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();

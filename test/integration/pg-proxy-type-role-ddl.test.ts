@@ -50,7 +50,7 @@ describe('pg-proxy: types and roles changed without naming the cached table', { 
        CREATE ROLE ${READERS}; CREATE ROLE ${BOB} LOGIN IN ROLE ${READERS};
        GRANT SELECT ON items TO ${READERS};`,
     );
-    proxy = await startTestProxy(db, { announcedFences: false });
+    proxy = await startTestProxy(db);
   });
   after(async () => {
     await clients.closeAll();
