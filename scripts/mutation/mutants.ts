@@ -427,6 +427,17 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a relayed schema rename or privilege change that names no cached table (ALTER SCHEMA … RENAME, GRANT … ON ALL TABLES IN SCHEMA) leaves the cached answers',
     patches: [{ file: PROXY_CLASSIFY, find: "  if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';", replace: "  if (type === 'RenameStmt') return false;" }],
   },
+  // --- pg-proxy unnamed statement behind a hit (test/integration/pg-proxy-unnamed-skipped-parse.test.ts) ---
+  {
+    id: 'proxy-trusts-skipped-unnamed-parse',
+    rule: 'pg-proxy: after a hit, a Parse "" behind a failing message (skipped by PostgreSQL) is taken as run: the upstream keeps its older unnamed statement, and the client\'s next Bind "" runs it (an UPDATE for a SELECT)',
+    patches: [{ file: PROXY_RELAY, find: "    if (m.type === 'P' && readCString(m.body, 0).value === '') return i > 0;", replace: "    if (m.type === 'P' && readCString(m.body, 0).value === '') return false;" }],
+  },
+  {
+    id: 'proxy-trusts-skipped-unnamed-close',
+    rule: 'pg-proxy: after a hit, a Close of the unnamed statement behind a failing message (skipped by PostgreSQL) is taken as run: the client\'s next Bind "" runs the upstream\'s older statement',
+    patches: [{ file: PROXY_RELAY, find: "    if (m.type === 'C' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return i > 0; // Close, likewise", replace: '' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',
