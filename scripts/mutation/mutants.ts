@@ -438,6 +438,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: after a hit, a Close of the unnamed statement behind a failing message (skipped by PostgreSQL) is taken as run: the client\'s next Bind "" runs the upstream\'s older statement',
     patches: [{ file: PROXY_RELAY, find: "    if (m.type === 'C' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return i > 0; // Close, likewise", replace: '' }],
   },
+  {
+    id: 'proxy-ignores-alias-column-names',
+    rule: 'pg-proxy: `FROM items AS t(val, id) WHERE id = $1` is taken as a read by key, though id names the val column there: the answer is cached under a key whose writes do not invalidate it',
+    patches: [{ file: PROXY_CLASSIFY, find: '  if (aliasNode?.colnames !== undefined) return undefined;', replace: '' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',

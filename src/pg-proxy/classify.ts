@@ -118,7 +118,11 @@ function classifyPointRead(sql: string, tables: readonly CachedTable[], protocol
   const rangeVar = from[0]!.RangeVar as Node;
   const found = findTable(rangeVar, tables);
   if (found === undefined) return undefined;
-  const alias = (rangeVar.alias as { aliasname?: string } | undefined)?.aliasname;
+  const aliasNode = rangeVar.alias as { aliasname?: string; colnames?: unknown[] } | undefined;
+  // `items AS t(a, b)` renames the table's columns in order: `b` would be the column named `val`, and
+  // `WHERE b = $1` no lookup by key. The names the statement uses are not the table's: refused.
+  if (aliasNode?.colnames !== undefined) return undefined;
+  const alias = aliasNode?.aliasname;
   const qualifiers = new Set([alias ?? found.table.name]);
   // The select list: plain columns of the table (or *), nothing that could compute anything.
   const targets = select.targetList as Node[] | undefined;
