@@ -443,6 +443,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: `FROM items AS t(val, id) WHERE id = $1` is taken as a read by key, though id names the val column there: the answer is cached under a key whose writes do not invalidate it',
     patches: [{ file: PROXY_CLASSIFY, find: '  if (aliasNode?.colnames !== undefined) return undefined;', replace: '' }],
   },
+  {
+    id: 'proxy-cursor-follows-announcements',
+    rule: 'pg-proxy: announced rows move the journal cursor, so a forged announcement (RAISE NOTICE with the proxy\'s SQLSTATE) makes the next fence statement skip the session\'s own writes',
+    patches: [{ file: PROXY_SESSION_FENCE, find: '  return applyFence(state, rows, false);', replace: '  return applyFence(state, rows, true);' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',
