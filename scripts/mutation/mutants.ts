@@ -374,6 +374,85 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
     patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
   },
+  // --- pg-proxy inheritance (test/integration/pg-proxy-inheritance.test.ts) ---
+  {
+    id: 'proxy-caches-table-with-children',
+    rule: 'pg-proxy: an answer of a cached table with inheritance children is cached, though a write to a child fires none of its triggers (a stale row after an acknowledged write)',
+    patches: [{ file: PROXY_READ_PATH, find: 'const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)', replace: 'const TABLE_SHAREABLE_SQL = `$3::pg_catalog.oid IS NOT NULL' }],
+  },
+  {
+    id: 'proxy-caches-table-with-rls',
+    rule: 'pg-proxy: an answer of a cached table whose row-level security was enabled after the start is cached, and served to a session its policy hides the row from',
+    patches: [{ file: PROXY_READ_PATH, find: '$3::pg_catalog.oid AND c.relrowsecurity)`;', replace: '$3::pg_catalog.oid AND false)`;' }],
+  },
+  {
+    id: 'proxy-ddl-ignores-new-child',
+    rule: 'pg-proxy: a child table created straight on PostgreSQL (CREATE TABLE … INHERITS) does not flush the cached parent, whose answers filled before it stay',
+    patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP', replace: '      LOOP' }],
+  },
+  {
+    id: 'proxy-caches-with-triggers-disabled',
+    rule: 'pg-proxy: an answer of a cached table whose proxy triggers are disabled (DISABLE TRIGGER ALL) is cached, though its writes append no journal row (a stale row after an acknowledged write)',
+    patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])", replace: 'AND t.tgenabled IS NOT NULL' }],
+  },
+  {
+    id: 'proxy-variant-ignores-quote-all-identifiers',
+    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical)',
+    patches: [{ file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" }],
+  },
+  {
+    id: 'proxy-caches-nondeterministic-key',
+    rule: 'pg-proxy: a text primary key of a case-insensitive collation is cached under the spelling read (\'ABC\'), which a write to the row (\'abc\') does not invalidate',
+    patches: [{ file: PROXY_READ_PATH, find: 'x.indisprimary AND NOT co.collisdeterministic)', replace: 'x.indisprimary AND false)' }],
+  },
+  // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
+  {
+    id: 'proxy-ignores-type-and-role-ddl',
+    rule: 'pg-proxy: a relayed ALTER TYPE or role change (REVOKE role FROM member) leaves the cached answers: the old enum label, or rows served to a member that lost its right to read them',
+    patches: [{ file: PROXY_CLASSIFY, find: '  if (CHANGES_EVERY_TABLE.has(type)) return true;', replace: '  if (CHANGES_EVERY_TABLE.has(type)) return false;' }],
+  },
+  {
+    id: 'proxy-ddl-trigger-ignores-alter-type',
+    rule: 'pg-proxy: an ALTER TYPE made straight on PostgreSQL (an enum label renamed) leaves the cached answers with the old bytes',
+    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN", replace: "  IF tg_tag IN ('GRANT', 'REVOKE') THEN" }],
+  },
+  {
+    id: 'proxy-drainer-ignores-roles',
+    rule: 'pg-proxy: a role membership revoked straight on PostgreSQL (no event trigger fires for roles) leaves the cached rows served to the member that lost it',
+    patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (rolesSeen !== undefined && roles !== rolesSeen) {', replace: '    if (false && rolesSeen !== undefined && roles !== rolesSeen) {' }],
+  },
+  // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
+  {
+    id: 'proxy-ddl-ignores-shadowing-relation',
+    rule: 'pg-proxy: a relation named like a cached table created (or its schema renamed) ahead of it in a session\'s search_path leaves the session served the cached table\'s row',
+    patches: [{ file: PROXY_SCHEMA, find: '      OR EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid', replace: '      OR false AND EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid' }],
+  },
+  {
+    id: 'proxy-ignores-schema-ddl',
+    rule: 'pg-proxy: a relayed schema rename or privilege change that names no cached table (ALTER SCHEMA … RENAME, GRANT … ON ALL TABLES IN SCHEMA) leaves the cached answers',
+    patches: [{ file: PROXY_CLASSIFY, find: "  if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';", replace: "  if (type === 'RenameStmt') return false;" }],
+  },
+  // --- pg-proxy unnamed statement behind a hit (test/integration/pg-proxy-unnamed-skipped-parse.test.ts) ---
+  {
+    id: 'proxy-trusts-skipped-unnamed-parse',
+    rule: 'pg-proxy: after a hit, a Parse "" behind a failing message (skipped by PostgreSQL) is taken as run: the upstream keeps its older unnamed statement, and the client\'s next Bind "" runs it (an UPDATE for a SELECT)',
+    patches: [{ file: PROXY_RELAY, find: "    if (m.type === 'P' && readCString(m.body, 0).value === '') return i > 0;", replace: "    if (m.type === 'P' && readCString(m.body, 0).value === '') return false;" }],
+  },
+  {
+    id: 'proxy-trusts-skipped-unnamed-close',
+    rule: 'pg-proxy: after a hit, a Close of the unnamed statement behind a failing message (skipped by PostgreSQL) is taken as run: the client\'s next Bind "" runs the upstream\'s older statement',
+    patches: [{ file: PROXY_RELAY, find: "    if (m.type === 'C' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return i > 0; // Close, likewise", replace: '' }],
+  },
+  {
+    id: 'proxy-ignores-alias-column-names',
+    rule: 'pg-proxy: `FROM items AS t(val, id) WHERE id = $1` is taken as a read by key, though id names the val column there: the answer is cached under a key whose writes do not invalidate it',
+    patches: [{ file: PROXY_CLASSIFY, find: '  if (aliasNode?.colnames !== undefined) return undefined;', replace: '' }],
+  },
+  {
+    id: 'proxy-cursor-follows-announcements',
+    rule: 'pg-proxy: announced rows move the journal cursor, so a forged announcement (RAISE NOTICE with the proxy\'s SQLSTATE) makes the next fence statement skip the session\'s own writes',
+    patches: [{ file: PROXY_SESSION_FENCE, find: '  return applyFence(state, rows, false);', replace: '  return applyFence(state, rows, true);' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',

@@ -118,7 +118,11 @@ function classifyPointRead(sql: string, tables: readonly CachedTable[], protocol
   const rangeVar = from[0]!.RangeVar as Node;
   const found = findTable(rangeVar, tables);
   if (found === undefined) return undefined;
-  const alias = (rangeVar.alias as { aliasname?: string } | undefined)?.aliasname;
+  const aliasNode = rangeVar.alias as { aliasname?: string; colnames?: unknown[] } | undefined;
+  // `items AS t(a, b)` renames the table's columns in order: `b` would be the column named `val`, and
+  // `WHERE b = $1` no lookup by key. The names the statement uses are not the table's: refused.
+  if (aliasNode?.colnames !== undefined) return undefined;
+  const alias = aliasNode?.aliasname;
   const qualifiers = new Set([alias ?? found.table.name]);
   // The select list: plain columns of the table (or *), nothing that could compute anything.
   const targets = select.targetList as Node[] | undefined;
@@ -175,6 +179,24 @@ function collectStrings(node: unknown, out: Set<string>): void {
   else if (node !== null && typeof node === 'object') for (const value of Object.values(node)) collectStrings(value, out);
 }
 
+/**
+ * Statements that change a cached answer without naming its table: an enum's labels or a composite
+ * type's attributes (the bytes of a column of that type); role membership or the privileges a role
+ * holds, on anything (`GRANT … ON ALL TABLES IN SCHEMA`, `USAGE` on a schema: a hit is served without
+ * PostgreSQL's privilege check, to a session whose current_user filled it, and a member that lost the
+ * role read the cached rows on); a schema renamed or given another owner (a session's search_path may
+ * now resolve the table's bare name to another relation, or none). Rare: they flush every cached table.
+ */
+const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt']);
+
+function changesEveryTable(stmt: Node, type: string): boolean {
+  if (CHANGES_EVERY_TABLE.has(type)) return true;
+  if (type === 'AlterTableStmt') return (stmt.AlterTableStmt as { objtype?: unknown }).objtype === 'OBJECT_TYPE'; // ALTER TYPE … ADD/DROP/ALTER ATTRIBUTE
+  if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';
+  if (type === 'AlterOwnerStmt') return (stmt.AlterOwnerStmt as { objectType?: unknown }).objectType === 'OBJECT_SCHEMA';
+  return false;
+}
+
 // Every statement the proxy relays is looked at (DDL? DISCARD?): verdicts are kept by text, per set of
 // cached tables, bounded like the parse trees.
 const others = new WeakMap<readonly CachedTable[], Map<string, OtherStatement>>();
@@ -203,6 +225,10 @@ function classifyOther(sql: string, tables: readonly CachedTable[]): OtherStatem
     const type = Object.keys(stmt)[0] ?? '';
     if (type === 'DiscardStmt' || type === 'DeallocateStmt') dropsStatements = true;
     if (type === 'TransactionStmt' && (stmt as { TransactionStmt?: { kind?: unknown } }).TransactionStmt?.kind === 'TRANS_STMT_COMMIT_PREPARED') commitsPrepared = true;
+    if (changesEveryTable(stmt, type)) {
+      for (const table of tables) ddlTables.add(table);
+      continue;
+    }
     // TRUNCATE has a trigger; other DDL naming a cached table (by any string in its tree) flushes it.
     if (DML.has(type)) continue;
     const strings = new Set<string>();

@@ -42,6 +42,14 @@ const DRAINER_WAIT_MS = 2_000;
 /** The prune may delete a long outage's worth of rows: it gets longer (reads go to PostgreSQL meanwhile). */
 const PRUNE_WAIT_MS = 30_000;
 
+/**
+ * A digest of what decides which tables a role may read through other roles: every membership and each
+ * role's superuser and inherit attributes (readable by any role). Cheap on clusters of a few hundred roles.
+ */
+const ROLES_SQL = `pg_catalog.md5(
+    coalesce((SELECT pg_catalog.string_agg(r.oid::text || ':' || r.rolsuper::text || ':' || r.rolinherit::text, ',' ORDER BY r.oid) FROM pg_catalog.pg_roles r), '')
+    || '|' || coalesce((SELECT pg_catalog.string_agg(m::text, ',' ORDER BY m::text) FROM pg_catalog.pg_auth_members m), ''))`;
+
 /** Ends a client now, even one whose socket hangs (end() alone waits for the server's goodbye). */
 function drop(c: PgClient): void {
   void c.end().catch(() => undefined);
@@ -63,6 +71,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   let pass: Promise<number> | undefined;
   let again = false;
   let lastPrune = Date.now();
+  /** The role state (ROLES_SQL) the last pass read; undefined before the first (kept across reconnections). */
+  let rolesSeen: string | undefined;
   /** Ids applied by the last pass (the next pass may read them again). */
   const applied = new Set<number>();
 
@@ -110,17 +120,25 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (xmin === undefined) xmin = await locateStart(c);
     // Every write committed before this instant is in the snapshot the query below takes.
     const sentAt = performance.now();
-    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; announced: boolean | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; announced: boolean | null; roles: string; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
               ${markersInstalledSql(s)} AS marked,
               ${announcementsInstalledSql(s)} AS announced,
+              ${ROLES_SQL} AS roles,
               coalesce(pg_catalog.json_agg(json_build_object('id', j.id, 'tbl', j.tbl, 'key', j.key, 'version', j.version,
                 'lag_ms', extract(epoch FROM pg_catalog.clock_timestamp() - j.at) * 1000) ORDER BY j.id), '[]') AS rows
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, pruned, marked, announced, rows: all } = result.rows[0]!;
+    const { x, pruned, marked, announced, roles, rows: all } = result.rows[0]!;
+    // Role membership or attributes changed since the last pass (made straight on PostgreSQL: no
+    // event trigger fires for roles, and a relayed change is flushed by its session): a hit is served
+    // without PostgreSQL's privilege check, so every cached table is flushed before this pass counts.
+    if (rolesSeen !== undefined && roles !== rolesSeen) {
+      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+    }
+    rolesSeen = roles;
     // Another drainer (another proxy's cache) may have pruned rows this one never read: any pruned
     // row at or above our cursor. Checked in the same snapshot as the read, every pass, not only at
     // start: what it cannot replay, it flushes (the journal invariant, docs/protocol.md).

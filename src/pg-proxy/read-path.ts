@@ -11,6 +11,7 @@ import { readInternal, runInternal } from './internal-run.js';
 import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
+import { proxyTriggerNames } from './schema.js';
 import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
@@ -34,6 +35,26 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
   const index = state.ctx.tables.indexOf(read.point.table);
   return state.resolves?.[index] === String(read.point.table.oid);
 }
+
+/**
+ * Whether the cached table's answers may be shared, read in the fill's snapshot: it has no inheritance
+ * children (`SELECT … FROM items` returns their rows too, and a write to a child fires no trigger of the
+ * parent's); no row-level security (enabled after the proxy started: a policy may depend on anything,
+ * a custom setting, a function, so one session's answer is not another's); a primary key of a
+ * deterministic collation (with a case-insensitive one, `id = 'ABC'` finds the row 'abc', whose writes
+ * invalidate only the key 'abc'); and the proxy's two
+ * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
+ * replica-only, writes append no journal row and no fence sees them). $3: the table's oid; $4, $5: the
+ * names of its row and TRUNCATE triggers.
+ */
+const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_index x
+    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (x.indkey)
+    JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
+    WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
+  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
 
 const MAX_VARIANTS_PER_SESSION = 256;
 
@@ -113,18 +134,21 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}`, [read.point.table.qualified, read.key]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves] = opened.rows[0];
+  const [version, fingerprint, resolves, shareable] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
   const answer: Message[] = [];
-  let cacheable = resolvesToCachedTable(state, read);
+  // A table with inheritance children answers with their rows too, and their writes fire no trigger
+  // of the cached table's (no journal row, no fence); one with row-level security answers each session
+  // as its policies say: such an answer is relayed, never cached.
+  let cacheable = resolvesToCachedTable(state, read) && shareable === 't';
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;

@@ -69,10 +69,17 @@ function noteDdl(state: SessionState, sql: string, seen: Seen): void {
   }
 }
 
-/** Does the batch use the unnamed statement before parsing it? */
+/**
+ * Does the batch use the unnamed statement before parsing it? A `Parse ""` (or `Close` of it) behind
+ * another message counts as a use: when that message fails, PostgreSQL skips the Parse (up to the Sync) and the client's
+ * unnamed statement stays what it was — the upstream must have it too (before, the upstream kept its
+ * older one, and the client's next `Bind ""` ran that: an UPDATE, where the client meant a SELECT).
+ */
 function usesUnnamedFirst(batch: readonly Message[]): boolean {
-  for (const m of batch) {
-    if (m.type === 'P' && readCString(m.body, 0).value === '') return false;
+  for (let i = 0; i < batch.length; i++) {
+    const m = batch[i]!;
+    if (m.type === 'P' && readCString(m.body, 0).value === '') return i > 0;
+    if (m.type === 'C' && m.body[0] === 0x53 && readCString(m.body, 1).value === '') return i > 0; // Close, likewise
     if (m.type === 'Q') return false;
     if (m.type === 'B') {
       const portal = readCString(m.body, 0);

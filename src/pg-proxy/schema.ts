@@ -179,11 +179,26 @@ CREATE OR REPLACE FUNCTION ${s}.on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 DECLARE t record;
 BEGIN
-  IF tg_tag IN ('GRANT', 'REVOKE') THEN
+  -- GRANT/REVOKE may change who reads a cached table; ALTER TYPE an enum's labels or a composite
+  -- type's attributes, the bytes of a cached column of that type; DROP OWNED revokes a role's privileges.
+  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN
     FOR t IN SELECT name FROM ${s}.tables LOOP PERFORM ${s}.flush(t.name); END LOOP;
     RETURN;
   END IF;
-  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_ddl_commands() c JOIN ${s}.tables ct ON ct.relid = c.objid LOOP
+  -- A command that makes a table a child of a cached one (CREATE TABLE … INHERITS, ALTER TABLE … INHERIT)
+  -- flushes it too: the cached table's answers now include the child's rows, whose writes fire none of
+  -- its triggers (the proxy caches no answer of a table with children from then on: read-path.ts).
+  -- And a command that gives a relation in another schema a cached table's name (CREATE, RENAME, SET
+  -- SCHEMA, a schema renamed): in a session whose search_path puts it first, the cached table's bare name
+  -- now means it. The flush makes that session's next read a miss, whose fill reads the name's
+  -- resolution again (a temporary relation is seen by its own session only, which reads it again anyway).
+  FOR t IN SELECT DISTINCT ct.name FROM pg_event_trigger_ddl_commands() c JOIN ${s}.tables ct
+      ON ct.relid = c.objid
+      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid)
+      OR EXISTS (SELECT FROM pg_catalog.pg_class r JOIN pg_catalog.pg_class cr ON cr.oid = ct.relid
+        WHERE r.relname = cr.relname AND r.relpersistence <> 't'
+          AND ((c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.oid = c.objid)
+            OR (c.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND r.relnamespace = c.objid))) LOOP
     PERFORM ${s}.flush(t.name);
   END LOOP;
 END $fn$;
@@ -209,21 +224,26 @@ END $do$;
 `;
 }
 
+/** The names of the row and TRUNCATE triggers the proxy installs on each cached table. */
+export function proxyTriggerNames(schema: string): readonly [row: string, truncate: string] {
+  return [`lockstep_proxy_${schema}_row`, `lockstep_proxy_${schema}_truncate`];
+}
+
 /** The triggers of one cached table (DROP IF EXISTS + CREATE: idempotent). */
 export function proxyTriggersSql(schema: string, table: { schema: string; name: string; pkColumn: string }): string {
   const s = quoteIdentifier(schema);
   const t = `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
   quoteIdentifier(table.pkColumn); // validates: the names below are literals
   const args = `'${table.pkColumn}', '${table.schema}.${table.name}'`;
-  const trig = `lockstep_proxy_${schema}`;
+  const [rowTrigger, truncateTrigger] = proxyTriggerNames(schema);
   return `
 INSERT INTO ${s}.tables (relid, name) VALUES ('${t}'::regclass, '${table.schema}.${table.name}')
   ON CONFLICT (relid) DO UPDATE SET name = excluded.name;
-DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_row`)} ON ${t};
-CREATE TRIGGER ${quoteIdentifier(`${trig}_row`)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
+DROP TRIGGER IF EXISTS ${quoteIdentifier(rowTrigger)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(rowTrigger)} AFTER INSERT OR UPDATE OR DELETE ON ${t}
   FOR EACH ROW EXECUTE FUNCTION ${s}.on_row(${args});
-DROP TRIGGER IF EXISTS ${quoteIdentifier(`${trig}_truncate`)} ON ${t};
-CREATE TRIGGER ${quoteIdentifier(`${trig}_truncate`)} BEFORE TRUNCATE ON ${t}
+DROP TRIGGER IF EXISTS ${quoteIdentifier(truncateTrigger)} ON ${t};
+CREATE TRIGGER ${quoteIdentifier(truncateTrigger)} BEFORE TRUNCATE ON ${t}
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}.on_truncate(${args});
 `;
 }

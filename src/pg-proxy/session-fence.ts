@@ -60,7 +60,10 @@ export function fenceAnnounced(state: SessionState): MaybePromise<void> {
   state.ctx.metrics.fencesAnnounced++;
   const rows = state.announced;
   state.announced = [];
-  return applyFence(state, rows);
+  // Announced rows do not move the journal cursor: a client can raise a NOTICE that looks like one
+  // (RAISE NOTICE … ERRCODE 'LSW02'), and a forged far id would make the next fence statement skip the
+  // session's own later rows. The cursor moves only with rows read from the journal.
+  return applyFence(state, rows, false);
 }
 
 /** Forgets what was announced: the transaction's end was fenced by the fence statement, which reads those rows (if committed) itself. */
@@ -119,8 +122,11 @@ function fenceFailed(state: SessionState, error: Message): void {
 const INSUFFICIENT_PRIVILEGE = '42501';
 const UNDEFINED_TABLE = '42P01';
 
-/** Applies a fence's rows (and flushes what DDL relayed); synchronous when there is nothing to apply or the cache answers at once (memory). */
-function applyFence(state: SessionState, rows: WrittenRow[]): MaybePromise<void> {
+/**
+ * Applies a fence's rows (and flushes what DDL relayed); synchronous when there is nothing to apply or the
+ * cache answers at once (memory). `fromJournal`: the rows were read from the journal (they move the cursor).
+ */
+function applyFence(state: SessionState, rows: WrittenRow[], fromJournal = true): MaybePromise<void> {
   for (const table of state.pendingFlush) rows.push({ id: 0, table, key: null, version: 0 });
   if (rows.length === 0) return undefined; // most batches wrote nothing
   let applied: MaybePromise<void>;
@@ -132,7 +138,7 @@ function applyFence(state: SessionState, rows: WrittenRow[]): MaybePromise<void>
   }
   const done = () => {
     state.pendingFlush.clear();
-    for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
+    if (fromJournal) for (const row of rows) if (row.id > state.journalCursor) state.journalCursor = row.id;
   };
   if (!isThenable(applied)) return done();
   return Promise.resolve(applied).then(done, () => {

@@ -26,6 +26,8 @@ describe('pg-proxy classification', () => {
       'SELECT fn FROM items WHERE id = $1', // attribute notation may call a function
       'SELECT items FROM items WHERE id = $1', // whole-row reference
       'SELECT * FROM items WHERE id = $1 FOR UPDATE',
+      'SELECT * FROM items AS t(val, id) WHERE id = $1', // the alias renames the columns: id is val here
+      'SELECT * FROM items t(id) WHERE id = $1',
       'SELECT * FROM items WHERE id = $1 LIMIT 1',
       'SELECT * FROM items WHERE id = $1 ORDER BY val',
       'SELECT DISTINCT val FROM items WHERE id = $1',
@@ -73,6 +75,13 @@ describe('pg-proxy classification', () => {
     assert.equal(otherStatementOf('CREATE TABLE other (a int)', [items]).ddlTables.size, 0);
     assert.equal(otherStatementOf('DEALLOCATE ALL', [items]).dropsStatements, true);
     assert.equal(otherStatementOf('DISCARD ALL', [items]).dropsStatements, true);
+  });
+
+  it('flushes every cached table for statements that change answers without naming a table: types, roles, privileges, schemas', () => {
+    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b', 'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM bob', 'GRANT USAGE ON SCHEMA shadow TO bob', 'ALTER SCHEMA staging RENAME TO live', 'ALTER SCHEMA live OWNER TO bob'])
+      assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 1, sql);
+    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol', 'ALTER TABLE other RENAME TO another', 'CREATE SCHEMA s2'])
+      assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 0, sql);
   });
 
   it('finds what may commit a prepared transaction: COMMIT PREPARED, or a text that does not parse', () => {
