@@ -313,7 +313,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-announced-not-applied',
     rule: "pg-proxy: a transaction fenced by its announced writes is acknowledged without applying them",
-    patches: [{ file: PROXY_SESSION_FENCE, find: '  state.announced = [];\n  return applyFence(state, rows);', replace: '  state.announced = [];\n  return undefined;' }],
+    patches: [{ file: PROXY_SESSION_FENCE, find: '  return applyFence(state, rows, false);', replace: '  void rows;\n  return undefined;' }],
   },
   {
     id: 'proxy-announced-applied-early',
@@ -383,12 +383,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-caches-table-with-rls',
     rule: 'pg-proxy: an answer of a cached table whose row-level security was enabled after the start is cached, and served to a session its policy hides the row from',
-    patches: [{ file: PROXY_READ_PATH, find: '$3::pg_catalog.oid AND c.relrowsecurity)`;', replace: '$3::pg_catalog.oid AND false)`;' }],
+    patches: [{ file: PROXY_READ_PATH, find: 'AND c.relrowsecurity)', replace: 'AND false)' }],
   },
   {
     id: 'proxy-ddl-ignores-new-child',
     rule: 'pg-proxy: a child table created straight on PostgreSQL (CREATE TABLE … INHERITS) does not flush the cached parent, whose answers filled before it stay',
-    patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid) LOOP', replace: '      LOOP' }],
+    patches: [{ file: PROXY_SCHEMA, find: '      OR ct.relid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.objid)\n', replace: '' }],
   },
   {
     id: 'proxy-caches-with-triggers-disabled',
@@ -691,8 +691,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: PG_SCHEMA,
-        find: "  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n  ${settleNewKey('NEW.namespace', 'NEW.key')}",
-        replace: "  ${settleNewKey('NEW.namespace', 'NEW.key')}",
+        find: "  ${refuseUnseenTombstone('NEW.namespace', 'NEW.key')}\n  DELETE FROM ${tomb}",
+        replace: '  DELETE FROM ${tomb}',
       },
     ],
   },
