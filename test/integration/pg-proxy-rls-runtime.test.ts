@@ -7,19 +7,29 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createProxyDatabase, proxyClients, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
-import { DATABASE_URL, needService } from '../helpers/services.js';
+import { needProgram } from '../helpers/services.js';
+import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
+import { freePort } from '../helpers/pg-proxy-process.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
 
-const service = await needService('PostgreSQL', DATABASE_URL);
+// Roles are the cluster's, and every proxy's drainer flushes its cached tables when they change: on
+// the shared PostgreSQL this test's roles would flush the caches of the proxy tests running beside it.
+const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
+const HBA = 'local all all trust\nhost all all 127.0.0.1/32 trust\n';
 const TENANT = `lockstep_tenant_${process.pid}`;
 
-describe('pg-proxy: row-level security enabled while the proxy runs', { skip: service.skip, timeout: 120_000 }, () => {
+describe('pg-proxy: row-level security enabled while the proxy runs', { skip: program.skip, timeout: 180_000 }, () => {
   let db: ProxyDatabase;
+  let cluster: Cluster;
+  /** The cluster's own `postgres` database: roles are created and dropped there. */
+  let clusterUrl: string;
   let proxy: PgProxy & { url: string };
   const clients = proxyClients(() => proxy);
 
   before(async () => {
-    db = await createProxyDatabase('rlsrun', 20);
+    cluster = startCluster(await freePort(), HBA);
+    clusterUrl = `postgres://postgres@127.0.0.1:${cluster.port}/postgres`;
+    db = await createProxyDatabase('rlsrun', 20, clusterUrl);
     const admin = new pg.Client({ connectionString: db.url });
     await admin.connect();
     await admin.query(`DROP ROLE IF EXISTS ${TENANT}; CREATE ROLE ${TENANT} LOGIN; GRANT SELECT ON items TO ${TENANT}`);
@@ -30,10 +40,7 @@ describe('pg-proxy: row-level security enabled while the proxy runs', { skip: se
     await clients.closeAll();
     await proxy?.close(1000);
     await db?.drop();
-    const c = new pg.Client({ connectionString: DATABASE_URL });
-    await c.connect();
-    await c.query(`DROP ROLE IF EXISTS ${TENANT}`).catch(() => undefined);
-    await c.end();
+    cluster?.stop(); // its roles go with it
   });
 
   it("a session is never served another session's answer that its policy hides", async () => {

@@ -10,10 +10,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createProxyDatabase, proxyClients, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
-import { DATABASE_URL, needService } from '../helpers/services.js';
+import { needProgram } from '../helpers/services.js';
+import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
+import { freePort } from '../helpers/pg-proxy-process.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
 
-const service = await needService('PostgreSQL', DATABASE_URL);
+// Roles are the cluster's, and every proxy's drainer flushes its cached tables when they change: on
+// the shared PostgreSQL this test's roles would flush the caches of the proxy tests running beside it.
+const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
+const HBA = 'local all all trust\nhost all all 127.0.0.1/32 trust\n';
 const READERS = `lockstep_readers_${process.pid}`;
 const BOB = `lockstep_bob_${process.pid}`;
 
@@ -27,8 +32,11 @@ async function onServer(url: string, sql: string): Promise<void> {
   }
 }
 
-describe('pg-proxy: types and roles changed without naming the cached table', { skip: service.skip, timeout: 120_000 }, () => {
+describe('pg-proxy: types and roles changed without naming the cached table', { skip: program.skip, timeout: 180_000 }, () => {
   let db: ProxyDatabase;
+  let cluster: Cluster;
+  /** The cluster's own `postgres` database: roles are created and dropped there. */
+  let clusterUrl: string;
   let proxy: PgProxy & { url: string };
   const clients = proxyClients(() => proxy);
 
@@ -40,7 +48,9 @@ describe('pg-proxy: types and roles changed without naming the cached table', { 
   }
 
   before(async () => {
-    db = await createProxyDatabase('typerole', 20);
+    cluster = startCluster(await freePort(), HBA);
+    clusterUrl = `postgres://postgres@127.0.0.1:${cluster.port}/postgres`;
+    db = await createProxyDatabase('typerole', 20, clusterUrl);
     await onServer(
       db.url,
       `CREATE TYPE mood AS ENUM ('sad', 'ok');
@@ -56,7 +66,7 @@ describe('pg-proxy: types and roles changed without naming the cached table', { 
     await clients.closeAll();
     await proxy?.close(1000);
     await db?.drop();
-    await onServer(DATABASE_URL, `DROP ROLE IF EXISTS ${BOB}; DROP ROLE IF EXISTS ${READERS}`).catch(() => undefined);
+    cluster?.stop(); // its roles go with it
   });
 
   it("an enum label renamed through the proxy: the next read has the new label", async () => {
@@ -105,10 +115,10 @@ describe('pg-proxy: types and roles changed without naming the cached table', { 
     const bob = await clients.open(url.toString());
     await clients.untilHit(bob, 'SELECT id, val FROM items WHERE id = $1', 5);
     const flushes = proxy.metrics.flushes;
-    await onServer(DATABASE_URL, `REVOKE ${READERS} FROM ${BOB}`);
+    await onServer(clusterUrl, `REVOKE ${READERS} FROM ${BOB}`);
     assert.ok(await flushedSince(flushes), 'the drainer saw the membership change and flushed the cached tables');
     await assert.rejects(bob.query('SELECT id, val FROM items WHERE id = $1', [5]), /permission denied/);
-    await onServer(DATABASE_URL, `GRANT ${READERS} TO ${BOB}`);
+    await onServer(clusterUrl, `GRANT ${READERS} TO ${BOB}`);
     assert.deepEqual((await bob.query('SELECT id, val FROM items WHERE id = $1', [5])).rows, [{ id: 5, val: 'v5' }]);
   });
 });
