@@ -3,12 +3,14 @@
 // - SQLite + an in-process cache, one worker process: fast, no services needed.
 // - The CI profile: PostgreSQL + Redis, 2 worker processes, standard faults (cache and store errors,
 //   timeouts, stalls, unknown outcomes, kill -9 of a worker mid-write, a worker frozen past its
-//   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 20 seeds × 7,000
-//   operations for Lockstep, and the first 10 of them for the naive one. Each Lockstep seed also plays one named scenario
+//   leases, plain-SQL writes, and Redis restarts when redis-server is installed), 14 seeds × 7,000
+//   operations for Lockstep, and the first 7 of them for the naive one. Each Lockstep seed also plays one named scenario
 //   (src/audit/chaos/scenarios.ts: every instance restarted during a cache outage before any drain,
 //   journal cursors lost / rolled back / ahead, CLIENT PAUSE WRITE, SHUTDOWN NOSAVE, FLUSHALL,
 //   maxmemory under each eviction policy, pg_terminate_backend, a row lock held past the lease,
-//   instances reaching the database by different addresses, a restart from an older snapshot); the 20 seeds cover all 14.
+//   instances reaching the database by different addresses, a restart from an older snapshot); the 14
+//   seeds cover all 14 (seed % 14: consecutive seeds play them in turn). It was 20 seeds: the suite
+//   must fit CI's 20 minutes on a 2-core machine, and this file alone took 7.7 of them.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -20,10 +22,10 @@ import { createChaosSession, runChaos, type ChaosSession } from '../../src/audit
 import { redisServerInstalled } from '../helpers/redis-server.js';
 import { DATABASE_URL, needService, REDIS_URL } from '../helpers/services.js';
 
-const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
+const SEEDS = Array.from({ length: 14 }, (_, i) => i + 1);
 const OPS = 7_000;
 /** The naive write-through fails on nearly every seed: half of them show the teeth at half the cost. */
-const NAIVE_SEEDS = SEEDS.slice(0, 10);
+const NAIVE_SEEDS = SEEDS.slice(0, 7);
 
 function summary(reports: readonly ChaosReport[]): string {
   return reports.map((r) => `seed ${r.seed}: fast ${r.violations.fast}, linearizable ${r.violations.linearizability}, converged ${r.converged}`).join('\n');
@@ -60,7 +62,7 @@ const postgres = await needService('PostgreSQL', DATABASE_URL);
 const redis = await needService('Redis', REDIS_URL);
 const ownRedis = redisServerInstalled();
 
-describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 operations', { skip: postgres.skip || redis.skip }, () => {
+describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 14 seeds × 7,000 operations', { skip: postgres.skip || redis.skip }, () => {
   const schema = `chaos_ci_${randomBytes(4).toString('hex')}`;
   let session: ChaosSession;
   const started = performance.now();
@@ -101,7 +103,7 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 o
     const begun = performance.now();
     const reports: ChaosReport[] = [];
     for (const seed of SEEDS) reports.push(await session.run(seed, { impl: 'lockstep' }));
-    t.diagnostic(`Lockstep, 20 seeds × 7,000 operations: ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    t.diagnostic(`Lockstep, 14 seeds × 7,000 operations: ${((performance.now() - begun) / 1000).toFixed(1)} s`);
     console.log(formatTable(reports));
     for (const r of reports) {
       assert.equal(r.ops, OPS);
@@ -112,7 +114,7 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 o
       assert.ok(r.windowBounds.journaled.replayed <= r.windowBounds.journaled.writes);
     }
     if (ownRedis) {
-      assert.deepEqual(new Set(reports.map((r) => r.scenario?.name)), new Set(SCENARIOS), 'the 20 seeds play every scenario');
+      assert.deepEqual(new Set(reports.map((r) => r.scenario?.name)), new Set(SCENARIOS), 'the 14 seeds play every scenario');
       const restarts = reports.filter((r) => r.scenario?.name.startsWith('restart-all') || r.scenario?.name.startsWith('cursor-') || r.scenario?.name === 'mixed-addresses');
       for (const r of restarts) assert.ok(r.scenario!.notes.some((n) => n.startsWith('witness reads')), `seed ${r.seed}: the witness instance was restarted and read`);
       const rollbacks = reports.filter((r) => r.scenario?.name === 'redis-restart-from-snapshot');
@@ -134,8 +136,8 @@ describe('chaos CI profile: PostgreSQL + Redis, 2 processes, 20 seeds × 7,000 o
     const reports: ChaosReport[] = [];
     for (const seed of NAIVE_SEEDS) reports.push(await session.run(seed, { impl: 'naive' }));
     const caught = reports.filter((r) => r.caught).length;
-    t.diagnostic(`naive, 10 seeds × 7,000 operations: caught on ${caught} of 10, ${((performance.now() - begun) / 1000).toFixed(1)} s`);
+    t.diagnostic(`naive, ${NAIVE_SEEDS.length} seeds × 7,000 operations: caught on ${caught} of ${NAIVE_SEEDS.length}, ${((performance.now() - begun) / 1000).toFixed(1)} s`);
     console.log(formatTable(reports));
-    assert.ok(caught >= 8, `the naive write-through was caught on only ${caught} of 10 seeds:\n${summary(reports)}`);
+    assert.ok(caught >= NAIVE_SEEDS.length - 1, `the naive write-through was caught on only ${caught} of ${NAIVE_SEEDS.length} seeds:\n${summary(reports)}`);
   });
 });
