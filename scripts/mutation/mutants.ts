@@ -34,6 +34,7 @@ const PROXY_SESSION = 'src/pg-proxy/session.ts';
 const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
 const PG_SCHEMA = 'src/store/postgres-schema.ts';
+const MYSQL_SCHEMA = 'src/store/mysql-schema.ts';
 const WRITE_BATCH = 'src/cache/redis-write-batch.ts';
 const PROXY_RELAY = 'src/pg-proxy/relay.ts';
 const PROXY_CLASSIFY = 'src/pg-proxy/classify.ts';
@@ -810,6 +811,18 @@ export const MUTANTS: readonly Mutant[] = [
         file: WRITE_PATH,
         find: "    .then(() => ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair'))\n    .catch(() => undefined);",
         replace: "    .then(() => undefined);\n  void ctx.store.appendJournal(ctx.namespace, step.key, version, 'repair').catch(() => undefined);",
+      },
+    ],
+  },
+  // --- the MariaDB store: plain SQL that bypasses Lockstep ---
+  {
+    id: 'mysql-truncate-unguarded',
+    rule: 'MariaDB store: the guard table has no foreign keys, so TRUNCATE of lockstep_kv, lockstep_tombstones or lockstep_journal goes through (rows removed without tombstones or journal rows, deletes or invalidations lost)',
+    patches: [
+      {
+        file: MYSQL_SCHEMA,
+        find: "      CONSTRAINT ${constraint('kv')} FOREIGN KEY (kv_namespace, kv_key) REFERENCES ${KV} (namespace, \\`key\\`),\n      CONSTRAINT ${constraint('tombstones')} FOREIGN KEY (tombstone_namespace, tombstone_key) REFERENCES ${T} (namespace, \\`key\\`),\n      CONSTRAINT ${constraint('journal')} FOREIGN KEY (journal_id) REFERENCES ${J} (id)\n",
+        replace: "      KEY ${constraint('kv')} (kv_namespace)\n",
       },
     ],
   },

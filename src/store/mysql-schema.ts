@@ -39,6 +39,13 @@
 // tombstone: the invariant the rules above keep, checked where it is cheap (the anchor is read anyway).
 // Not seen by any trigger: TRUNCATE, DROP, and writes with triggers disabled (e.g. replication with
 // slave_run_triggers_for_rbr=NO applying row events is fine: the primary's triggers ran there).
+// TRUNCATE and DROP of `lockstep_kv`, `lockstep_tombstones` and `lockstep_journal` are refused by
+// the guard: an empty table whose foreign keys reference all three (InnoDB refuses to TRUNCATE or
+// DROP a table that a foreign key references: errno 1701 and 1451). TRUNCATE of the kv table would
+// remove rows without tombstones or journal rows, of the tombstones let a re-created key go at or
+// below its cached delete, of the journal lose invalidations the drainer has not read. Its cost: a
+// Lockstep delete, and the deletion of an anchor when a new key is written, look up the guard's
+// empty index (no rows, so no lock conflicts). Not refused with foreign_key_checks = 0.
 //
 // Journal ids in commit order. An AUTO_INCREMENT id is drawn when the row is inserted, so under
 // concurrency a transaction holding a lower id can commit after one holding a higher id, and a
@@ -110,6 +117,10 @@ export interface MysqlSchema {
   readonly journalLock: string;
   /** One row per setting: `journal_id`, the journal's name (drawn once). */
   readonly meta: string;
+  /** Unquoted name of the guard table (no rows; its foreign keys refuse TRUNCATE and DROP). */
+  readonly guardName: string;
+  /** Its DDL (idempotent), run after the others; an open that finds it missing adds it. */
+  readonly guardDdl: string;
   /** Qualified, quoted function names. */
   readonly writeFunction: string;
   readonly deleteFunction: string;
@@ -201,6 +212,23 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
     ) ENGINE = InnoDB`,
     `INSERT IGNORE INTO ${M} (name, value) VALUES ('journal_id', REPLACE(UUID(), '-', ''))`,
   ];
+
+  // No rows (the CHECK admits only a row of NULLs, which references nothing): its foreign keys only
+  // make InnoDB refuse TRUNCATE and DROP of the tables they reference.
+  const constraint = (suffix: string) => `\`${prefix}guard_${suffix}\``;
+  const guardDdl = `CREATE TABLE IF NOT EXISTS ${name('guard')} (
+      id TINYINT UNSIGNED NOT NULL,
+      kv_namespace VARBINARY(64) NULL,
+      kv_key VARBINARY(512) NULL,
+      tombstone_namespace VARBINARY(64) NULL,
+      tombstone_key VARBINARY(512) NULL,
+      journal_id BIGINT NULL,
+      PRIMARY KEY (id),
+      CONSTRAINT ${constraint('empty')} CHECK (kv_key IS NULL AND tombstone_key IS NULL AND journal_id IS NULL),
+      CONSTRAINT ${constraint('kv')} FOREIGN KEY (kv_namespace, kv_key) REFERENCES ${KV} (namespace, \`key\`),
+      CONSTRAINT ${constraint('tombstones')} FOREIGN KEY (tombstone_namespace, tombstone_key) REFERENCES ${T} (namespace, \`key\`),
+      CONSTRAINT ${constraint('journal')} FOREIGN KEY (journal_id) REFERENCES ${J} (id)
+    ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC COMMENT 'lockstep: no rows; its foreign keys refuse TRUNCATE and DROP of kv, tombstones and journal'`;
 
   const triggerDdl = [
     trigger('journal_before_insert', 'BEFORE INSERT', J, `
@@ -352,6 +380,8 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
     journal: J,
     journalLock: L,
     meta: M,
+    guardName: `${prefix}guard`,
+    guardDdl,
     writeFunction: name('write'),
     deleteFunction: name('delete'),
     tableNames: ['kv', 'tombstones', 'journal', 'journal_lock', 'meta'].map((t) => `${prefix}${t}`),

@@ -304,6 +304,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
           if (!(await isComplete(connection, s))) throw new Error(`the Lockstep schema in ${database} is still incomplete after its DDL ran`);
         }
       }
+      await addGuard(connection, s);
       schema = s;
       return s;
     } finally {
@@ -352,6 +353,28 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       );
     }
     return tables === s.tableNames.length && triggers === s.triggerNames.length && current === s.routineNames.length;
+  }
+
+  /**
+   * Adds the guard table (schema comment in mysql-schema.ts) when it is missing: a schema made before
+   * it, or by a previous release. Creating it takes a metadata lock on the three tables it references,
+   * and every statement on them queues behind a waiting DDL, so it waits at most half the statement
+   * timeout, in MariaDB's whole seconds (1 s at most; 0: only if nothing holds them). If it cannot, the
+   * store runs without the guard (nothing else depends on it) and the next store to open tries again.
+   */
+  async function addGuard(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
+    const [row] = rowsOf(
+      await execute(connection, 'SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [s.database, s.guardName]),
+    );
+    if (int(row?.[0]) > 0) return;
+    const waitS = Math.min(1, Math.floor(statementTimeoutMs / 2 / 1000));
+    try {
+      await connection.query({ sql: `SET STATEMENT lock_wait_timeout = ${waitS} FOR ${s.guardDdl}`, timeout: waitS * 1000 + clientMs });
+    } catch (error) {
+      // ER_LOCK_WAIT_TIMEOUT (1205): the tables were busy; ER_STATEMENT_TIMEOUT (1969) likewise.
+      if (isServerError(error) && (error.errno === 1205 || error.errno === 1969)) return;
+      throw error;
+    }
   }
 
   /** A kv table that this DDL did not create must at least have the columns it needs. */

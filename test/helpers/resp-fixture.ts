@@ -94,7 +94,7 @@ async function openBackend(kind: StoreKind, tag: string): Promise<Backend> {
     },
     close: async () => {
       await store.close();
-      for (const table of ['journal_lock', 'journal', 'tombstones', 'kv']) await connection.query(`DROP TABLE IF EXISTS \`${prefix}${table}\``);
+      for (const table of ['guard', 'journal_lock', 'journal', 'tombstones', 'kv', 'meta']) await connection.query(`DROP TABLE IF EXISTS \`${prefix}${table}\``);
       await connection.end();
     },
   };

@@ -1,0 +1,267 @@
+// Plain SQL that bypasses Lockstep on MariaDB, against the store + a memory cache + the journal
+// drainer: every write made in another session (in MariaDB's default REPEATABLE READ, with a
+// snapshot older than Lockstep's latest write or delete, through upserts, REPLACE, renames, XA,
+// savepoints, TRUNCATE) must, once committed and drained, be what a read returns: never the value
+// or absence the cache held before it, never a version at or below a delete it could not see.
+// Each test works in a database of its own (lockstep_test_<random>), dropped afterwards.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
+import { createMysqlStore, type MysqlStore } from '../../src/store/mysql.js';
+import { MYSQL_URL, needService } from '../helpers/services.js';
+
+const service = await needService('MariaDB', MYSQL_URL);
+const admin = service.skip ? undefined : mysql.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
+after(() => admin?.end());
+
+function uriOf(database: string): string {
+  const url = new URL(MYSQL_URL);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+interface Fixture {
+  store: MysqlStore;
+  engine: WriteThrough<string>;
+  database: string;
+  /** Plain SQL, as another application would write it: its own connection, default isolation. */
+  sql: mysql.Connection;
+  /** Another plain-SQL connection. */
+  connect: () => Promise<mysql.Connection>;
+  /** Drains the journal, then reads through the engine (cache first). */
+  readAfterDrain: (key: string) => Promise<string | undefined>;
+  stored: (key: string) => Promise<{ version: number; payload: string } | undefined>;
+}
+
+async function withEngine(run: (f: Fixture) => Promise<void>): Promise<void> {
+  const database = `lockstep_test_${randomBytes(6).toString('hex')}`;
+  await admin!.query(`CREATE DATABASE \`${database}\``);
+  const store = createMysqlStore({ uri: uriOf(database), poolSize: 3 });
+  const engine = createWriteThrough<string>({
+    store,
+    cache: createMemoryCache({ maxEntries: 1000 }),
+    namespace: 'ns',
+    journal: { pollInterval: '1h' }, // drained by hand: the drain bound is "after drainJournal()"
+    metrics: false,
+  });
+  const opened: mysql.Connection[] = [];
+  const connect = async () => {
+    const c = await mysql.createConnection({ uri: uriOf(database) });
+    opened.push(c);
+    return c;
+  };
+  try {
+    await store.ready();
+    const sql = await connect();
+    await run({
+      store,
+      engine,
+      database,
+      sql,
+      connect,
+      readAfterDrain: async (key) => {
+        await engine.drainJournal();
+        return engine.read(key);
+      },
+      stored: (key) => store.read('ns', key),
+    });
+  } finally {
+    for (const c of opened) await c.end().catch(() => undefined);
+    await engine.close();
+    await store.close();
+    await admin!.query(`DROP DATABASE IF EXISTS \`${database}\``);
+  }
+}
+
+/** Caches `key` as written by Lockstep, then deletes it through Lockstep and caches its absence. */
+async function cachedAbsence(engine: WriteThrough<string>, key: string): Promise<void> {
+  await engine.write(key, 'lockstep');
+  assert.equal(await engine.read(key), 'lockstep');
+  await engine.delete(key);
+  assert.equal(await engine.read(key), undefined);
+  assert.equal(await cachedVersion(engine, key) !== undefined, true, 'the absence is cached');
+}
+
+/** The version of the value or tombstone the cache holds for `key`. */
+async function cachedVersion(engine: WriteThrough<string>, key: string): Promise<number | undefined> {
+  const { cache } = await engine.inspect(key);
+  return cache?.kind === 'value' ? cache.version : undefined;
+}
+
+/** The error `promise` rejects with, or undefined when it resolves. */
+function failure(promise: Promise<unknown>): Promise<{ errno?: number } | undefined> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error as { errno?: number },
+  );
+}
+
+const INSERTS: Record<string, string> = {
+  INSERT: "INSERT INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"')",
+  'INSERT … ON DUPLICATE KEY UPDATE': "INSERT INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"') ON DUPLICATE KEY UPDATE value = VALUES(value)",
+  REPLACE: "REPLACE INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"')",
+  'INSERT IGNORE': "INSERT IGNORE INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"')",
+  'INSERT … SELECT': "INSERT INTO lockstep_kv (namespace, `key`, value) SELECT 'ns', 'k', '\"plain\"' FROM DUAL",
+  'a rename (UPDATE of the key column)': "UPDATE lockstep_kv SET `key` = 'k', value = '\"plain\"' WHERE namespace = 'ns' AND `key` = 'src'",
+};
+
+describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, () => {
+  describe('REPEATABLE READ (the default) with a snapshot older than a Lockstep delete: the re-created key goes above the delete', () => {
+    for (const [name, statement] of Object.entries(INSERTS)) {
+      for (const seen of ['the row it saw', 'no row (taken before the key existed)']) {
+        it(`${name}, the snapshot showing ${seen}`, () =>
+          withEngine(async ({ engine, sql, readAfterDrain, stored }) => {
+            await engine.write('src', 'source');
+            const [[{ iso }]] = (await sql.query('SELECT @@tx_isolation AS iso')) as unknown as [[{ iso: string }]];
+            assert.equal(iso, 'REPEATABLE-READ', "the server's default");
+            if (seen.startsWith('no row')) {
+              await sql.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+              await cachedAbsence(engine, 'k');
+            } else {
+              await engine.write('k', 'lockstep');
+              await sql.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+              assert.equal(((await sql.query("SELECT value FROM lockstep_kv WHERE `key` = 'k'")) as unknown as [unknown[]])[0].length, 1);
+              await engine.delete('k');
+              assert.equal(await engine.read('k'), undefined);
+            }
+            const deleted = (await cachedVersion(engine, 'k'))!;
+            assert.ok(deleted > 0, 'the delete is cached');
+            await sql.query(statement);
+            await sql.query('COMMIT');
+            const row = await stored('k');
+            assert.equal(row?.payload, '"plain"');
+            assert.ok(row!.version > deleted, `version ${row!.version} above the delete at ${deleted}`);
+            assert.equal(await readAfterDrain('k'), 'plain');
+          }));
+      }
+    }
+
+    it('a multi-row DELETE whose snapshot predates Lockstep overwrites: every key drops out of the cache', () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        for (const key of ['a', 'b', 'c']) await engine.write(key, '1');
+        await sql.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+        await sql.query("SELECT * FROM lockstep_kv WHERE namespace = 'ns'");
+        for (const key of ['a', 'b', 'c']) {
+          await engine.write(key, '2');
+          assert.equal(await engine.read(key), '2');
+        }
+        await sql.query("DELETE FROM lockstep_kv WHERE namespace = 'ns' AND `key` IN ('a', 'b', 'c')");
+        await sql.query('COMMIT');
+        for (const key of ['a', 'b', 'c']) assert.equal(await readAfterDrain(key), undefined, key);
+      }));
+
+    it('an UPDATE … SET value = value-based expression (a read-modify-write) uses the latest row, and is drained', () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'a');
+        await sql.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+        await sql.query("SELECT value FROM lockstep_kv WHERE `key` = 'k'");
+        await engine.write('k', 'b');
+        assert.equal(await engine.read('k'), 'b');
+        await sql.query("UPDATE lockstep_kv SET value = CONCAT(LEFT(value, CHAR_LENGTH(value) - 1), '+\"') WHERE `key` = 'k'");
+        await sql.query('COMMIT');
+        assert.equal(await readAfterDrain('k'), 'b+');
+      }));
+  });
+
+  describe('transactions: XA, savepoints, statement options, sql_mode', () => {
+    it('an XA transaction, prepared then committed, is versioned and drained', () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'lockstep');
+        assert.equal(await engine.read('k'), 'lockstep');
+        const xid = `'adv-${randomBytes(4).toString('hex')}'`;
+        await sql.query(`XA START ${xid}`);
+        await sql.query("UPDATE lockstep_kv SET value = '\"xa\"' WHERE `key` = 'k'");
+        await sql.query(`XA END ${xid}`);
+        await sql.query(`XA PREPARE ${xid}`);
+        await sql.query(`XA COMMIT ${xid}`);
+        assert.equal(await readAfterDrain('k'), 'xa');
+      }));
+
+    it('ROLLBACK TO SAVEPOINT undoes a journal row with its write; the write after it is journaled, ids in order', () =>
+      withEngine(async ({ engine, sql, store, readAfterDrain }) => {
+        for (const key of ['a', 'b']) {
+          await engine.write(key, 'lockstep');
+          assert.equal(await engine.read(key), 'lockstep');
+        }
+        const head = await store.journalHead();
+        await sql.query('START TRANSACTION');
+        await sql.query('SAVEPOINT s');
+        await sql.query("UPDATE lockstep_kv SET value = '\"undone\"' WHERE `key` = 'a'");
+        await sql.query('ROLLBACK TO SAVEPOINT s');
+        await sql.query("UPDATE lockstep_kv SET value = '\"kept\"' WHERE `key` = 'b'");
+        await sql.query('COMMIT');
+        const rows = await store.readJournal(head, 10);
+        assert.deepEqual(
+          rows.map((r) => [r.id, r.key]),
+          [[head + 1, 'b']],
+        );
+        assert.equal(await readAfterDrain('a'), 'lockstep');
+        assert.equal(await readAfterDrain('b'), 'kept');
+      }));
+
+    for (const [name, prefix] of [
+      ['SET STATEMENT foreign_key_checks = 0, unique_checks = 0', 'SET STATEMENT foreign_key_checks = 0, unique_checks = 0 FOR '],
+      ["a permissive sql_mode ('')", "SET STATEMENT sql_mode = '' FOR "],
+      ["sql_mode 'ORACLE'", "SET STATEMENT sql_mode = 'ORACLE' FOR "],
+    ] as const) {
+      it(`statements under ${name} are still versioned and drained`, () =>
+        withEngine(async ({ engine, sql, readAfterDrain }) => {
+          await engine.write('u', 'lockstep');
+          await cachedAbsence(engine, 'i');
+          await engine.write('d', 'lockstep');
+          for (const key of ['u', 'd']) assert.equal(await engine.read(key), 'lockstep');
+          await sql.query(`${prefix}UPDATE lockstep_kv SET value = '"plain"' WHERE \`key\` = 'u'`);
+          await sql.query(`${prefix}INSERT INTO lockstep_kv (namespace, \`key\`, value) VALUES ('ns', 'i', '"plain"')`);
+          await sql.query(`${prefix}DELETE FROM lockstep_kv WHERE \`key\` = 'd'`);
+          assert.equal(await readAfterDrain('u'), 'plain');
+          assert.equal(await readAfterDrain('i'), 'plain');
+          assert.equal(await readAfterDrain('d'), undefined);
+        }));
+    }
+  });
+
+  describe('statements that fire no trigger', () => {
+    it('TRUNCATE of lockstep_kv is refused: it would remove rows without tombstones or journal rows, and the cache keep them', () =>
+      withEngine(async ({ engine, sql, readAfterDrain, stored }) => {
+        await engine.write('k', 'lockstep');
+        assert.equal(await engine.read('k'), 'lockstep');
+        const error = await failure(sql.query('TRUNCATE TABLE lockstep_kv'));
+        const truth = await stored('k');
+        assert.equal(await readAfterDrain('k'), truth === undefined ? undefined : JSON.parse(truth.payload), 'a read returns what the store holds');
+        assert.equal(error?.errno, 1701, 'refused with ER_TRUNCATE_ILLEGAL_FK');
+      }));
+
+    it('TRUNCATE of lockstep_tombstones is refused: a key re-created after it would go at or below its cached delete', () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'v1');
+        await engine.write('k', 'v2');
+        await engine.delete('k');
+        assert.equal(await engine.read('k'), undefined);
+        const error = await failure(sql.query('TRUNCATE TABLE lockstep_tombstones'));
+        await sql.query("INSERT INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"')");
+        assert.equal(await readAfterDrain('k'), 'plain');
+        assert.equal(error?.errno, 1701, 'refused with ER_TRUNCATE_ILLEGAL_FK');
+      }));
+
+    it('TRUNCATE of lockstep_journal is refused: it would lose invalidations the drainer has not read', () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'lockstep');
+        assert.equal(await engine.read('k'), 'lockstep');
+        await sql.query("UPDATE lockstep_kv SET value = '\"plain\"' WHERE `key` = 'k'");
+        const error = await failure(sql.query('TRUNCATE TABLE lockstep_journal'));
+        assert.equal(await readAfterDrain('k'), 'plain');
+        assert.equal(error?.errno, 1701, 'refused with ER_TRUNCATE_ILLEGAL_FK');
+      }));
+
+    it('DROP TABLE lockstep_kv is refused too', () =>
+      withEngine(async ({ engine, sql }) => {
+        await engine.write('k', 'lockstep');
+        const error = await failure(sql.query('DROP TABLE lockstep_kv'));
+        assert.equal(error?.errno, 1451);
+        assert.equal(await engine.read('k'), 'lockstep');
+      }));
+  });
+});
