@@ -35,6 +35,7 @@ const PROXY_CONTEXT = 'src/pg-proxy/context.ts';
 const PROXY_SESSION_FENCE = 'src/pg-proxy/session-fence.ts';
 const PG_SCHEMA = 'src/store/postgres-schema.ts';
 const MYSQL_SCHEMA = 'src/store/mysql-schema.ts';
+const MYSQL_STORE = 'src/store/mysql.ts';
 const WRITE_BATCH = 'src/cache/redis-write-batch.ts';
 const PROXY_RELAY = 'src/pg-proxy/relay.ts';
 const PROXY_CLASSIFY = 'src/pg-proxy/classify.ts';
@@ -825,5 +826,25 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "      KEY ${constraint('kv')} (kv_namespace)\n",
       },
     ],
+  },
+  {
+    id: 'mysql-marker-insert-forged',
+    rule: "MariaDB store: the BEFORE INSERT trigger honours 'lockstep:insert' from any statement, so a plain INSERT that writes the marker itself is neither marked as a bypass nor journaled (a cached delete outlives it)",
+    patches: [{ file: MYSQL_SCHEMA, find: "  IF NEW.writer <=> '${INSERT_MARKER}' AND ${OWNS} THEN", replace: "  IF NEW.writer <=> '${INSERT_MARKER}' THEN" }],
+  },
+  {
+    id: 'mysql-marker-update-forged',
+    rule: "MariaDB store: the BEFORE UPDATE trigger honours 'lockstep:update' from any statement, so a plain UPDATE (or rename) that writes the marker itself keeps the version it sets and is not journaled",
+    patches: [{ file: MYSQL_SCHEMA, find: "  IF NEW.writer <=> '${UPDATE_MARKER}' AND ${OWNS} THEN", replace: "  IF NEW.writer <=> '${UPDATE_MARKER}' THEN" }],
+  },
+  {
+    id: 'mysql-marker-delete-forged',
+    rule: "MariaDB store: the AFTER DELETE trigger honours a 'lockstep:delete' mark on the tombstone from any statement, so a plain DELETE after plain SQL marked the key is not journaled",
+    patches: [{ file: MYSQL_SCHEMA, find: "  IF NOT (mark <=> '${DELETE_MARKER}' AND ${OWNS}) THEN", replace: "  IF NOT (mark <=> '${DELETE_MARKER}') THEN" }],
+  },
+  {
+    id: 'mysql-upgrade-keeps-old-triggers',
+    rule: "MariaDB store: an open of schema 2 records the current triggers version without replacing schema 2's triggers, which honour a marker written by plain SQL",
+    patches: [{ file: MYSQL_STORE, find: '      for (const statement of s.triggerReplaceDdl) {', replace: '      for (const statement of [] as string[]) {' }],
   },
 ];

@@ -27,7 +27,14 @@
 // anything else) is a bypass write and gets `writer` NULL. The AFTER triggers journal rows whose
 // `writer` is NULL. A DELETE has no NEW row: Lockstep's delete marks the key's anchor
 // ('lockstep:delete') before it deletes the row and clears the mark in the same statement.
-// Plain SQL must leave `writer` alone, as in the SQLite store.
+// A marker is honoured only while Lockstep's own function runs (since triggers version 3): Lockstep
+// calls its functions through a package (`lockstep_own`) whose private variable holds the start time
+// of the statement running them (NOW(6), the same in every sub-statement of one statement), and the
+// triggers ask the package's `owns()` whether that is the current statement. Plain SQL cannot set a
+// package's private variable, so a marker it writes itself (into `writer`, or into a tombstone) is a
+// bypass write like any other: versioned and journaled. (A package needs sql_mode ORACLE to be
+// created in MariaDB 10.11; it is called from any mode. A function killed before it clears the
+// variable leaves a start time that no later statement has, unless its session fixes `timestamp`.)
 //
 // Bypass writes get: INSERT → 1 + tombstone (a REPLACE: above the row it replaced, and its delete);
 // UPDATE → 1 + old version (a rename: above the new key's tombstone too, and the old key gets a
@@ -83,6 +90,12 @@ export const UPDATE_MARKER = 'lockstep:update';
 export const DELETE_MARKER = 'lockstep:delete';
 /** `writer` of a committed row that Lockstep wrote last (NULL: plain SQL did). */
 export const LOCKSTEP_WRITER = 'lockstep';
+/**
+ * Version of the triggers (and the guard table), kept in the meta table under the name 'triggers':
+ * 3 honours a marker only from Lockstep's own function (the package's `owns()`). Schema 2's
+ * triggers honour any marker, so a store that opens them replaces them (mysql.ts, upgrade).
+ */
+export const MYSQL_TRIGGERS_VERSION = 'lockstep:mysql-triggers:3';
 
 /** Wall-clock ms since the epoch, from the statement's start time (no time zone involved). */
 const NOW_MS = 'CAST(FLOOR(@@timestamp * 1000) AS SIGNED)';
@@ -121,9 +134,18 @@ export interface MysqlSchema {
   readonly guardName: string;
   /** Its DDL (idempotent), run after the others; an open that finds it missing adds it. */
   readonly guardDdl: string;
-  /** Qualified, quoted function names. */
+  /** Qualified, quoted function names: the functions themselves (a call is a bypass write since triggers version 3)... */
   readonly writeFunction: string;
   readonly deleteFunction: string;
+  /** ...and the package functions that call them as Lockstep's own writes. */
+  readonly ownWriteFunction: string;
+  readonly ownDeleteFunction: string;
+  /** Unquoted name of the package. */
+  readonly packageName: string;
+  /** The package and its body: statements to run with sql_mode ORACLE, before any trigger that calls it. */
+  readonly packageDdl: readonly string[];
+  /** CREATE OR REPLACE of every trigger: an upgrade of older triggers, one statement each. */
+  readonly triggerReplaceDdl: readonly string[];
   /** Unquoted names, for information_schema. */
   readonly tableNames: readonly string[];
   readonly triggerNames: readonly string[];
@@ -166,8 +188,14 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   const refuse = (live: string) =>
     `SET msg = CONCAT('${PRECONDITION_FAILED_MARKER}', ${live});
         SIGNAL SQLSTATE '${PRECONDITION_SQLSTATE}' SET MESSAGE_TEXT = msg;`;
-  const trigger = (suffix: TriggerName, timing: string, table: string, body: string) =>
-    `CREATE TRIGGER IF NOT EXISTS ${name(suffix)} ${timing} ON ${table} FOR EACH ROW\nBEGIN\n${body}\nEND`;
+  const triggers_: { suffix: TriggerName; timing: string; table: string; body: string }[] = [];
+  const trigger = (suffix: TriggerName, timing: string, table: string, body: string) => {
+    triggers_.push({ suffix, timing, table, body });
+    return `CREATE TRIGGER IF NOT EXISTS ${name(suffix)} ${timing} ON ${table} FOR EACH ROW\nBEGIN\n${body}\nEND`;
+  };
+  const P = name('own');
+  /** Whether the statement running now is one of Lockstep's own function calls (see the top). */
+  const OWNS = `${P}.\`owns\`()`;
 
   const tables = [
     `CREATE TABLE IF NOT EXISTS ${KV} (
@@ -249,7 +277,7 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   -- replaced (REPLACE: its delete leaves a tombstone at 1 + max(below, existing), the new row goes above).
   SET existing = (SELECT version FROM ${KV} WHERE ${at('NEW')});
   SET NEW.version = 1 + IF(existing IS NULL, below, GREATEST(below, existing) + 1);
-  IF NEW.writer <=> '${INSERT_MARKER}' THEN
+  IF NEW.writer <=> '${INSERT_MARKER}' AND ${OWNS} THEN
     SET NEW.writer = '${LOCKSTEP_WRITER}';
   ELSE
     SET NEW.writer = NULL, NEW.updated_at = ${NOW_MS};
@@ -264,7 +292,7 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   END IF;`),
     trigger('kv_before_update', 'BEFORE UPDATE', KV, `
   DECLARE below BIGINT DEFAULT 0;
-  IF NEW.writer <=> '${UPDATE_MARKER}' THEN
+  IF NEW.writer <=> '${UPDATE_MARKER}' AND ${OWNS} THEN
     SET NEW.writer = '${LOCKSTEP_WRITER}';
   ELSE
     IF ${renamed} THEN
@@ -289,9 +317,45 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   DECLARE mark VARCHAR(32) DEFAULT NULL;
   SET mark = (SELECT writer FROM ${T} WHERE ${at('OLD')} FOR UPDATE);
   ${bury('OLD', 'OLD.version + 1')}
-  IF NOT (mark <=> '${DELETE_MARKER}') THEN
+  IF NOT (mark <=> '${DELETE_MARKER}' AND ${OWNS}) THEN
     ${journalTombstone('OLD')}
   END IF;`),
+  ];
+
+  const writeParams = `p_namespace VARBINARY(64), p_key VARBINARY(512), p_value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, p_journal TINYINT,
+      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT`;
+  const deleteParams = `p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT,
+      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT`;
+  // sql_mode ORACLE syntax. `running`: the start of the statement running a call (NULL between calls).
+  const packageDdl = [
+    `CREATE OR REPLACE PACKAGE ${P} AS
+      FUNCTION \`owns\` RETURN INT;
+      FUNCTION \`write\`(${writeParams}) RETURN BIGINT;
+      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT;
+    END`,
+    `CREATE OR REPLACE PACKAGE BODY ${P} AS
+      running DATETIME(6) := NULL;
+      FUNCTION \`owns\` RETURN INT AS
+      BEGIN
+        RETURN running <=> NOW(6);
+      END;
+      FUNCTION \`write\`(${writeParams}) RETURN BIGINT AS
+        v BIGINT;
+      BEGIN
+        running := NOW(6);
+        v := ${name('write')}(p_namespace, p_key, p_value, p_journal, p_expect, p_expect_version);
+        running := NULL;
+        RETURN v;
+      END;
+      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT AS
+        v BIGINT;
+      BEGIN
+        running := NOW(6);
+        v := ${name('delete')}(p_namespace, p_key, p_journal, p_expect, p_expect_version);
+        running := NULL;
+        RETURN v;
+      END;
+    END`,
   ];
 
   // One statement per call: atomic in autocommit, the version read back in the same round trip.
@@ -384,6 +448,11 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
     guardDdl,
     writeFunction: name('write'),
     deleteFunction: name('delete'),
+    ownWriteFunction: `${P}.\`write\``,
+    ownDeleteFunction: `${P}.\`delete\``,
+    packageName: `${prefix}own`,
+    packageDdl,
+    triggerReplaceDdl: triggers_.map((t) => `CREATE OR REPLACE TRIGGER ${name(t.suffix)} ${t.timing} ON ${t.table} FOR EACH ROW\nBEGIN\n${t.body}\nEND`),
     tableNames: ['kv', 'tombstones', 'journal', 'journal_lock', 'meta'].map((t) => `${prefix}${t}`),
     triggerNames: triggers.map((t) => `${prefix}${t}`),
     routineNames: routines.map((r) => `${prefix}${r}`),

@@ -26,6 +26,7 @@ import {
   isDatabaseName,
   isTablePrefix,
   MYSQL_SCHEMA_VERSION,
+  MYSQL_TRIGGERS_VERSION,
   mysqlSchema,
   PRECONDITION_SQLSTATE,
   REPLACEABLE_SCHEMA_VERSIONS,
@@ -300,11 +301,12 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         if (int(got) !== 1) throw new Error(`could not take the schema lock ${lockName} within 60 s`);
         if (!(await isComplete(connection, s))) {
           await refuseForeignTable(connection, s);
+          await createPackage(connection, s); // before the triggers that call it
           for (const statement of s.ddl) await connection.query({ sql: statement });
           if (!(await isComplete(connection, s))) throw new Error(`the Lockstep schema in ${database} is still incomplete after its DDL ran`);
         }
       }
-      await addGuard(connection, s);
+      await upgrade(connection, s);
       schema = s;
       return s;
     } finally {
@@ -355,26 +357,68 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     return tables === s.tableNames.length && triggers === s.triggerNames.length && current === s.routineNames.length;
   }
 
-  /**
-   * Adds the guard table (schema comment in mysql-schema.ts) when it is missing: a schema made before
-   * it, or by a previous release. Creating it takes a metadata lock on the three tables it references,
-   * and every statement on them queues behind a waiting DDL, so it waits at most half the statement
-   * timeout, in MariaDB's whole seconds (1 s at most; 0: only if nothing holds them). If it cannot, the
-   * store runs without the guard (nothing else depends on it) and the next store to open tries again.
-   */
-  async function addGuard(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
-    const [row] = rowsOf(
-      await execute(connection, 'SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [s.database, s.guardName]),
-    );
-    if (int(row?.[0]) > 0) return;
-    const waitS = Math.min(1, Math.floor(statementTimeoutMs / 2 / 1000));
+  /** Creates (or replaces) the package through which Lockstep calls its functions: sql_mode ORACLE syntax. */
+  async function createPackage(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
+    const [mode] = rowsOf(await execute(connection, 'SELECT @@SESSION.sql_mode'))[0] ?? [];
+    await connection.query({ sql: "SET SESSION sql_mode = 'ORACLE'" });
     try {
-      await connection.query({ sql: `SET STATEMENT lock_wait_timeout = ${waitS} FOR ${s.guardDdl}`, timeout: waitS * 1000 + clientMs });
-    } catch (error) {
-      // ER_LOCK_WAIT_TIMEOUT (1205): the tables were busy; ER_STATEMENT_TIMEOUT (1969) likewise.
-      if (isServerError(error) && (error.errno === 1205 || error.errno === 1969)) return;
-      throw error;
+      for (const statement of s.packageDdl) await connection.query({ sql: statement });
+    } finally {
+      await execute(connection, 'SET SESSION sql_mode = ?', [text(mode)]);
     }
+  }
+
+  /**
+   * Brings a schema made by an earlier version (or release) up to date, after the schema lock was
+   * released or never needed: the package (no table lock), the triggers of MYSQL_TRIGGERS_VERSION
+   * (recorded in the meta table once all are replaced) and the guard table (mysql-schema.ts). A
+   * trigger's replacement and the guard's creation take a metadata lock on their tables, and every
+   * statement on them queues behind a waiting DDL, so each waits at most half the statement timeout,
+   * in MariaDB's whole seconds (1 s at most; 0: only if nothing holds them). If one cannot, the store
+   * runs on (a mix of older and newer triggers is correct for Lockstep's writes: older ones honour the
+   * marker alone, newer ones with the package) and the next store to open tries again.
+   */
+  async function upgrade(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
+    const [row] = rowsOf(
+      await execute(
+        connection,
+        `SELECT
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ? AND ROUTINE_TYPE = 'PACKAGE BODY'),
+          (SELECT COUNT(*) FROM ${s.meta} WHERE name = 'triggers' AND value = ?),
+          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?)`,
+        [s.database, s.packageName, MYSQL_TRIGGERS_VERSION, s.database, s.guardName],
+      ),
+    );
+    const [hasPackage, triggersCurrent, hasGuard] = (row ?? []).map(int);
+    if (hasPackage === 0) await createPackage(connection, s);
+    if (triggersCurrent !== 0 && hasGuard !== 0) return;
+    const waitS = Math.min(1, Math.floor(statementTimeoutMs / 2 / 1000));
+    await connection.query({ sql: `SET SESSION lock_wait_timeout = ${waitS}` });
+    const bounded = async (sql: string): Promise<boolean> => {
+      try {
+        await connection.query({ sql, timeout: waitS * 1000 + clientMs });
+        return true;
+      } catch (error) {
+        // ER_LOCK_WAIT_TIMEOUT (1205): the tables were busy; ER_STATEMENT_TIMEOUT (1969) likewise.
+        if (isServerError(error) && (error.errno === 1205 || error.errno === 1969)) return false;
+        throw error;
+      }
+    };
+    if (triggersCurrent === 0) {
+      let replaced = true;
+      for (const statement of s.triggerReplaceDdl) {
+        if (!(await bounded(statement))) {
+          replaced = false;
+          break;
+        }
+      }
+      if (replaced) {
+        await execute(connection, `INSERT INTO ${s.meta} (name, value) VALUES ('triggers', ?) ON DUPLICATE KEY UPDATE value = VALUES(value)`, [
+          MYSQL_TRIGGERS_VERSION,
+        ]);
+      }
+    }
+    if (hasGuard === 0) await bounded(s.guardDdl);
   }
 
   /** A kv table that this DDL did not create must at least have the columns it needs. */
@@ -419,7 +463,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       live();
       const values = [bytes(namespace), bytes(key), payload, options.journal ? 1 : 0, ...preconditionParams(options.precondition)];
       const version = await conditional(namespace, key, options, () =>
-        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.writeFunction}(?, ?, ?, ?, ?, ?)`, values),
+        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.ownWriteFunction}(?, ?, ?, ?, ?, ?)`, values),
       );
       return { version };
     },
@@ -427,7 +471,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       live();
       const values = [bytes(namespace), bytes(key), options.journal ? 1 : 0, ...preconditionParams(options.precondition)];
       const signed = await conditional(namespace, key, options, () =>
-        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.deleteFunction}(?, ?, ?, ?, ?)`, values),
+        callWrite(namespace, key, options.deadlineMs, (s) => `SELECT ${s.ownDeleteFunction}(?, ?, ?, ?, ?)`, values),
       );
       return { version: Math.abs(signed), existed: signed > 0 };
     },

@@ -11,6 +11,8 @@ import mysql from 'mysql2/promise';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
 import { createMysqlStore, type MysqlStore } from '../../src/store/mysql.js';
+import { MYSQL_TRIGGERS_VERSION } from '../../src/store/mysql-schema.js';
+import { mysqlSchemaV2Ddl } from '../helpers/mysql-schema-v2.js';
 import { MYSQL_URL, needService } from '../helpers/services.js';
 
 const service = await needService('MariaDB', MYSQL_URL);
@@ -36,9 +38,11 @@ interface Fixture {
   stored: (key: string) => Promise<{ version: number; payload: string } | undefined>;
 }
 
-async function withEngine(run: (f: Fixture) => Promise<void>): Promise<void> {
+async function withEngine(run: (f: Fixture) => Promise<void>, { v2 = false } = {}): Promise<void> {
   const database = `lockstep_test_${randomBytes(6).toString('hex')}`;
   await admin!.query(`CREATE DATABASE \`${database}\``);
+  // The schema as the previous release (schema 2) left it: the current store upgrades it on open.
+  if (v2) for (const statement of mysqlSchemaV2Ddl(database, 'lockstep_').ddl) await admin!.query(statement);
   const store = createMysqlStore({ uri: uriOf(database), poolSize: 3 });
   const engine = createWriteThrough<string>({
     store,
@@ -263,5 +267,128 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
         assert.equal(error?.errno, 1451);
         assert.equal(await engine.read('k'), 'lockstep');
       }));
+  });
+  describe("Lockstep's writer markers, written by plain SQL", () => {
+    const forgeries: Record<string, (sql: mysql.Connection) => Promise<unknown>> = {
+      "an UPDATE setting writer = 'lockstep:update' (version left as it was)": (sql) =>
+        sql.query("UPDATE lockstep_kv SET value = '\"plain\"', writer = 'lockstep:update' WHERE `key` = 'k'"),
+      "an UPDATE setting writer = 'lockstep:update' and the version back to 1": (sql) =>
+        sql.query("UPDATE lockstep_kv SET value = '\"plain\"', writer = 'lockstep:update', version = 1 WHERE `key` = 'k'"),
+      "INSERT … ON DUPLICATE KEY UPDATE writer = 'lockstep:update'": (sql) =>
+        sql.query(
+          "INSERT INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"plain\"') ON DUPLICATE KEY UPDATE value = VALUES(value), writer = 'lockstep:update'",
+        ),
+      "a call of Lockstep's own write function (not through its package)": (sql) =>
+        sql.query("SELECT lockstep_write('ns', 'k', '\"plain\"', 0, NULL, NULL)"),
+    };
+    for (const [name, forge] of Object.entries(forgeries)) {
+      it(`${name}: versioned and journaled, the cached value let go`, () =>
+        withEngine(async ({ engine, sql, readAfterDrain, stored }) => {
+          await engine.write('k', 'lockstep');
+          assert.equal(await engine.read('k'), 'lockstep');
+          const before = (await stored('k'))!.version;
+          await forge(sql);
+          assert.equal((await stored('k'))?.version, before + 1);
+          assert.equal(await readAfterDrain('k'), 'plain');
+        }));
+    }
+
+    it("an INSERT with writer = 'lockstep:insert' over a cached delete: journaled, the cached absence let go", () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await cachedAbsence(engine, 'k');
+        await sql.query("INSERT INTO lockstep_kv (namespace, `key`, value, writer) VALUES ('ns', 'k', '\"plain\"', 'lockstep:insert')");
+        assert.equal(await readAfterDrain('k'), 'plain');
+      }));
+
+    it("a rename setting writer = 'lockstep:update': the new key goes above its delete, the old key is tombstoned, both journaled", () =>
+      withEngine(async ({ engine, sql, readAfterDrain, stored }) => {
+        await engine.write('old', 'lockstep');
+        await cachedAbsence(engine, 'k');
+        assert.equal(await engine.read('old'), 'lockstep');
+        await sql.query("UPDATE lockstep_kv SET `key` = 'k', value = '\"plain\"', writer = 'lockstep:update' WHERE `key` = 'old'");
+        assert.ok((await stored('k'))!.version > 2, 'above the delete');
+        assert.equal(await readAfterDrain('k'), 'plain');
+        assert.equal(await readAfterDrain('old'), undefined);
+      }));
+
+    it("a DELETE after plain SQL marked the key's tombstone 'lockstep:delete': journaled, the cached value let go", () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'lockstep');
+        assert.equal(await engine.read('k'), 'lockstep');
+        await sql.query('START TRANSACTION');
+        await sql.query("INSERT INTO lockstep_tombstones (namespace, `key`, version, deleted_at, writer) VALUES ('ns', 'k', 0, 0, 'lockstep:delete') ON DUPLICATE KEY UPDATE writer = VALUES(writer)");
+        await sql.query("DELETE FROM lockstep_kv WHERE `key` = 'k'");
+        await sql.query('COMMIT');
+        assert.equal(await readAfterDrain('k'), undefined);
+      }));
+
+    it("Lockstep's own writes still journal nothing, and leave writer 'lockstep'", () =>
+      withEngine(async ({ engine, store, sql }) => {
+        const head = await store.journalHead();
+        await engine.write('k', 'a');
+        await engine.write('k', 'b');
+        await engine.delete('k');
+        await engine.write('k', 'c');
+        assert.equal(await store.journalHead(), head);
+        const [rows] = (await sql.query("SELECT writer FROM lockstep_kv WHERE `key` = 'k'")) as unknown as [{ writer: string }[]];
+        assert.deepEqual(rows, [{ writer: 'lockstep' }]);
+      }));
+  });
+
+  describe('a schema left by the previous release (schema 2: triggers that honour any marker, no guard)', () => {
+    it('is upgraded on open: a forged marker is then journaled, TRUNCATE refused', () =>
+      withEngine(
+        async ({ engine, sql, readAfterDrain, store }) => {
+          const [meta] = (await sql.query("SELECT value FROM lockstep_meta WHERE name = 'triggers'")) as unknown as [{ value: string }[]];
+          assert.deepEqual(meta, [{ value: MYSQL_TRIGGERS_VERSION }]);
+          await engine.write('k', 'lockstep');
+          assert.equal(await engine.read('k'), 'lockstep');
+          const head = await store.journalHead();
+          await engine.write('k', 'lockstep2');
+          assert.equal(await store.journalHead(), head, "Lockstep's own write is not journaled");
+          await sql.query("UPDATE lockstep_kv SET value = '\"plain\"', writer = 'lockstep:update' WHERE `key` = 'k'");
+          assert.equal(await readAfterDrain('k'), 'plain');
+          assert.equal((await failure(sql.query('TRUNCATE TABLE lockstep_kv')))?.errno, 1701);
+        },
+        { v2: true },
+      ));
+
+    it('a plain transaction holding lockstep_kv: the store opens without waiting past the bound, runs, and the next open upgrades', () =>
+      withEngine(
+        async ({ database, connect }) => {
+          // The fixture's store already upgraded: put schema 2's triggers back, as a previous release would find them.
+          const old = mysqlSchemaV2Ddl(database, 'lockstep_');
+          const holder = await connect();
+          await holder.query('DROP TABLE lockstep_guard');
+          await holder.query("DELETE FROM lockstep_meta WHERE name = 'triggers'");
+          for (const t of old.triggerNames) await holder.query(`DROP TRIGGER \`${database}\`.\`${t}\``);
+          for (const statement of old.ddl) await holder.query(statement);
+          await holder.query('START TRANSACTION');
+          await holder.query('SELECT COUNT(*) FROM lockstep_kv'); // a metadata lock on lockstep_kv until COMMIT
+          const store = createMysqlStore({ uri: uriOf(database), poolSize: 2 });
+          try {
+            const started = performance.now();
+            await store.ready();
+            const waited = performance.now() - started;
+            assert.ok(waited < 1000 + 1500, `opened after ${waited.toFixed(0)} ms`);
+            assert.equal((await store.write('ns', 'w', '1', { journal: false, deadlineMs: 5000 })).version, 1);
+            const [before] = (await holder.query("SELECT COUNT(*) AS n FROM lockstep_meta WHERE name = 'triggers'")) as unknown as [{ n: number }[]];
+            assert.equal(Number(before[0]!.n), 0, 'not upgraded while the table was held');
+            await holder.query('COMMIT');
+          } finally {
+            await store.close();
+          }
+          const next = createMysqlStore({ uri: uriOf(database), poolSize: 1 });
+          try {
+            await next.ready();
+            const [after] = (await holder.query("SELECT value FROM lockstep_meta WHERE name = 'triggers'")) as unknown as [{ value: string }[]];
+            assert.deepEqual(after, [{ value: MYSQL_TRIGGERS_VERSION }]);
+            assert.equal((await failure(holder.query('TRUNCATE TABLE lockstep_kv')))?.errno, 1701);
+          } finally {
+            await next.close();
+          }
+        },
+        { v2: true },
+      ));
   });
 });

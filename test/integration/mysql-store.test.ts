@@ -297,6 +297,8 @@ describe('MariaDB store', { skip: service.skip }, () => {
           objects.map((o) => `${o.kind} ${o.name}`),
           [
             'function lockstep_delete',
+            'function lockstep_own',
+            'function lockstep_own',
             'function lockstep_write',
             'table lockstep_guard',
             'table lockstep_journal',
@@ -385,7 +387,7 @@ describe('MariaDB store', { skip: service.skip }, () => {
         const upgraded = createMysqlStore({ uri: uriOf(database), poolSize: 1, tablePrefix: 'u_' });
         try {
           await upgraded.ready();
-          const comments = await rows<{ c: string }>(admin!, 'SELECT ROUTINE_COMMENT AS c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1', [database]);
+          const comments = await rows<{ c: string }>(admin!, "SELECT ROUTINE_COMMENT AS c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' ORDER BY 1", [database]);
           assert.deepEqual(comments.map((r) => r.c.split(':').slice(0, 3).join(':')), [MYSQL_SCHEMA_VERSION, MYSQL_SCHEMA_VERSION]);
           assert.deepEqual(await upgraded.read('ns', 'k'), { version: 1, payload: '"kept"' });
           assert.equal((await upgraded.write('ns', 'k', '"next"', { ...PLAIN, precondition: { kind: 'version', version: 1 } })).version, 2);
@@ -433,8 +435,8 @@ describe('MariaDB store', { skip: service.skip }, () => {
           await op();
           return [...log];
         };
-        assert.deepEqual(await measure(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT `' + database + '`.`lockstep_write`(?,']);
-        assert.deepEqual(await measure(() => store.write('ns', 'k', '2', PLAIN)), ['SELECT `' + database + '`.`lockstep_write`(?,']);
+        assert.deepEqual(await measure(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT `' + database + '`.`lockstep_own`.`write`(?,']);
+        assert.deepEqual(await measure(() => store.write('ns', 'k', '2', PLAIN)), ['SELECT `' + database + '`.`lockstep_own`.`write`(?,']);
         assert.equal((await measure(() => store.write('ns', 'k', '3', JOURNALED))).length, 1);
         assert.equal((await measure(() => store.delete('ns', 'k', PLAIN))).length, 1);
         assert.equal((await measure(() => store.delete('ns', 'k', JOURNALED))).length, 1);
