@@ -847,4 +847,9 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "MariaDB store: an open of schema 2 records the current triggers version without replacing schema 2's triggers, which honour a marker written by plain SQL",
     patches: [{ file: MYSQL_STORE, find: '      for (const statement of s.triggerReplaceDdl) {', replace: '      for (const statement of [] as string[]) {' }],
   },
+  {
+    id: 'mysql-marker-left-after-error',
+    rule: "MariaDB store: the package's write leaves its running mark set when the call fails, so an application function that goes on after the error (a CONTINUE handler) can write a marker in the same statement and pass it off as Lockstep's",
+    patches: [{ file: MYSQL_SCHEMA, find: '          running := NULL; -- a caller\'s handler that goes on must not find it set\n', replace: '' }],
+  },
 ];

@@ -33,8 +33,10 @@
 // triggers ask the package's `owns()` whether that is the current statement. Plain SQL cannot set a
 // package's private variable, so a marker it writes itself (into `writer`, or into a tombstone) is a
 // bypass write like any other: versioned and journaled. (A package needs sql_mode ORACLE to be
-// created in MariaDB 10.11; it is called from any mode. A function killed before it clears the
-// variable leaves a start time that no later statement has, unless its session fixes `timestamp`.)
+// created in MariaDB 10.11; it is called from any mode. The variable is cleared when the call ends,
+// with an error too, before the error reaches a handler of the caller that could go on in the same
+// statement; a call killed outright leaves a start time that no later statement has, unless its
+// session fixes `timestamp`.)
 //
 // Bypass writes get: INSERT → 1 + tombstone (a REPLACE: above the row it replaced, and its delete);
 // UPDATE → 1 + old version (a rename: above the new key's tombstone too, and the old key gets a
@@ -346,6 +348,10 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
         v := ${name('write')}(p_namespace, p_key, p_value, p_journal, p_expect, p_expect_version);
         running := NULL;
         RETURN v;
+      EXCEPTION
+        WHEN OTHERS THEN
+          running := NULL; -- a caller's handler that goes on must not find it set
+          RAISE;
       END;
       FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT AS
         v BIGINT;
@@ -354,6 +360,10 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
         v := ${name('delete')}(p_namespace, p_key, p_journal, p_expect, p_expect_version);
         running := NULL;
         RETURN v;
+      EXCEPTION
+        WHEN OTHERS THEN
+          running := NULL; -- as in write
+          RAISE;
       END;
     END`,
   ];

@@ -4,8 +4,8 @@
 // triggers. The rules, and how journal ids follow commit order, are in mysql-schema.ts.
 //
 // Built for MariaDB 10.6 or later (tested on 10.11): it relies on `SET STATEMENT … FOR` and
-// `max_statement_time`, which MySQL does not have. The user needs CREATE, TRIGGER and CREATE ROUTINE
-// on the database the first time (then SELECT, INSERT, UPDATE, DELETE and EXECUTE); with binary
+// `max_statement_time`, which MySQL does not have. The user needs CREATE, TRIGGER, CREATE ROUTINE and
+// REFERENCES on the database the first time (then SELECT, INSERT, UPDATE, DELETE and EXECUTE); with binary
 // logging on, creating triggers and functions also needs SUPER or log_bin_trust_function_creators=1.
 import { createHash } from 'node:crypto';
 import { loadDriver } from '../drivers.js';
@@ -169,8 +169,8 @@ const timed = (sql: string, ms: number) => `SET STATEMENT max_statement_time = $
 /**
  * A StoreAdapter on MariaDB. The schema is created on first use, under GET_LOCK so that processes
  * starting at once create it once. Versions are per key and rise across delete and re-create; other
- * code may write the kv table with plain SQL (leaving the `writer` column alone; not TRUNCATE) and
- * the triggers version and journal it. Deadlocks and duplicate-key races of Lockstep's own
+ * code may write the kv table with plain SQL (any statement but TRUNCATE, which the guard table
+ * refuses) and the triggers version and journal it. Deadlocks and duplicate-key races of Lockstep's own
  * statements are retried within the deadline.
  *
  * Round trips: read, write, delete (journaled or not), appendJournal, readJournal, journalHead, scan:
@@ -390,7 +390,8 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       ),
     );
     const [hasPackage, triggersCurrent, hasGuard] = (row ?? []).map(int);
-    if (hasPackage === 0) await createPackage(connection, s);
+    // The package goes with the triggers' version: replaced whenever they are to be.
+    if (hasPackage === 0 || triggersCurrent === 0) await createPackage(connection, s);
     if (triggersCurrent !== 0 && hasGuard !== 0) return;
     const waitS = Math.min(1, Math.floor(statementTimeoutMs / 2 / 1000));
     await connection.query({ sql: `SET SESSION lock_wait_timeout = ${waitS}` });

@@ -322,6 +322,24 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
         assert.equal(await readAfterDrain('k'), undefined);
       }));
 
+    it("a function of the application that goes on after Lockstep's package call failed, then writes a marker in the same statement: journaled", () =>
+      withEngine(async ({ engine, sql, readAfterDrain }) => {
+        await engine.write('k', 'lockstep');
+        await engine.write('other', 'lockstep');
+        assert.equal(await engine.read('k'), 'lockstep');
+        // The package call fails ('other' is not absent); the handler goes on, inside the same top-level statement.
+        await sql.query(`CREATE FUNCTION forge() RETURNS INT MODIFIES SQL DATA
+          BEGIN
+            DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
+            SET @v = lockstep_own.\`write\`('ns', 'other', '"x"', 0, 'absent', NULL);
+            UPDATE lockstep_kv SET value = '"plain"', writer = 'lockstep:update' WHERE \`key\` = 'k';
+            RETURN 1;
+          END`);
+        await sql.query('SELECT forge()');
+        assert.equal(await readAfterDrain('k'), 'plain');
+        assert.equal(await readAfterDrain('other'), 'lockstep');
+      }));
+
     it("Lockstep's own writes still journal nothing, and leave writer 'lockstep'", () =>
       withEngine(async ({ engine, store, sql }) => {
         const head = await store.journalHead();
