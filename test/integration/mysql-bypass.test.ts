@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
+import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
@@ -227,6 +228,32 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
     }
   });
 
+  describe('LOAD DATA', () => {
+    for (const mode of ['REPLACE', 'IGNORE']) {
+      it(`LOAD DATA LOCAL INFILE … ${mode}: each row versioned and journaled, above a cached delete`, () =>
+        withEngine(async ({ database, engine, readAfterDrain, stored }) => {
+          await engine.write('k', 'lockstep');
+          assert.equal(await engine.read('k'), 'lockstep');
+          await cachedAbsence(engine, 'i');
+          const loader = await mysql.createConnection({
+            uri: uriOf(database),
+            flags: ['+LOCAL_FILES'],
+            infileStreamFactory: () => Readable.from([Buffer.from('ns\tk\t"loaded"\nns\ti\t"loaded"\n')]),
+          });
+          try {
+            await loader.query({
+              sql: `LOAD DATA LOCAL INFILE 'rows.tsv' ${mode} INTO TABLE lockstep_kv FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (namespace, \`key\`, value)`,
+            });
+          } finally {
+            await loader.end();
+          }
+          assert.ok((await stored('i'))!.version > 2, 'above the delete');
+          assert.equal(await readAfterDrain('i'), 'loaded');
+          assert.equal(await readAfterDrain('k'), mode === 'REPLACE' ? 'loaded' : 'lockstep');
+        }));
+    }
+  });
+
   describe('statements that fire no trigger', () => {
     it('TRUNCATE of lockstep_kv is refused: it would remove rows without tombstones or journal rows, and the cache keep them', () =>
       withEngine(async ({ engine, sql, readAfterDrain, stored }) => {
@@ -323,7 +350,7 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
       }));
 
     it("a function of the application that goes on after Lockstep's package call failed, then writes a marker in the same statement: journaled", () =>
-      withEngine(async ({ engine, sql, readAfterDrain }) => {
+      withEngine(async ({ database, engine, sql, readAfterDrain }) => {
         await engine.write('k', 'lockstep');
         await engine.write('other', 'lockstep');
         assert.equal(await engine.read('k'), 'lockstep');
@@ -331,11 +358,15 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
         await sql.query(`CREATE FUNCTION forge() RETURNS INT MODIFIES SQL DATA
           BEGIN
             DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
-            SET @v = lockstep_own.\`write\`('ns', 'other', '"x"', 0, 'absent', NULL);
+            SET @v = \`${database}\`.lockstep_own.\`write\`('ns', 'other', '"x"', 0, 'absent', NULL); -- a package function is named in full
+            SET @failed = @v IS NULL;
             UPDATE lockstep_kv SET value = '"plain"', writer = 'lockstep:update' WHERE \`key\` = 'k';
             RETURN 1;
           END`);
+        await sql.query('SET @v = NULL, @failed = NULL');
         await sql.query('SELECT forge()');
+        const [[flags]] = (await sql.query('SELECT @failed AS failed')) as unknown as [[{ failed: number }]];
+        assert.equal(Number(flags.failed), 1, "the package's write was called, and failed");
         assert.equal(await readAfterDrain('k'), 'plain');
         assert.equal(await readAfterDrain('other'), 'lockstep');
       }));
