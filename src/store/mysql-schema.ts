@@ -328,56 +328,10 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
       p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT`;
   const deleteParams = `p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT,
       p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT`;
-  // sql_mode ORACLE syntax. `running`: the start of the statement running a call (NULL between calls).
-  const packageDdl = [
-    `CREATE OR REPLACE PACKAGE ${P} AS
-      FUNCTION \`owns\` RETURN INT;
-      FUNCTION \`write\`(${writeParams}) RETURN BIGINT;
-      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT;
-    END`,
-    `CREATE OR REPLACE PACKAGE BODY ${P} AS
-      running DATETIME(6) := NULL;
-      FUNCTION \`owns\` RETURN INT AS
-      BEGIN
-        RETURN running <=> NOW(6);
-      END;
-      FUNCTION \`write\`(${writeParams}) RETURN BIGINT AS
-        v BIGINT;
-      BEGIN
-        running := NOW(6);
-        v := ${name('write')}(p_namespace, p_key, p_value, p_journal, p_expect, p_expect_version);
-        running := NULL;
-        RETURN v;
-      EXCEPTION
-        WHEN OTHERS THEN
-          running := NULL; -- a caller's handler that goes on must not find it set
-          RAISE;
-      END;
-      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT AS
-        v BIGINT;
-      BEGIN
-        running := NOW(6);
-        v := ${name('delete')}(p_namespace, p_key, p_journal, p_expect, p_expect_version);
-        running := NULL;
-        RETURN v;
-      EXCEPTION
-        WHEN OTHERS THEN
-          running := NULL; -- as in write
-          RAISE;
-      END;
-    END`,
-  ];
-
-  // One statement per call: atomic in autocommit, the version read back in the same round trip.
-  const functionDdl = [
-    `CREATE OR REPLACE FUNCTION ${name('delete')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_journal TINYINT,
-      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT)
-    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, negated if the key did not exist'
-    BEGIN
-      DECLARE existed BOOLEAN DEFAULT FALSE;
-      DECLARE v BIGINT DEFAULT NULL;
-      DECLARE live BIGINT DEFAULT 0;
-      DECLARE msg VARCHAR(128) DEFAULT NULL;
+  // The bodies of the write and delete, the same in the functions (a call is a bypass write since
+  // triggers version 3; kept for a process of the previous release) and in the package (Lockstep's
+  // own writes). `done(expr)` returns: the package clears its running mark first.
+  const deleteBody = (done: (value: string) => string) => `
       -- The anchor first, marked so that the DELETE trigger does not journal this delete.
       INSERT INTO ${T} (namespace, \`key\`, version, deleted_at, writer) VALUES (p_namespace, p_key, 0, ${NOW_MS}, '${DELETE_MARKER}')
         ON DUPLICATE KEY UPDATE writer = VALUES(writer), deleted_at = VALUES(deleted_at);
@@ -403,15 +357,8 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
       IF p_journal THEN
         INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (p_namespace, p_key, v, 'repair', ${NOW_MS});
       END IF;
-      RETURN IF(existed, v, -v);
-    END`,
-    `CREATE OR REPLACE FUNCTION ${name('write')}(p_namespace VARBINARY(64), p_key VARBINARY(512), p_value LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, p_journal TINYINT,
-      p_expect VARCHAR(8) CHARACTER SET ascii, p_expect_version BIGINT)
-    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, or 0 when the caller must retry'
-    BEGIN
-      DECLARE v BIGINT DEFAULT NULL;
-      DECLARE live BIGINT DEFAULT NULL;
-      DECLARE msg VARCHAR(128) DEFAULT NULL;
+      ${done('IF(existed, v, -v)')}`;
+  const writeBody = (done: (value: string) => string) => `
       -- A snapshot read first: an UPDATE that finds no row would take a gap lock, and two such
       -- statements inserting into one gap deadlock.
       IF EXISTS (SELECT 1 FROM ${KV} WHERE ${atArgs}) THEN
@@ -419,7 +366,7 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
           -- The row lock, and the latest version: no other write of the row until this statement ends.
           SET live = (SELECT version FROM ${KV} WHERE ${atArgs} FOR UPDATE);
           IF live IS NULL THEN
-            RETURN 0; -- deleted meanwhile: the caller retries (and sees the key as not live)
+            ${done('0')} -- deleted meanwhile: the caller retries (and sees the key as not live)
           END IF;
           IF ${fails('live')} THEN
             ${refuse('live')}
@@ -427,7 +374,7 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
         END IF;
         UPDATE ${KV} SET value = p_value, version = version + 1, writer = '${UPDATE_MARKER}', updated_at = ${NOW_MS} WHERE ${atArgs};
         IF ROW_COUNT() = 0 THEN
-          RETURN 0; -- deleted meanwhile: the caller retries (as an insert above the delete)
+          ${done('0')} -- deleted meanwhile: the caller retries (as an insert above the delete)
         END IF;
       ELSE
         -- Not live as of this snapshot: a create committed since then makes the INSERT below fail
@@ -442,7 +389,67 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
       IF p_journal THEN
         INSERT INTO ${J} (namespace, \`key\`, version, reason, created_at) VALUES (p_namespace, p_key, v, 'repair', ${NOW_MS});
       END IF;
-      RETURN v;
+      ${done('v')}`;
+  const plainReturn = (value: string) => `RETURN ${value};`;
+  const packageReturn = (value: string) => `running := NULL; RETURN ${value};`;
+
+  // sql_mode ORACLE syntax. `running`: the start of the statement running a call (NULL between calls).
+  const packageDdl = [
+    `CREATE OR REPLACE PACKAGE ${P} AS
+      FUNCTION \`owns\` RETURN INT;
+      FUNCTION \`write\`(${writeParams}) RETURN BIGINT;
+      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT;
+    END`,
+    `CREATE OR REPLACE PACKAGE BODY ${P} AS
+      running DATETIME(6) := NULL;
+      FUNCTION \`owns\` RETURN INT AS
+      BEGIN
+        RETURN running <=> NOW(6);
+      END;
+      FUNCTION \`write\`(${writeParams}) RETURN BIGINT AS
+        v BIGINT := NULL;
+        live BIGINT := NULL;
+        msg VARCHAR(128) := NULL;
+      BEGIN
+        running := NOW(6);
+        ${writeBody(packageReturn)}
+      EXCEPTION
+        WHEN OTHERS THEN
+          running := NULL; -- a caller's handler that goes on must not find it set
+          RAISE;
+      END;
+      FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT AS
+        existed BOOLEAN := FALSE;
+        v BIGINT := NULL;
+        live BIGINT := 0;
+        msg VARCHAR(128) := NULL;
+      BEGIN
+        running := NOW(6);
+        ${deleteBody(packageReturn)}
+      EXCEPTION
+        WHEN OTHERS THEN
+          running := NULL; -- as in write
+          RAISE;
+      END;
+    END`,
+  ];
+
+  // One statement per call: atomic in autocommit, the version read back in the same round trip.
+  const functionDdl = [
+    `CREATE OR REPLACE FUNCTION ${name('delete')}(${deleteParams})
+    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, negated if the key did not exist'
+    BEGIN
+      DECLARE existed BOOLEAN DEFAULT FALSE;
+      DECLARE v BIGINT DEFAULT NULL;
+      DECLARE live BIGINT DEFAULT 0;
+      DECLARE msg VARCHAR(128) DEFAULT NULL;${deleteBody(plainReturn)}
+    END`,
+    `CREATE OR REPLACE FUNCTION ${name('write')}(${writeParams})
+    RETURNS BIGINT MODIFIES SQL DATA NOT DETERMINISTIC COMMENT '${MYSQL_SCHEMA_VERSION}: returns the version, or 0 when the caller must retry'
+    BEGIN
+      DECLARE v BIGINT DEFAULT NULL;
+      DECLARE live BIGINT DEFAULT NULL;
+      DECLARE msg VARCHAR(128) DEFAULT NULL;${writeBody(plainReturn)}
     END`,
   ];
 
