@@ -27,10 +27,10 @@
 // anything else) is a bypass write and gets `writer` NULL. The AFTER triggers journal rows whose
 // `writer` is NULL. A DELETE has no NEW row: Lockstep's delete marks the key's anchor
 // ('lockstep:delete') before it deletes the row and clears the mark in the same statement.
-// A marker is honoured only while Lockstep's own function runs (since triggers version 3): Lockstep
-// calls its functions through a package (`lockstep_own`) whose private variable holds the start time
-// of the statement running them (NOW(6), the same in every sub-statement of one statement), and the
-// triggers ask the package's `owns()` whether that is the current statement. Plain SQL cannot set a
+// A marker is honoured only while Lockstep's own call runs (since triggers version 3): Lockstep's
+// write and delete are functions of a package (`lockstep_own`) whose private variable holds the start
+// time of the statement running them (NOW(6), the same in every sub-statement of one statement), and
+// the triggers ask the package's `owns()` whether that is the current statement. Plain SQL cannot set a
 // package's private variable, so a marker it writes itself (into `writer`, or into a tombstone) is a
 // bypass write like any other: versioned and journaled. (A package needs sql_mode ORACLE to be
 // created in MariaDB 10.11; it is called from any mode. The variable is cleared when the call ends,
@@ -46,8 +46,11 @@
 // in a REPEATABLE READ transaction that read the row long before still lands above its latest
 // version). The AFTER INSERT trigger also refuses (SQLSTATE 45000) any row at or below its key's
 // tombstone: the invariant the rules above keep, checked where it is cheap (the anchor is read anyway).
-// Not seen by any trigger: TRUNCATE, DROP, and writes with triggers disabled (e.g. replication with
-// slave_run_triggers_for_rbr=NO applying row events is fine: the primary's triggers ran there).
+// A trigger's read is a locking read (inside a data-changing statement), so a plain INSERT keeps a
+// shared lock on the gap above its key until its transaction ends (docs/operations.md).
+// Not seen by any trigger: TRUNCATE, DROP, foreign-key cascades, and writes with triggers disabled
+// (e.g. replication with slave_run_triggers_for_rbr=NO applying row events is fine: the primary's
+// triggers ran there).
 // TRUNCATE and DROP of `lockstep_kv`, `lockstep_tombstones` and `lockstep_journal` are refused by
 // the guard: an empty table whose foreign keys reference all three (InnoDB refuses to TRUNCATE or
 // DROP a table that a foreign key references: errno 1701 and 1451). TRUNCATE of the kv table would
