@@ -114,7 +114,7 @@ async function runTests(dir: string): Promise<{ killedBy: string | undefined; ms
   for (const test of tests) {
     const { code, stdout } = await run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', test], dir, TEST_TIMEOUT_MS);
     if (code !== 0) {
-      const failed = [...stdout.matchAll(/^\s*not ok \d+ - (.+)$/gm)].map((m) => m[1]!).filter((name) => !/^chaos|^\w+\.test\.ts$/.test(name));
+      const failed = [...stdout.matchAll(/^\s*not ok \d+ - (.+)$/gm)].map((m) => m[1]!).filter((name) => !/^chaos|^\w+\.test\.ts$|# TODO\b/.test(name)); // a failing todo test fails no run
       return { killedBy: `${test}${failed.length > 0 ? `: ${failed[0]}` : ''}`, ms: performance.now() - started, log: stdout.slice(-4000) };
     }
   }
