@@ -852,4 +852,9 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "MariaDB store: the package's write leaves its running mark set when the call fails, so an application function that goes on after the error (a CONTINUE handler) can write a marker in the same statement and pass it off as Lockstep's",
     patches: [{ file: MYSQL_SCHEMA, find: '          running := NULL; -- a caller\'s handler that goes on must not find it set\n', replace: '' }],
   },
+  {
+    id: 'mysql-read-uncommitted-accepted',
+    rule: "MariaDB store: a pool whose connections run at READ UNCOMMITTED is accepted, so a read fills the cache with a plain transaction's write that is then rolled back (a value no commit produced)",
+    patches: [{ file: MYSQL_STORE, find: "      if (text(isolation).toUpperCase() === 'READ-UNCOMMITTED') {", replace: "      if (text(isolation).toUpperCase() === 'NEVER') {" }],
+  },
 ];

@@ -281,6 +281,17 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
   async function createSchema(): Promise<MysqlSchema> {
     const connection = await connect();
     try {
+      // Lockstep's reads are single autocommit statements: any isolation level but READ UNCOMMITTED
+      // reads committed rows only. Under READ UNCOMMITTED a read would return, and the cache keep, a
+      // value that a plain transaction wrote and then rolled back, and the drainer would read journal
+      // rows that are rolled back and their ids handed out again (SET STATEMENT cannot set it per statement).
+      const [isolation] = rowsOf(await execute(connection, 'SELECT @@SESSION.tx_isolation'))[0] ?? [];
+      if (text(isolation).toUpperCase() === 'READ-UNCOMMITTED') {
+        throw new InvalidOptionError(
+          "the pool's connections run at READ UNCOMMITTED: Lockstep's reads would return uncommitted writes that may be rolled back; " +
+            'use READ COMMITTED or REPEATABLE READ (the server default) on the connections the store uses',
+        );
+      }
       let database = resolved.database;
       if (database === undefined) {
         const current = rowsOf(await execute(connection, 'SELECT DATABASE()'))[0]?.[0];

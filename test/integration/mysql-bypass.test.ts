@@ -11,7 +11,8 @@ import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
-import { createMysqlStore, type MysqlStore } from '../../src/store/mysql.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { createMysqlStore, type MysqlPool, type MysqlStore } from '../../src/store/mysql.js';
 import { MYSQL_TRIGGERS_VERSION } from '../../src/store/mysql-schema.js';
 import { mysqlSchemaV2Ddl } from '../helpers/mysql-schema-v2.js';
 import { MYSQL_URL, needService } from '../helpers/services.js';
@@ -226,6 +227,42 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
           assert.equal(await readAfterDrain('d'), undefined);
         }));
     }
+  });
+
+  describe("the store's own connections", () => {
+    it('a pool whose connections run at READ UNCOMMITTED is refused: a read would fill the cache with a write that is then rolled back', async () => {
+      const database = `lockstep_test_${randomBytes(6).toString('hex')}`;
+      await admin!.query(`CREATE DATABASE \`${database}\``);
+      const pool = mysql.createPool({ uri: uriOf(database), connectionLimit: 2 });
+      // A pool set up this way by its application, or a server whose transaction_isolation is READ-UNCOMMITTED.
+      pool.pool.on('connection', (c) => c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED'));
+      const store = createMysqlStore({ pool: pool as unknown as MysqlPool, database });
+      const engine = createWriteThrough<string>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'ns', journal: { pollInterval: '1h' }, metrics: false });
+      const sql = await mysql.createConnection({ uri: uriOf(database) });
+      try {
+        const opened = await store.ready().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        if (opened === undefined) {
+          // What a store that opens on it does: a read during a plain transaction sees its uncommitted write.
+          await sql.query("INSERT INTO lockstep_kv (namespace, `key`, value) VALUES ('ns', 'k', '\"committed\"')");
+          await sql.query('START TRANSACTION');
+          await sql.query("UPDATE lockstep_kv SET value = '\"rolled back\"' WHERE `key` = 'k'");
+          const during = await engine.read('k');
+          await sql.query('ROLLBACK');
+          await engine.drainJournal();
+          assert.equal(await engine.read('k'), 'committed', `a value no commit produced (read during the transaction: ${JSON.stringify(during)})`);
+        }
+        assert.ok(opened instanceof InvalidOptionError && /READ UNCOMMITTED/.test(opened.message), `refused: ${String(opened)}`);
+      } finally {
+        await sql.end();
+        await engine.close();
+        await store.close();
+        await pool.end();
+        await admin!.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      }
+    });
   });
 
   describe('LOAD DATA', () => {
