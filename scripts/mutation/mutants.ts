@@ -649,13 +649,13 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'http-answer-budget-kept-after-close',
-    rule: "REST service: a connection closed with its answer unsent (client gone, idle cut) keeps its share of the answer budget, which leaks until every large answer is refused",
-    patches: [{ file: 'src/http/answer-budget.ts', find: "  res.once('close', giveBack);\n", replace: '' }],
+    rule: "REST service: an answer whose connection closed before the answer was handed to it (the client left during the read) keeps its share of the answer budget for ever: no 'finish' or 'close' will come, and the leak grows until every large answer is refused",
+    patches: [{ file: 'src/http/answer-budget.ts', find: 'if (res === undefined || res.destroyed || res.writableFinished) {', replace: 'if (res === undefined) {' }],
   },
   {
-    id: 'http-answer-budget-kept-after-abort',
-    rule: 'REST service: an answer built after its client left is held against the budget for ever (its response closed before anyone listened)',
-    patches: [{ file: 'src/http/answer-budget.ts', find: 'if (res === undefined || res.destroyed || res.writableFinished) {', replace: 'if (res === undefined) {' }],
+    id: 'http-answer-budget-given-before-sent',
+    rule: "REST service: an answer's bytes are given back when the response is complete ('prefinish'), not once the kernel has them ('finish'), so clients that never read hold answers beyond the budget",
+    patches: [{ file: 'src/http/answer-budget.ts', find: "  res.once('finish', giveBack);", replace: "  res.once('prefinish', giveBack);" }],
   },
   {
     id: 'http-connections-uncapped',

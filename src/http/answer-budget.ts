@@ -54,6 +54,9 @@ export function holdUntilSent(c: Context, budget: ReplyBudget, bytes: number): v
     given = true;
     budget.give(bytes);
   };
+  // Node (20+) emits 'finish' also when the socket is destroyed with the answer unsent (the client
+  // left, the idle cut): the bytes are dropped with it. 'close' covers a response closed before it
+  // was ended; a response already closed before this point gets no event at all, hence the check above.
   res.once('finish', giveBack);
   res.once('close', giveBack);
 }

@@ -169,14 +169,20 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
     assert.equal(JSON.parse(again.body.toString('utf8')).value.length, VALUE.length);
   });
 
-  it('a connection closed with its answer unsent gives the answer back', async () => {
-    const c = await stall(server.port, batchRequest(KEYS));
-    await until("C's answer to be held", () => (held() === batchHeld ? true : undefined));
-    assertBusy(await ask(server.port, getRequest('big0')));
-    c.destroy();
-    await until('the budget to be given back once C closed its connection', () => (held() === 0 ? true : undefined));
-    assert.equal((await ask(server.port, getRequest('big0'))).status, 200);
-  });
+  for (const [how, close] of [
+    ['closed (FIN)', (socket: Socket) => socket.destroy()],
+    ['reset (RST: the response never finishes, it only closes)', (socket: Socket) => socket.resetAndDestroy()],
+  ] as const) {
+    it(`a connection ${how} with its answer unsent gives the answer back`, async () => {
+      const c = await stall(server.port, batchRequest(KEYS));
+      await until("C's answer to be held", () => (held() === batchHeld ? true : undefined));
+      assertBusy(await ask(server.port, getRequest('big0')));
+      close(c);
+      await until('the server to see C leave', () => (server.connections === 0 ? true : undefined));
+      await until('the budget to be given back once C left', () => (held() === 0 ? true : undefined));
+      assert.equal((await ask(server.port, getRequest('big0'))).status, 200);
+    });
+  }
 
   it('the idle cut of a client that stops reading gives its answer back (one budget for every listen() of the app)', async () => {
     const cutting = await listen(f.app, { port: 0, idleTimeoutMs: 1_000 });
