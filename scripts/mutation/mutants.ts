@@ -608,7 +608,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-reply-budget-unbounded',
     rule: "RESP front: replies held across connections are not counted, so clients that ask for large replies and never read hold memory without a bound",
-    patches: [{ file: 'src/resp/reply-budget.ts', find: '    if (this.heldBytes + bytes > this.limit) return false;\n', replace: '' }],
+    patches: [{ file: 'src/service/reply-budget.ts', find: '    if (this.heldBytes + bytes > this.limit) return false;\n', replace: '' }],
   },
   {
     id: 'resp-reply-budget-kept-after-close',
@@ -639,6 +639,23 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'http-idle-connection-kept',
     rule: 'REST service: a connection whose client stopped reading a complete answer is kept for ever',
     patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs)); // the answer is complete: now the client must take it", replace: '' }],
+  },
+  // --- the REST service's answer budget (maxTotalAnswerBytes) ---
+  // Killed by test/integration/http-answer-budget.test.ts.
+  {
+    id: 'http-answer-budget-unbounded',
+    rule: 'REST service: answers held across connections are not bounded, so clients that ask for large values and never read hold (connections x answer size) bytes',
+    patches: [{ file: 'src/http/app.ts', find: 'const answers = new ReplyBudget(resolved.maxTotalAnswerBytes);', replace: 'const answers = new ReplyBudget(Number.POSITIVE_INFINITY);' }],
+  },
+  {
+    id: 'http-answer-budget-kept-after-close',
+    rule: "REST service: an answer whose connection closed before the answer was handed to it (the client left during the read) keeps its share of the answer budget for ever: no 'finish' or 'close' will come, and the leak grows until every large answer is refused",
+    patches: [{ file: 'src/http/answer-budget.ts', find: 'if (res === undefined || res.destroyed || res.writableFinished) {', replace: 'if (res === undefined) {' }],
+  },
+  {
+    id: 'http-answer-budget-given-before-sent',
+    rule: "REST service: an answer's bytes are given back when the response is complete ('prefinish'), not once the kernel has them ('finish'), so clients that never read hold answers beyond the budget",
+    patches: [{ file: 'src/http/answer-budget.ts', find: "  res.once('finish', giveBack);", replace: "  res.once('prefinish', giveBack);" }],
   },
   {
     id: 'http-connections-uncapped',
