@@ -147,6 +147,22 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'cluster-guard-off',
+    rule: 'a Redis Cluster slot rolled back (a failover to a replica that missed a publish, a restart from a snapshot): its incarnation key is trusted whatever process and replication history it names, so the stale records keep a current stamp',
+    patches: [{ file: LUA, find: '  if hid == id then\n', replace: '  if hid ~= nil then\n' }],
+  },
+  {
+    id: 'cluster-stamp-ignored',
+    rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
+    patches: [
+      {
+        file: LUA,
+        find: "    if string.find(raw, '^[%x]+:%d+%.%d+|') or string.find(raw, '^[vfw]') then\n      redis.call('DEL', key)\n      return nil\n    end",
+        replace: "    if string.find(raw, '^[%x]+:%d+%.%d+|') then\n      S = string.sub(raw, 1, string.find(raw, '|', 1, true))\n    end",
+      },
+    ],
+  },
+  {
     id: 'read-fill-skips-journal-wait',
     rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
     patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
