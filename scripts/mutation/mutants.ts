@@ -157,8 +157,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: LUA,
-        find: "    if string.find(raw, '^[%x]+:%d+%.%d+|') or string.find(raw, '^[vfw]') then\n      redis.call('DEL', key)\n      return nil\n    end",
-        replace: "    if string.find(raw, '^[%x]+:%d+%.%d+|') then\n      S = string.sub(raw, 1, string.find(raw, '|', 1, true))\n    end",
+        find: "      redis.call('DEL', key)\n      return nil\n    end\n    error({ err = 'ERR lockstep: ' .. key .. ' does not hold a Lockstep cache record' })\n  end\n  raw = string.sub(raw, #S + 1)",
+        replace: "      S = string.sub(raw, 1, string.find(raw, '|', 1, true))\n    end\n  end\n  raw = string.sub(raw, #S + 1)",
       },
     ],
   },
