@@ -5,7 +5,7 @@
 //
 // The record of a key (see redis-records.ts for the JavaScript side):
 //   value  'v<version>:<0|1>:<payload>'   servable; 1 = tombstone (empty payload). Stored WITH a
-//                                         PEXPIRE: its TTL. The read hit path is one plain GET.
+//                                         PEXPIRE: its TTL. The read hit path (single Redis) is one GET.
 //   fill   'f<deadline>:<token>'           a reader's fill lease. Stored WITHOUT a Redis TTL.
 //   write  'w<header json>\n<pending>'     writers in flight. Stored WITHOUT a Redis TTL. The header is
 //                                         {"t":{token:deadline,…},"m":"<maxVersion>","d":0|1,"x":ttl}:
@@ -363,7 +363,8 @@ return current
 // longer than the quarantine and never promoted: a first use, as redis-dataset.ts's uptime rule). Every record written in cluster mode
 // starts with the token of the slot it was written under and '|'; a record with another stamp (or
 // none: an older Lockstep) is from a lost incarnation and is treated as absent (and removed), which
-// is the single-Redis flush, per slot, in O(1). Until the end has passed on the server's clock,
+// is the single-Redis flush, per slot, in O(1). A token starts with 's', which no record encoding
+// does, so an older Lockstep on the same prefix refuses a stamped record instead of misreading it. Until the end has passed on the server's clock,
 // every script fails with 'ERR lockstep: quarantined <ms left> <end> <1 if this call claimed>'.
 // The hit path is a script too (HIT below): no raw record reaches the adapter unchecked.
 
@@ -385,7 +386,7 @@ if held then
   end
 end
 if S == nil then
-  local tok = string.sub(id, 1, 8) .. string.sub(id, 42, 49) .. ':' .. clock[1] .. '.' .. clock[2]
+  local tok = 's' .. string.sub(id, 1, 8) .. string.sub(id, 42, 49) .. ':' .. clock[1] .. '.' .. clock[2]
   local q = tonumber(ARGV[#ARGV])
   -- A missing key on a node that was never promoted (no second replication id) and has been up for
   -- longer than the quarantine is a first use of the slot: a lease lost before then has expired.
@@ -410,7 +411,7 @@ end
 /** A record's stamp did not match S: a stale one (stamped, or unstamped from an older Lockstep) is absent, anything else is not ours. */
 const STALE = `
   if string.sub(raw, 1, #S) ~= S then
-    if string.find(raw, '^[%x]+:%d+%.%d+|') or string.find(raw, '^[vfw]') then
+    if string.find(raw, '^s%x+:%d+%.%d+|') or string.find(raw, '^[vfw]') then
       redis.call('DEL', key)
       return nil
     end

@@ -1,6 +1,7 @@
 // The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
-// called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline. On a
+// called by SHA; on a single Redis a hit of a plain value is one GET and no script (in a cluster, a
+// script that checks the slot's incarnation first: the dataset guard per slot). Every call has a deadline. On a
 // single Redis, the beginWrite / completeWrite calls of one tick share a script run (redis-write-batch.ts).
 import { DeadlineCall, Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
@@ -125,8 +126,8 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * A lease whose holder crashed stays as a small key (no TTL) until its key is touched again or
  * `scan()` (the auditor) passes over it: both drop it once its deadline has passed.
  *
- * Records: a value is the plain string `v<version>:<0|1>:<payload>` with a PEXPIRE, so a hit is one
- * GET decoded here, no script; a miss or a lease costs a second round trip (the get-or-lease script).
+ * Records: a value is the plain string `v<version>:<0|1>:<payload>` with a PEXPIRE, so a hit on a
+ * single Redis is one GET decoded here, no script; a miss or a lease costs a second round trip (the get-or-lease script).
  * Leases are one record per key with the value (`f…` fill, `w…` write: tokens and deadlines,
  * maxVersion, the pending highest value and its TTL, dirty), so every call touches one key: one slot
  * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
@@ -141,8 +142,11 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * `stats().datasetFlushes` counts it). After a lost dataset it answers no call (E_CACHE_QUARANTINED)
  * for `restartQuarantine`, which must be at least every engine's leaseTtl: a write whose lease was lost
  * may still commit meanwhile (`stats().datasetQuarantines`; docs/protocol.md, "The quarantine").
- * A single Redis only: a cluster is not checked. For a client you
- * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
+ * In a Redis Cluster the same guard runs per hash slot inside every script (a hit is a script there
+ * too): a slot's incarnation key (`<keyPrefix>#inc{…}`) names the serving process, records carry its
+ * stamp, a slot found under another process is claimed (its older records are absent) and
+ * quarantined. On a single Redis, for a client you pass, this holds only with
+ * `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back", "Redis Cluster").
  *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
  * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
