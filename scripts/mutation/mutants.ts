@@ -152,6 +152,17 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: LUA, find: '  if hid == id then\n', replace: '  if hid ~= nil then\n' }],
   },
   {
+    id: 'cluster-identity-run-id-only',
+    rule: "a Redis Cluster slot rolled back under the same process: a master demoted, resynchronised from a replica that missed a publish, and promoted back keeps its run_id; without the replication id in the slot's identity its stale records keep a current stamp",
+    patches: [
+      {
+        file: LUA,
+        find: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.sub(info, at_repl, at_repl + 39)",
+        replace: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.rep('0', 40)",
+      },
+    ],
+  },
+  {
     id: 'cluster-stamp-ignored',
     rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
     patches: [

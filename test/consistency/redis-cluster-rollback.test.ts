@@ -133,6 +133,49 @@ describe('Redis Cluster rolled back under an acknowledged write', () => {
     }
   });
 
+  it('a master that failed over, resynced the older dataset of its replica and was promoted back (same run_id) does not serve v1', { skip }, async () => {
+    const { cluster, store, prefix, cleanup } = await world();
+    const { master, replica } = cluster;
+    let current = await open(master.url, store, prefix);
+    try {
+      await current.engine.write('k', 'v1');
+      await untilHit(current.engine, 'v1');
+      assert.equal((await master.cli('WAIT', '1', '5000')).trim(), '1', 'the replica holds v1');
+      const runId = /run_id:(\w+)/.exec(await master.cli('INFO', 'server'))?.[1];
+      // The replica misses v2 and cannot catch up: stopped, its link cut, and the master's default
+      // user refused PSYNC/SYNC (the test's own clients need neither).
+      replica.pause();
+      try {
+        await master.cli('ACL', 'SETUSER', 'default', '-psync', '-sync');
+        await master.cli('CLIENT', 'KILL', 'TYPE', 'replica');
+        await current.engine.write('k', 'v2');
+        assert.equal((await current.engine.readEntry('k')).source, 'hit', 'v2 is cached on the master');
+      } finally {
+        replica.resume();
+      }
+      await shut(current);
+      // The replica takes over without v2; no Lockstep call touches the slot there. The old master
+      // becomes its replica and resynchronises the older dataset (v1, and the slot's incarnation key
+      // naming the old master's own run_id).
+      await until('the replica to take over', async () => (await replica.cli('CLUSTER', 'FAILOVER', 'TAKEOVER')).trim() === 'OK' || (await role(replica)) === 'master');
+      await until('the old master to replicate the new one', async () => (await role(master)) === 'slave' && (await master.cli('INFO', 'replication')).includes('master_link_status:up'));
+      await master.cli('ACL', 'SETUSER', 'default', '+psync', '+sync');
+      // Failback: the old master is promoted again (a manual failover: it catches up first), same process.
+      await until('the old master to be promoted back', async () => (await master.cli('CLUSTER', 'FAILOVER')).trim() === 'OK' || (await role(master)) === 'master');
+      await until('the old master to be master with cluster_state:ok', async () => (await role(master)) === 'master' && (await master.cli('CLUSTER', 'INFO')).includes('cluster_state:ok'));
+      assert.equal(/run_id:(\w+)/.exec(await master.cli('INFO', 'server'))?.[1], runId, 'the same process, the same run_id');
+      assert.match(await master.cli('GET', `${prefix}ns:k`), /\|v1:0:/, 'it holds v1 again, which v2 replaced');
+
+      current = await open(master.url, store, prefix);
+      const { values, sources } = await readThroughReturn(current.engine);
+      assert.deepEqual([...values], ['v2'], `every read returns the acknowledged v2 (sources: ${[...sources].join(', ')})`);
+      assert.ok(sources.has('hit'), 'the cache serves again once the slot\'s quarantine is over');
+    } finally {
+      await shut(current).catch(() => undefined);
+      await cleanup();
+    }
+  });
+
   it('a master restarted from a snapshot taken before v2 does not serve v1', { skip }, async () => {
     const { cluster, store, prefix, cleanup } = await world();
     const { master } = cluster;
