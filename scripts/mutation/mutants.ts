@@ -163,6 +163,11 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'cluster-quarantine-off',
+    rule: 'a Redis Cluster slot lost in a failover: claimed without a quarantine, so a fill of a value read before the commit of a write whose lease was lost is accepted',
+    patches: [{ file: LUA, find: '  qend = now + q\n', replace: '  qend = now\n' }],
+  },
+  {
     id: 'cluster-stamp-ignored',
     rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
     patches: [
