@@ -147,6 +147,38 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'cluster-guard-off',
+    rule: 'a Redis Cluster slot rolled back (a failover to a replica that missed a publish, a restart from a snapshot): its incarnation key is trusted whatever process and replication history it names, so the stale records keep a current stamp',
+    patches: [{ file: LUA, find: '  if hid == id then\n', replace: '  if hid ~= nil then\n' }],
+  },
+  {
+    id: 'cluster-identity-run-id-only',
+    rule: "a Redis Cluster slot rolled back under the same process: a master demoted, resynchronised from a replica that missed a publish, and promoted back keeps its run_id; without the replication id in the slot's identity its stale records keep a current stamp",
+    patches: [
+      {
+        file: LUA,
+        find: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.sub(info, at_repl, at_repl + 39)",
+        replace: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.rep('0', 40)",
+      },
+    ],
+  },
+  {
+    id: 'cluster-quarantine-off',
+    rule: 'a Redis Cluster slot lost in a failover: claimed without a quarantine, so a fill of a value read before the commit of a write whose lease was lost is accepted',
+    patches: [{ file: LUA, find: '  qend = now + q\n', replace: '  qend = now\n' }],
+  },
+  {
+    id: 'cluster-stamp-ignored',
+    rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
+    patches: [
+      {
+        file: LUA,
+        find: "      redis.call('DEL', key)\n      return nil\n    end\n    error({ err = 'ERR lockstep: ' .. key .. ' does not hold a Lockstep cache record' })\n  end\n  raw = string.sub(raw, #S + 1)",
+        replace: "      S = string.sub(raw, 1, string.find(raw, '|', 1, true))\n    end\n  end\n  raw = string.sub(raw, #S + 1)",
+      },
+    ],
+  },
+  {
     id: 'read-fill-skips-journal-wait',
     rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
     patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
