@@ -50,6 +50,11 @@ const RESTARTS = num('--restarts', 1);
 const ROLLBACKS = num('--rollbacks', 0);
 const TRUST_ROLLBACK = argv.includes('--trust-rollback');
 const LOSSES = num('--cache-losses', 0);
+// `--cluster`: a Redis Cluster, where the record and the saved cursor live in different hash slots,
+// each guarded on its own (the record's slot per script, the cursor not at all): a rollback or a loss
+// hits one of them, and the other keeps its state. A restored or lost record is flushed and
+// quarantined (the slot's guard: a stale stamp is absent); a restored cursor is trusted as it is.
+const CLUSTER = argv.includes('--cluster');
 const TRUSTS_FILLER = argv.includes('--waiter-trusts-filler');
 // Leases of live writers. `--slow-commits`: a commit lands in the store (within the lease: the
 // store's deadline is the lease's remaining time), but its confirmation reaches the writer at a
@@ -286,13 +291,30 @@ function* successors(s) {
     if (s.snap !== undefined && !writing) {
       const n = clone(s); n.rollbacks++;
       n.rec = clone(s.snap.rec); n.saved = s.snap.saved;
-      if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; n.saved = undefined; quarantine(n); } // the dataset guard: flushed before use
-      yield [n, `cache restarts from its snapshot (${describe(s.snap.rec)})${TRUST_ROLLBACK ? ', trusted' : ', flushed by the dataset guard'}`];
+      if (CLUSTER) {
+        // the record's slot alone: the cursor's slot keeps its state
+        n.saved = s.saved;
+        if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; quarantine(n); }
+        yield [n, `the record's slot restarts from its snapshot (${describe(s.snap.rec)})${TRUST_ROLLBACK ? ', trusted' : ', its stamp is stale: absent, quarantined'}`];
+        // the cursor's slot alone: the record keeps its state, the older cursor is used as it is
+        const c = clone(s); c.rollbacks++; c.saved = s.snap.saved;
+        yield [c, `the cursor's slot restarts from its snapshot (saved cursor ${s.snap.saved ?? 'none'})`];
+      } else {
+        if (!TRUST_ROLLBACK) { n.rec = { t: 'none' }; n.saved = undefined; quarantine(n); } // the dataset guard: flushed before use
+        yield [n, `cache restarts from its snapshot (${describe(s.snap.rec)})${TRUST_ROLLBACK ? ', trusted' : ', flushed by the dataset guard'}`];
+      }
     }
   }
   if (s.losses < LOSSES) {
     const n = clone(s); n.losses++; n.rec = { t: 'none' }; n.saved = undefined; quarantine(n);
-    yield [n, `cache loses everything (restart without persistence)${QUARANTINE ? ', quarantined' : ''}`];
+    if (CLUSTER) {
+      n.saved = s.saved;
+      yield [n, `the record's slot loses everything${QUARANTINE ? ', quarantined' : ''}`];
+      const c = clone(s); c.losses++; c.saved = undefined;
+      yield [c, "the cursor's slot loses everything"];
+    } else {
+      yield [n, `cache loses everything (restart without persistence)${QUARANTINE ? ', quarantined' : ''}`];
+    }
   }
   // one lease period after the loss: no writer that held a (lost) lease can still commit
   if (s.quar && s.quar.every((id) => { const w = s.w.find((x) => x.id === id); return w.dead || w.done || w.pc !== 'db'; })) {
@@ -386,6 +408,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, cluster: CLUSTER, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

@@ -149,6 +149,38 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'cluster-guard-off',
+    rule: 'a Redis Cluster slot rolled back (a failover to a replica that missed a publish, a restart from a snapshot): its incarnation key is trusted whatever process and replication history it names, so the stale records keep a current stamp',
+    patches: [{ file: LUA, find: '  if hid == id then\n', replace: '  if hid ~= nil then\n' }],
+  },
+  {
+    id: 'cluster-identity-run-id-only',
+    rule: "a Redis Cluster slot rolled back under the same process: a master demoted, resynchronised from a replica that missed a publish, and promoted back keeps its run_id; without the replication id in the slot's identity its stale records keep a current stamp",
+    patches: [
+      {
+        file: LUA,
+        find: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.sub(info, at_repl, at_repl + 39)",
+        replace: "local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.rep('0', 40)",
+      },
+    ],
+  },
+  {
+    id: 'cluster-quarantine-off',
+    rule: 'a Redis Cluster slot lost in a failover: claimed without a quarantine, so a fill of a value read before the commit of a write whose lease was lost is accepted',
+    patches: [{ file: LUA, find: '  qend = now + q\n', replace: '  qend = now\n' }],
+  },
+  {
+    id: 'cluster-stamp-ignored',
+    rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
+    patches: [
+      {
+        file: LUA,
+        find: "      redis.call('DEL', key)\n      return nil\n    end\n    error({ err = 'ERR lockstep: ' .. key .. ' does not hold a Lockstep cache record' })\n  end\n  raw = string.sub(raw, #S + 1)",
+        replace: "      S = string.sub(raw, 1, string.find(raw, '|', 1, true))\n    end\n  end\n  raw = string.sub(raw, #S + 1)",
+      },
+    ],
+  },
+  {
     id: 'read-fill-skips-journal-wait',
     rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
     patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
@@ -610,7 +642,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-reply-budget-unbounded',
     rule: "RESP front: replies held across connections are not counted, so clients that ask for large replies and never read hold memory without a bound",
-    patches: [{ file: 'src/resp/reply-budget.ts', find: '    if (this.heldBytes + bytes > this.limit) return false;\n', replace: '' }],
+    patches: [{ file: 'src/service/reply-budget.ts', find: '    if (this.heldBytes + bytes > this.limit) return false;\n', replace: '' }],
   },
   {
     id: 'resp-reply-budget-kept-after-close',
@@ -641,6 +673,23 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'http-idle-connection-kept',
     rule: 'REST service: a connection whose client stopped reading a complete answer is kept for ever',
     patches: [{ file: 'src/http/server.ts', find: "        res.once('prefinish', () => socket.setTimeout(idleTimeoutMs)); // the answer is complete: now the client must take it", replace: '' }],
+  },
+  // --- the REST service's answer budget (maxTotalAnswerBytes) ---
+  // Killed by test/integration/http-answer-budget.test.ts.
+  {
+    id: 'http-answer-budget-unbounded',
+    rule: 'REST service: answers held across connections are not bounded, so clients that ask for large values and never read hold (connections x answer size) bytes',
+    patches: [{ file: 'src/http/app.ts', find: 'const answers = new ReplyBudget(resolved.maxTotalAnswerBytes);', replace: 'const answers = new ReplyBudget(Number.POSITIVE_INFINITY);' }],
+  },
+  {
+    id: 'http-answer-budget-kept-after-close',
+    rule: "REST service: an answer whose connection closed before the answer was handed to it (the client left during the read) keeps its share of the answer budget for ever: no 'finish' or 'close' will come, and the leak grows until every large answer is refused",
+    patches: [{ file: 'src/http/answer-budget.ts', find: 'if (res === undefined || res.destroyed || res.writableFinished) {', replace: 'if (res === undefined) {' }],
+  },
+  {
+    id: 'http-answer-budget-given-before-sent',
+    rule: "REST service: an answer's bytes are given back when the response is complete ('prefinish'), not once the kernel has them ('finish'), so clients that never read hold answers beyond the budget",
+    patches: [{ file: 'src/http/answer-budget.ts', find: "  res.once('finish', giveBack);", replace: "  res.once('prefinish', giveBack);" }],
   },
   {
     id: 'http-connections-uncapped',

@@ -26,7 +26,6 @@
 // offline queue (the adapter's own clients), is rejected when that socket dies: it never moves to
 // the new one.
 import { DatasetQuarantinedError, LockstepError } from '../errors.js';
-import { configValue } from './redis-replies.js';
 import type { CommandOptionsSlice, RedisClientLike, Transport } from './redis-transport.js';
 
 /** What `onFlush` is told: the dataset under the prefix was removed. */
@@ -251,34 +250,4 @@ export function guarded(raw: Transport, guard: DatasetGuard): Transport {
     send: (key, args) => (guard.verified ? raw.send(key, args) : sendVerified(key, args)),
     nodes: () => (guard.verified ? raw.nodes() : nodesVerified()),
   };
-}
-
-/**
- * A Redis Cluster is not guarded (docs/protocol.md, "A cache that rolls back"): say so when a master
- * could bring back an older dataset, i.e. saves RDB snapshots or an AOF, or has replicas that a
- * failover could promote. Undefined when none does, or when CONFIG / INFO cannot be read.
- */
-export async function clusterRollbackRisk(nodes: readonly RedisClientLike[], options: CommandOptionsSlice): Promise<string | undefined> {
-  const risks = await Promise.all(
-    nodes.map(async (node) => {
-      const [save, appendonly, replication] = await Promise.all([
-        node.sendCommand(['CONFIG', 'GET', 'save'], options).then((reply) => configValue(reply, 'save')),
-        node.sendCommand(['CONFIG', 'GET', 'appendonly'], options).then((reply) => configValue(reply, 'appendonly')),
-        node.sendCommand(['INFO', 'replication'], options).then(String),
-      ]);
-      const replicas = Number(/(?:^|\n)connected_slaves:(\d+)/.exec(replication)?.[1] ?? 0);
-      const found: string[] = [];
-      if (save !== undefined && save.trim() !== '') found.push(`save "${save}"`);
-      if (appendonly === 'yes') found.push('appendonly yes');
-      if (replicas > 0) found.push(`${replicas} replica(s)`);
-      return found;
-    }),
-  ).catch(() => undefined); // CONFIG disabled (managed Redis): nothing to say
-  const found = [...new Set(risks?.flat() ?? [])];
-  if (found.length === 0) return undefined;
-  return (
-    `Lockstep's Redis Cluster cache cannot detect a node restarted from a snapshot or a promoted replica (a single Redis can), ` +
-    `and its masters have ${found.join(', ')}: such a node may serve values older than acknowledged writes until their TTL. ` +
-    'Run the cache cluster without persistence (save "", appendonly no), and flush the key prefix after a failover'
-  );
 }

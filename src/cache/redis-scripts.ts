@@ -5,7 +5,7 @@
 //
 // The record of a key (see redis-records.ts for the JavaScript side):
 //   value  'v<version>:<0|1>:<payload>'   servable; 1 = tombstone (empty payload). Stored WITH a
-//                                         PEXPIRE: its TTL. The read hit path is one plain GET.
+//                                         PEXPIRE: its TTL. The read hit path (single Redis) is one GET.
 //   fill   'f<deadline>:<token>'           a reader's fill lease. Stored WITHOUT a Redis TTL.
 //   write  'w<header json>\n<pending>'     writers in flight. Stored WITHOUT a Redis TTL. The header is
 //                                         {"t":{token:deadline,…},"m":"<maxVersion>","d":0|1,"x":ttl}:
@@ -348,6 +348,139 @@ end
 return current
 `;
 
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster: the dataset guard per slot (docs/protocol.md, "A cache that rolls back: Redis Cluster").
+//
+// A single Redis is guarded per connection (redis-dataset.ts); a cluster client routes and
+// reconnects inside node-redis, so there the guard runs inside every script instead. Each script
+// gets KEYS = [record, incarnation key of its slot] (redis-slots.ts) and the quarantine length as
+// its last ARGV. The incarnation key holds `<identity> <quarantine end ms> <token>`, where the
+// identity is the serving process's run_id and its replication id (INFO server, replication): a
+// restart (with or without a snapshot) draws a new run_id, and a promotion (a failover, also back
+// to a process that was a replica meanwhile and resynced an older dataset) a new replication id.
+// When the key is missing or names another identity, the script claims the slot: a fresh token,
+// a quarantine end of the server's TIME plus the quarantine (none for a missing key on a node up for
+// longer than the quarantine and never promoted: a first use, as redis-dataset.ts's uptime rule). Every record written in cluster mode
+// starts with the token of the slot it was written under and '|'; a record with another stamp (or
+// none: an older Lockstep) is from a lost incarnation and is treated as absent (and removed), which
+// is the single-Redis flush, per slot, in O(1). A token starts with 's', which no record encoding
+// does, so an older Lockstep on the same prefix refuses a stamped record instead of misreading it. Until the end has passed on the server's clock,
+// every script fails with 'ERR lockstep: quarantined <ms left> <end> <1 if this call claimed>'.
+// The hit path is a script too (HIT below): no raw record reaches the adapter unchecked.
+
+/** The guard, run right after CLOCK: sets S, the stamp of the slot's current incarnation (with its '|'), or fails. */
+const GUARD = `
+local info = redis.call('INFO', 'server', 'replication')
+-- Plain finds (memchr), not patterns: a pattern scan of INFO's ~2 KB cost more than INFO itself.
+local at_run = string.find(info, 'run_id:', 1, true) + 7
+local at_repl = string.find(info, 'master_replid:', 1, true) + 14
+local id = string.sub(info, at_run, at_run + 39) .. '/' .. string.sub(info, at_repl, at_repl + 39)
+local inc = KEYS[2]
+local held = redis.call('GET', inc)
+local S, qend
+if held then
+  local hid, hend, htok = string.match(held, '^(%S+) (%d+) (%S+)$')
+  if hid == id then
+    S = htok .. '|'
+    qend = tonumber(hend)
+  end
+end
+if S == nil then
+  local tok = 's' .. string.sub(id, 1, 8) .. string.sub(id, 42, 49) .. ':' .. clock[1] .. '.' .. clock[2]
+  local q = tonumber(ARGV[#ARGV])
+  -- A missing key on a node that was never promoted (no second replication id) and has been up for
+  -- longer than the quarantine is a first use of the slot: a lease lost before then has expired.
+  local at_up = string.find(info, 'uptime_in_seconds:', 1, true) + 18
+  local at_repl2 = string.find(info, 'master_replid2:', 1, true) + 15
+  if not held and tonumber(string.match(info, '^%d+', at_up)) * 1000 >= q
+     and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000' then
+    q = 0
+  end
+  qend = now + q
+  redis.call('SET', inc, id .. ' ' .. string.format('%d', qend) .. ' ' .. tok)
+  S = tok .. '|'
+  if qend > now then
+    return redis.error_reply('ERR lockstep: quarantined ' .. string.format('%d', qend - now) .. ' ' .. string.format('%d', qend) .. ' 1')
+  end
+end
+if now < qend then
+  return redis.error_reply('ERR lockstep: quarantined ' .. string.format('%d', qend - now) .. ' ' .. string.format('%d', qend) .. ' 0')
+end
+`;
+
+/** A record's stamp did not match S: a stale one (stamped, or unstamped from an older Lockstep) is absent, anything else is not ours. */
+const STALE = `
+  if string.sub(raw, 1, #S) ~= S then
+    if string.find(raw, '^s%x+:%d+%.%d+|') or string.find(raw, '^[vfw]') then
+      redis.call('DEL', key)
+      return nil
+    end
+    error({ err = 'ERR lockstep: ' .. key .. ' does not hold a Lockstep cache record' })
+  end
+  raw = string.sub(raw, #S + 1)`;
+
+/** Replaces `find` in `text` exactly `count` times (a script that no longer has it must not silently lose the guard). */
+function swap(text: string, find: string, replace: string, count = 1): string {
+  const parts = text.split(find);
+  if (parts.length !== count + 1) throw new Error(`redis-scripts: expected ${count} occurrence(s) of ${JSON.stringify(find)}, found ${parts.length - 1}`);
+  return parts.join(replace);
+}
+
+/** The cluster variant of a transition script: the guard after the clock, every record written stamped, every record read checked. */
+function clusterize(source: string): string {
+  let text = swap(source, 'local expired = 0\n', `local expired = 0\n${GUARD}`);
+  // HELPERS (absent from a fast path that returns before them): save_write, publish, load.
+  if (text.includes('local function load()')) {
+    text = swap(text, "redis.call('SET', key, 'w' .. header", "redis.call('SET', key, S .. 'w' .. header");
+    text = swap(text, "redis.call('SET', key, value, 'PX', ttl)", "redis.call('SET', key, S .. value, 'PX', ttl)");
+    text = swap(text, "redis.call('SET', key, value)", "redis.call('SET', key, S .. value)");
+    text = swap(text, "  if not raw then return nil end\n", `  if not raw then return nil end${STALE}\n`);
+  }
+  return text;
+}
+
+/** getOrLease's fill lease, stamped. */
+function clusterGetOrLease(source: string): string {
+  return swap(clusterize(source), "redis.call('SET', key, 'f' ..", "redis.call('SET', key, S .. 'f' ..");
+}
+
+/** beginWrite: its fast path reads the stamp with the head, and writes it. */
+function clusterBeginWrite(source: string): string {
+  let text = clusterize(source);
+  text = swap(
+    text,
+    "local head = redis.call('GETRANGE', key, 0, 31)\nlocal tag = string.byte(head, 1)\n",
+    "local head = redis.call('GETRANGE', key, 0, #S + 31)\nlocal tag = nil\nif head ~= '' then\n  if string.sub(head, 1, #S) == S then tag = string.byte(head, #S + 1) else tag = 0 end\nend\n",
+  );
+  text = swap(text, "string.match(head, '^v(%d+):')", "string.match(head, '^v(%d+):', #S + 1)");
+  text = swap(text, "redis.call('SET', key, 'w{\"t\":{\"'", "redis.call('SET', key, S .. 'w{\"t\":{\"'");
+  return text;
+}
+
+/** completeWrite: its fast path matches the record after the stamp, and publishes stamped. */
+function clusterCompleteWrite(source: string): string {
+  let text = clusterize(source);
+  text = swap(text, 'if raw and string.byte(raw, 1) == 119 then', 'if raw and string.sub(raw, 1, #S) == S and string.byte(raw, #S + 1) == 119 then');
+  text = swap(text, '\\n\')\n', "\\n', #S + 1)\n");
+  text = swap(text, "redis.call('SET', key, ARGV[3], 'PX', ttl)", "redis.call('SET', key, S .. ARGV[3], 'PX', ttl)");
+  text = swap(text, "redis.call('SET', key, ARGV[3])", "redis.call('SET', key, S .. ARGV[3])");
+  return text;
+}
+
+/**
+ * The cluster read: the guard, then a value stamped with the current token is the answer (its raw
+ * record, stamp included, as a plain string: the adapter strips it); anything else runs getOrLease.
+ * ARGV: fillLeaseMs, token, quarantineMs. Reply: the stamped value record, or getOrLease's reply.
+ */
+function clusterHit(getOrLease: string): string {
+  const helpers = '\n-- A write record back to its key: a plain SET';
+  return swap(
+    getOrLease,
+    helpers,
+    `\nlocal hit = redis.call('GET', key)\nif hit and string.sub(hit, 1, #S) == S and string.byte(hit, #S + 1) == 118 then return hit end\n${helpers}`,
+  );
+}
+
 export interface LuaScript {
   readonly name: string;
   readonly source: string;
@@ -372,3 +505,17 @@ export const SCRIPTS = Object.freeze({
 });
 
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** The transition scripts in cluster mode: KEYS = [record, incarnation key], ARGV = the single-Redis ones + the quarantine in ms. */
+export const CLUSTER_SCRIPTS = Object.freeze({
+  getOrLease: define('getOrLease', clusterGetOrLease(GET_OR_LEASE)),
+  fill: define('fill', clusterize(FILL)),
+  beginWrite: define('beginWrite', clusterBeginWrite(BEGIN_WRITE)),
+  completeWrite: define('completeWrite', clusterCompleteWrite(COMPLETE_WRITE)),
+  abortWrite: define('abortWrite', clusterize(ABORT_WRITE)),
+  invalidateOlder: define('invalidateOlder', clusterize(INVALIDATE_OLDER)),
+  peek: define('peek', clusterize(PEEK)),
+  hit: define('hit', clusterHit(clusterGetOrLease(GET_OR_LEASE))),
+});
+
+export type ClusterScriptName = keyof typeof CLUSTER_SCRIPTS;

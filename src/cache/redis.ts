@@ -1,6 +1,7 @@
 // The Redis (and Redis Cluster) cache: the per-key record of the consistency protocol, shared by
 // every process that talks to the same Redis. Each transition is one Lua script (redis-scripts.ts)
-// called by SHA; a hit of a plain value is one GET and no script. Every call has a deadline. On a
+// called by SHA; on a single Redis a hit of a plain value is one GET and no script (in a cluster, a
+// script that checks the slot's incarnation first: the dataset guard per slot). Every call has a deadline. On a
 // single Redis, the beginWrite / completeWrite calls of one tick share a script run (redis-write-batch.ts).
 import { DeadlineCall, Deadlines } from './deadlines.js';
 import type { Duration } from '../duration.js';
@@ -21,10 +22,11 @@ import type {
   Version,
 } from '../types.js';
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
-import { SCRIPTS, type LuaScript, type ScriptName } from './redis-scripts.js';
+import { CLUSTER_SCRIPTS, SCRIPTS, type LuaScript, type ScriptName } from './redis-scripts.js';
+import { IncarnationKeys } from './redis-slots.js';
 import { WriteBatcher, WriteCall, type WriteCallHost, type WriteOp } from './redis-write-batch.js';
 import { configValue, durationArg, toView, unexpected } from './redis-replies.js';
-import { clusterRollbackRisk, DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
+import { DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
   clientTransport,
   clusterNodes,
@@ -64,7 +66,8 @@ interface RedisCacheCommon {
    * After a lost dataset (a Redis restart, a promoted replica, the dataset guard's flush) the cache
    * answers no call for this long (E_CACHE_QUARANTINED: reads use the store, writes follow the
    * failure policy), so that no write whose lease was lost can still commit once fills resume.
-   * **Must be at least the `leaseTtl` of every engine using this Redis.** Single Redis only.
+   * **Must be at least the `leaseTtl` of every engine using this Redis.** In a Redis Cluster it is
+   * kept per hash slot, from the first call that touches the slot after the loss.
    * @default '5s' (the engine's default leaseTtl)
    */
   restartQuarantine?: Duration;
@@ -123,8 +126,8 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * A lease whose holder crashed stays as a small key (no TTL) until its key is touched again or
  * `scan()` (the auditor) passes over it: both drop it once its deadline has passed.
  *
- * Records: a value is the plain string `v<version>:<0|1>:<payload>` with a PEXPIRE, so a hit is one
- * GET decoded here, no script; a miss or a lease costs a second round trip (the get-or-lease script).
+ * Records: a value is the plain string `v<version>:<0|1>:<payload>` with a PEXPIRE, so a hit on a
+ * single Redis is one GET decoded here, no script; a miss or a lease costs a second round trip (the get-or-lease script).
  * Leases are one record per key with the value (`f…` fill, `w…` write: tokens and deadlines,
  * maxVersion, the pending highest value and its TTL, dirty), so every call touches one key: one slot
  * of a Redis Cluster. Transitions are Lua scripts called by EVALSHA (EVAL on NOSCRIPT), lease
@@ -139,8 +142,11 @@ export interface RedisCacheAdapter extends CacheAdapter {
  * `stats().datasetFlushes` counts it). After a lost dataset it answers no call (E_CACHE_QUARANTINED)
  * for `restartQuarantine`, which must be at least every engine's leaseTtl: a write whose lease was lost
  * may still commit meanwhile (`stats().datasetQuarantines`; docs/protocol.md, "The quarantine").
- * A single Redis only: a cluster is not checked. For a client you
- * pass, this holds only with `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back").
+ * In a Redis Cluster the same guard runs per hash slot inside every script (a hit is a script there
+ * too): a slot's incarnation key (`<keyPrefix>#inc{…}`) names the serving process, records carry its
+ * stamp, a slot found under another process is claimed (its older records are absent) and
+ * quarantined. On a single Redis, for a client you pass, this holds only with
+ * `disableOfflineQueue: true` (docs/protocol.md, "A cache that rolls back", "Redis Cluster").
  *
  * Failure behavior: the offline queue is disabled and every call has a deadline (`commandTimeout`),
  * so while Redis is down or stalled every call fails within the deadline and never hangs; a client
@@ -160,7 +166,6 @@ const POLICY_RECHECK_MS = 5_000;
 class RedisCache implements RedisCacheAdapter, WriteCallHost {
   readonly name: string;
   readonly capabilities = Object.freeze({ decodedValues: false, shared: true });
-  /** Undefined for a cluster (not guarded). */
   readonly restartQuarantineMs: number | undefined;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
@@ -188,8 +193,14 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   /** Why the adapter refuses to be used (an allkeys-* maxmemory-policy), or undefined. */
   private evictionRefusal: string | undefined;
   private policyCheckedAt = 0;
-  /** A cluster's persistence and replicas were looked at once (it is not guarded: say when that matters). */
-  private clusterChecked = false;
+  /** Cluster only: the incarnation key of each slot (the dataset guard runs inside every script there). */
+  private readonly incarnations: IncarnationKeys | undefined;
+  /** Cluster only: the quarantine, as the last argument of every transition script. */
+  private readonly quarantineArg: string;
+  /** Cluster only: slots this adapter claimed (each a per-slot flush and quarantine). */
+  private slotQuarantines = 0;
+  /** Cluster only: performance.now() of the last quarantine warning (one per 10 s, not one per slot). */
+  private quarantineWarnedAt = -Infinity;
   private policyCheck: Promise<void> | undefined;
 
   constructor(options: RedisCacheOptions) {
@@ -233,11 +244,14 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
           : clusterTransport(ownedCluster(cluster, settings), OWNED_OPTIONS);
     }
     // A single Redis: nothing is read or written on a connection before its dataset is proven ours
-    // (redis-dataset.ts). A cluster is not guarded (docs/protocol.md, "A cache that rolls back").
+    // (redis-dataset.ts). A cluster: every script checks its slot's incarnation (redis-scripts.ts,
+    // CLUSTER_SCRIPTS; docs/protocol.md, "A cache that rolls back").
+    const quarantineMs = toMs(options.restartQuarantine ?? '5s', 'restartQuarantine');
+    this.restartQuarantineMs = quarantineMs;
+    this.quarantineArg = String(Math.ceil(quarantineMs));
+    this.incarnations = transport.kind === 'redis-cluster' ? new IncarnationKeys(`${this.internalPrefix}inc`) : undefined;
     if (transport.kind === 'redis') {
       const client = transport.client as RedisClientLike;
-      const quarantineMs = toMs(options.restartQuarantine ?? '5s', 'restartQuarantine');
-      this.restartQuarantineMs = quarantineMs;
       this.guard = new DatasetGuard(
         client,
         transport.options,
@@ -280,6 +294,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   /** get, or get and then the handler's step when one is given. */
   private getInto<R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R> | undefined): Promise<R> {
     const full = this.keyPrefix + key;
+    if (this.incarnations !== undefined) return this.clusterGet(key, full, fillLeaseMs, handler);
     // Before the first connection, closed, or refusing (eviction policy): the general path.
     if (!this.connected || this.closed || this.evictionRefusal !== undefined) {
       const call = this.run('get', key, () => this.send(full, ['GET', full]).then((raw) => this.afterGet(raw, full, fillLeaseMs)));
@@ -291,6 +306,42 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     const call = this.deadlines.start(new GetCall(this, key, full, fillLeaseMs, handler), this.send(full, ['GET', full]), this.timeoutMs);
     this.recheckPolicy(this.deadlines.lastStart);
     return call;
+  }
+
+  /**
+   * A cluster's read: one run of the hit script (the slot's incarnation checked, then a value stamped
+   * with its current token, or getOrLease), never a plain GET: a raw record is stamped, and only the
+   * script can tell a current stamp from one of a lost incarnation.
+   */
+  private clusterGet<R>(key: string, full: string, fillLeaseMs: number, handler: CacheAnswerHandler<R> | undefined): Promise<R> {
+    let args: string[];
+    try {
+      args = [durationArg(fillLeaseMs, 'fillLeaseMs'), this.nextToken()];
+    } catch (error) {
+      const failed = Promise.reject(this.failure('get', key, error));
+      return handler === undefined ? (failed as Promise<R>) : failed.then(undefined, (e: unknown) => handler.failure(e));
+    }
+    const send = (): Promise<unknown> => this.script('hit', full, args);
+    if (!this.connected || this.closed || this.evictionRefusal !== undefined) {
+      const call = this.run('get', key, () => send().then((reply) => this.afterHit(reply, args[1]!)));
+      return handler === undefined ? (call as Promise<R>) : call.then((answer) => handler.answer(answer), (error: unknown) => handler.failure(error));
+    }
+    const call = this.deadlines.start(new GetCall(this, key, full, fillLeaseMs, handler, args[1]), send(), this.timeoutMs);
+    this.recheckPolicy(this.deadlines.lastStart);
+    return call;
+  }
+
+  /** The hit script's reply: a stamped value record (stripped here), or getOrLease's reply. */
+  afterHit(reply: unknown, token: string): CacheGetResult {
+    if (typeof reply === 'string') {
+      const bar = reply.indexOf('|');
+      const value = bar < 0 ? undefined : decodeValue(reply.slice(bar + 1));
+      if (value !== undefined) return value;
+      throw unexpected('hit', reply);
+    }
+    if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw unexpected('hit', reply);
+    if (reply[0] > 0) this.leasesExpired += reply[0];
+    return this.leaseAnswer(reply, token);
   }
 
   /** A GET's reply: a value, or the get-or-lease script for nothing or a lease. */
@@ -305,6 +356,10 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   private async lease(full: string, fillLeaseMs: number): Promise<CacheGetResult> {
     const token = this.nextToken();
     const reply = await this.transition('getOrLease', full, [durationArg(fillLeaseMs, 'fillLeaseMs'), token]);
+    return this.leaseAnswer(reply, token);
+  }
+
+  private leaseAnswer(reply: unknown[], token: LeaseToken): CacheGetResult {
     switch (reply[1]) {
       case 'm':
         return { kind: 'miss', token };
@@ -437,7 +492,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   }
 
   stats(): CacheStats {
-    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0, datasetQuarantines: this.guard?.quarantines ?? 0 };
+    return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0, datasetQuarantines: this.guard?.quarantines ?? this.slotQuarantines };
   }
 
   loadJournalCursor(journalId: string): Promise<number | undefined> {
@@ -455,7 +510,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     const cursorKey = this.cursorPrefix + journalId;
     return this.run('saveJournalCursor', undefined, async () => {
       if (!Number.isSafeInteger(id) || id < 0) throw new LockstepError(`a journal cursor must be a non-negative safe integer (got ${String(id)})`);
-      await this.script('saveCursor', cursorKey, [String(id)]);
+      await this.evalScript(SCRIPTS.saveCursor, [cursorKey], [String(id)]);
     });
   }
 
@@ -537,14 +592,6 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     await this.guard?.whenVerified().catch((error: unknown) => {
       if (!(error instanceof DatasetQuarantinedError)) throw error;
     });
-    if (this.guard === undefined && !this.clusterChecked) {
-      this.clusterChecked = true;
-      void this.transport
-        .nodes()
-        .then((nodes) => clusterRollbackRisk(nodes, this.transport.options))
-        .then((risk) => risk !== undefined && this.onWarning(risk))
-        .catch(() => undefined); // a warning only: never in the way of connecting
-    }
   }
 
   /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
@@ -606,8 +653,18 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     return reply;
   }
 
-  /** EVALSHA, and on NOSCRIPT (a restarted or flushed server, a new cluster node) EVAL, which also loads it. */
-  private script(name: ScriptName, key: string, args: string[]): Promise<unknown> {
+  /**
+   * EVALSHA, and on NOSCRIPT (a restarted or flushed server, a new cluster node) EVAL, which also loads it.
+   * In a cluster, the script's variant with the slot's guard: KEYS [record, incarnation key], the quarantine last.
+   */
+  private script(name: ScriptName | 'hit', key: string, args: string[]): Promise<unknown> {
+    if (this.incarnations !== undefined) {
+      if (name === 'hit' || name in CLUSTER_SCRIPTS) {
+        return this.evalScript(CLUSTER_SCRIPTS[name as keyof typeof CLUSTER_SCRIPTS], [key, this.incarnations.forKey(key)], [...args, this.quarantineArg]);
+      }
+      return Promise.reject(new LockstepError(`the ${name} script has no Redis Cluster variant`));
+    }
+    if (name === 'hit') return Promise.reject(new LockstepError('the hit script is for a Redis Cluster'));
     return this.evalScript(SCRIPTS[name], [key], args);
   }
 
@@ -636,7 +693,27 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   failure(op: string, key: string | undefined, error: unknown): unknown {
     if (error instanceof LockstepError) return error;
     const message = error instanceof Error ? error.message : String(error);
+    if (message.startsWith(QUARANTINED)) return this.slotQuarantined(op, key, message, error);
     return new CacheError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
+  }
+
+  /** A cluster script refused the call: its slot is quarantined ('ERR lockstep: quarantined <ms left> <end> <claimed>'). */
+  private slotQuarantined(op: string, key: string | undefined, message: string, cause: unknown): LockstepError {
+    const [left, until, claimed] = message.slice(QUARANTINED.length).trim().split(' ').map(Number) as [number, number, number];
+    if (claimed === 1) {
+      this.slotQuarantines++;
+      const now = performance.now();
+      if (now - this.quarantineWarnedAt > 10_000) {
+        this.quarantineWarnedAt = now;
+        this.onWarning(
+          `Lockstep's Redis Cluster cache under the prefix ${JSON.stringify(this.keyPrefix)} found a hash slot whose records it cannot prove were ` +
+            'written under the serving node (a restart, from a snapshot or not, a failover, a migrated slot): they are treated as absent, and the ' +
+            `slot answers no call (E_CACHE_QUARANTINED) for ${left} ms, until Redis server time ${new Date(until).toISOString()}, so that no write ` +
+            'whose lease was lost can still commit when fills resume; reads use the store meanwhile (one warning per 10 s, other slots may follow)',
+        );
+      }
+    }
+    return new DatasetQuarantinedError(`Redis cache ${op}: its cluster slot is quarantined after a dataset loss for ${left} ms more (until Redis server time ${new Date(until).toISOString()})`, { key, cause });
   }
 
   timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
@@ -646,6 +723,9 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   }
 }
 
+/** How a cluster script says its slot is quarantined (redis-scripts.ts, GUARD). */
+const QUARANTINED = 'ERR lockstep: quarantined';
+
 /** A GET of the hit path under its deadline, with the caller's handling of the answer (getThen). */
 class GetCall<R> extends DeadlineCall<unknown, CacheGetResult, R> {
   constructor(
@@ -654,6 +734,8 @@ class GetCall<R> extends DeadlineCall<unknown, CacheGetResult, R> {
     private readonly full: string,
     private readonly fillLeaseMs: number,
     handler: CacheAnswerHandler<R> | undefined,
+    /** A cluster's hit script: the fill token it was sent with (undefined: a plain GET). */
+    private readonly token?: string,
   ) {
     super(handler);
   }
@@ -667,7 +749,7 @@ class GetCall<R> extends DeadlineCall<unknown, CacheGetResult, R> {
   }
 
   protected next(raw: unknown): CacheGetResult | Promise<CacheGetResult> {
-    return this.cache.afterGet(raw, this.full, this.fillLeaseMs);
+    return this.token === undefined ? this.cache.afterGet(raw, this.full, this.fillLeaseMs) : this.cache.afterHit(raw, this.token);
   }
 }
 

@@ -63,6 +63,13 @@ export const serveSettings = {
   maxKeyBytes: { arg: 'N', help: 'longest key, in UTF-8 bytes (at most 512)', default: undefined, note: 'default 512', parse: integerIn(1, 512) } satisfies Setting<number | undefined>,
   maxJsonDepth: { arg: 'N', help: 'deepest nesting of a JSON body', default: undefined, note: 'default 32', parse: integerIn(1, 10_000) } satisfies Setting<number | undefined>,
   maxConnections: { arg: 'N', help: 'open HTTP connections at most (one more is closed at once)', default: 1000, parse: integerIn(1, 1_000_000) } satisfies Setting<number>,
+  maxTotalAnswerBytes: {
+    arg: 'BYTES',
+    help: 'bytes of GET/state/batchGet answers held across all HTTP connections until sent (more: 503 E_BUSY)',
+    default: undefined,
+    note: 'default 256 MiB, at least 100 x (max value size + 4 KiB)',
+    parse: integerIn(1, Number.MAX_SAFE_INTEGER),
+  } satisfies Setting<number | undefined>,
   rateLimit: {
     arg: 'R[:B]',
     help: 'requests/s (burst B) per token or address; off for none',

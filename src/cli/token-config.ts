@@ -83,6 +83,7 @@ export function appOptionsOf(config: {
   readonly tokens: TokenFile | undefined;
   readonly bodyLimitBytes: number | undefined;
   readonly maxJsonDepth: number | undefined;
+  readonly maxTotalAnswerBytes?: number | undefined;
   readonly rateLimit: RateLimit | false;
   readonly allowedHosts?: readonly string[] | undefined;
 }): AppOptions {
@@ -91,6 +92,7 @@ export function appOptionsOf(config: {
     ...(config.tokens === undefined ? {} : { tokens: config.tokens }),
     ...(config.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: config.bodyLimitBytes }),
     ...(config.maxJsonDepth === undefined ? {} : { maxJsonDepth: config.maxJsonDepth }),
+    ...(config.maxTotalAnswerBytes === undefined ? {} : { maxTotalAnswerBytes: config.maxTotalAnswerBytes }),
     rateLimit: config.rateLimit,
     ...(config.allowedHosts === undefined ? {} : { allowedHosts: config.allowedHosts }),
   };

@@ -33,6 +33,14 @@ export interface AppOptions {
   /** Most items in one :batchGet or :batchPut request; more is a 413 E_BATCH_TOO_LARGE. @default 100 */
   maxBatchItems?: number;
   /**
+   * Bytes that answers carrying values (GET of a key, its /state, :batchGet) may hold across every
+   * connection together, from the read until the socket has handed them to the kernel; a request
+   * that would hold more is a 503 E_BUSY with Retry-After (answer-budget.ts). At least the largest
+   * single answer the other limits allow: max(maxBatchItems, 2) × (the service's maxValueBytes + 4 KiB).
+   * @default 256 MiB, or that least value when it is larger
+   */
+  maxTotalAnswerBytes?: number;
+  /**
    * Requests per token (anonymous callers: per remote address), for tokens without their own
    * `rateLimit` (429 E_RATE_LIMITED with Retry-After). @default false (no limit)
    */
@@ -63,6 +71,7 @@ export interface ResolvedAppOptions {
   readonly bodyLimitBytes: number;
   readonly maxJsonDepth: number;
   readonly maxBatchItems: number;
+  readonly maxTotalAnswerBytes: number;
   readonly rateLimit: RateLimit | false;
   readonly rateLimitBuckets: number;
   readonly clock: Clock;
@@ -72,8 +81,16 @@ export interface ResolvedAppOptions {
 }
 
 const BODY_SLACK_BYTES = 64 * 1024;
+/**
+ * Room beside a value in one answer item: the key (512 UTF-8 bytes at most, up to 6 characters each
+ * when JSON escapes it), the namespace, the version and the field names.
+ */
+export const ANSWER_ITEM_SLACK_BYTES = 4096;
+const DEFAULT_MAX_TOTAL_ANSWER_BYTES = 256 * 1024 * 1024;
 
 export function resolveAppOptions(options: AppOptions, maxValueBytes: number): ResolvedAppOptions {
+  const maxBatchItems = positiveInteger(options.maxBatchItems ?? 100, 'maxBatchItems');
+  const maxTotalAnswerBytes = resolveMaxTotalAnswerBytes(options.maxTotalAnswerBytes, maxBatchItems, maxValueBytes);
   const principals: Principal[] = [];
   if (options.token !== undefined) principals.push(fullAccessPrincipal(options.token));
   if (options.tokens !== undefined) principals.push(...resolveTokenFile(options.tokens, 'tokens'));
@@ -84,7 +101,8 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
     allowedHosts: resolveAllowedHosts(options.allowedHosts),
     bodyLimitBytes: positiveInteger(options.bodyLimitBytes ?? maxValueBytes + BODY_SLACK_BYTES, 'bodyLimitBytes'),
     maxJsonDepth: positiveInteger(options.maxJsonDepth ?? 32, 'maxJsonDepth'),
-    maxBatchItems: positiveInteger(options.maxBatchItems ?? 100, 'maxBatchItems'),
+    maxBatchItems,
+    maxTotalAnswerBytes,
     rateLimit: resolveRateLimit(options.rateLimit ?? false, 'rateLimit'),
     rateLimitBuckets: positiveInteger(options.rateLimitBuckets ?? 10_000, 'rateLimitBuckets'),
     clock: options.clock ?? systemClock,
@@ -92,6 +110,19 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
     logger: options.logger ?? pino({ level: 'silent' }),
     lifecycle: options.lifecycle ?? createLifecycle(),
   });
+}
+
+/** The largest single answer (a full :batchGet, or a /state with two values) must fit in the budget, or it could never be answered. */
+function resolveMaxTotalAnswerBytes(value: number | undefined, maxBatchItems: number, maxValueBytes: number): number {
+  const largestAnswer = Math.max(maxBatchItems, 2) * (maxValueBytes + ANSWER_ITEM_SLACK_BYTES);
+  if (value === undefined) return Math.max(DEFAULT_MAX_TOTAL_ANSWER_BYTES, largestAnswer);
+  positiveInteger(value, 'maxTotalAnswerBytes');
+  if (value < largestAnswer) {
+    throw new InvalidOptionError(
+      `maxTotalAnswerBytes (${value}) must be at least the largest single answer, max(maxBatchItems, 2) × (maxValueBytes + ${ANSWER_ITEM_SLACK_BYTES}) = ${largestAnswer} (maxBatchItems ${maxBatchItems}, maxValueBytes ${maxValueBytes})`,
+    );
+  }
+  return value;
 }
 
 function positiveInteger(value: number, name: string): number {

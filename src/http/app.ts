@@ -3,6 +3,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { accessMiddleware } from './access.js';
+import { ReplyBudget, type AnswerBudgetView } from './answer-budget.js';
 import { crossSiteGuard } from './cross-site.js';
 import { resolveAppOptions, type AppOptions } from './app-options.js';
 import { methodNotAllowed, notFound, toErrorResponse } from './errors.js';
@@ -21,12 +22,16 @@ export type { AppOptions } from './app-options.js';
 const appPrincipals = new WeakMap<object, readonly Principal[]>();
 /** Why an app's plain token is too weak for a non-loopback address (server.ts refuses it there). */
 const appTokenWeakness = new WeakMap<object, string>();
+/** Each app's answer budget (answer-budget.ts), shared by every connection of every listen() of the app. */
+const appAnswerBudgets = new WeakMap<object, ReplyBudget>();
 
 export function createApp(service: LockstepService, options: AppOptions = {}): Hono {
   const resolved = resolveAppOptions(options, service.maxValueBytes);
   const { onUnexpectedError } = resolved;
 
   const app = new Hono();
+  const answers = new ReplyBudget(resolved.maxTotalAnswerBytes);
+  appAnswerBudgets.set(app, answers);
   appPrincipals.set(app, resolved.principals);
   if (resolved.tokenWeakness !== undefined) appTokenWeakness.set(app, resolved.tokenWeakness);
   // First, so that every answer (401s and 404s included) carries an id and is logged.
@@ -50,9 +55,15 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
   app.route('/', opsRoutes(service, resolved.lifecycle));
   app.route('/', dashboardRoutes());
   const { bodyLimitBytes, maxJsonDepth, maxBatchItems } = resolved;
-  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError }));
-  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes, maxJsonDepth }));
+  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers }));
+  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes, maxJsonDepth, answers }));
   return app;
+}
+
+/** The bytes that `app`'s answers hold now, not yet handed to the kernel, and its maxTotalAnswerBytes; undefined for an app createApp did not make. */
+export function answerBudgetOf(app: object): AnswerBudgetView | undefined {
+  const budget = appAnswerBudgets.get(app);
+  return budget === undefined ? undefined : { held: budget.held, limit: budget.limit };
 }
 
 /** Whether `app` was created by createApp with at least one token (a token set or `token`). */

@@ -78,12 +78,15 @@ export function repeatedKeys(items: readonly PutItem[]): string[] {
   return [...repeated];
 }
 
-/** Runs `work` over `items` with at most `limit` at once; results in input order. `work` must not throw. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+/**
+ * Runs `work` over `items` with at most `limit` at once; results in input order. `work` must not
+ * throw. Once `stopped()` is true no further item starts (their results stay empty).
+ */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>, stopped: () => boolean = () => false): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const lane = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && !stopped()) {
       const index = next++;
       results[index] = await work(items[index]!, index);
     }

@@ -147,7 +147,7 @@ export const openApiDocument: OpenApiDocument = {
           '200': ok('The value', ref('schemas', 'Entry'), { ETag: ref('headers', 'ETag'), 'X-Cache': ref('headers', 'XCache') }),
           '400': errors('A malformed namespace or key', BAD_TARGET),
           '404': errors('The key does not exist', ['E_NOT_FOUND']),
-          '503': errors('The store failed, or the service is closing', READ_UNAVAILABLE),
+          '503': errors('The store failed, the service is closing, or answers not yet sent hold maxTotalAnswerBytes (E_BUSY, Retry-After)', [...READ_UNAVAILABLE, 'E_BUSY']),
         },
       }),
       put: operation({
@@ -192,7 +192,7 @@ export const openApiDocument: OpenApiDocument = {
         responses: {
           '200': ok('The inspection', ref('schemas', 'KeyInspection')),
           '400': errors('A malformed namespace or key', BAD_TARGET),
-          '503': errors('The store or the cache failed or did not answer in time, or the service is closing', STATE_UNAVAILABLE),
+          '503': errors('The store or the cache failed or did not answer in time, the service is closing, or answers not yet sent hold maxTotalAnswerBytes (E_BUSY, Retry-After)', [...STATE_UNAVAILABLE, 'E_BUSY']),
         },
       }),
     },
@@ -207,7 +207,7 @@ export const openApiDocument: OpenApiDocument = {
           '200': ok('Per-key results (an item that failed carries its error)', ref('schemas', 'BatchGetResponse')),
           '400': errors('A malformed envelope; nothing was read', BATCH_ENVELOPE),
           '413': TOO_LARGE,
-          '503': errors('The store or the cache failed or did not answer in time, or the service is closing', STATE_UNAVAILABLE),
+          '503': errors('Answers not yet sent hold maxTotalAnswerBytes (E_BUSY, Retry-After); or the store or the cache failed or did not answer in time, or the service is closing', [...STATE_UNAVAILABLE, 'E_BUSY']),
         },
       }),
     },

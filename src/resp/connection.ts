@@ -69,7 +69,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
     });
   });
 
-  // The front's reply budget (reply-budget.ts): what the replies in `out` hold, then what the socket
+  // The front's reply budget (service/reply-budget.ts): what the replies in `out` hold, then what the socket
   // holds until it has handed their bytes to the kernel. A closed socket gives everything back.
   let heldInOut = 0;
   let heldInSocket = 0;

@@ -36,7 +36,7 @@ export interface RespOptions {
   maxReplyBytes?: number;
   /**
    * Bytes of values that replies may hold across every connection, from their read until the socket
-   * has sent them (reply-budget.ts); a command that would hold more answers `-LOCKSTEP_E_BUSY`.
+   * has sent them (service/reply-budget.ts); a command that would hold more answers `-LOCKSTEP_E_BUSY`.
    * At least `maxReplyBytes`. @default 256 MiB
    */
   maxTotalReplyBytes?: number;

@@ -6,7 +6,7 @@ import { serveConnection, type Connection } from './connection.js';
 import { resolveRespOptions, type RespOptions } from './options.js';
 import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
-import { ReplyBudget } from './reply-budget.js';
+import { ReplyBudget } from '../service/reply-budget.js';
 
 /** How long a connection refused over the cap may stay half open before it is cut. */
 const OVER_CAP_LINGER_MS = 1000;

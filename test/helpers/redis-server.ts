@@ -224,3 +224,49 @@ export async function untilUptime(server: RedisServer, seconds = 5, timeoutMs = 
     await sleep(100);
   }
 }
+
+export interface RedisReplicatedCluster {
+  /** Owns every slot. */
+  readonly master: RedisServer;
+  /** Replicates the master (CLUSTER REPLICATE). */
+  readonly replica: RedisServer;
+  stop(): Promise<void>;
+}
+
+/** A node's cluster id (CLUSTER MYID). */
+export async function clusterMyId(server: RedisServer): Promise<string> {
+  return (await server.cli('CLUSTER', 'MYID')).trim();
+}
+
+/**
+ * Starts a one-master cluster (CLUSTER ADDSLOTSRANGE 0 16383) with one replica (CLUSTER MEET,
+ * CLUSTER REPLICATE), and waits until both report cluster_state:ok and the replica's link is up,
+ * within `timeoutMs`. `args` go to both redis-servers (e.g. ['--save', '3600 1']). On any failure
+ * everything started is stopped before the error is thrown.
+ */
+export async function startRedisClusterWithReplica(args: readonly string[] = [], timeoutMs = 15_000): Promise<RedisReplicatedCluster> {
+  const started = Date.now();
+  const left = () => Math.max(1000, timeoutMs - (Date.now() - started));
+  const nodes: RedisServer[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+  try {
+    const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000', ...args];
+    nodes.push(...(await Promise.all([startRedisServer(clusterArgs), startRedisServer(clusterArgs)])));
+    const [master, replica] = nodes as [RedisServer, RedisServer];
+    await master.cli('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    const masterId = await clusterMyId(master);
+    await master.cli('CLUSTER', 'MEET', '127.0.0.1', String(replica.port));
+    await waitFor('the replica to know the master', left(), async () => (await replica.cli('CLUSTER', 'NODES')).includes(masterId));
+    await waitFor('CLUSTER REPLICATE to be accepted', left(), async () => (await replica.cli('CLUSTER', 'REPLICATE', masterId)).trim() === 'OK');
+    await waitFor('cluster_state:ok on both nodes and the replication link up', left(), async () => {
+      const [a, b, replication] = await Promise.all([master.cli('CLUSTER', 'INFO'), replica.cli('CLUSTER', 'INFO'), replica.cli('INFO', 'replication')]);
+      return a.includes('cluster_state:ok') && b.includes('cluster_state:ok') && replication.includes('master_link_status:up');
+    });
+    return { master, replica, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -76,6 +76,23 @@ describe('docs/model.mjs', () => {
     assert.match(open.out, /w0 beginWrite ok\n\s+cache loses everything[^\n]*\n\s+r0 get miss token\n\s+r0 store read v0\n\s+w0 store write ok v1\n\s+w0 crash at complete/);
   });
 
+  it('a Redis Cluster (record and cursor in different slots, each rolled back or lost on its own): the per-slot guard leaves no counterexample; trusted or unquarantined: one', async () => {
+    for (const event of [['--rollbacks', '1'], ['--cache-losses', '1']]) {
+      const common = ['--writers', '1', '--readers', '1', '--restarts', '1', '--cluster', ...event];
+      const guarded = await runModel(common);
+      const summary = JSON.parse(guarded.out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; states: number; cluster: boolean };
+      assert.equal(guarded.code, 0, guarded.out);
+      assert.deepEqual([summary.cluster, summary.staleReads, summary.inconsistentFinals], [true, 0, 0]);
+      assert.ok(summary.states > 2_000, 'the search explored the interleavings');
+    }
+    const trusted = await runModel(['--writers', '1', '--readers', '1', '--restarts', '1', '--cluster', '--rollbacks', '1', '--trust-rollback']);
+    assert.equal(trusted.code, 1, trusted.out);
+    assert.match(trusted.out, /the record's slot restarts from its snapshot \(v0\), trusted/);
+    const open = await runModel(['--writers', '1', '--readers', '1', '--restarts', '1', '--cluster', '--cache-losses', '1', '--no-quarantine']);
+    assert.equal(open.code, 1, open.out);
+    assert.match(open.out, /w0 beginWrite ok\n\s+the record's slot loses everything\n/);
+  });
+
   it('a fill waiter and an early acknowledgement under a cache loss: the quarantine covers both (2 readers)', async () => {
     // Found when the three model extensions were merged: a waiter's poll ignored the quarantine.
     for (const extra of [[], ['--early-ack']]) {

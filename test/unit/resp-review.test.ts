@@ -7,7 +7,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { serveConnection } from '../../src/resp/connection.js';
-import { ReplyBudget } from '../../src/resp/reply-budget.js';
+import { ReplyBudget } from '../../src/service/reply-budget.js';
 import { resolveRespOptions } from '../../src/resp/options.js';
 import type { LockstepService } from '../../src/resp/service-port.js';
 

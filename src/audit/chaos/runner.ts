@@ -32,7 +32,8 @@ export interface ChaosSession {
   /** The store and cache specs in use (the temp SQLite file, the owned Redis's url). */
   readonly store: string;
   readonly cache: string;
-  run(seed: number, overrides?: { readonly impl?: ChaosImpl }): Promise<ChaosReport>;
+  /** One seed; `ops` overrides the session's operation count for this run (the faults' schedule scales with it). */
+  run(seed: number, overrides?: { readonly impl?: ChaosImpl; readonly ops?: number }): Promise<ChaosReport>;
   close(): Promise<void>;
 }
 
@@ -142,7 +143,8 @@ export async function createChaosSession(input: ChaosSessionOptions): Promise<Ch
       options,
       store: storeSpec,
       cache: cacheSpec,
-      run: (seed, overrides) => runSeed(context, seed, overrides?.impl ?? options.impl),
+      run: (seed, overrides) =>
+        runSeed(overrides?.ops === undefined ? context : { ...context, options: { ...options, ops: overrides.ops } }, seed, overrides?.impl ?? options.impl),
       close,
     };
   } catch (error) {

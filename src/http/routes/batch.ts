@@ -7,6 +7,7 @@ import type { Engine } from '../../engine/api.js';
 import { InvalidKeyError, InvalidNamespaceError } from '../../errors.js';
 import { duplicateKeys, envelopeArray, mapBounded, parsePutItem, repeatedKeys } from '../batch-items.js';
 import { authorize } from '../access.js';
+import { answersBusy, holdUntilSent, type ReplyBudget } from '../answer-budget.js';
 import type { UnexpectedErrorHandler } from '../app-options.js';
 import { bodyTooLarge, methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
@@ -21,6 +22,8 @@ export interface BatchRouteOptions {
   readonly maxBatchItems: number;
   /** Told about item errors that map to E_INTERNAL. */
   readonly onUnexpectedError: UnexpectedErrorHandler;
+  /** What answers carrying values hold across every connection (answer-budget.ts). */
+  readonly answers: ReplyBudget;
 }
 
 /** Items of one batch in flight at once: enough to overlap store round trips, few enough to share the pool. */
@@ -34,7 +37,7 @@ const ANY_BATCH_PATH = '/:namespace{[^/]+:batch[A-Za-z]*}';
 type ItemError = { readonly key: string | null } & ErrorBody;
 
 export function batchRoutes(service: LockstepService, options: BatchRouteOptions): Hono {
-  const { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError } = options;
+  const { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers } = options;
   const batch = new Hono();
   const limit = bodyLimit({ maxSize: bodyLimitBytes, onError: () => { throw bodyTooLarge(bodyLimitBytes); } });
 
@@ -49,7 +52,7 @@ export function batchRoutes(service: LockstepService, options: BatchRouteOptions
     authorize(c, namespace, 'read');
     const engine: Engine<unknown> = service.engine(namespace);
     const keys = envelopeArray(await jsonBody(c, maxJsonDepth), 'keys', maxBatchItems);
-    const items = await mapBounded(keys, BATCH_CONCURRENCY, async (key) => {
+    const read = async (key: unknown): Promise<object> => {
       if (typeof key !== 'string') return failed(c, null, new InvalidKeyError('each key must be a string', { namespace }));
       try {
         const entry = await engine.readEntry(key);
@@ -57,8 +60,34 @@ export function batchRoutes(service: LockstepService, options: BatchRouteOptions
       } catch (error) {
         return failed(c, key, error);
       }
-    });
-    return c.json({ items }, 200, NO_STORE);
+    };
+    // Each item's JSON text is taken from the answer budget as soon as it is read; once one does
+    // not fit, no further item starts and the batch is refused, giving back what it took.
+    let taken = 0;
+    let stop = false;
+    let handed = false;
+    try {
+      const texts = await mapBounded(keys, BATCH_CONCURRENCY, async (key) => {
+        const item = await read(key);
+        if (stop) return '';
+        const text = JSON.stringify(item);
+        if (!answers.take(text.length)) {
+          stop = true;
+          return '';
+        }
+        taken += text.length;
+        return text;
+      }, () => stop);
+      if (stop) throw answersBusy(answers.limit);
+      holdUntilSent(c, answers, taken);
+      handed = true;
+      return c.body(`{"items":[${texts.join(',')}]}`, 200, { ...NO_STORE, 'Content-Type': 'application/json' });
+    } finally {
+      if (!handed) {
+        stop = true; // lanes still reading take nothing more
+        answers.give(taken);
+      }
+    }
   });
 
   batch.post(BATCH_PUT_PATH, limit, async (c) => {

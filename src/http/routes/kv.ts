@@ -8,6 +8,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { InvalidKeyError, InvalidNamespaceError, InvalidOptionError } from '../../errors.js';
 import type { WriteOptions } from '../../engine/api.js';
 import { authorize } from '../access.js';
+import { budgetedJson, type ReplyBudget } from '../answer-budget.js';
 import { deleteConditions, etagOf, IF_MATCH, IF_NONE_MATCH, putConditions } from '../conditions.js';
 import { bodyTooLarge, methodNotAllowed } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
@@ -18,13 +19,15 @@ export interface KvRouteOptions {
   readonly bodyLimitBytes: number;
   /** Deepest nesting of arrays and objects accepted in a JSON body. */
   readonly maxJsonDepth: number;
+  /** What answers carrying values hold across every connection (answer-budget.ts). */
+  readonly answers: ReplyBudget;
 }
 
 const KEY_PATH = '/:namespace/:key';
 const STATE_PATH = '/:namespace/:key/state';
 const TTL_HEADER = 'X-TTL-Ms';
 
-export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDepth }: KvRouteOptions): Hono {
+export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDepth, answers }: KvRouteOptions): Hono {
   const kv = new Hono();
 
   kv.put(
@@ -52,7 +55,7 @@ export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDept
     if (!entry.found) {
       return c.json({ error: { code: 'E_NOT_FOUND', message: `key ${JSON.stringify(key)} not found in namespace ${namespace}` } }, 404, headers);
     }
-    return c.json({ namespace, key, value: entry.value, version: entry.version }, 200, { ...headers, ETag: etagOf(entry.version) });
+    return budgetedJson(c, answers, { namespace, key, value: entry.value, version: entry.version }, 200, { ...headers, ETag: etagOf(entry.version) });
   });
 
   kv.delete(KEY_PATH, async (c) => {
@@ -67,7 +70,7 @@ export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDept
     const { namespace, key } = target(c, 2);
     // The state shows the stored and cached values: reading it is a read.
     authorize(c, namespace, 'read');
-    return c.json(await service.engine(namespace).inspect(key), 200, NO_STORE);
+    return budgetedJson(c, answers, await service.engine(namespace).inspect(key), 200, NO_STORE);
   });
 
   kv.all(KEY_PATH, (c) => { throw methodNotAllowed(c.req.method, ['GET', 'HEAD', 'PUT', 'DELETE']); });

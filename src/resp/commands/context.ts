@@ -4,7 +4,7 @@ import type { Reply } from '../replies.js';
 import type { ResolvedRespOptions } from '../options.js';
 import type { LockstepService } from '../service-port.js';
 import type { Session } from '../session.js';
-import type { ReplyBudget } from '../reply-budget.js';
+import type { ReplyBudget } from '../../service/reply-budget.js';
 
 export interface FrontInfo {
   readonly startedAt: number;
@@ -12,7 +12,7 @@ export interface FrontInfo {
   readonly throttle: (session: Session, remoteHost: string) => Reply | undefined;
   readonly port: number;
   connectedClients(): number;
-  /** The values' bytes that replies hold across every connection (reply-budget.ts). */
+  /** The values' bytes that replies hold across every connection (service/reply-budget.ts). */
   readonly replies: ReplyBudget;
 }
 
