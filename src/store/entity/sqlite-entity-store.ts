@@ -6,7 +6,7 @@
 // the same connection): one journal per database file.
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
-import { ClosedError, InvalidOptionError } from '../../errors.js';
+import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
@@ -114,12 +114,37 @@ export function createSqliteEntityStoreWith(
     }
   }
 
+  /**
+   * Lockstep's statements never run inside a transaction someone else opened on this connection (an
+   * ORM's transaction, the application's BEGIN): a write would be a savepoint of it, published before
+   * it commits or rolls back; a read or a fill would see its uncommitted rows; a journal read would
+   * pass over ids that a rollback frees for the next commit. So wait until the connection is outside
+   * any transaction (polled: the driver has no event for it), at most `waitMs`, then refuse.
+   */
+  async function outsideTransaction(waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError): Promise<number> {
+    const started = performance.now();
+    while (db.inTransaction) {
+      if (performance.now() - started >= waitMs) {
+        throw new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, {
+          namespace: entity,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    return performance.now() - started;
+  }
+  const readOutside = async <R>(read: () => R): Promise<R> => {
+    await outsideTransaction(busyTimeoutMs, StoreReadError);
+    return read();
+  };
+
   let closed = false;
   const live = (namespace?: string) => {
     if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
     if (namespace !== undefined) checkNamespace(spec, namespace);
   };
   const batcher = createReadBatcher<StoredValue>(async (keys) => {
+    await outsideTransaction(busyTimeoutMs, StoreReadError);
     const found = new Map<string, StoredValue>();
     for (const { key, version, row } of table.selectMany(keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
     return found;
@@ -137,20 +162,22 @@ export function createSqliteEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(key, payload, options.precondition, options.journal)) };
+      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
+      return { version: withDeadline(left, () => writeTx.immediate(key, payload, options.precondition, options.journal)) };
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      return withDeadline(options.deadlineMs, () => deleteTx.immediate(key, options.precondition, options.journal));
+      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
+      return withDeadline(left, () => deleteTx.immediate(key, options.precondition, options.journal));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);
-      return table.scan(afterKey, limit).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
+      return (await readOutside(() => table.scan(afterKey, limit))).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
     },
     appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
-    readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
-    journalHead: () => (live(), kv.journalHead()),
-    pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
+    readJournal: (afterId, limit) => (live(), readOutside(() => kv.readJournal(afterId, limit))),
+    journalHead: () => (live(), readOutside(() => kv.journalHead())),
+    pruneJournal: (before, throughId) => (live(), readOutside(() => kv.pruneJournal(before, throughId))),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
     async close() {
