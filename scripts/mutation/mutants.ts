@@ -819,4 +819,20 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "SQLite entity store: Lockstep's statements run inside a transaction the application (an ORM) opened on the shared connection: a write is a savepoint published before it rolls back, a fill sees its uncommitted rows, a journal read passes over ids its rollback frees",
     patches: [{ file: 'src/store/entity/sqlite-entity-store.ts', find: '    while (db.inTransaction) {', replace: '    while (db.inTransaction && performance.now() < 0) {' }],
   },
+  {
+    id: 'entity-publishes-payload-as-written',
+    rule: 'entity tables: the cache publishes the row as written, not as the database stored it (numeric rounding, generated columns, the application\'s own triggers), so a hit differs from the row a fill reads',
+    patches: [
+      {
+        file: 'src/engine/write-through.ts',
+        find: 'entryFor: (committed) => (committed.payload === undefined ? entryOf(committed.version) : this.ctx.entries.fromStore({ version: committed.version, payload: committed.payload })),',
+        replace: 'entryFor: (committed) => entryOf(committed.version),',
+      },
+    ],
+  },
+  {
+    id: 'drizzle-writes-generated-columns',
+    rule: 'Drizzle integration: generated columns are written (null from the insert) and refused by the database, so a table with one cannot be written through Lockstep',
+    patches: [{ file: 'src/integrations/drizzle-columns.ts', find: 'export const isGenerated = (column: Column): boolean => column.generated !== undefined;', replace: 'export const isGenerated = (column: Column): boolean => column.generated === column;' }],
+  },
 ];

@@ -114,3 +114,86 @@ describe('the integration called inside an ORM transaction on the same SQLite co
     }
   });
 });
+
+const postgres = await needService('PostgreSQL', DATABASE_URL);
+const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+admin.on('error', () => undefined);
+after(() => admin.end());
+const freshSchema = async () => {
+  const schema = `lockstep_adv_orm_${randomBytes(5).toString('hex')}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  return { schema, drop: () => admin.query(`DROP SCHEMA ${schema} CASCADE`) };
+};
+
+describe('the cached row is the row the database stored', () => {
+  it('Drizzle on SQLite: a generated column is cached as the database computes it, not as null', async () => {
+    const people = sqliteTable('people', {
+      id: integer('id').primaryKey(),
+      first: text('first').notNull(),
+      last: text('last').notNull(),
+      full: text('full').generatedAlwaysAs(sql`first || ' ' || last`),
+      version: integer('version').notNull().default(1),
+    });
+    const sqlite = new Database(':memory:');
+    sqlite.exec(`CREATE TABLE people (id INTEGER PRIMARY KEY, first TEXT NOT NULL, last TEXT NOT NULL,
+      full TEXT GENERATED ALWAYS AS (first || ' ' || last) VIRTUAL, version INTEGER NOT NULL DEFAULT 1)`);
+    const db = drizzleSqlite(sqlite);
+    const table = await drizzleTable(db, people, { version: people.version, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await table.insert({ id: 1, first: 'Ada', last: 'Lovelace' });
+      const fromDb = db.select().from(people).where(eq(people.id, 1)).get();
+      assert.equal(fromDb?.full, 'Ada Lovelace');
+      assert.deepEqual(await table.findById(1), fromDb, 'after the insert');
+      await table.update(1, { last: 'Byron' });
+      assert.deepEqual(await table.findById(1), db.select().from(people).where(eq(people.id, 1)).get(), 'after the update');
+      assert.equal((await table.repository.engine.readEntry('1')).source, 'hit');
+    } finally {
+      await table.close();
+      sqlite.close();
+    }
+  });
+
+  it('Drizzle on PostgreSQL: a numeric(10,2) is cached as the database rounded it', { skip: postgres.skip }, async () => {
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+    const s = pgSchema(schema);
+    const prices = s.table('prices', { id: pgInteger('id').primaryKey(), amount: numeric('amount', { precision: 10, scale: 2 }).notNull(), version: pgInteger('version').notNull().default(1) });
+    await admin.query(`CREATE TABLE ${schema}.prices (id integer PRIMARY KEY, amount numeric(10,2) NOT NULL, version integer NOT NULL DEFAULT 1)`);
+    const db = drizzlePg(pool);
+    const table = await drizzleTable(db, prices, { version: prices.version, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await table.insert({ id: 1, amount: '1.005' });
+      const [fromDb] = await db.select().from(prices).where(eq(prices.id, 1));
+      assert.equal(fromDb?.amount, '1.01');
+      assert.deepEqual(await table.findById(1), fromDb, 'after the insert');
+      await table.update(1, { amount: '2.999' });
+      assert.deepEqual(await table.findById(1), (await db.select().from(prices).where(eq(prices.id, 1)))[0], 'after the update');
+    } finally {
+      await table.close();
+      await pool.end();
+      await drop();
+    }
+  });
+
+  it("the repository on PostgreSQL: a column the application's own trigger sets is cached as stored", { skip: postgres.skip }, async () => {
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+    await admin.query(`CREATE TABLE ${schema}.users (id integer PRIMARY KEY, email text NOT NULL, version bigint NOT NULL DEFAULT 1);
+      CREATE FUNCTION ${schema}.lower_email() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.email := lower(NEW.email); RETURN NEW; END $$;
+      CREATE TRIGGER lower_email BEFORE INSERT OR UPDATE ON ${schema}.users FOR EACH ROW EXECUTE FUNCTION ${schema}.lower_email();`);
+    const entities = await createPostgresEntityStore({ pool, schema, table: 'users' });
+    const users = createRepository<{ id: number; email: string; version?: number }>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await users.save({ id: 1, email: 'Ada@Example.COM' });
+      const stored = (await admin.query(`SELECT id, email, version FROM ${schema}.users WHERE id = 1`)).rows[0];
+      assert.equal(stored.email, 'ada@example.com');
+      const cached = await users.findById(1);
+      assert.equal(cached?.email, stored.email);
+    } finally {
+      await users.close();
+      await entities.close();
+      await pool.end();
+      await drop();
+    }
+  });
+});

@@ -99,7 +99,9 @@ export async function createPostgresEntityStoreWith(
       await table.insert(client, row, version);
     }
     if (journal) await one(client, sql.append, [entity, key, version]);
-    return version;
+    // The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes.
+    const [stored] = await table.selectMany(client, [key]);
+    return { version, payload: stored === undefined ? undefined : payloadOfRow(spec, stored.row) };
   }
 
   async function remove(client: PostgresClient, key: string, precondition: StorePrecondition | undefined, journal: boolean): Promise<StoreDeleteResult> {
@@ -149,7 +151,7 @@ export async function createPostgresEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      return { version: await transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal)) };
+      return transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from '../../errors.js';
-import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
+import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions, StoreWriteResult } from '../../types.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
@@ -77,7 +77,12 @@ export function createSqliteEntityStoreWith(
     markOff.run();
     return result;
   };
-  const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): number =>
+  /** The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes. */
+  const storedPayload = (key: string): string | undefined => {
+    const [stored] = table.selectMany([key]);
+    return stored === undefined ? undefined : payloadOfRow(spec, stored.row);
+  };
+  const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
     marked(() => {
       const row = rowOfPayload(spec, table.columns, key, payload);
       let version = table.update(key, row, expectedOf(precondition));
@@ -90,7 +95,7 @@ export function createSqliteEntityStoreWith(
         if (tombstone !== undefined) unbury.run(entity, key);
       }
       if (journal) append.run(entity, key, version, Date.now());
-      return version;
+      return { version, payload: storedPayload(key) };
     }),
   );
   const deleteTx = db.transaction((key: string, precondition: StorePrecondition | undefined, journal: boolean): StoreDeleteResult =>
@@ -133,9 +138,9 @@ export function createSqliteEntityStoreWith(
     }
     return performance.now() - started;
   }
-  const readOutside = async <R>(read: () => R): Promise<R> => {
+  const readOutside = async <R>(read: () => R): Promise<Awaited<R>> => {
     await outsideTransaction(busyTimeoutMs, StoreReadError);
-    return read();
+    return await read();
   };
 
   let closed = false;
@@ -163,7 +168,7 @@ export function createSqliteEntityStoreWith(
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
       const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
-      return { version: withDeadline(left, () => writeTx.immediate(key, payload, options.precondition, options.journal)) };
+      return withDeadline(left, () => writeTx.immediate(key, payload, options.precondition, options.journal));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
