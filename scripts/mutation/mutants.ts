@@ -835,4 +835,9 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'Drizzle integration: generated columns are written (null from the insert) and refused by the database, so a table with one cannot be written through Lockstep',
     patches: [{ file: 'src/integrations/drizzle-columns.ts', find: 'export const isGenerated = (column: Column): boolean => column.generated !== undefined;', replace: 'export const isGenerated = (column: Column): boolean => column.generated === column;' }],
   },
+  {
+    id: 'entity-writing-mark-any-on',
+    rule: "PostgreSQL entity store: the triggers take any `lockstep.writing = 'on'` for Lockstep's mark, so plain SQL that set it (a session-level SET left on a pooled connection) writes unversioned and unjournaled rows the cache never learns of",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: "export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';", replace: 'export const WRITING_MARK = "\'on\'";' }],
+  },
 ];

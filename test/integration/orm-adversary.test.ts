@@ -197,3 +197,130 @@ describe('the cached row is the row the database stored', () => {
     }
   });
 });
+
+describe("PostgreSQL: a `lockstep.writing` mark set by plain SQL", { skip: postgres.skip }, () => {
+  const cases = [
+    ['a session-level SET left on a pooled connection', (c: pg.PoolClient) => c.query(`SET lockstep.writing = 'on'`)],
+    ["Lockstep's own set_config copied into a transaction", (c: pg.PoolClient) => c.query(`SELECT set_config('lockstep.writing', 'on', true)`)],
+  ] as const;
+  for (const [how, forge] of cases) {
+    it(`${how}: the ORM's own UPDATE is still versioned, journaled and invalidated`, async () => {
+      const { schema, drop } = await freshSchema();
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+      const s = pgSchema(schema);
+      const notes = s.table('notes', { id: pgInteger('id').primaryKey(), title: pgText('title').notNull(), version: pgInteger('version').notNull().default(1) });
+      await admin.query(`CREATE TABLE ${schema}.notes (id integer PRIMARY KEY, title text NOT NULL, version integer NOT NULL DEFAULT 1)`);
+      const db = drizzlePg(pool);
+      const table = await drizzleTable(db, notes, { version: notes.version, cache: createMemoryCache({ maxEntries: 10 }), journal: { pollInterval: '1h' } });
+      const plain = await pool.connect();
+      try {
+        await table.insert({ id: 1, title: 'through Lockstep' });
+        await table.update(1, { title: 'through Lockstep' });
+        assert.equal((await table.findById(1))?.title, 'through Lockstep');
+        const triggered = async () => Number((await admin.query(`SELECT count(*) AS n FROM ${schema}.lockstep_journal WHERE reason = 'trigger'`)).rows[0].n);
+        assert.equal(await triggered(), 0, "Lockstep's own writes run no trigger");
+        await plain.query('BEGIN');
+        await forge(plain);
+        await drizzlePg(plain).update(notes).set({ title: 'plain SQL' }).where(eq(notes.id, 1));
+        await plain.query('COMMIT');
+        const [stored] = await db.select().from(notes).where(eq(notes.id, 1));
+        assert.deepEqual(stored, { id: 1, title: 'plain SQL', version: 3 }, 'versioned by the trigger');
+        assert.equal(await triggered(), 1, 'journaled by the trigger');
+        await table.repository.engine.drainJournal();
+        assert.deepEqual(await table.findById(1), stored, 'invalidated by the drainer');
+      } finally {
+        plain.release(true);
+        await table.close();
+        await pool.end();
+        await drop();
+      }
+    });
+  }
+});
+
+describe("the ORM's own writes that bypass Lockstep are versioned by the triggers and invalidated", () => {
+  // One body for both dialects: Drizzle's query builders have the same shape on both, not the same types.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  type Loose = any;
+  const open = async (dialect: 'sqlite' | 'postgres') => {
+    if (dialect === 'sqlite') {
+      const notes = sqliteTable('notes', { id: integer('id').primaryKey(), title: text('title').notNull(), version: integer('version').notNull().default(1) });
+      const sqlite = new Database(':memory:');
+      sqlite.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1)');
+      const db = drizzleSqlite(sqlite);
+      const table = await drizzleTable(db, notes, { version: notes.version, cache: createMemoryCache({ maxEntries: 100 }), journal: { pollInterval: '1h' } });
+      return {
+        table: table as Loose,
+        db: db as Loose,
+        notes: notes as Loose,
+        raw: async (query: ReturnType<typeof sql>) => void db.run(query),
+        /** A transaction that writes, then throws (better-sqlite3's transactions are synchronous). */
+        rolledBack: async (write: (tx: Loose) => unknown) =>
+          db.transaction((tx) => {
+            write(tx);
+            throw new Error('abort');
+          }),
+        select: async (id: number) => db.select().from(notes).where(eq(notes.id, id)).get(),
+        async close() {
+          await table.close();
+          sqlite.close();
+        },
+      };
+    }
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+    const notes = pgSchema(schema).table('notes', { id: pgInteger('id').primaryKey(), title: pgText('title').notNull(), version: pgInteger('version').notNull().default(1) });
+    await admin.query(`CREATE TABLE ${schema}.notes (id integer PRIMARY KEY, title text NOT NULL, version integer NOT NULL DEFAULT 1)`);
+    const db = drizzlePg(pool);
+    const table = await drizzleTable(db, notes, { version: notes.version, cache: createMemoryCache({ maxEntries: 100 }), journal: { pollInterval: '1h' } });
+    return {
+      table: table as Loose,
+      db: db as Loose,
+      notes: notes as Loose,
+      raw: async (query: ReturnType<typeof sql>) => void (await db.execute(query)),
+      rolledBack: (write: (tx: Loose) => unknown) =>
+        db.transaction(async (tx) => {
+          await write(tx);
+          throw new Error('abort');
+        }),
+      select: async (id: number) => (await db.select().from(notes).where(eq(notes.id, id)))[0],
+      async close() {
+        await table.close();
+        await pool.end();
+        await drop();
+      },
+    };
+  };
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    it(`${dialect}: a filter update, an upsert, a key rename, delete and re-insert, raw SQL, a rolled-back transaction`, { skip: dialect === 'postgres' && postgres.skip }, async () => {
+      const b = await open(dialect);
+      const n = b.notes;
+      const check = async (ids: number[], step: string) => {
+        await b.table.repository.engine.drainJournal();
+        for (const id of ids) assert.deepEqual(await b.table.findById(id), await b.select(id), `${step}: row ${id}`);
+      };
+      try {
+        for (const id of [1, 2, 3]) await b.table.insert({ id, title: `t${id}` });
+        for (const id of [1, 2, 3]) assert.equal((await b.table.findById(id)).title, `t${id}`); // cached
+        await b.db.update(n).set({ title: 'many' }).where(gt(n.id, 1));
+        await check([1, 2, 3], 'update by a non-key filter');
+        await b.db.insert(n).values({ id: 1, title: 'upserted' }).onConflictDoUpdate({ target: n.id, set: { title: 'upserted' } });
+        await check([1], 'upsert');
+        await b.db.update(n).set({ id: 4 }).where(eq(n.id, 3));
+        await check([3, 4], 'primary key changed');
+        await b.db.delete(n).where(eq(n.id, 2));
+        await check([2], 'deleted');
+        await b.db.insert(n).values({ id: 2, title: 're-created' });
+        await check([2], 're-created');
+        assert.ok((await b.select(2))!.version > 2, 're-created above its tombstone');
+        await b.raw(sql`update ${n} set ${sql.identifier('title')} = ${'raw'} where ${n.id} = ${1}`);
+        await check([1], 'raw SQL');
+        await assert.rejects(b.rolledBack((tx) => tx.update(n).set({ title: 'rolled back' }).where(eq(n.id, 1)).run?.() ?? tx.update(n).set({ title: 'rolled back' }).where(eq(n.id, 1))), /abort/);
+        await check([1], 'a rolled-back transaction');
+        assert.equal((await b.table.findById(1)).title, 'raw');
+      } finally {
+        await b.close();
+      }
+    });
+  }
+});

@@ -4,8 +4,11 @@
 // entity name, key = the id as text), so journal ids keep commit order and appends notify LISTENers.
 //
 // How the triggers tell Lockstep's writes from others: Lockstep's transaction sets the
-// transaction-local setting `lockstep.writing` to 'on'; the triggers' WHEN clauses skip such rows, so
-// Lockstep's own writes run no trigger function. No other session can see that setting.
+// transaction-local setting `lockstep.writing` to its own transaction id (WRITING_MARK); the
+// triggers' WHEN clauses skip rows written while the setting names the current transaction, so
+// Lockstep's own writes run no trigger function. No other session can see that setting, and a mark
+// plain SQL sets by mistake (a session-level SET left on a pooled connection, 'on' as earlier
+// releases set it) names no transaction that writes after it: those writes are still versioned.
 //
 // Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
 // a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
@@ -26,6 +29,8 @@ import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
+/** Its value in Lockstep's transactions, and what the triggers compare it with: the transaction's own id. */
+export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';
 
 /** The functions of one schema (CREATE OR REPLACE: idempotent). */
 export function postgresEntityFunctionsSql(schema: string): string {
@@ -140,7 +145,7 @@ export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): str
   const s = quoteIdentifier(schema);
   const t = `${s}.${quoteIdentifier(spec.table)}`;
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
-  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM 'on')`;
+  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${WRITING_MARK})`;
   const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT') => `
 DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
 CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOurs}

@@ -13,7 +13,7 @@ import { createPostgresStore, outcomeUnknown, type PostgresClient, type Postgres
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
-import { installEntityTriggers, WRITING_SETTING } from './postgres-entity-schema.js';
+import { installEntityTriggers, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
 import { checkNamespace, identifier, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
@@ -60,7 +60,7 @@ export async function createPostgresEntityStoreWith(
   const { entity } = spec;
   const sql = {
     begin: (timeoutMs: number) =>
-      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', 'on', true)`,
+      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', ${WRITING_MARK}, true)`,
     lock: `SELECT ${s}.lockstep_entity_lock($1, $2)`,
     unbury: `DELETE FROM ${s}.lockstep_tombstones WHERE namespace = $1 AND key = $2 RETURNING version`,
     bury: `INSERT INTO ${s}.lockstep_tombstones AS ts (namespace, key, version, deleted_at) VALUES ($1, $2, $3, pg_catalog.now())
