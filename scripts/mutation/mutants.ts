@@ -840,4 +840,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL entity store: the triggers take any `lockstep.writing = 'on'` for Lockstep's mark, so plain SQL that set it (a session-level SET left on a pooled connection) writes unversioned and unjournaled rows the cache never learns of",
     patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: "export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';", replace: 'export const WRITING_MARK = "\'on\'";' }],
   },
+  {
+    id: 'entity-id-column-not-unique',
+    rule: 'entity stores: an id column that is one column of a composite key is accepted, so one read, write or delete by id reaches the rows of several entities (a delete of one tenant\'s row removes another\'s)',
+    patches: [
+      { file: 'src/store/entity/sqlite-entity-store.ts', find: '  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);', replace: '  if (!isUniqueColumn(db, spec.table, spec.idColumn) && spec.table === \'\') throw notUnique(spec);' },
+      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn)) && spec.table === \'\') throw notUnique(spec);' },
+    ],
+  },
 ];

@@ -16,6 +16,7 @@ import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { Kysely, SqliteDialect, type Generated } from 'kysely';
 import pg from 'pg';
 import { createMemoryCache } from '../../src/cache/memory.js';
+import { InvalidOptionError } from '../../src/errors.js';
 import { drizzleTable } from '../../src/integrations/drizzle.js';
 import { kyselyTable } from '../../src/integrations/kysely.js';
 import { createRepository } from '../../src/patterns/repository.js';
@@ -323,4 +324,56 @@ describe("the ORM's own writes that bypass Lockstep are versioned by the trigger
       }
     });
   }
+});
+
+describe('an id column that is not unique (one column of a composite primary key)', () => {
+  const harm = 'one delete by id removed the rows of both tenants';
+  it('SQLite: the entity store refuses it at start-up', async () => {
+    const sqlite = new Database(':memory:');
+    sqlite.exec(`CREATE TABLE items (tenant INTEGER NOT NULL, id INTEGER NOT NULL, title TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (tenant, id));
+      INSERT INTO items (tenant, id, title) VALUES (1, 1, 'of tenant 1'), (2, 1, 'of tenant 2')`);
+    try {
+      let entities;
+      try {
+        entities = createSqliteEntityStore({ database: sqlite, table: 'items' });
+      } catch (error) {
+        assert.ok(error instanceof InvalidOptionError, String(error));
+        assert.match(error.message, /unique/);
+        return;
+      }
+      const items = createRepository({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+      await items.delete(1);
+      assert.equal(sqlite.prepare('SELECT count(*) FROM items').pluck().get(), 1, harm);
+    } finally {
+      sqlite.close();
+    }
+  });
+
+  it('PostgreSQL: the entity store refuses it at start-up; a unique index on the column alone is accepted', { skip: postgres.skip }, async () => {
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+    await admin.query(`CREATE TABLE ${schema}.items (tenant integer NOT NULL, id integer NOT NULL, title text NOT NULL, version integer NOT NULL DEFAULT 1, PRIMARY KEY (tenant, id));
+      INSERT INTO ${schema}.items (tenant, id, title) VALUES (1, 1, 'of tenant 1'), (2, 1, 'of tenant 2')`);
+    try {
+      let entities;
+      try {
+        entities = await createPostgresEntityStore({ pool, schema, table: 'items' });
+      } catch (error) {
+        assert.ok(error instanceof InvalidOptionError, String(error));
+        assert.match(error.message, /unique/);
+        await admin.query(`CREATE TABLE ${schema}.keyed (id integer NOT NULL, title text NOT NULL, version integer NOT NULL DEFAULT 1);
+          CREATE UNIQUE INDEX keyed_id ON ${schema}.keyed (id)`);
+        const accepted = await createPostgresEntityStore({ pool, schema, table: 'keyed' });
+        await accepted.close();
+        return;
+      }
+      const items = createRepository({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+      await items.delete(1);
+      await entities.close();
+      assert.equal(Number((await admin.query(`SELECT count(*) AS n FROM ${schema}.items`)).rows[0].n), 1, harm);
+    } finally {
+      await pool.end();
+      await drop();
+    }
+  });
 });

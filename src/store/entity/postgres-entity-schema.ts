@@ -160,6 +160,27 @@ CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOu
   ].join('\n');
 }
 
+/**
+ * Whether `column` alone identifies a row of schema.table: a unique index (the primary key's
+ * included) on that column alone, not partial and not on an expression. An id that is one column of
+ * a composite key would make one read, write or delete by id reach several rows.
+ */
+export async function isUniqueColumn(pool: PostgresPool, schema: string, table: string, column: string): Promise<boolean> {
+  const client: PostgresClient = await connectListened(pool);
+  try {
+    const { rows } = await client.query({
+      text: `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+          WHERE i.indrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text))
+            AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $3) AS unique`,
+      values: [schema, table, column],
+    });
+    return rows[0]?.unique === true;
+  } finally {
+    client.release();
+  }
+}
+
 /** Runs `sql` in one transaction under the schema's DDL advisory lock. */
 async function ddl(pool: PostgresPool, schema: string, sql: string): Promise<void> {
   const client: PostgresClient = await connectListened(pool);

@@ -13,10 +13,10 @@ import { createPostgresStore, outcomeUnknown, type PostgresClient, type Postgres
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
-import { installEntityTriggers, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
+import { installEntityTriggers, isUniqueColumn, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
-import { checkNamespace, identifier, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, identifier, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 import type { PostgresTableOps } from './table-ops.js';
 
 export interface PostgresEntityStoreOptions extends EntityTableOptions {
@@ -53,6 +53,7 @@ export async function createPostgresEntityStoreWith(
   listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
+  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
   await kv.ready();
   if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec);

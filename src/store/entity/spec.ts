@@ -105,6 +105,13 @@ export function payloadOfRow(spec: EntitySpec, row: EntityRow): string {
   return JSON.stringify(columns);
 }
 
+/** The id column must identify one row: rows sharing an id would be read, written and deleted as one. */
+export function notUnique(spec: EntitySpec): InvalidOptionError {
+  return new InvalidOptionError(
+    `idColumn: ${spec.table}.${spec.idColumn} is not unique (neither the whole primary key nor alone in a unique index): rows sharing an id would be read, written and deleted as one`,
+  );
+}
+
 /** The entity store serves one namespace: its entity name. */
 export function checkNamespace(spec: EntitySpec, namespace: string): void {
   if (namespace !== spec.entity) {

@@ -11,9 +11,9 @@ import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptio
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
-import { installEntityTriggers, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
+import { installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
 export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
@@ -51,6 +51,7 @@ export function createSqliteEntityStoreWith(
   const db = options.database;
   // Checked first: an ORM's table that was never created is a clear option error, not a raw SqliteError.
   if (tableColumns(db, spec.table).length === 0) throw new InvalidOptionError(`table ${JSON.stringify(spec.table)} does not exist`);
+  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);
   // The key/value store on the same connection: schema (tombstones, journal), pragmas, journal reads.
   const kv = createSqliteStore({ database: db, busyTimeout: options.busyTimeout ?? '2s', synchronous: options.synchronous ?? 'FULL' });
   const busyTimeoutMs = toMs(options.busyTimeout ?? '2s', 'busyTimeout', { allowZero: true });
