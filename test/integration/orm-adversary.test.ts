@@ -163,9 +163,10 @@ describe('the cached row is the row the database stored', () => {
     const db = drizzlePg(pool);
     const table = await drizzleTable(db, prices, { version: prices.version, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
     try {
-      await table.insert({ id: 1, amount: '1.005' });
+      const inserted = await table.insert({ id: 1, amount: '1.005' });
       const [fromDb] = await db.select().from(prices).where(eq(prices.id, 1));
       assert.equal(fromDb?.amount, '1.01');
+      assert.deepEqual(inserted, fromDb, 'insert resolves with the row as stored');
       assert.deepEqual(await table.findById(1), fromDb, 'after the insert');
       await table.update(1, { amount: '2.999' });
       assert.deepEqual(await table.findById(1), (await db.select().from(prices).where(eq(prices.id, 1)))[0], 'after the update');
@@ -185,7 +186,7 @@ describe('the cached row is the row the database stored', () => {
     const entities = await createPostgresEntityStore({ pool, schema, table: 'users' });
     const users = createRepository<{ id: number; email: string; version?: number }>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
     try {
-      await users.save({ id: 1, email: 'Ada@Example.COM' });
+      assert.equal((await users.save({ id: 1, email: 'Ada@Example.COM' })).email, 'ada@example.com', 'save resolves with the row as stored');
       const stored = (await admin.query(`SELECT id, email, version FROM ${schema}.users WHERE id = 1`)).rows[0];
       assert.equal(stored.email, 'ada@example.com');
       const cached = await users.findById(1);
