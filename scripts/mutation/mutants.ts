@@ -848,4 +848,9 @@ export const MUTANTS: readonly Mutant[] = [
       { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn)) && spec.table === \'\') throw notUnique(spec);' },
     ],
   },
+  {
+    id: 'entity-id-spelling-unchecked',
+    rule: "entity stores: a write or delete by another spelling of a row's id ('01' for 1, an upper-case uuid) reaches the row while the cache key of its own id keeps the row as it was before",
+    patches: [{ file: 'src/store/entity/spec.ts', find: '  if (found === undefined || found.key === key) return;', replace: "  if (found === undefined || found.key !== '\\0') return;" }],
+  },
 ];

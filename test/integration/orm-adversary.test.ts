@@ -465,3 +465,50 @@ describe('an id column that is not unique (one column of a composite primary key
     }
   });
 });
+
+describe('an id written in another spelling of the same row (01 for 1, an upper-case uuid)', () => {
+  it('SQLite: delete("01") and save({ id: "01" }) are refused, and the row cached under 1 stays the database\'s', async () => {
+    const sqlite = new Database(':memory:');
+    sqlite.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1)');
+    const entities = createSqliteEntityStore({ database: sqlite, table: 'items' });
+    const items = createRepository<{ id: number | string; title: string; version?: number }>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    const stored = () => sqlite.prepare('SELECT id, title, version FROM items WHERE id = 1').get();
+    try {
+      await items.save({ id: 1, title: 'one' });
+      assert.deepEqual(await items.findById(1), { id: 1, title: 'one', version: 1 });
+      await items.save({ id: '01', title: 'aliased' }).catch(() => undefined);
+      assert.deepEqual(await items.findById(1), stored() ?? undefined, 'after save of "01"');
+      await items.delete('01').catch(() => undefined);
+      assert.deepEqual(await items.findById(1), stored() ?? undefined, 'after delete of "01"');
+      await assert.rejects(items.delete('1.0'), /spell/);
+    } finally {
+      await items.close();
+      await entities.close();
+      sqlite.close();
+    }
+  });
+
+  it('PostgreSQL: a uuid id in upper case is refused for writes and deletes', { skip: postgres.skip }, async () => {
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+    await admin.query(`CREATE TABLE ${schema}.items (id uuid PRIMARY KEY, title text NOT NULL, version integer NOT NULL DEFAULT 1)`);
+    const entities = await createPostgresEntityStore({ pool, schema, table: 'items' });
+    const items = createRepository<{ id: string; title: string; version?: number }>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    const id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    const stored = async () => (await admin.query(`SELECT id, title, version FROM ${schema}.items WHERE id = $1`, [id])).rows[0];
+    try {
+      await items.save({ id, title: 'one' });
+      assert.deepEqual(await items.findById(id), await stored());
+      await items.save({ id: id.toUpperCase(), title: 'aliased' }).catch(() => undefined);
+      assert.deepEqual(await items.findById(id), await stored(), 'after save of the upper-case id');
+      await items.delete(id.toUpperCase()).catch(() => undefined);
+      assert.deepEqual(await items.findById(id), await stored(), 'after delete of the upper-case id');
+      await assert.rejects(items.delete(id.toUpperCase()), /spell/);
+    } finally {
+      await items.close();
+      await entities.close();
+      await pool.end();
+      await drop();
+    }
+  });
+});

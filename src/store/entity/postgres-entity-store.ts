@@ -16,7 +16,7 @@ import { checkPrecondition, expectedOf } from './precondition.js';
 import { installEntityTriggers, isUniqueColumn, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
-import { checkNamespace, identifier, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 import type { PostgresTableOps } from './table-ops.js';
 
 export interface PostgresEntityStoreOptions extends EntityTableOptions {
@@ -102,6 +102,7 @@ export async function createPostgresEntityStoreWith(
     if (journal) await one(client, sql.append, [entity, key, version]);
     // The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes.
     const [stored] = await table.selectMany(client, [key]);
+    checkSpelling(spec, key, stored);
     return { version, payload: stored === undefined ? undefined : payloadOfRow(spec, stored.row) };
   }
 
@@ -109,6 +110,7 @@ export async function createPostgresEntityStoreWith(
     await one(client, sql.lock, [entity, key]);
     // Under the id's lock (and, for a live row, the row lock the check takes): no writer slips in between.
     if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key, { lock: true }), entity, key);
+    checkSpelling(spec, key, (await table.selectMany(client, [key]))[0]);
     const old = await table.remove(client, key);
     const version = Number((await one(client, sql.bury, [entity, key, (old ?? 0) + 1]))!.version);
     if (journal) await one(client, sql.append, [entity, key, version]);

@@ -13,7 +13,7 @@ import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
 import { installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
 export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
@@ -81,6 +81,7 @@ export function createSqliteEntityStoreWith(
   /** The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes. */
   const storedPayload = (key: string): string | undefined => {
     const [stored] = table.selectMany([key]);
+    checkSpelling(spec, key, stored);
     return stored === undefined ? undefined : payloadOfRow(spec, stored.row);
   };
   const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
@@ -102,6 +103,7 @@ export function createSqliteEntityStoreWith(
   const deleteTx = db.transaction((key: string, precondition: StorePrecondition | undefined, journal: boolean): StoreDeleteResult =>
     marked(() => {
       if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);
+      checkSpelling(spec, key, table.selectMany([key])[0]);
       const old = table.remove(key);
       const version = bury.get(entity, key, (old ?? 0) + 1, Date.now()) as number;
       if (journal) append.run(entity, key, version, Date.now());
