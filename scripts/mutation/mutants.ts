@@ -853,4 +853,14 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "entity stores: a write or delete by another spelling of a row's id ('01' for 1, an upper-case uuid) reaches the row while the cache key of its own id keeps the row as it was before",
     patches: [{ file: 'src/store/entity/spec.ts', find: '  if (found === undefined || found.key === key) return;', replace: "  if (found === undefined || found.key !== '\\0') return;" }],
   },
+  {
+    id: 'entity-triggers-recreated-on-open',
+    rule: "PostgreSQL entity store: every open re-creates the table's triggers, taking its ACCESS EXCLUSIVE lock (every query on the table queues behind an open transaction that read it)",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;', replace: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest) && digest === \'\') return;' }],
+  },
+  {
+    id: 'entity-triggers-upgrade-waits-unbounded',
+    rule: "PostgreSQL entity store: an open that finds an earlier release's triggers fails when the table's lock is busy, instead of keeping them (correct with this release) until the next open",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;', replace: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall) && digest === \'\') return;' }],
+  },
 ];

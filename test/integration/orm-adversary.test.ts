@@ -512,3 +512,67 @@ describe('an id written in another spelling of the same row (01 for 1, an upper-
     }
   });
 });
+
+describe('PostgreSQL: opening an entity store while a transaction holds the table', { skip: postgres.skip }, () => {
+  /** Resolves with what `work` resolved with, or 'still waiting' after `ms`. */
+  const within = <T>(ms: number, work: Promise<T>) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'still waiting'>((resolve) => (timer = setTimeout(() => resolve('still waiting'), ms)));
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  };
+  it("does not queue for the table's lock when its triggers are current, and keeps an earlier release's triggers when the lock is busy", async () => {
+    const { schema, drop } = await freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6 });
+    await admin.query(`CREATE TABLE ${schema}.items (id integer PRIMARY KEY, title text NOT NULL, version integer NOT NULL DEFAULT 1)`);
+    const open = () => createPostgresEntityStore({ pool, schema, table: 'items', statementTimeout: '2s' });
+    const blocker = new pg.Client({ connectionString: DATABASE_URL });
+    blocker.on('error', () => undefined);
+    await blocker.connect();
+    const stores: Array<Awaited<ReturnType<typeof open>>> = [];
+    try {
+      stores.push(await open()); // installs the triggers
+      const oids = async () => (await admin.query(`SELECT array_agg(oid ORDER BY tgname) AS o FROM pg_trigger WHERE tgrelid = '${schema}.items'::regclass`)).rows[0].o;
+      const installed = await oids();
+      stores.push(await open());
+      assert.deepEqual(await oids(), installed, 'current triggers are not re-created (that takes the ACCESS EXCLUSIVE lock)');
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT * FROM ${schema}.items`); // a reader's open transaction: ACCESS SHARE until it ends
+      const second = await within(10_000, open());
+      assert.notEqual(second, 'still waiting', 'a second open queued behind the open transaction');
+      stores.push(second as Awaited<ReturnType<typeof open>>);
+
+      // An earlier release's triggers (the mark compared with 'on', no digest comment), the table still held.
+      const { postgresEntityTriggersSql } = await import('../../src/store/entity/postgres-entity-schema.js');
+      const spec = { table: 'items', idColumn: 'id', versionColumn: 'version', entity: 'items' };
+      await blocker.query('ROLLBACK');
+      await admin.query(postgresEntityTriggersSql(schema, spec).replaceAll('pg_catalog.pg_current_xact_id()::text', "'on'"));
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT * FROM ${schema}.items`);
+      const third = await within(10_000, open());
+      assert.notEqual(third, 'still waiting', 'an open queued behind the open transaction to upgrade the triggers');
+      const entities = third as Awaited<ReturnType<typeof open>>;
+      stores.push(entities);
+      const items = createRepository<{ id: number; title: string; version?: number }>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: { pollInterval: '1h' } });
+      try {
+        await items.save({ id: 1, title: 'through Lockstep' });
+        await admin.query(`UPDATE ${schema}.items SET title = 'plain SQL' WHERE id = 1`);
+        await items.engine.drainJournal();
+        const stored = (await admin.query(`SELECT id, title, version FROM ${schema}.items WHERE id = 1`)).rows[0];
+        assert.deepEqual(await items.findById(1), stored, "with an earlier release's triggers");
+      } finally {
+        await items.close();
+      }
+      await blocker.query('ROLLBACK');
+      stores.push(await open()); // upgrades them now
+      const comments = await admin.query(
+        `SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = '${schema}.items'::regclass AND obj_description(oid, 'pg_trigger') IS NOT NULL`,
+      );
+      assert.equal(Number(comments.rows[0].n), 6, 'upgraded once the table was free');
+    } finally {
+      await blocker.end();
+      for (const store of stores) await store.close();
+      await pool.end();
+      await drop();
+    }
+  });
+});

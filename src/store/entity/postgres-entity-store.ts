@@ -56,7 +56,8 @@ export async function createPostgresEntityStoreWith(
   if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
   await kv.ready();
-  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec);
+  // Re-created triggers (another release's) wait for the table's lock at most half the statement timeout, 1 s at most.
+  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))) });
   const s = quoteIdentifier(schema);
   const { entity } = spec;
   const sql = {
