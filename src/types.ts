@@ -203,6 +203,12 @@ export interface StoreWriteOptions {
 
 export interface StoreWriteResult {
   readonly version: Version;
+  /**
+   * The value as the store holds it after the write, read back in its transaction, from a store that
+   * can change what it is given (an entity table: the database's types and rounding, generated
+   * columns, the application's own triggers). The cache publishes this one, not the payload written.
+   */
+  readonly payload?: string;
 }
 
 export interface StoreDeleteResult {

@@ -906,4 +906,54 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "MariaDB store: a pool whose connections run at READ UNCOMMITTED is accepted, so a read fills the cache with a plain transaction's write that is then rolled back (a value no commit produced)",
     patches: [{ file: MYSQL_STORE, find: "      if (text(isolation).toUpperCase() === 'READ-UNCOMMITTED') {", replace: "      if (text(isolation).toUpperCase() === 'NEVER') {" }],
   },
+  // --- ORM integrations on a connection the application shares (test/integration/orm-adversary.test.ts) ---
+  {
+    id: 'sqlite-entity-inside-foreign-transaction',
+    rule: "SQLite entity store: Lockstep's statements run inside a transaction the application (an ORM) opened on the shared connection: a write is a savepoint published before it rolls back, a fill sees its uncommitted rows, a journal read passes over ids its rollback frees",
+    patches: [{ file: 'src/store/entity/sqlite-entity-store.ts', find: '    while (db.inTransaction) {', replace: '    while (db.inTransaction && performance.now() < 0) {' }],
+  },
+  {
+    id: 'entity-publishes-payload-as-written',
+    rule: 'entity tables: the cache publishes the row as written, not as the database stored it (numeric rounding, generated columns, the application\'s own triggers), so a hit differs from the row a fill reads',
+    patches: [
+      {
+        file: 'src/engine/write-through.ts',
+        find: 'entryFor: (committed) => (committed.payload === undefined ? entryOf(committed.version) : this.ctx.entries.fromStore({ version: committed.version, payload: committed.payload })),',
+        replace: 'entryFor: (committed) => entryOf(committed.version),',
+      },
+    ],
+  },
+  {
+    id: 'drizzle-writes-generated-columns',
+    rule: 'Drizzle integration: generated columns are written (null from the insert) and refused by the database, so a table with one cannot be written through Lockstep',
+    patches: [{ file: 'src/integrations/drizzle-columns.ts', find: 'export const isGenerated = (column: Column): boolean => column.generated !== undefined;', replace: 'export const isGenerated = (column: Column): boolean => column.generated === column;' }],
+  },
+  {
+    id: 'entity-writing-mark-any-on',
+    rule: "PostgreSQL entity store: the triggers take any `lockstep.writing = 'on'` for Lockstep's mark, so plain SQL that set it (a session-level SET left on a pooled connection) writes unversioned and unjournaled rows the cache never learns of",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: "export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';", replace: 'export const WRITING_MARK = "\'on\'";' }],
+  },
+  {
+    id: 'entity-id-column-not-unique',
+    rule: 'entity stores: an id column that is one column of a composite key is accepted, so one read, write or delete by id reaches the rows of several entities (a delete of one tenant\'s row removes another\'s)',
+    patches: [
+      { file: 'src/store/entity/sqlite-entity-store.ts', find: '  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);', replace: '  if (!isUniqueColumn(db, spec.table, spec.idColumn) && spec.table === \'\') throw notUnique(spec);' },
+      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn)) && spec.table === \'\') throw notUnique(spec);' },
+    ],
+  },
+  {
+    id: 'entity-id-spelling-unchecked',
+    rule: "entity stores: a write or delete by another spelling of a row's id ('01' for 1, an upper-case uuid) reaches the row while the cache key of its own id keeps the row as it was before",
+    patches: [{ file: 'src/store/entity/spec.ts', find: '  if (found === undefined || found.key === key) return;', replace: "  if (found === undefined || found.key !== '\\0') return;" }],
+  },
+  {
+    id: 'entity-triggers-recreated-on-open',
+    rule: "PostgreSQL entity store: every open re-creates the table's triggers, taking its ACCESS EXCLUSIVE lock (every query on the table queues behind an open transaction that read it)",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;', replace: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest) && digest === \'\') return;' }],
+  },
+  {
+    id: 'entity-triggers-upgrade-waits-unbounded',
+    rule: "PostgreSQL entity store: an open that finds an earlier release's triggers fails when the table's lock is busy, instead of keeping them (correct with this release) until the next open",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;', replace: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall) && digest === \'\') return;' }],
+  },
 ];

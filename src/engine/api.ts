@@ -40,6 +40,8 @@ export type DeleteOptions = ConditionOptions;
 
 export interface WriteResult {
   readonly version: Version;
+  /** The value as the store holds it, when the store can change what it is given (an entity table); the cache holds this one. */
+  readonly stored?: unknown;
 }
 
 export interface DeleteResult {

@@ -314,7 +314,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
       const known = this.cacheKeys.entry(key);
       // A key this engine wrote before most likely has its row still: the store may try an update first.
       const likelyExists = known.live === true;
-      const { version } = await writeThrough(this.ctx, {
+      const { version, payload } = await writeThrough(this.ctx, {
         operation: 'write',
         key,
         cacheKey: known.cacheKey,
@@ -324,9 +324,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
             known.live = true;
             return committed;
           }),
-        entryFor: (committed) => entryOf(committed.version),
+        // A store that read the row back (an entity table) publishes it as stored, not as written.
+        entryFor: (committed) => (committed.payload === undefined ? entryOf(committed.version) : this.ctx.entries.fromStore({ version: committed.version, payload: committed.payload })),
       });
-      return { version };
+      return payload === undefined ? { version } : { version, stored: this.options.codec.decode(payload) };
     });
   }
 

@@ -39,11 +39,21 @@ export function resolveDrizzleColumns(table: Table, version: Column, primaryKey:
   return { spec, byKey, byName, primaryKey: pk, primaryKeyName: keyOf(pk)!, version, versionKey };
 }
 
-/** Drizzle values (TS keys) → the stored row (column names, driver values). */
-export function toDriverRow(columns: DrizzleColumns, values: Record<string, unknown>): EntityRow {
+/** A column the database computes (`generatedAlwaysAs`): read and cached as stored, never written. */
+export const isGenerated = (column: Column): boolean => column.generated !== undefined;
+
+/** The columns a write sets (database names): the version and generated columns left out. */
+export const writableNames = (columns: DrizzleColumns): Set<string> =>
+  new Set([...columns.byName].filter(([, [, column]]) => !isGenerated(column)).map(([name]) => name));
+
+/**
+ * Drizzle values (TS keys) → the stored row (column names, driver values). A row to write leaves
+ * generated columns out: the database computes them, and the write reads the row back.
+ */
+export function toDriverRow(columns: DrizzleColumns, values: Record<string, unknown>, toWrite = false): EntityRow {
   const row: EntityRow = {};
   for (const [key, column] of columns.byKey) {
-    if (!(key in values)) continue;
+    if (!(key in values) || (toWrite && isGenerated(column))) continue;
     const value = values[key];
     row[column.name] = value === null || value === undefined ? null : column.mapToDriverValue(value);
   }
@@ -64,7 +74,7 @@ export function fromDriverRow(columns: DrizzleColumns, row: EntityRow): Record<s
 export function drizzleMapper<T>(columns: DrizzleColumns): EntityMapper<T> {
   return {
     idOf: (entity) => (entity as Record<string, unknown>)[columns.primaryKeyName] as string | number,
-    toRow: (entity) => toDriverRow(columns, entity as Record<string, unknown>),
+    toRow: (entity) => toDriverRow(columns, entity as Record<string, unknown>, true),
     fromRow: (row, version) => ({ ...fromDriverRow(columns, row), [columns.versionKey]: version }) as T,
   };
 }
@@ -77,6 +87,7 @@ export function drizzleMapper<T>(columns: DrizzleColumns): EntityMapper<T> {
 export function completeInsert(columns: DrizzleColumns, given: Record<string, unknown>): Record<string, unknown> {
   const row: Record<string, unknown> = {};
   for (const [key, column] of columns.byKey) {
+    if (isGenerated(column)) continue;
     let value = given[key];
     if (value === undefined && column.defaultFn !== undefined) value = column.defaultFn();
     if (value === undefined && column.default !== undefined) value = column.default;

@@ -6,7 +6,7 @@ import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { PostgresClient } from '../store/postgres.js';
 import type { PostgresTableOps, StoredRow } from '../store/entity/table-ops.js';
-import { fromDriverRow, toDriverRow, type DrizzleColumns } from './drizzle-columns.js';
+import { fromDriverRow, toDriverRow, writableNames, type DrizzleColumns } from './drizzle-columns.js';
 
 export function drizzlePostgresTableOps(table: PgTable, columns: DrizzleColumns): PostgresTableOps<PostgresClient> {
   const { primaryKey: pk, versionKey } = columns;
@@ -24,7 +24,7 @@ export function drizzlePostgresTableOps(table: PgTable, columns: DrizzleColumns)
   const byId = (key: string, expected?: number) =>
     expected === undefined ? eq(pk, key) : and(eq(pk, key), sql`coalesce(${version}, 0) = ${expected}`);
   return {
-    columns: new Set(columns.byName.keys()),
+    columns: writableNames(columns),
     async update(client, key, row, expected) {
       const { [columns.primaryKeyName]: _id, ...values } = fromDriverRow(columns, row);
       const [hit] = await on(client)

@@ -4,7 +4,7 @@ import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { SqliteTableOps, StoredRow } from '../store/entity/table-ops.js';
-import { fromDriverRow, toDriverRow, type DrizzleColumns } from './drizzle-columns.js';
+import { fromDriverRow, toDriverRow, writableNames, type DrizzleColumns } from './drizzle-columns.js';
 
 type Db = BetterSQLite3Database<Record<string, unknown>>;
 
@@ -18,7 +18,7 @@ export function drizzleSqliteTableOps(db: Db, table: SQLiteTable, columns: Drizz
   const byId = (key: string, expected?: number) =>
     expected === undefined ? eq(pk, key) : and(eq(pk, key), sql`coalesce(${version}, 0) = ${expected}`);
   return {
-    columns: new Set(columns.byName.keys()),
+    columns: writableNames(columns),
     update(key, row, expected) {
       const { [columns.primaryKeyName]: _id, ...values } = fromDriverRow(columns, row);
       const hit = db

@@ -82,8 +82,8 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
       const row = mapper.toRow(entity);
       const key = keyOf(mapper.idOf(entity));
       try {
-        const { version } = await engine.write(key, row, conditionOf(saveOptions?.expectedVersion));
-        return mapper.fromRow(row, version);
+        const { version, stored } = await engine.write(key, row, conditionOf(saveOptions?.expectedVersion));
+        return mapper.fromRow((stored as EntityRow | undefined) ?? row, version);
       } catch (error) {
         if (error instanceof PreconditionFailedError) {
           const expected = saveOptions!.expectedVersion!;

@@ -4,8 +4,11 @@
 // entity name, key = the id as text), so journal ids keep commit order and appends notify LISTENers.
 //
 // How the triggers tell Lockstep's writes from others: Lockstep's transaction sets the
-// transaction-local setting `lockstep.writing` to 'on'; the triggers' WHEN clauses skip such rows, so
-// Lockstep's own writes run no trigger function. No other session can see that setting.
+// transaction-local setting `lockstep.writing` to its own transaction id (WRITING_MARK); the
+// triggers' WHEN clauses skip rows written while the setting names the current transaction, so
+// Lockstep's own writes run no trigger function. No other session can see that setting, and a mark
+// plain SQL sets by mistake (a session-level SET left on a pooled connection, 'on' as earlier
+// releases set it) names no transaction that writes after it: those writes are still versioned.
 //
 // Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
 // a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
@@ -19,6 +22,7 @@
 // SERIALIZABLE: an INSERT or rename onto an id whose tombstone its snapshot cannot see fails with a
 // serialization failure, and TRUNCATE is refused (see lockstep_entity_before_truncate). The functions are shared by every
 // entity table of the schema; each table's triggers pass (entity, id column, version column).
+import { createHash } from 'node:crypto';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
 import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
 import { connectListened } from '../postgres-connection-errors.js';
@@ -26,6 +30,8 @@ import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
+/** Its value in Lockstep's transactions, and what the triggers compare it with: the transaction's own id. */
+export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';
 
 /** The functions of one schema (CREATE OR REPLACE: idempotent). */
 export function postgresEntityFunctionsSql(schema: string): string {
@@ -140,7 +146,7 @@ export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): str
   const s = quoteIdentifier(schema);
   const t = `${s}.${quoteIdentifier(spec.table)}`;
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
-  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM 'on')`;
+  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${WRITING_MARK})`;
   const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT') => `
 DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
 CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOurs}
@@ -155,12 +161,34 @@ CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOu
   ].join('\n');
 }
 
-/** Runs `sql` in one transaction under the schema's DDL advisory lock. */
-async function ddl(pool: PostgresPool, schema: string, sql: string): Promise<void> {
+/**
+ * Whether `column` alone identifies a row of schema.table: a unique index (the primary key's
+ * included) on that column alone, not partial and not on an expression. An id that is one column of
+ * a composite key would make one read, write or delete by id reach several rows.
+ */
+export async function isUniqueColumn(pool: PostgresPool, schema: string, table: string, column: string): Promise<boolean> {
+  const client: PostgresClient = await connectListened(pool);
+  try {
+    const { rows } = await client.query({
+      text: `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+          WHERE i.indrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text))
+            AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $3) AS unique`,
+      values: [schema, table, column],
+    });
+    return rows[0]?.unique === true;
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs `sql` in one transaction under the schema's DDL advisory lock; with `lockTimeoutMs`, its table locks wait at most that long. */
+async function ddl(pool: PostgresPool, schema: string, sql: string, lockTimeoutMs?: number): Promise<void> {
   const client: PostgresClient = await connectListened(pool);
   try {
     await client.query({ text: 'BEGIN' });
     await client.query({ text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)', values: [advisoryKey(`lockstep:ddl:${schema}`)] });
+    if (lockTimeoutMs !== undefined) await client.query({ text: `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] });
     await client.query({ text: sql });
     await client.query({ text: 'COMMIT' });
     client.release();
@@ -182,11 +210,57 @@ export async function addVersionColumn(pool: PostgresPool, table: string, option
   await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`);
 }
 
-/** Installs the bypass triggers of one entity table (and the schema's shared functions). Idempotent. */
-export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<void> {
-  identifier(schema, 'schema');
-  await ddl(pool, schema, postgresEntityFunctionsSql(schema) + postgresEntityTriggersSql(schema, spec));
+const TRIGGER_NAMES = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
+
+/** The installed triggers of the table: each one's comment (the digest of the DDL that made it) and whether it calls its function with these arguments. */
+async function installedTriggers(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<Array<{ comment: string | null; sameCall: boolean }>> {
+  const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
+  const client: PostgresClient = await connectListened(pool);
+  try {
+    const { rows } = await client.query({
+      text: `SELECT t.tgname AS name, pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment, pg_catalog.pg_get_triggerdef(t.oid) AS def
+        FROM pg_catalog.pg_trigger t WHERE t.tgrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) AND NOT t.tgisinternal`,
+      values: [schema, spec.table],
+    });
+    return TRIGGER_NAMES.flatMap((name) => {
+      const row = rows.find((r) => r.name === `lockstep_${name}`);
+      if (row === undefined) return [];
+      return [{ comment: row.comment as string | null, sameCall: String(row.def).endsWith(`lockstep_entity_${name}(${args})`) }];
+    });
+  } finally {
+    client.release();
+  }
 }
+
+/**
+ * Installs the bypass triggers of one entity table (and the schema's shared functions). Idempotent.
+ * Triggers already made by this DDL (their comment is its digest) are left alone: re-creating them
+ * takes the table's ACCESS EXCLUSIVE lock, which queues every query on the table behind any open
+ * transaction that read it. With `lockTimeoutMs` (an entity store opening) that lock is waited for
+ * at most so long; if it cannot be had and all six triggers of an earlier release are there for the
+ * same entity and columns, they stay (they are correct with this release: docs/orm.md) and the next
+ * open tries again.
+ */
+export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: { lockTimeoutMs?: number } = {}): Promise<void> {
+  identifier(schema, 'schema');
+  await ddl(pool, schema, postgresEntityFunctionsSql(schema));
+  const triggers = postgresEntityTriggersSql(schema, spec);
+  const digest = createHash('sha256').update(triggers).digest('hex');
+  const installed = await installedTriggers(pool, schema, spec);
+  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;
+  const t = `${quoteIdentifier(schema)}.${quoteIdentifier(spec.table)}`;
+  const comments = TRIGGER_NAMES.map((name) => `COMMENT ON TRIGGER lockstep_${name} ON ${t} IS ${literal(digest)};`).join('\n');
+  try {
+    await ddl(pool, schema, `${triggers}\n${comments}`, options.lockTimeoutMs);
+  } catch (error) {
+    const lockTimeout = (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
+    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;
+    throw error;
+  }
+}
+
+/** SQLSTATE lock_not_available: lock_timeout expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Removes them (a table that no longer goes through Lockstep). */
 export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string): Promise<void> {

@@ -13,10 +13,10 @@ import { createPostgresStore, outcomeUnknown, type PostgresClient, type Postgres
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
-import { installEntityTriggers, WRITING_SETTING } from './postgres-entity-schema.js';
+import { installEntityTriggers, isUniqueColumn, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
-import { checkNamespace, identifier, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 import type { PostgresTableOps } from './table-ops.js';
 
 export interface PostgresEntityStoreOptions extends EntityTableOptions {
@@ -53,14 +53,16 @@ export async function createPostgresEntityStoreWith(
   listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
+  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
   await kv.ready();
-  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec);
+  // Re-created triggers (another release's) wait for the table's lock at most half the statement timeout, 1 s at most.
+  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))) });
   const s = quoteIdentifier(schema);
   const { entity } = spec;
   const sql = {
     begin: (timeoutMs: number) =>
-      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', 'on', true)`,
+      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', ${WRITING_MARK}, true)`,
     lock: `SELECT ${s}.lockstep_entity_lock($1, $2)`,
     unbury: `DELETE FROM ${s}.lockstep_tombstones WHERE namespace = $1 AND key = $2 RETURNING version`,
     bury: `INSERT INTO ${s}.lockstep_tombstones AS ts (namespace, key, version, deleted_at) VALUES ($1, $2, $3, pg_catalog.now())
@@ -99,13 +101,17 @@ export async function createPostgresEntityStoreWith(
       await table.insert(client, row, version);
     }
     if (journal) await one(client, sql.append, [entity, key, version]);
-    return version;
+    // The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes.
+    const [stored] = await table.selectMany(client, [key]);
+    checkSpelling(spec, key, stored);
+    return { version, payload: stored === undefined ? undefined : payloadOfRow(spec, stored.row) };
   }
 
   async function remove(client: PostgresClient, key: string, precondition: StorePrecondition | undefined, journal: boolean): Promise<StoreDeleteResult> {
     await one(client, sql.lock, [entity, key]);
     // Under the id's lock (and, for a live row, the row lock the check takes): no writer slips in between.
     if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key, { lock: true }), entity, key);
+    checkSpelling(spec, key, (await table.selectMany(client, [key]))[0]);
     const old = await table.remove(client, key);
     const version = Number((await one(client, sql.bury, [entity, key, (old ?? 0) + 1]))!.version);
     if (journal) await one(client, sql.append, [entity, key, version]);
@@ -149,7 +155,7 @@ export async function createPostgresEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      return { version: await transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal)) };
+      return transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);

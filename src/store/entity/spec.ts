@@ -105,6 +105,26 @@ export function payloadOfRow(spec: EntitySpec, row: EntityRow): string {
   return JSON.stringify(columns);
 }
 
+/** The id column must identify one row: rows sharing an id would be read, written and deleted as one. */
+export function notUnique(spec: EntitySpec): InvalidOptionError {
+  return new InvalidOptionError(
+    `idColumn: ${spec.table}.${spec.idColumn} is not unique (neither the whole primary key nor alone in a unique index): rows sharing an id would be read, written and deleted as one`,
+  );
+}
+
+/**
+ * The row an id reaches must be keyed by that same id: the database may take another spelling of it
+ * ('01' or '1.0' for the integer 1, an upper-case uuid) for the same row, whose cache key would then
+ * keep the row as it was before the write. Throws when `found` (the row `key` reached) has another key.
+ */
+export function checkSpelling(spec: EntitySpec, key: string, found: { readonly key: string } | undefined): void {
+  if (found === undefined || found.key === key) return;
+  throw new InvalidValueError(
+    `the id ${JSON.stringify(key)} is another spelling of the row ${JSON.stringify(found.key)} of ${spec.table}: write and delete it by that id`,
+    { key, namespace: spec.entity },
+  );
+}
+
 /** The entity store serves one namespace: its entity name. */
 export function checkNamespace(spec: EntitySpec, namespace: string): void {
   if (namespace !== spec.entity) {

@@ -27,6 +27,23 @@ export function tableColumns(db: Database.Database, table: string): string[] {
 }
 
 /**
+ * Whether `column` alone identifies a row: the table's single-column primary key, or a unique index
+ * (not partial) on that column alone. An id that is one column of a composite key would make one
+ * read, write or delete by id reach several rows.
+ */
+export function isUniqueColumn(db: Database.Database, table: string, column: string): boolean {
+  const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+  const key = (db.pragma(`table_info(${quote(table)})`) as Array<{ name: string; pk: number }>).filter((c) => c.pk > 0);
+  if (key.length === 1 && key[0]!.name === column) return true;
+  const indexes = db.pragma(`index_list(${quote(table)})`) as Array<{ name: string; unique: number; partial: number }>;
+  return indexes.some((index) => {
+    if (index.unique !== 1 || index.partial !== 0) return false;
+    const columns = db.pragma(`index_info(${quote(index.name)})`) as Array<{ name: string | null }>;
+    return columns.length === 1 && columns[0]!.name === column;
+  });
+}
+
+/**
  * Adds an integer version column (default 1: every existing row counts as written once) unless the
  * table already has it. Idempotent: run it from a migration or at start-up.
  * @returns whether the column was added.

@@ -6,14 +6,14 @@
 // the same connection): one journal per database file.
 import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
-import { ClosedError, InvalidOptionError } from '../../errors.js';
-import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
+import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from '../../errors.js';
+import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions, StoreWriteResult } from '../../types.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
-import { installEntityTriggers, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
+import { installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
 export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
@@ -51,6 +51,7 @@ export function createSqliteEntityStoreWith(
   const db = options.database;
   // Checked first: an ORM's table that was never created is a clear option error, not a raw SqliteError.
   if (tableColumns(db, spec.table).length === 0) throw new InvalidOptionError(`table ${JSON.stringify(spec.table)} does not exist`);
+  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);
   // The key/value store on the same connection: schema (tombstones, journal), pragmas, journal reads.
   const kv = createSqliteStore({ database: db, busyTimeout: options.busyTimeout ?? '2s', synchronous: options.synchronous ?? 'FULL' });
   const busyTimeoutMs = toMs(options.busyTimeout ?? '2s', 'busyTimeout', { allowZero: true });
@@ -77,7 +78,13 @@ export function createSqliteEntityStoreWith(
     markOff.run();
     return result;
   };
-  const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): number =>
+  /** The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes. */
+  const storedPayload = (key: string): string | undefined => {
+    const [stored] = table.selectMany([key]);
+    checkSpelling(spec, key, stored);
+    return stored === undefined ? undefined : payloadOfRow(spec, stored.row);
+  };
+  const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
     marked(() => {
       const row = rowOfPayload(spec, table.columns, key, payload);
       let version = table.update(key, row, expectedOf(precondition));
@@ -90,12 +97,13 @@ export function createSqliteEntityStoreWith(
         if (tombstone !== undefined) unbury.run(entity, key);
       }
       if (journal) append.run(entity, key, version, Date.now());
-      return version;
+      return { version, payload: storedPayload(key) };
     }),
   );
   const deleteTx = db.transaction((key: string, precondition: StorePrecondition | undefined, journal: boolean): StoreDeleteResult =>
     marked(() => {
       if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);
+      checkSpelling(spec, key, table.selectMany([key])[0]);
       const old = table.remove(key);
       const version = bury.get(entity, key, (old ?? 0) + 1, Date.now()) as number;
       if (journal) append.run(entity, key, version, Date.now());
@@ -114,12 +122,37 @@ export function createSqliteEntityStoreWith(
     }
   }
 
+  /**
+   * Lockstep's statements never run inside a transaction someone else opened on this connection (an
+   * ORM's transaction, the application's BEGIN): a write would be a savepoint of it, published before
+   * it commits or rolls back; a read or a fill would see its uncommitted rows; a journal read would
+   * pass over ids that a rollback frees for the next commit. So wait until the connection is outside
+   * any transaction (polled: the driver has no event for it), at most `waitMs`, then refuse.
+   */
+  async function outsideTransaction(waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError): Promise<number> {
+    const started = performance.now();
+    while (db.inTransaction) {
+      if (performance.now() - started >= waitMs) {
+        throw new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, {
+          namespace: entity,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    return performance.now() - started;
+  }
+  const readOutside = async <R>(read: () => R): Promise<Awaited<R>> => {
+    await outsideTransaction(busyTimeoutMs, StoreReadError);
+    return await read();
+  };
+
   let closed = false;
   const live = (namespace?: string) => {
     if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
     if (namespace !== undefined) checkNamespace(spec, namespace);
   };
   const batcher = createReadBatcher<StoredValue>(async (keys) => {
+    await outsideTransaction(busyTimeoutMs, StoreReadError);
     const found = new Map<string, StoredValue>();
     for (const { key, version, row } of table.selectMany(keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
     return found;
@@ -137,20 +170,22 @@ export function createSqliteEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      return { version: withDeadline(options.deadlineMs, () => writeTx.immediate(key, payload, options.precondition, options.journal)) };
+      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
+      return withDeadline(left, () => writeTx.immediate(key, payload, options.precondition, options.journal));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      return withDeadline(options.deadlineMs, () => deleteTx.immediate(key, options.precondition, options.journal));
+      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
+      return withDeadline(left, () => deleteTx.immediate(key, options.precondition, options.journal));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);
-      return table.scan(afterKey, limit).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
+      return (await readOutside(() => table.scan(afterKey, limit))).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
     },
     appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
-    readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
-    journalHead: () => (live(), kv.journalHead()),
-    pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
+    readJournal: (afterId, limit) => (live(), readOutside(() => kv.readJournal(afterId, limit))),
+    journalHead: () => (live(), readOutside(() => kv.journalHead())),
+    pruneJournal: (before, throughId) => (live(), readOutside(() => kv.pruneJournal(before, throughId))),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
     async close() {
