@@ -910,7 +910,16 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'sqlite-entity-inside-foreign-transaction',
     rule: "SQLite entity store: Lockstep's statements run inside a transaction the application (an ORM) opened on the shared connection: a write is a savepoint published before it rolls back, a fill sees its uncommitted rows, a journal read passes over ids its rollback frees",
-    patches: [{ file: 'src/store/entity/sqlite-entity-store.ts', find: '    while (db.inTransaction) {', replace: '    while (db.inTransaction && performance.now() < 0) {' }],
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  while (db.inTransaction) {', replace: '  while (db.inTransaction && performance.now() < 0) {' }],
+  },
+  {
+    id: 'sqlite-store-inside-foreign-transaction',
+    rule: "SQLite key/value store on a connection passed in: Lockstep's statements run inside a transaction the application opened on it: a write is a savepoint published to the cache and rolled back with it, a cold read fills an uncommitted row, a journal read sees rows the rollback takes back",
+    patches: [
+      { file: 'src/store/sqlite.ts', find: '      if (!owned && db.inTransaction) return outsideForRead()', replace: '      if (false as boolean) return outsideForRead()' },
+      { file: 'src/store/sqlite.ts', find: '  const outsideForRead = (): Promise<number> =>\n    owned ?', replace: '  const outsideForRead = (): Promise<number> =>\n    true ?' },
+      { file: 'src/store/sqlite.ts', find: '  const outsideForWrite = (deadlineMs: number): Promise<number> =>\n    owned ?', replace: '  const outsideForWrite = (deadlineMs: number): Promise<number> =>\n    true ?' },
+    ],
   },
   {
     id: 'entity-publishes-payload-as-written',

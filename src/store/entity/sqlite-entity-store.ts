@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions, StoreWriteResult } from '../../types.js';
+import { outsideTransaction as waitOutside } from '../sqlite-outside-transaction.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
@@ -122,25 +123,9 @@ export function createSqliteEntityStoreWith(
     }
   }
 
-  /**
-   * Lockstep's statements never run inside a transaction someone else opened on this connection (an
-   * ORM's transaction, the application's BEGIN): a write would be a savepoint of it, published before
-   * it commits or rolls back; a read or a fill would see its uncommitted rows; a journal read would
-   * pass over ids that a rollback frees for the next commit. So wait until the connection is outside
-   * any transaction (polled: the driver has no event for it), at most `waitMs`, then refuse.
-   */
-  async function outsideTransaction(waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError): Promise<number> {
-    const started = performance.now();
-    while (db.inTransaction) {
-      if (performance.now() - started >= waitMs) {
-        throw new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, {
-          namespace: entity,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    return performance.now() - started;
-  }
+  /** Waits until the shared connection is outside the application's transactions (sqlite-outside-transaction.ts). */
+  const outsideTransaction = (waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError): Promise<number> =>
+    waitOutside(db, waitMs, () => new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, { namespace: entity }));
   const readOutside = async <R>(read: () => R): Promise<Awaited<R>> => {
     await outsideTransaction(busyTimeoutMs, StoreReadError);
     return await read();
