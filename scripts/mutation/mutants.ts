@@ -909,7 +909,7 @@ export const MUTANTS: readonly Mutant[] = [
   // --- ORM integrations on a connection the application shares (test/integration/orm-adversary.test.ts) ---
   {
     id: 'sqlite-entity-inside-foreign-transaction',
-    rule: "SQLite entity store: Lockstep's statements run inside a transaction the application (an ORM) opened on the shared connection: a write is a savepoint published before it rolls back, a fill sees its uncommitted rows, a journal read passes over ids its rollback frees",
+    rule: "SQLite stores, entity and key/value (the shared wait): Lockstep's statements run inside a transaction the application (an ORM) opened on the shared connection: a write is a savepoint published before it rolls back, a fill sees its uncommitted rows, a journal read passes over ids its rollback frees",
     patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  while (db.inTransaction) {', replace: '  while (db.inTransaction && performance.now() < 0) {' }],
   },
   {
