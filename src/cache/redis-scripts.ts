@@ -390,10 +390,13 @@ if S == nil then
   local q = tonumber(ARGV[#ARGV])
   -- A missing key on a node that was never promoted (no second replication id) and has been up for
   -- longer than the quarantine is a first use of the slot: a lease lost before then has expired.
+  -- Only in an empty slot: a key deleted or evicted under the live process (or records moved in
+  -- without it) leaves the slot's records, whose write leases this claim now loses.
   local at_up = string.find(info, 'uptime_in_seconds:', 1, true) + 18
   local at_repl2 = string.find(info, 'master_replid2:', 1, true) + 15
   if not held and tonumber(string.match(info, '^%d+', at_up)) * 1000 >= q
-     and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000' then
+     and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000'
+     and redis.call('CLUSTER', 'COUNTKEYSINSLOT', redis.call('CLUSTER', 'KEYSLOT', inc)) == 0 then
     q = 0
   end
   qend = now + q
