@@ -173,8 +173,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: LUA,
-        find: "     and redis.call('CLUSTER', 'COUNTKEYSINSLOT', redis.call('CLUSTER', 'KEYSLOT', inc)) == 0 then",
-        replace: '     then',
+        find: '    if not ours then q = 0 end\n',
+        replace: '    q = 0\n',
       },
     ],
   },

@@ -370,6 +370,7 @@ return current
 
 /** The guard, run right after CLOCK: sets S, the stamp of the slot's current incarnation (with its '|'), or fails. */
 const GUARD = `
+local FIRST_USE_KEYS = 256
 local info = redis.call('INFO', 'server', 'replication')
 -- Plain finds (memchr), not patterns: a pattern scan of INFO's ~2 KB cost more than INFO itself.
 local at_run = string.find(info, 'run_id:', 1, true) + 7
@@ -390,14 +391,24 @@ if S == nil then
   local q = tonumber(ARGV[#ARGV])
   -- A missing key on a node that was never promoted (no second replication id) and has been up for
   -- longer than the quarantine is a first use of the slot: a lease lost before then has expired.
-  -- Only in an empty slot: a key deleted or evicted under the live process (or records moved in
-  -- without it) leaves the slot's records, whose write leases this claim now loses.
+  -- Only while the slot holds no key under the prefix: a key deleted or evicted under the live
+  -- process (or records moved in without it) leaves the slot's records, whose write leases this
+  -- claim loses. Keys of other prefixes may share the slot; more than FIRST_USE_KEYS keys in it are
+  -- not looked through (a quarantine then, as after a loss).
   local at_up = string.find(info, 'uptime_in_seconds:', 1, true) + 18
   local at_repl2 = string.find(info, 'master_replid2:', 1, true) + 15
   if not held and tonumber(string.match(info, '^%d+', at_up)) * 1000 >= q
-     and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000'
-     and redis.call('CLUSTER', 'COUNTKEYSINSLOT', redis.call('CLUSTER', 'KEYSLOT', inc)) == 0 then
-    q = 0
+     and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000' then
+    local base = string.match(inc, '^(.*)#inc{[0-9a-z]+}$')
+    local slot = redis.call('CLUSTER', 'KEYSLOT', inc)
+    local count = redis.call('CLUSTER', 'COUNTKEYSINSLOT', slot)
+    local ours = base == nil or count > FIRST_USE_KEYS
+    if not ours and count > 0 then
+      for _, other in ipairs(redis.call('CLUSTER', 'GETKEYSINSLOT', slot, count)) do
+        if string.sub(other, 1, #base) == base then ours = true end
+      end
+    end
+    if not ours then q = 0 end
   end
   qend = now + q
   redis.call('SET', inc, id .. ' ' .. string.format('%d', qend) .. ' ' .. tok)
