@@ -400,12 +400,16 @@ if S == nil then
   if not held and tonumber(string.match(info, '^%d+', at_up)) * 1000 >= q
      and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000' then
     local base = string.match(inc, '^(.*)#inc{[0-9a-z]+}$')
-    local slot = redis.call('CLUSTER', 'KEYSLOT', inc)
-    local count = redis.call('CLUSTER', 'COUNTKEYSINSLOT', slot)
-    local ours = base == nil or count > FIRST_USE_KEYS
+    -- pcall: a user whose ACL refuses these CLUSTER subcommands gets a quarantine, not a failed call.
+    local slot = redis.pcall('CLUSTER', 'KEYSLOT', inc)
+    local count = type(slot) == 'number' and redis.pcall('CLUSTER', 'COUNTKEYSINSLOT', slot)
+    local ours = base == nil or type(count) ~= 'number' or count > FIRST_USE_KEYS
     if not ours and count > 0 then
-      for _, other in ipairs(redis.call('CLUSTER', 'GETKEYSINSLOT', slot, count)) do
-        if string.sub(other, 1, #base) == base then ours = true end
+      local keys = redis.pcall('CLUSTER', 'GETKEYSINSLOT', slot, count)
+      if type(keys) ~= 'table' or keys.err then ours = true else
+        for _, other in ipairs(keys) do
+          if string.sub(other, 1, #base) == base then ours = true end
+        end
       end
     end
     if not ours then q = 0 end
