@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { createRedisCache } from '../../src/cache/redis.js';
-import { needRedisServer, startRedisClusterWithReplica } from '../helpers/redis-server.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { needRedisServer, startRedisClusterWithReplica, startRedisServer } from '../helpers/redis-server.js';
 
 const CLEAR = /INFO.*(ACL|rename)/s;
 
@@ -37,6 +38,31 @@ describe('Redis Cluster cache without the INFO command', () => {
         (got) => assert.equal(got.kind, 'miss'),
         (error: { code?: string }) => assert.equal(error.code, 'E_CACHE_QUARANTINED'),
       );
+    } finally {
+      await cache.close();
+      await cluster.stop();
+    }
+  });
+
+  it('with INFO renamed in redis.conf (rename-command), connect() and calls fail with the same clear error', { skip }, async () => {
+    // One node owning every slot (redis-cli --cluster create needs INFO itself).
+    const node = await startRedisServer(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--rename-command', 'INFO', '']);
+    const cluster = { stop: () => node.stop() };
+    assert.equal((await node.cli('CLUSTER', 'ADDSLOTSRANGE', '0', '16383')).trim(), 'OK');
+    for (let i = 0; !(await node.cli('CLUSTER', 'INFO')).includes('cluster_state:ok'); i++) {
+      if (i > 200) throw new Error('cluster_state:ok not reached');
+      await sleep(50);
+    }
+    const cache = createRedisCache({ cluster: { rootNodes: [node.url] }, keyPrefix: `adv-cluster-guard-${randomUUID().slice(0, 8)}:`, commandTimeout: '2s', onWarning: () => undefined });
+    try {
+      await assert.rejects(cache.connect(), (error: Error) => {
+        assert.match(error.message, CLEAR, error.message);
+        return true;
+      });
+      await assert.rejects(cache.beginWrite('ns:k', 'w1', 1000), (error: Error) => {
+        assert.match(error.message, CLEAR, error.message);
+        return true;
+      });
     } finally {
       await cache.close();
       await cluster.stop();
