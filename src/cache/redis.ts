@@ -607,10 +607,10 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
       nodes.map(async (node) => {
         let reply: unknown;
         try {
-          reply = await node.sendCommand(['INFO', 'server', 'replication'], this.transport.options);
+          reply = await this.deadline('INFO', undefined, node.sendCommand(['INFO', 'server', 'replication'], this.transport.options));
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          if (!/^(NOPERM|ERR unknown command)/i.test(message)) throw error;
+          if (!/NOPERM|ERR unknown command/i.test(message)) throw error;
           reply = message;
         }
         if (typeof reply !== 'string' || !reply.includes('run_id:') || !reply.includes('master_replid:') || !reply.includes('master_replid2:')) {
