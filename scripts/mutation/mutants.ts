@@ -170,6 +170,28 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: LUA, find: '  qend = now + q\n', replace: '  qend = now\n' }],
   },
   {
+    id: 'cluster-first-use-nonempty-slot',
+    rule: "a Redis Cluster slot whose incarnation key was deleted or evicted under the live process: the claim is taken for a first use (no quarantine) although the slot still holds records, so a write lease it loses leaves the writer-crash window open",
+    patches: [
+      {
+        file: LUA,
+        find: '    if not ours then q = 0 end\n',
+        replace: '    q = 0\n',
+      },
+    ],
+  },
+  {
+    id: 'cluster-info-unchecked',
+    rule: "a Redis Cluster where the adapter's user cannot run INFO (ACL, rename-command): connect() succeeds and every call fails with Redis's script error instead of a clear error naming INFO",
+    patches: [
+      {
+        file: 'src/cache/redis.ts',
+        find: '      if (this.incarnations !== undefined) await this.checkClusterInfo();',
+        replace: '      if (this.incarnations !== undefined && (false as boolean)) await this.checkClusterInfo();',
+      },
+    ],
+  },
+  {
     id: 'cluster-stamp-ignored',
     rule: 'a Redis Cluster slot rolled back: the slot is claimed and quarantined, but a record stamped under a lost incarnation is served as if current',
     patches: [

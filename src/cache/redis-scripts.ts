@@ -370,6 +370,7 @@ return current
 
 /** The guard, run right after CLOCK: sets S, the stamp of the slot's current incarnation (with its '|'), or fails. */
 const GUARD = `
+local FIRST_USE_KEYS = 256
 local info = redis.call('INFO', 'server', 'replication')
 -- Plain finds (memchr), not patterns: a pattern scan of INFO's ~2 KB cost more than INFO itself.
 local at_run = string.find(info, 'run_id:', 1, true) + 7
@@ -390,11 +391,28 @@ if S == nil then
   local q = tonumber(ARGV[#ARGV])
   -- A missing key on a node that was never promoted (no second replication id) and has been up for
   -- longer than the quarantine is a first use of the slot: a lease lost before then has expired.
+  -- Only while the slot holds no key under the prefix: a key deleted or evicted under the live
+  -- process (or records moved in without it) leaves the slot's records, whose write leases this
+  -- claim loses. Keys of other prefixes may share the slot; more than FIRST_USE_KEYS keys in it are
+  -- not looked through (a quarantine then, as after a loss).
   local at_up = string.find(info, 'uptime_in_seconds:', 1, true) + 18
   local at_repl2 = string.find(info, 'master_replid2:', 1, true) + 15
   if not held and tonumber(string.match(info, '^%d+', at_up)) * 1000 >= q
      and string.sub(info, at_repl2, at_repl2 + 39) == '0000000000000000000000000000000000000000' then
-    q = 0
+    local base = string.match(inc, '^(.*)#inc{[0-9a-z]+}$')
+    -- pcall: a user whose ACL refuses these CLUSTER subcommands gets a quarantine, not a failed call.
+    local slot = redis.pcall('CLUSTER', 'KEYSLOT', inc)
+    local count = type(slot) == 'number' and redis.pcall('CLUSTER', 'COUNTKEYSINSLOT', slot)
+    local ours = base == nil or type(count) ~= 'number' or count > FIRST_USE_KEYS
+    if not ours and count > 0 then
+      local keys = redis.pcall('CLUSTER', 'GETKEYSINSLOT', slot, count)
+      if type(keys) ~= 'table' or keys.err then ours = true else
+        for _, other in ipairs(keys) do
+          if string.sub(other, 1, #base) == base then ours = true end
+        end
+      end
+    end
+    if not ours then q = 0 end
   end
   qend = now + q
   redis.call('SET', inc, id .. ' ' .. string.format('%d', qend) .. ' ' .. tok)

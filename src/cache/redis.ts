@@ -581,6 +581,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     try {
       // A standalone client's connect() resolves once it is ready, retrying with backoff meanwhile.
       if (!client.isOpen) await client.connect();
+      if (this.incarnations !== undefined) await this.checkClusterInfo();
     } catch (error) {
       this.opening = undefined; // the next call tries again
       throw error;
@@ -592,6 +593,36 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     await this.guard?.whenVerified().catch((error: unknown) => {
       if (!(error instanceof DatasetQuarantinedError)) throw error;
     });
+  }
+
+  /**
+   * A cluster's guard reads INFO inside every script (redis-scripts.ts, GUARD): without it (an ACL
+   * user without INFO, `rename-command INFO`) every script would fail with Redis's own script error.
+   * Asked of every master before the adapter counts as connected, so connect() and every call say
+   * what to change instead (and the next call asks again: a fixed ACL is picked up).
+   */
+  private async checkClusterInfo(): Promise<void> {
+    const nodes = await this.transport.nodes();
+    await Promise.all(
+      nodes.map(async (node) => {
+        let reply: unknown;
+        try {
+          reply = await this.deadline('INFO', undefined, node.sendCommand(['INFO', 'server', 'replication'], this.transport.options));
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          if (!/NOPERM|ERR unknown command/i.test(message)) throw error;
+          reply = message;
+        }
+        if (typeof reply !== 'string' || !reply.includes('run_id:') || !reply.includes('master_replid:') || !reply.includes('master_replid2:')) {
+          throw new CacheError(
+            "Lockstep's Redis Cluster cache needs the INFO command on every master (its dataset guard reads run_id and master_replid " +
+              `inside every script), and INFO server replication was refused or incomplete (${String(reply).slice(0, 200)}): allow INFO for ` +
+              "the adapter's user (ACL: +info) and do not rename or disable INFO (rename-command)",
+            { cause: reply },
+          );
+        }
+      }),
+    );
   }
 
   /** The guard removed a dataset this adapter cannot prove it wrote: say so, once per flush. */
