@@ -938,10 +938,15 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'sqlite-store-inside-foreign-transaction',
     rule: "SQLite key/value store on a connection passed in: Lockstep's statements run inside a transaction the application opened on it: a write is a savepoint published to the cache and rolled back with it, a cold read fills an uncommitted row, a journal read sees rows the rollback takes back",
     patches: [
-      { file: 'src/store/sqlite.ts', find: '      if (!owned && db.inTransaction) return outsideForRead()', replace: '      if (false as boolean) return outsideForRead()' },
-      { file: 'src/store/sqlite.ts', find: '  const outsideForRead = (): Promise<number> =>\n    owned ?', replace: '  const outsideForRead = (): Promise<number> =>\n    true ?' },
-      { file: 'src/store/sqlite.ts', find: '  const outsideForWrite = (deadlineMs: number): Promise<number> =>\n    owned ?', replace: '  const outsideForWrite = (deadlineMs: number): Promise<number> =>\n    true ?' },
+      { file: 'src/store/sqlite.ts', find: '      if (!owned && db.inTransaction) return outsideForRead(', replace: '      if (false as boolean) return outsideForRead(' },
+      { file: 'src/store/sqlite.ts', find: '    owned ? run() : whenOutsideTransaction(', replace: '    true ? run() : whenOutsideTransaction(' },
+      { file: 'src/store/sqlite.ts', find: '    owned\n      ? run(deadlineMs)', replace: '    true\n      ? run(deadlineMs)' },
     ],
+  },
+  {
+    id: 'sqlite-outside-check-then-await',
+    rule: "SQLite stores on a shared connection: an await between the check that the connection is outside any transaction and Lockstep's statement, so a continuation queued meanwhile opens the application's transaction first and the statement joins it (an acknowledged write rolled back with it)",
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(performance.now() - started);', replace: '  await null;\n  return run(performance.now() - started);' }],
   },
   {
     id: 'entity-publishes-payload-as-written',

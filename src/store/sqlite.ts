@@ -18,7 +18,7 @@ import type {
   Version,
 } from '../types.js';
 import { preconditionFailed, preconditionHolds } from './precondition.js';
-import { outsideTransaction } from './sqlite-outside-transaction.js';
+import { whenOutsideTransaction } from './sqlite-outside-transaction.js';
 import { DELETE_MARKER, FLIP_WRITER, INSERT_MARKER, SQLITE_SCHEMA } from './sqlite-schema.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL' | 'OFF';
@@ -238,23 +238,28 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   }
 
   // A connection passed in (`database`) may be inside a transaction the application opened on it:
-  // Lockstep's statements wait until it has ended (sqlite-outside-transaction.ts). A connection the
+  // Lockstep's statements run once it has ended (sqlite-outside-transaction.ts). A connection the
   // store opened is its own: nothing to wait for, and nothing on the path.
   const inside = 'the SQLite connection is inside a transaction Lockstep did not open: call Lockstep outside it';
-  const outsideForRead = (): Promise<number> =>
-    owned ? Promise.resolve(0) : outsideTransaction(db, busyTimeoutMs, () => new StoreReadError(inside));
-  /** Half the write's deadline at most, so the write keeps time for its own lock wait. */
-  const outsideForWrite = (deadlineMs: number): Promise<number> =>
-    owned ? Promise.resolve(0) : outsideTransaction(db, Math.min(deadlineMs / 2, busyTimeoutMs), () => new StoreWriteError(inside));
+  const outsideForRead = <T>(run: () => T): T | Promise<T> =>
+    owned ? run() : whenOutsideTransaction(db, busyTimeoutMs, () => new StoreReadError(inside), run);
+  /** Waits half the write's deadline at most, so the write keeps time for its own lock wait. */
+  const outsideForWrite = <T>(deadlineMs: number, run: (deadlineLeftMs: number) => T): T | Promise<T> =>
+    owned
+      ? run(deadlineMs)
+      : whenOutsideTransaction(db, Math.min(deadlineMs / 2, busyTimeoutMs), () => new StoreWriteError(inside), (waited) => run(deadlineMs - waited));
 
   // Synchronous, as better-sqlite3 is: the engine's cold read then fills with no promise in between
   // (StoreAdapter.read). Failures stay rejections. Inside the application's transaction: after it (async).
+  const selectRow = (namespace: string, key: string): StoredValue | undefined => {
+    const row = select.get(namespace, key) as [Version, string] | undefined;
+    return row === undefined ? undefined : { version: row[0], payload: row[1] };
+  };
   function read(namespace: string, key: string): StoredValue | undefined | Promise<StoredValue | undefined> {
     try {
       live();
-      if (!owned && db.inTransaction) return outsideForRead().then(() => read(namespace, key));
-      const row = select.get(namespace, key) as [Version, string] | undefined;
-      return row === undefined ? undefined : { version: row[0], payload: row[1] };
+      if (!owned && db.inTransaction) return outsideForRead(() => selectRow(namespace, key));
+      return selectRow(namespace, key);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -267,39 +272,33 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     read,
     async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
       live();
-      const left = owned ? options.deadlineMs : options.deadlineMs - (await outsideForWrite(options.deadlineMs));
-      return { version: withDeadline(left, () => writeTx.immediate(namespace, key, payload, options.journal, options.precondition)) };
+      return outsideForWrite(options.deadlineMs, (left) => ({
+        version: withDeadline(left, () => writeTx.immediate(namespace, key, payload, options.journal, options.precondition)),
+      }));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live();
-      const left = owned ? options.deadlineMs : options.deadlineMs - (await outsideForWrite(options.deadlineMs));
-      return withDeadline(left, () => deleteTx.immediate(namespace, key, options.journal, options.precondition));
+      return outsideForWrite(options.deadlineMs, (left) => withDeadline(left, () => deleteTx.immediate(namespace, key, options.journal, options.precondition)));
     },
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
       live();
-      await outsideForWrite(busyTimeoutMs);
-      append.run(namespace, key, version, reason, Date.now());
+      await outsideForWrite(2 * busyTimeoutMs, () => append.run(namespace, key, version, reason, Date.now()));
     },
     async readJournal(afterId, limit) {
       live();
-      await outsideForRead();
-      return journalAfter.all(afterId, limit) as JournalEntry[];
+      return outsideForRead(() => journalAfter.all(afterId, limit) as JournalEntry[]);
     },
     async journalHead() {
       live();
-      await outsideForRead();
-      return head.get() as number;
+      return outsideForRead(() => head.get() as number);
     },
     async pruneJournal(beforeEpochMs, throughId = Number.MAX_SAFE_INTEGER) {
       live();
-      await outsideForWrite(busyTimeoutMs);
-      return pruneTx.immediate(beforeEpochMs, throughId);
+      return outsideForWrite(2 * busyTimeoutMs, () => pruneTx.immediate(beforeEpochMs, throughId));
     },
     async scan(namespace, afterKey, limit) {
       live();
-      await outsideForRead();
-      const rows = afterKey === undefined ? scanFirst.all(namespace, limit) : scanAfter.all(namespace, afterKey, limit);
-      return rows as StoreScanRow[];
+      return outsideForRead(() => (afterKey === undefined ? scanFirst.all(namespace, limit) : scanAfter.all(namespace, afterKey, limit)) as StoreScanRow[]);
     },
     async ping() {
       live();

@@ -110,6 +110,27 @@ describe("SQLite store on a connection shared with the application's transaction
     }
   });
 
+  it('a transaction the application opens in the turn right after Lockstep found the connection free does not take its statement in', async () => {
+    const { db, store, committed, close } = setup();
+    try {
+      db.exec('CREATE TABLE app_rows (x)');
+      // The application's continuation is queued before Lockstep's: with an await between Lockstep's
+      // check and its statement, the BEGIN would come first and the write would join it.
+      const application = (async () => {
+        await null;
+        db.exec('BEGIN');
+        db.exec('INSERT INTO app_rows VALUES (1)');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        db.exec('ROLLBACK');
+      })();
+      const written = await store.write('ns', 'k', JSON.stringify('v1'), { journal: false, deadlineMs: 5_000 });
+      await application;
+      assert.equal(committed('k'), 'v1', `the acknowledged write (version ${written.version}) was rolled back with the application's transaction`);
+    } finally {
+      await close();
+    }
+  });
+
   it('a transaction that does not end: the write is refused within its bound, and nothing is written', async () => {
     const { db, engine, committed, close } = setup({ leaseTtl: '1s' });
     try {

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions, StoreWriteResult } from '../../types.js';
-import { outsideTransaction as waitOutside } from '../sqlite-outside-transaction.js';
+import { whenOutsideTransaction } from '../sqlite-outside-transaction.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
@@ -123,25 +123,22 @@ export function createSqliteEntityStoreWith(
     }
   }
 
-  /** Waits until the shared connection is outside the application's transactions (sqlite-outside-transaction.ts). */
-  const outsideTransaction = (waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError): Promise<number> =>
-    waitOutside(db, waitMs, () => new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, { namespace: entity }));
-  const readOutside = async <R>(read: () => R): Promise<Awaited<R>> => {
-    await outsideTransaction(busyTimeoutMs, StoreReadError);
-    return await read();
-  };
+  /** Runs `run` once the shared connection is outside the application's transactions (sqlite-outside-transaction.ts). */
+  const outside = <T>(waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError, run: (waitedMs: number) => T): Promise<T> =>
+    whenOutsideTransaction(db, waitMs, () => new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, { namespace: entity }), run);
 
   let closed = false;
   const live = (namespace?: string) => {
     if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
     if (namespace !== undefined) checkNamespace(spec, namespace);
   };
-  const batcher = createReadBatcher<StoredValue>(async (keys) => {
-    await outsideTransaction(busyTimeoutMs, StoreReadError);
-    const found = new Map<string, StoredValue>();
-    for (const { key, version, row } of table.selectMany(keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
-    return found;
-  });
+  const batcher = createReadBatcher<StoredValue>((keys) =>
+    outside(busyTimeoutMs, StoreReadError, () => {
+      const found = new Map<string, StoredValue>();
+      for (const { key, version, row } of table.selectMany(keys)) found.set(key, { version, payload: payloadOfRow(spec, row) });
+      return found;
+    }),
+  );
 
   return {
     name: `sqlite-entity(${spec.table})`,
@@ -155,22 +152,24 @@ export function createSqliteEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
-      return withDeadline(left, () => writeTx.immediate(key, payload, options.precondition, options.journal));
+      const wait = Math.min(options.deadlineMs / 2, busyTimeoutMs);
+      return outside(wait, StoreWriteError, (waited) => withDeadline(options.deadlineMs - waited, () => writeTx.immediate(key, payload, options.precondition, options.journal)));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      const left = options.deadlineMs - (await outsideTransaction(Math.min(options.deadlineMs / 2, busyTimeoutMs), StoreWriteError));
-      return withDeadline(left, () => deleteTx.immediate(key, options.precondition, options.journal));
+      const wait = Math.min(options.deadlineMs / 2, busyTimeoutMs);
+      return outside(wait, StoreWriteError, (waited) => withDeadline(options.deadlineMs - waited, () => deleteTx.immediate(key, options.precondition, options.journal)));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);
-      return (await readOutside(() => table.scan(afterKey, limit))).map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
+      const rows = await outside(busyTimeoutMs, StoreReadError, () => table.scan(afterKey, limit));
+      return rows.map(({ key, version, row }) => ({ key, version, payload: payloadOfRow(spec, row) }));
     },
+    // The key/value store on the same connection runs its journal statements outside the application's transactions itself.
     appendJournal: (namespace, key, version, reason) => (live(), kv.appendJournal(namespace, key, version, reason)),
-    readJournal: (afterId, limit) => (live(), readOutside(() => kv.readJournal(afterId, limit))),
-    journalHead: () => (live(), readOutside(() => kv.journalHead())),
-    pruneJournal: (before, throughId) => (live(), readOutside(() => kv.pruneJournal(before, throughId))),
+    readJournal: (afterId, limit) => (live(), kv.readJournal(afterId, limit)),
+    journalHead: () => (live(), kv.journalHead()),
+    pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
     async close() {
