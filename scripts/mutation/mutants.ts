@@ -949,6 +949,22 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(performance.now() - started);', replace: '  await null;\n  return run(performance.now() - started);' }],
   },
   {
+    id: 'entity-dropped-row-published',
+    rule: "entity stores: a write whose row the table did not keep (an application's BEFORE INSERT trigger dropped it) reads back no row, and the engine then publishes the values given: a phantom no commit holds, served until its TTL",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-entity-store.ts',
+        find: '  const storedPayload = (key: string): string => payloadOfRow(spec, storedRow(spec, key, table.selectMany([key])[0]).row);',
+        replace: '  const storedPayload = (key: string): string | undefined => {\n    const found = table.selectMany([key])[0];\n    return found === undefined ? undefined : payloadOfRow(spec, storedRow(spec, key, found).row);\n  };',
+      },
+      {
+        file: 'src/store/entity/postgres-entity-store.ts',
+        find: '    const stored = storedRow(spec, key, (await table.selectMany(client, [key]))[0]);\n    return { version, payload: payloadOfRow(spec, stored.row) };',
+        replace: '    const found = (await table.selectMany(client, [key]))[0];\n    return { version, payload: found === undefined ? undefined : payloadOfRow(spec, storedRow(spec, key, found).row) };',
+      },
+    ],
+  },
+  {
     id: 'entity-publishes-payload-as-written',
     rule: 'entity tables: the cache publishes the row as written, not as the database stored it (numeric rounding, generated columns, the application\'s own triggers), so a hit differs from the row a fill reads',
     patches: [

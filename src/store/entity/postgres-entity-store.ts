@@ -16,7 +16,7 @@ import { checkPrecondition, expectedOf } from './precondition.js';
 import { installEntityTriggers, isUniqueColumn, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
-import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 import type { PostgresTableOps } from './table-ops.js';
 
 export interface PostgresEntityStoreOptions extends EntityTableOptions {
@@ -102,9 +102,8 @@ export async function createPostgresEntityStoreWith(
     }
     if (journal) await one(client, sql.append, [entity, key, version]);
     // The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes.
-    const [stored] = await table.selectMany(client, [key]);
-    checkSpelling(spec, key, stored);
-    return { version, payload: stored === undefined ? undefined : payloadOfRow(spec, stored.row) };
+    const stored = storedRow(spec, key, (await table.selectMany(client, [key]))[0]);
+    return { version, payload: payloadOfRow(spec, stored.row) };
   }
 
   async function remove(client: PostgresClient, key: string, precondition: StorePrecondition | undefined, journal: boolean): Promise<StoreDeleteResult> {

@@ -2,7 +2,7 @@
 // optimistic-lock (version) column, and the namespace its rows are cached under. Resolved once,
 // validated, frozen. Identifiers are interpolated into SQL (they cannot be parameters), so only
 // plain identifiers are accepted, and they are always used quoted.
-import { InvalidOptionError, InvalidValueError } from '../../errors.js';
+import { InvalidOptionError, InvalidValueError, StoreWriteError } from '../../errors.js';
 import { validateNamespace } from '../../keys.js';
 import { isIdentifier } from '../postgres-schema.js';
 import type { StoreAdapter } from '../../types.js';
@@ -123,6 +123,23 @@ export function checkSpelling(spec: EntitySpec, key: string, found: { readonly k
     `the id ${JSON.stringify(key)} is another spelling of the row ${JSON.stringify(found.key)} of ${spec.table}: write and delete it by that id`,
     { key, namespace: spec.entity },
   );
+}
+
+/**
+ * The row a write reads back in its own transaction, which the cache publishes: none means the table
+ * did not keep it (a BEFORE trigger of the application that returned NULL, a rule, a row-level
+ * security policy that hides it), so the write is refused and its transaction rolled back rather
+ * than the given values published for a row that no commit holds.
+ */
+export function storedRow<R extends { readonly key: string }>(spec: EntitySpec, key: string, found: R | undefined): R {
+  if (found === undefined) {
+    throw new StoreWriteError(`the row ${JSON.stringify(key)} was not kept by ${spec.table} (a trigger, rule or row-level security policy dropped or hid it): nothing was written`, {
+      key,
+      namespace: spec.entity,
+    });
+  }
+  checkSpelling(spec, key, found);
+  return found;
 }
 
 /** The entity store serves one namespace: its entity name. */

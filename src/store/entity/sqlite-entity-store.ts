@@ -14,7 +14,7 @@ import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
 import { installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, checkSpelling, notUnique, payloadOfRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
 export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
@@ -80,11 +80,7 @@ export function createSqliteEntityStoreWith(
     return result;
   };
   /** The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes. */
-  const storedPayload = (key: string): string | undefined => {
-    const [stored] = table.selectMany([key]);
-    checkSpelling(spec, key, stored);
-    return stored === undefined ? undefined : payloadOfRow(spec, stored.row);
-  };
+  const storedPayload = (key: string): string => payloadOfRow(spec, storedRow(spec, key, table.selectMany([key])[0]).row);
   const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
     marked(() => {
       const row = rowOfPayload(spec, table.columns, key, payload);
