@@ -1,6 +1,7 @@
 // The REST app's answer budget (maxTotalAnswerBytes): what the answers that carry values (GET of a
-// key, its /state, :batchGet) hold across every connection, from the read until the response's last
-// byte has been handed to the kernel. Each connection is bounded on its own (one request at a time,
+// key, its /state, :batchGet) hold across every connection, from the moment their text is counted
+// (right after the read; a batch value by value, its few reads in flight not yet counted) until the
+// response's last byte has been handed to the kernel. Each connection is bounded on its own (one request at a time,
 // server.ts; an answer at most maxBatchItems values), but not all of them together: 1000 clients
 // that each ask for a 100 MiB :batchGet and never read would hold 100 GB. Over the budget a
 // request is answered 503 E_BUSY (Retry-After) and holds nothing.

@@ -108,7 +108,7 @@ export function payloadOfRow(spec: EntitySpec, row: EntityRow): string {
 /** The id column must identify one row: rows sharing an id would be read, written and deleted as one. */
 export function notUnique(spec: EntitySpec): InvalidOptionError {
   return new InvalidOptionError(
-    `idColumn: ${spec.table}.${spec.idColumn} is not unique (neither the whole primary key nor alone in a unique index): rows sharing an id would be read, written and deleted as one`,
+    `idColumn: ${spec.table}.${spec.idColumn} is not unique (neither the whole primary key nor alone in a unique index), or the table or column does not exist: rows sharing an id would be read, written and deleted as one`,
   );
 }
 
