@@ -899,6 +899,14 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'mysql-package-recreated',
+    rule: "MariaDB store: a store that opens while the triggers' version is not recorded re-creates the package (CREATE OR REPLACE PACKAGE drops its body), so calls of the package from other processes fail until the body is back",
+    patches: [
+      { file: MYSQL_SCHEMA, find: '    `CREATE PACKAGE IF NOT EXISTS ${P} AS', replace: '    `CREATE OR REPLACE PACKAGE ${P} AS' },
+      { file: MYSQL_STORE, find: '    if (state.current) return true;\n', replace: '    state = { spec: false, body: state.body, current: false };\n' },
+    ],
+  },
+  {
     id: 'mysql-marker-insert-forged',
     rule: "MariaDB store: the BEFORE INSERT trigger honours 'lockstep:insert' from any statement, so a plain INSERT that writes the marker itself is neither marked as a bypass nor journaled (a cached delete outlives it)",
     patches: [{ file: MYSQL_SCHEMA, find: "  IF NEW.writer <=> '${INSERT_MARKER}' AND ${OWNS} THEN", replace: "  IF NEW.writer <=> '${INSERT_MARKER}' THEN" }],

@@ -101,6 +101,13 @@ export const LOCKSTEP_WRITER = 'lockstep';
  * triggers honour any marker, so a store that opens them replaces them (mysql.ts, upgrade).
  */
 export const MYSQL_TRIGGERS_VERSION = 'lockstep:mysql-triggers:3';
+/**
+ * Version of the package body, its COMMENT: a store replaces the body (alone: CREATE OR REPLACE
+ * PACKAGE would drop the body too, failing every call until it is created again) only when it is
+ * missing or of another version. A body without this comment (the first release of the package) is
+ * the same code.
+ */
+export const MYSQL_PACKAGE_VERSION = 'lockstep:mysql-package:1';
 
 /** Wall-clock ms since the epoch, from the statement's start time (no time zone involved). */
 const NOW_MS = 'CAST(FLOOR(@@timestamp * 1000) AS SIGNED)';
@@ -147,8 +154,12 @@ export interface MysqlSchema {
   readonly ownDeleteFunction: string;
   /** Unquoted name of the package. */
   readonly packageName: string;
-  /** The package and its body: statements to run with sql_mode ORACLE, before any trigger that calls it. */
-  readonly packageDdl: readonly string[];
+  /**
+   * The package (CREATE PACKAGE IF NOT EXISTS: never replaced, which would drop its body) and its
+   * body (CREATE OR REPLACE PACKAGE BODY, COMMENT MYSQL_PACKAGE_VERSION): to run with sql_mode
+   * ORACLE, before any trigger that calls it.
+   */
+  readonly packageDdl: readonly [spec: string, body: string];
   /** CREATE OR REPLACE of every trigger: an upgrade of older triggers, one statement each. */
   readonly triggerReplaceDdl: readonly string[];
   /** Unquoted names, for information_schema. */
@@ -397,13 +408,13 @@ export function mysqlSchema(database: string, prefix: string): MysqlSchema {
   const packageReturn = (value: string) => `running := NULL; RETURN ${value};`;
 
   // sql_mode ORACLE syntax. `running`: the start of the statement running a call (NULL between calls).
-  const packageDdl = [
-    `CREATE OR REPLACE PACKAGE ${P} AS
+  const packageDdl: [string, string] = [
+    `CREATE PACKAGE IF NOT EXISTS ${P} AS
       FUNCTION \`owns\` RETURN INT;
       FUNCTION \`write\`(${writeParams}) RETURN BIGINT;
       FUNCTION \`delete\`(${deleteParams}) RETURN BIGINT;
     END`,
-    `CREATE OR REPLACE PACKAGE BODY ${P} AS
+    `CREATE OR REPLACE PACKAGE BODY ${P} COMMENT '${MYSQL_PACKAGE_VERSION}' AS
       running DATETIME(6) := NULL;
       FUNCTION \`owns\` RETURN INT AS
       BEGIN

@@ -25,6 +25,7 @@ import type {
 import {
   isDatabaseName,
   isTablePrefix,
+  MYSQL_PACKAGE_VERSION,
   MYSQL_SCHEMA_VERSION,
   MYSQL_TRIGGERS_VERSION,
   mysqlSchema,
@@ -312,7 +313,12 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         if (int(got) !== 1) throw new Error(`could not take the schema lock ${lockName} within 60 s`);
         if (!(await isComplete(connection, s))) {
           await refuseForeignTable(connection, s);
-          await createPackage(connection, s); // before the triggers that call it
+          // Before the triggers that call it; only what is missing or of another version.
+          const state = await packageState(connection, s);
+          await createPackage(connection, s, state, async (sql) => {
+            await connection.query({ sql });
+            return true;
+          });
           for (const statement of s.ddl) await connection.query({ sql: statement });
           if (!(await isComplete(connection, s))) throw new Error(`the Lockstep schema in ${database} is still incomplete after its DDL ran`);
         }
@@ -368,12 +374,47 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     return tables === s.tableNames.length && triggers === s.triggerNames.length && current === s.routineNames.length;
   }
 
-  /** Creates (or replaces) the package through which Lockstep calls its functions: sql_mode ORACLE syntax. */
-  async function createPackage(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
+  /** Whether the package exists, whether any body does, and whether the body is of MYSQL_PACKAGE_VERSION. */
+  interface PackageState {
+    readonly spec: boolean;
+    readonly body: boolean;
+    readonly current: boolean;
+  }
+  async function packageState(connection: MysqlConnection, s: MysqlSchema): Promise<PackageState> {
+    const [row] = rowsOf(
+      await execute(
+        connection,
+        `SELECT
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ? AND ROUTINE_TYPE = 'PACKAGE'),
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ? AND ROUTINE_TYPE = 'PACKAGE BODY'),
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ? AND ROUTINE_TYPE = 'PACKAGE BODY'
+             AND ROUTINE_COMMENT = ?)`,
+        [s.database, s.packageName, s.database, s.packageName, s.database, s.packageName, MYSQL_PACKAGE_VERSION],
+      ),
+    );
+    const [spec, body, current] = (row ?? []).map(int);
+    return { spec: spec !== 0, body: body !== 0, current: spec !== 0 && current !== 0 };
+  }
+
+  /**
+   * Creates the package through which Lockstep calls its functions if it is missing, and its body if
+   * missing or of another version (sql_mode ORACLE syntax); nothing if both are current. Never CREATE
+   * OR REPLACE PACKAGE: it drops the body too, and every call of the package (Lockstep's writes, the
+   * triggers' owns()) fails until the body is created again. Returns false if `run` gave up on one.
+   */
+  async function createPackage(
+    connection: MysqlConnection,
+    s: MysqlSchema,
+    state: PackageState,
+    run: (sql: string) => Promise<boolean>,
+  ): Promise<boolean> {
+    if (state.current) return true;
     const [mode] = rowsOf(await execute(connection, 'SELECT @@SESSION.sql_mode'))[0] ?? [];
     await connection.query({ sql: "SET SESSION sql_mode = 'ORACLE'" });
     try {
-      for (const statement of s.packageDdl) await connection.query({ sql: statement });
+      const [spec, body] = s.packageDdl;
+      if (!state.spec && !(await run(spec))) return false;
+      return await run(body);
     } finally {
       await execute(connection, 'SET SESSION sql_mode = ?', [text(mode)]);
     }
@@ -381,29 +422,31 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
 
   /**
    * Brings a schema made by an earlier version (or release) up to date, after the schema lock was
-   * released or never needed: the package (no table lock), the triggers of MYSQL_TRIGGERS_VERSION
-   * (recorded in the meta table once all are replaced) and the guard table (mysql-schema.ts). A
-   * trigger's replacement and the guard's creation take a metadata lock on their tables, and every
-   * statement on them queues behind a waiting DDL, so each waits at most half the statement timeout,
-   * in MariaDB's whole seconds (1 s at most; 0: only if nothing holds them). If one cannot, the store
-   * runs on (a mix of older and newer triggers is correct for Lockstep's writes: older ones honour the
-   * marker alone, newer ones with the package) and the next store to open tries again.
+   * released or never needed: the package body of MYSQL_PACKAGE_VERSION, the triggers of
+   * MYSQL_TRIGGERS_VERSION (recorded in the meta table once all are replaced) and the guard table
+   * (mysql-schema.ts). A schema that is current needs no DDL (nor any privilege for it). Each DDL
+   * statement takes a metadata lock (on the package, or on the trigger's table), and every statement
+   * on it queues behind a waiting DDL, so each waits at most half the statement timeout, in MariaDB's
+   * whole seconds (1 s at most; 0: only if nothing holds them). If one cannot, the store runs on (a
+   * mix of older and newer triggers is correct for Lockstep's writes: older ones honour the marker
+   * alone, newer ones with the package; a body of another version is the same code) and the next
+   * store to open tries again; but with no package body at all it fails, since every write calls it.
+   * A user without the privileges for a needed DDL statement fails with an InvalidOptionError.
    */
   async function upgrade(connection: MysqlConnection, s: MysqlSchema): Promise<void> {
     const [row] = rowsOf(
       await execute(
         connection,
         `SELECT
-          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ? AND ROUTINE_TYPE = 'PACKAGE BODY'),
           (SELECT COUNT(*) FROM ${s.meta} WHERE name = 'triggers' AND value = ?),
           (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?)`,
-        [s.database, s.packageName, MYSQL_TRIGGERS_VERSION, s.database, s.guardName],
+        [MYSQL_TRIGGERS_VERSION, s.database, s.guardName],
       ),
     );
-    const [hasPackage, triggersCurrent, hasGuard] = (row ?? []).map(int);
-    // The package goes with the triggers' version: replaced whenever they are to be.
-    if (hasPackage === 0 || triggersCurrent === 0) await createPackage(connection, s);
-    if (triggersCurrent !== 0 && hasGuard !== 0) return;
+    const [triggersCurrent, hasGuard] = (row ?? []).map(int);
+    const pkg = await packageState(connection, s);
+    if (pkg.current && triggersCurrent !== 0 && hasGuard !== 0) return;
+    // Before any DDL: bounded waits for metadata locks, on the server and on the client.
     const waitS = Math.min(1, Math.floor(statementTimeoutMs / 2 / 1000));
     await connection.query({ sql: `SET SESSION lock_wait_timeout = ${waitS}` });
     const bounded = async (sql: string): Promise<boolean> => {
@@ -413,9 +456,22 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       } catch (error) {
         // ER_LOCK_WAIT_TIMEOUT (1205): the tables were busy; ER_STATEMENT_TIMEOUT (1969) likewise.
         if (isServerError(error) && (error.errno === 1205 || error.errno === 1969)) return false;
+        // ER_TABLEACCESS_DENIED (1142), ER_DBACCESS_DENIED (1044), ER_SPECIFIC_ACCESS_DENIED (1227),
+        // ER_PROCACCESS_DENIED (1370): a least-privilege user on a schema that still needs upgrading.
+        if (isServerError(error) && [1142, 1044, 1227, 1370].includes(error.errno ?? 0)) {
+          throw new InvalidOptionError(
+            `the Lockstep schema in ${s.database} (tablePrefix ${s.prefix}) needs a one-time upgrade that this user may not run ` +
+              `(errno ${error.errno}: ${String((error as { sqlMessage?: unknown }).sqlMessage ?? '')}): open the store once as a user with ` +
+              'CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES on the database (see docs/operations.md, MariaDB)',
+            { cause: error },
+          );
+        }
         throw error;
       }
     };
+    if (!(await createPackage(connection, s, pkg, bounded)) && !pkg.body) {
+      throw new Error(`could not create the package ${s.packageName} in ${s.database} within ${waitS} s: its metadata lock was held`);
+    }
     if (triggersCurrent === 0) {
       let replaced = true;
       for (const statement of s.triggerReplaceDdl) {

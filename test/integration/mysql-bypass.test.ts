@@ -435,6 +435,101 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
       }));
   });
 
+  describe('opening a schema that is current, or nearly', () => {
+    /** information_schema's CREATED of the package and its body (whole seconds). */
+    async function packageCreated(sql: mysql.Connection, database: string): Promise<string[]> {
+      const [rows] = (await sql.query(
+        "SELECT ROUTINE_TYPE AS t, CAST(CREATED AS CHAR) AS c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = 'lockstep_own' ORDER BY ROUTINE_TYPE",
+        [database],
+      )) as unknown as [{ t: string; c: string }[]];
+      return rows.map((r) => `${r.t} ${r.c}`);
+    }
+
+    /** Waits (bounded) until the server's clock is past `created`, so that a re-creation would show. */
+    async function pastSecond(sql: mysql.Connection, database: string): Promise<void> {
+      for (let i = 0; i < 100; i++) {
+        const [rows] = (await sql.query(
+          "SELECT NOW() > MAX(CREATED) AS past FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_NAME = 'lockstep_own'",
+          [database],
+        )) as unknown as [{ past: number }[]];
+        if (Number(rows[0]!.past) === 1) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error("the server's clock did not pass the package's creation within 5 s");
+    }
+
+    it('a second store, while the triggers version is not yet recorded, does not re-create the package: writes running meanwhile never fail', () =>
+      withEngine(async ({ database, sql, store }) => {
+        // As during a contended upgrade (or right after a fresh install): the package current, the triggers' version not recorded.
+        await sql.query("DELETE FROM lockstep_meta WHERE name = 'triggers'");
+        const before = await packageCreated(sql, database);
+        assert.equal(before.length, 2);
+        await pastSecond(sql, database);
+        let stop = false;
+        let writes = 0;
+        const failures: unknown[] = [];
+        const loop = (async () => {
+          while (!stop && writes < 100_000) {
+            try {
+              await store.write('ns', `loop${writes % 10}`, String(writes), { journal: false, deadlineMs: 5000 });
+            } catch (error) {
+              failures.push(error);
+            }
+            writes++;
+          }
+        })();
+        const second = createMysqlStore({ uri: uriOf(database), poolSize: 1 });
+        try {
+          await second.ready();
+        } finally {
+          stop = true;
+          await loop;
+          await second.close();
+        }
+        assert.deepEqual(failures, []);
+        assert.ok(writes > 0);
+        assert.deepEqual(await packageCreated(sql, database), before, 'the package and its body were not re-created');
+        const [meta] = (await sql.query("SELECT value FROM lockstep_meta WHERE name = 'triggers'")) as unknown as [{ value: string }[]];
+        assert.deepEqual(meta, [{ value: MYSQL_TRIGGERS_VERSION }], 'the triggers were upgraded');
+      }));
+
+    it('a runtime user with only SELECT, INSERT, UPDATE, DELETE and EXECUTE opens a current schema and writes; one that needs upgrading is refused, naming the privileges', () =>
+      withEngine(async ({ database, sql }) => {
+        const user = `lockstep_fmp_${randomBytes(4).toString('hex')}`;
+        const password = randomBytes(12).toString('hex');
+        await admin!.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '%', password]);
+        try {
+          await admin!.query(`GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON \`${database}\`.* TO ?@?`, [user, '%']);
+          const url = new URL(uriOf(database));
+          url.username = user;
+          url.password = password;
+          const limited = createMysqlStore({ uri: url.toString(), poolSize: 2 });
+          try {
+            await limited.ready();
+            assert.equal((await limited.write('ns', 'least', '"1"', { journal: false, deadlineMs: 5000 })).version, 1);
+            assert.equal((await limited.read('ns', 'least'))?.version, 1);
+          } finally {
+            await limited.close();
+          }
+          await sql.query("DELETE FROM lockstep_meta WHERE name = 'triggers'"); // an upgrade is needed now
+          const refused = createMysqlStore({ uri: url.toString(), poolSize: 1 });
+          try {
+            const error = await refused.ready().then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+            assert.ok(error instanceof InvalidOptionError, String(error));
+            assert.match(error.message, /one-time upgrade/);
+            assert.match(error.message, /CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES/);
+          } finally {
+            await refused.close();
+          }
+        } finally {
+          await admin!.query('DROP USER ?@?', [user, '%']);
+        }
+      }));
+  });
+
   describe('a schema left by the previous release (schema 2: triggers that honour any marker, no guard)', () => {
     it('is upgraded on open: a forged marker is then journaled, TRUNCATE refused', () =>
       withEngine(
