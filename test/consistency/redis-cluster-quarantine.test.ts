@@ -22,7 +22,7 @@ import { createGate } from '../../src/chaos/faults.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
 import type { CacheAdapter, StoreAdapter } from '../../src/types.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
-import { needRedisServer, startRedisClusterWithReplica, type RedisServer } from '../helpers/redis-server.js';
+import { needRedisServer, startRedisClusterWithReplica, untilReplicated, type RedisServer } from '../helpers/redis-server.js';
 
 /** Short leases keep the test quick; the quarantine must be at least the lease (the adapter's rule). */
 const LEASE = '5s';
@@ -88,7 +88,7 @@ describe('Redis Cluster failover while a write is in flight', () => {
       const abandoned = writer.engine.write('k', 'v2');
       abandoned.catch(() => undefined);
       await gate.reached;
-      assert.equal((await master.cli('WAIT', '1', '5000')).trim(), '1', "the replica holds v2's write lease record");
+      await untilReplicated(master, replica); // the replica holds v2's write lease record
 
       await master.kill();
       await until('the replica to take over', async () => (await replica.cli('CLUSTER', 'FAILOVER', 'TAKEOVER')).trim() === 'OK' || (await role(replica)) === 'master');

@@ -5,12 +5,27 @@ import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-export async function freePort(): Promise<number> {
+/** Whether 127.0.0.1:`port` can be listened on now. */
+function bindable(port: number): Promise<boolean> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port in 10000-19999 that is free now, for a process the test starts next. Not one the kernel hands
+ * out for `listen(0)`: those come from the ephemeral range (32768-60999 here), which every outgoing
+ * connection of the machine also draws from, so between this check and the child's listen another
+ * socket took it (seen: `listen EADDRINUSE` under a loaded suite). Test redis-servers use 20000-39999.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    if (await bindable(port)) return port;
+  }
+  throw new Error('no free port found in 10000-19999');
 }
 
 export interface ProxyProcess {

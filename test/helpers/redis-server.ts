@@ -225,6 +225,23 @@ export async function untilUptime(server: RedisServer, seconds = 5, timeoutMs = 
   }
 }
 
+/**
+ * Waits until `replica` has applied everything `master` had written when this was called (its
+ * replication offset reached the master's). `WAIT` cannot say so from redis-cli: a new connection has
+ * written nothing, so WAIT returns at once whatever the replica has.
+ */
+export async function untilReplicated(master: RedisServer, replica: RedisServer, timeoutMs = 20_000): Promise<void> {
+  const offset = (info: string, field: string) => Number(new RegExp(`(?:^|\\n)${field}:(\\d+)`).exec(info)?.[1] ?? -1);
+  const target = offset(await master.cli('INFO', 'replication'), 'master_repl_offset');
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const applied = offset(await replica.cli('INFO', 'replication'), 'slave_repl_offset');
+    if (target >= 0 && applied >= target) return;
+    if (performance.now() > deadline) throw new Error(`the replica applied offset ${applied}, not ${target}, within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 export interface RedisReplicatedCluster {
   /** Owns every slot. */
   readonly master: RedisServer;

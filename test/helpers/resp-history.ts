@@ -5,7 +5,6 @@
 // or may not have committed); a read without a reply tells nothing. The caller checks the history.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { Redis as IORedis } from 'ioredis';
 import { historyNow, type HistoryEntry } from '../../src/audit/history.js';
 
@@ -48,13 +47,8 @@ export async function startServer(args: readonly string[], deadlineMs = 60_000):
   };
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+/** A free port outside the ephemeral range (pg-proxy-process.ts says why). */
+export { freePort } from './pg-proxy-process.js';
 
 export interface Workload {
   /** The servers (instances over one store and one cache); clients are spread over them. */
