@@ -13,7 +13,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
@@ -23,6 +22,7 @@ import { createWriteThrough, type WriteThrough } from '../../src/compose/write-t
 import type { CacheAdapter, StoreAdapter } from '../../src/types.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisClusterWithReplica, untilUptime } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 const LEASE = '5s';
 
@@ -35,15 +35,6 @@ function open(rootNode: string, prefix: string, store: StoreAdapter, wrap: (cach
   const redis = createRedisCache({ cluster: { rootNodes: [rootNode] }, keyPrefix: prefix, commandTimeout: '1s', restartQuarantine: LEASE, onWarning: () => undefined });
   const engine = createWriteThrough<string>({ store, cache: wrap(redis), namespace: 'ns', metrics: false, leaseTtl: LEASE, journal: { pollInterval: '100ms' } });
   return { redis, engine };
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function slotState(cache: RedisCacheAdapter): Promise<'answers' | 'quarantined' | 'down'> {

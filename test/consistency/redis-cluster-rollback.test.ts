@@ -18,20 +18,11 @@ import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisClusterWithReplica, untilReplicated, type RedisServer } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 interface Instance {
   readonly cache: RedisCacheAdapter;
   readonly engine: WriteThrough<string>;
-}
-
-/** Waits (bounded) until a condition holds; never a fixed sleep as the thing waited for. */
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 async function open(rootNode: string, store: SqliteStore, prefix: string): Promise<Instance> {

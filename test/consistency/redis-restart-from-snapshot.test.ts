@@ -21,6 +21,7 @@ import { createWriteThrough, type WriteThrough } from '../../src/compose/write-t
 import { createSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { startStallRelay } from '../helpers/stall-relay.js';
+import { until } from '../helpers/until.js';
 
 interface Instance {
   readonly cache: RedisCacheAdapter;
@@ -42,16 +43,6 @@ async function open(url: string, store: SqliteStore, prefix: string): Promise<In
 async function shut(instance: Instance): Promise<void> {
   await instance.engine.close();
   await instance.cache.close();
-}
-
-/** Waits (bounded) until a condition holds; never a fixed sleep as the thing waited for. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /**

@@ -12,7 +12,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { createRedisCache, type RedisCacheAdapter } from '../../src/cache/redis.js';
 import { ChaosCache } from '../../src/chaos/chaos-cache.js';
@@ -22,6 +21,7 @@ import { createWriteThrough, type WriteThrough } from '../../src/compose/write-t
 import type { CacheAdapter, StoreAdapter } from '../../src/types.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import { needRedisServer, startRedisServer } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 /** Short leases keep the test quick; the quarantine must be at least the lease (the adapter's rule). */
 const LEASE = '4s';
@@ -37,16 +37,6 @@ function open(url: string, prefix: string, store: StoreAdapter, wrap: (cache: Re
   const redis = createRedisCache({ url, keyPrefix: prefix, commandTimeout: '1s', restartQuarantine: LEASE, onWarning: (message) => warnings.push(message) });
   const engine = createWriteThrough<string>({ store, cache: wrap(redis), namespace: 'ns', metrics: false, leaseTtl: LEASE, journal: { pollInterval: '100ms' } });
   return { redis, engine, warnings };
-}
-
-/** Waits (bounded) until a condition holds; never a fixed sleep as the thing waited for. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** The cache answers (no quarantine, connected), or says it is quarantined: either way it is past its reconnection. */
