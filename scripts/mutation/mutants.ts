@@ -672,6 +672,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/connection.ts', find: '    front.replies.give(heldInOut + heldInSocket);\n', replace: '' }],
   },
   {
+    id: 'resp-query-budget-unbounded',
+    rule: 'RESP front: unread request bytes are bounded per connection only, so many connections that each send most of a large command hold memory without a total bound',
+    patches: [{ file: 'src/resp/query-budget.ts', find: '    while (this.total > this.limit) {', replace: '    while (this.total > this.limit && this.limit < 0) {' }],
+  },
+  {
+    id: 'resp-query-budget-kept-after-close',
+    rule: 'RESP front: a connection that closes with a partial command keeps its share of the query budget, which leaks until the front evicts every client',
+    patches: [{ file: 'src/resp/connection.ts', find: "  socket.once('close', () => front.queries.release(queries));\n", replace: '' }],
+  },
+  {
     id: 'proxy-cancel-lingers',
     rule: 'pg-proxy: a relayed CancelRequest waits for PostgreSQL to close its connection, so a stopped PostgreSQL holds one socket per cancel until it runs again',
     patches: [{ file: 'src/pg-proxy/cancel.ts', find: 'const timer = setTimeout(() => socket.destroy(), CANCEL_LINGER_MS);', replace: 'const timer = setTimeout(() => undefined, CANCEL_LINGER_MS);' }],

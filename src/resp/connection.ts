@@ -12,6 +12,7 @@ import type { ResolvedRespOptions } from './options.js';
 import { CrossProtocolError, ProtocolError, RequestParser } from './parser.js';
 import { encode, error } from './replies.js';
 import type { LockstepService } from './service-port.js';
+import type { QueryHolder } from './query-budget.js';
 import { createSession } from './session.js';
 
 /** Replies kept before a write even though more pipelined commands are waiting. */
@@ -27,6 +28,8 @@ const MAX_BATCHED_BYTES = 64 * 1024;
  * authenticated query buffer, so 1000 strangers that pipeline and never read cannot hold gigabytes.
  */
 const UNAUTHENTICATED_QUERY_BUFFER_BYTES = 256 * 1024;
+/** How long an evicted connection may stay half open for its error to reach the client. */
+const EVICTED_LINGER_MS = 1000;
 
 export interface Connection {
   /** Stops reading; closes once the command running (if any) has answered. */
@@ -58,9 +61,25 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   progressed();
   socket.once('close', () => clearTimeout(idleTimer));
   socket.on('error', () => undefined); // a reset by the peer; 'close' follows
+  // This connection's share of the front's unread request bytes (query-budget.ts).
+  const queries: QueryHolder = {
+    held: 0,
+    evict(limit) {
+      broken = true;
+      socket.pause();
+      socket.end(`-ERR client evicted: the unread requests of all connections are over maxTotalQueryBufferBytes (${limit} bytes)\r\n`);
+      const linger = setTimeout(() => socket.destroy(), EVICTED_LINGER_MS);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
+    },
+  };
+  front.queries.add(queries);
+  socket.once('close', () => front.queries.release(queries));
   socket.on('data', (chunk: Buffer) => {
     if (broken || session.closing) return; // a protocol error or QUIT was answered: nothing more is read
     parser.push(chunk);
+    front.queries.set(queries, parser.buffered);
+    if (broken) return; // evicted: it held the most when the front went over its total
     if (parser.buffered > queryLimit()) socket.pause();
     pump().catch((caught: unknown) => {
       // A bug here must cost this connection, never the process (an unhandled rejection would).
@@ -131,6 +150,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
           return;
         }
         if (args === undefined) break;
+        front.queries.set(queries, parser.buffered);
         progressed();
         let reply = front.throttle(session, socket.remoteAddress ?? '');
         if (reply === undefined) {

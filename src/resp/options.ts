@@ -32,6 +32,12 @@ export interface RespOptions {
   maxInlineBytes?: number;
   /** Unread request bytes a connection may hold: past it, reading pauses until the pipeline is worked off; one command larger than it is a protocol error. @default 2 x maxBulkBytes + 1 MiB */
   maxQueryBufferBytes?: number;
+  /**
+   * Unread request bytes of every connection together: over it, the connection holding the most is
+   * answered `-ERR client evicted …` and closed (as Redis' maxmemory-clients). At least
+   * `maxQueryBufferBytes`. @default 256 MiB
+   */
+  maxTotalQueryBufferBytes?: number;
   /** Largest MGET reply (the values' bytes): 4096 keys of 1 MiB would be 4 GiB in memory. Over it: `-LOCKSTEP_E_REPLY_TOO_LARGE`. @default 64 MiB */
   maxReplyBytes?: number;
   /**
@@ -58,6 +64,7 @@ export interface ResolvedRespOptions {
   readonly maxArgs: number;
   readonly maxInlineBytes: number;
   readonly maxQueryBufferBytes: number;
+  readonly maxTotalQueryBufferBytes: number;
   readonly maxReplyBytes: number;
   readonly maxTotalReplyBytes: number;
   readonly closeGraceMs: number;
@@ -77,6 +84,12 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
   if (maxTotalReplyBytes < Math.max(maxReplyBytes, maxValueBytes)) {
     throw new InvalidOptionError(`maxTotalReplyBytes (${maxTotalReplyBytes}) must be at least maxReplyBytes (${maxReplyBytes}) and the service's maxValueBytes (${maxValueBytes})`);
   }
+  const maxQueryBufferBytes = positive(options.maxQueryBufferBytes ?? 2 * maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes');
+  const maxTotalQueryBufferBytes = positive(options.maxTotalQueryBufferBytes ?? Math.max(256 * 1024 * 1024, maxQueryBufferBytes), 'maxTotalQueryBufferBytes');
+  // Below it, one connection's largest command would evict the connection sending it.
+  if (maxTotalQueryBufferBytes < maxQueryBufferBytes) {
+    throw new InvalidOptionError(`maxTotalQueryBufferBytes (${maxTotalQueryBufferBytes}) must be at least maxQueryBufferBytes (${maxQueryBufferBytes})`);
+  }
   return Object.freeze({
     host: options.host ?? '127.0.0.1',
     port,
@@ -88,7 +101,8 @@ export function resolveRespOptions(options: RespOptions, maxValueBytes: number):
     maxBulkBytes,
     maxArgs: positive(options.maxArgs ?? 4096, 'maxArgs'),
     maxInlineBytes: positive(options.maxInlineBytes ?? 65_536, 'maxInlineBytes'),
-    maxQueryBufferBytes: positive(options.maxQueryBufferBytes ?? 2 * maxBulkBytes + 1024 * 1024, 'maxQueryBufferBytes'),
+    maxQueryBufferBytes,
+    maxTotalQueryBufferBytes,
     maxReplyBytes,
     maxTotalReplyBytes,
     closeGraceMs: nonNegative(options.closeGraceMs ?? 5000, 'closeGraceMs'),

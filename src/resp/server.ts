@@ -7,6 +7,7 @@ import { resolveRespOptions, type RespOptions } from './options.js';
 import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
 import { ReplyBudget } from '../service/reply-budget.js';
+import { QueryBudget } from './query-budget.js';
 
 /** How long a connection refused over the cap may stay half open before it is cut. */
 const OVER_CAP_LINGER_MS = 1000;
@@ -18,6 +19,8 @@ export interface RespServer {
   readonly port: number;
   /** Open connections now. */
   readonly connections: number;
+  /** Request bytes received and not yet worked off, every connection together (maxTotalQueryBufferBytes bounds it). */
+  readonly heldRequestBytes: number;
   /** Stops accepting, lets commands in flight answer (up to closeGraceMs), then closes every connection. */
   close(): Promise<void>;
 }
@@ -32,6 +35,7 @@ export async function listenResp(service: LockstepService, options: RespOptions 
     connectedClients: () => open.size,
     throttle: createThrottle(resolved),
     replies: new ReplyBudget(resolved.maxTotalReplyBytes),
+    queries: new QueryBudget(resolved.maxTotalQueryBufferBytes),
   };
   const server: Server = createServer((socket: Socket) => {
     if (open.size >= resolved.maxConnections) {
@@ -68,6 +72,9 @@ export async function listenResp(service: LockstepService, options: RespOptions 
     port: address.port,
     get connections() {
       return open.size;
+    },
+    get heldRequestBytes() {
+      return front.queries.held;
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

@@ -268,6 +268,64 @@ describe('RESP failures are error replies', () => {
     }
   });
 
+  it('unread request bytes across connections stay under maxTotalQueryBufferBytes: the connection holding the most is evicted with an error, the others finish their commands', async () => {
+    const f = await setup({ engine: { maxValueBytes: 200_000 }, resp: { maxBulkBytes: 100_000, maxQueryBufferBytes: 210_000, maxTotalQueryBufferBytes: 300_000 } });
+    const value = 'q'.repeat(100_000);
+    /** Six clients, each sends all but the last 20,000 bytes of a SET of a 100,000-byte value, and stops. */
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const request = c('SET', `${f.ns}:q${i}`, value);
+        const socket = await connected(f.port);
+        const state = { socket, request, sent: 0, data: '', closed: false };
+        socket.on('data', (chunk: Buffer) => (state.data += chunk.toString('utf8')));
+        socket.on('close', () => (state.closed = true));
+        return state;
+      }),
+    );
+    const alive = () => clients.filter((cl) => !cl.closed);
+    /** The front holds exactly what the clients it has not closed sent: every byte is read and counted. */
+    const settled = () => f.server.heldRequestBytes === alive().reduce((sum, cl) => sum + cl.sent, 0);
+    for (const client of clients) {
+      client.sent = client.request.length - 20_002;
+      client.socket.write(client.request.subarray(0, client.sent));
+      for (const deadline = performance.now() + 20_000; !settled(); await new Promise((resolve) => setImmediate(resolve))) {
+        assert.ok(performance.now() < deadline, `the front never settled: it holds ${f.server.heldRequestBytes} bytes, the clients sent ${alive().map((cl) => cl.sent).join(", ")}`);
+      }
+      assert.ok(f.server.heldRequestBytes <= 300_000, `held ${f.server.heldRequestBytes} bytes`);
+    }
+    // 6 x 80,000 bytes do not fit in 300,000: one eviction each time the total went over, no more.
+    const evicted = clients.filter((cl) => cl.closed);
+    assert.equal(evicted.length, 3);
+    for (const cl of evicted) {
+      assert.equal(cl.data, '-ERR client evicted: the unread requests of all connections are over maxTotalQueryBufferBytes (300000 bytes)\r\n');
+    }
+    // The survivors finish their commands: nothing of theirs was lost.
+    const survivors = alive();
+    for (const cl of survivors) cl.socket.write(cl.request.subarray(cl.sent));
+    for (const deadline = performance.now() + 20_000; survivors.some((cl) => cl.data !== '+OK\r\n'); await new Promise((resolve) => setImmediate(resolve))) {
+      assert.ok(performance.now() < deadline, `answers: ${JSON.stringify(survivors.map((cl) => cl.data))}`);
+    }
+    for (const cl of survivors) cl.socket.destroy();
+    for (const deadline = performance.now() + 20_000; f.server.heldRequestBytes !== 0; await new Promise((resolve) => setImmediate(resolve))) {
+      assert.ok(performance.now() < deadline, `closed connections still hold ${f.server.heldRequestBytes} bytes`);
+    }
+    // A connection that closes in the middle of a command gives its share back too.
+    const quitter = await connected(f.port);
+    quitter.write(c('SET', `${f.ns}:late`, value).subarray(0, 50_000));
+    for (const deadline = performance.now() + 20_000; f.server.heldRequestBytes !== 50_000; await new Promise((resolve) => setImmediate(resolve))) {
+      assert.ok(performance.now() < deadline, `held ${f.server.heldRequestBytes}`);
+    }
+    quitter.destroy();
+    for (const deadline = performance.now() + 20_000; f.server.heldRequestBytes !== 0; await new Promise((resolve) => setImmediate(resolve))) {
+      assert.ok(performance.now() < deadline, `a closed connection still holds ${f.server.heldRequestBytes} bytes`);
+    }
+  });
+
+  it('maxTotalQueryBufferBytes below maxQueryBufferBytes is refused (the largest command would evict its own sender)', async () => {
+    const f = await setup();
+    await assert.rejects(listenResp(f.service, { port: 0, maxQueryBufferBytes: 2_000_000, maxTotalQueryBufferBytes: 1_000_000 }), (e: unknown) => e instanceof InvalidOptionError && /maxTotalQueryBufferBytes \(1000000\) must be at least maxQueryBufferBytes \(2000000\)/.test(e.message));
+  });
+
   it('maxTotalReplyBytes below maxReplyBytes is refused (such an MGET could never be answered)', async () => {
     const f = await setup();
     await assert.rejects(listenResp(f.service, { port: 0, maxReplyBytes: 2_000_000, maxTotalReplyBytes: 1_000_000 }), (e: unknown) => e instanceof InvalidOptionError && /maxTotalReplyBytes \(1000000\) must be at least maxReplyBytes \(2000000\)/.test(e.message));

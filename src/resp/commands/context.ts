@@ -5,6 +5,7 @@ import type { ResolvedRespOptions } from '../options.js';
 import type { LockstepService } from '../service-port.js';
 import type { Session } from '../session.js';
 import type { ReplyBudget } from '../../service/reply-budget.js';
+import type { QueryBudget } from '../query-budget.js';
 
 export interface FrontInfo {
   readonly startedAt: number;
@@ -14,6 +15,8 @@ export interface FrontInfo {
   connectedClients(): number;
   /** The values' bytes that replies hold across every connection (service/reply-budget.ts). */
   readonly replies: ReplyBudget;
+  /** The unread request bytes of every connection (query-budget.ts). */
+  readonly queries: QueryBudget;
 }
 
 /** What the command running on a connection holds of the front's reply budget; the connection gives it back once the reply is sent. */
