@@ -672,6 +672,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/connection.ts', find: '    front.replies.give(heldInOut + heldInSocket);\n', replace: '' }],
   },
   {
+    id: 'mysql-first-ddl-denied-raw',
+    rule: "MariaDB store: a least-privilege user on an empty database gets the server's raw access error instead of an error naming the privileges the schema's creation needs",
+    patches: [{ file: MYSQL_STORE, find: "            throw deniedDdl(error, s, 'must be created once, which this user may not do');", replace: '            throw error;' }],
+  },
+  {
     id: 'resp-query-budget-unbounded',
     rule: 'RESP front: unread request bytes are bounded per connection only, so many connections that each send most of a large command hold memory without a total bound',
     patches: [{ file: 'src/resp/query-budget.ts', find: '    while (this.total > this.limit) {', replace: '    while (this.total > this.limit && this.limit < 0) {' }],

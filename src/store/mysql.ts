@@ -313,13 +313,17 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
         if (int(got) !== 1) throw new Error(`could not take the schema lock ${lockName} within 60 s`);
         if (!(await isComplete(connection, s))) {
           await refuseForeignTable(connection, s);
-          // Before the triggers that call it; only what is missing or of another version.
-          const state = await packageState(connection, s);
-          await createPackage(connection, s, state, async (sql) => {
-            await connection.query({ sql });
-            return true;
-          });
-          for (const statement of s.ddl) await connection.query({ sql: statement });
+          try {
+            // Before the triggers that call it; only what is missing or of another version.
+            const state = await packageState(connection, s);
+            await createPackage(connection, s, state, async (sql) => {
+              await connection.query({ sql });
+              return true;
+            });
+            for (const statement of s.ddl) await connection.query({ sql: statement });
+          } catch (error) {
+            throw deniedDdl(error, s, 'must be created once, which this user may not do');
+          }
           if (!(await isComplete(connection, s))) throw new Error(`the Lockstep schema in ${database} is still incomplete after its DDL ran`);
         }
       }
@@ -456,17 +460,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       } catch (error) {
         // ER_LOCK_WAIT_TIMEOUT (1205): the tables were busy; ER_STATEMENT_TIMEOUT (1969) likewise.
         if (isServerError(error) && (error.errno === 1205 || error.errno === 1969)) return false;
-        // ER_TABLEACCESS_DENIED (1142), ER_DBACCESS_DENIED (1044), ER_SPECIFIC_ACCESS_DENIED (1227),
-        // ER_PROCACCESS_DENIED (1370): a least-privilege user on a schema that still needs upgrading.
-        if (isServerError(error) && [1142, 1044, 1227, 1370].includes(error.errno ?? 0)) {
-          throw new InvalidOptionError(
-            `the Lockstep schema in ${s.database} (tablePrefix ${s.prefix}) needs a one-time upgrade that this user may not run ` +
-              `(errno ${error.errno}: ${String((error as { sqlMessage?: unknown }).sqlMessage ?? '')}): open the store once as a user with ` +
-              'CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES on the database (see docs/operations.md, MariaDB)',
-            { cause: error },
-          );
-        }
-        throw error;
+        throw deniedDdl(error, s, 'needs a one-time upgrade');
       }
     };
     if (!(await createPackage(connection, s, pkg, bounded)) && !pkg.body) {
@@ -487,6 +481,21 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       }
     }
     if (hasGuard === 0) await bounded(s.guardDdl);
+  }
+
+  /**
+   * ER_TABLEACCESS_DENIED (1142), ER_DBACCESS_DENIED (1044), ER_SPECIFIC_ACCESS_DENIED (1227),
+   * ER_PROCACCESS_DENIED (1370): a least-privilege user where DDL is still needed becomes an error
+   * that names the privileges; any other error is returned as it is.
+   */
+  function deniedDdl(error: unknown, s: MysqlSchema, what: string): unknown {
+    if (!isServerError(error) || ![1142, 1044, 1227, 1370].includes(error.errno ?? 0)) return error;
+    return new InvalidOptionError(
+      `the Lockstep schema in ${s.database} (tablePrefix ${s.prefix}) ${what} ` +
+        `(errno ${error.errno}: ${String((error as { sqlMessage?: unknown }).sqlMessage ?? '')}): open the store once as a user with ` +
+        'CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES on the database (see docs/operations.md, MariaDB)',
+      { cause: error },
+    );
   }
 
   /** A kv table that this DDL did not create must at least have the columns it needs. */

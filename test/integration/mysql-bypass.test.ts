@@ -524,6 +524,29 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
           } finally {
             await refused.close();
           }
+          // An empty database: the schema's first creation is refused the same way, not a raw access error.
+          const empty = `${database}_e`;
+          await admin!.query(`CREATE DATABASE \`${empty}\``);
+          try {
+            await admin!.query(`GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON \`${empty}\`.* TO ?@?`, [user, '%']);
+            const emptyUrl = new URL(uriOf(empty));
+            emptyUrl.username = user;
+            emptyUrl.password = password;
+            const first = createMysqlStore({ uri: emptyUrl.toString(), poolSize: 1 });
+            try {
+              const error = await first.ready().then(
+                () => undefined,
+                (e: unknown) => e,
+              );
+              assert.ok(error instanceof InvalidOptionError, String(error));
+              assert.match(error.message, /must be created once, which this user may not do/);
+              assert.match(error.message, /CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES/);
+            } finally {
+              await first.close();
+            }
+          } finally {
+            await admin!.query(`DROP DATABASE \`${empty}\``);
+          }
         } finally {
           await admin!.query('DROP USER ?@?', [user, '%']);
         }
