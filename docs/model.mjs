@@ -74,6 +74,9 @@ const EARLY = !STRICT && (EARLY_UNCHECKED || argv.includes('--early-ack'));
 const LATE_COMMITS = argv.includes('--late-commits');
 const SLOW_COMMITS = EARLY || LATE_COMMITS || argv.includes('--slow-commits');
 const QUARANTINE = !argv.includes('--no-quarantine');
+// `--lease-with-store`: the writer sends its lease and its store write at once (one round trip less),
+// so the commit may land before the lease does. A wrong variant on purpose: it must print a counterexample.
+const LEASE_WITH_STORE = argv.includes('--lease-with-store');
 
 // ---- state ----
 // rec: {t:'none'} | {t:'val', v, tomb} | {t:'fill', tok} | {t:'write', toks:[..], max, maxTomb}
@@ -153,7 +156,21 @@ function* successors(s) {
     if (w.done || w.dead) continue;
     // crash at any step
     { const n = clone(s); n.w[i].dead = true; yield [n, `${w.id} crash at ${w.pc}`]; }
-    if (w.pc === 'begin') {
+    if (w.pc === 'begin' && LEASE_WITH_STORE) {
+      // sent together: the commit lands first (the lease-first order is the branch below)
+      const n = clone(s); const x = n.w[i];
+      x.ver = ++n.seq; n.db = { v: x.ver, tomb: x.del }; x.pc = 'leaseLate';
+      yield [n, `${x.id} store write ok v${x.ver} (its lease, sent with it, has not landed)`];
+    }
+    if (w.pc === 'leaseLate') {
+      for (const o of cacheOutcomes(s)) {
+        const n = clone(s); const x = n.w[i];
+        if (o !== 'failBefore') beginWrite(n, x.id);
+        if (o !== 'ok') n.journal.push(x.ver); // pragmatic: the key is journaled, after the commit
+        x.pc = 'complete';
+        yield [n, `${x.id} beginWrite ${o} (after its commit)`];
+      }
+    } else if (w.pc === 'begin') {
       for (const o of cacheOutcomes(s)) {
         const n = clone(s); const x = n.w[i];
         if (o !== 'failBefore') beginWrite(n, x.id);
@@ -408,6 +425,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, cluster: CLUSTER, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', lease: LEASE_WITH_STORE ? 'sent with the store write (wrong on purpose)' : 'before the store write', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, cluster: CLUSTER, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

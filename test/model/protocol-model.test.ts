@@ -45,6 +45,14 @@ describe('docs/model.mjs', () => {
     assert.match(out, /stale read: r\d returned v0, v1 was acknowledged before it began/);
   });
 
+  it('the lease must land before the commit: sent together with the store write (one round trip less), a writer that dies after its commit leaves an older fill cached', async () => {
+    const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--lease-with-store']);
+    assert.equal(code, 1, out);
+    assert.ok(JSON.parse(out.split('\n')[0]!).inconsistentFinals > 0, out);
+    assert.match(out, /r\d store read v0\n\s+w0 store write ok v1 \(its lease, sent with it, has not landed\)\n\s+w0 crash at leaseLate\n\s+r\d fill ok, returns v0/);
+    assert.match(out, /final: cache v0 != store v1/);
+  });
+
   it('prints the issue 10 counterexample for a drainer that starts at the head when no cursor was saved', async () => {
     const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--restarts', '1', '--start-at-head']);
     assert.equal(code, 1, out);
