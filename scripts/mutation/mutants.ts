@@ -689,7 +689,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
-    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)' }],
+    patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],
   },
   {
     id: 'http-idle-connection-kept',
