@@ -11,7 +11,7 @@ import { bodyBudgetOf, createApp } from '../../src/http/app.js';
 import { listen, type RunningServer } from '../../src/http/server.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { parseServeArgs } from '../../src/cli/commands/serve.js';
-import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
+import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
 
 const BODY_LIMIT = 200_000;
 /** Two bodies at the limit and a bit: not three. */
@@ -206,6 +206,15 @@ describe('maxTotalBodyBytes, an option validated up front', () => {
     assert.equal(bodyBudgetOf(createApp(f.service, { bodyLimitBytes: BODY_LIMIT, maxTotalBodyBytes: BODY_LIMIT }))!.limit, BODY_LIMIT);
     assert.equal(bodyBudgetOf(createApp(f.service))!.limit, 256 * 1024 * 1024);
     assert.equal(bodyBudgetOf(createApp(f.service, { bodyLimitBytes: 300 * 1024 * 1024 }))!.limit, 300 * 1024 * 1024);
+  });
+
+  it('through app.request() (no socket) a body is counted and given back when the handler is done', async () => {
+    const reply = await call(f.app, 'PUT', `/v1/kv/${NS}/in-process`, { json: 'v' });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(held(), 0);
+    const tight = createApp(f.service, { bodyLimitBytes: 10, maxTotalBodyBytes: 10 });
+    assertError(await call(tight, 'PUT', `/v1/kv/${NS}/in-process`, { json: 'x'.repeat(20) }), 413, 'E_BODY_TOO_LARGE');
+    assert.equal(bodyBudgetOf(tight)!.held, 0);
   });
 
   it('is the serve flag --max-total-body-bytes (and LOCKSTEP_MAX_TOTAL_BODY_BYTES)', () => {
