@@ -704,7 +704,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
-    patches: [{ file: 'src/http/server.ts', find: 'createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))', replace: 'createServer(serverOptions, (false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)' }],
+    patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],
   },
   {
     id: 'http-idle-connection-kept',
@@ -727,6 +727,28 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'http-answer-budget-given-before-sent',
     rule: "REST service: an answer's bytes are given back when the response is complete ('prefinish'), not once the kernel has them ('finish'), so clients that never read hold answers beyond the budget",
     patches: [{ file: 'src/http/answer-budget.ts', find: "  res.once('finish', giveBack);", replace: "  res.once('prefinish', giveBack);" }],
+  },
+  // --- the REST service's body budget (maxTotalBodyBytes) and request deadline ---
+  // Killed by test/integration/http-body-budget.test.ts.
+  {
+    id: 'http-body-budget-unbounded',
+    rule: 'REST service: request bodies being read are not bounded across connections, so clients that upload bodies just under bodyLimitBytes, slowly, hold (connections x bodyLimitBytes) bytes',
+    patches: [{ file: 'src/http/app.ts', find: 'const bodies = new ReplyBudget(resolved.maxTotalBodyBytes);', replace: 'const bodies = new ReplyBudget(Number.POSITIVE_INFINITY);' }],
+  },
+  {
+    id: 'http-body-budget-kept-after-request',
+    rule: "REST service: a request body's share of the body budget is never given back (answered, refused, or the client left mid-body), so the budget leaks until every upload is refused",
+    patches: [{ file: 'src/http/body-budget.ts', find: '      budget.give(taken);', replace: '' }],
+  },
+  {
+    id: 'http-body-chunks-uncounted',
+    rule: 'REST service: a chunked body is not counted against the body budget (only a Content-Length is), so chunked uploads escape it',
+    patches: [{ file: 'src/http/body-budget.ts', find: '        if (!budget.take(value.length)) throw bodiesBusy(budget.limit);\n        taken += value.length;', replace: '' }],
+  },
+  {
+    id: 'http-request-deadline-unset',
+    rule: "REST service: listen() does not set the request deadline (requestTimeoutMs), so a body trickled in holds its connection and its share of the body budget for Node's default 5 minutes whatever the option says",
+    patches: [{ file: 'src/http/server.ts', find: 'createServer({ ...serverOptions, ...requestDeadlines(requestTimeoutMs) }, ', replace: 'createServer(serverOptions, ' }],
   },
   {
     id: 'http-connections-uncapped',

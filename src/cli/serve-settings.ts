@@ -70,6 +70,13 @@ export const serveSettings = {
     note: 'default 256 MiB, at least 100 x (max value size + 4 KiB)',
     parse: integerIn(1, Number.MAX_SAFE_INTEGER),
   } satisfies Setting<number | undefined>,
+  maxTotalBodyBytes: {
+    arg: 'BYTES',
+    help: 'bytes of request bodies being read across all HTTP connections (more: 503 E_BUSY)',
+    default: undefined,
+    note: 'default 256 MiB, at least --body-limit',
+    parse: integerIn(1, Number.MAX_SAFE_INTEGER),
+  } satisfies Setting<number | undefined>,
   rateLimit: {
     arg: 'R[:B]',
     help: 'requests/s (burst B) per token or address; off for none',

@@ -84,6 +84,7 @@ export function appOptionsOf(config: {
   readonly bodyLimitBytes: number | undefined;
   readonly maxJsonDepth: number | undefined;
   readonly maxTotalAnswerBytes?: number | undefined;
+  readonly maxTotalBodyBytes?: number | undefined;
   readonly rateLimit: RateLimit | false;
   readonly allowedHosts?: readonly string[] | undefined;
 }): AppOptions {
@@ -93,6 +94,7 @@ export function appOptionsOf(config: {
     ...(config.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: config.bodyLimitBytes }),
     ...(config.maxJsonDepth === undefined ? {} : { maxJsonDepth: config.maxJsonDepth }),
     ...(config.maxTotalAnswerBytes === undefined ? {} : { maxTotalAnswerBytes: config.maxTotalAnswerBytes }),
+    ...(config.maxTotalBodyBytes === undefined ? {} : { maxTotalBodyBytes: config.maxTotalBodyBytes }),
     rateLimit: config.rateLimit,
     ...(config.allowedHosts === undefined ? {} : { allowedHosts: config.allowedHosts }),
   };

@@ -41,6 +41,13 @@ export interface AppOptions {
    */
   maxTotalAnswerBytes?: number;
   /**
+   * Bytes of request bodies being read across every connection together, from the request's head
+   * (a Content-Length counts whole) or each chunk's arrival until the route is done with the request;
+   * a body that would go over is a 503 E_BUSY with Retry-After, the connection closed (body-budget.ts).
+   * At least `bodyLimitBytes`. @default 256 MiB, or `bodyLimitBytes` when it is larger
+   */
+  maxTotalBodyBytes?: number;
+  /**
    * Requests per token (anonymous callers: per remote address), for tokens without their own
    * `rateLimit` (429 E_RATE_LIMITED with Retry-After). @default false (no limit)
    */
@@ -72,6 +79,7 @@ export interface ResolvedAppOptions {
   readonly maxJsonDepth: number;
   readonly maxBatchItems: number;
   readonly maxTotalAnswerBytes: number;
+  readonly maxTotalBodyBytes: number;
   readonly rateLimit: RateLimit | false;
   readonly rateLimitBuckets: number;
   readonly clock: Clock;
@@ -87,10 +95,13 @@ const BODY_SLACK_BYTES = 64 * 1024;
  */
 export const ANSWER_ITEM_SLACK_BYTES = 4096;
 const DEFAULT_MAX_TOTAL_ANSWER_BYTES = 256 * 1024 * 1024;
+const DEFAULT_MAX_TOTAL_BODY_BYTES = 256 * 1024 * 1024;
 
 export function resolveAppOptions(options: AppOptions, maxValueBytes: number): ResolvedAppOptions {
   const maxBatchItems = positiveInteger(options.maxBatchItems ?? 100, 'maxBatchItems');
   const maxTotalAnswerBytes = resolveMaxTotalAnswerBytes(options.maxTotalAnswerBytes, maxBatchItems, maxValueBytes);
+  const bodyLimitBytes = positiveInteger(options.bodyLimitBytes ?? maxValueBytes + BODY_SLACK_BYTES, 'bodyLimitBytes');
+  const maxTotalBodyBytes = resolveMaxTotalBodyBytes(options.maxTotalBodyBytes, bodyLimitBytes);
   const principals: Principal[] = [];
   if (options.token !== undefined) principals.push(fullAccessPrincipal(options.token));
   if (options.tokens !== undefined) principals.push(...resolveTokenFile(options.tokens, 'tokens'));
@@ -99,10 +110,11 @@ export function resolveAppOptions(options: AppOptions, maxValueBytes: number): R
     principals: Object.freeze(principals),
     tokenWeakness: options.token === undefined ? undefined : tokenWeakness(options.token),
     allowedHosts: resolveAllowedHosts(options.allowedHosts),
-    bodyLimitBytes: positiveInteger(options.bodyLimitBytes ?? maxValueBytes + BODY_SLACK_BYTES, 'bodyLimitBytes'),
+    bodyLimitBytes,
     maxJsonDepth: positiveInteger(options.maxJsonDepth ?? 32, 'maxJsonDepth'),
     maxBatchItems,
     maxTotalAnswerBytes,
+    maxTotalBodyBytes,
     rateLimit: resolveRateLimit(options.rateLimit ?? false, 'rateLimit'),
     rateLimitBuckets: positiveInteger(options.rateLimitBuckets ?? 10_000, 'rateLimitBuckets'),
     clock: options.clock ?? systemClock,
@@ -121,6 +133,16 @@ function resolveMaxTotalAnswerBytes(value: number | undefined, maxBatchItems: nu
     throw new InvalidOptionError(
       `maxTotalAnswerBytes (${value}) must be at least the largest single answer, max(maxBatchItems, 2) × (maxValueBytes + ${ANSWER_ITEM_SLACK_BYTES}) = ${largestAnswer} (maxBatchItems ${maxBatchItems}, maxValueBytes ${maxValueBytes})`,
     );
+  }
+  return value;
+}
+
+/** The largest body the per-request limit lets in must fit in the budget, or it could never be read. */
+function resolveMaxTotalBodyBytes(value: number | undefined, bodyLimitBytes: number): number {
+  if (value === undefined) return Math.max(DEFAULT_MAX_TOTAL_BODY_BYTES, bodyLimitBytes);
+  positiveInteger(value, 'maxTotalBodyBytes');
+  if (value < bodyLimitBytes) {
+    throw new InvalidOptionError(`maxTotalBodyBytes (${value}) must be at least bodyLimitBytes (${bodyLimitBytes}), the largest single request body`);
   }
   return value;
 }

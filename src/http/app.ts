@@ -4,6 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { accessMiddleware } from './access.js';
 import { ReplyBudget, type AnswerBudgetView } from './answer-budget.js';
+import type { BodyBudgetView } from './body-budget.js';
 import { crossSiteGuard } from './cross-site.js';
 import { resolveAppOptions, type AppOptions } from './app-options.js';
 import { methodNotAllowed, notFound, toErrorResponse } from './errors.js';
@@ -24,6 +25,8 @@ const appPrincipals = new WeakMap<object, readonly Principal[]>();
 const appTokenWeakness = new WeakMap<object, string>();
 /** Each app's answer budget (answer-budget.ts), shared by every connection of every listen() of the app. */
 const appAnswerBudgets = new WeakMap<object, ReplyBudget>();
+/** Each app's body budget (body-budget.ts): request bodies being read, every connection together. */
+const appBodyBudgets = new WeakMap<object, ReplyBudget>();
 
 export function createApp(service: LockstepService, options: AppOptions = {}): Hono {
   const resolved = resolveAppOptions(options, service.maxValueBytes);
@@ -32,6 +35,8 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
   const app = new Hono();
   const answers = new ReplyBudget(resolved.maxTotalAnswerBytes);
   appAnswerBudgets.set(app, answers);
+  const bodies = new ReplyBudget(resolved.maxTotalBodyBytes);
+  appBodyBudgets.set(app, bodies);
   appPrincipals.set(app, resolved.principals);
   if (resolved.tokenWeakness !== undefined) appTokenWeakness.set(app, resolved.tokenWeakness);
   // First, so that every answer (401s and 404s included) carries an id and is logged.
@@ -55,14 +60,20 @@ export function createApp(service: LockstepService, options: AppOptions = {}): H
   app.route('/', opsRoutes(service, resolved.lifecycle));
   app.route('/', dashboardRoutes());
   const { bodyLimitBytes, maxJsonDepth, maxBatchItems } = resolved;
-  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers }));
-  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes, maxJsonDepth, answers }));
+  app.route('/v1/kv', batchRoutes(service, { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers, bodies }));
+  app.route('/v1/kv', kvRoutes(service, { bodyLimitBytes, maxJsonDepth, answers, bodies }));
   return app;
 }
 
 /** The bytes that `app`'s answers hold now, not yet handed to the kernel, and its maxTotalAnswerBytes; undefined for an app createApp did not make. */
 export function answerBudgetOf(app: object): AnswerBudgetView | undefined {
   const budget = appAnswerBudgets.get(app);
+  return budget === undefined ? undefined : { held: budget.held, limit: budget.limit };
+}
+
+/** The bytes of request bodies `app` is reading now, and its maxTotalBodyBytes; undefined for an app createApp did not make. */
+export function bodyBudgetOf(app: object): BodyBudgetView | undefined {
+  const budget = appBodyBudgets.get(app);
   return budget === undefined ? undefined : { held: budget.held, limit: budget.limit };
 }
 

@@ -1,6 +1,7 @@
 // The `lockstep/http` entry: the caching service as a library (build the app, listen yourself or not).
-export { createApp, answerBudgetOf, type AppOptions } from './app.js';
+export { createApp, answerBudgetOf, bodyBudgetOf, type AppOptions } from './app.js';
 export type { AnswerBudgetView } from './answer-budget.js';
+export type { BodyBudgetView } from './body-budget.js';
 export { createService, type LockstepService, type ServiceOptions, type ServiceAuditOptions, type HealthReport } from '../service/service.js';
 export type { ServiceStats } from '../service/stats.js';
 export type { AuditSummary } from '../service/audit-runner.js';

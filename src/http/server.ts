@@ -31,6 +31,13 @@ export interface ListenOptions {
    * @default 120000
    */
   idleTimeoutMs?: number;
+  /**
+   * The whole request, head and body, must arrive within this, in ms, else 408 and the connection is
+   * closed (Node's requestTimeout, checked every quarter of it, at most every 30 s): a body trickled
+   * in does not hold its connection and its share of maxTotalBodyBytes for ever. The head alone has
+   * min(60 s, this) (Node's headersTimeout). @default 300000
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -61,6 +68,10 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 0) {
     throw new InvalidOptionError(`idleTimeoutMs must be a whole number of ms, 0 or more (got ${JSON.stringify(idleTimeoutMs)})`);
   }
+  const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
+  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) {
+    throw new InvalidOptionError(`requestTimeoutMs must be a positive whole number of ms (got ${JSON.stringify(requestTimeoutMs)})`);
+  }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidOptionError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(port)})`);
   }
@@ -74,7 +85,7 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
   const server = createAdaptorServer({
     fetch: app.fetch.bind(app) as never,
     hostname: host,
-    createServer: ((serverOptions: ServerOptions, listener: RequestListener) => createServer(serverOptions, oneAtATime(listener, idleTimeoutMs))) as never,
+    createServer: ((serverOptions: ServerOptions, listener: RequestListener) => createServer({ ...serverOptions, ...requestDeadlines(requestTimeoutMs) }, oneAtATime(listener, idleTimeoutMs))) as never,
   }) as Server;
   server.maxConnections = maxConnections;
   let connections = 0;
@@ -113,6 +124,15 @@ export async function listen(app: FetchApp, options: ListenOptions = {}): Promis
       });
       return closing;
     },
+  };
+}
+
+/** Node's deadlines for a request's arrival; Node refuses a headersTimeout over the requestTimeout. */
+function requestDeadlines(requestTimeoutMs: number): ServerOptions {
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeoutMs / 4))),
   };
 }
 

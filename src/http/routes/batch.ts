@@ -2,14 +2,14 @@
 // on its own (a batch is not a transaction): items run at most BATCH_CONCURRENCY at a time, each
 // one's failure is reported in its slot and never affects the others; results keep request order.
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Engine } from '../../engine/api.js';
 import { InvalidKeyError, InvalidNamespaceError } from '../../errors.js';
 import { duplicateKeys, envelopeArray, mapBounded, parsePutItem, repeatedKeys } from '../batch-items.js';
 import { authorize } from '../access.js';
 import { answersBusy, holdUntilSent, type ReplyBudget } from '../answer-budget.js';
 import type { UnexpectedErrorHandler } from '../app-options.js';
-import { bodyTooLarge, methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
+import { budgetedBody } from '../body-budget.js';
+import { methodNotAllowed, toErrorResponse, type ErrorBody } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
 import type { LockstepService } from '../../service/service.js';
 
@@ -24,6 +24,8 @@ export interface BatchRouteOptions {
   readonly onUnexpectedError: UnexpectedErrorHandler;
   /** What answers carrying values hold across every connection (answer-budget.ts). */
   readonly answers: ReplyBudget;
+  /** What request bodies being read hold across every connection (body-budget.ts). */
+  readonly bodies: ReplyBudget;
 }
 
 /** Items of one batch in flight at once: enough to overlap store round trips, few enough to share the pool. */
@@ -37,9 +39,9 @@ const ANY_BATCH_PATH = '/:namespace{[^/]+:batch[A-Za-z]*}';
 type ItemError = { readonly key: string | null } & ErrorBody;
 
 export function batchRoutes(service: LockstepService, options: BatchRouteOptions): Hono {
-  const { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers } = options;
+  const { bodyLimitBytes, maxJsonDepth, maxBatchItems, onUnexpectedError, answers, bodies } = options;
   const batch = new Hono();
-  const limit = bodyLimit({ maxSize: bodyLimitBytes, onError: () => { throw bodyTooLarge(bodyLimitBytes); } });
+  const limit = budgetedBody(bodyLimitBytes, bodies);
 
   const failed = (c: Context, key: string | null, error: unknown): ItemError => {
     const response = toErrorResponse(error);

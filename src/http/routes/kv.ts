@@ -4,13 +4,13 @@
 // answer the version as ETag; PUT and DELETE take If-Match (and PUT If-None-Match: *), checked
 // atomically by the store (conditions.ts).
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { InvalidKeyError, InvalidNamespaceError, InvalidOptionError } from '../../errors.js';
 import type { WriteOptions } from '../../engine/api.js';
 import { authorize } from '../access.js';
 import { budgetedJson, type ReplyBudget } from '../answer-budget.js';
 import { deleteConditions, etagOf, IF_MATCH, IF_NONE_MATCH, putConditions } from '../conditions.js';
-import { bodyTooLarge, methodNotAllowed } from '../errors.js';
+import { budgetedBody } from '../body-budget.js';
+import { methodNotAllowed } from '../errors.js';
 import { decodeSegment, jsonBody, NO_STORE, rawSegments } from '../request.js';
 import type { LockstepService } from '../../service/service.js';
 
@@ -21,18 +21,20 @@ export interface KvRouteOptions {
   readonly maxJsonDepth: number;
   /** What answers carrying values hold across every connection (answer-budget.ts). */
   readonly answers: ReplyBudget;
+  /** What request bodies being read hold across every connection (body-budget.ts). */
+  readonly bodies: ReplyBudget;
 }
 
 const KEY_PATH = '/:namespace/:key';
 const STATE_PATH = '/:namespace/:key/state';
 const TTL_HEADER = 'X-TTL-Ms';
 
-export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDepth, answers }: KvRouteOptions): Hono {
+export function kvRoutes(service: LockstepService, { bodyLimitBytes, maxJsonDepth, answers, bodies }: KvRouteOptions): Hono {
   const kv = new Hono();
 
   kv.put(
     KEY_PATH,
-    bodyLimit({ maxSize: bodyLimitBytes, onError: () => { throw bodyTooLarge(bodyLimitBytes); } }),
+    budgetedBody(bodyLimitBytes, bodies),
     async (c) => {
       const { namespace, key } = target(c, 1);
       authorize(c, namespace, 'write');
