@@ -39,7 +39,11 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
   let stopped = false;
   let reads = 0;
   let writes = 0;
+  let proxiedWrites = 0;
   let kills = 0;
+  // RUN_MS, then on until the traffic the assertions need is there (a loaded machine), up to 4 x RUN_MS.
+  const hardDeadline = Date.now() + 4 * RUN_MS;
+  const running = () => Date.now() < deadline || (!(reads > 30 && proxiedWrites > 10) && Date.now() < hardDeadline);
 
   async function connect(target: string): Promise<pg.Client> {
     for (;;) {
@@ -50,7 +54,7 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
         return c;
       } catch {
         await c.end().catch(() => undefined);
-        if (stopped || Date.now() > deadline + 20_000) throw new Error('could not reconnect');
+        if (stopped || Date.now() > hardDeadline + 20_000) throw new Error('could not reconnect');
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -58,13 +62,13 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
 
   async function worker(name: string, body: (c: pg.Client, i: number) => Promise<void>, target = url.toString()): Promise<void> {
     let c = await connect(target);
-    for (let i = 0; Date.now() < deadline; i++) {
+    for (let i = 0; running(); i++) {
       try {
         await body(c, i);
       } catch (error) {
         if (process.env.PGPROXY_DEBUG) console.error(name, (error as Error).message);
         await c.end().catch(() => undefined);
-        if (Date.now() >= deadline) break;
+        if (!running()) break;
         c = await connect(target);
       }
     }
@@ -106,6 +110,7 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
           // A bypass write is not acknowledged through the proxy: its value may be read, but it sets no floor.
           history.push({ ...entry, returnedAt: historyNow(), outcome: target === undefined ? 'ok' : 'unknown', version: n });
           writes++;
+          if (target === undefined) proxiedWrites++;
         } catch (error) {
           history.push({ ...entry, returnedAt: historyNow(), outcome: 'unknown' });
           throw error;

@@ -50,6 +50,8 @@ describe('prune races a long journaling transaction (MariaDB)', async () => {
     const sql = await mysql.createConnection(MYSQL_URL);
     const admin = await mysql.createConnection(MYSQL_URL);
     try {
+      // The schema is created before the first write, not inside its 1 s lease (a loaded machine).
+      await store.ready();
       await engine.write('k', 'v1');
       assert.equal(await engine.read('k'), 'v1'); // cached
       const kv = `\`${prefix}kv\``;

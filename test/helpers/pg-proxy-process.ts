@@ -41,7 +41,7 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy did not start within 30 s: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`proxy did not start within 90 s: ${stderr}`)), 90_000); // a backstop: tsx compiles the CLI at each start, slow on a loaded machine
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
