@@ -4,11 +4,14 @@
 // entity name, key = the id as text), so journal ids keep commit order and appends notify LISTENers.
 //
 // How the triggers tell Lockstep's writes from others: Lockstep's transaction sets the
-// transaction-local setting `lockstep.writing` to its own transaction id (WRITING_MARK); the
-// triggers' WHEN clauses skip rows written while the setting names the current transaction, so
-// Lockstep's own writes run no trigger function. No other session can see that setting, and a mark
-// plain SQL sets by mistake (a session-level SET left on a pooled connection, 'on' as earlier
-// releases set it) names no transaction that writes after it: those writes are still versioned.
+// transaction-local setting `lockstep.writing` to its own transaction id, the entity and the id it
+// writes (writingMark); a row trigger's WHEN clause skips a row only when the setting names the
+// current transaction and that very row, so Lockstep's own write runs no trigger function. The mark
+// names the row, not the transaction: what the write does to OTHER rows (an ON DELETE CASCADE or ON
+// UPDATE CASCADE into another cached table, the application's own trigger) is versioned and
+// journaled like plain SQL. No other session can see that setting, and a mark plain SQL sets by
+// mistake (a session-level SET left on a pooled connection, 'on' as earlier releases set it) names
+// no transaction that writes after it: those writes are still versioned.
 //
 // Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
 // a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
@@ -30,8 +33,10 @@ import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
-/** Its value in Lockstep's transactions, and what the triggers compare it with: the transaction's own id. */
+/** The transaction's own id, which the mark starts with. */
 export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';
+/** The mark of one row: `<transaction id>:<entity>:<id as text>` (an entity name holds no colon). */
+export const writingMark = (entity: string, id: string): string => `(${WRITING_MARK} || ':' || ${entity} || ':' || ${id})`;
 
 /** The functions of one schema (CREATE OR REPLACE: idempotent). */
 export function postgresEntityFunctionsSql(schema: string): string {
@@ -146,17 +151,19 @@ export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): str
   const s = quoteIdentifier(schema);
   const t = `${s}.${quoteIdentifier(spec.table)}`;
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
-  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${WRITING_MARK})`;
-  const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT') => `
+  const notOurs = (row: 'NEW' | 'OLD') =>
+    ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(literal(spec.entity), `(${row}.${quoteIdentifier(spec.idColumn)})::text`)})`;
+  // Lockstep never truncates: TRUNCATE is always someone else's.
+  const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT', row?: 'NEW' | 'OLD') => `
 DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
-CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOurs}
+CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level}${row === undefined ? '' : notOurs(row)}
   EXECUTE FUNCTION ${s}.lockstep_entity_${name}(${args});`;
   return [
-    trigger('before_insert', 'BEFORE INSERT', 'ROW'),
-    trigger('after_insert', 'AFTER INSERT', 'ROW'),
-    trigger('before_update', 'BEFORE UPDATE', 'ROW'),
-    trigger('after_update', 'AFTER UPDATE', 'ROW'),
-    trigger('after_delete', 'AFTER DELETE', 'ROW'),
+    trigger('before_insert', 'BEFORE INSERT', 'ROW', 'NEW'),
+    trigger('after_insert', 'AFTER INSERT', 'ROW', 'NEW'),
+    trigger('before_update', 'BEFORE UPDATE', 'ROW', 'NEW'),
+    trigger('after_update', 'AFTER UPDATE', 'ROW', 'NEW'),
+    trigger('after_delete', 'AFTER DELETE', 'ROW', 'OLD'),
     trigger('before_truncate', 'BEFORE TRUNCATE', 'STATEMENT'),
   ].join('\n');
 }
