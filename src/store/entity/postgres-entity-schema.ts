@@ -27,7 +27,8 @@
 // entity table of the schema; each table's triggers pass (entity, id column, version column).
 import { createHash } from 'node:crypto';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
-import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
+import { quoteIdentifier } from '../postgres-schema.js';
+import { takeDdlLock } from './postgres-ddl-lock.js';
 import { connectListened } from '../postgres-connection-errors.js';
 import { identifier, type EntitySpec } from './spec.js';
 
@@ -189,12 +190,20 @@ export async function isUniqueColumn(pool: PostgresPool, schema: string, table: 
   }
 }
 
-/** Runs `sql` in one transaction under the schema's DDL advisory lock; with `lockTimeoutMs`, its table locks wait at most that long. */
-async function ddl(pool: PostgresPool, schema: string, sql: string, lockTimeoutMs?: number): Promise<void> {
+/** Waits of one DDL transaction: `lockTimeoutMs` for its table locks (unbounded without), `ddlLockWaitMs` for the schema's DDL advisory lock. */
+export interface DdlWaits {
+  readonly lockTimeoutMs?: number;
+  /** @default DDL_LOCK_WAIT_MS (30 s) */
+  readonly ddlLockWaitMs?: number;
+}
+
+/** Runs `sql` in one transaction under the schema's DDL advisory lock (a bounded wait, postgres-ddl-lock.ts). */
+async function ddl(pool: PostgresPool, schema: string, sql: string, waits: DdlWaits = {}): Promise<void> {
+  const { lockTimeoutMs, ddlLockWaitMs } = waits;
   const client: PostgresClient = await connectListened(pool);
   try {
     await client.query({ text: 'BEGIN' });
-    await client.query({ text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)', values: [advisoryKey(`lockstep:ddl:${schema}`)] });
+    await takeDdlLock(client, schema, ddlLockWaitMs);
     if (lockTimeoutMs !== undefined) await client.query({ text: `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] });
     await client.query({ text: sql });
     await client.query({ text: 'COMMIT' });
@@ -210,11 +219,11 @@ async function ddl(pool: PostgresPool, schema: string, sql: string, lockTimeoutM
  * Adds a bigint version column (default 1: every existing row counts as written once) unless the
  * table has it. Idempotent (ADD COLUMN IF NOT EXISTS): run it from a migration or at start-up.
  */
-export async function addVersionColumn(pool: PostgresPool, table: string, options: { schema?: string; column?: string } = {}): Promise<void> {
+export async function addVersionColumn(pool: PostgresPool, table: string, options: { schema?: string; column?: string; ddlLockWaitMs?: number } = {}): Promise<void> {
   const schema = identifier(options.schema ?? 'public', 'schema');
   const column = identifier(options.column ?? 'version', 'column');
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(identifier(table, 'table'))}`;
-  await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`);
+  await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`, options);
 }
 
 const TRIGGER_NAMES = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
@@ -248,9 +257,9 @@ async function installedTriggers(pool: PostgresPool, schema: string, spec: Entit
  * same entity and columns, they stay (they are correct with this release: docs/orm.md) and the next
  * open tries again.
  */
-export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: { lockTimeoutMs?: number } = {}): Promise<void> {
+export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: DdlWaits = {}): Promise<void> {
   identifier(schema, 'schema');
-  await ddl(pool, schema, postgresEntityFunctionsSql(schema));
+  await ddl(pool, schema, postgresEntityFunctionsSql(schema), { ddlLockWaitMs: options.ddlLockWaitMs });
   const triggers = postgresEntityTriggersSql(schema, spec);
   const digest = createHash('sha256').update(triggers).digest('hex');
   const installed = await installedTriggers(pool, schema, spec);
@@ -258,7 +267,7 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(spec.table)}`;
   const comments = TRIGGER_NAMES.map((name) => `COMMENT ON TRIGGER lockstep_${name} ON ${t} IS ${literal(digest)};`).join('\n');
   try {
-    await ddl(pool, schema, `${triggers}\n${comments}`, options.lockTimeoutMs);
+    await ddl(pool, schema, `${triggers}\n${comments}`, options);
   } catch (error) {
     const lockTimeout = (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
     if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;
@@ -270,8 +279,8 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Removes them (a table that no longer goes through Lockstep). */
-export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string): Promise<void> {
+export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string, options: { ddlLockWaitMs?: number } = {}): Promise<void> {
   const t = `${quoteIdentifier(identifier(schema, 'schema'))}.${quoteIdentifier(identifier(table, 'table'))}`;
   const names = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
-  await ddl(pool, schema, names.map((n) => `DROP TRIGGER IF EXISTS lockstep_${n} ON ${t};`).join('\n'));
+  await ddl(pool, schema, names.map((n) => `DROP TRIGGER IF EXISTS lockstep_${n} ON ${t};`).join('\n'), options);
 }
