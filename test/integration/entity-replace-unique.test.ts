@@ -30,10 +30,10 @@ const dir = mkdtempSync(join(tmpdir(), 'lockstep-entity-replace-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 
-async function withTable(columns: string, run: (f: Fixture) => Promise<void>): Promise<void> {
+async function withTable(columns: string, run: (f: Fixture) => Promise<void>, indexes = ''): Promise<void> {
   const file = join(dir, `app-${++files}.db`);
   const db = new Database(file);
-  db.exec(`CREATE TABLE users (${columns})`);
+  db.exec(`CREATE TABLE users (${columns}); ${indexes}`);
   const store = createSqliteEntityStore({ database: db, table: 'users' });
   const engine = createWriteThrough<Row>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'users', journal: { pollInterval: '1h' }, metrics: false });
   const sql = new Database(file, { timeout: 2_000 });
@@ -147,19 +147,25 @@ describe('entity store on SQLite: REPLACE of a row of another id through another
       assert.equal((await f.engine.read('c'))?.name, 'C2');
     }));
 
-  it('INSERT OR IGNORE and a failed INSERT delete nothing: no tombstone, no journal row, the row is still served; a later write does not bury it', () =>
-    withTable(EMAIL, async (f) => {
-      await f.engine.write('a', { id: 'a', email: 'x@example.com', name: 'A' });
-      const journaled = () => (f.sql.prepare("SELECT count(*) AS n FROM lockstep_journal WHERE key = 'a'").get() as { n: number }).n;
-      const before = journaled();
-      f.sql.prepare("INSERT OR IGNORE INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run();
-      assert.throws(() => f.sql.prepare("INSERT INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run(), /UNIQUE/);
-      f.sql.prepare("INSERT INTO users (id, email, name) VALUES ('c', 'c@example.com', 'C')").run();
-      await f.engine.write('d', { id: 'd', email: 'd@example.com', name: 'D' });
-      assert.equal(journaled(), before, 'nothing journaled for a');
-      assert.equal((f.sql.prepare("SELECT count(*) AS n FROM lockstep_tombstones WHERE key = 'a'").get() as { n: number }).n, 0);
-      await assertServedAsStored(f, ['a', 'b', 'c', 'd']);
-      assert.equal((await f.engine.read('a'))?.name, 'A');
-      assert.equal((await f.store.read('users', 'a'))?.version, 1);
-    }));
+  it('INSERT OR IGNORE, a failed INSERT and a row only like a partial index entry delete nothing: no tombstone, no journal row, the row is still served', () =>
+    withTable(
+      EMAIL,
+      async (f) => {
+        await f.engine.write('a', { id: 'a', email: 'x@example.com', name: 'A' });
+        const journaled = () => (f.sql.prepare("SELECT count(*) AS n FROM lockstep_journal WHERE key = 'a'").get() as { n: number }).n;
+        const before = journaled();
+        f.sql.prepare("INSERT OR IGNORE INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run();
+        assert.throws(() => f.sql.prepare("INSERT INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run(), /UNIQUE/);
+        f.sql.prepare("INSERT INTO users (id, email, name) VALUES ('c', 'c@example.com', 'C')").run();
+        // 'a' holds name 'A' outside the partial index: noted as a candidate, not replaced.
+        f.sql.prepare("INSERT OR REPLACE INTO users (id, email, name) VALUES ('e', 'e@example.com', 'A')").run();
+        await f.engine.write('d', { id: 'd', email: 'd@example.com', name: 'D' });
+        assert.equal(journaled(), before, 'nothing journaled for a');
+        assert.equal((f.sql.prepare("SELECT count(*) AS n FROM lockstep_tombstones WHERE key = 'a'").get() as { n: number }).n, 0);
+        await assertServedAsStored(f, ['a', 'b', 'c', 'd', 'e']);
+        assert.equal((await f.engine.read('a'))?.name, 'A');
+        assert.equal((await f.store.read('users', 'a'))?.version, 1);
+      },
+      "CREATE UNIQUE INDEX users_name ON users (name) WHERE name <> 'A'",
+    ));
 });
