@@ -1099,4 +1099,15 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'entity-sqlite-renamed-table-triggers-kept',
+    rule: "SQLite entity store: after ALTER TABLE … RENAME, the triggers SQLite moved along under the old name are left beside the ones an open on the new name makes, and the second version fix-up of a plain INSERT sets a re-created id back below its tombstone",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-entity-schema.ts',
+        find: "    const ours = { has: (name: string) => name.startsWith('lockstep_') && SUFFIXES.some((what) => name.endsWith(`_${what}`)) };",
+        replace: '    const ours = new Set(SUFFIXES.map((what) => `lockstep_${spec.table}_${what}`));',
+      },
+    ],
+  },
 ];

@@ -159,7 +159,9 @@ export function installEntityTriggers(db: Database.Database, spec: EntitySpec): 
     db.exec(ENTITY_TABLES_SQL);
     const { keys, expressions } = otherUniqueKeys(db, spec.table, spec.idColumn);
     const wanted = new Map(entityTriggers(spec, keys).map(([name, body]) => [name, `CREATE TRIGGER ${q(name)} ${body}`]));
-    const ours = new Set(SUFFIXES.map((what) => `lockstep_${spec.table}_${what}`));
+    // Ours under any table name: ALTER TABLE … RENAME moves a table's triggers along with their old
+    // names, and two sets on one table would each fix the version up (the later one below a tombstone).
+    const ours = { has: (name: string) => name.startsWith('lockstep_') && SUFFIXES.some((what) => name.endsWith(`_${what}`)) };
     const installed = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?").all(spec.table) as Array<{ name: string; sql: string }>;
     for (const { name, sql } of installed) {
       if (ours.has(name) && wanted.get(name) !== sql) db.exec(`DROP TRIGGER ${q(name)}`);
