@@ -1110,4 +1110,15 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'entity-sqlite-replace-notes-cleared-by-fixup',
+    rule: "SQLite entity store: the note trigger runs on every UPDATE, so the bypass INSERT trigger's version fix-up (an UPDATE of the version alone), when it fires before the bury trigger, clears the notes of the rows a REPLACE deleted and they stay cached",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-replaced-rows.ts',
+        find: "    ['replaced_note_update', `BEFORE UPDATE ON ${t} WHEN ${changed}",
+        replace: "    ['replaced_note_update', `BEFORE UPDATE ON ${t}",
+      },
+    ],
+  },
 ];

@@ -91,6 +91,18 @@ describe('entity store on SQLite: REPLACE of a row of another id through another
       assert.equal((await f.engine.read('d'))?.name, 'D2');
     }));
 
+  it('whatever order the triggers were made in (the bypass INSERT trigger re-created after the others: its version fix-up runs first)', () =>
+    withTable(EMAIL, async (f) => {
+      f.db.exec('DROP TRIGGER lockstep_users_bypass_insert');
+      const again = createSqliteEntityStore({ database: f.db, table: 'users' }); // re-creates it, the newest
+      await again.close();
+      await f.engine.write('a', { id: 'a', email: 'x@example.com', name: 'A' });
+      await f.engine.read('a');
+      f.sql.prepare("INSERT OR REPLACE INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run();
+      await assertServedAsStored(f, ['a', 'b']);
+      assert.equal(await f.engine.read('a'), undefined);
+    }));
+
   it('UPDATE OR REPLACE that moves a taken email onto another row', () =>
     withTable(EMAIL, async (f) => {
       await f.engine.write('a', { id: 'a', email: 'x@example.com', name: 'A' });
