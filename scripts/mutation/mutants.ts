@@ -1028,7 +1028,13 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'entity-writing-mark-any-on',
     rule: "PostgreSQL entity store: the triggers take any `lockstep.writing = 'on'` for Lockstep's mark, so plain SQL that set it (a session-level SET left on a pooled connection) writes unversioned and unjournaled rows the cache never learns of",
-    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: "export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';", replace: 'export const WRITING_MARK = "\'on\'";' }],
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "    ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(",
+        replace: "    ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM 'on' AND pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(",
+      },
+    ],
   },
   {
     id: 'entity-id-column-not-unique',
@@ -1052,5 +1058,104 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'entity-triggers-upgrade-waits-unbounded',
     rule: "PostgreSQL entity store: an open that finds an earlier release's triggers fails when the table's lock is busy, instead of keeping them (correct with this release) until the next open",
     patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;', replace: '    if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall) && digest === \'\') return;' }],
+  },
+  // test/integration/entity-fk-cascade.test.ts, entity-replace-unique.test.ts, entity-ddl-lock-wait.test.ts
+  {
+    id: 'entity-sqlite-mark-whole-transaction',
+    rule: "SQLite entity store: the bypass triggers stand aside for every row while Lockstep's write transaction is open, so an ON DELETE CASCADE / SET NULL or ON UPDATE CASCADE its own delete or write of a parent makes into a cached child table is neither versioned nor journaled: the cache serves the deleted or changed children",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-entity-schema.ts',
+        find: "  const notOurs = (row: 'NEW' | 'OLD') => `NOT EXISTS (SELECT 1 FROM ${WRITING_TABLE} WHERE ${mark(row)})`;",
+        replace: "  const notOurs = (row: 'NEW' | 'OLD') => `NOT EXISTS (SELECT 1 FROM ${WRITING_TABLE} WHERE ${mark(row)} OR 1 = 1)`;",
+      },
+    ],
+  },
+  {
+    id: 'entity-pg-mark-whole-transaction',
+    rule: "PostgreSQL entity store: the triggers stand aside for every row of Lockstep's write transaction (the mark names the transaction, not the row), so a foreign-key cascade of its own delete or write into a cached child table is neither versioned nor journaled",
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "    ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(literal(spec.entity), `(${row}.${quoteIdentifier(spec.idColumn)})::text`)})`;",
+        replace: "    ` WHEN (coalesce(pg_catalog.current_setting('${WRITING_SETTING}', true), '') NOT LIKE ${WRITING_MARK} || ':%' OR ${row === 'NEW' ? 'false' : 'false'})`;",
+      },
+    ],
+  },
+  {
+    id: 'entity-sqlite-replace-other-id-unburied',
+    rule: "SQLite entity store: a REPLACE (INSERT OR REPLACE, UPDATE OR REPLACE, a UNIQUE declared ON CONFLICT REPLACE) that deletes a row of another id through another unique key leaves it unburied and unjournaled (SQLite fires no DELETE trigger for it): the cache serves the deleted row forever",
+    patches: [{ file: 'src/store/entity/sqlite-replaced-rows.ts', find: '  if (keys.length === 0) return [];', replace: '  if (keys.length >= 0) return [];' }],
+  },
+  {
+    id: 'entity-sqlite-replace-column-collation',
+    rule: "SQLite entity store: the rows a REPLACE deletes are looked up with the column's collation instead of the unique index's own (a NOCASE index on a BINARY column), so a row that differs only in case is replaced unburied",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-replaced-rows.ts',
+        find: '.map((c) => `${quote(c.name)} = NEW.${quote(c.name)} COLLATE ${quote(c.collation)}`)',
+        replace: '.map((c) => `${quote(c.name)} = NEW.${quote(c.name)}`)',
+      },
+    ],
+  },
+  {
+    id: 'entity-sqlite-replace-buries-live-rows',
+    rule: 'SQLite entity store: every row noted as a REPLACE candidate is tombstoned and journaled, also one that still exists (a partial unique index it is outside of): a phantom tombstone below a live row',
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-replaced-rows.ts',
+        find: "  const gone = (r: string) => `${r}.entity = '${entity}' AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${i} = ${r}.id)`;",
+        replace: "  const gone = (r: string) => `${r}.entity = '${entity}'`;",
+      },
+    ],
+  },
+  {
+    id: 'entity-sqlite-triggers-kept-on-open',
+    rule: "SQLite entity store: triggers already installed are kept on open (CREATE TRIGGER IF NOT EXISTS), so an earlier release's triggers, or ones derived before a unique index was added, stay: a REPLACE through the new index deletes a cached row unburied",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-entity-schema.ts',
+        find: '      if (ours.has(name) && wanted.get(name) !== sql) db.exec(`DROP TRIGGER ${q(name)}`);',
+        replace: "      if (ours.has(name) && wanted.get(name) !== sql && sql === '') db.exec(`DROP TRIGGER ${q(name)}`);",
+      },
+      {
+        file: 'src/store/entity/sqlite-entity-schema.ts',
+        find: '    const kept = new Set(installed.filter(({ name, sql }) => wanted.get(name) === sql).map(({ name }) => name));',
+        replace: '    const kept = new Set(installed.filter(({ name }) => ours.has(name)).map(({ name }) => name));',
+      },
+    ],
+  },
+  {
+    id: 'entity-ddl-lock-unbounded',
+    rule: "PostgreSQL entity helpers: the schema's DDL advisory lock is waited for without bound, so a session holding it (a migration waiting on the table) holds installEntityTriggers, addVersionColumn and every entity store's open forever",
+    patches: [
+      {
+        file: 'src/store/entity/postgres-ddl-lock.ts',
+        find: "text: 'SELECT pg_catalog.pg_try_advisory_xact_lock($1::bigint) AS got'",
+        replace: "text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint), true AS got'",
+      },
+    ],
+  },
+  {
+    id: 'entity-sqlite-renamed-table-triggers-kept',
+    rule: "SQLite entity store: after ALTER TABLE … RENAME, the triggers SQLite moved along under the old name are left beside the ones an open on the new name makes, and the second version fix-up of a plain INSERT sets a re-created id back below its tombstone",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-entity-schema.ts',
+        find: "    const ours = { has: (name: string) => name.startsWith('lockstep_') && SUFFIXES.some((what) => name.endsWith(`_${what}`)) };",
+        replace: '    const ours = new Set(SUFFIXES.map((what) => `lockstep_${spec.table}_${what}`));',
+      },
+    ],
+  },
+  {
+    id: 'entity-sqlite-replace-notes-cleared-by-fixup',
+    rule: "SQLite entity store: the note trigger runs on every UPDATE, so the bypass INSERT trigger's version fix-up (an UPDATE of the version alone), when it fires before the bury trigger, clears the notes of the rows a REPLACE deleted and they stay cached",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-replaced-rows.ts',
+        find: "    ['replaced_note_update', `BEFORE UPDATE ON ${t} WHEN ${changed}",
+        replace: "    ['replaced_note_update', `BEFORE UPDATE ON ${t}",
+      },
+    ],
   },
 ];

@@ -4,11 +4,14 @@
 // entity name, key = the id as text), so journal ids keep commit order and appends notify LISTENers.
 //
 // How the triggers tell Lockstep's writes from others: Lockstep's transaction sets the
-// transaction-local setting `lockstep.writing` to its own transaction id (WRITING_MARK); the
-// triggers' WHEN clauses skip rows written while the setting names the current transaction, so
-// Lockstep's own writes run no trigger function. No other session can see that setting, and a mark
-// plain SQL sets by mistake (a session-level SET left on a pooled connection, 'on' as earlier
-// releases set it) names no transaction that writes after it: those writes are still versioned.
+// transaction-local setting `lockstep.writing` to its own transaction id, the entity and the id it
+// writes (writingMark); a row trigger's WHEN clause skips a row only when the setting names the
+// current transaction and that very row, so Lockstep's own write runs no trigger function. The mark
+// names the row, not the transaction: what the write does to OTHER rows (an ON DELETE CASCADE or ON
+// UPDATE CASCADE into another cached table, the application's own trigger) is versioned and
+// journaled like plain SQL. No other session can see that setting, and a mark plain SQL sets by
+// mistake (a session-level SET left on a pooled connection, 'on' as earlier releases set it) names
+// no transaction that writes after it: those writes are still versioned.
 //
 // Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
 // a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
@@ -24,14 +27,17 @@
 // entity table of the schema; each table's triggers pass (entity, id column, version column).
 import { createHash } from 'node:crypto';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
-import { advisoryKey, quoteIdentifier } from '../postgres-schema.js';
+import { quoteIdentifier } from '../postgres-schema.js';
+import { takeDdlLock } from './postgres-ddl-lock.js';
 import { connectListened } from '../postgres-connection-errors.js';
 import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
-/** Its value in Lockstep's transactions, and what the triggers compare it with: the transaction's own id. */
+/** The transaction's own id, which the mark starts with. */
 export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';
+/** The mark of one row: `<transaction id>:<entity>:<id as text>` (an entity name holds no colon). */
+export const writingMark = (entity: string, id: string): string => `(${WRITING_MARK} || ':' || ${entity} || ':' || ${id})`;
 
 /** The functions of one schema (CREATE OR REPLACE: idempotent). */
 export function postgresEntityFunctionsSql(schema: string): string {
@@ -146,17 +152,19 @@ export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): str
   const s = quoteIdentifier(schema);
   const t = `${s}.${quoteIdentifier(spec.table)}`;
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
-  const notOurs = `(pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${WRITING_MARK})`;
-  const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT') => `
+  const notOurs = (row: 'NEW' | 'OLD') =>
+    ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(literal(spec.entity), `(${row}.${quoteIdentifier(spec.idColumn)})::text`)})`;
+  // Lockstep never truncates: TRUNCATE is always someone else's.
+  const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT', row?: 'NEW' | 'OLD') => `
 DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
-CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level} WHEN ${notOurs}
+CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level}${row === undefined ? '' : notOurs(row)}
   EXECUTE FUNCTION ${s}.lockstep_entity_${name}(${args});`;
   return [
-    trigger('before_insert', 'BEFORE INSERT', 'ROW'),
-    trigger('after_insert', 'AFTER INSERT', 'ROW'),
-    trigger('before_update', 'BEFORE UPDATE', 'ROW'),
-    trigger('after_update', 'AFTER UPDATE', 'ROW'),
-    trigger('after_delete', 'AFTER DELETE', 'ROW'),
+    trigger('before_insert', 'BEFORE INSERT', 'ROW', 'NEW'),
+    trigger('after_insert', 'AFTER INSERT', 'ROW', 'NEW'),
+    trigger('before_update', 'BEFORE UPDATE', 'ROW', 'NEW'),
+    trigger('after_update', 'AFTER UPDATE', 'ROW', 'NEW'),
+    trigger('after_delete', 'AFTER DELETE', 'ROW', 'OLD'),
     trigger('before_truncate', 'BEFORE TRUNCATE', 'STATEMENT'),
   ].join('\n');
 }
@@ -182,12 +190,20 @@ export async function isUniqueColumn(pool: PostgresPool, schema: string, table: 
   }
 }
 
-/** Runs `sql` in one transaction under the schema's DDL advisory lock; with `lockTimeoutMs`, its table locks wait at most that long. */
-async function ddl(pool: PostgresPool, schema: string, sql: string, lockTimeoutMs?: number): Promise<void> {
+/** Waits of one DDL transaction: `lockTimeoutMs` for its table locks (unbounded without), `ddlLockWaitMs` for the schema's DDL advisory lock. */
+export interface DdlWaits {
+  readonly lockTimeoutMs?: number;
+  /** @default DDL_LOCK_WAIT_MS (30 s) */
+  readonly ddlLockWaitMs?: number;
+}
+
+/** Runs `sql` in one transaction under the schema's DDL advisory lock (a bounded wait, postgres-ddl-lock.ts). */
+async function ddl(pool: PostgresPool, schema: string, sql: string, waits: DdlWaits = {}): Promise<void> {
+  const { lockTimeoutMs, ddlLockWaitMs } = waits;
   const client: PostgresClient = await connectListened(pool);
   try {
     await client.query({ text: 'BEGIN' });
-    await client.query({ text: 'SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)', values: [advisoryKey(`lockstep:ddl:${schema}`)] });
+    await takeDdlLock(client, schema, ddlLockWaitMs);
     if (lockTimeoutMs !== undefined) await client.query({ text: `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] });
     await client.query({ text: sql });
     await client.query({ text: 'COMMIT' });
@@ -203,11 +219,11 @@ async function ddl(pool: PostgresPool, schema: string, sql: string, lockTimeoutM
  * Adds a bigint version column (default 1: every existing row counts as written once) unless the
  * table has it. Idempotent (ADD COLUMN IF NOT EXISTS): run it from a migration or at start-up.
  */
-export async function addVersionColumn(pool: PostgresPool, table: string, options: { schema?: string; column?: string } = {}): Promise<void> {
+export async function addVersionColumn(pool: PostgresPool, table: string, options: { schema?: string; column?: string; ddlLockWaitMs?: number } = {}): Promise<void> {
   const schema = identifier(options.schema ?? 'public', 'schema');
   const column = identifier(options.column ?? 'version', 'column');
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(identifier(table, 'table'))}`;
-  await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`);
+  await ddl(pool, schema, `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${quoteIdentifier(column)} bigint NOT NULL DEFAULT 1`, options);
 }
 
 const TRIGGER_NAMES = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
@@ -241,9 +257,9 @@ async function installedTriggers(pool: PostgresPool, schema: string, spec: Entit
  * same entity and columns, they stay (they are correct with this release: docs/orm.md) and the next
  * open tries again.
  */
-export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: { lockTimeoutMs?: number } = {}): Promise<void> {
+export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: DdlWaits = {}): Promise<void> {
   identifier(schema, 'schema');
-  await ddl(pool, schema, postgresEntityFunctionsSql(schema));
+  await ddl(pool, schema, postgresEntityFunctionsSql(schema), { ddlLockWaitMs: options.ddlLockWaitMs });
   const triggers = postgresEntityTriggersSql(schema, spec);
   const digest = createHash('sha256').update(triggers).digest('hex');
   const installed = await installedTriggers(pool, schema, spec);
@@ -251,7 +267,7 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(spec.table)}`;
   const comments = TRIGGER_NAMES.map((name) => `COMMENT ON TRIGGER lockstep_${name} ON ${t} IS ${literal(digest)};`).join('\n');
   try {
-    await ddl(pool, schema, `${triggers}\n${comments}`, options.lockTimeoutMs);
+    await ddl(pool, schema, `${triggers}\n${comments}`, options);
   } catch (error) {
     const lockTimeout = (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
     if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;
@@ -263,8 +279,8 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Removes them (a table that no longer goes through Lockstep). */
-export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string): Promise<void> {
+export async function dropEntityTriggers(pool: PostgresPool, schema: string, table: string, options: { ddlLockWaitMs?: number } = {}): Promise<void> {
   const t = `${quoteIdentifier(identifier(schema, 'schema'))}.${quoteIdentifier(identifier(table, 'table'))}`;
   const names = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
-  await ddl(pool, schema, names.map((n) => `DROP TRIGGER IF EXISTS lockstep_${n} ON ${t};`).join('\n'));
+  await ddl(pool, schema, names.map((n) => `DROP TRIGGER IF EXISTS lockstep_${n} ON ${t};`).join('\n'), options);
 }

@@ -13,7 +13,7 @@ import { createPostgresStore, outcomeUnknown, type PostgresClient, type Postgres
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
-import { installEntityTriggers, isUniqueColumn, WRITING_MARK, WRITING_SETTING } from './postgres-entity-schema.js';
+import { installEntityTriggers, isUniqueColumn, WRITING_SETTING, writingMark } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
 import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
@@ -61,8 +61,9 @@ export async function createPostgresEntityStoreWith(
   const s = quoteIdentifier(schema);
   const { entity } = spec;
   const sql = {
-    begin: (timeoutMs: number) =>
-      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}; SELECT pg_catalog.set_config('${WRITING_SETTING}', ${WRITING_MARK}, true)`,
+    begin: (timeoutMs: number) => `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}`,
+    // The row's mark: the triggers stand aside for this row alone (a cascade into other rows is journaled).
+    mark: `SELECT pg_catalog.set_config('${WRITING_SETTING}', ${writingMark('$1::text', '$2::text')}, true)`,
     lock: `SELECT ${s}.lockstep_entity_lock($1, $2)`,
     unbury: `DELETE FROM ${s}.lockstep_tombstones WHERE namespace = $1 AND key = $2 RETURNING version`,
     bury: `INSERT INTO ${s}.lockstep_tombstones AS ts (namespace, key, version, deleted_at) VALUES ($1, $2, $3, pg_catalog.now())
@@ -74,10 +75,10 @@ export async function createPostgresEntityStoreWith(
   // A dropped checked-out connection must not crash the process.
   const checkout = (): Promise<PostgresClient> => connectListened(pool);
 
-  /** One transaction with Lockstep's mark set; a lost connection during COMMIT is an unknown outcome. */
-  async function transaction<R>(deadlineMs: number, work: (client: PostgresClient) => Promise<R>): Promise<R> {
+  /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome. */
+  async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
     const client = await checkout();
-    const begin = [{ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) }];
+    const begin = [{ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) }, { text: sql.mark, values: [entity, key] }];
     // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
     return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
   }
@@ -154,11 +155,11 @@ export async function createPostgresEntityStoreWith(
     },
     async write(namespace, key, payload, options: StoreWriteOptions) {
       live(namespace);
-      return transaction(options.deadlineMs, (client) => write(client, key, payload, options.precondition, options.journal));
+      return transaction(options.deadlineMs, key, (client) => write(client, key, payload, options.precondition, options.journal));
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live(namespace);
-      return transaction(options.deadlineMs, (client) => remove(client, key, options.precondition, options.journal));
+      return transaction(options.deadlineMs, key, (client) => remove(client, key, options.precondition, options.journal));
     },
     async scan(namespace, afterKey, limit) {
       live(namespace);

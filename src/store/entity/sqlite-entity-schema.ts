@@ -3,22 +3,34 @@
 // They reuse the key/value store's lockstep_tombstones and lockstep_journal tables (namespace = the
 // entity name, key = the id as text), so one journal and one drainer cover a whole database.
 //
-// How the triggers tell Lockstep's writes from others: Lockstep's write transaction inserts a row in
-// lockstep_entity_writing first and deletes it before commit. SQLite runs one writer at a time, so
-// while that row exists (only inside such a transaction) every statement is Lockstep's; a trigger
-// whose WHEN finds the table empty is looking at someone else's write. The triggers' own fix-up
-// UPDATE sets the mark too, so it fires no trigger with or without recursive_triggers.
+// How the triggers tell Lockstep's writes from others: Lockstep's write transaction inserts the
+// (entity, id) it writes in lockstep_entity_writing_key first and deletes it before commit. SQLite
+// runs one writer at a time, so while that row exists (only inside such a transaction) a change to
+// that row is Lockstep's; a trigger that finds no mark for its own row is looking at someone else's
+// write. The mark names the row, not the transaction: a change the write causes to OTHER rows (an
+// ON DELETE CASCADE or ON UPDATE CASCADE into another cached table, the application's own trigger)
+// is versioned and journaled like plain SQL. The triggers' own fix-up UPDATE marks its row too, so
+// it fires no trigger with or without recursive_triggers.
 //
 // Bypass writes get: INSERT → max(its version, 1 + tombstone); UPDATE → max(its version, old + 1)
 // (a rename: above the new id's tombstone too, and the old id is tombstoned); DELETE → a tombstone at
 // 1 + max(row, tombstone). INSERT OR REPLACE removes the old row without DELETE triggers, so a BEFORE
-// trigger keeps its version as the id's tombstone first (as sqlite-schema.ts does for lockstep_kv).
+// trigger keeps its version as the id's tombstone first (as sqlite-schema.ts does for lockstep_kv);
+// rows of other ids that a REPLACE removes are buried by sqlite-replaced-rows.ts.
+//
+// The triggers are compared with the ones installed on every open and re-created when they differ
+// (an earlier release's, or the table's unique indexes changed).
 import type Database from 'better-sqlite3';
 import { InvalidOptionError } from '../../errors.js';
+import { otherUniqueKeys, REPLACED_TABLE_SQL, replacedRowTriggers, type UniqueKey } from './sqlite-replaced-rows.js';
 import { identifier, type EntitySpec } from './spec.js';
 
 const NOW_MS = `CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`;
-export const WRITING_TABLE = 'lockstep_entity_writing';
+/** The rows Lockstep's open write transaction is writing: (entity, id as text). */
+export const WRITING_TABLE = 'lockstep_entity_writing_key';
+const WRITING_TABLE_SQL = `CREATE TABLE IF NOT EXISTS ${WRITING_TABLE} (entity TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (entity, key)) WITHOUT ROWID`;
+/** The tables the triggers use besides the key/value store's. */
+export const ENTITY_TABLES_SQL = `${WRITING_TABLE_SQL};\n${REPLACED_TABLE_SQL};`;
 const q = (name: string) => `"${name}"`;
 
 /** The columns of a table, or an empty list when it does not exist. */
@@ -59,16 +71,16 @@ export function addVersionColumn(db: Database.Database, table: string, column = 
   }).immediate();
 }
 
-/** The trigger DDL of one entity table (idempotent: CREATE … IF NOT EXISTS). */
-export function sqliteEntityTriggersSql(spec: EntitySpec): string {
+/** The triggers of one entity table: [name, DDL after `CREATE TRIGGER <name>`]. */
+function entityTriggers(spec: EntitySpec, uniqueKeys: readonly UniqueKey[]): Array<[string, string]> {
   const { table, idColumn, versionColumn, entity } = spec;
   const t = q(table);
   const id = q(idColumn);
   const v = q(versionColumn);
-  const name = (what: string) => q(`lockstep_${table}_${what}`);
   const at = (row: 'NEW' | 'OLD') => `namespace = '${entity}' AND key = CAST(${row}.${id} AS TEXT)`;
   const tomb = (row: 'NEW' | 'OLD') => `(SELECT version FROM lockstep_tombstones WHERE ${at(row)})`;
-  const notOurs = `NOT EXISTS (SELECT 1 FROM ${WRITING_TABLE})`;
+  const mark = (row: 'NEW' | 'OLD') => `entity = '${entity}' AND key = CAST(${row}.${id} AS TEXT)`;
+  const notOurs = (row: 'NEW' | 'OLD') => `NOT EXISTS (SELECT 1 FROM ${WRITING_TABLE} WHERE ${mark(row)})`;
   const renamed = `OLD.${id} IS NOT NEW.${id}`;
   const journal = (row: 'NEW' | 'OLD', version: string, from: string, where: string) =>
     `INSERT INTO lockstep_journal (namespace, key, version, reason, created_at)
@@ -79,31 +91,26 @@ export function sqliteEntityTriggersSql(spec: EntitySpec): string {
     INSERT INTO lockstep_tombstones (namespace, key, version, deleted_at)
       SELECT '${entity}', CAST(NEW.${id} AS TEXT), coalesce(${v}, 0), ${NOW_MS} FROM ${t}
       WHERE ${id} = NEW.${id} AND NOT EXISTS (SELECT 1 FROM lockstep_tombstones WHERE ${at('NEW')});`;
-  /** Sets the row's version with the mark held, so the fix-up fires no trigger. */
-  const setVersion = (version: string) => `INSERT INTO ${WRITING_TABLE} (id) VALUES (1);
+  /** Sets the row's version with its mark held, so the fix-up fires no trigger. */
+  const setVersion = (version: string) => `INSERT OR IGNORE INTO ${WRITING_TABLE} (entity, key) VALUES ('${entity}', CAST(NEW.${id} AS TEXT));
     UPDATE ${t} SET ${v} = ${version} WHERE ${id} = NEW.${id};
-    DELETE FROM ${WRITING_TABLE};`;
-  return `
-CREATE TABLE IF NOT EXISTS ${WRITING_TABLE} (id INTEGER PRIMARY KEY);
-
-CREATE TRIGGER IF NOT EXISTS ${name('bypass_replace')} BEFORE INSERT ON ${t} WHEN ${notOurs}
+    DELETE FROM ${WRITING_TABLE} WHERE ${mark('NEW')};`;
+  const bypass: Array<[string, string]> = [
+    ['bypass_replace', `BEFORE INSERT ON ${t} WHEN ${notOurs('NEW')}
 BEGIN
   ${keepFloor}
-END;
-
-CREATE TRIGGER IF NOT EXISTS ${name('bypass_rename')} BEFORE UPDATE ON ${t} WHEN ${notOurs} AND ${renamed}
+END`],
+    ['bypass_rename', `BEFORE UPDATE ON ${t} WHEN ${notOurs('NEW')} AND ${renamed}
 BEGIN
   ${keepFloor}
-END;
-
-CREATE TRIGGER IF NOT EXISTS ${name('bypass_insert')} AFTER INSERT ON ${t} WHEN ${notOurs}
+END`],
+    ['bypass_insert', `AFTER INSERT ON ${t} WHEN ${notOurs('NEW')}
 BEGIN
   ${setVersion(`max(coalesce(NEW.${v}, 0), 1 + coalesce(${tomb('NEW')}, 0))`)}
   DELETE FROM lockstep_tombstones WHERE ${at('NEW')};
   ${journal('NEW', v, t, `${id} = NEW.${id}`)}
-END;
-
-CREATE TRIGGER IF NOT EXISTS ${name('bypass_update')} AFTER UPDATE ON ${t} WHEN ${notOurs}
+END`],
+    ['bypass_update', `AFTER UPDATE ON ${t} WHEN ${notOurs('NEW')}
 BEGIN
   ${setVersion(`max(coalesce(NEW.${v}, 0), 1 + coalesce(OLD.${v}, 0), 1 + coalesce(${tomb('NEW')}, 0))`)}
   DELETE FROM lockstep_tombstones WHERE ${at('NEW')};
@@ -115,28 +122,60 @@ BEGIN
     SELECT '${entity}', CAST(OLD.${id} AS TEXT), ${v}, ${NOW_MS} FROM ${t}
     WHERE ${id} = NEW.${id} AND ${renamed} AND NOT EXISTS (SELECT 1 FROM lockstep_tombstones WHERE ${at('OLD')});
   ${journal('OLD', 'version', 'lockstep_tombstones', `${at('OLD')} AND ${renamed}`)}
-END;
-
-CREATE TRIGGER IF NOT EXISTS ${name('bypass_delete')} AFTER DELETE ON ${t} WHEN ${notOurs}
+END`],
+    ['bypass_delete', `AFTER DELETE ON ${t} WHEN ${notOurs('OLD')}
 BEGIN
   UPDATE lockstep_tombstones SET version = 1 + max(version, coalesce(OLD.${v}, 0)), deleted_at = ${NOW_MS} WHERE ${at('OLD')};
   INSERT INTO lockstep_tombstones (namespace, key, version, deleted_at)
     SELECT '${entity}', CAST(OLD.${id} AS TEXT), 1 + coalesce(OLD.${v}, 0), ${NOW_MS}
     WHERE NOT EXISTS (SELECT 1 FROM lockstep_tombstones WHERE ${at('OLD')});
   ${journal('OLD', 'version', 'lockstep_tombstones', at('OLD'))}
-END;
-`;
+END`],
+  ];
+  const replaced = replacedRowTriggers(uniqueKeys, { table, entity, id: idColumn, version: versionColumn, nowMs: NOW_MS });
+  return [...bypass, ...replaced].map(([what, body]) => [`lockstep_${table}_${what}`, body]);
 }
 
-/** Installs the bypass triggers of one entity table. Idempotent; needs the lockstep_* tables (createSqliteStore makes them). */
-export function installEntityTriggers(db: Database.Database, spec: EntitySpec): void {
-  db.transaction(() => db.exec(sqliteEntityTriggersSql(spec))).immediate();
+/** Every trigger name suffix this module makes (dropEntityTriggers and re-creation remove exactly these). */
+const SUFFIXES = ['bypass_replace', 'bypass_rename', 'bypass_insert', 'bypass_update', 'bypass_delete', 'replaced_note_insert', 'replaced_note_update', 'replaced_bury_insert', 'replaced_bury_update'];
+
+/**
+ * The trigger DDL of one entity table (idempotent: CREATE … IF NOT EXISTS). `uniqueKeys`: the table's
+ * unique keys besides the id (otherUniqueKeys), whose REPLACE deletes other rows; installEntityTriggers reads them.
+ */
+export function sqliteEntityTriggersSql(spec: EntitySpec, uniqueKeys: readonly UniqueKey[] = []): string {
+  const triggers = entityTriggers(spec, uniqueKeys).map(([name, body]) => `CREATE TRIGGER IF NOT EXISTS ${q(name)} ${body};`);
+  return [ENTITY_TABLES_SQL, ...triggers].join('\n\n');
+}
+
+/**
+ * Installs the bypass triggers of one entity table, re-creating those that differ from this
+ * release's for the table as it is now (its unique indexes). Idempotent; needs the lockstep_*
+ * tables (createSqliteStore makes them).
+ * @returns the unique indexes on expressions, whose REPLACE conflicts the triggers cannot look up.
+ */
+export function installEntityTriggers(db: Database.Database, spec: EntitySpec): { expressionIndexes: string[] } {
+  return db.transaction(() => {
+    db.exec(ENTITY_TABLES_SQL);
+    const { keys, expressions } = otherUniqueKeys(db, spec.table, spec.idColumn);
+    const wanted = new Map(entityTriggers(spec, keys).map(([name, body]) => [name, `CREATE TRIGGER ${q(name)} ${body}`]));
+    // Ours under any table name: ALTER TABLE … RENAME moves a table's triggers along with their old
+    // names, and two sets on one table would each fix the version up (the later one below a tombstone).
+    const ours = { has: (name: string) => name.startsWith('lockstep_') && SUFFIXES.some((what) => name.endsWith(`_${what}`)) };
+    const installed = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?").all(spec.table) as Array<{ name: string; sql: string }>;
+    for (const { name, sql } of installed) {
+      if (ours.has(name) && wanted.get(name) !== sql) db.exec(`DROP TRIGGER ${q(name)}`);
+    }
+    const kept = new Set(installed.filter(({ name, sql }) => wanted.get(name) === sql).map(({ name }) => name));
+    for (const [name, sql] of wanted) if (!kept.has(name)) db.exec(sql);
+    return { expressionIndexes: expressions };
+  }).immediate();
 }
 
 /** Removes them (a table that no longer goes through Lockstep). */
 export function dropEntityTriggers(db: Database.Database, table: string): void {
   identifier(table, 'table');
-  for (const what of ['bypass_replace', 'bypass_rename', 'bypass_insert', 'bypass_update', 'bypass_delete']) {
+  for (const what of SUFFIXES) {
     db.exec(`DROP TRIGGER IF EXISTS ${q(`lockstep_${table}_${what}`)}`);
   }
 }

@@ -12,7 +12,7 @@ import { whenOutsideTransaction } from '../sqlite-outside-transaction.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
 import { checkPrecondition, expectedOf } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
-import { installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
+import { ENTITY_TABLES_SQL, installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
 import { checkNamespace, checkSpelling, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
@@ -56,12 +56,12 @@ export function createSqliteEntityStoreWith(
   // The key/value store on the same connection: schema (tombstones, journal), pragmas, journal reads.
   const kv = createSqliteStore({ database: db, busyTimeout: options.busyTimeout ?? '2s', synchronous: options.synchronous ?? 'FULL' });
   const busyTimeoutMs = toMs(options.busyTimeout ?? '2s', 'busyTimeout', { allowZero: true });
-  db.exec(`CREATE TABLE IF NOT EXISTS ${WRITING_TABLE} (id INTEGER PRIMARY KEY)`);
+  db.exec(ENTITY_TABLES_SQL);
   if (options.bypassTriggers ?? true) installEntityTriggers(db, spec);
 
   const prepare = (sql: string) => db.prepare(sql).safeIntegers(false);
-  const markOn = prepare(`INSERT INTO ${WRITING_TABLE} (id) VALUES (1)`);
-  const markOff = prepare(`DELETE FROM ${WRITING_TABLE}`);
+  const markOn = prepare(`INSERT INTO ${WRITING_TABLE} (entity, key) VALUES (?, ?)`);
+  const markOff = prepare(`DELETE FROM ${WRITING_TABLE} WHERE entity = ? AND key = ?`);
   const tombstoneOf = prepare('SELECT version FROM lockstep_tombstones WHERE namespace = ? AND key = ?').pluck();
   const unbury = prepare('DELETE FROM lockstep_tombstones WHERE namespace = ? AND key = ?');
   const bury = prepare(
@@ -72,17 +72,21 @@ export function createSqliteEntityStoreWith(
   const append = prepare("INSERT INTO lockstep_journal (namespace, key, version, reason, created_at) VALUES (?, ?, ?, 'repair', ?)");
   const { entity } = spec;
 
-  /** Runs `work` with the bypass mark held: the table's triggers stand aside for Lockstep's own statements. */
-  const marked = <R>(work: () => R): R => {
-    markOn.run();
+  /**
+   * Runs `work` with the bypass mark of the row `key` held: the table's triggers stand aside for
+   * Lockstep's own change of that row, and only of that row (a cascade or an application trigger that
+   * changes other rows is versioned and journaled).
+   */
+  const marked = <R>(key: string, work: () => R): R => {
+    markOn.run(entity, key);
     const result = work();
-    markOff.run();
+    markOff.run(entity, key);
     return result;
   };
   /** The row as the table holds it now (its types, generated columns, the application's triggers): what the cache publishes. */
   const storedPayload = (key: string): string => payloadOfRow(spec, storedRow(spec, key, table.selectMany([key])[0]).row);
   const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
-    marked(() => {
+    marked(key, () => {
       const row = rowOfPayload(spec, table.columns, key, payload);
       let version = table.update(key, row, expectedOf(precondition));
       if (version === undefined) {
@@ -98,7 +102,7 @@ export function createSqliteEntityStoreWith(
     }),
   );
   const deleteTx = db.transaction((key: string, precondition: StorePrecondition | undefined, journal: boolean): StoreDeleteResult =>
-    marked(() => {
+    marked(key, () => {
       if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);
       checkSpelling(spec, key, table.selectMany([key])[0]);
       const old = table.remove(key);
