@@ -322,6 +322,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: LUA, find: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4] }', replace: '{ ARGV[at + 1], ARGV[at + 2], ARGV[at + 1], ARGV[at + 4] }' }],
   },
   {
+    id: 'record-version-digits-unchecked',
+    rule: "a value record's version read digit by digit past 15 digits, or up to a character that is not the colon: the hit decodes another version than Number() of its digits",
+    patches: [{ file: 'src/cache/redis-records.ts', find: '  if (raw.charCodeAt(colon) !== COLON || colon > 16) {', replace: '  if (colon === 1 && raw.charCodeAt(colon) !== COLON) {' }],
+  },
+  {
     id: 'write-batch-close-drops-held',
     rule: "the Redis adapter's close() leaves the write calls it holds to the end of the tick, when the client is closed: a completion made right before close() never lands",
     patches: [{ file: 'src/cache/redis.ts', find: '    this.batcher?.flush(); // held calls go out before the client closes\n', replace: '' }],

@@ -8,6 +8,9 @@ const V = 0x76; // 'v'
 const F = 0x66; // 'f'
 const W = 0x77; // 'w'
 const ONE = 0x31; // '1'
+const ZERO = 0x30; // '0'
+const NINE = 0x39; // '9'
+const COLON = 0x3a; // ':'
 
 export type RecordKind = 'value' | 'fill' | 'write';
 
@@ -24,9 +27,16 @@ export function encodeValue(entry: CacheEntry, key: string): string {
 /** Decodes a value record; undefined when `raw` is not one (a lease, or not a Lockstep record). */
 export function decodeValue(raw: string): ValueRecord | undefined {
   if (raw.charCodeAt(0) !== V) return undefined;
-  const colon = raw.indexOf(':', 1);
-  if (colon < 0) return undefined;
-  const version = Number(raw.slice(1, colon));
+  // The version's digits are read in the scan for the colon: no string for them (a hit decodes one
+  // record per read). Past 15 digits, or anything but digits, Number() of the text decides as before.
+  let version = 0;
+  let colon = 1;
+  for (let code = raw.charCodeAt(1); code >= ZERO && code <= NINE; code = raw.charCodeAt(++colon)) version = version * 10 + (code - ZERO);
+  if (raw.charCodeAt(colon) !== COLON || colon > 16) {
+    colon = raw.indexOf(':', 1);
+    if (colon < 0) return undefined;
+    version = Number(raw.slice(1, colon));
+  } // (no digits at all: 0, as Number('') is)
   const tombstone = raw.charCodeAt(colon + 1) === ONE;
   return { kind: 'value', version, payload: tombstone ? undefined : raw.slice(colon + 3), tombstone };
 }

@@ -161,6 +161,8 @@ export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAda
 const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
 const BYPASS = Object.freeze({ kind: 'bypass' as const });
 const SCAN_COUNT = '1000';
+/** How many keys' GET commands are kept for the hit path (the engine keeps as many joined keys). */
+const GET_COMMANDS_KEPT = 8192;
 /** How often the maxmemory-policy is checked again while the adapter is in use. */
 const POLICY_RECHECK_MS = 5_000;
 class RedisCache implements RedisCacheAdapter, WriteCallHost {
@@ -202,6 +204,8 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   /** Cluster only: performance.now() of the last quarantine warning (one per 10 s, not one per slot). */
   private quarantineWarnedAt = -Infinity;
   private policyCheck: Promise<void> | undefined;
+  /** The hit path's GET per key (getArgs). */
+  private readonly getCommands = new Map<string, readonly string[]>();
 
   constructor(options: RedisCacheOptions) {
     this.keyPrefix = options.keyPrefix ?? 'lockstep:';
@@ -291,19 +295,36 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     return this.getInto(key, fillLeaseMs, handler);
   }
 
+  /**
+   * The GET of a key, kept per key (bounded; started over when full, as the engine's joined keys):
+   * a repeated hit sends the same frozen array, so no new key string is joined and then flattened
+   * again to be written. node-redis only reads the arguments it is given.
+   */
+  private getArgs(key: string): readonly string[] {
+    let args = this.getCommands.get(key);
+    if (args === undefined) {
+      if (this.getCommands.size >= GET_COMMANDS_KEPT) this.getCommands.clear();
+      const full = this.keyPrefix + key;
+      args = Object.freeze(['GET', full]);
+      this.getCommands.set(key, args);
+    }
+    return args;
+  }
+
   /** get, or get and then the handler's step when one is given. */
   private getInto<R>(key: string, fillLeaseMs: number, handler: CacheAnswerHandler<R> | undefined): Promise<R> {
-    const full = this.keyPrefix + key;
-    if (this.incarnations !== undefined) return this.clusterGet(key, full, fillLeaseMs, handler);
+    if (this.incarnations !== undefined) return this.clusterGet(key, this.keyPrefix + key, fillLeaseMs, handler);
     // Before the first connection, closed, or refusing (eviction policy): the general path.
     if (!this.connected || this.closed || this.evictionRefusal !== undefined) {
+      const full = this.keyPrefix + key;
       const call = this.run('get', key, () => this.send(full, ['GET', full]).then((raw) => this.afterGet(raw, full, fillLeaseMs)));
       return handler === undefined ? (call as Promise<R>) : call.then((answer) => handler.answer(answer), (error: unknown) => handler.failure(error));
     }
     // The hit path: one GET under a deadline, decoded in the call's own callback, and the caller's
     // next step run there too: one object and one promise per call (GetCall below). Only nothing
     // or a lease needs the script, within the same deadline.
-    const call = this.deadlines.start(new GetCall(this, key, full, fillLeaseMs, handler), this.send(full, ['GET', full]), this.timeoutMs);
+    const args = this.getArgs(key);
+    const call = this.deadlines.start(new GetCall(this, key, args[1]!, fillLeaseMs, handler), this.send(args[1]!, args as string[]), this.timeoutMs);
     this.recheckPolicy(this.deadlines.lastStart);
     return call;
   }
