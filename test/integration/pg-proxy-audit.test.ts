@@ -106,7 +106,9 @@ describe('lockstep audit --pg-proxy over PostgreSQL + Redis', { timeout: 180_000
   async function cacheThroughProxy(ids: readonly number[]): Promise<{ rows: Map<number, unknown>; close(): Promise<void> }> {
     const proxyCache = createRedisCache({ url: REDIS_URL });
     await proxyCache.connect();
-    const proxy = await startTestProxy(db!, { cache: proxyCache });
+    // A TTL far past the test: the audits run as CLI processes, and on a loaded machine the default
+    // minute went by before the first one counted the answers (it found none).
+    const proxy = await startTestProxy(db!, { cache: proxyCache, ttlMs: 3_600_000 });
     const client = new pg.Client({ connectionString: proxy.url });
     client.on('error', () => undefined);
     await client.connect();
