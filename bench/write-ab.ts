@@ -99,6 +99,7 @@ const engines = builds.map((build, b) => {
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const cpu = subjects.map(() => [] as number[]);
+const sys = subjects.map(() => [] as number[]);
 for (let warm = 0; warm < 2; warm++) for (const s of subjects) await s.run();
 for (let round = 0; round < ROUNDS; round++) {
   const order = subjects.map((_, i) => i);
@@ -108,6 +109,7 @@ for (let round = 0; round < ROUNDS; round++) {
     await subjects[i]!.run();
     const used = process.cpuUsage(cpu0);
     cpu[i]!.push((used.user + used.system) / OPS);
+    sys[i]!.push(used.system / OPS);
   }
 }
 const baseBest = Math.min(...cpu[0]!);
@@ -116,7 +118,7 @@ console.log(`synchronous=${SYNCHRONOUS}: ${ROUNDS} rounds of ${OPS} writes; CPU 
 subjects.forEach((s, i) => {
   const best = Math.min(...cpu[i]!);
   const med = median(cpu[i]!);
-  console.log(`  ${s.name.padEnd(36)} best ${best.toFixed(2).padStart(7)} (${(best / baseBest).toFixed(2)}x)   median ${med.toFixed(2).padStart(7)} (${(med / baseMedian).toFixed(2)}x)`);
+  console.log(`  ${s.name.padEnd(36)} best ${best.toFixed(2).padStart(7)} (${(best / baseBest).toFixed(2)}x)   median ${med.toFixed(2).padStart(7)} (${(med / baseMedian).toFixed(2)}x)   of which system (median) ${median(sys[i]!).toFixed(2)}`);
 });
 for (const { engine, store } of engines) {
   if (engine.counters.failures > 0) console.log(`warning: ${engine.counters.failures} writes failed`);
