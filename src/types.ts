@@ -244,7 +244,12 @@ export interface StoreAdapter {
    * both, but other callers may not).
    */
   read(namespace: string, key: string): MaybePromise<StoredValue | undefined>;
-  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
+  /**
+   * Commits the payload as the key's next version. An in-process store (SQLite) may answer
+   * synchronously, as `read` may: the engine then publishes without a promise or a deadline race in
+   * between (a settled commit wins any race). A failure is a rejected promise, never a throw.
+   */
+  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): MaybePromise<StoreWriteResult>;
   /** Deleting a missing key still commits a new version (a tombstone the cache can be fenced with). */
   delete(namespace: string, key: string, options: StoreWriteOptions): Promise<StoreDeleteResult>;
   appendJournal(namespace: string, key: string, version: Version, reason: JournalReason): Promise<void>;

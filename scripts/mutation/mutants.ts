@@ -72,7 +72,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'late-complete-no-repair',
     rule: 'lease budget: a commit confirmed past its lease, completeWrite failed, and no repair row is appended (survivor 1)',
-    patches: [{ file: WRITE_PATH, find: "      await appendRepair(ctx, step.key, result.version, deadline);\n      report('cache-failure', dbMs);", replace: "      report('cache-failure', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "    await appendRepair(ctx, step.key, result.version, deadline);\n    report('cache-failure', dbMs);", replace: "    report('cache-failure', dbMs);" }],
   },
   {
     id: 'early-ack-unchecked',
@@ -102,7 +102,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'unknown-outcome-releases-lease',
     rule: 'engine paths: an unknown store outcome aborts the lease instead of letting it expire (dirty)',
-    patches: [{ file: WRITE_PATH, find: "      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
   },
   {
     id: 'tombstone-missing',

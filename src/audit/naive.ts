@@ -145,7 +145,7 @@ export function createNaiveWriteThrough<T = unknown>(options: NaiveWriteThroughO
   // Store failures are classified as the engine does: unknown outcomes stay unknown, the rest were
   // rolled back. Cache failures are swallowed after a committed write: the write is acknowledged and
   // the old value stays readable (race c).
-  const storeWrite = async <R>(key: string, commit: () => Promise<R>): Promise<R> => {
+  const storeWrite = async <R>(key: string, commit: () => R | Promise<R>): Promise<R> => {
     try {
       return await commit();
     } catch (error) {

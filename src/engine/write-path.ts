@@ -27,9 +27,11 @@ export interface WriteStep<R extends { version: Version }> {
   readonly ttlMs: number;
   /**
    * Commits in one store transaction. With `journal`, also records the key for repair in it, unless
-   * `journalAfterCommit` says the step cannot (the caller's own database step).
+   * `journalAfterCommit` says the step cannot (the caller's own database step). An in-process store
+   * may commit synchronously (StoreAdapter.write): a plain result is taken as is, with no deadline
+   * race (a settled commit wins any race: a timer cannot fire before the next microtask).
    */
-  commit(journal: boolean, deadlineMs: number): Promise<R>;
+  commit(journal: boolean, deadlineMs: number): R | Promise<R>;
   /** What the cache publishes for a committed result; throws when the result cannot be published. */
   entryFor(result: R): CacheEntry;
   /** The step cannot journal in its own transaction: the path appends the repair row right after the commit. */
@@ -143,24 +145,30 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   const deadlineMs = Math.max(1, Math.floor(Math.min(leaseLeftMs, deadline.remaining())));
   const dbStart = performance.now();
   let result: R;
-  let committing: Promise<R>;
+  let committing: R | Promise<R>;
   try {
     committing = step.commit(!leased, deadlineMs);
   } catch (error) {
     committing = Promise.reject(error); // a step that throws synchronously fails like one that rejects
   }
   try {
-    // The client-side deadline: a commit not confirmed by then may still land, so its outcome is unknown.
-    result = await within(
-      deadline,
-      () => committing,
-      () =>
-        new StoreOutcomeUnknownError(
-          `the store did not confirm the ${step.operation} within ${Math.round(deadlineMs)} ms: it may or may not have committed`,
-          { key: step.key, namespace: ctx.namespace },
-        ),
-      deadlineMs,
-    );
+    // The client-side deadline: a commit not confirmed by then may still land, so its outcome is
+    // unknown. A commit answered synchronously is confirmed already: nothing to race.
+    if (isThenable(committing)) {
+      const pending = committing;
+      result = await within(
+        deadline,
+        () => pending,
+        () =>
+          new StoreOutcomeUnknownError(
+            `the store did not confirm the ${step.operation} within ${Math.round(deadlineMs)} ms: it may or may not have committed`,
+            { key: step.key, namespace: ctx.namespace },
+          ),
+        deadlineMs,
+      );
+    } else {
+      result = committing;
+    }
   } catch (error) {
     const dbMs = performance.now() - dbStart;
     const release = async (): Promise<void> => {
@@ -181,7 +189,8 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
       if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step, deadline);
       // A commit confirmed after we gave up may land after the lease expired and a reader filled the
       // older value: fence it out then, as the protocol asks of any late confirmation.
-      committing.then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);
+      // (Only a pending commit can time out.)
+      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);
       report('unknown', dbMs);
       throw error;
     }
@@ -232,29 +241,36 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
     }
     return result;
   }
-  const complete = async (how: CompleteWriteOptions | undefined): Promise<R> => {
+  const completed = (): R => {
+    cacheMs += performance.now() - cacheStart;
+    recordCacheStep(false);
+    report('ok', dbMs);
+    return result;
+  };
+  const failed = async (error: unknown): Promise<R> => {
+    cacheMs += performance.now() - cacheStart;
+    recordCacheStep(true);
+    // The lease keeps readers on the store until it expires. If the commit landed after the lease
+    // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
+    await appendRepair(ctx, step.key, result.version, deadline);
+    report('cache-failure', dbMs);
+    if (options.failurePolicy === 'strict') {
+      throw new CacheWriteError(
+        `the store committed version ${result.version} but the cache step failed; readers use the store until the lease expires`,
+        result.version,
+        { key: step.key, namespace: ctx.namespace, cause: error },
+      );
+    }
+    return result;
+  };
+  // An in-process cache answers at once: the write then settles without another promise.
+  const complete = (how: CompleteWriteOptions | undefined): R | Promise<R> => {
     try {
-      const completed = cache.completeWrite(step.cacheKey, token, entry, step.ttlMs, how);
-      if (isThenable(completed)) await completed;
-      cacheMs += performance.now() - cacheStart;
-      recordCacheStep(false);
-      report('ok', dbMs);
-      return result;
+      const completing = cache.completeWrite(step.cacheKey, token, entry, step.ttlMs, how);
+      if (isThenable(completing)) return Promise.resolve(completing).then(completed).catch(failed);
+      return completed();
     } catch (error) {
-      cacheMs += performance.now() - cacheStart;
-      recordCacheStep(true);
-      // The lease keeps readers on the store until it expires. If the commit landed after the lease
-      // expired, a reader may have filled the older value meanwhile: journal the key so it is fenced.
-      await appendRepair(ctx, step.key, result.version, deadline);
-      report('cache-failure', dbMs);
-      if (options.failurePolicy === 'strict') {
-        throw new CacheWriteError(
-          `the store committed version ${result.version} but the cache step failed; readers use the store until the lease expires`,
-          result.version,
-          { key: step.key, namespace: ctx.namespace, cause: error },
-        );
-      }
-      return result;
+      return failed(error);
     }
   };
   // acknowledge 'after-commit' (pragmatic only): the lease is live, so until the completion lands
@@ -264,7 +280,7 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
   // margin covers clocks that run at slightly different rates.
   if (options.acknowledge === 'after-commit' && clock.now() - leaseStart < options.leaseTtlMs * EARLY_ACK_LEASE_SHARE) {
     // Nobody waits for it: the cache may send it with the calls of the tick (the next write's lease).
-    const completing = complete(ACKNOWLEDGED).catch(() => undefined); // pragmatic: counted and journaled inside, never thrown
+    const completing = Promise.resolve(complete(ACKNOWLEDGED)).catch(() => undefined); // pragmatic: counted and journaled inside, never thrown
     ctx.completionsAfterAck.add(completing);
     void completing.finally(() => ctx.completionsAfterAck.delete(completing));
     return result;

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { toMs } from '../duration.js';
 import { ClosedError } from '../errors.js';
 import { validateKey } from '../keys.js';
+import { isThenable } from '../maybe-promise.js';
 import { resolveOptions, type EngineOptions, type JournalDrainerLike, type ResolvedOptions } from '../options.js';
 import { createTokenSource } from '../tokens.js';
 import type { CacheAnswerHandler, CacheGetResult, ValueRecord } from '../types.js';
@@ -319,11 +320,17 @@ export class WriteThroughEngine<T> implements Engine<T> {
         key,
         cacheKey: known.cacheKey,
         ttlMs,
-        commit: (journal, deadlineMs) =>
-          this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition, likelyExists }).then((committed) => {
+        commit: (journal, deadlineMs) => {
+          const committing = this.options.store.write(this.namespace, key, encoded.payload, { journal, deadlineMs, precondition, likelyExists });
+          if (!isThenable(committing)) {
+            known.live = true; // committed synchronously (an in-process store)
+            return committing;
+          }
+          return Promise.resolve(committing).then((committed) => {
             known.live = true;
             return committed;
-          }),
+          });
+        },
         // A store that read the row back (an entity table) publishes it as stored, not as written.
         entryFor: (committed) => (committed.payload === undefined ? entryOf(committed.version) : this.ctx.entries.fromStore({ version: committed.version, payload: committed.payload })),
       });

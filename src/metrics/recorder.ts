@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'p
 import type { AlertEvent, WriteEvent, WriteOperation } from '../engine/events.js';
 import { InvalidOptionError, LockstepError } from '../errors.js';
 import { ALERT_GAUGE, COUNTERS, HISTOGRAMS, LATENCY_BUCKETS_SECONDS, RATE_GAUGE, type CounterName, type HistogramName, type MetricsSource } from './catalog.js';
+import { seriesObserver } from './series-observer.js';
 import { histogramSnapshot, maxSeries, sumSeries, type HistogramSnapshot, type MetricsSnapshot } from './snapshot.js';
 
 export type { MetricsSource } from './catalog.js';
@@ -129,14 +130,22 @@ export function createMetrics(options: MetricsOptions = {}): LockstepMetrics {
       delete: { namespace, operation: 'delete' },
     };
     const observed = HISTOGRAMS.map((spec) => ({ pick: spec.pick, histogram: histograms.get(spec.name)! }));
+    attached.set(namespace, attachment);
+    for (const { histogram } of observed) for (const op of OPERATIONS) histogram.zero(labels[op]);
+    // Each series found once (series-observer.ts): an observation does not hash its labels again.
+    const observers = observed.map(({ pick, histogram }) => ({
+      pick,
+      write: seriesObserver(histogram, labels.write),
+      delete: seriesObserver(histogram, labels.delete),
+    }));
 
     const onWrite = (event: WriteEvent): void => {
-      const l = labels[event.operation];
-      if (l === undefined) return;
-      for (const { pick, histogram } of observed) {
-        const ms = pick(event);
+      const operation = event.operation;
+      if (operation !== 'write' && operation !== 'delete') return;
+      for (const observer of observers) {
+        const ms = observer.pick(event);
         // A listener runs inside the engine's write: never let a bad sample throw there.
-        if (typeof ms === 'number' && ms >= 0 && Number.isFinite(ms)) histogram.observe(l, ms / 1000);
+        if (typeof ms === 'number' && ms >= 0 && Number.isFinite(ms)) observer[operation](ms / 1000);
       }
     };
     const onAlert = (event: AlertEvent): void => {
@@ -144,8 +153,6 @@ export function createMetrics(options: MetricsOptions = {}): LockstepMetrics {
       attachment.rate = event.rate;
     };
 
-    attached.set(namespace, attachment);
-    for (const { histogram } of observed) for (const op of OPERATIONS) histogram.zero(labels[op]);
     source.on('write', onWrite);
     source.on('alert', onAlert);
 

@@ -86,6 +86,8 @@ export type MysqlStoreOptions = MysqlStoreCommon &
   );
 
 export interface MysqlStore extends StoreAdapter {
+  /** Always a promise: the commit is a round trip. */
+  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
   readonly name: 'mysql';
   readonly tablePrefix: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */

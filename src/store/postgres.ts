@@ -87,6 +87,8 @@ export type PostgresStoreOptions = PostgresStoreCommon &
   );
 
 export interface PostgresStore extends StoreAdapter {
+  /** Always a promise: the commit is a round trip. */
+  write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
   readonly name: 'postgres';
   readonly schema: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */

@@ -270,11 +270,19 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     database: db,
     busyTimeoutMs,
     read,
-    async write(namespace, key, payload, options: StoreWriteOptions): Promise<StoreWriteResult> {
-      live();
-      return outsideForWrite(options.deadlineMs, (left) => ({
-        version: withDeadline(left, () => writeTx.immediate(namespace, key, payload, options.journal, options.precondition)),
-      }));
+    // Synchronous outside another transaction, as `read` is: the engine then publishes at once
+    // (StoreAdapter.write). Failures stay rejections. Inside the application's transaction: after it (async).
+    write(namespace, key, payload, options: StoreWriteOptions): StoreWriteResult | Promise<StoreWriteResult> {
+      try {
+        live();
+        const commit = (left: number): StoreWriteResult => ({
+          version: withDeadline(left, () => writeTx.immediate(namespace, key, payload, options.journal, options.precondition)),
+        });
+        if (!owned && db.inTransaction) return outsideForWrite(options.deadlineMs, commit);
+        return commit(options.deadlineMs);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async delete(namespace, key, options: StoreWriteOptions) {
       live();

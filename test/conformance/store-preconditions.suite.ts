@@ -16,8 +16,8 @@ const ABSENT: StorePrecondition = { kind: 'absent' };
 const PRESENT: StorePrecondition = { kind: 'present' };
 
 /** Asserts that `attempt` fails with PreconditionFailedError carrying `currentVersion`. */
-async function refused(attempt: Promise<unknown>, currentVersion: number, what: string): Promise<void> {
-  await assert.rejects(attempt, (error: unknown) => {
+async function refused(attempt: unknown, currentVersion: number, what: string): Promise<void> {
+  await assert.rejects(Promise.resolve(attempt), (error: unknown) => {
     assert.ok(error instanceof PreconditionFailedError, `${what}: PreconditionFailedError, got ${String(error)}`);
     assert.equal(error.code, 'E_PRECONDITION_FAILED');
     assert.equal(error.currentVersion, currentVersion, `${what}: currentVersion`);

@@ -96,7 +96,7 @@ async function benchmark(config: MixConfig, storeName: string, store: StoreAdapt
           const row = await store.read(rawNamespace, key);
           return row === undefined ? undefined : JSON.parse(row.payload);
         },
-        write: (key, sequence) => store.write(rawNamespace, key, JSON.stringify(valueOf(key, sequence)), storeWrite),
+        write: async (key, sequence) => store.write(rawNamespace, key, JSON.stringify(valueOf(key, sequence)), storeWrite),
       },
     ],
   ];
