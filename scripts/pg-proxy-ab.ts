@@ -37,6 +37,8 @@ const tck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const childrenOf = (parent: number) => readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d)).filter((d) => { try { return Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) === parent; } catch { return false; } }).map(Number);
 const cpuMsOr0 = (pid: number) => { try { return cpuMs(pid); } catch { return 0; } };
 const cpuMs = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return ((Number(f[11]) + Number(f[12])) * 1000) / tck; };
+/** The system (kernel) part of cpuMs. */
+const sysMs = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[12]) * 1000) / tck; };
 
 const cport = await freePort();
 const cluster = startCluster(cport, 'local all all trust\nhost all all 127.0.0.1/32 trust\n', '-c max_connections=400');
@@ -67,32 +69,33 @@ async function measure(url: string, inFlight: number, op: Op, pid?: number) {
   await Promise.all(clients.map(async (c, k) => { for (let i = 0; i < warm; i++) await op(c, k * 7919 + i); }));
   const lat: number[] = [];
   const serverPids = [postmaster, ...childrenOf(postmaster)];
-  const cpu0 = pid ? cpuMs(pid) : 0; const self0 = process.cpuUsage(); const server0 = serverCpuMs(serverPids);
+  const cpu0 = pid ? cpuMs(pid) : 0; const sys0 = pid ? sysMs(pid) : 0; const self0 = process.cpuUsage(); const server0 = serverCpuMs(serverPids);
   const t0 = performance.now(); const end = t0 + seconds * 1000;
   await Promise.all(clients.map(async (c, k) => { for (let i = 0; performance.now() < end; i++) { const t = performance.now(); await op(c, k * 7919 + warm + i); lat.push(performance.now() - t); } }));
   const el = (performance.now() - t0) / 1000; const self = process.cpuUsage(self0); const server = serverCpuMs(serverPids) - server0;
   const proxyCpu = pid ? ((cpuMs(pid) - cpu0) * 1000) / lat.length : 0;
+  const proxySys = pid ? ((sysMs(pid) - sys0) * 1000) / lat.length : 0;
   await Promise.all(clients.map((c) => c.end()));
   lat.sort((a, b) => a - b);
-  return { ops: lat.length / el, p50: lat[Math.floor(lat.length / 2)]! * 1000, proxyCpu, clientCpu: (self.user + self.system) / lat.length, serverCpu: (server * 1000) / lat.length };
+  return { ops: lat.length / el, p50: lat[Math.floor(lat.length / 2)]! * 1000, proxyCpu, proxySys, clientCpu: (self.user + self.system) / lat.length, serverCpu: (server * 1000) / lat.length };
 }
-const results: Record<string, Record<string, { ops: number[]; p50: number[]; cpu: number[]; ccpu: number[]; scpu: number[] }>> = {};
+const results: Record<string, Record<string, { ops: number[]; p50: number[]; cpu: number[]; sys: number[]; ccpu: number[]; scpu: number[] }>> = {};
 for (let r = 0; r < rounds; r++) for (const name of cases) {
   const c = ops[name]!;
   const subs = args.subjects ? c.subjects.filter((x) => args.subjects!.split(',').includes(x)) : c.subjects;
   const order = r % 2 === 0 ? subs : [...subs].reverse();
   for (const s of order) {
     const m = await measure(urls[s]!, c.inFlight, c.op, procs[s]?.pid ?? (s === 'bouncer' ? bouncerPid : undefined));
-    const e = ((results[name] ??= {})[s] ??= { ops: [], p50: [], cpu: [], ccpu: [], scpu: [] });
-    e.ops.push(m.ops); e.p50.push(m.p50); e.cpu.push(m.proxyCpu); e.ccpu.push(m.clientCpu); e.scpu.push(m.serverCpu);
-    console.error(`r${r} ${name} ${s}: ${m.ops.toFixed(0)} ops/s p50 ${m.p50.toFixed(0)}us proxyCPU/op ${m.proxyCpu.toFixed(0)}us clientCPU/op ${m.clientCpu.toFixed(0)}us serverCPU/op ${m.serverCpu.toFixed(0)}us`);
+    const e = ((results[name] ??= {})[s] ??= { ops: [], p50: [], cpu: [], sys: [], ccpu: [], scpu: [] });
+    e.ops.push(m.ops); e.p50.push(m.p50); e.cpu.push(m.proxyCpu); e.sys.push(m.proxySys); e.ccpu.push(m.clientCpu); e.scpu.push(m.serverCpu);
+    console.error(`r${r} ${name} ${s}: ${m.ops.toFixed(0)} ops/s p50 ${m.p50.toFixed(0)}us proxyCPU/op ${m.proxyCpu.toFixed(0)}us (sys ${m.proxySys.toFixed(0)}) clientCPU/op ${m.clientCpu.toFixed(0)}us serverCPU/op ${m.serverCpu.toFixed(0)}us`);
   }
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-console.log('| case | subject | ops/s (median) | p50 us (median) | proxy (or pgbouncer) CPU us/op | client CPU us/op | PostgreSQL CPU us/op | runs ops/s |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| case | subject | ops/s (median) | p50 us (median) | proxy (or pgbouncer) CPU us/op | of which system | client CPU us/op | PostgreSQL CPU us/op | runs ops/s |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const [name, subs] of Object.entries(results)) for (const [s, e] of Object.entries(subs))
-  console.log(`| ${name} | ${s} | ${med(e.ops).toFixed(0)} | ${med(e.p50).toFixed(0)} | ${med(e.cpu).toFixed(0)} | ${med(e.ccpu).toFixed(0)} | ${med(e.scpu).toFixed(0)} | ${e.ops.map((x) => x.toFixed(0)).join(' ')} |`);
+  console.log(`| ${name} | ${s} | ${med(e.ops).toFixed(0)} | ${med(e.p50).toFixed(0)} | ${med(e.cpu).toFixed(0)} | ${med(e.sys).toFixed(0)} | ${med(e.ccpu).toFixed(0)} | ${med(e.scpu).toFixed(0)} | ${e.ops.map((x) => x.toFixed(0)).join(' ')} |`);
 for (const p of Object.values(procs)) await p.stop();
 await bouncer?.stop();
 await dbs.A.drop(); await dbs.B.drop();
