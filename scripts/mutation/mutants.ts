@@ -514,6 +514,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: announced rows move the journal cursor, so a forged announcement (RAISE NOTICE with the proxy\'s SQLSTATE) makes the next fence statement skip the session\'s own writes',
     patches: [{ file: PROXY_SESSION_FENCE, find: '  return applyFence(state, rows, false);', replace: '  return applyFence(state, rows, true);' }],
   },
+  {
+    id: 'proxy-batch-template-prefix-only',
+    rule: 'pg-proxy: a batch is planned from the last point read\'s template when only the bytes before the key value match: a different Execute row limit or result format is served the other request\'s cached answer',
+    patches: [{ file: 'src/pg-proxy/batch.ts', find: ' || bytes.compare(t.bytes, t.valueEnd, length, t.valueEnd, length) !== 0) return undefined;', replace: ') return undefined;' }],
+  },
   // --- pg-proxy TLS (test/integration/pg-proxy-tls.test.ts) ---
   {
     id: 'proxy-upstream-failure-silent',

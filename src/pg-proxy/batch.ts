@@ -1,7 +1,7 @@
 // A client batch (messages up to a Sync or a Query) and whether it is one cacheable point read:
 // [Parse ""] Bind [Describe] Execute Sync on a point-read statement with one parameter, or a simple
 // Query of one point read with a literal key. Anything else passes through.
-import { readCString, type Message } from './framing.js';
+import { byteLength, joinMessages, readCString, type Message } from './framing.js';
 import { keyOfLiteral, keyOfParam } from './keys.js';
 import { pointReadOf, type PointRead } from './classify.js';
 import type { CachedTable } from './tables.js';
@@ -41,6 +41,39 @@ export interface PlanMemo {
     readonly execute: Buffer;
     readonly shape: string;
   };
+  /** The last point read planned from a batch that carried its Parse (see fromTemplate). */
+  batch?: BatchTemplate;
+}
+
+/**
+ * A point-read batch's bytes (a copy) and its plan without the key: a batch byte for byte the same
+ * except the key parameter's value bytes (so of the same length) has the same plan with its own key.
+ * Every decision of planExtended but the key reads bytes outside the value — the statement text and
+ * parameter types (its Parse), the formats, portal and statement names, the Describe and Execute —
+ * and with a Parse in the batch no prepared statement of the session is looked up.
+ */
+interface BatchTemplate {
+  readonly bytes: Buffer;
+  readonly valueStart: number;
+  readonly valueEnd: number;
+  readonly point: PointRead;
+  readonly format: number;
+  readonly typeOid: number;
+  readonly shape: string;
+  readonly unnamedParse: StatementInfo;
+}
+
+/** The template's plan for `batch` with its own key, or undefined when the batch differs elsewhere. */
+function fromTemplate(batch: readonly Message[], t: BatchTemplate): Plan | undefined {
+  if (batch[0]?.type !== 'P') return undefined;
+  let length = 0;
+  for (const m of batch) length += byteLength(m);
+  if (length !== t.bytes.length) return undefined;
+  const bytes = joinMessages(batch); // a view of the chunk when the batch came in one
+  if (bytes.compare(t.bytes, 0, t.valueStart, 0, t.valueStart) !== 0 || bytes.compare(t.bytes, t.valueEnd, length, t.valueEnd, length) !== 0) return undefined;
+  const key = keyOfParam(t.point.table, bytes.subarray(t.valueStart, t.valueEnd), t.format, t.typeOid);
+  if (key === undefined) return { kind: 'pass', reason: 'key-form' };
+  return { kind: 'read', read: { point: t.point, key, shape: t.shape, unnamedParse: t.unnamedParse } };
 }
 
 /** parseMessage, or the memo's answer when `m` is byte for byte the Parse decoded last. */
@@ -167,6 +200,10 @@ function shapeOf(info: StatementInfo, withParse: boolean, bindBody: Buffer, bind
  * prepared statements; `memo` (optional) the session's PlanMemo.
  */
 export function planExtended(batch: readonly Message[], statements: ReadonlyMap<string, StatementInfo>, tables: readonly CachedTable[], memo?: PlanMemo): Plan {
+  if (memo?.batch !== undefined) {
+    const known = fromTemplate(batch, memo.batch);
+    if (known !== undefined) return known;
+  }
   let i = 0;
   let unnamedParse: StatementInfo | undefined;
   if (batch[i]?.type === 'P') {
@@ -205,5 +242,10 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   const key = keyOfParam(point.table, param, format, info.paramTypes[0] ?? 0);
   if (key === undefined) return { kind: 'pass', reason: 'key-form' };
   const shape = shapeOf(info, unnamedParse !== undefined, bindBody, bind, describe, execute, memo);
+  if (memo !== undefined && unnamedParse !== undefined) {
+    // Where the value lies in the batch's bytes: after the Parse, in the Bind's body past its count and length.
+    const valueStart = byteLength(batch[0]!) + 5 + bind.valuesStart + 2 + 4;
+    memo.batch = { bytes: Buffer.from(joinMessages(batch)), valueStart, valueEnd: valueStart + param.length, point, format, typeOid: info.paramTypes[0] ?? 0, shape, unnamedParse };
+  }
   return { kind: 'read', read: { point, key, shape, unnamedParse } };
 }
