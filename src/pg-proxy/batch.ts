@@ -1,7 +1,7 @@
 // A client batch (messages up to a Sync or a Query) and whether it is one cacheable point read:
 // [Parse ""] Bind [Describe] Execute Sync on a point-read statement with one parameter, or a simple
 // Query of one point read with a literal key. Anything else passes through.
-import { byteLength, joinMessages, readCString, type Message } from './framing.js';
+import { bindStatementName, byteLength, joinMessages, readCString, type Message } from './framing.js';
 import { keyOfLiteral, keyOfParam } from './keys.js';
 import { pointReadOf, type PointRead } from './classify.js';
 import type { CachedTable } from './tables.js';
@@ -214,7 +214,7 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
   }
   if (batch[i]?.type !== 'B') return PASS;
   const bindBody = batch[i]!.body;
-  const statement = readCString(bindBody, readCString(bindBody, 0).next).value;
+  const statement = bindStatementName(bindBody);
   const info = statement === '' ? (unnamedParse ?? statements.get('')) : unnamedParse === undefined ? statements.get(statement) : undefined;
   if (info === undefined) return PASS;
   // Most batches that are not point reads stop here (the verdict is kept by text), before their

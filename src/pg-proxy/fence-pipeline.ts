@@ -16,7 +16,7 @@
 // A batch of plain SELECTs needs no fence at all unless one of them wrote a cached table through a
 // function or a writable CTE: such a write raises the write marker (write-marker.ts) before the
 // batch's ReadyForQuery, and only then is the batch fenced (canSkipFence).
-import { readCString, type Message } from './framing.js';
+import { leadingCString, readCString, type Message } from './framing.js';
 import { statementTypesOf } from './classify.js';
 import { parseMessageMemo } from './batch.js';
 import type { SessionState } from './state.js';
@@ -75,14 +75,16 @@ function everyStatement(state: SessionState, batch: readonly Message[], ok: (sql
       if (name === '') unnamedParsed = sql;
       else (parsed ??= new Map()).set(name, sql);
     } else if (m.type === 'B') {
-      const portal = readCString(m.body, 0);
-      const statement = readCString(m.body, portal.next).value;
+      const body = m.body;
+      const unnamed = body[0] === 0 && body[1] === 0; // portal and statement
+      const portal = unnamed ? { value: '', next: 1 } : readCString(body, 0);
+      const statement = unnamed ? '' : readCString(body, portal.next).value;
       const sql = (statement === '' ? unnamedParsed : parsed?.get(statement)) ?? state.statements.get(statement)?.sql;
       if (!ok(sql)) return false;
       if (portal.value === '') unnamedBound = true;
       else (bound ??= new Set()).add(portal.value);
     } else if (m.type === 'E') {
-      const portal = readCString(m.body, 0).value;
+      const portal = leadingCString(m.body);
       if (!(portal === '' ? unnamedBound : bound?.has(portal) === true)) return false;
     }
   }

@@ -43,6 +43,27 @@ export function byteLength(m: Message): number {
   return m instanceof Frame ? m.end - m.start : m.raw.length;
 }
 
+/** The byte at `offset` of a message's body (without making a view of a received one); undefined past its end. */
+export function bodyByte(m: Message, offset: number): number | undefined {
+  if (!(m instanceof Frame)) return m.body[offset];
+  const at = m.start + 5 + offset;
+  return at < m.end ? m.chunk[at] : undefined;
+}
+
+/**
+ * The statement name of a Bind's body (after its portal name), '' when both names are empty (most
+ * drivers' every batch) without decoding either.
+ */
+export function bindStatementName(body: Buffer): string {
+  if (body[0] === 0 && body[1] === 0) return '';
+  return readCString(body, readCString(body, 0).next).value;
+}
+
+/** The C string at the start of a body ('' without decoding when it is empty: an unnamed portal or statement). */
+export function leadingCString(body: Buffer): string {
+  return body[0] === 0 ? '' : readCString(body, 0).value;
+}
+
 /**
  * The messages' bytes, in order, as one buffer: a single view of the chunk they were received in
  * when they lie back to back in it (a client's batch, a server's answers to it), else a copy.

@@ -13,6 +13,8 @@ export class ConnectionClosedError extends Error {}
 const MAX_QUEUED_MESSAGES = 10_000;
 export const MAX_QUEUED_BYTES = 1024 * 1024;
 
+const NONE: readonly Message[] = Object.freeze([]);
+
 export class MessageQueue {
   private readonly reader = new MessageReader();
   private readonly framed: Message[] = [];
@@ -147,7 +149,11 @@ export class MessageQueue {
   }
 
   /** Takes every queued message (used when handing queued client messages over to a raw mode). */
-  drain(): Message[] {
+  drain(): readonly Message[] {
+    if (this.queue.length === 0) {
+      this.resumeIfRoom();
+      return NONE; // the idle session's usual case: no array made
+    }
     const all = this.queue.splice(0);
     this.queuedBytes = 0;
     this.resumeIfRoom();

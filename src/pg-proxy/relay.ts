@@ -6,7 +6,7 @@
 // A batch of plain SELECTs with no write marker among its answers needs no fence (write-marker.ts).
 // And when the session's journal rows are announced (write-marker.ts), no batch sends a fence
 // statement: the transaction's end is fenced with the rows it announced.
-import { build, joinMessages, readCString, type Message } from './framing.js';
+import { bindStatementName, bodyByte, build, byteLength, joinMessages, readCString, type Message } from './framing.js';
 import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
 import { announcementsTrusted, fenceAfterIdle, fenceAnnounced, fenceMessages, forgetAnnounced, rearmMessages, shouldRearm } from './session-fence.js';
@@ -32,20 +32,20 @@ const COMMIT_TAG = Buffer.from('COMMIT\0');
 
 /** A CommandComplete of a COMMIT (also COMMIT AND CHAIN, END; not COMMIT PREPARED, nor the ROLLBACK a failed transaction's COMMIT answers). */
 function isCommit(m: Message): boolean {
-  return m.type === 'C' && m.body.equals(COMMIT_TAG);
+  return m.type === 'C' && byteLength(m) === 5 + COMMIT_TAG.length && m.body.equals(COMMIT_TAG);
 }
 
 /** Keeps the session's view of prepared statements and notes DDL on cached tables. */
-function track(state: SessionState, m: Message, parsedHere: Set<string>, seen: Seen): void {
+function track(state: SessionState, m: Message, parsedHere: string[], seen: Seen): void {
   if (m.type === 'P') {
     const info = parseMessageMemo(m, state.planMemo);
     state.statements.set(info.name, info);
-    parsedHere.add(info.name);
+    parsedHere.push(info.name);
     if (info.name === '') state.unnamedStale = undefined;
     noteDdl(state, info.sql, seen);
   } else if (m.type === 'B') {
     // A statement the proxy never saw parsed (its text unknown) may be anything.
-    if (!state.statements.has(readCString(m.body, readCString(m.body, 0).next).value)) seen.commitsPrepared = true;
+    if (!state.statements.has(bindStatementName(m.body))) seen.commitsPrepared = true;
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
@@ -121,7 +121,7 @@ function handOver(client: MessageQueue): void {
 
 export async function relay(state: SessionState, batch: readonly Message[]): Promise<void> {
   const { client, upstream } = state;
-  const parsedHere = new Set<string>();
+  const parsedHere: string[] = [];
   const seen: Seen = { commitsPrepared: false, committed: false };
   let swallowParseComplete = 0;
   const out: Buffer[] = [];
@@ -142,11 +142,13 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
   // A batch of SELECTs gets no fence unless a write marker arrives among its answers, and when it is
   // fenced, the fence rearms the marker (write-marker.ts).
   const selectBatch = isSelectBatch(state, batch);
-  const skippable = canSkipFence(state, selectBatch);
   const rearm = selectBatch && shouldRearm(state);
   const marksBefore = state.writeMarks;
   // A session whose writes are announced sends no fence statement (checked again at the transaction's end).
   const announced = announcementsTrusted(state);
+  // Not asked when announced: such a batch's end is fenced by its announcements (if they are no longer
+  // trusted by then, by the fence statement, which is never wrong).
+  const skippable = !announced && canSkipFence(state, selectBatch);
   // A batch of SELECTs passes every test of canPipelineFence (no transaction control, no COPY).
   const pipelined = !announced && !skippable && (selectBatch || canPipelineFence(state, batch));
   let expected = 0;
@@ -195,7 +197,7 @@ export async function relay(state: SessionState, batch: readonly Message[]): Pro
       else if (m.type === 'Z') {
         expected--;
         copying = false;
-        const status = String.fromCharCode(m.body[0]!) as SessionState['status'];
+        const status = String.fromCharCode(bodyByte(m, 0)!) as SessionState['status'];
         state.status = status;
         if (status === 'I' && !pipelined && announced && announcementsTrusted(state)) {
           // The transaction ended: what it wrote was announced before this ReadyForQuery.
