@@ -13,8 +13,12 @@ const INT_RANGE: Readonly<Record<number, readonly [bigint, bigint]>> = {
 const INT_BYTES: Readonly<Record<number, number>> = { 21: 2, 23: 4, 20: 8 };
 const TEXT_OIDS = new Set([0, 25, 1043, 705]);
 
+/** The longest text (sign included) that is in the type's range whatever its digits: no BigInt made for it. */
+const ALWAYS_IN_RANGE: Readonly<Record<number, number>> = { 21: 4, 23: 9, 20: 18 };
+
 function canonicalInt(text: string, typeOid: number): string | undefined {
   if (!INT_TEXT.test(text)) return undefined;
+  if (text.length <= ALWAYS_IN_RANGE[typeOid]!) return text;
   const value = BigInt(text);
   const [min, max] = INT_RANGE[typeOid]!;
   return value < min || value > max ? undefined : text;
