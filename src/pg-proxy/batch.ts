@@ -31,6 +31,12 @@ export function parseMessage(m: Message): StatementInfo & { name: string } {
  */
 export interface PlanMemo {
   parse?: { readonly raw: Buffer; readonly info: StatementInfo & { name: string } };
+  /**
+   * The received Parse that `parse` was last found for: the batch's planning, its fence checks and its
+   * tracking each ask for it (no compare after the first). Only while its batch is handled: the session
+   * loop clears it before it waits for the next (it holds the chunk the message was received in).
+   */
+  parsed?: Message | undefined;
   shape?: {
     readonly info: StatementInfo;
     readonly withParse: boolean;
@@ -79,10 +85,14 @@ function fromTemplate(batch: readonly Message[], t: BatchTemplate): Plan | undef
 /** parseMessage, or the memo's answer when `m` is byte for byte the Parse decoded last. */
 export function parseMessageMemo(m: Message, memo: PlanMemo | undefined): StatementInfo & { name: string } {
   if (memo === undefined) return parseMessage(m);
-  if (memo.parse !== undefined && memo.parse.raw.equals(m.raw)) return memo.parse.info;
+  if (memo.parse !== undefined && (memo.parsed === m || memo.parse.raw.equals(m.raw))) {
+    memo.parsed = m;
+    return memo.parse.info;
+  }
   const raw = Buffer.from(m.raw);
   const info = parseMessage({ type: m.type, body: raw.subarray(5), raw });
   memo.parse = { raw, info };
+  memo.parsed = m;
   return info;
 }
 

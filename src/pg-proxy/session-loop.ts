@@ -77,6 +77,7 @@ function planOf(state: SessionState, batch: readonly Message[]): Plan {
 export async function runBatches(state: SessionState): Promise<void> {
   const { ctx } = state;
   for (;;) {
+    state.planMemo.parsed = undefined; // the last batch's message (and its chunk) is not kept while the session waits
     if (state.draining && state.status === 'I' && state.client.pending === 0) {
       state.client.socket.end(build.error('FATAL', '57P01', 'terminating connection: the proxy is shutting down'));
       return;
