@@ -687,6 +687,17 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: MYSQL_STORE, find: "            throw deniedDdl(error, s, 'must be created once, which this user may not do');", replace: '            throw error;' }],
   },
   {
+    id: 'entity-sqlite-replace-notes-per-entity',
+    rule: "SQLite entity store: REPLACE's notes are cleared per entity, so a statement the write sets off on the same table (a foreign key's SET NULL changing another row's unique key) clears them before the replaced row is buried",
+    patches: [
+      {
+        file: 'src/store/entity/sqlite-replaced-rows.ts',
+        find: "  const mine = (r: string) => `${r}.entity = '${entity}' AND ${r}.by_key = CAST(NEW.${i} AS TEXT)`;",
+        replace: "  const mine = (r: string) => `${r}.entity = '${entity}'`;",
+      },
+    ],
+  },
+  {
     id: 'resp-query-budget-unbounded',
     rule: 'RESP front: unread request bytes are bounded per connection only, so many connections that each send most of a large command hold memory without a total bound',
     patches: [{ file: 'src/resp/query-budget.ts', find: '    while (this.total > this.limit) {', replace: '    while (this.total > this.limit && this.limit < 0) {' }],

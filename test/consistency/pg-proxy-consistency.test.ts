@@ -43,7 +43,7 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
   let kills = 0;
   // RUN_MS, then on until the traffic the assertions need is there (a loaded machine), up to 4 x RUN_MS.
   const hardDeadline = Date.now() + 4 * RUN_MS;
-  const running = () => Date.now() < deadline || (!(reads > 30 && proxiedWrites > 10) && Date.now() < hardDeadline);
+  const running = () => !stopped && (Date.now() < deadline || (!(reads > 30 && proxiedWrites > 10) && Date.now() < hardDeadline));
 
   async function connect(target: string): Promise<pg.Client> {
     for (;;) {
@@ -54,7 +54,8 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
         return c;
       } catch {
         await c.end().catch(() => undefined);
-        if (stopped || Date.now() > hardDeadline + 20_000) throw new Error('could not reconnect');
+        // Past the proxy's own start bound (90 s: a restart on a loaded machine), not a timing check.
+        if (stopped || Date.now() > hardDeadline + 120_000) throw new Error('could not reconnect');
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -121,28 +122,33 @@ async function run(db: ProxyDatabase, skipFence: boolean, cache = 'memory'): Pro
   const killer = (async () => {
     for (let round = 0; round < 2; round++) {
       await new Promise((r) => setTimeout(r, RUN_MS / 4));
-      if (Date.now() >= deadline) break;
+      if (Date.now() >= deadline || stopped) break;
       proxy.child.kill('SIGKILL');
       await proxy.exited;
       kills++;
       proxy = await spawnProxy(args, env);
+      if (stopped) proxy.child.kill('SIGKILL'); // the run ended (a worker failed) while it started
     }
   })();
-  await Promise.all([
-    reader('r1', 0, false),
-    reader('r2', 1, false),
-    reader('r3', 2, true),
-    reader('r4', 3, false),
-    writer('w1', 0, 'extended'),
-    writer('w2', 1, 'simple'),
-    writer('w3', 2, 'transaction'),
-    writer('w4', 4, 'mixed'),
-    writer('bypass', 3, 'extended', db.url),
-    killer,
-  ]);
-  stopped = true;
-  proxy.child.kill('SIGTERM');
-  await proxy.exited;
+  // Whatever happens (a worker that cannot reconnect fails the run), the proxy does not outlive it.
+  try {
+    await Promise.all([
+      reader('r1', 0, false),
+      reader('r2', 1, false),
+      reader('r3', 2, true),
+      reader('r4', 3, false),
+      writer('w1', 0, 'extended'),
+      writer('w2', 1, 'simple'),
+      writer('w3', 2, 'transaction'),
+      writer('w4', 4, 'mixed'),
+      writer('bypass', 3, 'extended', db.url),
+      killer,
+    ]);
+  } finally {
+    stopped = true;
+    proxy.child.kill('SIGTERM');
+    await proxy.exited;
+  }
   return { history, reads, writes, kills };
 }
 

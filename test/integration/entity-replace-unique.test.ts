@@ -159,6 +159,28 @@ describe('entity store on SQLite: REPLACE of a row of another id through another
       assert.equal((await f.engine.read('c'))?.name, 'C2');
     }));
 
+  it("a REPLACE whose delete sets off a foreign key's SET NULL on another row of the table (its own unique key changes): the replaced row is still buried", () =>
+    withTable('id TEXT PRIMARY KEY, slug TEXT UNIQUE ON CONFLICT REPLACE, parent TEXT REFERENCES users(id) ON DELETE SET NULL, pos INT, version INTEGER, UNIQUE (parent, pos)', async (f) => {
+      f.db.pragma('foreign_keys = ON');
+      f.sql.pragma('foreign_keys = ON');
+      await f.engine.write('a', { id: 'a', slug: 'x', parent: null, pos: null });
+      await f.engine.write('c', { id: 'c', slug: 'y', parent: 'a', pos: 1 });
+      await f.engine.read('a');
+      await f.engine.read('c');
+      // Lockstep's own write of b takes a's slug: REPLACE deletes a, whose delete sets c.parent to NULL
+      // (an UPDATE of c's unique key, whose note triggers run before b's AFTER trigger buries a).
+      await f.engine.write('b', { id: 'b', slug: 'x', parent: null, pos: null });
+      await assertServedAsStored(f, ['a', 'b', 'c']);
+      assert.equal(await f.engine.read('a'), undefined);
+      // The same through plain SQL on another connection.
+      await f.engine.write('d', { id: 'd', slug: 'z', parent: null, pos: null });
+      await f.engine.write('e', { id: 'e', slug: 'w', parent: 'd', pos: 1 });
+      await f.engine.read('d');
+      f.sql.prepare("INSERT OR REPLACE INTO users (id, slug) VALUES ('g', 'z')").run();
+      await assertServedAsStored(f, ['d', 'e', 'g']);
+      assert.equal(await f.engine.read('d'), undefined);
+    }));
+
   it('INSERT OR IGNORE, a failed INSERT and a row only like a partial index entry delete nothing: no tombstone, no journal row, the row is still served', () =>
     withTable(
       EMAIL,

@@ -10,10 +10,15 @@
 // is left alone, so noting too many is harmless; only noting too few would be a hole.
 import type Database from 'better-sqlite3';
 
-/** The scratch table: candidates of the row being written now, per entity (cleared before and after each row). */
-export const REPLACED_TABLE = 'lockstep_entity_replaced';
+/**
+ * The scratch table: candidates noted for the row being written (`by_key`, its id as text), cleared
+ * before and after that row only. Per row, not per entity: a statement that a write sets off on the
+ * same table before its AFTER trigger runs (a foreign key's SET NULL on a child row that REPLACE's
+ * delete caused, an application trigger) must not clear the notes of the row that caused it.
+ */
+export const REPLACED_TABLE = 'lockstep_entity_replaced_rows';
 /** `id` keeps the id's own value (no affinity), so the check that the row is gone uses the table's index. */
-export const REPLACED_TABLE_SQL = `CREATE TABLE IF NOT EXISTS ${REPLACED_TABLE} (entity TEXT NOT NULL, key TEXT NOT NULL, id, version INTEGER NOT NULL, PRIMARY KEY (entity, key)) WITHOUT ROWID`;
+export const REPLACED_TABLE_SQL = `CREATE TABLE IF NOT EXISTS ${REPLACED_TABLE} (entity TEXT NOT NULL, by_key TEXT NOT NULL, key TEXT NOT NULL, id, version INTEGER NOT NULL, PRIMARY KEY (entity, by_key, key)) WITHOUT ROWID`;
 
 /** One unique key a REPLACE can resolve: its columns and the collation each compares with. */
 export interface UniqueKey {
@@ -62,18 +67,19 @@ export function replacedRowTriggers(
   const t = quote(table);
   const i = quote(id);
   const v = quote(version);
-  const clear = `DELETE FROM ${REPLACED_TABLE} WHERE entity = '${entity}';`;
+  const mine = (r: string) => `${r}.entity = '${entity}' AND ${r}.by_key = CAST(NEW.${i} AS TEXT)`;
+  const clear = `DELETE FROM ${REPLACED_TABLE} WHERE ${mine(REPLACED_TABLE)};`;
   const note = (row: 'insert' | 'update') =>
     keys
       .map((key) => {
         const same = key.columns.map((c) => `${quote(c.name)} = NEW.${quote(c.name)} COLLATE ${quote(c.collation)}`).join(' AND ');
         const notSelf = row === 'update' ? ` AND ${i} IS NOT OLD.${i}` : '';
-        return `INSERT OR IGNORE INTO ${REPLACED_TABLE} (entity, key, id, version)
-    SELECT '${entity}', CAST(${i} AS TEXT), ${i}, coalesce(${v}, 0) FROM ${t} WHERE ${same} AND ${i} IS NOT NEW.${i}${notSelf};`;
+        return `INSERT OR IGNORE INTO ${REPLACED_TABLE} (entity, by_key, key, id, version)
+    SELECT '${entity}', CAST(NEW.${i} AS TEXT), CAST(${i} AS TEXT), ${i}, coalesce(${v}, 0) FROM ${t} WHERE ${same} AND ${i} IS NOT NEW.${i}${notSelf};`;
       })
       .join('\n  ');
   // By the id's own value (its index), not its text.
-  const gone = (r: string) => `${r}.entity = '${entity}' AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${i} = ${r}.id)`;
+  const gone = (r: string) => `${mine(r)} AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${i} = ${r}.id)`;
   const tomb = `(SELECT ts.version FROM lockstep_tombstones ts WHERE ts.namespace = '${entity}' AND ts.key = ${REPLACED_TABLE}.key)`;
   const bury = `INSERT INTO lockstep_tombstones (namespace, key, version, deleted_at)
     SELECT '${entity}', key, 1 + max(version, coalesce(${tomb}, 0)), ${nowMs} FROM ${REPLACED_TABLE} WHERE ${gone(REPLACED_TABLE)}
