@@ -1125,8 +1125,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/entity/sqlite-replaced-rows.ts',
-        find: "  const gone = (r: string) => `${r}.entity = '${entity}' AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${i} = ${r}.id)`;",
-        replace: "  const gone = (r: string) => `${r}.entity = '${entity}'`;",
+        find: "  const gone = (r: string) => `${mine(r)} AND NOT EXISTS (SELECT 1 FROM ${t} WHERE ${i} = ${r}.id)`;",
+        replace: '  const gone = (r: string) => mine(r);',
       },
     ],
   },
