@@ -703,6 +703,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/query-budget.ts', find: '    while (this.total > this.limit) {', replace: '    while (this.total > this.limit && this.limit < 0) {' }],
   },
   {
+    id: 'resp-evicted-keeps-running',
+    rule: 'RESP front: a connection evicted over the total query budget keeps running the commands it had already sent (writes included), after it was told it was evicted',
+    patches: [{ file: 'src/resp/connection.ts', find: '      while (!socket.destroyed && !draining && !broken) {', replace: '      while (!socket.destroyed && !draining) {' }],
+  },
+  {
     id: 'resp-query-budget-kept-after-close',
     rule: 'RESP front: a connection that closes with a partial command keeps its share of the query budget, which leaks until the front evicts every client',
     patches: [{ file: 'src/resp/connection.ts', find: "  socket.once('close', () => front.queries.release(queries));\n", replace: '' }],

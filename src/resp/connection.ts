@@ -65,9 +65,11 @@ export function serveConnection(socket: Socket, service: LockstepService, option
   const queries: QueryHolder = {
     held: 0,
     evict(limit) {
+      // Nothing more of it runs (not even commands already parsed), and what it held goes now.
       broken = true;
+      parser.discard();
       socket.pause();
-      socket.end(`-ERR client evicted: the unread requests of all connections are over maxTotalQueryBufferBytes (${limit} bytes)\r\n`);
+      socket.end(`-ERR client evicted: the unread requests of all connections are over maxTotalQueryBufferBytes (${limit} bytes)\r\n`, () => socket.destroy());
       const linger = setTimeout(() => socket.destroy(), EVICTED_LINGER_MS);
       linger.unref();
       socket.once('close', () => clearTimeout(linger));
@@ -105,7 +107,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
 
   let outBytes = 0;
   const write = (out: Array<string | Buffer>): void => {
-    if (out.length === 0 || socket.destroyed) return;
+    if (out.length === 0 || socket.destroyed || socket.writableEnded) return; // evicted: its error was the last word
     progressed();
     const small = outBytes <= MAX_BATCHED_BYTES;
     outBytes = 0;
@@ -128,7 +130,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
     const out: Array<string | Buffer> = [];
     try {
       // Once draining (shutdown), the command running finishes and answers; queued ones do not start.
-      while (!socket.destroyed && !draining) {
+      while (!socket.destroyed && !draining && !broken) {
         let args: Buffer[] | undefined;
         try {
           args = parser.next();
@@ -188,7 +190,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
       running = false;
     }
     if (draining) socket.end();
-    else if (socket.isPaused() && parser.buffered <= queryLimit()) socket.resume();
+    else if (!broken && socket.isPaused() && parser.buffered <= queryLimit()) socket.resume();
   }
 
   return {

@@ -50,6 +50,15 @@ export class RequestParser {
     return this.buf.length - this.pos + this.pendingBytes;
   }
 
+  /** Drops every byte held (an evicted connection: nothing more of it is parsed). */
+  discard(): void {
+    this.buf = EMPTY;
+    this.pos = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.need = 0;
+  }
+
   push(chunk: Buffer): void {
     if (this.buf.length - this.pos === 0 && this.pendingBytes === 0) {
       this.buf = chunk;

@@ -77,3 +77,55 @@ describe('RESP connection replies', () => {
     assert.ok(buffered < 8 * 1024 * 1024, `${buffered} bytes of replies were buffered for a client that reads nothing (${reads} GETs ran)`);
   });
 });
+
+/** A client that reads everything the connection writes. */
+class ReadingClientSocket extends StalledClientSocket {
+  out = '';
+  override _write(chunk: Buffer, _encoding: unknown, callback: () => void): void {
+    this.out += chunk.toString();
+    callback();
+  }
+}
+
+describe('RESP connection evicted over the total query budget', () => {
+  it('runs none of the commands it had already received after its eviction, and holds nothing of them', async () => {
+    const options = resolveRespOptions({ idleTimeout: 0 }, 1024 * 1024);
+    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 2, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(300) };
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    const service = (name: string) =>
+      ({
+        engine: () => ({
+          readEntry: async (key: string) => {
+            started.push(`${name} ${key}`);
+            await gate; // A's first GET is in flight while B pushes the front over its total
+            return { found: true, value: 'v', version: 1 };
+          },
+        }),
+      }) as unknown as LockstepService;
+    const a = new ReadingClientSocket();
+    const b = new ReadingClientSocket();
+    serveConnection(a as unknown as Socket, service('A'), options, front);
+    serveConnection(b as unknown as Socket, service('B'), options, front);
+    // A pipelines ten GETs (~180 bytes wait behind the first); B sends most of a command: 300 is crossed.
+    /** Event-loop turns (bounded) until `done`: the stand-in sockets deliver data on a later tick. */
+    const turnsUntil = async (what: string, done: () => boolean) => {
+      for (let turn = 0; !done(); turn++) {
+        assert.ok(turn < 1000, `never: ${what}`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    a.push(Buffer.from(Array.from({ length: 10 }, (_, i) => `*2\r\n$3\r\nGET\r\n$2\r\nk${i}\r\n`).join('')));
+    await turnsUntil("A's first GET to start", () => started.length > 0);
+    assert.deepEqual(started, ['A k0']);
+    b.push(Buffer.from(`*2\r\n$3\r\nGET\r\n$200\r\n${'x'.repeat(150)}`));
+    await turnsUntil('A to be evicted', () => a.out !== '');
+    assert.match(a.out, /^-ERR client evicted: /, 'A, holding the most, was evicted');
+    assert.equal(front.queries.held, Buffer.byteLength(`*2\r\n$3\r\nGET\r\n$200\r\n${'x'.repeat(150)}`), "only B's bytes are counted");
+    release();
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(started, ['A k0'], 'no command of A started after its eviction');
+    assert.equal(a.out.split('\r\n').filter((line) => line !== '').length, 1, 'A got its eviction error and nothing after it');
+  });
+});
