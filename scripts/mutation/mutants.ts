@@ -705,7 +705,10 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-evicted-keeps-running',
     rule: 'RESP front: a connection evicted over the total query budget keeps running the commands it had already sent (writes included), after it was told it was evicted',
-    patches: [{ file: 'src/resp/connection.ts', find: '      while (!socket.destroyed && !draining && !broken) {', replace: '      while (!socket.destroyed && !draining) {' }],
+    patches: [
+      { file: 'src/resp/connection.ts', find: '      while (!socket.destroyed && !draining && !broken) {', replace: '      while (!socket.destroyed && !draining) {' },
+      { file: 'src/resp/connection.ts', find: '      parser.discard();\n', replace: '' },
+    ],
   },
   {
     id: 'resp-query-budget-kept-after-close',
