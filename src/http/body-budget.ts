@@ -4,12 +4,13 @@
 // 1000 × ~1.1 MiB (measured: 300 of them grew `lockstep serve` by 343 MB). Over the budget a
 // request is answered 503 E_BUSY (Retry-After, the connection closed) and holds nothing.
 //
-// A body with a Content-Length is counted whole before a byte of it is read (the HTTP parser reads
-// no more than it declares), so a refused upload is refused before it is sent; a chunked body is
-// counted chunk by chunk as it arrives, and refused at the first chunk that does not fit. The bytes
-// are given back exactly once, when the route's handler is done with the request (answered, failed,
-// or the client left and the read failed): the body, its text and its parsed value are garbage then.
-// A client that stalls mid-body holds its share until Node's requestTimeout cuts it (server.ts).
+// A body is counted as its bytes arrive, not by what it declares: a Content-Length is only a
+// promise, and 240 connections that each declared a megabyte and sent nothing would otherwise hold
+// the whole budget, and refuse every other upload, until Node's requestTimeout cut them. A declared
+// length over bodyLimitBytes is refused before any of the body is read. The bytes are given back
+// exactly once, when the route's handler is done with the request (answered, failed, or the client
+// left and the read failed): the body, its text and its parsed value are garbage then. A client that
+// stalls mid-body holds what it sent until Node's requestTimeout cuts it (server.ts).
 import type { MiddlewareHandler } from 'hono';
 import type { ReplyBudget } from '../service/reply-budget.js';
 import { bodyTooLarge, HttpError } from './errors.js';
@@ -40,15 +41,8 @@ export function budgetedBody(limitBytes: number, budget: ReplyBudget): Middlewar
     const declared = c.req.raw.headers.has('transfer-encoding') ? undefined : c.req.raw.headers.get('content-length');
     let taken = 0;
     try {
-      if (declared !== undefined && declared !== null) {
-        const length = Number(declared);
-        if (!(length <= limitBytes)) throw bodyTooLarge(limitBytes);
-        if (!budget.take(length)) throw bodiesBusy(budget.limit);
-        taken = length;
-        await next(); // the handler reads it (Node's fast path); the parser stops at `length`
-        return;
-      }
-      // Chunked: counted as it arrives, then handed on as one buffer.
+      if (declared !== undefined && declared !== null && !(Number(declared) <= limitBytes)) throw bodyTooLarge(limitBytes);
+      // Counted as it arrives, then handed on as one buffer.
       const chunks: Uint8Array[] = [];
       const reader = body.getReader();
       for (;;) {
