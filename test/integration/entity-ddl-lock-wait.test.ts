@@ -56,6 +56,10 @@ describe('PostgreSQL entity helpers: the DDL lock held by another session', { sk
         assert.match(outcome.message, new RegExp(`pid ${String(rows[0].pid)} .*ddl-lock-holder`), `${name} names the holder`);
       }
       await holder.query('ROLLBACK');
+      // A wait that is not a bound (NaN would poll forever) is refused.
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+        await assert.rejects(installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: bad }), (e: unknown) => (e as Error).name === 'InvalidOptionError' && /ddlLockWaitMs/.test((e as Error).message), String(bad));
+      }
       await addVersionColumn(pool, 'items', { schema, ddlLockWaitMs: 300 });
       await installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: 300 });
       const triggers = await pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = '${schema}.items'::regclass AND NOT tgisinternal`);

@@ -3,7 +3,7 @@
 // (a migration whose ALTER TABLE waits for the table, a stuck process) would otherwise hold every
 // entity store's open forever. The error names the holder, so an operator can find it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreWriteError } from '../../errors.js';
+import { InvalidOptionError, StoreWriteError } from '../../errors.js';
 import type { PostgresClient } from '../postgres.js';
 import { advisoryKey } from '../postgres-schema.js';
 
@@ -13,6 +13,8 @@ const POLL_MS = 50;
 
 /** Takes the lock in the client's open transaction, polling at most `waitMs`; throws StoreWriteError naming the holder. */
 export async function takeDdlLock(client: PostgresClient, schema: string, waitMs: number = DDL_LOCK_WAIT_MS): Promise<void> {
+  // NaN or Infinity would poll forever: the wait is bounded or refused.
+  if (!Number.isSafeInteger(waitMs) || waitMs < 0) throw new InvalidOptionError(`ddlLockWaitMs must be a whole number of ms >= 0 (got ${String(waitMs)})`);
   const key = advisoryKey(`lockstep:ddl:${schema}`);
   const deadline = Date.now() + waitMs;
   for (;;) {
