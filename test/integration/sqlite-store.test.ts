@@ -214,7 +214,7 @@ describe('sqlite store', () => {
         assert.equal(db.open, true, 'close() must not close a connection it did not open');
         assert.equal(db.prepare('SELECT value FROM lockstep_kv').pluck().get(), '1');
         await assert.rejects(Promise.resolve(store.read('ns', 'k')), ClosedError); // rejected, not thrown
-        await assert.rejects(async () => store.write('ns', 'k', '2', PLAIN), ClosedError);
+        await assert.rejects(Promise.resolve(store.write('ns', 'k', '2', PLAIN)), ClosedError); // rejected, not thrown
       } finally {
         db.close();
       }
@@ -278,7 +278,7 @@ describe('sqlite store', () => {
         const { version } = await store.write('ns', 'k', '"before"', PLAIN);
         await whileLocked(other, async () => {
           const started = performance.now();
-          await assert.rejects(async () => store.write('ns', 'k', '"after"', PLAIN), isBusy);
+          await assert.rejects(Promise.resolve(store.write('ns', 'k', '"after"', PLAIN)), isBusy);
           assert.ok(performance.now() - started >= 40, 'waited for the busy timeout');
           await assert.rejects(store.delete('ns', 'k', PLAIN), isBusy);
         });
@@ -291,7 +291,7 @@ describe('sqlite store', () => {
       withFile(async (store, other) => {
         await whileLocked(other, async () => {
           const started = performance.now();
-          await assert.rejects(async () => store.write('ns', 'k', '1', { journal: false, deadlineMs: 30 }), isBusy);
+          await assert.rejects(Promise.resolve(store.write('ns', 'k', '1', { journal: false, deadlineMs: 30 })), isBusy);
           await assert.rejects(store.delete('ns', 'k', { journal: true, deadlineMs: 30 }), isBusy);
           assert.ok(performance.now() - started < 2_000, 'did not wait the 5 s busy timeout');
         });
@@ -302,7 +302,7 @@ describe('sqlite store', () => {
       withFile(async (store, other) => {
         await whileLocked(other, async () => {
           const started = performance.now();
-          await assert.rejects(async () => store.write('ns', 'k', '1', { journal: false, deadlineMs: 60_000 }), isBusy);
+          await assert.rejects(Promise.resolve(store.write('ns', 'k', '1', { journal: false, deadlineMs: 60_000 })), isBusy);
           const waited = performance.now() - started;
           assert.ok(waited >= 80 && waited < 3_000, `waited ${waited} ms`);
         });
@@ -317,9 +317,9 @@ describe('sqlite store', () => {
           "CREATE TEMP TRIGGER fail_journal BEFORE INSERT ON main.lockstep_journal BEGIN SELECT RAISE(ABORT, 'journal down'); END",
         );
         const journaled = { journal: true, deadlineMs: 1_000 };
-        await assert.rejects(async () => store.write('ns', 'k', '"lost"', journaled), /journal down/);
+        await assert.rejects(Promise.resolve(store.write('ns', 'k', '"lost"', journaled)), /journal down/);
         await assert.rejects(store.delete('ns', 'k', journaled), /journal down/);
-        await assert.rejects(async () => store.write('ns', 'gone', '"lost"', journaled), /journal down/);
+        await assert.rejects(Promise.resolve(store.write('ns', 'gone', '"lost"', journaled)), /journal down/);
         await assert.rejects(store.delete('ns', 'gone', journaled), /journal down/);
         store.database.exec('DROP TRIGGER temp.fail_journal');
         assert.deepEqual(await store.read('ns', 'k'), { version, payload: '"kept"' });
@@ -366,7 +366,7 @@ describe('sqlite store', () => {
         try {
           assert.equal((await store.write('ns', 'k', '2', PLAIN)).version, 2);
           assert.equal((await store.write('ns', 'k', '3', { journal: true, deadlineMs: 1_000 })).version, 3);
-          await assert.rejects(async () => store.write('ns', 'new', '1', PLAIN), /no such table: lockstep_tombstones/, 'the check can fail');
+          await assert.rejects(Promise.resolve(store.write('ns', 'new', '1', PLAIN)), /no such table: lockstep_tombstones/, 'the check can fail');
           await assert.rejects(store.delete('ns', 'k', PLAIN), /no such table: lockstep_tombstones/);
         } finally {
           other.exec('ALTER TABLE lockstep_tombstones_away RENAME TO lockstep_tombstones');
