@@ -14,7 +14,9 @@ import Database from 'better-sqlite3';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough, type WriteThrough } from '../../src/compose/write-through.js';
 import { createSqliteEntityStore } from '../../src/store/entity/sqlite-entity-store.js';
-import type { EntityStore } from '../../src/store/entity/spec.js';
+import { resolveEntitySpec, type EntityStore } from '../../src/store/entity/spec.js';
+import { otherUniqueKeys, sqliteEntityTriggersSql } from '../../src/store/sqlite-entity.js';
+import { InvalidOptionError } from '../../src/errors.js';
 import { until } from '../helpers/until.js';
 
 type Row = Record<string, string | number | null>;
@@ -179,6 +181,21 @@ describe('entity store on SQLite: REPLACE of a row of another id through another
       f.sql.prepare("INSERT OR REPLACE INTO users (id, slug) VALUES ('g', 'z')").run();
       await assertServedAsStored(f, ['d', 'e', 'g']);
       assert.equal(await f.engine.read('d'), undefined);
+    }));
+
+  it("a migration's own copy of the triggers (sqliteEntityTriggersSql) needs the unique keys, and with them buries a REPLACEd row", () =>
+    withTable(EMAIL, async (f) => {
+      const spec = resolveEntitySpec({ table: 'users' });
+      // Called as earlier releases did (no unique keys): refused, not a copy without the REPLACE triggers.
+      assert.throws(() => (sqliteEntityTriggersSql as (s: typeof spec) => string)(spec), InvalidOptionError);
+      const sql = sqliteEntityTriggersSql(spec, otherUniqueKeys(f.db, 'users', 'id').keys);
+      assert.match(sql, /replaced_bury_insert/);
+      f.db.exec(sql); // idempotent beside the store's own
+      await f.engine.write('a', { id: 'a', email: 'x@example.com', name: 'A' });
+      await f.engine.read('a');
+      f.sql.prepare("INSERT OR REPLACE INTO users (id, email, name) VALUES ('b', 'x@example.com', 'B')").run();
+      await assertServedAsStored(f, ['a', 'b']);
+      assert.equal(await f.engine.read('a'), undefined);
     }));
 
   it('INSERT OR IGNORE, a failed INSERT and a row only like a partial index entry delete nothing: no tombstone, no journal row, the row is still served', () =>

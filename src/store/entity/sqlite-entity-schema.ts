@@ -141,9 +141,14 @@ const SUFFIXES = ['bypass_replace', 'bypass_rename', 'bypass_insert', 'bypass_up
 
 /**
  * The trigger DDL of one entity table (idempotent: CREATE … IF NOT EXISTS). `uniqueKeys`: the table's
- * unique keys besides the id (otherUniqueKeys), whose REPLACE deletes other rows; installEntityTriggers reads them.
+ * unique keys besides the id (otherUniqueKeys), whose REPLACE deletes other rows; installEntityTriggers
+ * reads them. Required: a migration that left them out (the call of earlier releases) would install
+ * no REPLACE triggers and leave rows that a REPLACE deletes served; pass `[]` for a table without any.
  */
-export function sqliteEntityTriggersSql(spec: EntitySpec, uniqueKeys: readonly UniqueKey[] = []): string {
+export function sqliteEntityTriggersSql(spec: EntitySpec, uniqueKeys: readonly UniqueKey[]): string {
+  if (!Array.isArray(uniqueKeys)) {
+    throw new InvalidOptionError('sqliteEntityTriggersSql(spec, uniqueKeys): pass otherUniqueKeys(db, table, idColumn).keys (or [] for a table with no unique key besides the id)');
+  }
   const triggers = entityTriggers(spec, uniqueKeys).map(([name, body]) => `CREATE TRIGGER IF NOT EXISTS ${q(name)} ${body};`);
   return [ENTITY_TABLES_SQL, ...triggers].join('\n\n');
 }
