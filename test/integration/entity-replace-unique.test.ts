@@ -198,6 +198,20 @@ describe('entity store on SQLite: REPLACE of a row of another id through another
       assert.equal(await f.engine.read('a'), undefined);
     }));
 
+  it('a unique index on an expression, whose REPLACE the triggers cannot see, is named in a warning at open', async () => {
+    const warnings: string[] = [];
+    const listen = (w: Error) => (w.name === 'LockstepWarning' ? warnings.push(w.message) : undefined);
+    process.on('warning', listen);
+    try {
+      await withTable(EMAIL, async () => {
+        await until('the warning', async () => warnings.length > 0, 5_000);
+      }, 'CREATE UNIQUE INDEX users_lower_email ON users (lower(email));');
+      assert.match(warnings[0]!, /unique indexes on expressions \(users_lower_email\)/);
+    } finally {
+      process.off('warning', listen);
+    }
+  });
+
   it('INSERT OR IGNORE, a failed INSERT and a row only like a partial index entry delete nothing: no tombstone, no journal row, the row is still served', () =>
     withTable(
       EMAIL,
