@@ -48,7 +48,7 @@ describe('docs/model.mjs', () => {
   });
 
   it('the lease must land before the commit: sent together with the store write (one round trip less), a writer that dies after its commit leaves an older fill cached', async () => {
-    const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--lease-with-store']);
+    const { code, out } = await runModel(['--writers', '1', '--readers', '1', '--lease-with-store']);
     assert.equal(code, 1, out);
     assert.ok(JSON.parse(out.split('\n')[0]!).inconsistentFinals > 0, out);
     assert.match(out, /r\d store read v0\n\s+w0 store write ok v1 \(its lease, sent with it, has not landed\)\n\s+w0 crash at leaseLate\n\s+r\d fill ok, returns v0/);
