@@ -512,38 +512,31 @@ describe('MariaDB: plain SQL that bypasses Lockstep', { skip: service.skip }, ()
             await limited.close();
           }
           await sql.query("DELETE FROM lockstep_meta WHERE name = 'triggers'"); // an upgrade is needed now
-          const refused = createMysqlStore({ uri: url.toString(), poolSize: 1 });
-          try {
-            const error = await refused.ready().then(
-              () => undefined,
-              (e: unknown) => e,
-            );
-            assert.ok(error instanceof InvalidOptionError, String(error));
-            assert.match(error.message, /one-time upgrade/);
-            assert.match(error.message, /CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES/);
-          } finally {
-            await refused.close();
-          }
+          /** Opens a store as the limited user on `database`: refused with an error that names the privileges. */
+          const assertRefused = async (database: string, reason: RegExp) => {
+            const at = new URL(uriOf(database));
+            at.username = user;
+            at.password = password;
+            const store = createMysqlStore({ uri: at.toString(), poolSize: 1 });
+            try {
+              const error = await store.ready().then(
+                () => undefined,
+                (e: unknown) => e,
+              );
+              assert.ok(error instanceof InvalidOptionError, String(error));
+              assert.match(error.message, reason);
+              assert.match(error.message, /CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES/);
+            } finally {
+              await store.close();
+            }
+          };
+          await assertRefused(database, /one-time upgrade/);
           // An empty database: the schema's first creation is refused the same way, not a raw access error.
           const empty = `${database}_e`;
           await admin!.query(`CREATE DATABASE \`${empty}\``);
           try {
             await admin!.query(`GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON \`${empty}\`.* TO ?@?`, [user, '%']);
-            const emptyUrl = new URL(uriOf(empty));
-            emptyUrl.username = user;
-            emptyUrl.password = password;
-            const first = createMysqlStore({ uri: emptyUrl.toString(), poolSize: 1 });
-            try {
-              const error = await first.ready().then(
-                () => undefined,
-                (e: unknown) => e,
-              );
-              assert.ok(error instanceof InvalidOptionError, String(error));
-              assert.match(error.message, /must be created once, which this user may not do/);
-              assert.match(error.message, /CREATE ROUTINE, ALTER ROUTINE, TRIGGER, CREATE and REFERENCES/);
-            } finally {
-              await first.close();
-            }
+            await assertRefused(empty, /must be created once, which this user may not do/);
           } finally {
             await admin!.query(`DROP DATABASE \`${empty}\``);
           }
