@@ -10,3 +10,17 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 20
     await sleep(20);
   }
 }
+
+/**
+ * Resolves with the first value `probe` gives that is not undefined; throws naming `what` after `ms`.
+ * Unlike `until`, a rejection of `probe` fails at once (the probe's error is the finding).
+ */
+export async function untilValue<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000, everyMs = 20): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

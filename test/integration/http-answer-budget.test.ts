@@ -13,6 +13,7 @@ import { listen, type RunningServer } from '../../src/http/server.js';
 import { createGate } from '../../src/chaos/faults.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
+import { untilValue } from '../helpers/until.js';
 
 const MIB = 1024 * 1024;
 /**
@@ -25,16 +26,6 @@ const VALUE = 'v'.repeat(1_000_000);
 const BUDGET = 16_900_000;
 const NS = 'budget-rest-reply-budget';
 const KEYS = Array.from({ length: ITEMS }, (_, i) => `big${i}`);
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 function open(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -138,7 +129,7 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
     const { items } = JSON.parse(whole.body.toString('utf8')) as { items: object[] };
     batchHeld = items.reduce((sum: number, item) => sum + JSON.stringify(item).length, 0);
     assert.ok(batchHeld > 16_000_000 && batchHeld + 1_000_000 > BUDGET && batchHeld <= BUDGET, `${batchHeld}`);
-    await until('the budget to be empty after a client read its answer', () => (held() === 0 ? true : undefined));
+    await untilValue('the budget to be empty after a client read its answer', () => (held() === 0 ? true : undefined));
   });
   after(async () => {
     await server?.close();
@@ -148,7 +139,7 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
   it('a client that never reads holds its :batchGet; a second is refused 503 E_BUSY with Retry-After, holding nothing; once the first reads, the budget is empty and the second is answered', async () => {
     const a = await stall(server.port, batchRequest(KEYS));
     try {
-      await until("A's answer to be held", () => (held() === batchHeld ? true : undefined));
+      await untilValue("A's answer to be held", () => (held() === batchHeld ? true : undefined));
       // Over the budget: a GET of a 1 MB value, its /state, a :batchGet. Each holds nothing.
       assertBusy(await ask(server.port, getRequest('big0')));
       assertBusy(await ask(server.port, getRequest('big0', '/state')));
@@ -166,7 +157,7 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
     } finally {
       a.destroy();
     }
-    await until('the budget to be given back once A read its answer', () => (held() === 0 ? true : undefined));
+    await untilValue('the budget to be given back once A read its answer', () => (held() === 0 ? true : undefined));
     const again = await ask(server.port, getRequest('big0'));
     assert.equal(again.status, 200, again.head);
     assert.equal(JSON.parse(again.body.toString('utf8')).value.length, VALUE.length);
@@ -178,11 +169,11 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
   ] as const) {
     it(`a connection ${how} with its answer unsent gives the answer back`, async () => {
       const c = await stall(server.port, batchRequest(KEYS));
-      await until("C's answer to be held", () => (held() === batchHeld ? true : undefined));
+      await untilValue("C's answer to be held", () => (held() === batchHeld ? true : undefined));
       assertBusy(await ask(server.port, getRequest('big0')));
       close(c);
-      await until('the server to see C leave', () => (server.connections === 0 ? true : undefined));
-      await until('the budget to be given back once C left', () => (held() === 0 ? true : undefined));
+      await untilValue('the server to see C leave', () => (server.connections === 0 ? true : undefined));
+      await untilValue('the budget to be given back once C left', () => (held() === 0 ? true : undefined));
       assert.equal((await ask(server.port, getRequest('big0'))).status, 200);
     });
   }
@@ -192,11 +183,11 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
     try {
       const d = await stall(cutting.port, batchRequest(KEYS));
       try {
-        await until("D's answer to be held", () => (held() === batchHeld ? true : undefined));
+        await untilValue("D's answer to be held", () => (held() === batchHeld ? true : undefined));
         // The other server shares the budget.
         assertBusy(await ask(server.port, getRequest('big0')));
-        await until('the idle cut', () => (cutting.connections === 0 ? true : undefined));
-        await until('the budget to be given back after the cut', () => (held() === 0 ? true : undefined));
+        await untilValue('the idle cut', () => (cutting.connections === 0 ? true : undefined));
+        await untilValue('the budget to be given back after the cut', () => (held() === 0 ? true : undefined));
       } finally {
         d.destroy();
       }
@@ -212,12 +203,12 @@ describe('the REST answer budget (maxTotalAnswerBytes), on a real server', () =>
       const e = await stall(server.port, getRequest('big0'));
       await gate.reached;
       e.destroy();
-      await until('the server to see E leave', () => (server.connections === 0 ? true : undefined));
+      await untilValue('the server to see E leave', () => (server.connections === 0 ? true : undefined));
     } finally {
       f.cache.faults.clear();
       gate.release();
     }
-    await until('the request to finish', () => (lifecycle.inFlight === 0 ? true : undefined));
+    await untilValue('the request to finish', () => (lifecycle.inFlight === 0 ? true : undefined));
     assert.equal(held(), 0);
     assert.equal((await ask(server.port, batchRequest(KEYS))).status, 200);
   });

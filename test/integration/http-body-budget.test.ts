@@ -13,6 +13,7 @@ import { listen, type RunningServer } from '../../src/http/server.js';
 import { InvalidOptionError } from '../../src/errors.js';
 import { parseServeArgs } from '../../src/cli/commands/serve.js';
 import { assertError, call, httpFixture, type HttpFixture } from '../helpers/http-fixture.js';
+import { untilValue } from '../helpers/until.js';
 
 const BODY_LIMIT = 200_000;
 /** Two bodies at the limit and a bit: not three. */
@@ -21,16 +22,6 @@ const NS = 'body-budget';
 /** What a stalled upload sends of its BODY_LIMIT body: two of them leave 3,000 bytes of the budget. */
 const SENT = BODY_LIMIT - 1_000;
 const PART = `"${'x'.repeat(SENT - 1)}`;
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 interface Upload {
   readonly socket: Socket;
@@ -76,7 +67,7 @@ function answerIn(data: string): Answer | undefined {
   return { status: Number(head.split(' ')[1]), head, json: JSON.parse(data.slice(headEnd + 4, headEnd + 4 + length)) };
 }
 
-const answerOf = (upload: Upload): Promise<Answer> => until('an answer', () => answerIn(upload.received()));
+const answerOf = (upload: Upload): Promise<Answer> => untilValue('an answer', () => answerIn(upload.received()));
 
 function assertBusy(answer: Answer): void {
   assert.equal(answer.status, 503, answer.head);
@@ -109,7 +100,7 @@ describe('the body budget: request bodies being read, every connection together'
     const heads = await Promise.all(Array.from({ length: 5 }, (_, i) => startUpload(port, `head${i}`, { contentLength: BODY_LIMIT }, '')));
     const a = await startUpload(port, 'a', { contentLength: BODY_LIMIT }, PART);
     const b = await startUpload(port, 'b', { contentLength: BODY_LIMIT }, PART);
-    await until('two bodies held', heldIs(2 * SENT));
+    await untilValue('two bodies held', heldIs(2 * SENT));
 
     const c = await startUpload(port, 'c', { contentLength: BODY_LIMIT }, `"${'x'.repeat(4_999)}`);
     assertBusy(await answerOf(c));
@@ -127,35 +118,35 @@ describe('the body budget: request bodies being read, every connection together'
     assert.equal(done.status, 200, done.head);
     const stored = (await (await fetch(`http://127.0.0.1:${port}/v1/kv/${NS}/a`)).json()) as { value: string };
     assert.ok(stored.value === 'x'.repeat(BODY_LIMIT - 2), 'the completed upload was written whole');
-    await until('one body held', heldIs(SENT));
+    await untilValue('one body held', heldIs(SENT));
 
     // The other client resets its connection mid-body: given back too.
     b.socket.resetAndDestroy();
-    await until('nothing held', heldIs(0));
+    await untilValue('nothing held', heldIs(0));
     a.socket.destroy();
   });
 
   it('a chunked upload is counted as its chunks arrive and refused at the first that does not fit; over bodyLimitBytes is still a 413', async () => {
     const a = await startUpload(port, 'a2', { contentLength: BODY_LIMIT }, PART);
-    await until('one body held', heldIs(SENT));
+    await untilValue('one body held', heldIs(SENT));
     const piece = 'y'.repeat(50_000);
     // Over the per-request limit, with room in the budget: 413 at the chunk that crosses it.
     const c = await startUpload(port, 'c2', 'chunked', chunk(`"${piece}`));
-    await until('the first chunk held', () => (held() > SENT ? true : undefined));
+    await untilValue('the first chunk held', () => (held() > SENT ? true : undefined));
     c.socket.write(chunk(piece) + chunk(piece) + chunk(piece)); // 200,001 bytes
     const over = await answerOf(c);
     assert.equal(over.status, 413, over.head);
     assert.equal(over.json.error?.code, 'E_BODY_TOO_LARGE');
-    await until('the refused chunked body given back', heldIs(SENT));
+    await untilValue('the refused chunked body given back', heldIs(SENT));
 
     // Within the per-request limit, but not within what the budget has left: 503 at the first chunk.
     const b = await startUpload(port, 'b2', { contentLength: BODY_LIMIT }, PART);
-    await until('two bodies held', heldIs(2 * SENT));
+    await untilValue('two bodies held', heldIs(2 * SENT));
     const d = await startUpload(port, 'd2', 'chunked', chunk(`"${'y'.repeat(BUDGET - 2 * SENT)}`));
     assertBusy(await answerOf(d));
     assert.equal(held(), 2 * SENT, 'the refused chunked body holds nothing');
     b.socket.resetAndDestroy();
-    await until('one body held', heldIs(SENT));
+    await untilValue('one body held', heldIs(SENT));
 
     // A declared body over the per-request limit: 413, as before the budget, and nothing held.
     const e = await startUpload(port, 'e2', { contentLength: BODY_LIMIT + 1 }, '"');
@@ -164,7 +155,7 @@ describe('the body budget: request bodies being read, every connection together'
     assert.equal(tooLarge.json.error?.code, 'E_BODY_TOO_LARGE');
     assert.equal(held(), SENT);
     a.socket.end(); // FIN mid-body
-    await until('nothing held', heldIs(0));
+    await untilValue('nothing held', heldIs(0));
     for (const u of [c, d, e]) u.socket.destroy();
   });
 
@@ -175,9 +166,9 @@ describe('the body budget: request bodies being read, every connection together'
       const part = i % 2 === 0 ? '"abc' : chunk('"abc');
       uploads.push(await startUpload(port, `cut${i}`, framing, part));
     }
-    await until('every body counted', heldIs(40 * 4)); // '"abc' each, whatever it declared
+    await untilValue('every body counted', heldIs(40 * 4)); // '"abc' each, whatever it declared
     uploads.forEach((u, i) => (i % 4 < 2 ? u.socket.end() : u.socket.resetAndDestroy()));
-    await until('nothing held', heldIs(0));
+    await untilValue('nothing held', heldIs(0));
     // The whole budget is usable again: two full bodies at once.
     const full = `"${'z'.repeat(BODY_LIMIT - 2)}"`;
     const replies = await Promise.all(['f1', 'f2'].map((key) => fetch(`http://127.0.0.1:${port}/v1/kv/${NS}/${key}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: full })));
@@ -187,12 +178,12 @@ describe('the body budget: request bodies being read, every connection together'
   it('a body trickled in is cut by the request deadline (requestTimeoutMs), and gives its share back', async () => {
     const started = performance.now();
     const slow = await startUpload(port, 'slow', { contentLength: 1_000 }, '"');
-    await until('the body held', heldIs(1)); // its first byte
+    await untilValue('the body held', heldIs(1)); // its first byte
     const trickle = setInterval(() => slow.socket.write('t'), 100);
     let closed = false;
     void slow.closed.then(() => (closed = true));
     try {
-      await until('the trickled upload cut', () => (closed ? true : undefined), 30_000);
+      await untilValue('the trickled upload cut', () => (closed ? true : undefined), 30_000);
     } finally {
       clearInterval(trickle);
     }
@@ -201,7 +192,7 @@ describe('the body budget: request bodies being read, every connection together'
     assert.ok(elapsed < 20_000, `cut after ${Math.round(elapsed)} ms`);
     assert.ok(elapsed > 1_500, `cut after ${Math.round(elapsed)} ms, before its deadline`);
     assert.match(slow.received(), /^HTTP\/1\.1 408 /);
-    await until('nothing held', heldIs(0));
+    await untilValue('nothing held', heldIs(0));
   });
 });
 

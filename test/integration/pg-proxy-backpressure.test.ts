@@ -13,6 +13,10 @@ import { freePort, spawnProxy, type ProxyProcess } from '../helpers/pg-proxy-pro
 import { cstr, frame, i32, raw } from '../helpers/pg-raw.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import { MessageReader, type Message } from '../../src/pg-proxy/framing.js';
+import { untilValue } from '../helpers/until.js';
+
+/** Waits longer than the helper's default: this file's conditions follow a loaded machine's pace. */
+const until = <T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 90_000): Promise<T> => untilValue(what, probe, ms, 50);
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 
@@ -26,16 +30,6 @@ const GROWTH_CAP = 128 * MB;
 
 function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** A session over a raw socket, authenticated, then paused: it reads nothing until `collect` is called. */

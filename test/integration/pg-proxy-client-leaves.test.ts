@@ -18,19 +18,10 @@ import { startCluster, type Cluster } from '../helpers/pg-cluster.js';
 import { freePort } from '../helpers/pg-proxy-process.js';
 import { needProgram } from '../helpers/services.js';
 import { CANCEL_LINGER_MS } from '../../src/pg-proxy/cancel.js';
+import { untilValue } from '../helpers/until.js';
 
 const program = needProgram('initdb', '/usr/lib/postgresql/15/bin/initdb');
 const HBA = 'local all all trust\nhost all all 127.0.0.1/32 trust\n';
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('pg-proxy: a session whose client is gone leaves no connection behind', { skip: program.skip || (!existsSync('/usr/sbin/runuser') && 'runuser missing'), timeout: 180_000 }, () => {
   let cluster: Cluster;
@@ -84,12 +75,12 @@ describe('pg-proxy: a session whose client is gone leaves no connection behind',
       await assert.rejects(c.connect());
     }
     // While PostgreSQL is stopped: the clients are gone, so are their upstream connections.
-    await until('the upstream connections of the clients that left to close', () => (upstreamConnections() <= baseline ? true : undefined));
+    await untilValue('the upstream connections of the clients that left to close', () => (upstreamConnections() <= baseline ? true : undefined));
     process.kill(postmaster, 'SIGCONT');
     stopped = false;
     // Running again: it may have started backends for connections it had accepted; none stays.
-    await until('no session left', () => (proxy.metrics.sessions === 0 ? true : undefined));
-    await until('no backend left for the clients that left', async () => ((await backends()) <= backendsBefore ? true : undefined));
+    await untilValue('no session left', () => (proxy.metrics.sessions === 0 ? true : undefined));
+    await untilValue('no backend left for the clients that left', async () => ((await backends()) <= backendsBefore ? true : undefined));
     // And the proxy serves.
     const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'postgres', database: 'postgres' });
     await c.connect();
@@ -123,9 +114,9 @@ describe('pg-proxy: a session whose client is gone leaves no connection behind',
       await new Promise((resolve) => socket.once('close', resolve)); // the proxy closes the client's side at once
     }
     // The proxy's connections reach the stopped PostgreSQL's backlog and wait there…
-    await until('the relayed cancels to reach PostgreSQL', () => (held() >= baseline + CANCELS ? true : undefined));
+    await untilValue('the relayed cancels to reach PostgreSQL', () => (held() >= baseline + CANCELS ? true : undefined));
     // …and are closed by the deadline while it is still stopped.
-    await until('the relayed cancels\' connections to close', () => (held() <= baseline ? true : undefined), CANCEL_LINGER_MS + 20_000);
+    await untilValue('the relayed cancels\' connections to close', () => (held() <= baseline ? true : undefined), CANCEL_LINGER_MS + 20_000);
     assert.ok(performance.now() - started >= CANCEL_LINGER_MS - 1000, 'closed before the deadline: PostgreSQL was stopped, so it cannot have closed them');
     process.kill(postmaster, 'SIGCONT');
     stopped = false;
@@ -140,7 +131,7 @@ describe('pg-proxy: a session whose client is gone leaves no connection behind',
     const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres' });
     await admin.connect();
     try {
-      const { pid, port } = await until('the statement to run', async () => {
+      const { pid, port } = await untilValue('the statement to run', async () => {
         const { rows } = await admin.query("SELECT pid, client_port AS port FROM pg_stat_activity WHERE query LIKE '%stuck-at-close%' AND pid <> pg_backend_pid()");
         return rows[0] as { pid: number; port: number } | undefined;
       });
