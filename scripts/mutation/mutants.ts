@@ -1112,6 +1112,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'entity-pg-functions-stamp-trusted',
+    rule: "PostgreSQL entity store: an open trusts the functions' stamp (this release's digest) without comparing what PostgreSQL holds, so a trigger function replaced by hand (one that journals nothing) stays in place: bypass writes are no longer versioned or journaled",
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-schema.ts',
+        find: "    return typeof fingerprint === 'string' && stamp === `${digest} ${fingerprint}`;",
+        replace: "    return typeof fingerprint === 'string' && typeof stamp === 'string' && stamp.startsWith(digest);",
+      },
+    ],
+  },
+  {
     id: 'entity-sqlite-replace-other-id-unburied',
     rule: "SQLite entity store: a REPLACE (INSERT OR REPLACE, UPDATE OR REPLACE, a UNIQUE declared ON CONFLICT REPLACE) that deletes a row of another id through another unique key leaves it unburied and unjournaled (SQLite fires no DELETE trigger for it): the cache serves the deleted row forever",
     patches: [{ file: 'src/store/entity/sqlite-replaced-rows.ts', find: '  if (keys.length === 0) return [];', replace: '  if (keys.length >= 0) return [];' }],

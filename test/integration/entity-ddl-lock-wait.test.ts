@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { addVersionColumn, dropEntityTriggers, installEntityTriggers } from '../../src/store/entity/postgres-entity-schema.js';
+import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
 import { resolveEntitySpec } from '../../src/store/entity/spec.js';
 import { advisoryKey } from '../../src/store/postgres-schema.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
@@ -64,6 +65,49 @@ describe('PostgreSQL entity helpers: the DDL lock held by another session', { sk
       await installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: 300 });
       const triggers = await pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = '${schema}.items'::regclass AND NOT tgisinternal`);
       assert.equal(triggers.rows[0].n, 6);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      await Promise.all(pending);
+      await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  it('with its functions and triggers current, an open takes no DDL lock: it opens while another session holds it; a function replaced by hand is re-made (under the lock)', async () => {
+    const schema = `lockstep_entity_ddl_${randomBytes(4).toString('hex')}`;
+    await pool.query(`CREATE SCHEMA ${schema}`);
+    await pool.query(`CREATE TABLE ${schema}.items (id text PRIMARY KEY, body text, version bigint NOT NULL DEFAULT 1)`);
+    const spec = resolveEntitySpec({ table: 'items' });
+    const holder = new pg.Client({ connectionString: DATABASE_URL, application_name: 'ddl-lock-holder' });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    const pending: Array<Promise<unknown>> = [];
+    const definition = async (name: string) =>
+      (await pool.query(`SELECT pg_get_functiondef('${schema}.${name}()'::regprocedure) AS def`)).rows[0].def as string;
+    try {
+      const first = await createPostgresEntityStore({ pool, schema, table: 'items' });
+      await first.close();
+      const original = await definition('lockstep_entity_after_delete');
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryKey(`lockstep:ddl:${schema}`)]);
+      // A migration holds the lock: an open with everything current goes through.
+      const open = createPostgresEntityStore({ pool, schema, table: 'items' });
+      pending.push(open.then((store) => store.close()).catch(() => undefined));
+      const opened = await within(10_000, open);
+      assert.ok(!(opened instanceof Error) && opened !== 'still waiting', `the open waited for or failed on the lock: ${String(opened)}`);
+      await opened.close();
+      const installed = await within(10_000, installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: 300 }));
+      assert.equal(installed, undefined, `installEntityTriggers with everything current: ${String(installed)}`);
+      // A trigger function replaced by hand no longer counts as current: the next install needs the lock...
+      await pool.query(`CREATE OR REPLACE FUNCTION ${schema}.lockstep_entity_after_delete() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN RETURN NULL; END $fn$`);
+      const blocked = installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: 300 });
+      pending.push(blocked.catch(() => undefined));
+      const outcome = await within(10_000, blocked);
+      assert.ok(outcome instanceof Error && (outcome as Error & { code?: string }).code === 'E_STORE_WRITE', `a hand-made function is re-made under the lock: ${String(outcome)}`);
+      await holder.query('ROLLBACK');
+      // ...and, once it is free, puts Lockstep's function back.
+      await installEntityTriggers(pool, schema, spec, { ddlLockWaitMs: 300 });
+      assert.equal(await definition('lockstep_entity_after_delete'), original);
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined);
       await holder.end();

@@ -259,7 +259,11 @@ async function installedTriggers(pool: PostgresPool, schema: string, spec: Entit
  */
 export async function installEntityTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, options: DdlWaits = {}): Promise<void> {
   identifier(schema, 'schema');
-  await ddl(pool, schema, postgresEntityFunctionsSql(schema), { ddlLockWaitMs: options.ddlLockWaitMs });
+  const functions = postgresEntityFunctionsSql(schema);
+  const functionsDigest = createHash('sha256').update(functions).digest('hex');
+  if (!(await functionsCurrent(pool, schema, functionsDigest))) {
+    await ddl(pool, schema, `${functions}\n${stampFunctionsSql(schema, functionsDigest)}`, { ddlLockWaitMs: options.ddlLockWaitMs });
+  }
   const triggers = postgresEntityTriggersSql(schema, spec);
   const digest = createHash('sha256').update(triggers).digest('hex');
   const installed = await installedTriggers(pool, schema, spec);
@@ -272,6 +276,43 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
     const lockTimeout = (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
     if (lockTimeout && installed.length === TRIGGER_NAMES.length && installed.every((t) => t.sameCall)) return;
     throw error;
+  }
+}
+
+/**
+ * What PostgreSQL holds of the schema's entity functions: one md5 over each one's full definition
+ * (pg_get_functiondef: body, language, settings), so a function replaced by hand no longer matches.
+ */
+const functionsFingerprintSql = (schemaParam: string) => `(SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.pg_get_functiondef(p.oid), E'\\n' ORDER BY p.proname COLLATE "C"))
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+  WHERE n.nspname = ${schemaParam} AND p.proname LIKE 'lockstep\\_entity\\_%')`;
+
+/**
+ * Stamps the functions just made: the lock function's comment is the digest of this release's DDL
+ * and the fingerprint of what PostgreSQL now holds. Run in the DDL's transaction, after the functions.
+ */
+function stampFunctionsSql(schema: string, digest: string): string {
+  return `DO $lockstep$ BEGIN
+  EXECUTE pg_catalog.format('COMMENT ON FUNCTION %I.lockstep_entity_lock(text, text) IS %L', ${literal(schema)}, ${literal(digest)} || ' ' || ${functionsFingerprintSql(literal(schema))});
+END $lockstep$;`;
+}
+
+/**
+ * Whether the schema's functions are this release's, untouched since: then an open installs nothing
+ * and takes no DDL lock (a migration holding that lock does not hold up every entity store's open).
+ */
+async function functionsCurrent(pool: PostgresPool, schema: string, digest: string): Promise<boolean> {
+  const client: PostgresClient = await connectListened(pool);
+  try {
+    const { rows } = await client.query({
+      text: `SELECT (SELECT pg_catalog.obj_description(p.oid, 'pg_proc') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = $1 AND p.proname = 'lockstep_entity_lock') AS stamp, ${functionsFingerprintSql('$1')} AS fingerprint`,
+      values: [schema],
+    });
+    const { stamp, fingerprint } = rows[0] ?? {};
+    return typeof fingerprint === 'string' && stamp === `${digest} ${fingerprint}`;
+  } finally {
+    client.release();
   }
 }
 
