@@ -244,6 +244,11 @@ export class WriteThroughEngine<T> implements Engine<T> {
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
     }
+    return this.slowValueLater(key, entry, started);
+  }
+
+  /** slowValue's wait (apart: its closure's context is not allocated by a read that settled at once). */
+  private slowValueLater(key: string, entry: Promise<ReadEntry<T>>, started: number): Promise<T | undefined> {
     return this.settleRead(key, entry, started).then((settled) => {
       if (this.sampleRate !== 0 && settled.source === 'hit') this.sampleHit(key, settled.version, settled.found);
       return settled.value;
