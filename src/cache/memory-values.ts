@@ -241,14 +241,20 @@ export class ValueSlots<V extends ValueRecord> {
     return slot.value;
   }
 
+  // Small enough to be inlined where it is compared: a double returned from a call that is not
+  // inlined is boxed (a heap number per hit).
   private now(): number {
-    if (!this.coarseClock) return this.clock.now();
-    if (!this.nowCached) {
-      this.cachedNow = this.clock.now();
+    return this.nowCached ? this.cachedNow : this.readClock();
+  }
+
+  private readClock(): number {
+    const now = this.clock.now();
+    if (this.coarseClock) {
+      this.cachedNow = now;
       this.nowCached = true;
       setTimeout(this.forgetNow, 1).unref();
     }
-    return this.cachedNow;
+    return now;
   }
 
   /** Drops a slot of the map, a value's or a fill lease's. */
