@@ -205,7 +205,10 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'read-fill-skips-journal-wait',
     rule: "journal invariant: a miss reads the store and fills before the journal drainer knows where the journal ends (read-path.ts's wait removed)",
-    patches: [{ file: READ_PATH, find: '  if (!ctx.journalPositionKnown) {\n    const budget', replace: '  if (false as boolean) {\n    const budget' }],
+    patches: [
+      { file: READ_PATH, find: '  if (!ctx.journalPositionKnown || load !== readStoreValue) return loadInFlight', replace: '  if (load !== readStoreValue) return loadInFlight' },
+      { file: READ_PATH, find: '  } else if (!ctx.journalPositionKnown) {\n    const budget', replace: '  } else if (false as boolean) {\n    const budget' },
+    ],
   },
   {
     id: 'write-skips-journal-wait',
@@ -348,6 +351,17 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       { file: VALUES, find: '    return this.live ? this.owner.use(this) : undefined;', replace: '    return this.live ? this.owner.use(this) : this.value;' },
       { file: VALUES, find: '    slot.value = undefined; // a reader may still hold the slot: it must not hold the value\n', replace: '' },
+    ],
+  },
+  {
+    id: 'coarse-clock-timer-holds-cache',
+    rule: "the memory cache's coarse-clock timer holds the cache's slots: a cache dropped without close() stays alive with all its values until the event loop next runs timers (never, in a loop of awaited reads)",
+    patches: [
+      {
+        file: VALUES,
+        find: '    return this.coarse === undefined ? this.clock.now() : this.coarse.read();',
+        replace: '    if (this.coarse !== undefined) setTimeout(() => void this.coarse, 1).unref();\n    return this.coarse === undefined ? this.clock.now() : this.coarse.read();',
+      },
     ],
   },
   {

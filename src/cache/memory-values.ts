@@ -63,18 +63,14 @@ export class ValueSlots<V extends ValueRecord> {
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly clock: Clock;
-  private readonly coarseClock: boolean;
-  private cachedNow = 0;
-  private nowCached = false;
-  private readonly forgetNow = (): void => {
-    this.nowCached = false;
-  };
+  /** The reused reading, when the clock is coarse. */
+  private readonly coarse: CoarseReading | undefined;
 
   constructor(options: ValueSlotsOptions) {
     this.maxEntries = options.maxEntries ?? Infinity;
     this.maxBytes = options.maxBytes ?? Infinity;
     this.clock = options.clock;
-    this.coarseClock = options.coarseClock;
+    this.coarse = options.coarseClock ? new CoarseReading(options.clock) : undefined;
   }
 
   /** Values held (fill leases not counted). */
@@ -241,14 +237,15 @@ export class ValueSlots<V extends ValueRecord> {
     return slot.value;
   }
 
+  // Small enough to be inlined where it is compared: a double returned from a call that is not
+  // inlined is boxed (a heap number per hit).
   private now(): number {
-    if (!this.coarseClock) return this.clock.now();
-    if (!this.nowCached) {
-      this.cachedNow = this.clock.now();
-      this.nowCached = true;
-      setTimeout(this.forgetNow, 1).unref();
-    }
-    return this.cachedNow;
+    const coarse = this.coarse;
+    return coarse !== undefined && coarse.valid ? coarse.value : this.readClock();
+  }
+
+  private readClock(): number {
+    return this.coarse === undefined ? this.clock.now() : this.coarse.read();
   }
 
   /** Drops a slot of the map, a value's or a fill lease's. */
@@ -302,5 +299,28 @@ export class ValueSlots<V extends ValueRecord> {
     if (slot === this.newest) return;
     this.unlink(slot);
     this.append(slot);
+  }
+}
+
+/**
+ * A clock reading reused until a 1 ms timer drops it. The timer holds this small object, not the
+ * slots: a cache dropped without close() is not kept (with all its values) until the event loop
+ * next runs timers, which a loop of awaited reads that never yields can put off indefinitely.
+ */
+class CoarseReading {
+  value = 0;
+  valid = false;
+  private readonly forget = (): void => {
+    this.valid = false;
+  };
+
+  constructor(private readonly clock: Clock) {}
+
+  read(): number {
+    const now = this.clock.now();
+    this.value = now;
+    this.valid = true;
+    setTimeout(this.forget, 1).unref();
+    return now;
   }
 }

@@ -43,8 +43,18 @@ export class CacheKeys {
 
   /** Joins a key that `known` just did not find (only for a key that passed validateKey): no second lookup. */
   join(key: string): KnownKey {
+    return this.remember(key, this.prefix + key);
+  }
+
+  /** The key's cache key, not remembered (the caller may `remember` it later). */
+  cacheKeyOf(key: string): string {
+    return this.prefix + key;
+  }
+
+  /** Remembers `cacheKey` (cacheKeyOf(key)) for a key that `known` did not find (only for a key that passed validateKey). */
+  remember(key: string, cacheKey: string): KnownKey {
     if (this.joined.size >= this.capacity) this.joined.clear();
-    const known: KnownKey = { cacheKey: this.prefix + key, slot: undefined };
+    const known: KnownKey = { cacheKey, slot: undefined };
     this.joined.set(key, known);
     return known;
   }

@@ -182,23 +182,42 @@ function loadAndFill<T>(
   // Read the store only once the drainer knows where the journal ends (see write-path.ts, step 0):
   // a bypass write after our read is then behind the cursor, and is replayed over our fill. Once
   // it is known, a flag says so: no wait to race.
+  if (!ctx.journalPositionKnown || load !== readStoreValue) return loadInFlight<T>(ctx, key, cacheKey, token, load, deadline, undefined);
+  let reading: MaybePromise<StoredValue | undefined>;
+  try {
+    reading = ctx.store.read(ctx.namespace, key);
+  } catch (error) {
+    return Promise.reject(storeReadError(ctx, key, error));
+  }
+  if (!isThenable(reading)) return fillAtOnce<T>(ctx, cacheKey, token, reading);
+  return loadInFlight<T>(ctx, key, cacheKey, token, load, deadline, reading);
+}
+
+/**
+ * loadAndFill's steps that wait: raced against the deadline, registered as the key's flight. Apart
+ * from the synchronous path because its closures would make every call allocate their context (a
+ * cold read's garbage is most of its cost over the raw read: scavenges).
+ * `reading`: the store's promise when Lockstep's own store was already asked.
+ */
+function loadInFlight<T>(
+  ctx: EngineContext,
+  key: string,
+  cacheKey: string,
+  token: string,
+  load: LoadCommitted,
+  deadline: Deadline | undefined,
+  reading: PromiseLike<StoredValue | undefined> | undefined,
+): Promise<ReadEntry<T>> {
   let loaded: Promise<StoredValue | undefined>;
-  if (!ctx.journalPositionKnown) {
-    const budget = deadline ?? startDeadline(ctx.options.leaseTtlMs);
-    loaded = budget.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position')).then(() => loadWithin(ctx, key, load, budget));
-  } else if (load !== readStoreValue) {
-    loaded = loadWithin(ctx, key, load, deadline ?? startDeadline(ctx.options.leaseTtlMs));
-  } else {
-    let reading: MaybePromise<StoredValue | undefined>;
-    try {
-      reading = ctx.store.read(ctx.namespace, key);
-    } catch (error) {
-      return Promise.reject(storeReadError(ctx, key, error));
-    }
-    if (!isThenable(reading)) return fillAtOnce<T>(ctx, cacheKey, token, reading);
+  if (reading !== undefined) {
     loaded = (deadline ?? startDeadline(ctx.options.leaseTtlMs)).race(Promise.resolve(reading), () => readTimeout(ctx, key), undefined, (error) =>
       storeReadError(ctx, key, error),
     );
+  } else if (!ctx.journalPositionKnown) {
+    const budget = deadline ?? startDeadline(ctx.options.leaseTtlMs);
+    loaded = budget.race(ctx.journalReady, () => readTimeout(ctx, key, 'the journal\'s position')).then(() => loadWithin(ctx, key, load, budget));
+  } else {
+    loaded = loadWithin(ctx, key, load, deadline ?? startDeadline(ctx.options.leaseTtlMs));
   }
   const forget = (): void => {
     if (ctx.flights.get(cacheKey) === flight) ctx.flights.delete(cacheKey);
@@ -267,6 +286,11 @@ function fillFrom<T>(
     forget?.();
     return answer;
   }
+  return afterFill(ctx, accepted, forget, answer);
+}
+
+/** fillFrom's wait for a fill that is a promise (apart: its closures' context is not allocated by a synchronous fill). */
+function afterFill<T>(ctx: EngineContext, accepted: PromiseLike<boolean>, forget: (() => void) | undefined, answer: ReadEntry<T>): Promise<ReadEntry<T>> {
   return Promise.resolve(accepted).then(
     (ok) => {
       if (!ok) ctx.counters.fillsRejected++;

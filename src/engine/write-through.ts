@@ -151,7 +151,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
         return Promise.reject(error);
       }
       // Past the check the engine is open, so `known` is what the lookup found: join only a new key.
-      known ??= this.cacheKeys.join(key);
+      if (known === undefined) {
+        if (this.slots && !this.getThen) return this.readNewKey(key);
+        known = this.cacheKeys.join(key);
+      }
     }
     // With nobody listening for `read`, no clock is read (-1 says "not timed").
     const started = this.readListeners === 0 ? -1 : performance.now();
@@ -185,6 +188,34 @@ export class WriteThroughEngine<T> implements Engine<T> {
     }
     if (answer.kind === 'value' && this.slots) known.slot = this.options.cache.slot!(known.cacheKey);
     return this.syncAnswer(key, known, answer, started);
+  }
+
+  /**
+   * read() of a key not joined yet, on an in-process cache with slots (the memory cache): the key is
+   * remembered (CacheKeys) once the cache answers its value, which a cold read's next read finds, not
+   * on the cold read itself. A key read once (a scan, the cold reads of a fresh cache) then leaves no
+   * remembered join to outlive a scavenge: most of a cold read's cost over a raw read is garbage
+   * collection of what it keeps. The steps are read()'s.
+   */
+  private readNewKey(key: string): Promise<T | undefined> {
+    const cacheKey = this.cacheKeys.cacheKeyOf(key);
+    const started = this.readListeners === 0 ? -1 : performance.now();
+    const answer = this.askCacheFor(cacheKey);
+    if (answer instanceof Promise) {
+      this.readsPending++;
+      return answer.then(
+        (got) => {
+          this.readsPending--;
+          return this.valueOrSlowPath(key, cacheKey, got, started);
+        },
+        (error: unknown) => {
+          this.readsPending--;
+          return this.slowValue(key, cacheKey, Promise.reject(error), started);
+        },
+      );
+    }
+    if (answer.kind === 'value') this.cacheKeys.remember(key, cacheKey).slot = this.options.cache.slot!(cacheKey);
+    return Promise.resolve(this.valueOrSlowPath(key, cacheKey, answer, started));
   }
 
   /** read() through CacheAdapter.getThen: what the promise branch of read() does, in the cache's callback. */
@@ -244,6 +275,11 @@ export class WriteThroughEngine<T> implements Engine<T> {
       if (this.sampleRate !== 0 && entry.source === 'hit') this.sampleHit(key, entry.version, entry.found);
       return entry.value;
     }
+    return this.slowValueLater(key, entry, started);
+  }
+
+  /** slowValue's wait (apart: its closure's context is not allocated by a read that settled at once). */
+  private slowValueLater(key: string, entry: Promise<ReadEntry<T>>, started: number): Promise<T | undefined> {
     return this.settleRead(key, entry, started).then((settled) => {
       if (this.sampleRate !== 0 && settled.source === 'hit') this.sampleHit(key, settled.version, settled.found);
       return settled.value;
