@@ -19,6 +19,11 @@ export interface StallRelay {
   up(): Promise<void>;
   /** Cut every connection; new ones go to `target` (an address moved to another server, as on a failover). */
   retarget(target: string): void;
+  /**
+   * The connections open now are lost without a trace (a host that died, an address moved by DNS:
+   * no FIN, no RST ever comes): they stay open and deliver nothing, ever. New connections forward.
+   */
+  abandon(): void;
   /** Connections the relay holds open now. */
   readonly connections: number;
   /** Chunks held back since the stall began (something was sent to a stalled peer). */
@@ -29,13 +34,14 @@ export interface StallRelay {
 export async function startStallRelay(target: string): Promise<StallRelay> {
   let { hostname, port: targetPort } = new URL(target);
   let stalled = false;
-  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]> }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]>; lost: boolean }>();
 
   const server: Server = createServer((client) => {
     const upstream = new Socket();
-    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]> };
+    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]>, lost: false };
     pairs.add(pair);
     const forward = (to: Socket) => (chunk: Buffer) => {
+      if (pair.lost) return;
       if (stalled) pair.held.push([to, chunk]);
       else if (!to.destroyed) to.write(chunk);
     };
@@ -92,6 +98,13 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
           resolve();
         });
       });
+    },
+    abandon() {
+      for (const pair of pairs) {
+        pair.lost = true;
+        pair.held.length = 0;
+      }
+      stalled = false;
     },
     retarget(next) {
       ({ hostname, port: targetPort } = new URL(next));
