@@ -1187,4 +1187,15 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'entity-pg-query-no-deadline',
+    rule: "PostgreSQL entity stores: a query on a checked-out connection has no client-side deadline, so a call stuck on a silent connection keeps it checked out, and once the old connections are lost for good (a failover) a pool whose every connection is stuck never serves again",
+    patches: [
+      {
+        file: 'src/store/postgres-checkout.ts',
+        find: '  const query = (...args: unknown[]) => settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), ms, readTimeout);',
+        replace: '  const query = (...args: unknown[]) => (void readTimeout, (client.query as (...a: unknown[]) => Promise<never>)(...args));',
+      },
+    ],
+  },
 ];

@@ -8,7 +8,9 @@
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
-import { connectListened, listenToNewConnections } from '../postgres-connection-errors.js';
+import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
+import { checkoutWithin } from '../postgres-checkout.js';
+import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
@@ -72,13 +74,15 @@ export async function createPostgresEntityStoreWith(
     append: `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, 'repair')`,
   };
 
-  // A dropped checked-out connection must not crash the process.
-  const checkout = (): Promise<PostgresClient> => connectListened(pool);
+  // A checked-out connection has an 'error' listener (a dropped one must not crash the process) and
+  // client-side deadlines: the server's statement timeout plus a margin, as the key/value store's.
+  const checkout = (timeoutMs: number): Promise<PostgresClient> => checkoutWithin(pool, timeoutMs + CLIENT_MARGIN_MS);
 
   /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome. */
   async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
-    const client = await checkout();
-    const begin = [{ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) }, { text: sql.mark, values: [entity, key] }];
+    const timeoutMs = Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)));
+    const client = await checkout(timeoutMs);
+    const begin = [{ text: sql.begin(timeoutMs) }, { text: sql.mark, values: [entity, key] }];
     // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
     return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
   }
@@ -123,15 +127,17 @@ export async function createPostgresEntityStoreWith(
     if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
     if (namespace !== undefined) checkNamespace(spec, namespace);
   };
+  /** Reads: a client-side timeout is the engine's E_STORE_TIMEOUT. */
   const withClient = async <R>(work: (client: PostgresClient) => Promise<R>): Promise<R> => {
-    const client = await checkout();
+    let client: PostgresClient | undefined;
     try {
+      client = await checkout(statementTimeoutMs);
       const result = await work(client);
       client.release();
       return result;
     } catch (error) {
-      client.release(outcomeUnknown(error) ? true : undefined);
-      throw error;
+      client?.release(outcomeUnknown(error) ? true : undefined);
+      throw isClientTimeout(error) ? readTimedOut('PostgreSQL', error) : error;
     }
   };
   const batcher = createReadBatcher<StoredValue>((keys) =>
