@@ -1070,7 +1070,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'entity stores: an id column that is one column of a composite key is accepted, so one read, write or delete by id reaches the rows of several entities (a delete of one tenant\'s row removes another\'s)',
     patches: [
       { file: 'src/store/entity/sqlite-entity-store.ts', find: '  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);', replace: '  if (!isUniqueColumn(db, spec.table, spec.idColumn) && spec.table === \'\') throw notUnique(spec);' },
-      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn)) && spec.table === \'\') throw notUnique(spec);' },
+      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs)) && spec.table === \'\') throw notUnique(spec);' },
     ],
   },
   {
@@ -1193,8 +1193,19 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/postgres-checkout.ts',
-        find: '  const query = (...args: unknown[]) => settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), ms, readTimeout);',
-        replace: '  const query = (...args: unknown[]) => (void readTimeout, (client.query as (...a: unknown[]) => Promise<never>)(...args));',
+        find: '    settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), (args[0] as { query_timeout?: number } | null)?.query_timeout ?? ms, readTimeout);',
+        replace: '    (void settleWithin, void readTimeout, (client.query as (...a: unknown[]) => Promise<never>)(...args));',
+      },
+    ],
+  },
+  {
+    id: 'entity-pg-checkout-unbounded',
+    rule: "PostgreSQL entity stores and their helpers: a connection of a pool you pass is waited for without bound, so an entity store's open (and the ORM integrations' open) on a server that accepts and never answers hangs forever",
+    patches: [
+      {
+        file: 'src/store/postgres-checkout.ts',
+        find: "  return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);",
+        replace: '  return deadlined(await (void connectWithin, connectListened(pool)), ms);',
       },
     ],
   },

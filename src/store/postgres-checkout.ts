@@ -10,7 +10,10 @@ import { connectWithin } from './client-timeouts.js';
 import type { PostgresClient, PostgresPool } from './postgres-client.js';
 import { connectListened } from './postgres-connection-errors.js';
 
-/** A connection of `pool` within `ms`, whose queries each answer within `ms` (release() is then idempotent). */
+/**
+ * A connection of `pool` within `ms`, whose queries each answer within `ms`, or within their own
+ * `query_timeout` when they give one (a DDL statement that may wait for a lock); release() is idempotent.
+ */
 export async function checkoutWithin(pool: PostgresPool, ms: number): Promise<PostgresClient> {
   return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);
 }
@@ -27,6 +30,7 @@ function deadlined(client: PostgresClient, ms: number): PostgresClient {
     return new Error('Query read timeout');
   };
   // Every argument is passed on: an ORM's driver calls query(config, values).
-  const query = (...args: unknown[]) => settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), ms, readTimeout);
+  const query = (...args: unknown[]) =>
+    settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), (args[0] as { query_timeout?: number } | null)?.query_timeout ?? ms, readTimeout);
   return { query, release, on: (event: never, listener: never) => client.on(event, listener) } as PostgresClient;
 }

@@ -36,6 +36,36 @@ describe('a PostgreSQL entity store whose connections go silent', { skip: servic
     await admin.end();
   });
 
+  for (const warm of [false, true]) {
+    it(`an open on a server that accepts and never answers fails within its bound and keeps no connection (${warm ? 'a connection already in the pool' : 'a new connection'})`, async () => {
+      const pool = new pg.Pool({ connectionString: relay.urlFor(DATABASE_URL), max: 2 });
+      pool.on('error', () => undefined);
+      if (warm) await pool.query('SELECT 1');
+      relay.stall();
+      const started = performance.now();
+      try {
+        const opened = createPostgresEntityStore({ pool, schema, table: 'items', notify: false, statementTimeout: `${STATEMENT_MS}ms` });
+        const outcome = await Promise.race([
+          opened.then(
+            () => 'opened',
+            (error: Error) => error.message,
+          ),
+          new Promise<string>((resolve) => setTimeout(() => resolve('still opening after 20 s'), 20_000).unref()),
+        ]);
+        const ms = performance.now() - started;
+        assert.match(outcome, warm ? /Query read timeout/ : /PostgreSQL: no connection within 1500 ms/);
+        // One step's bound (statement timeout + 1 s), with 3× slack.
+        assert.ok(ms < 3 * (STATEMENT_MS + 1_000), `the open failed after ${Math.round(ms)} ms`);
+        // A connection the pool is still opening stays the pool's (pg has no way to abort it: its
+        // connectionTimeoutMillis does, docs/orm.md); one that was handed out must not stay out.
+        if (warm) assert.equal(pool.totalCount - pool.idleCount, 0, 'no connection is left checked out');
+      } finally {
+        relay.abandon();
+        void pool.end().catch(() => undefined);
+      }
+    });
+  }
+
   it('gives up on a silent connection and serves again through a new one', async () => {
     const pool = new pg.Pool({ connectionString: relay.urlFor(DATABASE_URL), max: 2 });
     pool.on('error', () => undefined);

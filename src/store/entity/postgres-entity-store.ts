@@ -36,11 +36,16 @@ export interface PostgresEntityStoreOptions extends EntityTableOptions {
 
 export type PostgresEntityStore = EntityStore & { readonly schema: string };
 
+/** How long an open waits for a connection and for each catalog statement: the statement timeout plus the client's margin, as every later call. */
+export function openWaitMs(statementTimeout: Duration | undefined): number {
+  return toMs(statementTimeout ?? '2s', 'statementTimeout') + CLIENT_MARGIN_MS;
+}
+
 /** An entity store on PostgreSQL whose table statements are plain SQL. Checks the table and installs the triggers first. */
 export async function createPostgresEntityStore(options: PostgresEntityStoreOptions): Promise<PostgresEntityStore> {
   const spec = resolveEntitySpec(options);
   const schema = identifier(options.schema ?? 'public', 'schema');
-  const columns = await postgresTableColumns(options.pool, schema, spec);
+  const columns = await postgresTableColumns(options.pool, schema, spec, openWaitMs(options.statementTimeout));
   return createPostgresEntityStoreWith(options, spec, createPostgresTableOps(schema, spec, columns));
 }
 
@@ -55,11 +60,12 @@ export async function createPostgresEntityStoreWith(
   listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
-  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);
+  const waitMs = openWaitMs(options.statementTimeout);
+  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs))) throw notUnique(spec);
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
   await kv.ready();
   // Re-created triggers (another release's) wait for the table's lock at most half the statement timeout, 1 s at most.
-  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))) });
+  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))), waitMs });
   const s = quoteIdentifier(schema);
   const { entity } = spec;
   const sql = {
