@@ -1209,4 +1209,9 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    id: 'pg-proxy-upstream-connect-unbounded',
+    rule: "pg-proxy: the install at start and lockstep audit --pg-proxy open their connection without a timeout, so an upstream that accepts and never answers holds `lockstep proxy` forever (neither started nor exited) and the audit too",
+    patches: [{ file: 'src/pg-proxy/upstream-client.ts', find: '{ ...config, connectionTimeoutMillis: UPSTREAM_CONNECT_MS, query_timeout: queryMs }', replace: '{ ...config, query_timeout: queryMs }' }],
+  },
 ];
