@@ -1214,4 +1214,9 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "pg-proxy: the install at start and lockstep audit --pg-proxy open their connection without a timeout, so an upstream that accepts and never answers holds `lockstep proxy` forever (neither started nor exited) and the audit too",
     patches: [{ file: 'src/pg-proxy/upstream-client.ts', find: '{ ...config, connectionTimeoutMillis: UPSTREAM_CONNECT_MS, query_timeout: queryMs }', replace: '{ ...config, query_timeout: queryMs }' }],
   },
+  {
+    id: 'serve-failed-start-infinite-close',
+    rule: 'lockstep serve: a start that fails after opening the store closes it with an infinite deadline, which setTimeout turns into 1 ms: every close slower than that is abandoned (TimeoutOverflowWarning)',
+    patches: [{ file: 'src/cli/commands/serve.ts', find: '    await closeOpened(performance.now() + SHUTDOWN_MARGIN_MS).catch(() => undefined);', replace: '    await closeOpened(Number.POSITIVE_INFINITY).catch(() => undefined);' }],
+  },
 ];
