@@ -24,6 +24,12 @@ export interface StallRelay {
    * no FIN, no RST ever comes): they stay open and deliver nothing, ever. New connections forward.
    */
   abandon(): void;
+  /**
+   * The connection accepted last holds back what the server sends from now on (the server has
+   * answered, its reply is in flight), until resume(): the reply arrives late, other connections
+   * are untouched. Returns a count of the chunks held on it so far.
+   */
+  holdRepliesOfNewest(): () => number;
   /** Connections the relay holds open now. */
   readonly connections: number;
   /** Chunks held back since the stall began (something was sent to a stalled peer). */
@@ -34,15 +40,17 @@ export interface StallRelay {
 export async function startStallRelay(target: string): Promise<StallRelay> {
   let { hostname, port: targetPort } = new URL(target);
   let stalled = false;
-  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]>; lost: boolean }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]>; lost: boolean; holdReplies: boolean }>();
+  let newest: { client: Socket; held: Array<[Socket, Buffer]>; holdReplies: boolean } | undefined;
 
   const server: Server = createServer((client) => {
     const upstream = new Socket();
-    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]>, lost: false };
+    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]>, lost: false, holdReplies: false };
     pairs.add(pair);
+    newest = pair;
     const forward = (to: Socket) => (chunk: Buffer) => {
       if (pair.lost) return;
-      if (stalled) pair.held.push([to, chunk]);
+      if (stalled || (pair.holdReplies && to === client)) pair.held.push([to, chunk]);
       else if (!to.destroyed) to.write(chunk);
     };
     const end = () => {
@@ -83,6 +91,7 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
     resume() {
       stalled = false;
       for (const pair of pairs) {
+        pair.holdReplies = false;
         for (const [to, chunk] of pair.held.splice(0)) if (!to.destroyed) to.write(chunk);
       }
     },
@@ -98,6 +107,12 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
           resolve();
         });
       });
+    },
+    holdRepliesOfNewest() {
+      const pair = newest;
+      if (pair === undefined) throw new Error('no connection yet');
+      pair.holdReplies = true;
+      return () => pair.held.filter(([to]) => to === pair.client).length;
     },
     abandon() {
       for (const pair of pairs) {
