@@ -1219,4 +1219,9 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'lockstep serve: a start that fails after opening the store closes it with an infinite deadline, which setTimeout turns into 1 ms: every close slower than that is abandoned (TimeoutOverflowWarning)',
     patches: [{ file: 'src/cli/commands/serve.ts', find: '    await closeOpened(performance.now() + SHUTDOWN_MARGIN_MS).catch(() => undefined);', replace: '    await closeOpened(Number.POSITIVE_INFINITY).catch(() => undefined);' }],
   },
+  {
+    id: 'redis-silent-connection-kept',
+    rule: "Redis cache: a connection that answers nothing (black-holed by a failover: no FIN or RST) is kept, so every call times out until the kernel gives up on the socket (about 15 minutes)",
+    patches: [{ file: 'src/cache/redis.ts', find: '    this.noteExpiry();\n    const offline', replace: '    const offline' }],
+  },
 ];
