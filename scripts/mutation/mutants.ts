@@ -1084,7 +1084,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'entity stores: an id column that is one column of a composite key is accepted, so one read, write or delete by id reaches the rows of several entities (a delete of one tenant\'s row removes another\'s)',
     patches: [
       { file: 'src/store/entity/sqlite-entity-store.ts', find: '  if (!isUniqueColumn(db, spec.table, spec.idColumn)) throw notUnique(spec);', replace: '  if (!isUniqueColumn(db, spec.table, spec.idColumn) && spec.table === \'\') throw notUnique(spec);' },
-      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn)) && spec.table === \'\') throw notUnique(spec);' },
+      { file: 'src/store/entity/postgres-entity-store.ts', find: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs))) throw notUnique(spec);', replace: '  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs)) && spec.table === \'\') throw notUnique(spec);' },
     ],
   },
   {
@@ -1211,5 +1211,42 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "    ['replaced_note_update', `BEFORE UPDATE ON ${t}",
       },
     ],
+  },
+  {
+    id: 'entity-pg-query-no-deadline',
+    rule: "PostgreSQL entity stores: a query on a checked-out connection has no client-side deadline, so a call stuck on a silent connection keeps it checked out, and once the old connections are lost for good (a failover) a pool whose every connection is stuck never serves again",
+    patches: [
+      {
+        file: 'src/store/postgres-checkout.ts',
+        find: '    settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), (args[0] as { query_timeout?: number } | null)?.query_timeout ?? ms, readTimeout);',
+        replace: '    (void settleWithin, void readTimeout, (client.query as (...a: unknown[]) => Promise<never>)(...args));',
+      },
+    ],
+  },
+  {
+    id: 'entity-pg-checkout-unbounded',
+    rule: "PostgreSQL entity stores and their helpers: a connection of a pool you pass is waited for without bound, so an entity store's open (and the ORM integrations' open) on a server that accepts and never answers hangs forever",
+    patches: [
+      {
+        file: 'src/store/postgres-checkout.ts',
+        find: "  return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);",
+        replace: '  return deadlined(await (void connectWithin, connectListened(pool)), ms);',
+      },
+    ],
+  },
+  {
+    id: 'pg-proxy-upstream-connect-unbounded',
+    rule: "pg-proxy: the install at start and lockstep audit --pg-proxy open their connection without a timeout, so an upstream that accepts and never answers holds `lockstep proxy` forever (neither started nor exited) and the audit too",
+    patches: [{ file: 'src/pg-proxy/upstream-client.ts', find: '{ ...config, connectionTimeoutMillis: UPSTREAM_CONNECT_MS, query_timeout: queryMs }', replace: '{ ...config, query_timeout: queryMs }' }],
+  },
+  {
+    id: 'serve-failed-start-infinite-close',
+    rule: 'lockstep serve: a start that fails after opening the store closes it with an infinite deadline, which setTimeout turns into 1 ms: every close slower than that is abandoned (TimeoutOverflowWarning)',
+    patches: [{ file: 'src/cli/commands/serve.ts', find: '    await closeOpened(performance.now() + SHUTDOWN_MARGIN_MS).catch(() => undefined);', replace: '    await closeOpened(Number.POSITIVE_INFINITY).catch(() => undefined);' }],
+  },
+  {
+    id: 'redis-silent-connection-kept',
+    rule: "Redis cache: a connection that answers nothing (black-holed by a failover: no FIN or RST) is kept, so every call times out until the kernel gives up on the socket (about 15 minutes)",
+    patches: [{ file: 'src/cache/redis.ts', find: '    this.noteExpiry();\n    const offline', replace: '    const offline' }],
   },
 ];

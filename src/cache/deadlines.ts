@@ -20,6 +20,8 @@ interface Pending {
 export class DueQueue {
   private items: Pending[] = [];
   private head = 0;
+  /** Calls settled by their work (an answer or an error), not by their deadline. */
+  answered = 0;
 
   get isEmpty(): boolean {
     return this.head === this.items.length;
@@ -185,6 +187,7 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
 
   private end(): void {
     this.done = true;
+    this.queue!.answered++;
     this.queue!.trim();
   }
 
@@ -236,6 +239,13 @@ export class Deadlines {
   private lastQueue: DueQueue | undefined;
 
   constructor(private readonly resolutionMs: number) {}
+
+  /** Calls settled by their work so far (a Redis connection that answers nothing leaves it unchanged). */
+  get answered(): number {
+    let count = 0;
+    for (const queue of this.queues.values()) count += queue.answered;
+    return count;
+  }
 
   /** Calls pending (for tests: 0 once every call has settled in order). */
   get pending(): number {

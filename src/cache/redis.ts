@@ -204,6 +204,9 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   /** Cluster only: performance.now() of the last quarantine warning (one per 10 s, not one per slot). */
   private quarantineWarnedAt = -Infinity;
   private policyCheck: Promise<void> | undefined;
+  /** Deadlines.answered at the last expired call, and when calls began expiring with nothing answered in between. */
+  private answeredAtExpiry = -1;
+  private silentSince = 0;
   /** The hit path's GET per key (getArgs). */
   private readonly getCommands = new Map<string, readonly string[]>();
 
@@ -573,6 +576,39 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     return call;
   }
 
+  /**
+   * A connection that answers nothing is replaced. A socket lost without a trace (the server's host
+   * died, a failover moved its address: no FIN or RST ever comes) gives node-redis no error to
+   * reconnect on until the kernel gives up on it (about 15 minutes on Linux), and every call would
+   * time out meanwhile. So once calls have been expiring for SILENT_CONNECTION_TIMEOUTS command
+   * timeouts (at least 2 s) with no call answered in between, an adapter's own single-Redis client
+   * is dropped and connects again (its dataset is checked again, as after any reconnection). A
+   * command already sent may still run late, as any call past its deadline may (docs/protocol.md).
+   */
+  private noteExpiry(): void {
+    if (!this.owned || this.transport.kind !== 'redis' || this.closed || !this.connected) return;
+    const answered = this.deadlines.answered;
+    const now = performance.now();
+    if (answered !== this.answeredAtExpiry) {
+      this.answeredAtExpiry = answered;
+      this.silentSince = now;
+      return;
+    }
+    if (now - this.silentSince < Math.max(2_000, SILENT_CONNECTION_TIMEOUTS * this.timeoutMs)) return;
+    const client = this.transport.client as RedisClientLike;
+    if (!client.isReady) return; // already reconnecting
+    this.answeredAtExpiry = -1;
+    this.onWarning(`Lockstep's Redis cache got no answer on its connection for ${Math.round(now - this.silentSince)} ms: it drops the connection and connects again`);
+    this.connected = false;
+    this.opening = undefined;
+    try {
+      client.destroy();
+    } catch {
+      // already closed
+    }
+    void this.whenOpen().catch(() => undefined); // calls meanwhile wait for it, within their deadline
+  }
+
   /** The policy can change at run time (CONFIG SET): checked again in the background every 5 s. */
   private recheckPolicy(now: number): void {
     if (now - this.policyCheckedAt > POLICY_RECHECK_MS) this.policyCheck ??= this.checkMaxmemoryPolicy();
@@ -769,11 +805,15 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   }
 
   timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
+    this.noteExpiry();
     const offline = !this.transport.client.isReady && this.lastError !== undefined;
     const why = offline ? ` (not connected: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)})` : '';
     return new CacheTimeoutError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
   }
 }
+
+/** Command timeouts of silence (calls expiring, none answered) after which the adapter's own connection is replaced. */
+const SILENT_CONNECTION_TIMEOUTS = 4;
 
 /** How a cluster script says its slot is quarantined (redis-scripts.ts, GUARD). */
 const QUARANTINED = 'ERR lockstep: quarantined';

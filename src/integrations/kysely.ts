@@ -12,7 +12,6 @@ import { InvalidOptionError } from '../errors.js';
 import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type EntityMapper } from '../patterns/repository.js';
 import type { PostgresPool } from '../store/postgres.js';
-import { connectListened } from '../store/postgres-connection-errors.js';
 import { identifier, resolveEntitySpec, type EntityRow, type EntitySpec, type EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { compiledPostgresOps, compiledSqliteOps, type TableStatements } from './compiled-table-ops.js';
@@ -69,12 +68,14 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
   } else {
     if (typeof pool?.connect !== 'function') throw new InvalidOptionError('pool must be a pg.Pool');
     const schema = identifier(givenSchema ?? 'public', 'schema');
-    const [{ createPostgresEntityStoreWith }, { postgresTableColumns }] = await Promise.all([
+    const [{ createPostgresEntityStoreWith, openWaitMs }, { postgresTableColumns }, { checkoutWithin }] = await Promise.all([
       import('../store/entity/postgres-entity-store.js'),
       import('../store/entity/postgres-table.js'),
+      import('../store/postgres-checkout.js'),
     ]);
-    const statements = kyselyStatements(kysely, spec, checkColumns(spec, await postgresTableColumns(pool, schema, spec)), schema);
-    await probe(spec, statements, (c) => connectListened(pool).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
+    const waitMs = openWaitMs(timeout);
+    const statements = kyselyStatements(kysely, spec, checkColumns(spec, await postgresTableColumns(pool, schema, spec, waitMs)), schema);
+    await probe(spec, statements, (c) => checkoutWithin(pool, waitMs).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
     entities = await createPostgresEntityStoreWith({ pool, schema, bypassTriggers, statementTimeout: timeout }, spec, compiledPostgresOps(statements));
   }
 

@@ -15,7 +15,8 @@ import { isIdentifier, quoteIdentifier } from '../store/postgres-schema.js';
 import type { CacheAdapter, CacheRecordView } from '../types.js';
 import { answerRepairFence, answerRows, classifyAnswer, type CommittedRow } from './audit-classify.js';
 import { keyOfLiteral } from './keys.js';
-import { pg, type PgClientBase } from './pg-driver.js';
+import type { PgClientBase } from './pg-driver.js';
+import { connectUpstream, drop } from './upstream-client.js';
 import { describeTable, parseTableName, type CachedTable } from './tables.js';
 import { answerPrefix } from './context.js';
 
@@ -220,15 +221,16 @@ export async function auditPgProxy(options: ProxyAuditOptions): Promise<AuditRep
   // The proxy's URL, TLS included: the audit connects as the proxy's own connections do.
   const upstream = await resolveUpstream(options.upstream);
   const database = upstream.database;
-  const client = new pg.Client({ ...upstream.pg });
-  client.on('error', () => undefined); // a lost connection fails the next query, which rejects
-  await client.connect();
+  const client = await connectUpstream(upstream.pg, AUDIT_QUERY_MS);
   try {
     const tables = await resolveTables(client, schema, options.tables);
     const reports: AuditReport[] = [];
     for (const table of tables) reports.push(await auditTable(client, options, schema, database, table));
     return reports;
   } finally {
-    await client.end().catch(() => undefined);
+    drop(client);
   }
 }
+
+/** One page of a table, or one catalog query: a stalled upstream fails the audit instead of hanging it. */
+const AUDIT_QUERY_MS = 30_000;

@@ -9,6 +9,7 @@
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
 import type { PgConnection } from './upstream-tls.js';
 import { pg, type PgClient } from './pg-driver.js';
+import { drop } from './upstream-client.js';
 import { announcementsInstalledSql, markersInstalledSql, PROXY_CHANNEL } from './schema.js';
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
@@ -49,12 +50,6 @@ const PRUNE_WAIT_MS = 30_000;
 const ROLES_SQL = `pg_catalog.md5(
     coalesce((SELECT pg_catalog.string_agg(r.oid::text || ':' || r.rolsuper::text || ':' || r.rolinherit::text, ',' ORDER BY r.oid) FROM pg_catalog.pg_roles r), '')
     || '|' || coalesce((SELECT pg_catalog.string_agg(m::text, ',' ORDER BY m::text) FROM pg_catalog.pg_auth_members m), ''))`;
-
-/** Ends a client now, even one whose socket hangs (end() alone waits for the server's goodbye). */
-function drop(c: PgClient): void {
-  void c.end().catch(() => undefined);
-  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-}
 
 export function createDrainer(ctx: ProxyContext, options: DrainerOptions): BypassDrainer {
   const s = quoteIdentifier(ctx.schema);

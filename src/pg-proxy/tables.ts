@@ -1,9 +1,11 @@
 // The cached tables as the catalog describes them: the single-column primary key and its type (which
 // decides how a key parameter is read), and the column names (a select list may name only these).
 import type { PgConnection } from './upstream-tls.js';
-import { pg, type PgClient, type PgClientBase } from './pg-driver.js';
+import type { PgClient, PgClientBase } from './pg-driver.js';
 import { isIdentifier } from '../store/postgres-schema.js';
 import { proxySchemaSql, proxyTriggersSql } from './schema.js';
+import { connectUpstream, drop } from './upstream-client.js';
+import { isClientTimeout } from '../store/client-timeouts.js';
 
 /** Key types whose text form the proxy can put in canonical form without asking the database. */
 export type KeyKind = 'int' | 'text' | 'uuid';
@@ -59,13 +61,13 @@ export async function describeTable(client: PgClientBase, schema: string, name: 
 
 /** Installs the proxy's schema and each table's triggers (idempotent, under an advisory lock) and describes the tables. */
 export async function installAndDescribe(upstream: string | PgConnection, schema: string, tableNames: readonly string[]): Promise<CachedTable[]> {
-  const client = new pg.Client(typeof upstream === 'string' ? { connectionString: upstream } : { ...upstream });
-  client.on('error', () => undefined); // a lost connection fails the next query, which rejects
-  await client.connect();
+  const client = await connectUpstream(typeof upstream === 'string' ? { connectionString: upstream } : upstream, INSTALL_STATEMENT_MS + INSTALL_CLIENT_MARGIN_MS);
   try {
     for (let attempt = 1; ; attempt++) {
       try {
         await client.query('BEGIN');
+        // Its lock waits (another proxy's install, a writer holding a cached table) end on the server too.
+        await client.query(`SELECT pg_catalog.set_config('statement_timeout', $1, true)`, [String(INSTALL_STATEMENT_MS)]);
         await client.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('lockstep:pg-proxy:ddl:' || $1, 0))", [schema]);
         await client.query(proxySchemaSql(schema));
         const tables: CachedTable[] = [];
@@ -78,6 +80,7 @@ export async function installAndDescribe(upstream: string | PgConnection, schema
         await client.query('COMMIT');
         return tables;
       } catch (error) {
+        if (isClientTimeout(error)) throw error; // the connection is in an unknown state: dropped below
         await client.query('ROLLBACK').catch(() => undefined);
         // The install holds the journal's lock (CREATE INDEX IF NOT EXISTS takes it) when it asks for a
         // cached table's (its triggers), and a writer holding the table's asks for the journal's: when
@@ -86,9 +89,12 @@ export async function installAndDescribe(upstream: string | PgConnection, schema
       }
     }
   } finally {
-    await client.end().catch(() => undefined);
+    drop(client);
   }
 }
 
+/** Each statement of the install, on the server (it may wait for locks); the client waits a little longer. */
+const INSTALL_STATEMENT_MS = 60_000;
+const INSTALL_CLIENT_MARGIN_MS = 1_000;
 const DEADLOCK_DETECTED = '40P01';
 const MAX_INSTALL_ATTEMPTS = 5;

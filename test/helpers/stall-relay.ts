@@ -19,6 +19,17 @@ export interface StallRelay {
   up(): Promise<void>;
   /** Cut every connection; new ones go to `target` (an address moved to another server, as on a failover). */
   retarget(target: string): void;
+  /**
+   * The connections open now are lost without a trace (a host that died, an address moved by DNS:
+   * no FIN, no RST ever comes): they stay open and deliver nothing, ever. New connections forward.
+   */
+  abandon(): void;
+  /**
+   * The connection accepted last holds back what the server sends from now on (the server has
+   * answered, its reply is in flight), until resume(): the reply arrives late, other connections
+   * are untouched. Returns a count of the chunks held on it so far.
+   */
+  holdRepliesOfNewest(): () => number;
   /** Connections the relay holds open now. */
   readonly connections: number;
   /** Chunks held back since the stall began (something was sent to a stalled peer). */
@@ -29,14 +40,17 @@ export interface StallRelay {
 export async function startStallRelay(target: string): Promise<StallRelay> {
   let { hostname, port: targetPort } = new URL(target);
   let stalled = false;
-  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]> }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; held: Array<[Socket, Buffer]>; lost: boolean; holdReplies: boolean }>();
+  let newest: { client: Socket; held: Array<[Socket, Buffer]>; holdReplies: boolean } | undefined;
 
   const server: Server = createServer((client) => {
     const upstream = new Socket();
-    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]> };
+    const pair = { client, upstream, held: [] as Array<[Socket, Buffer]>, lost: false, holdReplies: false };
     pairs.add(pair);
+    newest = pair;
     const forward = (to: Socket) => (chunk: Buffer) => {
-      if (stalled) pair.held.push([to, chunk]);
+      if (pair.lost) return;
+      if (stalled || (pair.holdReplies && to === client)) pair.held.push([to, chunk]);
       else if (!to.destroyed) to.write(chunk);
     };
     const end = () => {
@@ -77,6 +91,7 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
     resume() {
       stalled = false;
       for (const pair of pairs) {
+        pair.holdReplies = false;
         for (const [to, chunk] of pair.held.splice(0)) if (!to.destroyed) to.write(chunk);
       }
     },
@@ -92,6 +107,19 @@ export async function startStallRelay(target: string): Promise<StallRelay> {
           resolve();
         });
       });
+    },
+    holdRepliesOfNewest() {
+      const pair = newest;
+      if (pair === undefined) throw new Error('no connection yet');
+      pair.holdReplies = true;
+      return () => pair.held.filter(([to]) => to === pair.client).length;
+    },
+    abandon() {
+      for (const pair of pairs) {
+        pair.lost = true;
+        pair.held.length = 0;
+      }
+      stalled = false;
     },
     retarget(next) {
       ({ hostname, port: targetPort } = new URL(next));

@@ -110,8 +110,8 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
   if (config.resp !== undefined) await assertPortFree(config.resp.host, config.resp.port);
   // Closed in reverse order: the socket, the service, the cache, the store.
   const opened: Array<{ what: string; close: () => Promise<void> | void }> = [];
-  /** Closes what was opened; with `deadline` (performance.now() ms), abandons a step that outlives it. */
-  const closeOpened = async (deadline = Number.POSITIVE_INFINITY): Promise<void> => {
+  /** Closes what was opened; abandons a step that outlives `deadline` (performance.now() ms). */
+  const closeOpened = async (deadline: number): Promise<void> => {
     const errors: unknown[] = [];
     const abandoned: string[] = [];
     for (const { what, close } of opened.splice(0).reverse()) {
@@ -169,7 +169,9 @@ export async function startServe(config: ServeConfig, logger: Logger = pino({ le
     };
     return { url: server.url, respUrl: resp?.url, lifecycle, close: () => (closing ??= close()) };
   } catch (error) {
-    await closeOpened().catch(() => undefined);
+    // Bounded as a stop is (no grace: nothing was served). An infinite deadline was a 1 ms timer:
+    // setTimeout(Infinity) fires at once, so every close slower than that was abandoned.
+    await closeOpened(performance.now() + SHUTDOWN_MARGIN_MS).catch(() => undefined);
     throw error;
   }
 }

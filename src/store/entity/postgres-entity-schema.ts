@@ -29,11 +29,21 @@ import { createHash } from 'node:crypto';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
 import { quoteIdentifier } from '../postgres-schema.js';
 import { takeDdlLock } from './postgres-ddl-lock.js';
-import { connectListened } from '../postgres-connection-errors.js';
+import { CLIENT_MARGIN_MS } from '../client-timeouts.js';
+import { checkoutWithin } from '../postgres-checkout.js';
 import { identifier, type EntitySpec } from './spec.js';
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
+
+/**
+ * How long the helpers below wait for a connection and for each catalog query, unless told
+ * otherwise (an entity store's open: its statement timeout plus 1 s). A server that accepts and
+ * then does not answer fails them, and the connection is destroyed, instead of holding them forever.
+ */
+export const CATALOG_WAIT_MS = 10_000;
+/** The DDL statement's own timeout (set in its transaction; the client waits 1 s more), as the key/value store's DDL. */
+const DDL_STATEMENT_MS = 60_000;
 /** The transaction's own id, which the mark starts with. */
 export const WRITING_MARK = 'pg_catalog.pg_current_xact_id()::text';
 /** The mark of one row: `<transaction id>:<entity>:<id as text>` (an entity name holds no colon). */
@@ -174,8 +184,8 @@ CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level}${row === und
  * included) on that column alone, not partial and not on an expression. An id that is one column of
  * a composite key would make one read, write or delete by id reach several rows.
  */
-export async function isUniqueColumn(pool: PostgresPool, schema: string, table: string, column: string): Promise<boolean> {
-  const client: PostgresClient = await connectListened(pool);
+export async function isUniqueColumn(pool: PostgresPool, schema: string, table: string, column: string, waitMs = CATALOG_WAIT_MS): Promise<boolean> {
+  const client: PostgresClient = await checkoutWithin(pool, waitMs);
   try {
     const { rows } = await client.query({
       text: `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
@@ -195,17 +205,20 @@ export interface DdlWaits {
   readonly lockTimeoutMs?: number;
   /** @default DDL_LOCK_WAIT_MS (30 s) */
   readonly ddlLockWaitMs?: number;
+  /** For a connection and for each statement other than the DDL itself. @default CATALOG_WAIT_MS (10 s) */
+  readonly waitMs?: number;
 }
 
 /** Runs `sql` in one transaction under the schema's DDL advisory lock (a bounded wait, postgres-ddl-lock.ts). */
 async function ddl(pool: PostgresPool, schema: string, sql: string, waits: DdlWaits = {}): Promise<void> {
-  const { lockTimeoutMs, ddlLockWaitMs } = waits;
-  const client: PostgresClient = await connectListened(pool);
+  const { lockTimeoutMs, ddlLockWaitMs, waitMs = CATALOG_WAIT_MS } = waits;
+  const client: PostgresClient = await checkoutWithin(pool, waitMs);
   try {
     await client.query({ text: 'BEGIN' });
     await takeDdlLock(client, schema, ddlLockWaitMs);
+    await client.query({ text: `SELECT pg_catalog.set_config('statement_timeout', $1, true)`, values: [String(DDL_STATEMENT_MS)] });
     if (lockTimeoutMs !== undefined) await client.query({ text: `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] });
-    await client.query({ text: sql });
+    await client.query({ text: sql, query_timeout: DDL_STATEMENT_MS + CLIENT_MARGIN_MS });
     await client.query({ text: 'COMMIT' });
     client.release();
   } catch (error) {
@@ -229,9 +242,9 @@ export async function addVersionColumn(pool: PostgresPool, table: string, option
 const TRIGGER_NAMES = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
 
 /** The installed triggers of the table: each one's comment (the digest of the DDL that made it) and whether it calls its function with these arguments. */
-async function installedTriggers(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<Array<{ comment: string | null; sameCall: boolean }>> {
+async function installedTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, waitMs = CATALOG_WAIT_MS): Promise<Array<{ comment: string | null; sameCall: boolean }>> {
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
-  const client: PostgresClient = await connectListened(pool);
+  const client: PostgresClient = await checkoutWithin(pool, waitMs);
   try {
     const { rows } = await client.query({
       text: `SELECT t.tgname AS name, pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment, pg_catalog.pg_get_triggerdef(t.oid) AS def
@@ -261,12 +274,12 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
   identifier(schema, 'schema');
   const functions = postgresEntityFunctionsSql(schema);
   const functionsDigest = createHash('sha256').update(functions).digest('hex');
-  if (!(await functionsCurrent(pool, schema, functionsDigest))) {
-    await ddl(pool, schema, `${functions}\n${stampFunctionsSql(schema, functionsDigest)}`, { ddlLockWaitMs: options.ddlLockWaitMs });
+  if (!(await functionsCurrent(pool, schema, functionsDigest, options.waitMs))) {
+    await ddl(pool, schema, `${functions}\n${stampFunctionsSql(schema, functionsDigest)}`, { ddlLockWaitMs: options.ddlLockWaitMs, waitMs: options.waitMs });
   }
   const triggers = postgresEntityTriggersSql(schema, spec);
   const digest = createHash('sha256').update(triggers).digest('hex');
-  const installed = await installedTriggers(pool, schema, spec);
+  const installed = await installedTriggers(pool, schema, spec, options.waitMs);
   if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(spec.table)}`;
   const comments = TRIGGER_NAMES.map((name) => `COMMENT ON TRIGGER lockstep_${name} ON ${t} IS ${literal(digest)};`).join('\n');
@@ -301,8 +314,8 @@ END $lockstep$;`;
  * Whether the schema's functions are this release's, untouched since: then an open installs nothing
  * and takes no DDL lock (a migration holding that lock does not hold up every entity store's open).
  */
-async function functionsCurrent(pool: PostgresPool, schema: string, digest: string): Promise<boolean> {
-  const client: PostgresClient = await connectListened(pool);
+async function functionsCurrent(pool: PostgresPool, schema: string, digest: string, waitMs = CATALOG_WAIT_MS): Promise<boolean> {
+  const client: PostgresClient = await checkoutWithin(pool, waitMs);
   try {
     const { rows } = await client.query({
       text: `SELECT (SELECT pg_catalog.obj_description(p.oid, 'pg_proc') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace

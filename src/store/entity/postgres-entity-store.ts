@@ -8,7 +8,9 @@
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
-import { connectListened, listenToNewConnections } from '../postgres-connection-errors.js';
+import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
+import { checkoutWithin } from '../postgres-checkout.js';
+import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
@@ -34,11 +36,16 @@ export interface PostgresEntityStoreOptions extends EntityTableOptions {
 
 export type PostgresEntityStore = EntityStore & { readonly schema: string };
 
+/** How long an open waits for a connection and for each catalog statement: the statement timeout plus the client's margin, as every later call. */
+export function openWaitMs(statementTimeout: Duration | undefined): number {
+  return toMs(statementTimeout ?? '2s', 'statementTimeout') + CLIENT_MARGIN_MS;
+}
+
 /** An entity store on PostgreSQL whose table statements are plain SQL. Checks the table and installs the triggers first. */
 export async function createPostgresEntityStore(options: PostgresEntityStoreOptions): Promise<PostgresEntityStore> {
   const spec = resolveEntitySpec(options);
   const schema = identifier(options.schema ?? 'public', 'schema');
-  const columns = await postgresTableColumns(options.pool, schema, spec);
+  const columns = await postgresTableColumns(options.pool, schema, spec, openWaitMs(options.statementTimeout));
   return createPostgresEntityStoreWith(options, spec, createPostgresTableOps(schema, spec, columns));
 }
 
@@ -53,11 +60,12 @@ export async function createPostgresEntityStoreWith(
   listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
-  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn))) throw notUnique(spec);
+  const waitMs = openWaitMs(options.statementTimeout);
+  if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs))) throw notUnique(spec);
   const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
   await kv.ready();
   // Re-created triggers (another release's) wait for the table's lock at most half the statement timeout, 1 s at most.
-  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))) });
+  if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))), waitMs });
   const s = quoteIdentifier(schema);
   const { entity } = spec;
   const sql = {
@@ -72,13 +80,15 @@ export async function createPostgresEntityStoreWith(
     append: `INSERT INTO ${s}.lockstep_journal (namespace, key, version, reason) VALUES ($1, $2, $3, 'repair')`,
   };
 
-  // A dropped checked-out connection must not crash the process.
-  const checkout = (): Promise<PostgresClient> => connectListened(pool);
+  // A checked-out connection has an 'error' listener (a dropped one must not crash the process) and
+  // client-side deadlines: the server's statement timeout plus a margin, as the key/value store's.
+  const checkout = (timeoutMs: number): Promise<PostgresClient> => checkoutWithin(pool, timeoutMs + CLIENT_MARGIN_MS);
 
   /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome. */
   async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
-    const client = await checkout();
-    const begin = [{ text: sql.begin(Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)))) }, { text: sql.mark, values: [entity, key] }];
+    const timeoutMs = Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)));
+    const client = await checkout(timeoutMs);
+    const begin = [{ text: sql.begin(timeoutMs) }, { text: sql.mark, values: [entity, key] }];
     // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
     return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
   }
@@ -123,15 +133,17 @@ export async function createPostgresEntityStoreWith(
     if (closed) throw new ClosedError(`the entity store of ${spec.table} was closed`);
     if (namespace !== undefined) checkNamespace(spec, namespace);
   };
+  /** Reads: a client-side timeout is the engine's E_STORE_TIMEOUT. */
   const withClient = async <R>(work: (client: PostgresClient) => Promise<R>): Promise<R> => {
-    const client = await checkout();
+    let client: PostgresClient | undefined;
     try {
+      client = await checkout(statementTimeoutMs);
       const result = await work(client);
       client.release();
       return result;
     } catch (error) {
-      client.release(outcomeUnknown(error) ? true : undefined);
-      throw error;
+      client?.release(outcomeUnknown(error) ? true : undefined);
+      throw isClientTimeout(error) ? readTimedOut('PostgreSQL', error) : error;
     }
   };
   const batcher = createReadBatcher<StoredValue>((keys) =>

@@ -2,14 +2,15 @@
 // sent as text and cast by the server to the id column's type.
 import { InvalidOptionError } from '../../errors.js';
 import type { PostgresClient, PostgresPool } from '../postgres.js';
-import { connectListened } from '../postgres-connection-errors.js';
+import { checkoutWithin } from '../postgres-checkout.js';
 import { quoteIdentifier } from '../postgres-schema.js';
+import { CATALOG_WAIT_MS } from './postgres-entity-schema.js';
 import type { EntityRow, EntitySpec } from './spec.js';
 import type { PostgresTableOps, StoredRow } from './table-ops.js';
 
-/** The table's columns, in order; checks that the id and version columns exist. */
-export async function postgresTableColumns(pool: PostgresPool, schema: string, spec: EntitySpec): Promise<string[]> {
-  const client = await connectListened(pool);
+/** The table's columns, in order; checks that the id and version columns exist. A server that does not answer within `waitMs` fails it. */
+export async function postgresTableColumns(pool: PostgresPool, schema: string, spec: EntitySpec, waitMs = CATALOG_WAIT_MS): Promise<string[]> {
+  const client = await checkoutWithin(pool, waitMs);
   let rows: Array<Record<string, unknown>>;
   try {
     ({ rows } = await client.query({
