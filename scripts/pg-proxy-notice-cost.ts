@@ -5,10 +5,11 @@
 // sessions that do not (the trigger's pg_notify instead, as for a write straight to PostgreSQL; no
 // proxy runs, so no one listens). Prints each round's latency and PostgreSQL's CPU per write (every
 // process of the cluster, /proc), and the medians. Needs root (initdb).
-//   node --import tsx scripts/pg-proxy-notice-cost.ts [rounds=6] [seconds=3]
+//   node --import tsx scripts/pg-proxy-notice-cost.ts [rounds=6] [seconds=3] [variant=file.sql]
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createProxyDatabase } from '../test/helpers/pg-proxy-fixture.js';
 import { freePort } from '../test/helpers/pg-proxy-process.js';
 import { startCluster, PG_BIN } from '../test/helpers/pg-cluster.js';
@@ -23,6 +24,13 @@ try {
   const db = await createProxyDatabase('notice_cost', 1000, `postgres://postgres@127.0.0.1:${port}/postgres`);
   const proxy = await startTestProxy(db); // installs the schema and the triggers
   await proxy.close();
+  // variant=<sql file>: replace the installed functions (e.g. bump) with the file's before measuring.
+  if (args.variant !== undefined) {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query(readFileSync(args.variant, 'utf8'));
+    await c.end();
+  }
   const script = join(cluster.dir, 'update.sql');
   writeFileSync(script, '\\set id random(1, 1000)\nUPDATE items SET n = n + 1 WHERE id = :id;\n');
   const database = new URL(db.url).pathname.slice(1);
