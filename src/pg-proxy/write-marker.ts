@@ -56,8 +56,9 @@ function fieldIs(body: Buffer, start: number, end: number, expected: Buffer): bo
 
 /**
  * Reads a NOTICE's fields C, M and D; undefined for any other message, or one the proxy did not raise.
- * Only those three are decoded, and M and D only once C is one of the proxy's codes: an announcement
- * also carries a CONTEXT of some hundred bytes and the server's file, line and routine, per written row.
+ * Only M and D are decoded (C is compared as bytes), and the reading stops at a code that is not the
+ * proxy's (PostgreSQL sends C before M and D): an announcement also carries a CONTEXT of some hundred
+ * bytes and the server's file, line and routine, per written row, and a client's notice is not read further.
  */
 export function proxyNotice(m: Message): ProxyNotice | undefined {
   if (m.type !== 'N') return undefined;
