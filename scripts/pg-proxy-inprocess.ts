@@ -7,7 +7,7 @@
 // the memory cache). Prints this process's CPU time per operation (process.cpuUsage; the fake
 // sockets' own turns included): steadier than anything measured across processes on a shared machine.
 // DEBUG_WRITES=1 prints the types of the messages of each write to the client.
-//   node --import tsx scripts/pg-proxy-inprocess.ts [case=pass|hit] [ops=200000] [rounds=5]
+//   node --import tsx scripts/pg-proxy-inprocess.ts [case=pass|hit|write] [ops=200000] [rounds=5]
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -22,13 +22,15 @@ import { MessageReader } from '../src/pg-proxy/framing.js';
 import type { CachedTable } from '../src/pg-proxy/tables.js';
 import { loadParser } from '../src/pg-proxy/classify.js';
 import type { SessionState } from '../src/pg-proxy/state.js';
+import { proxyNotice } from '../src/pg-proxy/write-marker.js';
+import { noteAnnouncement } from '../src/pg-proxy/session-fence.js';
 
 await loadParser();
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
 const kind = args.case ?? 'pass';
 const OPS = Number(args.ops ?? 200_000);
 const ROUNDS = Number(args.rounds ?? 5);
-const SQL = kind === 'hit' ? 'SELECT * FROM items WHERE id = $1' : 'SELECT count(*) FROM items WHERE id < $1';
+const SQL = kind === 'hit' ? 'SELECT * FROM items WHERE id = $1' : kind === 'write' ? 'UPDATE items SET n = n + 1 WHERE id = $1' : 'SELECT count(*) FROM items WHERE id < $1';
 
 /** A socket as MessageQueue and the relay use it: 'data' events in, write() out. */
 class FakeSocket extends EventEmitter {
@@ -78,6 +80,18 @@ const answers = Buffer.concat([
   msg('C', cstr('SELECT 1')),
   msg('Z', Buffer.from('I')),
 ]);
+// case=write: an autocommit UPDATE whose row the trigger announced (write-marker.ts). PostgreSQL flushes
+// a NOTICE at once, so the answers come in two chunks: ParseComplete, BindComplete, NoData and the
+// announcement; then CommandComplete and ReadyForQuery 'I' (on a later turn).
+const announcement = (key: number) => msg('N', Buffer.concat([
+  cstr('SNOTICE'), cstr('VNOTICE'), cstr('CLSW02'), cstr('Mlockstep pg-proxy: a journal row'),
+  cstr(`D${Buffer.from(JSON.stringify(['lockstep_proxy', 1000 + key, 5000 + key, 'public.items', String(key)])).toString('base64')}`),
+  cstr('WPL/pgSQL function lockstep_proxy.bump(text,text) line 13 at RAISE\nSQL statement "SELECT lockstep_proxy.bump(TG_ARGV[1], new_key)"\nPL/pgSQL function lockstep_proxy.on_row() line 6 at PERFORM'),
+  cstr('Fpl_exec.c'), cstr('L3905'), cstr('Rexec_stmt_raise'), Buffer.from([0]),
+]));
+const writeAnswers = Array.from({ length: 100 }, (_, i) => Buffer.concat([msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), msg('n', Buffer.alloc(0)), announcement(1 + i)]));
+const writeEnd = Buffer.concat([msg('C', cstr('UPDATE 1')), msg('Z', Buffer.from('I'))]);
+let upstreamWrites = 0;
 const rowAnswer = Buffer.concat([
   msg('1', Buffer.alloc(0)),
   msg('2', Buffer.alloc(0)),
@@ -119,7 +133,14 @@ const clientSocket = new FakeSocket((bytes) => {
   if (done >= target) finish?.();
   else setImmediate(() => clientSocket.emit('data', batches[done % 100]));
 });
-const upstreamSocket = new FakeSocket(() => setImmediate(() => upstreamSocket.emit('data', answers)));
+const upstreamSocket = new FakeSocket(() => {
+  if (kind !== 'write') return void setImmediate(() => upstreamSocket.emit('data', answers));
+  const first = writeAnswers[upstreamWrites++ % 100]!;
+  setImmediate(() => {
+    upstreamSocket.emit('data', first);
+    setImmediate(() => upstreamSocket.emit('data', writeEnd));
+  });
+});
 const client = new MessageQueue(clientSocket as unknown as Socket, 'client');
 const upstream = new MessageQueue(upstreamSocket as unknown as Socket, 'upstream');
 const state: SessionState = {
@@ -128,7 +149,13 @@ const state: SessionState = {
   fenceParsedAt: 0, fenceThroughFunction: false, writeMarks: 0, markerRegistered: true, markerArmed: true, rearmRetryAt: 0, announcing: true,
   announced: [], announceOverflow: false, pendingFlush: new Set(), planMemo: {}, draining: false, idle: false,
 };
-upstream.swallow = () => false;
+// As session.ts takes the proxy's notices out of the stream.
+upstream.swallow = (m) => {
+  const notice = proxyNotice(m);
+  if (notice === undefined) return false;
+  if (notice.kind === 'announcement' && notice.schema === ctx.schema) noteAnnouncement(state, notice.row);
+  return true;
+};
 
 if (kind === 'hit') {
   // Every key's answer cached under the variant the session will compute.
@@ -160,5 +187,5 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const m = ctx.metrics;
 const sorted = results.map((r) => r.cpu).sort((a, b) => a - b);
-console.log(`${kind}: CPU per op (µs) median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}, rounds ${results.map((r) => r.cpu.toFixed(2)).join(' ')}; hits ${m.hits}, passed ${m.passThrough['not-cacheable']}, fences skipped ${m.fencesSkipped}`);
+console.log(`${kind}: CPU per op (µs) median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}, rounds ${results.map((r) => r.cpu.toFixed(2)).join(' ')}; hits ${m.hits}, passed ${m.passThrough['not-cacheable']}, fences skipped ${m.fencesSkipped}, announced ${m.fencesAnnounced}, invalidations ${m.invalidations}`);
 process.exit(0);

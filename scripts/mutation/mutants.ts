@@ -401,6 +401,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: PROXY_CONTEXT, find: '  return performance.now() - ctx.bypass.announcedAt <= ctx.bypass.boundMs;', replace: '  return ctx.bypass.announcedAt !== 0;' }],
   },
   {
+    id: 'proxy-cache-key-prefix-memo-by-table-only',
+    rule: "pg-proxy: the memo of the last cache-key prefix is matched by table only, so a proxy's two databases (or a key made for another context) share one table's keys",
+    patches: [{ file: PROXY_CONTEXT, find: '  if (lastPrefix?.database === database && lastPrefix.qualified === qualified) return lastPrefix.prefix;', replace: '  if (lastPrefix?.qualified === qualified) return lastPrefix.prefix;' }],
+  },
+  {
+    id: 'proxy-notice-other-code-announces',
+    rule: "pg-proxy: a NOTICE with another SQLSTATE but the announcement's text and detail is taken for an announcement (and out of the client's stream)",
+    patches: [{ file: 'src/pg-proxy/write-marker.ts', find: "      else return undefined;\n    } else if (field === TEXT_FIELD)", replace: "      else code = 'announcement';\n    } else if (field === TEXT_FIELD)" }],
+  },
+  {
     id: 'proxy-announcements-past-cap',
     rule: 'pg-proxy: a transaction that announced more rows than the session keeps is still fenced by the rows kept (none), not by the fence statement',
     patches: [{ file: PROXY_SESSION_FENCE, find: ' && state.announcing && !state.announceOverflow && ', replace: ' && state.announcing && ' }],

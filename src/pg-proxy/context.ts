@@ -147,8 +147,15 @@ export function rowCacheKey(ctx: ProxyContext, qualified: string, key: string): 
   return tablePrefix(ctx, qualified) + key;
 }
 
+/** The last prefix made, by its two parts: a hit or a fence builds the same one again and again. */
+let lastPrefix: { database: string; qualified: string; prefix: string } | undefined;
+
 export function tablePrefix(ctx: ProxyContext, qualified: string): string {
-  return answerPrefix(ctx.upstream.database, qualified);
+  const database = ctx.upstream.database;
+  if (lastPrefix?.database === database && lastPrefix.qualified === qualified) return lastPrefix.prefix;
+  const prefix = answerPrefix(database, qualified);
+  lastPrefix = { database, qualified, prefix };
+  return prefix;
 }
 
 /** The cache-key prefix of one table's answers in one database (also what `lockstep audit --pg-proxy` walks). */

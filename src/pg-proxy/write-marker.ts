@@ -24,7 +24,7 @@
 // value) every journal row the journal's writers insert is announced, with its id, version, table and
 // key. The session takes them out of the stream and, when the transaction ends, applies them instead
 // of reading the journal with the fence statement (relay.ts, docs/pg-proxy.md "Announced writes").
-import { readCString, type Message } from './framing.js';
+import type { Message } from './framing.js';
 import type { WrittenRow } from './written-row.js';
 
 /** The NOTICE's SQLSTATE and text (any proxy's: a marker raised for another proxy's schema only costs a fence). */
@@ -43,28 +43,44 @@ export type ProxyNotice = { readonly kind: 'marker' } | { readonly kind: 'announ
 
 const MARKER: ProxyNotice = { kind: 'marker' };
 
-/** Reads a NOTICE's fields C, M and D; undefined for any other message, or one the proxy did not raise. */
+const CODE_FIELD = 0x43; // C
+const TEXT_FIELD = 0x4d; // M
+const DETAIL_FIELD = 0x44; // D
+const MARKER_CODE = Buffer.from(WRITE_MARKER_CODE);
+const ANNOUNCEMENT_CODE = Buffer.from(WRITE_ANNOUNCEMENT_CODE);
+
+/** Whether the field's bytes [start, end) are `expected`'s (no string made). */
+function fieldIs(body: Buffer, start: number, end: number, expected: Buffer): boolean {
+  return end - start === expected.length && body.compare(expected, 0, expected.length, start, end) === 0;
+}
+
+/**
+ * Reads a NOTICE's fields C, M and D; undefined for any other message, or one the proxy did not raise.
+ * Only M and D are decoded (C is compared as bytes), and the reading stops at a code that is not the
+ * proxy's (PostgreSQL sends C before M and D): an announcement also carries a CONTEXT of some hundred
+ * bytes and the server's file, line and routine, per written row, and a client's notice is not read further.
+ */
 export function proxyNotice(m: Message): ProxyNotice | undefined {
   if (m.type !== 'N') return undefined;
   const body = m.body;
-  let code: string | undefined;
+  let code: 'marker' | 'announcement' | undefined;
   let text: string | undefined;
   let detail: string | undefined;
   let offset = 0;
-  try {
-    while (offset < body.length && body[offset] !== 0) {
-      const field = body[offset]!;
-      const { value, next } = readCString(body, offset + 1);
-      if (field === 0x43 /* C */) code = value;
-      else if (field === 0x4d /* M */) text = value;
-      else if (field === 0x44 /* D */) detail = value;
-      offset = next;
-    }
-  } catch {
-    return undefined; // a malformed notice is the client's to see (and not ours)
+  while (offset < body.length && body[offset] !== 0) {
+    const field = body[offset]!;
+    const end = body.indexOf(0, offset + 1);
+    if (end < 0) return undefined; // a malformed notice is the client's to see (and not ours)
+    if (field === CODE_FIELD) {
+      if (fieldIs(body, offset + 1, end, MARKER_CODE)) code = 'marker';
+      else if (fieldIs(body, offset + 1, end, ANNOUNCEMENT_CODE)) code = 'announcement';
+      else return undefined;
+    } else if (field === TEXT_FIELD) text = body.toString('utf8', offset + 1, end);
+    else if (field === DETAIL_FIELD) detail = body.toString('utf8', offset + 1, end);
+    offset = end + 1;
   }
-  if (code === WRITE_MARKER_CODE && text === WRITE_MARKER_TEXT) return MARKER;
-  if (code !== WRITE_ANNOUNCEMENT_CODE || text !== WRITE_ANNOUNCEMENT_TEXT || detail === undefined) return undefined;
+  if (code === 'marker' && text === WRITE_MARKER_TEXT) return MARKER;
+  if (code !== 'announcement' || text !== WRITE_ANNOUNCEMENT_TEXT || detail === undefined) return undefined;
   return announcementOf(detail);
 }
 
