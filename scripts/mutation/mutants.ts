@@ -1147,6 +1147,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'entity-pg-commit-given-up',
+    rule: "PostgreSQL entity store: a COMMIT gets the client-side deadline of the other statements, so a COMMIT the network holds back past it lands after the connection was given up on, with no confirmation left for the engine to fence: the old value filled after the lease stays cached",
+    patches: [
+      {
+        file: 'src/store/entity/postgres-entity-store.ts',
+        find: '(error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);',
+        replace: "(error) => !isLockstepError(error) && outcomeUnknown(error), { text: 'COMMIT' }); void WAIT_FOR_COMMIT;",
+      },
+    ],
+  },
+  {
     id: 'entity-sqlite-replace-other-id-unburied',
     rule: "SQLite entity store: a REPLACE (INSERT OR REPLACE, UPDATE OR REPLACE, a UNIQUE declared ON CONFLICT REPLACE) that deletes a row of another id through another unique key leaves it unburied and unjournaled (SQLite fires no DELETE trigger for it): the cache serves the deleted row forever",
     patches: [{ file: 'src/store/entity/sqlite-replaced-rows.ts', find: '  if (keys.length === 0) return [];', replace: '  if (keys.length >= 0) return [];' }],
@@ -1228,8 +1239,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/postgres-checkout.ts',
-        find: '    settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), (args[0] as { query_timeout?: number } | null)?.query_timeout ?? ms, readTimeout);',
-        replace: '    (void settleWithin, void readTimeout, (client.query as (...a: unknown[]) => Promise<never>)(...args));',
+        find: '    return own === 0 ? answer : settleWithin(answer, own ?? ms, readTimeout);',
+        replace: '    return (void own, void settleWithin, void readTimeout, answer);',
       },
     ],
   },

@@ -11,8 +11,16 @@ import type { PostgresClient, PostgresPool } from './postgres-client.js';
 import { connectListened } from './postgres-connection-errors.js';
 
 /**
+ * A COMMIT is waited for without a client-side deadline: a connection given up on is ended
+ * gracefully, after the COMMIT already sent, so a COMMIT the network held back would still land,
+ * with no confirmation left to reach the engine (which fences a commit confirmed after its lease).
+ * The engine's own deadline still answers the caller in time (outcome unknown).
+ */
+export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 0 } as const;
+
+/**
  * A connection of `pool` within `ms`, whose queries each answer within `ms`, or within their own
- * `query_timeout` when they give one (a DDL statement that may wait for a lock); release() is idempotent.
+ * `query_timeout` when they give one (a DDL statement that may wait for a lock; 0: none, WAIT_FOR_COMMIT); release() is idempotent.
  */
 export async function checkoutWithin(pool: PostgresPool, ms: number): Promise<PostgresClient> {
   return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);
@@ -30,7 +38,11 @@ function deadlined(client: PostgresClient, ms: number): PostgresClient {
     return new Error('Query read timeout');
   };
   // Every argument is passed on: an ORM's driver calls query(config, values).
-  const query = (...args: unknown[]) =>
-    settleWithin((client.query as (...a: unknown[]) => Promise<never>)(...args), (args[0] as { query_timeout?: number } | null)?.query_timeout ?? ms, readTimeout);
+  const query = (...args: unknown[]) => {
+    const answer = (client.query as (...a: unknown[]) => Promise<never>)(...args);
+    const own = (args[0] as { query_timeout?: number } | null)?.query_timeout;
+    // query_timeout 0 (pg's "none"): waited for until the server or the kernel answers (a COMMIT: see WAIT_FOR_COMMIT).
+    return own === 0 ? answer : settleWithin(answer, own ?? ms, readTimeout);
+  };
   return { query, release, on: (event: never, listener: never) => client.on(event, listener) } as PostgresClient;
 }

@@ -11,13 +11,15 @@ export async function inTransaction<R>(
   work: () => Promise<R>,
   /** Whether the connection was lost with this error. @default outcomeUnknown */
   lostWith: (error: unknown) => boolean = outcomeUnknown,
+  /** The COMMIT as sent (a caller may lift its client-side deadline). */
+  commit: PostgresQueryConfig = { text: 'COMMIT' },
 ): Promise<R> {
   let committing = false;
   try {
     for (const statement of begin) await client.query(statement);
     const result = await work();
     committing = true;
-    await client.query({ text: 'COMMIT' });
+    await client.query(commit);
     client.release();
     return result;
   } catch (error) {

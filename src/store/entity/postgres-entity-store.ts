@@ -9,7 +9,7 @@ import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
-import { checkoutWithin } from '../postgres-checkout.js';
+import { checkoutWithin, WAIT_FOR_COMMIT } from '../postgres-checkout.js';
 import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
@@ -90,7 +90,7 @@ export async function createPostgresEntityStoreWith(
     const client = await checkout(timeoutMs);
     const begin = [{ text: sql.begin(timeoutMs) }, { text: sql.mark, values: [entity, key] }];
     // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
-    return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
+    return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);
   }
 
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
