@@ -1158,6 +1158,22 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'redis-refusals-count-as-answers',
+    rule: "Redis cache: the client's own refusals (a queue full of unanswered commands) count as answers of the server, so a black-holed connection under a burst of calls is never seen to be silent and never replaced",
+    patches: [{ file: 'src/cache/redis.ts', find: 'Math.floor(this.timeoutMs / 10))), isServerReply);', replace: 'Math.floor(this.timeoutMs / 10))), () => true);' }],
+  },
+  {
+    id: 'redis-late-replies-not-counted',
+    rule: 'Redis cache: a reply that arrives after its call expired does not count as an answer, so a slow but live Redis has its connection dropped and opened again every 2 s (every call in flight rejected each time)',
+    patches: [
+      {
+        file: 'src/cache/deadlines.ts',
+        find: '  reply(value: T): void {\n    this.queue!.answered++;\n    if (this.done) return;',
+        replace: '  reply(value: T): void {\n    if (this.done) return;\n    this.queue!.answered++;',
+      },
+    ],
+  },
+  {
     id: 'entity-sqlite-replace-other-id-unburied',
     rule: "SQLite entity store: a REPLACE (INSERT OR REPLACE, UPDATE OR REPLACE, a UNIQUE declared ON CONFLICT REPLACE) that deletes a row of another id through another unique key leaves it unburied and unjournaled (SQLite fires no DELETE trigger for it): the cache serves the deleted row forever",
     patches: [{ file: 'src/store/entity/sqlite-replaced-rows.ts', find: '  if (keys.length === 0) return [];', replace: '  if (keys.length >= 0) return [];' }],
@@ -1268,6 +1284,6 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'redis-silent-connection-kept',
     rule: "Redis cache: a connection that answers nothing (black-holed by a failover: no FIN or RST) is kept, so every call times out until the kernel gives up on the socket (about 15 minutes)",
-    patches: [{ file: 'src/cache/redis.ts', find: '    this.noteExpiry();\n    const offline', replace: '    const offline' }],
+    patches: [{ file: 'src/cache/redis.ts', find: '    this.noteSilence();\n    const offline', replace: '    const offline' }],
   },
 ];

@@ -20,8 +20,13 @@ interface Pending {
 export class DueQueue {
   private items: Pending[] = [];
   private head = 0;
-  /** Calls settled by their work (an answer or an error), not by their deadline. */
+  /**
+   * Answers the server gave, in time or late (proof that the connection is alive): replies, and
+   * errors `countsAsAnswer` says came from the server (not the client's own refusals: a full queue).
+   */
   answered = 0;
+
+  constructor(readonly countsAsAnswer: (error: unknown) => boolean) {}
 
   get isEmpty(): boolean {
     return this.head === this.items.length;
@@ -148,6 +153,7 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
 
   /** The work gave `value`: the call's steps go on with it (ignored once the call is done: settled or expired). */
   reply(value: T): void {
+    this.queue!.answered++;
     if (this.done) return;
     let result: M | Promise<M>;
     try {
@@ -180,6 +186,7 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
 
   /** The work failed (ignored once the call is done). */
   fail(error: unknown): void {
+    if (this.queue!.countsAsAnswer(error)) this.queue!.answered++;
     if (this.done) return;
     this.end();
     this.failed(this.failure(error));
@@ -187,7 +194,6 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
 
   private end(): void {
     this.done = true;
-    this.queue!.answered++;
     this.queue!.trim();
   }
 
@@ -238,9 +244,13 @@ export class Deadlines {
   private lastMs = -1;
   private lastQueue: DueQueue | undefined;
 
-  constructor(private readonly resolutionMs: number) {}
+  /** `countsAsAnswer`: whether a call's error came from the server (default: every error does). */
+  constructor(
+    private readonly resolutionMs: number,
+    private readonly countsAsAnswer: (error: unknown) => boolean = () => true,
+  ) {}
 
-  /** Calls settled by their work so far (a Redis connection that answers nothing leaves it unchanged). */
+  /** Answers the server gave so far, in time or late (a Redis connection that answers nothing leaves it unchanged). */
   get answered(): number {
     let count = 0;
     for (const queue of this.queues.values()) count += queue.answered;
@@ -276,7 +286,7 @@ export class Deadlines {
     // Nearly every call of an adapter has the same length: its last queue is kept at hand.
     let queue = ms === this.lastMs ? this.lastQueue : this.queues.get(ms);
     if (queue === undefined) {
-      queue = new DueQueue();
+      queue = new DueQueue(this.countsAsAnswer);
       this.queues.set(ms, queue);
     }
     this.lastMs = ms;

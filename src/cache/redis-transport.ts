@@ -5,7 +5,10 @@ import { loadDriver } from '../drivers.js';
 import { InvalidOptionError } from '../errors.js';
 
 // redis is an optional peer: loaded here so a missing install fails this import with the fix.
-const { createClient, createCluster } = await loadDriver('redis', 'lockstep/redis', () => import('redis'));
+const { createClient, createCluster, ErrorReply } = await loadDriver('redis', 'lockstep/redis', () => import('redis'));
+
+/** Whether a command's error is Redis' own error reply (the server answered), not a refusal of the client (queue full, offline, closed). */
+export const isServerReply = (error: unknown): boolean => error instanceof ErrorReply;
 
 /** The per-command options the adapter passes to node-redis. */
 export interface CommandOptionsSlice {

@@ -29,6 +29,7 @@ import { configValue, durationArg, toView, unexpected } from './redis-replies.js
 import { DatasetGuard, guarded, type DatasetFlush, type DatasetQuarantine } from './redis-dataset.js';
 import {
   clientTransport,
+  isServerReply,
   clusterNodes,
   clusterTransport,
   DEFAULT_URL,
@@ -215,7 +216,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     if (typeof this.keyPrefix !== 'string') throw new InvalidOptionError('keyPrefix must be a string');
     this.timeoutMs = toMs(options.commandTimeout ?? '500ms', 'commandTimeout');
     // Deadlines fire at most a tenth of the command timeout late (and never coarser than 50 ms).
-    this.deadlines = new Deadlines(Math.max(5, Math.min(50, Math.floor(this.timeoutMs / 10))));
+    this.deadlines = new Deadlines(Math.max(5, Math.min(50, Math.floor(this.timeoutMs / 10))), isServerReply);
     this.connectTimeoutMs = toMs(options.connectTimeout ?? '5s', 'connectTimeout');
     const maxReconnectDelayMs = toMs(options.maxReconnectDelay ?? '2s', 'maxReconnectDelay');
     const maxQueued = options.maxQueuedCommands ?? 50_000;
@@ -580,12 +581,13 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
    * A connection that answers nothing is replaced. A socket lost without a trace (the server's host
    * died, a failover moved its address: no FIN or RST ever comes) gives node-redis no error to
    * reconnect on until the kernel gives up on it (about 15 minutes on Linux), and every call would
-   * time out meanwhile. So once calls have been expiring for SILENT_CONNECTION_TIMEOUTS command
-   * timeouts (at least 2 s) with no call answered in between, an adapter's own single-Redis client
+   * time out meanwhile. So once calls have been expiring (or refused by the client: its queue full of
+   * unanswered commands) for SILENT_CONNECTION_TIMEOUTS command timeouts (at least 2 s) with nothing
+   * answered by the server in between (a reply, a late one included, or an error reply), an adapter's own single-Redis client
    * is dropped and connects again (its dataset is checked again, as after any reconnection). A
    * command already sent may still run late, as any call past its deadline may (docs/protocol.md).
    */
-  private noteExpiry(): void {
+  private noteSilence(): void {
     if (!this.owned || this.transport.kind !== 'redis' || this.closed || !this.connected) return;
     const answered = this.deadlines.answered;
     const now = performance.now();
@@ -780,6 +782,8 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
 
   failure(op: string, key: string | undefined, error: unknown): unknown {
     if (error instanceof LockstepError) return error;
+    // The client's own refusal (a queue full of unanswered commands) is a sign of silence too.
+    if (!isServerReply(error)) this.noteSilence();
     const message = error instanceof Error ? error.message : String(error);
     if (message.startsWith(QUARANTINED)) return this.slotQuarantined(op, key, message, error);
     return new CacheError(`Redis cache ${op} failed: ${message}`, { key, cause: error });
@@ -805,7 +809,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
   }
 
   timeoutError(op: string, key: string | undefined, ms: number): LockstepError {
-    this.noteExpiry();
+    this.noteSilence();
     const offline = !this.transport.client.isReady && this.lastError !== undefined;
     const why = offline ? ` (not connected: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)})` : '';
     return new CacheTimeoutError(`Redis cache ${op} timed out after ${ms} ms${why}`, { key, cause: offline ? this.lastError : undefined });
