@@ -334,7 +334,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'write-batch-sends-expired',
     rule: 'a write call held to the end of its tick is sent although its deadline passed and its caller was told it failed',
-    patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
+    patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now, call.startedAt)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
+  },
+  {
+    id: 'deadline-from-sweep-clock',
+    rule: "a Redis call's deadline counted from the sweep's last clock reading, taken before the call started (no clock read per call): after a long synchronous stretch the call expires before its timeout has passed",
+    patches: [{ file: 'src/cache/deadlines.ts', find: '    return call.begin(queue, work);', replace: '    call.due = this.clock + ms;\n    return call.begin(queue, work);' }],
   },
   {
     id: 'write-batch-oom-unprobed',
