@@ -3,7 +3,7 @@
 // `--warm` hits, then `--ops` more, and prints the process CPU per hit of the second part; under
 // callgrind, the difference of two runs' instruction totals (e.g. --ops 12800 and 76800) divided
 // by the difference of ops is the instructions per hit, start-up cancelled out.
-//   node --import tsx bench/redis-hit-js.ts [--checkout <dir>] [--subject lockstep|raw] [--client fake|redis] [--warm 64000] [--ops 64000]
+//   node --import tsx bench/redis-hit-js.ts [--checkout <dir>] [--subject lockstep|raw] [--client fake|redis] [--warm 64000] [--ops 64000] [--journal-poll 100ms]
 // --client fake (default): a node-redis-shaped client that answers each command at once from a Map,
 //   so only Lockstep's own layers (engine, adapter, deadline, decoding) and JSON.parse are measured;
 //   `raw` is `sendCommand(['GET', key]).then(JSON.parse)` on the same client.
@@ -11,6 +11,11 @@
 //   redis-hit suite's baseline. Keys are written under a fresh prefix and removed at the end.
 // --checkout: a built checkout whose dist/ is measured (default: this one). The store is SQLite in a
 // temp dir; hits never read it.
+// --journal-poll: the journal's poll interval (default Lockstep's 100ms). Under valgrind a run lasts
+//   minutes whose length depends on the machine's load, and a poll every 100 ms of that wall time
+//   adds instructions that are not the hits': pass 1h for instruction counts. (Not enough on its own:
+//   two runs' start-up still differed by 100-300 million instructions in docs/benchmarks.md's
+//   seventh pass, so a pair needs far more than 32,000 hits between its runs.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,6 +31,7 @@ const { values: args } = parseArgs({
     client: { type: 'string', default: 'fake' },
     warm: { type: 'string', default: '64000' },
     ops: { type: 'string', default: '64000' },
+    'journal-poll': { type: 'string', default: '100ms' },
   },
 });
 if (!['lockstep', 'raw'].includes(args.subject) || !['fake', 'redis'].includes(args.client)) {
@@ -115,7 +121,7 @@ async function lockstep(client: FakeClient | undefined): Promise<Read> {
       ? createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}l:` })
       : createRedisCache({ client: client as never, keyPrefix: `${prefix}l:`, onWarning: () => undefined });
   await cache.connect();
-  const engine = lib.createWriteThrough<unknown>({ store, cache, namespace: NAMESPACE });
+  const engine = lib.createWriteThrough<unknown>({ store, cache, namespace: NAMESPACE, journal: { pollInterval: args['journal-poll'] } });
   closers.push(
     () => engine.close(),
     () => cache.close(),

@@ -337,7 +337,34 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'write-batch-sends-expired',
     rule: 'a write call held to the end of its tick is sent although its deadline passed and its caller was told it failed',
-    patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
+    patches: [{ file: WRITE_BATCH, find: '    for (const call of calls) if (call.expireIfDue(now, call.startedAt)) expired++;', replace: '    for (const call of calls) if (call.done && now > 0) expired += 0;' }],
+  },
+  {
+    id: 'hit-handler-shared-when-timed',
+    rule: "a read timed for a `read` listener takes its key's shared untimed handler (KnownKey.answerHandler): its hit is never reported",
+    patches: [
+      {
+        file: 'src/engine/write-through.ts',
+        find: 'const handler = started === -1 ? ((known.answerHandler ??= new HitRead(this, key, cacheKey, -1)) as HitRead<T>) : new HitRead(this, key, cacheKey, started);',
+        replace: 'const handler = (known.answerHandler ??= new HitRead(this, key, cacheKey, -1)) as HitRead<T>;',
+      },
+    ],
+  },
+  {
+    id: 'hit-handler-shared-across-keys',
+    rule: "one untimed answer handler for every key of the engine (not one per key): a read that misses goes to the store for another key",
+    patches: [
+      {
+        file: 'src/engine/write-through.ts',
+        find: '((known.answerHandler ??= new HitRead(this, key, cacheKey, -1)) as HitRead<T>)',
+        replace: "((this.cacheKeys.entry('').answerHandler ??= new HitRead(this, key, cacheKey, -1)) as HitRead<T>)",
+      },
+    ],
+  },
+  {
+    id: 'deadline-from-sweep-clock',
+    rule: "a Redis call's deadline counted from the sweep's last clock reading, taken before the call started (no clock read per call): after a long synchronous stretch the call expires before its timeout has passed",
+    patches: [{ file: 'src/cache/deadlines.ts', find: '    return call.begin(queue, work);', replace: '    call.due = this.clock + ms;\n    return call.begin(queue, work);' }],
   },
   {
     id: 'write-batch-oom-unprobed',

@@ -2,6 +2,12 @@
 // call was a visible share of a cache hit; here one interval timer, armed only while calls are
 // pending, rejects the overdue ones. A deadline fires at most `resolutionMs` late.
 //
+// No call reads the clock (performance.now(), ~50 ns, was the largest single step of starting a
+// call): the sweep, which runs every half resolution, gives the calls started since its last run
+// the deadline `now + ms` of its own reading. They started before that reading, so a deadline is
+// never early; they started at most one interval before it, and the sweep that expires them runs
+// at most one interval after it is due: at most two intervals, i.e. `resolutionMs`, late.
+//
 // Pending calls are kept in one FIFO queue per timeout length, not in a Set: calls of one length
 // start, and so fall due, in queue order, and a Set insert + delete per call (its hash table
 // likely growing and shrinking with every batch of calls in flight) cost 1-2 µs of CPU per call
@@ -10,7 +16,8 @@
 // in the order sent.
 
 interface Pending {
-  readonly due: number;
+  /** Infinity until the first sweep after the call started gives it one. */
+  due: number;
   /** Settled, or expired: either way it no longer counts. */
   done: boolean;
   expire(): void;
@@ -25,8 +32,14 @@ export class DueQueue {
    * errors `countsAsAnswer` says came from the server (not the client's own refusals: a full queue).
    */
   answered = 0;
+  /** Items from here on have no deadline yet (started since the last sweep). */
+  private unstamped = 0;
 
-  constructor(readonly countsAsAnswer: (error: unknown) => boolean) {}
+  /** @param ms the timeout length of every call in this queue */
+  constructor(
+    readonly ms: number,
+    readonly countsAsAnswer: (error: unknown) => boolean,
+  ) {}
 
   get isEmpty(): boolean {
     return this.head === this.items.length;
@@ -50,7 +63,15 @@ export class DueQueue {
     this.compact();
   }
 
-  /** Expires every call due by `now` (they are at the head). */
+  /** Gives the calls started since the last stamp the deadline `now + ms` (`now`: the clock, read after they started). */
+  stamp(now: number): void {
+    const { items } = this;
+    const due = now + this.ms;
+    for (let at = Math.max(this.head, this.unstamped); at < items.length; at++) items[at]!.due = due;
+    this.unstamped = items.length;
+  }
+
+  /** Expires every call due by `now` (they are at the head; calls not stamped yet are not due). */
   expireDue(now: number): void {
     const { items } = this;
     let head = this.head;
@@ -70,8 +91,10 @@ export class DueQueue {
     if (this.head === this.items.length) {
       this.items.length = 0;
       this.head = 0;
+      this.unstamped = 0;
     } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
       this.items = this.items.slice(this.head);
+      this.unstamped = Math.max(0, this.unstamped - this.head);
       this.head = 0;
     }
   }
@@ -98,7 +121,7 @@ export interface Continuation<M, R> {
  * caller's own handling of the result, as `promise.then(v => then.answer(v), e => then.failure(e))`.
  */
 export abstract class DeadlineCall<T, M, R = M> implements Pending {
-  due = 0;
+  due = Infinity;
   done = false;
   readonly promise: Promise<R>;
   private readonly resolve: (value: R | Promise<R>) => void;
@@ -123,9 +146,8 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
    * work settles the call itself with `reply` or `fail` (the Redis adapter's coalesced write calls:
    * one reply for many calls, no promise per call).
    */
-  begin(queue: DueQueue, due: number, work: Promise<T> | undefined): Promise<R> {
+  begin(queue: DueQueue, work: Promise<T> | undefined): Promise<R> {
     this.queue = queue;
-    this.due = due;
     queue.push(this);
     work?.then(
       (value) => this.reply(value),
@@ -140,11 +162,12 @@ export abstract class DeadlineCall<T, M, R = M> implements Pending {
 
   /**
    * Expires the call now if its deadline has passed (the sweep may not have run yet: it fires up to
-   * the resolution late). True when the call is done, by this or earlier.
+   * the resolution late), by `startedAt`, the caller's own clock reading taken before it started the
+   * call (the sweep's deadline may not be set yet). True when the call is done, by this or earlier.
    */
-  expireIfDue(now: number): boolean {
+  expireIfDue(now: number, startedAt: number): boolean {
     if (this.done) return true;
-    if (this.due > now) return false;
+    if (startedAt + this.queue!.ms > now) return false;
     this.done = true;
     this.queue!.trim();
     this.expire();
@@ -239,16 +262,23 @@ export class Deadlines {
   /** One queue per timeout length in use (an adapter uses one or two: its command and connect timeouts). */
   private readonly queues = new Map<number, DueQueue>();
   private timer: NodeJS.Timeout | undefined;
-  /** The clock (performance.now()) as the last call started: callers may reuse it instead of reading the clock again. */
-  lastStart = 0;
+  /**
+   * The clock (performance.now()) as the sweep last read it, or as the sweep was armed: at most one
+   * sweep interval old while calls are pending (callers that need no more may use it instead of reading the clock).
+   */
+  clock = 0;
   private lastMs = -1;
   private lastQueue: DueQueue | undefined;
+  /** The sweep's period: half the resolution (a call's deadline is set by one sweep and acted on by a later one). */
+  private readonly intervalMs: number;
 
   /** `countsAsAnswer`: whether a call's error came from the server (default: every error does). */
   constructor(
-    private readonly resolutionMs: number,
+    resolutionMs: number,
     private readonly countsAsAnswer: (error: unknown) => boolean = () => true,
-  ) {}
+  ) {
+    this.intervalMs = Math.max(1, Math.floor(resolutionMs / 2));
+  }
 
   /** Answers the server gave so far, in time or late (a Redis connection that answers nothing leaves it unchanged). */
   get answered(): number {
@@ -286,22 +316,25 @@ export class Deadlines {
     // Nearly every call of an adapter has the same length: its last queue is kept at hand.
     let queue = ms === this.lastMs ? this.lastQueue : this.queues.get(ms);
     if (queue === undefined) {
-      queue = new DueQueue(this.countsAsAnswer);
+      queue = new DueQueue(ms, this.countsAsAnswer);
       this.queues.set(ms, queue);
     }
     this.lastMs = ms;
     this.lastQueue = queue;
-    const now = performance.now();
-    this.lastStart = now;
-    this.timer ??= setInterval(() => this.sweep(), this.resolutionMs).unref();
-    return call.begin(queue, now + ms, work);
+    if (this.timer === undefined) {
+      this.clock = performance.now();
+      this.timer = setInterval(() => this.sweep(), this.intervalMs).unref();
+    }
+    return call.begin(queue, work);
   }
 
   private sweep(): void {
     const now = performance.now();
+    this.clock = now;
     let left = false;
     for (const queue of this.queues.values()) {
       queue.expireDue(now);
+      queue.stamp(now);
       if (!queue.isEmpty) left = true;
     }
     if (!left && this.timer !== undefined) {

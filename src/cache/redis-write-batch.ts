@@ -56,6 +56,9 @@ export class WriteCall extends DeadlineCall<unknown, unknown> {
     super(undefined);
   }
 
+  /** The clock as the call was made: whether its deadline passed while it was held (the sweep sets its deadline later). */
+  readonly startedAt = performance.now();
+
   protected timeoutError(): unknown {
     return this.host.timeoutError(this.op, this.key, this.host.timeoutMs);
   }
@@ -125,7 +128,7 @@ export class WriteBatcher {
     // is not sent: its caller has been told it failed, so it must not take effect later than needed.
     const now = performance.now();
     let expired = 0;
-    for (const call of calls) if (call.expireIfDue(now)) expired++;
+    for (const call of calls) if (call.expireIfDue(now, call.startedAt)) expired++;
     const live = expired > 0 ? calls.filter((call) => !call.done) : calls;
     for (let at = 0; at < live.length; at += MAX_BATCH) {
       const chunk = live.length <= MAX_BATCH ? live : live.slice(at, at + MAX_BATCH);

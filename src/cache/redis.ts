@@ -329,7 +329,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     // or a lease needs the script, within the same deadline.
     const args = this.getArgs(key);
     const call = this.deadlines.start(new GetCall(this, key, args[1]!, fillLeaseMs, handler), this.send(args[1]!, args as string[]), this.timeoutMs);
-    this.recheckPolicy(this.deadlines.lastStart);
+    this.recheckPolicy(this.deadlines.clock);
     return call;
   }
 
@@ -352,7 +352,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
       return handler === undefined ? (call as Promise<R>) : call.then((answer) => handler.answer(answer), (error: unknown) => handler.failure(error));
     }
     const call = this.deadlines.start(new GetCall(this, key, full, fillLeaseMs, handler, args[1]), send(), this.timeoutMs);
-    this.recheckPolicy(this.deadlines.lastStart);
+    this.recheckPolicy(this.deadlines.clock);
     return call;
   }
 
@@ -448,7 +448,7 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     }
     const call = new WriteCall(this, op, key, full, args, acknowledged);
     const promise = this.deadlines.start(call, undefined, this.timeoutMs);
-    this.recheckPolicy(this.deadlines.lastStart);
+    this.recheckPolicy(this.deadlines.clock);
     this.batcher.submit(call);
     return promise;
   }
@@ -572,8 +572,8 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     }
     const work = this.connected ? body() : this.whenOpen().then(() => this.refuseIfEvicting(key)).then(body);
     const call = this.deadline(op, key, work);
-    // On the clock reading the deadline just took: one clock read per call, not two.
-    if (this.connected) this.recheckPolicy(this.deadlines.lastStart);
+    // On the deadlines' clock (at most a sweep interval old): no clock read per call.
+    if (this.connected) this.recheckPolicy(this.deadlines.clock);
     return call;
   }
 

@@ -1,5 +1,5 @@
 import { cacheKeyOf } from '../keys.js';
-import type { CacheSlot } from '../types.js';
+import type { CacheAnswerHandler, CacheSlot } from '../types.js';
 
 /** A key this engine has checked, its joined cache key, and the cache's slot of its value when it has one. */
 export interface KnownKey {
@@ -8,6 +8,11 @@ export interface KnownKey {
   slot: CacheSlot | undefined;
   /** The key's row was live after this engine's last write of it (true) or gone after its delete (false); unknown before either. */
   live?: boolean;
+  /**
+   * The engine's handling of the cache's answer to an untimed read of this key (CacheAdapter.getThen):
+   * it holds nothing of one read, so every such read of the key shares it instead of making its own.
+   */
+  answerHandler: CacheAnswerHandler<unknown> | undefined;
 }
 
 /**
@@ -54,7 +59,7 @@ export class CacheKeys {
   /** Remembers `cacheKey` (cacheKeyOf(key)) for a key that `known` did not find (only for a key that passed validateKey). */
   remember(key: string, cacheKey: string): KnownKey {
     if (this.joined.size >= this.capacity) this.joined.clear();
-    const known: KnownKey = { cacheKey, slot: undefined };
+    const known: KnownKey = { cacheKey, slot: undefined, answerHandler: undefined };
     this.joined.set(key, known);
     return known;
   }

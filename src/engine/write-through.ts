@@ -168,7 +168,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
     }
     // A cache that takes the handling of its answer into its own callback (CacheAdapter.getThen):
     // the same steps as below, one promise fewer.
-    if (this.getThen) return this.readThen(key, known.cacheKey, started);
+    if (this.getThen) return this.readThen(key, known, started);
     const answer = this.askCacheFor(known.cacheKey);
     // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
     // ReadEntry either).
@@ -219,10 +219,13 @@ export class WriteThroughEngine<T> implements Engine<T> {
   }
 
   /** read() through CacheAdapter.getThen: what the promise branch of read() does, in the cache's callback. */
-  private readThen(key: string, cacheKey: string, started: number): Promise<T | undefined> {
+  private readThen(key: string, known: KnownKey, started: number): Promise<T | undefined> {
     this.readsPending++;
+    const { cacheKey } = known;
+    // An untimed read's handler is the same for every read of the key: kept with the key, not made per read.
+    const handler = started === -1 ? ((known.answerHandler ??= new HitRead(this, key, cacheKey, -1)) as HitRead<T>) : new HitRead(this, key, cacheKey, started);
     try {
-      return this.options.cache.getThen!(cacheKey, this.options.leaseTtlMs, new HitRead(this, key, cacheKey, started));
+      return this.options.cache.getThen!(cacheKey, this.options.leaseTtlMs, handler);
     } catch (error) {
       // A cache that throws instead of rejecting: as a rejected answer.
       this.readsPending--;
@@ -519,7 +522,10 @@ export class WriteThroughEngine<T> implements Engine<T> {
   }
 }
 
-/** One read's handling of the cache's answer, handed to CacheAdapter.getThen (one object, no closures). */
+/**
+ * The handling of the cache's answer to a read of one key, handed to CacheAdapter.getThen (one object,
+ * no closures). Immutable: an untimed one (started -1) serves every read of its key (KnownKey.answerHandler).
+ */
 class HitRead<T> implements CacheAnswerHandler<T | undefined> {
   constructor(
     private readonly engine: WriteThroughEngine<T>,

@@ -75,7 +75,21 @@ describe('cache call deadlines', () => {
     await assert.rejects(deadlines.race(never(), 40, timeout(40), wrap), /timed out after 40 ms/);
     const ms = performance.now() - started;
     assert.ok(ms >= 39, `expired after ${ms.toFixed(1)} ms`);
+    assert.ok(ms < 2_000, `expired after ${ms.toFixed(1)} ms`); // generous: the bound is 5 ms late on an idle machine
     assert.equal(deadlines.pending, 0);
+  });
+
+  it('a call started after a long synchronous stretch is not due before its own timeout (no clock read per call: the sweep sets its deadline)', async () => {
+    const deadlines = new Deadlines(10);
+    const first = deadlines.race(never(), 60_000, timeout(60_000), wrap); // arms the sweep, which reads the clock now
+    first.catch(() => undefined);
+    const busyUntil = performance.now() + 60;
+    while (performance.now() < busyUntil); // no sweep can run meanwhile
+    const started = performance.now();
+    await assert.rejects(deadlines.race(never(), 50, timeout(50), wrap), /timed out after 50 ms/);
+    const ms = performance.now() - started;
+    assert.ok(ms >= 49, `expired after ${ms.toFixed(1)} ms, before its 50 ms`);
+    assert.ok(ms < 2_000, `expired after ${ms.toFixed(1)} ms`); // generous: the bound is 10 ms late on an idle machine
   });
 
   it('settled calls keep their value or error (through onError) and never expire afterwards', async () => {
