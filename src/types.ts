@@ -105,7 +105,11 @@ export interface CacheStats {
   readonly datasetQuarantines?: number;
 }
 
-/** What a caller of CacheAdapter.getThen does with get's answer (one object per read, not two closures). */
+/**
+ * What a caller of CacheAdapter.getThen does with get's answer (one object, not two closures). The
+ * engine may pass the same handler to every untimed read of one key: an adapter must keep no
+ * per-read state on it (key it by nothing; answer through the returned value only).
+ */
 export interface CacheAnswerHandler<R> {
   answer(answer: CacheGetResult): R | Promise<R>;
   failure(error: unknown): R | Promise<R>;

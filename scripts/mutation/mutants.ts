@@ -1201,6 +1201,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'entity-pg-commit-wait-zero',
+    rule: "PostgreSQL entity store: the COMMIT's wait is lifted with query_timeout 0, which pg reads as 'not given': a pool with its own query_timeout gives a held-back COMMIT up after all, and the old value filled after the lease stays cached once it lands",
+    patches: [
+      {
+        file: 'src/store/postgres-checkout.ts',
+        find: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 2_147_483_647 } as const;",
+        replace: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 0 } as const;",
+      },
+    ],
+  },
+  {
     id: 'entity-sqlite-replace-other-id-unburied',
     rule: "SQLite entity store: a REPLACE (INSERT OR REPLACE, UPDATE OR REPLACE, a UNIQUE declared ON CONFLICT REPLACE) that deletes a row of another id through another unique key leaves it unburied and unjournaled (SQLite fires no DELETE trigger for it): the cache serves the deleted row forever",
     patches: [{ file: 'src/store/entity/sqlite-replaced-rows.ts', find: '  if (keys.length === 0) return [];', replace: '  if (keys.length >= 0) return [];' }],
@@ -1282,7 +1293,7 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/postgres-checkout.ts',
-        find: '    return own === 0 ? answer : settleWithin(answer, own ?? ms, readTimeout);',
+        find: '    return own === WAIT_FOR_COMMIT.query_timeout ? answer : settleWithin(answer, own ?? ms, readTimeout);',
         replace: '    return (void own, void settleWithin, void readTimeout, answer);',
       },
     ],

@@ -1,12 +1,16 @@
 // Deadlines for many short calls without a timer each. A setTimeout/clearTimeout pair per Redis
 // call was a visible share of a cache hit; here one interval timer, armed only while calls are
-// pending, rejects the overdue ones. A deadline fires at most `resolutionMs` late.
+// pending, rejects the overdue ones. A deadline fires at most `resolutionMs` late (see below for a blocked event loop).
 //
 // No call reads the clock (performance.now(), ~50 ns, was the largest single step of starting a
 // call): the sweep, which runs every half resolution, gives the calls started since its last run
 // the deadline `now + ms` of its own reading. They started before that reading, so a deadline is
 // never early; they started at most one interval before it, and the sweep that expires them runs
-// at most one interval after it is due: at most two intervals, i.e. `resolutionMs`, late.
+// at most one interval after it is due: at most two intervals, i.e. `resolutionMs`, late, while
+// timers run on time. A synchronous stretch that blocks the event loop delays the sweep, so a call
+// started just before it is stamped after it: its deadline is pushed back by that stretch (bounded:
+// it is the stretch's length; a call never fires early). Per-call clock readings would avoid that
+// and cost a hit ~50 ns each (docs/benchmarks.md, "Read path, seventh pass").
 //
 // Pending calls are kept in one FIFO queue per timeout length, not in a Set: calls of one length
 // start, and so fall due, in queue order, and a Set insert + delete per call (its hash table

@@ -82,9 +82,14 @@ describe('an entity-store COMMIT held back by the network past the client deadli
     await admin.end();
   });
 
-  it('once it lands, the engine fences it: the old value filled meanwhile is not served', async () => {
+  const cases: Array<[string, pg.PoolConfig]> = [
+    ['a pool of defaults', {}],
+    // pg reads a query's query_timeout 0 as "not given" and falls back to the pool's (found by review).
+    ["a pool with its own query_timeout (shorter than the hold)", { query_timeout: 1_500 }],
+  ];
+  for (const [label, poolOptions] of cases) it(`${label}: once it lands, the engine fences it: the old value filled meanwhile is not served`, async () => {
     const relay = await commitHoldingRelay(DATABASE_URL);
-    const pool = new pg.Pool({ connectionString: relay.url, max: 2 });
+    const pool = new pg.Pool({ connectionString: relay.url, max: 2, ...poolOptions });
     pool.on('error', () => undefined);
     // Statement timeout 200 ms: a store that gives up on its connection does so 1.2 s after the COMMIT.
     const store = await createPostgresEntityStore({ pool, schema, table: 'items', notify: false, statementTimeout: '200ms' });
