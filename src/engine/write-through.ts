@@ -172,22 +172,24 @@ export class WriteThroughEngine<T> implements Engine<T> {
     const answer = this.askCacheFor(known.cacheKey);
     // The hit path: one cache lookup, no allocation beyond the promise (for a remote cache, no
     // ReadEntry either).
-    if (answer instanceof Promise) {
-      this.readsPending++;
-      const { cacheKey } = known;
-      return answer.then(
-        (got) => {
-          this.readsPending--;
-          return this.valueOrSlowPath(key, cacheKey, got, started);
-        },
-        (error: unknown) => {
-          this.readsPending--;
-          return this.slowValue(key, cacheKey, Promise.reject(error), started);
-        },
-      );
-    }
+    if (answer instanceof Promise) return this.readAnswerLater(key, known.cacheKey, answer, started);
     if (answer.kind === 'value' && this.slots) known.slot = this.options.cache.slot!(known.cacheKey);
     return this.syncAnswer(key, known, answer, started);
+  }
+
+  /** read()'s steps once a cache that answers later (a promise) has answered. */
+  private readAnswerLater(key: string, cacheKey: string, answer: Promise<CacheGetResult>, started: number): Promise<T | undefined> {
+    this.readsPending++;
+    return answer.then(
+      (got) => {
+        this.readsPending--;
+        return this.valueOrSlowPath(key, cacheKey, got, started);
+      },
+      (error: unknown) => {
+        this.readsPending--;
+        return this.slowValue(key, cacheKey, Promise.reject(error), started);
+      },
+    );
   }
 
   /**
@@ -201,19 +203,7 @@ export class WriteThroughEngine<T> implements Engine<T> {
     const cacheKey = this.cacheKeys.cacheKeyOf(key);
     const started = this.readListeners === 0 ? -1 : performance.now();
     const answer = this.askCacheFor(cacheKey);
-    if (answer instanceof Promise) {
-      this.readsPending++;
-      return answer.then(
-        (got) => {
-          this.readsPending--;
-          return this.valueOrSlowPath(key, cacheKey, got, started);
-        },
-        (error: unknown) => {
-          this.readsPending--;
-          return this.slowValue(key, cacheKey, Promise.reject(error), started);
-        },
-      );
-    }
+    if (answer instanceof Promise) return this.readAnswerLater(key, cacheKey, answer, started);
     if (answer.kind === 'value') this.cacheKeys.remember(key, cacheKey).slot = this.options.cache.slot!(cacheKey);
     return Promise.resolve(this.valueOrSlowPath(key, cacheKey, answer, started));
   }
