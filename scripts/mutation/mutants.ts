@@ -105,6 +105,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: WRITE_PATH, find: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
   },
   {
+    id: 'close-skips-writes-in-flight',
+    rule: 'close() settles while a write is still in flight (its wait on the count of writes in flight removed)',
+    patches: [{ file: 'src/engine/write-through.ts', find: '    if (this.writesPending > 0) {\n      if (this.writesDrained === undefined) {', replace: '    if (false as boolean) {\n      if (this.writesDrained === undefined) {' }],
+  },
+  {
     id: 'tombstone-missing',
     rule: 'tombstones: a delete publishes a tombstone that expires at once',
     patches: [{ file: 'src/engine/write-through.ts', find: '        ttlMs: this.options.tombstoneTtlMs,', replace: '        ttlMs: 1,' }],

@@ -158,7 +158,7 @@ class MemoryCache implements CacheAdapter {
 
   completeWrite(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): CompleteOutcome {
     const lease = this.liveWrite(key);
-    if (lease?.kind !== 'write' || !lease.tokens.delete(token)) {
+    if (lease?.kind !== 'write' || !lease.tokens.has(token)) {
       // No lease held (beginWrite failed, or it expired): a newer version may have been committed
       // and evicted meanwhile, so this writer may only invalidate, never publish.
       this.invalidateOlder(key, entry.version);
@@ -168,7 +168,12 @@ class MemoryCache implements CacheAdapter {
       lease.maxVersion = entry.version;
       lease.max = toStored(entry, ttlMs);
     }
-    if (lease.tokens.size > 0) return 'pending';
+    // The last writer ends the lease with its token still in it: deleting the token first would
+    // empty the map, which makes V8 reallocate its table, a garbage allocation per write.
+    if (lease.tokens.size > 1) {
+      lease.tokens.delete(token);
+      return 'pending';
+    }
     this.leases.delete(key);
     if (lease.dirty || lease.max === undefined) return 'cleared';
     this.publish(key, lease.max);

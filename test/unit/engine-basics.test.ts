@@ -9,6 +9,7 @@ import {
   InvalidValueError,
   ValueTooLargeError,
 } from '../../src/errors.js';
+import { createGate } from '../../src/chaos/faults.js';
 import { createEngineFixture, type EngineFixture } from '../helpers/engine-fixture.js';
 import { createWriteThrough } from '../../src/compose/write-through.js';
 
@@ -123,6 +124,27 @@ describe('engine: the seed write, read and delete', () => {
     assert.equal((await f.engine.inspect('k')).state, 'E');
     await f.engine.drainJournal();
     assert.equal((await f.engine.inspect('k')).state, 'A');
+  });
+
+  it('close() waits for the writes and deletes in flight, counted by writesInFlight', async () => {
+    const gate = createGate();
+    f.store.faults.next('write', { kind: 'pause', when: 'after', gate }); // committed, not yet answered
+    const writing = f.engine.write('k', { name: 'held' });
+    const deleting = f.engine.delete('other');
+    await gate.reached;
+    assert.equal(f.engine.writesInFlight, 2);
+    await deleting;
+    assert.equal(f.engine.writesInFlight, 1); // the delete, not held, has settled
+    let closed = false;
+    const closing = f.engine.close().then(() => (closed = true));
+    // close() must not settle while the write is held: give it every chance to (macrotask turns).
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closed, false);
+    gate.release();
+    await closing;
+    assert.equal((await writing).version, 1);
+    assert.equal(f.engine.writesInFlight, 0);
+    await assert.rejects(f.engine.write('k', { name: 'x' }), ClosedError);
   });
 
   it('after close, calls fail with E_CLOSED', async () => {
