@@ -486,6 +486,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
     patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
   },
+  // --- pg-proxy replication sessions (test/integration/pg-proxy-replication-session.test.ts) ---
+  {
+    id: 'proxy-pipes-replication-session-unfenced',
+    rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
+    patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
+  },
   // --- pg-proxy inheritance (test/integration/pg-proxy-inheritance.test.ts) ---
   {
     id: 'proxy-caches-table-with-children',
