@@ -645,7 +645,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-tls-pipe-offers-channel-binding',
     rule: 'pg-proxy: a plain client piped to another database through a TLS upstream is offered SCRAM-SHA-256-PLUS, which libpq refuses',
-    patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);', replace: '      if (true) upstreamSocket.pipe(socket);' }],
+    patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(toClient);', replace: '      if (true) upstreamSocket.pipe(toClient);' }],
   },
   {
     id: 'proxy-tls-session-presents-proxy-cert',
