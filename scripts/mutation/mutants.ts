@@ -492,6 +492,22 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
     patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
   },
+  // --- pg-proxy = operators in the search_path (test/integration/pg-proxy-operator-search-path.test.ts) ---
+  {
+    id: 'proxy-caches-with-user-equals',
+    rule: 'pg-proxy: a session whose search_path finds a user-defined = before pg_catalog\'s is cached: `WHERE id = 1` answered with row 2 under key 1, which an acknowledged write of row 2 does not invalidate',
+    patches: [{ file: PROXY_READ_PATH, find: "shareable === 't' && catalogEquals === 't';", replace: "shareable === 't' && catalogEquals !== 'x';" }],
+  },
+  {
+    id: 'proxy-ddl-trigger-ignores-operators',
+    rule: 'pg-proxy: an = operator created straight on PostgreSQL in a schema a session searches first flushes nothing: the session is served the cached row where PostgreSQL now answers another',
+    patches: [{ file: PROXY_SCHEMA, find: "'DROP OWNED', 'CREATE OPERATOR', 'ALTER OPERATOR', 'CREATE EXTENSION', 'ALTER EXTENSION')", replace: "'DROP OWNED')" }],
+  },
+  {
+    id: 'proxy-classify-ignores-operator-ddl',
+    rule: 'pg-proxy: CREATE OPERATOR relayed through the proxy flushes nothing (a proxy without event triggers keeps answers a session\'s new = would change)',
+    patches: [{ file: PROXY_CLASSIFY, find: "if (type === 'DefineStmt') return (stmt.DefineStmt as { kind?: unknown }).kind === 'OBJECT_OPERATOR';", replace: "if (type === 'DefineStmt') return false;" }],
+  },
   // --- pg-proxy inheritance (test/integration/pg-proxy-inheritance.test.ts) ---
   {
     id: 'proxy-caches-table-with-children',
@@ -532,7 +548,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-ddl-trigger-ignores-alter-type',
     rule: 'pg-proxy: an ALTER TYPE made straight on PostgreSQL (an enum label renamed) leaves the cached answers with the old bytes',
-    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN", replace: "  IF tg_tag IN ('GRANT', 'REVOKE') THEN" }],
+    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED', ", replace: "  IF tg_tag IN ('GRANT', 'REVOKE', " }],
   },
   {
     id: 'proxy-drainer-ignores-roles',
