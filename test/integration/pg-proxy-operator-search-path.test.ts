@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createProxyDatabase, proxyClients, startTestProxy, type ProxyDatabase } from '../helpers/pg-proxy-fixture.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
@@ -56,10 +57,13 @@ describe('pg-proxy: an = operator searched before pg_catalog', { skip: service.s
     const session = await clients.open();
     await session.query('SET search_path = later, pg_catalog, public');
     assert.deepEqual(await clients.untilHit(session, sql, 10), { id: 10, val: 'v10' }); // no such operator yet: cached
+    const flushes = proxy.metrics.flushes;
     const direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
     await direct.query(OPERATOR.replaceAll('%s', 'later'));
     await direct.end();
+    // Made straight on PostgreSQL: seen within the bypass bound, by the drainer's pass.
+    await until('CREATE OPERATOR straight on PostgreSQL to flush the cached tables', async () => proxy.metrics.flushes > flushes, 5_000);
     assert.deepEqual((await session.query(sql, [10])).rows, [{ id: 11, val: 'v11' }]);
   });
 
