@@ -492,6 +492,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
     patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
   },
+  // --- pg-proxy output settings (test/integration/pg-proxy-output-settings.test.ts) ---
+  {
+    id: 'proxy-keeps-settings-after-relay',
+    rule: 'pg-proxy: a session\'s output settings are not read again after a relayed batch: extra_float_digits set by set_config() in a SELECT (no ParameterStatus) and the session is served the answer rendered under its old settings',
+    patches: [{ file: PROXY_RELAY, find: "    state.fingerprint = undefined; // anything relayed may have changed the session's settings", replace: '' }],
+  },
   // --- pg-proxy = operators in the search_path (test/integration/pg-proxy-operator-search-path.test.ts) ---
   {
     id: 'proxy-caches-with-user-equals',
