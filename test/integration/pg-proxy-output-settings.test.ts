@@ -2,8 +2,8 @@
 // for the row was cached under the default settings: a read through the proxy must render the row as
 // PostgreSQL renders it for that session (the values compared as the text PostgreSQL sent). The
 // sharpest case is extra_float_digits, which PostgreSQL does not report (no ParameterStatus): set by
-// set_config() inside a plain SELECT — a batch whose fence the proxy skips — the proxy only knows it
-// changed because it reads the session's settings again after anything it relays.
+// set_config() inside a plain SELECT — a batch after which the proxy runs no statement of its own —
+// the proxy only knows it changed because it reads the session's settings again after anything it relays.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -76,7 +76,7 @@ describe('pg-proxy: a hit renders the row as PostgreSQL would for the session', 
     return s;
   }
 
-  it('set_config() in a plain SELECT (its fence skipped; extra_float_digits is not reported)', async () => {
+  it('set_config() in a plain SELECT (no fence statement after it; extra_float_digits is not reported)', async () => {
     await cachedByDefault(1);
     const s = await hitSession(1);
     const statements = () => proxy.metrics.fencesPipelined + proxy.metrics.fencesSeparate;
