@@ -429,8 +429,8 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'proxy-cache-key-prefix-memo-by-table-only',
-    rule: "pg-proxy: the memo of the last cache-key prefix is matched by table only, so a proxy's two databases (or a key made for another context) share one table's keys",
-    patches: [{ file: PROXY_CONTEXT, find: '  if (lastPrefix?.database === database && lastPrefix.qualified === qualified) return lastPrefix.prefix;', replace: '  if (lastPrefix?.qualified === qualified) return lastPrefix.prefix;' }],
+    rule: "pg-proxy: the memo of the last cache-key prefix is matched by table only, so a proxy's two cache scopes (or a key made for another context) share one table's keys",
+    patches: [{ file: PROXY_CONTEXT, find: '  if (lastPrefix?.scope === scope && lastPrefix.qualified === qualified) return lastPrefix.prefix;', replace: '  if (lastPrefix?.qualified === qualified) return lastPrefix.prefix;' }],
   },
   {
     id: 'proxy-notice-other-code-announces',
@@ -491,6 +491,12 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'proxy-pipes-replication-session-unfenced',
     rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
     patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
+  },
+  // --- pg-proxy cache scope (test/integration/pg-proxy-shared-cache-scope.test.ts) ---
+  {
+    id: 'proxy-keys-by-database-name',
+    rule: 'pg-proxy: cached answers keyed by the database\'s name alone: a proxy of another cluster with a database of the same name is served its rows, and a proxy of another schema (its own versions) leaves an answer its fence cannot compare in place',
+    patches: [{ file: 'src/pg-proxy/cache-scope.ts', find: '  return `${database}:${rows[0]!.system}.${rows[0]!.db}.${schema}`;', replace: '  return database;' }],
   },
   // --- pg-proxy output settings (test/integration/pg-proxy-output-settings.test.ts) ---
   {
