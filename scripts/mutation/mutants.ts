@@ -492,6 +492,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
     patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
   },
+  // --- pg-proxy swapped table (test/integration/pg-proxy-swapped-table.test.ts) ---
+  {
+    id: 'proxy-trusts-qualified-name',
+    rule: 'pg-proxy: a schema-qualified read is cached without checking that the name still resolves to the cached table: after a swap by renames the new table\'s row is cached, and an UPDATE of it acknowledged through the proxy is not seen',
+    patches: [{ file: PROXY_READ_PATH, find: '  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);', replace: '  return read.point.unqualified ? state.resolves?.[index] === String(read.point.table.oid) : state.fingerprint !== undefined;' }],
+  },
   // --- pg-proxy cache scope (test/integration/pg-proxy-shared-cache-scope.test.ts) ---
   {
     id: 'proxy-keys-by-database-name',

@@ -29,11 +29,15 @@ function setFingerprint(state: SessionState, fingerprint: string | null, resolve
   state.resolves = (resolves ?? '').split(',');
 }
 
-/** A bare table name must resolve to the cached table in this session (search_path, temp tables). */
+/**
+ * The table's name as the statement gives it must resolve to the cached table in this session: a bare
+ * name (search_path, temp tables), and a qualified one too (a table swapped in by renames holds it, and
+ * none of its writes is journaled). The resolutions: fingerprintSql, bare names then qualified ones.
+ */
 function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean {
-  if (!read.point.unqualified) return state.fingerprint !== undefined;
-  const index = state.ctx.tables.indexOf(read.point.table);
-  return state.resolves?.[index] === String(read.point.table.oid);
+  const { tables } = state.ctx;
+  const index = tables.indexOf(read.point.table);
+  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);
 }
 
 /**
