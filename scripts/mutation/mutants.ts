@@ -498,6 +498,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a schema-qualified read is cached without checking that the name still resolves to the cached table: after a swap by renames the new table\'s row is cached, and an UPDATE of it acknowledged through the proxy is not seen',
     patches: [{ file: PROXY_READ_PATH, find: '  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);', replace: '  return read.point.unqualified ? state.resolves?.[index] === String(read.point.table.oid) : state.fingerprint !== undefined;' }],
   },
+  // --- pg-proxy temporary table (test/integration/pg-proxy-temp-table.test.ts) ---
+  {
+    id: 'proxy-ignores-bare-name-resolution',
+    rule: 'pg-proxy: a bare table name is not checked to resolve to the cached table: a session\'s temporary items is read from, and filled into, the real table\'s cache',
+    patches: [{ file: PROXY_READ_PATH, find: '  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);', replace: '  return read.point.unqualified || state.resolves?.[tables.length + index] === String(read.point.table.oid);' }],
+  },
   // --- pg-proxy cache scope (test/integration/pg-proxy-shared-cache-scope.test.ts) ---
   {
     id: 'proxy-keys-by-database-name',
