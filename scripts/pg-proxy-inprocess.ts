@@ -107,6 +107,7 @@ const ctx = {
   cache,
   answers: new AnswerMemo(),
   schema: 'lockstep_proxy',
+  cacheScope: 'test:0.0.lockstep_proxy',
   upstream: { database: 'test' },
   clientTls: undefined,
   metrics: createMetrics(),

@@ -434,8 +434,8 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'proxy-cache-key-prefix-memo-by-table-only',
-    rule: "pg-proxy: the memo of the last cache-key prefix is matched by table only, so a proxy's two databases (or a key made for another context) share one table's keys",
-    patches: [{ file: PROXY_CONTEXT, find: '  if (lastPrefix?.database === database && lastPrefix.qualified === qualified) return lastPrefix.prefix;', replace: '  if (lastPrefix?.qualified === qualified) return lastPrefix.prefix;' }],
+    rule: "pg-proxy: the memo of the last cache-key prefix is matched by table only, so a proxy's two cache scopes (or a key made for another context) share one table's keys",
+    patches: [{ file: PROXY_CONTEXT, find: '  if (lastPrefix?.scope === scope && lastPrefix.qualified === qualified) return lastPrefix.prefix;', replace: '  if (lastPrefix?.qualified === qualified) return lastPrefix.prefix;' }],
   },
   {
     id: 'proxy-notice-other-code-announces',
@@ -491,6 +491,52 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: an upstream that refuses the write marker\'s startup parameter (PgBouncer by default) refuses every session',
     patches: [{ file: PROXY_SESSION, find: "  return m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);", replace: "  return false && m.type === 'E' && errorCode(m.body) === '08P01' && m.body.includes(name);" }],
   },
+  // --- pg-proxy replication sessions (test/integration/pg-proxy-replication-session.test.ts) ---
+  {
+    id: 'proxy-pipes-replication-session-unfenced',
+    rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
+    patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
+  },
+  // --- pg-proxy swapped table (test/integration/pg-proxy-swapped-table.test.ts) ---
+  {
+    id: 'proxy-trusts-qualified-name',
+    rule: 'pg-proxy: a schema-qualified read is cached without checking that the name still resolves to the cached table: after a swap by renames the new table\'s row is cached, and an UPDATE of it acknowledged through the proxy is not seen',
+    patches: [{ file: PROXY_READ_PATH, find: '  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);', replace: '  return read.point.unqualified ? state.resolves?.[index] === String(read.point.table.oid) : state.fingerprint !== undefined;' }],
+  },
+  // --- pg-proxy temporary table (test/integration/pg-proxy-temp-table.test.ts) ---
+  {
+    id: 'proxy-ignores-bare-name-resolution',
+    rule: 'pg-proxy: a bare table name is not checked to resolve to the cached table: a session\'s temporary items is read from, and filled into, the real table\'s cache',
+    patches: [{ file: PROXY_READ_PATH, find: '  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);', replace: '  return read.point.unqualified || state.resolves?.[tables.length + index] === String(read.point.table.oid);' }],
+  },
+  // --- pg-proxy cache scope (test/integration/pg-proxy-shared-cache-scope.test.ts) ---
+  {
+    id: 'proxy-keys-by-database-name',
+    rule: 'pg-proxy: cached answers keyed by the database\'s name alone: a proxy of another cluster with a database of the same name is served its rows, and a proxy of another schema (its own versions) leaves an answer its fence cannot compare in place',
+    patches: [{ file: 'src/pg-proxy/cache-scope.ts', find: '  return `${database}:${rows[0]!.system}.${rows[0]!.db}.${schema}`;', replace: '  return database;' }],
+  },
+  // --- pg-proxy output settings (test/integration/pg-proxy-output-settings.test.ts) ---
+  {
+    id: 'proxy-keeps-settings-after-relay',
+    rule: 'pg-proxy: a session\'s output settings are not read again after a relayed batch: extra_float_digits set by set_config() in a SELECT (no ParameterStatus) and the session is served the answer rendered under its old settings',
+    patches: [{ file: PROXY_RELAY, find: "    state.fingerprint = undefined; // anything relayed may have changed the session's settings", replace: '' }],
+  },
+  // --- pg-proxy = operators in the search_path (test/integration/pg-proxy-operator-search-path.test.ts) ---
+  {
+    id: 'proxy-caches-with-user-equals',
+    rule: 'pg-proxy: a session whose search_path finds a user-defined = before pg_catalog\'s is cached: `WHERE id = 1` answered with row 2 under key 1, which an acknowledged write of row 2 does not invalidate',
+    patches: [{ file: PROXY_READ_PATH, find: "shareable === 't' && catalogEquals === 't';", replace: "shareable === 't' && catalogEquals !== 'x';" }],
+  },
+  {
+    id: 'proxy-ddl-trigger-ignores-operators',
+    rule: 'pg-proxy: an = operator created straight on PostgreSQL in a schema a session searches first flushes nothing: the session is served the cached row where PostgreSQL now answers another',
+    patches: [{ file: PROXY_SCHEMA, find: "'DROP OWNED', 'CREATE OPERATOR', 'ALTER OPERATOR', 'CREATE EXTENSION', 'ALTER EXTENSION')", replace: "'DROP OWNED')" }],
+  },
+  {
+    id: 'proxy-classify-ignores-operator-ddl',
+    rule: 'pg-proxy: CREATE OPERATOR relayed through the proxy flushes nothing (a proxy without event triggers keeps answers a session\'s new = would change)',
+    patches: [{ file: PROXY_CLASSIFY, find: "if (type === 'DefineStmt') return (stmt.DefineStmt as { kind?: unknown }).kind === 'OBJECT_OPERATOR';", replace: "if (type === 'DefineStmt') return false;" }],
+  },
   // --- pg-proxy inheritance (test/integration/pg-proxy-inheritance.test.ts) ---
   {
     id: 'proxy-caches-table-with-children',
@@ -531,7 +577,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-ddl-trigger-ignores-alter-type',
     rule: 'pg-proxy: an ALTER TYPE made straight on PostgreSQL (an enum label renamed) leaves the cached answers with the old bytes',
-    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN", replace: "  IF tg_tag IN ('GRANT', 'REVOKE') THEN" }],
+    patches: [{ file: PROXY_SCHEMA, find: "  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED', ", replace: "  IF tg_tag IN ('GRANT', 'REVOKE', " }],
   },
   {
     id: 'proxy-drainer-ignores-roles',
@@ -644,7 +690,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-tls-pipe-offers-channel-binding',
     rule: 'pg-proxy: a plain client piped to another database through a TLS upstream is offered SCRAM-SHA-256-PLUS, which libpq refuses',
-    patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);', replace: '      if (true) upstreamSocket.pipe(socket);' }],
+    patches: [{ file: PROXY_SESSION, find: '      if (socket instanceof TLSSocket) upstreamSocket.pipe(toClient);', replace: '      if (true) upstreamSocket.pipe(toClient);' }],
   },
   {
     id: 'proxy-tls-session-presents-proxy-cert',

@@ -1,5 +1,5 @@
 // The A–E states of one cached answer of the proxy, from both sides: the cache record under
-// pgproxy:<db>:<schema.table>:<key>, and PostgreSQL's committed version of that key
+// pgproxy:<scope>:<schema.table>:<key> (cache-scope.ts), and PostgreSQL's committed version of that key
 // (<schema>.versions, 0 when no write was ever journaled) with the row itself, read in one snapshot.
 // A cached answer is an answer to a point read: one row or none ("SELECT 0" is cached too), so an
 // answer with no row over no row is synchronized, not "cache only".

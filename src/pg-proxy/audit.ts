@@ -2,7 +2,7 @@
 // committed version of its key (audit-classify.ts says how), counted A–E in the auditor's report
 // shape (one report per table), and with `repair` invalidated with version fencing when D or E.
 //
-// The walk lists the cache (scan of pgproxy:<db>:<schema.table>:), not the table: rows never cached
+// The walk lists the cache (scan of pgproxy:<scope>:<schema.table>:), not the table: rows never cached
 // are not counted (a production table is not scanned). Per page of keys, one statement reads each
 // key's committed version and its row in one snapshot. The two sides are not read at one instant,
 // so a key found D or E is read again (PostgreSQL first, then the cache) before it is counted: a
@@ -19,6 +19,7 @@ import type { PgClientBase } from './pg-driver.js';
 import { connectUpstream, drop } from './upstream-client.js';
 import { describeTable, parseTableName, type CachedTable } from './tables.js';
 import { answerPrefix } from './context.js';
+import { readCacheScope } from './cache-scope.js';
 
 export interface ProxyAuditOptions {
   /** The proxy's --upstream: the database whose answers are cached (its name is part of every cache key). */
@@ -103,13 +104,13 @@ function example(key: string, state: KeyState, description: string, { committed,
   return { key, state, description, store: committed.row === null ? null : { version: committed.version, payload: committed.row }, cache: answerView(cached) };
 }
 
-async function auditTable(client: PgClientBase, options: ProxyAuditOptions, schema: string, database: string, table: CachedTable): Promise<AuditReport> {
+async function auditTable(client: PgClientBase, options: ProxyAuditOptions, schema: string, scope: string, table: CachedTable): Promise<AuditReport> {
   const { cache } = options;
   const pageSize = options.pageSize ?? 500;
   const perState = options.examplesPerState ?? 5;
   const maxListed = options.maxRepairsListed ?? 100;
   const started = performance.now();
-  const prefix = answerPrefix(database, table.qualified);
+  const prefix = answerPrefix(scope, table.qualified);
   const progress = (phase: 'scan' | 'repair' | 'recheck', scanned: number, total: number | undefined) =>
     options.onProgress?.({ table: table.qualified, phase, scanned, total });
   const observe = async (key: string): Promise<Seen> => {
@@ -224,8 +225,9 @@ export async function auditPgProxy(options: ProxyAuditOptions): Promise<AuditRep
   const client = await connectUpstream(upstream.pg, AUDIT_QUERY_MS);
   try {
     const tables = await resolveTables(client, schema, options.tables);
+    const scope = await readCacheScope(client, database, schema);
     const reports: AuditReport[] = [];
-    for (const table of tables) reports.push(await auditTable(client, options, schema, database, table));
+    for (const table of tables) reports.push(await auditTable(client, options, schema, scope, table));
     return reports;
   } finally {
     drop(client);

@@ -185,15 +185,23 @@ function collectStrings(node: unknown, out: Set<string>): void {
  * holds, on anything (`GRANT … ON ALL TABLES IN SCHEMA`, `USAGE` on a schema: a hit is served without
  * PostgreSQL's privilege check, to a session whose current_user filled it, and a member that lost the
  * role read the cached rows on); a schema renamed or given another owner (a session's search_path may
- * now resolve the table's bare name to another relation, or none). Rare: they flush every cached table.
+ * now resolve the table's bare name to another relation, or none); an operator created or moved, or an
+ * extension created, changed or moved (a session's `=` may now be another). Rare: they flush every cached table.
  */
-const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt']);
+const CHANGES_EVERY_TABLE = new Set(['AlterEnumStmt', 'GrantStmt', 'GrantRoleStmt', 'AlterRoleStmt', 'DropRoleStmt', 'DropOwnedStmt', 'ReassignOwnedStmt', 'CreateExtensionStmt', 'AlterExtensionStmt', 'AlterExtensionContentsStmt']);
 
 function changesEveryTable(stmt: Node, type: string): boolean {
   if (CHANGES_EVERY_TABLE.has(type)) return true;
   if (type === 'AlterTableStmt') return (stmt.AlterTableStmt as { objtype?: unknown }).objtype === 'OBJECT_TYPE'; // ALTER TYPE … ADD/DROP/ALTER ATTRIBUTE
   if (type === 'RenameStmt') return (stmt.RenameStmt as { renameType?: unknown }).renameType === 'OBJECT_SCHEMA';
   if (type === 'AlterOwnerStmt') return (stmt.AlterOwnerStmt as { objectType?: unknown }).objectType === 'OBJECT_SCHEMA';
+  // An = operator created, or moved (itself, or with its extension) into a session's search_path, may be
+  // what that session's point read calls (read-path.ts, CATALOG_EQUALS_SQL); extensions may bring one.
+  if (type === 'DefineStmt') return (stmt.DefineStmt as { kind?: unknown }).kind === 'OBJECT_OPERATOR';
+  if (type === 'AlterObjectSchemaStmt') {
+    const objectType = (stmt.AlterObjectSchemaStmt as { objectType?: unknown }).objectType;
+    return objectType === 'OBJECT_OPERATOR' || objectType === 'OBJECT_EXTENSION';
+  }
   return false;
 }
 

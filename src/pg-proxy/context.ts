@@ -78,6 +78,8 @@ export interface ProxyContext {
   readonly answers: AnswerMemo;
   /** The proxy's schema in the upstream database (versions, journal, functions). */
   readonly schema: string;
+  /** The database (cluster, oid) and schema whose answers this proxy's keys hold (cache-scope.ts). */
+  readonly cacheScope: string;
   /** Where sessions connect, with TLS as the upstream URL's sslmode asks (upstream-tls.ts). */
   readonly upstream: UpstreamTarget;
   /** TLS for clients: undefined answers every SSLRequest 'N' (client-tls.ts). */
@@ -148,17 +150,22 @@ export function rowCacheKey(ctx: ProxyContext, qualified: string, key: string): 
 }
 
 /** The last prefix made, by its two parts: a hit or a fence builds the same one again and again. */
-let lastPrefix: { database: string; qualified: string; prefix: string } | undefined;
+let lastPrefix: { scope: string; qualified: string; prefix: string } | undefined;
 
 export function tablePrefix(ctx: ProxyContext, qualified: string): string {
-  const database = ctx.upstream.database;
-  if (lastPrefix?.database === database && lastPrefix.qualified === qualified) return lastPrefix.prefix;
-  const prefix = answerPrefix(database, qualified);
-  lastPrefix = { database, qualified, prefix };
+  const scope = ctx.cacheScope;
+  if (lastPrefix?.scope === scope && lastPrefix.qualified === qualified) return lastPrefix.prefix;
+  const prefix = answerPrefix(scope, qualified);
+  lastPrefix = { scope, qualified, prefix };
   return prefix;
 }
 
-/** The cache-key prefix of one table's answers in one database (also what `lockstep audit --pg-proxy` walks). */
-export function answerPrefix(database: string, qualified: string): string {
-  return `pgproxy:${database}:${qualified}:`;
+/** The cache-key prefix of one table's answers in one cache scope (cache-scope.ts; also what `lockstep audit --pg-proxy` walks). */
+export function answerPrefix(scope: string, qualified: string): string {
+  return `pgproxy:${scope}:${qualified}:`;
+}
+
+/** The cache's name for the drainer's saved position (one per cache scope). */
+export function journalIdOf(scope: string): string {
+  return `pg-proxy:${scope}`;
 }

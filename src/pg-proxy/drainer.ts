@@ -14,7 +14,7 @@ import { announcementsInstalledSql, markersInstalledSql, PROXY_CHANNEL } from '.
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { isClientTimeout } from '../store/client-timeouts.js';
-import type { ProxyContext } from './context.js';
+import { journalIdOf, type ProxyContext } from './context.js';
 
 export interface DrainerOptions {
   readonly upstreamPg: PgConnection;
@@ -55,7 +55,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   const s = quoteIdentifier(ctx.schema);
   const pollMs = options.pollMs ?? 50;
   const retentionMs = options.retentionMs ?? 600_000;
-  const journalId = `pg-proxy:${ctx.upstream.database}:${ctx.schema}`;
+  const journalId = journalIdOf(ctx.cacheScope);
   let client: PgClient | undefined;
   let listener: PgClient | undefined;
   let xmin: string | undefined;

@@ -38,12 +38,17 @@ export function statementMessages(prepared: Map<string, string>, name: string, s
   return [build.close('S', statement), build.parse(statement, sql), ...run];
 }
 
-/** Settings that change how PostgreSQL renders an answer, and which relation each cached table's bare name resolves to. */
+/**
+ * Settings that change how PostgreSQL renders an answer, and which relation each cached table's name
+ * resolves to: its bare name (search_path, temporary tables), then its qualified name (a table swapped
+ * in by renames holds it, with no trigger of the proxy's).
+ */
 export function fingerprintSql(tables: readonly CachedTable[]): string {
   // quote_all_identifiers: how a regclass/regtype/regproc column is rendered (`"items"` or `items`).
   const settings = ['search_path', 'TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output', 'client_encoding', 'lc_monetary', 'lc_numeric', 'standard_conforming_strings', 'row_security', 'xmloption', 'quote_all_identifiers'];
   const parts = ['current_user', 'session_user', ...settings.map((s) => `pg_catalog.current_setting('${s}')`), "coalesce(pg_catalog.pg_my_temp_schema()::oid::text, '0')"];
-  const regs = tables.map((t) => `coalesce(pg_catalog.to_regclass('${quoteIdentifier(t.name)}')::oid::text, '0')`);
+  const regclass = (name: string) => `coalesce(pg_catalog.to_regclass('${name}')::oid::text, '0')`;
+  const regs = [...tables.map((t) => regclass(quoteIdentifier(t.name))), ...tables.map((t) => regclass(`${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}`))];
   return `pg_catalog.concat_ws(E'\\x1f', ${parts.join(', ')}), pg_catalog.concat_ws(',', ${regs.length > 0 ? regs.join(', ') : "''"})`;
 }
 

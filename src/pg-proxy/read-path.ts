@@ -29,11 +29,15 @@ function setFingerprint(state: SessionState, fingerprint: string | null, resolve
   state.resolves = (resolves ?? '').split(',');
 }
 
-/** A bare table name must resolve to the cached table in this session (search_path, temp tables). */
+/**
+ * The table's name as the statement gives it must resolve to the cached table in this session: a bare
+ * name (search_path, temp tables), and a qualified one too (a table swapped in by renames holds it, and
+ * none of its writes is journaled). The resolutions: fingerprintSql, bare names then qualified ones.
+ */
 function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean {
-  if (!read.point.unqualified) return state.fingerprint !== undefined;
-  const index = state.ctx.tables.indexOf(read.point.table);
-  return state.resolves?.[index] === String(read.point.table.oid);
+  const { tables } = state.ctx;
+  const index = tables.indexOf(read.point.table);
+  return state.resolves?.[read.point.unqualified ? index : tables.length + index] === String(read.point.table.oid);
 }
 
 /**
@@ -55,6 +59,21 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
     AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
+
+/**
+ * Whether the statement's `=` is pg_catalog's in this session: no schema of its search_path but
+ * pg_catalog holds an `=` operator taking a type a key or its parameter may have (int2/int4/int8,
+ * text, varchar, bpchar, name, uuid) on either side. Such an operator in a schema searched before
+ * pg_catalog (`SET search_path = ops, pg_catalog`) is the one `WHERE id = $1` calls, and for a varchar
+ * key (no exact varchar `=` in pg_catalog) one anywhere in the path is: the answer is then another
+ * row's, cached under a key that row's writes do not invalidate. Rare: such a session is not cached.
+ * (Created later, such an operator flushes every cached table: the event trigger, schema.ts.)
+ */
+const CATALOG_EQUALS_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_operator o
+    WHERE o.oprname OPERATOR(pg_catalog.=) '=' AND o.oprnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
+    AND o.oprnamespace OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(true))))
+    AND (o.oprleft OPERATOR(pg_catalog.=) ANY ('{21,23,20,25,1043,1042,19,2950}'::pg_catalog.oid[])
+      OR o.oprright OPERATOR(pg_catalog.=) ANY ('{21,23,20,25,1043,1042,19,2950}'::pg_catalog.oid[])))`;
 
 const MAX_VARIANTS_PER_SESSION = 256;
 
@@ -134,13 +153,13 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}, ${CATALOG_EQUALS_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves, shareable] = opened.rows[0];
+  const [version, fingerprint, resolves, shareable, catalogEquals] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
@@ -148,7 +167,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // A table with inheritance children answers with their rows too, and their writes fire no trigger
   // of the cached table's (no journal row, no fence); one with row-level security answers each session
   // as its policies say: such an answer is relayed, never cached.
-  let cacheable = resolvesToCachedTable(state, read) && shareable === 't';
+  let cacheable = resolvesToCachedTable(state, read) && shareable === 't' && catalogEquals === 't';
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;

@@ -181,7 +181,9 @@ DECLARE t record;
 BEGIN
   -- GRANT/REVOKE may change who reads a cached table; ALTER TYPE an enum's labels or a composite
   -- type's attributes, the bytes of a cached column of that type; DROP OWNED revokes a role's privileges.
-  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED') THEN
+  -- An = operator created or moved (or brought by an extension) into a session's search_path may be
+  -- what that session's 'WHERE id = $1' now calls (read-path.ts, CATALOG_EQUALS_SQL).
+  IF tg_tag IN ('GRANT', 'REVOKE', 'ALTER TYPE', 'DROP OWNED', 'CREATE OPERATOR', 'ALTER OPERATOR', 'CREATE EXTENSION', 'ALTER EXTENSION') THEN
     FOR t IN SELECT name FROM ${s}.tables LOOP PERFORM ${s}.flush(t.name); END LOOP;
     RETURN;
   END IF;

@@ -14,6 +14,7 @@ import { createClientTls, type PgProxyTlsOptions } from './client-tls.js';
 import { resolveUpstream } from './upstream-tls.js';
 import type { SessionState } from './state.js';
 import { installAndDescribe, type CachedTable } from './tables.js';
+import { cacheScopeAt } from './cache-scope.js';
 import type { CacheAdapter } from '../types.js';
 
 export interface PgProxyOptions {
@@ -62,6 +63,8 @@ export interface PgProxy {
   readonly httpPort: number | undefined;
   readonly metrics: ProxyMetrics;
   readonly tables: readonly CachedTable[];
+  /** What this proxy's cache keys are scoped by: the database (cluster, oid) and the proxy's schema (cache-scope.ts). */
+  readonly cacheScope: string;
   readonly drainer: BypassDrainer;
   /** How far the bypass drainer has got (cached answers are served only while it keeps up). */
   readonly bypass: Readonly<BypassCoverage>;
@@ -79,6 +82,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
   if (!(pollMs * 2 <= boundMs)) throw new RangeError(`bypassBoundMs (${boundMs}) must be at least twice drainPollMs (${pollMs})`);
   await loadParser();
   const tables = await installAndDescribe(upstream.pg, schema, options.tables);
+  const cacheScope = await cacheScopeAt(upstream.pg, upstream.database, schema);
   const metrics = createMetrics();
   let drainer: BypassDrainer | undefined;
   const ctx: ProxyContext = {
@@ -87,6 +91,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     answers: new AnswerMemo(),
     ownBackends: new Set(),
     schema,
+    cacheScope,
     upstream,
     clientTls,
     metrics,
@@ -144,6 +149,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     httpPort: http?.port,
     metrics,
     tables,
+    cacheScope,
     drainer,
     bypass: ctx.bypass,
     async close(graceMs = 10_000) {

@@ -17,6 +17,7 @@ import { acceptTls } from './client-tls.js';
 import { connectSessionUpstream, UpstreamTlsError } from './upstream-tls.js';
 import { relayCancel } from './cancel.js';
 import { pipeWithoutChannelBinding, withoutChannelBinding } from './sasl.js';
+import { HoldReadyForQuery } from './drained-pipe.js';
 
 /**
  * The longest message a client may send before it is authenticated: PostgreSQL's own limit on an
@@ -70,9 +71,12 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       upstreamSocket.write(frame);
       if (rest.length > 0) upstreamSocket.write(rest);
       socket.pipe(upstreamSocket);
+      // A replication session to this database may write a cached table (drained-pipe.ts): each of its
+      // acknowledgements waits for a pass of the drainer. Another database's sessions write none.
+      const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;
       // A client on a plain connection is not offered SCRAM's channel binding here either (sasl.ts).
-      if (socket instanceof TLSSocket) upstreamSocket.pipe(socket);
-      else pipeWithoutChannelBinding(upstreamSocket, socket);
+      if (socket instanceof TLSSocket) upstreamSocket.pipe(toClient);
+      else pipeWithoutChannelBinding(upstreamSocket, toClient);
       await new Promise<void>((resolve) => {
         socket.once('close', resolve);
         upstreamSocket!.once('close', resolve);
@@ -169,6 +173,24 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
     // After the upstream connection is closed: its pid is not reused before its backend exits.
     if (backendPid !== undefined) ctx.ownBackends.delete(backendPid);
   }
+}
+
+/**
+ * The upstream-to-client direction of a piped session to the proxy's database: each ReadyForQuery is
+ * relayed once a pass of the drainer that began after it was applied; when none completes in time
+ * (drainAfter rejects), the connection is closed without it.
+ */
+function drainedPipe(ctx: ProxyContext, client: Socket, upstream: Socket): HoldReadyForQuery {
+  const hold = new HoldReadyForQuery(async () => {
+    await ctx.drainAfter(performance.now());
+    ctx.metrics.fencesDrained++;
+  });
+  hold.on('error', () => {
+    client.destroy();
+    upstream.destroy();
+  });
+  hold.pipe(client);
+  return hold;
 }
 
 /**

@@ -78,9 +78,9 @@ describe('pg-proxy classification', () => {
   });
 
   it('flushes every cached table for statements that change answers without naming a table: types, roles, privileges, schemas', () => {
-    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b', 'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM bob', 'GRANT USAGE ON SCHEMA shadow TO bob', 'ALTER SCHEMA staging RENAME TO live', 'ALTER SCHEMA live OWNER TO bob'])
+    for (const sql of ["ALTER TYPE mood RENAME VALUE 'a' TO 'b'", 'ALTER TYPE pair ADD ATTRIBUTE c int', 'ALTER TYPE pair ALTER ATTRIBUTE a TYPE text', 'REVOKE readers FROM bob', 'GRANT readers TO bob', 'ALTER ROLE bob NOINHERIT', 'DROP ROLE readers', 'DROP OWNED BY bob', 'REASSIGN OWNED BY a TO b', 'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM bob', 'GRANT USAGE ON SCHEMA shadow TO bob', 'ALTER SCHEMA staging RENAME TO live', 'ALTER SCHEMA live OWNER TO bob', 'CREATE OPERATOR ops.= (LEFTARG = int, RIGHTARG = int, FUNCTION = f)', 'ALTER OPERATOR ops.= (int, int) SET SCHEMA public', 'CREATE EXTENSION citext', 'ALTER EXTENSION citext SET SCHEMA s', 'ALTER EXTENSION citext UPDATE', 'ALTER EXTENSION citext ADD OPERATOR =(int, int)'])
       assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 1, sql);
-    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol', 'ALTER TABLE other RENAME TO another', 'CREATE SCHEMA s2'])
+    for (const sql of ['ALTER TABLE other ADD COLUMN z int', "ALTER TYPE pair RENAME TO couple", 'CREATE ROLE carol', 'ALTER TABLE other RENAME TO another', 'CREATE SCHEMA s2', 'CREATE AGGREGATE a (int) (sfunc = f, stype = int)', 'ALTER FUNCTION f(int) SET SCHEMA s'])
       assert.equal(otherStatementOf(sql, [items]).ddlTables.size, 0, sql);
   });
 

@@ -11,6 +11,7 @@ function contextWith(invalidateOlder: (key: string, version: number) => unknown)
     cache: { invalidateOlder },
     metrics: createMetrics(),
     upstream: { host: '127.0.0.1', port: 5432, database: 'db' },
+    cacheScope: 'db',
     flushTable: async () => undefined,
   } as unknown as ProxyContext;
 }

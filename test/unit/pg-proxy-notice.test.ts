@@ -57,8 +57,8 @@ describe('pg-proxy: the proxy\'s notices', () => {
 });
 
 describe('pg-proxy: row cache keys', () => {
-  it('each key is its own database\'s and table\'s, whichever was made just before', () => {
-    const ctx = (database: string) => ({ upstream: { database } }) as unknown as ProxyContext;
+  it('each key is its own cache scope\'s (database, cluster, schema) and table\'s, whichever was made just before', () => {
+    const ctx = (cacheScope: string) => ({ upstream: { database: 'same' }, cacheScope }) as unknown as ProxyContext;
     const a = ctx('a'), b = ctx('b');
     assert.equal(rowCacheKey(a, 'public.items', '1'), 'pgproxy:a:public.items:1');
     assert.equal(rowCacheKey(a, 'public.items', '2'), 'pgproxy:a:public.items:2');
