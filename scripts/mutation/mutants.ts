@@ -102,7 +102,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'unknown-outcome-releases-lease',
     rule: 'engine paths: an unknown store outcome aborts the lease instead of letting it expire (dirty)',
-    patches: [{ file: WRITE_PATH, find: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "(lost) => fenceOnceSettled(ctx, step, lost));\n      report('unknown', dbMs);", replace: "(lost) => fenceOnceSettled(ctx, step, lost));\n      await release();\n      report('unknown', dbMs);" }],
   },
   {
     id: 'tombstone-missing',
@@ -1183,6 +1183,21 @@ export const MUTANTS: readonly Mutant[] = [
         replace: "(error) => !isLockstepError(error) && outcomeUnknown(error), { text: 'COMMIT' }); void WAIT_FOR_COMMIT;",
       },
     ],
+  },
+  {
+    id: 'engine-settled-write-not-fenced',
+    rule: "Engine: a write whose outcome the store settles later (StoreOutcomeUnknownError.settled: its server session ended, it can no longer land) is not fenced then, so a commit that landed with no confirmation, after the lease expired and a reader filled the older value, leaves that value cached until its TTL",
+    patches: [{ file: 'src/engine/write-path.ts', find: '(lost) => fenceOnceSettled(ctx, step, lost));', replace: '() => undefined); void fenceOnceSettled;' }],
+  },
+  {
+    id: 'pg-write-settlement-dropped',
+    rule: 'PostgreSQL store: a write given up on is not settled (its server session is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: 'src/store/postgres.ts', find: 'if (session !== undefined) error.settled = settler.settle(session);', replace: 'void session;' }],
+  },
+  {
+    id: 'pg-settle-without-terminating',
+    rule: 'PostgreSQL store: settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
+    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED_SESSIONS) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

@@ -35,6 +35,7 @@ import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
+import { createSessionSettler, SESSION_COLUMNS, sessionFrom, type ServerSession } from './postgres-settle.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -210,12 +211,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   );
   const sessionSql = statement(
     'session',
-    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false)`,
+    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false), ${SESSION_COLUMNS}`,
   );
   const localTimeoutSql = statement('local_timeout', `SELECT set_config('statement_timeout', $1, true)`);
 
-  // Connections whose session this store has set up (statement timeout, isolation, error listener).
-  const prepared = new WeakSet<PostgresClient>();
+  // Connections whose session this store has set up (statement timeout, isolation, error listener),
+  // with the server session behind each, to settle a write given up on (postgres-settle.ts).
+  const prepared = new WeakMap<PostgresClient, ServerSession | undefined>();
   let closed = false;
 
   function live(): void {
@@ -235,8 +237,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     try {
       // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
       client.on('error', () => undefined);
-      await client.query({ ...sessionSql([String(statementTimeoutMs)]), query_timeout: clientMs });
-      prepared.add(client);
+      const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs)]), query_timeout: clientMs });
+      prepared.set(client, sessionFrom(rows[0]));
       return client;
     } catch (error) {
       client.release(true);
@@ -262,12 +264,22 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       client.release(lost ? true : undefined);
       if (!writes && isClientTimeout(error)) throw readTimedOut('PostgreSQL', error);
       if (writes && lost) {
-        throw new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
+        const unknown = new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
           cause: error,
         });
+        throw settling(unknown, client);
       }
       throw error;
     }
+  }
+
+  // A write given up on may still land: its server session is ended from another connection, and
+  // the engine told once it is gone (postgres-settle.ts).
+  const settler = createSessionSettler(tag, (config) => run(config));
+  function settling(error: StoreOutcomeUnknownError, client: PostgresClient): StoreOutcomeUnknownError {
+    const session = prepared.get(client);
+    if (session !== undefined) error.settled = settler.settle(session);
+    return error;
   }
 
   /** One write statement, in its own transaction when its deadline is below the statement timeout. */
@@ -277,7 +289,11 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     const client = await acquire();
     const begin = [{ text: 'BEGIN' }, localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))])];
     const within = timed(client, Math.floor(deadlineMs) + CLIENT_MARGIN_MS);
-    return inTransaction(within, begin, () => within.query(config));
+    try {
+      return await inTransaction(within, begin, () => within.query(config));
+    } catch (error) {
+      throw error instanceof StoreOutcomeUnknownError ? settling(error, client) : error;
+    }
   }
 
   /** Runs a write; the functions' precondition error (rolled back, nothing committed) becomes PreconditionFailedError. */
@@ -469,6 +485,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     async close() {
       if (closed) return;
       closed = true;
+      settler.stop();
       listeners.clear();
       listener?.stop();
       listener = undefined;
