@@ -1174,17 +1174,6 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
-    id: 'entity-pg-commit-given-up',
-    rule: "PostgreSQL entity store: a COMMIT gets the client-side deadline of the other statements, so a COMMIT the network holds back past it lands after the connection was given up on, with no confirmation left for the engine to fence: the old value filled after the lease stays cached",
-    patches: [
-      {
-        file: 'src/store/entity/postgres-entity-store.ts',
-        find: '(error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);',
-        replace: "(error) => !isLockstepError(error) && outcomeUnknown(error), { text: 'COMMIT' }); void WAIT_FOR_COMMIT;",
-      },
-    ],
-  },
-  {
     id: 'engine-settled-write-not-fenced',
     rule: "Engine: a write whose outcome the store settles later (StoreOutcomeUnknownError.settled: its server session ended, it can no longer land) is not fenced then, so a commit that landed with no confirmation, after the lease expired and a reader filled the older value, leaves that value cached until its TTL",
     patches: [{ file: 'src/engine/write-path.ts', find: '(lost) => fenceOnceSettled(ctx, step, lost));', replace: '() => undefined); void fenceOnceSettled;' }],
@@ -1192,7 +1181,12 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'pg-write-settlement-dropped',
     rule: 'PostgreSQL store: a write given up on is not settled (its server session is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
-    patches: [{ file: 'src/store/postgres.ts', find: 'if (session !== undefined) error.settled = settler.settle(session);', replace: 'void session;' }],
+    patches: [{ file: 'src/store/postgres.ts', find: 'throw settling(settler, unknown, prepared.get(client));', replace: 'throw unknown;' }],
+  },
+  {
+    id: 'entity-pg-write-settlement-dropped',
+    rule: "PostgreSQL entity store: a write whose COMMIT was given up on is not settled (its server session is not ended from another connection), so a COMMIT the network held back lands later with no confirmation left for the engine, and the old value a reader filled stays cached until its TTL",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, session) : error;', replace: 'throw (void session, error);' }],
   },
   {
     id: 'pg-settle-without-terminating',
@@ -1212,17 +1206,6 @@ export const MUTANTS: readonly Mutant[] = [
         file: 'src/cache/deadlines.ts',
         find: '  reply(value: T): void {\n    this.queue!.answered++;\n    if (this.done) return;',
         replace: '  reply(value: T): void {\n    if (this.done) return;\n    this.queue!.answered++;',
-      },
-    ],
-  },
-  {
-    id: 'entity-pg-commit-wait-zero',
-    rule: "PostgreSQL entity store: the COMMIT's wait is lifted with query_timeout 0, which pg reads as 'not given': a pool with its own query_timeout gives a held-back COMMIT up after all, and the old value filled after the lease stays cached once it lands",
-    patches: [
-      {
-        file: 'src/store/postgres-checkout.ts',
-        find: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 2_147_483_647 } as const;",
-        replace: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 0 } as const;",
       },
     ],
   },
@@ -1308,7 +1291,7 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/postgres-checkout.ts',
-        find: '    return own === WAIT_FOR_COMMIT.query_timeout ? answer : settleWithin(answer, own ?? ms, readTimeout);',
+        find: '    return settleWithin(answer, own ?? ms, readTimeout);',
         replace: '    return (void own, void settleWithin, void readTimeout, answer);',
       },
     ],

@@ -49,12 +49,14 @@ export interface SessionSettler {
  * rolled back), so "gone" means settled.
  */
 export function createSessionSettler(
-  schemaTag: string,
+  /** Runs a query on a connection of the pool, within the store's deadline. */
   run: (config: PostgresQueryConfig) => Promise<PostgresQueryResult>,
+  /** A prepared statement's name for the poll, unique to its text on the pool (none: unnamed). */
+  statementName?: string,
   limitMs = SETTLE_LIMIT_MS,
 ): SessionSettler {
   const terminate = (sessions: ServerSession[]): PostgresQueryConfig => ({
-    name: `${schemaTag}_settle`,
+    ...(statementName === undefined ? {} : { name: statementName }),
     // In the select list, so that it runs for every row found (the planner folds `f() OR true` away).
     text: `SELECT a.pid, pg_terminate_backend(a.pid) AS asked FROM unnest($1::int[], $2::bigint[]) AS s(pid, started)
              JOIN pg_stat_get_activity(NULL) AS a ON a.pid = s.pid AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = s.started`,
@@ -118,4 +120,10 @@ export function createSessionSettler(
       for (const id of [...pending.keys()]) finish(id, false);
     },
   };
+}
+
+/** `error`, told when its write is settled (StoreOutcomeUnknownError.settled) if the session behind it is known. */
+export function settling<E extends { settled?: Promise<boolean> }>(settler: SessionSettler, error: E, session: ServerSession | undefined): E {
+  if (session !== undefined) error.settled = settler.settle(session);
+  return error;
 }

@@ -35,7 +35,7 @@ import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
-import { createSessionSettler, SESSION_COLUMNS, sessionFrom, type ServerSession } from './postgres-settle.js';
+import { createSessionSettler, SESSION_COLUMNS, sessionFrom, settling, type ServerSession } from './postgres-settle.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -267,7 +267,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         const unknown = new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
           cause: error,
         });
-        throw settling(unknown, client);
+        throw settling(settler, unknown, prepared.get(client));
       }
       throw error;
     }
@@ -275,12 +275,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
   // A write given up on may still land: its server session is ended from another connection, and
   // the engine told once it is gone (postgres-settle.ts).
-  const settler = createSessionSettler(tag, (config) => run(config));
-  function settling(error: StoreOutcomeUnknownError, client: PostgresClient): StoreOutcomeUnknownError {
-    const session = prepared.get(client);
-    if (session !== undefined) error.settled = settler.settle(session);
-    return error;
-  }
+  const settler = createSessionSettler((config) => run(config), `${tag}_settle`);
 
   /** One write statement, in its own transaction when its deadline is below the statement timeout. */
   async function runWrite(config: PostgresQueryConfig, deadlineMs: number): Promise<PostgresQueryResult> {
@@ -292,7 +287,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     try {
       return await inTransaction(within, begin, () => within.query(config));
     } catch (error) {
-      throw error instanceof StoreOutcomeUnknownError ? settling(error, client) : error;
+      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, prepared.get(client)) : error;
     }
   }
 

@@ -57,6 +57,11 @@ describe('a key/value write held back by the network past the client deadlines',
       });
       // Past the point where the store gives up on the connection (statement timeout or deadline + 1 s).
       await until('the write held past every client-side deadline', async () => (relay.heldFor() ?? 0) > 2_500);
+      // Filled again after the store gave up on the write (a fence that came too early is undone here).
+      await until('the old value served from the cache before the held bytes are delivered', async () => {
+        const entry = await engine.readEntry('a');
+        return entry.source === 'hit' && entry.value?.body === 'v1';
+      });
       relay.resume();
       // The server has done all it will ever do with the held bytes once their session is closed.
       await until('the held session closed on the server side', async () => relay.heldUpstreamClosed());

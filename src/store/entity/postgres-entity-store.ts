@@ -9,7 +9,8 @@ import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
-import { checkoutWithin, WAIT_FOR_COMMIT } from '../postgres-checkout.js';
+import { checkoutWithin, checkoutWithSession } from '../postgres-checkout.js';
+import { createSessionSettler, settling, type ServerSession } from '../postgres-settle.js';
 import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
@@ -84,13 +85,23 @@ export async function createPostgresEntityStoreWith(
   // client-side deadlines: the server's statement timeout plus a margin, as the key/value store's.
   const checkout = (timeoutMs: number): Promise<PostgresClient> => checkoutWithin(pool, timeoutMs + CLIENT_MARGIN_MS);
 
-  /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome. */
+  // The server session behind each connection, and the loop that settles a write given up on: a
+  // COMMIT the network held back would still land once delivered, with no confirmation left for the
+  // engine, so that session is ended from another connection and the engine told once it is gone.
+  const sessions = new WeakMap<object, ServerSession | undefined>();
+  const settler = createSessionSettler((config) => withClient((client) => client.query(config)));
+
+  /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome, settled later. */
   async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
     const timeoutMs = Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)));
-    const client = await checkout(timeoutMs);
+    const { client, session } = await checkoutWithSession(pool, timeoutMs + CLIENT_MARGIN_MS, sessions);
     const begin = [{ text: sql.begin(timeoutMs) }, { text: sql.mark, values: [entity, key] }];
-    // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
-    return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);
+    try {
+      // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
+      return await inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error));
+    } catch (error) {
+      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, session) : error;
+    }
   }
 
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
@@ -186,6 +197,7 @@ export async function createPostgresEntityStoreWith(
     ping: () => (live(), kv.ping()),
     async close() {
       closed = true;
+      settler.stop();
       await kv.close();
     },
   };
