@@ -1180,18 +1180,23 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'pg-write-settlement-dropped',
-    rule: 'PostgreSQL store: a write given up on is not settled (its server session is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
+    rule: 'PostgreSQL store: a write given up on is not settled (the server session that may still run it is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
     patches: [{ file: 'src/store/postgres.ts', find: 'throw settling(settler, unknown, prepared.get(client));', replace: 'throw unknown;' }],
   },
   {
     id: 'entity-pg-write-settlement-dropped',
-    rule: "PostgreSQL entity store: a write whose COMMIT was given up on is not settled (its server session is not ended from another connection), so a COMMIT the network held back lands later with no confirmation left for the engine, and the old value a reader filled stays cached until its TTL",
-    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, session) : error;', replace: 'throw (void session, error);' }],
+    rule: "PostgreSQL entity store: a write whose COMMIT was given up on is not settled (the server session that may still run it is not ended from another connection), so a COMMIT the network held back lands later with no confirmation left for the engine, and the old value a reader filled stays cached until its TTL",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;', replace: 'throw (void marked, error);' }],
+  },
+  {
+    id: 'pg-settle-ends-any-lock-holder',
+    rule: "PostgreSQL stores: settling a write given up on ends every session that holds an advisory lock, not only the one holding the write's mark, so another client's session (or another instance's) is ended for nothing",
+    patches: [{ file: 'src/store/postgres-settle.ts', find: '              AND ((l.classid::int8 << 32) | l.objid::int8) = ANY ($1::int8[])`,', replace: '              AND $1::int8[] IS NOT NULL`,' }],
   },
   {
     id: 'pg-settle-without-terminating',
     rule: 'PostgreSQL store: settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
-    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED_SESSIONS) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

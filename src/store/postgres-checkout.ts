@@ -9,7 +9,6 @@ import { settleWithin } from '../timeout.js';
 import { connectWithin } from './client-timeouts.js';
 import type { PostgresClient, PostgresPool } from './postgres-client.js';
 import { connectListened } from './postgres-connection-errors.js';
-import { SESSION_COLUMNS, sessionFrom, type ServerSession } from './postgres-settle.js';
 
 /**
  * A connection of `pool` within `ms`, whose queries each answer within `ms`, or within their own
@@ -17,28 +16,6 @@ import { SESSION_COLUMNS, sessionFrom, type ServerSession } from './postgres-set
  */
 export async function checkoutWithin(pool: PostgresPool, ms: number): Promise<PostgresClient> {
   return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);
-}
-
-/**
- * checkoutWithin, and the server session behind the connection (learnt once per connection, in a
- * query of its own, and kept in `sessions`), to settle a write given up on (postgres-settle.ts).
- */
-export async function checkoutWithSession(
-  pool: PostgresPool,
-  ms: number,
-  sessions: WeakMap<object, ServerSession | undefined>,
-): Promise<{ client: PostgresClient; session: ServerSession | undefined }> {
-  const raw = await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true));
-  const client = deadlined(raw, ms);
-  if (!sessions.has(raw)) {
-    try {
-      sessions.set(raw, sessionFrom((await client.query({ text: `SELECT ${SESSION_COLUMNS}` })).rows[0]));
-    } catch (error) {
-      client.release(true);
-      throw error;
-    }
-  }
-  return { client, session: sessions.get(raw) };
 }
 
 function deadlined(client: PostgresClient, ms: number): PostgresClient {

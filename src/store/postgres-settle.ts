@@ -1,52 +1,53 @@
-// Settling a write the PostgreSQL store gave up on. A write whose answer did not come in time may
+// Settling a write the PostgreSQL stores gave up on. A write whose answer did not come in time may
 // still reach the server later (a partition that heals: TCP delivers what it held back) or still
 // be committing, and then commit with no confirmation left to reach the engine, after the key's
 // lease expired and a reader filled the older value. Destroying the connection does not stop it: pg
-// ends a connection gracefully, after what it already sent. So the store ends that server session
-// itself, from another connection, and says so once the session is gone: from then on nothing of
-// the write can land, and the engine fences the key (StoreOutcomeUnknownError.settled).
+// ends a connection gracefully, after what it already sent. So the store ends the server session
+// that may still run it, from another connection, and says so once it is gone: from then on nothing
+// of the write can land, and the engine fences the key (StoreOutcomeUnknownError.settled).
+//
+// The session is found by an advisory lock on a random key that it took when it was set up (or, for
+// a write in a transaction, that the transaction took): only that session can hold it, it is gone
+// once the session ends (or the transaction: committed or rolled back), and a pooler in front of the
+// server that hands the server connection to another client resets it first (DISCARD ALL), so no
+// other client's session is ever ended. A pid alone could be reused, or be a pooler's connection.
+import { randomBytes } from 'node:crypto';
 import type { PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 
-/** The server session behind a connection: its pid, and its start (µs since the epoch), so that a reused pid is not taken for it. */
-export interface ServerSession {
-  readonly pid: number;
-  readonly startedUs: string;
+/** The advisory-lock key (a bigint, as text) held by the session or transaction that may still run a write. */
+export type SessionMark = string;
+
+/** A new random key: 62 bits, positive, so that its halves read back plainly from pg_locks. */
+export function newSessionMark(): SessionMark {
+  return (randomBytes(8).readBigUInt64BE() >> 2n).toString();
 }
 
-/** Columns a connection's setup query selects to learn its server session (sessionFrom reads them). */
-export const SESSION_COLUMNS =
-  'pg_backend_pid() AS session_pid, ' +
-  '(SELECT (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_get_activity(pg_backend_pid())) AS session_started';
-
-export function sessionFrom(row: Record<string, unknown> | undefined): ServerSession | undefined {
-  const pid = Number(row?.session_pid);
-  const started = row?.session_started;
-  if (!Number.isSafeInteger(pid) || pid <= 0 || (typeof started !== 'string' && typeof started !== 'number')) return undefined;
-  return { pid, startedUs: String(started) };
+/** Whether the server granted the mark (pg_try_advisory_lock's answer): a key another session holds is no mark. */
+export function markIf(mark: SessionMark, granted: unknown): SessionMark | undefined {
+  return granted === true ? mark : undefined;
 }
 
 /**
- * How long a session is tried for: past it, bytes a network held back can no longer arrive (Linux
+ * How long a mark is asked about: past it, bytes a network held back can no longer arrive (Linux
  * gives up retransmitting after about 15 minutes, tcp_retries2), and the store stops asking.
  */
 export const SETTLE_LIMIT_MS = 15 * 60_000;
-/** Sessions waiting to be settled, at most: past it a new one is reported unsettled at once. */
-export const MAX_UNSETTLED_SESSIONS = 1_000;
+/** Marks waiting to be settled, at most: past it a new one is reported unsettled at once. */
+export const MAX_UNSETTLED = 1_000;
 const FIRST_WAIT_MS = 50;
 const LONGEST_WAIT_MS = 1_000;
 
 export interface SessionSettler {
-  /** Resolves true once `session` has ended, false when the store stopped trying. Never rejects. */
-  settle(session: ServerSession): Promise<boolean>;
-  /** Stops trying: every pending session is reported unsettled. */
+  /** Resolves true once no session holds `mark`, false when the store stopped asking. Never rejects. */
+  settle(mark: SessionMark): Promise<boolean>;
+  /** Stops asking: every pending mark is reported unsettled. */
   stop(): void;
 }
 
 /**
- * One loop for every pending session: each poll asks the server to end the sessions still there
- * (pg_terminate_backend; the store's own role may end its own sessions) and reports those no
- * longer there. A backend leaves pg_stat_activity only after its transaction ended (committed or
- * rolled back), so "gone" means settled.
+ * One loop for every pending mark: each poll asks the server to end the sessions that hold one
+ * (pg_terminate_backend; a role may end its own sessions) and reports the marks no longer held. A
+ * backend releases its locks only once its transaction has ended, committed or rolled back.
  */
 export function createSessionSettler(
   /** Runs a query on a connection of the pool, within the store's deadline. */
@@ -55,14 +56,18 @@ export function createSessionSettler(
   statementName?: string,
   limitMs = SETTLE_LIMIT_MS,
 ): SessionSettler {
-  const terminate = (sessions: ServerSession[]): PostgresQueryConfig => ({
+  const ask = (marks: SessionMark[]): PostgresQueryConfig => ({
     ...(statementName === undefined ? {} : { name: statementName }),
-    // In the select list, so that it runs for every row found (the planner folds `f() OR true` away).
-    text: `SELECT a.pid, pg_terminate_backend(a.pid) AS asked FROM unnest($1::int[], $2::bigint[]) AS s(pid, started)
-             JOIN pg_stat_get_activity(NULL) AS a ON a.pid = s.pid AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = s.started`,
-    values: [sessions.map((s) => s.pid), sessions.map((s) => s.startedUs)],
+    // A bigint key is held as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+    // pg_terminate_backend in the select list, so that it runs for every holder found.
+    text: `SELECT ((l.classid::int8 << 32) | l.objid::int8)::text AS mark, pg_catalog.pg_terminate_backend(l.pid) AS asked
+             FROM pg_catalog.pg_locks AS l
+            WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+              AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+              AND ((l.classid::int8 << 32) | l.objid::int8) = ANY ($1::int8[])`,
+    values: [marks],
   });
-  const pending = new Map<string, { session: ServerSession; giveUpAt: number; done: Array<(settled: boolean) => void> }>();
+  const pending = new Map<SessionMark, { giveUpAt: number; done: Array<(settled: boolean) => void> }>();
   let timer: NodeJS.Timeout | undefined;
   let polling = false;
   let wait = FIRST_WAIT_MS;
@@ -77,38 +82,37 @@ export function createSessionSettler(
     timer.unref(); // a settlement in progress does not keep the process alive
   }
 
-  function finish(id: string, settled: boolean): void {
-    const entry = pending.get(id);
+  function finish(mark: SessionMark, settled: boolean): void {
+    const entry = pending.get(mark);
     if (entry === undefined) return;
-    pending.delete(id);
+    pending.delete(mark);
     for (const done of entry.done) done(settled);
   }
 
   async function poll(): Promise<void> {
     polling = true;
-    const asked = [...pending.entries()];
+    const asked = [...pending.keys()];
     try {
-      const { rows } = await run(terminate(asked.map(([, entry]) => entry.session)));
-      const alive = new Set(rows.map((row) => Number(row.pid)));
-      for (const [id, entry] of asked) if (!alive.has(entry.session.pid)) finish(id, true);
+      const { rows } = await run(ask(asked));
+      const held = new Set(rows.map((row) => String(row.mark)));
+      for (const mark of asked) if (!held.has(mark)) finish(mark, true);
     } catch {
       // the server is not reachable yet: ask again
     }
     polling = false;
     const now = performance.now();
-    for (const [id, entry] of [...pending]) if (now >= entry.giveUpAt) finish(id, false);
+    for (const [mark, entry] of [...pending]) if (now >= entry.giveUpAt) finish(mark, false);
     wait = Math.min(wait * 2, LONGEST_WAIT_MS);
     schedule(wait);
   }
 
   return {
-    settle(session) {
-      if (stopped || pending.size >= MAX_UNSETTLED_SESSIONS) return Promise.resolve(false);
-      const id = `${session.pid}:${session.startedUs}`;
+    settle(mark) {
+      if (stopped || pending.size >= MAX_UNSETTLED) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
-        const entry = pending.get(id) ?? { session, giveUpAt: performance.now() + limitMs, done: [] };
+        const entry = pending.get(mark) ?? { giveUpAt: performance.now() + limitMs, done: [] };
         entry.done.push(resolve);
-        pending.set(id, entry);
+        pending.set(mark, entry);
         wait = FIRST_WAIT_MS;
         schedule(0);
       });
@@ -117,13 +121,13 @@ export function createSessionSettler(
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
-      for (const id of [...pending.keys()]) finish(id, false);
+      for (const mark of [...pending.keys()]) finish(mark, false);
     },
   };
 }
 
-/** `error`, told when its write is settled (StoreOutcomeUnknownError.settled) if the session behind it is known. */
-export function settling<E extends { settled?: Promise<boolean> }>(settler: SessionSettler, error: E, session: ServerSession | undefined): E {
-  if (session !== undefined) error.settled = settler.settle(session);
+/** `error`, told when its write is settled (StoreOutcomeUnknownError.settled), if a mark names the session that may run it. */
+export function settling<E extends { settled?: Promise<boolean> }>(settler: SessionSettler, error: E, mark: SessionMark | undefined): E {
+  if (mark !== undefined) error.settled = settler.settle(mark);
   return error;
 }

@@ -35,7 +35,7 @@ import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
-import { createSessionSettler, SESSION_COLUMNS, sessionFrom, settling, type ServerSession } from './postgres-settle.js';
+import { createSessionSettler, markIf, newSessionMark, settling, type SessionMark } from './postgres-settle.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -211,13 +211,15 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   );
   const sessionSql = statement(
     'session',
-    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false), ${SESSION_COLUMNS}`,
+    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false),
+            pg_catalog.pg_try_advisory_lock($2::int8) AS marked`,
   );
   const localTimeoutSql = statement('local_timeout', `SELECT set_config('statement_timeout', $1, true)`);
 
   // Connections whose session this store has set up (statement timeout, isolation, error listener),
-  // with the server session behind each, to settle a write given up on (postgres-settle.ts).
-  const prepared = new WeakMap<PostgresClient, ServerSession | undefined>();
+  // with the advisory lock each session holds for its life, to settle a write given up on
+  // (postgres-settle.ts).
+  const prepared = new WeakMap<PostgresClient, SessionMark | undefined>();
   let closed = false;
 
   function live(): void {
@@ -237,8 +239,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     try {
       // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
       client.on('error', () => undefined);
-      const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs)]), query_timeout: clientMs });
-      prepared.set(client, sessionFrom(rows[0]));
+      const mark = newSessionMark();
+      const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs), mark]), query_timeout: clientMs });
+      prepared.set(client, markIf(mark, rows[0]?.marked));
       return client;
     } catch (error) {
       client.release(true);
