@@ -1181,7 +1181,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'pg-write-settlement-dropped',
     rule: 'PostgreSQL store: a write given up on is not settled (the server session that may still run it is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
-    patches: [{ file: 'src/store/postgres.ts', find: 'throw settling(settler, unknown, prepared.get(client));', replace: 'throw unknown;' }],
+    patches: [{ file: 'src/store/postgres.ts', find: 'throw settles ? settling(settler, unknown, prepared.get(client)) : unknown;', replace: 'throw unknown;' }],
   },
   {
     id: 'entity-pg-write-settlement-dropped',
@@ -1194,9 +1194,19 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/postgres-settle.ts', find: '              AND ((l.classid::int8 << 32) | l.objid::int8) = ANY ($1::int8[])`,', replace: '              AND $1::int8[] IS NOT NULL`,' }],
   },
   {
+    id: 'pg-settle-reports-before-gone',
+    rule: "PostgreSQL stores: a write's mark is reported settled as soon as its holder was asked to end, not once the lock is gone, so a holder still committing (a COMMIT waiting for a synchronous standby) lands after the engine's fence",
+    patches: [{ file: 'src/store/postgres-settle.ts', find: 'for (const mark of asked) if (!held.has(mark)) finish(mark, true);', replace: 'for (const mark of asked) finish(mark, true); void held;' }],
+  },
+  {
+    id: 'pg-write-in-transaction-settlement-dropped',
+    rule: 'PostgreSQL store: a write run in a transaction (deadline below the statement timeout) whose COMMIT was given up on is not settled, so a COMMIT the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: 'src/store/postgres.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;', replace: 'throw (void marked, error);' }],
+  },
+  {
     id: 'pg-settle-without-terminating',
     rule: 'PostgreSQL store: settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
-    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || (pending.size >= MAX_UNSETTLED && !pending.has(mark))) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

@@ -22,19 +22,24 @@ export function newSessionMark(): SessionMark {
   return (randomBytes(8).readBigUInt64BE() >> 2n).toString();
 }
 
-/** Whether the server granted the mark (pg_try_advisory_lock's answer): a key another session holds is no mark. */
+/**
+ * Whether the server granted the mark (pg_try_advisory_lock's answer): a key another session holds
+ * is no mark. A boolean, or its text ('t') from a pool whose type parsers were changed.
+ */
 export function markIf(mark: SessionMark, granted: unknown): SessionMark | undefined {
-  return granted === true ? mark : undefined;
+  return granted === true || granted === 't' ? mark : undefined;
 }
 
 /**
- * How long a mark is asked about: past it, bytes a network held back can no longer arrive (Linux
- * gives up retransmitting after about 15 minutes, tcp_retries2), and the store stops asking.
+ * How long a mark is asked about before the store gives up (the engine then fences anyway). Linux
+ * gives up retransmitting what a network held back after about 15.4 minutes (tcp_retries2 = 15),
+ * counted from the first transmission; a proxy on the way resends with timers of its own, hence
+ * the margin. A write that lands later still is not fenced.
  */
-export const SETTLE_LIMIT_MS = 15 * 60_000;
+export const SETTLE_LIMIT_MS = 30 * 60_000;
 /** Marks waiting to be settled, at most: past it a new one is reported unsettled at once. */
 export const MAX_UNSETTLED = 1_000;
-const FIRST_WAIT_MS = 50;
+const FIRST_WAIT_MS = 100;
 const LONGEST_WAIT_MS = 1_000;
 
 export interface SessionSettler {
@@ -102,13 +107,13 @@ export function createSessionSettler(
     polling = false;
     const now = performance.now();
     for (const [mark, entry] of [...pending]) if (now >= entry.giveUpAt) finish(mark, false);
-    wait = Math.min(wait * 2, LONGEST_WAIT_MS);
     schedule(wait);
+    wait = Math.min(wait * 2, LONGEST_WAIT_MS);
   }
 
   return {
     settle(mark) {
-      if (stopped || pending.size >= MAX_UNSETTLED) return Promise.resolve(false);
+      if (stopped || (pending.size >= MAX_UNSETTLED && !pending.has(mark))) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
         const entry = pending.get(mark) ?? { giveUpAt: performance.now() + limitMs, done: [] };
         entry.done.push(resolve);

@@ -210,11 +210,12 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     `SELECT key, version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key > $2 ORDER BY key LIMIT $3`,
   );
   const sessionSql = statement(
-    'session',
+    'session_marked',
     `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false),
             pg_catalog.pg_try_advisory_lock($2::int8) AS marked`,
   );
-  const localTimeoutSql = statement('local_timeout', `SELECT set_config('statement_timeout', $1, true)`);
+  // The transaction's own mark (postgres-settle.ts): a write in a transaction is settled by it, not by the session's.
+  const localTimeoutSql = statement('local_timeout_marked', `SELECT set_config('statement_timeout', $1, true), pg_catalog.pg_try_advisory_xact_lock($2::int8) AS marked`);
 
   // Connections whose session this store has set up (statement timeout, isolation, error listener),
   // with the advisory lock each session holds for its life, to settle a write given up on
@@ -249,8 +250,12 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     }
   }
 
-  /** Runs one autocommit statement, or reads; releases (or destroys) the connection. */
-  async function run(config: PostgresQueryConfig, { writes = false } = {}): Promise<PostgresQueryResult> {
+  /**
+   * Runs one autocommit statement, or reads; releases (or destroys) the connection. A write whose
+   * outcome is unknown is settled (postgres-settle.ts) when `settles`: the engine's writes and
+   * deletes, not a repair row (nobody waits for one, and a late one only invalidates).
+   */
+  async function run(config: PostgresQueryConfig, { writes = false, settles = false } = {}): Promise<PostgresQueryResult> {
     await ensureSchema();
     let client: PostgresClient;
     try {
@@ -270,7 +275,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         const unknown = new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
           cause: error,
         });
-        throw settling(settler, unknown, prepared.get(client));
+        throw settles ? settling(settler, unknown, prepared.get(client)) : unknown;
       }
       throw error;
     }
@@ -282,15 +287,20 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
   /** One write statement, in its own transaction when its deadline is below the statement timeout. */
   async function runWrite(config: PostgresQueryConfig, deadlineMs: number): Promise<PostgresQueryResult> {
-    if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true });
+    if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true, settles: true });
     await ensureSchema();
     const client = await acquire();
-    const begin = [{ text: 'BEGIN' }, localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))])];
     const within = timed(client, Math.floor(deadlineMs) + CLIENT_MARGIN_MS);
+    let marked: SessionMark | undefined;
+    const markedWrite = async () => {
+      const mark = newSessionMark();
+      marked = markIf(mark, (await within.query(localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs))), mark]))).rows[0]?.marked);
+      return within.query(config);
+    };
     try {
-      return await inTransaction(within, begin, () => within.query(config));
+      return await inTransaction(within, [{ text: 'BEGIN' }], markedWrite);
     } catch (error) {
-      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, prepared.get(client)) : error;
+      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;
     }
   }
 
