@@ -1189,9 +1189,19 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, session) : error;', replace: 'throw (void session, error);' }],
   },
   {
-    id: 'pg-settle-without-terminating',
-    rule: 'PostgreSQL store: settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
-    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED_SESSIONS) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+    id: 'settle-without-ending-sessions',
+    rule: 'SQL stores (the loop PostgreSQL and MariaDB share): settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
+    patches: [{ file: 'src/store/settle-loop.ts', find: 'if (stopped || pending.size >= MAX_UNSETTLED_SESSIONS) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+  },
+  {
+    id: 'mysql-write-settlement-dropped',
+    rule: 'MariaDB store: a write given up on is not settled (its server connection is not ended from another one), so the write the network held back lands later with no confirmation (mysql2 ends a socket after what it sent), and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: MYSQL_STORE, find: 'throw settling(settler, lost, sessions.get(sessionKey(connection)));', replace: 'throw lost;' }],
+  },
+  {
+    id: 'mysql-settle-without-kill',
+    rule: 'MariaDB store: settling a write given up on waits for its server connection to leave the process list without asking the server to end it (no KILL CONNECTION): the idle connection stays, the held-back write lands once delivered, and the old value a reader filled stays cached',
+    patches: [{ file: 'src/store/mysql-settle.ts', find: 'await run(KILL_SQL, [session.id]).catch(() => undefined);', replace: 'void KILL_SQL;' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

@@ -4,7 +4,8 @@
 // connection, but mysql2's destroy() ends the socket gracefully, after the write already sent: once
 // delivered, it would commit with no confirmation left to reach the engine, and the old value would
 // stay cached until its TTL. The store ends that server connection from another one (KILL
-// CONNECTION) and the engine fences the key once it is gone: reads answer what the table holds.
+// CONNECTION), so the held bytes can no longer land, and the engine fences the key once it is gone:
+// reads answer what the table holds.
 // (Every write of the MariaDB store is one autocommit statement: there is no COMMIT to hold apart.)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -57,11 +58,13 @@ describe('a MariaDB write held back by the network past the client deadlines', {
         const entry = await engine.readEntry('a');
         return entry.source === 'hit' && entry.value?.body === 'v1';
       });
+      // The store ends the held connection on the server without waiting for the network (a connection
+      // left idle there would run the write once the bytes arrive): they can then never land.
+      await until('the held connection ended on the server before the network delivered its bytes', async () => relay.heldUpstreamClosed());
       relay.resume();
-      // The server has done all it will ever do with the held bytes once their connection is closed.
-      await until('the held connection closed on the server side', async () => relay.heldUpstreamClosed());
       await until('reads answer what the table holds', async () => (await engine.read('a'))?.body === (await stored()), 10_000);
       assert.equal((await engine.readEntry('a')).value?.body, await stored(), 'and keep answering it');
+      assert.equal(await stored(), 'v1', 'the held write never landed');
     } finally {
       relay.resume();
       await engine.close();
