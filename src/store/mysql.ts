@@ -210,7 +210,10 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     const connection = await handOut();
     if (sessions.has(sessionKey(connection))) return connection;
     try {
-      sessions.set(sessionKey(connection), sessionFrom((rowsOf(await execute(connection, SESSION_SQL)) ?? [])[0]));
+      // Text protocol: one round trip, where a prepared statement would cost a PREPARE too.
+      const asked = connection.query({ sql: SESSION_SQL, rowsAsArray: true, timeout: clientMs });
+      const [result] = await connectionDeadline(asked, clientMs, () => connection.destroy());
+      sessions.set(sessionKey(connection), sessionFrom(rowsOf(result)[0]));
       return connection;
     } catch (error) {
       connection.destroy();
