@@ -1194,9 +1194,9 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/postgres-settle.ts', find: '              AND ((l.classid::int8 << 32) | l.objid::int8) = ANY ($1::int8[])`,', replace: '              AND $1::int8[] IS NOT NULL`,' }],
   },
   {
-    id: 'pg-settle-reports-before-gone',
-    rule: "PostgreSQL stores: a write's mark is reported settled as soon as its holder was asked to end, not once the lock is gone, so a holder still committing (a COMMIT waiting for a synchronous standby) lands after the engine's fence",
-    patches: [{ file: 'src/store/postgres-settle.ts', find: 'for (const mark of asked) if (!held.has(mark)) finish(mark, true);', replace: 'for (const mark of asked) finish(mark, true); void held;' }],
+    id: 'settle-reports-before-gone',
+    rule: "SQL stores (the loop PostgreSQL and MariaDB share): a write is reported settled as soon as its session was asked to end, not once it is gone, so a session still committing (a COMMIT waiting for a synchronous standby) lands after the engine's fence",
+    patches: [{ file: 'src/store/settle-loop.ts', find: 'for (const [id] of asked) if (!alive.has(id)) finish(id, true);', replace: 'for (const [id] of asked) finish(id, true); void alive;' }],
   },
   {
     id: 'pg-write-in-transaction-settlement-dropped',
@@ -1204,9 +1204,19 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/postgres.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;', replace: 'throw (void marked, error);' }],
   },
   {
-    id: 'pg-settle-without-terminating',
-    rule: 'PostgreSQL store: settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
-    patches: [{ file: 'src/store/postgres-settle.ts', find: 'if (stopped || (pending.size >= MAX_UNSETTLED && !pending.has(mark))) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+    id: 'settle-without-ending-sessions',
+    rule: 'SQL stores (the loop PostgreSQL and MariaDB share): settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
+    patches: [{ file: 'src/store/settle-loop.ts', find: 'if (stopped || (pending.size >= MAX_UNSETTLED_SESSIONS && !pending.has(id))) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+  },
+  {
+    id: 'mysql-write-settlement-dropped',
+    rule: 'MariaDB store: a write given up on is not settled (its server connection is not ended from another one), so the write the network held back lands later with no confirmation (mysql2 ends a socket after what it sent), and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: MYSQL_STORE, find: 'throw settling(settler, lost, sessions.get(sessionKey(connection)));', replace: 'throw lost;' }],
+  },
+  {
+    id: 'mysql-settle-without-kill',
+    rule: 'MariaDB store: settling a write given up on waits for its server connection to leave the process list without asking the server to end it (no KILL CONNECTION): the idle connection stays, the held-back write lands once delivered, and the old value a reader filled stays cached',
+    patches: [{ file: 'src/store/mysql-settle.ts', find: 'await run(KILL_SQL, [session.id]).catch(() => undefined);', replace: 'void KILL_SQL;' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

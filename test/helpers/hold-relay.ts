@@ -1,6 +1,7 @@
-// A TCP relay in front of PostgreSQL that, once armed, holds back one connection's bytes to the
-// server (a partition that heals later: TCP delivers them late), from the point `arm` finds in a
-// chunk on, with its end (the kernel keeps a FIN behind unsent data), until resume().
+// A TCP relay in front of a server (PostgreSQL, MariaDB: plain TCP) that, once armed, holds back one
+// connection's bytes to the server (a partition that heals later: TCP delivers them late), from the
+// point `arm` finds in a chunk on, with its end (the kernel keeps a FIN behind unsent data), until
+// resume(). fromCommit matches PostgreSQL's protocol; fromNextChunk any.
 import net from 'node:net';
 
 /** A simple-protocol Query message of exactly `COMMIT` (what the stores send to commit). */
