@@ -39,6 +39,13 @@
 // the lease it waited on and is acknowledged meanwhile must win). `--waiter-trusts-filler` is the
 // wrong variant: the waiter takes the value the lease holder read, delivered by a message, whether
 // or not its fill was accepted; it must print a counterexample.
+// `--held-writes`: a writer's store write may also be held back by the network (a partition that
+// heals): the engine answers "unknown" and leaves its lease to expire, the write lands at any later
+// step with no confirmation, until the store settles it: it ends the server session that may still
+// run it (from then on the write cannot land) and the engine then fences the key whatever it holds
+// (invalidateOlder of any version, and a repair row). The settling process is taken to live on (a
+// crash there is the window --late-commits shows). `--no-settle` never settles, the behaviour before
+// it: it must print a counterexample.
 const argv = process.argv.slice(2);
 const NAIVE = argv.includes('--naive');
 const STRICT = argv.includes('--strict');
@@ -148,14 +155,16 @@ function invalidateOlder(s, v) { // journal repair, and completion without a lea
 }
 // a cache op: ok | fails before applying | fails after applying
 const OUTCOMES = ['ok', 'failBefore', 'failAfter'];
+const HELD = argv.includes('--held-writes') || argv.includes('--no-settle');
+const SETTLE = !argv.includes('--no-settle');
 
 // ---- successors ----
 function* successors(s) {
   for (let i = 0; i < s.w.length; i++) {
     const w = s.w[i];
     if (w.done || w.dead) continue;
-    // crash at any step
-    { const n = clone(s); n.w[i].dead = true; yield [n, `${w.id} crash at ${w.pc}`]; }
+    // crash at any step (but while settling: see --held-writes)
+    if (w.pc !== 'settle' && w.pc !== 'fence') { const n = clone(s); n.w[i].dead = true; yield [n, `${w.id} crash at ${w.pc}`]; }
     if (w.pc === 'begin' && LEASE_WITH_STORE) {
       // sent together: the commit lands first (the lease-first order is the branch below)
       const n = clone(s); const x = n.w[i];
@@ -188,6 +197,24 @@ function* successors(s) {
         else if (o === 'fail') x.pc = 'abort';
         else { x.done = true; x.pc = 'unknown'; } // lease left to expire
         yield [n, `${x.id} store write ${o}${x.ver ? ' v' + x.ver : ''}`];
+      }
+      if (HELD) {
+        // sent, held back by the network: the engine answers unknown, the write lands later or never
+        const n = clone(s); const x = n.w[i]; x.held = true;
+        if (SETTLE) x.pc = 'settle'; else { x.done = true; x.pc = 'unknown'; }
+        yield [n, `${x.id} store write held back by the network (unknown)`];
+      }
+    } else if (w.pc === 'settle') {
+      // the store ends the session that may still run it, and sees it gone: it can no longer land
+      const n = clone(s); const x = n.w[i]; x.cut = !x.landed; x.pc = 'fence';
+      yield [n, `${x.id} settled (${x.landed ? `it landed as v${x.ver}` : 'it never landed'})`];
+    } else if (w.pc === 'fence') {
+      for (const o of cacheOutcomes(s)) {
+        const n = clone(s); const x = n.w[i];
+        n.journal.push(n.db.v); // the repair row (the engine's says "any version": at least the store's)
+        if (o !== 'failBefore') invalidateOlder(n, Infinity);
+        x.done = true; x.pc = 'unknown';
+        yield [n, `${x.id} fence after settling ${o}`];
       }
     } else if (w.pc === 'abort') {
       for (const o of cacheOutcomes(s)) {
@@ -282,7 +309,8 @@ function* successors(s) {
   if (rec.t === 'fill' && gone(rec.tok)) { const n = clone(s); n.rec = { t: 'none' }; yield [n, `fill lease of ${rec.tok} expires`]; }
   if (rec.t === 'write') for (const id of rec.toks) {
     const owner = s.w.find((a) => a.id === id);
-    const slow = SLOW_COMMITS && owner !== undefined && [...(LATE_COMMITS ? ['db'] : []), 'confirm', 'complete', 'completeAfterAck'].includes(owner.pc);
+    const slow = (SLOW_COMMITS && owner !== undefined && [...(LATE_COMMITS ? ['db'] : []), 'confirm', 'complete', 'completeAfterAck'].includes(owner.pc)) ||
+      (owner !== undefined && (owner.pc === 'settle' || owner.pc === 'fence')); // answered unknown: its lease is left to expire
     if (!gone(id) && !slow) continue;
     const n = clone(s); n.rec.toks = n.rec.toks.filter((x) => x !== id); n.rec.dirty = true;
     if (n.rec.toks.length === 0) n.rec = { t: 'none' };
@@ -290,10 +318,18 @@ function* successors(s) {
     // (it measures from before its beginWrite was sent: never later than the cache's deadline)
     const w = n.w.find((a) => a.id === id);
     if (w !== undefined && (w.pc === 'db' || w.pc === 'confirm')) w.leaseLost = true;
-    const why = { db: 'before its commit lands', confirm: 'after its commit landed, before the confirmation', complete: 'while it completes', completeAfterAck: 'while it completes' };
+    const why = { db: 'before its commit lands', confirm: 'after its commit landed, before the confirmation', complete: 'while it completes', completeAfterAck: 'while it completes', settle: 'its write held back', fence: 'its write settled' };
     yield [n, `write lease of ${id} expires${gone(id) ? '' : ` (${why[owner.pc]})`}`];
   }
   if (rec.t === 'val') { const n = clone(s); n.rec = { t: 'none' }; yield [n, `v${rec.v} evicted`]; }
+  for (let i = 0; i < s.w.length; i++) {
+    const w = s.w[i];
+    if (!w.held || w.landed || w.cut) continue;
+    // the network delivers the held write: it commits, with no confirmation to anyone
+    const n = clone(s); const x = n.w[i];
+    x.ver = ++n.seq; n.db = { v: x.ver, tomb: x.del }; x.landed = true; if (x.journal) n.journal.push(x.ver);
+    yield [n, `${x.id}'s held write lands v${x.ver} (no confirmation)`];
+  }
   if (s.cursor < s.journal.length && !s.quar) {
     // apply the next row, then save the cursor past it (never before: a failure retries the row)
     const n = clone(s); const j = n.journal[n.cursor]; invalidateOlder(n, j); n.cursor++; n.saved = n.cursor;
@@ -425,6 +461,6 @@ if (RANDOM) {
     }
   }
 } else dfs(init(), []);
-console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', lease: LEASE_WITH_STORE ? 'sent with the store write (wrong on purpose)' : 'before the store write', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, cluster: CLUSTER, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
+console.log(JSON.stringify({ mode: NAIVE ? 'naive' : STRICT ? 'strict' : 'pragmatic', lease: LEASE_WITH_STORE ? 'sent with the store write (wrong on purpose)' : 'before the store write', waiters: TRUSTS_FILLER ? 'trust the lease holder\'s message (wrong)' : 'poll the cache', ack: EARLY ? (EARLY_UNCHECKED ? 'early, lease unchecked (wrong on purpose)' : 'early, with a live lease') : 'after the completion', leases: LATE_COMMITS ? 'may expire before a commit lands' : SLOW_COMMITS ? 'may expire after a commit landed' : 'outlive a live writer', drainerStart: START_AT_HEAD ? 'head (old rule)' : 'saved cursor, else every retained row', restarts: RESTARTS, cluster: CLUSTER, rollbacks: ROLLBACKS, trustRollback: TRUST_ROLLBACK, cacheLosses: LOSSES, quarantine: QUARANTINE, heldWrites: HELD ? (SETTLE ? 'settled, then fenced' : 'never settled (wrong on purpose)') : 'none', writers: W, readers: R, search: RANDOM ? `random x${RANDOM}` : 'exhaustive', states, finals, staleReads: violations, pragmaticGapStates: gaps, inconsistentFinals: badFinals }));
 for (const [k, t] of Object.entries(firstTrace)) console.log(`first ${k} counterexample:\n  ` + t.join('\n  '));
 process.exit(violations || badFinals ? 1 : 0);

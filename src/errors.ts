@@ -102,6 +102,13 @@ export class StoreTimeoutError extends StoreReadError {
  */
 export class StoreOutcomeUnknownError extends LockstepError {
   static override readonly code = 'E_STORE_OUTCOME_UNKNOWN';
+  /**
+   * Set by a store that can settle the outcome later: resolves true once the write can no longer
+   * land (the server session that may still run it has ended), false if the store gave up finding
+   * out. Never rejects. A write it settles may have committed after its lease expired with no
+   * confirmation left to say so, so the engine then fences the key whatever it holds.
+   */
+  settled?: Promise<boolean>;
 }
 
 /** A cache call failed (connection refused, an error reply). Reads fall back to the store; inspect reports it. */

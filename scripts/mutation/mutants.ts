@@ -102,7 +102,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'unknown-outcome-releases-lease',
     rule: 'engine paths: an unknown store outcome aborts the lease instead of letting it expire (dirty)',
-    patches: [{ file: WRITE_PATH, find: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      report('unknown', dbMs);", replace: "      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);\n      await release();\n      report('unknown', dbMs);" }],
+    patches: [{ file: WRITE_PATH, find: "(lost) => fenceOnceSettled(ctx, step, lost));\n      report('unknown', dbMs);", replace: "(lost) => fenceOnceSettled(ctx, step, lost));\n      await release();\n      report('unknown', dbMs);" }],
   },
   {
     id: 'close-skips-writes-in-flight',
@@ -1225,15 +1225,49 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
-    id: 'entity-pg-commit-given-up',
-    rule: "PostgreSQL entity store: a COMMIT gets the client-side deadline of the other statements, so a COMMIT the network holds back past it lands after the connection was given up on, with no confirmation left for the engine to fence: the old value filled after the lease stays cached",
-    patches: [
-      {
-        file: 'src/store/entity/postgres-entity-store.ts',
-        find: '(error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);',
-        replace: "(error) => !isLockstepError(error) && outcomeUnknown(error), { text: 'COMMIT' }); void WAIT_FOR_COMMIT;",
-      },
-    ],
+    id: 'engine-settled-write-not-fenced',
+    rule: "Engine: a write whose outcome the store settles later (StoreOutcomeUnknownError.settled: its server session ended, it can no longer land) is not fenced then, so a commit that landed with no confirmation, after the lease expired and a reader filled the older value, leaves that value cached until its TTL",
+    patches: [{ file: 'src/engine/write-path.ts', find: '(lost) => fenceOnceSettled(ctx, step, lost));', replace: '() => undefined); void fenceOnceSettled;' }],
+  },
+  {
+    id: 'pg-write-settlement-dropped',
+    rule: 'PostgreSQL store: a write given up on is not settled (the server session that may still run it is not ended from another connection), so the write the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: 'src/store/postgres.ts', find: 'throw settles ? settling(settler, unknown, prepared.get(client)) : unknown;', replace: 'throw unknown;' }],
+  },
+  {
+    id: 'entity-pg-write-settlement-dropped',
+    rule: "PostgreSQL entity store: a write whose COMMIT was given up on is not settled (the server session that may still run it is not ended from another connection), so a COMMIT the network held back lands later with no confirmation left for the engine, and the old value a reader filled stays cached until its TTL",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;', replace: 'throw (void marked, error);' }],
+  },
+  {
+    id: 'pg-settle-ends-any-lock-holder',
+    rule: "PostgreSQL stores: settling a write given up on ends every session that holds an advisory lock, not only the one holding the write's mark, so another client's session (or another instance's) is ended for nothing",
+    patches: [{ file: 'src/store/postgres-settle.ts', find: '              AND ((l.classid::int8 << 32) | l.objid::int8) = ANY ($1::int8[])`,', replace: '              AND $1::int8[] IS NOT NULL`,' }],
+  },
+  {
+    id: 'settle-reports-before-gone',
+    rule: "SQL stores (the loop PostgreSQL and MariaDB share): a write is reported settled as soon as its session was asked to end, not once it is gone, so a session still committing (a COMMIT waiting for a synchronous standby) lands after the engine's fence",
+    patches: [{ file: 'src/store/settle-loop.ts', find: 'for (const [id] of asked) if (!alive.has(id)) finish(id, true);', replace: 'for (const [id] of asked) finish(id, true); void alive;' }],
+  },
+  {
+    id: 'pg-write-in-transaction-settlement-dropped',
+    rule: 'PostgreSQL store: a write run in a transaction (deadline below the statement timeout) whose COMMIT was given up on is not settled, so a COMMIT the network held back lands later with no confirmation, and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: 'src/store/postgres.ts', find: 'throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;', replace: 'throw (void marked, error);' }],
+  },
+  {
+    id: 'settle-without-ending-sessions',
+    rule: 'SQL stores (the loop PostgreSQL and MariaDB share): settling a write given up on reports it settled at once, without ending its server session, so the engine fences before the held-back write lands, and the old value filled after the fence stays cached',
+    patches: [{ file: 'src/store/settle-loop.ts', find: 'if (stopped || (pending.size >= MAX_UNSETTLED_SESSIONS && !pending.has(id))) return Promise.resolve(false);', replace: 'return Promise.resolve(true);' }],
+  },
+  {
+    id: 'mysql-write-settlement-dropped',
+    rule: 'MariaDB store: a write given up on is not settled (its server connection is not ended from another one), so the write the network held back lands later with no confirmation (mysql2 ends a socket after what it sent), and the old value a reader filled stays cached until its TTL',
+    patches: [{ file: MYSQL_STORE, find: 'throw settling(settler, lost, sessions.get(sessionKey(connection)));', replace: 'throw lost;' }],
+  },
+  {
+    id: 'mysql-settle-without-kill',
+    rule: 'MariaDB store: settling a write given up on waits for its server connection to leave the process list without asking the server to end it (no KILL CONNECTION): the idle connection stays, the held-back write lands once delivered, and the old value a reader filled stays cached',
+    patches: [{ file: 'src/store/mysql-settle.ts', find: 'await run(KILL_SQL, [session.id]).catch(() => undefined);', replace: 'void KILL_SQL;' }],
   },
   {
     id: 'redis-refusals-count-as-answers',
@@ -1248,17 +1282,6 @@ export const MUTANTS: readonly Mutant[] = [
         file: 'src/cache/deadlines.ts',
         find: '  reply(value: T): void {\n    this.queue!.answered++;\n    if (this.done) return;',
         replace: '  reply(value: T): void {\n    if (this.done) return;\n    this.queue!.answered++;',
-      },
-    ],
-  },
-  {
-    id: 'entity-pg-commit-wait-zero',
-    rule: "PostgreSQL entity store: the COMMIT's wait is lifted with query_timeout 0, which pg reads as 'not given': a pool with its own query_timeout gives a held-back COMMIT up after all, and the old value filled after the lease stays cached once it lands",
-    patches: [
-      {
-        file: 'src/store/postgres-checkout.ts',
-        find: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 2_147_483_647 } as const;",
-        replace: "export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 0 } as const;",
       },
     ],
   },
@@ -1344,7 +1367,7 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/store/postgres-checkout.ts',
-        find: '    return own === WAIT_FOR_COMMIT.query_timeout ? answer : settleWithin(answer, own ?? ms, readTimeout);',
+        find: '    return settleWithin(answer, own ?? ms, readTimeout);',
         replace: '    return (void own, void settleWithin, void readTimeout, answer);',
       },
     ],

@@ -189,8 +189,9 @@ export async function writeThrough<R extends { version: Version }>(ctx: EngineCo
       if (!leased && step.journalAfterCommit) await fenceUnknownVersion(ctx, step, deadline);
       // A commit confirmed after we gave up may land after the lease expired and a reader filled the
       // older value: fence it out then, as the protocol asks of any late confirmation.
-      // (Only a pending commit can time out.)
-      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), () => undefined);
+      // (Only a pending commit can time out.) A store that cannot confirm it at all may still settle
+      // it: once the write can no longer land, the key is fenced whatever it holds.
+      (committing as Promise<R>).then((late) => fenceLateCommit(ctx, step, late?.version), (lost) => fenceOnceSettled(ctx, step, lost));
       report('unknown', dbMs);
       throw error;
     }
@@ -322,6 +323,13 @@ function fenceLateCommit<R extends { version: Version }>(ctx: EngineContext, ste
   void Promise.resolve()
     .then(() => ctx.cache.invalidateOlder(step.cacheKey, version))
     .catch(() => undefined); // the repair row replays it
+}
+
+/** A write whose outcome the store settles later (StoreOutcomeUnknownError.settled): fenced once settled. */
+function fenceOnceSettled<R extends { version: Version }>(ctx: EngineContext, step: WriteStep<R>, lost: unknown): void {
+  const settled = lost instanceof StoreOutcomeUnknownError ? lost.settled : undefined;
+  // Settled or not (the store gave up asking), the fence does no harm: a removed value is filled again.
+  void settled?.then(() => fenceLateCommit(ctx, step, ANY_VERSION));
 }
 
 /**

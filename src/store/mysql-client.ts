@@ -16,6 +16,12 @@ export interface MysqlConnection {
   query(options: MysqlQueryOptions): Promise<[unknown, unknown]>;
   release(): void;
   destroy(): void;
+  /**
+   * mysql2's connection inside the wrapper a checkout hands out, the same at every checkout: the
+   * store learns the server connection behind it once (a wrapper without it costs that query at
+   * every checkout).
+   */
+  readonly connection?: object;
 }
 
 export interface MysqlPool {

@@ -37,6 +37,8 @@ import { liveVersionIn, preconditionFailed, preconditionParams } from './precond
 import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
 import { CLIENT_MARGIN_MS, connectionDeadline, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
+import { createMysqlSettler, SESSION_SQL, sessionFrom, type MysqlSession } from './mysql-settle.js';
+import { settling } from './settle-loop.js';
 
 // mysql2 is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: mysql } = await loadDriver('mysql2', 'lockstep/mysql', () => import('mysql2/promise'));
@@ -156,6 +158,7 @@ function resolve(options: MysqlStoreOptions): Resolved {
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
 const bytes = (value: string): Buffer => Buffer.from(value, 'utf8');
+const rowsOf = (result: unknown) => result as unknown[][];
 
 /** A statement's time budget in ms, from a few fixed steps so that prepared statements are reused. */
 export function budgetMs(remainingMs: number, statementTimeoutMs: number): number | undefined {
@@ -177,7 +180,8 @@ const timed = (sql: string, ms: number) => `SET STATEMENT max_statement_time = $
  * statements are retried within the deadline.
  *
  * Round trips: read, write, delete (journaled or not), appendJournal, readJournal, journalHead, scan:
- * one each, plus one to prepare each statement text once per connection. pruneJournal: five.
+ * one each, plus one to prepare each statement text once per connection, and one to learn the server
+ * connection behind it (to settle a write given up on). pruneJournal: five.
  *
  * `pruneJournal(before)` also prunes the tombstones of keys deleted before that time (see the SQLite
  * store: the journal retention must exceed the engine's tombstone TTL and lease TTL).
@@ -195,7 +199,27 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
   // Client-side deadlines (client-timeouts.ts): every statement and every wait for a connection ends
   // after the statement timeout plus a margin; a connection given up on is destroyed.
   const clientMs = statementTimeoutMs + CLIENT_MARGIN_MS;
-  const connect = (): Promise<MysqlConnection> => connectWithin('MariaDB', () => pool.getConnection(), clientMs, (late) => late.destroy());
+  const handOut = (): Promise<MysqlConnection> => connectWithin('MariaDB', () => pool.getConnection(), clientMs, (late) => late.destroy());
+
+  // The server connection behind each of the pool's connections (learnt once, when first handed
+  // out), to settle a write given up on (mysql-settle.ts). mysql2 wraps a connection anew at each
+  // checkout: it is known by the connection inside.
+  const sessions = new WeakMap<object, MysqlSession | undefined>();
+  const sessionKey = (connection: MysqlConnection): object => connection.connection ?? connection;
+  async function connect(): Promise<MysqlConnection> {
+    const connection = await handOut();
+    if (sessions.has(sessionKey(connection))) return connection;
+    try {
+      // Text protocol: one round trip, where a prepared statement would cost a PREPARE too.
+      const asked = connection.query({ sql: SESSION_SQL, rowsAsArray: true, timeout: clientMs });
+      const [result] = await connectionDeadline(asked, clientMs, () => connection.destroy());
+      sessions.set(sessionKey(connection), sessionFrom(rowsOf(result)[0]));
+      return connection;
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+  }
 
   async function execute(connection: MysqlConnection, sql: string, values: MysqlValue[] = [], timeout = clientMs): Promise<unknown> {
     // mysql2's timeout counts from the statement's start: a PREPARE stuck before it is not covered,
@@ -225,15 +249,18 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       else connection.release();
       if (!writes && isClientTimeout(error)) throw readTimedOut('MariaDB', error);
       if (writes && unknown) {
-        throw new StoreOutcomeUnknownError('the connection was lost before MariaDB confirmed the write: it may or may not have committed', {
+        const lost = new StoreOutcomeUnknownError('the connection was lost before MariaDB confirmed the write: it may or may not have committed', {
           cause: error,
         });
+        throw settling(settler, lost, sessions.get(sessionKey(connection)));
       }
       throw error;
     }
   }
 
-  const rowsOf = (result: unknown) => result as unknown[][];
+  // A write given up on may still land (destroy() lets what was sent go out): its server connection
+  // is ended from another one, and the engine told once it is gone (mysql-settle.ts).
+  const settler = createMysqlSettler(async (sql, values) => rowsOf(await run(() => sql, values)));
 
   /** Calls a write function within the deadline, again after a deadlock, a duplicate-key race or a 0 (retry). */
   async function callWrite(namespace: string, key: string, deadlineMs: number, sql: (s: MysqlSchema) => string, values: MysqlValue[]): Promise<number> {
@@ -282,7 +309,8 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
   }
 
   async function createSchema(): Promise<MysqlSchema> {
-    const connection = await connect();
+    // Destroyed at the end, never used for a write: its server connection need not be learnt.
+    const connection = await handOut();
     try {
       // Lockstep's reads are single autocommit statements: any isolation level but READ UNCOMMITTED
       // reads committed rows only. Under READ UNCOMMITTED a read would return, and the cache keep, a
@@ -641,6 +669,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async close() {
       if (closed) return;
       closed = true;
+      settler.stop();
       if (owned) await pool.end();
     },
   };

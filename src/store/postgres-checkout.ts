@@ -11,18 +11,8 @@ import type { PostgresClient, PostgresPool } from './postgres-client.js';
 import { connectListened } from './postgres-connection-errors.js';
 
 /**
- * A COMMIT is waited for without a client-side deadline: a connection given up on is ended
- * gracefully, after the COMMIT already sent, so a COMMIT the network held back would still land,
- * with no confirmation left to reach the engine (which fences a commit confirmed after its lease).
- * The engine's own deadline still answers the caller in time (outcome unknown). Its query_timeout
- * is the longest a timer takes (~24.8 days), not 0: pg reads 0 as "not given" and falls back to the
- * pool's own query_timeout, which would give the COMMIT up after all.
- */
-export const WAIT_FOR_COMMIT = { text: 'COMMIT', query_timeout: 2_147_483_647 } as const;
-
-/**
  * A connection of `pool` within `ms`, whose queries each answer within `ms`, or within their own
- * `query_timeout` when they give one (a DDL statement that may wait for a lock; none for WAIT_FOR_COMMIT); release() is idempotent.
+ * `query_timeout` when they give one (a DDL statement that may wait for a lock); release() is idempotent.
  */
 export async function checkoutWithin(pool: PostgresPool, ms: number): Promise<PostgresClient> {
   return deadlined(await connectWithin('PostgreSQL', () => connectListened(pool), ms, (late) => late.release(true)), ms);
@@ -43,8 +33,7 @@ function deadlined(client: PostgresClient, ms: number): PostgresClient {
   const query = (...args: unknown[]) => {
     const answer = (client.query as (...a: unknown[]) => Promise<never>)(...args);
     const own = (args[0] as { query_timeout?: number } | null)?.query_timeout;
-    // A COMMIT (WAIT_FOR_COMMIT) is waited for until the server or the kernel answers.
-    return own === WAIT_FOR_COMMIT.query_timeout ? answer : settleWithin(answer, own ?? ms, readTimeout);
+    return settleWithin(answer, own ?? ms, readTimeout);
   };
   return { query, release, on: (event: never, listener: never) => client.on(event, listener) } as PostgresClient;
 }

@@ -35,6 +35,7 @@ import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
+import { createSessionSettler, markIf, newSessionMark, settling, type SessionMark } from './postgres-settle.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -209,13 +210,17 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     `SELECT key, version, value AS payload FROM ${s}.lockstep_kv WHERE namespace = $1 AND key > $2 ORDER BY key LIMIT $3`,
   );
   const sessionSql = statement(
-    'session',
-    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false)`,
+    'session_marked',
+    `SELECT set_config('statement_timeout', $1, false), set_config('default_transaction_isolation', 'read committed', false),
+            pg_catalog.pg_try_advisory_lock($2::int8) AS marked`,
   );
-  const localTimeoutSql = statement('local_timeout', `SELECT set_config('statement_timeout', $1, true)`);
+  // The transaction's own mark (postgres-settle.ts): a write in a transaction is settled by it, not by the session's.
+  const localTimeoutSql = statement('local_timeout_marked', `SELECT set_config('statement_timeout', $1, true), pg_catalog.pg_try_advisory_xact_lock($2::int8) AS marked`);
 
-  // Connections whose session this store has set up (statement timeout, isolation, error listener).
-  const prepared = new WeakSet<PostgresClient>();
+  // Connections whose session this store has set up (statement timeout, isolation, error listener),
+  // with the advisory lock each session holds for its life, to settle a write given up on
+  // (postgres-settle.ts).
+  const prepared = new WeakMap<PostgresClient, SessionMark | undefined>();
   let closed = false;
 
   function live(): void {
@@ -235,8 +240,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     try {
       // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
       client.on('error', () => undefined);
-      await client.query({ ...sessionSql([String(statementTimeoutMs)]), query_timeout: clientMs });
-      prepared.add(client);
+      const mark = newSessionMark();
+      const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs), mark]), query_timeout: clientMs });
+      prepared.set(client, markIf(mark, rows[0]?.marked));
       return client;
     } catch (error) {
       client.release(true);
@@ -244,8 +250,12 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     }
   }
 
-  /** Runs one autocommit statement, or reads; releases (or destroys) the connection. */
-  async function run(config: PostgresQueryConfig, { writes = false } = {}): Promise<PostgresQueryResult> {
+  /**
+   * Runs one autocommit statement, or reads; releases (or destroys) the connection. A write whose
+   * outcome is unknown is settled (postgres-settle.ts) when `settles`: the engine's writes and
+   * deletes, not a repair row (nobody waits for one, and a late one only invalidates).
+   */
+  async function run(config: PostgresQueryConfig, { writes = false, settles = false } = {}): Promise<PostgresQueryResult> {
     await ensureSchema();
     let client: PostgresClient;
     try {
@@ -262,22 +272,36 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       client.release(lost ? true : undefined);
       if (!writes && isClientTimeout(error)) throw readTimedOut('PostgreSQL', error);
       if (writes && lost) {
-        throw new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
+        const unknown = new StoreOutcomeUnknownError('the connection was lost before PostgreSQL confirmed the write: it may or may not have committed', {
           cause: error,
         });
+        throw settles ? settling(settler, unknown, prepared.get(client)) : unknown;
       }
       throw error;
     }
   }
 
+  // A write given up on may still land: its server session is ended from another connection, and
+  // the engine told once it is gone (postgres-settle.ts).
+  const settler = createSessionSettler((config) => run(config), `${tag}_settle`);
+
   /** One write statement, in its own transaction when its deadline is below the statement timeout. */
   async function runWrite(config: PostgresQueryConfig, deadlineMs: number): Promise<PostgresQueryResult> {
-    if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true });
+    if (!(deadlineMs < statementTimeoutMs)) return run(config, { writes: true, settles: true });
     await ensureSchema();
     const client = await acquire();
-    const begin = [{ text: 'BEGIN' }, localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs)))])];
     const within = timed(client, Math.floor(deadlineMs) + CLIENT_MARGIN_MS);
-    return inTransaction(within, begin, () => within.query(config));
+    let marked: SessionMark | undefined;
+    const markedWrite = async () => {
+      const mark = newSessionMark();
+      marked = markIf(mark, (await within.query(localTimeoutSql([String(Math.max(1, Math.floor(deadlineMs))), mark]))).rows[0]?.marked);
+      return within.query(config);
+    };
+    try {
+      return await inTransaction(within, [{ text: 'BEGIN' }], markedWrite);
+    } catch (error) {
+      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;
+    }
   }
 
   /** Runs a write; the functions' precondition error (rolled back, nothing committed) becomes PreconditionFailedError. */
@@ -469,6 +493,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     async close() {
       if (closed) return;
       closed = true;
+      settler.stop();
       listeners.clear();
       listener?.stop();
       listener = undefined;

@@ -149,6 +149,8 @@ function loggingPool(inner: mysql.Pool): { pool: MysqlPool; log: string[]; conne
         },
         release: () => connection.release(),
         destroy: () => connection.destroy(),
+        // The same at every checkout: the store learns the server connection behind it once.
+        connection: connection.connection,
       };
     },
     end: () => inner.end(),
@@ -435,7 +437,9 @@ describe('MariaDB store', { skip: service.skip }, () => {
           await op();
           return [...log];
         };
-        assert.deepEqual(await measure(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT `' + database + '`.`lockstep_own`.`write`(?,']);
+        // A connection's first checkout also learns the server connection behind it (to settle a write
+        // given up on: mysql-settle.ts), once; the connection that created the schema was destroyed.
+        assert.deepEqual(await measure(() => store.write('ns', 'k', '1', PLAIN)), ['SELECT ID,', 'SELECT `' + database + '`.`lockstep_own`.`write`(?,']);
         assert.deepEqual(await measure(() => store.write('ns', 'k', '2', PLAIN)), ['SELECT `' + database + '`.`lockstep_own`.`write`(?,']);
         assert.equal((await measure(() => store.write('ns', 'k', '3', JOURNALED))).length, 1);
         assert.equal((await measure(() => store.delete('ns', 'k', PLAIN))).length, 1);

@@ -47,6 +47,20 @@ describe('docs/model.mjs', () => {
     assert.match(out, /stale read: r\d returned v0, v1 was acknowledged before it began/);
   });
 
+  it('a write the network holds back, settled by the store and then fenced (StoreOutcomeUnknownError.settled): no stale read, no inconsistent end state; never settled, an older fill stays', async () => {
+    const settled = await runModel(['--writers', '1', '--readers', '2', '--held-writes']);
+    const summary = JSON.parse(settled.out.split('\n')[0]!) as { heldWrites: string; staleReads: number; inconsistentFinals: number; states: number };
+    assert.equal(settled.code, 0, settled.out);
+    assert.equal(summary.heldWrites, 'settled, then fenced');
+    assert.deepEqual([summary.staleReads, summary.inconsistentFinals], [0, 0]);
+    assert.ok(summary.states > 10_000, 'the search explored the interleavings');
+    const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--no-settle']);
+    assert.equal(code, 1, out);
+    assert.ok(JSON.parse(out.split('\n')[0]!).inconsistentFinals > 0, out);
+    assert.match(out, /r\d fill ok, returns v0\n(\s+.*\n)*?\s+w0's held write lands v1 \(no confirmation\)/);
+    assert.match(out, /final: cache v0 != store v1/);
+  });
+
   it('the lease must land before the commit: sent together with the store write (one round trip less), a writer that dies after its commit leaves an older fill cached', async () => {
     const { code, out } = await runModel(['--writers', '1', '--readers', '1', '--lease-with-store']);
     assert.equal(code, 1, out);

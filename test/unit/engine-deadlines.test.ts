@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
+import { StoreOutcomeUnknownError } from '../../src/errors.js';
+import type { StoreWriteOptions } from '../../src/types.js';
 import { createEngineFixture } from '../helpers/engine-fixture.js';
 
 const LEASE = 300;
@@ -51,6 +53,41 @@ describe('engine deadlines', () => {
       }
     } finally {
       gate.release();
+      await f.close();
+    }
+  });
+
+  it('a commit whose confirmation never comes is fenced once the store settles it (StoreOutcomeUnknownError.settled)', async () => {
+    const f = await createEngineFixture({ engine: { leaseTtl: LEASE } });
+    const original = f.store.write.bind(f.store);
+    try {
+      await f.engine.write('k', 'v1');
+      assert.equal(await f.engine.read('k'), 'v1');
+      // The store gives up on the write at once, and learns only later that it can no longer land:
+      // meanwhile it lands (a statement the network held back), with no confirmation to say so.
+      let land!: () => Promise<void>;
+      f.store.write = (namespace: string, key: string, payload: string, options: StoreWriteOptions) => {
+        f.store.write = original;
+        const settled = new Promise<boolean>((resolve) => {
+          land = async () => {
+            await original(namespace, key, payload, options);
+            resolve(true);
+          };
+        });
+        return Promise.reject(Object.assign(new StoreOutcomeUnknownError('the connection was lost'), { settled }));
+      };
+      await assert.rejects(f.engine.write('k', 'v2'), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
+      f.clock.advance(LEASE + 1);
+      assert.equal(await f.engine.read('k'), 'v1');
+      assert.equal((await f.engine.readEntry('k')).source, 'hit');
+      await land();
+      for (const deadline = Date.now() + 5_000; ; ) {
+        if ((await f.engine.read('k')) === 'v2') break;
+        assert.ok(Date.now() < deadline, 'the settled write was never fenced: v1 is still served');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      f.store.write = original;
       await f.close();
     }
   });

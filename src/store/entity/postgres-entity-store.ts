@@ -9,7 +9,8 @@ import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
-import { checkoutWithin, WAIT_FOR_COMMIT } from '../postgres-checkout.js';
+import { checkoutWithin } from '../postgres-checkout.js';
+import { createSessionSettler, markIf, newSessionMark, settling, type SessionMark } from '../postgres-settle.js';
 import { listenToNewConnections } from '../postgres-connection-errors.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
@@ -71,7 +72,9 @@ export async function createPostgresEntityStoreWith(
   const sql = {
     begin: (timeoutMs: number) => `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${timeoutMs}`,
     // The row's mark: the triggers stand aside for this row alone (a cascade into other rows is journaled).
-    mark: `SELECT pg_catalog.set_config('${WRITING_SETTING}', ${writingMark('$1::text', '$2::text')}, true)`,
+    // And the transaction's advisory lock on a random key, by which a COMMIT given up on is settled.
+    mark: `SELECT pg_catalog.set_config('${WRITING_SETTING}', ${writingMark('$1::text', '$2::text')}, true),
+                  pg_catalog.pg_try_advisory_xact_lock($3::int8) AS marked`,
     lock: `SELECT ${s}.lockstep_entity_lock($1, $2)`,
     unbury: `DELETE FROM ${s}.lockstep_tombstones WHERE namespace = $1 AND key = $2 RETURNING version`,
     bury: `INSERT INTO ${s}.lockstep_tombstones AS ts (namespace, key, version, deleted_at) VALUES ($1, $2, $3, pg_catalog.now())
@@ -84,13 +87,27 @@ export async function createPostgresEntityStoreWith(
   // client-side deadlines: the server's statement timeout plus a margin, as the key/value store's.
   const checkout = (timeoutMs: number): Promise<PostgresClient> => checkoutWithin(pool, timeoutMs + CLIENT_MARGIN_MS);
 
-  /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome. */
+  // A COMMIT the network held back would still land once delivered, with no confirmation left for
+  // the engine: the transaction that sent it is ended from another connection, and the engine told
+  // once it is gone (postgres-settle.ts).
+  const settler = createSessionSettler((config) => withClient((client) => client.query(config)));
+
+  /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome, settled later. */
   async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
     const timeoutMs = Math.max(1, Math.floor(Math.min(deadlineMs, statementTimeoutMs)));
     const client = await checkout(timeoutMs);
-    const begin = [{ text: sql.begin(timeoutMs) }, { text: sql.mark, values: [entity, key] }];
-    // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
-    return inTransaction(client, begin, () => work(client), (error) => !isLockstepError(error) && outcomeUnknown(error), WAIT_FOR_COMMIT);
+    let marked: SessionMark | undefined;
+    const marking = async () => {
+      const mark = newSessionMark();
+      marked = markIf(mark, (await client.query({ text: sql.mark, values: [entity, key, mark] })).rows[0]?.marked);
+      return work(client);
+    };
+    try {
+      // Lockstep's own refusals (a version conflict, an unknown column) are clean failures.
+      return await inTransaction(client, [{ text: sql.begin(timeoutMs) }], marking, (error) => !isLockstepError(error) && outcomeUnknown(error));
+    } catch (error) {
+      throw error instanceof StoreOutcomeUnknownError ? settling(settler, error, marked) : error;
+    }
   }
 
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
@@ -186,6 +203,7 @@ export async function createPostgresEntityStoreWith(
     ping: () => (live(), kv.ping()),
     async close() {
       closed = true;
+      settler.stop();
       await kv.close();
     },
   };
