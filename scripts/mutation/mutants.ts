@@ -495,7 +495,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-pipes-replication-session-unfenced',
     rule: 'pg-proxy: a replication session to the proxy\'s database (replication=database runs SQL; replication=false is an ordinary session) is piped with its ReadyForQuery relayed at once: its write is acknowledged before any fence, and a later read through the proxy returns the cached row it replaced',
-    patches: [{ file: PROXY_SESSION, find: "const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
+    patches: [{ file: PROXY_SESSION, find: "const toClient = database === postgresName(ctx.upstream.database) && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;", replace: "const toClient = false && database === postgresName(ctx.upstream.database) && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;" }],
   },
   // --- pg-proxy swapped table (test/integration/pg-proxy-swapped-table.test.ts) ---
   {
@@ -1268,6 +1268,16 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'mysql-settle-without-kill',
     rule: 'MariaDB store: settling a write given up on waits for its server connection to leave the process list without asking the server to end it (no KILL CONNECTION): the idle connection stays, the held-back write lands once delivered, and the old value a reader filled stays cached',
     patches: [{ file: 'src/store/mysql-settle.ts', find: 'await run(KILL_SQL, [session.id]).catch(() => undefined);', replace: 'void KILL_SQL;' }],
+  },
+  {
+    id: 'proxy-startup-database-raw',
+    rule: "pg-proxy: the startup message's database parameter is compared as sent, so a session that sends database=\"\" (PostgreSQL connects it to the user's database, the proxy's) is piped with no fence, and a write acknowledged on it leaves the cached row in place",
+    patches: [{ file: 'src/pg-proxy/session.ts', find: '    const database = startupDatabase(params);', replace: "    const database = params.get('database') ?? params.get('user') ?? ''; void startupDatabase;" }],
+  },
+  {
+    id: 'proxy-qualified-resolution-needs-usage',
+    rule: "pg-proxy: each cached table's qualified name is resolved with to_regclass, which raises for a role without USAGE on its schema, so that role's probes and fills all fail: no cache hit at all, and every miss holds the key's fill lease",
+    patches: [{ file: 'src/pg-proxy/internal.ts', find: '...tables.map(qualified)];', replace: '...tables.map((t) => regclass(`${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}`))]; void qualified;' }],
   },
   {
     id: 'redis-refusals-count-as-answers',

@@ -48,7 +48,12 @@ export function fingerprintSql(tables: readonly CachedTable[]): string {
   const settings = ['search_path', 'TimeZone', 'DateStyle', 'IntervalStyle', 'extra_float_digits', 'bytea_output', 'client_encoding', 'lc_monetary', 'lc_numeric', 'standard_conforming_strings', 'row_security', 'xmloption', 'quote_all_identifiers'];
   const parts = ['current_user', 'session_user', ...settings.map((s) => `pg_catalog.current_setting('${s}')`), "coalesce(pg_catalog.pg_my_temp_schema()::oid::text, '0')"];
   const regclass = (name: string) => `coalesce(pg_catalog.to_regclass('${name}')::oid::text, '0')`;
-  const regs = [...tables.map((t) => regclass(quoteIdentifier(t.name))), ...tables.map((t) => regclass(`${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}`))];
+  // The qualified name from the catalog, not to_regclass: that raises "permission denied for schema"
+  // for a role without USAGE on one cached table's schema, which failed every probe and fill of that
+  // role (found by review). Names are plain identifiers (tables.ts), safe in a literal.
+  const qualified = (t: CachedTable) =>
+    `coalesce((SELECT c.oid::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '${t.schema}' AND c.relname = '${t.name}'), '0')`;
+  const regs = [...tables.map((t) => regclass(quoteIdentifier(t.name))), ...tables.map(qualified)];
   return `pg_catalog.concat_ws(E'\\x1f', ${parts.join(', ')}), pg_catalog.concat_ws(',', ${regs.length > 0 ? regs.join(', ') : "''"})`;
 }
 

@@ -52,7 +52,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       return;
     }
     const params = startupParameters(frame);
-    const database = params.get('database') ?? params.get('user') ?? '';
+    const database = startupDatabase(params);
     // A client that leaves before its session is set up takes its upstream connection with it:
     // nothing else ends a wait for a PostgreSQL slow to answer the startup (overloaded, stopped), and
     // a session that began listening after the client had gone waited for its first message for good,
@@ -66,14 +66,14 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       return;
     }
     // Another database, or a replication connection: a plain pipe, nothing cached.
-    if (database !== ctx.upstream.database || params.has('replication')) {
+    if (database !== postgresName(ctx.upstream.database) || params.has('replication')) {
       ctx.metrics.passThrough['other-database']++;
       upstreamSocket.write(frame);
       if (rest.length > 0) upstreamSocket.write(rest);
       socket.pipe(upstreamSocket);
       // A replication session to this database may write a cached table (drained-pipe.ts): each of its
       // acknowledgements waits for a pass of the drainer. Another database's sessions write none.
-      const toClient = database === ctx.upstream.database && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;
+      const toClient = database === postgresName(ctx.upstream.database) && ctx.fence === 'on' ? drainedPipe(ctx, socket, upstreamSocket) : socket;
       // A client on a plain connection is not offered SCRAM's channel binding here either (sasl.ts).
       if (socket instanceof TLSSocket) upstreamSocket.pipe(toClient);
       else pipeWithoutChannelBinding(upstreamSocket, toClient);
@@ -181,7 +181,15 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
  * (drainAfter rejects), the connection is closed without it.
  */
 function drainedPipe(ctx: ProxyContext, client: Socket, upstream: Socket): HoldReadyForQuery {
+  // The first ReadyForQuery ends the startup: nothing of the session can have written before it, and
+  // holding it refused every such session at connect while the drainer could not pass (a cache
+  // outage: found by review).
+  let started = false;
   const hold = new HoldReadyForQuery(async () => {
+    if (!started) {
+      started = true;
+      return;
+    }
     await ctx.drainAfter(performance.now());
     ctx.metrics.fencesDrained++;
   });
@@ -328,3 +336,17 @@ async function authenticate(state: SessionState, onBackend: (pid: number) => voi
   }
 }
 
+/**
+ * The database a startup message connects to, as PostgreSQL reads it (ProcessStartupPacket): the
+ * user's name when none or an empty one is given, both cut to NAMEDATALEN - 1 bytes. A session that
+ * named the proxy's database another way (`database=""`) was piped with no fence (found by review).
+ */
+function startupDatabase(params: ReadonlyMap<string, string>): string {
+  const database = params.get('database');
+  return postgresName(database === undefined || database === '' ? (params.get('user') ?? '') : database);
+}
+
+/** A name as PostgreSQL keeps it: its first 63 bytes (compared byte for byte, as latin1). */
+function postgresName(name: string): string {
+  return Buffer.from(name).subarray(0, 63).toString('latin1');
+}
