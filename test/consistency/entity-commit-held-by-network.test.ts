@@ -17,7 +17,7 @@ import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
 import { fromCommit, holdRelay } from '../helpers/hold-relay.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
-import { until } from '../helpers/until.js';
+import { heldWrite } from '../helpers/held-write.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 
@@ -48,29 +48,15 @@ describe('an entity-store COMMIT held back by the network past the client deadli
     const engine = createWriteThrough<{ body: string }>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'items', leaseTtl: '1s', journal: false, metrics: false });
     const stored = async () => (await admin.query(`SELECT body FROM ${schema}.items WHERE id = 'a'`)).rows[0]?.body as string | undefined;
     try {
-      await engine.write('a', { body: 'v1' });
-      relay.arm(fromCommit);
-      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
-      // The lease expired: a reader filled the old value, and it is served from the cache.
-      await until('the old value filled and served from the cache', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
+      await heldWrite(engine, relay, {
+        holdFrom: fromCommit,
+        stored,
+        whileHeld: async () => {
+          assert.equal(await stored(), 'v1', 'the COMMIT is still held');
+          // The only connection of the pool is not held by the COMMIT given up on.
+          await engine.write('b', { body: 'written while the COMMIT is held' });
+        },
       });
-      // Past the client deadline a store that gives up on the connection would have (1.2 s), with margin.
-      await until('the COMMIT held past every client-side deadline', async () => (relay.heldFor() ?? 0) > 2_500);
-      assert.equal(await stored(), 'v1', 'the COMMIT is still held');
-      // The only connection of the pool is not held by the COMMIT given up on.
-      await engine.write('b', { body: 'written while the COMMIT is held' });
-      // Filled again after the store gave up on the write (a fence that came too early is undone here).
-      await until('the old value served from the cache before the held bytes are delivered', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
-      });
-      relay.resume();
-      // The server has done all it will ever do with the held bytes once their session is closed.
-      await until('the held session closed on the server side', async () => relay.heldUpstreamClosed());
-      await until('reads answer what the table holds', async () => (await engine.read('a'))?.body === (await stored()), 10_000);
-      assert.equal((await engine.readEntry('a')).value?.body, await stored(), 'and keep answering it');
     } finally {
       relay.resume();
       await engine.close();

@@ -6,7 +6,6 @@
 // TTL (the documented limit of the key/value store until the store settled such writes). Now the
 // store ends that server session from another connection and the engine fences the key once it is
 // gone: whichever way it went, reads answer what the store holds.
-import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -15,7 +14,7 @@ import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import { fromCommit, fromNextChunk, holdRelay, type HoldFrom } from '../helpers/hold-relay.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
-import { until } from '../helpers/until.js';
+import { heldWrite } from '../helpers/held-write.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 
@@ -47,26 +46,7 @@ describe('a key/value write held back by the network past the client deadlines',
       return rows[0] === undefined ? undefined : (JSON.parse(rows[0].value as string) as { body: string }).body;
     };
     try {
-      await engine.write('a', { body: 'v1' });
-      relay.arm(holdFrom);
-      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
-      // The lease expired: a reader filled the old value, and it is served from the cache.
-      await until('the old value filled and served from the cache', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
-      });
-      // Past the point where the store gives up on the connection (statement timeout or deadline + 1 s).
-      await until('the write held past every client-side deadline', async () => (relay.heldFor() ?? 0) > 2_500);
-      // Filled again after the store gave up on the write (a fence that came too early is undone here).
-      await until('the old value served from the cache before the held bytes are delivered', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
-      });
-      relay.resume();
-      // The server has done all it will ever do with the held bytes once their session is closed.
-      await until('the held session closed on the server side', async () => relay.heldUpstreamClosed());
-      await until('reads answer what the store holds', async () => (await engine.read('a'))?.body === (await stored()), 10_000);
-      assert.equal((await engine.readEntry('a')).value?.body, await stored(), 'and keep answering it');
+      await heldWrite(engine, relay, { holdFrom, stored });
     } finally {
       relay.resume();
       await engine.close();

@@ -16,7 +16,7 @@ import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createMysqlStore } from '../../src/store/mysql.js';
 import { fromNextChunk, holdRelay } from '../helpers/hold-relay.js';
 import { MYSQL_URL, needService } from '../helpers/services.js';
-import { until } from '../helpers/until.js';
+import { heldWrite } from '../helpers/held-write.js';
 
 const service = await needService('MariaDB', MYSQL_URL);
 
@@ -41,29 +41,11 @@ describe('a MariaDB write held back by the network past the client deadlines', {
       return rows[0] === undefined ? undefined : (JSON.parse(String(rows[0].value)) as { body: string }).body;
     };
     try {
-      await engine.write('a', { body: 'v1' });
       // The next bytes sent are the write's (mysql2 hands out the connection released last, on which
-      // the write's statement is prepared already: what is held is the whole statement).
-      relay.arm(fromNextChunk);
-      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
-      // The lease expired: a reader filled the old value, and it is served from the cache.
-      await until('the old value filled and served from the cache', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
-      });
-      // Past the point where the store gives up on the connection (statement timeout + 1 s), with margin.
-      await until('the write held past every client-side deadline', async () => (relay.heldFor() ?? 0) > 2_500);
-      // Filled again after the store gave up on the write (a fence that came too early is undone here).
-      await until('the old value served from the cache before the held bytes are delivered', async () => {
-        const entry = await engine.readEntry('a');
-        return entry.source === 'hit' && entry.value?.body === 'v1';
-      });
-      // The store ends the held connection on the server without waiting for the network (a connection
-      // left idle there would run the write once the bytes arrive): they can then never land.
-      await until('the held connection ended on the server before the network delivered its bytes', async () => relay.heldUpstreamClosed());
-      relay.resume();
-      await until('reads answer what the table holds', async () => (await engine.read('a'))?.body === (await stored()), 10_000);
-      assert.equal((await engine.readEntry('a')).value?.body, await stored(), 'and keep answering it');
+      // the write's statement is prepared already: what is held is the whole statement). The store ends
+      // the held connection on the server without waiting for the network (a connection left idle
+      // there would run the write once the bytes arrive): they can then never land.
+      await heldWrite(engine, relay, { holdFrom: fromNextChunk, stored, endedBeforeDelivery: true });
       assert.equal(await stored(), 'v1', 'the held write never landed');
     } finally {
       relay.resume();
