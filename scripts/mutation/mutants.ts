@@ -1122,7 +1122,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'sqlite-outside-check-then-await',
     rule: "SQLite stores on a shared connection: an await between the check that the connection is outside any transaction and Lockstep's statement, so a continuation queued meanwhile opens the application's transaction first and the statement joins it (an acknowledged write rolled back with it)",
-    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(performance.now() - started);', replace: '  await null;\n  return run(performance.now() - started);' }],
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(waited);', replace: '  await null;\n  return run(waited);' }],
   },
   {
     id: 'entity-dropped-row-published',
@@ -1402,6 +1402,22 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'serve-failed-start-infinite-close',
     rule: 'lockstep serve: a start that fails after opening the store closes it with an infinite deadline, which setTimeout turns into 1 ms: every close slower than that is abandoned (TimeoutOverflowWarning)',
     patches: [{ file: 'src/cli/commands/serve.ts', find: '    await closeOpened(performance.now() + SHUTDOWN_MARGIN_MS).catch(() => undefined);', replace: '    await closeOpened(Number.POSITIVE_INFINITY).catch(() => undefined);' }],
+  },
+  {
+    id: 'sqlite-shared-wait-unbounded-at-exit',
+    rule: "SQLite store on a shared connection: the wait for the application's transaction is bounded only while the transaction is open, so one that ends past the bound (the event loop held) lets a write run late and commit after its deadline, so after its lease",
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  if (waited >= waitMs) throw refuse();\n', replace: '' }],
+  },
+  {
+    id: 'audit-cache-ahead-trusted',
+    rule: 'auditor: a cache ahead of the store read before its look is counted (and repaired) as D or E, although a write through Lockstep that committed in between explains it: false defects under normal traffic',
+    patches: [
+      {
+        file: 'src/audit/auditor.ts',
+        find: '    const cached = isDefect(found.state) ? aheadOfStore(seen) : undefined;',
+        replace: '    const cached = (void aheadOfStore, undefined) as ReturnType<typeof aheadOfStore>;',
+      },
+    ],
   },
   {
     id: 'redis-silent-connection-kept',

@@ -6,9 +6,13 @@
 //   2. the cache's records under `<namespace>:` (CacheAdapter.scan) whose key the store did not list:
 //      cache only (E) or nothing servable (A: a tombstone or a lease over no row).
 // The two sides are not read at one instant, so a key that looks D or E in the walk (a write landed
-// between the page and the peek) is confirmed by a fresh point read of both sides, store first, and
-// counted as what that read shows. Memory: the store keys seen (strings, not values) are held for
-// the duration of the walk, to tell in step 2 which cached keys the store listed.
+// between the page and the peek) is confirmed by fresh point reads (confirmKey), which count it D or
+// E only when the two sides prove it, by the rule of the online sampler (src/audit/sampler.ts): store
+// versions only rise, and every write leases the key before it commits, so a cache below a store
+// read made before the peek is stale; a cache ahead of that read may be a write that committed in
+// between, and is a defect only if a second store read is still below it (or, over no row, a
+// second peek still serves the same value). Memory: the store keys seen (strings, not values) are
+// held for the duration of the walk, to tell in step 2 which cached keys the store listed.
 //
 // Repair (D and E only; A, B and C are never touched) with version fencing,
 // cache.invalidateOlder(cacheKey, fence), which removes a servable version below `fence`, voids a
@@ -121,6 +125,60 @@ function isDefect(state: KeyState): state is 'D' | 'E' {
   return state === 'D' || state === 'E';
 }
 
+/** Looks a key that keeps changing gets before it is counted as unproven (C). */
+const CONFIRM_LOOKS = 3;
+
+interface Confirmed {
+  readonly state: KeyState;
+  readonly description: string;
+  /** What proved the state (for a D or E, what the repair fences from). */
+  readonly seen: Observation;
+}
+
+/**
+ * The servable record of a D or E observation that is ahead of the store read before it (a version
+ * the read did not have, or a live value over no row): a write that committed between the store
+ * read and the peek may explain it. Undefined when the cache is below the store, which proves it.
+ */
+function aheadOfStore({ stored, cached }: Observation): Extract<CacheRecordView, { kind: 'value' }> | undefined {
+  if (cached?.kind !== 'value') return undefined;
+  if (stored === undefined) return cached.tombstone ? undefined : cached;
+  return cached.version > stored.version ? cached : undefined;
+}
+
+/**
+ * A key's state from fresh reads, D or E only when proven (see the file comment): never a write
+ * that went through Lockstep between a store read and a peek. Store first, then the cache.
+ */
+async function confirmKey(store: StoreAdapter, cache: CacheAdapter, namespace: string, key: string): Promise<Confirmed> {
+  for (let look = 0; look < CONFIRM_LOOKS; look++) {
+    const seen = await observe(store, cache, namespace, key);
+    const found = classifyKey(seen.stored, seen.cached);
+    const cached = isDefect(found.state) ? aheadOfStore(seen) : undefined;
+    if (cached === undefined) return { ...found, seen }; // consistent, or the cache below the store: proven
+    const again = await store.read(namespace, key);
+    if (again !== undefined) {
+      const after = { stored: again, cached };
+      // Below the cache (or a row at a tombstone's version): the store never had what the cache serves.
+      if (again.version < cached.version || (again.version === cached.version && cached.tombstone)) return { ...classifyKey(again, cached), seen: after };
+      if (again.version === cached.version) return { ...classifyKey(again, cached), seen: after }; // C: the write we raced
+      continue; // a newer write since: look again
+    }
+    if (cached.tombstone) return { ...classifyKey(undefined, cached), seen: { stored: undefined, cached } }; // A: a delete we raced
+    // A live value, still no row: a defect if the value outlived both store reads (the delete that
+    // removed the row leased the key before the first, which removed that value for good).
+    const still = await cache.peek(cacheKeyOf(namespace, key));
+    if (still?.kind === 'value' && !still.tombstone && still.version === cached.version) {
+      return { ...classifyKey(undefined, still), seen: { stored: undefined, cached: still } };
+    }
+  }
+  // Every look raced a write: nothing inconsistent was proven, and the cache kept up with the store.
+  const seen = await observe(store, cache, namespace, key);
+  const found = classifyKey(seen.stored, seen.cached);
+  if (!isDefect(found.state) || aheadOfStore(seen) === undefined) return { ...found, seen };
+  return { state: 'C', description: `written during every look (the cache was ahead of each store read): no defect proven`, seen };
+}
+
 /** The version to fence a D or E key with: see the file comment. Undefined when there is nothing to fence. */
 export function repairFence(stored: StoredValue | undefined, cached: CacheRecordView | undefined): Version | undefined {
   if (cached?.kind !== 'value') return undefined; // a lease or nothing serves nothing
@@ -167,8 +225,7 @@ export async function auditNamespace(options: AuditOptions): Promise<AuditReport
     let { state, description } = classifyKey(seen.stored, seen.cached);
     if (isDefect(state)) {
       // Confirm: the walk read the two sides at different moments.
-      seen = await observe(store, cache, namespace, key);
-      ({ state, description } = classifyKey(seen.stored, seen.cached));
+      ({ state, description, seen } = await confirmKey(store, cache, namespace, key));
     }
     counts[state]++;
     if (examples[state].length < perState) examples[state].push(example(key, state, description, seen));
@@ -244,8 +301,7 @@ export async function auditNamespace(options: AuditOptions): Promise<AuditReport
     for (const { seen: found, ...repair } of repairs) {
       let after: KeyState | undefined;
       if (repair.error === undefined) {
-        const seen = await observe(store, cache, namespace, repair.key);
-        const { state, description } = classifyKey(seen.stored, seen.cached);
+        const { state, description, seen } = await confirmKey(store, cache, namespace, repair.key);
         after = state;
         if (isDefect(state)) keep(repair.key, state, description, seen);
         else fixed++;

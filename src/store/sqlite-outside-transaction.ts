@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 
 /**
  * Runs `run` (synchronous statements, given the milliseconds waited) as soon as `db` is outside any
- * transaction; rejects with `refuse()` after `waitMs`. The check and `run` are one synchronous step:
+ * transaction, within `waitMs` of the call; rejects with `refuse()` otherwise. The check and `run` are one synchronous step:
  * with an await between them, a continuation queued meanwhile could open a transaction first.
  */
 export async function whenOutsideTransaction<T>(db: Database.Database, waitMs: number, refuse: () => Error, run: (waitedMs: number) => T): Promise<T> {
@@ -17,5 +17,9 @@ export async function whenOutsideTransaction<T>(db: Database.Database, waitMs: n
     if (performance.now() - started >= waitMs) throw refuse();
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  return run(performance.now() - started);
+  // The wait may end long after its bound (the application held the event loop, then left its
+  // transaction): a write run then would commit past its deadline, so past its lease.
+  const waited = performance.now() - started;
+  if (waited >= waitMs) throw refuse();
+  return run(waited);
 }

@@ -131,6 +131,26 @@ describe("SQLite store on a connection shared with the application's transaction
     }
   });
 
+  it("a transaction that ends only after the write's deadline (the application held the event loop meanwhile): the write is refused, and nothing is written", async () => {
+    const { db, store, committed, close } = setup();
+    try {
+      db.exec('BEGIN');
+      const writing = Promise.resolve(store.write('ns', 'k', JSON.stringify('late'), { journal: false, deadlineMs: 100 }));
+      // The application's synchronous work inside its transaction outlasts the write's deadline (no
+      // timer of the store's wait can run meanwhile), then it commits: the wait ends 300 ms in. A
+      // write run then would commit after its deadline, so after its lease, which the store promises never to do.
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // busy: the event loop is held
+      }
+      db.exec('COMMIT');
+      await assert.rejects(writing, /inside a transaction Lockstep did not open/);
+      assert.equal(committed('k'), undefined);
+    } finally {
+      await close();
+    }
+  });
+
   it('a transaction that does not end: the write is refused within its bound, and nothing is written', async () => {
     const { db, engine, committed, close } = setup({ leaseTtl: '1s' });
     try {
