@@ -1406,7 +1406,17 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'sqlite-shared-wait-unbounded-at-exit',
     rule: "SQLite store on a shared connection: the wait for the application's transaction is bounded only while the transaction is open, so one that ends past the bound (the event loop held) lets a write run late and commit after its deadline, so after its lease",
-    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  if (waited >= waitMs) throw refuse();\n', replace: '' }],
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: "  if (lateEnd === 'refuse' && waited >= waitMs) throw refuse();\n", replace: '' }],
+  },
+  {
+    id: 'sqlite-shared-late-end-refuses-all',
+    rule: "SQLite store on a shared connection: a wait that ends past its bound refuses reads and journal appends too, not only lease-bound writes: a repair row appended after a late commit is dropped",
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: "  if (lateEnd === 'refuse' && waited >= waitMs)", replace: '  if (waited >= waitMs)' }],
+  },
+  {
+    id: 'sqlite-shared-unwaited-call-checked-late',
+    rule: 'SQLite store on a shared connection: a call that found no transaction open is still checked against the wait bound, so with busyTimeout 0 every delete (and the drainer) is refused',
+    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  if (!db.inTransaction) return run(0);\n', replace: '' }],
   },
   {
     id: 'audit-cache-ahead-trusted',

@@ -18,7 +18,7 @@ import type {
   Version,
 } from '../types.js';
 import { preconditionFailed, preconditionHolds } from './precondition.js';
-import { whenOutsideTransaction } from './sqlite-outside-transaction.js';
+import { type LateEnd, whenOutsideTransaction } from './sqlite-outside-transaction.js';
 import { DELETE_MARKER, FLIP_WRITER, INSERT_MARKER, SQLITE_SCHEMA } from './sqlite-schema.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL' | 'OFF';
@@ -242,12 +242,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   // store opened is its own: nothing to wait for, and nothing on the path.
   const inside = 'the SQLite connection is inside a transaction Lockstep did not open: call Lockstep outside it';
   const outsideForRead = <T>(run: () => T): T | Promise<T> =>
-    owned ? run() : whenOutsideTransaction(db, busyTimeoutMs, () => new StoreReadError(inside), run);
+    owned ? run() : whenOutsideTransaction(db, busyTimeoutMs, 'run', () => new StoreReadError(inside), run);
   /** Waits half the write's deadline at most, so the write keeps time for its own lock wait. */
-  const outsideForWrite = <T>(deadlineMs: number, run: (deadlineLeftMs: number) => T): T | Promise<T> =>
+  const outsideForWrite = <T>(deadlineMs: number, run: (deadlineLeftMs: number) => T, lateEnd: LateEnd = 'refuse'): T | Promise<T> =>
     owned
       ? run(deadlineMs)
-      : whenOutsideTransaction(db, Math.min(deadlineMs / 2, busyTimeoutMs), () => new StoreWriteError(inside), (waited) => run(deadlineMs - waited));
+      : whenOutsideTransaction(db, Math.min(deadlineMs / 2, busyTimeoutMs), lateEnd, () => new StoreWriteError(inside), (waited) => run(deadlineMs - waited));
 
   // Synchronous, as better-sqlite3 is: the engine's cold read then fills with no promise in between
   // (StoreAdapter.read). Failures stay rejections. Inside the application's transaction: after it (async).
@@ -290,7 +290,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     async appendJournal(namespace: string, key: string, version: Version, reason: JournalReason) {
       live();
-      await outsideForWrite(2 * busyTimeoutMs, () => append.run(namespace, key, version, reason, Date.now()));
+      await outsideForWrite(2 * busyTimeoutMs, () => append.run(namespace, key, version, reason, Date.now()), 'run');
     },
     async readJournal(afterId, limit) {
       live();

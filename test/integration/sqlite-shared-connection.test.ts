@@ -17,11 +17,11 @@ const dir = mkdtempSync(join(tmpdir(), 'lockstep-sqlite-shared-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 let files = 0;
-function setup(options: { leaseTtl?: string } = {}) {
+function setup(options: { leaseTtl?: string; busyTimeout?: string } = {}) {
   const file = join(dir, `shared-${++files}.db`);
   const db = new Database(file);
-  const store = createSqliteStore({ database: db });
-  const engine = createWriteThrough<string>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'ns', ...options });
+  const store = createSqliteStore({ database: db, busyTimeout: options.busyTimeout });
+  const engine = createWriteThrough<string>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'ns', leaseTtl: options.leaseTtl });
   /** What another connection sees: only committed rows. */
   const committed = (key: string): string | undefined => {
     const other = new Database(file, { readonly: true });
@@ -146,6 +146,43 @@ describe("SQLite store on a connection shared with the application's transaction
       db.exec('COMMIT');
       await assert.rejects(writing, /inside a transaction Lockstep did not open/);
       assert.equal(committed('k'), undefined);
+    } finally {
+      await close();
+    }
+  });
+
+  it('busyTimeout 0 and no transaction open: every statement runs (none waits, so none is late)', async () => {
+    const file = join(dir, `shared-${++files}.db`);
+    const db = new Database(file);
+    const store = createSqliteStore({ database: db, busyTimeout: '0s' });
+    try {
+      await store.write('ns', 'k', JSON.stringify('v'), { journal: true, deadlineMs: 1000 });
+      assert.equal((await store.readJournal(0, 10)).length, 1);
+      assert.equal(await store.journalHead(), 1);
+      await store.appendJournal('ns', 'k', 1, 'repair');
+      await store.delete('ns', 'k', { journal: false, deadlineMs: 1000 });
+      assert.equal(await store.read('ns', 'k'), undefined);
+    } finally {
+      await store.close();
+      db.close();
+    }
+  });
+
+  it("a transaction that ends past the wait's bound: a read and a journal append still run (only lease-bound writes are refused late)", async () => {
+    const { db, store, close } = setup({ busyTimeout: '100ms' });
+    try {
+      await store.write('ns', 'k', JSON.stringify('v'), { journal: false, deadlineMs: 1000 });
+      db.exec('BEGIN');
+      const reading = store.readJournal(0, 10);
+      const appending = store.appendJournal('ns', 'k', 1, 'repair');
+      const until = performance.now() + (store.busyTimeoutMs * 2 + 300);
+      while (performance.now() < until) {
+        // busy: the event loop is held past both waits' bounds
+      }
+      db.exec('COMMIT');
+      await appending;
+      assert.deepEqual((await reading).length, 0);
+      assert.equal((await store.readJournal(0, 10)).length, 1, 'the repair row was appended');
     } finally {
       await close();
     }

@@ -133,8 +133,9 @@ export function createSqliteEntityStoreWith(
   }
 
   /** Runs `run` once the shared connection is outside the application's transactions (sqlite-outside-transaction.ts). */
+  /** A read runs however late the wait ends; a (lease-bound) write is refused then. */
   const outside = <T>(waitMs: number, refuse: typeof StoreReadError | typeof StoreWriteError, run: (waitedMs: number) => T): Promise<T> =>
-    whenOutsideTransaction(db, waitMs, () => new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, { namespace: entity }), run);
+    whenOutsideTransaction(db, waitMs, refuse === StoreWriteError ? 'refuse' : 'run', () => new refuse(`the connection of ${spec.table} is inside a transaction Lockstep did not open: call Lockstep outside it`, { namespace: entity }), run);
 
   let closed = false;
   const live = (namespace?: string) => {
