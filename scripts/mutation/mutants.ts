@@ -1122,7 +1122,10 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'sqlite-outside-check-then-await',
     rule: "SQLite stores on a shared connection: an await between the check that the connection is outside any transaction and Lockstep's statement, so a continuation queued meanwhile opens the application's transaction first and the statement joins it (an acknowledged write rolled back with it)",
-    patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(waited);', replace: '  await null;\n  return run(waited);' }],
+    patches: [
+      { file: 'src/store/sqlite-outside-transaction.ts', find: '  if (!db.inTransaction) return run(0);', replace: '  if (!db.inTransaction) {\n    await null;\n    return run(0);\n  }' },
+      { file: 'src/store/sqlite-outside-transaction.ts', find: '  return run(waited);', replace: '  await null;\n  return run(waited);' },
+    ],
   },
   {
     id: 'entity-dropped-row-published',
