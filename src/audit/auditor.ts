@@ -89,7 +89,7 @@ export interface AuditReport {
   readonly namespace: string;
   /** Keys classified: every key present on either side (a live store row or any cache record). */
   readonly keys: number;
-  /** Per state, as found (D and E confirmed by a second read of both sides). */
+  /** Per state, as found (D and E only when proven by a second read; a key rewritten during every look counts C). */
   readonly counts: StateCounts;
   readonly examples: Readonly<Record<KeyState, readonly AuditExample[]>>;
   readonly repair: {
@@ -165,14 +165,15 @@ async function confirmKey(store: StoreAdapter, cache: CacheAdapter, namespace: s
       continue; // a newer write since: look again
     }
     if (cached.tombstone) return { ...classifyKey(undefined, cached), seen: { stored: undefined, cached } }; // A: a delete we raced
-    // A live value, still no row: a defect if the value outlived both store reads (the delete that
-    // removed the row leased the key before the first, which removed that value for good).
+    // A live value, still no row: a defect if the value outlived the second store read (a delete
+    // that removed the row leased the key before that read, which removed that value for good).
     const still = await cache.peek(cacheKeyOf(namespace, key));
     if (still?.kind === 'value' && !still.tombstone && still.version === cached.version) {
       return { ...classifyKey(undefined, still), seen: { stored: undefined, cached: still } };
     }
   }
-  // Every look raced a write: nothing inconsistent was proven, and the cache kept up with the store.
+  // Every look raced a write: no defect was proven. Counted C, as the sampler does: a real defect
+  // under such writes is either replaced by them or proven (the cache below the store) next time.
   const seen = await observe(store, cache, namespace, key);
   const found = classifyKey(seen.stored, seen.cached);
   if (!isDefect(found.state) || aheadOfStore(seen) === undefined) return { ...found, seen };
