@@ -833,6 +833,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
   },
   {
+    id: 'resp-mget-late-read-holds-budget',
+    rule: "RESP front: a read of an MGET that ends after another read failed it takes its value's bytes from the reply budget, never given back once the client left",
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '        if (failed) return;\n', replace: '' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],

@@ -44,6 +44,9 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
       let value: string | undefined;
       try {
         value = (await readLive(ctx, targets[i]!)).live?.value;
+        // Another read failed the MGET meanwhile: its error may be answered and what it held given
+        // back already, so bytes taken now would be held for ever once the client left. Not sent: not taken.
+        if (failed) return;
         if (value !== undefined) holdReply(ctx, value.length);
       } catch (error) {
         failed = true;
