@@ -838,6 +838,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/commands/keyspace.ts', find: '        if (failed) return;\n', replace: '' }],
   },
   {
+    id: 'resp-purge-per-read',
+    rule: 'RESP front: every read of an expired key starts its own store delete, so GETs pipelined against a stalled store pile deletes up without bound',
+    patches: [{ file: 'src/resp/purges.ts', find: 'if (this.inFlight.has(id) || this.inFlight.size >= this.limit) return;', replace: 'if (this.inFlight.size >= this.limit) return;' }],
+  },
+  {
+    id: 'resp-purges-unbounded',
+    rule: 'RESP front: the deletes of expired rows that reads start have no cap per front: reads of many expired keys against a stalled store pile them up',
+    patches: [{ file: 'src/resp/purges.ts', find: 'if (this.inFlight.has(id) || this.inFlight.size >= this.limit) return;', replace: 'if (this.inFlight.has(id)) return;' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],

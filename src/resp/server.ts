@@ -8,6 +8,7 @@ import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
 import { ReplyBudget } from '../service/reply-budget.js';
 import { QueryBudget } from './query-budget.js';
+import { PurgeTracker } from './purges.js';
 
 /** How long a connection refused over the cap may stay half open before it is cut. */
 const OVER_CAP_LINGER_MS = 1000;
@@ -36,6 +37,7 @@ export async function listenResp(service: LockstepService, options: RespOptions 
     throttle: createThrottle(resolved),
     replies: new ReplyBudget(resolved.maxTotalReplyBytes),
     queries: new QueryBudget(resolved.maxTotalQueryBufferBytes),
+    purges: new PurgeTracker(),
   };
   const server: Server = createServer((socket: Socket) => {
     if (open.size >= resolved.maxConnections) {

@@ -29,8 +29,9 @@ export async function readLive(ctx: CommandContext, t: Target): Promise<LiveRead
   if (!entry.found) return { entry, live: undefined };
   const live = liveString(entry.value, ctx.now());
   if (live === undefined && mayWrite(ctx, t.namespace)) {
-    // Best effort and off the reply path: the row reads as missing either way.
-    t.engine.delete(t.key, { ifVersion: entry.version }).catch(() => undefined);
+    // Best effort and off the reply path, bounded (purges.ts): the row reads as missing either way.
+    // A namespace never holds ':', so the id names one key.
+    ctx.front.purges.start(`${t.namespace}:${t.key}`, () => t.engine.delete(t.key, { ifVersion: entry.version }));
   }
   return { entry, live };
 }
