@@ -1,7 +1,7 @@
 // The deletes of expired rows that reads start (commands/targets.ts): best effort and off the reply
 // path, so nothing waits for them, and nothing would bound them. With the store slow or stalled, a
 // client pipelining GETs of an expired key started one store delete per GET (20,000 GETs: 20,000
-// deletes waiting, +130 MB of heap). So: one purge per key at a time, and at most `limit` in
+// deletes waiting, +144 MB of heap). So: one purge per key at a time, and at most `limit` in
 // flight per front; a purge not started is no loss (the row reads as missing either way, and a
 // later read purges it).
 
