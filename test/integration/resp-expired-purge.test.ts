@@ -1,6 +1,6 @@
 // An expired row is deleted when the RESP front reads it (docs/resp.md): a delete in the background,
 // best effort. It must stay bounded: with the store slow or stalled, a client pipelining GETs of an
-// expired key started one store delete per GET (20,000 GETs: 20,000 deletes waiting, +130 MB of
+// expired key started one store delete per GET (20,000 GETs: 20,000 deletes waiting, +144 MB of
 // heap), with nothing answering for them. One purge per key at a time, and a cap per front.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
