@@ -48,4 +48,17 @@ describe('RESP: deletes of expired rows read', () => {
     });
     assert.deepEqual(f.unexpected, []);
   });
+
+  it('a row written over HTTP in the expiring shape is read as an expired string and deleted (docs/resp.md: nothing in the row tells who wrote it)', async () => {
+    const f = await respFixture('sqlite');
+    fixtures.push(f);
+    await f.service.engine(f.ns).write('shaped', { value: 'x', expiresAt: 1 });
+    await f.service.engine(f.ns).write('other', { value: 'x', expiresAt: 1, note: 'a third field' });
+    const { data } = await exchange(f.port, pipeline(c('GET', `${f.ns}:shaped`), c('GET', `${f.ns}:other`)), (d) => d.split('\r\n').length >= 4);
+    assert.equal(data, '$-1\r\n$50\r\n{"value":"x","expiresAt":1,"note":"a third field"}\r\n');
+    await until('the shaped row deleted by the read', async () => {
+      const row = await f.stored(f.ns, 'shaped');
+      return row === undefined || row.value === null;
+    });
+  });
 });
