@@ -848,6 +848,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/purges.ts', find: 'if (this.inFlight.has(id) || this.inFlight.size >= this.limit) return;', replace: 'if (this.inFlight.has(id)) return;' }],
   },
   {
+    id: 'resp-listen-weak-token',
+    rule: 'RESP front: listenResp() on a non-loopback address accepts a weak plain token (the HTTP listen() and the CLI refuse it)',
+    patches: [{ file: 'src/resp/server.ts', find: 'assertListenAllowed(resolved.host, resolved.principals.length > 0, options.token);', replace: 'assertListenAllowed(resolved.host, resolved.principals.length > 0);' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],

@@ -28,7 +28,8 @@ export interface RespServer {
 
 export async function listenResp(service: LockstepService, options: RespOptions = {}): Promise<RespServer> {
   const resolved = resolveRespOptions(options, service.maxValueBytes);
-  assertListenAllowed(resolved.host, resolved.principals.length > 0);
+  // The plain token too: on a non-loopback address it must be strong, as for the HTTP app's listen().
+  assertListenAllowed(resolved.host, resolved.principals.length > 0, options.token);
   const open = new Set<Connection>();
   const front: FrontInfo = {
     startedAt: Date.now(),
