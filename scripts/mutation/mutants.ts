@@ -853,6 +853,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/server.ts', find: 'assertListenAllowed(resolved.host, resolved.principals.length > 0, options.token);', replace: 'assertListenAllowed(resolved.host, resolved.principals.length > 0);' }],
   },
   {
+    id: 'resp-multi-error-only',
+    rule: 'RESP front: MULTI answers an error and nothing more, so the commands a client pipelined after it run one by one while its library reports the transaction failed',
+    patches: [{ file: 'src/resp/refused-multi.ts', find: '      session.inRefusedMulti = true;\n', replace: '' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],
