@@ -17,7 +17,9 @@ after(async () => {
 
 describe('RESP: deletes of expired rows read', () => {
   it('one in flight per key, at most MAX_PURGES_IN_FLIGHT per front, while the store holds them; later reads purge again', async () => {
-    const f = await respFixture('sqlite');
+    // A long lease: a held delete gives up only after it (then its slot is free again), never
+    // within this test on a slow machine.
+    const f = await respFixture('sqlite', { engine: { leaseTtl: '60s' } });
     fixtures.push(f);
     const keys = Array.from({ length: MAX_PURGES_IN_FLIGHT + 36 }, (_, i) => `${f.ns}:k${i}`);
     const expiresAt = Date.now() + 200;
