@@ -858,6 +858,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/refused-multi.ts', find: '      session.inRefusedMulti = true;\n', replace: '' }],
   },
   {
+    id: 'resp-multi-throttled',
+    rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
+    patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],
+  },
+  {
     id: 'http-pipelined-all-at-once',
     rule: "REST service: a connection's pipelined requests all run at once, so a client that does not read gets every answer built in memory",
     patches: [{ file: 'src/http/server.ts', find: 'oneAtATime(listener, idleTimeoutMs))) as never', replace: '(false as boolean) ? oneAtATime(listener, idleTimeoutMs) : listener)) as never' }],

@@ -12,6 +12,15 @@ import type { Session } from './session.js';
 const RUNS_INSIDE: ReadonlySet<string> = new Set(['quit']);
 
 /**
+ * Whether the command runs nothing: MULTI, and every command inside a refused MULTI but QUIT. They
+ * are not rate limited: a throttled MULTI would not start the refusal (what follows it would run
+ * whenever the bucket allowed), and a throttled EXEC would leave the connection inside it.
+ */
+export function runsNothing(session: Session, name: string): boolean {
+  return session.inRefusedMulti ? !RUNS_INSIDE.has(name) : name === 'multi';
+}
+
+/**
  * The reply of MULTI, EXEC and DISCARD, and of any command inside a refused MULTI (a CommandError
  * thrown); undefined when the command runs as usual.
  */

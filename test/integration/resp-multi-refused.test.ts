@@ -11,8 +11,8 @@ import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
 const fixtures: RespFixture[] = [];
-async function setup(): Promise<RespFixture> {
-  const f = await respFixture('sqlite');
+async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
+  const f = await respFixture('sqlite', options);
   fixtures.push(f);
   return f;
 }
@@ -63,5 +63,22 @@ describe('RESP: a refused MULTI applies nothing', () => {
     assert.equal(lines[9], '-ERR EXEC without MULTI');
     assert.equal(lines[10], '-ERR DISCARD without MULTI');
     assert.equal(await f.stored(f.ns, 'k'), undefined);
+  });
+
+  it('under a rate limit: MULTI and what follows it up to EXEC run nothing and take nothing, so a limited client is never left inside it', async () => {
+    // Three commands, then one per 100 s. Throttled first, MULTI was answered RATE_LIMITED without
+    // starting the refusal (what followed it ran if the bucket allowed), and a throttled EXEC left
+    // the connection refusing every command for good.
+    const f = await setup({ resp: { rateLimit: { perSecond: 0.01, burst: 3 } } });
+    const k = `${f.ns}:k`;
+    const { data } = await exchange(f.port, pipeline(c('PING'), c('PING'), c('MULTI'), c('SET', k, '1'), c('EXEC'), c('SET', k, '2'), c('GET', k)), (d) => d.split('\r\n').length >= 8);
+    const lines = data.split('\r\n');
+    assert.deepEqual(lines.slice(0, 2), ['+PONG', '+PONG']);
+    assert.match(lines[2]!, /^-ERR MULTI is not supported by Lockstep/);
+    assert.match(lines[3]!, /^-ERR command not run: /);
+    assert.match(lines[4]!, /^-EXECABORT /);
+    assert.equal(lines[5], '+OK');
+    assert.match(lines[6]!, /^-LOCKSTEP_E_RATE_LIMITED /);
+    assert.equal((await f.stored(f.ns, 'k'))?.value, '2');
   });
 });

@@ -20,8 +20,11 @@ function buildTable(): ReadonlyMap<string, CommandSpec> {
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = buildTable();
 
 /** Runs one command; throws CommandError or whatever the engine threw (the caller maps it to a reply). */
+/** A command's name as the table keys it. */
+export const commandName = (args: readonly Buffer[]): string => args[0]!.toString('latin1').toLowerCase();
+
 export function dispatch(ctx: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
-  const name = args[0]!.toString('latin1').toLowerCase();
+  const name = commandName(args);
   const transaction = refusedMultiReply(ctx.session, name);
   if (transaction !== undefined) return transaction;
   const spec = COMMANDS.get(name);
