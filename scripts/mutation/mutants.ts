@@ -830,7 +830,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
-    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < keys.length && bytes <= limit) {', replace: '    while (next < keys.length && bytes <= limit) {' }],
   },
   {
     id: 'resp-mget-late-read-holds-budget',
@@ -861,6 +861,11 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'resp-multi-throttled',
     rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
     patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],
+  },
+  {
+    id: 'resp-multikey-engines-up-front',
+    rule: "RESP front: MGET makes every key's namespace engine before the first read, so one MGET of 4,000 new namespaces puts 4,000 engines in the pool at once and holds them until it answers",
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
   },
   {
     id: 'http-pipelined-all-at-once',
