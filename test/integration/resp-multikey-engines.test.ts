@@ -1,8 +1,8 @@
 // A multi-key command (MGET, DEL, EXISTS) over keys of many namespaces made every namespace's
 // engine before reading the first key, and held them all until it answered: one MGET of 4,000 new
-// namespaces put 4,000 engines in the pool at once (maxEngines is 1,000), and 50 connections doing
-// so held +182 MB of heap against +96 MB for the same keys in one namespace. An engine is now made
-// when its key's turn comes (the keys are all authorized first, as before).
+// namespaces put 4,000 engines in the pool at once (maxEngines is 1,000); 50 such MGETs waiting at
+// their first reads (a stalled cache) held +931 MB of heap after gc. An engine is now fetched when
+// its key's turn comes (the keys are all authorized first, as before): +46 MB, as for one namespace.
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
