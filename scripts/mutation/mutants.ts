@@ -830,7 +830,11 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
-    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < keys.length && bytes <= limit) {', replace: '    while (next < keys.length && bytes <= limit) {' }],
+    // Both stops: a worker also returns when its read ends after the failure (the reply budget's rule).
+    patches: [
+      { file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < keys.length && bytes <= limit) {', replace: '    while (next < keys.length && bytes <= limit) {' },
+      { file: 'src/resp/commands/keyspace.ts', find: '        if (failed) return;\n', replace: '' },
+    ],
   },
   {
     id: 'resp-mget-late-read-holds-budget',
