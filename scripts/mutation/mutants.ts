@@ -830,7 +830,46 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-mget-reads-on-after-failure',
     rule: 'RESP front: an MGET whose read failed answers the error while its other workers read every remaining key in the background',
-    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < targets.length && bytes <= limit) {', replace: '    while (next < targets.length && bytes <= limit) {' }],
+    // Both stops: a worker also returns when its read ends after the failure (the reply budget's rule).
+    patches: [
+      { file: 'src/resp/commands/keyspace.ts', find: '    while (!failed && next < keys.length && bytes <= limit) {', replace: '    while (next < keys.length && bytes <= limit) {' },
+      { file: 'src/resp/commands/keyspace.ts', find: '        if (failed) return;\n', replace: '' },
+    ],
+  },
+  {
+    id: 'resp-mget-late-read-holds-budget',
+    rule: "RESP front: a read of an MGET that ends after another read failed it takes its value's bytes from the reply budget, never given back once the client left",
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: '        if (failed) return;\n', replace: '' }],
+  },
+  {
+    id: 'resp-purge-per-read',
+    rule: 'RESP front: every read of an expired key starts its own store delete, so GETs pipelined against a stalled store pile deletes up without bound',
+    patches: [{ file: 'src/resp/purges.ts', find: 'if (this.inFlight.has(id) || this.inFlight.size >= this.limit) return;', replace: 'if (this.inFlight.size >= this.limit) return;' }],
+  },
+  {
+    id: 'resp-purges-unbounded',
+    rule: 'RESP front: the deletes of expired rows that reads start have no cap per front: reads of many expired keys against a stalled store pile them up',
+    patches: [{ file: 'src/resp/purges.ts', find: 'if (this.inFlight.has(id) || this.inFlight.size >= this.limit) return;', replace: 'if (this.inFlight.has(id)) return;' }],
+  },
+  {
+    id: 'resp-listen-weak-token',
+    rule: 'RESP front: listenResp() on a non-loopback address accepts a weak plain token (the HTTP listen() and the CLI refuse it)',
+    patches: [{ file: 'src/resp/server.ts', find: 'assertListenAllowed(resolved.host, resolved.principals.length > 0, options.token);', replace: 'assertListenAllowed(resolved.host, resolved.principals.length > 0);' }],
+  },
+  {
+    id: 'resp-multi-error-only',
+    rule: 'RESP front: MULTI answers an error and nothing more, so the commands a client pipelined after it run one by one while its library reports the transaction failed',
+    patches: [{ file: 'src/resp/refused-multi.ts', find: '      session.inRefusedMulti = true;\n', replace: '' }],
+  },
+  {
+    id: 'resp-multi-throttled',
+    rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
+    patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],
+  },
+  {
+    id: 'resp-multikey-engines-up-front',
+    rule: "RESP front: MGET makes every key's namespace engine before the first read, so one MGET of 4,000 new namespaces puts 4,000 engines in the pool at once and holds them until it answers",
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
   },
   {
     id: 'http-pipelined-all-at-once',

@@ -5,7 +5,7 @@
 // closed without an answer.
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { dispatch } from './commands/table.js';
+import { commandName, dispatch } from './commands/table.js';
 import type { CommandContext, FrontInfo } from './commands/context.js';
 import { errorReply } from './errors.js';
 import type { ResolvedRespOptions } from './options.js';
@@ -14,6 +14,7 @@ import { encode, error } from './replies.js';
 import type { LockstepService } from './service-port.js';
 import type { QueryHolder } from './query-budget.js';
 import { createSession } from './session.js';
+import { runsNothing } from './refused-multi.js';
 
 /** Replies kept before a write even though more pipelined commands are waiting. */
 const MAX_BATCHED_PARTS = 512;
@@ -154,7 +155,7 @@ export function serveConnection(socket: Socket, service: LockstepService, option
         if (args === undefined) break;
         front.queries.set(queries, parser.buffered);
         progressed();
-        let reply = front.throttle(session, socket.remoteAddress ?? '');
+        let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(session, socket.remoteAddress ?? '');
         if (reply === undefined) {
           try {
             const pending = dispatch(ctx, args);

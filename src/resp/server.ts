@@ -8,6 +8,7 @@ import { assertListenAllowed, type LockstepService } from './service-port.js';
 import { createThrottle } from './throttle.js';
 import { ReplyBudget } from '../service/reply-budget.js';
 import { QueryBudget } from './query-budget.js';
+import { PurgeTracker } from './purges.js';
 
 /** How long a connection refused over the cap may stay half open before it is cut. */
 const OVER_CAP_LINGER_MS = 1000;
@@ -27,7 +28,8 @@ export interface RespServer {
 
 export async function listenResp(service: LockstepService, options: RespOptions = {}): Promise<RespServer> {
   const resolved = resolveRespOptions(options, service.maxValueBytes);
-  assertListenAllowed(resolved.host, resolved.principals.length > 0);
+  // The plain token too: on a non-loopback address it must be strong, as for the HTTP app's listen().
+  assertListenAllowed(resolved.host, resolved.principals.length > 0, options.token);
   const open = new Set<Connection>();
   const front: FrontInfo = {
     startedAt: Date.now(),
@@ -36,6 +38,7 @@ export async function listenResp(service: LockstepService, options: RespOptions 
     throttle: createThrottle(resolved),
     replies: new ReplyBudget(resolved.maxTotalReplyBytes),
     queries: new QueryBudget(resolved.maxTotalQueryBufferBytes),
+    purges: new PurgeTracker(),
   };
   const server: Server = createServer((socket: Socket) => {
     if (open.size >= resolved.maxConnections) {

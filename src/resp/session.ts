@@ -17,6 +17,8 @@ export interface Session {
   lastCommand: string;
   /** QUIT: close once this reply is written. */
   closing: boolean;
+  /** After MULTI until EXEC or DISCARD: every command is refused unrun (refused-multi.ts). */
+  inRefusedMulti: boolean;
 }
 
 let nextId = 0;
@@ -34,5 +36,6 @@ export function createSession(remoteAddress: string, localAddress: string): Sess
     libVersion: undefined,
     lastCommand: 'NULL',
     closing: false,
+    inRefusedMulti: false,
   };
 }

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { serveConnection } from '../../src/resp/connection.js';
 import { ReplyBudget } from '../../src/service/reply-budget.js';
+import { PurgeTracker } from '../../src/resp/purges.js';
 import { QueryBudget } from '../../src/resp/query-budget.js';
 import { resolveRespOptions } from '../../src/resp/options.js';
 import type { LockstepService } from '../../src/resp/service-port.js';
@@ -32,7 +33,7 @@ describe('RESP connection before AUTH', () => {
   it('a client that pipelines without authenticating and never reads is stopped after a small buffer, not the authenticated query buffer', async () => {
     const options = resolveRespOptions({ token: 'a-long-enough-token-for-the-test-0123456789', idleTimeout: 0 }, 1024 * 1024);
     const socket = new StalledClientSocket();
-    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 1, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(options.maxTotalQueryBufferBytes) };
+    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 1, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(options.maxTotalQueryBufferBytes), purges: new PurgeTracker() };
     const connection = serveConnection(socket as unknown as Socket, {} as LockstepService, options, front);
     let accepted = 0;
     socket.on('data', (chunk: Buffer) => {
@@ -53,7 +54,7 @@ describe('RESP connection replies', () => {
   it('pipelined GETs of a large value are written as they are produced and wait for the client, not batched by the hundred in memory', async () => {
     const options = resolveRespOptions({ idleTimeout: 0 }, 1024 * 1024);
     const socket = new StalledClientSocket();
-    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 1, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(options.maxTotalQueryBufferBytes) };
+    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 1, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(options.maxTotalQueryBufferBytes), purges: new PurgeTracker() };
     const big = 'v'.repeat(1024 * 1024 - 16);
     let reads = 0;
     const engine = {
@@ -90,7 +91,7 @@ class ReadingClientSocket extends StalledClientSocket {
 describe('RESP connection evicted over the total query budget', () => {
   it('runs none of the commands it had already received after its eviction, and holds nothing of them', async () => {
     const options = resolveRespOptions({ idleTimeout: 0 }, 1024 * 1024);
-    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 2, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(300) };
+    const front = { startedAt: Date.now(), port: 0, connectedClients: () => 2, throttle: () => undefined, replies: new ReplyBudget(options.maxTotalReplyBytes), queries: new QueryBudget(300), purges: new PurgeTracker() };
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const started: string[] = [];

@@ -6,6 +6,7 @@ import type { LockstepService } from '../service-port.js';
 import type { Session } from '../session.js';
 import type { ReplyBudget } from '../../service/reply-budget.js';
 import type { QueryBudget } from '../query-budget.js';
+import type { PurgeTracker } from '../purges.js';
 
 export interface FrontInfo {
   readonly startedAt: number;
@@ -17,6 +18,8 @@ export interface FrontInfo {
   readonly replies: ReplyBudget;
   /** The unread request bytes of every connection (query-budget.ts). */
   readonly queries: QueryBudget;
+  /** The deletes of expired rows that reads started and that are still running (purges.ts). */
+  readonly purges: PurgeTracker;
 }
 
 /** What the command running on a connection holds of the front's reply budget; the connection gives it back once the reply is sent. */

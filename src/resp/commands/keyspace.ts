@@ -5,7 +5,7 @@ import { CommandError } from '../errors.js';
 import { bulkOrNull, int, array, type Reply } from '../replies.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { runSet } from './set.js';
-import { holdReply, readLive, target } from './targets.js';
+import { authorizedKey, holdReply, readLive, target, withEngine } from './targets.js';
 
 /** Reads of one MGET in flight at once: enough to overlap store round trips, few enough to share the pool. */
 const MGET_CONCURRENCY = 16;
@@ -17,10 +17,11 @@ async function get(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply>
 }
 
 async function del(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const targets = args.slice(1).map((raw) => target(ctx, raw, 'write'));
+  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'write'));
   let removed = 0;
   // One key after the other, in order: `DEL k k` counts k once, as Redis does.
-  for (const t of targets) {
+  for (const key of keys) {
+    const t = withEngine(ctx, key);
     const { live } = await readLive(ctx, t);
     const { existed } = await t.engine.delete(t.key);
     if (existed && live !== undefined) removed++;
@@ -29,8 +30,8 @@ async function del(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply>
 }
 
 async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const targets = args.slice(1).map((raw) => target(ctx, raw, 'read'));
-  const values: Reply[] = new Array<Reply>(targets.length);
+  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));
+  const values: Reply[] = new Array<Reply>(keys.length);
   let next = 0;
   let bytes = 0;
   const limit = ctx.options.maxReplyBytes;
@@ -39,11 +40,14 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
   // full deadline, and a client repeating the MGET piled such work up).
   let failed = false;
   const worker = async (): Promise<void> => {
-    while (!failed && next < targets.length && bytes <= limit) {
+    while (!failed && next < keys.length && bytes <= limit) {
       const i = next++;
       let value: string | undefined;
       try {
-        value = (await readLive(ctx, targets[i]!)).live?.value;
+        value = (await readLive(ctx, withEngine(ctx, keys[i]!))).live?.value;
+        // Another read failed the MGET meanwhile: its error may be answered and what it held given
+        // back already, so bytes taken now would be held for ever once the client left. Not sent: not taken.
+        if (failed) return;
         if (value !== undefined) holdReply(ctx, value.length);
       } catch (error) {
         failed = true;
@@ -53,7 +57,7 @@ async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
       values[i] = bulkOrNull(value);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(MGET_CONCURRENCY, targets.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(MGET_CONCURRENCY, keys.length) }, worker));
   // Refused whole rather than built: the reply would hold every value in memory at once.
   if (bytes > limit) throw new CommandError(`LOCKSTEP_E_REPLY_TOO_LARGE the MGET reply is over ${limit} bytes; ask for fewer keys per MGET`);
   return array(values);
@@ -76,9 +80,9 @@ async function mset(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
 }
 
 async function exists(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const targets = args.slice(1).map((raw) => target(ctx, raw, 'read'));
+  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));
   let count = 0;
-  for (const t of targets) if ((await readLive(ctx, t)).live !== undefined) count++;
+  for (const key of keys) if ((await readLive(ctx, withEngine(ctx, key))).live !== undefined) count++;
   return int(count);
 }
 

@@ -8,6 +8,7 @@ import { connectionCommands } from './connection.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { keyspaceCommands } from './keyspace.js';
 import { serverCommands } from './server.js';
+import { refusedMultiReply } from '../refused-multi.js';
 
 function buildTable(): ReadonlyMap<string, CommandSpec> {
   const table = new Map<string, CommandSpec>();
@@ -19,8 +20,13 @@ function buildTable(): ReadonlyMap<string, CommandSpec> {
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = buildTable();
 
 /** Runs one command; throws CommandError or whatever the engine threw (the caller maps it to a reply). */
+/** A command's name as the table keys it. */
+export const commandName = (args: readonly Buffer[]): string => args[0]!.toString('latin1').toLowerCase();
+
 export function dispatch(ctx: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
-  const name = args[0]!.toString('latin1').toLowerCase();
+  const name = commandName(args);
+  const transaction = refusedMultiReply(ctx.session, name);
+  if (transaction !== undefined) return transaction;
   const spec = COMMANDS.get(name);
   if (spec === undefined) throw unknownCommand(args);
   ctx.session.lastCommand = name;

@@ -13,8 +13,22 @@ export interface Target extends MappedKey {
 }
 
 export function target(ctx: CommandContext, raw: Buffer, ...actions: Action[]): Target {
+  return withEngine(ctx, authorizedKey(ctx, raw, ...actions));
+}
+
+/** The key mapped to its namespace and the caller's scopes checked, without making the namespace's engine. */
+export function authorizedKey(ctx: CommandContext, raw: Buffer, ...actions: Action[]): MappedKey {
   const mapped = mapKey(raw, ctx.options.defaultNamespace);
   for (const action of actions) authorize(ctx.options, ctx.session, mapped.namespace, action);
+  return mapped;
+}
+
+/**
+ * The engine of an authorized key's namespace. A multi-key command fetches it when that key's
+ * turn comes: made for every key up front, 4,000 keys of new namespaces put 4,000 engines in the
+ * pool at once, each held until the command answered.
+ */
+export function withEngine(ctx: CommandContext, mapped: MappedKey): Target {
   return { ...mapped, engine: ctx.service.engine(mapped.namespace) };
 }
 
@@ -29,8 +43,9 @@ export async function readLive(ctx: CommandContext, t: Target): Promise<LiveRead
   if (!entry.found) return { entry, live: undefined };
   const live = liveString(entry.value, ctx.now());
   if (live === undefined && mayWrite(ctx, t.namespace)) {
-    // Best effort and off the reply path: the row reads as missing either way.
-    t.engine.delete(t.key, { ifVersion: entry.version }).catch(() => undefined);
+    // Best effort and off the reply path, bounded (purges.ts): the row reads as missing either way.
+    // A namespace never holds ':', so the id names one key.
+    ctx.front.purges.start(`${t.namespace}:${t.key}`, () => t.engine.delete(t.key, { ifVersion: entry.version }));
   }
   return { entry, live };
 }
