@@ -584,6 +584,14 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a role membership revoked straight on PostgreSQL (no event trigger fires for roles) leaves the cached rows served to the member that lost it',
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (rolesSeen !== undefined && roles !== rolesSeen) {', replace: '    if (false && rolesSeen !== undefined && roles !== rolesSeen) {' }],
   },
+  {
+    id: 'proxy-drain-after-stop',
+    rule: "pg-proxy: a pass of the drainer asked for after close() (a replication session's acknowledgement still waiting) opens a drainer connection nobody ends",
+    patches: [
+      { file: 'src/pg-proxy/drainer.ts', find: '    if (!running) return Promise.reject(new DrainerStopped());\n', replace: '' },
+      { file: 'src/pg-proxy/drainer.ts', find: '    if (!running) {\n      drop(c);\n      throw new DrainerStopped();\n    }\n', replace: '' },
+    ],
+  },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
     id: 'proxy-ddl-ignores-shadowing-relation',
