@@ -592,6 +592,11 @@ export const MUTANTS: readonly Mutant[] = [
       { file: 'src/pg-proxy/drainer.ts', find: '    if (!running) {\n      drop(c);\n      throw new DrainerStopped();\n    }\n', replace: '' },
     ],
   },
+  {
+    id: 'proxy-uncached-fill-keeps-lease',
+    rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
+    patches: [{ file: PROXY_READ_PATH, find: '    await ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '' }],
+  },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
     id: 'proxy-ddl-ignores-shadowing-relation',
