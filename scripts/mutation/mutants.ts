@@ -597,6 +597,16 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
     patches: [{ file: PROXY_READ_PATH, find: '    await ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '' }],
   },
+  {
+    id: 'settle-poll-error-silent',
+    rule: 'SQL stores: a poll of the settlement that could not ask the database is retried silently (no count, no warning): an operator cannot tell writes are waiting to be settled',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      failed(error, asked.length); // the server is not reachable yet: ask again\n', replace: '      void failed; // the server is not reachable yet: ask again\n' }],
+  },
+  {
+    id: 'settle-poll-error-warning-unlimited',
+    rule: 'SQL stores: every failed poll of the settlement warns (one a second while the database is down), flooding the log',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;\n', replace: '' }],
+  },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
     id: 'proxy-ddl-ignores-shadowing-relation',
