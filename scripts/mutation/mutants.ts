@@ -607,6 +607,11 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'SQL stores: every failed poll of the settlement warns (one a second while the database is down), flooding the log',
     patches: [{ file: 'src/store/settle-loop.ts', find: '    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;\n', replace: '' }],
   },
+  {
+    id: 'near-silent-feed-kept',
+    rule: "near cache: an invalidation connection lost without a trace (no FIN, no RST) is kept, so the L1 serves nothing until the kernel gives the socket up (about 15 minutes)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered && c === client && !closed) {', replace: '    if (false && !answered && c === client && !closed) {' }],
+  },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
     id: 'proxy-ddl-ignores-shadowing-relation',
