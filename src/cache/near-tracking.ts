@@ -69,8 +69,6 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
   let generation = 0;
   /** The connection in use; events of a replaced one are ignored. */
   let client = newClient();
-  /** Whether `client` is tracking now (probed while it is). */
-  let tracking = false;
   let probing = false;
   let replacements = 0;
   let probeTimer: NodeJS.Timeout | undefined;
@@ -86,14 +84,12 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
       return; // the connection is failing: the next `ready` tries again
     }
     if (mine !== generation || closed || c !== client) return;
-    tracking = true;
     replacements = 0;
     listener?.invalidateAll();
     listener?.setLive(true);
   };
   const down = (): void => {
     generation++;
-    tracking = false;
     listener?.setLive(false);
   };
   const wire = (c: TrackingClient): void => {
@@ -134,9 +130,13 @@ export function createTrackingFeed(options: TrackingFeedOptions): InvalidationFe
     }, wait).unref();
   };
 
-  /** A PING that gets no answer in time: the connection is silent. A rejection is node-redis's to handle (it reconnects). */
+  /**
+   * A PING that gets no answer in time: the connection is silent (also one that went silent before
+   * its tracking was switched on). A rejection is node-redis's to handle: a connection down or
+   * reconnecting refuses at once (no offline queue), and node-redis reconnects it.
+   */
   const probe = async (): Promise<void> => {
-    if (closed || probing || !tracking) return;
+    if (closed || probing) return;
     probing = true;
     const c = client;
     let timer: NodeJS.Timeout | undefined;
