@@ -105,6 +105,12 @@ export interface CacheStats {
   readonly datasetQuarantines?: number;
 }
 
+/** A store's own counters (the SQL stores: settlement of writes given up on, settle-loop.ts). */
+export interface StoreStats {
+  /** Polls of the settlement loop that failed (the database could not be asked); each is retried. */
+  readonly settlePollErrors: number;
+}
+
 /**
  * What a caller of CacheAdapter.getThen does with get's answer (one object, not two closures). The
  * engine may pass the same handler to every untimed read of one key: an adapter must keep no
@@ -282,5 +288,7 @@ export interface StoreAdapter {
    * notifications leave it out; polling covers them.
    */
   onJournal?(listener: () => void): () => void;
+  /** The store's own counters, read at scrape time; stores with none leave it out. */
+  stats?(): StoreStats;
   close(): Promise<void>;
 }

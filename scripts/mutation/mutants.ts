@@ -584,6 +584,34 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a role membership revoked straight on PostgreSQL (no event trigger fires for roles) leaves the cached rows served to the member that lost it',
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (rolesSeen !== undefined && roles !== rolesSeen) {', replace: '    if (false && rolesSeen !== undefined && roles !== rolesSeen) {' }],
   },
+  {
+    id: 'proxy-drain-after-stop',
+    rule: "pg-proxy: a pass of the drainer asked for after close() (a replication session's acknowledgement still waiting) opens a drainer connection nobody ends",
+    patches: [
+      { file: 'src/pg-proxy/drainer.ts', find: '    if (!running) return Promise.reject(new DrainerStopped());\n', replace: '' },
+      { file: 'src/pg-proxy/drainer.ts', find: '    if (!running) {\n      drop(c);\n      throw new DrainerStopped();\n    }\n', replace: '' },
+    ],
+  },
+  {
+    id: 'proxy-uncached-fill-keeps-lease',
+    rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
+    patches: [{ file: PROXY_READ_PATH, find: '    await ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '' }],
+  },
+  {
+    id: 'settle-poll-error-silent',
+    rule: 'SQL stores: a poll of the settlement that could not ask the database is retried silently (no count, no warning): an operator cannot tell writes are waiting to be settled',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      failed(error, asked.length); // the server is not reachable yet: ask again\n', replace: '      void failed; // the server is not reachable yet: ask again\n' }],
+  },
+  {
+    id: 'settle-poll-error-warning-unlimited',
+    rule: 'SQL stores: every failed poll of the settlement warns (one a second while the database is down), flooding the log',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;\n', replace: '' }],
+  },
+  {
+    id: 'near-silent-feed-kept',
+    rule: "near cache: an invalidation connection lost without a trace (no FIN, no RST) is kept, so the L1 serves nothing until the kernel gives the socket up (about 15 minutes)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered && c === client && !closed) {', replace: '    if (false && !answered && c === client && !closed) {' }],
+  },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
     id: 'proxy-ddl-ignores-shadowing-relation',

@@ -2,7 +2,7 @@
 // observer: metrics, sampling, stats subscribe to its events (see src/compose/ for the public instance).
 import type { Duration } from '../duration.js';
 import type { ResolvedOptions } from '../options.js';
-import type { CacheRecordView, CacheStats, Version } from '../types.js';
+import type { CacheRecordView, CacheStats, StoreStats, Version } from '../types.js';
 import type { EngineCounters, EngineEventMap, ReadSource } from './events.js';
 
 export type { ReadSource } from './events.js';
@@ -129,6 +129,8 @@ export interface Engine<T = unknown> {
   readonly counters: Readonly<EngineCounters>;
   /** The cache adapter's own counters (leases expired). */
   cacheStats(): CacheStats;
+  /** The store adapter's own counters (settlement poll errors), when it keeps any. */
+  storeStats(): StoreStats | undefined;
   /** Share of recent writes whose cache step failed (the alert's window). */
   failureRate(): number;
   /** Reads that have not settled (a memory-cache hit settles within read() and is never counted). */

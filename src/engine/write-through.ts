@@ -33,7 +33,7 @@ import { FailureRateMonitor, type AlertTransition } from './failure-rate.js';
 import { FillWaitMemory } from './fill-wait-memory.js';
 import { createJournalDrainer, isJournalDrainer, type JournalDrainer } from './journal-drainer.js';
 import { preconditionOf } from './preconditions.js';
-import type { CacheStats } from '../types.js';
+import type { CacheStats, StoreStats } from '../types.js';
 import { inlineDeleteStep, inlineLoad, inlineWriteStep } from './inline.js';
 import { inspectBoth } from './inspect.js';
 import { readAfterCache } from './read-path.js';
@@ -456,6 +456,15 @@ export class WriteThroughEngine<T> implements Engine<T> {
   /** For a shared metrics registry: engines over one cache report its totals once (MetricsSource). */
   get cacheIdentity(): object {
     return this.options.cache;
+  }
+
+  storeStats(): StoreStats | undefined {
+    return this.options.store.stats?.();
+  }
+
+  /** As cacheIdentity, for the store's totals. */
+  get storeIdentity(): object {
+    return this.options.store;
   }
   failureRate(): number {
     // Time only moves for the window when asked: a scrape lets a firing alert clear during silence.

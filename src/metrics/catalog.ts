@@ -2,7 +2,7 @@
 // Names here are the seed's (no prefix, no unit suffix); the recorder renders them as
 // `<prefix><name>_total` (counters), `<prefix><name>_seconds` (histograms) and `<prefix><name>` (gauges).
 import type { AlertEvent, EngineCounters, WriteEvent } from '../engine/events.js';
-import type { CacheStats } from '../types.js';
+import type { CacheStats, StoreStats } from '../types.js';
 
 /** The slice of one engine (one namespace) the metrics subscriber needs: its counters, cache stats and events. */
 export interface MetricsSource {
@@ -21,6 +21,13 @@ export interface MetricsSource {
    * `cache_failure_rate` gauge shows the rate carried by the last `alert` event.
    */
   failureRate?(): number;
+  /** The store adapter's own counters, when it keeps any (StoreAdapter.stats). */
+  storeStats?(): StoreStats | undefined;
+  /**
+   * The store adapter behind storeStats(): per-store series are reported once per store, as per-cache
+   * ones are per cache. @default the source itself
+   */
+  readonly storeIdentity?: object;
   on(event: 'write', listener: (event: WriteEvent) => void): unknown;
   on(event: 'alert', listener: (event: AlertEvent) => void): unknown;
   off(event: 'write', listener: (event: WriteEvent) => void): unknown;
@@ -52,7 +59,8 @@ export type CounterName =
   | 'cache_dataset_flushes'
   | 'cache_dataset_quarantines'
   | 'consistency_checks'
-  | 'consistency_violations';
+  | 'consistency_violations'
+  | 'settle_poll_errors';
 
 export interface CounterSpec {
   readonly name: CounterName;
@@ -60,6 +68,8 @@ export interface CounterSpec {
   read(source: MetricsSource): number;
   /** A total of the cache adapter, not of the namespace: counted once per cache. */
   readonly perCache?: true;
+  /** A total of the store adapter: counted once per store. */
+  readonly perStore?: true;
 }
 
 export const COUNTERS: readonly CounterSpec[] = Object.freeze([
@@ -149,6 +159,12 @@ export const COUNTERS: readonly CounterSpec[] = Object.freeze([
     name: 'consistency_violations',
     help: 'Sampled cache hits proved inconsistent with the store; 1 - violations/checks is the consistency in nines.',
     read: (s) => s.counters.consistencyViolations,
+  },
+  {
+    name: 'settle_poll_errors',
+    help: 'Polls of the settlement of writes given up on that failed (the database could not be asked; each is retried, a write not settled in time is fenced anyway). The store adapter total, under the first namespace attached to that store.',
+    read: (s) => s.storeStats?.()?.settlePollErrors ?? 0,
+    perStore: true,
   },
 ] satisfies CounterSpec[]);
 

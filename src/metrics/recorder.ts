@@ -69,11 +69,17 @@ export function createMetrics(options: MetricsOptions = {}): LockstepMetrics {
       collect() {
         this.reset();
         const caches = new Set<object>();
+        const stores = new Set<object>();
         for (const { source } of attached.values()) {
           if (spec.perCache) {
             const cache = source.cacheIdentity ?? source;
             if (caches.has(cache)) continue; // the same cache's total, already counted
             caches.add(cache);
+          }
+          if (spec.perStore) {
+            const store = source.storeIdentity ?? source;
+            if (stores.has(store)) continue; // the same store's total, already counted
+            stores.add(store);
           }
           this.inc({ namespace: source.namespace }, spec.read(source));
         }

@@ -23,6 +23,8 @@ export interface ProxyMetrics {
   misses: number;
   fills: number;
   fillsRejected: number;
+  /** Fill leases given back because the answer was not cached (read-path.ts, abandonFill). */
+  fillsAbandoned: number;
   passThrough: Record<PassReason, number>;
   invalidations: number;
   flushes: number;
@@ -54,6 +56,7 @@ export function createMetrics(): ProxyMetrics {
     misses: 0,
     fills: 0,
     fillsRejected: 0,
+    fillsAbandoned: 0,
     passThrough: { 'not-cacheable': 0, 'in-transaction': 0, variant: 0, lease: 0, 'cache-error': 0, encoding: 0, 'search-path': 0, 'key-form': 0, 'other-database': 0, 'drainer-behind': 0 },
     invalidations: 0,
     flushes: 0,

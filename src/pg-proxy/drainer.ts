@@ -28,9 +28,17 @@ export interface DrainerOptions {
 
 export interface BypassDrainer {
   start(): Promise<void>;
-  /** One pass now. */
+  /** One pass now; rejects with DrainerStopped once stop() was called (a pass then would open a connection nobody ends). */
   drain(): Promise<number>;
   stop(): Promise<void>;
+}
+
+/** A pass asked for after stop(): refused, so no drainer connection outlives the proxy. */
+export class DrainerStopped extends Error {
+  constructor() {
+    super('lockstep pg-proxy: the drainer is stopped');
+    this.name = 'DrainerStopped';
+  }
 }
 
 const LAG_SAMPLES = 2048;
@@ -84,6 +92,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       drop(c); // not queryable after an error: its socket goes too (an error may leave it open)
     });
     await c.connect();
+    // Stopped while this one was connecting (stop() waits for a pass only so long): it ends here.
+    if (!running) {
+      drop(c);
+      throw new DrainerStopped();
+    }
     client = c;
     // A new connection may reach a different database under the same name (restored, failed over):
     // decide the start again rather than trust an in-memory cursor from before, nor the row ids of
@@ -208,6 +221,8 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   }
 
   function drain(): Promise<number> {
+    // A session's acknowledgement may still ask for a pass after close() (drainAfter): refused.
+    if (!running) return Promise.reject(new DrainerStopped());
     if (pass !== undefined) {
       again = true;
       return pass;

@@ -18,6 +18,7 @@ export function renderMetrics(m: ProxyMetrics, bypass?: BypassCoverage): string 
     '# TYPE lockstep_pgproxy_fills_total counter',
     `lockstep_pgproxy_fills_total{outcome="accepted"} ${m.fills}`,
     `lockstep_pgproxy_fills_total{outcome="rejected"} ${m.fillsRejected}`,
+    `lockstep_pgproxy_fills_total{outcome="abandoned"} ${m.fillsAbandoned}`,
     '# TYPE lockstep_pgproxy_pass_through_total counter',
     ...Object.entries(m.passThrough).map(([reason, n]) => `lockstep_pgproxy_pass_through_total{reason="${reason}"} ${n}`),
     '# TYPE lockstep_pgproxy_invalidations_total counter',

@@ -8,7 +8,7 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 import { build, type Message } from './framing.js';
 import { fingerprintSql, isAsync, statementMessages } from './internal.js';
 import { readInternal, runInternal } from './internal-run.js';
-import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
+import { bypassCovered, rowCacheKey, type PassReason, type ProxyContext } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
 import { proxyTriggerNames } from './schema.js';
@@ -157,6 +157,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
+    await abandonFill(ctx, cacheKey);
     return 'not-cacheable';
   }
   const [version, fingerprint, resolves, shareable, catalogEquals] = opened.rows[0];
@@ -201,7 +202,10 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const last = answer[answer.length - 1];
   const rows = answer.filter((m) => m.type === 'D').length;
   const tag = last?.type === 'C' ? last.body.toString('utf8', 0, last.body.length - 1) : '';
-  if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) return undefined;
+  if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) {
+    await abandonFill(ctx, cacheKey);
+    return undefined;
+  }
   const payload = encodeAnswer(variantOf(state, read), bytes);
   try {
     const accepted = await ctx.cache.fill(cacheKey, token, { version: Number(version), payload, tombstone: false, sizeBytes: payload.length }, ctx.ttlMs);
@@ -211,4 +215,20 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
     ctx.metrics.fillsRejected++;
   }
   return undefined;
+}
+
+/**
+ * Gives the fill lease of an answer not cached back at once: held until it expired (fillLeaseMs), every
+ * other reader of the key passed through meanwhile (reason `lease`). invalidateOlder at version 0 voids
+ * a fill and nothing else (no value is older, no write is marked dirty); the port has no call naming the
+ * token, so a lease another reader took after ours expired is voided too, which only costs that reader
+ * its fill. Best effort: a cache that fails leaves the lease to expire, as before.
+ */
+async function abandonFill(ctx: ProxyContext, cacheKey: string): Promise<void> {
+  try {
+    await ctx.cache.invalidateOlder(cacheKey, 0);
+    ctx.metrics.fillsAbandoned++;
+  } catch {
+    // the lease expires by itself
+  }
 }

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { loadParser } from './classify.js';
 import { createMetrics, tablePrefix, type BypassCoverage, type ProxyContext, type ProxyMetrics } from './context.js';
-import { createDrainer, type BypassDrainer } from './drainer.js';
+import { createDrainer, DrainerStopped, type BypassDrainer } from './drainer.js';
 import { FLUSH_VERSION } from './fence.js';
 import { build } from './framing.js';
 import { startHttp } from './http.js';
@@ -114,7 +114,13 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
         // A pass in flight may have begun before `since`: then another follows it. Looked at again every
         // 50 ms: a pass covers the journal before its cursor save and its prune (up to 30 s), and the
         // deadline holds whatever the pass waits for (found by review).
-        await Promise.race([drainer!.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, Math.min(left, 50)))]);
+        let stopped: DrainerStopped | undefined;
+        const pass = drainer!.drain().catch((error: unknown) => {
+          if (error instanceof DrainerStopped) stopped = error;
+        });
+        await Promise.race([pass, new Promise((resolve) => setTimeout(resolve, Math.min(left, 50)))]);
+        // The proxy closed: no pass will come (and a refused one would make this loop spin).
+        if (stopped !== undefined) throw stopped;
       }
     },
   };

@@ -58,6 +58,8 @@ export function createMysqlSettler(
   /** Runs one prepared statement on a connection of the pool, within the store's deadline: its rows. */
   run: (sql: string, values: MysqlValue[]) => Promise<unknown[][]>,
   limitMs = SETTLE_LIMIT_MS,
+  /** Told when polls fail (rate-limited, settle-loop.ts). @default process.emitWarning */
+  warn?: (message: string) => void,
 ): SessionSettler<MysqlSession> {
   const keyOf = (session: MysqlSession) => `${session.id}@${session.host}`;
   return createSettleLoop(
@@ -73,5 +75,6 @@ export function createMysqlSettler(
       return alive;
     },
     limitMs,
+    warn,
   );
 }

@@ -17,6 +17,7 @@ import type {
   StoreAdapter,
   StoreDeleteResult,
   StoreScanRow,
+  StoreStats,
   StoredValue,
   StoreWriteOptions,
   StoreWriteResult,
@@ -38,6 +39,7 @@ import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
 import { CLIENT_MARGIN_MS, connectionDeadline, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 import { createMysqlSettler, SESSION_SQL, sessionFrom, type MysqlSession } from './mysql-settle.js';
+import { warningReceiver } from './settle-loop.js';
 import { settling } from './settle-loop.js';
 
 // mysql2 is an optional peer: loaded here so a missing install fails this import with the fix.
@@ -49,6 +51,11 @@ export type { MysqlConnection, MysqlPool, MysqlQueryOptions, MysqlValue } from '
 // Options
 
 interface MysqlStoreCommon {
+  /**
+   * Receives warnings: polls of the settlement of writes given up on that failed (the database could
+   * not be asked), at most one per minute. @default process.emitWarning
+   */
+  onWarning?: (message: string) => void;
   /**
    * The database that holds Lockstep's tables, triggers and functions (it must exist). Names are
    * qualified with it, so the pool's default database does not matter.
@@ -88,6 +95,8 @@ export type MysqlStoreOptions = MysqlStoreCommon &
   );
 
 export interface MysqlStore extends StoreAdapter {
+  /** Its own counters: failed polls of the settlement of writes given up on. */
+  stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
   readonly name: 'mysql';
@@ -260,7 +269,7 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
 
   // A write given up on may still land (destroy() lets what was sent go out): its server connection
   // is ended from another one, and the engine told once it is gone (mysql-settle.ts).
-  const settler = createMysqlSettler(async (sql, values) => rowsOf(await run(() => sql, values)));
+  const settler = createMysqlSettler(async (sql, values) => rowsOf(await run(() => sql, values)), undefined, warningReceiver(options.onWarning));
 
   /** Calls a write function within the deadline, again after a deadlock, a duplicate-key race or a 0 (retry). */
   async function callWrite(namespace: string, key: string, deadlineMs: number, sql: (s: MysqlSchema) => string, values: MysqlValue[]): Promise<number> {
@@ -665,6 +674,9 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       // Drawn once, stored with the tables: not derived from how this instance reached the server.
       const [row] = rowsOf(await run((s) => limited(`SELECT value FROM ${s.meta} WHERE name = 'journal_id'`), []));
       return `mysql:${text(row![0])}`;
+    },
+    stats() {
+      return { settlePollErrors: settler.pollErrors };
     },
     async close() {
       if (closed) return;

@@ -41,6 +41,8 @@ export function createSessionSettler(
   /** A prepared statement's name for the poll, unique to its text on the pool (none: unnamed). */
   statementName?: string,
   limitMs = SETTLE_LIMIT_MS,
+  /** Told when polls fail (rate-limited, settle-loop.ts). @default process.emitWarning */
+  warn?: (message: string) => void,
 ): SessionSettler<SessionMark> {
   const ask = (marks: SessionMark[]): PostgresQueryConfig => ({
     ...(statementName === undefined ? {} : { name: statementName }),
@@ -57,5 +59,6 @@ export function createSessionSettler(
     (mark) => mark,
     async (marks) => new Set((await run(ask(marks))).rows.map((row) => String(row.mark))),
     limitMs,
+    warn,
   );
 }

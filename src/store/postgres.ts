@@ -14,6 +14,7 @@ import type {
   StoreAdapter,
   StoreDeleteResult,
   StoreScanRow,
+  StoreStats,
   StoredValue,
   StoreWriteOptions,
   StoreWriteResult,
@@ -36,6 +37,7 @@ import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 import { createSessionSettler, markIf, newSessionMark, settling, type SessionMark } from './postgres-settle.js';
+import { warningReceiver } from './settle-loop.js';
 
 // pg is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: pg } = await loadDriver('pg', 'lockstep/postgres', () => import('pg'));
@@ -47,6 +49,11 @@ export { outcomeUnknown } from './postgres-errors.js';
 // Options
 
 interface PostgresStoreCommon {
+  /**
+   * Receives warnings: polls of the settlement of writes given up on that failed (the database could
+   * not be asked), at most one per minute. @default process.emitWarning
+   */
+  onWarning?: (message: string) => void;
   /**
    * The schema that holds Lockstep's tables, functions and triggers (created if missing). An
    * identifier of [A-Za-z_][A-Za-z0-9_]* up to 63 characters; used quoted, so case is kept.
@@ -88,6 +95,8 @@ export type PostgresStoreOptions = PostgresStoreCommon &
   );
 
 export interface PostgresStore extends StoreAdapter {
+  /** Its own counters: failed polls of the settlement of writes given up on. */
+  stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
   readonly name: 'postgres';
@@ -283,7 +292,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
   // A write given up on may still land: its server session is ended from another connection, and
   // the engine told once it is gone (postgres-settle.ts).
-  const settler = createSessionSettler((config) => run(config), `${tag}_settle`);
+  const settler = createSessionSettler((config) => run(config), `${tag}_settle`, undefined, warningReceiver(options.onWarning));
 
   /** One write statement, in its own transaction when its deadline is below the statement timeout. */
   async function runWrite(config: PostgresQueryConfig, deadlineMs: number): Promise<PostgresQueryResult> {
@@ -489,6 +498,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       // Drawn once, stored in the schema: not derived from how this instance reached the server.
       const { rows } = await run({ text: `SELECT value FROM ${s}.lockstep_meta WHERE name = 'journal_id'` });
       return `postgres:${String(rows[0]!.value)}`;
+    },
+    stats() {
+      return { settlePollErrors: settler.pollErrors };
     },
     async close() {
       if (closed) return;

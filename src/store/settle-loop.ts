@@ -6,6 +6,7 @@
 // session itself, from another connection, and says so once the session is gone: from then on
 // nothing of the write can land, and the engine fences the key (StoreOutcomeUnknownError.settled).
 // How a session is ended and found is the store's (postgres-settle.ts, mysql-settle.ts).
+import { InvalidOptionError } from '../errors.js';
 
 /**
  * How long a session is asked about before the store gives up (the engine then fences anyway). Linux
@@ -18,31 +19,71 @@ export const SETTLE_LIMIT_MS = 30 * 60_000;
 export const MAX_UNSETTLED_SESSIONS = 1_000;
 const FIRST_WAIT_MS = 100;
 const LONGEST_WAIT_MS = 1_000;
+/** At most one warning per this long about polls that failed: a database down for an hour polled every second would otherwise warn 3,600 times. */
+export const SETTLE_WARNING_EVERY_MS = 60_000;
 
 export interface SessionSettler<S> {
   /** Resolves true once `session` has ended, false when the store stopped trying. Never rejects. */
   settle(session: S): Promise<boolean>;
   /** Stops trying: every pending session is reported unsettled. */
   stop(): void;
+  /** Polls that failed (the server could not be asked), since the settler was made: the store's `settlePollErrors`. */
+  readonly pollErrors: number;
+}
+
+/** Where a store's warnings go unless its options name a receiver (as the Redis cache's `onWarning`). */
+export function emitLockstepWarning(message: string): void {
+  process.emitWarning(message, 'LockstepWarning');
+}
+
+/** A store's `onWarning` option, checked: the receiver, or the default when none is given. */
+export function warningReceiver(onWarning: unknown): (message: string) => void {
+  if (onWarning === undefined) return emitLockstepWarning;
+  if (typeof onWarning !== 'function') throw new InvalidOptionError('onWarning must be a function');
+  return onWarning as (message: string) => void;
 }
 
 /**
  * One loop for every pending session: each poll calls `endAndFind` with the sessions still pending,
  * which asks the server to end those still there and resolves the keys of those it found there;
  * the others are gone, so settled (never because they were asked to end: one still committing is
- * still there). A rejection (the server not reachable yet) is asked again. Polls: at once, then
- * after 100 ms, doubling to 1 s.
+ * still there). A rejection (the server not reachable yet) is asked again, counted (`pollErrors`) and
+ * told to `warn`, once per SETTLE_WARNING_EVERY_MS at most. Polls: at once, then after 100 ms,
+ * doubling to 1 s.
  */
 export function createSettleLoop<S>(
   keyOf: (session: S) => string,
   endAndFind: (sessions: S[]) => Promise<ReadonlySet<string>>,
   limitMs = SETTLE_LIMIT_MS,
+  warn: (message: string) => void = emitLockstepWarning,
 ): SessionSettler<S> {
   const pending = new Map<string, { session: S; giveUpAt: number; done: Array<(settled: boolean) => void> }>();
   let timer: NodeJS.Timeout | undefined;
   let polling = false;
   let wait = FIRST_WAIT_MS;
   let stopped = false;
+  let pollErrors = 0;
+  /** Failed polls not told yet, and when the last warning was given (performance.now()). */
+  let untold = 0;
+  let warnedAt = -Infinity;
+
+  function failed(error: unknown, sessions: number): void {
+    pollErrors++;
+    untold++;
+    const now = performance.now();
+    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;
+    warnedAt = now;
+    const reason = error instanceof Error ? error.message : String(error);
+    const message =
+      `Lockstep could not ask the database about ${sessions} write(s) given up on (${reason}): it asks again; ` +
+      `${untold} failed poll(s) since the last warning, at most one warning per ${SETTLE_WARNING_EVERY_MS / 1000} s (settle_poll_errors counts them all)`;
+    untold = 0;
+    try {
+      warn(message);
+    } catch {
+      // a receiver that throws must not stop the loop (it would never poll again)
+    }
+  }
 
   function schedule(ms: number): void {
     if (timer !== undefined || polling || stopped || pending.size === 0) return;
@@ -66,8 +107,8 @@ export function createSettleLoop<S>(
     try {
       const alive = await endAndFind(asked.map(([, entry]) => entry.session));
       for (const [id] of asked) if (!alive.has(id)) finish(id, true);
-    } catch {
-      // the server is not reachable yet: ask again
+    } catch (error) {
+      failed(error, asked.length); // the server is not reachable yet: ask again
     }
     polling = false;
     const now = performance.now();
@@ -77,6 +118,9 @@ export function createSettleLoop<S>(
   }
 
   return {
+    get pollErrors() {
+      return pollErrors;
+    },
     settle(session) {
       const id = keyOf(session);
       if (stopped || (pending.size >= MAX_UNSETTLED_SESSIONS && !pending.has(id))) return Promise.resolve(false);

@@ -94,7 +94,7 @@ describe('createMetrics', () => {
     assert.equal(samples.get(key('lockstep_leases_expired_total', { namespace: 'orders' })), 99);
     assert.equal(samples.get(key('lockstep_cache_dataset_flushes_total', { namespace: 'orders' })), 2);
     assert.equal(samples.get(key('lockstep_cache_dataset_quarantines_total', { namespace: 'orders' })), 3);
-    assert.equal(COUNTERS.length, Object.keys(COUNTER_FIELDS).length + 3, 'the engine counters and the three cache adapter totals');
+    assert.equal(COUNTERS.length, Object.keys(COUNTER_FIELDS).length + 4, 'the engine counters, the three cache adapter totals and the store adapter total');
 
     // the hot path only bumps a number; the next scrape sees it
     a.counters.cacheHits += 1000;
@@ -196,6 +196,22 @@ describe('createMetrics', () => {
     const s = await scrape(metrics);
     assert.equal(s.get(key('lockstep_leases_expired_total', { namespace: 'orders' })), 7);
     assert.equal(s.get(key('lockstep_leases_expired_total', { namespace: 'users' })), undefined);
+  });
+
+  it('a store-wide total (settlement poll errors) counts once per store, not once per namespace over it', async () => {
+    const metrics = createMetrics();
+    const store = {};
+    const shared = { settlePollErrors: 5 };
+    const a = createSource('orders');
+    const b = createSource('users');
+    const other = createSource('billing');
+    metrics.attach({ ...a.source, on: a.source.on.bind(a.source), off: a.source.off.bind(a.source), storeStats: () => shared, storeIdentity: store });
+    metrics.attach({ ...b.source, on: b.source.on.bind(b.source), off: b.source.off.bind(b.source), storeStats: () => shared, storeIdentity: store });
+    metrics.attach({ ...other.source, on: other.source.on.bind(other.source), off: other.source.off.bind(other.source), storeStats: () => ({ settlePollErrors: 2 }) });
+    assert.equal((await metrics.snapshot()).counters.settle_poll_errors, 7, 'the shared store once (5) plus the other store (2)');
+    const s = await scrape(metrics);
+    assert.equal(s.get(key('lockstep_settle_poll_errors_total', { namespace: 'orders' })), 5);
+    assert.equal(s.get(key('lockstep_settle_poll_errors_total', { namespace: 'users' })), undefined);
   });
 
   it('labels two namespaces separately and sums them in the unfiltered snapshot', async () => {

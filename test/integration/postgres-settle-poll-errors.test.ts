@@ -1,0 +1,61 @@
+// A write given up on is settled by polling the database (settle-loop.ts); a poll that could not ask
+// it (the database unreachable) was retried silently: nothing told an operator that writes were
+// waiting to be settled, nor for how long. Each failed poll is now counted (the store's
+// settlePollErrors, `lockstep_settle_poll_errors_total`) and told to the store's onWarning, at most
+// once a minute, so a database that stays down does not flood the log. Real parts: PostgreSQL
+// behind a relay that holds the write's bytes back and then takes no new connection (the poll's).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createMemoryCache } from '../../src/cache/memory.js';
+import { createWriteThrough } from '../../src/compose/write-through.js';
+import { createMetrics } from '../../src/metrics/recorder.js';
+import { createPostgresStore } from '../../src/store/postgres.js';
+import { fromNextChunk, holdRelay } from '../helpers/hold-relay.js';
+import { DATABASE_URL, needService } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
+
+const service = await needService('PostgreSQL', DATABASE_URL);
+
+describe('settling a write while the database cannot be asked', { skip: service.skip, timeout: 120_000 }, () => {
+  const schema = `lockstep_settle_errors_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+  admin.on('error', () => undefined);
+  before(async () => void (await admin.query(`CREATE SCHEMA ${schema}`)));
+  after(async () => {
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.end();
+  });
+
+  it('counts every failed poll, in the store and in the metrics, and warns once per window', async () => {
+    const relay = await holdRelay(DATABASE_URL);
+    // One connection: the settlement's poll needs a new one once the held write's is given up.
+    const pool = new pg.Pool({ connectionString: relay.url, max: 1 });
+    pool.on('error', () => undefined);
+    const warnings: string[] = [];
+    const store = createPostgresStore({ pool, schema, notify: false, statementTimeout: '200ms', onWarning: (message) => warnings.push(message) });
+    const engine = createWriteThrough<{ body: string }>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'settle', leaseTtl: '1s', journal: false, metrics: false });
+    const metrics = createMetrics();
+    metrics.attach(engine);
+    const pollErrors = async () => (await metrics.snapshot()).counters.settle_poll_errors;
+    let closing: Promise<void> | undefined;
+    try {
+      await engine.write('a', { body: 'v1' });
+      assert.equal(store.stats().settlePollErrors, 0);
+      relay.arm(fromNextChunk);
+      closing = relay.close(); // from now on no new connection: every poll fails to connect
+      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
+      await until('three failed polls of the settlement', async () => store.stats().settlePollErrors >= 3, 30_000);
+      assert.ok((await pollErrors()) >= 3, 'lockstep_settle_poll_errors_total counts them');
+      assert.equal(warnings.length, 1, `one warning for the window, not one per poll: ${JSON.stringify(warnings)}`);
+      assert.match(warnings[0]!, /could not ask the database about 1 write\(s\) given up on/);
+    } finally {
+      relay.resume();
+      await engine.close();
+      await store.close();
+      await pool.end().catch(() => undefined);
+      await closing;
+    }
+  });
+});
