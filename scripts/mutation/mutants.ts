@@ -1489,6 +1489,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/sqlite-outside-transaction.ts', find: '  if (!db.inTransaction) return run(0);\n', replace: '' }],
   },
   {
+    id: 'service-store-total-unreported',
+    rule: "REST service: its metric groups carry no store, so the store's own total (lockstep_settle_poll_errors_total) shows 0 on /metrics while settlement polls fail",
+    patches: [{ file: 'src/service/series-groups.ts', find: '    storeStats: () => store.stats?.(),\n', replace: '' }],
+  },
+  {
     id: 'audit-cache-ahead-trusted',
     rule: 'auditor: a cache ahead of the store read before its look is counted (and repaired) as D or E, although a write through Lockstep that committed in between explains it: false defects under normal traffic',
     patches: [

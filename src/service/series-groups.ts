@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { Engine } from '../engine/api.js';
 import { createCounters, type EngineCounters } from '../engine/events.js';
 import type { LockstepMetrics, MetricsSource } from '../metrics/recorder.js';
-import type { CacheAdapter } from '../types.js';
+import type { CacheAdapter, StoreAdapter } from '../types.js';
 
 /** The label of every namespace without a series of its own. */
 export const OTHER_NAMESPACES = '_other';
@@ -38,6 +38,8 @@ export interface SeriesGroups {
 export interface SeriesGroupsOptions {
   readonly maxLabelled: number;
   readonly cache: CacheAdapter;
+  /** Its own totals (settlement poll errors) are reported once, as the cache's are. */
+  readonly store: StoreAdapter;
   readonly metrics: LockstepMetrics | undefined;
   /**
    * A drainer the service does not own, which counts the repairs it applies (watchRepairs): each
@@ -47,10 +49,10 @@ export interface SeriesGroupsOptions {
 }
 
 export function createSeriesGroups(options: SeriesGroupsOptions): SeriesGroups & { close(): void } {
-  const { maxLabelled, cache, metrics, repairs } = options;
+  const { maxLabelled, cache, store, metrics, repairs } = options;
   const byLabel = new Map<string, SeriesGroup>();
   const watches: Array<{ stop(): void }> = [];
-  const other = createGroup(OTHER_NAMESPACES, cache);
+  const other = createGroup(OTHER_NAMESPACES, cache, store);
   byLabel.set(OTHER_NAMESPACES, other);
   const labelledWatches: Array<{ readonly count: number }> = [];
   if (repairs !== undefined) {
@@ -66,7 +68,7 @@ export function createSeriesGroups(options: SeriesGroupsOptions): SeriesGroups &
     promote(namespace) {
       if (byLabel.has(namespace)) return true;
       if (byLabel.size - 1 >= maxLabelled) return false;
-      const group = createGroup(namespace, cache);
+      const group = createGroup(namespace, cache, store);
       if (repairs !== undefined) {
         const watch = repairs(namespace);
         watches.push(watch);
@@ -92,7 +94,7 @@ function reportRepairs(group: SeriesGroup, count: () => number): void {
   Object.defineProperty(group.counters, 'journalRepairs', { enumerable: true, configurable: true, get: count });
 }
 
-function createGroup(label: string, cache: CacheAdapter): SeriesGroup {
+function createGroup(label: string, cache: CacheAdapter, store: StoreAdapter): SeriesGroup {
   const events = new EventEmitter();
   const members = new Set<Engine<unknown>>();
   const forward = {
@@ -104,6 +106,8 @@ function createGroup(label: string, cache: CacheAdapter): SeriesGroup {
     counters: createCounters(),
     cacheStats: () => cache.stats(),
     cacheIdentity: cache,
+    storeStats: () => store.stats?.(),
+    storeIdentity: store,
     failureRate() {
       let highest = 0;
       for (const engine of members) highest = Math.max(highest, engine.failureRate());

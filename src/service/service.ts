@@ -117,7 +117,7 @@ export function createService(options: ServiceOptions): LockstepService {
   // Repairs are counted by the drainer's owner: this service for its own drainer (onRepaired
   // below), else the shared drainer itself, when it counts them (watchRepairs).
   const repairs = shared?.watchRepairs?.bind(shared);
-  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, metrics, repairs });
+  const groups = createSeriesGroups({ maxLabelled: bounds.metricsNamespaces, cache, store, metrics, repairs });
   const drainer =
     options.journal === false || shared !== undefined
       ? undefined

@@ -112,6 +112,21 @@ describe('bounded namespaces', () => {
     assert.equal((await series(service, 'lockstep_writes_total')).get('idle'), 2, 'a late write on a dropped engine still counts');
   });
 
+  it("reports the store's own total (settlement poll errors) once, whatever the namespaces", async () => {
+    const f = await createEngineFixture<number>();
+    // The same store, with a total of its own (as the PostgreSQL and MariaDB stores keep).
+    const store = Object.assign(Object.create(f.store) as typeof f.store, { stats: () => ({ settlePollErrors: 3 }) });
+    const service = createService({ store, cache: f.cache, journal: false, audit: { interval: 0 } });
+    after(async () => {
+      await service.close();
+      await f.close();
+    });
+    await service.engine('orders').write('k', 1);
+    await service.engine('users').write('k', 1);
+    const totals = await series(service, 'lockstep_settle_poll_errors_total');
+    assert.equal([...totals.values()].reduce((sum, n) => sum + n, 0), 3, `once in all: ${JSON.stringify([...totals])}`);
+  });
+
   it('validates its bounds, and serve takes --max-engines', async () => {
     const { f } = await host();
     assert.throws(() => createService({ store: f.store, cache: f.cache, journal: false, maxEngines: 0 }), InvalidOptionError);
