@@ -890,6 +890,19 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/refused-multi.ts', find: '      session.inRefusedMulti = true;\n', replace: '' }],
   },
   {
+    id: 'resp-multi-answers-error',
+    rule: 'RESP front: a refused MULTI answers an error yet refuses what follows until EXEC or DISCARD, so a client that sent MULTI alone and saw it fail (it will send no EXEC) is refused every command for good',
+    patches: [{ file: 'src/resp/refused-multi.ts', find: '      session.inRefusedMulti = true;\n      return OK;', replace: "      session.inRefusedMulti = true;\n      throw new CommandError('ERR MULTI is not supported');" }],
+  },
+  {
+    id: 'resp-multi-before-auth',
+    rule: 'RESP front: MULTI, EXEC and DISCARD are answered before the AUTH rule, so an unauthenticated client starts a refused MULTI and gets replies other than NOAUTH',
+    patches: [
+      { file: 'src/resp/commands/table.ts', find: '  const transaction = refusedMultiReply(ctx.session, name);\n  if (transaction !== undefined) return transaction;\n', replace: '' },
+      { file: 'src/resp/commands/table.ts', find: '  const spec = COMMANDS.get(name);\n', replace: '  const early = refusedMultiReply(ctx.session, name);\n  if (early !== undefined) return early;\n  const spec = COMMANDS.get(name);\n' },
+    ],
+  },
+  {
     id: 'resp-multi-throttled',
     rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
     patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],

@@ -2,14 +2,20 @@
 // MSET). Answering MULTI with an error was not enough: client libraries pipeline MULTI, the
 // commands and EXEC, then read the replies, so each command of the "transaction" ran on its own
 // while the library reported the transaction failed (ioredis and node-redis both wrote every key
-// and rejected exec()). So a refused MULTI starts what Redis does with a transaction that had an
-// error while queuing: every command is refused unrun until EXEC (EXECABORT) or DISCARD.
+// and rejected exec()). And a MULTI answered with an error, then refusing what follows, leaves a
+// client that sent MULTI alone (and saw it fail) refused for good. So this is what Redis does with
+// a transaction that had an error while queuing: MULTI answers +OK, every command after it is
+// refused unrun ("not queued"), EXEC answers EXECABORT, DISCARD +OK. Client and server then agree
+// on the state, pipelined or not.
 import { CommandError } from './errors.js';
 import { OK, type Reply } from './replies.js';
 import type { Session } from './session.js';
 
 /** Commands that run inside a refused MULTI: QUIT (the connection may always be left). */
 const RUNS_INSIDE: ReadonlySet<string> = new Set(['quit']);
+
+/** The commands this file answers, which the command table does not hold. */
+export const TRANSACTION_COMMANDS: ReadonlySet<string> = new Set(['multi', 'exec', 'discard']);
 
 /**
  * Whether the command runs nothing: MULTI, and every command inside a refused MULTI but QUIT. They
@@ -22,15 +28,13 @@ export function runsNothing(session: Session, name: string): boolean {
 
 /**
  * The reply of MULTI, EXEC and DISCARD, and of any command inside a refused MULTI (a CommandError
- * thrown); undefined when the command runs as usual.
+ * thrown); undefined when the command runs as usual. Called once the command passed the AUTH rule.
  */
 export function refusedMultiReply(session: Session, name: string): Reply | undefined {
   if (!session.inRefusedMulti) {
     if (name === 'multi') {
       session.inRefusedMulti = true;
-      throw new CommandError(
-        'ERR MULTI is not supported by Lockstep (the store commits one key per transaction); the commands that follow are refused, none runs, until EXEC or DISCARD',
-      );
+      return OK;
     }
     if (name === 'exec' || name === 'discard') throw new CommandError(`ERR ${name.toUpperCase()} without MULTI`);
     return undefined;
@@ -45,5 +49,5 @@ export function refusedMultiReply(session: Session, name: string): Reply | undef
   }
   if (name === 'multi') throw new CommandError('ERR MULTI calls can not be nested');
   if (RUNS_INSIDE.has(name)) return undefined;
-  throw new CommandError(`ERR command not run: inside a MULTI that Lockstep refused; send EXEC or DISCARD`);
+  throw new CommandError('ERR MULTI is not supported by Lockstep (the store commits one key per transaction): command not queued, EXEC will abort');
 }

@@ -2,7 +2,8 @@
 // libraries pipeline MULTI, the commands and EXEC, then read the replies, so every command of the
 // "transaction" ran on its own while the library reported it failed (ioredis and node-redis both
 // wrote every key and rejected exec()). A client told its transaction failed must find nothing of
-// it applied: after a refused MULTI, every command is refused unrun until EXEC or DISCARD.
+// it applied, and a client that sent MULTI alone must not be left refused: as Redis does with an
+// error while queuing, MULTI answers +OK, every command is refused unrun, EXEC aborts, DISCARD ends it.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis as IORedis } from 'ioredis';
@@ -42,7 +43,7 @@ describe('RESP: a refused MULTI applies nothing', () => {
     }
   });
 
-  it('the exact replies: MULTI refused, commands refused unrun, EXEC aborts, DISCARD ends it too', async () => {
+  it('the exact replies: MULTI accepted, commands refused unrun, EXEC aborts, DISCARD ends it too', async () => {
     const f = await setup();
     const k = `${f.ns}:k`;
     const { data } = await exchange(
@@ -51,18 +52,47 @@ describe('RESP: a refused MULTI applies nothing', () => {
       (d) => d.split('\r\n').length >= 12,
     );
     const lines = data.split('\r\n');
-    assert.match(lines[0]!, /^-ERR MULTI is not supported by Lockstep/);
-    assert.match(lines[1]!, /^-ERR command not run: /);
+    assert.equal(lines[0], '+OK');
+    assert.match(lines[1]!, /^-ERR MULTI is not supported by Lockstep .*command not queued/);
     assert.equal(lines[2], '-ERR MULTI calls can not be nested');
     assert.match(lines[3]!, /^-EXECABORT Transaction discarded because of previous errors/);
     assert.equal(lines[4], '$-1');
-    assert.match(lines[5]!, /^-ERR MULTI is not supported by Lockstep/);
-    assert.match(lines[6]!, /^-ERR command not run: /);
+    assert.equal(lines[5], '+OK');
+    assert.match(lines[6]!, /^-ERR MULTI is not supported by Lockstep .*command not queued/);
     assert.equal(lines[7], '+OK');
     assert.equal(lines[8], '$-1');
     assert.equal(lines[9], '-ERR EXEC without MULTI');
     assert.equal(lines[10], '-ERR DISCARD without MULTI');
     assert.equal(await f.stored(f.ns, 'k'), undefined);
+  });
+
+  it('MULTI sent alone, its reply read before the next command (ioredis without a pipeline): the client and the front agree it is inside, and EXEC ends it', async () => {
+    const f = await setup();
+    const io = new IORedis({ port: f.port, host: '127.0.0.1', lazyConnect: true });
+    await io.connect();
+    try {
+      assert.equal(await io.multi({ pipeline: false }), 'OK');
+      await assert.rejects(io.set(`${f.ns}:a`, '1'), /command not queued/);
+      await assert.rejects(io.exec(), /EXECABORT/);
+      assert.equal(await io.set(`${f.ns}:b`, '2'), 'OK', 'the connection goes on after EXEC');
+      assert.equal(await f.stored(f.ns, 'a'), undefined);
+      assert.equal((await f.stored(f.ns, 'b'))?.value, '2');
+    } finally {
+      io.disconnect();
+    }
+  });
+
+  it('before AUTH, MULTI, EXEC and DISCARD answer NOAUTH as every other command does, and start nothing', async () => {
+    const f = await setup({ resp: { token: 'multi-test-token-0123456789abcdef' } });
+    const { data } = await exchange(
+      f.port,
+      pipeline(c('MULTI'), c('EXEC'), c('DISCARD'), c('AUTH', 'multi-test-token-0123456789abcdef'), c('EXEC')),
+      (d) => d.split('\r\n').length >= 6,
+    );
+    const lines = data.split('\r\n');
+    assert.deepEqual(lines.slice(0, 3).map((line) => line.split(' ')[0]), ['-NOAUTH', '-NOAUTH', '-NOAUTH']);
+    assert.equal(lines[3], '+OK');
+    assert.equal(lines[4], '-ERR EXEC without MULTI', 'the MULTI refused before AUTH started nothing');
   });
 
   it('under a rate limit: MULTI and what follows it up to EXEC run nothing and take nothing, so a limited client is never left inside it', async () => {
@@ -74,8 +104,8 @@ describe('RESP: a refused MULTI applies nothing', () => {
     const { data } = await exchange(f.port, pipeline(c('PING'), c('PING'), c('MULTI'), c('SET', k, '1'), c('EXEC'), c('SET', k, '2'), c('GET', k)), (d) => d.split('\r\n').length >= 8);
     const lines = data.split('\r\n');
     assert.deepEqual(lines.slice(0, 2), ['+PONG', '+PONG']);
-    assert.match(lines[2]!, /^-ERR MULTI is not supported by Lockstep/);
-    assert.match(lines[3]!, /^-ERR command not run: /);
+    assert.equal(lines[2], '+OK');
+    assert.match(lines[3]!, /command not queued/);
     assert.match(lines[4]!, /^-EXECABORT /);
     assert.equal(lines[5], '+OK');
     assert.match(lines[6]!, /^-LOCKSTEP_E_RATE_LIMITED /);

@@ -8,7 +8,7 @@ import { connectionCommands } from './connection.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { keyspaceCommands } from './keyspace.js';
 import { serverCommands } from './server.js';
-import { refusedMultiReply } from '../refused-multi.js';
+import { refusedMultiReply, TRANSACTION_COMMANDS } from '../refused-multi.js';
 
 function buildTable(): ReadonlyMap<string, CommandSpec> {
   const table = new Map<string, CommandSpec>();
@@ -19,20 +19,21 @@ function buildTable(): ReadonlyMap<string, CommandSpec> {
 
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = buildTable();
 
-/** Runs one command; throws CommandError or whatever the engine threw (the caller maps it to a reply). */
 /** A command's name as the table keys it. */
 export const commandName = (args: readonly Buffer[]): string => args[0]!.toString('latin1').toLowerCase();
 
+/** Runs one command; throws CommandError or whatever the engine threw (the caller maps it to a reply). */
 export function dispatch(ctx: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
   const name = commandName(args);
+  const spec = COMMANDS.get(name);
+  if (spec === undefined && !TRANSACTION_COMMANDS.has(name)) throw unknownCommand(args);
+  if (spec !== undefined && (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity)) throw wrongArity(name);
+  if (!spec?.noAuth && ctx.session.principal === undefined && authRequired(ctx.options)) throw noAuth();
+  // MULTI, EXEC, DISCARD and what a refused MULTI holds, once the AUTH rule passed (as Redis checks it before queuing).
   const transaction = refusedMultiReply(ctx.session, name);
   if (transaction !== undefined) return transaction;
-  const spec = COMMANDS.get(name);
-  if (spec === undefined) throw unknownCommand(args);
   ctx.session.lastCommand = name;
-  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) throw wrongArity(name);
-  if (!spec.noAuth && ctx.session.principal === undefined && authRequired(ctx.options)) throw noAuth();
-  return spec.run(ctx, args);
+  return spec!.run(ctx, args);
 }
 
 /** Redis' wording: `unknown command 'x', with args beginning with: 'a' 'b' ` (at most ~128 characters of arguments). */
