@@ -13,7 +13,7 @@ import { KEY_STATES } from '../audit/auditor.js';
 import type { KeyState } from '../engine/api.js';
 import { isIdentifier, quoteIdentifier } from '../store/postgres-schema.js';
 import type { CacheAdapter, CacheRecordView } from '../types.js';
-import { answerRepairFence, answerRows, classifyAnswer, type CommittedRow } from './audit-classify.js';
+import { answerRepairFence, answerRows, classifyAnswer, servableAnswer, type AnswerClassification, type CommittedRow } from './audit-classify.js';
 import { keyOfLiteral } from './keys.js';
 import type { PgClientBase } from './pg-driver.js';
 import { connectUpstream, drop } from './upstream-client.js';
@@ -118,16 +118,33 @@ async function auditTable(client: PgClientBase, options: ProxyAuditOptions, sche
     return { committed, cached: (await cache.peek(prefix + key)) ?? undefined };
   };
 
+  /**
+   * A key's state, D or E only when proven, by the auditor's rule (auditor.ts): an answer ahead of
+   * the committed version read before its peek may be a write that committed (and was fenced and
+   * filled) between the two, so PostgreSQL is read again: still below the answer, the cache holds a
+   * version PostgreSQL never committed; at it, the write we raced (C, or a proven mismatch at that
+   * version); above it, a newer write since: look again. Rewritten during every look: C, nothing proven.
+   */
+  const confirm = async (key: string): Promise<AnswerClassification & { seen: Seen }> => {
+    for (let look = 0; look < CONFIRM_LOOKS; look++) {
+      const seen = await observe(key);
+      const found = classifyAnswer(seen.committed, seen.cached);
+      const answer = servableAnswer(seen.cached);
+      if (!isDefect(found.state) || answer === undefined || answer.version <= seen.committed.version) return { ...found, seen };
+      const again: Seen = { committed: (await readCommitted(client, schema, table, [key])).get(key)!, cached: seen.cached };
+      if (again.committed.version <= answer.version) return { ...classifyAnswer(again.committed, again.cached), seen: again };
+    }
+    const seen = await observe(key);
+    return { state: 'C', description: 'written during every look (the answer was ahead of each committed read): no defect proven', seen };
+  };
+
   const counts: StateCounts = { A: 0, B: 0, C: 0, D: 0, E: 0 };
   const examples: Record<KeyState, AuditExample[]> = { A: [], B: [], C: [], D: [], E: [] };
   const defects: Array<{ key: string; state: 'D' | 'E'; seen: Seen }> = [];
   const record = async (key: string, first: Seen): Promise<void> => {
     let seen = first;
     let { state, description } = classifyAnswer(seen.committed, seen.cached);
-    if (isDefect(state)) {
-      seen = await observe(key); // confirm: PostgreSQL first, then the cache
-      ({ state, description } = classifyAnswer(seen.committed, seen.cached));
-    }
+    if (isDefect(state)) ({ state, description, seen } = await confirm(key)); // fresh reads: PostgreSQL first, then the cache
     counts[state]++;
     if (examples[state].length < perState) examples[state].push(example(key, state, description, seen));
     if (isDefect(state)) defects.push({ key, state, seen });
@@ -184,8 +201,7 @@ async function auditTable(client: PgClientBase, options: ProxyAuditOptions, sche
     for (const [i, { seen: found, ...repair }] of repairs.entries()) {
       let after: KeyState | undefined;
       if (repair.error === undefined) {
-        const seen = await observe(repair.key);
-        const { state, description } = classifyAnswer(seen.committed, seen.cached);
+        const { state, description, seen } = await confirm(repair.key);
         after = state;
         if (isDefect(state)) keep(repair.key, state, description, seen);
         else fixed++;
@@ -233,6 +249,9 @@ export async function auditPgProxy(options: ProxyAuditOptions): Promise<AuditRep
     drop(client);
   }
 }
+
+/** Looks at a key whose answer keeps running ahead of PostgreSQL before counting it C (auditor.ts does the same). */
+const CONFIRM_LOOKS = 3;
 
 /** One page of a table, or one catalog query: a stalled upstream fails the audit instead of hanging it. */
 const AUDIT_QUERY_MS = 30_000;
