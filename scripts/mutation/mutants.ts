@@ -903,6 +903,11 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'resp-multikey-keys-checked-late',
+    rule: 'RESP front: DEL checks each key against the key rule only when its turn comes, so DEL of a good key and a key too long deletes the first and answers an error (half applied)',
+    patches: [{ file: 'src/resp/commands/targets.ts', find: '    validateKey(mapped.key, ctx.service.maxKeyBytes, mapped.namespace);\n', replace: '' }],
+  },
+  {
     id: 'resp-multi-throttled',
     rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
     patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],
@@ -910,7 +915,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-multikey-engines-up-front',
     rule: "RESP front: MGET makes every key's namespace engine before the first read, so one MGET of 4,000 new namespaces puts 4,000 engines in the pool at once and holds them until it answers",
-    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = checkedKeys(ctx, args.slice(1), 'read');\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
   },
   {
     id: 'http-pipelined-all-at-once',

@@ -86,6 +86,8 @@ export interface HealthReport {
 export interface LockstepService {
   /** Largest encoded value the engines accept, in bytes (the HTTP body limit is derived from it). */
   readonly maxValueBytes: number;
+  /** Longest key the engines accept, in UTF-8 bytes (a multi-key command checks every key before it runs one). */
+  readonly maxKeyBytes: number;
   /** The engine of a namespace, created on first use. Throws InvalidNamespaceError or ClosedError. */
   engine(namespace: string): Engine<unknown>;
   metricsText(): Promise<string>;
@@ -249,6 +251,7 @@ export function createService(options: ServiceOptions): LockstepService {
 
   return {
     maxValueBytes: resolved.maxValueBytes,
+    maxKeyBytes: resolved.maxKeyBytes,
     engine,
     metricsText: async () => (metrics === undefined ? '' : metrics.text()),
     metricsContentType: metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',

@@ -173,6 +173,23 @@ describe('RESP commands: reply shapes', () => {
     assert.equal(lines[3], '$-1');
   });
 
+  it('DEL, EXISTS and MGET check every key before running any: a key too long (or a bad one) after a good one deletes nothing', async () => {
+    const long = `${f.ns}:${'x'.repeat(600)}`;
+    const { data } = await exchange(
+      f.port,
+      pipeline(c('SET', k('first'), 'v'), c('DEL', k('first'), long), c('DEL', k('first'), Buffer.from([0xc3])), c('EXISTS', k('first'), long), c('MGET', k('first'), long), c('GET', k('first'))),
+      (d) => d.endsWith('$1\r\nv\r\n'),
+    );
+    const lines = data.split('\r\n');
+    assert.equal(lines[0], '+OK');
+    assert.match(lines[1]!, /^-LOCKSTEP_E_KEY_TOO_LONG /);
+    assert.match(lines[2]!, /^-LOCKSTEP_E_INVALID_KEY /);
+    assert.match(lines[3]!, /^-LOCKSTEP_E_KEY_TOO_LONG /);
+    assert.match(lines[4]!, /^-LOCKSTEP_E_KEY_TOO_LONG /);
+    assert.deepEqual(lines.slice(5, 7), ['$1', 'v'], 'the first key was not deleted by the refused DELs');
+    assert.equal((await f.stored(f.ns, 'first'))?.value, 'v');
+  });
+
   it('keys map to namespaces: ns:key, else the default namespace', async () => {
     await expectReplies(pipeline(c('SET', k('x'), '1'), c('SET', 'no-prefix', '2'), c('SET', 'bad ns:key', '3')), '+OK\r\n+OK\r\n+OK\r\n');
     assert.equal((await f.stored(f.ns, 'x'))?.value, '1');

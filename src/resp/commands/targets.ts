@@ -1,6 +1,7 @@
 // A key command's first step: the Redis key mapped to its namespace, the caller's scopes checked,
 // the namespace's engine fetched; and a read with the data expiry applied.
 import type { Engine, ReadEntry } from '../../engine/api.js';
+import { validateKey } from '../../keys.js';
 import { authorize } from '../access.js';
 import { mapKey, type MappedKey } from '../key-mapping.js';
 import type { Action } from '../service-port.js';
@@ -21,6 +22,19 @@ export function authorizedKey(ctx: CommandContext, raw: Buffer, ...actions: Acti
   const mapped = mapKey(raw, ctx.options.defaultNamespace);
   for (const action of actions) authorize(ctx.options, ctx.session, mapped.namespace, action);
   return mapped;
+}
+
+/**
+ * Every key of a multi-key command, mapped, authorized and checked against the key rule before any
+ * of them runs: a key refused halfway (too long, not valid) would otherwise answer an error after
+ * the keys before it were deleted.
+ */
+export function checkedKeys(ctx: CommandContext, raws: readonly Buffer[], action: Action): MappedKey[] {
+  return raws.map((raw) => {
+    const mapped = authorizedKey(ctx, raw, action);
+    validateKey(mapped.key, ctx.service.maxKeyBytes, mapped.namespace);
+    return mapped;
+  });
 }
 
 /**
