@@ -1517,6 +1517,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/audit.ts', find: ' || answer.version <= seen.committed.version) return { ...found, seen };', replace: ' || true) return { ...found, seen };' }],
   },
   {
+    id: 'audit-newer-write-counted-defect',
+    rule: 'auditor: a second store read that found a newer write than the cache showed counts the key D (the cache was below that read) instead of looking again: healthy keys under steady writes reported and repaired',
+    patches: [{ file: 'src/audit/auditor.ts', find: '      continue; // a newer write since: look again', replace: '      return { ...classifyKey(again, cached), seen: after };' }],
+  },
+  {
     id: 'audit-cache-ahead-trusted',
     rule: 'auditor: a cache ahead of the store read before its look is counted (and repaired) as D or E, although a write through Lockstep that committed in between explains it: false defects under normal traffic',
     patches: [
