@@ -908,6 +908,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/resp/commands/targets.ts', find: '    validateKey(mapped.key, ctx.service.maxKeyBytes, mapped.namespace);\n', replace: '' }],
   },
   {
+    id: 'resp-select-other-db-keeps-connection',
+    rule: "RESP front: SELECT of another database is refused but the connection stays open, so ioredis with `db: 1` (which reports the refusal as an event) writes into the one shared keyspace",
+    patches: [{ file: 'src/resp/commands/connection.ts', find: '    ctx.session.closing = true;\n    throw new CommandError(\'ERR DB index is out of range', replace: "    throw new CommandError('ERR DB index is out of range" }],
+  },
+  {
     id: 'resp-multi-throttled',
     rule: 'RESP front: MULTI and the commands inside a refused MULTI are rate limited, so a throttled EXEC leaves a limited client refused for good (and a throttled MULTI starts no refusal)',
     patches: [{ file: 'src/resp/connection.ts', find: 'let reply = runsNothing(session, commandName(args)) ? undefined : front.throttle(', replace: 'let reply = (false as boolean) && runsNothing(session, commandName(args)) ? undefined : front.throttle(' }],

@@ -121,6 +121,19 @@ for (const kind of ['sqlite', 'postgres', 'mysql'] as const) {
       }
     });
 
+    it('ioredis with `db: 1`: its writes never land in the one keyspace (the refused SELECT closes the connection)', async () => {
+      const io = new IORedis({ port: f.port, host: '127.0.0.1', db: 1, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const errors: Error[] = [];
+      io.on('error', (error: Error) => errors.push(error));
+      try {
+        await io.connect().catch(() => undefined);
+        await assert.rejects(io.set(`${f.ns}:db1`, 'v'));
+        assert.equal(await f.stored(f.ns, 'db1'), undefined);
+      } finally {
+        io.disconnect();
+      }
+    });
+
     it('redis-cli scripted, RESP2 and RESP3 (-3)', { skip: cli.skip }, async () => {
       const script = [`SET ${f.ns}:cli hello`, `GET ${f.ns}:cli`, `GET ${f.ns}:nothing`, `EXISTS ${f.ns}:cli`, `TTL ${f.ns}:cli`, `DEL ${f.ns}:cli`, 'PING', 'NOSUCH a'].join('\n');
       const resp2 = await redisCli(f.port, [], script);

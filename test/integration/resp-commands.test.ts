@@ -106,7 +106,6 @@ describe('RESP commands: reply shapes', () => {
         c('PING', 'hi'),
         c('ECHO', 'x y'),
         c('SELECT', '0'),
-        c('SELECT', '1'),
         c('CLIENT', 'SETNAME', 'worker-1'),
         c('CLIENT', 'GETNAME'),
         c('CLIENT', 'SETINFO', 'LIB-NAME', 'test'),
@@ -120,8 +119,14 @@ describe('RESP commands: reply shapes', () => {
     assert.ok(closed, 'QUIT closes the connection');
     assert.equal(
       data,
-      "+PONG\r\n$2\r\nhi\r\n$3\r\nx y\r\n+OK\r\n-ERR DB index is out of range\r\n+OK\r\n$8\r\nworker-1\r\n+OK\r\n-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n+OK\r\n",
+      "+PONG\r\n$2\r\nhi\r\n$3\r\nx y\r\n+OK\r\n+OK\r\n$8\r\nworker-1\r\n+OK\r\n-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n+OK\r\n",
     );
+    // Another database: refused, and the connection closed, so nothing sent after it runs (ioredis
+    // with `db: 1` reports the refusal as an event and goes on writing).
+    const other = await exchange(f.port, pipeline(c('SELECT', '1'), c('SET', `${f.ns}:db1`, 'v')), 1000, 5000);
+    assert.ok(other.closed, 'SELECT 1 closes the connection');
+    assert.match(other.data, /^-ERR DB index is out of range: Lockstep has one keyspace[^\r]*\r\n$/);
+    assert.equal(await f.stored(f.ns, 'db1'), undefined);
     const id = await exchange(f.port, pipeline(c('CLIENT', 'ID'), c('CLIENT', 'INFO')), 60);
     assert.match(id.data, /^:\d+\r\n\$\d+\r\nid=\d+ addr=127\.0\.0\.1:\d+ .*resp=2/);
   });

@@ -62,11 +62,16 @@ function hello(ctx: CommandContext, args: readonly Buffer[]): Reply {
   });
 }
 
-function select(_ctx: CommandContext, args: readonly Buffer[]): Reply {
+function select(ctx: CommandContext, args: readonly Buffer[]): Reply {
   const index = args[1]!.toString('latin1');
   if (!/^(0|-?[1-9][0-9]{0,17})$/.test(index)) throw notInteger(); // Redis' string2ll: no leading zeros, no '-0'
-  // One keyspace: namespaces are chosen by key prefix, not by database number.
-  if (Number(index) !== 0) throw new CommandError('ERR DB index is out of range');
+  // One keyspace: namespaces are chosen by key prefix, not by database number. The connection is
+  // closed after the error: ioredis with `db: 1` reports a refused SELECT as an event and goes on,
+  // so its writes meant for database 1 would land in the one keyspace every other client uses.
+  if (Number(index) !== 0) {
+    ctx.session.closing = true;
+    throw new CommandError('ERR DB index is out of range: Lockstep has one keyspace (database 0); the connection is closed so that nothing meant for another database lands in it');
+  }
   return OK;
 }
 
