@@ -23,7 +23,7 @@ export class ChaosCache implements CacheAdapter {
   readonly isEmpty?: () => boolean;
 
   get(key: string, fillLeaseMs: number): Promise<CacheGetResult> {
-    return this.faults.run('get', () => this.inner.get(key, fillLeaseMs));
+    return this.faults.run('get', () => this.inner.get(key, fillLeaseMs), key);
   }
   fill(key: string, token: LeaseToken, entry: CacheEntry, ttlMs: number): Promise<boolean> {
     return this.faults.run('fill', () => this.inner.fill(key, token, entry, ttlMs));

@@ -4,16 +4,13 @@
 // answering LOCKSTEP_E_BUSY until a restart.
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 import { until } from '../helpers/until.js';
 
-const fixtures: RespFixture[] = [];
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 const connected = (port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
@@ -25,19 +22,22 @@ const connected = (port: number): Promise<Socket> =>
 describe('RESP MGET and the reply budget', () => {
   it('an MGET failed by one key while the reads of the others wait gives back what those reads take once they finish, its client gone', async () => {
     const VALUE = 600_000;
-    const f = await respFixture('sqlite', { resp: { maxReplyBytes: 2_000_000, maxTotalReplyBytes: 2_000_000 } });
-    fixtures.push(f);
+    const f = await setup({ resp: { maxReplyBytes: 2_000_000, maxTotalReplyBytes: 2_000_000 } });
     const value = 'v'.repeat(VALUE);
     const keys = [0, 1, 2].map((i) => `${f.ns}:big${i}`);
     const { data: stored } = await exchange(f.port, pipeline(...keys.map((k) => c('SET', k, value))), '+OK\r\n'.repeat(keys.length));
     assert.equal(stored, '+OK\r\n'.repeat(keys.length));
 
-    // The three reads wait at the cache; the last key (over maxKeyBytes) fails at once.
+    // The three reads wait at the cache; the last key's read fails at once (its cache look passes,
+    // the store refuses it). (A key the front refuses, e.g. over maxKeyBytes, fails the MGET before
+    // any read starts.)
     const gate = createGate();
     f.cache.faults.always('get', { kind: 'pause', when: 'before', gate });
+    f.cache.faults.next('get', { kind: 'delay', when: 'before', ms: 0 }, 1, `${f.ns}:failing`);
+    f.store.faults.next('read', { kind: 'throw', when: 'before' }, 1, 'failing');
     const client = await connected(f.port);
     client.on('error', () => undefined);
-    client.write(c('MGET', ...keys, `${f.ns}:${'x'.repeat(600)}`));
+    client.write(c('MGET', ...keys, `${f.ns}:failing`));
     await gate.reached;
     client.destroy();
     await until('the front saw the client leave', async () => f.server.connections === 0);
