@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
@@ -129,5 +130,21 @@ export async function respFixture(kind: StoreKind, options: { resp?: RespOptions
       await cache.close();
       await backend.close();
     },
+  };
+}
+
+/**
+ * Fronts for one test file: each call starts one over SQLite (respFixture), and every one started
+ * is closed after the file's tests. Call it at the top level of the file.
+ */
+export function respFixtures(): (options?: Parameters<typeof respFixture>[1]) => Promise<RespFixture> {
+  const fixtures: RespFixture[] = [];
+  after(async () => {
+    await Promise.all(fixtures.map((f) => f.close()));
+  });
+  return async (options = {}) => {
+    const f = await respFixture('sqlite', options);
+    fixtures.push(f);
+    return f;
   };
 }

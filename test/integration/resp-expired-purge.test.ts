@@ -3,24 +3,20 @@
 // expired key started one store delete per GET (20,000 GETs: 20,000 deletes waiting, +144 MB of
 // heap), with nothing answering for them. One purge per key at a time, and a cap per front.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
 import { MAX_PURGES_IN_FLIGHT } from '../../src/resp/purges.js';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 import { until } from '../helpers/until.js';
 
-const fixtures: RespFixture[] = [];
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 describe('RESP: deletes of expired rows read', () => {
   it('one in flight per key, at most MAX_PURGES_IN_FLIGHT per front, while the store holds them; later reads purge again', async () => {
     // A long lease: a held delete gives up only after it (then its slot is free again), never
     // within this test on a slow machine.
-    const f = await respFixture('sqlite', { engine: { leaseTtl: '60s' } });
-    fixtures.push(f);
+    const f = await setup({ engine: { leaseTtl: '60s' } });
     const keys = Array.from({ length: MAX_PURGES_IN_FLIGHT + 36 }, (_, i) => `${f.ns}:k${i}`);
     const expiresAt = Date.now() + 200;
     const sets = await exchange(f.port, pipeline(...keys.map((k) => c('SET', k, 'v', 'PXAT', String(expiresAt)))), '+OK\r\n'.repeat(keys.length));
@@ -52,8 +48,7 @@ describe('RESP: deletes of expired rows read', () => {
   });
 
   it('a row written over HTTP in the expiring shape is read as an expired string and deleted (docs/resp.md: nothing in the row tells who wrote it)', async () => {
-    const f = await respFixture('sqlite');
-    fixtures.push(f);
+    const f = await setup();
     await f.service.engine(f.ns).write('shaped', { value: 'x', expiresAt: 1 });
     await f.service.engine(f.ns).write('other', { value: 'x', expiresAt: 1, note: 'a third field' });
     const { data } = await exchange(f.port, pipeline(c('GET', `${f.ns}:shaped`), c('GET', `${f.ns}:other`)), (d) => d.split('\r\n').length >= 4);

@@ -4,24 +4,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
 import { createGate } from '../../src/chaos/faults.js';
 import { InvalidOptionError, StoreOutcomeUnknownError } from '../../src/errors.js';
 import { listenResp } from '../../src/resp/server.js';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
-const fixtures: RespFixture[] = [];
-async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
-  const f = await respFixture('sqlite', options);
-  fixtures.push(f);
-  return f;
-}
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 const connected = (port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {

@@ -3,20 +3,16 @@
 // the HTTP app requires (docs/service.md, "Token strength on a non-loopback address"). The CLI
 // checked it for `serve --resp`; listenResp() itself let `{ host: '0.0.0.0', token: 'a' }` listen.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { InvalidOptionError } from '../../src/errors.js';
 import { listenResp } from '../../src/resp/server.js';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 
-const fixtures: RespFixture[] = [];
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 describe('listenResp(): where a token may listen', () => {
   it('a weak plain token on a non-loopback address is refused before anything is opened; on loopback it is accepted', async () => {
-    const f = await respFixture('sqlite');
-    fixtures.push(f);
+    const f = await setup();
     for (const host of ['0.0.0.0', '[::]']) {
       // A server that did listen is closed at once: the test fails, the process does not hang.
       const outcome: unknown = await listenResp(f.service, { host, port: 0, token: 'a' }).then(

@@ -5,21 +5,13 @@
 // it applied, and a client that sent MULTI alone must not be left refused: as Redis does with an
 // error while queuing, MULTI answers +OK, every command is refused unrun, EXEC aborts, DISCARD ends it.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
-const fixtures: RespFixture[] = [];
-async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
-  const f = await respFixture('sqlite', options);
-  fixtures.push(f);
-  return f;
-}
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 describe('RESP: a refused MULTI applies nothing', () => {
   it('ioredis and node-redis multi().exec(): rejected, and no key written; the connection goes on', async () => {

@@ -5,21 +5,17 @@
 // its key's turn comes (the keys are all authorized first, as before): +46 MB, as for one namespace.
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createGate } from '../../src/chaos/faults.js';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c } from '../helpers/resp-raw.js';
 
-const fixtures: RespFixture[] = [];
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 describe('RESP multi-key commands and the engine pool', () => {
   for (const name of ['MGET', 'EXISTS', 'DEL']) {
     it(`${name} of 2,000 keys in 2,000 new namespaces: with its reads held, the pool holds the engines of the keys in flight, not of every key`, async () => {
-      const f = await respFixture('sqlite');
-      fixtures.push(f);
+      const f = await setup();
       const gate = createGate();
       f.store.faults.always('read', { kind: 'pause', when: 'before', gate });
       f.cache.faults.always('get', { kind: 'pause', when: 'before', gate });

@@ -3,19 +3,11 @@
 // (quotes and escapes, what a telnet user types).
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
-import { respFixture, type RespFixture } from '../helpers/resp-fixture.js';
+import { describe, it } from 'node:test';
+import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
-const fixtures: RespFixture[] = [];
-async function setup(options: Parameters<typeof respFixture>[1] = {}): Promise<RespFixture> {
-  const f = await respFixture('sqlite', options);
-  fixtures.push(f);
-  return f;
-}
-after(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-});
+const setup = respFixtures();
 
 describe('RESP review', () => {
   it('a slowloris client (one byte of an unfinished command at a time, faster than the idle timeout) is closed after idleTimeout', async () => {
