@@ -560,13 +560,24 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'proxy-variant-ignores-quote-all-identifiers',
-    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical)',
-    patches: [{ file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" }],
+    // Answers with a regclass column are no longer cached at all (rendered-columns.ts): the setting in
+    // the variant is the second line, tested with that refusal taken out too.
+    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical), were regclass answers cached',
+    patches: [
+      { file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" },
+      { file: PROXY_READ_PATH, find: "\n  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;", replace: '`;' },
+    ],
   },
   {
     id: 'proxy-caches-nondeterministic-key',
     rule: 'pg-proxy: a text primary key of a case-insensitive collation is cached under the spelling read (\'ABC\'), which a write to the row (\'abc\') does not invalidate',
     patches: [{ file: PROXY_READ_PATH, find: 'x.indisprimary AND NOT co.collisdeterministic)', replace: 'x.indisprimary AND false)' }],
+  },
+  // --- pg-proxy columns rendered from other objects (test/integration/pg-proxy-catalog-rendered-columns.test.ts) ---
+  {
+    id: 'proxy-caches-catalog-rendered-columns',
+    rule: "pg-proxy: a table with a regclass/regrole column or a column of another table's row type is cached, and a rename of the referenced object (or ALTER TABLE of that table) leaves the old text in the cache for good",
+    patches: [{ file: PROXY_READ_PATH, find: "\n  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;", replace: '`;' }],
   },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {

@@ -12,6 +12,7 @@ import { bypassCovered, rowCacheKey, type PassReason } from './context.js';
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
 import { proxyTriggerNames } from './schema.js';
+import { notRenderedElsewhereSql } from './rendered-columns.js';
 import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
@@ -48,8 +49,9 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
  * deterministic collation (with a case-insensitive one, `id = 'ABC'` finds the row 'abc', whose writes
  * invalidate only the key 'abc'); and the proxy's two
  * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
- * replica-only, writes append no journal row and no fence sees them). $3: the table's oid; $4, $5: the
- * names of its row and TRUNCATE triggers.
+ * replica-only, writes append no journal row and no fence sees them); and no column rendered from
+ * another object's definition (a regclass, a table's row type: rendered-columns.ts). $3: the table's
+ * oid; $4, $5: the names of its row and TRUNCATE triggers.
  */
 const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)
@@ -58,7 +60,8 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
-    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2
+  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;
 
 /**
  * Whether the statement's `=` is pg_catalog's in this session: no schema of its search_path but

@@ -36,9 +36,12 @@ describe('pg-proxy: columns rendered from other objects', { skip: service.skip, 
   after(async () => {
     await clients.closeAll();
     await proxy?.close(1000);
-    await db?.drop();
-    await admin?.query(`DROP ROLE IF EXISTS ${ROLE}; DROP ROLE IF EXISTS ${ROLE}_new`).catch(() => undefined);
     await admin?.end();
+    await db?.drop();
+    const server = new pg.Client({ connectionString: DATABASE_URL });
+    await server.connect();
+    await server.query(`DROP ROLE IF EXISTS ${ROLE}; DROP ROLE IF EXISTS ${ROLE}_new`);
+    await server.end();
   });
 
   /** Reads `sql` through the proxy a few times (a miss, then what would be hits). */
