@@ -579,6 +579,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "pg-proxy: a table with a regclass/regrole column or a column of another table's row type is cached, and a rename of the referenced object (or ALTER TABLE of that table) leaves the old text in the cache for good",
     patches: [{ file: PROXY_READ_PATH, find: "\n  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;", replace: '`;' }],
   },
+  // --- pg-proxy statements prepared before their table changed (test/integration/pg-proxy-prepared-after-ddl.test.ts) ---
+  {
+    id: 'proxy-serves-prepared-statement-any-definition',
+    rule: "pg-proxy: a statement prepared before its table's columns changed is served another session's answer of the new columns, where PostgreSQL sends 0A000 (cached plan must not change result type)",
+    patches: [{ file: 'src/pg-proxy/prepared-definition.ts', find: '  if (read.statement === undefined) return true;', replace: '  return true;' }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',

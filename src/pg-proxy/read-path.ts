@@ -13,6 +13,7 @@ import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
 import { proxyTriggerNames } from './schema.js';
 import { notRenderedElsewhereSql } from './rendered-columns.js';
+import { answerFitsStatement, forgetStatement, noteStatementRan, tableDefinitionSql } from './prepared-definition.js';
 import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
@@ -94,6 +95,7 @@ function variantOf(state: SessionState, read: PlannedRead): string {
 function answerHit(state: SessionState, read: PlannedRead, reply: Buffer): void {
   state.client.socket.write(reply);
   if (read.unnamedParse !== undefined) {
+    forgetStatement(state, '');
     // The client now has this unnamed statement; the upstream does not (re-created before its next use).
     state.statements.set('', read.unnamedParse);
     state.unnamedStale = read.unnamedParse;
@@ -132,37 +134,53 @@ export function readPoint(state: SessionState, batch: readonly Message[], read: 
 
 function afterGet(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, got: CacheGetResult): MaybePromise<PassReason | undefined> {
   if (got.kind === 'value') {
-    if (state.fingerprint !== undefined) return serveHit(state, read, cacheKey, got.payload);
-    return ensureFingerprint(state).then((known) => (known ? serveHit(state, read, cacheKey, got.payload) : 'not-cacheable'));
+    if (state.fingerprint !== undefined) return hitOrCheck(state, batch, read, cacheKey, got.payload);
+    return ensureFingerprint(state).then((known) => (known ? hitOrCheck(state, batch, read, cacheKey, got.payload) : 'not-cacheable'));
   }
   if (got.kind !== 'miss' || got.token === undefined) return 'lease';
   state.ctx.metrics.misses++;
   return fill(state, batch, read, cacheKey, got.token);
 }
 
-function serveHit(state: SessionState, read: PlannedRead, cacheKey: string, payload: unknown): PassReason | undefined {
+/**
+ * A hit, or, when the answer may not have the columns of the statement the read uses (parsed in an
+ * earlier batch: prepared-definition.ts), the read run on PostgreSQL as a fill that fills nothing
+ * (counted as a pass-through for its variant).
+ */
+function hitOrCheck(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, payload: unknown): MaybePromise<PassReason | undefined> {
+  const served = serveHit(state, read, cacheKey, payload);
+  if (served !== UNFIT) return served;
+  state.ctx.metrics.passThrough.variant++;
+  return fill(state, batch, read, cacheKey, undefined);
+}
+
+const UNFIT = Symbol('the answer may not have the columns of the statement read');
+
+function serveHit(state: SessionState, read: PlannedRead, cacheKey: string, payload: unknown): PassReason | undefined | typeof UNFIT {
   const { ctx } = state;
   if (!resolvesToCachedTable(state, read)) return 'search-path';
   const answer = ctx.answers.decode(cacheKey, payload);
   if (answer === undefined || answer.variant !== variantOf(state, read)) return 'variant';
+  if (!answerFitsStatement(state, read, answer.definition)) return UNFIT;
   ctx.metrics.hits++;
   answerHit(state, read, answer.reply);
   return undefined;
 }
 
-async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string): Promise<PassReason | undefined> {
+/** Runs the read on PostgreSQL in the proxy's read transaction; with a fill lease's `token`, caches its answer. */
+async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string | undefined): Promise<PassReason | undefined> {
   const { ctx } = state;
   const s = quoteIdentifier(ctx.schema);
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}, ${CATALOG_EQUALS_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves, shareable, catalogEquals] = opened.rows[0];
+  const [version, fingerprint, resolves, shareable, catalogEquals, definition] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
@@ -197,6 +215,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   if (read.unnamedParse !== undefined) {
     state.statements.set('', read.unnamedParse);
     state.unnamedStale = undefined;
+    forgetStatement(state, '');
   } else if (read.shape.startsWith('Q|')) {
     state.statements.delete('');
     state.unnamedStale = undefined;
@@ -204,8 +223,11 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const last = answer[answer.length - 1];
   const rows = answer.filter((m) => m.type === 'D').length;
   const tag = last?.type === 'C' ? last.body.toString('utf8', 0, last.body.length - 1) : '';
+  // Ran without an error under this definition: the statement's columns are the definition's.
+  if (!answer.some((m) => m.type === 'E')) noteStatementRan(state, read, definition);
+  if (token === undefined) return undefined;
   if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) return undefined;
-  const payload = encodeAnswer(variantOf(state, read), bytes);
+  const payload = encodeAnswer(variantOf(state, read), bytes, definition ?? '');
   try {
     const accepted = await ctx.cache.fill(cacheKey, token, { version: Number(version), payload, tombstone: false, sizeBytes: payload.length }, ctx.ttlMs);
     if (accepted) ctx.metrics.fills++;
