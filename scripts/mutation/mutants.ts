@@ -585,6 +585,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "pg-proxy: a statement prepared before its table's columns changed is served another session's answer of the new columns, where PostgreSQL sends 0A000 (cached plan must not change result type)",
     patches: [{ file: 'src/pg-proxy/prepared-definition.ts', find: '  if (read.statement === undefined) return true;', replace: '  return true;' }],
   },
+  // --- pg-proxy integer literals of PostgreSQL 16's forms (test/integration/pg-proxy-numeric-literal-forms.test.ts) ---
+  {
+    id: 'proxy-reads-literals-with-newer-grammar',
+    rule: 'pg-proxy: WHERE id = 0x10 (or 1_6, 0o20) is read as key 16 by the parser of PostgreSQL 18 and served the cached row, where PostgreSQL 15 sends a syntax error',
+    patches: [{ file: PROXY_CLASSIFY, find: '      if (!writtenAsDecimal(sql, constant.location, value)) return undefined;\n', replace: '' }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',
