@@ -119,7 +119,7 @@ const ctx = {
   ownBackends: new Set(),
   flushTable: async () => undefined,
   drainAfter: async () => undefined,
-  bypass: { coveredAt: Infinity, boundMs: 1_000, markersAt: Infinity, announcedAt: Infinity },
+  bypass: { coveredAt: Infinity, boundMs: 1_000, markersAt: Infinity, announcedAt: Infinity, fenceFailedAt: -Infinity },
   markerStartup: { refused: false },
 } as unknown as ProxyContext;
 

@@ -591,6 +591,12 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: WHERE id = 0x10 (or 1_6, 0o20) is read as key 16 by the parser of PostgreSQL 18 and served the cached row, where PostgreSQL 15 sends a syntax error',
     patches: [{ file: PROXY_CLASSIFY, find: '      if (!writtenAsDecimal(sql, constant.location, value)) return undefined;\n', replace: '' }],
   },
+  // --- pg-proxy a commit whose fence failed (test/integration/pg-proxy-fence-failed-window.test.ts) ---
+  {
+    id: 'proxy-hits-after-failed-fence',
+    rule: 'pg-proxy: after a commit whose fence could not reach the cache (acknowledged, pragmatic), hits are served as soon as the cache answers, the replaced row among them, until the drainer next passes',
+    patches: [{ file: 'src/pg-proxy/context.ts', find: 'return bypass.coveredAt > bypass.fenceFailedAt && performance.now()', replace: 'return performance.now()' }],
+  },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {
     id: 'proxy-ignores-type-and-role-ddl',
