@@ -565,7 +565,7 @@ export const MUTANTS: readonly Mutant[] = [
     rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical), were regclass answers cached',
     patches: [
       { file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" },
-      { file: PROXY_READ_PATH, find: "\n  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;", replace: '`;' },
+      { file: PROXY_READ_PATH, find: " AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}", replace: '' },
     ],
   },
   {
@@ -577,7 +577,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-caches-catalog-rendered-columns',
     rule: "pg-proxy: a table with a regclass/regrole column or a column of another table's row type is cached, and a rename of the referenced object (or ALTER TABLE of that table) leaves the old text in the cache for good",
-    patches: [{ file: PROXY_READ_PATH, find: "\n  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;", replace: '`;' }],
+    patches: [{ file: PROXY_READ_PATH, find: " AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}", replace: '' }],
   },
   // --- pg-proxy statements prepared before their table changed (test/integration/pg-proxy-prepared-after-ddl.test.ts) ---
   {

@@ -62,7 +62,7 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
     AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2
-  AND ${notRenderedElsewhereSql('$3::pg_catalog.oid')}`;
+`;
 
 /**
  * Whether the statement's `=` is pg_catalog's in this session: no schema of its search_path but
@@ -174,7 +174,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL} AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));

@@ -7,29 +7,37 @@
 // answer cached before kept the old text for good. A table whose columns reach such a type — through
 // domains, arrays, ranges and composite attributes — is therefore not cached. (A composite type of
 // its own, `CREATE TYPE … AS (…)`, changes only by ALTER TYPE, which flushes every cached table.)
+import { quoteIdentifier } from '../store/postgres-schema.js';
 
 /** The catalog types whose output names another object: regproc … regcollation, and aclitem (role names). */
 const NAMING_TYPES = '{24,1033,2202,2203,2204,2205,2206,3734,3769,4089,4096,4191}';
 
 /**
- * A boolean SQL expression, true when no column of the table whose oid is `tableOid` (an SQL
- * expression) reaches a type rendered from another object. Every operator is qualified: it runs in
- * the client's session, under its search_path.
+ * The proxy schema's function `renders_elsewhere(oid)`: whether a column of the table reaches such a
+ * type. PL/pgSQL with a generic plan: the recursive query is planned once per session, not at every
+ * fill (planning it took about as long as the rest of the fill's query). STABLE: it reads the catalog
+ * in the snapshot of the fill's statement that calls it.
  */
-export function notRenderedElsewhereSql(tableOid: string): string {
-  return `NOT EXISTS (WITH RECURSIVE reached(t) AS (
-      SELECT a.atttypid FROM pg_catalog.pg_attribute a
-        WHERE a.attrelid OPERATOR(pg_catalog.=) ${tableOid} AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+export function rendersElsewhereFunctionSql(s: string): string {
+  return `
+CREATE OR REPLACE FUNCTION ${s}.renders_elsewhere(p_rel oid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+  RETURN EXISTS (WITH RECURSIVE reached(t) AS (
+      SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped
     UNION
-      SELECT n.t FROM reached r JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) r.t,
+      SELECT n.t FROM reached r,
+        LATERAL (SELECT y.oid, y.typbasetype, y.typelem, y.typrelid FROM pg_type y WHERE y.oid = r.t OFFSET 0) ty,
         LATERAL (SELECT ty.typbasetype UNION ALL SELECT ty.typelem
-          UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid OPERATOR(pg_catalog.=) ty.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-          UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g
-            WHERE g.rngtypid OPERATOR(pg_catalog.=) ty.oid OR g.rngmultitypid OPERATOR(pg_catalog.=) ty.oid) n(t)
-        WHERE n.t OPERATOR(pg_catalog.<>) 0)
-    SELECT FROM reached r JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) r.t
-      LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) ty.typrelid
-    WHERE ty.oid OPERATOR(pg_catalog.=) ANY ('${NAMING_TYPES}'::pg_catalog.oid[])
-      OR (ty.typrelid OPERATOR(pg_catalog.<>) 0 AND c.relkind OPERATOR(pg_catalog.<>) 'c'))`;
+          UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+          UNION ALL SELECT g.rngsubtype FROM pg_range g WHERE g.rngtypid = ty.oid OR g.rngmultitypid = ty.oid) n(t)
+        WHERE n.t <> 0)
+    SELECT FROM reached r JOIN pg_type ty ON ty.oid = r.t LEFT JOIN pg_class c ON c.oid = ty.typrelid
+    WHERE ty.oid = ANY ('${NAMING_TYPES}'::oid[]) OR (ty.typrelid <> 0 AND c.relkind <> 'c'));
+END $fn$;`;
+}
+
+/** A boolean SQL expression, true when no column of the table whose oid is `tableOid` (an SQL expression) reaches such a type. */
+export function notRenderedElsewhereSql(schema: string, tableOid: string): string {
+  return `NOT ${quoteIdentifier(schema)}.renders_elsewhere(${tableOid})`;
 }
