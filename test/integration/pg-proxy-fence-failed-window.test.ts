@@ -71,6 +71,7 @@ describe('pg-proxy: a read after a commit whose fence failed', { skip: service.s
 describe('pg-proxy: a read after a commit whose fence timed out on its own Redis, stopped (SIGSTOP)', { skip: service.skip || needRedisServer().skip, timeout: 90_000 }, () => {
   let db: ProxyDatabase;
   let redis: RedisServer;
+  let redisCache: ReturnType<typeof createRedisCache> | undefined;
   let proxy: PgProxy & { url: string };
   let writer: pg.Client;
   let reader: pg.Client;
@@ -78,7 +79,8 @@ describe('pg-proxy: a read after a commit whose fence timed out on its own Redis
     db = await createProxyDatabase('fencestop', 3);
     redis = await startRedisServer();
     await untilUptime(redis); // past the first-use quarantine of a freshly started server
-    proxy = await startTestProxy(db, { cache: createRedisCache({ url: redis.url, commandTimeout: '300ms' }), drainListen: false, drainPollMs: 10_000, bypassBoundMs: 30_000 });
+    redisCache = createRedisCache({ url: redis.url, commandTimeout: '300ms' });
+    proxy = await startTestProxy(db, { cache: redisCache, drainListen: false, drainPollMs: 10_000, bypassBoundMs: 30_000 });
     writer = new pg.Client({ connectionString: proxy.url });
     reader = new pg.Client({ connectionString: proxy.url });
     await writer.connect();
@@ -89,6 +91,7 @@ describe('pg-proxy: a read after a commit whose fence timed out on its own Redis
     await writer?.end();
     await reader?.end();
     await proxy?.close(1000);
+    await redisCache?.close();
     await redis?.stop();
     await db?.drop();
   });
