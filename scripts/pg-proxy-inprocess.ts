@@ -119,7 +119,7 @@ const ctx = {
   ownBackends: new Set(),
   flushTable: async () => undefined,
   drainAfter: async () => undefined,
-  bypass: { coveredAt: Infinity, boundMs: 1_000, markersAt: Infinity, announcedAt: Infinity },
+  bypass: { coveredAt: Infinity, boundMs: 1_000, markersAt: Infinity, announcedAt: Infinity, fenceFailedAt: -Infinity },
   markerStartup: { refused: false },
 } as unknown as ProxyContext;
 
@@ -145,7 +145,7 @@ const upstreamSocket = new FakeSocket(() => {
 const client = new MessageQueue(clientSocket as unknown as Socket, 'client');
 const upstream = new MessageQueue(upstreamSocket as unknown as Socket, 'upstream');
 const state: SessionState = {
-  ctx, client, upstream, status: 'I', parameters: new Map([['client_encoding', 'UTF8'], ['standard_conforming_strings', 'on']]), statements: new Map(),
+  ctx, client, upstream, status: 'I', parameters: new Map([['client_encoding', 'UTF8'], ['standard_conforming_strings', 'on']]), statements: new Map(), verifiedStatements: new Map(),
   unnamedStale: undefined, fingerprint: 'f', resolves: [String(table.oid)], variants: undefined, preparedInternal: new Map(), journalCursor: 0,
   fenceParsedAt: 0, fenceThroughFunction: false, writeMarks: 0, markerRegistered: true, markerArmed: true, rearmRetryAt: 0, announcing: true,
   announced: [], announceOverflow: false, pendingFlush: new Set(), planMemo: {}, draining: false, idle: false,
@@ -167,7 +167,7 @@ if (kind === 'hit') {
     const key = rowCacheKey(ctx, table.qualified, plan.read.key);
     const got = await cache.get(key, 5_000);
     if (got.kind !== 'miss' || got.token === undefined) throw new Error('no lease');
-    const payload = encodeAnswer(variant, rowAnswer);
+    const payload = encodeAnswer(variant, rowAnswer, '');
     await cache.fill(key, got.token, { version: 1, payload, tombstone: false, sizeBytes: payload.length }, 3_600_000);
   }
 }

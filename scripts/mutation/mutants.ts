@@ -560,13 +560,42 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'proxy-variant-ignores-quote-all-identifiers',
-    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical)',
-    patches: [{ file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" }],
+    // Answers with a regclass column are no longer cached at all (rendered-columns.ts): the setting in
+    // the variant is the second line, tested with that refusal taken out too.
+    rule: 'pg-proxy: a session with quote_all_identifiers on is served another session\'s unquoted regclass answer (not byte-identical), were regclass answers cached',
+    patches: [
+      { file: 'src/pg-proxy/internal.ts', find: "'row_security', 'xmloption', 'quote_all_identifiers'];", replace: "'row_security', 'xmloption'];" },
+      { file: PROXY_READ_PATH, find: " AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}", replace: '' },
+    ],
   },
   {
     id: 'proxy-caches-nondeterministic-key',
     rule: 'pg-proxy: a text primary key of a case-insensitive collation is cached under the spelling read (\'ABC\'), which a write to the row (\'abc\') does not invalidate',
     patches: [{ file: PROXY_READ_PATH, find: 'x.indisprimary AND NOT co.collisdeterministic)', replace: 'x.indisprimary AND false)' }],
+  },
+  // --- pg-proxy columns rendered from other objects (test/integration/pg-proxy-catalog-rendered-columns.test.ts) ---
+  {
+    id: 'proxy-caches-catalog-rendered-columns',
+    rule: "pg-proxy: a table with a regclass/regrole column or a column of another table's row type is cached, and a rename of the referenced object (or ALTER TABLE of that table) leaves the old text in the cache for good",
+    patches: [{ file: PROXY_READ_PATH, find: " AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}", replace: '' }],
+  },
+  // --- pg-proxy statements prepared before their table changed (test/integration/pg-proxy-prepared-after-ddl.test.ts) ---
+  {
+    id: 'proxy-serves-prepared-statement-any-definition',
+    rule: "pg-proxy: a statement prepared before its table's columns changed is served another session's answer of the new columns, where PostgreSQL sends 0A000 (cached plan must not change result type)",
+    patches: [{ file: 'src/pg-proxy/prepared-definition.ts', find: '  if (read.statement === undefined) return true;', replace: '  return true;' }],
+  },
+  // --- pg-proxy integer literals of PostgreSQL 16's forms (test/integration/pg-proxy-numeric-literal-forms.test.ts) ---
+  {
+    id: 'proxy-reads-literals-with-newer-grammar',
+    rule: 'pg-proxy: WHERE id = 0x10 (or 1_6, 0o20) is read as key 16 by the parser of PostgreSQL 18 and served the cached row, where PostgreSQL 15 sends a syntax error',
+    patches: [{ file: PROXY_CLASSIFY, find: '      if (!writtenAsDecimal(sql, constant.location, value)) return undefined;\n', replace: '' }],
+  },
+  // --- pg-proxy a commit whose fence failed (test/integration/pg-proxy-fence-failed-window.test.ts) ---
+  {
+    id: 'proxy-hits-after-failed-fence',
+    rule: 'pg-proxy: after a commit whose fence could not reach the cache (acknowledged, pragmatic), hits are served as soon as the cache answers, the replaced row among them, until the drainer next passes',
+    patches: [{ file: 'src/pg-proxy/context.ts', find: 'return bypass.coveredAt > bypass.fenceFailedAt && performance.now()', replace: 'return performance.now()' }],
   },
   // --- pg-proxy types and roles (test/integration/pg-proxy-type-role-ddl.test.ts) ---
   {

@@ -9,6 +9,8 @@ export interface DecodedAnswer {
   readonly variant: string;
   /** The answer's messages followed by ReadyForQuery 'I': one socket write. */
   readonly reply: Buffer;
+  /** The table's columns when the answer was filled (prepared-definition.ts); undefined in answers of earlier releases. */
+  readonly definition: string | undefined;
 }
 
 interface Entry {
@@ -52,16 +54,16 @@ export class AnswerMemo {
   }
 }
 
-/** The stored form: JSON `{ v: variant, b: base64 of the answer's messages }`. */
-export function encodeAnswer(variant: string, answer: Buffer): string {
-  return JSON.stringify({ v: variant, b: answer.toString('base64') });
+/** The stored form: JSON `{ v: variant, b: base64 of the answer's messages, d: the table's definition }`. */
+export function encodeAnswer(variant: string, answer: Buffer, definition: string): string {
+  return JSON.stringify({ v: variant, b: answer.toString('base64'), d: definition });
 }
 
 function decodePayload(payload: unknown): DecodedAnswer | undefined {
   try {
-    const parsed = (typeof payload === 'string' ? JSON.parse(payload) : payload) as { v?: unknown; b?: unknown } | null;
+    const parsed = (typeof payload === 'string' ? JSON.parse(payload) : payload) as { v?: unknown; b?: unknown; d?: unknown } | null;
     if (typeof parsed?.v !== 'string' || typeof parsed.b !== 'string') return undefined;
-    return { variant: parsed.v, reply: Buffer.concat([Buffer.from(parsed.b, 'base64'), READY_IDLE]) };
+    return { variant: parsed.v, reply: Buffer.concat([Buffer.from(parsed.b, 'base64'), READY_IDLE]), definition: typeof parsed.d === 'string' ? parsed.d : undefined };
   } catch {
     return undefined;
   }

@@ -79,7 +79,7 @@ function fromTemplate(batch: readonly Message[], t: BatchTemplate): Plan | undef
   if (bytes.compare(t.bytes, 0, t.valueStart, 0, t.valueStart) !== 0 || bytes.compare(t.bytes, t.valueEnd, length, t.valueEnd, length) !== 0) return undefined;
   const key = keyOfParam(t.point.table, bytes.subarray(t.valueStart, t.valueEnd), t.format, t.typeOid);
   if (key === undefined) return { kind: 'pass', reason: 'key-form' };
-  return { kind: 'read', read: { point: t.point, key, shape: t.shape, unnamedParse: t.unnamedParse } };
+  return { kind: 'read', read: { point: t.point, key, shape: t.shape, unnamedParse: t.unnamedParse, statement: undefined } };
 }
 
 /** parseMessage, or the memo's answer when `m` is byte for byte the Parse decoded last. */
@@ -144,6 +144,12 @@ export interface PlannedRead {
   readonly shape: string;
   /** The Parse "" the batch carries, if any (a hit must remember it: see session.ts). */
   readonly unnamedParse: StatementInfo | undefined;
+  /**
+   * The name of the prepared statement the read executes when it was parsed in an earlier batch (its
+   * columns are those of its Parse: prepared-definition.ts); undefined when the batch carries its Parse
+   * or is a simple Query.
+   */
+  readonly statement: string | undefined;
 }
 
 export type Plan = { readonly kind: 'read'; readonly read: PlannedRead } | { readonly kind: 'pass'; readonly reason: 'not-cacheable' | 'key-form' };
@@ -161,7 +167,7 @@ export function planQuery(sql: string, tables: readonly CachedTable[]): Plan {
   if (point === undefined || point.key.kind !== 'literal') return PASS;
   const key = keyOfLiteral(point.table, point.key.value, point.key.isString);
   if (key === undefined) return { kind: 'pass', reason: 'key-form' };
-  return { kind: 'read', read: { point, key, shape: `Q|${point.shape}`, unnamedParse: undefined } };
+  return { kind: 'read', read: { point, key, shape: `Q|${point.shape}`, unnamedParse: undefined, statement: undefined } };
 }
 
 /** The request's shape (see PlannedRead), computed again only when its bytes differ from the memo's. */
@@ -257,5 +263,5 @@ export function planExtended(batch: readonly Message[], statements: ReadonlyMap<
     const valueStart = byteLength(batch[0]!) + 5 + bind.valuesStart + 2 + 4;
     memo.batch = { bytes: Buffer.from(joinMessages(batch)), valueStart, valueEnd: valueStart + param.length, point, format, typeOid: info.paramTypes[0] ?? 0, shape, unnamedParse };
   }
-  return { kind: 'read', read: { point, key, shape, unnamedParse } };
+  return { kind: 'read', read: { point, key, shape, unnamedParse, statement: unnamedParse === undefined ? statement : undefined } };
 }

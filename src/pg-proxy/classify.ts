@@ -148,9 +148,13 @@ function classifyPointRead(sql: string, tables: readonly CachedTable[], protocol
     if (param?.number !== 1) return undefined;
     key = { kind: 'param' };
   } else {
-    const constant = other.A_Const as { ival?: { ival?: number }; sval?: { sval?: string }; isnull?: boolean } | undefined;
+    const constant = other.A_Const as { ival?: { ival?: number }; sval?: { sval?: string }; isnull?: boolean; location?: number } | undefined;
     if (constant === undefined || constant.isnull === true) return undefined;
-    if (constant.ival !== undefined) key = { kind: 'literal', value: String(constant.ival.ival ?? 0), isString: false };
+    if (constant.ival !== undefined) {
+      const value = String(constant.ival.ival ?? 0);
+      if (!writtenAsDecimal(sql, constant.location, value)) return undefined;
+      key = { kind: 'literal', value, isString: false };
+    }
     else if (constant.sval !== undefined) key = { kind: 'literal', value: constant.sval.sval ?? '', isString: true };
     else return undefined;
   }
@@ -163,6 +167,22 @@ function classifyPointRead(sql: string, tables: readonly CachedTable[], protocol
     }
   }
   return { table: found.table, unqualified: found.unqualified, key, shape };
+}
+
+const DECIMAL_TOKEN_END = /[0-9A-Za-z_.$\x80-\uffff]/;
+
+/**
+ * Whether an integer constant is written in the text as its plain decimal digits (`16`, `-16`) at its
+ * location (a byte offset). libpg-query is PostgreSQL 18's grammar: since 16 it reads `0x10`, `0o20`,
+ * `0b10000` and `1_6` as 16 too, where an older server refuses them ("trailing junk after numeric
+ * literal"), so only the spelling every version reads alike is a key (the rest passes through).
+ */
+function writtenAsDecimal(sql: string, location: number | undefined, value: string): boolean {
+  if (location === undefined) return false;
+  const bytes = Buffer.from(sql, 'utf8');
+  const end = location + value.length;
+  if (end > bytes.length || bytes.toString('latin1', location, end) !== value) return false;
+  return end === bytes.length || !DECIMAL_TOKEN_END.test(bytes.toString('latin1', end, end + 1));
 }
 
 /** The node type of each top-level statement of a text ('SelectStmt', 'TransactionStmt' …); undefined when it does not parse. */

@@ -130,11 +130,24 @@ export interface BypassCoverage {
   markersAt: number;
   /** When a complete pass last found the journal announcing its rows (schema.ts), -Infinity if it did not. */
   announcedAt: number;
+  /**
+   * When a session's fence last failed to reach the cache (performance.now(), after its commit), -Infinity
+   * if never: that write was acknowledged with its key still cached, and only a drainer pass that began
+   * later (its snapshot holds the commit) invalidates it; until one completed, no hit is served.
+   */
+  fenceFailedAt: number;
 }
 
 /** Whether the drainer has passed recently enough for a cached answer to be served (BypassCoverage). */
 export function bypassCovered(ctx: ProxyContext): boolean {
-  return performance.now() - ctx.bypass.coveredAt <= ctx.bypass.boundMs;
+  const { bypass } = ctx;
+  return bypass.coveredAt > bypass.fenceFailedAt && performance.now() - bypass.coveredAt <= bypass.boundMs;
+}
+
+/** A fence could not reach the cache (its write is acknowledged anyway): hits wait for the drainer's next pass. */
+export function noteFenceFailure(ctx: ProxyContext): void {
+  ctx.metrics.fenceFailures++;
+  ctx.bypass.fenceFailedAt = performance.now();
 }
 
 /** Whether a batch of SELECTs may skip its fence: the drainer found the write marker installed, recently (as bypassCovered). */

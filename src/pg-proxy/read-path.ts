@@ -12,6 +12,8 @@ import { bypassCovered, rowCacheKey, type PassReason, type ProxyContext } from '
 import type { PlannedRead } from './batch.js';
 import { encodeAnswer } from './answer-memo.js';
 import { proxyTriggerNames } from './schema.js';
+import { notRenderedElsewhereSql } from './rendered-columns.js';
+import { answerFitsStatement, forgetStatement, noteStatementRan, tableDefinitionSql } from './prepared-definition.js';
 import { isThenable } from '../maybe-promise.js';
 import { recordParameter, type SessionState } from './state.js';
 import type { CacheGetResult, MaybePromise } from '../types.js';
@@ -48,8 +50,9 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
  * deterministic collation (with a case-insensitive one, `id = 'ABC'` finds the row 'abc', whose writes
  * invalidate only the key 'abc'); and the proxy's two
  * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
- * replica-only, writes append no journal row and no fence sees them). $3: the table's oid; $4, $5: the
- * names of its row and TRUNCATE triggers.
+ * replica-only, writes append no journal row and no fence sees them); and no column rendered from
+ * another object's definition (a regclass, a table's row type: rendered-columns.ts). $3: the table's
+ * oid; $4, $5: the names of its row and TRUNCATE triggers.
  */
 const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $3::pg_catalog.oid)
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND c.relrowsecurity)
@@ -58,7 +61,8 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
-    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2`;
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2
+`;
 
 /**
  * Whether the statement's `=` is pg_catalog's in this session: no schema of its search_path but
@@ -91,6 +95,7 @@ function variantOf(state: SessionState, read: PlannedRead): string {
 function answerHit(state: SessionState, read: PlannedRead, reply: Buffer): void {
   state.client.socket.write(reply);
   if (read.unnamedParse !== undefined) {
+    forgetStatement(state, '');
     // The client now has this unnamed statement; the upstream does not (re-created before its next use).
     state.statements.set('', read.unnamedParse);
     state.unnamedStale = read.unnamedParse;
@@ -129,38 +134,54 @@ export function readPoint(state: SessionState, batch: readonly Message[], read: 
 
 function afterGet(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, got: CacheGetResult): MaybePromise<PassReason | undefined> {
   if (got.kind === 'value') {
-    if (state.fingerprint !== undefined) return serveHit(state, read, cacheKey, got.payload);
-    return ensureFingerprint(state).then((known) => (known ? serveHit(state, read, cacheKey, got.payload) : 'not-cacheable'));
+    if (state.fingerprint !== undefined) return hitOrCheck(state, batch, read, cacheKey, got.payload);
+    return ensureFingerprint(state).then((known) => (known ? hitOrCheck(state, batch, read, cacheKey, got.payload) : 'not-cacheable'));
   }
   if (got.kind !== 'miss' || got.token === undefined) return 'lease';
   state.ctx.metrics.misses++;
   return fill(state, batch, read, cacheKey, got.token);
 }
 
-function serveHit(state: SessionState, read: PlannedRead, cacheKey: string, payload: unknown): PassReason | undefined {
+/**
+ * A hit, or, when the answer may not have the columns of the statement the read uses (parsed in an
+ * earlier batch: prepared-definition.ts), the read run on PostgreSQL as a fill that fills nothing
+ * (counted as a pass-through for its variant).
+ */
+function hitOrCheck(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, payload: unknown): MaybePromise<PassReason | undefined> {
+  const served = serveHit(state, read, cacheKey, payload);
+  if (served !== UNFIT) return served;
+  state.ctx.metrics.passThrough.variant++;
+  return fill(state, batch, read, cacheKey, undefined);
+}
+
+const UNFIT = Symbol('the answer may not have the columns of the statement read');
+
+function serveHit(state: SessionState, read: PlannedRead, cacheKey: string, payload: unknown): PassReason | undefined | typeof UNFIT {
   const { ctx } = state;
   if (!resolvesToCachedTable(state, read)) return 'search-path';
   const answer = ctx.answers.decode(cacheKey, payload);
   if (answer === undefined || answer.variant !== variantOf(state, read)) return 'variant';
+  if (!answerFitsStatement(state, read, answer.definition)) return UNFIT;
   ctx.metrics.hits++;
   answerHit(state, read, answer.reply);
   return undefined;
 }
 
-async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string): Promise<PassReason | undefined> {
+/** Runs the read on PostgreSQL in the proxy's read transaction; with a fill lease's `token`, caches its answer. */
+async function fill(state: SessionState, batch: readonly Message[], read: PlannedRead, cacheKey: string, token: string | undefined): Promise<PassReason | undefined> {
   const { ctx } = state;
   const s = quoteIdentifier(ctx.schema);
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL}, ${CATALOG_EQUALS_SQL}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL} AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
     await abandonFill(ctx, cacheKey);
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves, shareable, catalogEquals] = opened.rows[0];
+  const [version, fingerprint, resolves, shareable, catalogEquals, definition] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));
@@ -195,6 +216,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   if (read.unnamedParse !== undefined) {
     state.statements.set('', read.unnamedParse);
     state.unnamedStale = undefined;
+    forgetStatement(state, '');
   } else if (read.shape.startsWith('Q|')) {
     state.statements.delete('');
     state.unnamedStale = undefined;
@@ -202,11 +224,14 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   const last = answer[answer.length - 1];
   const rows = answer.filter((m) => m.type === 'D').length;
   const tag = last?.type === 'C' ? last.body.toString('utf8', 0, last.body.length - 1) : '';
+  // Ran without an error under this definition: the statement's columns are the definition's.
+  if (!answer.some((m) => m.type === 'E')) noteStatementRan(state, read, definition);
+  if (token === undefined) return undefined;
   if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) {
     await abandonFill(ctx, cacheKey);
     return undefined;
   }
-  const payload = encodeAnswer(variantOf(state, read), bytes);
+  const payload = encodeAnswer(variantOf(state, read), bytes, definition ?? '');
   try {
     const accepted = await ctx.cache.fill(cacheKey, token, { version: Number(version), payload, tombstone: false, sizeBytes: payload.length }, ctx.ttlMs);
     if (accepted) ctx.metrics.fills++;

@@ -11,6 +11,7 @@ import { parseMessageMemo } from './batch.js';
 import { otherStatementOf } from './classify.js';
 import { announcementsTrusted, fenceAfterIdle, fenceAnnounced, fenceMessages, forgetAnnounced, rearmMessages, shouldRearm } from './session-fence.js';
 import { canPipelineFence, canSkipFence, isSelectBatch } from './fence-pipeline.js';
+import { forgetStatement } from './prepared-definition.js';
 import { readInternal } from './internal-run.js';
 import { isThenable } from '../maybe-promise.js';
 import { isAsync, STATEMENT_PREFIX } from './internal.js';
@@ -40,6 +41,7 @@ function track(state: SessionState, m: Message, parsedHere: string[], seen: Seen
   if (m.type === 'P') {
     const info = parseMessageMemo(m, state.planMemo);
     state.statements.set(info.name, info);
+    forgetStatement(state, info.name);
     parsedHere.push(info.name);
     if (info.name === '') state.unnamedStale = undefined;
     noteDdl(state, info.sql, seen);
@@ -49,10 +51,12 @@ function track(state: SessionState, m: Message, parsedHere: string[], seen: Seen
   } else if (m.type === 'C' && m.body[0] === 0x53 /* S */) {
     const name = readCString(m.body, 1).value;
     state.statements.delete(name);
+    forgetStatement(state, name);
     if (name.startsWith(STATEMENT_PREFIX)) state.preparedInternal.clear();
     if (name === '') state.unnamedStale = undefined;
   } else if (m.type === 'Q') {
     state.statements.delete(''); // a simple Query destroys the unnamed statement
+    forgetStatement(state, '');
     state.unnamedStale = undefined;
     noteDdl(state, readCString(m.body, 0).value, seen);
   }
@@ -64,6 +68,7 @@ function noteDdl(state: SessionState, sql: string, seen: Seen): void {
   if (other.ddlTables.size > 0) for (const table of other.ddlTables) state.pendingFlush.add(table.qualified);
   if (other.dropsStatements) {
     state.statements.clear();
+    state.verifiedStatements.clear();
     state.preparedInternal.clear();
     state.unnamedStale = undefined;
   }

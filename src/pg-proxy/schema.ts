@@ -10,6 +10,7 @@
 // (TRUNCATE, DDL). Trigger functions are SECURITY DEFINER with a fixed search_path, so any role that may
 // write the table may append to the journal, and no role needs rights on the proxy's tables.
 import { quoteIdentifier } from '../store/postgres-schema.js';
+import { rendersElsewhereFunctionSql } from './rendered-columns.js';
 import { WRITE_ANNOUNCEMENT_CODE, WRITE_ANNOUNCEMENT_TEXT, WRITE_MARKER_CODE, WRITE_MARKER_SETTING, WRITE_MARKER_TEXT } from './write-marker.js';
 
 /** The channel every journal append notifies (payload: the schema), but those of a proxy's sessions (see bump). */
@@ -169,6 +170,7 @@ CREATE OR REPLACE FUNCTION ${s}.version_of(p_tbl text, p_key text) RETURNS bigin
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
   SELECT coalesce((SELECT version FROM ${s}.versions WHERE tbl = p_tbl AND key = p_key), 0)
 $fn$;
+${rendersElsewhereFunctionSql(s)}
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${s} TO PUBLIC;
 
 -- DDL made anywhere (not only through the proxy): an event trigger journals a whole-table flush for

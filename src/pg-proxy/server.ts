@@ -100,7 +100,7 @@ export async function startPgProxy(options: PgProxyOptions): Promise<PgProxy> {
     maxAnswerBytes: options.maxAnswerBytes ?? 65_536,
     fence: options.unsafeFence ?? 'on',
     announcedFences: options.announcedFences ?? true,
-    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity, announcedAt: -Infinity },
+    bypass: { coveredAt: -Infinity, boundMs, markersAt: -Infinity, announcedAt: -Infinity, fenceFailedAt: -Infinity },
     markerStartup: { refused: false },
     async flushTable(qualified: string) {
       metrics.flushes++;

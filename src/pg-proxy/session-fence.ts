@@ -7,7 +7,7 @@ import { quoteIdentifier } from '../store/postgres-schema.js';
 import { statementMessages } from './internal.js';
 import { runInternal, type InternalOutcome } from './internal-run.js';
 import { applyWrites, writtenRows, type WrittenRow } from './fence.js';
-import { announcementsVerified } from './context.js';
+import { announcementsVerified, noteFenceFailure } from './context.js';
 import { isThenable } from '../maybe-promise.js';
 import { WRITE_MARKER_SETTING } from './write-marker.js';
 import { errorCode, type Message } from './framing.js';
@@ -134,7 +134,7 @@ function applyFence(state: SessionState, rows: WrittenRow[], fromJournal = true)
     applied = applyWrites(state.ctx, rows);
   } catch {
     applied = undefined;
-    state.ctx.metrics.fenceFailures++;
+    noteFenceFailure(state.ctx);
   }
   const done = () => {
     state.pendingFlush.clear();
@@ -142,8 +142,9 @@ function applyFence(state: SessionState, rows: WrittenRow[], fromJournal = true)
   };
   if (!isThenable(applied)) return done();
   return Promise.resolve(applied).then(done, () => {
-    // Cache down: the write is committed and journaled; the drainer replays it when the cache answers (pragmatic policy).
-    state.ctx.metrics.fenceFailures++;
+    // Cache down: the write is committed and journaled; the drainer replays it when the cache answers
+    // (pragmatic policy), and until that pass no hit is served (noteFenceFailure).
+    noteFenceFailure(state.ctx);
     done();
   });
 }

@@ -113,6 +113,7 @@ export async function handleConnection(ctx: ProxyContext, socket: Socket, hooks:
       status: 'I',
       parameters: new Map(),
       statements: new Map(),
+      verifiedStatements: new Map(),
       unnamedStale: undefined,
       fingerprint: undefined,
       resolves: undefined,

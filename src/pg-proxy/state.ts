@@ -15,6 +15,8 @@ export interface SessionState {
   readonly parameters: Map<string, string>;
   /** The client's view of its prepared statements ('' = the unnamed one). */
   readonly statements: Map<string, StatementInfo>;
+  /** Statement name → the table definition a fill's execution of it succeeded under (prepared-definition.ts). */
+  readonly verifiedStatements: Map<string, string>;
   /** The upstream's unnamed statement lags the client's (a hit answered a Parse ""): re-create it before use. */
   unnamedStale: StatementInfo | undefined;
   /** Output settings and name resolution (fingerprintSql) as last probed; undefined after anything that may change them. */

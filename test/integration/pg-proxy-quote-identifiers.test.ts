@@ -34,7 +34,9 @@ describe('pg-proxy: quote_all_identifiers', { skip: service.skip, timeout: 120_0
     const plain = await clients.open();
     const quoting = await clients.open();
     const sql = 'SELECT id, rel FROM items WHERE id = $1';
-    assert.deepEqual(await clients.untilHit(plain, sql, 8), { id: 8, rel: 'items' });
+    // A regclass column is not cached any more (its text follows the table's name: rendered-columns.ts);
+    // these reads were hits before, and the mutant that caches it again is killed here.
+    for (let i = 0; i < 3; i++) assert.deepEqual((await plain.query(sql, [8])).rows, [{ id: 8, rel: 'items' }]);
     await quoting.query('SET quote_all_identifiers = on');
     assert.deepEqual((await quoting.query(sql, [8])).rows, [{ id: 8, rel: '"items"' }]);
     assert.deepEqual((await quoting.query('SELECT id, rel FROM items WHERE id = 8')).rows, [{ id: 8, rel: '"items"' }]);
