@@ -595,7 +595,17 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-uncached-fill-keeps-lease',
     rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
-    patches: [{ file: PROXY_READ_PATH, find: '    await ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '' }],
+    patches: [{ file: PROXY_READ_PATH, find: '    given = ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '    given = undefined;\n' }],
+  },
+  {
+    id: 'proxy-unshareable-fill-gives-lease-back',
+    rule: 'pg-proxy: a point read refused for its table or session (row-level security) gives its fill lease back, so every reader of the key runs a whole fill instead of passing through (test/integration/pg-proxy-kept-fill-lease.test.ts)',
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    giveLeaseBack(ctx, cacheKey);\n' }],
+  },
+  {
+    id: 'proxy-lease-give-back-awaited',
+    rule: "pg-proxy: the give-back of a fill lease is waited for, so a slow cache delays the session's next batch (test/integration/pg-proxy-kept-fill-lease.test.ts)",
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    if (!refusedBeforeAnswer) await ctx.cache.invalidateOlder(cacheKey, 0);\n' }],
   },
   {
     id: 'settle-poll-error-silent',
