@@ -620,7 +620,27 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'near-silent-feed-kept',
     rule: "near cache: an invalidation connection lost without a trace (no FIN, no RST) is kept, so the L1 serves nothing until the kernel gives the socket up (about 15 minutes)",
-    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered && c === client && !closed) {', replace: '    if (false && !answered && c === client && !closed) {' }],
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (why !== undefined && c === client && !closed) {', replace: '    if (false && why !== undefined && c === client && !closed) {' }],
+  },
+  {
+    id: 'near-handshake-silence-ignored',
+    rule: "near cache: a replacement invalidation connection open but silent in its handshake is kept for good (a PING on it is refused at once; connectTimeout covers the TCP connect only) (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '      why = handshakeSince === undefined ? await unansweredPing(c) : await unfinishedHandshake(c);', replace: '      why = await unansweredPing(c);' }],
+  },
+  {
+    id: 'near-silence-limit-short',
+    rule: 'near cache: a Redis slow for seconds (a slow script) makes every process replace its invalidation connection and flush its L1 at once (test/integration/near-cache-feed-silence.test.ts)',
+    patches: [{ file: 'src/cache/near-tracking.ts', find: 'export const TRACKING_SILENT_AFTER_MS = 10_000;', replace: 'export const TRACKING_SILENT_AFTER_MS = 2_000;' }],
+  },
+  {
+    id: 'near-silence-unread-answer',
+    rule: "near cache: a stall of the process as long as the silence limit, a PING's answer unread in the socket, replaces a healthy invalidation connection (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered) await afterIo();\n', replace: '' }],
+  },
+  {
+    id: 'near-replaced-connection-reports',
+    rule: 'near cache: errors of an invalidation connection already replaced, or after close(), are told to onError (test/integration/near-cache-feed-silence.test.ts)',
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (c === client && !closed) options.onError?.(error);', replace: '    options.onError?.(error);' }],
   },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {
