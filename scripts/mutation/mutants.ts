@@ -610,12 +610,32 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'settle-poll-error-silent',
     rule: 'SQL stores: a poll of the settlement that could not ask the database is retried silently (no count, no warning): an operator cannot tell writes are waiting to be settled',
-    patches: [{ file: 'src/store/settle-loop.ts', find: '      failed(error, asked.length); // the server is not reachable yet: ask again\n', replace: '      void failed; // the server is not reachable yet: ask again\n' }],
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      if (!stopped) failed(error, asked.length);\n', replace: '      void failed;\n' }],
   },
   {
     id: 'settle-poll-error-warning-unlimited',
     rule: 'SQL stores: every failed poll of the settlement warns (one a second while the database is down), flooding the log',
     patches: [{ file: 'src/store/settle-loop.ts', find: '    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;\n', replace: '' }],
+  },
+  {
+    id: 'settle-poll-error-after-stop',
+    rule: 'SQL stores: a settlement poll in flight when the store stops fails after it closed and is counted and warned about (test/unit/settle-loop.test.ts)',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      if (!stopped) failed(error, asked.length);\n', replace: '      failed(error, asked.length);\n' }],
+  },
+  {
+    id: 'settle-first-warning-since-last',
+    rule: 'SQL stores: the first warning of failed settlement polls counts them "since the last warning" when there was none (test/unit/settle-loop.test.ts)',
+    patches: [{ file: 'src/store/settle-loop.ts', find: "warnedAt === -Infinity ? 'so far' : 'since the last warning'", replace: "'since the last warning'" }],
+  },
+  {
+    id: 'entity-settle-warning-ignored',
+    rule: "PostgreSQL entity store: failed settlement polls go to process.emitWarning whatever its onWarning says (test/integration/postgres-settle-poll-errors.test.ts)",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'client.query(config)), undefined, undefined, warn);', replace: 'client.query(config)));' }],
+  },
+  {
+    id: 'entity-settle-errors-uncounted',
+    rule: "PostgreSQL entity store: its stats() leaves out its own failed settlement polls (test/integration/postgres-settle-poll-errors.test.ts)",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'settlePollErrors: settler.pollErrors + kv.stats().settlePollErrors', replace: 'settlePollErrors: kv.stats().settlePollErrors' }],
   },
   {
     id: 'near-silent-feed-kept',
