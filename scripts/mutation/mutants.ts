@@ -593,6 +593,11 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'proxy-drain-after-spins',
+    rule: 'pg-proxy: drainAfter, refused a pass after close(), asks again at once: it spins on microtasks (no timer fires) until its 5 s deadline (test/integration/pg-proxy-drain-after-close.test.ts)',
+    patches: [{ file: 'src/pg-proxy/server.ts', find: '        if (stopped !== undefined) throw stopped;\n', replace: '' }],
+  },
+  {
     id: 'proxy-uncached-fill-keeps-lease',
     rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
     patches: [{ file: PROXY_READ_PATH, find: '    given = ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '    given = undefined;\n' }],
