@@ -101,6 +101,11 @@ describe('near cache: silence on the invalidation connection', () => {
       const id = await f.tracking.clientId();
       const held = relay.holdRepliesOfNewest();
       await until('a PING outstanding (its answer held)', async () => held() > 0);
+      // Stall from the check phase, as a long task run from I/O does: the next turn of the event loop
+      // runs its expired timers (the probe's deadline) before it reads the sockets. (A stall in the
+      // timers phase would not show it: libuv's clock is read before the timers, so the deadline
+      // would only expire after the next read of the sockets.)
+      await afterIo();
       relay.resume(); // the answer is now in this process's socket, unread until the event loop turns
       const stallUntil = performance.now() + 1_300; // longer than the limit, counted from after the PING was sent
       while (performance.now() < stallUntil);
