@@ -663,6 +663,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered) await afterIo();\n', replace: '' }],
   },
   {
+    id: 'near-reports-after-close',
+    rule: "near cache: a replacement's connect() failing because the feed closed is told to onError (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (c === client && !closed) options.onError?.(error);', replace: '    if (c === client) options.onError?.(error);' }],
+  },
+  {
     id: 'near-replaced-connection-reports',
     rule: 'near cache: errors of an invalidation connection already replaced, or after close(), are told to onError (test/integration/near-cache-feed-silence.test.ts)',
     patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (c === client && !closed) options.onError?.(error);', replace: '    options.onError?.(error);' }],
