@@ -622,14 +622,29 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'proxy-drain-after-spins',
+    rule: 'pg-proxy: drainAfter, refused a pass after close(), asks again at once: it spins on microtasks (no timer fires) until its 5 s deadline (test/integration/pg-proxy-drain-after-close.test.ts)',
+    patches: [{ file: 'src/pg-proxy/server.ts', find: '        if (stopped !== undefined) throw stopped;\n', replace: '' }],
+  },
+  {
     id: 'proxy-uncached-fill-keeps-lease',
     rule: 'pg-proxy: a point read whose answer is not cached keeps its fill lease until it expires, so every other reader of the key passes through meanwhile',
-    patches: [{ file: PROXY_READ_PATH, find: '    await ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '' }],
+    patches: [{ file: PROXY_READ_PATH, find: '    given = ctx.cache.invalidateOlder(cacheKey, 0);\n', replace: '    given = undefined;\n' }],
+  },
+  {
+    id: 'proxy-unshareable-fill-gives-lease-back',
+    rule: 'pg-proxy: a point read refused for its table or session (row-level security) gives its fill lease back, so every reader of the key runs a whole fill instead of passing through (test/integration/pg-proxy-kept-fill-lease.test.ts)',
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    giveLeaseBack(ctx, cacheKey);\n' }],
+  },
+  {
+    id: 'proxy-lease-give-back-awaited',
+    rule: "pg-proxy: the give-back of a fill lease is waited for, so a slow cache delays the session's next batch (test/integration/pg-proxy-kept-fill-lease.test.ts)",
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    if (!refusedBeforeAnswer) await ctx.cache.invalidateOlder(cacheKey, 0);\n' }],
   },
   {
     id: 'settle-poll-error-silent',
     rule: 'SQL stores: a poll of the settlement that could not ask the database is retried silently (no count, no warning): an operator cannot tell writes are waiting to be settled',
-    patches: [{ file: 'src/store/settle-loop.ts', find: '      failed(error, asked.length); // the server is not reachable yet: ask again\n', replace: '      void failed; // the server is not reachable yet: ask again\n' }],
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      if (!stopped) failed(error, asked.length);\n', replace: '      void failed;\n' }],
   },
   {
     id: 'settle-poll-error-warning-unlimited',
@@ -637,9 +652,54 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/store/settle-loop.ts', find: '    if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;\n', replace: '' }],
   },
   {
+    id: 'settle-poll-error-after-stop',
+    rule: 'SQL stores: a settlement poll in flight when the store stops fails after it closed and is counted and warned about (test/unit/settle-loop.test.ts)',
+    patches: [{ file: 'src/store/settle-loop.ts', find: '      if (!stopped) failed(error, asked.length);\n', replace: '      failed(error, asked.length);\n' }],
+  },
+  {
+    id: 'settle-first-warning-since-last',
+    rule: 'SQL stores: the first warning of failed settlement polls counts them "since the last warning" when there was none (test/unit/settle-loop.test.ts)',
+    patches: [{ file: 'src/store/settle-loop.ts', find: "warnedAt === -Infinity ? 'so far' : 'since the last warning'", replace: "'since the last warning'" }],
+  },
+  {
+    id: 'entity-settle-warning-ignored',
+    rule: "PostgreSQL entity store: failed settlement polls go to process.emitWarning whatever its onWarning says (test/integration/postgres-settle-poll-errors.test.ts)",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'client.query(config)), undefined, undefined, warn);', replace: 'client.query(config)));' }],
+  },
+  {
+    id: 'entity-settle-errors-uncounted',
+    rule: "PostgreSQL entity store: its stats() leaves out its own failed settlement polls (test/integration/postgres-settle-poll-errors.test.ts)",
+    patches: [{ file: 'src/store/entity/postgres-entity-store.ts', find: 'settlePollErrors: settler.pollErrors + kv.stats().settlePollErrors', replace: 'settlePollErrors: kv.stats().settlePollErrors' }],
+  },
+  {
     id: 'near-silent-feed-kept',
     rule: "near cache: an invalidation connection lost without a trace (no FIN, no RST) is kept, so the L1 serves nothing until the kernel gives the socket up (about 15 minutes)",
-    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered && c === client && !closed) {', replace: '    if (false && !answered && c === client && !closed) {' }],
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (why !== undefined && c === client && !closed) {', replace: '    if (false && why !== undefined && c === client && !closed) {' }],
+  },
+  {
+    id: 'near-handshake-silence-ignored',
+    rule: "near cache: a replacement invalidation connection open but silent in its handshake is kept for good (a PING on it is refused at once; connectTimeout covers the TCP connect only) (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '      why = handshakeSince === undefined ? await unansweredPing(c) : await unfinishedHandshake(c);', replace: '      why = await unansweredPing(c);' }],
+  },
+  {
+    id: 'near-silence-limit-short',
+    rule: 'near cache: a Redis slow for seconds (a slow script) makes every process replace its invalidation connection and flush its L1 at once (test/integration/near-cache-feed-silence.test.ts)',
+    patches: [{ file: 'src/cache/near-tracking.ts', find: 'export const TRACKING_SILENT_AFTER_MS = 10_000;', replace: 'export const TRACKING_SILENT_AFTER_MS = 2_000;' }],
+  },
+  {
+    id: 'near-silence-unread-answer',
+    rule: "near cache: a stall of the process as long as the silence limit, a PING's answer unread in the socket, replaces a healthy invalidation connection (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (!answered) await afterIo();\n', replace: '' }],
+  },
+  {
+    id: 'near-reports-after-close',
+    rule: "near cache: a replacement's connect() failing because the feed closed is told to onError (test/integration/near-cache-feed-silence.test.ts)",
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (c === client && !closed) options.onError?.(error);', replace: '    if (c === client) options.onError?.(error);' }],
+  },
+  {
+    id: 'near-replaced-connection-reports',
+    rule: 'near cache: errors of an invalidation connection already replaced, or after close(), are told to onError (test/integration/near-cache-feed-silence.test.ts)',
+    patches: [{ file: 'src/cache/near-tracking.ts', find: '    if (c === client && !closed) options.onError?.(error);', replace: '    options.onError?.(error);' }],
   },
   // --- pg-proxy name resolution (test/integration/pg-proxy-shadowing-table.test.ts) ---
   {

@@ -1,6 +1,6 @@
 // The near cache as users create it: a Redis cache, Redis's own invalidation tracking on a second
 // connection, and the L1 in front (near.ts). `lockstep/near`.
-import type { Duration } from '../duration.js';
+import { toMs, type Duration } from '../duration.js';
 import type { Codec } from '../types.js';
 import { InvalidOptionError } from '../errors.js';
 import { NearCache } from './near.js';
@@ -22,6 +22,12 @@ export type NearRedisCacheOptions = Omit<RedisCacheOptions, 'client' | 'cluster'
   heartbeat?: boolean;
   /** The engine's codec, if not the default JSON: the L1 holds decoded values. */
   codec?: Codec;
+  /**
+   * How long the invalidation connection may stay silent (a PING unanswered, a handshake unfinished)
+   * before it is replaced and the L1 flushed: 100 ms to 1 h. Not a bound on staleness (maxStaleness
+   * is): only when to give up on a connection. @default '10s'
+   */
+  feedSilentAfter?: Duration;
 };
 
 /**
@@ -30,12 +36,14 @@ export type NearRedisCacheOptions = Omit<RedisCacheOptions, 'client' | 'cluster'
  */
 export async function createNearCache(options: NearRedisCacheOptions): Promise<NearCache> {
   if (options === undefined || options.maxStaleness === undefined) throw new InvalidOptionError('maxStaleness is required (e.g. "50ms")');
-  const { maxStaleness, maxEntries, maxBytes, heartbeat, codec, ...redisOptions } = options;
+  const { maxStaleness, maxEntries, maxBytes, heartbeat, codec, feedSilentAfter, ...redisOptions } = options;
+  const silentAfterMs = feedSilentAfter === undefined ? undefined : toMs(feedSilentAfter, 'feedSilentAfter');
   const redis = createRedisCache(redisOptions as RedisCacheOptions);
   const feed = createTrackingFeed({
     ...(options.url === undefined ? {} : { url: options.url }),
     keyPrefix: redis.keyPrefix,
     ...(options.onError === undefined ? {} : { onError: options.onError }),
+    ...(silentAfterMs === undefined ? {} : { silentAfterMs }),
   });
   const near = new NearCache({
     redis,

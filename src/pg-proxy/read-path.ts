@@ -178,8 +178,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
-    await abandonFill(ctx, cacheKey);
-    return 'not-cacheable';
+    return 'not-cacheable'; // the lease is kept: the reason is the session's or the table's, not this answer's (see giveLeaseBack)
   }
   const [version, fingerprint, resolves, shareable, catalogEquals, definition] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
@@ -190,6 +189,9 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // of the cached table's (no journal row, no fence); one with row-level security answers each session
   // as its policies say: such an answer is relayed, never cached.
   let cacheable = resolvesToCachedTable(state, read) && shareable === 't' && catalogEquals === 't';
+  // Refused for the table's or the session's sake, every reader of the key (of this session, or of any)
+  // is refused alike: the lease is kept, so they pass through cheaply (reason `lease`) until it expires.
+  const refusedBeforeAnswer = !cacheable;
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
@@ -228,7 +230,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   if (!answer.some((m) => m.type === 'E')) noteStatementRan(state, read, definition);
   if (token === undefined) return undefined;
   if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) {
-    await abandonFill(ctx, cacheKey);
+    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);
     return undefined;
   }
   const payload = encodeAnswer(variantOf(state, read), bytes, definition ?? '');
@@ -243,17 +245,35 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
 }
 
 /**
- * Gives the fill lease of an answer not cached back at once: held until it expired (fillLeaseMs), every
- * other reader of the key passed through meanwhile (reason `lease`). invalidateOlder at version 0 voids
- * a fill and nothing else (no value is older, no write is marked dirty); the port has no call naming the
- * token, so a lease another reader took after ours expired is voided too, which only costs that reader
- * its fill. Best effort: a cache that fails leaves the lease to expire, as before.
+ * Gives the fill lease of an answer not cached, for a reason of its own (over maxAnswerBytes, more than
+ * one row, an error, a notice, a setting changed): another reader's statement of the key may well be
+ * cached, and held until it expired (fillLeaseMs) the lease made every reader pass through (reason
+ * `lease`). A reason of the table's or the session's (row-level security, inheritance children, a
+ * session whose `=` is not pg_catalog's, a name resolving elsewhere) keeps the lease instead: every
+ * reader would be refused alike, and passing through is cheaper than a fill (a cache round trip, a
+ * REPEATABLE READ transaction, the catalog queries).
+ *
+ * invalidateOlder at version 0 voids a fill and nothing else (no value is older, no write is marked
+ * dirty); the port has no call naming the token, so a lease another reader took after ours expired is
+ * voided too, which only costs that reader its fill. Not waited for, so a slow cache does not delay
+ * the session's next batch. That is safe because the call can only void a fill: arriving late (after
+ * the session's next get of the key, which then passes through for the lease once) or never (the cache
+ * failed or was closed: the lease expires by itself, as before) costs a fill, never a stale answer.
+ * Its failure is swallowed (no unhandled rejection); only a lease given back is counted.
  */
-async function abandonFill(ctx: ProxyContext, cacheKey: string): Promise<void> {
+function giveLeaseBack(ctx: ProxyContext, cacheKey: string): void {
+  let given: MaybePromise<void>;
   try {
-    await ctx.cache.invalidateOlder(cacheKey, 0);
-    ctx.metrics.fillsAbandoned++;
+    given = ctx.cache.invalidateOlder(cacheKey, 0);
   } catch {
-    // the lease expires by itself
+    return; // the lease expires by itself
   }
+  Promise.resolve(given).then(
+    () => {
+      ctx.metrics.fillsAbandoned++;
+    },
+    () => {
+      // the lease expires by itself
+    },
+  );
 }

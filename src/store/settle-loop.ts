@@ -72,12 +72,13 @@ export function createSettleLoop<S>(
     untold++;
     const now = performance.now();
     if (now - warnedAt < SETTLE_WARNING_EVERY_MS) return;
-    warnedAt = now;
     const reason = error instanceof Error ? error.message : String(error);
+    const since = warnedAt === -Infinity ? 'so far' : 'since the last warning';
     const message =
       `Lockstep could not ask the database about ${sessions} write(s) given up on (${reason}): it asks again; ` +
-      `${untold} failed poll(s) since the last warning, at most one warning per ${SETTLE_WARNING_EVERY_MS / 1000} s (settle_poll_errors counts them all)`;
+      `${untold} failed poll(s) ${since}, at most one warning per ${SETTLE_WARNING_EVERY_MS / 1000} s (settle_poll_errors counts them all)`;
     untold = 0;
+    warnedAt = now;
     try {
       warn(message);
     } catch {
@@ -108,7 +109,9 @@ export function createSettleLoop<S>(
       const alive = await endAndFind(asked.map(([, entry]) => entry.session));
       for (const [id] of asked) if (!alive.has(id)) finish(id, true);
     } catch (error) {
-      failed(error, asked.length); // the server is not reachable yet: ask again
+      // The server is not reachable yet: ask again. A poll that fails after stop() (the store closed,
+      // its pool ended under it) is no failure to count or tell: nothing is pending any more.
+      if (!stopped) failed(error, asked.length);
     }
     polling = false;
     const now = performance.now();

@@ -33,7 +33,7 @@ describe('near cache: an invalidation connection lost without a trace', () => {
   it('is replaced: the feed tracks again on a new connection and heartbeats come back', { skip, timeout: 60_000 }, async () => {
     const keyPrefix = `near-silent-${randomUUID().slice(0, 8)}:`;
     const errors: string[] = [];
-    const tracking = createTrackingFeed({ url: relay.urlFor(redis.url), keyPrefix, onError: (e) => errors.push(String(e)) });
+    const tracking = createTrackingFeed({ url: relay.urlFor(redis.url), keyPrefix, silentAfterMs: 1_000, onError: (e) => errors.push(String(e)) });
     const near = new NearCache({ redis: createRedisCache({ url: redis.url, keyPrefix }), feed: tracking, maxStaleness: 200, maxEntries: 100 });
     try {
       await near.start();

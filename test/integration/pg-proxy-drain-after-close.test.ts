@@ -67,10 +67,22 @@ describe('pg-proxy: close() while a replication session waits for a pass of the 
       () => 'closed',
     );
     await until('a pass failed on the write', async () => (cache.faults.injected.get('invalidateOlder') ?? 0) >= 1, 10_000);
+    // The event loop stays responsive across close(): drainAfter, refused a pass, gives up rather than
+    // asking again at once (a refused pass settles in a microtask: the loop would spin on microtasks,
+    // no timer firing, until its 5 s deadline).
+    let lastTick = performance.now();
+    let longestGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - lastTick);
+      lastTick = now;
+    }, 20);
     await proxy.close(100); // the session is not idle: it is ended after the grace
     await until('a pass was asked for after the drainer stopped, and settled', async () => calls.some((c) => c.afterStop && c.settled), 10_000);
     assert.equal(await acknowledged, 'closed', 'the write was not acknowledged without a pass');
     await until('no lockstep pg-proxy connection left after close()', async () => (await proxyBackends()) === 0, 10_000);
+    clearInterval(ticker);
+    assert.ok(longestGap < 2_000, `a 20 ms timer fired at most ${Math.round(longestGap)} ms apart across close()`);
     assert.ok(
       calls.filter((c) => c.afterStop).every((c) => c.refused),
       'every pass asked for after the drainer stopped is refused',

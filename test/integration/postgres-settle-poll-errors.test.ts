@@ -12,7 +12,8 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createMetrics } from '../../src/metrics/recorder.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
-import { fromNextChunk, holdRelay } from '../helpers/hold-relay.js';
+import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
+import { fromCommit, fromNextChunk, holdRelay } from '../helpers/hold-relay.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
 import { until } from '../helpers/until.js';
 
@@ -22,7 +23,10 @@ describe('settling a write while the database cannot be asked', { skip: service.
   const schema = `lockstep_settle_errors_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
   admin.on('error', () => undefined);
-  before(async () => void (await admin.query(`CREATE SCHEMA ${schema}`)));
+  before(async () => {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await admin.query(`CREATE TABLE ${schema}.items (id text PRIMARY KEY, body text NOT NULL, version integer)`);
+  });
   after(async () => {
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
     await admin.end();
@@ -49,6 +53,34 @@ describe('settling a write while the database cannot be asked', { skip: service.
       await until('three failed polls of the settlement', async () => store.stats().settlePollErrors >= 3, 30_000);
       assert.ok((await pollErrors()) >= 3, 'lockstep_settle_poll_errors_total counts them');
       assert.equal(warnings.length, 1, `one warning for the window, not one per poll: ${JSON.stringify(warnings)}`);
+      assert.match(warnings[0]!, /could not ask the database about 1 write\(s\) given up on/);
+    } finally {
+      relay.resume();
+      await engine.close();
+      await store.close();
+      await pool.end().catch(() => undefined);
+      await closing;
+    }
+  });
+
+  // The PostgreSQL entity store built its settler with no warning receiver and kept no count: its
+  // failed polls went to process.emitWarning whatever the application asked, and its stats() did not exist.
+  it('the PostgreSQL entity store: counted in its stats() and told to its onWarning', async () => {
+    const relay = await holdRelay(DATABASE_URL);
+    const pool = new pg.Pool({ connectionString: relay.url, max: 1 });
+    pool.on('error', () => undefined);
+    const warnings: string[] = [];
+    const store = await createPostgresEntityStore({ pool, schema, table: 'items', notify: false, statementTimeout: '200ms', onWarning: (message) => warnings.push(message) });
+    const engine = createWriteThrough<{ body: string }>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'items', leaseTtl: '1s', journal: false, metrics: false });
+    let closing: Promise<void> | undefined;
+    try {
+      await engine.write('a', { body: 'v1' });
+      assert.equal(store.stats().settlePollErrors, 0);
+      relay.arm(fromCommit);
+      closing = relay.close(); // from now on no new connection: every poll fails to connect
+      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
+      await until('three failed polls of the settlement', async () => store.stats().settlePollErrors >= 3, 30_000);
+      assert.equal(warnings.length, 1, `one warning for the window, to the store's onWarning: ${JSON.stringify(warnings)}`);
       assert.match(warnings[0]!, /could not ask the database about 1 write\(s\) given up on/);
     } finally {
       relay.resume();

@@ -7,11 +7,12 @@
 // concurrency: postgres-entity-schema.ts.
 import { toMs, type Duration } from '../../duration.js';
 import { ClosedError, InvalidOptionError, isLockstepError, StoreOutcomeUnknownError } from '../../errors.js';
-import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
+import type { StoreDeleteResult, StoreStats, StoredValue, StorePrecondition, StoreWriteOptions } from '../../types.js';
 import { CLIENT_MARGIN_MS, isClientTimeout, readTimedOut } from '../client-timeouts.js';
 import { checkoutWithin } from '../postgres-checkout.js';
 import { createSessionSettler, markIf, newSessionMark, settling, type SessionMark } from '../postgres-settle.js';
 import { listenToNewConnections } from '../postgres-connection-errors.js';
+import { warningReceiver } from '../settle-loop.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
@@ -33,9 +34,18 @@ export interface PostgresEntityStoreOptions extends EntityTableOptions {
   bypassTriggers?: boolean;
   /** LISTEN for journal appends (as createPostgresStore's `notify`). @default true */
   notify?: boolean;
+  /**
+   * Receives warnings: polls of the settlement of writes given up on that failed (the database could
+   * not be asked), at most one per minute, as createPostgresStore's `onWarning`. @default process.emitWarning
+   */
+  onWarning?: (message: string) => void;
 }
 
-export type PostgresEntityStore = EntityStore & { readonly schema: string };
+export type PostgresEntityStore = EntityStore & {
+  readonly schema: string;
+  /** Its own counters: failed polls of the settlement of writes given up on (its own and its journal's). */
+  stats(): StoreStats;
+};
 
 /** How long an open waits for a connection and for each catalog statement: the statement timeout plus the client's margin, as every later call. */
 export function openWaitMs(statementTimeout: Duration | undefined): number {
@@ -58,12 +68,13 @@ export async function createPostgresEntityStoreWith(
 ): Promise<PostgresEntityStore> {
   const { pool } = options;
   if (typeof pool?.connect !== 'function') throw new InvalidOptionError('pool must be a pg.Pool');
+  const warn = warningReceiver(options.onWarning);
   listenToNewConnections(pool);
   const schema = identifier(options.schema ?? 'public', 'schema');
   const statementTimeoutMs = toMs(options.statementTimeout ?? '2s', 'statementTimeout');
   const waitMs = openWaitMs(options.statementTimeout);
   if (!(await isUniqueColumn(pool, schema, spec.table, spec.idColumn, waitMs))) throw notUnique(spec);
-  const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true });
+  const kv = createPostgresStore({ pool, schema, statementTimeout: statementTimeoutMs, notify: options.notify ?? true, onWarning: warn });
   await kv.ready();
   // Re-created triggers (another release's) wait for the table's lock at most half the statement timeout, 1 s at most.
   if (options.bypassTriggers ?? true) await installEntityTriggers(pool, schema, spec, { lockTimeoutMs: Math.max(1, Math.min(1000, Math.floor(statementTimeoutMs / 2))), waitMs });
@@ -90,7 +101,7 @@ export async function createPostgresEntityStoreWith(
   // A COMMIT the network held back would still land once delivered, with no confirmation left for
   // the engine: the transaction that sent it is ended from another connection, and the engine told
   // once it is gone (postgres-settle.ts).
-  const settler = createSessionSettler((config) => withClient((client) => client.query(config)));
+  const settler = createSessionSettler((config) => withClient((client) => client.query(config)), undefined, undefined, warn);
 
   /** One transaction with Lockstep's mark set on the row `key`; a lost connection during COMMIT is an unknown outcome, settled later. */
   async function transaction<R>(deadlineMs: number, key: string, work: (client: PostgresClient) => Promise<R>): Promise<R> {
@@ -201,6 +212,7 @@ export async function createPostgresEntityStoreWith(
     pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
     journalId: () => (live(), kv.journalId()),
     ping: () => (live(), kv.ping()),
+    stats: () => ({ settlePollErrors: settler.pollErrors + kv.stats().settlePollErrors }),
     async close() {
       closed = true;
       settler.stop();
