@@ -1616,6 +1616,22 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/audit/auditor.ts', find: '      continue; // a newer write since: look again', replace: '      return { ...classifyKey(again, cached), seen: after };' }],
   },
   {
+    id: 'proxy-definition-without-collation',
+    rule: "pg-proxy: a table's column definition leaves out the columns' collations, so a statement prepared before a collation change (which PostgreSQL refuses with 0A000) is served another session's answer",
+    patches: [{ file: 'src/pg-proxy/prepared-definition.ts', find: 'a.atttypmod, a.attcollation, a.attisdropped', replace: 'a.atttypmod, a.attisdropped' }],
+  },
+  {
+    id: 'proxy-definition-joined-text',
+    rule: "pg-proxy: a table's column definition is its columns joined with ':' and ',', so a column named with those characters makes two different column lists hash alike and a statement is served an answer of other columns",
+    patches: [
+      {
+        file: 'src/pg-proxy/prepared-definition.ts',
+        find: "pg_catalog.md5(pg_catalog.array_agg(ROW(a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation, a.attisdropped) ORDER BY a.attnum)::pg_catalog.text)",
+        replace: "pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped), ',' ORDER BY a.attnum))",
+      },
+    ],
+  },
+  {
     id: 'audit-cache-ahead-trusted',
     rule: 'auditor: a cache ahead of the store read before its look is counted (and repaired) as D or E, although a write through Lockstep that committed in between explains it: false defects under normal traffic',
     patches: [

@@ -10,9 +10,15 @@
 import type { PlannedRead } from './batch.js';
 import type { SessionState } from './state.js';
 
-/** An SQL expression: a hash of the columns of the table whose oid is `tableOid` (names, types, typmods, dropped ones). */
+/**
+ * An SQL expression: a hash of the columns of the table whose oid is `tableOid` (names, types, typmods,
+ * collations, dropped ones), in an unambiguous text: an array of rows, whose output quotes a name
+ * holding a comma or a colon (joined with separators, a column named "price:701:-1:f,6:x" made two
+ * different tables hash alike). A collation change alone makes PostgreSQL refuse a statement prepared
+ * before it (0A000), so it is part of the definition.
+ */
 export function tableDefinitionSql(tableOid: string): string {
-  return `(SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped), ',' ORDER BY a.attnum))
+  return `(SELECT pg_catalog.md5(pg_catalog.array_agg(ROW(a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation, a.attisdropped) ORDER BY a.attnum)::pg_catalog.text)
     FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) ${tableOid} AND a.attnum OPERATOR(pg_catalog.>) 0)`;
 }
 

@@ -11,6 +11,7 @@ import { DATABASE_URL, needService } from '../helpers/services.js';
 import { raw, rawConnect, type RawConnection } from '../helpers/pg-raw.js';
 import { errorCode, type Message } from '../../src/pg-proxy/framing.js';
 import type { PgProxy } from '../../src/pg-proxy/index.js';
+import { tableDefinitionSql } from '../../src/pg-proxy/prepared-definition.js';
 
 const service = await needService('PostgreSQL', DATABASE_URL);
 
@@ -86,6 +87,38 @@ describe('pg-proxy: a statement prepared before its table changed', { skip: serv
     for (let i = 0; i < 3; i++) assert.equal((await late.query(query)).rows[0].note, null);
     // pg does not prepare again: straight on PostgreSQL this fails for as long as the connection lives.
     for (let i = 0; i < 2; i++) await assert.rejects(early.query(query), { code: '0A000' });
+  });
+
+  it("a column's collation changed (names and types the same): the statement prepared before gets PostgreSQL's error, not a hit", async () => {
+    const sql = 'SELECT id, val FROM items WHERE id = $1';
+    const before = await session();
+    await prepare(before, 'coll', sql);
+    for (let i = 0; i < 3; i++) assert.equal(summary(await execute(before, 'coll', 4)), '2 D2 C Z');
+    const writer = await clients.open();
+    await writer.query('ALTER TABLE items ALTER COLUMN val TYPE text COLLATE "C"');
+    const later = await session();
+    await prepare(later, 'coll', sql);
+    let filled = false;
+    for (let i = 0; i < 5 && !filled; i++) {
+      const hits = proxy.metrics.hits;
+      assert.equal(summary(await execute(later, 'coll', 4)), '2 D2 C Z');
+      filled = proxy.metrics.hits === hits + 1;
+    }
+    assert.ok(filled, 'the answer of the new definition is cached');
+    for (let i = 0; i < 2; i++) assert.equal(summary(await execute(before, 'coll', 4)), 'E0A000 Z');
+  });
+
+  it('the definition tells apart column lists that joined text would confuse (a name holding the separators)', async () => {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query('CREATE TABLE def_x (id int4, "v:25:-1:f,3:w" int4)');
+      await c.query('CREATE TABLE def_y (id int4, v text, w int4)');
+      const hash = async (table: string) => (await c.query<{ d: string }>(`SELECT ${tableDefinitionSql(`'${table}'::pg_catalog.regclass`)} AS d`)).rows[0]!.d;
+      assert.notEqual(await hash('def_x'), await hash('def_y'));
+    } finally {
+      await c.end();
+    }
   });
 
   it('a statement whose columns did not change is served from the cache again', async () => {
