@@ -1632,6 +1632,16 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'proxy-session-refusal-keeps-lease',
+    rule: "pg-proxy: a read refused for its session's own reason (a search_path that finds another table) keeps the key's fill lease, so every other session passes through for it (fillLeaseMs) instead of filling",
+    patches: [{ file: 'src/pg-proxy/read-path.ts', find: "  const tableRefuses = shareable !== 't';", replace: '  const tableRefuses = !cacheable;' }],
+  },
+  {
+    id: 'proxy-rendered-check-temp-shadow',
+    rule: "pg-proxy: renders_elsewhere searches pg_temp first, so a session's temporary table named pg_attribute hides a regclass column and its answers are cached (stale after a rename)",
+    patches: [{ file: 'src/pg-proxy/rendered-columns.ts', find: 'SET search_path = pg_catalog, pg_temp SET', replace: 'SET search_path = pg_catalog SET' }],
+  },
+  {
     id: 'audit-cache-ahead-trusted',
     rule: 'auditor: a cache ahead of the store read before its look is counted (and repaired) as D or E, although a write through Lockstep that committed in between explains it: false defects under normal traffic',
     patches: [

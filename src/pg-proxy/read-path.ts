@@ -178,7 +178,10 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
-    return 'not-cacheable'; // the lease is kept: the reason is the session's or the table's, not this answer's (see giveLeaseBack)
+    // The proxy's own queries failed (a session's statement_timeout, a role without access): another
+    // session may fill, so the lease is given back.
+    if (token !== undefined) giveLeaseBack(ctx, cacheKey);
+    return 'not-cacheable';
   }
   const [version, fingerprint, resolves, shareable, catalogEquals, definition] = opened.rows[0];
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
@@ -189,9 +192,10 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // of the cached table's (no journal row, no fence); one with row-level security answers each session
   // as its policies say: such an answer is relayed, never cached.
   let cacheable = resolvesToCachedTable(state, read) && shareable === 't' && catalogEquals === 't';
-  // Refused for the table's or the session's sake, every reader of the key (of this session, or of any)
+  // Refused for the table's sake (row-level security, inheritance children …), every reader of the key
   // is refused alike: the lease is kept, so they pass through cheaply (reason `lease`) until it expires.
-  const refusedBeforeAnswer = !cacheable;
+  // A session's own reasons (its search_path, its `=`) refuse only it: the lease is given back.
+  const tableRefuses = shareable !== 't';
   for (;;) {
     const m = state.upstream.tryNext() ?? (await state.upstream.next());
     if (m.type === 'Z') break;
@@ -230,7 +234,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   if (!answer.some((m) => m.type === 'E')) noteStatementRan(state, read, definition);
   if (token === undefined) return undefined;
   if (!cacheable || rows > 1 || (tag !== 'SELECT 0' && tag !== 'SELECT 1') || bytes.length > ctx.maxAnswerBytes) {
-    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);
+    if (!tableRefuses) giveLeaseBack(ctx, cacheKey);
     return undefined;
   }
   const payload = encodeAnswer(variantOf(state, read), bytes, definition ?? '');

@@ -16,12 +16,13 @@ const NAMING_TYPES = '{24,1033,2202,2203,2204,2205,2206,3734,3769,4089,4096,4191
  * The proxy schema's function `renders_elsewhere(oid)`: whether a column of the table reaches such a
  * type. PL/pgSQL with a generic plan: the recursive query is planned once per session, not at every
  * fill (planning it took about as long as the rest of the fill's query). STABLE: it reads the catalog
- * in the snapshot of the fill's statement that calls it.
+ * in the snapshot of the fill's statement that calls it. `pg_temp` last in its search_path: a session's
+ * temporary table named pg_attribute (searched first otherwise) cannot stand in for the catalog.
  */
 export function rendersElsewhereFunctionSql(s: string): string {
   return `
 CREATE OR REPLACE FUNCTION ${s}.renders_elsewhere(p_rel oid) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog SET plan_cache_mode = force_generic_plan AS $fn$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $fn$
 BEGIN
   RETURN EXISTS (WITH RECURSIVE reached(t) AS (
       SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped

@@ -92,6 +92,18 @@ describe('pg-proxy: columns rendered from other objects', { skip: service.skip, 
     await until('the changed row type read through the proxy', async () => JSON.stringify((await reader.query(sql, [2])).rows) === JSON.stringify(expected), 5_000);
   });
 
+  it('a session whose temporary table is named pg_attribute still finds the regclass column: never a hit', async () => {
+    const reader = await clients.open();
+    // A key of its own: the other tests' reads of refs hold their keys' fill leases (a table refused).
+    await admin.query("INSERT INTO refs VALUES (3, 'items', NULL)");
+    await reader.query('CREATE TEMP TABLE pg_attribute (attrelid oid, attnum int2, attisdropped bool, atttypid oid)');
+    const hits = proxy!.metrics.hits;
+    const fills = proxy!.metrics.fills;
+    await readSeveral(reader, 'SELECT id, rel FROM refs WHERE id = $1', 3);
+    assert.equal(proxy!.metrics.hits, hits, 'no hit');
+    assert.equal(proxy!.metrics.fills, fills, 'nothing cached');
+  });
+
   it('a table without such columns is still cached', async () => {
     const reader = await clients.open();
     assert.equal((await clients.untilHit<{ id: number }>(reader, 'SELECT id, val FROM items WHERE id = $1', 2)).id, 2);

@@ -1,7 +1,7 @@
 // The fill lease of a point read whose answer is not cached. Given back at once (invalidateOlder at
-// version 0) only when the reason is the answer's own (over maxAnswerBytes, several rows, an error):
-// for a reason of the table's or the session's (here row-level security), every reader of the key would
-// be refused alike, and giving the lease back made each run the whole fill (a cache round trip, a
+// version 0) when the reason is the answer's own (over maxAnswerBytes, several rows, an error) or the
+// session's (its search_path): another session may fill. For a reason of the table's (here row-level
+// security), every reader of the key would be refused alike, and giving the lease back made each run the whole fill (a cache round trip, a
 // REPEATABLE READ transaction with the version and catalog queries, a ROLLBACK, another cache call)
 // where the first reader's lease let the others pass through cheaply. And the give-back is not waited
 // for: a slow cache delayed the session's next batch.
@@ -32,7 +32,10 @@ describe('pg-proxy: a table whose answers are never cached keeps the fill lease'
     db = await createProxyDatabase('keptlease', 3);
     proxy = await startTestProxy(db, { fillLeaseMs: 600_000 });
     // Enabled after the proxy started (it refuses such a table at start): the owner reads past it; the proxy never shares it.
+    const flushes = proxy.metrics.flushes;
     await onDatabase(db, 'ALTER TABLE items ENABLE ROW LEVEL SECURITY');
+    // The DDL's flush (by the drainer) voids fill leases: wait for it, so it cannot void the test's.
+    await until('the DDL flush applied', async () => proxy.metrics.flushes > flushes, 10_000);
   });
   after(async () => {
     await clients.closeAll();
@@ -52,6 +55,37 @@ describe('pg-proxy: a table whose answers are never cached keeps the fill lease'
     assert.equal(m.misses, before.misses + 1, 'one fill attempt only');
     assert.equal(m.passThrough.lease, before.lease + reads - 1, 'every later reader passed through for the lease');
     assert.equal(m.fillsAbandoned, before.abandoned, 'the lease was not given back');
+  });
+});
+
+describe("pg-proxy: a session's own reason gives the fill lease back", { skip: service.skip, timeout: 60_000 }, () => {
+  let db: ProxyDatabase;
+  let proxy: PgProxy & { url: string };
+  const clients = proxyClients(() => proxy);
+  before(async () => {
+    db = await createProxyDatabase('sessionlease', 3);
+    await onDatabase(db, 'CREATE SCHEMA shadow; CREATE TABLE shadow.items (id int PRIMARY KEY, n int); INSERT INTO shadow.items VALUES (1, 7)');
+    proxy = await startTestProxy(db, { fillLeaseMs: 600_000 });
+  });
+  after(async () => {
+    await clients.closeAll();
+    await proxy?.close(1_000);
+    await db?.drop();
+  });
+
+  it('a session whose search_path finds another items reads it uncached; a plain session then fills the key', async () => {
+    const shadowed = await clients.open();
+    await shadowed.query('SET search_path = shadow, public');
+    const plain = await clients.open();
+    const m = proxy.metrics;
+    assert.deepEqual((await shadowed.query('SELECT id, n FROM items WHERE id = $1', [1])).rows, [{ id: 1, n: 7 }]);
+    const fills = m.fills;
+    // The give-back is not waited for: the plain session reads until it fills (with the lease kept, it
+    // would pass through for it for fillLeaseMs, 10 minutes).
+    await until('the plain session fills the key', async () => {
+      assert.deepEqual((await plain.query('SELECT id, n FROM items WHERE id = $1', [1])).rows, [{ id: 1, n: 0 }]);
+      return m.fills > fills;
+    }, 10_000);
   });
 });
 
