@@ -633,8 +633,8 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'proxy-unshareable-fill-gives-lease-back',
-    rule: 'pg-proxy: a point read refused for its table or session (row-level security) gives its fill lease back, so every reader of the key runs a whole fill instead of passing through (test/integration/pg-proxy-kept-fill-lease.test.ts)',
-    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    giveLeaseBack(ctx, cacheKey);\n' }],
+    rule: 'pg-proxy: a point read refused for its table (row-level security) gives its fill lease back, so every reader of the key runs a whole fill instead of passing through (test/integration/pg-proxy-kept-fill-lease.test.ts)',
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!tableRefuses) giveLeaseBack(ctx, cacheKey);\n', replace: '    giveLeaseBack(ctx, cacheKey);\n' }],
   },
   {
     id: 'proxy-lease-give-back-awaited',
