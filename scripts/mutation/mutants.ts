@@ -639,7 +639,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-lease-give-back-awaited',
     rule: "pg-proxy: the give-back of a fill lease is waited for, so a slow cache delays the session's next batch (test/integration/pg-proxy-kept-fill-lease.test.ts)",
-    patches: [{ file: PROXY_READ_PATH, find: '    if (!refusedBeforeAnswer) giveLeaseBack(ctx, cacheKey);\n', replace: '    if (!refusedBeforeAnswer) await ctx.cache.invalidateOlder(cacheKey, 0);\n' }],
+    patches: [{ file: PROXY_READ_PATH, find: '    if (!tableRefuses) giveLeaseBack(ctx, cacheKey);\n', replace: '    if (!tableRefuses) await ctx.cache.invalidateOlder(cacheKey, 0);\n' }],
   },
   {
     id: 'settle-poll-error-silent',
