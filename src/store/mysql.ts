@@ -39,8 +39,7 @@ import type { MysqlConnection, MysqlPool, MysqlValue } from './mysql-client.js';
 import { isServerError, MAX_ATTEMPTS, outcomeUnknown, retryable } from './mysql-errors.js';
 import { CLIENT_MARGIN_MS, connectionDeadline, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
 import { createMysqlSettler, SESSION_SQL, sessionFrom, type MysqlSession } from './mysql-settle.js';
-import { warningReceiver } from './settle-loop.js';
-import { settling } from './settle-loop.js';
+import { settling, warningReceiver } from './settle-loop.js';
 
 // mysql2 is an optional peer: loaded here so a missing install fails this import with the fix.
 const { default: mysql } = await loadDriver('mysql2', 'lockstep/mysql', () => import('mysql2/promise'));
