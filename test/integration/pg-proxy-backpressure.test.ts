@@ -195,9 +195,10 @@ describe('pg-proxy back-pressure: a peer that does not read is not buffered with
       const all = await session.collect(count);
       assert.equal(all.filter((m) => m.type === 'D').length, count, 'one row per query, none lost');
       assert.equal(all.filter((m) => m.type === 'E').length, 0);
-      // Not every one need be a hit: in a full run (other files' sessions and DDL beside it) 2 of the
-      // 5,000 were answered otherwise once (a cached answer replaced meanwhile); what this test is
-      // about is that the proxy stopped (above) and that every query got its one row.
+      // Not every one need be a hit: on a loaded machine the bypass drainer's last pass may be older
+      // than the bypass bound (1 s), and reads then go to PostgreSQL (reason drainer-behind: 2 of the
+      // 5,000 once, in a full run). What this test is about: the proxy stopped (above), every query
+      // got its one row.
     } finally {
       session.socket.destroy();
     }
