@@ -12,6 +12,7 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { createWriteThrough } from '../../src/compose/write-through.js';
 import { createMetrics } from '../../src/metrics/recorder.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
+import type { StoreAdapter, StoreStats } from '../../src/types.js';
 import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
 import { fromCommit, fromNextChunk, holdRelay } from '../helpers/hold-relay.js';
 import { DATABASE_URL, needService } from '../helpers/services.js';
@@ -32,54 +33,39 @@ describe('settling a write while the database cannot be asked', { skip: service.
     await admin.end();
   });
 
-  it('counts every failed poll, in the store and in the metrics, and warns once per window', async () => {
-    const relay = await holdRelay(DATABASE_URL);
-    // One connection: the settlement's poll needs a new one once the held write's is given up.
-    const pool = new pg.Pool({ connectionString: relay.url, max: 1 });
-    pool.on('error', () => undefined);
-    const warnings: string[] = [];
-    const store = createPostgresStore({ pool, schema, notify: false, statementTimeout: '200ms', onWarning: (message) => warnings.push(message) });
-    const engine = createWriteThrough<{ body: string }>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'settle', leaseTtl: '1s', journal: false, metrics: false });
-    const metrics = createMetrics();
-    metrics.attach(engine);
-    const pollErrors = async () => (await metrics.snapshot()).counters.settle_poll_errors;
-    let closing: Promise<void> | undefined;
-    try {
-      await engine.write('a', { body: 'v1' });
-      assert.equal(store.stats().settlePollErrors, 0);
-      relay.arm(fromNextChunk);
-      closing = relay.close(); // from now on no new connection: every poll fails to connect
-      await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
-      await until('three failed polls of the settlement', async () => store.stats().settlePollErrors >= 3, 30_000);
-      assert.ok((await pollErrors()) >= 3, 'lockstep_settle_poll_errors_total counts them');
-      assert.equal(warnings.length, 1, `one warning for the window, not one per poll: ${JSON.stringify(warnings)}`);
-      assert.match(warnings[0]!, /could not ask the database about 1 write\(s\) given up on/);
-    } finally {
-      relay.resume();
-      await engine.close();
-      await store.close();
-      await pool.end().catch(() => undefined);
-      await closing;
-    }
-  });
-
-  // The PostgreSQL entity store built its settler with no warning receiver and kept no count: its
-  // failed polls went to process.emitWarning whatever the application asked, and its stats() did not exist.
-  it('the PostgreSQL entity store: counted in its stats() and told to its onWarning', async () => {
+  /**
+   * A store over PostgreSQL behind a relay (one connection: the settlement's poll needs a new one once
+   * the held write's is given up): one write acknowledged, the next held back by the relay (`arm`),
+   * which then takes no new connection, so every poll fails to connect. The failed polls must be
+   * counted in the store's stats() (and what `counted` checks), and told once to its onWarning.
+   */
+  async function pollsFailWhileHeld(
+    arm: typeof fromNextChunk,
+    open: (pool: pg.Pool, onWarning: (message: string) => void) => Promise<{ store: StoreAdapter & { stats(): StoreStats }; namespace: string }>,
+    counted: (engine: ReturnType<typeof createWriteThrough<{ body: string }>>) => Promise<void> = async () => undefined,
+  ): Promise<void> {
     const relay = await holdRelay(DATABASE_URL);
     const pool = new pg.Pool({ connectionString: relay.url, max: 1 });
     pool.on('error', () => undefined);
     const warnings: string[] = [];
-    const store = await createPostgresEntityStore({ pool, schema, table: 'items', notify: false, statementTimeout: '200ms', onWarning: (message) => warnings.push(message) });
-    const engine = createWriteThrough<{ body: string }>({ store, cache: createMemoryCache({ maxEntries: 100 }), namespace: 'items', leaseTtl: '1s', journal: false, metrics: false });
+    const { store, namespace } = await open(pool, (message) => warnings.push(message));
+    const engine = createWriteThrough<{ body: string }>({
+      store,
+      cache: createMemoryCache({ maxEntries: 100 }),
+      namespace,
+      leaseTtl: '1s',
+      journal: false,
+      metrics: false,
+    });
     let closing: Promise<void> | undefined;
     try {
       await engine.write('a', { body: 'v1' });
       assert.equal(store.stats().settlePollErrors, 0);
-      relay.arm(fromCommit);
+      relay.arm(arm);
       closing = relay.close(); // from now on no new connection: every poll fails to connect
       await assert.rejects(engine.write('a', { body: 'v2' }), (e: Error & { code?: string }) => e.code === 'E_STORE_OUTCOME_UNKNOWN');
       await until('three failed polls of the settlement', async () => store.stats().settlePollErrors >= 3, 30_000);
+      await counted(engine);
       assert.equal(warnings.length, 1, `one warning for the window, to the store's onWarning: ${JSON.stringify(warnings)}`);
       assert.match(warnings[0]!, /could not ask the database about 1 write\(s\) given up on/);
     } finally {
@@ -89,5 +75,26 @@ describe('settling a write while the database cannot be asked', { skip: service.
       await pool.end().catch(() => undefined);
       await closing;
     }
+  }
+
+  it('counts every failed poll, in the store and in the metrics, and warns once per window', async () => {
+    await pollsFailWhileHeld(
+      fromNextChunk,
+      async (pool, onWarning) => ({ store: createPostgresStore({ pool, schema, notify: false, statementTimeout: '200ms', onWarning }), namespace: 'settle' }),
+      async (engine) => {
+        const metrics = createMetrics();
+        metrics.attach(engine);
+        assert.ok((await metrics.snapshot()).counters.settle_poll_errors >= 3, 'lockstep_settle_poll_errors_total counts them');
+      },
+    );
+  });
+
+  // The PostgreSQL entity store built its settler with no warning receiver and kept no count: its
+  // failed polls went to process.emitWarning whatever the application asked, and its stats() did not exist.
+  it('the PostgreSQL entity store: counted in its stats() and told to its onWarning', async () => {
+    await pollsFailWhileHeld(fromCommit, async (pool, onWarning) => ({
+      store: await createPostgresEntityStore({ pool, schema, table: 'items', notify: false, statementTimeout: '200ms', onWarning }),
+      namespace: 'items',
+    }));
   });
 });
