@@ -1009,7 +1009,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'resp-multikey-engines-up-front',
     rule: "RESP front: MGET makes every key's namespace engine before the first read, so one MGET of 4,000 new namespaces puts 4,000 engines in the pool at once and holds them until it answers",
-    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = checkedKeys(ctx, args.slice(1), 'read');\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
+    patches: [{ file: 'src/resp/commands/keyspace.ts', find: "  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));\n  const values", replace: "  const keys = args.slice(1).map((raw) => target(ctx, raw, 'read'));\n  const values" }],
   },
   {
     id: 'http-pipelined-all-at-once',

@@ -5,7 +5,7 @@ import { CommandError } from '../errors.js';
 import { bulkOrNull, int, array, type Reply } from '../replies.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { runSet } from './set.js';
-import { checkedKeys, holdReply, readLive, target, withEngine } from './targets.js';
+import { authorizedKey, checkedKeys, holdReply, readLive, target, withEngine } from './targets.js';
 
 /** Reads of one MGET in flight at once: enough to overlap store round trips, few enough to share the pool. */
 const MGET_CONCURRENCY = 16;
@@ -30,7 +30,7 @@ async function del(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply>
 }
 
 async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const keys = checkedKeys(ctx, args.slice(1), 'read');
+  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));
   const values: Reply[] = new Array<Reply>(keys.length);
   let next = 0;
   let bytes = 0;
@@ -80,7 +80,7 @@ async function mset(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply
 }
 
 async function exists(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const keys = checkedKeys(ctx, args.slice(1), 'read');
+  const keys = args.slice(1).map((raw) => authorizedKey(ctx, raw, 'read'));
   let count = 0;
   for (const key of keys) if ((await readLive(ctx, withEngine(ctx, key))).live !== undefined) count++;
   return int(count);

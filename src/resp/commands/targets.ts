@@ -25,9 +25,10 @@ export function authorizedKey(ctx: CommandContext, raw: Buffer, ...actions: Acti
 }
 
 /**
- * Every key of a multi-key command, mapped, authorized and checked against the key rule before any
- * of them runs: a key refused halfway (too long, not valid) would otherwise answer an error after
- * the keys before it were deleted.
+ * Every key of a multi-key write (DEL), mapped, authorized and checked against the key rule before
+ * any of them runs: a key refused halfway (too long, not valid) would otherwise answer an error after
+ * the keys before it were deleted. (Reads need no such check: the engine checks each key, and a read
+ * refused halfway leaves nothing behind.)
  */
 export function checkedKeys(ctx: CommandContext, raws: readonly Buffer[], action: Action): MappedKey[] {
   return raws.map((raw) => {
