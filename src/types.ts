@@ -157,9 +157,14 @@ export interface CacheAdapter {
    * undefined when unknown (a new or emptied cache, or a lost cursor: the drainer then replays the
    * whole retained journal). One cache may front several stores.
    */
-  loadJournalCursor(journalId: string): MaybePromise<number | undefined>;
-  /** Records that rows of journal `journalId` up to `id` are replayed; never moves the cursor backwards. */
-  saveJournalCursor(journalId: string, id: number): MaybePromise<void>;
+  loadJournalCursor(journalId: string): MaybePromise<JournalCursor | undefined>;
+  /**
+   * Records that rows of journal `journalId` up to `cursor.id` are replayed, with the stamp of the
+   * row at that id. Never moves the cursor backwards (a drainer that lags behind another keeps
+   * its own), unless `replace`: after the store's journal went back (a failover or restore), the
+   * saved cursor stands for rows the store no longer has.
+   */
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace?: boolean): MaybePromise<void>;
   /**
    * An in-process cache may hand out the slot of a key's live value (undefined when it holds none):
    * `slot.read()` is then the same step as a `get` that hits, and answers undefined once the slot no
@@ -228,6 +233,17 @@ export interface StoreDeleteResult {
 
 /** Why a key is in the journal: `trigger` (a write seen by the store's triggers, e.g. plain SQL) or `repair` (Lockstep could not reach the cache). */
 export type JournalReason = 'trigger' | 'repair';
+
+/** Where a journal drainer stands: rows up to `id` are replayed. */
+export interface JournalCursor {
+  readonly id: number;
+  /**
+   * The stamp (journalRowStamp) of the row with id `id`, when the cursor stands at a row: a store
+   * that went back to an older state (a failover to an async replica, a restore) hands its ids out
+   * again, and the stamp tells the rows apart. Undefined: a position at no row, not checked.
+   */
+  readonly stamp?: string;
+}
 
 export interface JournalEntry {
   readonly id: number;

@@ -46,17 +46,17 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'journal-start-at-head',
     rule: 'journal invariant: a drainer without a cursor starts at the head (the fix reverted)',
-    patches: [{ file: START, find: '  if (saved === undefined || saved > head) {\n', replace: "  if (saved === undefined) return { cursor: head, head, reason: 'no-cursor', flushed: 0 };\n  if (saved === undefined || saved > head) {\n" }],
+    patches: [{ file: START, find: "  if (saved === undefined) return replayAll('no-cursor', retainedFrom > 0);", replace: "  if (saved === undefined) return { cursor: head, stamp: undefined, head, reason: 'no-cursor', flushed: 0 };" }],
   },
   {
     id: 'journal-ahead-at-head',
     rule: 'journal invariant: a cursor past the head starts at the head (a journal recreated or restored)',
-    patches: [{ file: START, find: '  if (saved === undefined || saved > head) {\n', replace: "  if (saved !== undefined && saved > head) return { cursor: head, head, reason: 'cursor-ahead', flushed: 0 };\n  if (saved === undefined || saved > head) {\n" }],
+    patches: [{ file: START, find: "  if (saved.id > head) return replayAll('cursor-ahead', true);", replace: "  if (saved.id > head) return { cursor: head, stamp: undefined, head, reason: 'cursor-ahead', flushed: 0 };" }],
   },
   {
     id: 'journal-behind-retention-trusted',
     rule: 'journal invariant: a cursor older than the retained journal is trusted (no flush)',
-    patches: [{ file: START, find: 'const flushed = await flushCache(cache);', replace: 'const flushed = 0; void flushCache;' }],
+    patches: [{ file: START, find: "  if (saved.id < retainedFrom) return replayAll('cursor-behind-retention', true);", replace: "  if (saved.id < retainedFrom) return replayAll('cursor-behind-retention', false);" }],
   },
   {
     id: 'drainer-cursor-before-apply',
@@ -65,9 +65,34 @@ export const MUTANTS: readonly Mutant[] = [
       {
         file: DRAINER,
         find: '          applied += await applyBatch(rows);',
-        replace: '          if (rows.length > 0) {\n            cursor = rows[rows.length - 1]!.id;\n            await cache.saveJournalCursor(journalId, cursor);\n          }\n          applied += await applyBatch(rows);',
+        replace: '          if (rows.length > 0) {\n            cursor = { id: rows[rows.length - 1]!.id };\n            await cache.saveJournalCursor(journalId, cursor);\n          }\n          applied += await applyBatch(rows);',
       },
     ],
+  },
+  {
+    id: 'journal-rewound-unchecked-per-pass',
+    rule: 'journal invariant: a running drainer does not check the row at its cursor, so a store gone back to an older state (failover, restore) hands out ids the cursor passed and versions the cache already holds',
+    patches: [{ file: DRAINER, find: "    if (row === 'rewound' || row === 'pruned') return row;\n    return rows.slice(1);", replace: '    void row;\n    return rows[0]?.id === cursor.id ? rows.slice(1) : rows;' }],
+  },
+  {
+    id: 'journal-rewound-unchecked-at-start',
+    rule: 'journal invariant: a (re)starting drainer trusts a saved cursor whose row has another stamp (the store went back under it); the cache serves what it holds until the first poll',
+    patches: [{ file: START, find: "  if (row === 'rewound') return replayAll('journal-rewound', true);", replace: '' }],
+  },
+  {
+    id: 'journal-rewound-no-flush',
+    rule: 'journal invariant: a drainer that finds the store gone back replays what is retained without flushing (cached values of lost writes, at versions handed out again, survive every invalidateOlder)',
+    patches: [{ file: START, find: "  if (rewound) return replayAll('journal-rewound', true);", replace: "  if (rewound) return replayAll('journal-rewound', false);" }],
+  },
+  {
+    id: 'journal-ahead-no-flush',
+    rule: 'journal invariant: a cursor past the head (the store went back below it) replays what is retained without a flush when nothing was pruned (the rule before stamps)',
+    patches: [{ file: START, find: "  if (saved.id > head) return replayAll('cursor-ahead', true);", replace: "  if (saved.id > head) return replayAll('cursor-ahead', retainedFrom > 0);" }],
+  },
+  {
+    id: 'drainer-prunes-cursor-row',
+    rule: "journal invariant: the drainer prunes its cursor's own row, so the next pass cannot check it and takes a quiet journal for one that went back (a needless flush of the whole cache)",
+    patches: [{ file: DRAINER, find: '      await store.pruneJournal(lastPrune - journal.retentionMs, cursor.id - 1);', replace: '      await store.pruneJournal(lastPrune - journal.retentionMs, cursor.id);' }],
   },
   {
     id: 'late-complete-no-repair',

@@ -18,6 +18,7 @@ import type {
   LeaseToken,
   MissResult,
   ValueRecord,
+  JournalCursor,
   Version,
 } from '../types.js';
 
@@ -72,7 +73,7 @@ class MemoryCache implements CacheAdapter {
   private readonly values: ValueSlots<StoredValue>;
   /** Write leases. A fill lease is a slot of `values` (ValueSlots.startFill). */
   private readonly leases = new Map<string, WriteLease>();
-  private readonly cursors = new Map<string, number>();
+  private readonly cursors = new Map<string, JournalCursor>();
   private readonly nextToken = createTokenSource('fill');
   private leasesExpired = 0;
   private opsSinceSweep = 0;
@@ -248,12 +249,13 @@ class MemoryCache implements CacheAdapter {
   }
 
   /** Cursors of the drainers of this cache object (several engines may share one memory cache). */
-  loadJournalCursor(journalId: string): number | undefined {
+  loadJournalCursor(journalId: string): JournalCursor | undefined {
     return this.cursors.get(journalId);
   }
 
-  saveJournalCursor(journalId: string, id: number): void {
-    this.cursors.set(journalId, Math.max(id, this.cursors.get(journalId) ?? 0));
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace = false): void {
+    const current = this.cursors.get(journalId);
+    if (replace || current === undefined || current.id < cursor.id) this.cursors.set(journalId, { id: cursor.id, stamp: cursor.stamp });
   }
 
   /** No value and no lease at all: what a drainer may skip is then provably not in here. */

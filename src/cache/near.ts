@@ -43,6 +43,7 @@ import type {
   LeaseToken,
   MaybePromise,
   ValueRecord,
+  JournalCursor,
   Version,
 } from '../types.js';
 import type { InvalidationFeed, InvalidationListener } from './near-feed.js';
@@ -345,12 +346,12 @@ export class NearCache implements CacheAdapter, InvalidationListener {
     return this.redis.stats();
   }
 
-  loadJournalCursor(journalId: string): MaybePromise<number | undefined> {
+  loadJournalCursor(journalId: string): MaybePromise<JournalCursor | undefined> {
     return this.redis.loadJournalCursor(journalId);
   }
 
-  saveJournalCursor(journalId: string, id: number): MaybePromise<void> {
-    return this.redis.saveJournalCursor(journalId, id);
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace?: boolean): MaybePromise<void> {
+    return this.redis.saveJournalCursor(journalId, cursor, replace);
   }
 
   async close(): Promise<void> {

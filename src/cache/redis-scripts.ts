@@ -336,14 +336,16 @@ return { expired, 'w', rec.count, rec.max, rec.dirty and 1 or 0, last }
 `;
 
 /**
- * saveJournalCursor(id): set if greater, so the cursor never moves backwards; no TTL.
- * ARGV: id. Reply: the cursor after the call (a string).
+ * saveJournalCursor(id, replace, value): set if greater (or if replace), so the cursor never moves
+ * backwards except on purpose; no TTL. The value is "<id>" or "<id> <stamp>"; a cursor saved
+ * before stamps existed is a bare id, read the same way.
+ * ARGV: id, '1' to replace, value. Reply: the value after the call.
  */
 const SAVE_CURSOR = `
 local current = redis.call('GET', KEYS[1])
-if not current or tonumber(current) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return ARGV[1]
+if ARGV[2] == '1' or not current or tonumber(string.match(current, '^%d+')) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[3])
+  return ARGV[3]
 end
 return current
 `;

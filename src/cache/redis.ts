@@ -19,6 +19,7 @@ import type {
   CompleteWriteOptions,
   LeaseToken,
   MissResult,
+  JournalCursor,
   Version,
 } from '../types.js';
 import { checkVersion, decodeValue, encodeValue, escapeGlob } from './redis-records.js';
@@ -105,8 +106,8 @@ export interface RedisCacheAdapter extends CacheAdapter {
   invalidateOlder(key: string, version: Version): Promise<void>;
   peek(key: string): Promise<CacheRecordView | undefined>;
   ping(): Promise<void>;
-  loadJournalCursor(journalId: string): Promise<number | undefined>;
-  saveJournalCursor(journalId: string, id: number): Promise<void>;
+  loadJournalCursor(journalId: string): Promise<JournalCursor | undefined>;
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace?: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -520,22 +521,27 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     return { leasesExpired: this.leasesExpired, datasetFlushes: this.guard?.flushes ?? 0, datasetQuarantines: this.guard?.quarantines ?? this.slotQuarantines };
   }
 
-  loadJournalCursor(journalId: string): Promise<number | undefined> {
+  loadJournalCursor(journalId: string): Promise<JournalCursor | undefined> {
     const cursorKey = this.cursorPrefix + journalId;
     return this.run('loadJournalCursor', undefined, async () => {
       const raw = await this.transport.send(cursorKey, ['GET', cursorKey]);
       if (raw === null || raw === undefined) return undefined;
-      const id = Number(raw);
-      if (!Number.isSafeInteger(id) || id < 0) throw unexpected('loadJournalCursor', raw);
-      return id;
+      // "<id>" or "<id> <stamp>" (a cursor saved before stamps existed has none).
+      const [idText, stamp, extra] = String(raw).split(' ');
+      const id = Number(idText);
+      if (!Number.isSafeInteger(id) || id < 0 || extra !== undefined || stamp === '') throw unexpected('loadJournalCursor', raw);
+      return stamp === undefined ? { id } : { id, stamp };
     });
   }
 
-  saveJournalCursor(journalId: string, id: number): Promise<void> {
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace = false): Promise<void> {
     const cursorKey = this.cursorPrefix + journalId;
     return this.run('saveJournalCursor', undefined, async () => {
+      const { id, stamp } = cursor;
       if (!Number.isSafeInteger(id) || id < 0) throw new LockstepError(`a journal cursor must be a non-negative safe integer (got ${String(id)})`);
-      await this.evalScript(SCRIPTS.saveCursor, [cursorKey], [String(id)]);
+      if (stamp !== undefined && !/^[0-9a-f]{1,64}$/.test(stamp)) throw new LockstepError(`a journal cursor's stamp must be 1 to 64 lowercase hex digits (got ${JSON.stringify(stamp)})`);
+      const value = stamp === undefined ? String(id) : `${id} ${stamp}`;
+      await this.evalScript(SCRIPTS.saveCursor, [cursorKey], [String(id), replace ? '1' : '0', value]);
     });
   }
 

@@ -1,5 +1,5 @@
 // A CacheAdapter that delegates to a real one, with faults injected per operation.
-import type { CacheAdapter, CacheEntry, CacheGetResult, CacheRecordView, CompleteOutcome, CompleteWriteOptions, LeaseToken, Version } from '../types.js';
+import type { CacheAdapter, CacheEntry, CacheGetResult, CacheRecordView, CompleteOutcome, CompleteWriteOptions, JournalCursor, LeaseToken, Version } from '../types.js';
 import { FaultPlan } from './faults.js';
 
 export type CacheOperation = 'get' | 'fill' | 'beginWrite' | 'completeWrite' | 'abortWrite' | 'invalidateOlder' | 'peek' | 'ping';
@@ -55,8 +55,8 @@ export class ChaosCache implements CacheAdapter {
   loadJournalCursor(journalId: string) {
     return this.inner.loadJournalCursor(journalId);
   }
-  saveJournalCursor(journalId: string, id: number) {
-    return this.inner.saveJournalCursor(journalId, id);
+  saveJournalCursor(journalId: string, cursor: JournalCursor, replace?: boolean) {
+    return this.inner.saveJournalCursor(journalId, cursor, replace);
   }
   close() {
     return this.inner.close();

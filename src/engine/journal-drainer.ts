@@ -4,8 +4,9 @@
 // twice is harmless and skipping one never is: see journal-start.ts and docs/protocol.md.
 import { cacheKeyOf } from '../keys.js';
 import { resolveJournalOptions, type JournalOptions, type ResolvedJournalOptions } from '../options.js';
-import type { CacheAdapter, JournalEntry, StoreAdapter } from '../types.js';
-import { locateJournalStart, type JournalStart, type JournalStartReason } from './journal-start.js';
+import type { CacheAdapter, JournalCursor, JournalEntry, StoreAdapter } from '../types.js';
+import { cursorRow, locateJournalStart, type JournalStart, type JournalStartReason } from './journal-start.js';
+import { journalRowStamp } from './journal-stamp.js';
 
 export interface JournalDrainerOptions {
   store: StoreAdapter;
@@ -67,8 +68,9 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   const journal = 'pollIntervalMs' in (options.journal ?? {}) ? (options.journal as ResolvedJournalOptions) : resolveJournalOptions((options.journal ?? {}) as JournalOptions);
   // Until the start is known the cursor is 0 (replay everything retained): never "start at head"
   // on a guess. A failed pass makes the next one check the start again (resync): meanwhile the
-  // cache's cursor may have been lost or rolled back, or rows pruned past ours.
-  let cursor = 0;
+  // cache's cursor may have been lost or rolled back, or rows pruned past ours. The cursor carries
+  // the stamp of the row it stands at, checked on every pass (cursorRow).
+  let cursor: JournalCursor = { id: 0 };
   let journalId = '';
   let replayHead: number | undefined;
   let replayDone = false;
@@ -77,22 +79,25 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   let markReplayed: () => void = () => undefined;
   const replayed = new Promise<void>((resolve) => (markReplayed = resolve));
 
-  async function locate(): Promise<void> {
+  async function locate(rewound = false): Promise<void> {
     journalId ||= await store.journalId();
     const first = replayHead === undefined;
-    const start = await locateJournalStart(store, cache, journalId, first ? undefined : cursor);
+    const start = await locateJournalStart(store, cache, journalId, first ? undefined : cursor, rewound);
     // A resync that has to go back (the cache lost or rolled back its cursor) replays again, and
     // reads bypass cached values until it is done, as at start.
-    if (first || start.cursor < cursor) {
+    if (first || start.cursor < cursor.id) {
       replayHead = start.head;
       replayDone = false;
     }
-    cursor = start.cursor;
+    cursor = { id: start.cursor, stamp: start.stamp };
     startReason = start.reason;
-    // An empty cache starts at the head: record it, so a resync after a failed pass finds it.
+    // An empty cache starts at the head: record it, so a resync after a failed pass finds it. A
+    // saved cursor the store went back under stands for rows it no longer has: replace it, or
+    // every later start would flush again until new ids pass it.
     if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
+    if (start.reason === 'journal-rewound' || start.reason === 'cursor-ahead') await cache.saveJournalCursor(journalId, cursor, true);
     resync = false;
-    if (cursor >= replayHead!) finishReplay();
+    if (cursor.id >= replayHead!) finishReplay();
     onStart?.(start);
   }
   function finishReplay(): void {
@@ -132,16 +137,33 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       });
     }
     let applied = 0;
-    for (const row of rows) {
-      if (failed.has(cacheKeyOf(row.namespace, row.key))) throw firstError;
-      cursor = row.id;
-      applied++;
-      const watch = watched.get(row.namespace);
-      if (watch !== undefined) watch.count++;
-      if (everyNamespace !== undefined) everyNamespace.count++;
-      onRepaired?.(row);
+    let last: JournalEntry | undefined;
+    try {
+      for (const row of rows) {
+        if (failed.has(cacheKeyOf(row.namespace, row.key))) throw firstError;
+        last = row;
+        applied++;
+        const watch = watched.get(row.namespace);
+        if (watch !== undefined) watch.count++;
+        if (everyNamespace !== undefined) everyNamespace.count++;
+        onRepaired?.(row);
+      }
+    } finally {
+      if (last !== undefined) cursor = { id: last.id, stamp: journalRowStamp(last) };
     }
     return applied;
+  }
+
+  /**
+   * The rows after the cursor, or what became of the cursor's row when it is not there as it was.
+   * A stamped cursor is read from its own row, which is checked first: the same query, one row more.
+   */
+  async function readAfterCursor(): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
+    if (cursor.stamp === undefined) return store.readJournal(cursor.id, journal.batchSize);
+    const rows = await store.readJournal(cursor.id - 1, journal.batchSize + 1);
+    const row = await cursorRow(store, cursor, rows);
+    if (row === 'rewound' || row === 'pruned') return row;
+    return rows.slice(1);
   }
 
   async function applyPending(): Promise<number> {
@@ -150,7 +172,13 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     try {
       if (resync) await locate();
       for (;;) {
-        const rows = await store.readJournal(cursor, journal.batchSize);
+        const rows = await readAfterCursor();
+        if (rows === 'rewound' || rows === 'pruned') {
+          // The store went back to an older state (a failover, a restore): flush and replay. Or our
+          // row was pruned past us: the start rules decide (rows pruned unseen flush the cache).
+          await locate(rows === 'rewound');
+          continue;
+        }
         try {
           applied += await applyBatch(rows);
         } finally {
@@ -170,8 +198,9 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     }
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {
       lastPrune = Date.now();
-      // Never past our cursor: a row committed during this pass with an old timestamp is not applied yet.
-      await store.pruneJournal(lastPrune - journal.retentionMs, cursor);
+      // Never past our cursor: a row committed during this pass with an old timestamp is not applied
+      // yet. Nor the cursor's own row: the next pass and the next start check it (journalRewound).
+      await store.pruneJournal(lastPrune - journal.retentionMs, cursor.id - 1);
     }
     return applied;
   }
@@ -226,7 +255,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     replaying: () => !replayDone,
     status: () => ({
       state: replayDone ? 'ready' : 'replaying',
-      rowsLeft: replayDone ? 0 : Math.max(0, (replayHead ?? 0) - cursor),
+      rowsLeft: replayDone ? 0 : Math.max(0, (replayHead ?? 0) - cursor.id),
       start: startReason,
     }),
     drain,

@@ -1,7 +1,10 @@
 // Where a journal drainer (re)starts, under the journal invariant (docs/protocol.md): a row that
 // stands for an acknowledged write is never skipped by a drainer of a cache that could hold an
-// older value of its key. A missing or impossible cursor never means "the cache is empty".
-import type { CacheAdapter, StoreAdapter } from '../types.js';
+// older value of its key. A missing or impossible cursor never means "the cache is empty", and a
+// cursor is trusted only while the row it stands at is still the one it was (its stamp): a store
+// that went back to an older state hands its ids and versions out again.
+import type { CacheAdapter, JournalCursor, JournalEntry, StoreAdapter } from '../types.js';
+import { journalRowStamp } from './journal-stamp.js';
 
 /** Every invalidateOlder below this version clears a record, whatever it holds (the flush). */
 const FLUSH_VERSION = Number.MAX_SAFE_INTEGER;
@@ -14,56 +17,98 @@ export type JournalStartReason =
   | 'empty-cache'
   /** No cursor (never saved, lost, another journal name): replay every retained row (flush first if any was pruned). */
   | 'no-cursor'
-  /** The cursor is past the journal's head (a journal recreated or restored): replay every retained row (flush first if any was pruned). */
+  /** The cursor is past the journal's head (a store gone back to an older state, a journal recreated): flush, then replay every retained row. */
   | 'cursor-ahead'
   /** Rows after the cursor were pruned unseen (an outage longer than the retention): flush, then replay. */
-  | 'cursor-behind-retention';
+  | 'cursor-behind-retention'
+  /** The row at the cursor is not the one it was (another stamp): the store went back to an older state: flush, then replay. */
+  | 'journal-rewound';
 
 export interface JournalStart {
   /** Replay rows with id > cursor. */
   readonly cursor: number;
+  /** The stamp of the row at the cursor, when it stands at one (checked again on every pass). */
+  readonly stamp: string | undefined;
   /** The journal's head when the start was decided: the replay ends there. */
   readonly head: number;
   readonly reason: JournalStartReason;
-  /** How many cache records the flush cleared (cursor-behind-retention only). */
+  /** How many cache records the flush cleared (the reasons that flush). */
   readonly flushed: number;
 }
 
 /**
  * Decides where to replay from. `known` is this drainer's own cursor when it resyncs after a
- * failed pass (the cache's saved cursor may have been lost or rolled back meanwhile).
+ * failed pass (the cache's saved cursor may have been lost or rolled back meanwhile); `rewound`
+ * says its pass found the store gone back under that cursor (see cursorRow).
  */
-export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapter, journalId: string, known?: number): Promise<JournalStart> {
+export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapter, journalId: string, known?: JournalCursor, rewound = false): Promise<JournalStart> {
   // The head first: whatever the cache holds after this moment was filled from a store that had
   // every row up to the head committed (inline repair rows are appended after their commit).
   let head = await store.journalHead();
-  if (cache.isEmpty?.() === true) return { cursor: head, head, reason: 'empty-cache', flushed: 0 };
+  if (cache.isEmpty?.() === true) return { cursor: head, stamp: stampOf(await rowAt(store, head)), head, reason: 'empty-cache', flushed: 0 };
   const loaded = await cache.loadJournalCursor(journalId);
-  const saved = loaded === undefined || known === undefined ? loaded : Math.min(loaded, known);
+  const saved = loaded === undefined || known === undefined || loaded.id <= known.id ? loaded : known;
   // Another drainer of this cache may have applied rows committed since our head read and saved
   // its cursor past that head: read the head again before calling the cursor impossible (a needless
   // flush of a shared cache otherwise). The cursor is then a real position, trusted as any other.
-  if (saved !== undefined && saved > head) head = Math.max(head, await store.journalHead());
+  if (saved !== undefined && saved.id > head) head = Math.max(head, await store.journalHead());
   // Rows with id <= retainedFrom may have been pruned; every later row is still there.
   const [oldest] = await store.readJournal(0, 1);
   const retainedFrom = oldest === undefined ? head : oldest.id - 1;
   // Replaying "everything retained" starts just before the oldest row (as from 0, but the rows
   // left to replay can then be counted from the ids).
-  if (saved === undefined || saved > head) {
-    const reason = saved === undefined ? 'no-cursor' : 'cursor-ahead';
-    // Replaying what is retained covers every row only if none was ever pruned. Otherwise a
-    // pruned row (pruned by the drainer of another cache over this store) may stand for a write
-    // this cache never saw: nothing here can prove otherwise, so the cache is flushed first.
-    const flushed = retainedFrom > 0 ? await flushCache(cache) : 0;
-    return { cursor: retainedFrom, head, reason, flushed };
-  }
-  if (saved < retainedFrom) {
-    // What the pruned rows invalidated is unknown: clear every record, never trust it. (Id gaps
-    // from rolled-back appends can land here too: a needless flush, which is safe.)
-    const flushed = await flushCache(cache);
-    return { cursor: retainedFrom, head, reason: 'cursor-behind-retention', flushed };
-  }
-  return { cursor: saved, head, reason: 'cursor', flushed: 0 };
+  const replayAll = async (reason: JournalStartReason, flush: boolean): Promise<JournalStart> => ({
+    cursor: retainedFrom,
+    stamp: undefined,
+    head,
+    reason,
+    flushed: flush ? await flushCache(cache) : 0,
+  });
+  // The store went back to an older state (a failover to an asynchronous replica, a restore): the
+  // cache may hold values of writes it lost, at versions it will hand out again, which no
+  // invalidateOlder of a later row would clear. Nothing cached can be trusted.
+  if (rewound) return replayAll('journal-rewound', true);
+  // Replaying what is retained covers every row only if none was ever pruned. Otherwise a pruned
+  // row (pruned by the drainer of another cache over this store) may stand for a write this cache
+  // never saw: nothing here can prove otherwise, so the cache is flushed first.
+  if (saved === undefined) return replayAll('no-cursor', retainedFrom > 0);
+  if (saved.id > head) return replayAll('cursor-ahead', true);
+  // What the pruned rows invalidated is unknown: clear every record, never trust it. (Id gaps
+  // from rolled-back appends can land here too: a needless flush, which is safe.)
+  if (saved.id < retainedFrom) return replayAll('cursor-behind-retention', true);
+  const row = await cursorRow(store, saved);
+  if (row === 'rewound') return replayAll('journal-rewound', true);
+  // A pruned row can no longer be checked: the cursor goes on without its stamp.
+  return { cursor: saved.id, stamp: row === 'same' ? saved.stamp : undefined, head, reason: 'cursor', flushed: 0 };
+}
+
+/**
+ * What became of the row at `cursor` (`rows`: read from just before it, if the caller has them):
+ * - 'same': there, with the cursor's stamp;
+ * - 'rewound': the store went back to an older state under the cursor: the row has another stamp,
+ *   or it is gone where no pruning could have removed it (pruning removes a prefix of the journal,
+ *   never a row with an older one still there, never the newest row);
+ * - 'pruned': gone with rows after it and none before: pruned (by the drainer of another cache,
+ *   past ours); nothing to check it against;
+ * - 'unstamped': the cursor stands at no row it knows (not checked).
+ */
+export async function cursorRow(store: StoreAdapter, cursor: JournalCursor, rows?: readonly JournalEntry[]): Promise<'same' | 'rewound' | 'pruned' | 'unstamped'> {
+  if (cursor.stamp === undefined) return 'unstamped';
+  const [first] = rows ?? (await store.readJournal(cursor.id - 1, 1));
+  if (first === undefined) return 'rewound';
+  if (first.id === cursor.id) return journalRowStamp(first) === cursor.stamp ? 'same' : 'rewound';
+  const [oldest] = await store.readJournal(0, 1);
+  return oldest !== undefined && oldest.id < cursor.id ? 'rewound' : 'pruned';
+}
+
+async function rowAt(store: StoreAdapter, id: number): Promise<JournalEntry | undefined> {
+  if (id <= 0) return undefined;
+  const [row] = await store.readJournal(id - 1, 1);
+  return row?.id === id ? row : undefined;
+}
+
+function stampOf(row: JournalEntry | undefined): string | undefined {
+  return row === undefined ? undefined : journalRowStamp(row);
 }
 
 /** Clears every record of the cache with version fencing: values go, fills are voided, writes turn dirty. */

@@ -171,7 +171,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
     ctx.metrics.bypassRows += rows.length;
     xmin = x;
-    await ctx.cache.saveJournalCursor(journalId, Number(x));
+    await ctx.cache.saveJournalCursor(journalId, { id: Number(x) });
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await c.query({
@@ -203,7 +203,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       const { x } = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!;
       if (ctx.cache.isEmpty() === true) return x;
     }
-    const loaded = await ctx.cache.loadJournalCursor(journalId);
+    const loaded = (await ctx.cache.loadJournalCursor(journalId))?.id;
     const { pruned, next } = (
       await c.query<{ pruned: string | null; next: string }>(
         `SELECT (SELECT xid::text FROM ${s}.pruned) AS pruned, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next`,

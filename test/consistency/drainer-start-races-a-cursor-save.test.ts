@@ -22,7 +22,7 @@ it('a cursor another drainer saved after our head read is trusted, not flushed a
     await store.appendJournal('ns', 'old', 1, 'repair');
     await store.pruneJournal(Date.now() + 60_000); // rows were pruned once: a flush would be "needed"
     await store.appendJournal('ns', 'a', 1, 'repair');
-    inner.saveJournalCursor(journalId, await store.journalHead());
+    inner.saveJournalCursor(journalId, { id: await store.journalHead() });
     const token = await inner.get('ns:k', 5_000);
     assert.equal(token.kind, 'miss');
     assert.ok(inner.fill('ns:k', (token as { token: string }).token as never, { version: 1, payload: '"v"', tombstone: false, sizeBytes: 3 }, 60_000));
@@ -30,7 +30,7 @@ it('a cursor another drainer saved after our head read is trusted, not flushed a
     const cache: CacheAdapter = Object.assign(Object.create(inner) as CacheAdapter, {
       async loadJournalCursor(id: string) {
         await store.appendJournal('ns', 'b', 1, 'repair');
-        inner.saveJournalCursor(id, await store.journalHead());
+        inner.saveJournalCursor(id, { id: await store.journalHead() });
         return inner.loadJournalCursor(id);
       },
     });

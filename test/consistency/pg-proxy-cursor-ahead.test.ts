@@ -35,7 +35,7 @@ describe('pg-proxy: a saved cursor past the database\'s transaction ids', { skip
     await viaFirst.end();
     await first.close(1000);
     // The database now hands out ids far below the cursor the cache kept (a restore, a new cluster).
-    await cache.saveJournalCursor(journalIdOf(first.cacheScope), 2 ** 52);
+    await cache.saveJournalCursor(journalIdOf(first.cacheScope), { id: 2 ** 52 });
     const direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
     await direct.query("UPDATE items SET val = 'after-restore' WHERE id = 1");

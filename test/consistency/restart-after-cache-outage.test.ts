@@ -189,7 +189,7 @@ for (const kind of kinds) {
       const redis = await redisFor('ahead');
       const ns = `ahead${id}`;
       await ackDuringOutageThenDie(redis, ns);
-      await redis.saveJournalCursor(await store.journalId(), (await store.journalHead()) + 1_000_000);
+      await redis.saveJournalCursor(await store.journalId(), { id: (await store.journalHead()) + 1_000_000 });
       await assertServesV2AfterRestart(redis, ns);
     });
 
@@ -207,7 +207,7 @@ for (const kind of kinds) {
       const redis = await redisFor('behind');
       const ns = `behind${id}`;
       await loseCursor(redis).catch(() => undefined);
-      await redis.saveJournalCursor(await store.journalId(), 1); // saved long ago
+      await redis.saveJournalCursor(await store.journalId(), { id: 1 }); // saved long ago
       await ackDuringOutageThenDie(redis, ns);
       await store.pruneJournal(Date.now() + 60_000); // the v2 row pruned by another deployment's drainer
       assert.equal((await store.readJournal(0, 10)).length, 0);

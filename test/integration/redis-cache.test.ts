@@ -196,25 +196,36 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
       await assert.rejects(async () => cache.invalidateOlder('ver:1', high + 2), LockstepError, 'an unsafe version is refused');
     });
 
-    it('the journal cursor is absent at first, never moves backwards, and has no TTL', async () => {
+    it('the journal cursor is absent at first, never moves backwards unless replaced, keeps the stamp of its id, and has no TTL', async () => {
       const other = createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}cursor:` });
       try {
         assert.equal(await other.loadJournalCursor('j1'), undefined);
-        await other.saveJournalCursor('j1', 10);
-        await other.saveJournalCursor('j1', 5);
-        assert.equal(await other.loadJournalCursor('j1'), 10);
-        await other.saveJournalCursor('j1', 11);
-        assert.equal(await other.loadJournalCursor('j1'), 11);
+        await other.saveJournalCursor('j1', { id: 10, stamp: '0a1b' });
+        await other.saveJournalCursor('j1', { id: 5, stamp: 'ffff' });
+        assert.deepEqual(await other.loadJournalCursor('j1'), { id: 10, stamp: '0a1b' });
+        await other.saveJournalCursor('j1', { id: 11 });
+        assert.deepEqual(await other.loadJournalCursor('j1'), { id: 11 });
         assert.equal(await admin.pTTL(`${prefix}cursor:#journal-cursor:j1`), -1);
+        // a cursor saved before stamps existed (a bare id) reads as one without a stamp
+        await admin.set(`${prefix}cursor:#journal-cursor:j1`, '11');
+        assert.deepEqual(await other.loadJournalCursor('j1'), { id: 11 });
+        // after the store went back under it, the drainer replaces it (backwards, without a stamp)
+        await other.saveJournalCursor('j1', { id: 3 }, true);
+        assert.deepEqual(await other.loadJournalCursor('j1'), { id: 3 });
+        await other.saveJournalCursor('j1', { id: 11 });
         // one cursor per journal: another store's journal behind the same cache starts unknown
         assert.equal(await other.loadJournalCursor('j2'), undefined);
-        // concurrent savers from several adapters: the cursor ends at the maximum
+        // concurrent savers from several adapters: the cursor ends at the maximum, with that row's stamp
         const peers = [other, createRedisCache({ url: REDIS_URL, keyPrefix: `${prefix}cursor:` })];
         const ids = Array.from({ length: 200 }, (_, i) => 12 + ((i * 37) % 200));
-        await Promise.all(ids.map((id, i) => peers[i % 2]!.saveJournalCursor('j1', id)));
-        assert.equal(await other.loadJournalCursor('j1'), Math.max(...ids));
+        await Promise.all(ids.map((id, i) => peers[i % 2]!.saveJournalCursor('j1', { id, stamp: id.toString(16) })));
+        const top = Math.max(...ids);
+        assert.deepEqual(await other.loadJournalCursor('j1'), { id: top, stamp: top.toString(16) });
         await peers[1]!.close();
-        await assert.rejects(async () => other.saveJournalCursor('j1', -1), LockstepError);
+        await assert.rejects(async () => other.saveJournalCursor('j1', { id: -1 }), LockstepError);
+        await assert.rejects(async () => other.saveJournalCursor('j1', { id: 1, stamp: 'not hex' }), LockstepError);
+        await admin.set(`${prefix}cursor:#journal-cursor:j1`, '12 ab cd');
+        await assert.rejects(async () => other.loadJournalCursor('j1'), LockstepError);
       } finally {
         await other.close();
       }
@@ -228,7 +239,7 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
           const token = await missToken(c, 'ns:a');
           assert.equal(await c.fill('ns:a', token, stringEntry(1, c === globbed ? 'mine' : 'other'), TTL), true);
         }
-        await globbed.saveJournalCursor('j1', 3);
+        await globbed.saveJournalCursor('j1', { id: 3 });
         const views = await collect(globbed.scan(''));
         assert.deepEqual(views.map((v) => [v.key, v.kind === 'value' && v.payload]), [['ns:a', 'mine']]);
         assert.deepEqual((await collect(globbed.scan('ns:'))).length, 1);
@@ -625,7 +636,7 @@ describe('Redis cache against a test-owned redis-server', { skip: ownServer.skip
         ['scan', collect(cache.scan(''))],
         ['ping', Promise.resolve(cache.ping())],
         ['loadJournalCursor', Promise.resolve(cache.loadJournalCursor('j1'))],
-        ['saveJournalCursor', Promise.resolve(cache.saveJournalCursor('j1', 4))],
+        ['saveJournalCursor', Promise.resolve(cache.saveJournalCursor('j1', { id: 4 }))],
       ];
     }
 

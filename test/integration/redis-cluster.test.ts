@@ -43,7 +43,7 @@ describe('Redis cache (3-master Redis Cluster)', { skip: installed.skip }, () =>
         assert.equal(await cache.fill(key, got.token as LeaseToken, stringEntry(i + 1, `v${i}`), TTL), true);
       }
       await cache.beginWrite('ns:writing', 'w', LEASE);
-      await cache.saveJournalCursor('j1', 7);
+      await cache.saveJournalCursor('j1', { id: 7 });
       const otherPrefix = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: `${cache.keyPrefix}x` });
       await otherPrefix.beginWrite('ns:k1', 'w', LEASE);
       await otherPrefix.close();
@@ -129,9 +129,11 @@ describe('Redis cache (3-master Redis Cluster)', { skip: installed.skip }, () =>
     const cache = createRedisCache({ cluster: { rootNodes: cluster.rootNodes }, keyPrefix: 'cursor:' });
     try {
       assert.equal(await cache.loadJournalCursor('j1'), undefined);
-      await cache.saveJournalCursor('j1', 9);
-      await cache.saveJournalCursor('j1', 2);
-      assert.equal(await cache.loadJournalCursor('j1'), 9);
+      await cache.saveJournalCursor('j1', { id: 9, stamp: 'ab12' });
+      await cache.saveJournalCursor('j1', { id: 2 });
+      assert.deepEqual(await cache.loadJournalCursor('j1'), { id: 9, stamp: 'ab12' });
+      await cache.saveJournalCursor('j1', { id: 2 }, true);
+      assert.deepEqual(await cache.loadJournalCursor('j1'), { id: 2 });
     } finally {
       await cache.close();
     }
