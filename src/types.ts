@@ -243,6 +243,11 @@ export interface JournalCursor {
    * again, and the stamp tells the rows apart. Undefined: a position at no row, not checked.
    */
   readonly stamp?: string;
+  /**
+   * The hash of the store's incarnation (StoreAdapter.incarnation) when the cursor was reached: a
+   * store promoted from a replica or restored to an older state answers another one.
+   */
+  readonly incarnation?: string;
 }
 
 export interface JournalEntry {
@@ -298,6 +303,15 @@ export interface StoreAdapter {
    * replay cursor per journal: two stores behind one Redis never share a cursor.
    */
   journalId(): Promise<string>;
+  /**
+   * Names the line of history the store is on: it changes when the store may have gone back to an
+   * older state, such as a replica promoted after a failover (PostgreSQL: its timeline; MariaDB:
+   * the server answering) or a restore that started a new timeline. The journal drainer checks it
+   * on every pass and flushes the cache when it changed (docs/protocol.md, "A store that goes
+   * back"). Stores that cannot tell leave it out (SQLite: a restored file is caught only through
+   * its journal).
+   */
+  incarnation?(): Promise<string>;
   /**
    * Calls `listener` when journal rows may have been appended (PostgreSQL LISTEN/NOTIFY), so the
    * drainer need not wait for its next poll. Returns the unsubscribe function. Stores without push

@@ -77,12 +77,22 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'journal-rewound-unchecked-at-start',
     rule: 'journal invariant: a (re)starting drainer trusts a saved cursor whose row has another stamp (the store went back under it); the cache serves what it holds until the first poll',
-    patches: [{ file: START, find: "  if (row === 'rewound') return replayAll('journal-rewound', true);", replace: '' }],
+    patches: [{ file: START, find: "  if (row === 'rewound') return replayAll('store-went-back', true);", replace: '' }],
   },
   {
     id: 'journal-rewound-no-flush',
     rule: 'journal invariant: a drainer that finds the store gone back replays what is retained without flushing (cached values of lost writes, at versions handed out again, survive every invalidateOlder)',
-    patches: [{ file: START, find: "  if (rewound) return replayAll('journal-rewound', true);", replace: "  if (rewound) return replayAll('journal-rewound', false);" }],
+    patches: [{ file: START, find: "  if (rewound) return replayAll('store-went-back', true);", replace: "  if (rewound) return replayAll('store-went-back', false);" }],
+  },
+  {
+    id: 'store-incarnation-unchecked-per-pass',
+    rule: "journal invariant: a running drainer does not compare the store's incarnation, so a replica promoted after a failover (its lost writes' versions handed out again) goes unnoticed while its journal looks the same",
+    patches: [{ file: DRAINER, find: "    if (incarnationChanged(cursor, incarnation)) return 'rewound';\n", replace: '' }],
+  },
+  {
+    id: 'store-incarnation-unchecked-at-start',
+    rule: "journal invariant: a (re)starting drainer trusts a saved cursor reached on another incarnation of the store",
+    patches: [{ file: START, find: "  if (incarnationChanged(saved, incarnation)) return replayAll('store-went-back', true);\n", replace: '' }],
   },
   {
     id: 'journal-ahead-no-flush',

@@ -255,7 +255,7 @@ class MemoryCache implements CacheAdapter {
 
   saveJournalCursor(journalId: string, cursor: JournalCursor, replace = false): void {
     const current = this.cursors.get(journalId);
-    if (replace || current === undefined || current.id < cursor.id) this.cursors.set(journalId, { id: cursor.id, stamp: cursor.stamp });
+    if (replace || current === undefined || current.id < cursor.id) this.cursors.set(journalId, { ...cursor });
   }
 
   /** No value and no lease at all: what a drainer may skip is then provably not in here. */

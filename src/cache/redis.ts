@@ -163,6 +163,8 @@ export function createRedisCache(options: RedisCacheOptions = {}): RedisCacheAda
 const MISS_WITHOUT_TOKEN: MissResult = Object.freeze({ kind: 'miss', token: undefined });
 const BYPASS = Object.freeze({ kind: 'bypass' as const });
 const SCAN_COUNT = '1000';
+/** A journal cursor's stamp and incarnation hash (journal-stamp.ts). */
+const HEX = /^[0-9a-f]{1,64}$/;
 /** How many keys' GET commands are kept for the hit path (the engine keeps as many joined keys). */
 const GET_COMMANDS_KEPT = 8192;
 /** How often the maxmemory-policy is checked again while the adapter is in use. */
@@ -526,21 +528,25 @@ class RedisCache implements RedisCacheAdapter, WriteCallHost {
     return this.run('loadJournalCursor', undefined, async () => {
       const raw = await this.transport.send(cursorKey, ['GET', cursorKey]);
       if (raw === null || raw === undefined) return undefined;
-      // "<id>" or "<id> <stamp>" (a cursor saved before stamps existed has none).
-      const [idText, stamp, extra] = String(raw).split(' ');
-      const id = Number(idText);
-      if (!Number.isSafeInteger(id) || id < 0 || extra !== undefined || stamp === '') throw unexpected('loadJournalCursor', raw);
-      return stamp === undefined ? { id } : { id, stamp };
+      // "<id>" (saved before stamps existed) or "<id> <stamp> <incarnation>", '-' for a part unknown.
+      const parts = String(raw).split(' ');
+      const id = Number(parts[0]);
+      const [stamp, incarnation] = parts.slice(1).map((part) => (part === '-' ? undefined : part));
+      const wellFormed = Number.isSafeInteger(id) && id >= 0 && (parts.length === 1 || (parts.length === 3 && parts.slice(1).every((part) => part === '-' || HEX.test(part))));
+      if (!wellFormed) throw unexpected('loadJournalCursor', raw);
+      return { id, ...(stamp === undefined ? {} : { stamp }), ...(incarnation === undefined ? {} : { incarnation }) };
     });
   }
 
   saveJournalCursor(journalId: string, cursor: JournalCursor, replace = false): Promise<void> {
     const cursorKey = this.cursorPrefix + journalId;
     return this.run('saveJournalCursor', undefined, async () => {
-      const { id, stamp } = cursor;
+      const { id, stamp, incarnation } = cursor;
       if (!Number.isSafeInteger(id) || id < 0) throw new LockstepError(`a journal cursor must be a non-negative safe integer (got ${String(id)})`);
-      if (stamp !== undefined && !/^[0-9a-f]{1,64}$/.test(stamp)) throw new LockstepError(`a journal cursor's stamp must be 1 to 64 lowercase hex digits (got ${JSON.stringify(stamp)})`);
-      const value = stamp === undefined ? String(id) : `${id} ${stamp}`;
+      for (const part of [stamp, incarnation]) {
+        if (part !== undefined && !HEX.test(part)) throw new LockstepError(`a journal cursor's stamp and incarnation must be 1 to 64 lowercase hex digits (got ${JSON.stringify(part)})`);
+      }
+      const value = stamp === undefined && incarnation === undefined ? String(id) : `${id} ${stamp ?? '-'} ${incarnation ?? '-'}`;
       await this.evalScript(SCRIPTS.saveCursor, [cursorKey], [String(id), replace ? '1' : '0', value]);
     });
   }

@@ -21,6 +21,12 @@ export class ChaosStore implements StoreAdapter {
   /** Whether journal pushes (PostgreSQL's NOTIFY) are passed on; off when a test drains by hand. */
   pushJournal = true;
 
+  /**
+   * Answered by incarnation() instead of the inner store's: a failover of a store that cannot show
+   * one itself (SQLite), or that a test cannot cause for real.
+   */
+  incarnationOverride: string | undefined;
+
   constructor(readonly inner: StoreAdapter) {
     this.name = `chaos(${inner.name})`;
   }
@@ -54,6 +60,10 @@ export class ChaosStore implements StoreAdapter {
   }
   journalId(): Promise<string> {
     return this.inner.journalId();
+  }
+  /** A store that cannot tell answers a constant: it never changes, so it never flushes. */
+  async incarnation(): Promise<string> {
+    return this.incarnationOverride ?? (await this.inner.incarnation?.()) ?? 'unknown';
   }
   onJournal(listener: () => void): () => void {
     if (!this.pushJournal) return () => undefined;

@@ -5,8 +5,8 @@
 import { cacheKeyOf } from '../keys.js';
 import { resolveJournalOptions, type JournalOptions, type ResolvedJournalOptions } from '../options.js';
 import type { CacheAdapter, JournalCursor, JournalEntry, StoreAdapter } from '../types.js';
-import { cursorRow, locateJournalStart, type JournalStart, type JournalStartReason } from './journal-start.js';
-import { journalRowStamp } from './journal-stamp.js';
+import { cursorRow, incarnationChanged, locateJournalStart, type JournalStart, type JournalStartReason } from './journal-start.js';
+import { journalRowStamp, storeIncarnation } from './journal-stamp.js';
 
 export interface JournalDrainerOptions {
   store: StoreAdapter;
@@ -69,8 +69,10 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   // Until the start is known the cursor is 0 (replay everything retained): never "start at head"
   // on a guess. A failed pass makes the next one check the start again (resync): meanwhile the
   // cache's cursor may have been lost or rolled back, or rows pruned past ours. The cursor carries
-  // the stamp of the row it stands at, checked on every pass (cursorRow).
+  // the stamp of the row it stands at and the store's incarnation, both checked on every pass.
   let cursor: JournalCursor = { id: 0 };
+  /** The store's incarnation as this pass read it: the cursor's, once the pass applies a row. */
+  let incarnation: string | undefined;
   let journalId = '';
   let replayHead: number | undefined;
   let replayDone = false;
@@ -89,13 +91,14 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
       replayHead = start.head;
       replayDone = false;
     }
-    cursor = { id: start.cursor, stamp: start.stamp };
+    incarnation = start.incarnation;
+    cursor = { id: start.cursor, stamp: start.stamp, incarnation };
     startReason = start.reason;
     // An empty cache starts at the head: record it, so a resync after a failed pass finds it. A
     // saved cursor the store went back under stands for rows it no longer has: replace it, or
     // every later start would flush again until new ids pass it.
     if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
-    if (start.reason === 'journal-rewound' || start.reason === 'cursor-ahead') await cache.saveJournalCursor(journalId, cursor, true);
+    if (start.reason === 'store-went-back' || start.reason === 'cursor-ahead') await cache.saveJournalCursor(journalId, cursor, true);
     resync = false;
     if (cursor.id >= replayHead!) finishReplay();
     onStart?.(start);
@@ -149,7 +152,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
         onRepaired?.(row);
       }
     } finally {
-      if (last !== undefined) cursor = { id: last.id, stamp: journalRowStamp(last) };
+      if (last !== undefined) cursor = { id: last.id, stamp: journalRowStamp(last), incarnation };
     }
     return applied;
   }
@@ -159,6 +162,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
    * A stamped cursor is read from its own row, which is checked first: the same query, one row more.
    */
   async function readAfterCursor(): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
+    incarnation = await storeIncarnation(store);
+    if (incarnationChanged(cursor, incarnation)) return 'rewound';
     if (cursor.stamp === undefined) return store.readJournal(cursor.id, journal.batchSize);
     const rows = await store.readJournal(cursor.id - 1, journal.batchSize + 1);
     const row = await cursorRow(store, cursor, rows);

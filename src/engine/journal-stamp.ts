@@ -4,9 +4,17 @@
 // (ms) included: a row written after the failover matches a lost one only if the same key at the
 // same version with the same reason was journaled in the same millisecond.
 import { createHash } from 'node:crypto';
-import type { JournalEntry } from '../types.js';
+import type { JournalEntry, StoreAdapter } from '../types.js';
 
 export function journalRowStamp(row: JournalEntry): string {
-  const fields = JSON.stringify([row.id, row.createdAt, row.version, row.reason, row.namespace, row.key]);
-  return createHash('sha256').update(fields).digest('hex').slice(0, 16);
+  return digest([row.id, row.createdAt, row.version, row.reason, row.namespace, row.key]);
+}
+
+/** The store's incarnation (StoreAdapter.incarnation) as the cursor keeps it; undefined for a store that cannot tell. */
+export async function storeIncarnation(store: StoreAdapter): Promise<string | undefined> {
+  return store.incarnation === undefined ? undefined : digest([await store.incarnation()]);
+}
+
+function digest(fields: readonly unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex').slice(0, 16);
 }

@@ -4,7 +4,7 @@
 // cursor is trusted only while the row it stands at is still the one it was (its stamp): a store
 // that went back to an older state hands its ids and versions out again.
 import type { CacheAdapter, JournalCursor, JournalEntry, StoreAdapter } from '../types.js';
-import { journalRowStamp } from './journal-stamp.js';
+import { journalRowStamp, storeIncarnation } from './journal-stamp.js';
 
 /** Every invalidateOlder below this version clears a record, whatever it holds (the flush). */
 const FLUSH_VERSION = Number.MAX_SAFE_INTEGER;
@@ -21,14 +21,19 @@ export type JournalStartReason =
   | 'cursor-ahead'
   /** Rows after the cursor were pruned unseen (an outage longer than the retention): flush, then replay. */
   | 'cursor-behind-retention'
-  /** The row at the cursor is not the one it was (another stamp): the store went back to an older state: flush, then replay. */
-  | 'journal-rewound';
+  /**
+   * The store went back to an older state (a replica promoted after a failover, a restore): its
+   * incarnation changed, or the row at the cursor is not the one it was. Flush, then replay.
+   */
+  | 'store-went-back';
 
 export interface JournalStart {
   /** Replay rows with id > cursor. */
   readonly cursor: number;
   /** The stamp of the row at the cursor, when it stands at one (checked again on every pass). */
   readonly stamp: string | undefined;
+  /** The store's incarnation hash, read before the head (checked again on every pass). */
+  readonly incarnation: string | undefined;
   /** The journal's head when the start was decided: the replay ends there. */
   readonly head: number;
   readonly reason: JournalStartReason;
@@ -44,8 +49,10 @@ export interface JournalStart {
 export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapter, journalId: string, known?: JournalCursor, rewound = false): Promise<JournalStart> {
   // The head first: whatever the cache holds after this moment was filled from a store that had
   // every row up to the head committed (inline repair rows are appended after their commit).
+  // The incarnation before the head: a failover between the two shows at the next pass.
+  const incarnation = await storeIncarnation(store);
   let head = await store.journalHead();
-  if (cache.isEmpty?.() === true) return { cursor: head, stamp: stampOf(await rowAt(store, head)), head, reason: 'empty-cache', flushed: 0 };
+  if (cache.isEmpty?.() === true) return { cursor: head, stamp: stampOf(await rowAt(store, head)), incarnation, head, reason: 'empty-cache', flushed: 0 };
   const loaded = await cache.loadJournalCursor(journalId);
   const saved = loaded === undefined || known === undefined || loaded.id <= known.id ? loaded : known;
   // Another drainer of this cache may have applied rows committed since our head read and saved
@@ -60,6 +67,7 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   const replayAll = async (reason: JournalStartReason, flush: boolean): Promise<JournalStart> => ({
     cursor: retainedFrom,
     stamp: undefined,
+    incarnation,
     head,
     reason,
     flushed: flush ? await flushCache(cache) : 0,
@@ -67,19 +75,20 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   // The store went back to an older state (a failover to an asynchronous replica, a restore): the
   // cache may hold values of writes it lost, at versions it will hand out again, which no
   // invalidateOlder of a later row would clear. Nothing cached can be trusted.
-  if (rewound) return replayAll('journal-rewound', true);
+  if (rewound) return replayAll('store-went-back', true);
   // Replaying what is retained covers every row only if none was ever pruned. Otherwise a pruned
   // row (pruned by the drainer of another cache over this store) may stand for a write this cache
   // never saw: nothing here can prove otherwise, so the cache is flushed first.
   if (saved === undefined) return replayAll('no-cursor', retainedFrom > 0);
+  if (incarnationChanged(saved, incarnation)) return replayAll('store-went-back', true);
   if (saved.id > head) return replayAll('cursor-ahead', true);
   // What the pruned rows invalidated is unknown: clear every record, never trust it. (Id gaps
   // from rolled-back appends can land here too: a needless flush, which is safe.)
   if (saved.id < retainedFrom) return replayAll('cursor-behind-retention', true);
   const row = await cursorRow(store, saved);
-  if (row === 'rewound') return replayAll('journal-rewound', true);
+  if (row === 'rewound') return replayAll('store-went-back', true);
   // A pruned row can no longer be checked: the cursor goes on without its stamp.
-  return { cursor: saved.id, stamp: row === 'same' ? saved.stamp : undefined, head, reason: 'cursor', flushed: 0 };
+  return { cursor: saved.id, stamp: row === 'same' ? saved.stamp : undefined, incarnation, head, reason: 'cursor', flushed: 0 };
 }
 
 /**
@@ -99,6 +108,11 @@ export async function cursorRow(store: StoreAdapter, cursor: JournalCursor, rows
   if (first.id === cursor.id) return journalRowStamp(first) === cursor.stamp ? 'same' : 'rewound';
   const [oldest] = await store.readJournal(0, 1);
   return oldest !== undefined && oldest.id < cursor.id ? 'rewound' : 'pruned';
+}
+
+/** Whether the store's incarnation is another than the cursor's (unknown on either side: not checked). */
+export function incarnationChanged(cursor: JournalCursor, incarnation: string | undefined): boolean {
+  return cursor.incarnation !== undefined && incarnation !== undefined && cursor.incarnation !== incarnation;
 }
 
 async function rowAt(store: StoreAdapter, id: number): Promise<JournalEntry | undefined> {

@@ -98,6 +98,7 @@ export interface MysqlStore extends StoreAdapter {
   stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
+  incarnation(): Promise<string>;
   readonly name: 'mysql';
   readonly tablePrefix: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
@@ -667,6 +668,12 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async ping() {
       live();
       await run(() => limited('SELECT 1'), []);
+    },
+    async incarnation() {
+      live();
+      // The server answering: replicas have server ids of their own, so a failover to one shows.
+      const [row] = rowsOf(await run(() => limited('SELECT @@server_id'), []));
+      return `mysql:${text(row![0])}`;
     },
     async journalId() {
       live();

@@ -99,6 +99,7 @@ export interface PostgresStore extends StoreAdapter {
   stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
+  incarnation(): Promise<string>;
   readonly name: 'postgres';
   readonly schema: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
@@ -166,6 +167,9 @@ function quietPool(pool: PgPool): PgPool {
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 /** SQLSTATE lock_not_available: lock_timeout expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** StoreAdapter.incarnation: the timeline is the first 8 hex digits of the current WAL file's name. */
+const INCARNATION_SQL = `SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text AS system,
+  pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) AS timeline`;
 
 /**
  * A StoreAdapter on PostgreSQL (13 or later). The schema is created on first use, under an advisory
@@ -492,6 +496,19 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     async ping() {
       live();
       await run({ text: 'SELECT 1' });
+    },
+    async incarnation() {
+      live();
+      // The cluster's system identifier (a restore into another cluster) and its timeline (every
+      // promotion of a replica, every point-in-time recovery starts a new one). A server that
+      // keeps either from this role answers a constant: nothing to tell, nothing flushed.
+      try {
+        const { rows } = await run({ text: INCARNATION_SQL });
+        return `postgres:${String(rows[0]!.system)}/${String(rows[0]!.timeline)}`;
+      } catch (error) {
+        if (isDatabaseError(error) && (error.code === '42501' || error.code === '0A000' || error.code === '42883')) return 'postgres:unknown';
+        throw error;
+      }
     },
     async journalId() {
       live();

@@ -211,6 +211,7 @@ export async function createPostgresEntityStoreWith(
     journalHead: () => (live(), kv.journalHead()),
     pruneJournal: (before, throughId) => (live(), kv.pruneJournal(before, throughId)),
     journalId: () => (live(), kv.journalId()),
+    incarnation: () => (live(), kv.incarnation()),
     ping: () => (live(), kv.ping()),
     stats: () => ({ settlePollErrors: settler.pollErrors + kv.stats().settlePollErrors }),
     async close() {
