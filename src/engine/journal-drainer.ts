@@ -94,11 +94,12 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     incarnation = start.incarnation;
     cursor = { id: start.cursor, stamp: start.stamp, incarnation };
     startReason = start.reason;
-    // An empty cache starts at the head: record it, so a resync after a failed pass finds it. A
-    // saved cursor the store went back under stands for rows it no longer has: replace it, or
-    // every later start would flush again until new ids pass it.
-    if (start.reason === 'empty-cache') await cache.saveJournalCursor(journalId, cursor);
-    if (start.reason === 'store-went-back' || start.reason === 'cursor-ahead') await cache.saveJournalCursor(journalId, cursor, true);
+    // Record where it starts unless that is the saved cursor: every row up to it is applied (or
+    // pruned, and flushed for), and the cursor then carries the store's incarnation for the next
+    // start to check, even over a journal without a row. A saved cursor the store went back under
+    // stands for rows it no longer has: replace it, or every later start would flush again.
+    const replace = start.reason === 'store-went-back' || start.reason === 'cursor-ahead';
+    if (start.reason !== 'cursor') await cache.saveJournalCursor(journalId, cursor, replace);
     resync = false;
     if (cursor.id >= replayHead!) finishReplay();
     onStart?.(start);
