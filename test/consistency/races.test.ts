@@ -206,6 +206,7 @@ describe('a journal drainer that is still starting', () => {
     f = await createEngineFixture<string>();
     const raw = f.rawConnection();
     raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"v1\"')").run();
+    await f.engine.drainJournal(); // the fixture's own drainer has read its head: the pause below is the new engine's
     const { gate, fault } = pauseBefore();
     f.store.faults.next('journalHead', fault);
     let storeReads = 0;
@@ -240,6 +241,7 @@ describe('a journal drainer that is still starting', () => {
   it('a write waits too: the value it publishes is never older than a bypass write the drainer skipped', async () => {
     f = await createEngineFixture<string>();
     const raw = f.rawConnection();
+    await f.engine.drainJournal(); // the fixture's own drainer has read its head: the pause below is the new engine's
     const { gate, fault } = pauseBefore();
     f.store.faults.next('journalHead', fault);
     const engine = f.another({ journal: { pollInterval: '1h' } });

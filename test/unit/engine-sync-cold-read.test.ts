@@ -182,6 +182,7 @@ describe('engine: a store that answers synchronously still waits for the journal
     f = await createEngineFixture<string>();
     const raw = f.rawConnection();
     raw.prepare("INSERT INTO lockstep_kv (namespace, key, value) VALUES ('test', 'k', '\"v1\"')").run();
+    await f.engine.drainJournal(); // the fixture's own drainer has read its head: the pause below is the new engine's
     const gate = createGate();
     f.store.faults.next('journalHead', { kind: 'pause', when: 'before', gate });
     // The chaos store for the journal (so its head can be held), the SQLite store's own read.
