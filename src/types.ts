@@ -308,10 +308,10 @@ export interface StoreAdapter {
    * older state, such as a replica promoted after a failover (PostgreSQL: its timeline; MariaDB:
    * the server answering) or a restore that started a new timeline. The journal drainer checks it
    * on every pass and flushes the cache when it changed (docs/protocol.md, "A store that goes
-   * back"). Stores that cannot tell leave it out (SQLite: a restored file is caught only through
-   * its journal).
+   * back"). Undefined, or the method left out: the store cannot tell (SQLite: a restored file is
+   * caught only through its journal), and nothing is compared.
    */
-  incarnation?(): Promise<string>;
+  incarnation?(): Promise<string | undefined>;
   /**
    * Calls `listener` when journal rows may have been appended (PostgreSQL LISTEN/NOTIFY), so the
    * drainer need not wait for its next poll. Returns the unsubscribe function. Stores without push

@@ -95,6 +95,21 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: START, find: "  if (incarnationChanged(saved, incarnation)) return replayAll('store-went-back', true);\n", replace: '' }],
   },
   {
+    id: 'drainer-relocates-without-limit',
+    rule: 'journal invariant (liveness): a pass locates again as often as the store seems to go back, so a store whose answers flap holds the pass in a loop of flushes and stop() never returns',
+    patches: [{ file: DRAINER, find: "          if (located) throw new StoreReadError('the store went back again within one journal pass (do two servers answer at one address?)');\n", replace: '' }],
+  },
+  {
+    id: 'cursor-row-gone-is-rewound',
+    rule: "journal invariant (no needless flush): the cursor's row gone with no row after it is taken for a store gone back, although the head is not below the cursor (the newest row pruned through an older drainer's cursor)",
+    patches: [{ file: START, find: "  if (first === undefined) return (await store.journalHead()) < cursor.id ? 'rewound' : 'pruned';", replace: "  if (first === undefined) return 'rewound';" }],
+  },
+  {
+    id: 'legacy-cursor-not-upgraded',
+    rule: 'journal invariant: a cursor saved by an older version (no stamp, no incarnation) is never given them on a quiet journal, so a later failover goes unnoticed at start',
+    patches: [{ file: START, find: "save: upgraded ? 'replace' : 'none' };", replace: "save: 'none' };" }],
+  },
+  {
     id: 'journal-ahead-no-flush',
     rule: 'journal invariant: a cursor past the head (the store went back below it) replays what is retained without a flush when nothing was pruned (the rule before stamps)',
     patches: [{ file: START, find: "  if (saved.id > head) return replayAll('cursor-ahead', true);", replace: "  if (saved.id > head) return replayAll('cursor-ahead', retainedFrom > 0);" }],

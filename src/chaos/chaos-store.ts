@@ -61,9 +61,8 @@ export class ChaosStore implements StoreAdapter {
   journalId(): Promise<string> {
     return this.inner.journalId();
   }
-  /** A store that cannot tell answers a constant: it never changes, so it never flushes. */
-  async incarnation(): Promise<string> {
-    return this.incarnationOverride ?? (await this.inner.incarnation?.()) ?? 'unknown';
+  async incarnation(): Promise<string | undefined> {
+    return this.incarnationOverride ?? (await this.inner.incarnation?.());
   }
   onJournal(listener: () => void): () => void {
     if (!this.pushJournal) return () => undefined;

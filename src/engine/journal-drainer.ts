@@ -2,6 +2,7 @@
 // and keys Lockstep wrote while the cache could not be leased (the repair journal). Each row is
 // applied as invalidateOlder(version), which is idempotent and version-fenced, so replaying a row
 // twice is harmless and skipping one never is: see journal-start.ts and docs/protocol.md.
+import { StoreReadError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
 import { resolveJournalOptions, type JournalOptions, type ResolvedJournalOptions } from '../options.js';
 import type { CacheAdapter, JournalCursor, JournalEntry, StoreAdapter } from '../types.js';
@@ -96,10 +97,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     startReason = start.reason;
     // Record where it starts unless that is the saved cursor: every row up to it is applied (or
     // pruned, and flushed for), and the cursor then carries the store's incarnation for the next
-    // start to check, even over a journal without a row. A saved cursor the store went back under
-    // stands for rows it no longer has: replace it, or every later start would flush again.
-    const replace = start.reason === 'store-went-back' || start.reason === 'cursor-ahead';
-    if (start.reason !== 'cursor') await cache.saveJournalCursor(journalId, cursor, replace);
+    // start to check, even over a journal without a row (start.save says how).
+    if (start.save !== 'none') await cache.saveJournalCursor(journalId, cursor, start.save === 'replace');
     resync = false;
     if (cursor.id >= replayHead!) finishReplay();
     onStart?.(start);
@@ -165,6 +164,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   async function readAfterCursor(): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
     incarnation = await storeIncarnation(store);
     if (incarnationChanged(cursor, incarnation)) return 'rewound';
+    // A cursor from a start that could not tell (nothing to compare yet) takes the first one known.
+    if (cursor.incarnation === undefined && incarnation !== undefined) cursor = { ...cursor, incarnation };
     if (cursor.stamp === undefined) return store.readJournal(cursor.id, journal.batchSize);
     const rows = await store.readJournal(cursor.id - 1, journal.batchSize + 1);
     const row = await cursorRow(store, cursor, rows);
@@ -177,11 +178,16 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     let applied = 0;
     try {
       if (resync) await locate();
+      let located = false;
       for (;;) {
         const rows = await readAfterCursor();
         if (rows === 'rewound' || rows === 'pruned') {
           // The store went back to an older state (a failover, a restore): flush and replay. Or our
           // row was pruned past us: the start rules decide (rows pruned unseen flush the cache).
+          // Once per pass: a store whose answers flap (two servers behind one address) must not
+          // hold a pass in a loop of flushes. The pass fails instead; the next one locates again.
+          if (located) throw new StoreReadError('the store went back again within one journal pass (do two servers answer at one address?)');
+          located = true;
           await locate(rows === 'rewound');
           continue;
         }
@@ -205,7 +211,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     if (Date.now() - lastPrune >= journal.retentionMs / 10) {
       lastPrune = Date.now();
       // Never past our cursor: a row committed during this pass with an old timestamp is not applied
-      // yet. Nor the cursor's own row: the next pass and the next start check it (journalRewound).
+      // yet. Nor the cursor's own row: the next pass and the next start check it (cursorRow).
       await store.pruneJournal(lastPrune - journal.retentionMs, cursor.id - 1);
     }
     return applied;

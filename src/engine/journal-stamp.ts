@@ -12,7 +12,8 @@ export function journalRowStamp(row: JournalEntry): string {
 
 /** The store's incarnation (StoreAdapter.incarnation) as the cursor keeps it; undefined for a store that cannot tell. */
 export async function storeIncarnation(store: StoreAdapter): Promise<string | undefined> {
-  return store.incarnation === undefined ? undefined : digest([await store.incarnation()]);
+  const incarnation = await store.incarnation?.();
+  return incarnation === undefined ? undefined : digest([incarnation]);
 }
 
 function digest(fields: readonly unknown[]): string {

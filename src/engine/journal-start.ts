@@ -39,6 +39,12 @@ export interface JournalStart {
   readonly reason: JournalStartReason;
   /** How many cache records the flush cleared (the reasons that flush). */
   readonly flushed: number;
+  /**
+   * How the start is recorded in the cache: 'none' (it is the saved cursor, as saved), 'advance'
+   * (saved unless the cache has a later one), 'replace' (the saved one stands for rows the store no
+   * longer has, or lacks the stamp or incarnation now known: a cursor from an older version).
+   */
+  readonly save: 'none' | 'advance' | 'replace';
 }
 
 /**
@@ -52,7 +58,7 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   // The incarnation before the head: a failover between the two shows at the next pass.
   const incarnation = await storeIncarnation(store);
   let head = await store.journalHead();
-  if (cache.isEmpty?.() === true) return { cursor: head, stamp: stampOf(await rowAt(store, head)), incarnation, head, reason: 'empty-cache', flushed: 0 };
+  if (cache.isEmpty?.() === true) return { cursor: head, stamp: stampOf(await rowAt(store, head)), incarnation, head, reason: 'empty-cache', flushed: 0, save: 'advance' };
   const loaded = await cache.loadJournalCursor(journalId);
   const saved = loaded === undefined || known === undefined || loaded.id <= known.id ? loaded : known;
   // Another drainer of this cache may have applied rows committed since our head read and saved
@@ -71,6 +77,7 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
     head,
     reason,
     flushed: flush ? await flushCache(cache) : 0,
+    save: reason === 'store-went-back' || reason === 'cursor-ahead' ? 'replace' : 'advance',
   });
   // The store went back to an older state (a failover to an asynchronous replica, a restore): the
   // cache may hold values of writes it lost, at versions it will hand out again, which no
@@ -87,24 +94,29 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
   if (saved.id < retainedFrom) return replayAll('cursor-behind-retention', true);
   const row = await cursorRow(store, saved);
   if (row === 'rewound') return replayAll('store-went-back', true);
-  // A pruned row can no longer be checked: the cursor goes on without its stamp.
-  return { cursor: saved.id, stamp: row === 'same' ? saved.stamp : undefined, incarnation, head, reason: 'cursor', flushed: 0 };
+  // A pruned row can no longer be checked: the cursor goes on without its stamp. A cursor saved
+  // by an older version (neither stamp nor incarnation) gets them now, or a quiet journal never
+  // would (an equal id is not saved over).
+  const stamp = row === 'same' ? saved.stamp : row === 'unstamped' ? stampOf(await rowAt(store, saved.id)) : undefined;
+  const upgraded = (saved.stamp === undefined && stamp !== undefined) || (saved.incarnation === undefined && incarnation !== undefined);
+  return { cursor: saved.id, stamp, incarnation, head, reason: 'cursor', flushed: 0, save: upgraded ? 'replace' : 'none' };
 }
 
 /**
  * What became of the row at `cursor` (`rows`: read from just before it, if the caller has them):
  * - 'same': there, with the cursor's stamp;
  * - 'rewound': the store went back to an older state under the cursor: the row has another stamp,
- *   or it is gone where no pruning could have removed it (pruning removes a prefix of the journal,
- *   never a row with an older one still there, never the newest row);
- * - 'pruned': gone with rows after it and none before: pruned (by the drainer of another cache,
- *   past ours); nothing to check it against;
+ *   or it is gone where no pruning could have removed it: pruning removes a prefix of the journal,
+ *   never a row with an older one still there; and with no row at or after it, the journal's head
+ *   (which pruning never lowers) is below it;
+ * - 'pruned': gone, and nothing says the store went back (pruned by the drainer of another cache,
+ *   past ours; or the last row, pruned through its cursor by an older version): nothing to check;
  * - 'unstamped': the cursor stands at no row it knows (not checked).
  */
 export async function cursorRow(store: StoreAdapter, cursor: JournalCursor, rows?: readonly JournalEntry[]): Promise<'same' | 'rewound' | 'pruned' | 'unstamped'> {
   if (cursor.stamp === undefined) return 'unstamped';
   const [first] = rows ?? (await store.readJournal(cursor.id - 1, 1));
-  if (first === undefined) return 'rewound';
+  if (first === undefined) return (await store.journalHead()) < cursor.id ? 'rewound' : 'pruned';
   if (first.id === cursor.id) return journalRowStamp(first) === cursor.stamp ? 'same' : 'rewound';
   const [oldest] = await store.readJournal(0, 1);
   return oldest !== undefined && oldest.id < cursor.id ? 'rewound' : 'pruned';

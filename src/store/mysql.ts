@@ -98,7 +98,7 @@ export interface MysqlStore extends StoreAdapter {
   stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
-  incarnation(): Promise<string>;
+  incarnation(): Promise<string | undefined>;
   readonly name: 'mysql';
   readonly tablePrefix: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
@@ -672,8 +672,10 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
     async incarnation() {
       live();
       // The server answering: replicas have server ids of their own, so a failover to one shows.
-      const [row] = rowsOf(await run(() => limited('SELECT @@server_id'), []));
-      return `mysql:${text(row![0])}`;
+      // Not in a Galera cluster: its nodes are all primaries (each with its own id, so a balancer
+      // in front would seem to fail over at every connection), and a commit is on all of them.
+      const [row] = rowsOf(await run(() => limited('SELECT @@server_id, @@wsrep_on'), []));
+      return Number(row![1]) === 1 ? undefined : `mysql:${text(row![0])}`;
     },
     async journalId() {
       live();

@@ -99,7 +99,7 @@ export interface PostgresStore extends StoreAdapter {
   stats(): StoreStats;
   /** Always a promise: the commit is a round trip. */
   write(namespace: string, key: string, payload: string, options: StoreWriteOptions): Promise<StoreWriteResult>;
-  incarnation(): Promise<string>;
+  incarnation(): Promise<string | undefined>;
   readonly name: 'postgres';
   readonly schema: string;
   /** The resolved statement timeout, in ms: the engine can check it against its lease TTL. */
@@ -501,12 +501,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       live();
       // The cluster's system identifier (a restore into another cluster) and its timeline (every
       // promotion of a replica, every point-in-time recovery starts a new one). A server that
-      // keeps either from this role answers a constant: nothing to tell, nothing flushed.
+      // keeps either from this role cannot tell (not a constant: an instance whose role may ask
+      // would then see another incarnation than this one's, and flush at every start).
       try {
         const { rows } = await run({ text: INCARNATION_SQL });
         return `postgres:${String(rows[0]!.system)}/${String(rows[0]!.timeline)}`;
       } catch (error) {
-        if (isDatabaseError(error) && (error.code === '42501' || error.code === '0A000' || error.code === '42883')) return 'postgres:unknown';
+        if (isDatabaseError(error) && (error.code === '42501' || error.code === '0A000' || error.code === '42883')) return undefined;
         throw error;
       }
     },

@@ -138,6 +138,7 @@ describe('a drainer that starts after the store was restored (its cache kept)', 
  */
 async function lostWriteUnderAQuietJournal(): Promise<Database.Database> {
   f = await createEngineFixture<string>();
+  f.store.incarnationOverride = 'primary';
   const db = f.rawConnection();
   await f.engine.write('k', 'v1');
   bypassWrite(db, 'x', 'x0');
@@ -170,6 +171,62 @@ describe("a store's incarnation: a failover that lost only writes through Lockst
       assert.equal(await reader().read('k'), 'v1');
     } finally {
       await drainer.stop();
+    }
+  });
+});
+
+describe('what must not flush (a healthy cache over a store that did not go back)', () => {
+  it('a store whose incarnation flaps (two servers answering at one address): each pass locates once at most, and stop() returns', { timeout: 30_000 }, async () => {
+    f = await createEngineFixture<string>();
+    await f.engine.write('y', 'cached');
+    let answers = 0;
+    Object.defineProperty(f.store, 'incarnationOverride', { get: () => (answers++ % 2 === 0 ? 'server a' : 'server b') });
+    const starts: string[] = [];
+    const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' }, onStart: (start) => starts.push(start.reason) });
+    try {
+      await drainer.ready;
+      for (let i = 0; i < 5; i++) await drainer.drain().catch(() => undefined);
+      assert.ok(starts.length <= 1 + 2 * 5, `at most one locate per pass and one resync after a failed one: ${starts.length}`);
+    } finally {
+      await drainer.stop();
+    }
+  });
+
+  it('the newest row pruned through its cursor (by a drainer of an older version): the head is not below the cursor, no flush', async () => {
+    f = await createEngineFixture<string>();
+    const db = f.rawConnection();
+    await f.engine.write('y', 'cached');
+    assert.equal(await f.engine.read('y'), 'cached');
+    bypassWrite(db, 'x', 'x0');
+    await f.engine.drainJournal(); // the cursor stands at x0's row, the newest
+    await f.store.pruneJournal(Date.now() + 60_000, await f.store.journalHead());
+    assert.equal((await f.store.readJournal(0, 10)).length, 0);
+    await f.engine.drainJournal();
+    assert.equal((await f.cache.peek('test:y'))?.kind, 'value', 'no flush');
+  });
+
+  it('a cursor saved by an older version (a bare id) gets the stamp and incarnation at the next start, so a later failover is seen', async () => {
+    f = await createEngineFixture<string>();
+    const db = f.rawConnection();
+    f.store.incarnationOverride = 'primary';
+    await f.engine.write('y', 'cached');
+    bypassWrite(db, 'x', 'x0');
+    const journalId = await f.store.journalId();
+    const head = await f.store.journalHead();
+    f.cache.saveJournalCursor(journalId, { id: head }, true); // as an older version left it
+    const first = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
+    await first.ready;
+    assert.equal(first.status().start, 'cursor');
+    await first.stop();
+    const saved = await f.cache.loadJournalCursor(journalId);
+    assert.ok(saved?.id === head && saved.stamp !== undefined && saved.incarnation !== undefined, JSON.stringify(saved));
+    f.store.incarnationOverride = 'promoted replica';
+    const second = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
+    try {
+      await second.ready;
+      assert.equal(second.status().start, 'store-went-back');
+    } finally {
+      await second.stop();
     }
   });
 });

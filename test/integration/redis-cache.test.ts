@@ -224,7 +224,7 @@ describe('Redis cache (shared Redis)', { skip: shared.skip }, () => {
         await peers[1]!.close();
         await assert.rejects(async () => other.saveJournalCursor('j1', { id: -1 }), LockstepError);
         await assert.rejects(async () => other.saveJournalCursor('j1', { id: 1, stamp: 'not hex' }), LockstepError);
-        await admin.set(`${prefix}cursor:#journal-cursor:j1`, '12 ab cd');
+        await admin.set(`${prefix}cursor:#journal-cursor:j1`, '12 ab');
         await assert.rejects(async () => other.loadJournalCursor('j1'), LockstepError);
       } finally {
         await other.close();

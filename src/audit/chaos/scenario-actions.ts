@@ -188,7 +188,7 @@ async function moveCursors(redis: OwnedRedis, how: 'deleted' | 'rolled-back' | '
   const keys = await cursorKeys(redis);
   const moved: string[] = [];
   for (const key of keys) {
-    // "<id>" or "<id> <stamp>": the moved cursor is a bare id (a position whose row is not known)
+    // "<id>" or "<id> <stamp> <incarnation>": the moved cursor is a bare id (a position whose row is not known)
     const saved = Number((await redis.command('GET', key)).trim().split(' ')[0]);
     if (how === 'deleted') await redis.command('DEL', key);
     else await redis.command('SET', key, String(how === 'ahead' ? saved + 1_000_000 : Math.floor(saved / 2)));
