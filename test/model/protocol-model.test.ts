@@ -127,6 +127,20 @@ describe('docs/model.mjs', () => {
     }
   });
 
+  it('a store that fails over to an asynchronous replica or is restored from a backup (versions and journal ids handed out again): the stamped cursor flushes the cache, no counterexample; the old rule (the cursor trusted) keeps a lost write\'s value cached', async () => {
+    // Two writers, no reader: a run with one reader (509,352 states) takes a minute; docs/protocol.md quotes it.
+    const common = ['--writers', '2', '--readers', '0', '--restarts', '1', '--store-failovers', '1'];
+    const stamped = await runModel(common);
+    const summary = JSON.parse(stamped.out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; states: number; storeFailovers: number; reusedIds: string };
+    assert.equal(stamped.code, 0, stamped.out);
+    assert.deepEqual([summary.storeFailovers, summary.reusedIds, summary.staleReads, summary.inconsistentFinals], [1, 'cursor stamped, checked every pass', 0, 0]);
+    assert.ok(summary.states > 10_000, 'the search explored the interleavings');
+    const trusted = await runModel([...common, '--trust-reused-ids']);
+    assert.equal(trusted.code, 1, trusted.out);
+    assert.ok(JSON.parse(trusted.out.split('\n')[0]!).inconsistentFinals > 0, trusted.out);
+    assert.match(trusted.out, /journal repair v1 \(row 1\)\n\s+store fails over to its snapshot \(v0, 0 journal rows; it had v1, 1 rows\)\n\s+drainer restarts at row 0 \(saved cursor 1 \(stamp u1\), head 0\)\n\s+final: cache v1 != store v0/);
+  });
+
   it('finds no stale read and no stale wait with fill waiters under strict (1 writer, 2 readers)', async () => {
     const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--strict']);
     const summary = JSON.parse(out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; waiters: string };
