@@ -57,10 +57,13 @@
 // gone (the head is below the cursor) or another uid, the store went back: it flushes the cache
 // (invalidateOlder at an infinite version on every record) and restarts at the oldest retained row,
 // saving that cursor whatever was saved. A restart flushes likewise on a saved cursor past the head
-// or at a row with another stamp. Reads that start before the drainer met a failover are exempt from
-// (1) (its window: the next pass); the final check (2) holds. `--trust-reused-ids` is the old rule
-// (the cursor trusted, no stamp; past the head, replay without a flush): it must print a
-// counterexample. A failover is taken only when it takes the journal back past the drainer's cursor;
+// or at a row with another stamp. A failover is restored only while no store call is in flight (no
+// writer past 'begin' or with a held write, no reader past 'get'). Reads that start between a
+// failover and the drainer's next step (a pass, a restart) are exempt from (1): the window of one
+// pass; (2) holds. `--trust-reused-ids` is the old rule (the cursor trusted, no stamp; past the head,
+// replay without a flush): it must print a counterexample (a lost write's value stays cached; with a
+// reader, a write that reuses its number publishes it: a stale read). A failover is taken only when
+// it takes the journal back past the drainer's cursor;
 // `--any-store-failover` takes it at any step, and prints the cache-ahead-of-the-store
 // counterexample no journal rule can see (a lost write's value stays cached: state E, the auditor's).
 const argv = process.argv.slice(2);
@@ -381,6 +384,12 @@ function* successors(s) {
     const what = s.cursor > head ? `gone (head ${head})` : `stamped u${s.juids[s.cursor - 1]}, not u${s.stamp}`;
     flush(n);
     yield [n, `drainer finds row ${s.cursor} ${what}: the store went back; flushes the cache, restarts at row 0`];
+  }
+  if (s.fwin && !s.quar && !wentBack(s) && s.cursor >= s.journal.length) {
+    // a pass that finds no row after its cursor (and, under the rule, its cursor's row in place):
+    // the failover's window is over, as after any other pass
+    const n = clone(s); n.fwin = false;
+    yield [n, `drainer pass: no row after row ${s.cursor}`];
   }
   if (s.failovers < FAILOVERS) {
     // the store takes a snapshot (again, at any step: a replica's position, a backup)
