@@ -66,6 +66,8 @@
 // it takes the journal back past the drainer's cursor;
 // `--any-store-failover` takes it at any step, and prints the cache-ahead-of-the-store
 // counterexample no journal rule can see (a lost write's value stays cached: state E, the auditor's).
+// With `--cache-losses` or `--rollbacks` it prints one too: a cursor lost (or, in a cluster, rolled
+// back to no row) before the drainer restarts after the failover carries no stamp to compare.
 const argv = process.argv.slice(2);
 const NAIVE = argv.includes('--naive');
 const STRICT = argv.includes('--strict');
