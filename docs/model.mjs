@@ -82,6 +82,7 @@ const LOSSES = num('--cache-losses', 0);
 const FAILOVERS = num('--store-failovers', 0);
 const TRUST_REUSED = argv.includes('--trust-reused-ids');
 const ANY_FAILOVER = argv.includes('--any-store-failover');
+const STAMPS = FAILOVERS > 0 || TRUST_REUSED || ANY_FAILOVER;
 // `--cluster`: a Redis Cluster, where the record and the saved cursor live in different hash slots,
 // each guarded on its own (the record's slot per script, the cursor not at all): a rollback or a loss
 // hits one of them, and the other keeps its state. A restored or lost record is flushed and
@@ -123,7 +124,8 @@ function init() {
     // `stamp` is the uid of the row at `cursor` (undefined at no row); `saved` is {id, stamp};
     // `era` counts failovers (a version is era*1000 + the store's number); `ssnap` is the store's
     // snapshot; `fwin`: a failover the drainer has not yet met (the window of its next pass).
-    juids: [], uidc: 0, stamp: undefined, era: 0, ssnap: undefined, failovers: 0, fwin: false,
+    // (only with failovers modelled: a state of the other runs is the same as before, and as cheap)
+    ...(STAMPS ? { juids: [], uidc: 0, stamp: undefined, era: 0, ssnap: undefined, failovers: 0, fwin: false } : {}),
     // `snap` is the cache's last snapshot (record and saved cursor); `rollbacks` / `losses` count events.
     snap: undefined, rollbacks: 0, losses: 0,
     // msg: the last value a lease holder announced to waiters (only the wrong variant reads it)
@@ -139,9 +141,9 @@ const clone = (s) => structuredClone(s);
 // A version is its identity: era*1000 + the number the store handed out. The cache (its scripts)
 // only ever sees and compares numbers; the checker compares identities.
 const vnum = (v) => (v === Infinity ? Infinity : v % 1000);
-function nextVersion(n) { return n.era * 1000 + ++n.seq; }
+function nextVersion(n) { return STAMPS ? n.era * 1000 + ++n.seq : ++n.seq; }
 /** Append a journal row (its version) with a uid no row ever had. */
-function jpush(n, v) { n.journal.push(v); n.juids.push(++n.uidc); }
+function jpush(n, v) { n.journal.push(v); if (STAMPS) n.juids.push(++n.uidc); }
 /** The cursor saved in the cache: a row id and the stamp (uid) of the row at it. */
 const savedAt = (n) => ({ id: n.cursor, stamp: n.stamp });
 const showSaved = (saved) => saved === undefined ? 'none' : FAILOVERS && saved.stamp !== undefined ? `${saved.id} (stamp u${saved.stamp})` : `${saved.id}`;
@@ -377,7 +379,8 @@ function* successors(s) {
   if (s.cursor < s.journal.length && !s.quar && !wentBack(s)) {
     // apply the next row, then save the cursor past it (never before: a failure retries the row)
     const n = clone(s); const j = n.journal[n.cursor]; invalidateOlder(n, j); n.cursor++;
-    n.stamp = n.juids[n.cursor - 1]; n.saved = savedAt(n); n.fwin = false;
+    if (STAMPS) { n.stamp = n.juids[n.cursor - 1]; n.fwin = false; }
+    n.saved = savedAt(n);
     yield [n, `journal repair v${j} (row ${n.cursor})`];
   }
   if (wentBack(s) && !s.quar) {
@@ -453,11 +456,11 @@ function* successors(s) {
   }
   if (s.restarts < RESTARTS) {
     // the drainer restarts (a redeploy); the cache keeps its records and the saved cursor
-    const n = clone(s); n.restarts++; n.fwin = false;
+    const n = clone(s); n.restarts++; if (STAMPS) n.fwin = false;
     const head = n.journal.length, saved = n.saved;
     // a saved cursor past the head, or at a row with another stamp: the store went back (not
     // under --trust-reused-ids, the old rule: past the head replays without a flush, a stamp is not read)
-    const back = !TRUST_REUSED && saved !== undefined && (saved.id > head || (saved.stamp !== undefined && n.juids[saved.id - 1] !== saved.stamp));
+    const back = STAMPS && !TRUST_REUSED && saved !== undefined && (saved.id > head || (saved.stamp !== undefined && n.juids[saved.id - 1] !== saved.stamp));
     if (back) {
       if (!s.quar) { // the flush is a cache call: a quarantined cache makes the start retry later
         flush(n);
@@ -466,7 +469,7 @@ function* successors(s) {
     } else {
       if (START_AT_HEAD) n.cursor = saved === undefined || saved.id > head ? head : saved.id;
       else n.cursor = saved === undefined || saved.id > head ? 0 : saved.id; // replay all retained
-      n.stamp = n.cursor === 0 ? undefined : n.juids[n.cursor - 1];
+      if (STAMPS) n.stamp = n.cursor === 0 ? undefined : n.juids[n.cursor - 1];
       yield [n, `drainer restarts at row ${n.cursor} (saved cursor ${showSaved(saved)}, head ${head})`];
     }
   }
