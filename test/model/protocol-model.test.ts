@@ -127,6 +127,33 @@ describe('docs/model.mjs', () => {
     }
   });
 
+  it("a store that fails over to an asynchronous replica or is restored from a backup (versions and journal ids handed out again): the cursor's incarnation and row stamp flush the cache, no counterexample; without the incarnation only a journal gone back past the cursor is seen; the old rule keeps a lost write's value cached", async () => {
+    // Two writers, no reader: a run with one reader takes minutes; docs/protocol.md quotes it.
+    const common = ['--writers', '2', '--readers', '0', '--restarts', '1', '--store-failovers', '1'];
+    type Summary = { staleReads: number; inconsistentFinals: number; states: number; storeFailovers: number; reusedIds: string; failoversAt: string };
+    const summaryOf = (out: string) => JSON.parse(out.split('\n')[0]!) as Summary;
+    // The store tells its incarnation (PostgreSQL, MariaDB): a failover at any step is seen.
+    const told = await runModel(common);
+    assert.equal(told.code, 0, told.out);
+    const s1 = summaryOf(told.out);
+    assert.deepEqual([s1.storeFailovers, s1.failoversAt, s1.staleReads, s1.inconsistentFinals], [1, 'any step', 0, 0]);
+    assert.match(s1.reusedIds, /incarnation/);
+    assert.ok(s1.states > 10_000, 'the search explored the interleavings');
+    // SQLite cannot tell: clean when the journal went back past the cursor ...
+    const untold = await runModel([...common, '--no-incarnation']);
+    assert.equal(untold.code, 0, untold.out);
+    assert.deepEqual([summaryOf(untold.out).failoversAt, summaryOf(untold.out).inconsistentFinals], ["past the drainer's cursor", 0]);
+    // ... and not otherwise: a write without a journal row lost stays cached (the documented limit).
+    const unseen = await runModel([...common, '--no-incarnation', '--any-store-failover']);
+    assert.equal(unseen.code, 1, unseen.out);
+    assert.match(unseen.out, /store fails over to its snapshot \(v0, 0 journal rows; it had v1, 0 rows\)\n(\s+.*\n)*?\s+final: cache v1 != store v0/);
+    // The old rule: the cursor trusted.
+    const trusted = await runModel([...common, '--trust-reused-ids']);
+    assert.equal(trusted.code, 1, trusted.out);
+    assert.ok(summaryOf(trusted.out).inconsistentFinals > 0, trusted.out);
+    assert.match(trusted.out, /journal repair v1 \(row 1\)\n\s+store fails over to its snapshot \(v0, 0 journal rows; it had v1, 1 rows\)\n(\s+.*\n)*?\s+drainer restarts at row 0 \(saved cursor 1 \(stamp u1\), head 0\)\n\s+final: cache v1 != store v0/);
+  });
+
   it('finds no stale read and no stale wait with fill waiters under strict (1 writer, 2 readers)', async () => {
     const { code, out } = await runModel(['--writers', '1', '--readers', '2', '--strict']);
     const summary = JSON.parse(out.split('\n')[0]!) as { staleReads: number; inconsistentFinals: number; waiters: string };
