@@ -669,6 +669,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {', replace: '    if (false && incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {' }],
   },
   {
+    id: 'proxy-drainer-ignores-saved-incarnation',
+    rule: "pg-proxy journal invariant: a proxy (re)started after a failover does not check its saved cursor's incarnation, so the answers of the writes the promoted replica lost, kept in its cache, stay (test/consistency/pg-proxy-failover.test.ts)",
+    patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    incarnationSeen ??= cursor?.incarnation;\n', replace: '' }],
+  },
+  {
     id: 'proxy-drain-after-stop',
     rule: "pg-proxy: a pass of the drainer asked for after close() (a replication session's acknowledgement still waiting) opens a drainer connection nobody ends",
     patches: [
