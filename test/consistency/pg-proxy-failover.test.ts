@@ -75,7 +75,18 @@ async function failover(restart: boolean): Promise<void> {
     primary.stop();
     primaryUp = false;
     replica.promoteOn(port);
-    if (restart) proxy = await startTestProxy(db, { cache });
+    // Other clients' transactions on the promoted server while no proxy ran: its transaction ids pass
+    // the saved cursor (which is then no longer impossible there, only from another incarnation).
+    const promoted = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+    await promoted.connect();
+    for (let i = 0; i < 8; i++) await promoted.query('SELECT pg_catalog.pg_current_xact_id()');
+    const next = (await promoted.query<{ next: string }>('SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next')).rows[0]!.next;
+    await promoted.end();
+    if (restart) {
+      const saved = (await cache.loadJournalCursor(journalId))!.id;
+      assert.ok(saved <= Number(next), `the saved cursor (${saved}) is a possible one on the promoted server (next xid ${next})`);
+      proxy = await startTestProxy(db, { cache });
+    }
     // Two passes in a row: the second began after the first ended, so after the promotion (the
     // first may be one that read the old primary before it died).
     await until('two drainer passes on the promoted server', async () => (await proxy!.drainer.drain(), await proxy!.drainer.drain(), true), 60_000);
