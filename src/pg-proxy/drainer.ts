@@ -95,12 +95,6 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   let incarnationReadable = false;
   /** The next cursor save replaces the saved cursor: the upstream went back, its xids are not the cursor's. */
   let replaceCursor = false;
-  /**
-   * The saved cursor's id when it has no incarnation (saved by an earlier version, or by a proxy
-   * whose role could not tell): the first pass that can tell saves over it (an equal id is never
-   * saved over otherwise), so a later start can check it.
-   */
-  let upgradeFrom: number | undefined;
   /** Ids applied by the last pass (the next pass may read them again). */
   const applied = new Set<number>();
 
@@ -216,11 +210,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
     ctx.metrics.bypassRows += rows.length;
     xmin = x;
-    // With the incarnation it was reached on: a proxy (re)starting on this cache checks it (above).
-    const upgrade = upgradeFrom !== undefined && incarnation !== undefined && Number(x) >= upgradeFrom;
-    await ctx.cache.saveJournalCursor(journalId, incarnation === undefined ? { id: Number(x) } : { id: Number(x), incarnation }, replaceCursor || upgrade);
+    // With the incarnation it was reached on: a proxy (re)starting on this cache checks it (above). A
+    // cursor saved without one (an earlier release) is passed at the first pass: the proxy's install
+    // (its triggers re-created) took a transaction id above it.
+    await ctx.cache.saveJournalCursor(journalId, incarnation === undefined ? { id: Number(x) } : { id: Number(x), incarnation }, replaceCursor);
     replaceCursor = false;
-    if (upgrade) upgradeFrom = undefined;
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await c.query({
@@ -265,7 +259,6 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     const loaded = cursor?.id;
     // Before its first pass, this drainer checks the upstream against the saved cursor's incarnation.
     incarnationSeen ??= cursor?.incarnation;
-    upgradeFrom = cursor !== undefined && cursor.incarnation === undefined ? cursor.id : undefined;
     const { pruned, next } = (
       await c.query<{ pruned: string | null; next: string }>(
         `SELECT (SELECT xid::text FROM ${s}.pruned) AS pruned, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next`,
