@@ -11,7 +11,7 @@
 // Which server answers: a failover to an asynchronous replica that missed commits (or a restore)
 // leaves cached answers of writes the new server never had, at versions and transaction ids it may
 // hand out again. Each pass reads the upstream's incarnation (system identifier and timeline, as
-// the store adapter does) in its own query; when it is not the one of the last pass (or of the
+// the store adapter does) in its journal query; when it is not the one of the last pass (or of the
 // saved cursor, before the first), every cached table is flushed and the journal replayed from the
 // start, as for an impossible cursor.
 import type { PgConnection } from './upstream-tls.js';
