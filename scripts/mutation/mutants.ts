@@ -664,6 +664,16 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (rolesSeen !== undefined && roles !== rolesSeen) {', replace: '    if (false && rolesSeen !== undefined && roles !== rolesSeen) {' }],
   },
   {
+    id: 'proxy-drainer-ignores-incarnation',
+    rule: "pg-proxy journal invariant: the bypass drainer does not compare the upstream's incarnation, so after a failover to an asynchronous replica that missed commits the answers of the lost writes stay cached (test/consistency/pg-proxy-failover.test.ts)",
+    patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    if (incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {', replace: '    if (false && incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {' }],
+  },
+  {
+    id: 'proxy-drainer-ignores-saved-incarnation',
+    rule: "pg-proxy journal invariant: a proxy (re)started after a failover does not check its saved cursor's incarnation, so the answers of the writes the promoted replica lost, kept in its cache, stay (test/consistency/pg-proxy-failover.test.ts)",
+    patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    incarnationSeen ??= cursor?.incarnation;\n', replace: '' }],
+  },
+  {
     id: 'proxy-drain-after-stop',
     rule: "pg-proxy: a pass of the drainer asked for after close() (a replication session's acknowledgement still waiting) opens a drainer connection nobody ends",
     patches: [

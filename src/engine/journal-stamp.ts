@@ -13,7 +13,12 @@ export function journalRowStamp(row: JournalEntry): string {
 /** The store's incarnation (StoreAdapter.incarnation) as the cursor keeps it; undefined for a store that cannot tell. */
 export async function storeIncarnation(store: StoreAdapter): Promise<string | undefined> {
   const incarnation = await store.incarnation?.();
-  return incarnation === undefined ? undefined : digest([incarnation]);
+  return incarnation === undefined ? undefined : incarnationHash(incarnation);
+}
+
+/** The hash a cursor keeps of an incarnation's text (the pg-proxy's drainer reads the text itself). */
+export function incarnationHash(incarnation: string): string {
+  return digest([incarnation]);
 }
 
 function digest(fields: readonly unknown[]): string {

@@ -7,6 +7,13 @@
 // >= the previous pass's snapshot xmin, and that snapshot's own xmin. A transaction that commits after
 // a pass's snapshot was running or not yet started then, so its xid is >= that xmin: nothing is
 // skipped, and replaying a row twice is harmless (invalidateOlder is idempotent).
+//
+// Which server answers: a failover to an asynchronous replica that missed commits (or a restore)
+// leaves cached answers of writes the new server never had, at versions and transaction ids it may
+// hand out again. Each pass reads the upstream's incarnation (system identifier and timeline, as
+// the store adapter does) in its journal query; when it is not the one of the last pass (or of the
+// saved cursor, before the first), every cached table is flushed and the journal replayed from the
+// start, as for an impossible cursor.
 import type { PgConnection } from './upstream-tls.js';
 import { pg, type PgClient } from './pg-driver.js';
 import { drop } from './upstream-client.js';
@@ -14,6 +21,8 @@ import { announcementsInstalledSql, markersInstalledSql, PROXY_CHANNEL } from '.
 import { applyWrites } from './fence.js';
 import { quoteIdentifier } from '../store/postgres-schema.js';
 import { isClientTimeout } from '../store/client-timeouts.js';
+import { INCARNATION_COLUMNS, INCARNATION_SQL, incarnationRefused, incarnationText } from '../store/postgres-incarnation.js';
+import { incarnationHash } from '../engine/journal-stamp.js';
 import { journalIdOf, type ProxyContext } from './context.js';
 
 export interface DrainerOptions {
@@ -76,6 +85,16 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
   let lastPrune = Date.now();
   /** The role state (ROLES_SQL) the last pass read; undefined before the first (kept across reconnections). */
   let rolesSeen: string | undefined;
+  /**
+   * The upstream's incarnation (its hash, as the cursor keeps it) the last pass read, or the saved
+   * cursor's before the first pass; kept across reconnections (the first connection to a promoted
+   * replica is a new one).
+   */
+  let incarnationSeen: string | undefined;
+  /** Whether this connection's server lets its role read the incarnation (decided at each start). */
+  let incarnationReadable = false;
+  /** The next cursor save replaces the saved cursor: the upstream went back, its xids are not the cursor's. */
+  let replaceCursor = false;
   /** Ids applied by the last pass (the next pass may read them again). */
   const applied = new Set<number>();
 
@@ -124,13 +143,14 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
   }
 
-  async function passOn(c: PgClient): Promise<number> {
+  async function passOn(c: PgClient, relocated = false): Promise<number> {
     if (xmin === undefined) xmin = await locateStart(c);
     // Every write committed before this instant is in the snapshot the query below takes.
     const sentAt = performance.now();
-    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; announced: boolean | null; roles: string; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
+    const result = await c.query<{ x: string; pruned: string | null; marked: boolean | null; announced: boolean | null; roles: string; system: string | null; timeline: string | null; rows: { id: number; tbl: string; key: string | null; version: number; lag_ms: number }[] }>(
       `SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x,
               (SELECT p.xid::text FROM ${s}.pruned p) AS pruned,
+              ${incarnationReadable ? INCARNATION_COLUMNS : 'NULL::text AS system, NULL::text AS timeline'},
               ${markersInstalledSql(s)} AS marked,
               ${announcementsInstalledSql(s)} AS announced,
               ${ROLES_SQL} AS roles,
@@ -139,7 +159,26 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
        FROM ${s}.journal j WHERE j.xid >= $1::xid8`,
       [xmin],
     );
-    const { x, pruned, marked, announced, roles, rows: all } = result.rows[0]!;
+    const { x, pruned, marked, announced, roles, system, timeline, rows: all } = result.rows[0]!;
+    // The upstream is another incarnation than the one the cache was filled from (a replica promoted
+    // after a failover, a restore): what it lost may be cached, at versions it will hand out again,
+    // which no journal row of it clears, and its transaction ids are not the cursor's. Flush every
+    // cached table, then restart as for an impossible cursor: replay every retained row.
+    // A role that may not read it cannot tell (undefined): nothing is checked, and the last known
+    // incarnation is kept for a later connection that can.
+    const incarnation = incarnationReadable ? incarnationHash(incarnationText({ system, timeline })) : undefined;
+    if (incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {
+      // One connection reaches one server: a second change within a pass is no failover (and would loop).
+      if (relocated) throw new Error('lockstep pg-proxy: the upstream changed incarnation twice within one drainer pass');
+      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+      incarnationSeen = incarnation;
+      xmin = '0';
+      prunedSeen = pruned ?? undefined;
+      applied.clear();
+      replaceCursor = true;
+      return passOn(c, true);
+    }
+    if (incarnation !== undefined) incarnationSeen = incarnation;
     // Role membership or attributes changed since the last pass (made straight on PostgreSQL: no
     // event trigger fires for roles, and a relayed change is flushed by its session): a hit is served
     // without PostgreSQL's privilege check, so every cached table is flushed before this pass counts.
@@ -171,7 +210,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
     ctx.metrics.bypassRows += rows.length;
     xmin = x;
-    await ctx.cache.saveJournalCursor(journalId, { id: Number(x) });
+    // With the incarnation it was reached on: a proxy (re)starting on this cache checks it (above). A
+    // cursor saved without one (an earlier release) is passed at the first pass: the proxy's install
+    // (its triggers re-created) took a transaction id above it.
+    await ctx.cache.saveJournalCursor(journalId, incarnation === undefined ? { id: Number(x) } : { id: Number(x), incarnation }, replaceCursor);
+    replaceCursor = false;
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await c.query({
@@ -194,6 +237,15 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
    * (a pruned row may stand for a write this cache never saw).
    */
   async function locateStart(c: PgClient): Promise<string> {
+    // Whether the passes on this connection can read the incarnation (a role refused it: it cannot tell).
+    // A standby refuses it too (55000, not caught): no pass until it is promoted.
+    incarnationReadable = await c.query(INCARNATION_SQL).then(
+      () => true,
+      (error: unknown) => {
+        if (incarnationRefused(error)) return false;
+        throw error;
+      },
+    );
     // The snapshot first, the cache after (as journal-start.ts reads the head first): a cache empty
     // after the snapshot holds no value nor lease from before it, so whatever it holds later was read
     // from PostgreSQL after every write below the snapshot's xmin had committed. Asked the other way
@@ -203,7 +255,10 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
       const { x } = (await c.query<{ x: string }>('SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS x')).rows[0]!;
       if (ctx.cache.isEmpty() === true) return x;
     }
-    const loaded = (await ctx.cache.loadJournalCursor(journalId))?.id;
+    const cursor = await ctx.cache.loadJournalCursor(journalId);
+    const loaded = cursor?.id;
+    // Before its first pass, this drainer checks the upstream against the saved cursor's incarnation.
+    incarnationSeen ??= cursor?.incarnation;
     const { pruned, next } = (
       await c.query<{ pruned: string | null; next: string }>(
         `SELECT (SELECT xid::text FROM ${s}.pruned) AS pruned, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next`,

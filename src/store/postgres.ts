@@ -32,6 +32,7 @@ import {
 import { preconditionFailed, preconditionParams } from './precondition.js';
 import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
+import { INCARNATION_SQL, incarnationRefused, incarnationText } from './postgres-incarnation.js';
 import { listenToNewConnections } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
@@ -167,9 +168,6 @@ function quietPool(pool: PgPool): PgPool {
 const int = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 /** SQLSTATE lock_not_available: lock_timeout expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
-/** StoreAdapter.incarnation: the timeline is the first 8 hex digits of the current WAL file's name. */
-const INCARNATION_SQL = `SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text AS system,
-  pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) AS timeline`;
 
 /**
  * A StoreAdapter on PostgreSQL (13 or later). The schema is created on first use, under an advisory
@@ -505,9 +503,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       // would then see another incarnation than this one's, and flush at every start).
       try {
         const { rows } = await run({ text: INCARNATION_SQL });
-        return `postgres:${String(rows[0]!.system)}/${String(rows[0]!.timeline)}`;
+        return incarnationText(rows[0] as { system: unknown; timeline: unknown });
       } catch (error) {
-        if (isDatabaseError(error) && (error.code === '42501' || error.code === '0A000' || error.code === '42883')) return undefined;
+        if (incarnationRefused(error)) return undefined;
         throw error;
       }
     },
