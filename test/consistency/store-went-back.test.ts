@@ -39,13 +39,12 @@ function restore(db: Database.Database, backupPath: string): void {
 }
 
 /**
- * k is written (v1) and the backup taken; then k is written again through Lockstep (v2, version 2,
- * cached) and x twice by plain SQL, and the drainer applies both rows: its cursor stands at the
- * last. Then the store is restored from the backup (k at v1, version 1; the two rows and the id
- * counter gone). Returns the raw connection and the cursor's id before the restore.
+ * k written (v1) and x by plain SQL, applied; the backup taken; then k written again through
+ * Lockstep (v2, version 2, cached). `incarnation`: what the store answers before the failover.
  */
-async function acknowledgedThenRestored(): Promise<{ db: Database.Database; cursorBefore: number }> {
+async function backedUpThenV2Cached(incarnation?: string): Promise<{ db: Database.Database; backupPath: string }> {
   f = await createEngineFixture<string>();
+  f.store.incarnationOverride = incarnation;
   const db = f.rawConnection();
   await f.engine.write('k', 'v1');
   bypassWrite(db, 'x', 'x0');
@@ -54,6 +53,17 @@ async function acknowledgedThenRestored(): Promise<{ db: Database.Database; curs
   await db.backup(backupPath);
   assert.equal((await f.engine.write('k', 'v2')).version, 2);
   assert.equal(await f.engine.read('k'), 'v2'); // cached
+  return { db, backupPath };
+}
+
+/**
+ * k is written (v1) and the backup taken; then k is written again through Lockstep (v2, version 2,
+ * cached) and x twice by plain SQL, and the drainer applies both rows: its cursor stands at the
+ * last. Then the store is restored from the backup (k at v1, version 1; the two rows and the id
+ * counter gone). Returns the raw connection and the cursor's id before the restore.
+ */
+async function acknowledgedThenRestored(): Promise<{ db: Database.Database; cursorBefore: number }> {
+  const { db, backupPath } = await backedUpThenV2Cached();
   bypassWrite(db, 'x', 'x1');
   bypassWrite(db, 'x', 'x2');
   assert.equal(await f.engine.drainJournal(), 2);
@@ -73,6 +83,31 @@ async function writesAfterRestore(db: Database.Database, untilId: number): Promi
 }
 
 const reader = () => f.another({ journal: false });
+
+/** y written and cached, x written by plain SQL (a journal row): the healthy cache of the tests below. */
+async function yCachedAndXJournaled(): Promise<Database.Database> {
+  f = await createEngineFixture<string>();
+  const db = f.rawConnection();
+  await f.engine.write('y', 'cached');
+  assert.equal(await f.engine.read('y'), 'cached');
+  bypassWrite(db, 'x', 'x0');
+  return db;
+}
+
+async function assertNotFlushed(): Promise<void> {
+  assert.equal((await f.cache.peek('test:y'))?.kind, 'value', 'no flush');
+}
+
+/** A drainer started now over the fixture's store and cache (another instance's): why it started where it did, and k read before its first pass. */
+async function startedAfterwards(): Promise<{ start: string | undefined; k: string | undefined }> {
+  const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
+  try {
+    await drainer.ready;
+    return { start: drainer.status().start, k: await reader().read('k') };
+  } finally {
+    await drainer.stop();
+  }
+}
 
 describe('a store restored from a backup under a running drainer (SQLite + memory cache)', () => {
   it('journal ids handed out again up to the cursor: the next pass finds another row at its cursor, flushes, and the write after the restore is read', async () => {
@@ -104,14 +139,7 @@ describe('a drainer that starts after the store was restored (its cache kept)', 
   it('a saved cursor whose row has another stamp: flushed before the start, so nothing read before the first pass is the lost value', async () => {
     const { db, cursorBefore } = await acknowledgedThenRestored();
     await writesAfterRestore(db, cursorBefore);
-    const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
-    try {
-      await drainer.ready;
-      assert.equal(drainer.status().start, 'store-went-back');
-      assert.equal(await reader().read('k'), 'v3');
-    } finally {
-      await drainer.stop();
-    }
+    assert.deepEqual(await startedAfterwards(), { start: 'store-went-back', k: 'v3' });
   });
 
   it('a saved cursor past the head: flushed, although no row was ever pruned (the lost value is at a version the store hands out again)', async () => {
@@ -137,16 +165,7 @@ describe('a drainer that starts after the store was restored (its cache kept)', 
  * 2, cached: no journal row), and the store restored: its journal is the same, k is back at v1.
  */
 async function lostWriteUnderAQuietJournal(): Promise<Database.Database> {
-  f = await createEngineFixture<string>();
-  f.store.incarnationOverride = 'primary';
-  const db = f.rawConnection();
-  await f.engine.write('k', 'v1');
-  bypassWrite(db, 'x', 'x0');
-  await f.engine.drainJournal();
-  const backupPath = join(f.dbPath, '..', 'backup.db');
-  await db.backup(backupPath);
-  await f.engine.write('k', 'v2');
-  assert.equal(await f.engine.read('k'), 'v2'); // cached
+  const { db, backupPath } = await backedUpThenV2Cached('primary');
   restore(db, backupPath);
   f.store.incarnationOverride = 'promoted replica';
   return db;
@@ -164,14 +183,7 @@ describe("a store's incarnation: a failover that lost only writes through Lockst
 
   it('a drainer that starts with a saved cursor reached on the old incarnation flushes before it starts', async () => {
     await lostWriteUnderAQuietJournal();
-    const drainer = createJournalDrainer({ store: f.store, cache: f.cache, journal: { pollInterval: '1h' } });
-    try {
-      await drainer.ready;
-      assert.equal(drainer.status().start, 'store-went-back');
-      assert.equal(await reader().read('k'), 'v1');
-    } finally {
-      await drainer.stop();
-    }
+    assert.deepEqual(await startedAfterwards(), { start: 'store-went-back', k: 'v1' });
   });
 });
 
@@ -193,16 +205,12 @@ describe('what must not flush (a healthy cache over a store that did not go back
   });
 
   it('the newest row pruned through its cursor (by a drainer of an older version): the head is not below the cursor, no flush', async () => {
-    f = await createEngineFixture<string>();
-    const db = f.rawConnection();
-    await f.engine.write('y', 'cached');
-    assert.equal(await f.engine.read('y'), 'cached');
-    bypassWrite(db, 'x', 'x0');
+    const db = await yCachedAndXJournaled();
     await f.engine.drainJournal(); // the cursor stands at x0's row, the newest
     await f.store.pruneJournal(Date.now() + 60_000, await f.store.journalHead());
     assert.equal((await f.store.readJournal(0, 10)).length, 0);
     await f.engine.drainJournal();
-    assert.equal((await f.cache.peek('test:y'))?.kind, 'value', 'no flush');
+    await assertNotFlushed();
   });
 
   it('a cursor saved by an older version (a bare id) gets the stamp and incarnation at the next start, so a later failover is seen', async () => {
@@ -233,11 +241,7 @@ describe('what must not flush (a healthy cache over a store that did not go back
 
 describe('pruning and the cursor row', () => {
   it("the drainer's prune keeps the row at its cursor: a quiet pass after a prune flushes nothing", async () => {
-    f = await createEngineFixture<string>();
-    const db = f.rawConnection();
-    await f.engine.write('y', 'cached');
-    assert.equal(await f.engine.read('y'), 'cached');
-    bypassWrite(db, 'x', 'x0');
+    const db = await yCachedAndXJournaled();
     bypassWrite(db, 'x', 'x1');
     const retentionMs = 20;
     const [newest] = await f.store.readJournal((await f.store.journalHead()) - 1, 1);
@@ -248,25 +252,21 @@ describe('pruning and the cursor row', () => {
       await until('a pass that prunes', async () => (await drainer.drain(), (await f.store.readJournal(0, 10)).length === 1));
       assert.equal((await f.store.readJournal(0, 10))[0]!.id, newest!.id, 'the cursor row is kept');
       await drainer.drain();
-      assert.equal((await f.cache.peek('test:y'))?.kind, 'value', 'no flush');
+      await assertNotFlushed();
     } finally {
       await drainer.stop();
     }
   });
 
   it("a cursor row pruned by another cache's drainer, with nothing pruned unseen: trusted, no flush", async () => {
-    f = await createEngineFixture<string>();
-    const db = f.rawConnection();
-    await f.engine.write('y', 'cached');
-    assert.equal(await f.engine.read('y'), 'cached');
-    bypassWrite(db, 'x', 'x0');
+    const db = await yCachedAndXJournaled();
     await f.engine.drainJournal(); // the cursor stands at x0's row
     const ours = await f.store.journalHead();
     bypassWrite(db, 'x', 'x1');
     await f.store.pruneJournal(Date.now() + 60_000, ours); // another cache's drainer, past x1, pruned through ours
     assert.equal((await f.store.readJournal(0, 10))[0]!.id, ours + 1);
     await f.engine.drainJournal();
-    assert.equal((await f.cache.peek('test:y'))?.kind, 'value', 'no flush');
+    await assertNotFlushed();
     assert.equal(await f.engine.read('x'), 'x1');
   });
 });
