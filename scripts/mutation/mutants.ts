@@ -97,12 +97,17 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'drainer-relocates-without-limit',
     rule: 'journal invariant (liveness): a pass locates again as often as the store seems to go back, so a store whose answers flap holds the pass in a loop of flushes and stop() never returns',
-    patches: [{ file: DRAINER, find: "          if (located) throw new StoreReadError('the store went back again within one journal pass (do two servers answer at one address?)');\n", replace: '' }],
+    patches: [{ file: DRAINER, find: "          if (located) throw new StoreReadError(\"the journal moved under the drainer's cursor again within one pass (do two servers answer at one address?)\");\n", replace: '' }],
   },
   {
     id: 'cursor-row-gone-is-rewound',
     rule: "journal invariant (no needless flush): the cursor's row gone with no row after it is taken for a store gone back, although the head is not below the cursor (the newest row pruned through an older drainer's cursor)",
-    patches: [{ file: START, find: "  if (first === undefined) return (await store.journalHead()) < cursor.id ? 'rewound' : 'pruned';", replace: "  if (first === undefined) return 'rewound';" }],
+    patches: [{ file: START, find: "  if (first === undefined && (await store.journalHead()) < cursor.id) return 'rewound';", replace: "  if (first === undefined) return 'rewound';" }],
+  },
+  {
+    id: 'cursor-row-gone-older-kept-trusted',
+    rule: "journal invariant: the cursor's row gone while an older row is kept is taken for a pruning, although pruning removes only a prefix (a store gone back whose id counter is ahead of the cursor)",
+    patches: [{ file: START, find: "  if (oldest !== undefined && oldest.id < cursor.id) return 'rewound';\n", replace: '' }],
   },
   {
     id: 'legacy-cursor-not-upgraded',

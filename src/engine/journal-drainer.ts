@@ -186,7 +186,7 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
           // row was pruned past us: the start rules decide (rows pruned unseen flush the cache).
           // Once per pass: a store whose answers flap (two servers behind one address) must not
           // hold a pass in a loop of flushes. The pass fails instead; the next one locates again.
-          if (located) throw new StoreReadError('the store went back again within one journal pass (do two servers answer at one address?)');
+          if (located) throw new StoreReadError("the journal moved under the drainer's cursor again within one pass (do two servers answer at one address?)");
           located = true;
           await locate(rows === 'rewound');
           continue;

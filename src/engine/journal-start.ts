@@ -107,7 +107,7 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
  * - 'same': there, with the cursor's stamp;
  * - 'rewound': the store went back to an older state under the cursor: the row has another stamp,
  *   or it is gone where no pruning could have removed it: pruning removes a prefix of the journal,
- *   never a row with an older one still there; and with no row at or after it, the journal's head
+ *   never a row with an older one still there; or, with no row at or after it, the journal's head
  *   (which pruning never lowers) is below it;
  * - 'pruned': gone, and nothing says the store went back (pruned by the drainer of another cache,
  *   past ours; or the last row, pruned through its cursor by an older version): nothing to check;
@@ -116,10 +116,11 @@ export async function locateJournalStart(store: StoreAdapter, cache: CacheAdapte
 export async function cursorRow(store: StoreAdapter, cursor: JournalCursor, rows?: readonly JournalEntry[]): Promise<'same' | 'rewound' | 'pruned' | 'unstamped'> {
   if (cursor.stamp === undefined) return 'unstamped';
   const [first] = rows ?? (await store.readJournal(cursor.id - 1, 1));
-  if (first === undefined) return (await store.journalHead()) < cursor.id ? 'rewound' : 'pruned';
-  if (first.id === cursor.id) return journalRowStamp(first) === cursor.stamp ? 'same' : 'rewound';
+  if (first?.id === cursor.id) return journalRowStamp(first) === cursor.stamp ? 'same' : 'rewound';
   const [oldest] = await store.readJournal(0, 1);
-  return oldest !== undefined && oldest.id < cursor.id ? 'rewound' : 'pruned';
+  if (oldest !== undefined && oldest.id < cursor.id) return 'rewound';
+  if (first === undefined && (await store.journalHead()) < cursor.id) return 'rewound';
+  return 'pruned';
 }
 
 /** Whether the store's incarnation is another than the cursor's (unknown on either side: not checked). */

@@ -143,6 +143,11 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     }
   }
 
+  /** Every cached table's answers cleared (version-fenced, as one table's fence). */
+  async function flushAllTables(): Promise<void> {
+    for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+  }
+
   async function passOn(c: PgClient, relocated = false): Promise<number> {
     if (xmin === undefined) xmin = await locateStart(c);
     // Every write committed before this instant is in the snapshot the query below takes.
@@ -170,7 +175,7 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     if (incarnation !== undefined && incarnationSeen !== undefined && incarnation !== incarnationSeen) {
       // One connection reaches one server: a second change within a pass is no failover (and would loop).
       if (relocated) throw new Error('lockstep pg-proxy: the upstream changed incarnation twice within one drainer pass');
-      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+      await flushAllTables();
       incarnationSeen = incarnation;
       xmin = '0';
       prunedSeen = pruned ?? undefined;
@@ -183,14 +188,14 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     // event trigger fires for roles, and a relayed change is flushed by its session): a hit is served
     // without PostgreSQL's privilege check, so every cached table is flushed before this pass counts.
     if (rolesSeen !== undefined && roles !== rolesSeen) {
-      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+      await flushAllTables();
     }
     rolesSeen = roles;
     // Another drainer (another proxy's cache) may have pruned rows this one never read: any pruned
     // row at or above our cursor. Checked in the same snapshot as the read, every pass, not only at
     // start: what it cannot replay, it flushes (the journal invariant, docs/protocol.md).
     if (pruned !== null && pruned !== prunedSeen && BigInt(pruned) >= BigInt(xmin)) {
-      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+      await flushAllTables();
     }
     if (pruned !== null) prunedSeen = pruned;
     // A long transaction holds xmin back, so the same rows come again: apply each once.
@@ -267,10 +272,12 @@ export function createDrainer(ctx: ProxyContext, options: DrainerOptions): Bypas
     prunedSeen = pruned ?? undefined;
     // A cursor past every transaction id this database handed out (a restore, a dump loaded into a
     // new cluster under the same name) is impossible: it proves nothing, as if there were none.
-    const saved = loaded === undefined || BigInt(loaded) > BigInt(next) ? undefined : loaded;
+    // Nor one saved before a failover this drainer found and has not replayed past yet (its replay
+    // pass failed): that cursor's transaction ids are the old server's.
+    const saved = loaded === undefined || BigInt(loaded) > BigInt(next) || replaceCursor ? undefined : loaded;
     const trusted = saved !== undefined && (pruned === null || BigInt(saved) > BigInt(pruned));
     if (!trusted && pruned !== null) {
-      for (const table of ctx.tables) await ctx.flushTable(table.qualified);
+      await flushAllTables();
     }
     return saved === undefined ? '0' : String(saved);
   }

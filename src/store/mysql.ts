@@ -674,8 +674,9 @@ export function createMysqlStore(options: MysqlStoreOptions): MysqlStore {
       // The server answering: replicas have server ids of their own, so a failover to one shows.
       // Not in a Galera cluster: its nodes are all primaries (each with its own id, so a balancer
       // in front would seem to fail over at every connection), and a commit is on all of them.
-      const [row] = rowsOf(await run(() => limited('SELECT @@server_id, @@wsrep_on'), []));
-      return Number(row![1]) === 1 ? undefined : `mysql:${text(row![0])}`;
+      // (WSREP_ON read from information_schema: a server built without Galera has no @@wsrep_on.)
+      const [row] = rowsOf(await run(() => limited("SELECT @@server_id, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_ON')"), []));
+      return row![1] !== null && text(row![1]).toUpperCase() === 'ON' ? undefined : `mysql:${text(row![0])}`;
     },
     async journalId() {
       live();
