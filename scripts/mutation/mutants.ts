@@ -679,6 +679,11 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [{ file: 'src/pg-proxy/drainer.ts', find: '    incarnationSeen ??= cursor?.incarnation;\n', replace: '' }],
   },
   {
+    id: 'proxy-drainer-trusts-cursor-after-failed-replay',
+    rule: 'pg-proxy: after a failover the drainer found, a replay pass that fails leaves the next connection trusting the cursor saved on the old server (its transaction ids), so rows of the promoted server below it are never replayed',
+    patches: [{ file: 'src/pg-proxy/drainer.ts', find: ' || BigInt(loaded) > BigInt(next) || replaceCursor ? undefined : loaded;', replace: ' || BigInt(loaded) > BigInt(next) ? undefined : loaded;' }],
+  },
+  {
     id: 'proxy-drain-after-stop',
     rule: "pg-proxy: a pass of the drainer asked for after close() (a replication session's acknowledgement still waiting) opens a drainer connection nobody ends",
     patches: [
