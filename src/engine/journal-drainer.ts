@@ -160,12 +160,15 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   /**
    * The rows after the cursor, or what became of the cursor's row when it is not there as it was.
    * A stamped cursor is read from its own row, which is checked first: the same query, one row more.
+   * `readIncarnation`: once per pass (a start just read it; later batches of the pass need not).
    */
-  async function readAfterCursor(): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
-    incarnation = await storeIncarnation(store);
-    if (incarnationChanged(cursor, incarnation)) return 'rewound';
-    // A cursor from a start that could not tell (nothing to compare yet) takes the first one known.
-    if (cursor.incarnation === undefined && incarnation !== undefined) cursor = { ...cursor, incarnation };
+  async function readAfterCursor(readIncarnation: boolean): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
+    if (readIncarnation) {
+      incarnation = await storeIncarnation(store);
+      if (incarnationChanged(cursor, incarnation)) return 'rewound';
+      // A cursor from a start that could not tell (nothing to compare yet) takes the first one known.
+      if (cursor.incarnation === undefined && incarnation !== undefined) cursor = { ...cursor, incarnation };
+    }
     if (cursor.stamp === undefined) return store.readJournal(cursor.id, journal.batchSize);
     const rows = await store.readJournal(cursor.id - 1, journal.batchSize + 1);
     const row = await cursorRow(store, cursor, rows);
@@ -177,10 +180,13 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
     await ready;
     let applied = 0;
     try {
+      // A start reads the incarnation: the pass's first read need not again.
+      let incarnationRead = resync;
       if (resync) await locate();
       let located = false;
       for (;;) {
-        const rows = await readAfterCursor();
+        const rows = await readAfterCursor(!incarnationRead);
+        incarnationRead = true;
         if (rows === 'rewound' || rows === 'pruned') {
           // The store went back to an older state (a failover, a restore): flush and replay. Or our
           // row was pruned past us: the start rules decide (rows pruned unseen flush the cache).
