@@ -160,7 +160,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
   /**
    * The rows after the cursor, or what became of the cursor's row when it is not there as it was.
    * A stamped cursor is read from its own row, which is checked first: the same query, one row more.
-   * `readIncarnation`: once per pass (a start just read it; later batches of the pass need not).
+   * `readIncarnation`: once per pass and after a relocation in it (a start at the pass's beginning
+   * just read it; later batches need not).
    */
   async function readAfterCursor(readIncarnation: boolean): Promise<JournalEntry[] | 'rewound' | 'pruned'> {
     if (readIncarnation) {
@@ -195,6 +196,8 @@ export function createJournalDrainer(options: JournalDrainerOptions): JournalDra
           if (located) throw new StoreReadError("the journal moved under the drainer's cursor again within one pass (do two servers answer at one address?)");
           located = true;
           await locate(rows === 'rewound');
+          // Read again after a relocation within a pass: a store that flaps shows here.
+          incarnationRead = false;
           continue;
         }
         try {
