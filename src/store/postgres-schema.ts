@@ -40,8 +40,10 @@
 // in its AFTER trigger (no BEFORE UPDATE trigger: see lockstep_kv_bypass_after_update), so its
 // RETURNING shows the row as the statement left it: read the version back after the statement, in
 // the same transaction. TRUNCATE fires no row trigger: a statement trigger tombstones and journals every row
-// first. Triggers do not fire under session_replication_role = replica (pg_restore
-// --disable-triggers, logical replication apply): such writes are not versioned or journaled.
+// first. The bypass triggers are enabled ALWAYS (schema 7): they fire under session_replication_role =
+// replica too, which logical replication's apply workers and some bulk loaders run under, so those
+// writes are versioned and journaled like any other plain SQL. Only ALTER TABLE … DISABLE TRIGGER
+// (pg_restore --disable-triggers) still stops them.
 //
 // Plain SQL may run in REPEATABLE READ or SERIALIZABLE, whose snapshot (taken at the transaction's
 // first statement) cannot see a tombstone committed after it: an INSERT or a rename onto that key
@@ -60,7 +62,7 @@
 // journalHead takes the same lock, so the head it reports never hides a row still committing.
 
 /** Version of this DDL, kept as a comment on lockstep_kv: a process that finds it skips the DDL. */
-export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:6';
+export const POSTGRES_SCHEMA_VERSION = 'lockstep:postgres-schema:7';
 
 /**
  * SQLSTATE of the error Lockstep's write and delete functions raise when a precondition fails; its
@@ -270,6 +272,10 @@ END $fn$;
   const dropBeforeUpdate = `
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_before_update ON ${kv};
 DROP FUNCTION IF EXISTS ${s}.lockstep_kv_bypass_before_update();`;
+  // A trigger enabled the default way (origin) fires in no session under session_replication_role =
+  // replica: a logical replication subscription's apply worker would write lockstep_kv unjournaled.
+  const bypassTriggers = ['before_insert', 'after_insert', 'after_update', 'delete', 'truncate'];
+  const enableAlways = bypassTriggers.map((name) => `ALTER TABLE ${kv} ENABLE ALWAYS TRIGGER lockstep_kv_bypass_${name};`).join('\n');
 
   const ddl = `
 CREATE TABLE IF NOT EXISTS ${kv} (
@@ -478,6 +484,7 @@ CREATE TRIGGER lockstep_kv_bypass_delete AFTER DELETE ON ${kv}
 DROP TRIGGER IF EXISTS lockstep_kv_bypass_truncate ON ${kv};
 CREATE TRIGGER lockstep_kv_bypass_truncate BEFORE TRUNCATE ON ${kv}
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lockstep_kv_bypass_truncate();
+${enableAlways}
 
 COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
 `;
@@ -487,7 +494,7 @@ COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';
     RETURNING kv.version AS version`;
   // From schema 4, the UPDATE trigger changed (schema 5); from 5, the INSERT and TRUNCATE triggers'
   // functions and the rename in the UPDATE trigger's (plain SQL in REPEATABLE READ / SERIALIZABLE,
-  // schema 6). The upgrade takes lockstep_kv's lock before
+  // schema 6); from 6, the triggers enabled ALWAYS (schema 7). The upgrade takes lockstep_kv's lock before
   // anything else, so it holds nothing that a transaction it waits for could want (the whole DDL
   // also locks the journal's sequences, and a plain-SQL transaction that journaled and is about to
   // commit wants one of them: a deadlock). Replacing a function takes no table lock, and running
@@ -497,10 +504,12 @@ ${bypassUpdateFunction}
 ${bypassAfterInsertFunction}
 ${bypassTruncateFunction}
 ${dropBeforeUpdate}
+${enableAlways}
 COMMENT ON TABLE ${kv} IS '${POSTGRES_SCHEMA_VERSION}';`;
   const upgrades = new Map<string, string>([
     ['lockstep:postgres-schema:4', upgrade],
     ['lockstep:postgres-schema:5', upgrade],
+    ['lockstep:postgres-schema:6', upgrade],
   ]);
   return { ddlLockKey, journalLockKey, ddl, upgrades, updateExisting };
 }

@@ -18,7 +18,7 @@ import {
   type PostgresStore,
   type PostgresStoreOptions,
 } from '../../src/store/postgres.js';
-import { postgresSchemaSql } from '../../src/store/postgres-schema.js';
+import { POSTGRES_SCHEMA_VERSION, postgresSchemaSql } from '../../src/store/postgres-schema.js';
 import type { JournalEntry, StoreWriteOptions } from '../../src/types.js';
 import { runStoreAdapterSuite, type BypassSql } from '../conformance/store-adapter.suite.js';
 import { postgresSchemaV4Ddl } from '../helpers/postgres-schema-v4.js';
@@ -325,6 +325,15 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await client.end();
       }
     }
+    /** Installs schema 6 into a new schema: this release's DDL with the bypass triggers enabled for origin sessions only, as schema 6 left them. */
+    async function installSchema6(schema: string): Promise<void> {
+      const store = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
+      await store.ready();
+      await store.close();
+      const kv = `"${schema}".lockstep_kv`;
+      for (const name of V5_TRIGGERS) await admin.query(`ALTER TABLE ${kv} ENABLE TRIGGER ${name}`);
+      await admin.query(`COMMENT ON TABLE ${kv} IS 'lockstep:postgres-schema:6'`);
+    }
     /** Installs schema 5's DDL into a new schema, as a store of that version did (main at 5482621). */
     async function installSchema5(schema: string): Promise<void> {
       await admin.query(`CREATE SCHEMA "${schema}"`);
@@ -373,7 +382,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         for (let i = 0; i < 4; i++) stores.push(createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 2 }));
         const versions = await Promise.all(stores.map((store, i) => store.write('ns', i === 0 ? 'k' : `new${i}`, String(i), PLAIN)));
         assert.deepEqual(versions.map((v) => v.version), [5, 1, 1, 1]);
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
+        assert.equal(await markerOf(schema), POSTGRES_SCHEMA_VERSION);
         assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
         const functions = await admin.query(`SELECT proname FROM pg_proc WHERE pronamespace = $1::regnamespace AND proname LIKE 'lockstep_kv_bypass_%' ORDER BY 1`, [`"${schema}"`]);
         assert.ok(!functions.rows.some((r) => r.proname === 'lockstep_kv_bypass_before_update'), 'the old BEFORE UPDATE function is dropped');
@@ -403,7 +412,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`);
         assert.equal(await markerOf(schema), 'lockstep:postgres-schema:5');
         assert.equal((await store.write('ns', 'k', '3', PLAIN)).version, 3, 'versions carry on');
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
+        assert.equal(await markerOf(schema), POSTGRES_SCHEMA_VERSION);
         assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
         await sql.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
         await sql.query('SELECT 1');
@@ -447,12 +456,12 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await sql.query('COMMIT');
         await opening; // upgraded once the transaction ended, or gave up at its lock timeout
         assert.deepEqual([first, second], [w + 1, w + 2]);
-        if ((await markerOf(schema)) !== 'lockstep:postgres-schema:6') {
+        if ((await markerOf(schema)) !== POSTGRES_SCHEMA_VERSION) {
           const again = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
           await again.ready();
           await again.close();
         }
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
+        assert.equal(await markerOf(schema), POSTGRES_SCHEMA_VERSION);
         await sql.query(`UPDATE ${kv} SET value = '4' WHERE key = 'k'`);
         assert.equal(await versionOf(), w + 3);
         assert.equal((await store.write('ns', 'k', '5', PLAIN)).version, w + 4);
@@ -503,7 +512,7 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         const next = createPostgresStore({ connectionString: DATABASE_URL, schema, poolSize: 1 });
         await next.ready();
         await next.close();
-        assert.equal(await markerOf(schema), 'lockstep:postgres-schema:6');
+        assert.equal(await markerOf(schema), POSTGRES_SCHEMA_VERSION);
         assert.deepEqual(await triggersOf(schema), V5_TRIGGERS);
         await sql.query(`UPDATE ${kv} SET value = '5' WHERE key = 'k'`);
         assert.deepEqual(await store.read('ns', 'k'), { version: 5, payload: '5' });
@@ -516,11 +525,12 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
       }
     });
 
-    for (const from of [4, 5]) it(`the upgrade from schema ${from} gives the same functions and triggers as a new schema`, async () => {
+    for (const from of [4, 5, 6]) it(`the upgrade from schema ${from} gives the same functions and triggers as a new schema`, async () => {
       const upgraded = freshSchema();
       const fresh = freshSchema();
       if (from === 4) await installSchema4(upgraded);
-      else await installSchema5(upgraded);
+      else if (from === 5) await installSchema5(upgraded);
+      else await installSchema6(upgraded);
       const stores = [createPostgresStore({ connectionString: DATABASE_URL, schema: upgraded }), createPostgresStore({ connectionString: DATABASE_URL, schema: fresh })];
       try {
         await Promise.all(stores.map((store) => store.ready()));
@@ -991,6 +1001,27 @@ describe('PostgreSQL store', { skip: service.skip }, () => {
         await sql.query('COMMIT');
         assert.deepEqual((await journal()).map((r) => r.version), [gone + 1, gone + 2, gone + 3]);
         assert.equal((await store.write('ns', 'k', '4', PLAIN)).version, gone + 4);
+      }));
+
+    it('plain SQL under session_replication_role = replica (what a logical replication subscription applies, some bulk loaders): versioned and journaled', () =>
+      withStore(async ({ store, sql, kv, journal, versionOf }) => {
+        const k = (await store.write('ns', 'k', '1', PLAIN)).version;
+        const gone = (await store.write('ns', 'gone', '1', PLAIN)).version;
+        await sql.query('SET session_replication_role = replica');
+        try {
+          await sql.query(`UPDATE ${kv} SET value = '2' WHERE key = 'k'`);
+          await sql.query(`INSERT INTO ${kv} (namespace, key, value) VALUES ('ns', 'new', '1')`);
+          await sql.query(`DELETE FROM ${kv} WHERE key = 'gone'`);
+          assert.equal(await versionOf('k'), k + 1);
+          assert.deepEqual(
+            (await journal()).map((r) => [r.key, r.version, r.reason]),
+            [['k', k + 1, 'trigger'], ['new', 1, 'trigger'], ['gone', gone + 1, 'trigger']],
+          );
+          await sql.query(`TRUNCATE ${kv}`);
+          assert.equal((await journal()).length, 3 + 2, 'TRUNCATE journals the two rows left');
+        } finally {
+          await sql.query('RESET session_replication_role');
+        }
       }));
 
     it('TRUNCATE tombstones and journals every row first', () =>
