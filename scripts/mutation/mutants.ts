@@ -611,7 +611,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'proxy-caches-with-triggers-disabled',
     rule: 'pg-proxy: an answer of a cached table whose proxy triggers are disabled (DISABLE TRIGGER ALL) is cached, though its writes append no journal row (a stale row after an acknowledged write)',
-    patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])", replace: 'AND t.tgenabled IS NOT NULL' }],
+    patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.char", replace: 'AND t.tgenabled IS NOT NULL' }],
   },
   {
     id: 'proxy-variant-ignores-quote-all-identifiers',
@@ -1435,7 +1435,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'entity-triggers-recreated-on-open',
     rule: "PostgreSQL entity store: every open re-creates the table's triggers, taking its ACCESS EXCLUSIVE lock (every query on the table queues behind an open transaction that read it)",
-    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;', replace: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest) && digest === \'\') return;' }],
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest && t.always)) return;', replace: '  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest && t.always) && digest === \'\') return;' }],
   },
   {
     id: 'entity-triggers-upgrade-waits-unbounded',
@@ -1726,5 +1726,35 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'redis-silent-connection-kept',
     rule: "Redis cache: a connection that answers nothing (black-holed by a failover: no FIN or RST) is kept, so every call times out until the kernel gives up on the socket (about 15 minutes)",
     patches: [{ file: 'src/cache/redis.ts', find: '    this.noteSilence();\n    const offline', replace: '    const offline' }],
+  },
+  {
+    id: 'pg-kv-bypass-triggers-origin-only',
+    rule: "PostgreSQL store: the bypass triggers are enabled for origin sessions only, so a write a logical replication subscription applies (session_replication_role = replica) is neither versioned nor journaled: the cached value is served until its TTL",
+    patches: [{ file: PG_SCHEMA, find: "  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lockstep_kv_bypass_truncate();\n${enableAlways}\n", replace: "  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lockstep_kv_bypass_truncate();\n" }],
+  },
+  {
+    id: 'entity-bypass-triggers-origin-only',
+    rule: "PostgreSQL entity store: the bypass triggers on the application's table are enabled for origin sessions only, so a replicated write (session_replication_role = replica) is not journaled",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: "\nALTER TABLE ${t} ENABLE ALWAYS TRIGGER lockstep_${name};`;", replace: '`;' }],
+  },
+  {
+    id: 'proxy-triggers-origin-only',
+    rule: "pg-proxy: the row and TRUNCATE triggers are enabled for origin sessions only, so a replicated write (session_replication_role = replica) appends no journal row and the cached answer stays",
+    patches: [{ file: PROXY_SCHEMA, find: 'ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${quoteIdentifier(rowTrigger)}, ENABLE ALWAYS TRIGGER ${quoteIdentifier(truncateTrigger)};\n', replace: '' }],
+  },
+  {
+    id: 'proxy-fill-accepts-origin-triggers',
+    rule: "pg-proxy: a fill accepts the table's triggers enabled for origin sessions only (ENABLE TRIGGER ALL after a bulk load), so a write under session_replication_role = replica is acknowledged and the old answer served",
+    patches: [{ file: PROXY_READ_PATH, find: "AND t.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.char)", replace: "AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[]))" }],
+  },
+  {
+    id: 'proxy-event-triggers-origin-only',
+    rule: "pg-proxy: the DDL event triggers are enabled for origin sessions only, so DDL under session_replication_role = replica flushes nothing and answers of the old definition are served",
+    patches: [{ file: PROXY_SCHEMA, find: '  ALTER EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ENABLE ALWAYS;\n', replace: '' }],
+  },
+  {
+    id: 'entity-triggers-origin-kept-on-open',
+    rule: "PostgreSQL entity store: an open keeps triggers of this release that were set back to origin sessions only (ENABLE TRIGGER ALL after a bulk load): replicated writes stay unjournaled",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: 'installed.every((t) => t.comment === digest && t.always)) return;', replace: 'installed.every((t) => t.comment === digest)) return;' }],
   },
 ];

@@ -49,8 +49,10 @@ function resolvesToCachedTable(state: SessionState, read: PlannedRead): boolean 
  * a custom setting, a function, so one session's answer is not another's); a primary key of a
  * deterministic collation (with a case-insensitive one, `id = 'ABC'` finds the row 'abc', whose writes
  * invalidate only the key 'abc'); and the proxy's two
- * triggers fire ('O': enabled, 'A': always; disabled — `DISABLE TRIGGER ALL`, as bulk loads do — or
- * replica-only, writes append no journal row and no fence sees them); and no column rendered from
+ * triggers fire in every session ('A', as the proxy installs them; disabled — `DISABLE TRIGGER ALL`, as
+ * bulk loads do — or replica-only, writes append no journal row and no fence sees them; enabled for
+ * origin sessions only — `ENABLE TRIGGER ALL` after a bulk load — a logical replication subscription's
+ * writes, applied under session_replication_role = replica, append none); and no column rendered from
  * another object's definition (a regclass, a table's row type: rendered-columns.ts). $3: the table's
  * oid; $4, $5: the names of its row and TRUNCATE triggers.
  */
@@ -61,7 +63,7 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
   AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
-    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['O', 'A']::pg_catalog.char[])) OPERATOR(pg_catalog.=) 2
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.char) OPERATOR(pg_catalog.=) 2
 `;
 
 /**

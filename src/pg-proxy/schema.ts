@@ -222,6 +222,9 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'lockstep_proxy_${schema}_drop') THEN
     CREATE EVENT TRIGGER "lockstep_proxy_${schema}_drop" ON sql_drop EXECUTE FUNCTION ${s}.on_drop();
   END IF;
+  -- DDL in a session under session_replication_role = replica fires only event triggers enabled ALWAYS.
+  ALTER EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ENABLE ALWAYS;
+  ALTER EVENT TRIGGER "lockstep_proxy_${schema}_drop" ENABLE ALWAYS;
 EXCEPTION WHEN insufficient_privilege THEN
   RAISE WARNING 'lockstep pg-proxy: no event trigger (needs a superuser): DDL made straight on PostgreSQL is not detected';
 END $do$;
@@ -233,7 +236,11 @@ export function proxyTriggerNames(schema: string): readonly [row: string, trunca
   return [`lockstep_proxy_${schema}_row`, `lockstep_proxy_${schema}_truncate`];
 }
 
-/** The triggers of one cached table (DROP IF EXISTS + CREATE: idempotent). */
+/**
+ * The triggers of one cached table (DROP IF EXISTS + CREATE: idempotent), enabled ALWAYS: a trigger
+ * enabled the default way fires in no session under session_replication_role = replica, which a logical
+ * replication subscription's apply worker (and some bulk loaders) run under.
+ */
 export function proxyTriggersSql(schema: string, table: { schema: string; name: string; pkColumn: string }): string {
   const s = quoteIdentifier(schema);
   const t = `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
@@ -249,6 +256,7 @@ CREATE TRIGGER ${quoteIdentifier(rowTrigger)} AFTER INSERT OR UPDATE OR DELETE O
 DROP TRIGGER IF EXISTS ${quoteIdentifier(truncateTrigger)} ON ${t};
 CREATE TRIGGER ${quoteIdentifier(truncateTrigger)} BEFORE TRUNCATE ON ${t}
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}.on_truncate(${args});
+ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${quoteIdentifier(rowTrigger)}, ENABLE ALWAYS TRIGGER ${quoteIdentifier(truncateTrigger)};
 `;
 }
 

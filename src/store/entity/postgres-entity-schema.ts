@@ -164,11 +164,14 @@ export function postgresEntityTriggersSql(schema: string, spec: EntitySpec): str
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
   const notOurs = (row: 'NEW' | 'OLD') =>
     ` WHEN (pg_catalog.current_setting('${WRITING_SETTING}', true) IS DISTINCT FROM ${writingMark(literal(spec.entity), `(${row}.${quoteIdentifier(spec.idColumn)})::text`)})`;
-  // Lockstep never truncates: TRUNCATE is always someone else's.
+  // Lockstep never truncates: TRUNCATE is always someone else's. Enabled ALWAYS: a trigger enabled the
+  // default way fires in no session under session_replication_role = replica, which a logical
+  // replication subscription's apply worker (and some bulk loaders) run under.
   const trigger = (name: string, timing: string, level: 'ROW' | 'STATEMENT', row?: 'NEW' | 'OLD') => `
 DROP TRIGGER IF EXISTS lockstep_${name} ON ${t};
 CREATE TRIGGER lockstep_${name} ${timing} ON ${t} FOR EACH ${level}${row === undefined ? '' : notOurs(row)}
-  EXECUTE FUNCTION ${s}.lockstep_entity_${name}(${args});`;
+  EXECUTE FUNCTION ${s}.lockstep_entity_${name}(${args});
+ALTER TABLE ${t} ENABLE ALWAYS TRIGGER lockstep_${name};`;
   return [
     trigger('before_insert', 'BEFORE INSERT', 'ROW', 'NEW'),
     trigger('after_insert', 'AFTER INSERT', 'ROW', 'NEW'),
@@ -241,20 +244,24 @@ export async function addVersionColumn(pool: PostgresPool, table: string, option
 
 const TRIGGER_NAMES = ['before_insert', 'after_insert', 'before_update', 'after_update', 'after_delete', 'before_truncate'];
 
-/** The installed triggers of the table: each one's comment (the digest of the DDL that made it) and whether it calls its function with these arguments. */
-async function installedTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, waitMs = CATALOG_WAIT_MS): Promise<Array<{ comment: string | null; sameCall: boolean }>> {
+/**
+ * The installed triggers of the table: each one's comment (the digest of the DDL that made it), whether
+ * it calls its function with these arguments, and whether it fires always (`ALTER TABLE … ENABLE
+ * TRIGGER` after a bulk load sets it back to origin sessions only: the next open enables it ALWAYS again).
+ */
+async function installedTriggers(pool: PostgresPool, schema: string, spec: EntitySpec, waitMs = CATALOG_WAIT_MS): Promise<Array<{ comment: string | null; sameCall: boolean; always: boolean }>> {
   const args = [spec.entity, spec.idColumn, spec.versionColumn].map(literal).join(', ');
   const client: PostgresClient = await checkoutWithin(pool, waitMs);
   try {
     const { rows } = await client.query({
-      text: `SELECT t.tgname AS name, pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment, pg_catalog.pg_get_triggerdef(t.oid) AS def
+      text: `SELECT t.tgname AS name, pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment, pg_catalog.pg_get_triggerdef(t.oid) AS def, t.tgenabled = 'A' AS always
         FROM pg_catalog.pg_trigger t WHERE t.tgrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) AND NOT t.tgisinternal`,
       values: [schema, spec.table],
     });
     return TRIGGER_NAMES.flatMap((name) => {
       const row = rows.find((r) => r.name === `lockstep_${name}`);
       if (row === undefined) return [];
-      return [{ comment: row.comment as string | null, sameCall: String(row.def).endsWith(`lockstep_entity_${name}(${args})`) }];
+      return [{ comment: row.comment as string | null, sameCall: String(row.def).endsWith(`lockstep_entity_${name}(${args})`), always: row.always === true }];
     });
   } finally {
     client.release();
@@ -280,7 +287,7 @@ export async function installEntityTriggers(pool: PostgresPool, schema: string, 
   const triggers = postgresEntityTriggersSql(schema, spec);
   const digest = createHash('sha256').update(triggers).digest('hex');
   const installed = await installedTriggers(pool, schema, spec, options.waitMs);
-  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest)) return;
+  if (installed.length === TRIGGER_NAMES.length && installed.every((t) => t.comment === digest && t.always)) return;
   const t = `${quoteIdentifier(schema)}.${quoteIdentifier(spec.table)}`;
   const comments = TRIGGER_NAMES.map((name) => `COMMENT ON TRIGGER lockstep_${name} ON ${t} IS ${literal(digest)};`).join('\n');
   try {
