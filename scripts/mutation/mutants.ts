@@ -1757,4 +1757,14 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL entity store: an open keeps triggers of this release that were set back to origin sessions only (ENABLE TRIGGER ALL after a bulk load): replicated writes stay unjournaled",
     patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: 'installed.every((t) => t.comment === digest && t.always)) return;', replace: 'installed.every((t) => t.comment === digest)) return;' }],
   },
+  {
+    id: 'entity-lock-never-escalates',
+    rule: "PostgreSQL entity store: a transaction takes one advisory lock per id it inserts, however many: a bulk INSERT or a subscription's initial copy of more ids than the lock table holds fails with out of shared memory",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '  IF taken >= ${ENTITY_LOCK_ESCALATION} THEN', replace: '  IF false THEN' }],
+  },
+  {
+    id: 'entity-lock-escalation-locks-nothing',
+    rule: "PostgreSQL entity store: past the escalation a transaction takes no lock at all, so Lockstep's create of an id (or its delete of a missing row) no longer waits for a bulk insert of that id",
+    patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '    PERFORM pg_catalog.pg_advisory_xact_lock(whole);\n    RETURN;', replace: '    RETURN;' }],
+  },
 ];

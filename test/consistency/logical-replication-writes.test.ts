@@ -113,6 +113,25 @@ describe('writes a logical replication subscription applies to a cached table', 
     }
   });
 
+  it("a subscription's initial copy of 10,000 rows into an entity store's table commits (more ids than the lock table holds)", async () => {
+    // The copy is one transaction: one advisory lock per id would run out of shared memory
+    // (max_locks_per_transaction 64 × 100 connections) and the copy retry for ever.
+    await run(publisher.url, 'CREATE TABLE bulk (id text PRIMARY KEY, body text NOT NULL)', "INSERT INTO bulk SELECT 'b' || g, 'x' FROM generate_series(1, 10000) g");
+    await run(subscriber.url, 'CREATE TABLE bulk (id text PRIMARY KEY, body text NOT NULL)');
+    const pool = new pg.Pool({ connectionString: subscriber.url, max: 4 });
+    await addVersionColumn(pool, 'bulk');
+    const store = await createPostgresEntityStore({ pool, schema: 'public', table: 'bulk' });
+    try {
+      await run(publisher.url, 'ALTER PUBLICATION lockstep_test ADD TABLE bulk');
+      await run(subscriber.url, 'ALTER SUBSCRIPTION lockstep_test REFRESH PUBLICATION WITH (copy_data = true)');
+      await until('the initial copy landed', async () => (await valueOf(subscriber.url, 'SELECT count(*)::int FROM bulk')) === 10_000, 60_000);
+      assert.equal(await valueOf(subscriber.url, "SELECT count(*)::int FROM lockstep_journal WHERE namespace = 'bulk'"), 10_000, 'every copied row journaled');
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
   it('the proxy on the subscriber: a cached point read answers the replicated row', async () => {
     let proxy: (PgProxy & { url: string }) | undefined;
     const clients = proxyClients(() => proxy!);

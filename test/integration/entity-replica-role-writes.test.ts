@@ -67,4 +67,30 @@ describe('PostgreSQL entity store: writes under session_replication_role = repli
       await store.close();
     }
   });
+  it(`a bulk INSERT of more ids than the server's lock table holds (one statement, 20,000 rows): it commits, each row versioned and journaled; a create through Lockstep during it waits, then lands`, async () => {
+    // One advisory lock per id ran out of shared memory (max_locks_per_transaction 64 × 100
+    // connections = 6,400 by default): past ENTITY_LOCK_ESCALATION ids the transaction locks the entity.
+    const store = await createPostgresEntityStore({ pool, schema, table: 'items', notify: false });
+    try {
+      const head = await store.journalHead();
+      const bulk = await pool.connect();
+      try {
+        await bulk.query('BEGIN');
+        await bulk.query(`INSERT INTO ${schema}.items (id, body) SELECT 'bulk' || g, 'x' FROM generate_series(1, 20000) g`);
+        // Holding the entity's lock: a create through Lockstep waits for the COMMIT.
+        const create = Promise.resolve(store.write('items', 'during', JSON.stringify({ id: 'during', body: 'd' }), { journal: false, deadlineMs: 30_000 }));
+        const settled = await Promise.race([create.then(() => 'landed', () => 'failed'), new Promise((resolve) => setTimeout(resolve, 300, 'waiting'))]);
+        assert.equal(settled, 'waiting', 'the create waits for the bulk transaction');
+        await bulk.query('COMMIT');
+        assert.equal((await create).version, 1);
+      } finally {
+        await bulk.query('ROLLBACK').catch(() => undefined);
+        bulk.release();
+      }
+      const journaled = await pool.query(`SELECT count(*)::int AS n, min(version)::int AS lo, max(version)::int AS hi FROM ${schema}.lockstep_journal WHERE id > $1 AND key LIKE 'bulk%'`, [head]);
+      assert.deepEqual(journaled.rows[0], { n: 20000, lo: 1, hi: 1 });
+    } finally {
+      await store.close();
+    }
+  });
 });

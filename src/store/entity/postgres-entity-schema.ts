@@ -14,8 +14,8 @@
 // no transaction that writes after it: those writes are still versioned.
 //
 // Concurrency: an id is created (INSERT) or removed by Lockstep's delete of a missing row only under
-// a transaction-scoped advisory lock on the id (lockstep_entity_lock), which the bypass INSERT and
-// rename triggers take too; after taking it, each reads the tombstone in a later statement (a fresh
+// a transaction-scoped advisory lock on the id (lockstep_entity_lock; past ENTITY_LOCK_ESCALATION ids
+// in one transaction, on the whole entity), which the bypass INSERT and rename triggers take too; after taking it, each reads the tombstone in a later statement (a fresh
 // snapshot in READ COMMITTED), so a re-created id continues above a delete that committed during the
 // wait. Updates of an existing row are ordered by its row lock.
 //
@@ -32,6 +32,11 @@ import { takeDdlLock } from './postgres-ddl-lock.js';
 import { CLIENT_MARGIN_MS } from '../client-timeouts.js';
 import { checkoutWithin } from '../postgres-checkout.js';
 import { identifier, type EntitySpec } from './spec.js';
+
+/** The transaction-local count of id locks a transaction took (lockstep_entity_lock). */
+const ENTITY_LOCKS_SETTING = 'lockstep.entity_locks';
+/** How many id locks one transaction takes before it locks the whole entity instead. */
+export const ENTITY_LOCK_ESCALATION = 1_000;
 
 /** The transaction-local setting that marks Lockstep's own writes. */
 export const WRITING_SETTING = 'lockstep.writing';
@@ -74,9 +79,24 @@ export function postgresEntityFunctionsSql(schema: string): string {
   const append = (key: string, version: string) =>
     `INSERT INTO ${journal} (namespace, key, version, reason) VALUES (TG_ARGV[0], ${key}, ${version}, 'trigger')`;
   return `
-CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_lock(p_entity text, p_key text) RETURNS void LANGUAGE sql AS $fn$
-  SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(${literal(`lockstep:entity:${schema}:`)} || p_entity || ':' || p_key, 0))
-$fn$;
+-- One advisory lock per id, under a shared lock on the entity. The server's lock table is shared by
+-- every session and small (max_locks_per_transaction × max_connections entries: 6,400 by default): a
+-- transaction that inserts more ids than ${ENTITY_LOCK_ESCALATION} (a bulk INSERT … SELECT, a logical
+-- replication subscription's initial copy) takes the entity's lock exclusively instead, for the rest
+-- of it, which excludes every id lock of the entity (one lock per id ran out of shared memory).
+CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_lock(p_entity text, p_key text) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+  taken int := coalesce(NULLIF(pg_catalog.current_setting('${ENTITY_LOCKS_SETTING}', true), '')::int, 0);
+  whole bigint := pg_catalog.hashtextextended(${literal(`lockstep:entity-all:${schema}:`)} || p_entity, 0);
+BEGIN
+  IF taken >= ${ENTITY_LOCK_ESCALATION} THEN
+    PERFORM pg_catalog.pg_advisory_xact_lock(whole);
+    RETURN;
+  END IF;
+  PERFORM pg_catalog.pg_advisory_xact_lock_shared(whole);
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(${literal(`lockstep:entity:${schema}:`)} || p_entity || ':' || p_key, 0));
+  PERFORM pg_catalog.set_config('${ENTITY_LOCKS_SETTING}', (taken + 1)::text, true);
+END $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.lockstep_entity_before_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
