@@ -25,6 +25,8 @@ export interface ProxyMetrics {
   fillsRejected: number;
   /** Fill leases given back because the answer was not cached (read-path.ts, abandonFill). */
   fillsAbandoned: number;
+  /** Fills not cached because the proxy's triggers on the table do not fire in every session (read-path.ts). */
+  fillsRefusedTriggers: number;
   passThrough: Record<PassReason, number>;
   invalidations: number;
   flushes: number;
@@ -57,6 +59,7 @@ export function createMetrics(): ProxyMetrics {
     fills: 0,
     fillsRejected: 0,
     fillsAbandoned: 0,
+    fillsRefusedTriggers: 0,
     passThrough: { 'not-cacheable': 0, 'in-transaction': 0, variant: 0, lease: 0, 'cache-error': 0, encoding: 0, 'search-path': 0, 'key-form': 0, 'other-database': 0, 'drainer-behind': 0 },
     invalidations: 0,
     flushes: 0,

@@ -19,6 +19,7 @@ export function renderMetrics(m: ProxyMetrics, bypass?: BypassCoverage): string 
     `lockstep_pgproxy_fills_total{outcome="accepted"} ${m.fills}`,
     `lockstep_pgproxy_fills_total{outcome="rejected"} ${m.fillsRejected}`,
     `lockstep_pgproxy_fills_total{outcome="abandoned"} ${m.fillsAbandoned}`,
+    `lockstep_pgproxy_fills_total{outcome="refused-triggers"} ${m.fillsRefusedTriggers}`,
     '# TYPE lockstep_pgproxy_pass_through_total counter',
     ...Object.entries(m.passThrough).map(([reason, n]) => `lockstep_pgproxy_pass_through_total{reason="${reason}"} ${n}`),
     '# TYPE lockstep_pgproxy_invalidations_total counter',

@@ -62,9 +62,36 @@ const TABLE_SHAREABLE_SQL = `NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WH
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) ANY (x.indkey)
     JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
     WHERE x.indrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid AND x.indisprimary AND NOT co.collisdeterministic)
-  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
-    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.char) OPERATOR(pg_catalog.=) 2
 `;
+/** Whether the proxy's two triggers on the table (oid $3, names $4 and $5) fire in every session (TABLE_SHAREABLE_SQL says why). */
+const TRIGGERS_FIRE_SQL = `(SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $3::pg_catalog.oid
+    AND t.tgname OPERATOR(pg_catalog.=) ANY (ARRAY[$4::pg_catalog.name, $5::pg_catalog.name]) AND t.tgenabled OPERATOR(pg_catalog.=) 'A'::pg_catalog.char) OPERATOR(pg_catalog.=) 2`;
+
+/** The tables this proxy warned of (their triggers not firing in every session), until a fill finds them firing again. */
+const warnedTables = new WeakMap<ProxyContext, Set<string>>();
+
+/**
+ * A fill found the proxy's triggers on its table not firing in every session: counted, and said once
+ * (a process warning) until they fire again, for nothing else shows why a table stopped being cached.
+ */
+function noteTriggers(ctx: ProxyContext, table: string, fire: boolean): void {
+  let warned = warnedTables.get(ctx);
+  if (fire) {
+    warned?.delete(table);
+    return;
+  }
+  ctx.metrics.fillsRefusedTriggers++;
+  if (warned === undefined) warnedTables.set(ctx, (warned = new Set()));
+  if (warned.has(table)) return;
+  warned.add(table);
+  const [row, truncate] = proxyTriggerNames(ctx.schema);
+  process.emitWarning(
+    `lockstep pg-proxy: table ${table} is not cached: the proxy's triggers on it do not fire in every session ` +
+      `(disabled, or enabled for origin sessions only, as ALTER TABLE … ENABLE TRIGGER ALL or an older proxy's install leaves them). ` +
+      `Run ALTER TABLE ${table} ENABLE ALWAYS TRIGGER "${row}", ENABLE ALWAYS TRIGGER "${truncate}", or restart the proxy.`,
+    'LockstepWarning',
+  );
+}
 
 /**
  * Whether the statement's `=` is pg_catalog's in this session: no schema of its search_path but
@@ -176,7 +203,7 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
   // One snapshot for the row's version, the settings and the client's own statement.
   const opened = await runInternal(state, [
     ...statementMessages(state.preparedInternal, 'begin', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', []),
-    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL} AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
+    ...statementMessages(state.preparedInternal, 'version', `SELECT ${s}.version_of($1, $2)::text, ${fingerprintSql(ctx.tables)}, ${TABLE_SHAREABLE_SQL} AND ${notRenderedElsewhereSql(ctx.schema, '$3::pg_catalog.oid')}, ${TRIGGERS_FIRE_SQL}, ${CATALOG_EQUALS_SQL}, ${tableDefinitionSql('$3::pg_catalog.oid')}`, [read.point.table.qualified, read.key, String(read.point.table.oid), ...proxyTriggerNames(ctx.schema)]),
   ]);
   if (opened.error !== undefined || opened.status !== 'T' || opened.rows[0] === undefined) {
     if (opened.status !== 'I') await runInternal(state, statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []));
@@ -185,7 +212,9 @@ async function fill(state: SessionState, batch: readonly Message[], read: Planne
     if (token !== undefined) giveLeaseBack(ctx, cacheKey);
     return 'not-cacheable';
   }
-  const [version, fingerprint, resolves, shareable, catalogEquals, definition] = opened.rows[0];
+  const [version, fingerprint, resolves, tableShareable, triggersFire, catalogEquals, definition] = opened.rows[0];
+  noteTriggers(ctx, read.point.table.qualified, triggersFire === 't');
+  const shareable = triggersFire === 't' ? tableShareable : 'f';
   setFingerprint(state, fingerprint ?? null, resolves ?? null);
   // The client's statement, then the end of the proxy's transaction, in one write.
   state.upstream.socket.write(Buffer.concat([...batch.map((m) => m.raw), ...statementMessages(state.preparedInternal, 'end', 'ROLLBACK', []), build.sync()]));

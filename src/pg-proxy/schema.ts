@@ -223,8 +223,12 @@ BEGIN
     CREATE EVENT TRIGGER "lockstep_proxy_${schema}_drop" ON sql_drop EXECUTE FUNCTION ${s}.on_drop();
   END IF;
   -- DDL in a session under session_replication_role = replica fires only event triggers enabled ALWAYS.
-  ALTER EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ENABLE ALWAYS;
-  ALTER EVENT TRIGGER "lockstep_proxy_${schema}_drop" ENABLE ALWAYS;
+  BEGIN
+    ALTER EVENT TRIGGER "lockstep_proxy_${schema}_ddl" ENABLE ALWAYS;
+    ALTER EVENT TRIGGER "lockstep_proxy_${schema}_drop" ENABLE ALWAYS;
+  EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'lockstep pg-proxy: the event triggers are another role''s and cannot be enabled ALWAYS: DDL under session_replication_role = replica is not detected';
+  END;
 EXCEPTION WHEN insufficient_privilege THEN
   RAISE WARNING 'lockstep pg-proxy: no event trigger (needs a superuser): DDL made straight on PostgreSQL is not detected';
 END $do$;

@@ -40,14 +40,22 @@ describe("pg-proxy: a cached table whose proxy triggers are disabled", { skip: s
       if (disable === 'ENABLE REPLICA TRIGGER …') await alterEach(writer, 'ENABLE REPLICA TRIGGER');
       else await writer.query(`ALTER TABLE items ${disable}`);
       if (disable === 'ENABLE TRIGGER ALL') await writer.query('SET session_replication_role = replica');
+      const refused = proxy.metrics.fillsRefusedTriggers;
+      const warnings: string[] = [];
+      const onWarning = (w: Error) => void warnings.push(w.message);
+      process.on('warning', onWarning);
       try {
         for (let i = 0; i < 3; i++) assert.deepEqual((await reader.query(sql, [7])).rows, [{ id: 7, val: 'v7' }]);
+        // Said, not only done: a metric and one warning naming the table and the fix.
+        assert.ok(proxy.metrics.fillsRefusedTriggers > refused, 'counted as refused for its triggers');
+        await until('the warning is emitted', async () => warnings.some((w) => w.includes('public.items is not cached') && w.includes('ENABLE ALWAYS TRIGGER')));
         await writer.query("UPDATE items SET val = 'new' WHERE id = 7");
         assert.deepEqual((await reader.query(sql, [7])).rows, [{ id: 7, val: 'new' }]);
         await reader.query('SELECT id, val FROM items WHERE id = 7');
         await writer.query('TRUNCATE items');
         assert.deepEqual((await reader.query('SELECT id, val FROM items WHERE id = 7')).rows, []);
       } finally {
+        process.off('warning', onWarning);
         await writer.query('RESET session_replication_role');
         await alterEach(writer, 'ENABLE ALWAYS TRIGGER');
         await writer.query("INSERT INTO items (id, val) VALUES (7, 'v7') ON CONFLICT (id) DO UPDATE SET val = 'v7'");
