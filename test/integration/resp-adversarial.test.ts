@@ -1,0 +1,39 @@
+// An outside tester's findings on the RESP front (docs/resp.md), each with a real client.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Redis as IORedis } from 'ioredis';
+import { respFixtures } from '../helpers/resp-fixture.js';
+import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
+
+const setup = respFixtures();
+
+describe('RESP adversarial', () => {
+  it('TTL/PTTL of a row in the expiring shape whose expiresAt is fractional or huge (the Keyv adapter writes now + ttl for any finite ttl) answer RESP integers, read right by clients', async () => {
+    const f = await setup();
+    const engine = f.service.engine(f.ns);
+    const now = Date.now();
+    // What Keyv's set(k, v, 600000.5) and set(k, v, 1e300) leave in the store (keyv-row.ts: now + ttlMs).
+    await engine.write('frac', { value: 'x', expiresAt: now + 600_000.5 });
+    await engine.write('huge', { value: 'x', expiresAt: now + 1e300 });
+    const { data } = await exchange(
+      f.port,
+      pipeline(c('PTTL', `${f.ns}:frac`), c('TTL', `${f.ns}:frac`), c('PTTL', `${f.ns}:huge`), c('TTL', `${f.ns}:huge`), c('PING')),
+      (d) => d.endsWith('+PONG\r\n'),
+    );
+    const replies = data.split('\r\n').slice(0, 4);
+    for (const reply of replies) assert.match(reply, /^:-?[0-9]+$/, `every TTL/PTTL reply is a RESP integer; got ${JSON.stringify(data)}`);
+
+    const client = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await client.connect();
+      const pttl = await client.pttl(`${f.ns}:frac`);
+      assert.ok(pttl > 500_000 && pttl <= 600_001, `ioredis PTTL of a key expiring in ~600 s: ${pttl}`);
+      const ttl = await client.ttl(`${f.ns}:frac`);
+      assert.ok(ttl > 500 && ttl <= 601, `ioredis TTL of a key expiring in ~600 s: ${ttl}`);
+      const far = await client.pttl(`${f.ns}:huge`);
+      assert.ok(far > 1e15, `ioredis PTTL of a key expiring in 1e300 ms: ${far}`);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
