@@ -91,8 +91,10 @@ function ttlCommand(unitMs: 1 | 1000) {
     const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
     if (live === undefined) return int(-2);
     if (live.expiresAt === null) return int(-1);
-    const left = Math.max(0, live.expiresAt - ctx.now());
-    return int(unitMs === 1 ? left : Math.round(left / 1000));
+    // A RESP integer, whatever the row holds: the Keyv adapter (and HTTP) may store a fractional
+    // or huge expiresAt, and `:599938.5` or `:1e+300` is misread by clients, silently.
+    const left = Math.min(Math.max(0, live.expiresAt - ctx.now()), Number.MAX_SAFE_INTEGER);
+    return int(Math.round(unitMs === 1 ? left : left / 1000));
   };
 }
 
