@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis as IORedis } from 'ioredis';
+import { createGate } from '../../src/chaos/faults.js';
 import { respFixtures } from '../helpers/resp-fixture.js';
 import { command as c, exchange, pipeline } from '../helpers/resp-raw.js';
 
@@ -34,6 +35,34 @@ describe('RESP adversarial', () => {
       assert.ok(far > 1e15, `ioredis PTTL of a key expiring in 1e300 ms: ${far}`);
     } finally {
       client.disconnect();
+    }
+  });
+
+  it('DEL answers as one step: it never answers 0 for a key whose value it removed (a SET acknowledged while the DEL ran)', async () => {
+    const f = await setup();
+    const key = `${f.ns}:lock`;
+    const deleter = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    const writer = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await deleter.connect();
+      await writer.connect();
+      // The store is slow to start the DEL's delete (a busy pool, a network hiccup): the DEL has
+      // read the key by then; another client's SET is acknowledged meanwhile.
+      const gate = createGate();
+      f.store.faults.next('delete', { kind: 'pause', when: 'before', gate }, 1, 'lock');
+      const removed = deleter.del(key);
+      await gate.reached;
+      assert.equal(await writer.set(key, 'owner-b'), 'OK');
+      gate.release();
+      const count = await removed;
+      const after = await writer.get(key);
+      // Linearizable answers: the DEL before the SET (0, and the value stays), or after it (1, and
+      // the value is gone). 0 with the value gone is neither: a client that reads "0 keys removed"
+      // as "there was nothing to remove" has lost owner-b's acknowledged write without knowing it.
+      assert.ok((count === 0 && after === 'owner-b') || (count === 1 && after === null), `DEL answered ${count}, and the key now holds ${JSON.stringify(after)}`);
+    } finally {
+      deleter.disconnect();
+      writer.disconnect();
     }
   });
 });
