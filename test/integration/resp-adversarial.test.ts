@@ -38,7 +38,7 @@ describe('RESP adversarial', () => {
     }
   });
 
-  it('DEL answers as one step: it never answers 0 for a key whose value it removed (a SET acknowledged while the DEL ran)', async () => {
+  it('DEL answers as one step: it never answers 0 for a key whose value it removed (a SET acknowledged while the DEL ran)', { timeout: 60_000 }, async () => {
     const f = await setup();
     const key = `${f.ns}:lock`;
     const deleter = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
@@ -46,10 +46,10 @@ describe('RESP adversarial', () => {
     try {
       await deleter.connect();
       await writer.connect();
-      // The store is slow to start the DEL's delete (a busy pool, a network hiccup): the DEL has
-      // read the key by then; another client's SET is acknowledged meanwhile.
+      // The store's answer to the DEL's read of the missing key is slow to come back (a busy
+      // pool, a network hiccup); another client's SET is acknowledged meanwhile.
       const gate = createGate();
-      f.store.faults.next('delete', { kind: 'pause', when: 'before', gate }, 1, 'lock');
+      f.store.faults.next('read', { kind: 'pause', when: 'after', gate }, 1, 'lock');
       const removed = deleter.del(key);
       await gate.reached;
       assert.equal(await writer.set(key, 'owner-b'), 'OK');
