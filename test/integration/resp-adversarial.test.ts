@@ -95,4 +95,26 @@ describe('RESP adversarial', () => {
       writer.disconnect();
     }
   });
+
+  it('a connection cannot park megabytes in its name: CLIENT SETNAME, CLIENT SETINFO and HELLO SETNAME of a long value are refused', async () => {
+    // Each was kept for the connection's life, counted by no budget: 300 connections that sent
+    // CLIENT SETNAME, SETINFO LIB-NAME and LIB-VER of 1 MiB each (and then nothing, or a PING
+    // every few minutes) grew `lockstep serve --resp` from 66 MB to 1332 MB of RSS; at the
+    // 1000-connection cap, about 3 GiB that no limit of docs/resp.md bounds.
+    const f = await setup();
+    const long = 'n'.repeat(64 * 1024);
+    const { data } = await exchange(
+      f.port,
+      pipeline(c('CLIENT', 'SETNAME', long), c('CLIENT', 'SETINFO', 'LIB-NAME', long), c('CLIENT', 'SETINFO', 'LIB-VER', long), c('HELLO', '2', 'SETNAME', long), c('CLIENT', 'GETNAME'), c('CLIENT', 'SETNAME', 'worker-1'), c('CLIENT', 'GETNAME')),
+      (d) => d.endsWith('$8\r\nworker-1\r\n') || d.length > 4 * long.length,
+    );
+    const lines = data.split('\r\n');
+    assert.ok(data.length < 4096, `the replies echo no long name back (${data.length} bytes)`);
+    assert.deepEqual(
+      lines.slice(0, 4).map((line) => line.slice(0, 1)),
+      ['-', '-', '-', '-'],
+      `each long name refused: ${JSON.stringify(lines.slice(0, 4).map((line) => line.slice(0, 80)))}`,
+    );
+    assert.deepEqual(lines.slice(4), ['$-1', '+OK', '$8', 'worker-1', '']);
+  });
 });
