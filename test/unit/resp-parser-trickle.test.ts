@@ -37,4 +37,27 @@ describe('RESP request parser, trickled', () => {
     const received = head.length + tail.length;
     assert.ok(copied <= 4 * received, `${tail.length} one-byte chunks after a ${big.length}-byte argument: ${copied} bytes copied for ${received} received`);
   });
+
+  it('an inline command trickled a byte at a time is not joined again per byte', () => {
+    const parser = new RequestParser({ maxBulkBytes: 1024 * 1024, maxArgs: 4096, maxInlineBytes: 65_536 });
+    const line = Buffer.from(`ECHO ${'x'.repeat(60_000)}\r\nPING\r\n`);
+    const concat = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const joined = concat(list, total);
+      copied += joined.length;
+      return joined;
+    }) as typeof Buffer.concat;
+    const seen: string[] = [];
+    try {
+      for (let i = 0; i < line.length; i++) {
+        parser.push(line.subarray(i, i + 1));
+        for (let args = parser.next(); args !== undefined; args = parser.next()) seen.push(args[0]!.toString('latin1'));
+      }
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.deepEqual(seen, ['ECHO', 'PING']);
+    assert.ok(copied <= 4 * line.length, `${line.length} one-byte chunks of inline commands: ${copied} bytes copied`);
+  });
 });
