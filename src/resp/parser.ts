@@ -38,6 +38,22 @@ export class RequestParser {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private need = 0;
+  /**
+   * A multibulk command being received: the arguments parsed so far, how many are still to come
+   * (-1: none is being received) and the bytes they took. The parser resumes at the next argument
+   * instead of parsing the command again from its start, so a client that trickles small
+   * arguments after a large one costs a copy of the argument being received, not of the command.
+   */
+  /**
+   * The last next() stopped at a line (a header or an inline command) whose end has not arrived:
+   * until a chunk brings an LF (or the line grows past the inline limit), joining the chunks could
+   * not complete anything, and a line trickled a byte at a time was joined again per byte.
+   */
+  private waitingForLine = false;
+  private pendingHasLf = false;
+  private partArgs: Buffer[] = [];
+  private partLeft = -1;
+  private partBytes = 0;
 
   constructor(private readonly configured: ParserLimits) {}
 
@@ -47,7 +63,7 @@ export class RequestParser {
 
   /** Bytes received and not yet consumed by a complete command. */
   get buffered(): number {
-    return this.buf.length - this.pos + this.pendingBytes;
+    return this.buf.length - this.pos + this.pendingBytes + this.partBytes;
   }
 
   /** Drops every byte held (an evicted connection: nothing more of it is parsed). */
@@ -57,6 +73,11 @@ export class RequestParser {
     this.pending = [];
     this.pendingBytes = 0;
     this.need = 0;
+    this.partArgs = [];
+    this.partLeft = -1;
+    this.partBytes = 0;
+    this.waitingForLine = false;
+    this.pendingHasLf = false;
   }
 
   push(chunk: Buffer): void {
@@ -67,21 +88,26 @@ export class RequestParser {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    if (!this.pendingHasLf && chunk.includes(LF)) this.pendingHasLf = true;
   }
 
   /** The next complete command's arguments, or undefined when more bytes are needed. Throws ProtocolError / CrossProtocolError. */
   next(): Buffer[] | undefined {
     if (this.pendingBytes > 0) {
       // A large value arriving in many chunks is joined once, not once per chunk.
-      if (this.buf.length - this.pos + this.pendingBytes < this.need) return undefined;
+      const have = this.buf.length - this.pos + this.pendingBytes;
+      if (have < this.need) return undefined;
+      if (this.waitingForLine && !this.pendingHasLf && have <= this.limits.maxInlineBytes) return undefined;
       this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.pending]);
+      this.pendingHasLf = false;
       this.pos = 0;
       this.pending = [];
       this.pendingBytes = 0;
     }
+    this.waitingForLine = false;
     for (;;) {
       if (this.pos >= this.buf.length) return undefined;
-      const args = this.buf[this.pos] === 0x2a /* '*' */ ? this.multibulk() : this.inline();
+      const args = this.partLeft >= 0 || this.buf[this.pos] === 0x2a /* '*' */ ? this.multibulk() : this.inline();
       if (args === undefined) return undefined;
       if (args.length > 0) return args;
       // `*0\r\n`, `*-1\r\n` and blank inline lines are skipped, as Redis does.
@@ -89,27 +115,37 @@ export class RequestParser {
   }
 
   private multibulk(): Buffer[] | undefined {
-    const start = this.pos;
-    const header = this.line(start + 1, 'multibulk count');
-    if (header === undefined) return undefined;
-    const count = parseCount(header.text, 'invalid multibulk length');
-    if (count > this.limits.maxArgs) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} multibulk length (more than ${this.limits.maxArgs} arguments)`);
-    let at = header.next;
-    const args: Buffer[] = [];
-    for (let i = 0; i < count; i++) {
-      if (at >= this.buf.length) return this.incomplete(start, at + 1);
+    if (this.partLeft < 0) {
+      const header = this.line(this.pos + 1, 'multibulk count');
+      if (header === undefined) return this.incompleteLine(this.pos);
+      const count = parseCount(header.text, 'invalid multibulk length');
+      if (count > this.limits.maxArgs) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} multibulk length (more than ${this.limits.maxArgs} arguments)`);
+      this.partBytes += header.next - this.pos;
+      this.pos = header.next;
+      this.partLeft = count;
+    }
+    // Each argument parsed is kept and the buffer cut after it: what is joined again when more
+    // bytes arrive is the argument in progress only.
+    while (this.partLeft > 0) {
+      const at = this.pos;
+      if (at >= this.buf.length) return this.incomplete(at, at + 1);
       if (this.buf[at] !== 0x24 /* '$' */) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[at]!)}'`);
       const size = this.line(at + 1, 'bulk length');
-      if (size === undefined) return this.incomplete(start, 0);
+      if (size === undefined) return this.incompleteLine(at);
       const length = parseCount(size.text, 'invalid bulk length', false);
       if (length > this.limits.maxBulkBytes) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
       const end = size.next + length;
-      if (end + 2 > this.buf.length) return this.incomplete(start, end + 2);
+      if (end + 2 > this.buf.length) return this.incomplete(at, end + 2);
       if (this.buf[end] !== CR || this.buf[end + 1] !== LF) throw new ProtocolError('bulk string not terminated by CRLF');
-      args.push(this.buf.subarray(size.next, end));
-      at = end + 2;
+      this.partArgs.push(this.buf.subarray(size.next, end));
+      this.partBytes += end + 2 - at;
+      this.pos = end + 2;
+      this.partLeft--;
     }
-    this.pos = at;
+    const args = this.partArgs;
+    this.partArgs = [];
+    this.partLeft = -1;
+    this.partBytes = 0;
     this.need = 0;
     return args;
   }
@@ -118,7 +154,7 @@ export class RequestParser {
     const newline = this.buf.indexOf(LF, this.pos);
     if (newline === -1) {
       if (this.buf.length - this.pos > this.limits.maxInlineBytes) throw new ProtocolError('too big inline request');
-      return this.incomplete(this.pos, 0);
+      return this.incompleteLine(this.pos);
     }
     if (newline - this.pos > this.limits.maxInlineBytes) throw new ProtocolError('too big inline request');
     const end = newline > this.pos && this.buf[newline - 1] === CR ? newline - 1 : newline;
@@ -143,6 +179,12 @@ export class RequestParser {
     if (cr - from > 32) throw new ProtocolError(`too big ${what} string`);
     if (this.buf[cr + 1] !== LF) throw new ProtocolError(`${what} not terminated by CRLF`);
     return { text: this.buf.toString('latin1', from, cr), next: cr + 2 };
+  }
+
+  /** As incomplete(), stopped at a line whose end has not arrived. */
+  private incompleteLine(start: number): undefined {
+    this.waitingForLine = true;
+    return this.incomplete(start, 0);
   }
 
   private incomplete(start: number, need: number): undefined {

@@ -101,6 +101,7 @@ function client(ctx: CommandContext, args: readonly Buffer[]): Reply {
     case 'SETINFO': {
       arity(4);
       const attribute = upper(args[2]!);
+      checkNameLength(args[3]!, attribute);
       const value = text(args[3]!);
       if (/[\s]/.test(value)) throw new CommandError(`ERR ${attribute} cannot contain spaces, newlines or special characters.`);
       if (attribute === 'LIB-NAME') session.libName = value;
@@ -113,7 +114,18 @@ function client(ctx: CommandContext, args: readonly Buffer[]): Reply {
   }
 }
 
+/**
+ * Longest client name, LIB-NAME or LIB-VER. A session keeps them for its life, counted by no budget:
+ * at the bulk limit, 1000 connections that named themselves held 3 GiB. Real names are short.
+ */
+export const MAX_CLIENT_NAME_BYTES = 1024;
+
+function checkNameLength(raw: Buffer, what: string): void {
+  if (raw.length > MAX_CLIENT_NAME_BYTES) throw new CommandError(`ERR ${what} longer than ${MAX_CLIENT_NAME_BYTES} bytes is refused (a connection keeps it for its life)`);
+}
+
 function clientName(raw: Buffer): string {
+  checkNameLength(raw, 'a client name');
   const name = raw.toString('latin1');
   if (!/^[!-~]*$/.test(name)) throw new CommandError('ERR Client names cannot contain spaces, newlines or special characters.');
   return name;

@@ -1,14 +1,17 @@
 // GET, DEL/UNLINK, MGET, MSET, EXISTS, TTL/PTTL: each key is mapped to its namespace, authorized,
 // and read or written through the service's engine of that namespace (a Lockstep read: hit or
 // fenced fill; a Lockstep write: lease, store commit, versioned publish).
+import { PreconditionFailedError } from '../../errors.js';
 import { CommandError } from '../errors.js';
 import { bulkOrNull, int, array, type Reply } from '../replies.js';
 import type { CommandContext, CommandSpec } from './context.js';
 import { runSet } from './set.js';
-import { authorizedKey, checkedKeys, holdReply, readLive, target, withEngine } from './targets.js';
+import { authorizedKey, checkedKeys, holdReply, readLive, target, withEngine, type Target } from './targets.js';
 
 /** Reads of one MGET in flight at once: enough to overlap store round trips, few enough to share the pool. */
 const MGET_CONCURRENCY = 16;
+/** Compare-and-delete rounds of one DEL key before giving up on a key other writers keep changing (as SET's). */
+const MAX_DELETE_ATTEMPTS = 16;
 
 async function get(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
   const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
@@ -20,13 +23,28 @@ async function del(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply>
   const keys = checkedKeys(ctx, args.slice(1), 'write');
   let removed = 0;
   // One key after the other, in order: `DEL k k` counts k once, as Redis does.
-  for (const key of keys) {
-    const t = withEngine(ctx, key);
-    const { live } = await readLive(ctx, t);
-    const { existed } = await t.engine.delete(t.key);
-    if (existed && live !== undefined) removed++;
-  }
+  for (const key of keys) if (await deleteOne(ctx, withEngine(ctx, key))) removed++;
   return int(removed);
+}
+
+/**
+ * Deletes one key as one step: the delete is conditioned on the version read (retried when another
+ * write slipped between), so the answer is about the value it removed. Deleted unconditionally
+ * after the read, a SET acknowledged between the two was removed while DEL answered 0. A key read
+ * as missing is not deleted: there is nothing to remove, and that read is the DEL's answer.
+ */
+async function deleteOne(ctx: CommandContext, t: Target): Promise<boolean> {
+  for (let attempt = 0; attempt < MAX_DELETE_ATTEMPTS; attempt++) {
+    const { entry, live } = await readLive(ctx, t);
+    if (!entry.found) return false;
+    try {
+      await t.engine.delete(t.key, { ifVersion: entry.version });
+      return live !== undefined;
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+    }
+  }
+  throw new CommandError(`LOCKSTEP_E_PRECONDITION_FAILED the key changed under DEL ${MAX_DELETE_ATTEMPTS} times in a row; retry (keys before it are deleted)`);
 }
 
 async function mget(ctx: CommandContext, args: readonly Buffer[]): Promise<Reply> {
@@ -91,8 +109,10 @@ function ttlCommand(unitMs: 1 | 1000) {
     const { live } = await readLive(ctx, target(ctx, args[1]!, 'read'));
     if (live === undefined) return int(-2);
     if (live.expiresAt === null) return int(-1);
-    const left = Math.max(0, live.expiresAt - ctx.now());
-    return int(unitMs === 1 ? left : Math.round(left / 1000));
+    // A RESP integer, whatever the row holds: the Keyv adapter (and HTTP) may store a fractional
+    // or huge expiresAt, and `:599938.5` or `:1e+300` is misread by clients, silently.
+    const left = Math.min(Math.max(0, live.expiresAt - ctx.now()), Number.MAX_SAFE_INTEGER);
+    return int(Math.round(unitMs === 1 ? left : left / 1000));
   };
 }
 
