@@ -74,9 +74,23 @@ export function toDriverRow(columns: DrizzleColumns, values: Record<string, unkn
   for (const [key, column] of columns.byKey) {
     if (!(key in values) || (toWrite && isGenerated(column))) continue;
     const value = values[key];
-    row[columns.nameOf(column)] = value === null || value === undefined ? null : column.mapToDriverValue(value);
+    row[columns.nameOf(column)] = value === null || value === undefined ? null : driverValue(column, value);
   }
   return row;
+}
+
+/**
+ * A value as the driver returns it, so that the column's mapFromDriverValue reads it back. PostgreSQL
+ * `timestamp` without time zone in mode 'date' is the one column whose mapToDriverValue (an ISO
+ * string ending in Z) its mapFromDriverValue cannot read (it appends +0000: an Invalid Date): it is
+ * kept as PostgreSQL returns it, `YYYY-MM-DD HH:MM:SS.sss` in UTC.
+ */
+function driverValue(column: Column, value: unknown): unknown {
+  const driver = column.mapToDriverValue(value);
+  if (column.columnType === 'PgTimestamp' && (column as { withTimezone?: boolean }).withTimezone !== true && typeof driver === 'string' && driver.endsWith('Z')) {
+    return driver.slice(0, -1).replace('T', ' ');
+  }
+  return driver;
 }
 
 /** The stored row → Drizzle values (TS keys), without the version. */
