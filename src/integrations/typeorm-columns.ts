@@ -35,13 +35,41 @@ export function resolveTypeormColumns(dataSource: DataSource, metadata: EntityMe
   return { spec, metadata, columns, primary: metadata.primaryColumns[0]!, version };
 }
 
+/** PostgreSQL json and jsonb: TypeORM's persistent form is the JSON text, which it would encode once more when given back. */
+const JSON_TYPES: ReadonlySet<unknown> = new Set(['json', 'jsonb']);
+
+/**
+ * A property value → its stored form: TypeORM's persistence conversion (transformers included), except
+ * that a json/jsonb value is kept as the JSON value the driver reads (not the text TypeORM sends): the
+ * stored row is hydrated and written again by update, which would encode that text as a JSON string.
+ */
+export function storedValue(dataSource: DataSource, column: ColumnMetadata, value: unknown): unknown {
+  const persisted = dataSource.driver.preparePersistentValue(value, column) ?? null;
+  return JSON_TYPES.has(column.type) && typeof persisted === 'string' ? (JSON.parse(persisted) as unknown) : persisted;
+}
+
 /** Entity → stored row: TypeORM's persistence conversion per column (transformers included), then JSON-ready. */
 export function toStoredRow(dataSource: DataSource, c: TypeormColumns, entity: Record<string, unknown>): EntityRow {
   const row: EntityRow = {};
   for (const column of c.columns) {
     const value = column.getEntityValue(entity);
     if (value === undefined) continue;
-    row[column.databaseName] = dataSource.driver.preparePersistentValue(value, column) ?? null;
+    row[column.databaseName] = storedValue(dataSource, column, value);
+  }
+  return JSON.parse(JSON.stringify(row)) as EntityRow;
+}
+
+/**
+ * A row as the driver returned it (a select) → the stored row: each value hydrated as TypeORM would, then
+ * in its stored form, so a row read from the table and a row written are cached alike (a PostgreSQL
+ * `date`, which pg parses as a local-midnight Date, is cached as the YYYY-MM-DD TypeORM hydrates).
+ */
+export function rawToStoredRow(dataSource: DataSource, c: TypeormColumns, raw: Record<string, unknown>): EntityRow {
+  const row: EntityRow = {};
+  for (const column of c.columns) {
+    if (!(column.databaseName in raw)) continue;
+    const value = raw[column.databaseName];
+    row[column.databaseName] = value === null || value === undefined ? null : storedValue(dataSource, column, dataSource.driver.prepareHydratedValue(value, column));
   }
   return JSON.parse(JSON.stringify(row)) as EntityRow;
 }
