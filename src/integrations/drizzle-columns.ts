@@ -5,6 +5,7 @@ import { getTableColumns, getTableName, is, SQL, type Column, type Table } from 
 import { InvalidOptionError, InvalidValueError } from '../errors.js';
 import type { EntityMapper } from '../patterns/repository.js';
 import { resolveEntitySpec, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
+import { reviveBuffer } from './binary-values.js';
 
 export interface DrizzleColumns {
   readonly spec: EntitySpec;
@@ -99,7 +100,8 @@ export function fromDriverRow(columns: DrizzleColumns, row: EntityRow): Record<s
   for (const [name, value] of Object.entries(row)) {
     const found = columns.byName.get(name);
     if (found === undefined) continue;
-    values[found[0]] = value === null || value === undefined ? null : found[1].mapFromDriverValue(value);
+    // A binary driver value (a Buffer) comes back from the JSON payload as {type, data}: a Buffer again, for the column's mapper.
+    values[found[0]] = value === null || value === undefined ? null : found[1].mapFromDriverValue(reviveBuffer(value));
   }
   return values;
 }

@@ -4,16 +4,24 @@
 import { sql, type Kysely } from 'kysely';
 import type { EntitySpec } from '../store/entity/spec.js';
 import type { StoredRow } from '../store/entity/table-ops.js';
+import { reviveBinaryColumns } from './binary-values.js';
 import type { TableStatements } from './compiled-table-ops.js';
 
-export function kyselyStatements(kysely: Kysely<any>, spec: EntitySpec, columns: ReadonlySet<string>, schema: string | undefined): TableStatements {
+/** `isBinary`: the columns whose values may be Buffers kept as JSON by the payload (bytea; every column on SQLite). */
+export function kyselyStatements(
+  kysely: Kysely<any>,
+  spec: EntitySpec,
+  columns: ReadonlySet<string>,
+  schema: string | undefined,
+  isBinary: (column: string) => boolean = () => false,
+): TableStatements {
   const db = schema === undefined ? kysely : kysely.withSchema(schema);
   const { table, idColumn: id, versionColumn: v } = spec;
   const version = sql<number>`coalesce(${sql.ref(v)}, 0)`;
   return {
     columns,
     update(key, row, expected) {
-      const { [id]: _id, ...values } = row;
+      const { [id]: _id, ...values } = reviveBinaryColumns(row, isBinary);
       let query = db
         .updateTable(table)
         .set({ ...values, [v]: sql`${version} + 1` })
@@ -21,7 +29,7 @@ export function kyselyStatements(kysely: Kysely<any>, spec: EntitySpec, columns:
       if (expected !== undefined) query = query.where(version, '=', expected);
       return query.returning(version.as('version')).compile();
     },
-    insert: (row, v0) => db.insertInto(table).values({ ...row, [v]: v0 }).compile(),
+    insert: (row, v0) => db.insertInto(table).values({ ...reviveBinaryColumns(row, isBinary), [v]: v0 }).compile(),
     remove: (key) => db.deleteFrom(table).where(id, '=', key).returning(version.as('version')).compile(),
     versionOf(key, lock) {
       const query = db.selectFrom(table).select(version.as('version')).where(id, '=', key);

@@ -8,6 +8,7 @@ import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { InvalidOptionError, InvalidValueError } from '../errors.js';
 import type { EntityId, EntityMapper } from '../patterns/repository.js';
 import { resolveEntitySpec, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
+import { reviveBuffer } from './binary-values.js';
 
 export interface TypeormColumns {
   readonly spec: EntitySpec;
@@ -79,7 +80,9 @@ export function fromStoredRow(dataSource: DataSource, c: TypeormColumns, row: En
   const entity = c.metadata.create() as Record<string, unknown>;
   for (const column of c.columns) {
     if (!(column.databaseName in row)) continue;
-    const raw = row[column.databaseName];
+    // A Buffer (bytea, blob) comes back from the JSON payload as {type, data}: a Buffer again (a json column's value is the user's).
+    const stored = row[column.databaseName];
+    const raw = JSON_TYPES.has(column.type) ? stored : reviveBuffer(stored);
     column.setEntityValue(entity, raw === null || raw === undefined ? null : dataSource.driver.prepareHydratedValue(raw, column));
   }
   return entity;
