@@ -79,9 +79,14 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
     ]);
     const waitMs = openWaitMs(timeout);
     const columns = checkColumns(spec, await postgresTableColumns(pool, schema, spec, waitMs));
-    const bytea = new Set(await byteaColumns(pool, schema, spec.table, waitMs, checkoutWithin));
-    isBinary = (column) => bytea.has(column);
-    const statements = kyselyStatements(kysely, spec, columns, schema, isBinary);
+    const types = await columnTypes(pool, schema, spec.table, waitMs, checkoutWithin);
+    const { default: pgLib } = await import('pg');
+    const ofType = (wanted: readonly string[]) => {
+      const names = new Set([...types].filter(([, type]) => wanted.includes(type)).map(([name]) => name));
+      return (column: string) => names.has(column);
+    };
+    isBinary = ofType(['bytea']);
+    const statements = kyselyStatements(kysely, spec, columns, schema, isBinary, ofType(['json', 'jsonb']), textResults(pool, pgLib.types));
     await probe(spec, statements, (c) => checkoutWithin(pool, waitMs).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
     entities = await createPostgresEntityStoreWith({ pool, schema, bypassTriggers, statementTimeout: timeout }, spec, compiledPostgresOps(statements));
   }
@@ -117,24 +122,46 @@ async function probe(spec: EntitySpec, statements: TableStatements, run: (c: { s
   }
 }
 
-/** The bytea columns of a PostgreSQL table: their Buffers come back from the JSON payload as {type, data} objects. */
-async function byteaColumns(
+/** Column name → information_schema data_type (bytea Buffers come back from the JSON payload as objects; json values are sent as JSON text). */
+async function columnTypes(
   pool: PostgresPool,
   schema: string,
   table: string,
   waitMs: number,
   checkoutWithin: (pool: PostgresPool, waitMs: number) => Promise<PostgresClient>,
-): Promise<string[]> {
+): Promise<Map<string, string>> {
   const client = await checkoutWithin(pool, waitMs);
   try {
     const { rows } = await client.query({
-      text: `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND data_type = 'bytea'`,
+      text: 'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2',
       values: [schema, table],
     });
-    return (rows as Array<{ column_name: string }>).map((r) => r.column_name);
+    return new Map((rows as Array<{ column_name: string; data_type: string }>).map((r) => [r.column_name, r.data_type]));
   } finally {
     client.release();
   }
+}
+
+/**
+ * Types pg parses into values whose JSON PostgreSQL reads back as another value: a `date` or a
+ * `timestamp` (a Date at local time, whose ISO form in UTC shifts the day or the hour east of UTC), an
+ * `interval` (an object), the geometric types (objects), and arrays of them. Their results are kept as
+ * PostgreSQL prints them, which it reads back exactly; every other type is parsed as the pool does.
+ */
+const TEXT_RESULT_OIDS: ReadonlySet<number> = new Set([
+  1082, 1182, // date, date[]
+  1114, 1115, // timestamp, timestamp[]
+  1186, 1187, // interval, interval[]
+  600, 601, 602, 603, 604, 628, 718, // point, lseg, path, box, polygon, line, circle
+  1017, 1018, 1019, 1020, 1027, 629, 719, // their arrays
+]);
+
+type PgTypes = { getTypeParser(oid: number, format?: string): unknown };
+
+function textResults(pool: PostgresPool, defaults: PgTypes): PgTypes {
+  const own = (pool as { options?: { types?: PgTypes } }).options?.types ?? defaults;
+  const asText = (value: unknown) => value;
+  return { getTypeParser: (oid, format) => (TEXT_RESULT_OIDS.has(oid) && (format === undefined || format === 'text') ? asText : own.getTypeParser(oid, format)) };
 }
 
 /**

@@ -42,8 +42,8 @@ async function inTimeZone<T>(zone: string, body: () => Promise<T>): Promise<T> {
   }
 }
 
-const KYSELY_TODO =
-  'Kysely rows are cached as JSON of what pg parsed: a Date of a date/timestamp column (local time), a PostgresInterval, a point object; written back, PostgreSQL reads them as another value, or refuses them (a JSON array)';
+const KYSELY_STRING_TODO =
+  'pg reads a jsonb string as a JS string, which Kysely (and the integration) write back as JSON text: a string that is not JSON is refused. Fix: write only the columns an update changes';
 
 describe('Kysely on PostgreSQL: an update of one column keeps the others', { skip: postgres.skip }, () => {
   const cases: Array<[string, string, string, string, string?]> = [
@@ -56,7 +56,7 @@ describe('Kysely on PostgreSQL: an update of one column keeps the others', { ski
     ['jsonb holding a string', 'jsonb', `'"s"'`, '"s"'],
   ];
   for (const [name, type, literal, expected, zone] of cases) {
-    it(`${name}`, { todo: KYSELY_TODO }, async () => {
+    it(`${name}`, name === 'jsonb holding a string' ? { todo: KYSELY_STRING_TODO } : {}, async () => {
       const { schema, drop } = await freshSchema();
       await admin.query(`CREATE TABLE ${schema}.t (id integer PRIMARY KEY, v ${type}, title text, version integer NOT NULL DEFAULT 1);
         INSERT INTO ${schema}.t (id, v, title) VALUES (1, ${literal}, 'a')`);
