@@ -46,7 +46,11 @@ const JSON_TYPES: ReadonlySet<unknown> = new Set(['json', 'jsonb']);
  */
 export function storedValue(dataSource: DataSource, column: ColumnMetadata, value: unknown): unknown {
   const persisted = dataSource.driver.preparePersistentValue(value, column) ?? null;
-  return JSON_TYPES.has(column.type) && typeof persisted === 'string' ? (JSON.parse(persisted) as unknown) : persisted;
+  if (JSON_TYPES.has(column.type) && typeof persisted === 'string') return JSON.parse(persisted) as unknown;
+  // A value pg parsed into an object that says how PostgreSQL spells it (an interval): that spelling, not its JSON ({"days":1} reads back as one second).
+  const toPostgres = (persisted as { toPostgres?: unknown } | null)?.toPostgres;
+  if (typeof persisted === 'object' && persisted !== null && !Buffer.isBuffer(persisted) && typeof toPostgres === 'function') return toPostgres.call(persisted) as unknown;
+  return persisted;
 }
 
 /** Entity → stored row: TypeORM's persistence conversion per column (transformers included), then JSON-ready. */
