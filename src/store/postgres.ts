@@ -33,7 +33,7 @@ import { preconditionFailed, preconditionParams } from './precondition.js';
 import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
 import { INCARNATION_SQL, incarnationRefused, incarnationText } from './postgres-incarnation.js';
-import { listenToNewConnections } from './postgres-connection-errors.js';
+import { listenToNewConnections, quietConnection } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
@@ -249,8 +249,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     const client = await connectWithin('PostgreSQL', () => pool.connect(), clientMs, (late) => late.release(true));
     if (prepared.has(client)) return client;
     try {
-      // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
-      client.on('error', () => undefined);
+      // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits (one listener per connection, whatever the stores on its pool).
+      quietConnection(client);
       const mark = newSessionMark();
       const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs), mark]), query_timeout: clientMs });
       prepared.set(client, markIf(mark, rows[0]?.marked));
