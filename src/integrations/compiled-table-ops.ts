@@ -4,7 +4,7 @@
 // inside better-sqlite3's transaction; PostgreSQL: on the transaction's client), so the ORM's own
 // connection handling never splits a write from its version bump, tombstone and journal row.
 import type Database from 'better-sqlite3';
-import type { PostgresClient } from '../store/postgres.js';
+import type { PostgresClient, PostgresQueryConfig } from '../store/postgres.js';
 import type { EntityRow } from '../store/entity/spec.js';
 import type { PostgresTableOps, SqliteTableOps, StoredRow } from '../store/entity/table-ops.js';
 
@@ -32,6 +32,8 @@ export interface TableStatements {
   scan(afterKey: string | undefined, limit: number): CompiledStatement;
   /** A row as the driver returned it → the stored row (version split off, JSON-ready values). */
   toStored(raw: Record<string, unknown>): StoredRow;
+  /** PostgreSQL: the type parsers of every statement's results (pg's `types`), when not the pool's own. */
+  readonly resultTypes?: PostgresQueryConfig['types'];
 }
 
 const versionIn = (row: Record<string, unknown> | undefined) => (row === undefined ? undefined : Number(row.version ?? 0));
@@ -81,7 +83,8 @@ export function compiledSqliteOps(db: Database.Database, statements: TableStatem
 }
 
 export function compiledPostgresOps(statements: TableStatements): PostgresTableOps<PostgresClient> {
-  const rows = async (on: PostgresClient, c: CompiledStatement) => (await on.query({ text: c.sql, values: [...c.parameters] })).rows;
+  const types = statements.resultTypes === undefined ? {} : { types: statements.resultTypes };
+  const rows = async (on: PostgresClient, c: CompiledStatement) => (await on.query({ text: c.sql, values: [...c.parameters], ...types })).rows;
   return {
     columns: statements.columns,
     update: async (on, key, row, expected) => versionIn((await rows(on, statements.update(key, row, expected)))[0]),

@@ -5,6 +5,7 @@ import { getTableColumns, getTableName, is, SQL, type Column, type Table } from 
 import { InvalidOptionError, InvalidValueError } from '../errors.js';
 import type { EntityMapper } from '../patterns/repository.js';
 import { resolveEntitySpec, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
+import { reviveBuffer } from './binary-values.js';
 
 export interface DrizzleColumns {
   readonly spec: EntitySpec;
@@ -16,9 +17,28 @@ export interface DrizzleColumns {
   readonly primaryKeyName: string;
   readonly version: Column;
   readonly versionKey: string;
+  /** Column → its name in the database (the Drizzle database's `casing` applied to columns named by their keys). */
+  readonly nameOf: (column: Column) => string;
 }
 
-export function resolveDrizzleColumns(table: Table, version: Column, primaryKey: Column | undefined, entity: string | undefined): DrizzleColumns {
+/** How a Drizzle database names a column: its `casing` (snake_case, camelCase) renames the columns declared without a name. */
+export type ColumnNamer = (column: Column) => string;
+
+/** The column namer of a Drizzle database (its dialect's casing), or the declared name when it has none. */
+export function columnNamerOf(db: unknown): ColumnNamer {
+  const casing = (db as { dialect?: { casing?: { getColumnCasing?: unknown } } } | undefined)?.dialect?.casing;
+  if (typeof casing?.getColumnCasing !== 'function') return (column) => column.name;
+  const getColumnCasing = casing.getColumnCasing as (column: Column) => string;
+  return (column) => getColumnCasing.call(casing, column);
+}
+
+export function resolveDrizzleColumns(
+  table: Table,
+  version: Column,
+  primaryKey: Column | undefined,
+  entity: string | undefined,
+  nameOf: ColumnNamer = (column) => column.name,
+): DrizzleColumns {
   const columns = getTableColumns(table) as Record<string, Column>;
   const keyOf = (column: Column) => Object.entries(columns).find(([, c]) => c === column)?.[0];
   const versionKey = keyOf(version);
@@ -33,10 +53,10 @@ export function resolveDrizzleColumns(table: Table, version: Column, primaryKey:
   for (const [key, column] of Object.entries(columns)) {
     if (column === version) continue;
     byKey.set(key, column);
-    byName.set(column.name, [key, column]);
+    byName.set(nameOf(column), [key, column]);
   }
-  const spec = resolveEntitySpec({ table: getTableName(table), idColumn: pk.name, versionColumn: version.name, entity });
-  return { spec, byKey, byName, primaryKey: pk, primaryKeyName: keyOf(pk)!, version, versionKey };
+  const spec = resolveEntitySpec({ table: getTableName(table), idColumn: nameOf(pk), versionColumn: nameOf(version), entity });
+  return { spec, byKey, byName, primaryKey: pk, primaryKeyName: keyOf(pk)!, version, versionKey, nameOf };
 }
 
 /** A column the database computes (`generatedAlwaysAs`): read and cached as stored, never written. */
@@ -55,9 +75,23 @@ export function toDriverRow(columns: DrizzleColumns, values: Record<string, unkn
   for (const [key, column] of columns.byKey) {
     if (!(key in values) || (toWrite && isGenerated(column))) continue;
     const value = values[key];
-    row[column.name] = value === null || value === undefined ? null : column.mapToDriverValue(value);
+    row[columns.nameOf(column)] = value === null || value === undefined ? null : driverValue(column, value);
   }
   return row;
+}
+
+/**
+ * A value as the driver returns it, so that the column's mapFromDriverValue reads it back. PostgreSQL
+ * `timestamp` without time zone in mode 'date' is the one column whose mapToDriverValue (an ISO
+ * string ending in Z) its mapFromDriverValue cannot read (it appends +0000: an Invalid Date): it is
+ * kept as PostgreSQL returns it, `YYYY-MM-DD HH:MM:SS.sss` in UTC.
+ */
+function driverValue(column: Column, value: unknown): unknown {
+  const driver = column.mapToDriverValue(value);
+  if (column.columnType === 'PgTimestamp' && (column as { withTimezone?: boolean }).withTimezone !== true && typeof driver === 'string' && driver.endsWith('Z')) {
+    return driver.slice(0, -1).replace('T', ' ');
+  }
+  return driver;
 }
 
 /** The stored row → Drizzle values (TS keys), without the version. */
@@ -66,7 +100,8 @@ export function fromDriverRow(columns: DrizzleColumns, row: EntityRow): Record<s
   for (const [name, value] of Object.entries(row)) {
     const found = columns.byName.get(name);
     if (found === undefined) continue;
-    values[found[0]] = value === null || value === undefined ? null : found[1].mapFromDriverValue(value);
+    // A binary driver value (a Buffer) comes back from the JSON payload as {type, data}: a Buffer again, for the column's mapper.
+    values[found[0]] = value === null || value === undefined ? null : found[1].mapFromDriverValue(reviveBuffer(value));
   }
   return values;
 }
@@ -94,7 +129,7 @@ export function completeInsert(columns: DrizzleColumns, given: Record<string, un
     if (value === undefined && !column.notNull) value = null;
     if (value === undefined || is(value, SQL)) {
       throw new InvalidValueError(
-        `${columns.spec.table}.${column.name} has no value and no default Lockstep can compute before the write: give it explicitly`,
+        `${columns.spec.table}.${columns.nameOf(column)} has no value and no default Lockstep can compute before the write: give it explicitly`,
         { namespace: columns.spec.entity },
       );
     }

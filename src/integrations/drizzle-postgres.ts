@@ -1,6 +1,7 @@
 // The entity-table statements of the Drizzle integration on PostgreSQL (drizzle-orm/node-postgres):
 // ORM statements, run on the entity store's transaction client (a Drizzle instance per connection).
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { toCamelCase, toSnakeCase } from 'drizzle-orm/casing';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
@@ -8,13 +9,20 @@ import type { PostgresClient } from '../store/postgres.js';
 import type { PostgresTableOps, StoredRow } from '../store/entity/table-ops.js';
 import { fromDriverRow, toDriverRow, writableNames, type DrizzleColumns } from './drizzle-columns.js';
 
-export function drizzlePostgresTableOps(table: PgTable, columns: DrizzleColumns): PostgresTableOps<PostgresClient> {
+/** The `casing` option a Drizzle database was made with, read back from its dialect's casing cache. */
+function casingOption(casing: unknown): 'snake_case' | 'camelCase' | undefined {
+  const convert = (casing as { convert?: unknown } | undefined)?.convert;
+  return convert === toSnakeCase ? 'snake_case' : convert === toCamelCase ? 'camelCase' : undefined;
+}
+
+/** `casing`: the user's database's dialect casing, so the statements name the columns as the user's queries do. */
+export function drizzlePostgresTableOps(table: PgTable, columns: DrizzleColumns, casing?: unknown): PostgresTableOps<PostgresClient> {
   const { primaryKey: pk, versionKey } = columns;
   const version = columns.version as PgColumn;
   const instances = new WeakMap<PostgresClient, NodePgDatabase>();
   const on = (client: PostgresClient): NodePgDatabase => {
     let db = instances.get(client);
-    if (db === undefined) instances.set(client, (db = drizzle({ client: client as unknown as pg.PoolClient })));
+    if (db === undefined) instances.set(client, (db = drizzle({ client: client as unknown as pg.PoolClient, casing: casingOption(casing) })));
     return db;
   };
   const stored = (values: Record<string, unknown>): StoredRow => {

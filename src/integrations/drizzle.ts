@@ -13,7 +13,7 @@ import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type SaveOptions } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
-import { completeInsert, drizzleMapper, resolveDrizzleColumns, withUpdateDefaults } from './drizzle-columns.js';
+import { columnNamerOf, completeInsert, drizzleMapper, resolveDrizzleColumns, withUpdateDefaults } from './drizzle-columns.js';
 import { createOrmTable, type OrmTable, type UpdateOptions } from './orm-table.js';
 
 export interface DrizzleTableOptions extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
@@ -43,7 +43,7 @@ interface DrizzleDbLike {
  */
 export async function drizzleTable<TTable extends Table>(db: DrizzleDbLike, table: TTable, options: DrizzleTableOptions): Promise<DrizzleTable<TTable>> {
   const { version, primaryKey, entity, bypassTriggers, timeout, wrapStore, ...engineOptions } = options;
-  const columns = resolveDrizzleColumns(table, version, primaryKey, entity);
+  const columns = resolveDrizzleColumns(table, version, primaryKey, entity, columnNamerOf(db));
   const client = (db as { $client?: unknown } | undefined)?.$client;
   let entities: EntityStore;
   if (is(table, SQLiteTable)) {
@@ -69,7 +69,7 @@ export async function drizzleTable<TTable extends Table>(db: DrizzleDbLike, tabl
     entities = await createPostgresEntityStoreWith(
       { pool: pool as never, schema, bypassTriggers, statementTimeout: timeout },
       columns.spec,
-      drizzlePostgresTableOps(table, columns),
+      drizzlePostgresTableOps(table, columns, (db as { dialect?: { casing?: unknown } }).dialect?.casing),
     );
   } else {
     throw new InvalidOptionError(`${getTableName(table)}: only SQLite and PostgreSQL tables are supported`);

@@ -11,11 +11,12 @@ import type { Duration } from '../duration.js';
 import { InvalidOptionError } from '../errors.js';
 import type { WriteThroughOptions } from '../compose/write-through.js';
 import { createRepository, type EntityId, type EntityMapper } from '../patterns/repository.js';
-import type { PostgresPool } from '../store/postgres.js';
+import type { PostgresClient, PostgresPool } from '../store/postgres.js';
 import { identifier, resolveEntitySpec, type EntityRow, type EntitySpec, type EntityStore } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { compiledPostgresOps, compiledSqliteOps, type TableStatements } from './compiled-table-ops.js';
 import { kyselyStatements } from './kysely-statements.js';
+import { reviveBinaryColumns } from './binary-values.js';
 import { createOrmTable, type OrmTable, type UpdateOptions } from './orm-table.js';
 
 export interface KyselyTableOptions extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
@@ -55,6 +56,7 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
   const spec = resolveEntitySpec({ table, idColumn, versionColumn, entity });
   const kysely = db as unknown as Kysely<any>;
   let entities: EntityStore;
+  let isBinary: (column: string) => boolean;
   if (database !== undefined) {
     const [{ default: Database }, { createSqliteEntityStoreWith }, { tableColumns }] = await Promise.all([
       import('better-sqlite3'),
@@ -62,7 +64,9 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
       import('../store/entity/sqlite-entity-schema.js'),
     ]);
     if (!(database instanceof Database)) throw new InvalidOptionError('database must be a better-sqlite3 Database');
-    const statements = kyselyStatements(kysely, spec, checkColumns(spec, tableColumns(database, spec.table)), undefined);
+    // SQLite: any column may hold a BLOB (and no column type gives an object otherwise).
+    isBinary = () => true;
+    const statements = kyselyStatements(kysely, spec, checkColumns(spec, tableColumns(database, spec.table)), undefined, isBinary);
     await probe(spec, statements, (c) => database.prepare(c.sql).all(...c.parameters));
     entities = createSqliteEntityStoreWith({ database, bypassTriggers, busyTimeout: timeout }, spec, compiledSqliteOps(database, statements));
   } else {
@@ -74,13 +78,21 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
       import('../store/postgres-checkout.js'),
     ]);
     const waitMs = openWaitMs(timeout);
-    const statements = kyselyStatements(kysely, spec, checkColumns(spec, await postgresTableColumns(pool, schema, spec, waitMs)), schema);
+    const columns = checkColumns(spec, await postgresTableColumns(pool, schema, spec, waitMs));
+    const types = await columnTypes(pool, schema, spec.table, waitMs, checkoutWithin);
+    const { default: pgLib } = await import('pg');
+    const ofType = (wanted: readonly string[]) => {
+      const names = new Set([...types].filter(([, type]) => wanted.includes(type)).map(([name]) => name));
+      return (column: string) => names.has(column);
+    };
+    isBinary = ofType(['bytea']);
+    const statements = kyselyStatements(kysely, spec, columns, schema, isBinary, ofType(['json', 'jsonb']), textResults(pool, pgLib.types));
     await probe(spec, statements, (c) => checkoutWithin(pool, waitMs).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
     entities = await createPostgresEntityStoreWith({ pool, schema, bypassTriggers, statementTimeout: timeout }, spec, compiledPostgresOps(statements));
   }
 
   type Row = Selectable<DB[TB]>;
-  const repository = createRepository<Row>({ ...engineOptions, entities, store: wrapStore?.(entities), mapper: jsonRowMapper<Row>(spec) });
+  const repository = createRepository<Row>({ ...engineOptions, entities, store: wrapStore?.(entities), mapper: jsonRowMapper<Row>(spec, isBinary) });
   return createOrmTable<Row, Insertable<DB[TB]>, Updateable<DB[TB]>>({
     repository,
     entities,
@@ -110,15 +122,60 @@ async function probe(spec: EntitySpec, statements: TableStatements, run: (c: { s
   }
 }
 
-/** Rows keyed by column name, kept in their JSON form so a row reads the same from the cache, the table, and a write. */
-function jsonRowMapper<T>(spec: EntitySpec): EntityMapper<T> {
+/** Column name → information_schema data_type (bytea Buffers come back from the JSON payload as objects; json values are sent as JSON text). */
+async function columnTypes(
+  pool: PostgresPool,
+  schema: string,
+  table: string,
+  waitMs: number,
+  checkoutWithin: (pool: PostgresPool, waitMs: number) => Promise<PostgresClient>,
+): Promise<Map<string, string>> {
+  const client = await checkoutWithin(pool, waitMs);
+  try {
+    const { rows } = await client.query({
+      text: 'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2',
+      values: [schema, table],
+    });
+    return new Map((rows as Array<{ column_name: string; data_type: string }>).map((r) => [r.column_name, r.data_type]));
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Types pg parses into values whose JSON PostgreSQL reads back as another value: a `date` or a
+ * `timestamp` (a Date at local time, whose ISO form in UTC shifts the day or the hour east of UTC), an
+ * `interval` (an object), the geometric types (objects), and arrays of them. Their results are kept as
+ * PostgreSQL prints them, which it reads back exactly; every other type is parsed as the pool does.
+ */
+const TEXT_RESULT_OIDS: ReadonlySet<number> = new Set([
+  1082, 1182, // date, date[]
+  1114, 1115, // timestamp, timestamp[]
+  1186, 1187, // interval, interval[]
+  600, 601, 602, 603, 604, 628, 718, // point, lseg, path, box, polygon, line, circle
+  1017, 1018, 1019, 1020, 1027, 629, 719, // their arrays
+]);
+
+type PgTypes = { getTypeParser(oid: number, format?: string): unknown };
+
+function textResults(pool: PostgresPool, defaults: PgTypes): PgTypes {
+  const own = (pool as { options?: { types?: PgTypes } }).options?.types ?? defaults;
+  const asText = (value: unknown) => value;
+  return { getTypeParser: (oid, format) => (TEXT_RESULT_OIDS.has(oid) && (format === undefined || format === 'text') ? asText : own.getTypeParser(oid, format)) };
+}
+
+/**
+ * Rows keyed by column name, kept in their JSON form so a row reads the same from the cache, the table,
+ * and a write; binary values (Buffers, which JSON keeps as {type, data}) are Buffers again.
+ */
+function jsonRowMapper<T>(spec: EntitySpec, isBinary: (column: string) => boolean): EntityMapper<T> {
   return {
     idOf: (entity) => (entity as Record<string, unknown>)[spec.idColumn] as EntityId,
     toRow: (entity) => {
       const { [spec.versionColumn]: _version, ...row } = entity as Record<string, unknown>;
       return JSON.parse(JSON.stringify(row)) as EntityRow;
     },
-    fromRow: (row, version) => ({ ...row, [spec.versionColumn]: version }) as T,
+    fromRow: (row, version) => ({ ...reviveBinaryColumns(row, isBinary), [spec.versionColumn]: version }) as T,
   };
 }
 

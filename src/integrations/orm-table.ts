@@ -2,7 +2,7 @@
 // write guarded by the version it read, retried on a concurrent change), delete, and reads by id,
 // over a Repository whose entity store runs the ORM's statements.
 import type { DeleteResult } from '../engine/api.js';
-import { VersionConflictError } from '../errors.js';
+import { InvalidValueError, VersionConflictError } from '../errors.js';
 import type { EntityId, Repository } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 
@@ -50,6 +50,14 @@ export function createOrmTable<Row, Insert, Changes>(parts: OrmTableParts<Row>):
     entities,
     insert: async (values) => save(parts.completeInsert(values as Record<string, unknown>), 0),
     async update(id, changes, options) {
+      // The id is the row's cache key: an update cannot move the row to another one (it used to be dropped silently).
+      const newId = (changes as Record<string, unknown>)[idKey];
+      if (newId !== undefined && String(newId) !== String(id)) {
+        throw new InvalidValueError(
+          `update(${String(id)}, …) cannot change ${idKey} to ${String(newId)}: insert the row under the new id and delete the old one`,
+          { key: String(id) },
+        );
+      }
       for (let attempt = 1; ; attempt++) {
         const current = (await repository.findById(id)) as Record<string, unknown> | undefined;
         if (current === undefined) return undefined;

@@ -8,6 +8,7 @@ import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { InvalidOptionError, InvalidValueError } from '../errors.js';
 import type { EntityId, EntityMapper } from '../patterns/repository.js';
 import { resolveEntitySpec, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
+import { reviveBuffer } from './binary-values.js';
 
 export interface TypeormColumns {
   readonly spec: EntitySpec;
@@ -35,13 +36,45 @@ export function resolveTypeormColumns(dataSource: DataSource, metadata: EntityMe
   return { spec, metadata, columns, primary: metadata.primaryColumns[0]!, version };
 }
 
+/** PostgreSQL json and jsonb: TypeORM's persistent form is the JSON text, which it would encode once more when given back. */
+const JSON_TYPES: ReadonlySet<unknown> = new Set(['json', 'jsonb']);
+
+/**
+ * A property value → its stored form: TypeORM's persistence conversion (transformers included), except
+ * that a json/jsonb value is kept as the JSON value the driver reads (not the text TypeORM sends): the
+ * stored row is hydrated and written again by update, which would encode that text as a JSON string.
+ */
+export function storedValue(dataSource: DataSource, column: ColumnMetadata, value: unknown): unknown {
+  const persisted = dataSource.driver.preparePersistentValue(value, column) ?? null;
+  if (JSON_TYPES.has(column.type) && typeof persisted === 'string') return JSON.parse(persisted) as unknown;
+  // A value pg parsed into an object that says how PostgreSQL spells it (an interval): that spelling, not its JSON ({"days":1} reads back as one second).
+  const toPostgres = (persisted as { toPostgres?: unknown } | null)?.toPostgres;
+  if (typeof persisted === 'object' && persisted !== null && !Buffer.isBuffer(persisted) && typeof toPostgres === 'function') return toPostgres.call(persisted) as unknown;
+  return persisted;
+}
+
 /** Entity → stored row: TypeORM's persistence conversion per column (transformers included), then JSON-ready. */
 export function toStoredRow(dataSource: DataSource, c: TypeormColumns, entity: Record<string, unknown>): EntityRow {
   const row: EntityRow = {};
   for (const column of c.columns) {
     const value = column.getEntityValue(entity);
     if (value === undefined) continue;
-    row[column.databaseName] = dataSource.driver.preparePersistentValue(value, column) ?? null;
+    row[column.databaseName] = storedValue(dataSource, column, value);
+  }
+  return JSON.parse(JSON.stringify(row)) as EntityRow;
+}
+
+/**
+ * A row as the driver returned it (a select) → the stored row: each value hydrated as TypeORM would, then
+ * in its stored form, so a row read from the table and a row written are cached alike (a PostgreSQL
+ * `date`, which pg parses as a local-midnight Date, is cached as the YYYY-MM-DD TypeORM hydrates).
+ */
+export function rawToStoredRow(dataSource: DataSource, c: TypeormColumns, raw: Record<string, unknown>): EntityRow {
+  const row: EntityRow = {};
+  for (const column of c.columns) {
+    if (!(column.databaseName in raw)) continue;
+    const value = raw[column.databaseName];
+    row[column.databaseName] = value === null || value === undefined ? null : storedValue(dataSource, column, dataSource.driver.prepareHydratedValue(value, column));
   }
   return JSON.parse(JSON.stringify(row)) as EntityRow;
 }
@@ -51,7 +84,9 @@ export function fromStoredRow(dataSource: DataSource, c: TypeormColumns, row: En
   const entity = c.metadata.create() as Record<string, unknown>;
   for (const column of c.columns) {
     if (!(column.databaseName in row)) continue;
-    const raw = row[column.databaseName];
+    // A Buffer (bytea, blob) comes back from the JSON payload as {type, data}: a Buffer again (a json column's value is the user's).
+    const stored = row[column.databaseName];
+    const raw = JSON_TYPES.has(column.type) ? stored : reviveBuffer(stored);
     column.setEntityValue(entity, raw === null || raw === undefined ? null : dataSource.driver.prepareHydratedValue(raw, column));
   }
   return entity;

@@ -5,7 +5,7 @@
 import type { DataSource } from 'typeorm';
 import type { StoredRow } from '../store/entity/table-ops.js';
 import type { CompiledStatement, TableStatements } from './compiled-table-ops.js';
-import { fromStoredRow, type TypeormColumns } from './typeorm-columns.js';
+import { fromStoredRow, rawToStoredRow, type TypeormColumns } from './typeorm-columns.js';
 
 const ALIAS = 'lockstep_row';
 
@@ -63,8 +63,7 @@ export function typeormStatements(dataSource: DataSource, c: TypeormColumns): Ta
       return compile(after.orderBy(aliased(c.primary.databaseName), 'ASC').limit(limit));
     },
     toStored(raw): StoredRow {
-      const { version: rowVersion, ...row } = raw;
-      return { key: String(raw[c.primary.databaseName]), version: Number(rowVersion ?? 0), row };
+      return { key: String(raw[c.primary.databaseName]), version: Number(raw.version ?? 0), row: rawToStoredRow(dataSource, c, raw) };
     },
   };
 }

@@ -7,6 +7,8 @@ export interface PostgresQueryConfig {
   readonly name?: string;
   /** pg's client-side deadline of this query, in ms: the query fails with "Query read timeout". */
   readonly query_timeout?: number;
+  /** pg's type parsers of this query's results (pg's own `types` config; default the client's). */
+  readonly types?: { getTypeParser(oid: number, format?: string): unknown };
 }
 
 export interface PostgresQueryResult {

@@ -31,7 +31,15 @@ export function listenToNewConnections(pool: PostgresPool): void {
  */
 export async function connectListened(pool: PostgresPool): Promise<PostgresClient> {
   listenToNewConnections(pool);
-  const client = await pool.connect();
+  return quietConnection(await pool.connect());
+}
+
+/**
+ * Gives a checked-out connection its 'error' listener, once per connection: every store made on the
+ * same pool calls this, and each adding its own listener grew the connection's listeners with each
+ * store opened (never removed: a pooled connection outlives the stores).
+ */
+export function quietConnection(client: PostgresClient): PostgresClient {
   if (!quiet.has(client)) {
     quiet.add(client);
     client.on('error', () => undefined); // the query in flight fails with the error; the pool drops the connection

@@ -4,7 +4,7 @@
 // function's first statement sent on its own; writes made with plain SQL from anywhere else are
 // versioned and journaled by triggers, and every journal append notifies LISTENers. The rules, and
 // how journal ids follow commit order, are in postgres-schema.ts.
-import type { Pool as PgPool } from 'pg';
+import type { Pool as PgPool, PoolConfig as PgPoolConfig } from 'pg';
 import { loadDriver } from '../drivers.js';
 import { toMs, type Duration } from '../duration.js';
 import { ClosedError, InvalidOptionError, StoreOutcomeUnknownError, StoreWriteError } from '../errors.js';
@@ -33,7 +33,7 @@ import { preconditionFailed, preconditionParams } from './precondition.js';
 import type { PostgresClient, PostgresPool, PostgresQueryConfig, PostgresQueryResult } from './postgres-client.js';
 import { isDatabaseError, outcomeUnknown } from './postgres-errors.js';
 import { INCARNATION_SQL, incarnationRefused, incarnationText } from './postgres-incarnation.js';
-import { listenToNewConnections } from './postgres-connection-errors.js';
+import { listenToNewConnections, quietConnection } from './postgres-connection-errors.js';
 import { createListener } from './postgres-listener.js';
 import { inTransaction } from './postgres-transaction.js';
 import { CLIENT_MARGIN_MS, connectWithin, isClientTimeout, readTimedOut } from './client-timeouts.js';
@@ -158,6 +158,19 @@ function resolve(options: PostgresStoreOptions): Resolved {
   };
 }
 
+/**
+ * The one-connection pool the journal's LISTEN connection comes from, when the store was given your
+ * pool: a pg.Pool's own settings (its `options`), outside its limit. The connection is held for as long
+ * as the store is open; taken from your pool, each store (each table of an ORM integration) kept one of
+ * its connections, and as many tables as connections starved your queries and Lockstep's. A pool-like
+ * object without pg.Pool's options is used as it is.
+ */
+function listenPoolBeside(pool: PostgresPool): { pool: PostgresPool; own: boolean } {
+  const options = (pool as { options?: unknown }).options;
+  if (typeof (pool as { Client?: unknown }).Client !== 'function' || typeof options !== 'object' || options === null) return { pool, own: false };
+  return { pool: quietPool(new pg.Pool({ ...(options as PgPoolConfig), max: 1, min: 0 })), own: true };
+}
+
 /** An idle connection that dies emits 'error' on its pool, a new one on itself: without listeners the process would exit. */
 function quietPool(pool: PgPool): PgPool {
   pool.on('error', () => undefined);
@@ -249,8 +262,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     const client = await connectWithin('PostgreSQL', () => pool.connect(), clientMs, (late) => late.release(true));
     if (prepared.has(client)) return client;
     try {
-      // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits.
-      client.on('error', () => undefined);
+      // A checked-out pg client whose connection drops emits 'error': without a listener, the process exits (one listener per connection, whatever the stores on its pool).
+      quietConnection(client);
       const mark = newSessionMark();
       const { rows } = await client.query({ ...sessionSql([String(statementTimeoutMs), mark]), query_timeout: clientMs });
       prepared.set(client, markIf(mark, rows[0]?.marked));
@@ -407,6 +420,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
   const listeners = new Set<() => void>();
   let listenPool: PostgresPool | undefined;
+  /** Whether listenPool is the store's to end (its own, or one made beside the pool it was given). */
+  let listenPoolOwned = false;
   let listener: ReturnType<typeof createListener> | undefined;
   function deliver(): void {
     for (const l of [...listeners]) {
@@ -526,6 +541,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       listener?.stop();
       listener = undefined;
       if (owned) await Promise.all([listenPool?.end(), pool.end()]);
+      else if (listenPoolOwned) await listenPool?.end();
     },
   };
 
@@ -535,7 +551,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       listeners.add(callback);
       if (listener === undefined) {
         // A pool of our own: a connection that LISTENs for ever, outside the pool that serves queries.
-        listenPool ??= owned ? quietPool(new pg.Pool({ connectionString, max: 1 })) : pool;
+        if (listenPool === undefined) {
+          if (owned) listenPool = quietPool(new pg.Pool({ connectionString, max: 1 }));
+          else ({ pool: listenPool, own: listenPoolOwned } = listenPoolBeside(pool));
+        }
         listener = createListener(listenPool, schema, deliver);
         listener.start();
       }
