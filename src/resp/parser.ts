@@ -25,6 +25,8 @@ export interface ParserLimits {
 const CR = 13;
 const LF = 10;
 const EMPTY = Buffer.alloc(0);
+/** The longest count or length line of a multibulk command, before its CR (an int64 and its sign fit). */
+const MAX_HEADER_CHARS = 32;
 
 /** Before AUTH (when tokens are configured), as Redis 7: a stranger may not make us buffer much. */
 export const UNAUTHENTICATED_LIMITS: ParserLimits = Object.freeze({ maxBulkBytes: 16_384, maxArgs: 10, maxInlineBytes: 16_384 });
@@ -45,13 +47,20 @@ export class RequestParser {
    * arguments after a large one costs a copy of the argument being received, not of the command.
    */
   /**
-   * The last next() stopped at a line (a header or an inline command) whose end has not arrived:
-   * until a chunk brings an LF (or the line grows past the inline limit), joining the chunks could
-   * not complete anything, and a line trickled a byte at a time was joined again per byte.
+   * The last next() stopped at an inline command whose end has not arrived: until a chunk brings an
+   * LF (or the line grows past the inline limit), joining the chunks could not complete anything, and
+   * a line trickled a byte at a time was joined again per byte. (A multibulk header line is at most
+   * 33 bytes, line(): it is joined as it comes, and refused as soon as it is too long.)
    */
   private waitingForLine = false;
   private pendingHasLf = false;
   private partArgs: Buffer[] = [];
+  /**
+   * How many of partArgs hold bytes of their own. The others are views into `buf`: copied out when
+   * `buf` is joined into a new buffer, or the old one, with the start of the argument in progress
+   * that the new one holds again, stayed alive for them (about twice the bytes `buffered` counts).
+   */
+  private partArgsCopied = 0;
   private partLeft = -1;
   private partBytes = 0;
 
@@ -74,6 +83,7 @@ export class RequestParser {
     this.pendingBytes = 0;
     this.need = 0;
     this.partArgs = [];
+    this.partArgsCopied = 0;
     this.partLeft = -1;
     this.partBytes = 0;
     this.waitingForLine = false;
@@ -98,6 +108,9 @@ export class RequestParser {
       const have = this.buf.length - this.pos + this.pendingBytes;
       if (have < this.need) return undefined;
       if (this.waitingForLine && !this.pendingHasLf && have <= this.limits.maxInlineBytes) return undefined;
+      for (; this.partArgsCopied < this.partArgs.length; this.partArgsCopied++) {
+        this.partArgs[this.partArgsCopied] = Buffer.from(this.partArgs[this.partArgsCopied]!);
+      }
       this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.pending]);
       this.pendingHasLf = false;
       this.pos = 0;
@@ -117,7 +130,7 @@ export class RequestParser {
   private multibulk(): Buffer[] | undefined {
     if (this.partLeft < 0) {
       const header = this.line(this.pos + 1, 'multibulk count');
-      if (header === undefined) return this.incompleteLine(this.pos);
+      if (header === undefined) return this.incomplete(this.pos, 0);
       const count = parseCount(header.text, 'invalid multibulk length');
       if (count > this.limits.maxArgs) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} multibulk length (more than ${this.limits.maxArgs} arguments)`);
       this.partBytes += header.next - this.pos;
@@ -131,7 +144,7 @@ export class RequestParser {
       if (at >= this.buf.length) return this.incomplete(at, at + 1);
       if (this.buf[at] !== 0x24 /* '$' */) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[at]!)}'`);
       const size = this.line(at + 1, 'bulk length');
-      if (size === undefined) return this.incompleteLine(at);
+      if (size === undefined) return this.incomplete(at, 0);
       const length = parseCount(size.text, 'invalid bulk length', false);
       if (length > this.limits.maxBulkBytes) throw new ProtocolError(`${this.unauthenticated ? 'unauthenticated' : 'invalid'} bulk length (larger than ${this.limits.maxBulkBytes} bytes)`);
       const end = size.next + length;
@@ -144,6 +157,7 @@ export class RequestParser {
     }
     const args = this.partArgs;
     this.partArgs = [];
+    this.partArgsCopied = 0;
     this.partLeft = -1;
     this.partBytes = 0;
     this.need = 0;
@@ -172,16 +186,18 @@ export class RequestParser {
   /** The `\r\n`-terminated line starting at `from`, or undefined when it has not fully arrived. */
   private line(from: number, what: string): { text: string; next: number } | undefined {
     const cr = this.buf.indexOf(CR, from);
-    if (cr === -1 || cr + 1 >= this.buf.length) {
-      if (this.buf.length - from > this.limits.maxInlineBytes) throw new ProtocolError(`too big ${what} string`);
+    // A count or a length is at most 32 characters: more without a CR is refused at once (waiting
+    // for the inline limit let a client trickle LFs into a line that was joined again per byte).
+    if (cr === -1 || cr - from > MAX_HEADER_CHARS) {
+      if (this.buf.length - from > MAX_HEADER_CHARS) throw new ProtocolError(`too big ${what} string`);
       return undefined;
     }
-    if (cr - from > 32) throw new ProtocolError(`too big ${what} string`);
+    if (cr + 1 >= this.buf.length) return undefined;
     if (this.buf[cr + 1] !== LF) throw new ProtocolError(`${what} not terminated by CRLF`);
     return { text: this.buf.toString('latin1', from, cr), next: cr + 2 };
   }
 
-  /** As incomplete(), stopped at a line whose end has not arrived. */
+  /** As incomplete(), stopped at an inline command whose end has not arrived. */
   private incompleteLine(start: number): undefined {
     this.waitingForLine = true;
     return this.incomplete(start, 0);

@@ -66,6 +66,54 @@ describe('RESP adversarial', () => {
     }
   });
 
+  it('DEL is never refused while other clients keep writing the key (4 writers × 8 SETs in flight): every DEL answers 0 or 1', { timeout: 120_000 }, async () => {
+    // Found by review: a DEL conditioned on the version it read lost that race 16 times in a row
+    // under pipelined writers and answered -LOCKSTEP_E_PRECONDITION_FAILED (35–48% of DELs); Redis
+    // never refuses a DEL.
+    const f = await setup();
+    const key = `${f.ns}:contended`;
+    const writers = Array.from({ length: 4 }, () => new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 }));
+    const deleter = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    let deletes = 0;
+    try {
+      await Promise.all([...writers, deleter].map((c) => c.connect()));
+      let writing = true;
+      const load = writers.map(async (w, i) => {
+        for (let round = 0; writing; round++) await Promise.all(Array.from({ length: 8 }, (_, j) => w.set(key, `w${i}-${round}-${j}`)));
+      });
+      try {
+        for (; deletes < 60; deletes++) assert.ok([0, 1].includes(await deleter.del(key)));
+      } finally {
+        writing = false;
+        await Promise.all(load);
+      }
+    } finally {
+      deleter.disconnect();
+      for (const w of writers) w.disconnect();
+    }
+    assert.equal(deletes, 60);
+  });
+
+  it('DEL deletes a row written straight to the store that the cache does not show yet, and counts it', async () => {
+    // Found by review: a DEL that trusted a cached miss and deleted nothing left a row a plain-SQL
+    // INSERT had just committed; a later GET returned it. The delete itself tells what it removed.
+    const f = await setup();
+    const key = `${f.ns}:bypassed`;
+    const client = new IORedis({ port: f.port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await client.connect();
+      assert.equal(await client.set(key, 'first'), 'OK');
+      assert.equal(await client.del(key), 1);
+      assert.equal(await client.get(key), null); // the delete is cached
+      // Written past the engine (as plain SQL would be), not yet replayed to the cache.
+      await f.store.write(f.ns, 'bypassed', JSON.stringify('sql'), { journal: false, deadlineMs: 10_000 });
+      assert.equal(await client.del(key), 1, 'it removed the row');
+      assert.equal(await f.stored(f.ns, 'bypassed'), undefined, 'the row is gone from the store');
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('MGET answers one moment of the keyspace, as Redis does: never a pair of values that no moment held', { timeout: 60_000, todo: 'MGET reads its keys one by one (up to 16 in flight); a snapshot needs a multi-key read from the store and the cache' }, async () => {
     const f = await setup();
     const [a, b] = [`${f.ns}:a`, `${f.ns}:b`];

@@ -60,4 +60,45 @@ describe('RESP request parser, trickled', () => {
     assert.deepEqual(seen, ['ECHO', 'PING']);
     assert.ok(copied <= 4 * line.length, `${line.length} one-byte chunks of inline commands: ${copied} bytes copied`);
   });
+  it('LFs trickled into a multibulk header line are refused at once, not joined again per byte up to the inline limit', () => {
+    // Found by review: after `*1\r\n$`, one-byte chunks of LF (which end no header line) were still
+    // joined per chunk; 65,000 of them copied 2.1 GB. A header line is at most 32 characters.
+    const parser = new RequestParser({ maxBulkBytes: 1024 * 1024, maxArgs: 4096, maxInlineBytes: 65_536 });
+    parser.push(Buffer.from('*1\r\n$'));
+    assert.equal(parser.next(), undefined);
+    let refused: unknown;
+    let sent = 0;
+    for (; sent < 65_000 && refused === undefined; sent++) {
+      parser.push(Buffer.from('\n'));
+      try {
+        parser.next();
+      } catch (error) {
+        refused = error;
+      }
+    }
+    assert.match(String(refused), /too big bulk length string/);
+    assert.ok(sent <= 40, `refused after ${sent} bytes`);
+  });
+
+  it('arguments parsed before the buffer was joined again hold no view of the old buffer (memory stays what `buffered` counts)', () => {
+    // Found by review: each argument kept a view into the joined buffer, which also held the start of
+    // the next argument, copied again at the next join: about twice the bytes `buffered` reported.
+    const parser = new RequestParser({ maxBulkBytes: 1024 * 1024, maxArgs: 4096, maxInlineBytes: 65_536 });
+    const value = Buffer.alloc(60_000, 'v');
+    const command = Buffer.concat([Buffer.from('*9\r\n$4\r\nMSET\r\n'), ...Array.from({ length: 8 }, () => Buffer.concat([Buffer.from(`$${value.length}\r\n`), value, Buffer.from('\r\n')]))]);
+    // Chunks cut 3 bytes before each value ends, each in its own ArrayBuffer (as socket reads are).
+    const cuts: number[] = [];
+    for (let at = command.indexOf('$60000'); at !== -1; at = command.indexOf('$60000', at + 1)) cuts.push(command.indexOf('\r\n', at) + 2 + value.length - 3);
+    let args: Buffer[] | undefined;
+    let from = 0;
+    for (const to of [...cuts, command.length]) {
+      parser.push(Buffer.from(command.subarray(from, to)));
+      args = parser.next() ?? args;
+      from = to;
+    }
+    assert.equal(args?.length, 9);
+    const held = new Set(args.map((a) => a.buffer));
+    const heldBytes = [...held].reduce((sum, b) => sum + b.byteLength, 0);
+    assert.ok(heldBytes <= 1.25 * command.length, `${heldBytes} bytes held for a ${command.length}-byte command`);
+  });
 });

@@ -52,12 +52,15 @@ export interface LiveRead {
   readonly live: LiveString | undefined;
 }
 
-/** A Lockstep read, with the data expiry applied; an expired row is purged (only that version, so a newer SET wins). */
-export async function readLive(ctx: CommandContext, t: Target): Promise<LiveRead> {
+/**
+ * A Lockstep read, with the data expiry applied; an expired row is purged (only that version, so a
+ * newer SET wins), unless `purge` is false (DEL, which deletes the row itself).
+ */
+export async function readLive(ctx: CommandContext, t: Target, purge = true): Promise<LiveRead> {
   const entry = await t.engine.readEntry(t.key);
   if (!entry.found) return { entry, live: undefined };
   const live = liveString(entry.value, ctx.now());
-  if (live === undefined && mayWrite(ctx, t.namespace)) {
+  if (live === undefined && purge && mayWrite(ctx, t.namespace)) {
     // Best effort and off the reply path, bounded (purges.ts): the row reads as missing either way.
     // A namespace never holds ':', so the id names one key.
     ctx.front.purges.start(`${t.namespace}:${t.key}`, () => t.engine.delete(t.key, { ifVersion: entry.version }));
