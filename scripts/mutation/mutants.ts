@@ -1767,4 +1767,14 @@ export const MUTANTS: readonly Mutant[] = [
     rule: "PostgreSQL entity store: past the escalation a transaction takes no lock at all, so Lockstep's create of an id (or its delete of a missing row) no longer waits for a bulk insert of that id",
     patches: [{ file: 'src/store/entity/postgres-entity-schema.ts', find: '    PERFORM pg_catalog.pg_advisory_xact_lock(whole);\n    RETURN;', replace: '    RETURN;' }],
   },
+  {
+    id: 'listen-pool-beside-drops-password',
+    rule: "PostgreSQL store given a pool: the LISTEN pool made beside it is built from the pool's enumerable options only, so a password (pg-pool keeps it non-enumerable) is lost and the LISTEN connection never logs in: notifications stop",
+    patches: [{ file: 'src/store/postgres.ts', find: '        password: given.password,\n', replace: '' }],
+  },
+  {
+    id: 'kysely-ignores-connection-type-parsers',
+    rule: "Kysely on PostgreSQL: types not kept as text are parsed by the pool's option or pg's global parsers, not the connection's own (setTypeParser): a row read through Lockstep differs from Kysely's own select",
+    patches: [{ file: 'src/integrations/kysely.ts', find: "const own = typeof (on as Partial<PgTypes>).getTypeParser === 'function' ? (on as unknown as PgTypes) : fallback;", replace: 'const own = fallback;' }],
+  },
 ];

@@ -18,8 +18,12 @@ export function isJsonBuffer(value: unknown): value is JsonBuffer {
 /** A Buffer kept as JSON → the Buffer; any other value as it is. */
 export const reviveBuffer = (value: unknown): unknown => (isJsonBuffer(value) ? Buffer.from(value.data) : value);
 
+/** A table without binary columns: its rows are returned as they are, no column looked at (every hit). */
+export const NO_BINARY_COLUMNS = (_column: string): boolean => false;
+
 /** The row with the values of the given binary columns revived (a copy; the row itself is left alone). */
 export function reviveBinaryColumns<R extends Record<string, unknown>>(row: R, isBinary: (column: string) => boolean): R {
+  if (isBinary === NO_BINARY_COLUMNS) return row;
   let out: Record<string, unknown> | undefined;
   for (const [column, value] of Object.entries(row)) {
     if (!isBinary(column) || !isJsonBuffer(value)) continue;

@@ -32,8 +32,11 @@ export interface TableStatements {
   scan(afterKey: string | undefined, limit: number): CompiledStatement;
   /** A row as the driver returned it → the stored row (version split off, JSON-ready values). */
   toStored(raw: Record<string, unknown>): StoredRow;
-  /** PostgreSQL: the type parsers of every statement's results (pg's `types`), when not the pool's own. */
-  readonly resultTypes?: PostgresQueryConfig['types'];
+  /**
+   * PostgreSQL: the type parsers of every statement's results on a connection (pg's `types`), when not
+   * the connection's own; made from that connection's, so parsers it was given (setTypeParser) still apply.
+   */
+  readonly resultTypes?: (on: PostgresClient) => PostgresQueryConfig['types'];
 }
 
 const versionIn = (row: Record<string, unknown> | undefined) => (row === undefined ? undefined : Number(row.version ?? 0));
@@ -83,8 +86,9 @@ export function compiledSqliteOps(db: Database.Database, statements: TableStatem
 }
 
 export function compiledPostgresOps(statements: TableStatements): PostgresTableOps<PostgresClient> {
-  const types = statements.resultTypes === undefined ? {} : { types: statements.resultTypes };
-  const rows = async (on: PostgresClient, c: CompiledStatement) => (await on.query({ text: c.sql, values: [...c.parameters], ...types })).rows;
+  const { resultTypes } = statements;
+  const rows = async (on: PostgresClient, c: CompiledStatement) =>
+    (await on.query(resultTypes === undefined ? { text: c.sql, values: [...c.parameters] } : { text: c.sql, values: [...c.parameters], types: resultTypes(on) })).rows;
   return {
     columns: statements.columns,
     update: async (on, key, row, expected) => versionIn((await rows(on, statements.update(key, row, expected)))[0]),

@@ -16,7 +16,7 @@ import { identifier, resolveEntitySpec, type EntityRow, type EntitySpec, type En
 import type { StoreAdapter } from '../types.js';
 import { compiledPostgresOps, compiledSqliteOps, type TableStatements } from './compiled-table-ops.js';
 import { kyselyStatements } from './kysely-statements.js';
-import { reviveBinaryColumns } from './binary-values.js';
+import { NO_BINARY_COLUMNS, reviveBinaryColumns } from './binary-values.js';
 import { createOrmTable, type OrmTable, type UpdateOptions } from './orm-table.js';
 
 export interface KyselyTableOptions extends Omit<WriteThroughOptions, 'store' | 'namespace'> {
@@ -85,7 +85,8 @@ export async function kyselyTable<DB, TB extends keyof DB & string>(db: Kysely<D
       const names = new Set([...types].filter(([, type]) => wanted.includes(type)).map(([name]) => name));
       return (column: string) => names.has(column);
     };
-    isBinary = ofType(['bytea']);
+    const binary = new Set([...types].filter(([, type]) => type === 'bytea').map(([name]) => name));
+    isBinary = binary.size === 0 ? NO_BINARY_COLUMNS : (column: string) => binary.has(column);
     const statements = kyselyStatements(kysely, spec, columns, schema, isBinary, ofType(['json', 'jsonb']), textResults(pool, pgLib.types));
     await probe(spec, statements, (c) => checkoutWithin(pool, waitMs).then((client) => client.query({ text: c.sql, values: [...c.parameters] }).finally(() => client.release())));
     entities = await createPostgresEntityStoreWith({ pool, schema, bypassTriggers, statementTimeout: timeout }, spec, compiledPostgresOps(statements));
@@ -158,10 +159,23 @@ const TEXT_RESULT_OIDS: ReadonlySet<number> = new Set([
 
 type PgTypes = { getTypeParser(oid: number, format?: string): unknown };
 
-function textResults(pool: PostgresPool, defaults: PgTypes): PgTypes {
-  const own = (pool as { options?: { types?: PgTypes } }).options?.types ?? defaults;
+/**
+ * Per connection (made once each): those types as text, every other as the connection parses it (its
+ * own getTypeParser, so parsers set on it with setTypeParser apply), or as the pool's options say.
+ */
+function textResults(pool: PostgresPool, defaults: PgTypes): (on: PostgresClient) => PgTypes {
+  const fallback = (pool as { options?: { types?: PgTypes } }).options?.types ?? defaults;
   const asText = (value: unknown) => value;
-  return { getTypeParser: (oid, format) => (TEXT_RESULT_OIDS.has(oid) && (format === undefined || format === 'text') ? asText : own.getTypeParser(oid, format)) };
+  const made = new WeakMap<PostgresClient, PgTypes>();
+  return (on) => {
+    let types = made.get(on);
+    if (types === undefined) {
+      const own = typeof (on as Partial<PgTypes>).getTypeParser === 'function' ? (on as unknown as PgTypes) : fallback;
+      types = { getTypeParser: (oid, format) => (TEXT_RESULT_OIDS.has(oid) && (format === undefined || format === 'text') ? asText : own.getTypeParser(oid, format)) };
+      made.set(on, types);
+    }
+    return types;
+  };
 }
 
 /**

@@ -35,5 +35,9 @@ function deadlined(client: PostgresClient, ms: number): PostgresClient {
     const own = (args[0] as { query_timeout?: number } | null)?.query_timeout;
     return settleWithin(answer, own ?? ms, readTimeout);
   };
-  return { query, release, on: (event: never, listener: never) => client.on(event, listener) } as PostgresClient;
+  const wrapped = { query, release, on: (event: never, listener: never) => client.on(event, listener) } as PostgresClient;
+  // The connection's own type parsers (setTypeParser on it), for a statement that parses some types itself (kysely.ts).
+  const { getTypeParser } = client as { getTypeParser?: (oid: number, format?: string) => unknown };
+  if (typeof getTypeParser === 'function') Object.assign(wrapped, { getTypeParser: getTypeParser.bind(client) });
+  return wrapped;
 }

@@ -166,9 +166,38 @@ function resolve(options: PostgresStoreOptions): Resolved {
  * object without pg.Pool's options is used as it is.
  */
 function listenPoolBeside(pool: PostgresPool): { pool: PostgresPool; own: boolean } {
-  const options = (pool as { options?: unknown }).options;
-  if (typeof (pool as { Client?: unknown }).Client !== 'function' || typeof options !== 'object' || options === null) return { pool, own: false };
-  return { pool: quietPool(new pg.Pool({ ...(options as PgPoolConfig), max: 1, min: 0 })), own: true };
+  const { options, Client } = pool as { options?: unknown; Client?: unknown };
+  if (typeof Client !== 'function' || typeof options !== 'object' || options === null) return { pool, own: false };
+  const given = options as PgPoolConfig;
+  return {
+    pool: quietPool(
+      new pg.Pool({
+        ...given,
+        // pg-pool keeps the password (a string or a function) out of the options' own enumerable keys.
+        password: given.password,
+        // The pool's client class (a subclass, pg-native's), not only one named in its options.
+        Client: Client as PgPoolConfig['Client'],
+        max: 1,
+        min: 0,
+        // A connection that hangs does not hold close() (which waits for it) or the listener for ever.
+        connectionTimeoutMillis: given.connectionTimeoutMillis || LISTEN_CONNECT_MS,
+      }),
+    ),
+    own: true,
+  };
+}
+
+/** How long the LISTEN pool made beside a pool that sets no connection timeout waits for a connection. */
+const LISTEN_CONNECT_MS = 10_000;
+/** How long close() waits for the LISTEN pool made beside the given pool to end (a connection being opened). */
+const LISTEN_END_WAIT_MS = 2_000;
+
+/** Ends a pool, waiting at most `ms` (pg-pool's end() waits for connections still being opened). */
+async function endWithin(pool: PostgresPool, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = Promise.resolve(pool.end()).catch(() => undefined);
+  await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** An idle connection that dies emits 'error' on its pool, a new one on itself: without listeners the process would exit. */
@@ -541,7 +570,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       listener?.stop();
       listener = undefined;
       if (owned) await Promise.all([listenPool?.end(), pool.end()]);
-      else if (listenPoolOwned) await listenPool?.end();
+      else if (listenPoolOwned && listenPool !== undefined) await endWithin(listenPool, LISTEN_END_WAIT_MS);
     },
   };
 
