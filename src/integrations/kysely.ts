@@ -160,7 +160,7 @@ const TEXT_RESULT_OIDS: ReadonlySet<number> = new Set([
 type PgTypes = { getTypeParser(oid: number, format?: string): unknown };
 
 /**
- * Per connection (made once each): those types as text, every other as the connection parses it (its
+ * Per checked-out connection (made once per checkout): those types as text, every other as the connection parses it (its
  * own getTypeParser, so parsers set on it with setTypeParser apply), or as the pool's options say.
  */
 function textResults(pool: PostgresPool, defaults: PgTypes): (on: PostgresClient) => PgTypes {

@@ -56,9 +56,11 @@ export class RequestParser {
   private pendingHasLf = false;
   private partArgs: Buffer[] = [];
   /**
-   * How many of partArgs hold bytes of their own. The others are views into `buf`: copied out when
-   * `buf` is joined into a new buffer, or the old one, with the start of the argument in progress
-   * that the new one holds again, stayed alive for them (about twice the bytes `buffered` counts).
+   * How many of partArgs were looked at when `buf` was last joined into a new buffer. A view into the
+   * old one that is a small part of it is copied out then, or the old buffer, with the start of the
+   * argument in progress that the new one holds again, stayed alive for it (up to about twice the
+   * bytes `buffered` counts); a view that is most of its buffer is kept (copying 1 MiB values again
+   * doubled the parser's copying for large commands).
    */
   private partArgsCopied = 0;
   private partLeft = -1;
@@ -109,7 +111,9 @@ export class RequestParser {
       if (have < this.need) return undefined;
       if (this.waitingForLine && !this.pendingHasLf && have <= this.limits.maxInlineBytes) return undefined;
       for (; this.partArgsCopied < this.partArgs.length; this.partArgsCopied++) {
-        this.partArgs[this.partArgsCopied] = Buffer.from(this.partArgs[this.partArgsCopied]!);
+        const arg = this.partArgs[this.partArgsCopied]!;
+        // Only an argument that is a small part of its buffer: a large one keeps at most as much again alive.
+        if (arg.length * 2 < arg.buffer.byteLength) this.partArgs[this.partArgsCopied] = Buffer.from(arg);
       }
       this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.pending]);
       this.pendingHasLf = false;

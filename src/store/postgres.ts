@@ -187,9 +187,9 @@ function listenPoolBeside(pool: PostgresPool): { pool: PostgresPool; own: boolea
   };
 }
 
-/** How long the LISTEN pool made beside a pool that sets no connection timeout waits for a connection. */
+/** How long a LISTEN pool (the store's own, or one made beside a pool that sets no connection timeout) waits for a connection. */
 const LISTEN_CONNECT_MS = 10_000;
-/** How long close() waits for the LISTEN pool made beside the given pool to end (a connection being opened). */
+/** How long close() waits for the LISTEN pool to end (a connection being opened). */
 const LISTEN_END_WAIT_MS = 2_000;
 
 /** Ends a pool, waiting at most `ms` (pg-pool's end() waits for connections still being opened). */
@@ -569,7 +569,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       listeners.clear();
       listener?.stop();
       listener = undefined;
-      if (owned) await Promise.all([listenPool?.end(), pool.end()]);
+      if (owned) await Promise.all([listenPool === undefined ? undefined : endWithin(listenPool, LISTEN_END_WAIT_MS), pool.end()]);
       else if (listenPoolOwned && listenPool !== undefined) await endWithin(listenPool, LISTEN_END_WAIT_MS);
     },
   };
@@ -581,7 +581,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (listener === undefined) {
         // A pool of our own: a connection that LISTENs for ever, outside the pool that serves queries.
         if (listenPool === undefined) {
-          if (owned) listenPool = quietPool(new pg.Pool({ connectionString, max: 1 }));
+          if (owned) listenPool = quietPool(new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: LISTEN_CONNECT_MS }));
           else ({ pool: listenPool, own: listenPoolOwned } = listenPoolBeside(pool));
         }
         listener = createListener(listenPool, schema, deliver);
