@@ -6,6 +6,21 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestParser } from '../../src/resp/parser.js';
 
+/** Counts the bytes Buffer.concat copies (the parser's joins) until restore(). */
+function countCopies(): { readonly copied: number; restore(): void } {
+  const concat = Buffer.concat;
+  const counter = {
+    copied: 0,
+    restore: () => void (Buffer.concat = concat),
+  };
+  Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+    const joined = concat(list, total);
+    counter.copied += joined.length;
+    return joined;
+  }) as typeof Buffer.concat;
+  return counter;
+}
+
 describe('RESP request parser, trickled', () => {
   it('bytes copied while a command arrives in small chunks stay a small multiple of its size', () => {
     const parser = new RequestParser({ maxBulkBytes: 1024 * 1024 + 65_536, maxArgs: 4096, maxInlineBytes: 65_536 });
@@ -13,13 +28,7 @@ describe('RESP request parser, trickled', () => {
     const small = 400;
     const head = Buffer.concat([Buffer.from(`*${small + 2}\r\n$3\r\nDEL\r\n$${big.length}\r\n`), big, Buffer.from('\r\n')]);
     const tail = Buffer.from('$1\r\nx\r\n'.repeat(small));
-    const concat = Buffer.concat;
-    let copied = 0;
-    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
-      const joined = concat(list, total);
-      copied += joined.length;
-      return joined;
-    }) as typeof Buffer.concat;
+    const copying = countCopies();
     let args: Buffer[] | undefined;
     try {
       parser.push(head);
@@ -29,25 +38,19 @@ describe('RESP request parser, trickled', () => {
         args = parser.next() ?? args;
       }
     } finally {
-      Buffer.concat = concat;
+      copying.restore();
     }
     assert.equal(args?.length, small + 2);
     assert.equal(args[1]!.length, big.length);
     assert.equal(parser.buffered, 0);
     const received = head.length + tail.length;
-    assert.ok(copied <= 4 * received, `${tail.length} one-byte chunks after a ${big.length}-byte argument: ${copied} bytes copied for ${received} received`);
+    assert.ok(copying.copied <= 4 * received, `${tail.length} one-byte chunks after a ${big.length}-byte argument: ${copying.copied} bytes copied for ${received} received`);
   });
 
   it('an inline command trickled a byte at a time is not joined again per byte', () => {
     const parser = new RequestParser({ maxBulkBytes: 1024 * 1024, maxArgs: 4096, maxInlineBytes: 65_536 });
     const line = Buffer.from(`ECHO ${'x'.repeat(60_000)}\r\nPING\r\n`);
-    const concat = Buffer.concat;
-    let copied = 0;
-    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
-      const joined = concat(list, total);
-      copied += joined.length;
-      return joined;
-    }) as typeof Buffer.concat;
+    const copying = countCopies();
     const seen: string[] = [];
     try {
       for (let i = 0; i < line.length; i++) {
@@ -55,10 +58,10 @@ describe('RESP request parser, trickled', () => {
         for (let args = parser.next(); args !== undefined; args = parser.next()) seen.push(args[0]!.toString('latin1'));
       }
     } finally {
-      Buffer.concat = concat;
+      copying.restore();
     }
     assert.deepEqual(seen, ['ECHO', 'PING']);
-    assert.ok(copied <= 4 * line.length, `${line.length} one-byte chunks of inline commands: ${copied} bytes copied`);
+    assert.ok(copying.copied <= 4 * line.length, `${line.length} one-byte chunks of inline commands: ${copying.copied} bytes copied`);
   });
   it('LFs trickled into a multibulk header line are refused at once, not joined again per byte up to the inline limit', () => {
     // Found by review: after `*1\r\n$`, one-byte chunks of LF (which end no header line) were still
