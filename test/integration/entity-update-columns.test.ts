@@ -3,15 +3,20 @@
 // On SQLite and PostgreSQL, through the plain-SQL entity stores: a column changed by plain SQL after
 // the row was cached is kept (a whole-row write of the cached row would put the old value back), a
 // missing row is no insert, a stale expectedVersion and an unknown column write nothing. And TypeORM's
-// update statement sets only the changed columns of an entity class whose fields have initializers.
+// update statement sets only the changed columns of an entity class whose fields have initializers;
+// Drizzle's runs an $onUpdate that returns SQL on the columns an update leaves out.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 import { DataSource, EntitySchema } from 'typeorm';
 import { createMemoryCache } from '../../src/cache/memory.js';
 import { InvalidValueError, VersionConflictError } from '../../src/errors.js';
+import { drizzleTable } from '../../src/integrations/drizzle.js';
 import { typeormTable } from '../../src/integrations/typeorm.js';
 import { createRepository, type Repository } from '../../src/patterns/repository.js';
 import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
@@ -157,6 +162,30 @@ describe('TypeORM update of an entity class with field initializers', () => {
     } finally {
       await table.close();
       await dataSource.destroy();
+    }
+  });
+});
+
+describe('Drizzle update with an $onUpdate that returns SQL', () => {
+  it('leaves the column to the database, which runs the expression, and caches the row it read back', async () => {
+    const client = new Database(':memory:');
+    client.exec('CREATE TABLE t (id integer PRIMARY KEY, title text NOT NULL, touched integer, version integer NOT NULL DEFAULT 1)');
+    const t = sqliteTable('t', {
+      id: integer('id').primaryKey(),
+      title: text('title').notNull(),
+      touched: integer('touched').$onUpdate(() => sql`40 + 2`),
+      version: integer('version').notNull().default(1),
+    });
+    const table = await drizzleTable(drizzle(client), t, { version: t.version, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await table.insert({ id: 1, title: 'a', touched: 1 });
+      // Before, the whole cached row was written back: touched stayed 1.
+      assert.deepEqual(await table.update(1, { title: 'b' }), { id: 1, title: 'b', touched: 42, version: 2 });
+      assert.deepEqual(client.prepare('SELECT * FROM t').get(), { id: 1, title: 'b', touched: 42, version: 2 });
+      assert.deepEqual(await table.findById(1), { id: 1, title: 'b', touched: 42, version: 2 });
+    } finally {
+      await table.close();
+      client.close();
     }
   });
 });
