@@ -1404,6 +1404,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    id: 'orm-update-writes-merged-row',
+    rule: "ORM integrations: an update writes the whole cached row merged with its changes, so a column it does not change is written back in the form pg read it (a jsonb JSON null becomes an SQL NULL; a Kysely jsonb string is sent as JSON text and refused)",
+    patches: [
+      {
+        file: 'src/integrations/orm-table.ts',
+        find: '          return await repository.update(id, given as Partial<Row>, { expectedVersion });',
+        replace: '          return await save({ ...current, ...given, [idKey]: current[idKey] }, expectedVersion);',
+      },
+    ],
+  },
+  {
     id: 'drizzle-writes-generated-columns',
     rule: 'Drizzle integration: generated columns are written (null from the insert) and refused by the database, so a table with one cannot be written through Lockstep',
     patches: [{ file: 'src/integrations/drizzle-columns.ts', find: 'export const isGenerated = (column: Column): boolean => column.generated !== undefined;', replace: 'export const isGenerated = (column: Column): boolean => column.generated === column;' }],

@@ -1,5 +1,5 @@
-// The table API every ORM integration offers (Kysely, TypeORM): insert, update by id (a whole-row
-// write guarded by the version it read, retried on a concurrent change), delete, and reads by id,
+// The table API every ORM integration offers (Kysely, TypeORM): insert, update by id (a write of the
+// columns it changes, guarded by the version it read, retried on a concurrent change), delete, and reads by id,
 // over a Repository whose entity store runs the ORM's statements.
 import type { DeleteResult } from '../engine/api.js';
 import { InvalidValueError, VersionConflictError } from '../errors.js';
@@ -17,9 +17,10 @@ export interface OrmTable<Row, Insert = Partial<Row>, Changes = Partial<Row>> {
   /** INSERT a new row (VersionConflictError if the id exists); resolves with the row as stored. */
   insert(values: Insert): Promise<Row>;
   /**
-   * UPDATE the row's given columns; undefined when there is no row. The whole row is written (the
-   * cache publishes it), guarded by the version it was read at: without `expectedVersion`, a
-   * concurrent change is retried on the fresh row, a few times.
+   * UPDATE the row's given columns (only those, and the version); undefined when there is no row.
+   * Resolves with the row as the table holds it after the write, which the cache publishes. Guarded by
+   * the version it was read at: without `expectedVersion`, a concurrent change is retried on the fresh
+   * row, a few times.
    */
   update(id: EntityId, changes: Changes, options?: UpdateOptions): Promise<Row | undefined>;
   delete(id: EntityId): Promise<DeleteResult>;
@@ -29,7 +30,7 @@ export interface OrmTable<Row, Insert = Partial<Row>, Changes = Partial<Row>> {
   close(): Promise<void>;
 }
 
-/** Read-merge-write attempts of an update without an expected version before the conflict is the caller's. */
+/** Read-then-write attempts of an update without an expected version before the conflict is the caller's. */
 const UPDATE_ATTEMPTS = 5;
 
 export interface OrmTableParts<Row> {
@@ -62,11 +63,12 @@ export function createOrmTable<Row, Insert, Changes>(parts: OrmTableParts<Row>):
         const current = (await repository.findById(id)) as Record<string, unknown> | undefined;
         if (current === undefined) return undefined;
         const expectedVersion = options?.expectedVersion ?? Number(current[versionKey]);
-        const { [versionKey]: _version, ...base } = current;
-        const given = Object.entries(changes as Record<string, unknown>).filter(([, value]) => value !== undefined);
-        const merged = { ...base, ...Object.fromEntries(given), [idKey]: base[idKey] };
+        // Only the columns given are written (the others stay as the table holds them: a value read
+        // back in another form, a jsonb null or string, is never written back); the row cached is the
+        // one the table holds after the write, read back in its transaction.
+        const given = Object.fromEntries(Object.entries(changes as Record<string, unknown>).filter(([key, value]) => value !== undefined && key !== versionKey));
         try {
-          return await save(merged, expectedVersion);
+          return await repository.update(id, given as Partial<Row>, { expectedVersion });
         } catch (error) {
           const retry = error instanceof VersionConflictError && options?.expectedVersion === undefined && attempt < UPDATE_ATTEMPTS;
           if (!retry) throw error;

@@ -32,7 +32,10 @@ export function typeormStatements(dataSource: DataSource, c: TypeormColumns): Ta
   return {
     columns: new Set(c.columns.map((column) => column.databaseName)),
     update(key, row, expected) {
-      const { [c.primary.propertyName]: _id, ...values } = properties(row);
+      // Only the columns the row names (an update of some columns): an entity class's own field initializers set the others on create().
+      const entity = properties(row);
+      const values: Record<string, unknown> = {};
+      for (const column of c.columns) if (column !== c.primary && column.databaseName in row) values[column.propertyName] = column.getEntityValue(entity);
       let query = dataSource
         .createQueryBuilder()
         .update(target)

@@ -6,7 +6,7 @@
 import { InvalidValueError, PreconditionFailedError, StoreWriteError, VersionConflictError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
 import type { DeleteResult, WriteOptions } from '../engine/api.js';
-import type { EntityRow, EntitySpec } from '../store/entity/spec.js';
+import { changesValue, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
 import type { StoreAdapter } from '../types.js';
 import { type WriteThrough, type WriteThroughOptions, createWriteThrough } from '../compose/write-through.js';
 
@@ -50,6 +50,13 @@ export interface Repository<T> {
   keyOf(id: EntityId): string;
   /** INSERT or UPDATE by id; resolves with the entity as written, its version column set to the committed version. */
   save(entity: T, options?: SaveOptions): Promise<T>;
+  /**
+   * UPDATE only the given columns of the row `id` (the version bumped), never an insert; resolves with
+   * the row as the table holds it after the write (read back in its transaction: the cache publishes
+   * it), or undefined when there is no row. With `expectedVersion`, the UPDATE also requires it, and a
+   * mismatch or a missing row throws VersionConflictError with nothing written.
+   */
+  update(id: EntityId, changes: Partial<T>, options?: SaveOptions): Promise<T | undefined>;
   findById(id: EntityId): Promise<T | undefined>;
   /** In the order of `ids`, undefined where missing. One cache lookup per id; the misses share one store query. */
   findMany(ids: readonly EntityId[]): Promise<Array<T | undefined>>;
@@ -85,17 +92,22 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
         const { version, stored } = await engine.write(key, row, conditionOf(saveOptions?.expectedVersion));
         return mapper.fromRow((stored as EntityRow | undefined) ?? row, version);
       } catch (error) {
-        if (error instanceof PreconditionFailedError) {
-          const expected = saveOptions!.expectedVersion!;
-          const actual = error.currentVersion === 0 ? undefined : error.currentVersion;
-          throw new VersionConflictError(error.message, expected, actual, { key, namespace: spec.entity, cause: error });
-        }
-        // The engine reports a store failure as StoreWriteError; a version conflict or an entity the
-        // table cannot take (unknown or missing columns) is the caller's to see as such.
-        if (error instanceof StoreWriteError && (error.cause instanceof VersionConflictError || error.cause instanceof InvalidValueError)) {
-          throw error.cause;
-        }
-        throw error;
+        throw callersError(error, key, spec.entity, saveOptions?.expectedVersion);
+      }
+    },
+    async update(id, changes, updateOptions) {
+      const key = keyOf(id);
+      const expectedVersion = updateOptions?.expectedVersion;
+      try {
+        // Without an expected version, the row must exist (ifExists): an update of some columns never inserts.
+        const condition = conditionOf(expectedVersion) ?? { ifExists: true };
+        const { version, stored } = await engine.write(key, changesValue(mapper.toRow(changes as T)), condition);
+        // The entity store reads the row back (the changes alone are not the row).
+        if (stored === undefined) throw new StoreWriteError(`the store of ${spec.entity} did not read back the row it updated`, { key, namespace: spec.entity });
+        return mapper.fromRow(stored as EntityRow, version);
+      } catch (error) {
+        if (error instanceof PreconditionFailedError && expectedVersion === undefined) return undefined;
+        throw callersError(error, key, spec.entity, expectedVersion);
       }
     },
     async findById(id) {
@@ -109,6 +121,20 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
     delete: (id) => engine.delete(keyOf(id)),
     close: () => engine.close(),
   };
+}
+
+/**
+ * A failed save or update as the caller sees it: a failed precondition is a VersionConflictError; a
+ * version conflict or an entity the table cannot take (unknown or missing columns), which the engine
+ * reports as a StoreWriteError's cause, is thrown as such.
+ */
+function callersError(error: unknown, key: string, namespace: string, expectedVersion: number | undefined): unknown {
+  if (error instanceof PreconditionFailedError) {
+    const actual = error.currentVersion === 0 ? undefined : error.currentVersion;
+    return new VersionConflictError(error.message, expectedVersion!, actual, { key, namespace, cause: error });
+  }
+  if (error instanceof StoreWriteError && (error.cause instanceof VersionConflictError || error.cause instanceof InvalidValueError)) return error.cause;
+  return error;
 }
 
 /** Optimistic locking as the engine's write condition: 0 means create-only. */

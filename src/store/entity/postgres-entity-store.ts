@@ -16,11 +16,11 @@ import { warningReceiver } from '../settle-loop.js';
 import { createPostgresStore, outcomeUnknown, type PostgresClient, type PostgresPool } from '../postgres.js';
 import { inTransaction } from '../postgres-transaction.js';
 import { quoteIdentifier } from '../postgres-schema.js';
-import { checkPrecondition, expectedOf } from './precondition.js';
+import { checkPrecondition, expectedOf, refuseChangesWithoutRow } from './precondition.js';
 import { installEntityTriggers, isUniqueColumn, WRITING_SETTING, writingMark } from './postgres-entity-schema.js';
 import { createPostgresTableOps, postgresTableColumns } from './postgres-table.js';
 import { createReadBatcher } from './read-batcher.js';
-import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, identifier, notUnique, payloadOfRow, storedRow, resolveEntitySpec, writeOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 import type { PostgresTableOps } from './table-ops.js';
 
 export interface PostgresEntityStoreOptions extends EntityTableOptions {
@@ -124,7 +124,8 @@ export async function createPostgresEntityStoreWith(
   const one = async (client: PostgresClient, text: string, values: unknown[]) => (await client.query({ text, values })).rows[0];
 
   async function write(client: PostgresClient, key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean) {
-    const row = rowOfPayload(spec, table.columns, key, payload);
+    // A whole row, or (an ORM update) only the columns it changes: the others are left as the table holds them.
+    const { row, changesOnly } = writeOfPayload(spec, table.columns, key, payload);
     const expected = expectedOf(precondition);
     let version = await table.update(client, key, row, expected);
     if (version === undefined) {
@@ -132,6 +133,8 @@ export async function createPostgresEntityStoreWith(
       await one(client, sql.lock, [entity, key]);
       version = await table.update(client, key, row, expected);
     }
+    // Some columns are no row to insert: no row to change (or a guard refused) is the precondition's failure.
+    if (version === undefined && changesOnly) refuseChangesWithoutRow(precondition, await table.versionOf(client, key), entity, key);
     if (version === undefined) {
       // Nothing updated: either no row (create it, unless the caller wanted one) or a guard refused.
       if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key), entity, key);

@@ -21,3 +21,17 @@ export function checkPrecondition(precondition: StorePrecondition | undefined, a
     namespace: entity,
   });
 }
+
+/**
+ * An update of some columns (a changes payload) whose UPDATE changed no row: it never inserts, so it
+ * is refused as its precondition failing (without one, the row it needs: `present`). When the
+ * precondition holds all the same (`absent` and no row, or a row that came in after the UPDATE), it is
+ * refused too: there was no row it could change.
+ */
+export function refuseChangesWithoutRow(precondition: StorePrecondition | undefined, actual: Version | undefined, entity: string, key: string): never {
+  checkPrecondition(precondition ?? { kind: 'present' }, actual, entity, key);
+  throw new PreconditionFailedError(`${entity} ${key}: an update of some columns changed no row, the store has ${actual === undefined ? 'no row' : `version ${actual}`}`, actual ?? 0, {
+    key,
+    namespace: entity,
+  });
+}

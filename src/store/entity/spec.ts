@@ -67,8 +67,7 @@ export function resolveEntitySpec(options: EntityTableOptions): EntitySpec {
  * refused with the list of known ones, so a typo never becomes SQL; missing ones are refused too,
  * since a database default would leave the cached row different from the stored one.
  */
-export function rowOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key: string, payload: string): EntityRow {
-  const row = JSON.parse(payload) as unknown;
+function rowOfValue(spec: EntitySpec, columns: ReadonlySet<string>, key: string, row: unknown): EntityRow {
   if (typeof row !== 'object' || row === null || Array.isArray(row)) {
     throw new InvalidValueError(`an entity of ${spec.table} must be an object of its columns`, { key, namespace: spec.entity });
   }
@@ -97,6 +96,54 @@ export function rowOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key
     });
   }
   return out;
+}
+
+/** The tag of a changes payload: `["lockstep:changes", {column: value, …}]` (a row payload is an object, never an array). */
+const CHANGES_TAG = 'lockstep:changes';
+
+/**
+ * The value to write for an update of some columns of an existing row (Repository.update): encoded
+ * as JSON, it is a payload the entity store reads as "set these columns only" (writeOfPayload). The
+ * store then never inserts, and publishes the row as it holds it after the write.
+ */
+export function changesValue(changes: EntityRow): EntityRow {
+  return [CHANGES_TAG, changes] as unknown as EntityRow;
+}
+
+/** What a write payload asks for: the whole row (an insert or a whole-row update), or some columns of an existing row. */
+export interface PayloadWrite {
+  readonly row: EntityRow;
+  /** Only the columns of `row` are set, on an existing row (never an insert). */
+  readonly changesOnly: boolean;
+}
+
+/**
+ * A write payload: a changes payload (changesValue) names some columns, each a column of the table
+ * (unknown ones refused, the version column left out, an id column other than the key refused); any
+ * other payload is a whole row (rowOfValue).
+ */
+export function writeOfPayload(spec: EntitySpec, columns: ReadonlySet<string>, key: string, payload: string): PayloadWrite {
+  const parsed = JSON.parse(payload) as unknown;
+  if (!Array.isArray(parsed) || parsed.length !== 2 || parsed[0] !== CHANGES_TAG) return { row: rowOfValue(spec, columns, key, parsed), changesOnly: false };
+  const changes = parsed[1] as unknown;
+  if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+    throw new InvalidValueError(`the changes of an entity of ${spec.table} must be an object of its columns`, { key, namespace: spec.entity });
+  }
+  const row: EntityRow = {};
+  for (const [column, value] of Object.entries(changes)) {
+    if (column === spec.versionColumn) continue;
+    if (!columns.has(column)) {
+      throw new InvalidValueError(`${spec.table} has no column ${JSON.stringify(column)} (columns: ${[...columns].join(', ')})`, { key, namespace: spec.entity });
+    }
+    if (column === spec.idColumn) {
+      if (value === undefined || value === null) continue;
+      if (String(value) !== key) {
+        throw new InvalidValueError(`the entity's ${spec.idColumn} (${JSON.stringify(value)}) is not its key ${JSON.stringify(key)}`, { key, namespace: spec.entity });
+      }
+    }
+    row[column] = value;
+  }
+  return { row, changesOnly: true };
 }
 
 /** The payload a stored row is read as: the same JSON object shape a write takes. */

@@ -10,11 +10,11 @@ import { ClosedError, InvalidOptionError, StoreReadError, StoreWriteError } from
 import type { StoreDeleteResult, StoredValue, StorePrecondition, StoreWriteOptions, StoreWriteResult } from '../../types.js';
 import { whenOutsideTransaction } from '../sqlite-outside-transaction.js';
 import { createSqliteStore, type SqliteSynchronous } from '../sqlite.js';
-import { checkPrecondition, expectedOf } from './precondition.js';
+import { checkPrecondition, expectedOf, refuseChangesWithoutRow } from './precondition.js';
 import { createReadBatcher } from './read-batcher.js';
 import { ENTITY_TABLES_SQL, installEntityTriggers, isUniqueColumn, tableColumns, WRITING_TABLE } from './sqlite-entity-schema.js';
 import { createSqliteTableOps } from './sqlite-table.js';
-import { checkNamespace, checkSpelling, notUnique, payloadOfRow, storedRow, resolveEntitySpec, rowOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
+import { checkNamespace, checkSpelling, notUnique, payloadOfRow, storedRow, resolveEntitySpec, writeOfPayload, type EntitySpec, type EntityStore, type EntityTableOptions } from './spec.js';
 
 export type { EntityStore };
 import type { SqliteTableOps } from './table-ops.js';
@@ -96,8 +96,11 @@ export function createSqliteEntityStoreWith(
   const storedPayload = (key: string): string => payloadOfRow(spec, storedRow(spec, key, table.selectMany([key])[0]).row);
   const writeTx = db.transaction((key: string, payload: string, precondition: StorePrecondition | undefined, journal: boolean): StoreWriteResult =>
     marked(key, () => {
-      const row = rowOfPayload(spec, table.columns, key, payload);
+      // A whole row, or (an ORM update) only the columns it changes: the others are left as the table holds them.
+      const { row, changesOnly } = writeOfPayload(spec, table.columns, key, payload);
       let version = table.update(key, row, expectedOf(precondition));
+      // Some columns are no row to insert: no row to change (or a guard refused) is the precondition's failure.
+      if (version === undefined && changesOnly) refuseChangesWithoutRow(precondition, table.versionOf(key), entity, key);
       if (version === undefined) {
         // Nothing updated: either no row (create it, unless the caller wanted one) or a guard refused.
         if (precondition !== undefined) checkPrecondition(precondition, table.versionOf(key), entity, key);

@@ -1,5 +1,6 @@
 // The plain-SQL statements of an entity table on better-sqlite3 (the repository's table ops).
-// Statements are prepared once per set of columns written.
+// Statements are prepared once per set of columns written (an update of some columns writes a set of
+// its own: at most PREPARED_LIMIT are kept).
 import type Database from 'better-sqlite3';
 import { InvalidOptionError } from '../../errors.js';
 import { tableColumns } from './sqlite-entity-schema.js';
@@ -7,6 +8,9 @@ import type { EntityRow, EntitySpec } from './spec.js';
 import type { SqliteTableOps, StoredRow } from './table-ops.js';
 
 const q = (name: string) => `"${name}"`;
+
+/** Prepared statements kept, by column set; past it they are prepared again (a bounded map, whatever sets of columns updates name). */
+const PREPARED_LIMIT = 256;
 
 export function createSqliteTableOps(db: Database.Database, spec: EntitySpec): SqliteTableOps {
   const all = tableColumns(db, spec.table);
@@ -25,7 +29,10 @@ export function createSqliteTableOps(db: Database.Database, spec: EntitySpec): S
   const cached = new Map<string, Database.Statement>();
   const once = (key: string, sql: () => string) => {
     let statement = cached.get(key);
-    if (statement === undefined) cached.set(key, (statement = prepare(sql())));
+    if (statement === undefined) {
+      if (cached.size >= PREPARED_LIMIT) cached.clear();
+      cached.set(key, (statement = prepare(sql())));
+    }
     return statement;
   };
   const toStored = (raw: Record<string, unknown>): StoredRow => {
