@@ -1409,8 +1409,8 @@ export const MUTANTS: readonly Mutant[] = [
     patches: [
       {
         file: 'src/integrations/orm-table.ts',
-        find: '          return await repository.update(id, given as Partial<Row>, { expectedVersion });',
-        replace: '          return await save({ ...current, ...given, [idKey]: current[idKey] }, expectedVersion);',
+        find: '      return repository.update(id, given as Partial<Row>, options?.expectedVersion === undefined ? undefined : { expectedVersion: options.expectedVersion });',
+        replace: '      const current = (await repository.findById(id)) as Record<string, unknown> | undefined;\n      if (current === undefined) return undefined;\n      return save({ ...current, ...given, [idKey]: current[idKey] }, options?.expectedVersion ?? Number(current[versionKey]));',
       },
     ],
   },
@@ -1787,5 +1787,10 @@ export const MUTANTS: readonly Mutant[] = [
     id: 'kysely-ignores-connection-type-parsers',
     rule: "Kysely on PostgreSQL: types not kept as text are parsed by the pool's option or pg's global parsers, not the connection's own (setTypeParser): a row read through Lockstep differs from Kysely's own select",
     patches: [{ file: 'src/integrations/kysely.ts', find: "const own = typeof (on as Partial<PgTypes>).getTypeParser === 'function' ? (on as unknown as PgTypes) : fallback;", replace: 'const own = fallback;' }],
+  },
+  {
+    id: 'repository-update-any-store',
+    rule: "Repository.update runs over a store that does not declare it updates columns: a store (or wrapper) that writes the changes payload as it is leaves it cached as the row",
+    patches: [{ file: 'src/patterns/repository.ts', find: '      if (options.entities.updatesColumns !== true) {', replace: '      if (options.entities.updatesColumns === false) {' }],
   },
 ];

@@ -1,8 +1,8 @@
 // The table API every ORM integration offers (Kysely, TypeORM): insert, update by id (a write of the
-// columns it changes, guarded by the version it read, retried on a concurrent change), delete, and reads by id,
+// columns it changes, guarded by the caller's version if given), delete, and reads by id,
 // over a Repository whose entity store runs the ORM's statements.
 import type { DeleteResult } from '../engine/api.js';
-import { InvalidValueError, VersionConflictError } from '../errors.js';
+import { InvalidValueError } from '../errors.js';
 import type { EntityId, Repository } from '../patterns/repository.js';
 import type { EntityStore } from '../store/entity/spec.js';
 
@@ -30,8 +30,6 @@ export interface OrmTable<Row, Insert = Partial<Row>, Changes = Partial<Row>> {
   close(): Promise<void>;
 }
 
-/** Read-then-write attempts of an update without an expected version before the conflict is the caller's. */
-const UPDATE_ATTEMPTS = 5;
 
 export interface OrmTableParts<Row> {
   readonly repository: Repository<Row>;
@@ -59,21 +57,13 @@ export function createOrmTable<Row, Insert, Changes>(parts: OrmTableParts<Row>):
           { key: String(id) },
         );
       }
-      for (let attempt = 1; ; attempt++) {
-        const current = (await repository.findById(id)) as Record<string, unknown> | undefined;
-        if (current === undefined) return undefined;
-        const expectedVersion = options?.expectedVersion ?? Number(current[versionKey]);
-        // Only the columns given are written (the others stay as the table holds them: a value read
-        // back in another form, a jsonb null or string, is never written back); the row cached is the
-        // one the table holds after the write, read back in its transaction.
-        const given = Object.fromEntries(Object.entries(changes as Record<string, unknown>).filter(([key, value]) => value !== undefined && key !== versionKey));
-        try {
-          return await repository.update(id, given as Partial<Row>, { expectedVersion });
-        } catch (error) {
-          const retry = error instanceof VersionConflictError && options?.expectedVersion === undefined && attempt < UPDATE_ATTEMPTS;
-          if (!retry) throw error;
-        }
-      }
+      // Only the columns given are written (the others stay as the table holds them: a value read back
+      // in another form, a jsonb null or string, is never written back); the row cached is the one the
+      // table holds after the write, read back in its transaction. Without the caller's version there
+      // is nothing to guard: the UPDATE needs the row to exist, no more (guarded by the version read
+      // first, concurrent updates of other columns conflicted and ran out of retries).
+      const given = Object.fromEntries(Object.entries(changes as Record<string, unknown>).filter(([key, value]) => value !== undefined && key !== versionKey));
+      return repository.update(id, given as Partial<Row>, options?.expectedVersion === undefined ? undefined : { expectedVersion: options.expectedVersion });
     },
     delete: (id) => repository.delete(id),
     findById: (id) => repository.findById(id),

@@ -3,7 +3,7 @@
 // namespace is the entity name, so cache keys are `<entity>:<id>`, and it has its own TTL) over an
 // entity store (createSqliteEntityStore / createPostgresEntityStore), which keeps versions in the
 // table's own optimistic-lock column.
-import { InvalidValueError, PreconditionFailedError, StoreWriteError, VersionConflictError } from '../errors.js';
+import { InvalidOptionError, InvalidValueError, PreconditionFailedError, StoreWriteError, VersionConflictError } from '../errors.js';
 import { cacheKeyOf } from '../keys.js';
 import type { DeleteResult, WriteOptions } from '../engine/api.js';
 import { changesValue, type EntityRow, type EntitySpec } from '../store/entity/spec.js';
@@ -13,6 +13,12 @@ import { type WriteThrough, type WriteThroughOptions, createWriteThrough } from 
 /** What a repository needs of an entity store: a StoreAdapter that knows its table. */
 export interface EntityStoreLike extends StoreAdapter {
   readonly spec: EntitySpec;
+  /**
+   * Whether it takes a changes payload (Repository.update) and returns the row it read back, as
+   * Lockstep's entity stores do. Without it, update() is refused before anything is written: a store
+   * that wrote the payload as it is would leave it cached as the row.
+   */
+  readonly updatesColumns?: boolean;
 }
 
 export type EntityId = string | number;
@@ -97,6 +103,9 @@ export function createRepository<T = Record<string, unknown>>(options: Repositor
     },
     async update(id, changes, updateOptions) {
       const key = keyOf(id);
+      if (options.entities.updatesColumns !== true) {
+        throw new InvalidOptionError(`update() needs an entity store that updates some columns and reads the row back (${options.entities.name} does not); use save()`);
+      }
       const expectedVersion = updateOptions?.expectedVersion;
       try {
         // Without an expected version, the row must exist (ifExists): an update of some columns never inserts.

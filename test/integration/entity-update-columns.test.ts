@@ -18,6 +18,8 @@ import { createMemoryCache } from '../../src/cache/memory.js';
 import { InvalidValueError, VersionConflictError } from '../../src/errors.js';
 import { drizzleTable } from '../../src/integrations/drizzle.js';
 import { typeormTable } from '../../src/integrations/typeorm.js';
+import { Kysely, SqliteDialect } from 'kysely';
+import { kyselyTable } from '../../src/integrations/kysely.js';
 import { createRepository, type Repository } from '../../src/patterns/repository.js';
 import { createPostgresEntityStore } from '../../src/store/entity/postgres-entity-store.js';
 import { createSqliteEntityStore } from '../../src/store/entity/sqlite-entity-store.js';
@@ -33,6 +35,7 @@ interface Note {
 
 interface Backend {
   repository: Repository<Note>;
+  entities: EntityStore;
   /** Plain SQL, outside Lockstep (versioned by the triggers; no drainer runs). */
   setBody(id: number, body: string): Promise<void>;
   row(id: number): Promise<{ title: string; body: string; version: number } | undefined>;
@@ -51,6 +54,7 @@ const backends: Array<[string, () => Promise<Backend>, { skip: string | false }]
       const repository = createRepository<Note>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
       return {
         repository,
+        entities,
         setBody: async (id, body) => void db.prepare('UPDATE notes SET body = ? WHERE id = ?').run(body, id),
         row: async (id) => db.prepare('SELECT title, body, version FROM notes WHERE id = ?').get(id) as never,
         async close() {
@@ -73,6 +77,7 @@ const backends: Array<[string, () => Promise<Backend>, { skip: string | false }]
       const repository = createRepository<Note>({ entities, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
       return {
         repository,
+        entities,
         setBody: async (id, body) => void (await pool.query(`UPDATE ${schema}.notes SET body = $1 WHERE id = $2`, [body, id])),
         row: async (id) => (await pool.query(`SELECT title, body, version FROM ${schema}.notes WHERE id = $1`, [id])).rows[0],
         async close() {
@@ -134,6 +139,21 @@ for (const [name, open, skip] of backends) {
       assert.equal(await b.row(2), undefined);
       assert.deepEqual(await b.repository.update(1, { body: 'y' }, { expectedVersion: 2 }), { id: 1, title: 'b', body: 'y', version: 3 });
     });
+
+    it('is refused, with nothing written, over a store that does not update columns (it would cache the changes as the row)', async () => {
+      // Found by review: a store (or wrapper) that wrote the changes payload as it is left it cached.
+      const b = await backend();
+      await b.repository.save({ id: 3, title: 'a', body: 'x' });
+      // The same store, seen without the flag (a store of another kind; its prototype answers every call).
+      const unflagged = Object.assign(Object.create(b.entities) as EntityStore, { updatesColumns: undefined });
+      const plain = createRepository<Note>({ entities: unflagged, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+      try {
+        await assert.rejects(plain.update(3, { title: 'b' }), /update\(\) needs an entity store that updates some columns/);
+      } finally {
+        await plain.close();
+      }
+      assert.deepEqual(await b.row(3), { title: 'a', body: 'x', version: 1 });
+    });
   });
 }
 
@@ -189,3 +209,25 @@ describe('Drizzle update with an $onUpdate that returns SQL', () => {
     }
   });
 });
+
+describe('an ORM update without an expected version, racing others', () => {
+  it('20 concurrent Kysely updates of other columns of one row all land, none lost (SQLite)', async () => {
+    // Found by review: guarded by the version it read first, 5–10 of 20 such updates ran out of
+    // retries (VersionConflictError), though each writes only its own column.
+    const database = new Database(':memory:');
+    database.exec('CREATE TABLE notes (id integer PRIMARY KEY, title text NOT NULL, body text NOT NULL, version integer NOT NULL DEFAULT 1)');
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database }) });
+    const table = await kyselyTable(db, 'notes', { database, cache: createMemoryCache({ maxEntries: 10 }), journal: false });
+    try {
+      await table.insert({ id: 1, title: 't0', body: 'b0' });
+      await table.findById(1); // cached: every update below would read version 1
+      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => table.update(1, i % 2 === 0 ? { title: `t${i}` } : { body: `b${i}` })));
+      assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), []);
+      assert.equal((database.prepare('SELECT version FROM notes WHERE id = 1').get() as { version: number }).version, 21);
+    } finally {
+      await table.close();
+      await db.destroy();
+    }
+  });
+});
+

@@ -188,6 +188,7 @@ export async function createPostgresEntityStoreWith(
   const store: PostgresEntityStore = {
     name: `postgres-entity(${spec.table})`,
     spec,
+    updatesColumns: true,
     schema,
     get readBatches() {
       return batcher.batches;

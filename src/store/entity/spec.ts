@@ -32,6 +32,8 @@ export interface EntitySpec {
 /** A StoreAdapter over one entity table. */
 export interface EntityStore extends StoreAdapter {
   readonly spec: EntitySpec;
+  /** It takes a changes payload (changesValue): sets those columns only, and returns the row it read back as the write's payload. */
+  readonly updatesColumns: true;
   /** Batched read queries issued so far (concurrent misses share one). */
   readonly readBatches: number;
 }

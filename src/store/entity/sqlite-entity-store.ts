@@ -156,6 +156,7 @@ export function createSqliteEntityStoreWith(
   return {
     name: `sqlite-entity(${spec.table})`,
     spec,
+    updatesColumns: true,
     get readBatches() {
       return batcher.batches;
     },
