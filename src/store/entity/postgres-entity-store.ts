@@ -128,13 +128,14 @@ export async function createPostgresEntityStoreWith(
     const { row, changesOnly } = writeOfPayload(spec, table.columns, key, payload);
     const expected = expectedOf(precondition);
     let version = await table.update(client, key, row, expected);
+    // Some columns are no row to insert: no row to change (or a guard refused) is the precondition's
+    // failure, at once (the id's lock below is for writes that may create it).
+    if (version === undefined && changesOnly) refuseChangesWithoutRow(precondition, await table.versionOf(client, key), entity, key);
     if (version === undefined) {
       // No row: hold the id (creators and deleters of a missing row queue here), then look again.
       await one(client, sql.lock, [entity, key]);
       version = await table.update(client, key, row, expected);
     }
-    // Some columns are no row to insert: no row to change (or a guard refused) is the precondition's failure.
-    if (version === undefined && changesOnly) refuseChangesWithoutRow(precondition, await table.versionOf(client, key), entity, key);
     if (version === undefined) {
       // Nothing updated: either no row (create it, unless the caller wanted one) or a guard refused.
       if (precondition !== undefined) checkPrecondition(precondition, await table.versionOf(client, key), entity, key);
